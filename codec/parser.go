@@ -1,0 +1,406 @@
+// Package codec implements the NATS client protocol: a resumable parser for
+// what clients send and encoders for what the server sends back.
+//
+// The package is a pure, single-threaded core: it starts no goroutines, takes
+// no locks and imports nothing from the rest of evnats, so it can be fuzzed and
+// benchmarked on its own.
+package codec
+
+import (
+	"bytes"
+	"errors"
+)
+
+// Default limits, matching nats-server.
+const (
+	DefaultMaxControlLine = 4096
+	DefaultMaxPayload     = 1 << 20
+	maxArgs               = 4
+)
+
+// Handler receives the operations the parser decodes. Every byte slice passed
+// to a Handler is valid only until the call returns: it may point into the
+// caller's read buffer or into the parser's scratch space. A Handler that
+// returns an error stops the parse; the error is handed back from Parse.
+type Handler interface {
+	ProcessConnect(arg []byte) error
+	// ProcessPub is called for PUB and HPUB. hdrLen is -1 for PUB; for HPUB,
+	// msg[:hdrLen] holds the headers and msg[hdrLen:] the payload.
+	ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
+	ProcessSub(subject, queue, sid []byte) error
+	ProcessUnsub(sid []byte, max int) error
+	ProcessPing() error
+	ProcessPong() error
+}
+
+// ProtocolError is a client protocol violation. Its text is what the server
+// sends in -ERR before closing the connection.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return e.Msg }
+
+// IsProtocolError reports whether err is a protocol violation from the parser.
+func IsProtocolError(err error) bool {
+	var pe *ProtocolError
+	return errors.As(err, &pe)
+}
+
+func protoErr(msg string) error { return &ProtocolError{Msg: msg} }
+
+// Sentinel protocol errors; their text matches nats-server's -ERR strings where
+// nats-server has one, and names the problem where it closes silently.
+var (
+	ErrUnknownOp      = protoErr("Unknown Protocol Operation")
+	ErrMaxControlLine = protoErr("Maximum Control Line Exceeded")
+	ErrMaxPayload     = protoErr("Maximum Payload Violation")
+	ErrBadPayloadEnd  = protoErr("Message Payload Size Mismatch: expected CRLF after payload")
+)
+
+type state uint8
+
+const (
+	stateControl state = iota // reading a control line up to '\n'
+	statePayload              // reading PUB/HPUB payload plus CRLF
+)
+
+// Parser is a resumable decoder of the client protocol. Feed it bytes in any
+// split with Parse; it keeps partial control lines and payloads in its own
+// scratch buffers. Owned by the goroutine that reads the connection (its event
+// loop, or its reader goroutine); not safe for concurrent use.
+type Parser struct {
+	// MaxControlLine and MaxPayload bound what a client may send.
+	MaxControlLine int
+	MaxPayload     int
+
+	h     Handler
+	state state
+
+	pending []byte // partial control line carried across reads
+	args    [maxArgs][]byte
+
+	// A PUB/HPUB whose payload spans reads: its arguments are copied into
+	// argBuf and the payload accumulates in msg.
+	argBuf  []byte
+	subject []byte
+	reply   []byte
+	hdrLen  int
+	size    int
+	msg     []byte
+}
+
+// NewParser returns a parser that reports to h with nats-server's default limits.
+func NewParser(h Handler) *Parser {
+	p := &Parser{}
+	p.Reset(h)
+	return p
+}
+
+// Reset prepares p for a new connection reporting to h, keeping its buffers.
+func (p *Parser) Reset(h Handler) {
+	p.h = h
+	p.state = stateControl
+	p.pending = p.pending[:0]
+	p.msg = p.msg[:0]
+	if p.MaxControlLine == 0 {
+		p.MaxControlLine = DefaultMaxControlLine
+	}
+	if p.MaxPayload == 0 {
+		p.MaxPayload = DefaultMaxPayload
+	}
+}
+
+// Buffered reports how many bytes of an unfinished operation p holds.
+func (p *Parser) Buffered() int { return len(p.pending) + len(p.msg) }
+
+// Parse consumes buf entirely, calling the handler for each complete
+// operation. buf is not retained after Parse returns. After an error the
+// parser must not be used again: the connection is to be closed.
+func (p *Parser) Parse(buf []byte) error {
+	for len(buf) > 0 {
+		if p.state == statePayload {
+			need := p.size + 2 - len(p.msg)
+			if len(buf) < need {
+				p.msg = append(p.msg, buf...)
+				return nil
+			}
+			p.msg = append(p.msg, buf[:need]...)
+			buf = buf[need:]
+			if err := p.finishPub(p.subject, p.reply, p.msg); err != nil {
+				return err
+			}
+			p.msg = p.msg[:0]
+			p.state = stateControl
+			continue
+		}
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			if len(p.pending) == 0 && !canStartOp(buf[0]) {
+				return ErrUnknownOp // junk: say so now rather than wait for a newline
+			}
+			if len(p.pending)+len(buf) > p.MaxControlLine+2 {
+				return ErrMaxControlLine
+			}
+			p.pending = append(p.pending, buf...)
+			return nil
+		}
+		line := buf[:i]
+		buf = buf[i+1:]
+		if len(p.pending) > 0 {
+			p.pending = append(p.pending, line...)
+			line = p.pending
+		}
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if len(line) > p.MaxControlLine {
+			return ErrMaxControlLine
+		}
+		var err error
+		buf, err = p.control(line, buf)
+		p.pending = p.pending[:0]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// control dispatches one control line; for PUB/HPUB it takes the payload
+// from rest when it is all there and returns what follows it.
+func (p *Parser) control(line, rest []byte) ([]byte, error) {
+	op, argLine := splitOp(line)
+	switch len(op) {
+	case 3:
+		if eqFold3(op, 'P', 'U', 'B') {
+			return p.pub(argLine, rest, false)
+		}
+		if eqFold3(op, 'S', 'U', 'B') {
+			return rest, p.sub(argLine)
+		}
+	case 4:
+		switch {
+		case eqFold(op, "HPUB"):
+			return p.pub(argLine, rest, true)
+		case eqFold(op, "PING"):
+			if len(argLine) > 0 {
+				return rest, protoErr("Unknown Protocol Operation: PING takes no arguments")
+			}
+			return rest, p.h.ProcessPing()
+		case eqFold(op, "PONG"):
+			if len(argLine) > 0 {
+				return rest, protoErr("Unknown Protocol Operation: PONG takes no arguments")
+			}
+			return rest, p.h.ProcessPong()
+		}
+	case 5:
+		if eqFold(op, "UNSUB") {
+			return rest, p.unsub(argLine)
+		}
+	case 7:
+		if eqFold(op, "CONNECT") {
+			if len(argLine) == 0 {
+				return rest, protoErr("Invalid CONNECT: missing JSON options")
+			}
+			return rest, p.h.ProcessConnect(argLine)
+		}
+	}
+	if len(line) == 0 {
+		return rest, nil // an empty line is harmless; nats-server ignores it too
+	}
+	return rest, ErrUnknownOp
+}
+
+func (p *Parser) pub(argLine, rest []byte, headers bool) ([]byte, error) {
+	n := splitArgs(argLine, &p.args)
+	var subject, reply, hdrArg, sizeArg []byte
+	op := "PUB"
+	if headers {
+		op = "HPUB"
+		switch n {
+		case 3:
+			subject, hdrArg, sizeArg = p.args[0], p.args[1], p.args[2]
+		case 4:
+			subject, reply, hdrArg, sizeArg = p.args[0], p.args[1], p.args[2], p.args[3]
+		default:
+			return rest, protoErr("Invalid HPUB Arguments: want <subject> [reply] <header size> <total size>")
+		}
+	} else {
+		switch n {
+		case 2:
+			subject, sizeArg = p.args[0], p.args[1]
+		case 3:
+			subject, reply, sizeArg = p.args[0], p.args[1], p.args[2]
+		default:
+			return rest, protoErr("Invalid PUB Arguments: want <subject> [reply] <size>")
+		}
+	}
+	size := ParseSize(sizeArg)
+	if size < 0 {
+		return rest, protoErr("Invalid " + op + " Size: " + quoteArg(sizeArg))
+	}
+	hdrLen := -1
+	if headers {
+		hdrLen = ParseSize(hdrArg)
+		if hdrLen < 0 || hdrLen > size {
+			return rest, protoErr("Invalid HPUB Header Size: " + quoteArg(hdrArg))
+		}
+	}
+	if size > p.MaxPayload {
+		return rest, ErrMaxPayload
+	}
+	p.hdrLen, p.size = hdrLen, size
+	if len(rest) >= size+2 {
+		if err := p.finishPub(subject, reply, rest[:size+2]); err != nil {
+			return rest, err
+		}
+		return rest[size+2:], nil
+	}
+	// The payload spans reads: keep copies of the arguments, which point
+	// into memory that is gone by the next Parse call.
+	p.argBuf = append(p.argBuf[:0], subject...)
+	p.argBuf = append(p.argBuf, reply...)
+	p.subject = p.argBuf[:len(subject)]
+	p.reply = p.argBuf[len(subject):]
+	if len(reply) == 0 {
+		p.reply = nil
+	}
+	p.msg = append(p.msg[:0], rest...)
+	p.state = statePayload
+	return nil, nil
+}
+
+// finishPub checks the CRLF that ends a payload and reports the message.
+func (p *Parser) finishPub(subject, reply, msgCRLF []byte) error {
+	n := len(msgCRLF) - 2
+	if msgCRLF[n] != '\r' || msgCRLF[n+1] != '\n' {
+		return ErrBadPayloadEnd
+	}
+	return p.h.ProcessPub(subject, reply, p.hdrLen, msgCRLF[:n])
+}
+
+func (p *Parser) sub(argLine []byte) error {
+	switch splitArgs(argLine, &p.args) {
+	case 2:
+		return p.h.ProcessSub(p.args[0], nil, p.args[1])
+	case 3:
+		return p.h.ProcessSub(p.args[0], p.args[1], p.args[2])
+	}
+	return protoErr("Invalid SUB Arguments: want <subject> [queue group] <sid>")
+}
+
+func (p *Parser) unsub(argLine []byte) error {
+	switch splitArgs(argLine, &p.args) {
+	case 1:
+		return p.h.ProcessUnsub(p.args[0], 0)
+	case 2:
+		max := ParseSize(p.args[1])
+		if max < 0 {
+			return protoErr("Invalid UNSUB Max: " + quoteArg(p.args[1]))
+		}
+		return p.h.ProcessUnsub(p.args[0], max)
+	}
+	return protoErr("Invalid UNSUB Arguments: want <sid> [max msgs]")
+}
+
+// splitOp splits a control line into its operation and the rest, trimmed.
+func splitOp(line []byte) (op, rest []byte) {
+	i := 0
+	for i < len(line) && !isSpace(line[i]) {
+		i++
+	}
+	op = line[:i]
+	for i < len(line) && isSpace(line[i]) {
+		i++
+	}
+	return op, line[i:]
+}
+
+// splitArgs splits on runs of spaces and tabs into args and returns how many
+// it found; a count above maxArgs means too many.
+func splitArgs(line []byte, args *[maxArgs][]byte) int {
+	n := 0
+	start := -1
+	for i, b := range line {
+		if isSpace(b) {
+			if start >= 0 {
+				if n == maxArgs {
+					return n + 1
+				}
+				args[n] = line[start:i]
+				n++
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		if n == maxArgs {
+			return n + 1
+		}
+		args[n] = line[start:]
+		n++
+	}
+	return n
+}
+
+// canStartOp reports whether b may begin a client operation.
+func canStartOp(b byte) bool {
+	switch b &^ 0x20 {
+	case 'C', 'P', 'H', 'S', 'U':
+		return true
+	}
+	return b == '\r'
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' }
+
+// ParseSize parses a non-negative decimal integer; it returns -1 for anything
+// else, including values that would overflow.
+func ParseSize(b []byte) int {
+	if len(b) == 0 || len(b) > 10 {
+		return -1
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func eqFold3(op []byte, a, b, c byte) bool {
+	return op[0]&^0x20 == a && op[1]&^0x20 == b && op[2]&^0x20 == c
+}
+
+// eqFold compares op to an upper-case ASCII word, ignoring case.
+func eqFold(op []byte, word string) bool {
+	if len(op) != len(word) {
+		return false
+	}
+	for i := range op {
+		if op[i]&^0x20 != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteArg renders a bad argument for an error message, bounded and printable.
+func quoteArg(b []byte) string {
+	const max = 32
+	if len(b) > max {
+		b = b[:max]
+	}
+	out := make([]byte, 0, len(b)+2)
+	out = append(out, '"')
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '\'' {
+			c = '?'
+		}
+		out = append(out, c)
+	}
+	return string(append(out, '"'))
+}

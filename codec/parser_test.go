@@ -1,0 +1,189 @@
+package codec
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// recorder writes every operation it receives as one canonical line.
+type recorder struct{ ops []string }
+
+func (r *recorder) ProcessConnect(arg []byte) error {
+	r.ops = append(r.ops, "CONNECT "+string(arg))
+	return nil
+}
+func (r *recorder) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error {
+	r.ops = append(r.ops, fmt.Sprintf("PUB %s|%s|%d|%q", subject, reply, hdrLen, msg))
+	return nil
+}
+func (r *recorder) ProcessSub(subject, queue, sid []byte) error {
+	r.ops = append(r.ops, fmt.Sprintf("SUB %s|%s|%s", subject, queue, sid))
+	return nil
+}
+func (r *recorder) ProcessUnsub(sid []byte, max int) error {
+	r.ops = append(r.ops, fmt.Sprintf("UNSUB %s|%d", sid, max))
+	return nil
+}
+func (r *recorder) ProcessPing() error { r.ops = append(r.ops, "PING"); return nil }
+func (r *recorder) ProcessPong() error { r.ops = append(r.ops, "PONG"); return nil }
+
+const stream = "CONNECT {\"verbose\":false}\r\n" +
+	"pub foo 5\r\nhello\r\n" +
+	"PUB foo.bar  _INBOX.1\t3\r\nabc\r\n" +
+	"HPUB h 12 14\r\nNATS/1.0\r\n\r\nhi\r\n" +
+	"HPUB h r 12 12\r\nNATS/1.0\r\n\r\n\r\n" +
+	"SUB foo 1\r\nsub foo q 2\r\nUNSUB 1\r\nunsub 2 10\r\n" +
+	"PING\r\nPONG\r\nPUB empty 0\r\n\r\n"
+
+var want = []string{
+	`CONNECT {"verbose":false}`,
+	`PUB foo||-1|"hello"`,
+	`PUB foo.bar|_INBOX.1|-1|"abc"`,
+	`PUB h||12|"NATS/1.0\r\n\r\nhi"`,
+	`PUB h|r|12|"NATS/1.0\r\n\r\n"`,
+	`SUB foo||1`, `SUB foo|q|2`, `UNSUB 1|0`, `UNSUB 2|10`,
+	`PING`, `PONG`, `PUB empty||-1|""`,
+}
+
+func TestParseWhole(t *testing.T) {
+	r := &recorder{}
+	if err := NewParser(r).Parse([]byte(stream)); err != nil {
+		t.Fatal(err)
+	}
+	assertOps(t, r.ops, want)
+}
+
+// TestParseEverySplit feeds the stream in two and three pieces at every offset:
+// a resumable parser must give the same operations however reads fall.
+func TestParseEverySplit(t *testing.T) {
+	b := []byte(stream)
+	for i := 0; i <= len(b); i++ {
+		for j := i; j <= len(b); j += 7 {
+			r := &recorder{}
+			p := NewParser(r)
+			for _, part := range [][]byte{b[:i], b[i:j], b[j:]} {
+				if err := p.Parse(part); err != nil {
+					t.Fatalf("split %d/%d: %v", i, j, err)
+				}
+			}
+			assertOps(t, r.ops, want)
+		}
+	}
+}
+
+func TestParseByteAtATime(t *testing.T) {
+	r := &recorder{}
+	p := NewParser(r)
+	for i := 0; i < len(stream); i++ {
+		if err := p.Parse([]byte{stream[i]}); err != nil {
+			t.Fatalf("byte %d: %v", i, err)
+		}
+	}
+	assertOps(t, r.ops, want)
+}
+
+func TestParseErrors(t *testing.T) {
+	long := "PUB " + strings.Repeat("a", 5000) + " 1\r\n"
+	cases := []struct{ in, err string }{
+		{"FOO bar\r\n", "Unknown Protocol Operation"},
+		{"\x00\x01\x02junk", "Unknown Protocol Operation"},
+		{long, "Maximum Control Line Exceeded"},
+		{strings.Repeat("P", 5000), "Maximum Control Line Exceeded"},
+		{"PUB foo 2000000\r\n", "Maximum Payload Violation"},
+		{"PUB foo x\r\n", `Invalid PUB Size: "x"`},
+		{"PUB foo -1\r\n", `Invalid PUB Size: "-1"`},
+		{"PUB foo 99999999999\r\n", `Invalid PUB Size`},
+		{"PUB foo\r\n", "Invalid PUB Arguments"},
+		{"PUB a b c d e\r\n", "Invalid PUB Arguments"},
+		{"PUB foo 2\r\nabcdef\r\n", "Message Payload Size Mismatch"},
+		{"HPUB foo 10 5\r\n", "Invalid HPUB Header Size"},
+		{"HPUB foo 5\r\n", "Invalid HPUB Arguments"},
+		{"SUB foo\r\n", "Invalid SUB Arguments"},
+		{"SUB a b c d\r\n", "Invalid SUB Arguments"},
+		{"UNSUB\r\n", "Invalid UNSUB Arguments"},
+		{"UNSUB 1 x\r\n", `Invalid UNSUB Max: "x"`},
+		{"CONNECT\r\n", "Invalid CONNECT"},
+		{"PING x\r\n", "PING takes no arguments"},
+	}
+	for _, c := range cases {
+		err := NewParser(&recorder{}).Parse([]byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.err) || !IsProtocolError(err) {
+			t.Errorf("%q: got %v, want error containing %q", c.in, err, c.err)
+		}
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	p := NewParser(&recorder{})
+	p.MaxPayload = 10
+	if err := p.Parse([]byte("PUB a 11\r\n")); err != ErrMaxPayload {
+		t.Fatalf("got %v", err)
+	}
+	p = NewParser(&recorder{})
+	p.MaxControlLine = 16
+	if err := p.Parse([]byte("SUB aaaaaaaaaaaaaaaaaaaaaa 1\r\n")); err != ErrMaxControlLine {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func assertOps(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("ops differ\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) ProcessConnect([]byte) error                { return nil }
+func (nopHandler) ProcessPub([]byte, []byte, int, []byte) error { return nil }
+func (nopHandler) ProcessSub([]byte, []byte, []byte) error      { return nil }
+func (nopHandler) ProcessUnsub([]byte, int) error               { return nil }
+func (nopHandler) ProcessPing() error                           { return nil }
+func (nopHandler) ProcessPong() error                           { return nil }
+
+func TestParseAllocs(t *testing.T) {
+	p := NewParser(nopHandler{})
+	in := []byte("PUB foo.bar 16\r\n0123456789abcdef\r\nHPUB h r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+	split := []byte("PUB foo.bar _INBOX.abc 16\r\n0123456789abcdef\r\n")
+	n := testing.AllocsPerRun(1000, func() {
+		_ = p.Parse(in)
+		_ = p.Parse(split[:20])
+		_ = p.Parse(split[20:])
+	})
+	if n != 0 {
+		t.Fatalf("parser allocates %v per run, want 0", n)
+	}
+}
+
+func FuzzParser(f *testing.F) {
+	f.Add([]byte(stream), 7)
+	f.Add([]byte("PUB foo 2\r\nabcdef\r\n"), 3)
+	f.Add([]byte("HPUB foo r 3 5\r\nabcde\r\n"), 1)
+	f.Add([]byte("\x00\xff garbage"), 2)
+	f.Add([]byte("UNSUB 1 99999999999999999999\r\n"), 0)
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		whole := &recorder{}
+		errWhole := NewParser(whole).Parse(data)
+		if split < 0 {
+			split = -split
+		}
+		split %= len(data) + 1
+		parts := &recorder{}
+		p := NewParser(parts)
+		errParts := p.Parse(data[:split])
+		if errParts == nil {
+			errParts = p.Parse(data[split:])
+		}
+		// However the bytes are split, the same operations come out, and
+		// either both parses fail or both succeed (early junk detection may
+		// report a different error text for a split line).
+		if (errWhole == nil) != (errParts == nil) {
+			t.Fatalf("whole err %v, split %d err %v", errWhole, split, errParts)
+		}
+		if errWhole == nil {
+			assertOps(t, parts.ops, whole.ops)
+		}
+	})
+}

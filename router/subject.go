@@ -1,0 +1,102 @@
+// Package router matches published subjects to subscriptions: a global
+// sublist (a trie over subject tokens) and per-loop match caches invalidated
+// by the sublist's generation counter.
+package router
+
+// ValidSubject reports whether s is a valid subscription subject: non-empty
+// tokens separated by '.', where '*' and '>' may appear only as whole tokens
+// and '>' only last. Whitespace is never allowed.
+func ValidSubject(s string) bool {
+	if s == "" {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			c := s[i]
+			if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+				return false
+			}
+			if c != '.' {
+				continue
+			}
+		}
+		tok := s[start:i]
+		if len(tok) == 0 {
+			return false
+		}
+		// '*' or '>' inside a longer token is literal, as in nats-server.
+		if tok == ">" && i != len(s) {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// ValidLiteralSubject reports whether s is valid and has no wildcard tokens,
+// as a publish subject must.
+func ValidLiteralSubject(s string) bool {
+	if !ValidSubject(s) {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if tok := s[start:i]; tok == "*" || tok == ">" {
+				return false
+			}
+			start = i + 1
+		}
+	}
+	return true
+}
+
+// ValidQueue reports whether q is a valid queue group name.
+func ValidQueue(q string) bool {
+	if q == "" {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// SubjectMatches reports whether the literal subject matches pattern, which
+// may hold wildcards. It is the naive reference the sublist is tested against
+// and serves small permission lists.
+func SubjectMatches(pattern, subject string) bool {
+	for {
+		pt, prest, pmore := nextToken(pattern)
+		st, srest, smore := nextToken(subject)
+		switch {
+		case pt == ">":
+			return st != ""
+		case st == "" && pt == "":
+			return true
+		case st == "" || pt == "":
+			return false
+		case pt != "*" && pt != st:
+			return false
+		}
+		if pmore != smore {
+			return false
+		}
+		if !pmore {
+			return true
+		}
+		pattern, subject = prest, srest
+	}
+}
+
+func nextToken(s string) (tok, rest string, more bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}

@@ -1,0 +1,193 @@
+package router
+
+import (
+	"math/rand"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestValidSubject(t *testing.T) {
+	for s, want := range map[string]bool{
+		"foo": true, "foo.bar": true, "foo.*": true, "foo.>": true, ">": true, "*": true,
+		"foo.*bar": true, "": false, "foo.": false, ".foo": false, "foo..bar": false,
+		"foo.>.bar": false, "foo bar": false, "foo\tbar": false,
+	} {
+		if got := ValidSubject(s); got != want {
+			t.Errorf("ValidSubject(%q) = %v", s, got)
+		}
+	}
+	for s, want := range map[string]bool{"foo.bar": true, "foo.*": false, ">": false, "a.*b": true} {
+		if got := ValidLiteralSubject(s); got != want {
+			t.Errorf("ValidLiteralSubject(%q) = %v", s, got)
+		}
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	cases := []struct {
+		p, s string
+		want bool
+	}{
+		{"foo", "foo", true}, {"foo", "bar", false}, {"foo.*", "foo.bar", true},
+		{"foo.*", "foo", false}, {"foo.*", "foo.bar.baz", false}, {"foo.>", "foo.bar.baz", true},
+		{"foo.>", "foo", false}, {">", "foo", true}, {"*.bar", "foo.bar", true}, {"*", "a.b", false},
+	}
+	for _, c := range cases {
+		if got := SubjectMatches(c.p, c.s); got != c.want {
+			t.Errorf("SubjectMatches(%q,%q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+func TestSublistBasics(t *testing.T) {
+	sl := NewSublist()
+	a := &Subscription{Subject: "foo.bar", Loop: 1}
+	b := &Subscription{Subject: "foo.*", Loop: 0}
+	c := &Subscription{Subject: "foo.>", Queue: "q", Loop: 1}
+	d := &Subscription{Subject: "foo.>", Queue: "q", Loop: 0}
+	g0 := sl.Gen()
+	for _, s := range []*Subscription{a, b, c, d} {
+		sl.Insert(s)
+	}
+	if sl.Gen() == g0 || sl.Count() != 4 {
+		t.Fatal("insert did not bump generation or count")
+	}
+	r := sl.Match("foo.bar")
+	if len(r.Plain) != 2 || r.Plain[0] != b || r.Plain[1] != a {
+		t.Fatalf("plain not sorted by loop: %+v", r.Plain)
+	}
+	if len(r.Spans) != 2 || r.Spans[0] != (Span{0, 0, 1}) || r.Spans[1] != (Span{1, 1, 2}) {
+		t.Fatalf("spans %+v", r.Spans)
+	}
+	if len(r.Queues) != 1 || len(r.Queues[0]) != 2 {
+		t.Fatalf("queues %+v", r.Queues)
+	}
+	for _, s := range []*Subscription{a, b, c, d} {
+		if !sl.Remove(s) {
+			t.Fatal("remove failed")
+		}
+	}
+	if sl.Remove(a) {
+		t.Fatal("double remove succeeded")
+	}
+	if !sl.root.empty() {
+		t.Fatal("trie not pruned")
+	}
+}
+
+// TestSublistAgainstLinear checks the trie and the cache against a naive
+// linear scan over thousands of random subscriptions, removals and subjects.
+func TestSublistAgainstLinear(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	toks := []string{"a", "b", "c", "foo", "bar"}
+	randSubject := func(wild bool) string {
+		n := 1 + rng.Intn(4)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = toks[rng.Intn(len(toks))]
+			if wild && rng.Intn(5) == 0 {
+				parts[i] = "*"
+			}
+		}
+		if wild && rng.Intn(6) == 0 {
+			parts[n-1] = ">"
+		}
+		return strings.Join(parts, ".")
+	}
+	sl := NewSublist()
+	cache := NewCache(sl, 64)
+	var live []*Subscription
+	for round := 0; round < 5000; round++ {
+		switch {
+		case len(live) > 0 && rng.Intn(3) == 0:
+			i := rng.Intn(len(live))
+			if !sl.Remove(live[i]) {
+				t.Fatal("remove of live sub failed")
+			}
+			live = append(live[:i], live[i+1:]...)
+		default:
+			s := &Subscription{Subject: randSubject(true), Loop: rng.Intn(3)}
+			if rng.Intn(4) == 0 {
+				s.Queue = []string{"q1", "q2"}[rng.Intn(2)]
+			}
+			sl.Insert(s)
+			live = append(live, s)
+		}
+		for k := 0; k < 3; k++ {
+			subj := randSubject(false)
+			want := linear(live, subj)
+			for _, got := range []*Result{sl.Match(subj), cache.Match([]byte(subj))} {
+				if g := flatten(got); g != want {
+					t.Fatalf("round %d subject %q:\n got %s\nwant %s", round, subj, g, want)
+				}
+			}
+		}
+	}
+}
+
+func linear(subs []*Subscription, subject string) string {
+	var out []string
+	for _, s := range subs {
+		if SubjectMatches(s.Subject, subject) {
+			out = append(out, s.Queue+"|"+s.Subject+"|"+ptr(s))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func flatten(r *Result) string {
+	var out []string
+	for _, s := range r.Plain {
+		out = append(out, "|"+s.Subject+"|"+ptr(s))
+	}
+	for _, q := range r.Queues {
+		for _, s := range q {
+			if s.Queue != q[0].Queue {
+				panic("mixed queue group")
+			}
+			out = append(out, s.Queue+"|"+s.Subject+"|"+ptr(s))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+var ids = map[*Subscription]string{}
+
+func ptr(s *Subscription) string {
+	if id, ok := ids[s]; ok {
+		return id
+	}
+	ids[s] = string(rune('A' + len(ids)%26)) + strings.Repeat("'", len(ids)/26)
+	return ids[s]
+}
+
+func TestCacheInvalidation(t *testing.T) {
+	sl := NewSublist()
+	c := NewCache(sl, 0)
+	if !c.Match([]byte("x")).Empty() {
+		t.Fatal("want empty")
+	}
+	s := &Subscription{Subject: "x"}
+	sl.Insert(s)
+	if len(c.Match([]byte("x")).Plain) != 1 {
+		t.Fatal("cache did not see insert")
+	}
+	sl.Remove(s)
+	if !c.Match([]byte("x")).Empty() {
+		t.Fatal("cache did not see remove")
+	}
+}
+
+func TestCacheHitAllocs(t *testing.T) {
+	sl := NewSublist()
+	sl.Insert(&Subscription{Subject: "foo.*"})
+	c := NewCache(sl, 0)
+	subj := []byte("foo.bar")
+	c.Match(subj)
+	if n := testing.AllocsPerRun(1000, func() { c.Match(subj) }); n != 0 {
+		t.Fatalf("cached match allocates %v", n)
+	}
+}

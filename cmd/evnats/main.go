@@ -1,0 +1,146 @@
+// Command evnats runs the evnats broker: a NATS-compatible server on gnet
+// event loops. Its flags follow nats-server's where they overlap.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/evnats/evnats/loop"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "evnats:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("evnats", flag.ContinueOnError)
+	var (
+		o          loop.Options
+		configFile string
+		lameDuck   bool
+		version    bool
+	)
+	fs.StringVar(&o.Host, "a", "", "bind address (default 0.0.0.0)")
+	fs.StringVar(&o.Host, "addr", "", "bind address (default 0.0.0.0)")
+	fs.IntVar(&o.Port, "p", 0, "client port (default 4222)")
+	fs.IntVar(&o.Port, "port", 0, "client port (default 4222)")
+	fs.IntVar(&o.HTTPPort, "m", 0, "HTTP monitoring port (0: off)")
+	fs.IntVar(&o.HTTPPort, "http_port", 0, "HTTP monitoring port (0: off)")
+	fs.StringVar(&o.ServerName, "n", "", "server name")
+	fs.StringVar(&o.ServerName, "name", "", "server name")
+	fs.IntVar(&o.Loops, "loops", 0, fmt.Sprintf("gnet event loops (default GOMAXPROCS=%d)", runtime.GOMAXPROCS(0)))
+	fs.StringVar(&o.IO, "io", "", "transport: gnet (event loops) or goroutine (one goroutine per connection)")
+	fs.IntVar(&o.MaxPayload, "max_payload", 0, "maximum message payload in bytes (default 1MB, at most 64MB)")
+	fs.StringVar(&o.Username, "user", "", "user required for connections")
+	fs.StringVar(&o.Password, "pass", "", "password required for connections")
+	fs.StringVar(&o.Token, "auth", "", "authorization token required for connections")
+	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
+	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
+	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
+	fs.BoolVar(&o.Debug, "debug", false, "enable debug logging")
+	fs.BoolVar(&o.Trace, "V", false, "enable protocol tracing")
+	fs.BoolVar(&o.Trace, "trace", false, "enable protocol tracing")
+	fs.BoolVar(&lameDuck, "lame_duck", false, "start in lame duck mode: serve no new clients, drain, exit")
+	fs.BoolVar(&version, "v", false, "print version and exit")
+	fs.BoolVar(&version, "version", false, "print version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if version {
+		fmt.Println("evnats", loop.Version)
+		return nil
+	}
+	if configFile != "" {
+		// The file sets the base; flags given on the command line win.
+		var fromFile loop.Options
+		if err := loop.ApplyConfigFile(&fromFile, configFile); err != nil {
+			return err
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o = mergeFlags(fromFile, o, set)
+	}
+	s, err := loop.New(o)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2)
+	if lameDuck {
+		go s.LameDuck()
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR2 {
+				go s.LameDuck()
+				continue
+			}
+			s.Noticef("trapped %v signal", sig)
+			s.Shutdown()
+			return nil
+		case <-s.Done():
+			return nil
+		}
+	}
+}
+
+// mergeFlags overlays the flags the user set on the options from the file.
+func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
+	pick := func(names ...string) bool {
+		for _, n := range names {
+			if set[n] {
+				return true
+			}
+		}
+		return false
+	}
+	if pick("a", "addr") {
+		base.Host = flags.Host
+	}
+	if pick("p", "port") {
+		base.Port = flags.Port
+	}
+	if pick("m", "http_port") {
+		base.HTTPPort = flags.HTTPPort
+	}
+	if pick("n", "name") {
+		base.ServerName = flags.ServerName
+	}
+	if pick("loops") {
+		base.Loops = flags.Loops
+	}
+	if pick("io") {
+		base.IO = flags.IO
+	}
+	if pick("max_payload") {
+		base.MaxPayload = flags.MaxPayload
+	}
+	if pick("user") {
+		base.Username = flags.Username
+	}
+	if pick("pass") {
+		base.Password = flags.Password
+	}
+	if pick("auth") {
+		base.Token = flags.Token
+	}
+	if pick("D", "debug") {
+		base.Debug = flags.Debug
+	}
+	if pick("V", "trace") {
+		base.Trace = flags.Trace
+	}
+	return base
+}

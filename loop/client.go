@@ -1,0 +1,481 @@
+package loop
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/evnats/evnats/codec"
+	"github.com/evnats/evnats/router"
+)
+
+// transport is what a client needs from the I/O layer that owns it.
+type transport interface {
+	// flushSoon asks for the outbound buffer to be written out; it is
+	// called in the context that owns the output (see outLock).
+	flushSoon()
+	// pendingOut is the number of bytes written but not yet on the wire.
+	pendingOut() int
+	// closeConn writes what is buffered, then closes; called in the
+	// client's own context.
+	closeConn()
+	// outLock/outUnlock guard the outbound buffer and the subscription
+	// table against other goroutines. They are no-ops on an event loop,
+	// where one goroutine owns the client, its subscribers' output and its
+	// deliveries; the goroutine transport backs them with a mutex.
+	outLock()
+	outUnlock()
+}
+
+// connectOpts are the CONNECT fields evnats acts on; names as clients send them.
+type connectOpts struct {
+	Verbose      bool   `json:"verbose"`
+	Pedantic     bool   `json:"pedantic"`
+	Echo         *bool  `json:"echo"`
+	Headers      bool   `json:"headers"`
+	NoResponders bool   `json:"no_responders"`
+	Name         string `json:"name"`
+	Lang         string `json:"lang"`
+	Version      string `json:"version"`
+	Protocol     int    `json:"protocol"`
+	User         string `json:"user"`
+	Pass         string `json:"pass"`
+	Token        string `json:"auth_token"`
+}
+
+// subscription is one client subscription: the router entry plus the
+// delivery counters that auto-unsubscribe needs. Owned by the owner client's
+// context (guarded by its outLock).
+type subscription struct {
+	router.Subscription
+	c         *client
+	max       uint64 // deliver at most this many (0: no limit)
+	delivered uint64
+	closed    bool
+}
+
+// client is one NATS connection's protocol session, shared by both
+// transports. Owned by the goroutine that reads the connection: its event
+// loop, or its reader goroutine; fields marked "out" are guarded by outLock.
+type client struct {
+	srv    *Server
+	t      transport
+	lp     *evLoop // owning loop with the gnet transport; nil otherwise
+	cache  *router.Cache
+	parser codec.Parser
+	id     uint64
+	ip     string
+	shard  *statShard
+	start  time.Time
+
+	connected atomic.Bool // CONNECT accepted; read by housekeeping too
+	opts      connectOpts
+	echo      bool
+	user      string
+	perms     *permissions
+
+	lastPing time.Time // last time the server pinged or heard from the client
+	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
+
+	out     outBuf                   // out
+	subs    map[string]*subscription // out: by sid
+	closed  bool                     // out
+	slow    bool                     // out: exceeded max pending; closing
+	dirty   bool                     // out: queued for flush (gnet: on lp.dirty)
+	closing bool                     // out: close once flushed
+	scratch []byte                   // out: formatting space for control lines
+}
+
+func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
+	c := &client{
+		srv:      s,
+		t:        t,
+		lp:       lp,
+		id:       s.nextCID.Add(1),
+		start:    time.Now(),
+		subs:     make(map[string]*subscription),
+		echo:     true,
+		scratch:  make([]byte, 0, 256),
+		lastPing: time.Now(),
+	}
+	if lp != nil {
+		c.cache = lp.cache
+		c.shard = s.shard(lp.idx)
+	} else {
+		c.cache = router.NewCache(s.sl, 256)
+		c.shard = s.shard(int(c.id))
+	}
+	if a, ok := remote.(*net.TCPAddr); ok {
+		c.ip = a.IP.String()
+	}
+	c.parser.MaxControlLine = s.opts.MaxControlLine
+	c.parser.MaxPayload = s.opts.MaxPayload
+	c.parser.Reset(c)
+	s.numConns.Add(1)
+	s.totalConns.Add(1)
+	return c
+}
+
+// greet sends INFO; the first thing a client sees.
+func (c *client) greet() {
+	info := c.srv.infoBase
+	info.ClientID = c.id
+	info.ClientIP = c.ip
+	c.sendProto(infoLine(&info))
+}
+
+// sendProto queues protocol bytes to the client from its own context.
+func (c *client) sendProto(b []byte) {
+	c.t.outLock()
+	if !c.closed {
+		c.out.write(b)
+		c.t.flushSoon()
+	}
+	c.t.outUnlock()
+}
+
+func (c *client) sendErr(msg string) {
+	c.sendProto(codec.AppendErr(nil, msg))
+}
+
+func (c *client) sendOK() {
+	if c.opts.Verbose {
+		c.sendProto(codec.OKLine)
+	}
+}
+
+// closeWithErr sends -ERR msg (when not empty) and closes the connection
+// once what is queued has been written. Called in the client's own context.
+func (c *client) closeWithErr(msg string) {
+	if msg != "" {
+		c.sendErr(msg)
+	}
+	c.t.closeConn()
+}
+
+// onRead feeds bytes from the socket to the parser; a protocol violation is
+// reported to the client before the connection closes. It returns false when
+// the connection is to close.
+func (c *client) onRead(b []byte) bool {
+	if err := c.parser.Parse(b); err != nil {
+		if codec.IsProtocolError(err) {
+			c.srv.Debugf("client %d: protocol error: %v", c.id, err)
+			c.closeWithErr(err.Error())
+		} else {
+			c.closeWithErr("")
+		}
+		return false
+	}
+	c.pingsOut.Store(0)
+	return true
+}
+
+// errClose stops the parse after the handler has already replied.
+type errClose struct{}
+
+func (errClose) Error() string { return "connection closing" }
+
+// ProcessConnect handles CONNECT: options, then authentication.
+func (c *client) ProcessConnect(arg []byte) error {
+	var o connectOpts
+	if err := json.Unmarshal(arg, &o); err != nil {
+		c.closeWithErr("Invalid CONNECT JSON: " + sanitize(err.Error()))
+		return errClose{}
+	}
+	if o.Protocol < 0 || o.Protocol > 1 {
+		c.closeWithErr("Invalid Client Protocol")
+		return errClose{}
+	}
+	if !c.srv.authCfg.authenticate(c, &o) {
+		c.srv.Noticef("client %d (%s): authorization violation", c.id, c.ip)
+		c.closeWithErr("Authorization Violation")
+		return errClose{}
+	}
+	c.t.outLock() // deliveries from other goroutines read opts.Headers
+	c.opts = o
+	c.t.outUnlock()
+	c.echo = o.Echo == nil || *o.Echo
+	c.connected.Store(true)
+	c.sendOK()
+	return nil
+}
+
+// requireConnect enforces CONNECT first when the server requires auth.
+func (c *client) requireConnect() error {
+	if !c.connected.Load() && c.srv.authCfg.required {
+		c.closeWithErr("Authorization Violation")
+		return errClose{}
+	}
+	return nil
+}
+
+// ProcessPub routes one published message.
+func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error {
+	if err := c.requireConnect(); err != nil {
+		return err
+	}
+	if hdrLen >= 0 && !c.opts.Headers && c.connected.Load() {
+		c.closeWithErr("Message Headers Not Supported: client did not send headers:true in CONNECT")
+		return errClose{}
+	}
+	if c.opts.Pedantic && !router.ValidLiteralSubject(string(subject)) {
+		c.sendErr("Invalid Publish Subject")
+		return nil
+	}
+	if c.perms != nil && !c.perms.canPublish(subject) {
+		c.sendErr(`Permissions Violation for Publish to "` + string(subject) + `"`)
+		return nil
+	}
+	c.shard.inMsgs.Add(1)
+	c.shard.inBytes.Add(int64(len(msg)))
+	r := c.cache.Match(subject)
+	if r.Empty() {
+		if len(reply) > 0 && c.opts.NoResponders && c.opts.Headers {
+			c.noResponders(reply)
+		}
+	} else if c.lp != nil {
+		c.lp.route(c, r, subject, reply, hdrLen, msg)
+	} else {
+		goRoute(c, r, subject, reply, hdrLen, msg)
+	}
+	c.sendOK()
+	return nil
+}
+
+var noRespondersHdr = []byte("NATS/1.0 503\r\n\r\n")
+
+// noResponders tells a requester that nobody is listening, with a 503 status
+// HMSG on its own subscription for the reply subject.
+func (c *client) noResponders(reply []byte) {
+	r := c.cache.Match(reply)
+	for _, rs := range r.Plain {
+		if s := rs.Owner.(*subscription); s.c == c {
+			c.t.outLock()
+			c.deliver(s, reply, nil, len(noRespondersHdr), noRespondersHdr)
+			c.t.outUnlock()
+			return
+		}
+	}
+}
+
+// ProcessSub adds a subscription.
+func (c *client) ProcessSub(subject, queue, sid []byte) error {
+	if err := c.requireConnect(); err != nil {
+		return err
+	}
+	subj := string(subject)
+	if !router.ValidSubject(subj) {
+		c.sendErr("Invalid Subject")
+		return nil
+	}
+	if len(queue) > 0 && !router.ValidQueue(string(queue)) {
+		c.sendErr("Invalid Queue Name")
+		return nil
+	}
+	if c.perms != nil && !c.perms.canSubscribe(subj, string(queue)) {
+		c.sendErr(`Permissions Violation for Subscription to "` + subj + `"`)
+		return nil
+	}
+	c.t.outLock()
+	defer c.t.outUnlock()
+	if _, dup := c.subs[string(sid)]; dup {
+		// nats-server ignores a repeated sid; so do we.
+		c.sendOK()
+		return nil
+	}
+	if max := c.srv.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
+		c.out.write(codec.AppendErr(c.scratch[:0], "maximum subscriptions exceeded"))
+		c.t.flushSoon()
+		return nil
+	}
+	s := &subscription{c: c}
+	s.Subject = subj
+	s.Queue = string(queue)
+	s.SID = append([]byte(nil), sid...)
+	s.Loop = -1
+	if c.lp != nil {
+		s.Loop = c.lp.idx
+	}
+	s.Owner = s
+	c.subs[string(s.SID)] = s
+	c.srv.sl.Insert(&s.Subscription)
+	if c.opts.Verbose {
+		c.out.write(codec.OKLine)
+		c.t.flushSoon()
+	}
+	return nil
+}
+
+// ProcessUnsub removes a subscription now, or after max more deliveries.
+func (c *client) ProcessUnsub(sid []byte, max int) error {
+	if err := c.requireConnect(); err != nil {
+		return err
+	}
+	c.t.outLock()
+	if s, ok := c.subs[string(sid)]; ok {
+		if max > 0 && uint64(max) > s.delivered {
+			s.max = uint64(max)
+		} else {
+			c.removeSub(s)
+		}
+	}
+	if c.opts.Verbose {
+		c.out.write(codec.OKLine)
+		c.t.flushSoon()
+	}
+	c.t.outUnlock()
+	return nil
+}
+
+// removeSub unsubscribes s; caller holds outLock.
+func (c *client) removeSub(s *subscription) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	delete(c.subs, string(s.SID))
+	c.srv.sl.Remove(&s.Subscription)
+}
+
+// ProcessPing answers PING.
+func (c *client) ProcessPing() error {
+	if err := c.requireConnect(); err != nil {
+		return err
+	}
+	c.sendProto(codec.PongLine)
+	return nil
+}
+
+// ProcessPong records that the client is alive.
+func (c *client) ProcessPong() error {
+	c.pingsOut.Store(0)
+	return nil
+}
+
+// deliver formats one message for subscription s into c's outbound buffer.
+// The caller holds c's outLock (on an event loop: runs on c's loop). msg
+// holds headers then payload when hdrLen >= 0.
+func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	if c.closed || s.closed || c.slow {
+		return
+	}
+	s.delivered++
+	if hdrLen >= 0 && !c.opts.Headers {
+		msg, hdrLen = msg[hdrLen:], -1 // a client without header support gets the payload only
+	}
+	if hdrLen >= 0 {
+		c.scratch = appendHMsgHead(c.scratch[:0], subject, s.SID, reply, hdrLen, len(msg))
+	} else {
+		c.scratch = appendMsgHead(c.scratch[:0], subject, s.SID, reply, len(msg))
+	}
+	c.out.write(c.scratch)
+	c.out.write(msg)
+	c.out.write(crlf)
+	c.shard.outMsgs.Add(1)
+	c.shard.outBytes.Add(int64(len(msg)))
+	if s.max > 0 && s.delivered >= s.max {
+		c.removeSub(s)
+	}
+	if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
+		c.markSlow()
+		return
+	}
+	c.t.flushSoon()
+}
+
+// markSlow cuts off a client that cannot keep up; caller holds outLock.
+func (c *client) markSlow() {
+	c.slow = true
+	c.srv.slowCons.Add(1)
+	c.srv.Noticef("client %d (%s): slow consumer detected, max pending of %d exceeded", c.id, c.ip, c.srv.opts.MaxPending)
+	c.out.reset()
+	c.out.write(codec.AppendErr(nil, "Slow Consumer"))
+	c.closing = true
+	c.t.flushSoon()
+}
+
+var crlf = []byte("\r\n")
+
+func appendMsgHead(dst, subject, sid, reply []byte, size int) []byte {
+	dst = append(dst, "MSG "...)
+	dst = append(dst, subject...)
+	dst = append(dst, ' ')
+	dst = append(dst, sid...)
+	dst = append(dst, ' ')
+	if len(reply) > 0 {
+		dst = append(dst, reply...)
+		dst = append(dst, ' ')
+	}
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	return append(dst, crlf...)
+}
+
+func appendHMsgHead(dst, subject, sid, reply []byte, hdrLen, size int) []byte {
+	dst = append(dst, "HMSG "...)
+	dst = append(dst, subject...)
+	dst = append(dst, ' ')
+	dst = append(dst, sid...)
+	dst = append(dst, ' ')
+	if len(reply) > 0 {
+		dst = append(dst, reply...)
+		dst = append(dst, ' ')
+	}
+	dst = strconv.AppendInt(dst, int64(hdrLen), 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	return append(dst, crlf...)
+}
+
+// tick runs once a second in the client's context: auth timeout, pings and
+// stale-connection detection.
+func (c *client) tick(now time.Time) {
+	if !c.connected.Load() {
+		if c.srv.authCfg.required && now.Sub(c.start) > c.srv.opts.AuthTimeout {
+			c.closeWithErr("Authentication Timeout")
+		}
+		return
+	}
+	if now.Sub(c.lastPing) < c.srv.opts.PingInterval {
+		return
+	}
+	c.lastPing = now
+	if int(c.pingsOut.Load()) >= c.srv.opts.MaxPingsOut {
+		c.srv.staleConns.Add(1)
+		c.srv.Debugf("client %d: stale connection", c.id)
+		c.closeWithErr("Stale Connection")
+		return
+	}
+	c.pingsOut.Add(1)
+	c.sendProto(codec.PingLine)
+}
+
+// cleanup removes the client's subscriptions once its connection is gone.
+// Called once, in the client's context.
+func (c *client) cleanup() {
+	c.t.outLock()
+	if c.closed {
+		c.t.outUnlock()
+		return
+	}
+	c.closed = true
+	for _, s := range c.subs {
+		s.closed = true
+		c.srv.sl.Remove(&s.Subscription)
+	}
+	c.subs = nil
+	c.out.reset()
+	c.t.outUnlock()
+	c.srv.numConns.Add(-1)
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if ch == '\'' || ch < 0x20 {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,80 @@
+package loop
+
+import (
+	"context"
+	"math/rand/v2"
+
+	"github.com/evnats/evnats/router"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// evLoop is evnats' state for one gnet reactor loop: its clients, match
+// cache, dirty list and the batches it forwards to other loops. Owned by the
+// loop goroutine, except inbox, which other loops push into.
+type evLoop struct {
+	idx   int
+	srv   *Server
+	tr    *gnetTransport
+	el    gnet.EventLoop // set once, on the loop's first connection
+	cache *router.Cache
+	pool  chunkPool
+	rng   *rand.PCG
+
+	clients        map[*client]struct{}
+	dirty          []*client // clients with output to flush this tick
+	flushScheduled bool
+	flushTask      gnet.Runnable
+	iov, sent      [][]byte
+
+	// out[i] is the batch being built this tick for loop i (nil for self).
+	out []*batch
+
+	inbox     inbox
+	drainTask gnet.Runnable
+}
+
+func newEvLoop(idx int, s *Server, t *gnetTransport) *evLoop {
+	lp := &evLoop{
+		idx:     idx,
+		srv:     s,
+		tr:      t,
+		cache:   router.NewCache(s.sl, router.DefaultCacheSize),
+		rng:     rand.NewPCG(uint64(idx)+1, 0x9e3779b97f4a7c15),
+		clients: make(map[*client]struct{}),
+		out:     make([]*batch, s.opts.Loops),
+	}
+	lp.flushTask = gnet.RunnableFunc(func(context.Context) error { lp.flush(); return nil })
+	lp.drainTask = gnet.RunnableFunc(func(context.Context) error { lp.drain(); return nil })
+	return lp
+}
+
+// scheduleFlush arranges one flush after the current batch of I/O events:
+// gnet runs queued tasks once the loop has handled every ready socket.
+func (lp *evLoop) scheduleFlush() {
+	if lp.flushScheduled {
+		return
+	}
+	lp.flushScheduled = true
+	if err := lp.el.Execute(context.Background(), lp.flushTask); err != nil {
+		lp.flushScheduled = false
+	}
+}
+
+// flush ends a loop tick: hands forwarded batches to their loops, then
+// writes every dirty client's output with one writev each.
+func (lp *evLoop) flush() {
+	lp.flushScheduled = false
+	lp.sendBatches()
+	for i := 0; i < len(lp.dirty); i++ { // closing may append; index, not range
+		c := lp.dirty[i]
+		c.dirty = false
+		lp.iov = c.t.(*gnetConn).flush(lp.iov)
+	}
+	clear(lp.dirty)
+	lp.dirty = lp.dirty[:0]
+}
+
+// randn returns a random index below n for queue member choice.
+func (lp *evLoop) randn(n int) int {
+	return int(lp.rng.Uint64() % uint64(n))
+}

@@ -1,0 +1,242 @@
+package loop
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// gnetTransport serves clients on gnet reactor loops. The gnet callbacks run
+// on the loop goroutines; each connection, its client and its output are
+// owned by the loop that accepted it.
+type gnetTransport struct {
+	gnet.BuiltinEventEngine
+	srv   *Server
+	loops []*evLoop // fixed at construction; loops[i].idx == i
+
+	eng      gnet.Engine
+	listen   net.Addr
+	booted   chan error
+	stopped  chan struct{}
+	stopOnce sync.Once
+
+	// bindMu guards binding gnet's event loops to our evLoops, which happens
+	// once per loop on its first connection.
+	bindMu sync.Mutex
+	byEL   map[gnet.EventLoop]*evLoop
+}
+
+func newGnetTransport(s *Server) *gnetTransport {
+	t := &gnetTransport{srv: s, booted: make(chan error, 1), stopped: make(chan struct{}), byEL: make(map[gnet.EventLoop]*evLoop)}
+	t.loops = make([]*evLoop, s.opts.Loops)
+	for i := range t.loops {
+		t.loops[i] = newEvLoop(i, s, t)
+	}
+	return t
+}
+
+func (t *gnetTransport) start() error {
+	o := &t.srv.opts
+	addr := fmt.Sprintf("tcp://%s:%d", o.Host, max(o.Port, 0))
+	go func() {
+		err := gnet.Run(t, addr,
+			gnet.WithNumEventLoop(o.Loops),
+			gnet.WithReusePort(false),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReadBufferCap(64<<10),
+			gnet.WithLogger(gnetLogger{t.srv}),
+		)
+		select {
+		case t.booted <- err: // failed before boot
+		default:
+		}
+		close(t.stopped)
+	}()
+	select {
+	case err := <-t.booted:
+		if err != nil {
+			return fmt.Errorf("loop: gnet: %w", err)
+		}
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("loop: gnet did not start")
+	}
+	return nil
+}
+
+// OnBoot records the engine and the bound address (the port may be random).
+func (t *gnetTransport) OnBoot(eng gnet.Engine) gnet.Action {
+	t.eng = eng
+	fd, err := eng.Dup()
+	if err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			if in4, ok := sa.(*unix.SockaddrInet4); ok {
+				t.listen = &net.TCPAddr{IP: net.IP(in4.Addr[:]).To16(), Port: in4.Port}
+			} else if in6, ok := sa.(*unix.SockaddrInet6); ok {
+				t.listen = &net.TCPAddr{IP: net.IP(in6.Addr[:]), Port: in6.Port}
+			}
+		}
+		_ = unix.Close(fd)
+	}
+	if a, ok := t.listen.(*net.TCPAddr); ok {
+		t.srv.infoBase.Port = a.Port // before any loop runs: loops read it
+	}
+	t.booted <- nil
+	return gnet.None
+}
+
+func (t *gnetTransport) addr() net.Addr { return t.listen }
+
+// loopOf returns the evLoop for a gnet loop, binding one on first sight.
+func (t *gnetTransport) loopOf(el gnet.EventLoop) *evLoop {
+	t.bindMu.Lock()
+	defer t.bindMu.Unlock()
+	lp := t.byEL[el]
+	if lp == nil {
+		lp = t.loops[len(t.byEL)]
+		lp.el = el
+		t.byEL[el] = lp
+	}
+	return lp
+}
+
+// OnOpen creates the client and greets it with INFO.
+func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := t.srv
+	if s.lameDuck.Load() {
+		return nil, gnet.Close
+	}
+	lp := t.loopOf(gc.EventLoop())
+	gt := &gnetConn{conn: gc, lp: lp}
+	c := newClient(s, gt, gc.RemoteAddr(), lp)
+	c.out.pool = &lp.pool
+	gt.c = c
+	gc.SetContext(gt)
+	lp.clients[c] = struct{}{}
+	if s.numConns.Load() > int64(s.opts.MaxConnections) {
+		c.closeWithErr("maximum connections exceeded")
+		return nil, gnet.None
+	}
+	c.greet()
+	return nil, gnet.None
+}
+
+// OnTraffic parses everything the socket delivered. Slices into gnet's read
+// buffer are valid only until it returns; the parser copies what it keeps.
+func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
+	gt := gc.Context().(*gnetConn)
+	buf, _ := gc.Next(-1)
+	if gt.c.closing || gt.c.closed {
+		return gnet.None
+	}
+	gt.c.onRead(buf)
+	return gnet.None
+}
+
+// OnClose removes the client's subscriptions. It may run inside a flush
+// (a write error closes synchronously), so it only marks state.
+func (t *gnetTransport) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	gt, ok := gc.Context().(*gnetConn)
+	if !ok {
+		return gnet.None
+	}
+	gt.gone = true
+	delete(gt.lp.clients, gt.c)
+	gt.c.cleanup()
+	return gnet.None
+}
+
+func (t *gnetTransport) OnShutdown(gnet.Engine) {}
+
+// eachClient runs fn for every client on its own loop and waits.
+func (t *gnetTransport) eachClient(fn func(c *client)) {
+	var wg sync.WaitGroup
+	for _, lp := range t.loops {
+		if lp.el == nil {
+			continue
+		}
+		wg.Add(1)
+		err := lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			for c := range lp.clients {
+				fn(c)
+			}
+			lp.flush()
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+}
+
+func (t *gnetTransport) stop() {
+	t.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = t.eng.Stop(ctx)
+		<-t.stopped
+	})
+}
+
+// gnetConn is the transport side of one client on an event loop. Owned by
+// that loop.
+type gnetConn struct {
+	conn gnet.Conn
+	lp   *evLoop
+	c    *client
+	gone bool // gnet has closed the connection
+}
+
+func (g *gnetConn) flushSoon() {
+	if !g.c.dirty {
+		g.c.dirty = true
+		g.lp.dirty = append(g.lp.dirty, g.c)
+		g.lp.scheduleFlush()
+	}
+}
+
+func (g *gnetConn) pendingOut() int { return g.conn.OutboundBuffered() }
+
+func (g *gnetConn) closeConn() {
+	g.c.closing = true
+	g.flushSoon()
+}
+
+func (g *gnetConn) outLock()   {}
+func (g *gnetConn) outUnlock() {}
+
+// flush writes the client's pending output with writev, at most maxIovecs
+// buffers per call, then closes the connection if it is closing.
+func (g *gnetConn) flush(iov [][]byte) [][]byte {
+	c := g.c
+	for len(c.out.chunks) > 0 && !g.gone {
+		iov = c.out.take(iov[:0])
+		sent := append(g.lp.sent[:0], iov...) // Writev reslices iov entries
+		_, err := g.conn.Writev(iov)
+		c.out.pool.put(sent)
+		g.lp.sent = sent[:0]
+		if err != nil {
+			break
+		}
+	}
+	if c.closing && !g.gone {
+		_ = g.lp.el.Close(g.conn) // runs OnClose synchronously
+	}
+	return iov
+}
+
+// gnetLogger routes gnet's log lines into the server log, dropping its
+// informational chatter unless debugging.
+type gnetLogger struct{ s *Server }
+
+func (l gnetLogger) Debugf(f string, a ...any) { l.s.Debugf("gnet: "+f, a...) }
+func (l gnetLogger) Infof(f string, a ...any)  { l.s.Debugf("gnet: "+f, a...) }
+func (l gnetLogger) Warnf(f string, a ...any)  { l.s.Noticef("gnet: "+f, a...) }
+func (l gnetLogger) Errorf(f string, a ...any) { l.s.Errorf("gnet: "+f, a...) }
+func (l gnetLogger) Fatalf(f string, a ...any) { l.s.Errorf("gnet: "+f, a...) }

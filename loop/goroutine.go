@@ -1,0 +1,219 @@
+package loop
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/evnats/evnats/router"
+)
+
+// goTransport serves each connection with a reader goroutine and a writer
+// goroutine on the standard library: the goroutine-per-connection baseline
+// that evnats benchmarks its loops against, and the path for TLS.
+type goTransport struct {
+	srv  *Server
+	ln   net.Listener
+	pool chunkPool // shared by all connections; its mutex is the cost of this design
+	wg   sync.WaitGroup
+
+	// mu guards clients.
+	mu      sync.Mutex
+	clients map[*client]*goConn
+}
+
+func newGoTransport(s *Server) *goTransport {
+	return &goTransport{srv: s, clients: make(map[*client]*goConn)}
+}
+
+func (t *goTransport) start() error {
+	o := &t.srv.opts
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(max(o.Port, 0))))
+	if err != nil {
+		return err
+	}
+	t.ln = ln
+	t.srv.infoBase.Port = ln.Addr().(*net.TCPAddr).Port
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return nil
+}
+
+func (t *goTransport) addr() net.Addr { return t.ln.Addr() }
+
+func (t *goTransport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		nc, err := t.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // e.g. EMFILE: back off, keep serving
+			continue
+		}
+		if t.srv.lameDuck.Load() {
+			_ = nc.Close()
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		g := &goConn{nc: nc, t: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		c := newClient(t.srv, g, nc.RemoteAddr(), nil)
+		c.out.pool = &t.pool
+		g.c = c
+		t.mu.Lock()
+		t.clients[c] = g
+		t.mu.Unlock()
+		t.wg.Add(2)
+		go g.writeLoop()
+		go g.readLoop()
+	}
+}
+
+func (t *goTransport) eachClient(fn func(c *client)) {
+	t.mu.Lock()
+	list := make([]*client, 0, len(t.clients))
+	for c := range t.clients {
+		list = append(list, c)
+	}
+	t.mu.Unlock()
+	for _, c := range list {
+		fn(c) // fn takes the client's outLock itself where it writes
+	}
+}
+
+func (t *goTransport) stop() {
+	_ = t.ln.Close()
+	t.mu.Lock()
+	for _, g := range t.clients {
+		_ = g.nc.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// goConn is one connection on the goroutine transport. The reader goroutine
+// owns the session; mu guards the outbound buffer and subscription table
+// (client fields marked "out"), which publishers on other goroutines touch.
+type goConn struct {
+	nc   net.Conn
+	t    *goTransport
+	c    *client
+	mu   sync.Mutex
+	wake chan struct{} // capacity 1: "there is output"
+	done chan struct{} // closed when the connection is finished
+	once sync.Once
+}
+
+func (g *goConn) outLock()   { g.mu.Lock() }
+func (g *goConn) outUnlock() { g.mu.Unlock() }
+
+func (g *goConn) flushSoon() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *goConn) pendingOut() int { return 0 } // output leaves c.out only when written
+
+func (g *goConn) closeConn() {
+	g.mu.Lock()
+	g.c.closing = true
+	g.mu.Unlock()
+	g.flushSoon()
+}
+
+func (g *goConn) readLoop() {
+	defer g.t.wg.Done()
+	defer g.finish()
+	g.c.greet()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := g.nc.Read(buf)
+		if n > 0 && !g.c.onRead(buf[:n]) {
+			<-g.done // the writer sends the -ERR, then closes
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeLoop writes whatever is pending with one writev per wakeup.
+func (g *goConn) writeLoop() {
+	defer g.t.wg.Done()
+	var iov [][]byte
+	for {
+		select {
+		case <-g.wake:
+		case <-g.done:
+			return
+		}
+		for {
+			g.mu.Lock()
+			closing := g.c.closing
+			iov = g.c.out.take(iov[:0])
+			g.mu.Unlock()
+			if len(iov) == 0 {
+				if closing {
+					g.finish()
+					return
+				}
+				break
+			}
+			sent := append([][]byte(nil), iov...)
+			_ = g.nc.SetWriteDeadline(time.Now().Add(g.t.srv.opts.WriteDeadline))
+			bufs := net.Buffers(iov)
+			_, err := bufs.WriteTo(g.nc)
+			g.t.pool.put(sent)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					g.mu.Lock()
+					g.c.markSlow()
+					g.mu.Unlock()
+				}
+				g.finish()
+				return
+			}
+		}
+	}
+}
+
+// finish closes the socket and releases the session once.
+func (g *goConn) finish() {
+	g.once.Do(func() {
+		_ = g.nc.Close()
+		close(g.done)
+		g.c.cleanup()
+		g.t.mu.Lock()
+		delete(g.t.clients, g.c)
+		g.t.mu.Unlock()
+	})
+}
+
+// goRoute delivers a message on the goroutine transport: the publisher's
+// goroutine locks each subscriber's connection in turn.
+func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
+	for _, rs := range r.Plain {
+		s := rs.Owner.(*subscription)
+		if s.c == c && !c.echo {
+			continue
+		}
+		s.c.t.outLock()
+		s.c.deliver(s, subject, reply, hdrLen, msg)
+		s.c.t.outUnlock()
+	}
+	for _, q := range r.Queues {
+		s := q[rand.IntN(len(q))].Owner.(*subscription)
+		s.c.t.outLock()
+		s.c.deliver(s, subject, reply, hdrLen, msg)
+		s.c.t.outUnlock()
+	}
+}

@@ -1,0 +1,115 @@
+package loop
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/evnats/evnats/router"
+)
+
+// maxBatchBytes hands a batch over early when a tick forwards a lot, to bound
+// memory and latency.
+const maxBatchBytes = 1 << 20
+
+// batch carries messages from one loop to another: each message is copied
+// once into buf, whatever the number of subscribers it reaches there.
+// Owned by the sending loop until pushed, then by the receiving loop.
+type batch struct {
+	buf  []byte
+	msgs []fwdMsg
+}
+
+// fwdMsg is one forwarded message; its byte fields are offsets into buf.
+type fwdMsg struct {
+	subs                     []*router.Subscription // all owned by the receiving loop
+	subjEnd, replyEnd, msgEnd int
+	hdrLen                   int
+}
+
+var batchPool = sync.Pool{New: func() any { return &batch{buf: make([]byte, 0, 16<<10)} }}
+
+// inbox is a loop's queue of batches from other loops.
+// Locking rule: mu guards batches; scheduled is set by the pusher that must
+// wake the loop (0 -> 1) and cleared by the loop before it drains.
+type inbox struct {
+	mu        sync.Mutex
+	batches   []*batch
+	scheduled atomic.Bool
+}
+
+// forward copies a message into the batch for loop dst, to be delivered there
+// to subs.
+func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	b := lp.out[dst]
+	if b == nil {
+		b = batchPool.Get().(*batch)
+		lp.out[dst] = b
+	}
+	b.buf = append(b.buf, subject...)
+	subjEnd := len(b.buf)
+	b.buf = append(b.buf, reply...)
+	replyEnd := len(b.buf)
+	b.buf = append(b.buf, msg...)
+	b.msgs = append(b.msgs, fwdMsg{subs: subs, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
+	if len(b.buf) >= maxBatchBytes {
+		lp.sendBatch(dst)
+	} else {
+		lp.scheduleFlush()
+	}
+}
+
+// sendBatches pushes every batch built this tick.
+func (lp *evLoop) sendBatches() {
+	for dst, b := range lp.out {
+		if b != nil {
+			lp.sendBatch(dst)
+		}
+	}
+}
+
+// sendBatch pushes the batch for dst into its inbox and wakes dst only if it
+// is not already due to drain: one wakeup per batch at most.
+func (lp *evLoop) sendBatch(dst int) {
+	b := lp.out[dst]
+	lp.out[dst] = nil
+	to := lp.tr.loops[dst]
+	to.inbox.mu.Lock()
+	to.inbox.batches = append(to.inbox.batches, b)
+	to.inbox.mu.Unlock()
+	if to.inbox.scheduled.CompareAndSwap(false, true) {
+		if err := to.el.Execute(context.Background(), to.drainTask); err != nil {
+			to.inbox.scheduled.Store(false)
+		}
+	}
+}
+
+// drain delivers every batch waiting in the inbox, then flushes.
+func (lp *evLoop) drain() {
+	lp.inbox.scheduled.Store(false) // a push after this wakes us again
+	lp.inbox.mu.Lock()
+	batches := lp.inbox.batches
+	lp.inbox.batches = nil
+	lp.inbox.mu.Unlock()
+	for _, b := range batches {
+		for i := range b.msgs {
+			m := &b.msgs[i]
+			start := 0
+			if i > 0 {
+				start = b.msgs[i-1].msgEnd
+			}
+			subject := b.buf[start:m.subjEnd]
+			reply := b.buf[m.subjEnd:m.replyEnd]
+			msg := b.buf[m.replyEnd:m.msgEnd]
+			for _, rs := range m.subs {
+				s := rs.Owner.(*subscription)
+				s.c.deliver(s, subject, reply, m.hdrLen, msg)
+			}
+		}
+		b.buf = b.buf[:0]
+		clear(b.msgs)
+		b.msgs = b.msgs[:0]
+		batchPool.Put(b)
+	}
+	lp.flush()
+}

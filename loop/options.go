@@ -1,0 +1,135 @@
+// Package loop is the evnats server: connections, their protocol sessions and
+// the two transports that drive them. The gnet transport runs every
+// connection on one of N reactor loops; the goroutine transport runs one
+// reader and one writer goroutine per connection on the standard library.
+package loop
+
+import (
+	"runtime"
+	"time"
+)
+
+// Transport names for Options.IO.
+const (
+	IOGnet      = "gnet"
+	IOGoroutine = "goroutine"
+)
+
+// Defaults, matching nats-server where it has the same setting.
+const (
+	DefaultPort           = 4222
+	DefaultHost           = "0.0.0.0"
+	DefaultMaxPayload     = 1 << 20
+	MaxPayloadLimit       = 64 << 20
+	DefaultMaxControlLine = 4096
+	DefaultMaxPending     = 64 << 20
+	DefaultMaxConnections = 64 * 1024
+	DefaultPingInterval   = 2 * time.Minute
+	DefaultMaxPingsOut    = 2
+	DefaultAuthTimeout    = 2 * time.Second
+	DefaultWriteDeadline  = 10 * time.Second
+	DefaultLameDuck       = 2 * time.Minute
+	DefaultLameDuckGrace  = 10 * time.Second
+)
+
+// Options configures a Server. The zero value of a field means its default.
+type Options struct {
+	ServerName string
+	Host       string
+	Port       int // 0 picks the default; -1 picks a random free port
+	HTTPPort   int // monitoring port; 0 disables, -1 random
+	Loops      int // gnet reactor loops; 0 means GOMAXPROCS
+	IO         string
+
+	MaxPayload       int
+	MaxControlLine   int
+	MaxPending       int
+	MaxConnections   int
+	MaxSubscriptions int // per connection; 0 is unlimited
+	PingInterval     time.Duration
+	MaxPingsOut      int
+	WriteDeadline    time.Duration
+	LameDuckDuration time.Duration
+	LameDuckGrace    time.Duration
+
+	// Auth: at most one of Token, Username/Password or Users.
+	Token       string
+	Username    string
+	Password    string
+	Users       []*User
+	AuthTimeout time.Duration
+
+	Debug, Trace bool
+}
+
+// User is one entry of a users list, with optional permissions.
+type User struct {
+	Username    string
+	Password    string // plain text, or a bcrypt hash ("$2a$...")
+	Permissions *Permissions
+}
+
+// Permissions restricts the subjects a user may publish and subscribe to.
+type Permissions struct {
+	Publish   *SubjectPermission
+	Subscribe *SubjectPermission
+}
+
+// SubjectPermission lists allowed and denied subject patterns. An empty
+// Allow list allows everything not denied.
+type SubjectPermission struct {
+	Allow []string
+	Deny  []string
+}
+
+func (o *Options) setDefaults() {
+	if o.Host == "" {
+		o.Host = DefaultHost
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.Loops <= 0 {
+		o.Loops = runtime.GOMAXPROCS(0)
+	}
+	if o.IO == "" {
+		o.IO = IOGnet
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	if o.MaxPayload > MaxPayloadLimit {
+		o.MaxPayload = MaxPayloadLimit
+	}
+	if o.MaxControlLine <= 0 {
+		o.MaxControlLine = DefaultMaxControlLine
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.MaxPingsOut <= 0 {
+		o.MaxPingsOut = DefaultMaxPingsOut
+	}
+	if o.WriteDeadline <= 0 {
+		o.WriteDeadline = DefaultWriteDeadline
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
+	}
+	if o.LameDuckDuration <= 0 {
+		o.LameDuckDuration = DefaultLameDuck
+	}
+	if o.LameDuckGrace <= 0 {
+		o.LameDuckGrace = DefaultLameDuckGrace
+	}
+}
+
+func (o *Options) authRequired() bool {
+	return o.Token != "" || o.Username != "" || len(o.Users) > 0
+}

@@ -1,0 +1,106 @@
+package loop
+
+import "sync"
+
+// Outbound chunk sizes: a small first chunk keeps a large fan-out to many
+// idle-ish clients cheap; later chunks are large so big bursts take few iovecs.
+const (
+	smallChunk = 4 << 10
+	largeChunk = 64 << 10
+	maxIovecs  = 1024 // writev limit (IOV_MAX on Linux)
+)
+
+// chunkPool recycles outbound chunks without allocating. Each event loop has
+// its own (so its mutex is never contended); the goroutine transport shares
+// one. Locking rule: mu guards both free lists.
+type chunkPool struct {
+	mu           sync.Mutex
+	small, large [][]byte
+}
+
+const maxPooledChunks = 1024
+
+func (p *chunkPool) get(i int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	free, size := &p.small, smallChunk
+	if i > 0 {
+		free, size = &p.large, largeChunk
+	}
+	if n := len(*free); n > 0 {
+		c := (*free)[n-1]
+		(*free)[n-1] = nil
+		*free = (*free)[:n-1]
+		return c
+	}
+	return make([]byte, 0, size)
+}
+
+// put returns chunks to the pool, keeping at most maxPooledChunks of each size.
+func (p *chunkPool) put(chunks [][]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range chunks {
+		switch cap(c) {
+		case smallChunk:
+			if len(p.small) < maxPooledChunks {
+				p.small = append(p.small, c[:0])
+			}
+		case largeChunk:
+			if len(p.large) < maxPooledChunks/8 {
+				p.large = append(p.large, c[:0])
+			}
+		}
+	}
+}
+
+// outBuf is a connection's pending output as a list of chunks, written with
+// one writev per flush. Messages are copied in once; chunks go back to the
+// pools after the write. Owned as the client's "out" fields are.
+type outBuf struct {
+	pool   *chunkPool
+	chunks [][]byte
+	size   int
+}
+
+// write appends p, spilling into new chunks as they fill.
+func (o *outBuf) write(p []byte) {
+	o.size += len(p)
+	for len(p) > 0 {
+		n := len(o.chunks)
+		if n == 0 || len(o.chunks[n-1]) == cap(o.chunks[n-1]) {
+			o.chunks = append(o.chunks, o.pool.get(n))
+			n++
+		}
+		last := o.chunks[n-1]
+		k := copy(last[len(last):cap(last)], p)
+		o.chunks[n-1] = last[:len(last)+k]
+		p = p[k:]
+	}
+}
+
+// take moves the pending chunks (at most maxIovecs) into dst and returns it;
+// the caller writes them and hands them back with o.pool.put.
+func (o *outBuf) take(dst [][]byte) [][]byte {
+	n := len(o.chunks)
+	if n > maxIovecs {
+		n = maxIovecs
+	}
+	dst = append(dst, o.chunks[:n]...)
+	for _, c := range o.chunks[:n] {
+		o.size -= len(c)
+	}
+	rest := copy(o.chunks, o.chunks[n:])
+	clear(o.chunks[rest:])
+	o.chunks = o.chunks[:rest]
+	return dst
+}
+
+// reset drops everything pending.
+func (o *outBuf) reset() {
+	o.pool.put(o.chunks)
+	clear(o.chunks)
+	o.chunks = o.chunks[:0]
+	o.size = 0
+}
+

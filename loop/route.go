@@ -1,0 +1,34 @@
+package loop
+
+import "github.com/evnats/evnats/router"
+
+// route delivers one message published by c on loop lp to the matched
+// subscriptions: in place for this loop's subscribers, through one batch per
+// other loop for the rest. Queue groups get one member each, chosen at random.
+func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
+	for _, sp := range r.Spans {
+		subs := r.Plain[sp.Start:sp.End]
+		if sp.Loop != lp.idx {
+			lp.forward(sp.Loop, subs, subject, reply, hdrLen, msg)
+			continue
+		}
+		for _, rs := range subs {
+			s := rs.Owner.(*subscription)
+			if s.c == c && !c.echo {
+				continue
+			}
+			s.c.deliver(s, subject, reply, hdrLen, msg)
+		}
+	}
+	for _, q := range r.Queues {
+		i := lp.randn(len(q))
+		rs := q[i]
+		if rs.Loop != lp.idx {
+			lp.forward(rs.Loop, q[i:i+1], subject, reply, hdrLen, msg)
+			continue
+		}
+		if s := rs.Owner.(*subscription); s.c != c || c.echo {
+			s.c.deliver(s, subject, reply, hdrLen, msg)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package loop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evnats/evnats/router"
+	"github.com/nats-io/nuid"
+)
+
+// Version is the protocol-compatible server version reported in INFO.
+const Version = "2.10.0"
+
+// Server is one evnats broker. Its exported methods are safe for concurrent use.
+type Server struct {
+	opts     Options
+	id       string
+	sl       *router.Sublist
+	authCfg  *authConfig
+	start    time.Time
+	infoBase serverInfo // immutable after New; copied per connection
+
+	nextCID    atomic.Uint64
+	numConns   atomic.Int64
+	totalConns atomic.Uint64
+	stats      []statShard // sharded by loop to avoid a contended cache line
+	slowCons   atomic.Uint64
+	staleConns atomic.Uint64
+	lameDuck   atomic.Bool
+
+	tr       serverTransport
+	http     *http.Server
+	httpAddr net.Addr
+
+	mu struct {
+		sync.Mutex
+		shutdown bool
+	}
+	done chan struct{}
+	log  *log.Logger
+}
+
+// serverTransport is what Server needs from a transport (gnet or goroutine).
+type serverTransport interface {
+	start() error
+	addr() net.Addr
+	// eachClient runs fn on every client in the context that owns it.
+	eachClient(fn func(c *client))
+	stop()
+}
+
+// statShard holds message counters for one loop (or a hash of goroutine clients).
+type statShard struct {
+	inMsgs, inBytes, outMsgs, outBytes atomic.Int64
+	_                                  [32]byte // keep shards on separate cache lines
+}
+
+// serverInfo is the INFO JSON; field names as nats-server sends them.
+type serverInfo struct {
+	ServerID     string `json:"server_id"`
+	ServerName   string `json:"server_name"`
+	Version      string `json:"version"`
+	Proto        int    `json:"proto"`
+	Go           string `json:"go"`
+	Host         string `json:"host"`
+	Port         int    `json:"port"`
+	Headers      bool   `json:"headers"`
+	AuthRequired bool   `json:"auth_required,omitempty"`
+	MaxPayload   int    `json:"max_payload"`
+	ClientID     uint64 `json:"client_id,omitempty"`
+	ClientIP     string `json:"client_ip,omitempty"`
+	LameDuckMode bool   `json:"ldm,omitempty"`
+}
+
+// New validates opts and returns a server that is not yet listening.
+func New(opts Options) (*Server, error) {
+	opts.setDefaults()
+	if opts.IO != IOGnet && opts.IO != IOGoroutine {
+		return nil, fmt.Errorf("loop: unknown io transport %q (want %q or %q)", opts.IO, IOGnet, IOGoroutine)
+	}
+	ac, err := newAuthConfig(&opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    opts,
+		id:      nuid.Next(),
+		sl:      router.NewSublist(),
+		authCfg: ac,
+		start:   time.Now(),
+		stats:   make([]statShard, opts.Loops),
+		done:    make(chan struct{}),
+		log:     log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
+	}
+	if s.opts.ServerName == "" {
+		s.opts.ServerName = s.id
+	}
+	s.infoBase = serverInfo{
+		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
+		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,
+		AuthRequired: opts.authRequired(), MaxPayload: opts.MaxPayload,
+	}
+	if opts.IO == IOGnet {
+		s.tr = newGnetTransport(s)
+	} else {
+		s.tr = newGoTransport(s)
+	}
+	return s, nil
+}
+
+// Start begins listening and serving; it returns once the listeners are up.
+func (s *Server) Start() error {
+	if err := s.tr.start(); err != nil {
+		return err
+	}
+	if s.opts.HTTPPort != 0 {
+		if err := s.startMonitor(); err != nil {
+			s.tr.stop()
+			return err
+		}
+	}
+	go s.housekeeping()
+	s.Noticef("evnats %s listening on %s (io=%s, loops=%d)", Version, s.tr.addr(), s.opts.IO, s.opts.Loops)
+	return nil
+}
+
+// Addr returns the client listener address.
+func (s *Server) Addr() net.Addr { return s.tr.addr() }
+
+// ClientURL returns nats://host:port for the client listener.
+func (s *Server) ClientURL() string {
+	a := s.tr.addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+// MonitorAddr returns the monitoring listener address, or nil.
+func (s *Server) MonitorAddr() net.Addr { return s.httpAddr }
+
+// NumClients returns the number of open client connections.
+func (s *Server) NumClients() int { return int(s.numConns.Load()) }
+
+// NumSubscriptions returns the number of subscriptions.
+func (s *Server) NumSubscriptions() int { return s.sl.Count() }
+
+// SlowConsumers returns how many connections were closed as slow consumers.
+func (s *Server) SlowConsumers() uint64 { return s.slowCons.Load() }
+
+// Shutdown closes every connection and stops the server. It is idempotent.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	if s.mu.shutdown {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.shutdown = true
+	s.mu.Unlock()
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	s.tr.stop()
+	close(s.done)
+	s.Noticef("server shut down")
+}
+
+// Done is closed when the server has shut down.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// LameDuck stops accepting new clients, tells connected clients through
+// INFO (ldm) so they reconnect elsewhere, closes them spread over the
+// lame-duck duration after a grace period, then shuts down.
+func (s *Server) LameDuck() {
+	if !s.lameDuck.CompareAndSwap(false, true) {
+		return
+	}
+	s.Noticef("entering lame duck mode, stop accepting new clients")
+	info := s.infoBase
+	info.LameDuckMode = true
+	line := infoLine(&info)
+	s.tr.eachClient(func(c *client) { c.sendProto(line) })
+	select {
+	case <-time.After(s.opts.LameDuckGrace):
+	case <-s.done:
+		return
+	}
+	s.tr.eachClient(func(c *client) { c.closeWithErr("") })
+	s.Shutdown()
+}
+
+// housekeeping drives time for every client once a second: pings, stale
+// connections and auth timeouts.
+func (s *Server) housekeeping() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.tr.eachClient(func(c *client) { c.tick(now) })
+		}
+	}
+}
+
+func infoLine(info *serverInfo) []byte {
+	b, _ := json.Marshal(info)
+	return append(append([]byte("INFO "), b...), "\r\n"...)
+}
+
+func (s *Server) shard(i int) *statShard { return &s.stats[i%len(s.stats)] }
+
+// Noticef logs at notice level.
+func (s *Server) Noticef(format string, args ...any) { s.log.Printf("[INF] "+format, args...) }
+
+// Debugf logs when debug is on.
+func (s *Server) Debugf(format string, args ...any) {
+	if s.opts.Debug {
+		s.log.Printf("[DBG] "+format, args...)
+	}
+}
+
+// Errorf logs an error.
+func (s *Server) Errorf(format string, args ...any) { s.log.Printf("[ERR] "+format, args...) }
+
+var errServerClosed = errors.New("loop: server closed")

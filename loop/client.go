@@ -118,12 +118,16 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	return c
 }
 
-// greet sends INFO; the first thing a client sees.
+// greet sends INFO, the first thing a client sees, then turns the client
+// away if the server is full (nats-server sends INFO first too).
 func (c *client) greet() {
 	info := c.srv.infoBase
 	info.ClientID = c.id
 	info.ClientIP = c.ip
 	c.sendProto(infoLine(&info))
+	if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
+		c.closeWithErr("maximum connections exceeded")
+	}
 }
 
 // sendProto queues protocol bytes to the client from its own context.

@@ -25,8 +25,9 @@ type gnetTransport struct {
 	stopped  chan struct{}
 	stopOnce sync.Once
 
-	// bindMu guards binding gnet's event loops to our evLoops, which happens
-	// once per loop on its first connection.
+	// bindMu guards byEL and each evLoop's el, bound once per loop on its
+	// first connection. Other loops read el without it: they only reach a
+	// loop through a subscription made on it, after the binding.
 	bindMu sync.Mutex
 	byEL   map[gnet.EventLoop]*evLoop
 }
@@ -117,10 +118,6 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gt.c = c
 	gc.SetContext(gt)
 	lp.clients[c] = struct{}{}
-	if s.numConns.Load() > int64(s.opts.MaxConnections) {
-		c.closeWithErr("maximum connections exceeded")
-		return nil, gnet.None
-	}
 	c.greet()
 	return nil, gnet.None
 }
@@ -155,10 +152,13 @@ func (t *gnetTransport) OnShutdown(gnet.Engine) {}
 // eachClient runs fn for every client on its own loop and waits.
 func (t *gnetTransport) eachClient(fn func(c *client)) {
 	var wg sync.WaitGroup
-	for _, lp := range t.loops {
-		if lp.el == nil {
-			continue
-		}
+	t.bindMu.Lock()
+	bound := make([]*evLoop, 0, len(t.byEL))
+	for _, lp := range t.byEL {
+		bound = append(bound, lp)
+	}
+	t.bindMu.Unlock()
+	for _, lp := range bound {
 		wg.Add(1)
 		err := lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			defer wg.Done()

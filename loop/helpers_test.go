@@ -122,3 +122,19 @@ func (rc *rawConn) expectClosed() {
 		}
 	}
 }
+
+// dialRawKeep connects and returns the INFO line.
+func dialRawKeep(t testing.TB, s *loop.Server) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimRight(line, "\r\n")
+}

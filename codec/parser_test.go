@@ -136,7 +136,7 @@ func assertOps(t *testing.T, got, want []string) {
 
 type nopHandler struct{}
 
-func (nopHandler) ProcessConnect([]byte) error                { return nil }
+func (nopHandler) ProcessConnect([]byte) error                  { return nil }
 func (nopHandler) ProcessPub([]byte, []byte, int, []byte) error { return nil }
 func (nopHandler) ProcessSub([]byte, []byte, []byte) error      { return nil }
 func (nopHandler) ProcessUnsub([]byte, int) error               { return nil }

@@ -76,7 +76,7 @@ type client struct {
 	user      string
 	perms     *permissions
 
-	lastPing time.Time // last time the server pinged or heard from the client
+	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
 
 	out     outBuf                   // out

@@ -22,9 +22,9 @@ type batch struct {
 
 // fwdMsg is one forwarded message; its byte fields are offsets into buf.
 type fwdMsg struct {
-	subs                     []*router.Subscription // all owned by the receiving loop
+	subs                      []*router.Subscription // all owned by the receiving loop
 	subjEnd, replyEnd, msgEnd int
-	hdrLen                   int
+	hdrLen                    int
 }
 
 var batchPool = sync.Pool{New: func() any { return &batch{buf: make([]byte, 0, 16<<10)} }}

@@ -103,4 +103,3 @@ func (o *outBuf) reset() {
 	o.chunks = o.chunks[:0]
 	o.size = 0
 }
-

@@ -160,7 +160,7 @@ func ptr(s *Subscription) string {
 	if id, ok := ids[s]; ok {
 		return id
 	}
-	ids[s] = string(rune('A' + len(ids)%26)) + strings.Repeat("'", len(ids)/26)
+	ids[s] = string(rune('A'+len(ids)%26)) + strings.Repeat("'", len(ids)/26)
 	return ids[s]
 }
 

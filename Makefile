@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/evnats
 
-.PHONY: build run test vet unit fuzz-seed bench bench-loops bench-quick clean
+.PHONY: build run test vet bench bench-quick bench-loops bench-conns microbench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/evnats
@@ -18,6 +18,23 @@ test: vet
 
 vet:
 	$(GO) vet ./...
+
+# Side-by-side benchmark against nats-server (several minutes; never in CI).
+bench:
+	$(GO) run ./bench -rounds 5
+
+bench-quick:
+	$(GO) run ./bench -quick
+
+bench-loops:
+	$(GO) run ./bench -loops-sweep -rounds 3
+
+bench-conns:
+	$(GO) run ./bench -conns 10000,50000
+
+# Hot-path micro-benchmarks (parser, sublist, encoders).
+microbench:
+	$(GO) test -run xxx -bench . -benchmem ./codec ./router
 
 clean:
 	rm -rf bin

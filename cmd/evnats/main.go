@@ -5,6 +5,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only with -profile
 	"os"
 	"os/signal"
 	"runtime"
@@ -27,6 +29,7 @@ func run(args []string) error {
 		configFile string
 		lameDuck   bool
 		version    bool
+		profPort   int
 	)
 	fs.StringVar(&o.Host, "a", "", "bind address (default 0.0.0.0)")
 	fs.StringVar(&o.Host, "addr", "", "bind address (default 0.0.0.0)")
@@ -49,6 +52,7 @@ func run(args []string) error {
 	fs.BoolVar(&o.Trace, "V", false, "enable protocol tracing")
 	fs.BoolVar(&o.Trace, "trace", false, "enable protocol tracing")
 	fs.BoolVar(&lameDuck, "lame_duck", false, "start in lame duck mode: serve no new clients, drain, exit")
+	fs.IntVar(&profPort, "profile", 0, "serve Go pprof on this port (127.0.0.1) for profiling")
 	fs.BoolVar(&version, "v", false, "print version and exit")
 	fs.BoolVar(&version, "version", false, "print version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +71,9 @@ func run(args []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		o = mergeFlags(fromFile, o, set)
+	}
+	if profPort > 0 {
+		go func() { _ = http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", profPort), nil) }()
 	}
 	s, err := loop.New(o)
 	if err != nil {

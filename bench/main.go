@@ -1,0 +1,218 @@
+// Command bench runs evnats (gnet loops), evnats --io=goroutine and
+// nats-server side by side on 127.0.0.1 with the same nats.go workloads,
+// alternating servers round by round, and reports medians as a Markdown
+// table, a CSV and an SVG chart under bench/results/.
+//
+//	go run ./bench                 # full run (minutes)
+//	go run ./bench -quick          # smoke run (seconds)
+//	go run ./bench -rows 'fan-out|4x4' -rounds 7
+//	go run ./bench -loops-sweep    # fan-out and 4x4 for loops = 1..2xCPUs
+//	go run ./bench -conns 10000,50000
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	var (
+		rounds     = flag.Int("rounds", 5, "rounds; servers alternate within each round")
+		quick      = flag.Bool("quick", false, "smoke run: 1 round, 2% of the messages, no files unless -out is given")
+		rowsRe     = flag.String("rows", "", "regexp selecting rows by name (default all)")
+		out        = flag.String("out", "bench/results", "directory for results.md, results.csv and ratios.svg")
+		bin        = flag.String("bin", "bin", "directory for the server binaries")
+		sweep      = flag.Bool("loops-sweep", false, "sweep evnats --loops over the fan-out and 4x4 rows")
+		maxLoops   = flag.Int("max-loops", 2*runtime.NumCPU(), "largest loop count for -loops-sweep")
+		conns      = flag.String("conns", "", "comma-separated idle connection counts for the memory row (e.g. 10000,50000)")
+		scale      = flag.Float64("scale", 1, "multiply every row's message count")
+		skipServer = flag.String("skip", "", "regexp of server names to leave out")
+		url        = flag.String("url", "", "run the selected rows once against this running server (for profiling), then exit")
+	)
+	flag.Parse()
+	raiseFileLimit()
+	if *quick {
+		*rounds = 1
+		*scale *= 0.02
+	}
+	if *url != "" {
+		runAgainst(*url, *rowsRe, *scale)
+		return
+	}
+	evBin, natsBin, err := buildBinaries(*bin)
+	if err != nil {
+		fatal(err)
+	}
+	servers := []serverKind{
+		{Name: "evnats", Bin: evBin},
+		{Name: "evnats-goroutine", Bin: evBin, Args: []string{"--io", "goroutine"}},
+		{Name: "nats-server", Bin: natsBin},
+	}
+	if *skipServer != "" {
+		re := regexp.MustCompile(*skipServer)
+		var keep []serverKind
+		for _, s := range servers {
+			if !re.MatchString(s.Name) {
+				keep = append(keep, s)
+			}
+		}
+		servers = keep
+	}
+	selected := rows
+	if *rowsRe != "" {
+		re := regexp.MustCompile(*rowsRe)
+		selected = nil
+		for _, r := range rows {
+			if re.MatchString(r.Name) {
+				selected = append(selected, r)
+			}
+		}
+	}
+	env := describeMachine()
+	progress("machine: %s", env)
+	switch {
+	case *sweep:
+		runSweep(evBin, natsBin, *rounds, *scale, *maxLoops, *out, env)
+	case *conns != "":
+		var counts []int
+		for _, f := range strings.Split(*conns, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				fatal(err)
+			}
+			counts = append(counts, n)
+		}
+		runConnScale(servers, counts, *out, env)
+	default:
+		res := runMatrix(servers, selected, *rounds, *scale)
+		md := renderMarkdown(servers, selected, res, *rounds, env)
+		fmt.Println(md)
+		if !*quick || isFlagSet("out") {
+			writeResults(*out, md, servers, selected, res)
+		}
+	}
+}
+
+// results[row][server] holds every round's sample.
+type results map[string]map[string][]sample
+
+func runMatrix(servers []serverKind, rs []row, rounds int, scale float64) results {
+	res := results{}
+	total := rounds * len(rs) * len(servers)
+	done := 0
+	start := time.Now()
+	for round := 0; round < rounds; round++ {
+		for _, r := range rs {
+			if res[r.Name] == nil {
+				res[r.Name] = map[string][]sample{}
+			}
+			n := max(int(float64(r.N)*scale), 1000)
+			// Rotate the server order each round so none always goes first.
+			for i := range servers {
+				k := servers[(i+round)%len(servers)]
+				s := runOnce(k, r, n)
+				res[r.Name][k.Name] = append(res[r.Name][k.Name], s)
+				done++
+				line := fmt.Sprintf("%.0f msgs/s, %.0f ns CPU/msg", s.MsgsPerSec(), s.CPUPerMsg())
+				if s.Failure != "" {
+					line = "FAILED: " + s.Failure
+				}
+				progress("[%d/%d %s] round %d %-20s %-17s %s", done, total, time.Since(start).Round(time.Second), round+1, r.Name, k.Name, line)
+			}
+		}
+	}
+	return res
+}
+
+func runOnce(k serverKind, r row, n int) sample {
+	p, err := startServer(k)
+	if err != nil {
+		return sample{Failure: err.Error()}
+	}
+	defer p.stop()
+	w := &window{pid: p.pid()}
+	s, err := runRow(r, p.URL, w, n)
+	if err != nil {
+		return sample{Failure: err.Error()}
+	}
+	s.Dur = w.end.Sub(w.start)
+	s.CPU = time.Duration(w.cpu1 - w.cpu0)
+	return s
+}
+
+// runAgainst drives an already running server, e.g. one under a profiler.
+func runAgainst(url, rowsRe string, scale float64) {
+	re := regexp.MustCompile(rowsRe)
+	for _, r := range rows {
+		if !re.MatchString(r.Name) {
+			continue
+		}
+		w := &window{}
+		s, err := runRow(r, url, w, max(int(float64(r.N)*scale), 1000))
+		if err != nil {
+			progress("%s: %v", r.Name, err)
+			continue
+		}
+		s.Dur = w.end.Sub(w.start)
+		progress("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
+	}
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func isFlagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func describeMachine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s/%s, %s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func writeFile(dir, name, content string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		fatal(err)
+	}
+	progress("wrote %s", path)
+}

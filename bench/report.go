@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// stat is the median of one row on one server.
+type stat struct {
+	rate, mbs, cpu float64
+	p50, p99       time.Duration
+	failed         int
+	n              int
+}
+
+func summarize(ss []sample) stat {
+	var rate, mbs, cpu, p50, p99 []float64
+	st := stat{}
+	for _, s := range ss {
+		if s.Failure != "" {
+			st.failed++
+			continue
+		}
+		rate = append(rate, s.MsgsPerSec())
+		mbs = append(mbs, s.MBPerSec())
+		cpu = append(cpu, s.CPUPerMsg())
+		p50 = append(p50, float64(s.P50))
+		p99 = append(p99, float64(s.P99))
+	}
+	st.n = len(rate)
+	st.rate, st.mbs, st.cpu = median(rate), median(mbs), median(cpu)
+	st.p50, st.p99 = time.Duration(median(p50)), time.Duration(median(p99))
+	return st
+}
+
+func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Medians of %d alternating rounds on %s, %s.\n", rounds, env, time.Now().UTC().Format("2006-01-02"))
+	b.WriteString("msgs/s counts published messages (each reaches every subscriber); CPU is server CPU time per published message from /proc/PID/task/*/schedstat.\n\n")
+	b.WriteString("| row |")
+	for _, s := range servers {
+		fmt.Fprintf(&b, " %s msgs/s | %s MB/s | %s CPU ns/msg |", s.Name, s.Name, s.Name)
+	}
+	b.WriteString(" evnats / nats-server | CPU evnats / nats-server | p50 / p99 (evnats; nats-server) |\n|---|")
+	for range servers {
+		b.WriteString("---:|---:|---:|")
+	}
+	b.WriteString("---:|---:|---|\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %s |", r.Name)
+		sts := map[string]stat{}
+		for _, s := range servers {
+			st := summarize(res[r.Name][s.Name])
+			sts[s.Name] = st
+			if st.n == 0 {
+				b.WriteString(" failed | | |")
+				continue
+			}
+			fmt.Fprintf(&b, " %s | %.1f | %.0f |", commas(st.rate), st.mbs, st.cpu)
+		}
+		ev, ns := sts["evnats"], sts["nats-server"]
+		ratio, cpuRatio := "n/a", "n/a"
+		if ev.n > 0 && ns.n > 0 {
+			ratio = fmt.Sprintf("**%.2fx**", ev.rate/ns.rate)
+			cpuRatio = fmt.Sprintf("%.2f", ev.cpu/ns.cpu)
+		}
+		lat := ""
+		if r.ReqRep {
+			lat = fmt.Sprintf("%s / %s; %s / %s", us(ev.p50), us(ev.p99), us(ns.p50), us(ns.p99))
+		}
+		fmt.Fprintf(&b, " %s | %s | %s |\n", ratio, cpuRatio, lat)
+	}
+	for _, name := range pendingRows {
+		fmt.Fprintf(&b, "| %s |", name)
+		for range servers {
+			b.WriteString(" n/a | | |")
+		}
+		b.WriteString(" n/a | n/a | |\n")
+	}
+	return b.String()
+}
+
+func writeResults(dir, md string, servers []serverKind, rs []row, res results) {
+	writeFile(dir, "results.md", md)
+	var csv strings.Builder
+	csv.WriteString("row,server,msgs_per_sec,mb_per_sec,cpu_ns_per_msg,p50_us,p99_us,runs,failed\n")
+	var bars []bar
+	for _, r := range rs {
+		var ev, ns stat
+		for _, s := range servers {
+			st := summarize(res[r.Name][s.Name])
+			fmt.Fprintf(&csv, "%q,%s,%.0f,%.2f,%.1f,%.1f,%.1f,%d,%d\n", r.Name, s.Name, st.rate, st.mbs, st.cpu,
+				float64(st.p50)/1e3, float64(st.p99)/1e3, st.n, st.failed)
+			switch s.Name {
+			case "evnats":
+				ev = st
+			case "nats-server":
+				ns = st
+			}
+		}
+		if ev.n > 0 && ns.n > 0 {
+			bars = append(bars, bar{r.Name, ev.rate / ns.rate})
+		}
+	}
+	writeFile(dir, "results.csv", csv.String())
+	writeFile(dir, "ratios.svg", ratioSVG("evnats / nats-server throughput (medians)", bars))
+}
+
+type bar struct {
+	label string
+	ratio float64
+}
+
+// ratioSVG draws horizontal bars of ratios with a marker at 1.0x.
+func ratioSVG(title string, bars []bar) string {
+	const left, width, rowH, top = 190, 420, 26, 40
+	maxR := 2.0
+	for _, b := range bars {
+		maxR = max(maxR, b.ratio*1.1)
+	}
+	h := top + rowH*len(bars) + 30
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+width+70, h)
+	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", title)
+	x1 := left + int(float64(width)/maxR)
+	for i, b := range bars {
+		y := top + i*rowH
+		w := int(float64(width) * b.ratio / maxR)
+		color := "#2e7d32"
+		if b.ratio < 1 {
+			color = "#c62828"
+		}
+		fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="end">%s</text>`, left-8, y+15, b.label)
+		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="18" fill="%s"/>`, left, y+2, w, color)
+		fmt.Fprintf(&s, `<text x="%d" y="%d">%.2fx</text>`+"\n", left+w+5, y+15, b.ratio)
+	}
+	fmt.Fprintf(&s, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black" stroke-dasharray="4"/>`, x1, top-5, x1, h-25)
+	fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="middle">1.0x = nats-server</text>`+"\n</svg>\n", x1, h-10)
+	return s.String()
+}
+
+func commas(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }

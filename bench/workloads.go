@@ -1,0 +1,252 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// window records the measured interval and the server's CPU time over it.
+type window struct {
+	pid        int
+	start, end time.Time
+	cpu0, cpu1 int64
+}
+
+func (w *window) Start() { w.cpu0 = cpuNanos(w.pid); w.start = time.Now() }
+func (w *window) Stop()  { w.end = time.Now(); w.cpu1 = cpuNanos(w.pid) }
+
+// sample is one run of one row against one server.
+type sample struct {
+	Msgs    int64 // messages published in the window
+	Bytes   int64 // payload bytes published
+	Dur     time.Duration
+	CPU     time.Duration
+	P50     time.Duration // request/reply only
+	P99     time.Duration
+	Failure string
+}
+
+func (s sample) MsgsPerSec() float64 { return float64(s.Msgs) / s.Dur.Seconds() }
+func (s sample) MBPerSec() float64   { return float64(s.Bytes) / s.Dur.Seconds() / 1e6 }
+func (s sample) CPUPerMsg() float64  { return float64(s.CPU.Nanoseconds()) / float64(s.Msgs) }
+
+// row is one benchmark scenario.
+type row struct {
+	Name    string
+	Payload int
+	N       int // messages per run (full mode)
+	Kind    string
+	Pubs    int
+	Subs    int
+	ReqRep  bool
+}
+
+var rows = []row{
+	{Name: "pub-only 16B", Payload: 16, N: 4_000_000, Kind: "core", Pubs: 1},
+	{Name: "pub-only 128B", Payload: 128, N: 3_000_000, Kind: "core", Pubs: 1},
+	{Name: "pub/sub 1:1 16B", Payload: 16, N: 2_000_000, Kind: "core", Pubs: 1, Subs: 1},
+	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
+	{Name: "fan-out 1:4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 4},
+	{Name: "4x4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 4, Subs: 4},
+	{Name: "req/rep 1:1 128B", Payload: 128, N: 50_000, Kind: "core", Pubs: 1, Subs: 1, ReqRep: true},
+	{Name: "req/rep 10c:2q 16B", Payload: 16, N: 100_000, Kind: "core", Pubs: 10, Subs: 2, ReqRep: true},
+}
+
+// Rows for capabilities evnats does not have yet; printed as n/a.
+var pendingRows = []string{
+	"JetStream sync publish 16B memory", "JetStream async publish 128B file",
+	"JetStream ordered consumer", "JetStream durable fetch",
+	"MQTT pub/sub 128B QoS 0", "MQTT pub/sub 128B QoS 1", "NATS -> MQTT 128B",
+	"TLS pub/sub 128B", "WebSocket pub/sub 128B",
+}
+
+func runRow(r row, url string, w *window, n int) (sample, error) {
+	if r.ReqRep {
+		return runReqRep(r, url, w, n)
+	}
+	return runPubSub(r, url, w, n)
+}
+
+func dial(url string) (*nats.Conn, error) {
+	return nats.Connect(url, nats.NoReconnect(), nats.Timeout(5*time.Second), nats.ReconnectBufSize(-1))
+}
+
+// runPubSub publishes n messages from r.Pubs connections and waits until each
+// of r.Subs subscribers has received all of them. Publishers keep at most
+// lagBytes of payload ahead of the slowest subscriber, the same for every
+// server, so no server is pushed into slow-consumer cut-offs.
+func runPubSub(r row, url string, w *window, n int) (sample, error) {
+	const subject = "bench.subject"
+	const lagBytes = 16 << 20
+	maxLag := int64(max(lagBytes/r.Payload, 64))
+	step := int(min(max(maxLag/4, 16), 1000))
+	var conns []*nats.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	perPub := n / r.Pubs
+	total := int64(perPub * r.Pubs)
+	counts := make([]atomic.Int64, r.Subs)
+	done := make(chan struct{}, r.Subs)
+	for i := 0; i < r.Subs; i++ {
+		nc, err := dial(url)
+		if err != nil {
+			return sample{}, err
+		}
+		conns = append(conns, nc)
+		i := i
+		sub, err := nc.Subscribe(subject, func(*nats.Msg) {
+			if counts[i].Add(1) == total {
+				done <- struct{}{}
+			}
+		})
+		if err != nil {
+			return sample{}, err
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		if err := nc.Flush(); err != nil {
+			return sample{}, err
+		}
+	}
+	minCount := func() int64 {
+		m := total
+		for i := range counts {
+			m = min(m, counts[i].Load())
+		}
+		return m
+	}
+	pubs := make([]*nats.Conn, r.Pubs)
+	for i := range pubs {
+		nc, err := dial(url)
+		if err != nil {
+			return sample{}, err
+		}
+		conns = append(conns, nc)
+		pubs[i] = nc
+	}
+	payload := make([]byte, r.Payload)
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, r.Pubs)
+	w.Start()
+	for _, nc := range pubs {
+		wg.Add(1)
+		go func(nc *nats.Conn) {
+			defer wg.Done()
+			for i := 0; i < perPub; i++ {
+				if err := nc.Publish(subject, payload); err != nil {
+					errs <- err
+					return
+				}
+				if i%step == step-1 && r.Subs > 0 {
+					p := published.Add(int64(step))
+					for p-minCount() > maxLag {
+						time.Sleep(20 * time.Microsecond)
+					}
+				}
+			}
+			if err := nc.Flush(); err != nil {
+				errs <- err
+			}
+		}(nc)
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return sample{}, err
+	default:
+	}
+	timeout := time.After(60 * time.Second)
+	for i := 0; i < r.Subs; i++ {
+		select {
+		case <-done:
+		case <-timeout:
+			return sample{}, fmt.Errorf("subscribers got %d of %d", minCount(), total)
+		}
+	}
+	w.Stop()
+	return sample{Msgs: total, Bytes: total * int64(r.Payload)}, nil
+}
+
+// runReqRep sends n requests from r.Pubs clients (each waiting for its reply
+// before the next) to r.Subs services in one queue group.
+func runReqRep(r row, url string, w *window, n int) (sample, error) {
+	const subject = "bench.service"
+	var conns []*nats.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < r.Subs; i++ {
+		nc, err := dial(url)
+		if err != nil {
+			return sample{}, err
+		}
+		conns = append(conns, nc)
+		if _, err := nc.QueueSubscribe(subject, "svc", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+			return sample{}, err
+		}
+		if err := nc.Flush(); err != nil {
+			return sample{}, err
+		}
+	}
+	clients := make([]*nats.Conn, r.Pubs)
+	for i := range clients {
+		nc, err := dial(url)
+		if err != nil {
+			return sample{}, err
+		}
+		conns = append(conns, nc)
+		clients[i] = nc
+		if _, err := nc.Request(subject, []byte("warm"), 5*time.Second); err != nil {
+			return sample{}, err
+		}
+	}
+	per := n / r.Pubs
+	lats := make([][]time.Duration, r.Pubs)
+	payload := make([]byte, r.Payload)
+	var wg sync.WaitGroup
+	errs := make(chan error, r.Pubs)
+	w.Start()
+	for i, nc := range clients {
+		wg.Add(1)
+		go func(i int, nc *nats.Conn) {
+			defer wg.Done()
+			l := make([]time.Duration, 0, per)
+			for j := 0; j < per; j++ {
+				t0 := time.Now()
+				if _, err := nc.Request(subject, payload, 5*time.Second); err != nil {
+					errs <- err
+					return
+				}
+				l = append(l, time.Since(t0))
+			}
+			lats[i] = l
+		}(i, nc)
+	}
+	wg.Wait()
+	w.Stop()
+	select {
+	case err := <-errs:
+		return sample{}, err
+	default:
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	total := int64(per * r.Pubs)
+	return sample{
+		Msgs: total, Bytes: total * int64(r.Payload),
+		P50: all[len(all)/2], P99: all[len(all)*99/100],
+	}, nil
+}

@@ -45,6 +45,10 @@ type connectOpts struct {
 	Token        string `json:"auth_token"`
 }
 
+// defaultConnectOpts are in force before CONNECT and for fields it omits;
+// like nats-server, a bare client (telnet) is verbose and pedantic.
+var defaultConnectOpts = connectOpts{Verbose: true, Pedantic: true}
+
 // subscription is one client subscription: the router entry plus the
 // delivery counters that auto-unsubscribe needs. Owned by the owner client's
 // context (guarded by its outLock).
@@ -97,6 +101,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 		start:    time.Now(),
 		subs:     make(map[string]*subscription),
 		echo:     true,
+		opts:     defaultConnectOpts,
 		scratch:  make([]byte, 0, 256),
 		lastPing: time.Now(),
 	}
@@ -183,7 +188,7 @@ func (errClose) Error() string { return "connection closing" }
 
 // ProcessConnect handles CONNECT: options, then authentication.
 func (c *client) ProcessConnect(arg []byte) error {
-	var o connectOpts
+	o := defaultConnectOpts // fields the client leaves out keep nats-server's defaults
 	if err := json.Unmarshal(arg, &o); err != nil {
 		c.closeWithErr("Invalid CONNECT JSON: " + sanitize(err.Error()))
 		return errClose{}
@@ -226,6 +231,7 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 	}
 	if c.opts.Pedantic && !router.ValidLiteralSubject(string(subject)) {
 		c.sendErr("Invalid Publish Subject")
+		c.sendOK() // nats-server acknowledges the PUB after the error too
 		return nil
 	}
 	if c.perms != nil && !c.perms.canPublish(subject) {
@@ -234,30 +240,33 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 	}
 	c.shard.inMsgs.Add(1)
 	c.shard.inBytes.Add(int64(len(msg)))
+	c.sendOK() // before any delivery, as nats-server orders them
 	r := c.cache.Match(subject)
 	if r.Empty() {
 		if len(reply) > 0 && c.opts.NoResponders && c.opts.Headers {
-			c.noResponders(reply)
+			c.noResponders(subject, reply)
 		}
 	} else if c.lp != nil {
 		c.lp.route(c, r, subject, reply, hdrLen, msg)
 	} else {
 		goRoute(c, r, subject, reply, hdrLen, msg)
 	}
-	c.sendOK()
 	return nil
 }
 
-var noRespondersHdr = []byte("NATS/1.0 503\r\n\r\n")
-
 // noResponders tells a requester that nobody is listening, with a 503 status
-// HMSG on its own subscription for the reply subject.
-func (c *client) noResponders(reply []byte) {
+// HMSG on its own subscription for the reply subject, naming the subject
+// that had no subscribers as nats-server does.
+func (c *client) noResponders(subject, reply []byte) {
 	r := c.cache.Match(reply)
 	for _, rs := range r.Plain {
 		if s := rs.Owner.(*subscription); s.c == c {
+			hdr := make([]byte, 0, 48+len(subject))
+			hdr = append(hdr, "NATS/1.0 503\r\nNats-Subject: "...)
+			hdr = append(hdr, subject...)
+			hdr = append(hdr, "\r\n\r\n"...)
 			c.t.outLock()
-			c.deliver(s, reply, nil, len(noRespondersHdr), noRespondersHdr)
+			c.deliver(s, reply, nil, len(hdr), hdr)
 			c.t.outUnlock()
 			return
 		}

@@ -100,7 +100,7 @@ func TestHeaders(t *testing.T) {
 func TestHeadersStrippedForOldClients(t *testing.T) {
 	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {\"headers\":false}\r\nSUB h 1\r\nPING\r\n")
+		rc.send("CONNECT {\"verbose\":false,\"headers\":false}\r\nSUB h 1\r\nPING\r\n")
 		rc.expect("PONG")
 		nc := connect(t, s)
 		m := nats.NewMsg("h")
@@ -129,9 +129,10 @@ func TestNoResponders(t *testing.T) {
 func TestNoRespondersExactBytes(t *testing.T) {
 	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.x 7\r\nPUB svc _INBOX.x 2\r\nhi\r\n")
-		rc.expect("HMSG _INBOX.x 7 16 16")
+		rc.send("CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.x 7\r\nPUB svc _INBOX.x 2\r\nhi\r\n")
+		rc.expect("HMSG _INBOX.x 7 35 35")
 		rc.expect("NATS/1.0 503")
+		rc.expect("Nats-Subject: svc")
 		rc.expect("")
 	})
 }

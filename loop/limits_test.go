@@ -21,7 +21,7 @@ import (
 func TestSlowConsumerIsolation(t *testing.T) {
 	eachTransport(t, loop.Options{MaxPending: 4 << 20, WriteDeadline: 2 * time.Second}, func(t *testing.T, s *loop.Server) {
 		slow := dialRaw(t, s)
-		slow.send("CONNECT {}\r\nSUB flood 1\r\nPING\r\n")
+		slow.send("CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n")
 		slow.expect("PONG")
 		const n = 40000
 		good := connect(t, s)
@@ -59,7 +59,7 @@ func TestSlowConsumerIsolation(t *testing.T) {
 func TestStaleConnection(t *testing.T) {
 	eachTransport(t, loop.Options{PingInterval: 100 * time.Millisecond, MaxPingsOut: 2}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {}\r\n")
+		rc.send("CONNECT {\"verbose\":false}\r\n")
 		rc.expect("PING")
 		rc.expect("PING")
 		rc.expect("-ERR 'Stale Connection'")
@@ -70,7 +70,7 @@ func TestStaleConnection(t *testing.T) {
 func TestPingKeepsAlive(t *testing.T) {
 	eachTransport(t, loop.Options{PingInterval: 100 * time.Millisecond, MaxPingsOut: 2}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {}\r\n")
+		rc.send("CONNECT {\"verbose\":false}\r\n")
 		for i := 0; i < 4; i++ {
 			rc.expect("PING")
 			rc.send("PONG\r\n")
@@ -90,7 +90,7 @@ func TestMaxConnections(t *testing.T) {
 func TestMaxSubscriptions(t *testing.T) {
 	eachTransport(t, loop.Options{MaxSubscriptions: 2}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\n")
+		rc.send("CONNECT {\"verbose\":false}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\n")
 		rc.expect("-ERR 'maximum subscriptions exceeded'")
 		rc.send("PING\r\n")
 		rc.expect("PONG")

@@ -23,11 +23,11 @@ func TestMalformedInput(t *testing.T) {
 		{"max payload", "PUB foo 2000000\r\n", "-ERR 'Maximum Payload Violation'"},
 		{"control line", "SUB " + strings.Repeat("x", 5000) + " 1\r\n", "-ERR 'Maximum Control Line Exceeded'"},
 		{"control line no newline", strings.Repeat("S", 5000), "-ERR 'Maximum Control Line Exceeded'"},
-		{"hpub header size", "CONNECT {\"headers\":true}\r\nHPUB foo 10 2\r\n", "-ERR 'Invalid HPUB Header Size: \"10\"'"},
+		{"hpub header size", "CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB foo 10 2\r\n", "-ERR 'Invalid HPUB Header Size: \"10\"'"},
 		{"bad sub", "SUB\r\n", "-ERR 'Invalid SUB Arguments: want <subject> [queue group] <sid>'"},
 		{"bad unsub", "UNSUB 1 x\r\n", "-ERR 'Invalid UNSUB Max: \"x\"'"},
 		{"bad protocol", "CONNECT {\"protocol\":7}\r\n", "-ERR 'Invalid Client Protocol'"},
-		{"hpub without headers", "CONNECT {}\r\nHPUB foo 12 12\r\nNATS/1.0\r\n\r\n\r\n", "-ERR 'Message Headers Not Supported"},
+		{"hpub without headers", "CONNECT {\"verbose\":false}\r\nHPUB foo 12 12\r\nNATS/1.0\r\n\r\n\r\n", "-ERR 'Message Headers Not Supported"},
 	}
 	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
 		for _, c := range cases {
@@ -46,7 +46,7 @@ func TestMalformedInput(t *testing.T) {
 		}
 		// The server is unharmed: a well-behaved client still works.
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {}\r\nSUB ok 1\r\nPUB ok 2\r\nhi\r\n")
+		rc.send("CONNECT {\"verbose\":false}\r\nSUB ok 1\r\nPUB ok 2\r\nhi\r\n")
 		rc.expect("MSG ok 1 2")
 		rc.expect("hi")
 	})
@@ -55,7 +55,7 @@ func TestMalformedInput(t *testing.T) {
 func TestSoftErrorsKeepConnection(t *testing.T) {
 	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.send("CONNECT {\"pedantic\":true}\r\nSUB foo..bar 1\r\n")
+		rc.send("CONNECT {\"verbose\":false,\"pedantic\":true}\r\nSUB foo..bar 1\r\n")
 		rc.expect("-ERR 'Invalid Subject'")
 		rc.send("PUB foo.* 1\r\nx\r\n")
 		rc.expect("-ERR 'Invalid Publish Subject'")

@@ -9,8 +9,13 @@ import (
 )
 
 // maxBatchBytes hands a batch over early when a tick forwards a lot, to bound
-// memory and latency.
-const maxBatchBytes = 1 << 20
+// memory and latency. Batches are allocated with room for it plus one more
+// typical message, so their buffers do not grow in steady state.
+const (
+	maxBatchBytes = 256 << 10
+	batchCap      = maxBatchBytes + 64<<10
+	maxFreeBatch  = 256
+)
 
 // batch carries messages from one loop to another: each message is copied
 // once into buf, whatever the number of subscribers it reaches there.
@@ -27,7 +32,38 @@ type fwdMsg struct {
 	hdrLen                    int
 }
 
-var batchPool = sync.Pool{New: func() any { return &batch{buf: make([]byte, 0, 16<<10)} }}
+// batchFree recycles batches between loops without allocating; sync.Pool
+// would drop them at every GC and make their buffers grow again.
+// Locking rule: mu guards list.
+var batchFree struct {
+	mu   sync.Mutex
+	list []*batch
+}
+
+func getBatch() *batch {
+	batchFree.mu.Lock()
+	defer batchFree.mu.Unlock()
+	if n := len(batchFree.list); n > 0 {
+		b := batchFree.list[n-1]
+		batchFree.list = batchFree.list[:n-1]
+		return b
+	}
+	return &batch{buf: make([]byte, 0, batchCap)}
+}
+
+func putBatch(b *batch) {
+	b.buf = b.buf[:0]
+	clear(b.msgs)
+	b.msgs = b.msgs[:0]
+	if cap(b.buf) > 4*batchCap {
+		return // one huge message grew it; let it go
+	}
+	batchFree.mu.Lock()
+	if len(batchFree.list) < maxFreeBatch {
+		batchFree.list = append(batchFree.list, b)
+	}
+	batchFree.mu.Unlock()
+}
 
 // inbox is a loop's queue of batches from other loops.
 // Locking rule: mu guards batches; scheduled is set by the pusher that must
@@ -43,7 +79,7 @@ type inbox struct {
 func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
 	b := lp.out[dst]
 	if b == nil {
-		b = batchPool.Get().(*batch)
+		b = getBatch()
 		lp.out[dst] = b
 	}
 	b.buf = append(b.buf, subject...)
@@ -106,10 +142,7 @@ func (lp *evLoop) drain() {
 				s.c.deliver(s, subject, reply, m.hdrLen, msg)
 			}
 		}
-		b.buf = b.buf[:0]
-		clear(b.msgs)
-		b.msgs = b.msgs[:0]
-		batchPool.Put(b)
+		putBatch(b)
 	}
 	lp.flush()
 }

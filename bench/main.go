@@ -36,6 +36,8 @@ func main() {
 		scale      = flag.Float64("scale", 1, "multiply every row's message count")
 		skipServer = flag.String("skip", "", "regexp of server names to leave out")
 		url        = flag.String("url", "", "run the selected rows once against this running server (for profiling), then exit")
+		noBuild    = flag.Bool("nobuild", false, "use the binaries already in -bin instead of building them")
+		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -47,9 +49,12 @@ func main() {
 		runAgainst(*url, *rowsRe, *scale)
 		return
 	}
-	evBin, natsBin, err := buildBinaries(*bin)
-	if err != nil {
-		fatal(err)
+	evBin, natsBin := filepath.Join(*bin, "evnats"), filepath.Join(*bin, "nats-server")
+	if !*noBuild {
+		var err error
+		if evBin, natsBin, err = buildBinaries(*bin); err != nil {
+			fatal(err)
+		}
 	}
 	servers := []serverKind{
 		{Name: "evnats", Bin: evBin},
@@ -80,17 +85,16 @@ func main() {
 	progress("machine: %s", env)
 	switch {
 	case *sweep:
-		runSweep(evBin, natsBin, *rounds, *scale, *maxLoops, *out, env)
-	case *conns != "":
-		var counts []int
-		for _, f := range strings.Split(*conns, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				fatal(err)
-			}
-			counts = append(counts, n)
+		var loops []int
+		for l := 1; l <= *maxLoops; l++ {
+			loops = append(loops, l)
 		}
-		runConnScale(servers, counts, *out, env)
+		if *loopList != "" {
+			loops = parseInts(*loopList)
+		}
+		runSweep(evBin, natsBin, *rounds, *scale, loops, *out, env)
+	case *conns != "":
+		runConnScale(servers, parseInts(*conns), *out, env)
 	default:
 		res := runMatrix(servers, selected, *rounds, *scale)
 		md := renderMarkdown(servers, selected, res, *rounds, env)
@@ -164,6 +168,18 @@ func runAgainst(url, rowsRe string, scale float64) {
 		s.Dur = w.end.Sub(w.start)
 		progress("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
 	}
+}
+
+func parseInts(list string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func progress(format string, args ...any) {

@@ -24,6 +24,7 @@ func buildBinaries(binDir string) (evnats, natsServer string, err error) {
 	natsServer = filepath.Join(binDir, "nats-server")
 	for _, b := range [][2]string{{evnats, "./cmd/evnats"}, {natsServer, "github.com/nats-io/nats-server/v2"}} {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static: runs on any Linux box it is copied to
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return "", "", fmt.Errorf("build %s: %w", b[1], err)

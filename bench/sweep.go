@@ -8,7 +8,7 @@ import (
 
 // runSweep measures the fan-out and 4x4 rows for evnats at each loop count,
 // with nats-server in the same rounds for the ratio, and prints the best.
-func runSweep(evBin, natsBin string, rounds int, scale float64, maxLoops int, out, env string) {
+func runSweep(evBin, natsBin string, rounds int, scale float64, loops []int, out, env string) {
 	var sweepRows []row
 	for _, r := range rows {
 		if strings.HasPrefix(r.Name, "fan-out") || strings.HasPrefix(r.Name, "4x4") {
@@ -16,7 +16,7 @@ func runSweep(evBin, natsBin string, rounds int, scale float64, maxLoops int, ou
 		}
 	}
 	servers := []serverKind{{Name: "nats-server", Bin: natsBin}}
-	for l := 1; l <= maxLoops; l++ {
+	for _, l := range loops {
 		servers = append(servers, serverKind{Name: "loops=" + strconv.Itoa(l), Bin: evBin, Args: []string{"--loops", strconv.Itoa(l)}})
 	}
 	res := runMatrix(servers, sweepRows, rounds, scale)

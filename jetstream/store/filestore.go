@@ -1,0 +1,512 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/evnats/evnats/router"
+)
+
+// DefaultMaxBlock is the size at which the file store starts a new block.
+const DefaultMaxBlock = 8 << 20
+
+var errShortWrite = errors.New("store: short write")
+
+// FileStore keeps a stream in append-only block files in one directory (see
+// record.go for the format). Writes go through a shared Writer goroutine;
+// the index lives in memory and is rebuilt from the blocks on open. Owned by
+// its stream's goroutine, except the fields marked atomic, which the writer
+// sets.
+type FileStore struct {
+	fs       FS
+	dir      string
+	w        *Writer
+	maxBlock int64
+
+	blocks []*block // oldest first; the last one takes appends
+	locs   []loc    // locs[i] describes sequence base+i
+	base   uint64
+	first  uint64 // no message below this sequence
+	lastSq uint64
+	last   map[string]uint64 // newest sequence per subject
+	msgs   uint64
+	bytes  uint64
+
+	pending []pendingRec      // appended but not yet written, oldest first
+	cache   map[uint64][]byte // their encoded records, readable meanwhile
+	readers map[*block]File
+
+	failed atomic.Pointer[error] // first write error (set by the writer)
+	closed bool
+}
+
+// block is one block file. size is what the owner has queued to it;
+// written (atomic, set by the writer) is what has reached the file.
+type block struct {
+	id      uint64
+	name    string
+	size    int64
+	written atomic.Int64
+	live    int // messages in it not yet removed
+}
+
+// loc is where a sequence's record is. present is false for removed ones.
+type loc struct {
+	blk     *block
+	off     int64
+	n       int64
+	ts      int64
+	subject string
+	size    uint64
+	present bool
+}
+
+type pendingRec struct {
+	seq uint64
+	blk *block
+	end int64
+}
+
+// FileStoreConfig configures OpenFileStore.
+type FileStoreConfig struct {
+	FS       FS // default OSFS
+	Dir      string
+	Writer   *Writer
+	MaxBlock int64 // default DefaultMaxBlock
+}
+
+// OpenFileStore opens (or creates) the store in cfg.Dir and recovers its
+// index, truncating a torn record at the end of a block.
+func OpenFileStore(cfg FileStoreConfig) (*FileStore, error) {
+	if cfg.FS == nil {
+		cfg.FS = OSFS{}
+	}
+	if cfg.MaxBlock <= 0 {
+		cfg.MaxBlock = DefaultMaxBlock
+	}
+	s := &FileStore{fs: cfg.FS, dir: cfg.Dir, w: cfg.Writer, maxBlock: cfg.MaxBlock, first: 1,
+		last: make(map[string]uint64), cache: make(map[uint64][]byte), readers: make(map[*block]File)}
+	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *FileStore) recover() error {
+	names, err := s.fs.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		var id uint64
+		if !strings.HasSuffix(name, ".blk") {
+			continue
+		}
+		if _, err := fmt.Sscanf(name, "%d.blk", &id); err != nil {
+			continue
+		}
+		b := &block{id: id, name: filepath.Join(s.dir, name)}
+		data, err := s.fs.ReadFile(b.name)
+		if err != nil {
+			return err
+		}
+		off := 0
+		for off < len(data) {
+			r, n := decodeRecord(data[off:])
+			if n == 0 {
+				if err := s.truncate(b.name, int64(off)); err != nil {
+					return err
+				}
+				break
+			}
+			s.apply(r, b, int64(off), int64(n))
+			off += n
+		}
+		b.size = int64(off)
+		b.written.Store(int64(off))
+		s.blocks = append(s.blocks, b)
+	}
+	s.advanceFirst()
+	return nil
+}
+
+// truncate cuts a block at its first invalid record: a torn tail from a
+// crash mid-write. Everything before it was written whole.
+func (s *FileStore) truncate(name string, size int64) error {
+	f, err := s.fs.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// apply replays one recovered record into the index.
+func (s *FileStore) apply(r record, b *block, off, n int64) {
+	switch r.kind {
+	case recMsg:
+		if r.seq < s.first {
+			return
+		}
+		subject := string(r.subject)
+		s.place(r.seq, loc{blk: b, off: off, n: n, ts: r.ts, subject: subject,
+			size: uint64(len(r.subject) + len(r.hdr) + len(r.data) + 16), present: true})
+		if r.seq > s.last[subject] {
+			s.last[subject] = r.seq
+		}
+	case recDelete:
+		s.removeIndex(r.seq)
+	case recCompact:
+		s.compactIndex(r.seq)
+	}
+}
+
+// place records loc for seq, which is above every sequence placed so far.
+func (s *FileStore) place(seq uint64, l loc) {
+	if len(s.locs) == 0 {
+		s.base = seq
+	}
+	for s.base+uint64(len(s.locs)) < seq {
+		s.locs = append(s.locs, loc{}) // a gap: removed before a crash, or a failed write
+	}
+	if seq < s.base+uint64(len(s.locs)) {
+		return // duplicate; keep the first
+	}
+	s.locs = append(s.locs, l)
+	s.lastSq = max(s.lastSq, seq)
+	s.msgs++
+	s.bytes += l.size
+	l.blk.live++
+}
+
+func (s *FileStore) loc(seq uint64) *loc {
+	if seq < s.base || seq >= s.base+uint64(len(s.locs)) || seq < s.first {
+		return nil
+	}
+	if l := &s.locs[seq-s.base]; l.present {
+		return l
+	}
+	return nil
+}
+
+// Append implements Store.
+func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done DoneFunc) (uint64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	if len(subject) > maxSubject {
+		return 0, fmt.Errorf("store: subject longer than %d bytes", maxSubject)
+	}
+	seq := s.lastSq + 1
+	rec := appendRecord(make([]byte, 0, recOverhead+len(subject)+len(hdr)+len(data)), recMsg, seq, ts, subject, hdr, data)
+	b, err := s.queue(rec, func(err error) {
+		if done != nil {
+			done(seq, err)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.place(seq, loc{blk: b, off: b.size - int64(len(rec)), n: int64(len(rec)), ts: ts, subject: subject,
+		size: uint64(len(subject) + len(hdr) + len(data) + 16), present: true})
+	s.last[subject] = seq
+	s.cache[seq] = rec
+	s.pending = append(s.pending, pendingRec{seq: seq, blk: b, end: b.size})
+	s.prune()
+	return seq, nil
+}
+
+// queue hands one encoded record to the writer, on the current block or a
+// new one, and returns the block.
+func (s *FileStore) queue(rec []byte, done func(error)) (*block, error) {
+	b := s.current(int64(len(rec)))
+	end := b.size + int64(len(rec))
+	err := s.w.submit(writeOp{file: b.name, data: rec, done: func(err error) {
+		if err != nil {
+			s.failed.CompareAndSwap(nil, &err)
+		} else {
+			b.written.Store(end)
+		}
+		done(err)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	b.size = end
+	return b, nil
+}
+
+// current returns the block for a record of n bytes, starting a new one when
+// the current one is full. A new block opens with a compact record holding
+// the first sequence, so the sequence survives even if older blocks go.
+func (s *FileStore) current(n int64) *block {
+	if len(s.blocks) > 0 {
+		if b := s.blocks[len(s.blocks)-1]; b.size == 0 || b.size+n <= s.maxBlock {
+			return b
+		}
+	}
+	var id uint64 = 1
+	if len(s.blocks) > 0 {
+		id = s.blocks[len(s.blocks)-1].id + 1
+	}
+	b := &block{id: id, name: filepath.Join(s.dir, fmt.Sprintf("%08d.blk", id))}
+	s.blocks = append(s.blocks, b)
+	first := appendRecord(nil, recCompact, max(s.first, 1), time.Now().UnixNano(), "", nil, nil)
+	end := int64(len(first))
+	if s.w.submit(writeOp{file: b.name, data: first, done: func(err error) {
+		if err == nil {
+			b.written.Store(end)
+		}
+	}}) == nil {
+		b.size = end
+	}
+	return b
+}
+
+// prune drops cached records the writer has written.
+func (s *FileStore) prune() {
+	i := 0
+	for ; i < len(s.pending); i++ {
+		p := s.pending[i]
+		if p.end > p.blk.written.Load() {
+			break
+		}
+		delete(s.cache, p.seq)
+	}
+	if i > 0 {
+		s.pending = append(s.pending[:0], s.pending[i:]...)
+	}
+}
+
+// check reports a closed store, or the first write failure; after a failure
+// it drops from the index whatever never reached the disk, so readers do not
+// see messages that were not stored.
+func (s *FileStore) check() error {
+	if s.closed {
+		return ErrClosed
+	}
+	errp := s.failed.Load()
+	if errp == nil {
+		return nil
+	}
+	for _, p := range s.pending {
+		if p.end > p.blk.written.Load() {
+			s.removeIndex(p.seq)
+			delete(s.cache, p.seq)
+		}
+	}
+	s.pending = s.pending[:0]
+	return fmt.Errorf("store: write failed: %w", *errp)
+}
+
+// Load implements Store.
+func (s *FileStore) Load(seq uint64) (*Msg, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	l := s.loc(seq)
+	if l == nil {
+		return nil, ErrNotFound
+	}
+	rec, ok := s.cache[seq]
+	if !ok {
+		f, err := s.reader(l.blk)
+		if err != nil {
+			return nil, err
+		}
+		rec = make([]byte, l.n)
+		if _, err := f.ReadAt(rec, l.off); err != nil {
+			return nil, fmt.Errorf("store: read %s at %d: %w", l.blk.name, l.off, err)
+		}
+	}
+	r, n := decodeRecord(rec)
+	if n == 0 || r.seq != seq || r.kind != recMsg {
+		return nil, fmt.Errorf("%w: sequence %d in %s", ErrCorrupt, seq, l.blk.name)
+	}
+	return &Msg{Seq: seq, Subject: l.subject, Hdr: clone(r.hdr), Data: clone(r.data), Time: r.ts}, nil
+}
+
+func (s *FileStore) readable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.failed.Load() != nil {
+		_ = s.check()
+	}
+	return nil
+}
+
+func (s *FileStore) reader(b *block) (File, error) {
+	if f := s.readers[b]; f != nil {
+		return f, nil
+	}
+	f, err := s.fs.OpenFile(b.name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.readers[b] = f
+	return f, nil
+}
+
+// LoadLast implements Store.
+func (s *FileStore) LoadLast(subject string) (*Msg, error) {
+	seq, ok := s.last[subject]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return s.Load(seq)
+}
+
+// LoadNext implements Store.
+func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
+	for seq = max(seq, s.first, s.base); seq <= s.lastSq; seq++ {
+		if l := s.loc(seq); l != nil && (filter == "" || router.SubjectMatches(filter, l.subject)) {
+			return s.Load(seq)
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// Remove implements Store.
+func (s *FileStore) Remove(seq uint64) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	if s.loc(seq) == nil {
+		return false, nil
+	}
+	rec := appendRecord(nil, recDelete, seq, time.Now().UnixNano(), "", nil, nil)
+	if _, err := s.queue(rec, func(error) {}); err != nil {
+		return false, err
+	}
+	s.removeIndex(seq)
+	s.dropEmptyBlocks()
+	return true, nil
+}
+
+// removeIndex forgets seq in memory.
+func (s *FileStore) removeIndex(seq uint64) {
+	l := s.loc(seq)
+	if l == nil {
+		return
+	}
+	l.present = false
+	l.blk.live--
+	s.msgs--
+	s.bytes -= l.size
+	if s.last[l.subject] == seq {
+		delete(s.last, l.subject)
+		for q := seq - 1; q >= s.first && q >= s.base && q > 0; q-- {
+			if o := s.loc(q); o != nil && o.subject == l.subject {
+				s.last[l.subject] = q
+				break
+			}
+		}
+	}
+	s.advanceFirst()
+}
+
+func (s *FileStore) advanceFirst() {
+	for s.first <= s.lastSq && s.loc(s.first) == nil {
+		s.first++
+	}
+	// Trim the index below first so memory follows the stream's window.
+	if k := s.first - s.base; s.first > s.base && k <= uint64(len(s.locs)) && k > 1024 && k > uint64(len(s.locs))/2 {
+		s.locs = append(s.locs[:0:0], s.locs[k:]...)
+		s.base = s.first
+	}
+}
+
+// Compact implements Store.
+func (s *FileStore) Compact(seq uint64) (uint64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	rec := appendRecord(nil, recCompact, seq, time.Now().UnixNano(), "", nil, nil)
+	if _, err := s.queue(rec, func(error) {}); err != nil {
+		return 0, err
+	}
+	n := s.compactIndex(seq)
+	s.dropEmptyBlocks()
+	return n, nil
+}
+
+// compactIndex removes every sequence below seq from memory.
+func (s *FileStore) compactIndex(seq uint64) uint64 {
+	before := s.msgs
+	for q := max(s.first, s.base); q < seq && q <= s.lastSq; q++ {
+		s.removeIndex(q)
+	}
+	if seq > s.lastSq+1 {
+		s.lastSq = seq - 1
+	}
+	if seq > s.first {
+		s.first = seq
+	}
+	s.advanceFirst()
+	return before - s.msgs
+}
+
+// Purge implements Store.
+func (s *FileStore) Purge() (uint64, error) { return s.Compact(s.lastSq + 1) }
+
+// dropEmptyBlocks deletes block files (not the current one) with no live
+// messages left.
+func (s *FileStore) dropEmptyBlocks() {
+	keep := s.blocks[:0]
+	for i, b := range s.blocks {
+		if b.live > 0 || i == len(s.blocks)-1 {
+			keep = append(keep, b)
+			continue
+		}
+		if f := s.readers[b]; f != nil {
+			_ = f.Close()
+			delete(s.readers, b)
+		}
+		_ = s.w.submit(writeOp{file: b.name, remove: true})
+	}
+	clear(s.blocks[len(keep):])
+	s.blocks = keep
+}
+
+// State implements Store.
+func (s *FileStore) State() State {
+	st := State{Msgs: s.msgs, Bytes: s.bytes, FirstSeq: s.first, LastSeq: s.lastSq}
+	if s.msgs == 0 {
+		st.FirstSeq = s.lastSq + 1
+		return st
+	}
+	if l := s.loc(s.first); l != nil {
+		st.FirstTime = time.Unix(0, l.ts)
+	}
+	for q := s.lastSq; q >= s.first; q-- {
+		if l := s.loc(q); l != nil {
+			st.LastTime = time.Unix(0, l.ts)
+			break
+		}
+	}
+	st.Deleted = int(s.lastSq-s.first+1) - int(s.msgs)
+	return st
+}
+
+// Close releases read handles. Queued writes still complete: the Writer,
+// shared by every store, is closed by its owner.
+func (s *FileStore) Close() error {
+	s.closed = true
+	for _, f := range s.readers {
+		_ = f.Close()
+	}
+	s.readers = nil
+	return nil
+}

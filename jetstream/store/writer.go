@@ -1,0 +1,228 @@
+package store
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// SyncPolicy says when written data is forced to stable storage.
+//
+//   - Always: every acknowledged append has been fsynced. Survives power loss.
+//   - Interval (the default, every DefaultSyncInterval): acknowledged appends
+//     have been written to the operating system, so they survive the process
+//     being killed (kill -9) but not a power loss within the interval.
+type SyncPolicy struct {
+	Always   bool
+	Interval time.Duration
+}
+
+// DefaultSyncInterval is how often the interval policy fsyncs.
+const DefaultSyncInterval = time.Second
+
+// Writer is the dedicated goroutine that performs every file-store write:
+// appends of many stores are grouped, written with one write per file per
+// round, synced per policy, then acknowledged. Its methods are safe for
+// concurrent use.
+type Writer struct {
+	fs     FS
+	policy SyncPolicy
+
+	// mu guards queue and closed; wake has capacity 1.
+	mu     sync.Mutex
+	queue  []writeOp
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+
+	// Owned by the writer goroutine.
+	files  map[string]File
+	dirty  map[string]File  // written since the last sync
+	broken map[string]error // files whose write failed: later appends would land after a torn record
+	buf    []byte
+}
+
+// writeOp is one unit of work for the writer.
+type writeOp struct {
+	file   string
+	data   []byte      // appended to file
+	remove bool        // delete file instead
+	done   func(error) // called after the write (and sync, per policy)
+	after  func()      // called after done, for bookkeeping
+}
+
+// NewWriter starts a writer goroutine.
+func NewWriter(fs FS, policy SyncPolicy) *Writer {
+	if policy.Interval <= 0 {
+		policy.Interval = DefaultSyncInterval
+	}
+	w := &Writer{fs: fs, policy: policy, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		files: make(map[string]File), dirty: make(map[string]File), broken: make(map[string]error)}
+	go w.run()
+	return w
+}
+
+// submit queues ops; they are performed in order.
+func (w *Writer) submit(ops ...writeOp) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.queue = append(w.queue, ops...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Close finishes queued work, syncs and closes every file.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.policy.Interval)
+	defer tick.Stop()
+	var batch []writeOp
+	for {
+		select {
+		case <-w.wake:
+		case <-tick.C:
+			w.syncDirty()
+			continue
+		}
+		w.mu.Lock()
+		batch, w.queue = w.queue, batch[:0]
+		closed := w.closed
+		w.mu.Unlock()
+		w.perform(batch)
+		clear(batch)
+		if closed {
+			w.mu.Lock()
+			rest := w.queue
+			w.queue = nil
+			w.mu.Unlock()
+			w.perform(rest)
+			w.syncDirty()
+			for _, f := range w.files {
+				_ = f.Close()
+			}
+			return
+		}
+	}
+}
+
+// perform writes a batch: consecutive appends to one file become one write.
+func (w *Writer) perform(batch []writeOp) {
+	for i := 0; i < len(batch); {
+		op := batch[i]
+		if op.remove {
+			err := w.removeFile(op.file)
+			finish(batch[i:i+1], err)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(batch) && !batch[j].remove && batch[j].file == op.file {
+			j++
+		}
+		err := w.write(op.file, batch[i:j])
+		if err == nil && w.policy.Always {
+			err = w.files[op.file].Sync()
+			delete(w.dirty, op.file)
+		}
+		finish(batch[i:j], err)
+		i = j
+	}
+}
+
+func finish(ops []writeOp, err error) {
+	for _, op := range ops {
+		if op.done != nil {
+			op.done(err)
+		}
+		if op.after != nil {
+			op.after()
+		}
+	}
+}
+
+func (w *Writer) write(name string, ops []writeOp) (err error) {
+	if err := w.broken[name]; err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			w.broken[name] = err
+		}
+	}()
+	f, err := w.file(name)
+	if err != nil {
+		return err
+	}
+	data := ops[0].data
+	if len(ops) > 1 {
+		w.buf = w.buf[:0]
+		for _, op := range ops {
+			w.buf = append(w.buf, op.data...)
+		}
+		data = w.buf
+	}
+	n, err := f.Write(data)
+	if err == nil && n < len(data) {
+		err = errShortWrite
+	}
+	if err != nil {
+		return err
+	}
+	w.dirty[name] = f
+	return nil
+}
+
+func (w *Writer) file(name string) (File, error) {
+	if f := w.files[name]; f != nil {
+		return f, nil
+	}
+	f, err := w.fs.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w.files[name] = f
+	return f, nil
+}
+
+func (w *Writer) removeFile(name string) error {
+	if f := w.files[name]; f != nil {
+		_ = f.Close()
+		delete(w.files, name)
+		delete(w.dirty, name)
+	}
+	delete(w.broken, name)
+	if err := w.fs.Remove(name); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func (w *Writer) syncDirty() {
+	for name, f := range w.dirty {
+		_ = f.Sync()
+		delete(w.dirty, name)
+	}
+}

@@ -146,6 +146,9 @@ func (c *client) sendProto(b []byte) {
 }
 
 func (c *client) sendErr(msg string) {
+	if c.srv.opts.Trace {
+		c.tracef("->> -ERR '%s'", msg)
+	}
 	c.sendProto(codec.AppendErr(nil, msg))
 }
 
@@ -188,6 +191,9 @@ func (errClose) Error() string { return "connection closing" }
 
 // ProcessConnect handles CONNECT: options, then authentication.
 func (c *client) ProcessConnect(arg []byte) error {
+	if c.srv.opts.Trace {
+		c.tracef("<<- CONNECT %s", redactConnect(arg))
+	}
 	o := defaultConnectOpts // fields the client leaves out keep nats-server's defaults
 	if err := json.Unmarshal(arg, &o); err != nil {
 		c.closeWithErr("Invalid CONNECT JSON: " + sanitize(err.Error()))
@@ -222,6 +228,9 @@ func (c *client) requireConnect() error {
 
 // ProcessPub routes one published message.
 func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error {
+	if c.srv.opts.Trace {
+		c.tracef("<<- PUB %s %s hdr=%d size=%d", subject, reply, hdrLen, len(msg))
+	}
 	if err := c.requireConnect(); err != nil {
 		return err
 	}
@@ -275,6 +284,9 @@ func (c *client) noResponders(subject, reply []byte) {
 
 // ProcessSub adds a subscription.
 func (c *client) ProcessSub(subject, queue, sid []byte) error {
+	if c.srv.opts.Trace {
+		c.tracef("<<- SUB %s %s %s", subject, queue, sid)
+	}
 	if err := c.requireConnect(); err != nil {
 		return err
 	}
@@ -323,6 +335,9 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 
 // ProcessUnsub removes a subscription now, or after max more deliveries.
 func (c *client) ProcessUnsub(sid []byte, max int) error {
+	if c.srv.opts.Trace {
+		c.tracef("<<- UNSUB %s %d", sid, max)
+	}
 	if err := c.requireConnect(); err != nil {
 		return err
 	}
@@ -354,6 +369,7 @@ func (c *client) removeSub(s *subscription) {
 
 // ProcessPing answers PING.
 func (c *client) ProcessPing() error {
+	c.tracef("<<- PING")
 	if err := c.requireConnect(); err != nil {
 		return err
 	}
@@ -363,6 +379,7 @@ func (c *client) ProcessPing() error {
 
 // ProcessPong records that the client is alive.
 func (c *client) ProcessPong() error {
+	c.tracef("<<- PONG")
 	c.pingsOut.Store(0)
 	return nil
 }
@@ -481,6 +498,31 @@ func (c *client) cleanup() {
 	c.out.reset()
 	c.t.outUnlock()
 	c.srv.numConns.Add(-1)
+}
+
+// tracef logs one protocol operation of this client when tracing (-V) is
+// on: "<<-" for what the client sent, "->>" for what the server answered.
+// Callers on the per-message path check opts.Trace first, so that building
+// the arguments costs nothing when tracing is off.
+func (c *client) tracef(format string, args ...any) {
+	if c.srv.opts.Trace {
+		c.srv.log.Printf("[TRC] cid:%d (%s) "+format, append([]any{c.id, c.ip}, args...)...)
+	}
+}
+
+// redactConnect hides credentials from a traced CONNECT line.
+func redactConnect(arg []byte) string {
+	var m map[string]any
+	if json.Unmarshal(arg, &m) != nil {
+		return string(arg)
+	}
+	for _, k := range []string{"pass", "auth_token", "sig", "jwt", "nkey"} {
+		if _, ok := m[k]; ok {
+			m[k] = "[REDACTED]"
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 func sanitize(s string) string {

@@ -5,6 +5,7 @@
 package loop
 
 import (
+	"io"
 	"runtime"
 	"time"
 )
@@ -60,6 +61,7 @@ type Options struct {
 	AuthTimeout time.Duration
 
 	Debug, Trace bool
+	LogWriter    io.Writer // where the server logs; nil means standard error
 }
 
 // User is one entry of a users list, with optional permissions.

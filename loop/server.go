@@ -101,8 +101,11 @@ func New(opts Options) (*Server, error) {
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),
 		done:    make(chan struct{}),
-		log:     log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
 	}
+	if opts.LogWriter == nil {
+		opts.LogWriter = os.Stderr
+	}
+	s.log = log.New(opts.LogWriter, "", log.LstdFlags|log.Lmicroseconds)
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
 	}

@@ -23,8 +23,19 @@ func runConnScale(servers []serverKind, counts []int, out, env string) {
 		b.WriteString("---:|")
 	}
 	b.WriteString("---:|\n")
+	limit := fileLimit()
 	for _, n := range counts {
 		fmt.Fprintf(&b, "| %s |", commas(float64(n)))
+		if uint64(n)+256 > limit {
+			// Each side needs a descriptor per connection; say so rather than fail.
+			msg := fmt.Sprintf("needs %d open files; this machine allows %d", n+256, limit)
+			progress("%d connections skipped: %s", n, msg)
+			for range servers {
+				b.WriteString(" skipped |")
+			}
+			fmt.Fprintf(&b, " %s |\n", msg)
+			continue
+		}
 		per := map[string]float64{}
 		for _, s := range servers {
 			v, err := idleConnCost(s, n)
@@ -93,6 +104,14 @@ func idleConnCost(k serverKind, n int) (float64, error) {
 	time.Sleep(500 * time.Millisecond)
 	after := rssBytes(p.pid())
 	return float64(after-before) / float64(n), nil
+}
+
+func fileLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Cur
 }
 
 // raiseFileLimit lifts the open-file limit for this process and the servers

@@ -6,10 +6,10 @@ BIN := bin/evnats
 build:
 	$(GO) build -o $(BIN) ./cmd/evnats
 
-# A useful local server: JetStream-ready data dir, monitoring on 8222.
+# A useful local server: JetStream on with its data in ./data, monitoring on 8222.
 run: build
 	mkdir -p data
-	./$(BIN) -p 4222 -m 8222
+	./$(BIN) -p 4222 -m 8222 -js -sd ./data
 
 # vet, race-enabled unit and integration tests (which also run every fuzz
 # target over its seed corpus).

@@ -54,8 +54,9 @@ var defaultConnectOpts = connectOpts{Verbose: true, Pedantic: true}
 // context (guarded by its outLock).
 type subscription struct {
 	router.Subscription
-	c         *client
-	max       uint64 // deliver at most this many (0: no limit)
+	c         *client         // nil for an internal subscription
+	internal  InternalHandler // set for an internal subscription
+	max       uint64          // deliver at most this many (0: no limit)
 	delivered uint64
 	closed    bool
 }

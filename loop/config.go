@@ -67,6 +67,8 @@ func applyConfig(o *Options, m map[string]any) error {
 			o.Trace, err = boolean(v)
 		case "authorization":
 			err = parseAuthorization(o, v)
+		case "jetstream":
+			err = parseJetStream(o, v)
 		default:
 			err = fmt.Errorf("unsupported key")
 		}
@@ -75,6 +77,52 @@ func applyConfig(o *Options, m map[string]any) error {
 		}
 	}
 	return nil
+}
+
+// parseJetStream accepts `jetstream: enabled|true|false` or a block with
+// store_dir, max_memory_store, max_file_store, sync_interval ("always" for
+// an fsync per write).
+func parseJetStream(o *Options, v any) error {
+	switch t := v.(type) {
+	case bool:
+		o.JetStream = t
+		return nil
+	case string:
+		o.JetStream = t == "enabled" || t == "true"
+		return nil
+	case map[string]any:
+		o.JetStream = true
+		for k, v := range t {
+			var err error
+			switch k {
+			case "store_dir", "store":
+				o.StoreDir, err = str(v)
+			case "max_memory_store", "max_mem":
+				var n int
+				n, err = integer(v)
+				o.JetStreamMaxMemory = int64(n)
+			case "max_file_store", "max_file":
+				var n int
+				n, err = integer(v)
+				o.JetStreamMaxStore = int64(n)
+			case "sync_interval":
+				if s, ok := v.(string); ok && s == "always" {
+					o.JetStreamSync.Always = true
+				} else {
+					o.JetStreamSync.Interval, err = duration(v)
+				}
+			case "enabled":
+				o.JetStream, err = boolean(v)
+			default:
+				err = fmt.Errorf("unsupported key %q", k)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("want enabled, true/false or a block")
 }
 
 func parseAuthorization(o *Options, v any) error {

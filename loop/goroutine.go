@@ -199,10 +199,15 @@ func (g *goConn) finish() {
 }
 
 // goRoute delivers a message on the goroutine transport: the publisher's
-// goroutine locks each subscriber's connection in turn.
+// goroutine locks each subscriber's connection in turn. c is nil for a
+// message published by the server itself.
 func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
 	for _, rs := range r.Plain {
 		s := rs.Owner.(*subscription)
+		if s.internal != nil {
+			s.internal(subject, reply, hdrLen, msg)
+			continue
+		}
 		if s.c == c && !c.echo {
 			continue
 		}
@@ -212,6 +217,10 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 	}
 	for _, q := range r.Queues {
 		s := q[rand.IntN(len(q))].Owner.(*subscription)
+		if s.internal != nil {
+			s.internal(subject, reply, hdrLen, msg)
+			continue
+		}
 		s.c.t.outLock()
 		s.c.deliver(s, subject, reply, hdrLen, msg)
 		s.c.t.outUnlock()

@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 
@@ -109,15 +108,7 @@ func (lp *evLoop) sendBatches() {
 func (lp *evLoop) sendBatch(dst int) {
 	b := lp.out[dst]
 	lp.out[dst] = nil
-	to := lp.tr.loops[dst]
-	to.inbox.mu.Lock()
-	to.inbox.batches = append(to.inbox.batches, b)
-	to.inbox.mu.Unlock()
-	if to.inbox.scheduled.CompareAndSwap(false, true) {
-		if err := to.el.Execute(context.Background(), to.drainTask); err != nil {
-			to.inbox.scheduled.Store(false)
-		}
-	}
+	lp.tr.loops[dst].receive(b)
 }
 
 // drain delivers every batch waiting in the inbox, then flushes.

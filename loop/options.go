@@ -6,6 +6,8 @@ package loop
 
 import (
 	"io"
+
+	"github.com/evnats/evnats/jetstream/store"
 	"runtime"
 	"time"
 )
@@ -31,6 +33,7 @@ const (
 	DefaultWriteDeadline  = 10 * time.Second
 	DefaultLameDuck       = 2 * time.Minute
 	DefaultLameDuckGrace  = 10 * time.Second
+	DefaultStoreDir       = "./data"
 )
 
 // Options configures a Server. The zero value of a field means its default.
@@ -59,6 +62,14 @@ type Options struct {
 	Password    string
 	Users       []*User
 	AuthTimeout time.Duration
+
+	// JetStream: enabled, where file streams live, sync policy, and the
+	// limits reported to clients (0: unlimited).
+	JetStream          bool
+	StoreDir           string
+	JetStreamSync      store.SyncPolicy
+	JetStreamMaxMemory int64
+	JetStreamMaxStore  int64
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
@@ -126,6 +137,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LameDuckDuration <= 0 {
 		o.LameDuckDuration = DefaultLameDuck
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = DefaultStoreDir
 	}
 	if o.LameDuckGrace <= 0 {
 		o.LameDuckGrace = DefaultLameDuckGrace

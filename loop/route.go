@@ -8,6 +8,10 @@ import "github.com/evnats/evnats/router"
 func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
 	for _, sp := range r.Spans {
 		subs := r.Plain[sp.Start:sp.End]
+		if sp.Loop == internalLoop {
+			deliverInternal(subs, subject, reply, hdrLen, msg)
+			continue
+		}
 		if sp.Loop != lp.idx {
 			lp.forward(sp.Loop, subs, subject, reply, hdrLen, msg)
 			continue
@@ -23,6 +27,10 @@ func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrL
 	for _, q := range r.Queues {
 		i := lp.randn(len(q))
 		rs := q[i]
+		if rs.Loop == internalLoop {
+			deliverInternal(q[i:i+1], subject, reply, hdrLen, msg)
+			continue
+		}
 		if rs.Loop != lp.idx {
 			lp.forward(rs.Loop, q[i:i+1], subject, reply, hdrLen, msg)
 			continue

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	staleConns atomic.Uint64
 	lameDuck   atomic.Bool
 
+	js       *jetstream.Manager // nil unless JetStream is enabled
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -81,6 +83,7 @@ type serverInfo struct {
 	ClientID     uint64 `json:"client_id,omitempty"`
 	ClientIP     string `json:"client_ip,omitempty"`
 	LameDuckMode bool   `json:"ldm,omitempty"`
+	JetStream    bool   `json:"jetstream,omitempty"`
 }
 
 // New validates opts and returns a server that is not yet listening.
@@ -112,7 +115,7 @@ func New(opts Options) (*Server, error) {
 	s.infoBase = serverInfo{
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,
-		AuthRequired: opts.authRequired(), MaxPayload: opts.MaxPayload,
+		AuthRequired: opts.authRequired(), MaxPayload: opts.MaxPayload, JetStream: opts.JetStream,
 	}
 	if opts.IO == IOGnet {
 		s.tr = newGnetTransport(s)
@@ -127,8 +130,15 @@ func (s *Server) Start() error {
 	if err := s.tr.start(); err != nil {
 		return err
 	}
+	if err := s.startJetStream(); err != nil {
+		s.tr.stop()
+		return err
+	}
 	if s.opts.HTTPPort != 0 {
 		if err := s.startMonitor(); err != nil {
+			if s.js != nil {
+				s.js.Stop()
+			}
 			s.tr.stop()
 			return err
 		}
@@ -176,6 +186,9 @@ func (s *Server) Shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.http.Shutdown(ctx)
 		cancel()
+	}
+	if s.js != nil {
+		s.js.Stop() // finish queued publishes and flush stores while loops still run
 	}
 	s.tr.stop()
 	close(s.done)

@@ -45,6 +45,11 @@ func run(args []string) error {
 	fs.StringVar(&o.Username, "user", "", "user required for connections")
 	fs.StringVar(&o.Password, "pass", "", "password required for connections")
 	fs.StringVar(&o.Token, "auth", "", "authorization token required for connections")
+	fs.BoolVar(&o.JetStream, "js", false, "enable JetStream")
+	fs.BoolVar(&o.JetStream, "jetstream", false, "enable JetStream")
+	fs.StringVar(&o.StoreDir, "sd", "", "JetStream store directory (default ./data)")
+	fs.StringVar(&o.StoreDir, "store_dir", "", "JetStream store directory (default ./data)")
+	fs.BoolVar(&o.JetStreamSync.Always, "sync_always", false, "fsync every JetStream write before acknowledging it")
 	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
 	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
 	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
@@ -142,6 +147,15 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("auth") {
 		base.Token = flags.Token
+	}
+	if pick("js", "jetstream") {
+		base.JetStream = flags.JetStream
+	}
+	if pick("sd", "store_dir") {
+		base.StoreDir = flags.StoreDir
+	}
+	if pick("sync_always") {
+		base.JetStreamSync.Always = flags.JetStreamSync.Always
 	}
 	if pick("D", "debug") {
 		base.Debug = flags.Debug

@@ -78,6 +78,15 @@ func (w *Writer) submit(ops ...writeOp) error {
 	return nil
 }
 
+// Barrier waits until every write queued before it has been performed.
+func (w *Writer) Barrier() {
+	ch := make(chan struct{})
+	if w.submit(writeOp{done: func(error) { close(ch) }}) != nil {
+		return
+	}
+	<-ch
+}
+
 // Close finishes queued work, syncs and closes every file.
 func (w *Writer) Close() error {
 	w.mu.Lock()
@@ -132,6 +141,11 @@ func (w *Writer) run() {
 func (w *Writer) perform(batch []writeOp) {
 	for i := 0; i < len(batch); {
 		op := batch[i]
+		if op.file == "" { // a barrier: everything before it is done
+			finish(batch[i:i+1], nil)
+			i++
+			continue
+		}
 		if op.remove {
 			err := w.removeFile(op.file)
 			finish(batch[i:i+1], err)
@@ -139,7 +153,7 @@ func (w *Writer) perform(batch []writeOp) {
 			continue
 		}
 		j := i + 1
-		for j < len(batch) && !batch[j].remove && batch[j].file == op.file {
+		for j < len(batch) && !batch[j].remove && batch[j].file == op.file && op.file != "" {
 			j++
 		}
 		err := w.write(op.file, batch[i:j])

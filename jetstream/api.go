@@ -1,0 +1,186 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// API response types: "type" values and JSON field names as nats-server's.
+const (
+	typeInfo       = "io.nats.jetstream.api.v1.account_info_response"
+	typeCreate     = "io.nats.jetstream.api.v1.stream_create_response"
+	typeUpdate     = "io.nats.jetstream.api.v1.stream_update_response"
+	typeStreamInfo = "io.nats.jetstream.api.v1.stream_info_response"
+	typeDelete     = "io.nats.jetstream.api.v1.stream_delete_response"
+	typeNames      = "io.nats.jetstream.api.v1.stream_names_response"
+	typeList       = "io.nats.jetstream.api.v1.stream_list_response"
+	typePurge      = "io.nats.jetstream.api.v1.stream_purge_response"
+	typeMsgGet     = "io.nats.jetstream.api.v1.stream_msg_get_response"
+	typeMsgDelete  = "io.nats.jetstream.api.v1.stream_msg_delete_response"
+)
+
+// StreamConfig is a stream's configuration. Durations are nanoseconds.
+type StreamConfig struct {
+	Name              string            `json:"name"`
+	Description       string            `json:"description,omitempty"`
+	Subjects          []string          `json:"subjects,omitempty"`
+	Retention         string            `json:"retention"`
+	MaxConsumers      int               `json:"max_consumers"`
+	MaxMsgs           int64             `json:"max_msgs"`
+	MaxBytes          int64             `json:"max_bytes"`
+	MaxAge            time.Duration     `json:"max_age"`
+	MaxMsgsPerSubject int64             `json:"max_msgs_per_subject"`
+	MaxMsgSize        int32             `json:"max_msg_size"`
+	Discard           string            `json:"discard"`
+	Storage           string            `json:"storage"`
+	Replicas          int               `json:"num_replicas"`
+	NoAck             bool              `json:"no_ack,omitempty"`
+	Duplicates        time.Duration     `json:"duplicate_window,omitempty"`
+	Sealed            bool              `json:"sealed"`
+	DenyDelete        bool              `json:"deny_delete"`
+	DenyPurge         bool              `json:"deny_purge"`
+	AllowRollup       bool              `json:"allow_rollup_hdrs"`
+	AllowDirect       bool              `json:"allow_direct"`
+	MirrorDirect      bool              `json:"mirror_direct"`
+	DiscardNewPer     bool              `json:"discard_new_per_subject,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+	Compression       string            `json:"compression,omitempty"`
+	FirstSeq          uint64            `json:"first_seq,omitempty"`
+	AllowMsgTTL       bool              `json:"allow_msg_ttl,omitempty"`
+}
+
+// StreamState is the state part of StreamInfo.
+type StreamState struct {
+	Msgs        uint64    `json:"messages"`
+	Bytes       uint64    `json:"bytes"`
+	FirstSeq    uint64    `json:"first_seq"`
+	FirstTime   time.Time `json:"first_ts"`
+	LastSeq     uint64    `json:"last_seq"`
+	LastTime    time.Time `json:"last_ts"`
+	NumDeleted  int       `json:"num_deleted,omitempty"`
+	NumSubjects int       `json:"num_subjects,omitempty"`
+	Consumers   int       `json:"consumer_count"`
+}
+
+// StreamInfo describes a stream.
+type StreamInfo struct {
+	Config  StreamConfig `json:"config"`
+	Created time.Time    `json:"created"`
+	State   StreamState  `json:"state"`
+	TS      time.Time    `json:"ts"`
+}
+
+type apiResponse struct {
+	Type  string    `json:"type"`
+	Error *APIError `json:"error,omitempty"`
+}
+
+type streamInfoResponse struct {
+	apiResponse
+	*StreamInfo
+	DidCreate bool `json:"did_create,omitempty"`
+}
+
+type accountInfoResponse struct {
+	apiResponse
+	Memory    uint64        `json:"memory"`
+	Storage   uint64        `json:"storage"`
+	Streams   int           `json:"streams"`
+	Consumers int           `json:"consumers"`
+	Limits    accountLimits `json:"limits"`
+	API       apiStats      `json:"api"`
+	Domain    string        `json:"domain,omitempty"`
+}
+
+type accountLimits struct {
+	MaxMemory    int64 `json:"max_memory"`
+	MaxStorage   int64 `json:"max_storage"`
+	MaxStreams   int   `json:"max_streams"`
+	MaxConsumers int   `json:"max_consumers"`
+}
+
+type apiStats struct {
+	Level  int    `json:"level"`
+	Total  uint64 `json:"total"`
+	Errors uint64 `json:"errors"`
+}
+
+type pagedRequest struct {
+	Offset  int    `json:"offset"`
+	Subject string `json:"subject,omitempty"`
+}
+
+type namesResponse struct {
+	apiResponse
+	Total   int      `json:"total"`
+	Offset  int      `json:"offset"`
+	Limit   int      `json:"limit"`
+	Streams []string `json:"streams"`
+}
+
+type listResponse struct {
+	apiResponse
+	Total   int           `json:"total"`
+	Offset  int           `json:"offset"`
+	Limit   int           `json:"limit"`
+	Streams []*StreamInfo `json:"streams"`
+	Missing []string      `json:"missing,omitempty"`
+}
+
+type successResponse struct {
+	apiResponse
+	Success bool `json:"success"`
+}
+
+type purgeRequest struct {
+	Subject string `json:"filter,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+	Keep    uint64 `json:"keep,omitempty"`
+}
+
+type purgeResponse struct {
+	apiResponse
+	Success bool   `json:"success"`
+	Purged  uint64 `json:"purged"`
+}
+
+type msgGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+}
+
+type storedMsg struct {
+	Subject string    `json:"subject"`
+	Seq     uint64    `json:"seq"`
+	Header  []byte    `json:"hdrs,omitempty"`
+	Data    []byte    `json:"data,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+type msgGetResponse struct {
+	apiResponse
+	Message *storedMsg `json:"message,omitempty"`
+}
+
+type msgDeleteRequest struct {
+	Seq     uint64 `json:"seq"`
+	NoErase bool   `json:"no_erase,omitempty"`
+}
+
+// PubAck acknowledges a stored message.
+type PubAck struct {
+	Stream    string    `json:"stream"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate,omitempty"`
+	Domain    string    `json:"domain,omitempty"`
+	Error     *APIError `json:"error,omitempty"`
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own types are marshalled
+	}
+	return b
+}

@@ -1,0 +1,60 @@
+// Package jetstream implements JetStream streams on top of jetstream/store:
+// the $JS.API request handlers and the stream state machines, run by one
+// Manager goroutine. It knows nothing of connections: the server gives it a
+// Host to subscribe and publish through.
+package jetstream
+
+import (
+	"fmt"
+	"strings"
+)
+
+// APIError is the error object of every JetStream API response; codes and
+// texts are the ones nats-server sends, which clients branch on.
+type APIError struct {
+	Code        int    `json:"code"`
+	ErrCode     uint16 `json:"err_code,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (%d)", e.Description, e.ErrCode) }
+
+// errDef is one row of the error table; {placeholders} are filled by newErr.
+type errDef struct {
+	code    int
+	errCode uint16
+	desc    string
+}
+
+// The error table: every API error evnats sends comes from here.
+var (
+	errBadRequest        = errDef{400, 10003, "bad request"}
+	errInvalidJSON       = errDef{400, 10025, "invalid JSON: {err}"}
+	errMaxStreams        = errDef{400, 10027, "maximum number of streams reached"}
+	errNoMessage         = errDef{404, 10037, "no message found"}
+	errStreamConfig      = errDef{500, 10052, "{err}"}
+	errMsgTooBig         = errDef{400, 10054, "message size exceeds maximum allowed"}
+	errStreamMismatch    = errDef{400, 10056, "stream name in subject does not match request"}
+	errMsgDelete         = errDef{500, 10057, "{err}"}
+	errStreamNameInUse   = errDef{400, 10058, "stream name already in use with a different configuration"}
+	errStreamNotFound    = errDef{404, 10059, "stream not found"}
+	errExpectedStream    = errDef{400, 10060, "expected stream does not match"}
+	errSubjectOverlap    = errDef{400, 10065, "subjects overlap with an existing stream"}
+	errWrongLastMsgID    = errDef{400, 10070, "wrong last msg ID: {id}"}
+	errWrongLastSeq      = errDef{400, 10071, "wrong last sequence: {seq}"}
+	errReplicas          = errDef{500, 10074, "replicas > 1 not supported in non-clustered mode"}
+	errNotEnabled        = errDef{503, 10076, "JetStream not enabled"}
+	errStoreFailed       = errDef{503, 10077, "{err}"}
+	errStreamPurge       = errDef{500, 10110, "{err}"}
+	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
+	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
+)
+
+// newErr fills the definition's placeholders from name/value pairs.
+func newErr(d errDef, kv ...string) *APIError {
+	desc := d.desc
+	for i := 0; i+1 < len(kv); i += 2 {
+		desc = strings.ReplaceAll(desc, "{"+kv[i]+"}", kv[i+1])
+	}
+	return &APIError{Code: d.code, ErrCode: d.errCode, Description: desc}
+}

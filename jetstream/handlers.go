@@ -1,0 +1,256 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+)
+
+const (
+	namesPage = 1024
+	listPage  = 256
+	apiLevel  = 1
+)
+
+// api serves one $JS.API request and returns the JSON reply.
+func (m *Manager) api(r *request) []byte {
+	op := strings.TrimPrefix(r.subject, "$JS.API.")
+	verb, name := op, ""
+	for _, p := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.INFO.", "STREAM.DELETE.",
+		"STREAM.PURGE.", "STREAM.MSG.GET.", "STREAM.MSG.DELETE."} {
+		if strings.HasPrefix(op, p) {
+			verb, name = strings.TrimSuffix(p, "."), op[len(p):]
+			break
+		}
+	}
+	switch verb {
+	case "INFO":
+		return m.accountInfo()
+	case "STREAM.NAMES":
+		return m.streamNames(r.data)
+	case "STREAM.LIST":
+		return m.streamList(r.data)
+	case "STREAM.CREATE":
+		return m.streamCreate(name, r.data, false)
+	case "STREAM.UPDATE":
+		return m.streamCreate(name, r.data, true)
+	}
+	st := m.streams[name]
+	typ := map[string]string{"STREAM.INFO": typeStreamInfo, "STREAM.DELETE": typeDelete, "STREAM.PURGE": typePurge,
+		"STREAM.MSG.GET": typeMsgGet, "STREAM.MSG.DELETE": typeMsgDelete}[verb]
+	if typ == "" {
+		return m.fail("io.nats.jetstream.api.v1.error_response", newErr(errBadRequest))
+	}
+	if st == nil {
+		return m.fail(typ, newErr(errStreamNotFound))
+	}
+	now := time.Now()
+	switch verb {
+	case "STREAM.INFO":
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: st.info(now)})
+	case "STREAM.DELETE":
+		if err := m.deleteStream(st); err != nil {
+			return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+		}
+		return mustJSON(successResponse{apiResponse{Type: typ}, true})
+	case "STREAM.PURGE":
+		var req purgeRequest
+		if len(r.data) > 0 {
+			if err := json.Unmarshal(r.data, &req); err != nil {
+				return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+			}
+		}
+		if st.cfg.DenyPurge {
+			return m.fail(typ, newErr(errStreamPurge, "err", "stream purge not permitted"))
+		}
+		n, err := st.purge(req)
+		if err != nil {
+			return m.fail(typ, newErr(errStreamPurge, "err", err.Error()))
+		}
+		return mustJSON(purgeResponse{apiResponse{Type: typ}, true, n})
+	case "STREAM.MSG.GET":
+		return m.msgGet(st, r.data)
+	default: // STREAM.MSG.DELETE
+		var req msgDeleteRequest
+		if err := json.Unmarshal(r.data, &req); err != nil {
+			return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+		}
+		if st.cfg.DenyDelete {
+			return m.fail(typ, newErr(errMsgDelete, "err", errDeleteDenied.Error()))
+		}
+		m2, err := st.store.Load(req.Seq)
+		if err != nil || !st.remove(req.Seq, m2.Subject) {
+			return m.fail(typ, newErr(errMsgDelete, "err", "no message found"))
+		}
+		return mustJSON(successResponse{apiResponse{Type: typ}, true})
+	}
+}
+
+func (m *Manager) fail(typ string, e *APIError) []byte {
+	m.apiErrors++
+	return mustJSON(apiResponse{Type: typ, Error: e})
+}
+
+func (m *Manager) accountInfo() []byte {
+	var mem, disk uint64
+	for _, st := range m.streams {
+		if st.cfg.Storage == "memory" {
+			mem += st.store.State().Bytes
+		} else {
+			disk += st.store.State().Bytes
+		}
+	}
+	return mustJSON(accountInfoResponse{
+		apiResponse: apiResponse{Type: typeInfo}, Memory: mem, Storage: disk, Streams: len(m.streams),
+		Limits: accountLimits{MaxMemory: orUnlimited(m.cfg.MaxMemory), MaxStorage: orUnlimited(m.cfg.MaxStore),
+			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1},
+		API: apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
+	})
+}
+
+func orUnlimited(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
+	typ := typeCreate
+	if update {
+		typ = typeUpdate
+	}
+	var cfg StreamConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+	}
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if cfg.Name != name {
+		return m.fail(typ, newErr(errStreamMismatch))
+	}
+	if e := normalize(&cfg); e != nil {
+		return m.fail(typ, e)
+	}
+	if m.overlaps(&cfg) {
+		return m.fail(typ, newErr(errSubjectOverlap))
+	}
+	now := time.Now().UTC()
+	existing := m.streams[name]
+	switch {
+	case update && existing == nil:
+		return m.fail(typ, newErr(errStreamNotFound))
+	case update:
+		if cfg.Storage != existing.cfg.Storage {
+			return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration update can not change storage type"))
+		}
+		existing.cfg = cfg
+		if err := m.saveMeta(existing); err != nil {
+			return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+		}
+		m.subscribe(existing)
+		existing.enforceLimits("")
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+	case existing != nil:
+		if !sameConfig(existing.cfg, cfg) {
+			return m.fail(typ, newErr(errStreamNameInUse))
+		}
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+	}
+	if m.cfg.MaxStreams > 0 && len(m.streams) >= m.cfg.MaxStreams {
+		return m.fail(typ, newErr(errMaxStreams))
+	}
+	st, err := m.addStream(cfg, now)
+	if err == nil {
+		err = m.saveMeta(st)
+	}
+	if err != nil {
+		if st != nil {
+			_ = m.deleteStream(st)
+		}
+		return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+	}
+	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: st.info(now), DidCreate: true})
+}
+
+func sameConfig(a, b StreamConfig) bool { return string(mustJSON(a)) == string(mustJSON(b)) }
+
+func (m *Manager) streamNames(body []byte) []byte {
+	var req pagedRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return m.fail(typeNames, newErr(errInvalidJSON, "err", err.Error()))
+		}
+	}
+	all := m.sortedStreams(req.Subject)
+	resp := namesResponse{apiResponse: apiResponse{Type: typeNames}, Total: len(all), Offset: req.Offset, Limit: namesPage, Streams: []string{}}
+	for i := req.Offset; i < len(all) && i < req.Offset+namesPage; i++ {
+		resp.Streams = append(resp.Streams, all[i].cfg.Name)
+	}
+	return mustJSON(resp)
+}
+
+func (m *Manager) streamList(body []byte) []byte {
+	var req pagedRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return m.fail(typeList, newErr(errInvalidJSON, "err", err.Error()))
+		}
+	}
+	all := m.sortedStreams(req.Subject)
+	now := time.Now().UTC()
+	resp := listResponse{apiResponse: apiResponse{Type: typeList}, Total: len(all), Offset: req.Offset, Limit: listPage, Streams: []*StreamInfo{}}
+	for i := req.Offset; i < len(all) && i < req.Offset+listPage; i++ {
+		resp.Streams = append(resp.Streams, all[i].info(now))
+	}
+	return mustJSON(resp)
+}
+
+func (m *Manager) msgGet(st *stream, body []byte) []byte {
+	var req msgGetRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return m.fail(typeMsgGet, newErr(errInvalidJSON, "err", err.Error()))
+	}
+	var msg *store.Msg
+	var err error
+	switch {
+	case req.LastFor != "":
+		msg, err = st.lastFor(req.LastFor)
+	case req.NextFor != "":
+		msg, err = st.store.LoadNext(req.NextFor, req.Seq)
+	default:
+		msg, err = st.store.Load(req.Seq)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return m.fail(typeMsgGet, newErr(errNoMessage))
+	}
+	if err != nil {
+		return m.fail(typeMsgGet, newErr(errStoreFailed, "err", err.Error()))
+	}
+	return mustJSON(msgGetResponse{apiResponse: apiResponse{Type: typeMsgGet}, Message: &storedMsg{
+		Subject: msg.Subject, Seq: msg.Seq, Header: msg.Hdr, Data: msg.Data, Time: time.Unix(0, msg.Time).UTC()}})
+}
+
+// lastFor returns the newest message on subject, which may hold wildcards.
+func (st *stream) lastFor(subject string) (*store.Msg, error) {
+	if !strings.ContainsAny(subject, "*>") {
+		return st.store.LoadLast(subject)
+	}
+	var best *store.Msg
+	for s := range st.perSubj {
+		if !subjectsCollide(subject, s) {
+			continue
+		}
+		if m, err := st.store.LoadLast(s); err == nil && (best == nil || m.Seq > best.Seq) {
+			best = m
+		}
+	}
+	if best == nil {
+		return nil, store.ErrNotFound
+	}
+	return best, nil
+}

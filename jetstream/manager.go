@@ -1,0 +1,330 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+)
+
+// Host is what the Manager needs from the server: internal subscriptions
+// and publishing from any goroutine.
+type Host interface {
+	// Subscribe registers fn for subject; fn runs on publishers' goroutines
+	// and must copy what it keeps. It returns the unsubscribe function.
+	Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func()
+	// Publish sends a message; safe for concurrent use.
+	Publish(subject, reply string, hdr, data []byte)
+}
+
+// Config configures a Manager.
+type Config struct {
+	StoreDir   string           // root for file streams and stream configs
+	Sync       store.SyncPolicy // file store sync policy
+	MaxMemory  int64            // reported account limits; -1 unlimited
+	MaxStore   int64
+	MaxStreams int
+	FS         store.FS // default store.OSFS
+}
+
+// Manager runs JetStream: it owns every stream and serves the $JS.API on one
+// goroutine. Requests arrive through a queue filled by internal
+// subscriptions; replies leave through Host.Publish. File writes go to the
+// shared store.Writer goroutine, whose callbacks publish the acks.
+type Manager struct {
+	cfg    Config
+	host   Host
+	writer *store.Writer
+
+	// mu guards queue and stopped; wake has capacity 1.
+	mu      sync.Mutex
+	queue   []request
+	stopped bool
+	wake    chan struct{}
+	done    chan struct{}
+
+	// Owned by the manager goroutine.
+	streams       map[string]*stream
+	apiTotal      uint64
+	apiErrors     uint64
+	unsubAPI      func()
+	streamsDir    string
+	nextSubjectID int
+}
+
+// request is one message for the manager: an API call or a publish to a stream.
+type request struct {
+	st      *stream // nil for API requests
+	subject string
+	reply   string
+	hdr     []byte
+	data    []byte
+}
+
+// Start recovers stored streams and starts serving.
+func Start(cfg Config, host Host) (*Manager, error) {
+	if cfg.FS == nil {
+		cfg.FS = store.OSFS{}
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = -1
+	}
+	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
+		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
+		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams")}
+	if err := m.recover(); err != nil {
+		m.writer.Close()
+		return nil, err
+	}
+	m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) {
+		m.enqueue(request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
+	})
+	go m.run()
+	return m, nil
+}
+
+// Stop finishes queued work, flushes the stores and stops.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return
+	}
+	m.stopped = true
+	m.mu.Unlock()
+	m.signal()
+	<-m.done
+}
+
+func (m *Manager) enqueue(r request) {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return
+	}
+	m.queue = append(m.queue, r)
+	m.mu.Unlock()
+	m.signal()
+}
+
+func (m *Manager) signal() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) run() {
+	defer close(m.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var batch []request
+	for {
+		select {
+		case <-m.wake:
+		case now := <-tick.C:
+			for _, st := range m.streams {
+				st.expire(now)
+			}
+			continue
+		}
+		m.mu.Lock()
+		batch, m.queue = m.queue, batch[:0]
+		stopped := m.stopped
+		m.mu.Unlock()
+		for i := range batch {
+			m.handle(&batch[i])
+		}
+		clear(batch)
+		if stopped {
+			m.unsubAPI()
+			for _, st := range m.streams {
+				for _, u := range st.unsub {
+					u()
+				}
+			}
+			m.writer.Close()
+			for _, st := range m.streams {
+				st.store.Close()
+			}
+			return
+		}
+	}
+}
+
+func (m *Manager) handle(r *request) {
+	if r.st != nil {
+		m.publish(r)
+		return
+	}
+	m.apiTotal++
+	resp := m.api(r)
+	if resp != nil && r.reply != "" {
+		m.host.Publish(r.reply, "", nil, resp)
+	}
+}
+
+// publish stores a message published on a stream subject and acks it.
+func (m *Manager) publish(r *request) {
+	st := r.st
+	if m.streams[st.cfg.Name] != st {
+		return // the stream was deleted after this message was queued
+	}
+	reply := r.reply
+	if st.cfg.NoAck {
+		reply = ""
+	}
+	name := st.cfg.Name
+	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
+		if reply == "" {
+			return
+		}
+		ack := &PubAck{Stream: name, Seq: seq}
+		if err != nil {
+			ack = &PubAck{Stream: name, Error: newErr(errStoreFailed, "err", err.Error())}
+		}
+		m.host.Publish(reply, "", nil, mustJSON(ack))
+	})
+	if res.ack != nil && reply != "" {
+		m.host.Publish(reply, "", nil, mustJSON(res.ack))
+	}
+}
+
+// addStream creates a stream from a normalized config, opening its store.
+func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error) {
+	st := &stream{cfg: cfg, created: created, dedupe: make(map[string]dedupeEntry), perSubj: make(map[string]uint64)}
+	if cfg.Storage == "memory" {
+		st.store = store.NewMemStore()
+	} else {
+		st.dir = filepath.Join(m.streamsDir, cfg.Name)
+		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer})
+		if err != nil {
+			return nil, err
+		}
+		st.store = fs
+	}
+	st.recount()
+	m.streams[cfg.Name] = st
+	m.subscribe(st)
+	return st, nil
+}
+
+func (m *Manager) subscribe(st *stream) {
+	for _, u := range st.unsub {
+		u()
+	}
+	st.unsub = st.unsub[:0]
+	for _, subj := range st.cfg.Subjects {
+		st.unsub = append(st.unsub, m.host.Subscribe(subj, func(subject, reply string, hdr, data []byte) {
+			m.enqueue(request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
+		}))
+	}
+}
+
+// saveMeta writes a stream's config so it is recreated on restart.
+func (m *Manager) saveMeta(st *stream) error {
+	dir := filepath.Join(m.streamsDir, st.cfg.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(struct {
+		Config  StreamConfig `json:"config"`
+		Created time.Time    `json:"created"`
+	}{st.cfg, st.created}, "", "  ")
+	tmp := filepath.Join(dir, "meta.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+}
+
+// recover recreates the streams whose configs are on disk.
+func (m *Manager) recover() error {
+	entries, err := os.ReadDir(m.streamsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(m.streamsDir, e.Name(), "meta.json"))
+		if err != nil {
+			continue // not a stream directory
+		}
+		var meta struct {
+			Config  StreamConfig `json:"config"`
+			Created time.Time    `json:"created"`
+		}
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
+		}
+		if _, err := m.addStream(meta.Config, meta.Created); err != nil {
+			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// deleteStream removes a stream and its files.
+func (m *Manager) deleteStream(st *stream) error {
+	for _, u := range st.unsub {
+		u()
+	}
+	delete(m.streams, st.cfg.Name)
+	st.store.Close()
+	if st.dir == "" {
+		return os.RemoveAll(filepath.Join(m.streamsDir, st.cfg.Name))
+	}
+	m.writer.Barrier() // no queued write may recreate a file after the removal
+	return os.RemoveAll(st.dir)
+}
+
+func (m *Manager) sortedStreams(filter string) []*stream {
+	var out []*stream
+	for _, st := range m.streams {
+		if filter != "" && !collidesAny(filter, st.cfg.Subjects) {
+			continue
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
+	return out
+}
+
+func collidesAny(subject string, list []string) bool {
+	for _, s := range list {
+		if subjectsCollide(subject, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlaps reports whether cfg's subjects overlap another stream's.
+func (m *Manager) overlaps(cfg *StreamConfig) bool {
+	for name, st := range m.streams {
+		if name == cfg.Name {
+			continue
+		}
+		for _, s := range cfg.Subjects {
+			if collidesAny(s, st.cfg.Subjects) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

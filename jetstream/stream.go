@@ -1,0 +1,330 @@
+package jetstream
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+	"github.com/evnats/evnats/router"
+)
+
+// Header names clients use with JetStream publishes.
+const (
+	hdrMsgID             = "Nats-Msg-Id"
+	hdrExpectedStream    = "Nats-Expected-Stream"
+	hdrExpectedLastSeq   = "Nats-Expected-Last-Sequence"
+	hdrExpectedSubjSeq   = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectedLastMsgID = "Nats-Expected-Last-Msg-Id"
+)
+
+const defaultDuplicateWindow = 2 * time.Minute
+
+// stream is one stream's state machine. Owned by the Manager goroutine.
+type stream struct {
+	cfg     StreamConfig
+	created time.Time
+	store   store.Store
+	dir     string // file storage only
+	unsub   []func()
+
+	dedupe    map[string]dedupeEntry
+	lastMsgID string
+	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
+}
+
+type dedupeEntry struct {
+	seq uint64
+	at  time.Time
+}
+
+// publishResult is what storing a message decided: an ack to send now
+// (duplicate or error), or nothing when the store's callback will ack.
+type publishResult struct {
+	ack     *PubAck
+	pending bool
+}
+
+// store applies the publish rules and appends the message. done is called
+// once the append is durable (possibly on the store's writer goroutine).
+func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done store.DoneFunc) publishResult {
+	name := st.cfg.Name
+	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
+	msgID := headerValue(hdr, hdrMsgID)
+	if msgID != "" {
+		if d, ok := st.dedupe[msgID]; ok && now.Sub(d.at) < st.cfg.Duplicates {
+			return publishResult{ack: &PubAck{Stream: name, Seq: d.seq, Duplicate: true}}
+		}
+	}
+	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
+		return fail(newErr(errExpectedStream))
+	}
+	state := st.store.State()
+	if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != state.LastSeq {
+			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(state.LastSeq, 10)))
+		}
+	}
+	if v := headerValue(hdr, hdrExpectedSubjSeq); v != "" {
+		var last uint64
+		if m, err := st.store.LoadLast(subject); err == nil {
+			last = m.Seq
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != last {
+			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(last, 10)))
+		}
+	}
+	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
+		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
+	}
+	size := int64(len(subject) + len(hdr) + len(data))
+	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
+		return fail(newErr(errMsgTooBig))
+	}
+	if st.cfg.Discard == "new" {
+		if st.cfg.MaxMsgs > 0 && int64(state.Msgs) >= st.cfg.MaxMsgs {
+			return fail(newErr(errStoreFailed, "err", "maximum messages exceeded"))
+		}
+		if st.cfg.MaxBytes > 0 && int64(state.Bytes)+size > st.cfg.MaxBytes {
+			return fail(newErr(errStoreFailed, "err", "maximum bytes exceeded"))
+		}
+		if st.cfg.DiscardNewPer && st.cfg.MaxMsgsPerSubject > 0 && int64(st.perSubj[subject]) >= st.cfg.MaxMsgsPerSubject {
+			return fail(newErr(errMaxMsgsPerSubject))
+		}
+	}
+	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
+	if err != nil {
+		return fail(newErr(errStoreFailed, "err", err.Error()))
+	}
+	st.perSubj[subject]++
+	if msgID != "" {
+		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
+		st.lastMsgID = msgID
+	}
+	st.enforceLimits(subject)
+	return publishResult{pending: true}
+}
+
+// enforceLimits discards the oldest messages beyond the stream's limits.
+func (st *stream) enforceLimits(subject string) {
+	if max := st.cfg.MaxMsgsPerSubject; max > 0 && int64(st.perSubj[subject]) > max {
+		for int64(st.perSubj[subject]) > max {
+			m, err := st.store.LoadNext(subject, 0)
+			if err != nil {
+				break
+			}
+			st.remove(m.Seq, m.Subject)
+		}
+	}
+	for {
+		s := st.store.State()
+		over := (st.cfg.MaxMsgs > 0 && int64(s.Msgs) > st.cfg.MaxMsgs) || (st.cfg.MaxBytes > 0 && int64(s.Bytes) > st.cfg.MaxBytes)
+		if !over || s.Msgs == 0 {
+			return
+		}
+		m, err := st.store.LoadNext("", s.FirstSeq)
+		if err != nil {
+			return
+		}
+		st.remove(m.Seq, m.Subject)
+	}
+}
+
+// expire removes messages older than max_age and forgets old dedupe ids.
+func (st *stream) expire(now time.Time) {
+	for id, d := range st.dedupe {
+		if now.Sub(d.at) >= st.cfg.Duplicates {
+			delete(st.dedupe, id)
+		}
+	}
+	if st.cfg.MaxAge <= 0 {
+		return
+	}
+	for {
+		s := st.store.State()
+		if s.Msgs == 0 || now.Sub(s.FirstTime) < st.cfg.MaxAge {
+			return
+		}
+		m, err := st.store.LoadNext("", s.FirstSeq)
+		if err != nil {
+			return
+		}
+		st.remove(m.Seq, m.Subject)
+	}
+}
+
+func (st *stream) remove(seq uint64, subject string) bool {
+	ok, _ := st.store.Remove(seq)
+	if ok {
+		if st.perSubj[subject]--; st.perSubj[subject] == 0 {
+			delete(st.perSubj, subject)
+		}
+	}
+	return ok
+}
+
+// purge removes messages: all, those on filter, those below seq, or all
+// but the newest keep.
+func (st *stream) purge(req purgeRequest) (uint64, error) {
+	if req.Subject == "" && req.Keep == 0 {
+		var n uint64
+		var err error
+		if req.Seq > 0 {
+			n, err = st.store.Compact(req.Seq)
+		} else {
+			n, err = st.store.Purge()
+		}
+		st.recount()
+		return n, err
+	}
+	var seqs []uint64
+	var subjects []string
+	for seq := uint64(0); ; seq++ {
+		m, err := st.store.LoadNext(req.Subject, seq)
+		if err != nil {
+			break
+		}
+		seq = m.Seq
+		if req.Seq > 0 && seq >= req.Seq {
+			break
+		}
+		seqs = append(seqs, seq)
+		subjects = append(subjects, m.Subject)
+	}
+	if req.Keep > 0 {
+		if uint64(len(seqs)) <= req.Keep {
+			return 0, nil
+		}
+		seqs = seqs[:uint64(len(seqs))-req.Keep]
+	}
+	var n uint64
+	for i, seq := range seqs {
+		if st.remove(seq, subjects[i]) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// recount rebuilds the per-subject counts from the store.
+func (st *stream) recount() {
+	st.perSubj = make(map[string]uint64)
+	for seq := uint64(0); ; seq++ {
+		m, err := st.store.LoadNext("", seq)
+		if err != nil {
+			return
+		}
+		seq = m.Seq
+		st.perSubj[m.Subject]++
+	}
+}
+
+func (st *stream) info(now time.Time) *StreamInfo {
+	s := st.store.State()
+	return &StreamInfo{Config: st.cfg, Created: st.created, TS: now, State: StreamState{
+		Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, FirstTime: s.FirstTime.UTC(),
+		LastSeq: s.LastSeq, LastTime: s.LastTime.UTC(), NumDeleted: s.Deleted, NumSubjects: len(st.perSubj),
+	}}
+}
+
+// headerValue returns the first value of key in a NATS/1.0 header block.
+func headerValue(hdr []byte, key string) string {
+	if len(hdr) == 0 {
+		return ""
+	}
+	lines := bytes.Split(hdr, []byte("\r\n"))
+	for _, l := range lines[1:] {
+		k, v, ok := bytes.Cut(l, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), key) {
+			return string(bytes.TrimSpace(v))
+		}
+	}
+	return ""
+}
+
+// normalize fills defaults and validates a config from a client.
+func normalize(cfg *StreamConfig) *APIError {
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, " \t\r\n.*>") {
+		return newErr(errStreamConfig, "err", "stream name is required and can not contain '.', '*', '>'")
+	}
+	if strings.ContainsAny(cfg.Name, `/\`) {
+		return newErr(errStreamNamePath)
+	}
+	if cfg.Replicas > 1 {
+		return newErr(errReplicas)
+	}
+	cfg.Replicas = 1
+	if len(cfg.Subjects) == 0 {
+		cfg.Subjects = []string{cfg.Name}
+	}
+	for _, s := range cfg.Subjects {
+		if !router.ValidSubject(s) {
+			return newErr(errStreamConfig, "err", "invalid subject: "+s)
+		}
+	}
+	defaults := []struct {
+		v   *string
+		def string
+		ok  []string
+	}{
+		{&cfg.Retention, "limits", []string{"limits", "interest", "workqueue"}},
+		{&cfg.Discard, "old", []string{"old", "new"}},
+		{&cfg.Storage, "file", []string{"file", "memory"}},
+	}
+	for _, d := range defaults {
+		if *d.v == "" {
+			*d.v = d.def
+		}
+		valid := false
+		for _, o := range d.ok {
+			valid = valid || *d.v == o
+		}
+		if !valid {
+			return newErr(errStreamConfig, "err", "invalid value "+strconv.Quote(*d.v))
+		}
+	}
+	for _, p := range []*int64{&cfg.MaxMsgs, &cfg.MaxBytes, &cfg.MaxMsgsPerSubject} {
+		if *p == 0 {
+			*p = -1
+		}
+	}
+	if cfg.MaxMsgSize == 0 {
+		cfg.MaxMsgSize = -1
+	}
+	if cfg.MaxConsumers == 0 {
+		cfg.MaxConsumers = -1
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = defaultDuplicateWindow
+		if cfg.MaxAge > 0 && cfg.MaxAge < cfg.Duplicates {
+			cfg.Duplicates = cfg.MaxAge
+		}
+	}
+	if cfg.Duplicates < 0 {
+		return newErr(errStreamConfig, "err", "duplicates window can not be negative")
+	}
+	return nil
+}
+
+// subjectsCollide reports whether some subject matches both patterns.
+func subjectsCollide(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		switch {
+		case i == len(at) && i == len(bt):
+			return true
+		case i < len(at) && at[i] == ">":
+			return i < len(bt) // '>' needs at least one more token
+		case i < len(bt) && bt[i] == ">":
+			return i < len(at)
+		case i == len(at) || i == len(bt):
+			return false
+		case at[i] != bt[i] && at[i] != "*" && bt[i] != "*":
+			return false
+		}
+	}
+}
+
+var errDeleteDenied = errors.New("message delete not permitted")

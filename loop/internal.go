@@ -1,0 +1,94 @@
+package loop
+
+import (
+	"context"
+	"math/rand/v2"
+
+	"github.com/evnats/evnats/router"
+)
+
+// internalLoop is the Loop of subscriptions served inside the server (such
+// as JetStream's) rather than by a connection.
+const internalLoop = -1
+
+// InternalHandler receives a message for an internal subscription. It runs on
+// the publisher's goroutine (an event loop, or a reader goroutine), so it must
+// be quick and safe for concurrent use, and copy what it keeps: every slice
+// is valid only until it returns. msg holds headers then payload; hdrLen is
+// -1 when there are no headers.
+type InternalHandler func(subject, reply []byte, hdrLen int, msg []byte)
+
+// SubscribeInternal subscribes fn to subject (wildcards allowed) and returns
+// a function that removes the subscription. Safe for concurrent use.
+func (s *Server) SubscribeInternal(subject string, fn InternalHandler) func() {
+	sub := &subscription{internal: fn}
+	sub.Subject = subject
+	sub.Loop = internalLoop
+	sub.Owner = sub
+	s.sl.Insert(&sub.Subscription)
+	return func() { s.sl.Remove(&sub.Subscription) }
+}
+
+// PublishInternal publishes a message from inside the server. It is safe to
+// call from any goroutine: with the gnet transport each destination loop gets
+// the message as a batch of one through its inbox, so no connection is
+// touched outside its loop.
+func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
+	msg := data
+	hdrLen := -1
+	if len(hdr) > 0 {
+		msg = append(append(make([]byte, 0, len(hdr)+len(data)), hdr...), data...)
+		hdrLen = len(hdr)
+	}
+	s.shard(0).inMsgs.Add(1)
+	s.shard(0).inBytes.Add(int64(len(msg)))
+	r := s.sl.Match(subject)
+	subj, rep := []byte(subject), []byte(reply)
+	if g, ok := s.tr.(*gnetTransport); ok {
+		for _, sp := range r.Spans {
+			g.inject(sp.Loop, r.Plain[sp.Start:sp.End], subj, rep, hdrLen, msg)
+		}
+		for _, q := range r.Queues {
+			i := rand.IntN(len(q))
+			g.inject(q[i].Loop, q[i:i+1], subj, rep, hdrLen, msg)
+		}
+		return
+	}
+	goRoute(nil, r, subj, rep, hdrLen, msg)
+}
+
+// inject hands one message for subs to loop dst from outside any loop.
+func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	if dst == internalLoop {
+		deliverInternal(subs, subject, reply, hdrLen, msg)
+		return
+	}
+	b := getBatch()
+	b.buf = append(b.buf, subject...)
+	subjEnd := len(b.buf)
+	b.buf = append(b.buf, reply...)
+	replyEnd := len(b.buf)
+	b.buf = append(b.buf, msg...)
+	b.msgs = append(b.msgs, fwdMsg{subs: subs, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
+	t.loops[dst].receive(b)
+}
+
+// receive queues b in the loop's inbox and wakes the loop if it is not
+// already due to drain. Safe for concurrent use.
+func (lp *evLoop) receive(b *batch) {
+	lp.inbox.mu.Lock()
+	lp.inbox.batches = append(lp.inbox.batches, b)
+	lp.inbox.mu.Unlock()
+	if lp.inbox.scheduled.CompareAndSwap(false, true) {
+		if err := lp.el.Execute(context.Background(), lp.drainTask); err != nil {
+			lp.inbox.scheduled.Store(false)
+		}
+	}
+}
+
+// deliverInternal hands a message to internal subscriptions.
+func deliverInternal(subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	for _, rs := range subs {
+		rs.Owner.(*subscription).internal(subject, reply, hdrLen, msg)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // harness cannot rot between full benchmark runs. It checks the harness, not
 // speed: every message must arrive and every figure be positive.
 func TestRowsSmoke(t *testing.T) {
-	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, Loops: 2})
+	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, Loops: 2, JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

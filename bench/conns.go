@@ -11,7 +11,7 @@ import (
 
 // runConnScale opens n idle client connections (CONNECT, PING, PONG) to each
 // server and reports the server's resident memory per connection. Source
-// addresses rotate over 127.0.0.2.. so large counts do not run out of ports.
+// addresses rotate over 127.x.0.2.. so large counts do not run out of ports.
 func runConnScale(servers []serverKind, counts []int, out, env string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Idle connections on %s: server RSS growth per connection.\n\n| connections |", env)
@@ -58,7 +58,12 @@ func runConnScale(servers []serverKind, counts []int, out, env string) {
 	writeFile(out, "connections.md", b.String())
 }
 
+// srcNet rotates the second octet of the source addresses between runs, so
+// one run's TIME_WAIT sockets never block the next run's ports.
+var srcNet byte
+
 func idleConnCost(k serverKind, n int) (float64, error) {
+	srcNet++
 	p, err := startServer(k)
 	if err != nil {
 		return 0, err
@@ -74,7 +79,7 @@ func idleConnCost(k serverKind, n int) (float64, error) {
 	}()
 	addr := fmt.Sprintf("127.0.0.1:%d", p.port)
 	for i := 0; i < n; i++ {
-		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/20000))}}
+		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, srcNet, 0, byte(2+i/20000))}}
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			return 0, fmt.Errorf("connection %d: %w", i, err)

@@ -137,6 +137,14 @@ func runMatrix(servers []serverKind, rs []row, rounds int, scale float64) result
 }
 
 func runOnce(k serverKind, r row, n int) sample {
+	if r.JS != "" {
+		dir, err := os.MkdirTemp("", "evbench-js-")
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		defer os.RemoveAll(dir)
+		k.Args = append(append([]string(nil), k.Args...), "-js", "-sd", dir)
+	}
 	p, err := startServer(k)
 	if err != nil {
 		return sample{Failure: err.Error()}

@@ -44,6 +44,8 @@ type row struct {
 	Pubs    int
 	Subs    int
 	ReqRep  bool
+	JS      string // "memory" or "file": a JetStream publish row
+	Async   bool   // JetStream: pipelined publishes
 }
 
 var rows = []row{
@@ -55,17 +57,21 @@ var rows = []row{
 	{Name: "4x4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 4, Subs: 4},
 	{Name: "req/rep 1:1 128B", Payload: 128, N: 50_000, Kind: "core", Pubs: 1, Subs: 1, ReqRep: true},
 	{Name: "req/rep 10c:2q 16B", Payload: 16, N: 100_000, Kind: "core", Pubs: 10, Subs: 2, ReqRep: true},
+	{Name: "JetStream sync publish 16B memory", Payload: 16, N: 20_000, Kind: "js", JS: "memory"},
+	{Name: "JetStream async publish 128B file", Payload: 128, N: 200_000, Kind: "js", JS: "file", Async: true},
 }
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{
-	"JetStream sync publish 16B memory", "JetStream async publish 128B file",
 	"JetStream ordered consumer", "JetStream durable fetch",
 	"MQTT pub/sub 128B QoS 0", "MQTT pub/sub 128B QoS 1", "NATS -> MQTT 128B",
 	"TLS pub/sub 128B", "WebSocket pub/sub 128B",
 }
 
 func runRow(r row, url string, w *window, n int) (sample, error) {
+	if r.JS != "" {
+		return runJS(r, url, w, n)
+	}
 	if r.ReqRep {
 		return runReqRep(r, url, w, n)
 	}

@@ -70,6 +70,7 @@ func putBatch(b *batch) {
 type inbox struct {
 	mu        sync.Mutex
 	batches   []*batch
+	open      *batch // the batch outside publishers append to (also in batches); guarded by mu
 	scheduled atomic.Bool
 }
 
@@ -81,17 +82,22 @@ func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply [
 		b = getBatch()
 		lp.out[dst] = b
 	}
+	b.add(subs, subject, reply, hdrLen, msg)
+	if len(b.buf) >= maxBatchBytes {
+		lp.sendBatch(dst)
+	} else {
+		lp.scheduleFlush()
+	}
+}
+
+// add copies one message into the batch.
+func (b *batch) add(subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
 	b.buf = append(b.buf, subject...)
 	subjEnd := len(b.buf)
 	b.buf = append(b.buf, reply...)
 	replyEnd := len(b.buf)
 	b.buf = append(b.buf, msg...)
 	b.msgs = append(b.msgs, fwdMsg{subs: subs, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
-	if len(b.buf) >= maxBatchBytes {
-		lp.sendBatch(dst)
-	} else {
-		lp.scheduleFlush()
-	}
 }
 
 // sendBatches pushes every batch built this tick.
@@ -117,6 +123,7 @@ func (lp *evLoop) drain() {
 	lp.inbox.mu.Lock()
 	batches := lp.inbox.batches
 	lp.inbox.batches = nil
+	lp.inbox.open = nil
 	lp.inbox.mu.Unlock()
 	for _, b := range batches {
 		for i := range b.msgs {

@@ -57,20 +57,25 @@ func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
 	goRoute(nil, r, subj, rep, hdrLen, msg)
 }
 
-// inject hands one message for subs to loop dst from outside any loop.
+// inject hands one message for subs to loop dst from outside any loop. It
+// appends to the batch the loop's inbox keeps open for outside publishers,
+// so a burst (say, the acks of one group commit) costs the loop one wakeup.
 func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
 	if dst == internalLoop {
 		deliverInternal(subs, subject, reply, hdrLen, msg)
 		return
 	}
-	b := getBatch()
-	b.buf = append(b.buf, subject...)
-	subjEnd := len(b.buf)
-	b.buf = append(b.buf, reply...)
-	replyEnd := len(b.buf)
-	b.buf = append(b.buf, msg...)
-	b.msgs = append(b.msgs, fwdMsg{subs: subs, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
-	t.loops[dst].receive(b)
+	lp := t.loops[dst]
+	lp.inbox.mu.Lock()
+	b := lp.inbox.open
+	if b == nil || len(b.buf) >= maxBatchBytes {
+		b = getBatch()
+		lp.inbox.open = b
+		lp.inbox.batches = append(lp.inbox.batches, b)
+	}
+	b.add(subs, subject, reply, hdrLen, msg)
+	lp.inbox.mu.Unlock()
+	lp.wake()
 }
 
 // receive queues b in the loop's inbox and wakes the loop if it is not
@@ -79,6 +84,11 @@ func (lp *evLoop) receive(b *batch) {
 	lp.inbox.mu.Lock()
 	lp.inbox.batches = append(lp.inbox.batches, b)
 	lp.inbox.mu.Unlock()
+	lp.wake()
+}
+
+// wake schedules a drain unless one is already due. Safe for concurrent use.
+func (lp *evLoop) wake() {
 	if lp.inbox.scheduled.CompareAndSwap(false, true) {
 		if err := lp.el.Execute(context.Background(), lp.drainTask); err != nil {
 			lp.inbox.scheduled.Store(false)

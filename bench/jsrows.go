@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// runJS publishes n messages into a fresh stream: one at a time waiting for
+// each ack (sync), or pipelined with up to 4096 acks outstanding (async).
+func runJS(r row, url string, w *window, n int) (sample, error) {
+	nc, err := dial(url)
+	if err != nil {
+		return sample{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return sample{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	storage := jetstream.FileStorage
+	if r.JS == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.js"}, Storage: storage}); err != nil {
+		return sample{}, fmt.Errorf("create stream: %w", err)
+	}
+	defer js.DeleteStream(context.Background(), "BENCH")
+	payload := make([]byte, r.Payload)
+	w.Start()
+	if r.Async {
+		for i := 0; i < n; i++ {
+			if _, err := js.PublishAsync("bench.js", payload); err != nil {
+				return sample{}, err
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return sample{}, fmt.Errorf("async acks: %d outstanding", js.PublishAsyncPending())
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			if _, err := js.Publish(ctx, "bench.js", payload); err != nil {
+				return sample{}, err
+			}
+		}
+	}
+	w.Stop()
+	st, err := js.Stream(ctx, "BENCH")
+	if err != nil {
+		return sample{}, err
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != uint64(n) {
+		return sample{}, fmt.Errorf("stream holds %v messages, want %d (%v)", info.State.Msgs, n, err)
+	}
+	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+}

@@ -46,6 +46,7 @@ var (
 	errNotEnabled        = errDef{503, 10076, "JetStream not enabled"}
 	errStoreFailed       = errDef{503, 10077, "{err}"}
 	errStreamPurge       = errDef{500, 10110, "{err}"}
+	errRollup            = errDef{500, 10111, "{err}"}
 	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
 )

@@ -18,6 +18,10 @@ const (
 // api serves one $JS.API request and returns the JSON reply.
 func (m *Manager) api(r *request) []byte {
 	op := strings.TrimPrefix(r.subject, "$JS.API.")
+	if strings.HasPrefix(op, "DIRECT.GET.") {
+		m.directGet(op, r)
+		return nil
+	}
 	verb, name := op, ""
 	for _, p := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.INFO.", "STREAM.DELETE.",
 		"STREAM.PURGE.", "STREAM.MSG.GET.", "STREAM.MSG.DELETE."} {

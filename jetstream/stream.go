@@ -18,6 +18,7 @@ const (
 	hdrExpectedLastSeq   = "Nats-Expected-Last-Sequence"
 	hdrExpectedSubjSeq   = "Nats-Expected-Last-Subject-Sequence"
 	hdrExpectedLastMsgID = "Nats-Expected-Last-Msg-Id"
+	hdrRollup            = "Nats-Rollup"
 )
 
 const defaultDuplicateWindow = 2 * time.Minute
@@ -79,6 +80,15 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
 		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
 	}
+	rollup := headerValue(hdr, hdrRollup)
+	if rollup != "" {
+		if !st.cfg.AllowRollup || st.cfg.DenyPurge {
+			return fail(newErr(errRollup, "err", "rollup not permitted"))
+		}
+		if rollup != "sub" && rollup != "all" {
+			return fail(newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup)))
+		}
+	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
 		return fail(newErr(errMsgTooBig))
@@ -99,6 +109,19 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
 	st.perSubj[subject]++
+	switch rollup {
+	case "sub": // this message replaces every earlier one on its subject
+		for {
+			m, err := st.store.LoadNext(subject, 0)
+			if err != nil || m.Seq >= seq {
+				break
+			}
+			st.remove(m.Seq, m.Subject)
+		}
+	case "all": // this message replaces the whole stream
+		_, _ = st.store.Compact(seq)
+		st.recount()
+	}
 	if msgID != "" {
 		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
 		st.lastMsgID = msgID

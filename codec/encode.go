@@ -10,11 +10,31 @@ var (
 	PingLine = []byte("PING\r\n")
 	PongLine = []byte("PONG\r\n")
 	OKLine   = []byte("+OK\r\n")
+	CRLF     = crlf
 )
 
-// AppendMsg appends "MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n".
-func AppendMsg(dst, subject, sid, reply, payload []byte) []byte {
+// AppendMsgHead appends the control line "MSG <subject> <sid> [reply] <size>\r\n";
+// the payload and a CRLF follow it on the wire.
+func AppendMsgHead(dst, subject, sid, reply []byte, size int) []byte {
 	dst = append(dst, "MSG "...)
+	dst = appendRoute(dst, subject, sid, reply)
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	return append(dst, crlf...)
+}
+
+// AppendHMsgHead appends "HMSG <subject> <sid> [reply] <hdr size> <total size>\r\n";
+// headers, payload and a CRLF follow it on the wire.
+func AppendHMsgHead(dst, subject, sid, reply []byte, hdrLen, total int) []byte {
+	dst = append(dst, "HMSG "...)
+	dst = appendRoute(dst, subject, sid, reply)
+	dst = strconv.AppendInt(dst, int64(hdrLen), 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(total), 10)
+	return append(dst, crlf...)
+}
+
+// appendRoute appends "<subject> <sid> [reply] ".
+func appendRoute(dst, subject, sid, reply []byte) []byte {
 	dst = append(dst, subject...)
 	dst = append(dst, ' ')
 	dst = append(dst, sid...)
@@ -23,35 +43,21 @@ func AppendMsg(dst, subject, sid, reply, payload []byte) []byte {
 		dst = append(dst, reply...)
 		dst = append(dst, ' ')
 	}
-	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
-	dst = append(dst, crlf...)
+	return dst
+}
+
+// AppendMsg appends a whole MSG: control line, payload, CRLF.
+func AppendMsg(dst, subject, sid, reply, payload []byte) []byte {
+	dst = AppendMsgHead(dst, subject, sid, reply, len(payload))
 	dst = append(dst, payload...)
 	return append(dst, crlf...)
 }
 
-// AppendHMsg appends "HMSG <subject> <sid> [reply] <hdr size> <total size>\r\n"
-// followed by msg (headers then payload) and CRLF. msg[:hdrLen] are the headers.
+// AppendHMsg appends a whole HMSG; msg[:hdrLen] are the headers.
 func AppendHMsg(dst, subject, sid, reply []byte, hdrLen int, msg []byte) []byte {
-	dst = append(dst, "HMSG "...)
-	dst = append(dst, subject...)
-	dst = append(dst, ' ')
-	dst = append(dst, sid...)
-	dst = append(dst, ' ')
-	if len(reply) > 0 {
-		dst = append(dst, reply...)
-		dst = append(dst, ' ')
-	}
-	dst = strconv.AppendInt(dst, int64(hdrLen), 10)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, int64(len(msg)), 10)
-	dst = append(dst, crlf...)
+	dst = AppendHMsgHead(dst, subject, sid, reply, hdrLen, len(msg))
 	dst = append(dst, msg...)
 	return append(dst, crlf...)
-}
-
-// MsgSize is the encoded size of a MSG or HMSG, for buffer sizing.
-func MsgSize(subject, sid, reply []byte, hdrLen int, msg []byte) int {
-	return 32 + len(subject) + len(sid) + len(reply) + len(msg)
 }
 
 // AppendErr appends "-ERR '<msg>'\r\n".
@@ -59,11 +65,4 @@ func AppendErr(dst []byte, msg string) []byte {
 	dst = append(dst, "-ERR '"...)
 	dst = append(dst, msg...)
 	return append(dst, "'\r\n"...)
-}
-
-// AppendInfo appends "INFO <json>\r\n" for a pre-marshalled JSON object.
-func AppendInfo(dst, infoJSON []byte) []byte {
-	dst = append(dst, "INFO "...)
-	dst = append(dst, infoJSON...)
-	return append(dst, crlf...)
 }

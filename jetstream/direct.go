@@ -42,14 +42,7 @@ func (m *Manager) directGet(op string, r *request) {
 			m.host.Publish(r.reply, "", statusBadRequest, nil)
 			return
 		}
-		switch {
-		case req.LastFor != "":
-			msg, err = st.lastFor(req.LastFor)
-		case req.NextFor != "":
-			msg, err = st.store.LoadNext(req.NextFor, req.Seq)
-		default:
-			msg, err = st.store.Load(req.Seq)
-		}
+		msg, err = st.get(req)
 	}
 	if errors.Is(err, store.ErrNotFound) || msg == nil {
 		m.host.Publish(r.reply, "", statusNotFound, nil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
+	"github.com/evnats/evnats/router"
 )
 
 const (
@@ -219,16 +220,7 @@ func (m *Manager) msgGet(st *stream, body []byte) []byte {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return m.fail(typeMsgGet, newErr(errInvalidJSON, "err", err.Error()))
 	}
-	var msg *store.Msg
-	var err error
-	switch {
-	case req.LastFor != "":
-		msg, err = st.lastFor(req.LastFor)
-	case req.NextFor != "":
-		msg, err = st.store.LoadNext(req.NextFor, req.Seq)
-	default:
-		msg, err = st.store.Load(req.Seq)
-	}
+	msg, err := st.get(req)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.fail(typeMsgGet, newErr(errNoMessage))
 	}
@@ -239,6 +231,18 @@ func (m *Manager) msgGet(st *stream, body []byte) []byte {
 		Subject: msg.Subject, Seq: msg.Seq, Header: msg.Hdr, Data: msg.Data, Time: time.Unix(0, msg.Time).UTC()}})
 }
 
+// get finds the message a get request names: by sequence, the last on a
+// subject, or the next on a subject from a sequence.
+func (st *stream) get(req msgGetRequest) (*store.Msg, error) {
+	switch {
+	case req.LastFor != "":
+		return st.lastFor(req.LastFor)
+	case req.NextFor != "":
+		return st.store.LoadNext(req.NextFor, req.Seq)
+	}
+	return st.store.Load(req.Seq)
+}
+
 // lastFor returns the newest message on subject, which may hold wildcards.
 func (st *stream) lastFor(subject string) (*store.Msg, error) {
 	if !strings.ContainsAny(subject, "*>") {
@@ -246,7 +250,7 @@ func (st *stream) lastFor(subject string) (*store.Msg, error) {
 	}
 	var best *store.Msg
 	for s := range st.perSubj {
-		if !subjectsCollide(subject, s) {
+		if !router.SubjectsCollide(subject, s) {
 			continue
 		}
 		if m, err := st.store.LoadLast(s); err == nil && (best == nil || m.Seq > best.Seq) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
+	"github.com/evnats/evnats/router"
 )
 
 // Host is what the Manager needs from the server: internal subscriptions
@@ -300,7 +301,7 @@ func (m *Manager) sortedStreams(filter string) []*stream {
 
 func collidesAny(subject string, list []string) bool {
 	for _, s := range list {
-		if subjectsCollide(subject, s) {
+		if router.SubjectsCollide(subject, s) {
 			return true
 		}
 	}

@@ -331,23 +331,4 @@ func normalize(cfg *StreamConfig) *APIError {
 	return nil
 }
 
-// subjectsCollide reports whether some subject matches both patterns.
-func subjectsCollide(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; ; i++ {
-		switch {
-		case i == len(at) && i == len(bt):
-			return true
-		case i < len(at) && at[i] == ">":
-			return i < len(bt) // '>' needs at least one more token
-		case i < len(bt) && bt[i] == ">":
-			return i < len(at)
-		case i == len(at) || i == len(bt):
-			return false
-		case at[i] != bt[i] && at[i] != "*" && bt[i] != "*":
-			return false
-		}
-	}
-}
-
 var errDeleteDenied = errors.New("message delete not permitted")

@@ -172,34 +172,5 @@ func permMatch(entry, subject, queue string) bool {
 	if hasQ && q != queue {
 		return false
 	}
-	return covers(pat, subject)
-}
-
-// covers reports whether every subject matched by sub is matched by pat.
-func covers(pat, sub string) bool {
-	for {
-		pt, prest, pmore := cutToken(pat)
-		st, srest, smore := cutToken(sub)
-		switch {
-		case pt == ">":
-			return true
-		case st == ">":
-			return false
-		case pt == "*":
-		case st == "*" || pt != st:
-			return false
-		}
-		if pmore != smore {
-			return false
-		}
-		if !pmore {
-			return true
-		}
-		pat, sub = prest, srest
-	}
-}
-
-func cutToken(s string) (tok, rest string, more bool) {
-	tok, rest, more = strings.Cut(s, ".")
-	return
+	return router.SubjectCovers(pat, subject)
 }

@@ -3,7 +3,6 @@ package loop
 import (
 	"encoding/json"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -397,13 +396,13 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 		msg, hdrLen = msg[hdrLen:], -1 // a client without header support gets the payload only
 	}
 	if hdrLen >= 0 {
-		c.scratch = appendHMsgHead(c.scratch[:0], subject, s.SID, reply, hdrLen, len(msg))
+		c.scratch = codec.AppendHMsgHead(c.scratch[:0], subject, s.SID, reply, hdrLen, len(msg))
 	} else {
-		c.scratch = appendMsgHead(c.scratch[:0], subject, s.SID, reply, len(msg))
+		c.scratch = codec.AppendMsgHead(c.scratch[:0], subject, s.SID, reply, len(msg))
 	}
 	c.out.write(c.scratch)
 	c.out.write(msg)
-	c.out.write(crlf)
+	c.out.write(codec.CRLF)
 	c.shard.outMsgs.Add(1)
 	c.shard.outBytes.Add(int64(len(msg)))
 	if s.max > 0 && s.delivered >= s.max {
@@ -425,38 +424,6 @@ func (c *client) markSlow() {
 	c.out.write(codec.AppendErr(nil, "Slow Consumer"))
 	c.closing = true
 	c.t.flushSoon()
-}
-
-var crlf = []byte("\r\n")
-
-func appendMsgHead(dst, subject, sid, reply []byte, size int) []byte {
-	dst = append(dst, "MSG "...)
-	dst = append(dst, subject...)
-	dst = append(dst, ' ')
-	dst = append(dst, sid...)
-	dst = append(dst, ' ')
-	if len(reply) > 0 {
-		dst = append(dst, reply...)
-		dst = append(dst, ' ')
-	}
-	dst = strconv.AppendInt(dst, int64(size), 10)
-	return append(dst, crlf...)
-}
-
-func appendHMsgHead(dst, subject, sid, reply []byte, hdrLen, size int) []byte {
-	dst = append(dst, "HMSG "...)
-	dst = append(dst, subject...)
-	dst = append(dst, ' ')
-	dst = append(dst, sid...)
-	dst = append(dst, ' ')
-	if len(reply) > 0 {
-		dst = append(dst, reply...)
-		dst = append(dst, ' ')
-	}
-	dst = strconv.AppendInt(dst, int64(hdrLen), 10)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, int64(size), 10)
-	return append(dst, crlf...)
 }
 
 // tick runs once a second in the client's context: auth timeout, pings and

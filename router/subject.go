@@ -100,3 +100,49 @@ func nextToken(s string) (tok, rest string, more bool) {
 	}
 	return s, "", false
 }
+
+// SubjectCovers reports whether every subject that sub (which may hold
+// wildcards) matches is also matched by pattern: permissions use it so that
+// a wildcard subscription needs an entry at least as wide.
+func SubjectCovers(pattern, sub string) bool {
+	for {
+		pt, prest, pmore := nextToken(pattern)
+		st, srest, smore := nextToken(sub)
+		switch {
+		case pt == ">":
+			return true
+		case st == ">":
+			return false
+		case pt == "*":
+		case st == "*" || pt != st:
+			return false
+		}
+		if pmore != smore {
+			return false
+		}
+		if !pmore {
+			return true
+		}
+		pattern, sub = prest, srest
+	}
+}
+
+// SubjectsCollide reports whether some literal subject matches both
+// patterns: streams may not share one.
+func SubjectsCollide(a, b string) bool {
+	for {
+		at, arest, amore := nextToken(a)
+		bt, brest, bmore := nextToken(b)
+		switch {
+		case at == ">" || bt == ">":
+			return true // both still have a token here, and '>' takes the rest
+		case at != bt && at != "*" && bt != "*":
+			return false
+		case amore != bmore:
+			return false // one ran out of tokens first
+		case !amore:
+			return true
+		}
+		a, b = arest, brest
+	}
+}

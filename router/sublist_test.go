@@ -40,6 +40,36 @@ func TestSubjectMatches(t *testing.T) {
 	}
 }
 
+func TestSubjectCoversAndCollide(t *testing.T) {
+	covers := []struct {
+		p, s string
+		want bool
+	}{
+		{"orders.*", "orders.new", true}, {"orders.*", "orders.*", true}, {"orders.*", "orders.>", false},
+		{"orders.>", "orders.a.*", true}, {">", "a.>", true}, {"a.b", "a.*", false}, {"a.*", "a", false},
+	}
+	for _, c := range covers {
+		if got := SubjectCovers(c.p, c.s); got != c.want {
+			t.Errorf("SubjectCovers(%q,%q) = %v", c.p, c.s, got)
+		}
+	}
+	collide := []struct {
+		a, b string
+		want bool
+	}{
+		{"a.*", "a.b", true}, {"a.>", "a.b.c", true}, {"a.>", "a", false}, {"a.*", "b.*", false},
+		{"*.b", "a.*", true}, {">", "x", true}, {"a.b", "a.b.c", false}, {"a.*.c", "a.b.*", true},
+	}
+	for _, c := range collide {
+		if got := SubjectsCollide(c.a, c.b); got != c.want {
+			t.Errorf("SubjectsCollide(%q,%q) = %v", c.a, c.b, got)
+		}
+		if got := SubjectsCollide(c.b, c.a); got != c.want {
+			t.Errorf("SubjectsCollide(%q,%q) = %v (reversed)", c.b, c.a, got)
+		}
+	}
+}
+
 func TestSublistBasics(t *testing.T) {
 	sl := NewSublist()
 	a := &Subscription{Subject: "foo.bar", Loop: 1}

@@ -3,7 +3,6 @@ package loop
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -127,11 +126,15 @@ func New(opts Options) (*Server, error) {
 
 // Start begins listening and serving; it returns once the listeners are up.
 func (s *Server) Start() error {
-	if err := s.tr.start(); err != nil {
+	// JetStream recovers its streams and subscribes its API before the
+	// listener opens, so no client can find it half-started.
+	if err := s.startJetStream(); err != nil {
 		return err
 	}
-	if err := s.startJetStream(); err != nil {
-		s.tr.stop()
+	if err := s.tr.start(); err != nil {
+		if s.js != nil {
+			s.js.Stop()
+		}
 		return err
 	}
 	if s.opts.HTTPPort != 0 {
@@ -253,5 +256,3 @@ func (s *Server) Debugf(format string, args ...any) {
 
 // Errorf logs an error.
 func (s *Server) Errorf(format string, args ...any) { s.log.Printf("[ERR] "+format, args...) }
-
-var errServerClosed = errors.New("loop: server closed")

@@ -1,0 +1,123 @@
+package jetstream_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestAckedMessagesSurviveKill9 runs evnats as a process, publishes to a
+// file stream while it is killed with SIGKILL mid-stream, restarts it on the
+// same directory and checks that every acknowledged message is there.
+func TestAckedMessagesSurviveKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	bin := filepath.Join(t.TempDir(), "evnats")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+
+	p := startProc(t, bin, port, dir)
+	nc, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "K", Subjects: []string{"k"}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	acked := map[uint64]string{}
+	for i := 0; i < 20000; i++ {
+		data := strconv.Itoa(i)
+		f, err := js.PublishAsync("k", []byte(data))
+		if err != nil {
+			break // the connection is gone
+		}
+		go func() {
+			select {
+			case ack := <-f.Ok():
+				mu.Lock()
+				acked[ack.Sequence] = data
+				mu.Unlock()
+			case <-f.Err():
+			}
+		}()
+		if i == 15000 {
+			_ = p.Process.Signal(syscall.SIGKILL) // mid-stream, acks in flight
+		}
+	}
+	_, _ = p.Process.Wait()
+	nc.Close()
+	time.Sleep(100 * time.Millisecond) // let the ack goroutines record what arrived
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 1000 {
+		t.Fatalf("only %d acks before the kill; test is not testing", len(acked))
+	}
+
+	startProc(t, bin, port, dir)
+	nc2, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, _ := jetstream.New(nc2)
+	st, err := js2.Stream(c, "K")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, data := range acked {
+		m, err := st.GetMsg(c, seq)
+		if err != nil || string(m.Data) != data {
+			t.Fatalf("acked message %d lost after kill -9: %v", seq, err)
+		}
+	}
+	info, _ := st.Info(c)
+	t.Logf("%d acked before SIGKILL; %d stored after restart", len(acked), info.State.Msgs)
+}
+
+func startProc(t *testing.T, bin string, port int, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

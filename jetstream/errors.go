@@ -29,6 +29,13 @@ type errDef struct {
 // The error table: every API error evnats sends comes from here.
 var (
 	errBadRequest        = errDef{400, 10003, "bad request"}
+	errConsumerCreate    = errDef{500, 10012, "{err}"}
+	errConsumerNameInUse = errDef{400, 10013, "consumer name already in use"}
+	errConsumerNotFound  = errDef{404, 10014, "consumer not found"}
+	errConsumerPolicy    = errDef{400, 10094, "{err}"}
+	errFilterMismatch    = errDef{400, 10131, "Consumer create request did not match filtered subject from create subject"}
+	errConsumerExists    = errDef{400, 10148, "consumer already exists"}
+	errConsumerNotExist  = errDef{400, 10149, "consumer does not exist"}
 	errInvalidJSON       = errDef{400, 10025, "invalid JSON: {err}"}
 	errMaxStreams        = errDef{400, 10027, "maximum number of streams reached"}
 	errNoMessage         = errDef{404, 10037, "no message found"}

@@ -23,6 +23,9 @@ func (m *Manager) api(r *request) []byte {
 		m.directGet(op, r)
 		return nil
 	}
+	if strings.HasPrefix(op, "CONSUMER.") {
+		return m.consumerAPI(op, r)
+	}
 	verb, name := op, ""
 	for _, p := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.INFO.", "STREAM.DELETE.",
 		"STREAM.PURGE.", "STREAM.MSG.GET.", "STREAM.MSG.DELETE."} {

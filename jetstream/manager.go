@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,9 @@ type Host interface {
 	Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func()
 	// Publish sends a message; safe for concurrent use.
 	Publish(subject, reply string, hdr, data []byte)
+	// Deliver sends a message to the subscribers of to, showing it under
+	// subject (a consumer delivers a stream message on a request's inbox).
+	Deliver(to, subject, reply string, hdr, data []byte)
 }
 
 // Config configures a Manager.
@@ -61,7 +66,8 @@ type Manager struct {
 
 // request is one message for the manager: an API call or a publish to a stream.
 type request struct {
-	st      *stream // nil for API requests
+	st      *stream   // set for a publish to a stream
+	ack     *consumer // set for an ack to a consumer
 	subject string
 	reply   string
 	hdr     []byte
@@ -123,16 +129,14 @@ func (m *Manager) signal() {
 
 func (m *Manager) run() {
 	defer close(m.done)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(consumerTick)
 	defer tick.Stop()
 	var batch []request
 	for {
 		select {
 		case <-m.wake:
 		case now := <-tick.C:
-			for _, st := range m.streams {
-				st.expire(now)
-			}
+			m.tick(now)
 			continue
 		}
 		m.mu.Lock()
@@ -159,9 +163,30 @@ func (m *Manager) run() {
 	}
 }
 
+// consumerTick is the resolution of consumer timers (expiry, heartbeats,
+// ack wait) and of stream age limits.
+const consumerTick = 50 * time.Millisecond
+
+func (m *Manager) tick(now time.Time) {
+	for _, st := range m.streams {
+		st.expire(now)
+		for _, c := range st.consumers {
+			if c.cfg.InactiveThreshold > 0 && len(c.waiting) == 0 && now.Sub(c.active) > c.cfg.InactiveThreshold && c.cfg.Durable == "" {
+				m.deleteConsumer(c)
+				continue
+			}
+			m.tickConsumer(c, now)
+		}
+	}
+}
+
 func (m *Manager) handle(r *request) {
 	if r.st != nil {
 		m.publish(r)
+		return
+	}
+	if r.ack != nil {
+		m.handleAck(r)
 		return
 	}
 	m.apiTotal++
@@ -195,11 +220,41 @@ func (m *Manager) publish(r *request) {
 	if res.ack != nil && reply != "" {
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
+	if res.pending {
+		now := time.Now()
+		for _, c := range st.consumers {
+			if len(c.waiting) > 0 {
+				m.pump(c, now)
+			}
+		}
+	}
+}
+
+// handleAck applies an ack sent to $JS.ACK.<stream>.<consumer>.<delivered>.
+// <sseq>.<dseq>.<ts>.<pending>, and answers a double ack once recorded.
+func (m *Manager) handleAck(r *request) {
+	c := r.ack
+	if c.st.consumers[c.name] != c {
+		return
+	}
+	toks := strings.Split(r.subject, ".")
+	if len(toks) < 9 {
+		return
+	}
+	sseq, err := strconv.ParseUint(toks[5], 10, 64)
+	if err != nil {
+		return
+	}
+	m.ack(c, sseq, r.data, time.Now())
+	if r.reply != "" {
+		m.host.Publish(r.reply, "", nil, nil)
+	}
 }
 
 // addStream creates a stream from a normalized config, opening its store.
 func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error) {
-	st := &stream{cfg: cfg, created: created, dedupe: make(map[string]dedupeEntry), perSubj: make(map[string]uint64)}
+	st := &stream{cfg: cfg, created: created, dedupe: make(map[string]dedupeEntry), perSubj: make(map[string]uint64),
+		consumers: make(map[string]*consumer)}
 	if cfg.Storage == "memory" {
 		st.store = store.NewMemStore()
 	} else {
@@ -277,6 +332,9 @@ func (m *Manager) recover() error {
 func (m *Manager) deleteStream(st *stream) error {
 	for _, u := range st.unsub {
 		u()
+	}
+	for _, c := range st.consumers {
+		m.deleteConsumer(c)
 	}
 	delete(m.streams, st.cfg.Name)
 	st.store.Close()

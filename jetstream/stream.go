@@ -34,6 +34,7 @@ type stream struct {
 	dedupe    map[string]dedupeEntry
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
+	consumers map[string]*consumer
 }
 
 type dedupeEntry struct {
@@ -249,6 +250,7 @@ func (st *stream) info(now time.Time) *StreamInfo {
 	return &StreamInfo{Config: st.cfg, Created: st.created, TS: now, State: StreamState{
 		Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, FirstTime: s.FirstTime.UTC(),
 		LastSeq: s.LastSeq, LastTime: s.LastTime.UTC(), NumDeleted: s.Deleted, NumSubjects: len(st.perSubj),
+		Consumers: len(st.consumers),
 	}}
 }
 

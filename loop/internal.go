@@ -34,6 +34,12 @@ func (s *Server) SubscribeInternal(subject string, fn InternalHandler) func() {
 // the message as a batch of one through its inbox, so no connection is
 // touched outside its loop.
 func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
+	s.deliverInternal(subject, subject, reply, hdr, data)
+}
+
+// deliverInternal routes a server-originated message by the subscribers of
+// to, while clients see it under subject.
+func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {
 	msg := data
 	hdrLen := -1
 	if len(hdr) > 0 {
@@ -42,7 +48,7 @@ func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
 	}
 	s.shard(0).inMsgs.Add(1)
 	s.shard(0).inBytes.Add(int64(len(msg)))
-	r := s.sl.Match(subject)
+	r := s.sl.Match(to)
 	subj, rep := []byte(subject), []byte(reply)
 	if g, ok := s.tr.(*gnetTransport); ok {
 		for _, sp := range r.Spans {

@@ -20,6 +20,10 @@ func (h jsHost) Publish(subject, reply string, hdr, data []byte) {
 	h.s.PublishInternal(subject, reply, hdr, data)
 }
 
+func (h jsHost) Deliver(to, subject, reply string, hdr, data []byte) {
+	h.s.deliverInternal(to, subject, reply, hdr, data)
+}
+
 // startJetStream starts the manager when JetStream is enabled.
 func (s *Server) startJetStream() error {
 	if !s.opts.JetStream {

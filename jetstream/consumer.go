@@ -1,0 +1,503 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+	"github.com/evnats/evnats/router"
+)
+
+// Consumer defaults, as nats-server's.
+const (
+	defaultAckWait       = 30 * time.Second
+	defaultMaxWaiting    = 512
+	defaultMaxAckPending = 1000
+	defaultInactive      = 5 * time.Second // ephemeral consumers
+)
+
+// ConsumerConfig is a consumer's configuration. Durations are nanoseconds.
+type ConsumerConfig struct {
+	Durable           string            `json:"durable_name,omitempty"`
+	Name              string            `json:"name,omitempty"`
+	Description       string            `json:"description,omitempty"`
+	DeliverPolicy     string            `json:"deliver_policy"`
+	OptStartSeq       uint64            `json:"opt_start_seq,omitempty"`
+	OptStartTime      *time.Time        `json:"opt_start_time,omitempty"`
+	AckPolicy         string            `json:"ack_policy"`
+	AckWait           time.Duration     `json:"ack_wait,omitempty"`
+	MaxDeliver        int               `json:"max_deliver,omitempty"`
+	BackOff           []time.Duration   `json:"backoff,omitempty"`
+	FilterSubject     string            `json:"filter_subject,omitempty"`
+	FilterSubjects    []string          `json:"filter_subjects,omitempty"`
+	ReplayPolicy      string            `json:"replay_policy"`
+	MaxWaiting        int               `json:"max_waiting,omitempty"`
+	MaxAckPending     int               `json:"max_ack_pending,omitempty"`
+	HeadersOnly       bool              `json:"headers_only,omitempty"`
+	MaxRequestBatch   int               `json:"max_batch,omitempty"`
+	MaxRequestExpires time.Duration     `json:"max_expires,omitempty"`
+	MaxRequestBytes   int               `json:"max_bytes,omitempty"`
+	InactiveThreshold time.Duration     `json:"inactive_threshold,omitempty"`
+	Replicas          int               `json:"num_replicas"`
+	MemoryStorage     bool              `json:"mem_storage,omitempty"`
+	DeliverSubject    string            `json:"deliver_subject,omitempty"`
+	DeliverGroup      string            `json:"deliver_group,omitempty"`
+	FlowControl       bool              `json:"flow_control,omitempty"`
+	Heartbeat         time.Duration     `json:"idle_heartbeat,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+}
+
+// SequenceInfo is a consumer/stream sequence pair.
+type SequenceInfo struct {
+	Consumer uint64     `json:"consumer_seq"`
+	Stream   uint64     `json:"stream_seq"`
+	Last     *time.Time `json:"last_active,omitempty"`
+}
+
+// ConsumerInfo describes a consumer.
+type ConsumerInfo struct {
+	Stream         string         `json:"stream_name"`
+	Name           string         `json:"name"`
+	Created        time.Time      `json:"created"`
+	Config         ConsumerConfig `json:"config"`
+	Delivered      SequenceInfo   `json:"delivered"`
+	AckFloor       SequenceInfo   `json:"ack_floor"`
+	NumAckPending  int            `json:"num_ack_pending"`
+	NumRedelivered int            `json:"num_redelivered"`
+	NumWaiting     int            `json:"num_waiting"`
+	NumPending     uint64         `json:"num_pending"`
+	TS             time.Time      `json:"ts"`
+}
+
+// consumer is one pull consumer's state machine. Owned by the Manager
+// goroutine; every method runs there.
+type consumer struct {
+	st      *stream
+	name    string
+	cfg     ConsumerConfig
+	created time.Time
+	filters []string
+	unsub   func()
+
+	next     uint64 // next stream sequence to consider
+	dseq     uint64 // last consumer (delivery) sequence
+	pending  map[uint64]*pendingAck
+	redeliv  []uint64 // stream sequences due again, oldest first
+	redelivN int      // distinct messages redelivered
+	ackFloor SequenceInfo
+	waiting  []*pullRequest
+	active   time.Time // last pull request or ack, for the inactive threshold
+}
+
+// pendingAck is a delivered message awaiting its ack.
+type pendingAck struct {
+	dseq       uint64
+	deliveries int
+	deadline   time.Time
+}
+
+// pullRequest is one waiting MSG.NEXT request.
+type pullRequest struct {
+	reply     string
+	batch     int
+	maxBytes  int
+	noWait    bool
+	expires   time.Time // zero: none
+	heartbeat time.Duration
+	lastSent  time.Time
+	delivered int
+}
+
+type nextRequest struct {
+	Expires   time.Duration `json:"expires,omitempty"`
+	Batch     int           `json:"batch,omitempty"`
+	MaxBytes  int           `json:"max_bytes,omitempty"`
+	NoWait    bool          `json:"no_wait,omitempty"`
+	Heartbeat time.Duration `json:"idle_heartbeat,omitempty"`
+}
+
+// normalizeConsumer fills defaults and validates a pull consumer config.
+func normalizeConsumer(cfg *ConsumerConfig) *APIError {
+	bad := func(msg string) *APIError { return newErr(errConsumerPolicy, "err", msg) }
+	if cfg.DeliverSubject != "" {
+		return newErr(errConsumerCreate, "err", "push consumers are not supported yet")
+	}
+	if cfg.Durable != "" && cfg.Name != "" && cfg.Durable != cfg.Name {
+		return newErr(errConsumerCreate, "err", "consumer name in subject does not match durable name in request")
+	}
+	if cfg.DeliverPolicy == "" {
+		cfg.DeliverPolicy = "all"
+	}
+	switch cfg.DeliverPolicy {
+	case "all", "last", "new", "last_per_subject":
+	case "by_start_sequence":
+		if cfg.OptStartSeq == 0 {
+			return bad("consumer delivery policy is deliver by start sequence, but optional start sequence is not set")
+		}
+	case "by_start_time":
+		if cfg.OptStartTime == nil {
+			return bad("consumer delivery policy is deliver by start time, but optional start time is not set")
+		}
+	default:
+		return bad("invalid deliver policy " + strconv.Quote(cfg.DeliverPolicy))
+	}
+	if cfg.AckPolicy == "" {
+		cfg.AckPolicy = "explicit"
+	}
+	if cfg.AckPolicy != "none" && cfg.AckPolicy != "all" && cfg.AckPolicy != "explicit" {
+		return bad("invalid ack policy " + strconv.Quote(cfg.AckPolicy))
+	}
+	if cfg.ReplayPolicy == "" {
+		cfg.ReplayPolicy = "instant"
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = defaultAckWait
+	}
+	if len(cfg.BackOff) > 0 {
+		cfg.AckWait = cfg.BackOff[0]
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = -1
+	}
+	if cfg.MaxWaiting == 0 {
+		cfg.MaxWaiting = defaultMaxWaiting
+	}
+	if cfg.MaxAckPending == 0 && cfg.AckPolicy != "none" {
+		cfg.MaxAckPending = defaultMaxAckPending
+	}
+	if cfg.Durable == "" && cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = defaultInactive
+	}
+	cfg.Replicas = max(cfg.Replicas, 0)
+	for _, f := range append([]string{cfg.FilterSubject}, cfg.FilterSubjects...) {
+		if f != "" && !router.ValidSubject(f) {
+			return bad("invalid filter subject " + strconv.Quote(f))
+		}
+	}
+	return nil
+}
+
+func (c *consumer) matches(subject string) bool {
+	if len(c.filters) == 0 {
+		return true
+	}
+	for _, f := range c.filters {
+		if router.SubjectMatches(f, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// start positions the consumer by its deliver policy.
+func (c *consumer) start() {
+	state := c.st.store.State()
+	c.next = state.FirstSeq
+	switch c.cfg.DeliverPolicy {
+	case "new":
+		c.next = state.LastSeq + 1
+	case "last":
+		c.next = state.LastSeq
+		for q := state.LastSeq; q >= state.FirstSeq && q > 0; q-- {
+			if m, err := c.st.store.Load(q); err == nil && c.matches(m.Subject) {
+				c.next = q
+				break
+			}
+		}
+	case "by_start_sequence":
+		c.next = max(c.cfg.OptStartSeq, state.FirstSeq)
+	case "by_start_time":
+		for q := state.FirstSeq; q <= state.LastSeq; q++ {
+			if m, err := c.st.store.Load(q); err == nil && !time.Unix(0, m.Time).Before(*c.cfg.OptStartTime) {
+				c.next = q
+				break
+			}
+			c.next = q + 1
+		}
+	}
+	c.ackFloor = SequenceInfo{Stream: c.next - 1}
+}
+
+// nextMsg returns the next message to deliver: due redeliveries first, then
+// new messages matching the filters. ok is false when there is none.
+func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
+	for len(c.redeliv) > 0 {
+		seq := c.redeliv[0]
+		c.redeliv = c.redeliv[1:]
+		if _, still := c.pending[seq]; !still {
+			continue
+		}
+		if msg, err := c.st.store.Load(seq); err == nil {
+			return msg, true, true
+		}
+		delete(c.pending, seq) // removed from the stream meanwhile
+	}
+	msg, err := c.st.store.LoadNext(c.singleFilter(), c.next)
+	for err == nil && !c.matches(msg.Subject) {
+		msg, err = c.st.store.LoadNext(c.singleFilter(), msg.Seq+1)
+	}
+	if err != nil {
+		c.next = max(c.next, c.st.store.State().LastSeq+1)
+		return nil, false, false
+	}
+	c.next = msg.Seq + 1
+	return msg, false, true
+}
+
+// singleFilter is the store-side filter when there is exactly one.
+func (c *consumer) singleFilter() string {
+	if len(c.filters) == 1 {
+		return c.filters[0]
+	}
+	return ""
+}
+
+// numPending counts stream messages not yet delivered that match.
+func (c *consumer) numPending() uint64 {
+	var n uint64
+	for seq := c.next; ; seq++ {
+		m, err := c.st.store.LoadNext(c.singleFilter(), seq)
+		if err != nil {
+			return n
+		}
+		seq = m.Seq
+		if c.matches(m.Subject) {
+			n++
+		}
+	}
+}
+
+// pump delivers to waiting requests while there are messages and room.
+func (m *Manager) pump(c *consumer, now time.Time) {
+	for len(c.waiting) > 0 {
+		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
+			return
+		}
+		req := c.waiting[0]
+		msg, redelivery, ok := c.nextMsg()
+		if !ok {
+			break
+		}
+		size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
+		if req.maxBytes > 0 && size > req.maxBytes {
+			c.requeue(msg, redelivery)
+			code := "409 Message Size Exceeds MaxBytes"
+			m.host.Publish(req.reply, "", []byte("NATS/1.0 "+code+"\r\n\r\n"), nil)
+			c.waiting = c.waiting[1:]
+			continue
+		}
+		m.deliver(c, req, msg, redelivery, now)
+		req.batch--
+		req.maxBytes -= size
+		if req.maxBytes == 0 && req.batch > 0 {
+			req.batch = 0
+		}
+		if req.batch <= 0 {
+			c.waiting = c.waiting[1:]
+		}
+	}
+	// no_wait requests end once nothing is left to deliver now.
+	keep := c.waiting[:0]
+	for _, r := range c.waiting {
+		if r.noWait {
+			m.endRequest(c, r, r.delivered == 0)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	c.waiting = keep
+}
+
+// requeue puts back a message that could not be delivered.
+func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
+	if redelivery {
+		c.redeliv = append([]uint64{msg.Seq}, c.redeliv...)
+	} else {
+		c.next = msg.Seq
+	}
+}
+
+func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) {
+	c.dseq++
+	deliveries := 1
+	if p := c.pending[msg.Seq]; p != nil {
+		p.deliveries++
+		deliveries = p.deliveries
+		p.dseq = c.dseq
+		p.deadline = now.Add(c.ackWait(p.deliveries))
+	} else if c.cfg.AckPolicy != "none" {
+		c.pending[msg.Seq] = &pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
+	}
+	if c.cfg.AckPolicy == "none" {
+		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
+	}
+	if redelivery && deliveries == 2 {
+		c.redelivN++
+	}
+	pending := c.numPendingFast(msg.Seq)
+	ackSubject := fmt.Sprintf("$JS.ACK.%s.%s.%d.%d.%d.%d.%d", c.st.cfg.Name, c.name, deliveries, msg.Seq, c.dseq, msg.Time, pending)
+	hdr, data := msg.Hdr, msg.Data
+	if c.cfg.HeadersOnly {
+		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
+		data = nil
+	}
+	m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data)
+	req.delivered++
+	req.lastSent = now
+}
+
+// numPendingFast is the pending count after seq, for the ack subject.
+func (c *consumer) numPendingFast(seq uint64) uint64 {
+	last := c.st.store.State().LastSeq
+	if len(c.filters) == 0 && last >= seq {
+		return last - seq
+	}
+	return c.numPending()
+}
+
+func (c *consumer) ackWait(deliveries int) time.Duration {
+	if n := len(c.cfg.BackOff); n > 0 {
+		return c.cfg.BackOff[min(deliveries-1, n-1)]
+	}
+	return c.cfg.AckWait
+}
+
+// endRequest finishes a pull request with a status: 404 when nothing was
+// delivered to a no_wait request, 408 otherwise.
+func (m *Manager) endRequest(c *consumer, r *pullRequest, nothing bool) {
+	if nothing && r.noWait {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
+		return
+	}
+	m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n\r\n", max(r.batch, 0), max(r.maxBytes, 0)), nil)
+}
+
+// tick handles time: request expiry and heartbeats, ack-wait redeliveries.
+func (m *Manager) tickConsumer(c *consumer, now time.Time) {
+	keep := c.waiting[:0]
+	for _, r := range c.waiting {
+		if !r.expires.IsZero() && !now.Before(r.expires) {
+			m.endRequest(c, r, false)
+			continue
+		}
+		if r.heartbeat > 0 && now.Sub(r.lastSent) >= r.heartbeat {
+			m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n\r\n", c.dseq, c.next-1), nil)
+			r.lastSent = now
+		}
+		keep = append(keep, r)
+	}
+	c.waiting = keep
+	var due []uint64
+	for seq, p := range c.pending {
+		if now.After(p.deadline) && !c.isQueued(seq) {
+			if c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
+				continue // given up on: stays pending until acked or terminated
+			}
+			due = append(due, seq)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	c.redeliv = append(c.redeliv, due...)
+	if len(due) > 0 || len(c.waiting) > 0 {
+		m.pump(c, now)
+	}
+}
+
+func (c *consumer) isQueued(seq uint64) bool {
+	for _, s := range c.redeliv {
+		if s == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// ack applies one ack body for the message with stream sequence sseq.
+func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time) {
+	c.active = now
+	kind, arg, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+	p := c.pending[sseq]
+	switch kind {
+	case "", "+ACK", "+NXT":
+		if c.cfg.AckPolicy == "all" {
+			for seq := range c.pending {
+				if seq <= sseq {
+					delete(c.pending, seq)
+				}
+			}
+		}
+		delete(c.pending, sseq)
+	case "-NAK":
+		if p == nil {
+			return
+		}
+		delay := time.Duration(0)
+		if arg != "" {
+			var d struct {
+				Delay time.Duration `json:"delay"`
+			}
+			if json.Unmarshal([]byte(arg), &d) == nil {
+				delay = d.Delay
+			}
+		}
+		p.deadline = now.Add(delay)
+		if delay == 0 && !c.isQueued(sseq) {
+			c.redeliv = append(c.redeliv, sseq)
+		}
+	case "+WPI":
+		if p != nil {
+			p.deadline = now.Add(c.ackWait(p.deliveries))
+		}
+		return
+	case "+TERM":
+		delete(c.pending, sseq)
+	default:
+		return
+	}
+	c.advanceAckFloor()
+	m.pump(c, now)
+}
+
+// advanceAckFloor moves the floor up to just below the oldest pending.
+func (c *consumer) advanceAckFloor() {
+	if c.cfg.AckPolicy == "none" {
+		return
+	}
+	if len(c.pending) == 0 {
+		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: c.next - 1}
+		return
+	}
+	oldest := uint64(0)
+	var od uint64
+	for seq, p := range c.pending {
+		if oldest == 0 || seq < oldest {
+			oldest, od = seq, p.dseq
+		}
+	}
+	c.ackFloor = SequenceInfo{Consumer: od - 1, Stream: oldest - 1}
+}
+
+func (c *consumer) info(now time.Time) *ConsumerInfo {
+	return &ConsumerInfo{
+		Stream: c.st.cfg.Name, Name: c.name, Created: c.created, Config: c.cfg, TS: now,
+		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1},
+		AckFloor:       c.ackFloor,
+		NumAckPending:  len(c.pending),
+		NumRedelivered: c.redelivN,
+		NumWaiting:     len(c.waiting),
+		NumPending:     c.numPending(),
+	}
+}
+
+// appendHeader adds one header to a NATS/1.0 header block.
+func appendHeader(hdr []byte, key, value string) []byte {
+	if len(hdr) < 4 {
+		hdr = []byte("NATS/1.0\r\n\r\n")
+	}
+	out := append([]byte(nil), hdr[:len(hdr)-2]...)
+	return append(out, key+": "+value+"\r\n\r\n"...)
+}

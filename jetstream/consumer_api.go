@@ -1,0 +1,252 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	typeConsumerCreate = "io.nats.jetstream.api.v1.consumer_create_response"
+	typeConsumerInfo   = "io.nats.jetstream.api.v1.consumer_info_response"
+	typeConsumerDelete = "io.nats.jetstream.api.v1.consumer_delete_response"
+	typeConsumerNames  = "io.nats.jetstream.api.v1.consumer_names_response"
+	typeConsumerList   = "io.nats.jetstream.api.v1.consumer_list_response"
+)
+
+type createConsumerRequest struct {
+	Stream string         `json:"stream_name"`
+	Config ConsumerConfig `json:"config"`
+	Action string         `json:"action"`
+}
+
+type consumerInfoResponse struct {
+	apiResponse
+	*ConsumerInfo
+}
+
+type consumerNamesResponse struct {
+	apiResponse
+	Total     int      `json:"total"`
+	Offset    int      `json:"offset"`
+	Limit     int      `json:"limit"`
+	Consumers []string `json:"consumers"`
+}
+
+type consumerListResponse struct {
+	apiResponse
+	Total     int             `json:"total"`
+	Offset    int             `json:"offset"`
+	Limit     int             `json:"limit"`
+	Consumers []*ConsumerInfo `json:"consumers"`
+}
+
+// consumerAPI serves the CONSUMER.* requests; op has "$JS.API." removed.
+func (m *Manager) consumerAPI(op string, r *request) []byte {
+	toks := strings.Split(op, ".")
+	now := time.Now().UTC()
+	switch {
+	case len(toks) >= 3 && toks[1] == "CREATE":
+		name, filter := "", ""
+		if len(toks) >= 4 {
+			name = toks[3]
+		}
+		if len(toks) >= 5 {
+			filter = strings.Join(toks[4:], ".")
+		}
+		return m.consumerCreate(toks[2], name, filter, r.data, now)
+	case len(toks) == 5 && toks[1] == "DURABLE" && toks[2] == "CREATE":
+		return m.consumerCreate(toks[3], toks[4], "", r.data, now)
+	case len(toks) >= 5 && toks[1] == "MSG" && toks[2] == "NEXT":
+		m.nextRequest(toks[3], toks[4], r, now)
+		return nil
+	case len(toks) == 4 && (toks[1] == "INFO" || toks[1] == "DELETE"):
+		typ := typeConsumerInfo
+		if toks[1] == "DELETE" {
+			typ = typeConsumerDelete
+		}
+		st := m.streams[toks[2]]
+		if st == nil {
+			return m.fail(typ, newErr(errStreamNotFound))
+		}
+		c := st.consumers[toks[3]]
+		if c == nil {
+			return m.fail(typ, newErr(errConsumerNotFound))
+		}
+		if toks[1] == "INFO" {
+			return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
+		}
+		m.deleteConsumer(c)
+		return mustJSON(successResponse{apiResponse{Type: typ}, true})
+	case len(toks) == 3 && (toks[1] == "NAMES" || toks[1] == "LIST"):
+		return m.consumerNames(toks[2], toks[1] == "LIST", r.data, now)
+	}
+	return m.fail("io.nats.jetstream.api.v1.error_response", newErr(errBadRequest))
+}
+
+func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, now time.Time) []byte {
+	typ := typeConsumerCreate
+	var req createConsumerRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+	}
+	if req.Stream != "" && req.Stream != streamName {
+		return m.fail(typ, newErr(errStreamMismatch))
+	}
+	st := m.streams[streamName]
+	if st == nil {
+		return m.fail(typ, newErr(errStreamNotFound))
+	}
+	cfg := req.Config
+	if name != "" {
+		if cfg.Name == "" && cfg.Durable == "" {
+			cfg.Name = name
+		}
+		if (cfg.Name != "" && cfg.Name != name) || (cfg.Durable != "" && cfg.Durable != name) {
+			return m.fail(typ, newErr(errConsumerCreate, "err", "consumer name in subject does not match durable name in request"))
+		}
+	}
+	if filter != "" && cfg.FilterSubject != filter {
+		return m.fail(typ, newErr(errFilterMismatch))
+	}
+	if e := normalizeConsumer(&cfg); e != nil {
+		return m.fail(typ, e)
+	}
+	cname := cfg.Durable
+	if cname == "" {
+		cname = cfg.Name
+	}
+	if cname == "" {
+		cname = randomName()
+		cfg.Name = cname
+	}
+	if old := st.consumers[cname]; old != nil {
+		if req.Action == "create" && !sameJSON(old.cfg, cfg) {
+			return m.fail(typ, newErr(errConsumerExists))
+		}
+		old.cfg = cfg // update: the mutable fields take effect
+		old.filters = filtersOf(cfg)
+		return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, old.info(now)})
+	}
+	if req.Action == "update" {
+		return m.fail(typ, newErr(errConsumerNotExist))
+	}
+	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers {
+		return m.fail(typ, newErr(errConsumerCreate, "err", "maximum consumers limit reached"))
+	}
+	c := &consumer{st: st, name: cname, cfg: cfg, created: now, filters: filtersOf(cfg),
+		pending: make(map[uint64]*pendingAck), active: now}
+	c.start()
+	st.consumers[cname] = c
+	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+cname+".>", func(subject, reply string, hdr, data []byte) {
+		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})
+	})
+	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
+}
+
+func filtersOf(cfg ConsumerConfig) []string {
+	var f []string
+	if cfg.FilterSubject != "" {
+		f = append(f, cfg.FilterSubject)
+	}
+	return append(f, cfg.FilterSubjects...)
+}
+
+func sameJSON(a, b any) bool { return string(mustJSON(a)) == string(mustJSON(b)) }
+
+func randomName() string {
+	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = letters[rand.IntN(len(letters))]
+	}
+	return string(b)
+}
+
+func (m *Manager) deleteConsumer(c *consumer) {
+	if c.unsub != nil {
+		c.unsub()
+	}
+	for _, r := range c.waiting {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer Deleted\r\n\r\n"), nil)
+	}
+	c.waiting = nil
+	delete(c.st.consumers, c.name)
+}
+
+func (m *Manager) consumerNames(streamName string, list bool, body []byte, now time.Time) []byte {
+	typ := typeConsumerNames
+	if list {
+		typ = typeConsumerList
+	}
+	st := m.streams[streamName]
+	if st == nil {
+		return m.fail(typ, newErr(errStreamNotFound))
+	}
+	var req pagedRequest
+	if len(body) > 0 {
+		_ = json.Unmarshal(body, &req)
+	}
+	names := make([]string, 0, len(st.consumers))
+	for n := range st.consumers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	page := names[min(req.Offset, len(names)):]
+	if list {
+		resp := consumerListResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: req.Offset, Limit: listPage, Consumers: []*ConsumerInfo{}}
+		for _, n := range page[:min(len(page), listPage)] {
+			resp.Consumers = append(resp.Consumers, st.consumers[n].info(now))
+		}
+		return mustJSON(resp)
+	}
+	return mustJSON(consumerNamesResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: req.Offset, Limit: namesPage, Consumers: page[:min(len(page), namesPage)]})
+}
+
+// nextRequest queues a MSG.NEXT pull request and delivers what it can.
+func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time) {
+	if r.reply == "" {
+		return
+	}
+	st := m.streams[streamName]
+	var c *consumer
+	if st != nil {
+		c = st.consumers[name]
+	}
+	if c == nil {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
+		return
+	}
+	var nr nextRequest
+	body := strings.TrimSpace(string(r.data))
+	switch {
+	case body == "":
+		nr.Batch = 1
+	case body[0] == '{':
+		if json.Unmarshal(r.data, &nr) != nil {
+			m.host.Publish(r.reply, "", []byte("NATS/1.0 400 Bad Request\r\n\r\n"), nil)
+			return
+		}
+	default:
+		nr.Batch, _ = strconv.Atoi(body)
+	}
+	nr.Batch = max(nr.Batch, 1)
+	if c.cfg.MaxRequestBatch > 0 && nr.Batch > c.cfg.MaxRequestBatch {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
+		return
+	}
+	if len(c.waiting) >= c.cfg.MaxWaiting {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"), nil)
+		return
+	}
+	req := &pullRequest{reply: r.reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now}
+	if nr.Expires > 0 {
+		req.expires = now.Add(nr.Expires)
+	}
+	c.active = now
+	c.waiting = append(c.waiting, req)
+	m.pump(c, now)
+}

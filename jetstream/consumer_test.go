@@ -1,0 +1,231 @@
+package jetstream_test
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func setupStream(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType, n int) jetstream.Stream {
+	t.Helper()
+	c := ctx(t)
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "EV", Subjects: []string{"ev.>"}, Storage: storage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		if _, err := js.Publish(c, fmt.Sprintf("ev.%d", i%2), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func TestPullConsumerFetchAndAck(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st := setupStream(t, js, storage, 10)
+		cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.Fetch(5, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		for m := range batch.Messages() {
+			if string(m.Data()) != fmt.Sprint(want) {
+				t.Fatalf("got %q want %d", m.Data(), want)
+			}
+			md, _ := m.Metadata()
+			if md.Sequence.Stream != uint64(want) || md.Sequence.Consumer != uint64(want) || md.NumPending != uint64(10-want) {
+				t.Fatalf("metadata %+v", md)
+			}
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+			want++
+		}
+		if batch.Error() != nil || want != 6 {
+			t.Fatalf("batch err %v, got %d messages", batch.Error(), want-1)
+		}
+		// The acks are in flight; a double ack waits for the server.
+		batch, _ = cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
+		for m := range batch.Messages() {
+			if err := m.DoubleAck(c); err != nil {
+				t.Fatalf("double ack: %v", err)
+			}
+			want++
+		}
+		if want != 11 {
+			t.Fatalf("second fetch ended at %d", want)
+		}
+		info, err := cons.Info(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending != 0 || info.Delivered.Stream != 10 || info.AckFloor.Stream != 10 || info.NumPending != 0 {
+			t.Fatalf("info %+v", info)
+		}
+		start := time.Now()
+		batch, _ = cons.FetchNoWait(5)
+		n := 0
+		for range batch.Messages() {
+			n++
+		}
+		if n != 0 || time.Since(start) > time.Second {
+			t.Fatalf("no-wait fetch on an empty consumer: %d messages after %v", n, time.Since(start))
+		}
+	})
+}
+
+func TestPullConsumerRedelivery(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st := setupStream(t, js, storage, 1)
+		cons, _ := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "r", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 200 * time.Millisecond})
+		fetchOne := func() jetstream.Msg {
+			t.Helper()
+			b, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range b.Messages() {
+				return m
+			}
+			t.Fatalf("no message: %v", b.Error())
+			return nil
+		}
+		m1 := fetchOne() // not acked: the pending fetch gets it again after ack wait
+		again := fetchOne()
+		md, _ := again.Metadata()
+		if string(again.Data()) != string(m1.Data()) || md.NumDelivered != 2 {
+			t.Fatalf("redelivery: %q delivered %d", again.Data(), md.NumDelivered)
+		}
+		again.Term() // never again
+		js.Publish(c, "ev.2", []byte("2"))
+		js.Publish(c, "ev.3", []byte("3"))
+		m2 := fetchOne()
+		if string(m2.Data()) != "2" {
+			t.Fatalf("after term got %q", m2.Data())
+		}
+		m2.Nak() // straight back
+		if m := fetchOne(); string(m.Data()) != "2" {
+			t.Fatalf("after nak got %q", m.Data())
+		} else {
+			m.Ack()
+		}
+		if m := fetchOne(); string(m.Data()) != "3" {
+			t.Fatalf("got %q", m.Data())
+		}
+		info, _ := cons.Info(c)
+		if info.NumRedelivered != 2 {
+			t.Fatalf("num_redelivered %d", info.NumRedelivered)
+		}
+	})
+}
+
+func TestConsumeCallbackAndOrdered(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st := setupStream(t, js, storage, 200)
+		cons, _ := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "cb", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "ev.1"})
+		var got atomic.Int64
+		done := make(chan struct{})
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			m.Ack()
+			if got.Add(1) == 100 {
+				close(done)
+			}
+		}, jetstream.PullMaxMessages(20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("consume got %d of 100", got.Load())
+		}
+		cc.Stop()
+
+		oc, err := st.OrderedConsumer(c, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"ev.0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		for want <= 200 {
+			b, err := oc.Fetch(50, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for m := range b.Messages() {
+				if string(m.Data()) != fmt.Sprint(want) {
+					t.Fatalf("ordered got %q want %d", m.Data(), want)
+				}
+				want += 2
+				n++
+			}
+			if n == 0 {
+				t.Fatalf("ordered consumer stalled at %d: %v", want, b.Error())
+			}
+		}
+	})
+}
+
+func TestConsumerPoliciesAndManagement(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st := setupStream(t, js, storage, 10)
+		first := func(cfg jetstream.ConsumerConfig) string {
+			t.Helper()
+			cons, err := st.CreateOrUpdateConsumer(c, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+			for m := range b.Messages() {
+				return string(m.Data())
+			}
+			return "none"
+		}
+		if got := first(jetstream.ConsumerConfig{Durable: "last", DeliverPolicy: jetstream.DeliverLastPolicy}); got != "10" {
+			t.Fatalf("deliver last: %s", got)
+		}
+		if got := first(jetstream.ConsumerConfig{Durable: "seq", DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: 7}); got != "7" {
+			t.Fatalf("by start sequence: %s", got)
+		}
+		if got := first(jetstream.ConsumerConfig{Durable: "new", DeliverPolicy: jetstream.DeliverNewPolicy}); got != "none" {
+			t.Fatalf("deliver new: %s", got)
+		}
+		if got := first(jetstream.ConsumerConfig{Durable: "flt", FilterSubject: "ev.0"}); got != "2" {
+			t.Fatalf("filter: %s", got)
+		}
+		names := st.ConsumerNames(c)
+		var list []string
+		for n := range names.Name() {
+			list = append(list, n)
+		}
+		if len(list) != 4 {
+			t.Fatalf("names %v", list)
+		}
+		if _, err := st.Consumer(c, "nope"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("missing consumer: %v", err)
+		}
+		if _, err := st.CreateConsumer(c, jetstream.ConsumerConfig{Durable: "last", DeliverPolicy: jetstream.DeliverAllPolicy}); !errors.Is(err, jetstream.ErrConsumerExists) {
+			t.Fatalf("create existing with other config: %v", err)
+		}
+		if err := st.DeleteConsumer(c, "last"); err != nil {
+			t.Fatal(err)
+		}
+		si, _ := st.Info(c)
+		if si.State.Consumers != 3 {
+			t.Fatalf("consumer_count %d", si.State.Consumers)
+		}
+	})
+}

@@ -341,7 +341,7 @@ func (m *Manager) deleteStream(st *stream) error {
 	if st.dir == "" {
 		return os.RemoveAll(filepath.Join(m.streamsDir, st.cfg.Name))
 	}
-	m.writer.Barrier() // no queued write may recreate a file after the removal
+	m.writer.Forget(st.dir) // no queued write or open handle may outlive the removal
 	return os.RemoveAll(st.dir)
 }
 

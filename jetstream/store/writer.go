@@ -2,6 +2,7 @@ package store
 
 import (
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -47,8 +48,8 @@ type writeOp struct {
 	file   string
 	data   []byte      // appended to file
 	remove bool        // delete file instead
+	forget string      // with no file: close every file whose name starts with this
 	done   func(error) // called after the write (and sync, per policy)
-	after  func()      // called after done, for bookkeeping
 }
 
 // NewWriter starts a writer goroutine.
@@ -79,12 +80,30 @@ func (w *Writer) submit(ops ...writeOp) error {
 }
 
 // Barrier waits until every write queued before it has been performed.
-func (w *Writer) Barrier() {
+func (w *Writer) Barrier() { w.barrier("") }
+
+// Forget waits for queued writes, then closes every file under dir, whose
+// contents are about to be deleted; a later write there starts a new file.
+func (w *Writer) Forget(dir string) { w.barrier(dir) }
+
+func (w *Writer) barrier(forget string) {
 	ch := make(chan struct{})
-	if w.submit(writeOp{done: func(error) { close(ch) }}) != nil {
+	if w.submit(writeOp{forget: forget, done: func(error) { close(ch) }}) != nil {
 		return
 	}
 	<-ch
+}
+
+func (w *Writer) forgetPrefix(prefix string) {
+	for name, f := range w.files {
+		if strings.HasPrefix(name, prefix) {
+			_ = f.Sync()
+			_ = f.Close()
+			delete(w.files, name)
+			delete(w.dirty, name)
+			delete(w.broken, name)
+		}
+	}
 }
 
 // Close finishes queued work, syncs and closes every file.
@@ -142,6 +161,9 @@ func (w *Writer) perform(batch []writeOp) {
 	for i := 0; i < len(batch); {
 		op := batch[i]
 		if op.file == "" { // a barrier: everything before it is done
+			if op.forget != "" {
+				w.forgetPrefix(op.forget)
+			}
 			finish(batch[i:i+1], nil)
 			i++
 			continue
@@ -170,9 +192,6 @@ func finish(ops []writeOp, err error) {
 	for _, op := range ops {
 		if op.done != nil {
 			op.done(err)
-		}
-		if op.after != nil {
-			op.after()
 		}
 	}
 }

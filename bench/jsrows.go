@@ -31,6 +31,9 @@ func runJS(r row, url string, w *window, n int) (sample, error) {
 	}
 	defer js.DeleteStream(context.Background(), "BENCH")
 	payload := make([]byte, r.Payload)
+	if r.Consume != "" {
+		return consumeRow(ctx, js, r, w, n, payload)
+	}
 	w.Start()
 	if r.Async {
 		for i := 0; i < n; i++ {
@@ -58,5 +61,55 @@ func runJS(r row, url string, w *window, n int) (sample, error) {
 	if info, err := st.Info(ctx); err != nil || info.State.Msgs != uint64(n) {
 		return sample{}, fmt.Errorf("stream holds %v messages, want %d (%v)", info.State.Msgs, n, err)
 	}
+	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+}
+
+// consumeRow fills the stream outside the window, then measures reading it
+// back: with an ordered consumer, or a durable pull consumer fetching
+// batches of 256 and acking each message.
+func consumeRow(ctx context.Context, js jetstream.JetStream, r row, w *window, n int, payload []byte) (sample, error) {
+	for i := 0; i < n; i++ {
+		if _, err := js.PublishAsync("bench.js", payload); err != nil {
+			return sample{}, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return sample{}, fmt.Errorf("prefill timed out")
+	}
+	st, err := js.Stream(ctx, "BENCH")
+	if err != nil {
+		return sample{}, err
+	}
+	var cons jetstream.Consumer
+	if r.Consume == "ordered" {
+		cons, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	} else {
+		cons, err = st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy})
+	}
+	if err != nil {
+		return sample{}, err
+	}
+	w.Start()
+	got := 0
+	for got < n {
+		b, err := cons.Fetch(256, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return sample{}, err
+		}
+		k := 0
+		for m := range b.Messages() {
+			if r.Consume == "fetch" {
+				_ = m.Ack()
+			}
+			k++
+		}
+		if k == 0 {
+			return sample{}, fmt.Errorf("consumer stalled after %d of %d: %v", got, n, b.Error())
+		}
+		got += k
+	}
+	w.Stop()
 	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
 }

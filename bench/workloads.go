@@ -46,6 +46,7 @@ type row struct {
 	ReqRep  bool
 	JS      string // "memory" or "file": a JetStream publish row
 	Async   bool   // JetStream: pipelined publishes
+	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
 }
 
 var rows = []row{
@@ -59,11 +60,12 @@ var rows = []row{
 	{Name: "req/rep 10c:2q 16B", Payload: 16, N: 100_000, Kind: "core", Pubs: 10, Subs: 2, ReqRep: true},
 	{Name: "JetStream sync publish 16B memory", Payload: 16, N: 20_000, Kind: "js", JS: "memory"},
 	{Name: "JetStream async publish 128B file", Payload: 128, N: 200_000, Kind: "js", JS: "file", Async: true},
+	{Name: "JetStream ordered consumer 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "ordered"},
+	{Name: "JetStream durable fetch 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "fetch"},
 }
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{
-	"JetStream ordered consumer", "JetStream durable fetch",
 	"MQTT pub/sub 128B QoS 0", "MQTT pub/sub 128B QoS 1", "NATS -> MQTT 128B",
 	"TLS pub/sub 128B", "WebSocket pub/sub 128B",
 }

@@ -258,17 +258,10 @@ func (c *consumer) singleFilter() string {
 
 // numPending counts stream messages not yet delivered that match.
 func (c *consumer) numPending() uint64 {
-	var n uint64
-	for seq := c.next; ; seq++ {
-		m, err := c.st.store.LoadNext(c.singleFilter(), seq)
-		if err != nil {
-			return n
-		}
-		seq = m.Seq
-		if c.matches(m.Subject) {
-			n++
-		}
+	if len(c.filters) == 0 {
+		return c.st.store.NumPending(c.next, nil)
 	}
+	return c.st.store.NumPending(c.next, c.matches)
 }
 
 // pump delivers to waiting requests while there are messages and room.
@@ -350,11 +343,12 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	req.lastSent = now
 }
 
-// numPendingFast is the pending count after seq, for the ack subject.
+// numPendingFast is the pending count after seq, for the ack subject: exact
+// and O(1) for an unfiltered stream without gaps, else counted from the index.
 func (c *consumer) numPendingFast(seq uint64) uint64 {
-	last := c.st.store.State().LastSeq
-	if len(c.filters) == 0 && last >= seq {
-		return last - seq
+	st := c.st.store.State()
+	if len(c.filters) == 0 && st.Deleted == 0 && st.LastSeq >= seq {
+		return st.LastSeq - seq
 	}
 	return c.numPending()
 }

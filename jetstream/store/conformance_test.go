@@ -69,6 +69,12 @@ func TestAppendLoad(t *testing.T) {
 		if _, err := s.LoadNext("nomatch", 1); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("next nomatch: %v", err)
 		}
+		if n := s.NumPending(95, nil); n != 7 {
+			t.Fatalf("num pending from 95: %d", n)
+		}
+		if n := s.NumPending(1, func(subj string) bool { return subj == "s.3" }); n != 14 {
+			t.Fatalf("num pending s.3: %d", n)
+		}
 		st := s.State()
 		if st.Msgs != 101 || st.FirstSeq != 1 || st.LastSeq != 101 || st.Bytes == 0 {
 			t.Fatalf("state %+v", st)

@@ -378,6 +378,17 @@ func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
 	return nil, ErrNotFound
 }
 
+// NumPending implements Store.
+func (s *FileStore) NumPending(seq uint64, match func(string) bool) uint64 {
+	var n uint64
+	for seq = max(seq, s.first, s.base); seq <= s.lastSq; seq++ {
+		if l := s.loc(seq); l != nil && (match == nil || match(l.subject)) {
+			n++
+		}
+	}
+	return n
+}
+
 // Remove implements Store.
 func (s *FileStore) Remove(seq uint64) (bool, error) {
 	if err := s.check(); err != nil {

@@ -60,6 +60,16 @@ func (s *MemStore) LoadNext(filter string, seq uint64) (*Msg, error) {
 	return nil, ErrNotFound
 }
 
+func (s *MemStore) NumPending(seq uint64, match func(string) bool) uint64 {
+	var n uint64
+	for seq = max(seq, s.first); seq <= s.lastSq; seq++ {
+		if m := s.msgs[seq]; m != nil && (match == nil || match(m.Subject)) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *MemStore) Remove(seq uint64) (bool, error) {
 	m := s.msgs[seq]
 	if m == nil {

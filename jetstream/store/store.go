@@ -60,6 +60,9 @@ type Store interface {
 	// LoadNext returns the first message at or after seq matching filter
 	// (a subject that may hold wildcards; empty matches all).
 	LoadNext(filter string, seq uint64) (*Msg, error)
+	// NumPending counts the messages at or after seq whose subject match
+	// accepts (nil accepts all), from the index, without reading messages.
+	NumPending(seq uint64, match func(subject string) bool) uint64
 	// Remove deletes one message; it reports whether it existed.
 	Remove(seq uint64) (bool, error)
 	// Compact removes every message below seq and returns how many.

@@ -36,15 +36,8 @@ func runJS(r row, url string, w *window, n int) (sample, error) {
 	}
 	w.Start()
 	if r.Async {
-		for i := 0; i < n; i++ {
-			if _, err := js.PublishAsync("bench.js", payload); err != nil {
-				return sample{}, err
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-ctx.Done():
-			return sample{}, fmt.Errorf("async acks: %d outstanding", js.PublishAsyncPending())
+		if err := publishAsync(ctx, js, n, payload); err != nil {
+			return sample{}, err
 		}
 	} else {
 		for i := 0; i < n; i++ {
@@ -68,15 +61,8 @@ func runJS(r row, url string, w *window, n int) (sample, error) {
 // back: with an ordered consumer, or a durable pull consumer fetching
 // batches of 256 and acking each message.
 func consumeRow(ctx context.Context, js jetstream.JetStream, r row, w *window, n int, payload []byte) (sample, error) {
-	for i := 0; i < n; i++ {
-		if _, err := js.PublishAsync("bench.js", payload); err != nil {
-			return sample{}, err
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return sample{}, fmt.Errorf("prefill timed out")
+	if err := publishAsync(ctx, js, n, payload); err != nil {
+		return sample{}, err
 	}
 	st, err := js.Stream(ctx, "BENCH")
 	if err != nil {
@@ -112,4 +98,19 @@ func consumeRow(ctx context.Context, js jetstream.JetStream, r row, w *window, n
 	}
 	w.Stop()
 	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+}
+
+// publishAsync publishes n messages pipelined and waits for every ack.
+func publishAsync(ctx context.Context, js jetstream.JetStream, n int, payload []byte) error {
+	for i := 0; i < n; i++ {
+		if _, err := js.PublishAsync("bench.js", payload); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("async acks: %d outstanding", js.PublishAsyncPending())
+	}
 }

@@ -238,7 +238,7 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 		c.closeWithErr("Message Headers Not Supported: client did not send headers:true in CONNECT")
 		return errClose{}
 	}
-	if c.opts.Pedantic && !router.ValidLiteralSubject(string(subject)) {
+	if c.opts.Pedantic && !router.ValidLiteralSubject(subject) {
 		c.sendErr("Invalid Publish Subject")
 		c.sendOK() // nats-server acknowledges the PUB after the error too
 		return nil

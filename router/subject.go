@@ -6,8 +6,8 @@ package router
 // ValidSubject reports whether s is a valid subscription subject: non-empty
 // tokens separated by '.', where '*' and '>' may appear only as whole tokens
 // and '>' only last. Whitespace is never allowed.
-func ValidSubject(s string) bool {
-	if s == "" {
+func ValidSubject[S ~string | ~[]byte](s S) bool {
+	if len(s) == 0 {
 		return false
 	}
 	start := 0
@@ -26,7 +26,7 @@ func ValidSubject(s string) bool {
 			return false
 		}
 		// '*' or '>' inside a longer token is literal, as in nats-server.
-		if tok == ">" && i != len(s) {
+		if len(tok) == 1 && tok[0] == '>' && i != len(s) {
 			return false
 		}
 		start = i + 1
@@ -35,15 +35,16 @@ func ValidSubject(s string) bool {
 }
 
 // ValidLiteralSubject reports whether s is valid and has no wildcard tokens,
-// as a publish subject must.
-func ValidLiteralSubject(s string) bool {
+// as a publish subject must. It takes bytes too, so that checking a PUB's
+// subject does not allocate.
+func ValidLiteralSubject[S ~string | ~[]byte](s S) bool {
 	if !ValidSubject(s) {
 		return false
 	}
 	start := 0
 	for i := 0; i <= len(s); i++ {
 		if i == len(s) || s[i] == '.' {
-			if tok := s[start:i]; tok == "*" || tok == ">" {
+			if tok := s[start:i]; len(tok) == 1 && (tok[0] == '*' || tok[0] == '>') {
 				return false
 			}
 			start = i + 1

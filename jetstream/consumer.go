@@ -83,15 +83,24 @@ type consumer struct {
 	filters []string
 	unsub   func()
 
-	next     uint64 // next stream sequence to consider
-	dseq     uint64 // last consumer (delivery) sequence
+	pre      []uint64 // deliver_policy last_per_subject: these first, in order
+	next     uint64   // next stream sequence to consider after pre
+	dseq     uint64   // last consumer (delivery) sequence
 	pending  map[uint64]*pendingAck
 	redeliv  []uint64 // stream sequences due again, oldest first
 	redelivN int      // distinct messages redelivered
 	ackFloor SequenceInfo
-	waiting  []*pullRequest
-	active   time.Time // last pull request or ack, for the inactive threshold
+	waiting  []*pullRequest // for a push consumer, one endless request to its deliver subject
+	active   time.Time      // last pull request or ack, for the inactive threshold
+	sinceFC  int            // push with flow control: deliveries since the last request
 }
+
+// push reports whether the consumer pushes to a deliver subject.
+func (c *consumer) push() bool { return c.cfg.DeliverSubject != "" }
+
+// flowControlEvery is how many deliveries a flow-controlled push consumer
+// makes between flow control requests.
+const flowControlEvery = 1024
 
 // pendingAck is a delivered message awaiting its ack.
 type pendingAck struct {
@@ -123,8 +132,8 @@ type nextRequest struct {
 // normalizeConsumer fills defaults and validates a pull consumer config.
 func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	bad := func(msg string) *APIError { return newErr(errConsumerPolicy, "err", msg) }
-	if cfg.DeliverSubject != "" {
-		return newErr(errConsumerCreate, "err", "push consumers are not supported yet")
+	if cfg.DeliverSubject != "" && !router.ValidLiteralSubject(cfg.DeliverSubject) {
+		return newErr(errDeliverSubject)
 	}
 	if cfg.Durable != "" && cfg.Name != "" && cfg.Durable != cfg.Name {
 		return newErr(errConsumerCreate, "err", "consumer name in subject does not match durable name in request")
@@ -200,6 +209,17 @@ func (c *consumer) start() {
 	switch c.cfg.DeliverPolicy {
 	case "new":
 		c.next = state.LastSeq + 1
+	case "last_per_subject":
+		for subj := range c.st.perSubj {
+			if !c.matches(subj) {
+				continue
+			}
+			if m, err := c.st.store.LoadLast(subj); err == nil {
+				c.pre = append(c.pre, m.Seq)
+			}
+		}
+		sort.Slice(c.pre, func(i, j int) bool { return c.pre[i] < c.pre[j] })
+		c.next = state.LastSeq + 1
 	case "last":
 		c.next = state.LastSeq
 		for q := state.LastSeq; q >= state.FirstSeq && q > 0; q-- {
@@ -220,6 +240,12 @@ func (c *consumer) start() {
 		}
 	}
 	c.ackFloor = SequenceInfo{Stream: c.next - 1}
+	if len(c.pre) > 0 {
+		c.ackFloor.Stream = c.pre[0] - 1
+	}
+	if c.push() {
+		c.waiting = []*pullRequest{{reply: c.cfg.DeliverSubject, batch: int(^uint(0) >> 1), heartbeat: c.cfg.Heartbeat}}
+	}
 }
 
 // nextMsg returns the next message to deliver: due redeliveries first, then
@@ -235,6 +261,13 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 			return msg, true, true
 		}
 		delete(c.pending, seq) // removed from the stream meanwhile
+	}
+	for len(c.pre) > 0 {
+		seq := c.pre[0]
+		c.pre = c.pre[1:]
+		if msg, err := c.st.store.Load(seq); err == nil {
+			return msg, false, true
+		}
 	}
 	msg, err := c.st.store.LoadNext(c.singleFilter(), c.next)
 	for err == nil && !c.matches(msg.Subject) {
@@ -258,10 +291,11 @@ func (c *consumer) singleFilter() string {
 
 // numPending counts stream messages not yet delivered that match.
 func (c *consumer) numPending() uint64 {
+	pre := uint64(len(c.pre))
 	if len(c.filters) == 0 {
-		return c.st.store.NumPending(c.next, nil)
+		return pre + c.st.store.NumPending(c.next, nil)
 	}
-	return c.st.store.NumPending(c.next, c.matches)
+	return pre + c.st.store.NumPending(c.next, c.matches)
 }
 
 // pump delivers to waiting requests while there are messages and room.
@@ -341,13 +375,20 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data)
 	req.delivered++
 	req.lastSent = now
+	if c.push() && c.cfg.FlowControl {
+		if c.sinceFC++; c.sinceFC >= flowControlEvery {
+			c.sinceFC = 0
+			fc := fmt.Sprintf("$JS.FC.%s.%s.%s", c.st.cfg.Name, c.name, randomName())
+			m.host.Publish(req.reply, fc, []byte("NATS/1.0 100 FlowControl Request\r\n\r\n"), nil)
+		}
+	}
 }
 
 // numPendingFast is the pending count after seq, for the ack subject: exact
 // and O(1) for an unfiltered stream without gaps, else counted from the index.
 func (c *consumer) numPendingFast(seq uint64) uint64 {
 	st := c.st.store.State()
-	if len(c.filters) == 0 && st.Deleted == 0 && st.LastSeq >= seq {
+	if len(c.pre) == 0 && len(c.filters) == 0 && st.Deleted == 0 && st.LastSeq >= seq {
 		return st.LastSeq - seq
 	}
 	return c.numPending()

@@ -33,6 +33,7 @@ var (
 	errConsumerNameInUse = errDef{400, 10013, "consumer name already in use"}
 	errConsumerNotFound  = errDef{404, 10014, "consumer not found"}
 	errConsumerPolicy    = errDef{400, 10094, "{err}"}
+	errDeliverSubject    = errDef{400, 10112, "invalid push consumer deliver subject"}
 	errFilterMismatch    = errDef{400, 10131, "Consumer create request did not match filtered subject from create subject"}
 	errConsumerExists    = errDef{400, 10148, "consumer already exists"}
 	errConsumerNotExist  = errDef{400, 10149, "consumer does not exist"}

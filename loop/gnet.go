@@ -48,6 +48,7 @@ func (t *gnetTransport) start() error {
 		err := gnet.Run(t, addr,
 			gnet.WithNumEventLoop(o.Loops),
 			gnet.WithReusePort(false),
+			gnet.WithReuseAddr(true), // restart on the same port at once, as Go's net.Listen allows
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReadBufferCap(64<<10),
 			gnet.WithLogger(gnetLogger{t.srv}),

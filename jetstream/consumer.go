@@ -93,6 +93,7 @@ type consumer struct {
 	waiting  []*pullRequest // for a push consumer, one endless request to its deliver subject
 	active   time.Time      // last pull request or ack, for the inactive threshold
 	sinceFC  int            // push with flow control: deliveries since the last request
+	log      *consumerLog   // durable consumers of file streams; nil otherwise
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -243,9 +244,6 @@ func (c *consumer) start() {
 	if len(c.pre) > 0 {
 		c.ackFloor.Stream = c.pre[0] - 1
 	}
-	if c.push() {
-		c.waiting = []*pullRequest{{reply: c.cfg.DeliverSubject, batch: int(^uint(0) >> 1), heartbeat: c.cfg.Heartbeat}}
-	}
 }
 
 // nextMsg returns the next message to deliver: due redeliveries first, then
@@ -365,6 +363,7 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	if redelivery && deliveries == 2 {
 		c.redelivN++
 	}
+	c.logDelivered(msg.Seq, c.dseq, deliveries)
 	pending := c.numPendingFast(msg.Seq)
 	ackSubject := fmt.Sprintf("$JS.ACK.%s.%s.%d.%d.%d.%d.%d", c.st.cfg.Name, c.name, deliveries, msg.Seq, c.dseq, msg.Time, pending)
 	hdr, data := msg.Hdr, msg.Data
@@ -451,50 +450,55 @@ func (c *consumer) isQueued(seq uint64) bool {
 	return false
 }
 
-// ack applies one ack body for the message with stream sequence sseq.
-func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time) {
+// ack applies one ack body for the message with stream sequence sseq;
+// confirmed (may be nil) runs once the ack is durable, for double acks.
+func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
 	c.active = now
 	kind, arg, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
 	p := c.pending[sseq]
 	switch kind {
-	case "", "+ACK", "+NXT":
-		if c.cfg.AckPolicy == "all" {
-			for seq := range c.pending {
-				if seq <= sseq {
-					delete(c.pending, seq)
+	case "", "+ACK", "+NXT", "+TERM":
+		c.applyAck(sseq)
+		c.logAck(sseq, confirmed)
+		confirmed = nil
+	case "-NAK":
+		if p != nil {
+			delay := time.Duration(0)
+			if arg != "" {
+				var d struct {
+					Delay time.Duration `json:"delay"`
+				}
+				if json.Unmarshal([]byte(arg), &d) == nil {
+					delay = d.Delay
 				}
 			}
-		}
-		delete(c.pending, sseq)
-	case "-NAK":
-		if p == nil {
-			return
-		}
-		delay := time.Duration(0)
-		if arg != "" {
-			var d struct {
-				Delay time.Duration `json:"delay"`
+			p.deadline = now.Add(delay)
+			if delay == 0 && !c.isQueued(sseq) {
+				c.redeliv = append(c.redeliv, sseq)
 			}
-			if json.Unmarshal([]byte(arg), &d) == nil {
-				delay = d.Delay
-			}
-		}
-		p.deadline = now.Add(delay)
-		if delay == 0 && !c.isQueued(sseq) {
-			c.redeliv = append(c.redeliv, sseq)
 		}
 	case "+WPI":
 		if p != nil {
 			p.deadline = now.Add(c.ackWait(p.deliveries))
 		}
-		return
-	case "+TERM":
-		delete(c.pending, sseq)
-	default:
-		return
 	}
-	c.advanceAckFloor()
+	if confirmed != nil {
+		confirmed()
+	}
 	m.pump(c, now)
+}
+
+// applyAck settles sseq (and, with ack policy all, everything below it).
+func (c *consumer) applyAck(sseq uint64) {
+	if c.cfg.AckPolicy == "all" {
+		for seq := range c.pending {
+			if seq <= sseq {
+				delete(c.pending, seq)
+			}
+		}
+	}
+	delete(c.pending, sseq)
+	c.advanceAckFloor()
 }
 
 // advanceAckFloor moves the floor up to just below the oldest pending.

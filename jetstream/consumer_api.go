@@ -129,6 +129,11 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 		}
 		old.cfg = cfg // update: the mutable fields take effect
 		old.filters = filtersOf(cfg)
+		if old.log != nil {
+			if err := old.writeMeta(); err != nil {
+				return m.fail(typ, newErr(errConsumerCreate, "err", err.Error()))
+			}
+		}
 		return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, old.info(now)})
 	}
 	if req.Action == "update" {
@@ -137,14 +142,33 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers {
 		return m.fail(typ, newErr(errConsumerCreate, "err", "maximum consumers limit reached"))
 	}
-	c := &consumer{st: st, name: cname, cfg: cfg, created: now, filters: filtersOf(cfg),
-		pending: make(map[uint64]*pendingAck), active: now}
+	c := m.newConsumer(st, cname, cfg, now, now)
 	c.start()
-	st.consumers[cname] = c
-	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+cname+".>", func(subject, reply string, hdr, data []byte) {
+	if c.durable() {
+		err := m.openLog(c)
+		if err == nil {
+			c.snapshot() // the starting position
+		} else {
+			m.deleteConsumer(c)
+			return m.fail(typ, newErr(errConsumerCreate, "err", err.Error()))
+		}
+	}
+	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
+}
+
+// newConsumer registers a consumer on st and subscribes its acks; the
+// caller positions it (start) or restores it (replay).
+func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, created, now time.Time) *consumer {
+	c := &consumer{st: st, name: name, cfg: cfg, created: created, filters: filtersOf(cfg),
+		pending: make(map[uint64]*pendingAck), active: now}
+	if c.push() {
+		c.waiting = []*pullRequest{{reply: cfg.DeliverSubject, batch: int(^uint(0) >> 1), heartbeat: cfg.Heartbeat}}
+	}
+	st.consumers[name] = c
+	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+name+".>", func(subject, reply string, hdr, data []byte) {
 		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})
 	})
-	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
+	return c
 }
 
 func filtersOf(cfg ConsumerConfig) []string {
@@ -170,6 +194,7 @@ func (m *Manager) deleteConsumer(c *consumer) {
 	if c.unsub != nil {
 		c.unsub()
 	}
+	m.closeLog(c, true)
 	for _, r := range c.waiting {
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer Deleted\r\n\r\n"), nil)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -228,4 +229,52 @@ func TestConsumerPoliciesAndManagement(t *testing.T) {
 			t.Fatalf("consumer_count %d", si.State.Consumers)
 		}
 	})
+}
+
+// TestDurableConsumerSurvivesRestart: positions, acks and pending
+// redeliveries of a durable consumer come back after a restart.
+func TestDurableConsumerSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startJS(t, loop.Options{StoreDir: dir})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	st := setupStream(t, js, jetstream.FileStorage, 10)
+	cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "keep", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := cons.Fetch(5, jetstream.FetchMaxWait(2*time.Second))
+	for m := range b.Messages() {
+		if md, _ := m.Metadata(); md.Sequence.Stream <= 3 {
+			if err := m.DoubleAck(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.Shutdown()
+
+	s2 := startJS(t, loop.Options{StoreDir: dir})
+	_, js2 := connectJS(t, s2)
+	st2, _ := js2.Stream(c, "EV")
+	cons2, err := st2.Consumer(c, "keep")
+	if err != nil {
+		t.Fatalf("durable consumer lost: %v", err)
+	}
+	info, _ := cons2.Info(c)
+	if info.Delivered.Stream != 5 || info.Delivered.Consumer != 5 || info.AckFloor.Stream != 3 || info.NumAckPending != 2 {
+		t.Fatalf("restored %+v / %+v, ack pending %d", info.Delivered, info.AckFloor, info.NumAckPending)
+	}
+	got := map[string]int{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 7 && time.Now().Before(deadline) {
+		b, _ := cons2.Fetch(10, jetstream.FetchMaxWait(time.Second))
+		for m := range b.Messages() {
+			md, _ := m.Metadata()
+			got[string(m.Data())] = int(md.NumDelivered)
+			m.Ack()
+		}
+	}
+	if len(got) != 7 || got["4"] != 2 || got["5"] != 2 || got["6"] != 1 || got["1"] != 0 {
+		t.Fatalf("after restart got %v", got)
+	}
 }

@@ -121,3 +121,72 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestConfirmedAcksSurviveKill9: acks a client saw confirmed (double ack)
+// are still acked after the server is killed with SIGKILL and restarted.
+func TestConfirmedAcksSurviveKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	bin := filepath.Join(t.TempDir(), "evnats")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	p := startProc(t, bin, port, dir)
+	nc, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	c := ctx(t)
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "A", Subjects: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		js.PublishAsync("a", []byte("x"))
+	}
+	<-js.PublishAsyncComplete()
+	cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var confirmed uint64
+	for confirmed < 300 {
+		b, err := cons.Fetch(50, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			if err := m.DoubleAck(c); err != nil {
+				t.Fatal(err)
+			}
+			md, _ := m.Metadata()
+			confirmed = md.Sequence.Stream
+		}
+	}
+	_ = p.Process.Signal(syscall.SIGKILL)
+	_, _ = p.Process.Wait()
+	nc.Close()
+
+	startProc(t, bin, port, dir)
+	nc2, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, _ := jetstream.New(nc2)
+	st2, _ := js2.Stream(c, "A")
+	cons2, err := st2.Consumer(c, "d")
+	if err != nil {
+		t.Fatalf("consumer lost: %v", err)
+	}
+	info, _ := cons2.Info(c)
+	if info.AckFloor.Stream < confirmed || info.NumAckPending != 0 {
+		t.Fatalf("%d acks confirmed before SIGKILL; after restart ack floor %d, ack pending %d", confirmed, info.AckFloor.Stream, info.NumAckPending)
+	}
+	t.Logf("%d confirmed acks before SIGKILL; ack floor %d after restart", confirmed, info.AckFloor.Stream)
+}

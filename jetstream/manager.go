@@ -245,10 +245,11 @@ func (m *Manager) handleAck(r *request) {
 	if err != nil {
 		return
 	}
-	m.ack(c, sseq, r.data, time.Now())
-	if r.reply != "" {
-		m.host.Publish(r.reply, "", nil, nil)
+	var confirmed func()
+	if reply := r.reply; reply != "" {
+		confirmed = func() { m.host.Publish(reply, "", nil, nil) } // after the ack is on disk
 	}
+	m.ack(c, sseq, r.data, time.Now(), confirmed)
 }
 
 // addStream creates a stream from a normalized config, opening its store.
@@ -321,8 +322,14 @@ func (m *Manager) recover() error {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
 		}
-		if _, err := m.addStream(meta.Config, meta.Created); err != nil {
+		st, err := m.addStream(meta.Config, meta.Created)
+		if err != nil {
 			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
+		}
+		if st.dir != "" {
+			if err := m.recoverConsumers(st, time.Now()); err != nil {
+				return fmt.Errorf("jetstream: stream %s consumers: %w", e.Name(), err)
+			}
 		}
 	}
 	return nil

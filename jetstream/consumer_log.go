@@ -1,0 +1,218 @@
+package jetstream
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+)
+
+// consumerLog persists a durable consumer's state as an event log in its own
+// file store: every delivery and ack is a record, replayed on start, with a
+// snapshot record now and then so the log stays short. Acks are written
+// through the shared Writer like messages, so an ack confirmed to a client
+// (double ack) survives kill -9. Owned by the Manager goroutine.
+type consumerLog struct {
+	dir    string
+	fs     *store.FileStore
+	events int // records since the last snapshot
+}
+
+// Event kinds, stored as the record subject.
+const (
+	evSnapshot  = "S"
+	evDelivered = "D"
+	evAck       = "A" // also +TERM: the message is done either way
+)
+
+const snapshotEvery = 4096
+
+type consumerSnapshot struct {
+	Next     uint64            `json:"next"`
+	DSeq     uint64            `json:"dseq"`
+	AckFloor SequenceInfo      `json:"ack_floor"`
+	Pending  map[uint64][2]int `json:"pending"` // sseq -> {dseq, deliveries}
+	Redeliv  int               `json:"redelivered"`
+}
+
+type consumerMeta struct {
+	Config  ConsumerConfig `json:"config"`
+	Created time.Time      `json:"created"`
+}
+
+// durable reports whether the consumer's state belongs on disk.
+func (c *consumer) durable() bool {
+	return c.cfg.Durable != "" && c.st.dir != "" && !c.cfg.MemoryStorage
+}
+
+func consumerDir(st *stream, name string) string { return filepath.Join(st.dir, "obs", name) }
+
+// writeMeta stores the consumer's config next to its log.
+func (c *consumer) writeMeta() error {
+	dir := consumerDir(c.st, c.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(consumerMeta{c.cfg, c.created}, "", "  ")
+	tmp := filepath.Join(dir, "meta.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+}
+
+// openLog writes the consumer's config and opens (or creates) its log.
+func (m *Manager) openLog(c *consumer) error {
+	if err := c.writeMeta(); err != nil {
+		return err
+	}
+	dir := consumerDir(c.st, c.name)
+	fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(dir, "log"), Writer: m.writer, MaxBlock: 1 << 20})
+	if err != nil {
+		return err
+	}
+	c.log = &consumerLog{dir: dir, fs: fs}
+	return nil
+}
+
+// replay rebuilds the consumer's state from its log.
+func (c *consumer) replay(now time.Time) {
+	for seq := uint64(0); ; seq++ {
+		m, err := c.log.fs.LoadNext("", seq)
+		if err != nil {
+			break
+		}
+		seq = m.Seq
+		switch m.Subject {
+		case evSnapshot:
+			var s consumerSnapshot
+			if json.Unmarshal(m.Data, &s) != nil {
+				continue
+			}
+			c.next, c.dseq, c.ackFloor, c.redelivN = s.Next, s.DSeq, s.AckFloor, s.Redeliv
+			c.pending = make(map[uint64]*pendingAck, len(s.Pending))
+			for sseq, p := range s.Pending {
+				c.pending[sseq] = &pendingAck{dseq: uint64(p[0]), deliveries: p[1]}
+			}
+		case evDelivered:
+			if len(m.Data) < 20 {
+				continue
+			}
+			sseq := binary.LittleEndian.Uint64(m.Data)
+			dseq := binary.LittleEndian.Uint64(m.Data[8:])
+			n := int(binary.LittleEndian.Uint32(m.Data[16:]))
+			c.dseq = max(c.dseq, dseq)
+			c.next = max(c.next, sseq+1)
+			if c.cfg.AckPolicy != "none" {
+				c.pending[sseq] = &pendingAck{dseq: dseq, deliveries: n}
+			}
+			if n == 2 {
+				c.redelivN++
+			}
+		case evAck:
+			if len(m.Data) >= 8 {
+				c.applyAck(binary.LittleEndian.Uint64(m.Data))
+			}
+		}
+	}
+	for _, p := range c.pending {
+		p.deadline = now.Add(c.ackWait(p.deliveries)) // unacked: redelivered after ack wait
+	}
+	c.advanceAckFloor()
+	c.snapshot()
+}
+
+// logDelivered records a delivery.
+func (c *consumer) logDelivered(sseq, dseq uint64, deliveries int) {
+	if c.log == nil {
+		return
+	}
+	var b [20]byte
+	binary.LittleEndian.PutUint64(b[:], sseq)
+	binary.LittleEndian.PutUint64(b[8:], dseq)
+	binary.LittleEndian.PutUint32(b[16:], uint32(deliveries))
+	c.append(evDelivered, b[:], nil)
+}
+
+// logAck records an ack (or term); done runs once it is durable.
+func (c *consumer) logAck(sseq uint64, done func()) {
+	if c.log == nil {
+		if done != nil {
+			done()
+		}
+		return
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], sseq)
+	c.append(evAck, b[:], done)
+}
+
+func (c *consumer) append(kind string, data []byte, done func()) {
+	var cb store.DoneFunc
+	if done != nil {
+		cb = func(uint64, error) { done() }
+	}
+	if _, err := c.log.fs.Append(kind, nil, data, 0, cb); err != nil && done != nil {
+		done()
+	}
+	if c.log.events++; c.log.events >= snapshotEvery {
+		c.snapshot()
+	}
+}
+
+// snapshot writes the whole state and drops the events before it.
+func (c *consumer) snapshot() {
+	if c.log == nil {
+		return
+	}
+	s := consumerSnapshot{Next: c.next, DSeq: c.dseq, AckFloor: c.ackFloor, Redeliv: c.redelivN,
+		Pending: make(map[uint64][2]int, len(c.pending))}
+	for sseq, p := range c.pending {
+		s.Pending[sseq] = [2]int{int(p.dseq), p.deliveries}
+	}
+	seq, err := c.log.fs.Append(evSnapshot, nil, mustJSON(s), 0, nil)
+	if err == nil {
+		_, _ = c.log.fs.Compact(seq)
+	}
+	c.log.events = 0
+}
+
+// closeLog closes the log; remove also deletes the consumer's files.
+func (m *Manager) closeLog(c *consumer, remove bool) {
+	if c.log == nil {
+		return
+	}
+	c.log.fs.Close()
+	if remove {
+		m.writer.Forget(c.log.dir)
+		_ = os.RemoveAll(c.log.dir)
+	}
+	c.log = nil
+}
+
+// recoverConsumers recreates a stream's durable consumers from disk.
+func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
+	entries, err := os.ReadDir(filepath.Join(st.dir, "obs"))
+	if err != nil {
+		return nil // none
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(st.dir, "obs", e.Name(), "meta.json"))
+		if err != nil {
+			continue
+		}
+		var meta consumerMeta
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return err
+		}
+		c := m.newConsumer(st, e.Name(), meta.Config, meta.Created, now)
+		if err := m.openLog(c); err != nil {
+			return err
+		}
+		c.replay(now)
+	}
+	return nil
+}

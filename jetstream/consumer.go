@@ -300,7 +300,7 @@ func (c *consumer) numPending() uint64 {
 func (m *Manager) pump(c *consumer, now time.Time) {
 	for len(c.waiting) > 0 {
 		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
-			return
+			break // max ack pending: wait for acks
 		}
 		req := c.waiting[0]
 		msg, redelivery, ok := c.nextMsg()
@@ -317,9 +317,10 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 		}
 		m.deliver(c, req, msg, redelivery, now)
 		req.batch--
-		req.maxBytes -= size
-		if req.maxBytes == 0 && req.batch > 0 {
-			req.batch = 0
+		if req.maxBytes > 0 {
+			if req.maxBytes -= size; req.maxBytes == 0 {
+				req.batch = 0 // its byte budget is spent
+			}
 		}
 		if req.batch <= 0 {
 			c.waiting = c.waiting[1:]

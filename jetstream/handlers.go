@@ -164,7 +164,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		existing.enforceLimits("")
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
 	case existing != nil:
-		if !sameConfig(existing.cfg, cfg) {
+		if !sameJSON(existing.cfg, cfg) {
 			return m.fail(typ, newErr(errStreamNameInUse))
 		}
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
@@ -184,8 +184,6 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	}
 	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: st.info(now), DidCreate: true})
 }
-
-func sameConfig(a, b StreamConfig) bool { return string(mustJSON(a)) == string(mustJSON(b)) }
 
 func (m *Manager) streamNames(body []byte) []byte {
 	var req pagedRequest

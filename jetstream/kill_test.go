@@ -20,15 +20,7 @@ import (
 // file stream while it is killed with SIGKILL mid-stream, restarts it on the
 // same directory and checks that every acknowledged message is there.
 func TestAckedMessagesSurviveKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	bin := filepath.Join(t.TempDir(), "evnats")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	port := freePort(t)
+	bin, dir, port := processSetup(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 
 	p := startProc(t, bin, port, dir)
@@ -92,6 +84,36 @@ func TestAckedMessagesSurviveKill9(t *testing.T) {
 	t.Logf("%d acked before SIGKILL; %d stored after restart", len(acked), info.State.Msgs)
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// processSetup builds the server binary once per test run and returns it
+// with a fresh store directory and a free port.
+func processSetup(t *testing.T) (bin, dir string, port int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	buildOnce.Do(func() {
+		tmp, err := os.MkdirTemp("", "evnats-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(tmp, "evnats")
+		if out, err := exec.Command("go", "build", "-o", builtBin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin, t.TempDir(), freePort(t)
+}
+
 func startProc(t *testing.T, bin string, port int, dir string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
@@ -125,15 +147,7 @@ func freePort(t *testing.T) int {
 // TestConfirmedAcksSurviveKill9: acks a client saw confirmed (double ack)
 // are still acked after the server is killed with SIGKILL and restarted.
 func TestConfirmedAcksSurviveKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	bin := filepath.Join(t.TempDir(), "evnats")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	port := freePort(t)
+	bin, dir, port := processSetup(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	p := startProc(t, bin, port, dir)
 	nc, err := nats.Connect(url, nats.NoReconnect())

@@ -204,3 +204,11 @@ func TestConfirmedAcksSurviveKill9(t *testing.T) {
 	}
 	t.Logf("%d confirmed acks before SIGKILL; ack floor %d after restart", confirmed, info.AckFloor.Stream)
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}

@@ -493,13 +493,24 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 func (c *consumer) applyAck(sseq uint64) {
 	if c.cfg.AckPolicy == "all" {
 		for seq := range c.pending {
-			if seq <= sseq {
-				delete(c.pending, seq)
+			if seq < sseq {
+				c.settle(seq)
 			}
 		}
 	}
-	delete(c.pending, sseq)
+	c.settle(sseq)
 	c.advanceAckFloor()
+}
+
+// settle forgets an acknowledged (or terminated) delivery; on a work-queue
+// stream the message is done with and leaves the stream.
+func (c *consumer) settle(sseq uint64) {
+	delete(c.pending, sseq)
+	if c.st.cfg.Retention == "workqueue" {
+		if m, err := c.st.store.Load(sseq); err == nil {
+			c.st.remove(sseq, m.Subject)
+		}
+	}
 }
 
 // advanceAckFloor moves the floor up to just below the oldest pending.

@@ -139,6 +139,9 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 	if req.Action == "update" {
 		return m.fail(typ, newErr(errConsumerNotExist))
 	}
+	if e := workQueueRules(st, cname, cfg); e != nil {
+		return m.fail(typ, e)
+	}
 	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers {
 		return m.fail(typ, newErr(errConsumerCreate, "err", "maximum consumers limit reached"))
 	}
@@ -169,6 +172,36 @@ func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, creat
 		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})
 	})
 	return c
+}
+
+// workQueueRules checks a new consumer against a work-queue stream: each
+// message goes to one consumer, so consumers need explicit acks, must start
+// at the beginning and may not overlap.
+func workQueueRules(st *stream, name string, cfg ConsumerConfig) *APIError {
+	if st.cfg.Retention != "workqueue" {
+		return nil
+	}
+	if cfg.AckPolicy != "explicit" {
+		return newErr(errWQAckPolicy)
+	}
+	if cfg.DeliverPolicy != "all" {
+		return newErr(errWQDeliverAll)
+	}
+	mine := filtersOf(cfg)
+	for other, c := range st.consumers {
+		if other == name {
+			continue
+		}
+		if len(mine) == 0 || len(c.filters) == 0 {
+			return newErr(errWQNotUnique)
+		}
+		for _, f := range mine {
+			if collidesAny(f, c.filters) {
+				return newErr(errWQNotUnique)
+			}
+		}
+	}
+	return nil
 }
 
 func filtersOf(cfg ConsumerConfig) []string {

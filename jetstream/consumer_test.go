@@ -278,3 +278,50 @@ func TestDurableConsumerSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart got %v", got)
 	}
 }
+
+func TestWorkQueueRetention(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "WQ", Subjects: []string{"wq.>"}, Storage: storage, Retention: jetstream.WorkQueuePolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 5; i++ {
+			js.Publish(c, "wq.a", []byte(fmt.Sprint(i)))
+		}
+		js.Publish(c, "wq.b", []byte("b"))
+		var apiErr *jetstream.APIError
+		if _, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "none", AckPolicy: jetstream.AckNonePolicy}); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10084 {
+			t.Fatalf("ack none on a work queue: %v", err)
+		}
+		cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "wa", FilterSubject: "wq.a", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "all", FilterSubject: "wq.>", AckPolicy: jetstream.AckExplicitPolicy}); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10100 {
+			t.Fatalf("overlapping work-queue consumer: %v", err)
+		}
+		b, _ := cons.Fetch(3, jetstream.FetchMaxWait(2*time.Second))
+		i := 0
+		for m := range b.Messages() {
+			if i == 2 {
+				m.Term() // terminated work is done with too
+			} else if err := m.DoubleAck(c); err != nil {
+				t.Fatal(err)
+			}
+			i++
+		}
+		// Acked and terminated messages leave the stream; the rest stay.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			info, _ := st.Info(c)
+			if info.State.Msgs == 3 && info.State.FirstSeq == 4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("work queue holds %+v after 3 settled", info.State)
+			}
+			time.Sleep(10 * time.Millisecond) // the TERM is fire-and-forget: no signal to wait on
+		}
+	})
+}

@@ -32,7 +32,10 @@ var (
 	errConsumerCreate    = errDef{500, 10012, "{err}"}
 	errConsumerNameInUse = errDef{400, 10013, "consumer name already in use"}
 	errConsumerNotFound  = errDef{404, 10014, "consumer not found"}
+	errWQAckPolicy       = errDef{400, 10084, "consumer in pull mode requires explicit ack policy on workqueue stream"}
 	errConsumerPolicy    = errDef{400, 10094, "{err}"}
+	errWQNotUnique       = errDef{400, 10100, "filtered consumer not unique on workqueue stream"}
+	errWQDeliverAll      = errDef{400, 10101, "consumer must be deliver all on workqueue stream"}
 	errDeliverSubject    = errDef{400, 10112, "invalid push consumer deliver subject"}
 	errFilterMismatch    = errDef{400, 10131, "Consumer create request did not match filtered subject from create subject"}
 	errConsumerExists    = errDef{400, 10148, "consumer already exists"}

@@ -360,6 +360,7 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	}
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
+		defer c.st.dropIfUninterested(msg.Seq) // after the delivery has used the message
 	}
 	if redelivery && deliveries == 2 {
 		c.redelivN++
@@ -502,15 +503,36 @@ func (c *consumer) applyAck(sseq uint64) {
 	c.advanceAckFloor()
 }
 
-// settle forgets an acknowledged (or terminated) delivery; on a work-queue
-// stream the message is done with and leaves the stream.
+// settle forgets an acknowledged (or terminated) delivery. On a work-queue
+// stream the message is done with; on an interest stream it is once every
+// interested consumer has settled it.
 func (c *consumer) settle(sseq uint64) {
 	delete(c.pending, sseq)
-	if c.st.cfg.Retention == "workqueue" {
+	if c.st.recovering {
+		return // replaying a log: the stream already reflects these acks
+	}
+	switch c.st.cfg.Retention {
+	case "workqueue":
 		if m, err := c.st.store.Load(sseq); err == nil {
 			c.st.remove(sseq, m.Subject)
 		}
+	case "interest":
+		c.st.dropIfUninterested(sseq)
 	}
+}
+
+// done reports whether this consumer no longer needs stream message seq:
+// it has gone past it and holds no unacknowledged delivery of it.
+func (c *consumer) done(seq uint64) bool {
+	if _, pending := c.pending[seq]; pending {
+		return false
+	}
+	for _, p := range c.pre {
+		if p == seq {
+			return false
+		}
+	}
+	return seq < c.next
 }
 
 // advanceAckFloor moves the floor up to just below the oldest pending.

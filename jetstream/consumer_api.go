@@ -233,6 +233,7 @@ func (m *Manager) deleteConsumer(c *consumer) {
 	}
 	c.waiting = nil
 	delete(c.st.consumers, c.name)
+	c.st.sweepInterest() // what only this consumer still needed goes now
 }
 
 func (m *Manager) consumerNames(streamName string, list bool, body []byte, now time.Time) []byte {

@@ -199,6 +199,8 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 	if err != nil {
 		return nil // none
 	}
+	st.recovering = true
+	defer func() { st.recovering = false }()
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(st.dir, "obs", e.Name(), "meta.json"))
 		if err != nil {

@@ -325,3 +325,54 @@ func TestWorkQueueRetention(t *testing.T) {
 		}
 	})
 }
+
+func TestInterestRetention(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "IN", Subjects: []string{"in.>"}, Storage: storage, Retention: jetstream.InterestPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js.Publish(c, "in.a", []byte("nobody listens"))
+		msgs := func() uint64 { i, _ := st.Info(c); return i.State.Msgs }
+		if n := msgs(); n != 0 {
+			t.Fatalf("message without interest kept: %d", n)
+		}
+		a, _ := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "a", AckPolicy: jetstream.AckExplicitPolicy})
+		b, _ := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "b", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "in.b"})
+		js.Publish(c, "in.a", []byte("for a"))
+		js.Publish(c, "in.b", []byte("for a and b"))
+		if n := msgs(); n != 2 {
+			t.Fatalf("interested messages: %d", n)
+		}
+		ackAll := func(cons jetstream.Consumer) {
+			bt, _ := cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
+			for m := range bt.Messages() {
+				if err := m.DoubleAck(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ackAll(a) // in.a is done; in.b still waits for b
+		if n := msgs(); n != 1 {
+			t.Fatalf("after a acked: %d messages, want 1", n)
+		}
+		ackAll(b)
+		if n := msgs(); n != 0 {
+			t.Fatalf("after both acked: %d messages", n)
+		}
+		js.Publish(c, "in.b", []byte("again"))
+		if err := st.DeleteConsumer(c, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if n := msgs(); n != 1 {
+			t.Fatalf("a still needs in.b: %d", n)
+		}
+		if err := st.DeleteConsumer(c, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if n := msgs(); n != 0 {
+			t.Fatalf("no consumers left but %d messages", n)
+		}
+	})
+}

@@ -227,6 +227,9 @@ func (m *Manager) publish(r *request) {
 				m.pump(c, now)
 			}
 		}
+		if st.cfg.Retention == "interest" {
+			st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
+		}
 	}
 }
 

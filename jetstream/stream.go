@@ -35,6 +35,9 @@ type stream struct {
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
 	consumers map[string]*consumer
+	// recovering is set while durable consumers replay their logs, so acks
+	// being replayed do not apply retention a second time.
+	recovering bool
 }
 
 type dedupeEntry struct {
@@ -153,6 +156,40 @@ func (st *stream) enforceLimits(subject string) {
 			return
 		}
 		st.remove(m.Seq, m.Subject)
+	}
+}
+
+// dropIfUninterested removes message seq from an interest stream when no
+// consumer whose filter matches its subject still needs it.
+func (st *stream) dropIfUninterested(seq uint64) {
+	if st.cfg.Retention != "interest" || st.recovering {
+		return
+	}
+	m, err := st.store.Load(seq)
+	if err != nil {
+		return
+	}
+	for _, c := range st.consumers {
+		if c.matches(m.Subject) && !c.done(seq) {
+			return
+		}
+	}
+	st.remove(seq, m.Subject)
+}
+
+// sweepInterest applies dropIfUninterested to every message, after the set
+// of consumers changed.
+func (st *stream) sweepInterest() {
+	if st.cfg.Retention != "interest" {
+		return
+	}
+	for seq := uint64(0); ; seq++ {
+		m, err := st.store.LoadNext("", seq)
+		if err != nil {
+			return
+		}
+		seq = m.Seq
+		st.dropIfUninterested(seq)
 	}
 }
 

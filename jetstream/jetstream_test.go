@@ -337,3 +337,25 @@ func TestRecreateDeletedStream(t *testing.T) {
 		}
 	})
 }
+
+func TestS2CompressedStream(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "Z", Compression: jetstream.S2Compression})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(fmt.Sprintf("%0500d", 7))
+	for i := 0; i < 50; i++ {
+		js.Publish(c, "Z", payload)
+	}
+	info, _ := st.Info(c)
+	if info.Config.Compression != jetstream.S2Compression || info.State.Msgs != 50 {
+		t.Fatalf("info %+v %+v", info.Config.Compression, info.State)
+	}
+	m, err := st.GetMsg(c, 3)
+	if err != nil || string(m.Data) != string(payload) {
+		t.Fatalf("get: %v", err)
+	}
+}

@@ -263,7 +263,8 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 		st.store = store.NewMemStore()
 	} else {
 		st.dir = filepath.Join(m.streamsDir, cfg.Name)
-		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer})
+		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer,
+			Compress: cfg.Compression == "s2"})
 		if err != nil {
 			return nil, err
 		}

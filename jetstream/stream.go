@@ -347,6 +347,11 @@ func normalize(cfg *StreamConfig) *APIError {
 			return newErr(errStreamConfig, "err", "invalid value "+strconv.Quote(*d.v))
 		}
 	}
+	switch cfg.Compression {
+	case "", "none", "s2":
+	default:
+		return newErr(errStreamConfig, "err", "invalid compression "+strconv.Quote(cfg.Compression))
+	}
 	for _, p := range []*int64{&cfg.MaxMsgs, &cfg.MaxBytes, &cfg.MaxMsgsPerSubject} {
 		if *p == 0 {
 			*p = -1

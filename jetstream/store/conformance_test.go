@@ -20,6 +20,15 @@ func factories(t *testing.T) map[string]func() Store {
 			}
 			return fs
 		},
+		"file-s2": func() Store {
+			w := NewWriter(OSFS{}, SyncPolicy{})
+			t.Cleanup(func() { w.Close() })
+			fs, err := OpenFileStore(FileStoreConfig{Dir: t.TempDir(), Writer: w, MaxBlock: 4096, Compress: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fs
+		},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/router"
+	"github.com/klauspost/compress/s2"
 )
 
 // DefaultMaxBlock is the size at which the file store starts a new block.
@@ -27,6 +28,7 @@ type FileStore struct {
 	dir      string
 	w        *Writer
 	maxBlock int64
+	compress bool
 
 	blocks []*block // oldest first; the last one takes appends
 	locs   []loc    // locs[i] describes sequence base+i
@@ -78,6 +80,9 @@ type FileStoreConfig struct {
 	Dir      string
 	Writer   *Writer
 	MaxBlock int64 // default DefaultMaxBlock
+	// Compress stores message data s2-compressed (klauspost/compress); the
+	// sizes the store reports stay those of the uncompressed messages.
+	Compress bool
 }
 
 // OpenFileStore opens (or creates) the store in cfg.Dir and recovers its
@@ -89,7 +94,7 @@ func OpenFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if cfg.MaxBlock <= 0 {
 		cfg.MaxBlock = DefaultMaxBlock
 	}
-	s := &FileStore{fs: cfg.FS, dir: cfg.Dir, w: cfg.Writer, maxBlock: cfg.MaxBlock, first: 1,
+	s := &FileStore{fs: cfg.FS, dir: cfg.Dir, w: cfg.Writer, maxBlock: cfg.MaxBlock, compress: cfg.Compress, first: 1,
 		last: make(map[string]uint64), cache: make(map[uint64][]byte), readers: make(map[*block]File)}
 	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
@@ -155,13 +160,17 @@ func (s *FileStore) truncate(name string, size int64) error {
 // apply replays one recovered record into the index.
 func (s *FileStore) apply(r record, b *block, off, n int64) {
 	switch r.kind {
-	case recMsg:
+	case recMsg, recMsgS2:
 		if r.seq < s.first {
 			return
 		}
+		dataLen := len(r.data)
+		if r.kind == recMsgS2 {
+			dataLen, _ = s2.DecodedLen(r.data)
+		}
 		subject := string(r.subject)
 		s.place(r.seq, loc{blk: b, off: off, n: n, ts: r.ts, subject: subject,
-			size: uint64(len(r.subject) + len(r.hdr) + len(r.data) + 16), present: true})
+			size: uint64(len(r.subject) + len(r.hdr) + dataLen + 16), present: true})
 		if r.seq > s.last[subject] {
 			s.last[subject] = r.seq
 		}
@@ -209,7 +218,12 @@ func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done Done
 		return 0, fmt.Errorf("store: subject longer than %d bytes", maxSubject)
 	}
 	seq := s.lastSq + 1
-	rec := appendRecord(make([]byte, 0, recOverhead+len(subject)+len(hdr)+len(data)), recMsg, seq, ts, subject, hdr, data)
+	size := uint64(len(subject) + len(hdr) + len(data) + 16)
+	kind, stored := recMsg, data
+	if s.compress && len(data) > 0 {
+		kind, stored = recMsgS2, s2.Encode(nil, data)
+	}
+	rec := appendRecord(make([]byte, 0, recOverhead+len(subject)+len(hdr)+len(stored)), kind, seq, ts, subject, hdr, stored)
 	b, err := s.queue(rec, func(err error) {
 		if done != nil {
 			done(seq, err)
@@ -219,7 +233,7 @@ func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done Done
 		return 0, err
 	}
 	s.place(seq, loc{blk: b, off: b.size - int64(len(rec)), n: int64(len(rec)), ts: ts, subject: subject,
-		size: uint64(len(subject) + len(hdr) + len(data) + 16), present: true})
+		size: size, present: true})
 	s.last[subject] = seq
 	s.cache[seq] = rec
 	s.pending = append(s.pending, pendingRec{seq: seq, blk: b, end: b.size})
@@ -331,10 +345,17 @@ func (s *FileStore) Load(seq uint64) (*Msg, error) {
 		}
 	}
 	r, n := decodeRecord(rec)
-	if n == 0 || r.seq != seq || r.kind != recMsg {
+	if n == 0 || r.seq != seq || (r.kind != recMsg && r.kind != recMsgS2) {
 		return nil, fmt.Errorf("%w: sequence %d in %s", ErrCorrupt, seq, l.blk.name)
 	}
-	return &Msg{Seq: seq, Subject: l.subject, Hdr: clone(r.hdr), Data: clone(r.data), Time: r.ts}, nil
+	data := clone(r.data)
+	if r.kind == recMsgS2 {
+		var err error
+		if data, err = s2.Decode(nil, r.data); err != nil {
+			return nil, fmt.Errorf("%w: sequence %d in %s: %v", ErrCorrupt, seq, l.blk.name, err)
+		}
+	}
+	return &Msg{Seq: seq, Subject: l.subject, Hdr: clone(r.hdr), Data: data, Time: r.ts}, nil
 }
 
 func (s *FileStore) readable() error {

@@ -309,3 +309,38 @@ func TestWriteFailuresAreReportedAndRecoverable(t *testing.T) {
 		})
 	}
 }
+
+func TestCompressedStoreIsSmallerAndRecovers(t *testing.T) {
+	dir := t.TempDir()
+	w := NewWriter(OSFS{}, SyncPolicy{})
+	s, err := OpenFileStore(FileStoreConfig{Dir: dir, Writer: w, Compress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("compressible telemetry line; ", 100))
+	for i := 0; i < 100; i++ {
+		mustAppend(t, s, "c", string(data))
+	}
+	flush(t, s)
+	want := s.State()
+	s.Close()
+	w.Close()
+	var onDisk int64
+	names, _ := OSFS{}.ReadDir(dir)
+	for _, n := range names {
+		info, _ := os.Stat(filepath.Join(dir, n))
+		onDisk += info.Size()
+	}
+	if raw := int64(100 * len(data)); onDisk > raw/4 {
+		t.Fatalf("%d bytes on disk for %d bytes of data: not compressed", onDisk, raw)
+	}
+	w2 := NewWriter(OSFS{}, SyncPolicy{})
+	defer w2.Close()
+	r := openFS(t, OSFS{}, dir, w2) // opened without Compress: records say how they are stored
+	if got := r.State(); got.Bytes != want.Bytes || got.Msgs != want.Msgs {
+		t.Fatalf("recovered %+v want %+v", got, want)
+	}
+	if m, err := r.Load(50); err != nil || string(m.Data) != string(data) {
+		t.Fatalf("load compressed: %v", err)
+	}
+}

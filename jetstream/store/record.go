@@ -22,6 +22,7 @@ const (
 	recMsg     byte = 1 // a message
 	recDelete  byte = 2 // tombstone: sequence removed
 	recCompact byte = 3 // tombstone: every sequence below this one removed
+	recMsgS2   byte = 4 // a message whose data is s2-compressed
 
 	recFixed    = 1 + 8 + 8 + 2 + 4 + 4 // kind .. lengths
 	recOverhead = 4 + recFixed + 8      // plus body length and checksum

@@ -40,6 +40,7 @@ var (
 	errFilterMismatch    = errDef{400, 10131, "Consumer create request did not match filtered subject from create subject"}
 	errConsumerExists    = errDef{400, 10148, "consumer already exists"}
 	errConsumerNotExist  = errDef{400, 10149, "consumer does not exist"}
+	errInsufficient      = errDef{503, 10023, "insufficient resources"}
 	errInvalidJSON       = errDef{400, 10025, "invalid JSON: {err}"}
 	errMaxStreams        = errDef{400, 10027, "maximum number of streams reached"}
 	errNoMessage         = errDef{404, 10037, "no message found"}

@@ -359,3 +359,28 @@ func TestS2CompressedStream(t *testing.T) {
 		t.Fatalf("get: %v", err)
 	}
 }
+
+func TestAccountStorageLimit(t *testing.T) {
+	s := startJS(t, loop.Options{JetStreamMaxMemory: 16 << 10})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "M", Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	ai, _ := js.AccountInfo(c)
+	if ai.Limits.MaxMemory != 16<<10 {
+		t.Fatalf("limits %+v", ai.Limits)
+	}
+	var apiErr *jetstream.APIError
+	for i := 0; i < 40; i++ {
+		_, err := js.Publish(c, "M", make([]byte, 1024))
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10023 || i < 14 {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		return
+	}
+	t.Fatal("40 KiB stored under a 16 KiB memory limit")
+}

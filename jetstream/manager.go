@@ -207,6 +207,12 @@ func (m *Manager) publish(r *request) {
 		reply = ""
 	}
 	name := st.cfg.Name
+	if m.overLimit(st, len(r.subject)+len(r.hdr)+len(r.data)) {
+		if reply != "" {
+			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: newErr(errInsufficient)}))
+		}
+		return
+	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
 		if reply == "" {
 			return
@@ -231,6 +237,25 @@ func (m *Manager) publish(r *request) {
 			st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
 		}
 	}
+}
+
+// overLimit reports whether n more bytes in st would exceed the account's
+// memory or file storage limit (max_memory_store, max_file_store).
+func (m *Manager) overLimit(st *stream, n int) bool {
+	limit := m.cfg.MaxStore
+	if st.cfg.Storage == "memory" {
+		limit = m.cfg.MaxMemory
+	}
+	if limit <= 0 {
+		return false
+	}
+	used := int64(n)
+	for _, o := range m.streams {
+		if o.cfg.Storage == st.cfg.Storage {
+			used += int64(o.store.State().Bytes)
+		}
+	}
+	return used > limit
 }
 
 // handleAck applies an ack sent to $JS.ACK.<stream>.<consumer>.<delivered>.

@@ -32,6 +32,7 @@ func (s *Server) startJetStream() error {
 	m, err := jetstream.Start(jetstream.Config{
 		StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
 		MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
+		FS: s.opts.JetStreamFS,
 	}, jsHost{s})
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ type Options struct {
 	JetStreamSync      store.SyncPolicy
 	JetStreamMaxMemory int64
 	JetStreamMaxStore  int64
+	JetStreamFS        store.FS // file system for stores; nil is the OS (tests inject faults)
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error

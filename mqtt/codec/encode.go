@@ -1,0 +1,71 @@
+package codec
+
+// Encoders append one packet to dst and return the extended slice, so the
+// broker formats straight into a connection's outbound buffer.
+
+// AppendRemainingLength appends the variable-length encoding of n.
+func AppendRemainingLength(dst []byte, n int) []byte {
+	for {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		dst = append(dst, b)
+		if n == 0 {
+			return dst
+		}
+	}
+}
+
+// AppendConnack appends CONNACK.
+func AppendConnack(dst []byte, sessionPresent bool, code byte) []byte {
+	sp := byte(0)
+	if sessionPresent && code == Accepted {
+		sp = 1
+	}
+	return append(dst, CONNACK<<4, 2, sp, code)
+}
+
+// AppendPublish appends PUBLISH; id is used only for QoS 1 and 2.
+func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id uint16) []byte {
+	first := PUBLISH<<4 | qos<<1
+	if retain {
+		first |= 0x01
+	}
+	if dup {
+		first |= 0x08
+	}
+	n := 2 + len(topic) + len(payload)
+	if qos > 0 {
+		n += 2
+	}
+	dst = append(dst, first)
+	dst = AppendRemainingLength(dst, n)
+	dst = append(dst, byte(len(topic)>>8), byte(len(topic)))
+	dst = append(dst, topic...)
+	if qos > 0 {
+		dst = append(dst, byte(id>>8), byte(id))
+	}
+	return append(dst, payload...)
+}
+
+// AppendAck appends PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK for id.
+func AppendAck(dst []byte, kind byte, id uint16) []byte {
+	first := kind << 4
+	if kind == PUBREL {
+		first |= 0x02
+	}
+	return append(dst, first, 2, byte(id>>8), byte(id))
+}
+
+// AppendSuback appends SUBACK with one return code per filter.
+func AppendSuback(dst []byte, id uint16, codes []byte) []byte {
+	dst = append(dst, SUBACK<<4)
+	dst = AppendRemainingLength(dst, 2+len(codes))
+	dst = append(dst, byte(id>>8), byte(id))
+	return append(dst, codes...)
+}
+
+// AppendPingresp appends PINGRESP.
+func AppendPingresp(dst []byte) []byte { return append(dst, PINGRESP<<4, 0) }

@@ -1,0 +1,329 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"unicode/utf8"
+)
+
+// DefaultMaxPacket bounds a packet when the broker sets no other limit.
+const DefaultMaxPacket = 1 << 20
+
+// Parser is a resumable MQTT packet decoder. Feed it bytes in any split; it
+// keeps an incomplete packet in its own buffer. Owned by the connection's
+// reading goroutine. After an error it must not be used again.
+type Parser struct {
+	MaxPacket int
+	h         Handler
+	buf       []byte // an incomplete packet carried across reads
+	connected bool
+	subs      []Subscription
+	filters   [][]byte
+	conn      Connect
+	pub       Publish
+}
+
+// NewParser returns a parser reporting to h.
+func NewParser(h Handler) *Parser { return &Parser{h: h, MaxPacket: DefaultMaxPacket} }
+
+// Parse consumes b, calling the handler for each complete packet.
+func (p *Parser) Parse(b []byte) error {
+	if len(p.buf) > 0 {
+		p.buf = append(p.buf, b...)
+		n, err := p.parse(p.buf)
+		p.buf = append(p.buf[:0], p.buf[n:]...)
+		return err
+	}
+	n, err := p.parse(b)
+	if err == nil && n < len(b) {
+		p.buf = append(p.buf[:0], b[n:]...)
+	}
+	return err
+}
+
+// parse decodes whole packets from b and returns how many bytes it used.
+func (p *Parser) parse(b []byte) (int, error) {
+	used := 0
+	for {
+		rest := b[used:]
+		if len(rest) < 2 {
+			return used, nil
+		}
+		length, hdr, err := remainingLength(rest[1:])
+		if err != nil {
+			return used, err
+		}
+		if hdr == 0 {
+			return used, nil // length bytes incomplete
+		}
+		if length > p.MaxPacket {
+			return used, ErrTooLarge
+		}
+		total := 1 + hdr + length
+		if len(rest) < total {
+			return used, nil
+		}
+		if err := p.packet(rest[0], rest[1+hdr:total]); err != nil {
+			return used, err
+		}
+		used += total
+	}
+}
+
+// remainingLength decodes the variable-length field: value and its size in
+// bytes, or size 0 when more bytes are needed.
+func remainingLength(b []byte) (value, size int, err error) {
+	mult := 1
+	for i := 0; i < 4; i++ {
+		if i >= len(b) {
+			return 0, 0, nil
+		}
+		value += int(b[i]&0x7f) * mult
+		if b[i]&0x80 == 0 {
+			return value, i + 1, nil
+		}
+		mult *= 128
+	}
+	return 0, 0, ErrRemainingLength
+}
+
+func (p *Parser) packet(first byte, body []byte) error {
+	kind, flags := first>>4, first&0x0f
+	if kind != CONNECT && !p.connected {
+		return ErrFirstPacket
+	}
+	switch kind {
+	case CONNECT:
+		if flags != 0 {
+			return ErrFlags
+		}
+		if p.connected {
+			return ErrSecondConnect
+		}
+		if err := p.connect(body); err != nil {
+			return err
+		}
+		p.connected = true
+		return p.h.MQTTConnect(&p.conn)
+	case PUBLISH:
+		return p.publish(flags, body)
+	case PUBACK, PUBREC, PUBCOMP, PUBREL:
+		want := byte(0)
+		if kind == PUBREL {
+			want = 2
+		}
+		if flags != want {
+			return ErrFlags
+		}
+		if len(body) != 2 {
+			return ErrTruncated
+		}
+		return p.h.MQTTAck(kind, binary.BigEndian.Uint16(body))
+	case SUBSCRIBE:
+		return p.subscribe(flags, body)
+	case UNSUBSCRIBE:
+		return p.unsubscribe(flags, body)
+	case PINGREQ, DISCONNECT:
+		if flags != 0 {
+			return ErrFlags
+		}
+		if len(body) != 0 {
+			return ErrTruncated
+		}
+		if kind == PINGREQ {
+			return p.h.MQTTPingreq()
+		}
+		return p.h.MQTTDisconnect()
+	}
+	return ErrPacketType
+}
+
+// reader walks a packet body.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) u8() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = ErrTruncated
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u16() uint16 {
+	if r.err != nil || len(r.b) < 2 {
+		r.err = ErrTruncated
+		return 0
+	}
+	v := binary.BigEndian.Uint16(r.b)
+	r.b = r.b[2:]
+	return v
+}
+
+// bytes reads a length-prefixed field.
+func (r *reader) bytes() []byte {
+	n := int(r.u16())
+	if r.err != nil || len(r.b) < n {
+		r.err = ErrTruncated
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (p *Parser) connect(body []byte) error {
+	r := reader{b: body}
+	name := r.bytes()
+	level := r.u8()
+	flags := r.u8()
+	keep := r.u16()
+	if r.err != nil {
+		return r.err
+	}
+	if string(name) != "MQTT" && string(name) != "MQIsdp" {
+		return ErrProtocolName
+	}
+	c := &p.conn
+	*c = Connect{ProtocolName: string(name), Level: level, KeepAlive: keep,
+		CleanSession: flags&0x02 != 0, WillFlag: flags&0x04 != 0,
+		WillQoS: flags >> 3 & 0x03, WillRetain: flags&0x20 != 0,
+		HasPassword: flags&0x40 != 0, HasUsername: flags&0x80 != 0}
+	if flags&0x01 != 0 || c.WillQoS > 2 || (!c.WillFlag && (c.WillQoS != 0 || c.WillRetain)) || (c.HasPassword && !c.HasUsername) {
+		return ErrConnectFlags
+	}
+	c.ClientID = r.bytes()
+	if c.WillFlag {
+		c.WillTopic = r.bytes()
+		c.WillMessage = r.bytes()
+	}
+	if c.HasUsername {
+		c.Username = r.bytes()
+	}
+	if c.HasPassword {
+		c.Password = r.bytes()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if c.WillFlag && !ValidTopicName(c.WillTopic) {
+		return ErrTopic
+	}
+	return nil
+}
+
+func (p *Parser) publish(flags byte, body []byte) error {
+	pub := &p.pub
+	*pub = Publish{Dup: flags&0x08 != 0, QoS: flags >> 1 & 0x03, Retain: flags&0x01 != 0}
+	if pub.QoS > 2 || (pub.QoS == 0 && pub.Dup) {
+		return ErrQoS
+	}
+	r := reader{b: body}
+	pub.Topic = r.bytes()
+	if pub.QoS > 0 {
+		pub.PacketID = r.u16()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if pub.QoS > 0 && pub.PacketID == 0 {
+		return ErrPacketID
+	}
+	if !ValidTopicName(pub.Topic) {
+		return ErrTopic
+	}
+	pub.Payload = r.b
+	return p.h.MQTTPublish(pub)
+}
+
+func (p *Parser) subscribe(flags byte, body []byte) error {
+	if flags != 2 {
+		return ErrFlags
+	}
+	r := reader{b: body}
+	id := r.u16()
+	if r.err != nil {
+		return r.err
+	}
+	if id == 0 {
+		return ErrPacketID
+	}
+	p.subs = p.subs[:0]
+	for len(r.b) > 0 {
+		f := r.bytes()
+		q := r.u8()
+		if r.err != nil {
+			return r.err
+		}
+		if q&0xfc != 0 || q > 2 {
+			return ErrQoS
+		}
+		if !ValidTopicFilter(f) {
+			return ErrTopic
+		}
+		p.subs = append(p.subs, Subscription{Filter: f, QoS: q})
+	}
+	if len(p.subs) == 0 {
+		return ErrEmptySubscribe
+	}
+	return p.h.MQTTSubscribe(id, p.subs)
+}
+
+func (p *Parser) unsubscribe(flags byte, body []byte) error {
+	if flags != 2 {
+		return ErrFlags
+	}
+	r := reader{b: body}
+	id := r.u16()
+	if r.err != nil {
+		return r.err
+	}
+	if id == 0 {
+		return ErrPacketID
+	}
+	p.filters = p.filters[:0]
+	for len(r.b) > 0 {
+		f := r.bytes()
+		if r.err != nil {
+			return r.err
+		}
+		if !ValidTopicFilter(f) {
+			return ErrTopic
+		}
+		p.filters = append(p.filters, f)
+	}
+	if len(p.filters) == 0 {
+		return ErrEmptySubscribe
+	}
+	return p.h.MQTTUnsubscribe(id, p.filters)
+}
+
+// ValidTopicName reports whether t may be published to: non-empty UTF-8
+// without wildcards or NUL.
+func ValidTopicName(t []byte) bool {
+	return len(t) > 0 && utf8.Valid(t) && bytes.IndexAny(t, "+#\x00") < 0
+}
+
+// ValidTopicFilter reports whether f is a valid subscription filter: '+'
+// and '#' only as whole levels, '#' only last.
+func ValidTopicFilter(f []byte) bool {
+	if len(f) == 0 || !utf8.Valid(f) || bytes.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	levels := bytes.Split(f, []byte("/"))
+	for i, l := range levels {
+		if bytes.ContainsAny(l, "+#") {
+			if len(l) != 1 {
+				return false
+			}
+			if l[0] == '#' && i != len(levels)-1 {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,177 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// rec records packets as canonical strings.
+type rec struct{ ops []string }
+
+func (r *rec) MQTTConnect(c *Connect) error {
+	r.ops = append(r.ops, fmt.Sprintf("CONNECT %s/%d clean=%v ka=%d id=%q will=%v/%d/%v %q=%q user=%q pass=%q",
+		c.ProtocolName, c.Level, c.CleanSession, c.KeepAlive, c.ClientID, c.WillFlag, c.WillQoS, c.WillRetain,
+		c.WillTopic, c.WillMessage, c.Username, c.Password))
+	return nil
+}
+func (r *rec) MQTTPublish(p *Publish) error {
+	r.ops = append(r.ops, fmt.Sprintf("PUBLISH %q q%d r=%v d=%v id=%d %q", p.Topic, p.QoS, p.Retain, p.Dup, p.PacketID, p.Payload))
+	return nil
+}
+func (r *rec) MQTTAck(kind byte, id uint16) error {
+	r.ops = append(r.ops, fmt.Sprintf("ACK %d %d", kind, id))
+	return nil
+}
+func (r *rec) MQTTSubscribe(id uint16, subs []Subscription) error {
+	s := fmt.Sprintf("SUBSCRIBE %d", id)
+	for _, x := range subs {
+		s += fmt.Sprintf(" %s:%d", x.Filter, x.QoS)
+	}
+	r.ops = append(r.ops, s)
+	return nil
+}
+func (r *rec) MQTTUnsubscribe(id uint16, f [][]byte) error {
+	r.ops = append(r.ops, fmt.Sprintf("UNSUBSCRIBE %d %s", id, bytes.Join(f, []byte(","))))
+	return nil
+}
+func (r *rec) MQTTPingreq() error    { r.ops = append(r.ops, "PINGREQ"); return nil }
+func (r *rec) MQTTDisconnect() error { r.ops = append(r.ops, "DISCONNECT"); return nil }
+
+func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+func packet(first byte, body ...[]byte) []byte {
+	b := bytes.Join(body, nil)
+	return append(AppendRemainingLength([]byte{first}, len(b)), b...)
+}
+
+func connectPacket() []byte {
+	flags := byte(0x02 | 0x04 | 1<<3 | 0x80 | 0x40) // clean, will q1, user, pass
+	return packet(CONNECT<<4, str("MQTT"), []byte{4, flags, 0, 60}, str("dev-1"), str("dev/status"), str("gone"), str("alice"), str("pw"))
+}
+
+func stream() []byte {
+	big := strings.Repeat("x", 300) // a two-byte remaining length
+	return bytes.Join([][]byte{
+		connectPacket(),
+		packet(PUBLISH<<4, str("a/b"), []byte("hello")),
+		packet(PUBLISH<<4|1<<1|1, str("a/c"), []byte{0, 7}, []byte(big)),
+		packet(PUBACK<<4, []byte{0, 7}), packet(PUBREL<<4|2, []byte{0, 8}),
+		packet(SUBSCRIBE<<4|2, []byte{0, 9}, str("a/+"), []byte{1}, str("b/#"), []byte{2}),
+		packet(UNSUBSCRIBE<<4|2, []byte{0, 10}, str("a/+")),
+		packet(PINGREQ << 4), packet(DISCONNECT << 4),
+	}, nil)
+}
+
+var want = []string{
+	`CONNECT MQTT/4 clean=true ka=60 id="dev-1" will=true/1/false "dev/status"="gone" user="alice" pass="pw"`,
+	`PUBLISH "a/b" q0 r=false d=false id=0 "hello"`,
+	`PUBLISH "a/c" q1 r=true d=false id=7 "` + strings.Repeat("x", 300) + `"`,
+	"ACK 4 7", "ACK 6 8", "SUBSCRIBE 9 a/+:1 b/#:2", "UNSUBSCRIBE 10 a/+", "PINGREQ", "DISCONNECT",
+}
+
+func TestParseEverySplit(t *testing.T) {
+	b := stream()
+	for i := 0; i <= len(b); i++ {
+		r := &rec{}
+		p := NewParser(r)
+		if err := p.Parse(b[:i]); err != nil {
+			t.Fatalf("split %d: %v", i, err)
+		}
+		if err := p.Parse(b[i:]); err != nil {
+			t.Fatalf("split %d: %v", i, err)
+		}
+		if strings.Join(r.ops, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("split %d:\n%s", i, strings.Join(r.ops, "\n"))
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	conn := connectPacket()
+	cases := []struct {
+		name string
+		in   []byte
+		err  error
+	}{
+		{"publish before connect", packet(PUBLISH<<4, str("a"), nil), ErrFirstPacket},
+		{"bad remaining length", append(conn, PUBLISH<<4, 0xff, 0xff, 0xff, 0xff, 0x01), ErrRemainingLength},
+		{"bad protocol name", packet(CONNECT<<4, str("HTTP"), []byte{4, 2, 0, 0}, str("x")), ErrProtocolName},
+		{"reserved connect flag", packet(CONNECT<<4, str("MQTT"), []byte{4, 3, 0, 0}, str("x")), ErrConnectFlags},
+		{"password without user", packet(CONNECT<<4, str("MQTT"), []byte{4, 0x42, 0, 0}, str("x"), str("p")), ErrConnectFlags},
+		{"connect flags nibble", packet(CONNECT<<4|1, str("MQTT"), []byte{4, 2, 0, 0}, str("x")), ErrFlags},
+		{"second connect", append(conn, conn...), ErrSecondConnect},
+		{"qos 3", append(conn, packet(PUBLISH<<4|3<<1, str("a"), []byte{0, 1})...), ErrQoS},
+		{"wildcard publish", append(conn, packet(PUBLISH<<4, str("a/+"))...), ErrTopic},
+		{"packet id 0", append(conn, packet(PUBLISH<<4|1<<1, str("a"), []byte{0, 0})...), ErrPacketID},
+		{"subscribe flags", append(conn, packet(SUBSCRIBE<<4, []byte{0, 1}, str("a"), []byte{0})...), ErrFlags},
+		{"bad filter", append(conn, packet(SUBSCRIBE<<4|2, []byte{0, 1}, str("a/#/b"), []byte{0})...), ErrTopic},
+		{"empty subscribe", append(conn, packet(SUBSCRIBE<<4|2, []byte{0, 1})...), ErrEmptySubscribe},
+		{"truncated field", append(conn, packet(SUBSCRIBE<<4|2, []byte{0, 1, 0, 9, 'a'})...), ErrTruncated},
+		{"server packet", append(conn, packet(CONNACK<<4, []byte{0, 0})...), ErrPacketType},
+		{"pubrel flags", append(conn, packet(PUBREL<<4, []byte{0, 1})...), ErrFlags},
+	}
+	for _, c := range cases {
+		err := NewParser(&rec{}).Parse(c.in)
+		if !errors.Is(err, c.err) {
+			t.Errorf("%s: got %v want %v", c.name, err, c.err)
+		}
+	}
+	p := NewParser(&rec{})
+	p.MaxPacket = 100
+	if err := p.Parse(append(conn, packet(PUBLISH<<4, str("a"), make([]byte, 200))...)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("max packet: %v", err)
+	}
+}
+
+func TestEncoders(t *testing.T) {
+	r := &rec{}
+	p := NewParser(r)
+	p.Parse(connectPacket())
+	out := AppendPublish(nil, []byte("t/1"), []byte("data"), 1, true, false, 5)
+	out = AppendAck(out, PUBREL, 6)
+	// A broker's PUBLISH decodes as the same PUBLISH.
+	if err := p.Parse(out); err != nil {
+		t.Fatal(err)
+	}
+	if r.ops[1] != `PUBLISH "t/1" q1 r=true d=false id=5 "data"` || r.ops[2] != "ACK 6 6" {
+		t.Fatalf("%q", r.ops)
+	}
+	if got := AppendConnack(nil, true, Accepted); !bytes.Equal(got, []byte{0x20, 2, 1, 0}) {
+		t.Fatalf("connack %x", got)
+	}
+	if got := AppendSuback(nil, 9, []byte{1, SubackFailure}); !bytes.Equal(got, []byte{0x90, 4, 0, 9, 1, 0x80}) {
+		t.Fatalf("suback %x", got)
+	}
+	if got := AppendRemainingLength(nil, 321); !bytes.Equal(got, []byte{0xc1, 0x02}) {
+		t.Fatalf("remaining length %x", got)
+	}
+}
+
+func FuzzParser(f *testing.F) {
+	f.Add(stream(), 5)
+	f.Add(append(connectPacket(), 0x30, 0xff, 0xff, 0xff, 0x7f), 3)
+	f.Add([]byte{0x10, 0x00}, 1)
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		whole := &rec{}
+		errW := NewParser(whole).Parse(data)
+		if split < 0 {
+			split = -split
+		}
+		split %= len(data) + 1
+		parts := &rec{}
+		p := NewParser(parts)
+		errP := p.Parse(data[:split])
+		if errP == nil {
+			errP = p.Parse(data[split:])
+		}
+		if (errW == nil) != (errP == nil) {
+			t.Fatalf("whole %v split %v", errW, errP)
+		}
+		if errW == nil && strings.Join(whole.ops, "\n") != strings.Join(parts.ops, "\n") {
+			t.Fatalf("ops differ")
+		}
+	})
+}

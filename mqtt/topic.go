@@ -1,0 +1,83 @@
+// Package mqtt bridges MQTT 3.1.1 clients onto the NATS router. This file
+// maps MQTT topics and filters to NATS subjects and back, exactly as
+// nats-server maps them, so mixed deployments see the same subjects.
+package mqtt
+
+import (
+	"errors"
+	"strings"
+)
+
+// ErrTopicChars is returned for topics nats-server cannot carry either:
+// whitespace or DEL.
+var ErrTopicChars = errors.New("mqtt: topic contains whitespace or DEL")
+
+// TopicToSubject maps an MQTT topic (or, with wildcards, a filter) to a NATS
+// subject: '/' separates tokens, '+' and '#' become '*' and '>', a '.'
+// inside a level becomes "//", and an empty level becomes the token "/".
+func TopicToSubject(topic string, wildcards bool) (string, error) {
+	var b strings.Builder
+	b.Grow(len(topic) + 4)
+	for i, level := range strings.Split(topic, "/") {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		switch {
+		case level == "":
+			b.WriteByte('/')
+			continue
+		case wildcards && level == "+":
+			b.WriteByte('*')
+			continue
+		case wildcards && level == "#":
+			b.WriteByte('>')
+			continue
+		}
+		for j := 0; j < len(level); j++ {
+			switch c := level[j]; c {
+			case ' ', '\t', '\n', '\r', '\f', 0x7f:
+				return "", ErrTopicChars
+			case '.':
+				b.WriteString("//")
+			case '+', '#':
+				return "", errors.New("mqtt: wildcard inside a topic level")
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// SubjectToTopic maps a NATS subject back to the MQTT topic a subscriber
+// sees: the inverse of TopicToSubject for literal subjects.
+func SubjectToTopic(subject string) string {
+	tokens := strings.Split(subject, ".")
+	for i, t := range tokens {
+		if t == "/" {
+			tokens[i] = ""
+		} else {
+			tokens[i] = strings.ReplaceAll(t, "//", ".")
+		}
+	}
+	return strings.Join(tokens, "/")
+}
+
+// FilterSubjects returns the NATS subjects an MQTT filter subscribes to:
+// "foo/#" also matches "foo" itself, so it needs "foo" as well as "foo.>".
+func FilterSubjects(filter string) ([]string, error) {
+	s, err := TopicToSubject(filter, true)
+	if err != nil {
+		return nil, err
+	}
+	if base, ok := strings.CutSuffix(s, ".>"); ok {
+		return []string{base, s}, nil
+	}
+	return []string{s}, nil
+}
+
+// SkipsDollarTopics reports whether a filter must not match topics that start
+// with '$' (MQTT 3.1.1 section 4.7.2): filters starting with a wildcard.
+func SkipsDollarTopics(filter string) bool {
+	return strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")
+}

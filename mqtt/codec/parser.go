@@ -240,17 +240,27 @@ func (p *Parser) publish(flags byte, body []byte) error {
 	return p.h.MQTTPublish(pub)
 }
 
-func (p *Parser) subscribe(flags byte, body []byte) error {
+// listHeader checks the fixed flags and reads the packet id that start a
+// SUBSCRIBE or UNSUBSCRIBE, returning a reader over the topic list.
+func listHeader(flags byte, body []byte) (uint16, reader, error) {
 	if flags != 2 {
-		return ErrFlags
+		return 0, reader{}, ErrFlags
 	}
 	r := reader{b: body}
 	id := r.u16()
 	if r.err != nil {
-		return r.err
+		return 0, r, r.err
 	}
 	if id == 0 {
-		return ErrPacketID
+		return 0, r, ErrPacketID
+	}
+	return id, r, nil
+}
+
+func (p *Parser) subscribe(flags byte, body []byte) error {
+	id, r, err := listHeader(flags, body)
+	if err != nil {
+		return err
 	}
 	p.subs = p.subs[:0]
 	for len(r.b) > 0 {
@@ -274,16 +284,9 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 }
 
 func (p *Parser) unsubscribe(flags byte, body []byte) error {
-	if flags != 2 {
-		return ErrFlags
-	}
-	r := reader{b: body}
-	id := r.u16()
-	if r.err != nil {
-		return r.err
-	}
-	if id == 0 {
-		return ErrPacketID
+	id, r, err := listHeader(flags, body)
+	if err != nil {
+		return err
 	}
 	p.filters = p.filters[:0]
 	for len(r.b) > 0 {

@@ -279,33 +279,42 @@ func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
 		return
 	}
+	if m.queuePull(c, r.reply, r.data, now) {
+		m.pump(c, now)
+	}
+}
+
+// queuePull parses a pull request body (empty, a batch count, or JSON) and
+// queues it on c, answering the reply itself when the request is refused.
+// MSG.NEXT and +NXT acks share it.
+func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Time) bool {
 	var nr nextRequest
-	body := strings.TrimSpace(string(r.data))
+	body := strings.TrimSpace(string(data))
 	switch {
 	case body == "":
 		nr.Batch = 1
 	case body[0] == '{':
-		if json.Unmarshal(r.data, &nr) != nil {
-			m.host.Publish(r.reply, "", []byte("NATS/1.0 400 Bad Request\r\n\r\n"), nil)
-			return
+		if json.Unmarshal([]byte(body), &nr) != nil {
+			m.host.Publish(reply, "", []byte("NATS/1.0 400 Bad Request\r\n\r\n"), nil)
+			return false
 		}
 	default:
 		nr.Batch, _ = strconv.Atoi(body)
 	}
 	nr.Batch = max(nr.Batch, 1)
 	if c.cfg.MaxRequestBatch > 0 && nr.Batch > c.cfg.MaxRequestBatch {
-		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
-		return
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
+		return false
 	}
 	if len(c.waiting) >= c.cfg.MaxWaiting {
-		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"), nil)
-		return
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"), nil)
+		return false
 	}
-	req := &pullRequest{reply: r.reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now}
+	req := &pullRequest{reply: reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now}
 	if nr.Expires > 0 {
 		req.expires = now.Add(nr.Expires)
 	}
 	c.active = now
 	c.waiting = append(c.waiting, req)
-	m.pump(c, now)
+	return true
 }

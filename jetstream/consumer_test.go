@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -373,6 +374,50 @@ func TestInterestRetention(t *testing.T) {
 		}
 		if n := msgs(); n != 0 {
 			t.Fatalf("no consumers left but %d messages", n)
+		}
+	})
+}
+
+// +NXT acks one message and asks for the next with the ack's reply subject,
+// the way nats.go's legacy AckNext and older clients pull.
+func TestAckNext(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		c := ctx(t)
+		nc := js.Conn()
+		st := setupStream(t, js, storage, 4)
+		cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "n", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m1 := <-b.Messages()
+		if m1 == nil || string(m1.Data()) != "1" {
+			t.Fatalf("first fetch: %v", b.Error())
+		}
+		m2, err := nc.Request(m1.Reply(), []byte("+NXT"), 2*time.Second)
+		if err != nil || string(m2.Data) != "2" {
+			t.Fatalf("+NXT answered %v %v", m2, err)
+		}
+		inbox := nats.NewInbox() // not a request-mux inbox: it would claim these messages
+		sub, _ := nc.SubscribeSync(inbox)
+		nc.PublishRequest(m2.Reply, inbox, []byte(`+NXT {"batch":2}`))
+		for _, want := range []string{"3", "4"} {
+			m, err := sub.NextMsg(2 * time.Second)
+			if err != nil || string(m.Data) != want {
+				t.Fatalf("batch of 2 after +NXT: %v %v, want %s", m, err, want)
+			}
+		}
+		raw, err := nc.Request("$JS.API.CONSUMER.INFO.EV.n", nil, time.Second)
+		t.Logf("raw %v %q %v", err, raw.Data, raw.Subject)
+		info, err := cons.Info(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream != 2 || info.NumAckPending != 2 {
+			t.Fatalf("after two +NXT acks: floor %d ack pending %d", info.AckFloor.Stream, info.NumAckPending)
 		}
 	})
 }

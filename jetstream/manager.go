@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -271,6 +272,14 @@ func (m *Manager) handleAck(r *request) {
 	}
 	sseq, err := strconv.ParseUint(toks[5], 10, 64)
 	if err != nil {
+		return
+	}
+	if !c.push() && r.reply != "" && bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+NXT")) {
+		// +NXT acks and asks for more: its reply subject is a pull request's.
+		m.ack(c, sseq, nil, time.Now(), nil)
+		if m.queuePull(c, r.reply, bytes.TrimSpace(r.data)[len("+NXT"):], time.Now()) {
+			m.pump(c, time.Now())
+		}
 		return
 	}
 	var confirmed func()

@@ -26,6 +26,9 @@ type transport interface {
 	// deliveries; the goroutine transport backs them with a mutex.
 	outLock()
 	outUnlock()
+	// kick closes the connection from any goroutine (an MQTT session
+	// taken over by a new connection).
+	kick()
 }
 
 // connectOpts are the CONNECT fields evnats acts on; names as clients send them.
@@ -58,6 +61,9 @@ type subscription struct {
 	max       uint64          // deliver at most this many (0: no limit)
 	delivered uint64
 	closed    bool
+
+	qos        byte // MQTT: the granted QoS
+	skipDollar bool // MQTT: a filter starting with a wildcard skips '$' topics
 }
 
 // client is one NATS connection's protocol session, shared by both
@@ -79,6 +85,8 @@ type client struct {
 	echo      bool
 	user      string
 	perms     *permissions
+
+	mq *mqttConn // set for a connection on the MQTT port
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -126,6 +134,13 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 // greet sends INFO, the first thing a client sees, then turns the client
 // away if the server is full (nats-server sends INFO first too).
 func (c *client) greet() {
+	if c.mq != nil {
+		if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
+			c.srv.Noticef("MQTT client %d (%s): maximum connections exceeded; closing", c.id, c.ip)
+			c.closeWithErr("")
+		}
+		return // MQTT clients speak first
+	}
 	info := c.srv.infoBase
 	info.ClientID = c.id
 	info.ClientIP = c.ip
@@ -146,6 +161,9 @@ func (c *client) sendProto(b []byte) {
 }
 
 func (c *client) sendErr(msg string) {
+	if c.mq != nil {
+		return // MQTT has no error packet; callers log
+	}
 	if c.srv.opts.Trace {
 		c.tracef("->> -ERR '%s'", msg)
 	}
@@ -171,6 +189,9 @@ func (c *client) closeWithErr(msg string) {
 // reported to the client before the connection closes. It returns false when
 // the connection is to close.
 func (c *client) onRead(b []byte) bool {
+	if c.mq != nil {
+		return c.mq.onRead(b)
+	}
 	if err := c.parser.Parse(b); err != nil {
 		if codec.IsProtocolError(err) {
 			c.srv.Debugf("client %d: protocol error: %v", c.id, err)
@@ -250,17 +271,25 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 	c.shard.inMsgs.Add(1)
 	c.shard.inBytes.Add(int64(len(msg)))
 	c.sendOK() // before any delivery, as nats-server orders them
+	if !c.routeMsg(subject, reply, hdrLen, msg) && len(reply) > 0 && c.opts.NoResponders && c.opts.Headers {
+		c.noResponders(subject, reply)
+	}
+	return nil
+}
+
+// routeMsg delivers a message published by c to every matching subscriber
+// and reports whether there was any.
+func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
 	r := c.cache.Match(subject)
 	if r.Empty() {
-		if len(reply) > 0 && c.opts.NoResponders && c.opts.Headers {
-			c.noResponders(subject, reply)
-		}
-	} else if c.lp != nil {
+		return false
+	}
+	if c.lp != nil {
 		c.lp.route(c, r, subject, reply, hdrLen, msg)
 	} else {
 		goRoute(c, r, subject, reply, hdrLen, msg)
 	}
-	return nil
+	return true
 }
 
 // noResponders tells a requester that nobody is listening, with a 503 status
@@ -388,6 +417,10 @@ func (c *client) ProcessPong() error {
 // The caller holds c's outLock (on an event loop: runs on c's loop). msg
 // holds headers then payload when hdrLen >= 0.
 func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	if c.mq != nil {
+		c.mq.deliver(s, subject, hdrLen, msg)
+		return
+	}
 	if c.closed || s.closed || c.slow {
 		return
 	}
@@ -421,7 +454,9 @@ func (c *client) markSlow() {
 	c.srv.slowCons.Add(1)
 	c.srv.Noticef("client %d (%s): slow consumer detected, max pending of %d exceeded", c.id, c.ip, c.srv.opts.MaxPending)
 	c.out.reset()
-	c.out.write(codec.AppendErr(nil, "Slow Consumer"))
+	if c.mq == nil {
+		c.out.write(codec.AppendErr(nil, "Slow Consumer"))
+	}
 	c.closing = true
 	c.t.flushSoon()
 }
@@ -429,6 +464,10 @@ func (c *client) markSlow() {
 // tick runs once a second in the client's context: auth timeout, pings and
 // stale-connection detection.
 func (c *client) tick(now time.Time) {
+	if c.mq != nil {
+		c.mq.tick(now)
+		return
+	}
 	if !c.connected.Load() {
 		if c.srv.authCfg.required && now.Sub(c.start) > c.srv.opts.AuthTimeout {
 			c.closeWithErr("Authentication Timeout")
@@ -452,6 +491,9 @@ func (c *client) tick(now time.Time) {
 // cleanup removes the client's subscriptions once its connection is gone.
 // Called once, in the client's context.
 func (c *client) cleanup() {
+	if c.mq != nil && !c.closed {
+		c.mq.cleanup()
+	}
 	c.t.outLock()
 	if c.closed {
 		c.t.outUnlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type gnetTransport struct {
 
 	eng      gnet.Engine
 	listen   net.Addr
+	mqttAddr net.Addr // the MQTT listener, when there is one
 	booted   chan error
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -43,9 +45,21 @@ func newGnetTransport(s *Server) *gnetTransport {
 
 func (t *gnetTransport) start() error {
 	o := &t.srv.opts
-	addr := fmt.Sprintf("tcp://%s:%d", o.Host, max(o.Port, 0))
+	addrs := []string{fmt.Sprintf("tcp://%s:%d", o.Host, max(o.Port, 0))}
+	if o.MQTTPort < 0 {
+		// gnet can only tell listeners apart by the address asked for, and
+		// two random ports would both be ":0": pick this one up front.
+		port, err := freePort(o.MQTTHost)
+		if err != nil {
+			return err
+		}
+		o.MQTTPort = port
+	}
+	if o.MQTTPort != 0 {
+		addrs = append(addrs, fmt.Sprintf("tcp://%s:%d", o.MQTTHost, o.MQTTPort))
+	}
 	go func() {
-		err := gnet.Run(t, addr,
+		err := gnet.Rotate(t, addrs,
 			gnet.WithNumEventLoop(o.Loops),
 			gnet.WithReusePort(false),
 			gnet.WithReuseAddr(true), // restart on the same port at once, as Go's net.Listen allows
@@ -73,22 +87,57 @@ func (t *gnetTransport) start() error {
 // OnBoot records the engine and the bound address (the port may be random).
 func (t *gnetTransport) OnBoot(eng gnet.Engine) gnet.Action {
 	t.eng = eng
-	fd, err := eng.Dup()
-	if err == nil {
-		if sa, err := unix.Getsockname(fd); err == nil {
-			if in4, ok := sa.(*unix.SockaddrInet4); ok {
-				t.listen = &net.TCPAddr{IP: net.IP(in4.Addr[:]).To16(), Port: in4.Port}
-			} else if in6, ok := sa.(*unix.SockaddrInet6); ok {
-				t.listen = &net.TCPAddr{IP: net.IP(in6.Addr[:]), Port: in6.Port}
-			}
-		}
-		_ = unix.Close(fd)
+	o := &t.srv.opts
+	t.listen = boundAddr(eng, net.JoinHostPort(o.Host, strconv.Itoa(max(o.Port, 0))))
+	if o.MQTTPort != 0 {
+		t.mqttAddr = boundAddr(eng, net.JoinHostPort(o.MQTTHost, strconv.Itoa(max(o.MQTTPort, 0))))
 	}
 	if a, ok := t.listen.(*net.TCPAddr); ok {
 		t.srv.infoBase.Port = a.Port // before any loop runs: loops read it
 	}
 	t.booted <- nil
 	return gnet.None
+}
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// boundAddr returns the address a listener of eng is bound to (its port may
+// have been chosen by the kernel).
+func boundAddr(eng gnet.Engine, addr string) net.Addr {
+	fd, err := eng.DupListener("tcp", addr)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return nil
+}
+
+// isMQTT reports whether a connection came in on the MQTT listener.
+func (t *gnetTransport) isMQTT(gc gnet.Conn) bool {
+	m, ok := t.mqttAddr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	l, ok := gc.LocalAddr().(*net.TCPAddr)
+	return ok && l.Port == m.Port
 }
 
 func (t *gnetTransport) addr() net.Addr { return t.listen }
@@ -116,6 +165,9 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gt := &gnetConn{conn: gc, lp: lp}
 	c := newClient(s, gt, gc.RemoteAddr(), lp)
 	c.out.pool = &lp.pool
+	if t.isMQTT(gc) {
+		c.mq = newMQTTConn(c, s.mq)
+	}
 	gt.c = c
 	gc.SetContext(gt)
 	lp.clients[c] = struct{}{}
@@ -207,6 +259,16 @@ func (g *gnetConn) pendingOut() int { return g.conn.OutboundBuffered() }
 func (g *gnetConn) closeConn() {
 	g.c.closing = true
 	g.flushSoon()
+}
+
+// kick closes the connection from another goroutine, on its own loop.
+func (g *gnetConn) kick() {
+	_ = g.lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if !g.gone && !g.c.closed {
+			g.closeConn()
+		}
+		return nil
+	}))
 }
 
 func (g *gnetConn) outLock()   {}

@@ -17,7 +17,8 @@ import (
 type goTransport struct {
 	srv  *Server
 	ln   net.Listener
-	pool chunkPool // shared by all connections; its mutex is the cost of this design
+	mln  net.Listener // MQTT; nil when off
+	pool chunkPool    // shared by all connections; its mutex is the cost of this design
 	wg   sync.WaitGroup
 
 	// mu guards clients.
@@ -38,16 +39,26 @@ func (t *goTransport) start() error {
 	t.ln = ln
 	t.srv.infoBase.Port = ln.Addr().(*net.TCPAddr).Port
 	t.wg.Add(1)
-	go t.acceptLoop()
+	go t.acceptLoop(ln, false)
+	if o.MQTTPort != 0 {
+		mln, err := net.Listen("tcp", net.JoinHostPort(o.MQTTHost, strconv.Itoa(max(o.MQTTPort, 0))))
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		t.mln = mln
+		t.wg.Add(1)
+		go t.acceptLoop(mln, true)
+	}
 	return nil
 }
 
 func (t *goTransport) addr() net.Addr { return t.ln.Addr() }
 
-func (t *goTransport) acceptLoop() {
+func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 	defer t.wg.Done()
 	for {
-		nc, err := t.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -65,6 +76,9 @@ func (t *goTransport) acceptLoop() {
 		g := &goConn{nc: nc, t: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		c := newClient(t.srv, g, nc.RemoteAddr(), nil)
 		c.out.pool = &t.pool
+		if mqtt {
+			c.mq = newMQTTConn(c, t.srv.mq)
+		}
 		g.c = c
 		t.mu.Lock()
 		t.clients[c] = g
@@ -89,6 +103,9 @@ func (t *goTransport) eachClient(fn func(c *client)) {
 
 func (t *goTransport) stop() {
 	_ = t.ln.Close()
+	if t.mln != nil {
+		_ = t.mln.Close()
+	}
 	t.mu.Lock()
 	for _, g := range t.clients {
 		_ = g.nc.Close()
@@ -109,6 +126,9 @@ type goConn struct {
 	done chan struct{} // closed when the connection is finished
 	once sync.Once
 }
+
+// kick closes the connection from another goroutine.
+func (g *goConn) kick() { g.closeConn() }
 
 func (g *goConn) outLock()   { g.mu.Lock() }
 func (g *goConn) outUnlock() { g.mu.Unlock() }

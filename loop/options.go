@@ -72,6 +72,12 @@ type Options struct {
 	JetStreamMaxStore  int64
 	JetStreamFS        store.FS // file system for stores; nil is the OS (tests inject faults)
 
+	// MQTT: the listener for MQTT 3.1.1 clients (port 0: off, -1: random);
+	// sessions and retained messages persist under StoreDir/mqtt when
+	// JetStream is on, in memory otherwise.
+	MQTTHost string
+	MQTTPort int
+
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
 }
@@ -138,6 +144,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LameDuckDuration <= 0 {
 		o.LameDuckDuration = DefaultLameDuck
+	}
+	if o.MQTTHost == "" {
+		o.MQTTHost = o.Host
 	}
 	if o.StoreDir == "" {
 		o.StoreDir = DefaultStoreDir

@@ -40,6 +40,8 @@ type Server struct {
 	lameDuck   atomic.Bool
 
 	js       *jetstream.Manager // nil unless JetStream is enabled
+	mq       *mqttBridge        // nil unless the MQTT listener is on
+	stopping atomic.Bool        // Shutdown has begun: wills are not sent
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -131,9 +133,22 @@ func (s *Server) Start() error {
 	if err := s.startJetStream(); err != nil {
 		return err
 	}
+	if s.opts.MQTTPort != 0 {
+		mq, err := newMQTTBridge(s)
+		if err != nil {
+			if s.js != nil {
+				s.js.Stop()
+			}
+			return fmt.Errorf("loop: mqtt: %w", err)
+		}
+		s.mq = mq
+	}
 	if err := s.tr.start(); err != nil {
 		if s.js != nil {
 			s.js.Stop()
+		}
+		if s.mq != nil {
+			s.mq.close()
 		}
 		return err
 	}
@@ -148,6 +163,22 @@ func (s *Server) Start() error {
 	}
 	go s.housekeeping()
 	s.Noticef("evnats %s listening on %s (io=%s, loops=%d)", Version, s.tr.addr(), s.opts.IO, s.opts.Loops)
+	if a := s.MQTTAddr(); a != nil {
+		s.Noticef("MQTT listening on %s", a)
+	}
+	return nil
+}
+
+// MQTTAddr returns the MQTT listener address, or nil when MQTT is off.
+func (s *Server) MQTTAddr() net.Addr {
+	switch t := s.tr.(type) {
+	case *gnetTransport:
+		return t.mqttAddr
+	case *goTransport:
+		if t.mln != nil {
+			return t.mln.Addr()
+		}
+	}
 	return nil
 }
 
@@ -185,6 +216,7 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.shutdown = true
 	s.mu.Unlock()
+	s.stopping.Store(true)
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.http.Shutdown(ctx)
@@ -194,6 +226,9 @@ func (s *Server) Shutdown() {
 		s.js.Stop() // finish queued publishes and flush stores while loops still run
 	}
 	s.tr.stop()
+	if s.mq != nil {
+		s.mq.close() // after every connection released its session
+	}
 	close(s.done)
 	s.Noticef("server shut down")
 }
@@ -233,6 +268,9 @@ func (s *Server) housekeeping() {
 			return
 		case now := <-t.C:
 			s.tr.eachClient(func(c *client) { c.tick(now) })
+			if s.mq != nil {
+				s.mq.saveDirty(false)
+			}
 		}
 	}
 }

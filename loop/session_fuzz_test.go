@@ -21,6 +21,7 @@ func (f *fakeTransport) pendingOut() int { return 0 }
 func (f *fakeTransport) closeConn()      { f.c.closing = true; f.closed = true }
 func (f *fakeTransport) outLock()        {}
 func (f *fakeTransport) outUnlock()      {}
+func (f *fakeTransport) kick()           {}
 
 // FuzzClientSession feeds arbitrary input through a whole client session
 // (parser, CONNECT, auth, subscriptions, routing) and checks that nothing

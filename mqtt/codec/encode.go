@@ -27,8 +27,10 @@ func AppendConnack(dst []byte, sessionPresent bool, code byte) []byte {
 	return append(dst, CONNACK<<4, 2, sp, code)
 }
 
-// AppendPublish appends PUBLISH; id is used only for QoS 1 and 2.
-func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id uint16) []byte {
+// AppendPublishHeader appends PUBLISH up to its payload, which the caller
+// writes next (straight from the message, without a copy); id is used only
+// for QoS 1 and 2.
+func AppendPublishHeader(dst, topic []byte, payloadLen int, qos byte, retain, dup bool, id uint16) []byte {
 	first := PUBLISH<<4 | qos<<1
 	if retain {
 		first |= 0x01
@@ -36,7 +38,7 @@ func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id ui
 	if dup {
 		first |= 0x08
 	}
-	n := 2 + len(topic) + len(payload)
+	n := 2 + len(topic) + payloadLen
 	if qos > 0 {
 		n += 2
 	}
@@ -47,7 +49,12 @@ func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id ui
 	if qos > 0 {
 		dst = append(dst, byte(id>>8), byte(id))
 	}
-	return append(dst, payload...)
+	return dst
+}
+
+// AppendPublish appends a whole PUBLISH; id is used only for QoS 1 and 2.
+func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id uint16) []byte {
+	return append(AppendPublishHeader(dst, topic, len(payload), qos, retain, dup, id), payload...)
 }
 
 // AppendAck appends PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK for id.

@@ -1,0 +1,232 @@
+package loop
+
+import (
+	"bytes"
+	"path/filepath"
+	"sync"
+
+	"github.com/evnats/evnats/mqtt"
+)
+
+// mqttBridge is the server-wide MQTT state: the sessions by client id, the
+// retained messages and their persistence. Connections live on the loops
+// like NATS clients (see mqtt_conn.go); only session handover and offline
+// delivery come through here.
+//
+// Locking rule: mu guards holds and every mqttHold's fields; it is taken
+// when a session is attached or released, never per message.
+type mqttBridge struct {
+	srv      *Server
+	retained *mqtt.RetainedSet
+	persist  *mqtt.Persister
+
+	mu    sync.Mutex
+	holds map[string]*mqttHold
+}
+
+// mqttHold is a session and the connection holding it (nil while offline,
+// when offline subscriptions queue its QoS 1/2 messages). Guarded by
+// mqttBridge.mu.
+type mqttHold struct {
+	sess    *mqtt.Session
+	owner   *client
+	offline []func() // removes the offline subscriptions
+}
+
+// newMQTTBridge opens persistence (file stores under the JetStream store
+// directory when JetStream is on, memory otherwise) and restores sessions
+// and retained messages.
+func newMQTTBridge(s *Server) (*mqttBridge, error) {
+	dir := ""
+	if s.opts.JetStream {
+		dir = filepath.Join(s.opts.StoreDir, "mqtt")
+	}
+	p, err := mqtt.OpenPersister(dir, s.opts.JetStreamFS, s.opts.JetStreamSync)
+	if err != nil {
+		return nil, err
+	}
+	b := &mqttBridge{srv: s, retained: mqtt.NewRetainedSet(), persist: p, holds: make(map[string]*mqttHold)}
+	sessions, retained, err := p.Load()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	for _, r := range retained {
+		b.retained.Set(r)
+	}
+	for _, sess := range sessions {
+		h := &mqttHold{sess: sess}
+		b.holds[sess.ID] = h
+		b.goOffline(h)
+	}
+	if len(sessions)+len(retained) > 0 {
+		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
+	}
+	return b, nil
+}
+
+// attach gives the session of id to c, taking it from a connection that
+// still holds it (which is then closed), and reports whether a session was
+// present. c's subscriptions are in the sublist before the old holder stops
+// delivering, so a handover loses nothing.
+func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.holds[id]
+	var old *client
+	if h != nil {
+		old = h.owner
+		b.goOnline(h)
+	}
+	present := false
+	if h == nil || clean || h.sess.Clean {
+		if h != nil && !h.sess.Clean {
+			_ = b.persist.DeleteSession(id)
+		}
+		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
+		b.holds[id] = h
+	} else {
+		present = true
+	}
+	h.owner = c
+	if present {
+		for filter, qos := range h.sess.Subs() {
+			c.mq.subscribe(filter, qos)
+		}
+	}
+	if old != nil {
+		old.mq.stolen.Store(true)
+		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
+		old.t.kick()
+	}
+	return h.sess, present
+}
+
+// release is called when c's connection ends. A clean session ends with it;
+// a persistent one stays, its QoS 1/2 messages queued until the client
+// returns. It reports whether c still held its session (not taken over).
+func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.holds[sess.ID]
+	if h == nil || h.owner != c {
+		return false
+	}
+	h.owner = nil
+	if sess.Clean {
+		delete(b.holds, sess.ID)
+		return true
+	}
+	c.mq.unsubscribeAll() // before the offline subscriptions: no duplicates
+	b.goOffline(h)
+	if snap := sess.Snapshot(true); snap != nil {
+		if err := b.persist.SaveSession(sess.ID, snap); err != nil {
+			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
+		}
+	}
+	return true
+}
+
+// goOffline subscribes the session's filters internally so that QoS 1/2
+// messages published while its client is away are queued. Caller holds mu.
+func (b *mqttBridge) goOffline(h *mqttHold) {
+	sess := h.sess
+	for filter, qos := range sess.Subs() {
+		if qos == 0 {
+			continue // QoS 0 messages are not kept for an absent client
+		}
+		subjects, err := mqtt.FilterSubjects(filter)
+		if err != nil {
+			continue
+		}
+		skipDollar := mqtt.SkipsDollarTopics(filter)
+		for _, subject := range subjects {
+			h.offline = append(h.offline, b.srv.SubscribeInternal(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
+				if skipDollar && len(subj) > 0 && subj[0] == '$' {
+					return
+				}
+				q := min(qos, originQoS(msg, hdrLen))
+				if q == 0 {
+					return
+				}
+				if hdrLen > 0 {
+					msg = msg[hdrLen:]
+				}
+				sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q)
+			}))
+		}
+	}
+}
+
+// goOnline removes the offline subscriptions. Caller holds mu.
+func (b *mqttBridge) goOnline(h *mqttHold) {
+	for _, remove := range h.offline {
+		remove()
+	}
+	h.offline = nil
+}
+
+// saveDirty persists every persistent session that changed; the server's
+// housekeeping calls it once a second, and shutdown once more.
+func (b *mqttBridge) saveDirty(force bool) {
+	b.mu.Lock()
+	sessions := make([]*mqtt.Session, 0, len(b.holds))
+	for _, h := range b.holds {
+		if !h.sess.Clean {
+			sessions = append(sessions, h.sess)
+		}
+	}
+	b.mu.Unlock()
+	for _, sess := range sessions {
+		if snap := sess.Snapshot(force); snap != nil {
+			if err := b.persist.SaveSession(sess.ID, snap); err != nil {
+				b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
+			}
+		}
+	}
+}
+
+// setRetained stores (or, with an empty payload, clears) a topic's retained
+// message.
+func (b *mqttBridge) setRetained(topic, subject string, qos byte, payload []byte) {
+	if len(payload) == 0 {
+		if b.retained.Clear(subject) {
+			_ = b.persist.DeleteRetained(subject)
+		}
+		return
+	}
+	r := &mqtt.Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload)}
+	b.retained.Set(r)
+	if err := b.persist.SaveRetained(r); err != nil {
+		b.srv.Errorf("MQTT: saving retained message of %q: %v", topic, err)
+	}
+}
+
+func (b *mqttBridge) close() {
+	b.saveDirty(false)
+	if err := b.persist.Close(); err != nil {
+		b.srv.Errorf("MQTT: closing the session store: %v", err)
+	}
+}
+
+// mqttHeaderPrefix starts the header nats-server puts on messages published
+// by MQTT clients: "Nmqtt-Pub:<qos>".
+const mqttHeaderPrefix = "NATS/1.0\r\nNmqtt-Pub:"
+
+// originQoS returns the QoS an MQTT publisher gave a message, from its
+// Nmqtt-Pub header; messages from NATS clients are QoS 0.
+func originQoS(msg []byte, hdrLen int) byte {
+	if hdrLen <= 0 {
+		return 0
+	}
+	hdr := msg[:hdrLen]
+	i := bytes.Index(hdr, []byte("\r\nNmqtt-Pub:"))
+	if i < 0 {
+		return 0
+	}
+	v := bytes.TrimLeft(hdr[i+len("\r\nNmqtt-Pub:"):], " ")
+	if len(v) == 0 || v[0] < '0' || v[0] > '2' {
+		return 0
+	}
+	return v[0] - '0'
+}

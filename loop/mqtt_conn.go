@@ -1,0 +1,426 @@
+package loop
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/evnats/evnats/mqtt"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+	"github.com/nats-io/nuid"
+)
+
+// mqttConn is the MQTT side of a client whose connection came in on the MQTT
+// port: it parses packets with the resumable MQTT codec and routes through
+// the same router, caches and outbound buffers as NATS clients. Owned, like
+// its client, by the goroutine that reads the connection; stolen and
+// lastRecv are also read by other goroutines.
+type mqttConn struct {
+	c      *client
+	b      *mqttBridge
+	parser *mcodec.Parser
+	sess   *mqtt.Session // nil before CONNECT
+
+	keepAlive    time.Duration
+	lastRecv     atomic.Int64 // unix nanoseconds of the last packet
+	will         *mqtt.Retained
+	willRetain   bool
+	disconnected bool        // a DISCONNECT packet: no will
+	stolen       atomic.Bool // another connection took the session over
+
+	filters  map[string][]*subscription // filter -> its router subscriptions
+	topics   map[string][]byte          // subject -> topic, for deliveries
+	subjects map[string][]byte          // topic -> subject, for publishes
+	pubBuf   []byte                     // header + payload of the message being published
+	codes    []byte
+}
+
+// maxTopicCache bounds each translation cache; past it the cache starts over.
+const maxTopicCache = 4096
+
+func newMQTTConn(c *client, b *mqttBridge) *mqttConn {
+	m := &mqttConn{c: c, b: b, filters: make(map[string][]*subscription),
+		topics: make(map[string][]byte), subjects: make(map[string][]byte)}
+	m.parser = mcodec.NewParser(m)
+	m.parser.MaxPacket = c.srv.opts.MaxPayload + 64<<10 // payload plus topic and header room
+	m.lastRecv.Store(time.Now().UnixNano())
+	return m
+}
+
+// onRead feeds bytes to the MQTT parser. A malformed packet is logged and the
+// connection closed (MQTT has no error packet); the will is sent.
+func (m *mqttConn) onRead(b []byte) bool {
+	m.lastRecv.Store(time.Now().UnixNano())
+	if err := m.parser.Parse(b); err != nil {
+		if !errors.Is(err, errClose{}) {
+			m.c.srv.Noticef("MQTT client %d (%s): %v; closing", m.c.id, m.c.ip, err)
+		}
+		m.c.closeWithErr("")
+		return false
+	}
+	return true
+}
+
+// send queues one control packet in the client's own context.
+func (m *mqttConn) send(b []byte) { m.c.sendProto(b) }
+
+// MQTTConnect authenticates, attaches the session and answers CONNACK.
+func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
+	c := m.c
+	refuse := func(code byte, why string) error {
+		c.srv.Noticef("MQTT client %d (%s): connection refused: %s", c.id, c.ip, why)
+		m.send(mcodec.AppendConnack(nil, false, code))
+		c.closeWithErr("")
+		return errClose{}
+	}
+	if cn.Level != 4 {
+		return refuse(mcodec.RefusedProtocolVersion, "unacceptable protocol version "+strconv.Itoa(int(cn.Level)))
+	}
+	id := string(cn.ClientID)
+	if id == "" {
+		if !cn.CleanSession {
+			return refuse(mcodec.RefusedIdentifier, "empty client id needs a clean session")
+		}
+		id = nuid.Next()
+	}
+	o := connectOpts{User: string(cn.Username), Pass: string(cn.Password)}
+	if c.srv.authCfg.token != "" {
+		o.Token = string(cn.Password) // MQTT carries a token in the password field
+	}
+	if !c.srv.authCfg.authenticate(c, &o) {
+		return refuse(mcodec.RefusedNotAuthorized, "authorization violation")
+	}
+	if cn.WillFlag {
+		subject, err := mqtt.TopicToSubject(string(cn.WillTopic), false)
+		if err != nil {
+			return refuse(mcodec.RefusedNotAuthorized, "invalid will topic")
+		}
+		m.will = &mqtt.Retained{Topic: string(cn.WillTopic), Subject: subject, QoS: cn.WillQoS, Payload: bytes.Clone(cn.WillMessage)}
+		m.willRetain = cn.WillRetain
+	}
+	m.keepAlive = time.Duration(cn.KeepAlive) * time.Second
+	c.t.outLock()
+	c.opts.Headers = true // deliveries carry the Nmqtt-Pub header through the router
+	c.opts.Name = id
+	c.t.outUnlock()
+	sess, present := m.b.attach(c, id, cn.CleanSession)
+	m.sess = sess
+	c.connected.Store(true)
+	if c.srv.opts.Trace {
+		c.tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)
+	}
+	c.t.outLock()
+	c.out.write(mcodec.AppendConnack(c.scratch[:0], present, mcodec.Accepted))
+	for _, msg := range sess.Resume() {
+		m.writeSessionMsg(msg, true)
+	}
+	c.t.flushSoon()
+	c.t.outUnlock()
+	return nil
+}
+
+// writeSessionMsg writes a QoS 1/2 message the session tracks: the message
+// (with DUP when resent) or, once the client has PUBREC'd it, PUBREL.
+// Caller holds outLock.
+func (m *mqttConn) writeSessionMsg(msg *mqtt.Msg, resend bool) {
+	c := m.c
+	if msg.Released {
+		c.out.write(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREL, msg.ID))
+		return
+	}
+	m.writePublish([]byte(msg.Topic), msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+}
+
+// writePublish formats PUBLISH into the client's buffer: the header in
+// scratch, the payload straight from the message. Caller holds outLock.
+func (m *mqttConn) writePublish(topic, payload []byte, qos byte, retain, dup bool, id uint16) {
+	c := m.c
+	c.scratch = mcodec.AppendPublishHeader(c.scratch[:0], topic, len(payload), qos, retain, dup, id)
+	c.out.write(c.scratch)
+	c.out.write(payload)
+	c.shard.outMsgs.Add(1)
+	c.shard.outBytes.Add(int64(len(payload)))
+}
+
+// deliver formats a routed message for MQTT subscription s. Caller holds
+// outLock (on an event loop: runs on c's loop).
+func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []byte) {
+	c := m.c
+	if c.closed || s.closed || c.slow || m.stolen.Load() {
+		return
+	}
+	if s.skipDollar && len(subject) > 0 && subject[0] == '$' {
+		return
+	}
+	qos := min(s.qos, originQoS(msg, hdrLen))
+	if hdrLen > 0 {
+		msg = msg[hdrLen:]
+	}
+	topic := m.topicOf(subject)
+	if qos == 0 {
+		m.writePublish(topic, msg, 0, false, false, 0)
+	} else if pm := m.sess.Send(string(topic), bytes.Clone(msg), qos); pm != nil {
+		m.writePublish(topic, msg, qos, false, false, pm.ID)
+	} else {
+		return // queued behind a full inflight window
+	}
+	if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
+		c.markSlow()
+		return
+	}
+	c.t.flushSoon()
+}
+
+// topicOf maps a subject to the topic MQTT subscribers see, cached.
+func (m *mqttConn) topicOf(subject []byte) []byte {
+	if t, ok := m.topics[string(subject)]; ok {
+		return t
+	}
+	if len(m.topics) >= maxTopicCache {
+		clear(m.topics)
+	}
+	t := []byte(mqtt.SubjectToTopic(string(subject)))
+	m.topics[string(subject)] = t
+	return t
+}
+
+// subjectOf maps a published topic to its NATS subject, cached.
+func (m *mqttConn) subjectOf(topic []byte) ([]byte, error) {
+	if s, ok := m.subjects[string(topic)]; ok {
+		return s, nil
+	}
+	s, err := mqtt.TopicToSubject(string(topic), false)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.subjects) >= maxTopicCache {
+		clear(m.subjects)
+	}
+	m.subjects[string(topic)] = []byte(s)
+	return []byte(s), nil
+}
+
+// MQTTPublish routes a client's PUBLISH to NATS and MQTT subscribers with
+// the Nmqtt-Pub header, keeps it when retained, and acknowledges it.
+func (m *mqttConn) MQTTPublish(p *mcodec.Publish) error {
+	c := m.c
+	if c.srv.opts.Trace {
+		c.tracef("<<- MQTT PUBLISH %s qos=%d retain=%v id=%d size=%d", p.Topic, p.QoS, p.Retain, p.PacketID, len(p.Payload))
+	}
+	subject, err := m.subjectOf(p.Topic)
+	if err != nil {
+		c.srv.Noticef("MQTT client %d (%s): publish to %q: %v; closing", c.id, c.ip, p.Topic, err)
+		c.closeWithErr("")
+		return errClose{}
+	}
+	deliver := true
+	if p.QoS == 2 && !m.sess.IncomingQoS2(p.PacketID) {
+		deliver = false // a resent PUBLISH before PUBREL: delivered already
+	}
+	if deliver && c.perms != nil && !c.perms.canPublish(subject) {
+		c.srv.Noticef("MQTT client %d (%s): permissions violation for publish to %q", c.id, c.ip, subject)
+		deliver = false
+	}
+	if deliver {
+		if p.Retain {
+			m.b.setRetained(string(p.Topic), string(subject), p.QoS, p.Payload)
+		}
+		m.pubBuf = append(append(m.pubBuf[:0], mqttHeaderPrefix...), '0'+p.QoS, '\r', '\n', '\r', '\n')
+		hdrLen := len(m.pubBuf)
+		m.pubBuf = append(m.pubBuf, p.Payload...)
+		c.shard.inMsgs.Add(1)
+		c.shard.inBytes.Add(int64(len(p.Payload)))
+		c.routeMsg(subject, nil, hdrLen, m.pubBuf)
+	}
+	switch p.QoS {
+	case 1:
+		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBACK, p.PacketID))
+	case 2:
+		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREC, p.PacketID))
+	}
+	return nil
+}
+
+// MQTTAck handles PUBACK, PUBREC, PUBREL and PUBCOMP.
+func (m *mqttConn) MQTTAck(kind byte, id uint16) error {
+	c := m.c
+	var next []*mqtt.Msg
+	switch kind {
+	case mcodec.PUBACK, mcodec.PUBCOMP:
+		next = m.sess.Acked(id)
+	case mcodec.PUBREC:
+		m.sess.Received(id)
+		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREL, id))
+		return nil
+	case mcodec.PUBREL:
+		m.sess.Release(id)
+		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBCOMP, id))
+		return nil
+	}
+	if len(next) > 0 {
+		c.t.outLock()
+		for _, msg := range next {
+			m.writeSessionMsg(msg, false)
+		}
+		c.t.flushSoon()
+		c.t.outUnlock()
+	}
+	return nil
+}
+
+// MQTTSubscribe subscribes each filter, answers SUBACK with the granted QoS
+// (0x80 where refused), then sends the matching retained messages.
+func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
+	c := m.c
+	m.codes = m.codes[:0]
+	var retained []*mqtt.Retained
+	var grantedQoS []byte
+	for _, sub := range subs {
+		filter := string(sub.Filter)
+		if c.srv.opts.Trace {
+			c.tracef("<<- MQTT SUBSCRIBE %s qos=%d", filter, sub.QoS)
+		}
+		subjects, err := mqtt.FilterSubjects(filter)
+		if err == nil && c.perms != nil {
+			for _, subj := range subjects {
+				if !c.perms.canSubscribe(subj, "") {
+					err = errors.New("permissions violation")
+				}
+			}
+		}
+		if err != nil {
+			c.srv.Noticef("MQTT client %d (%s): subscription to %q refused: %v", c.id, c.ip, filter, err)
+			m.codes = append(m.codes, mcodec.SubackFailure)
+			continue
+		}
+		m.subscribe(filter, sub.QoS)
+		m.codes = append(m.codes, sub.QoS)
+		for _, r := range m.b.retained.Match(subjects, mqtt.SkipsDollarTopics(filter)) {
+			retained = append(retained, r)
+			grantedQoS = append(grantedQoS, sub.QoS)
+		}
+	}
+	c.t.outLock()
+	defer c.t.outUnlock()
+	c.out.write(mcodec.AppendSuback(c.scratch[:0], id, m.codes))
+	for i, r := range retained {
+		if c.perms != nil && !c.perms.canSubscribe(r.Subject, "") {
+			continue
+		}
+		qos := min(grantedQoS[i], r.QoS)
+		if qos == 0 {
+			m.writePublish([]byte(r.Topic), r.Payload, 0, true, false, 0)
+		} else if pm := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
+			m.writePublish([]byte(r.Topic), r.Payload, qos, true, false, pm.ID)
+		}
+	}
+	c.t.flushSoon()
+	return nil
+}
+
+// subscribe puts filter's router subscriptions in place, replacing earlier
+// ones for the same filter, and records it in the session.
+func (m *mqttConn) subscribe(filter string, qos byte) {
+	c := m.c
+	subjects, err := mqtt.FilterSubjects(filter)
+	if err != nil {
+		return
+	}
+	m.unsubscribe(filter)
+	skip := mqtt.SkipsDollarTopics(filter)
+	c.t.outLock()
+	defer c.t.outUnlock()
+	for i, subj := range subjects {
+		s := &subscription{c: c, qos: qos, skipDollar: skip}
+		s.Subject = subj
+		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
+		s.Loop = -1
+		if c.lp != nil {
+			s.Loop = c.lp.idx
+		}
+		s.Owner = s
+		c.subs[string(s.SID)] = s
+		c.srv.sl.Insert(&s.Subscription)
+		m.filters[filter] = append(m.filters[filter], s)
+	}
+	m.sess.Subscribe(filter, qos)
+}
+
+// unsubscribe removes filter's router subscriptions (the session keeps it).
+func (m *mqttConn) unsubscribe(filter string) {
+	c := m.c
+	c.t.outLock()
+	for _, s := range m.filters[filter] {
+		c.removeSub(s)
+	}
+	c.t.outUnlock()
+	delete(m.filters, filter)
+}
+
+// unsubscribeAll removes every router subscription of the connection.
+func (m *mqttConn) unsubscribeAll() {
+	for filter := range m.filters {
+		m.unsubscribe(filter)
+	}
+}
+
+// MQTTUnsubscribe removes filters from the connection and the session.
+func (m *mqttConn) MQTTUnsubscribe(id uint16, filters [][]byte) error {
+	for _, f := range filters {
+		m.unsubscribe(string(f))
+		m.sess.Unsubscribe(string(f))
+	}
+	m.send(mcodec.AppendAck(m.c.scratch[:0], mcodec.UNSUBACK, id))
+	return nil
+}
+
+// MQTTPingreq answers PINGRESP.
+func (m *mqttConn) MQTTPingreq() error {
+	m.send(mcodec.AppendPingresp(m.c.scratch[:0]))
+	return nil
+}
+
+// MQTTDisconnect ends the connection normally: the will is discarded.
+func (m *mqttConn) MQTTDisconnect() error {
+	m.disconnected = true
+	m.c.closeWithErr("")
+	return errClose{}
+}
+
+// tick closes a client silent for 1.5 times its keep-alive, or one that has
+// not sent CONNECT within the auth timeout.
+func (m *mqttConn) tick(now time.Time) {
+	c := m.c
+	if !c.connected.Load() {
+		if now.Sub(c.start) > c.srv.opts.AuthTimeout {
+			c.srv.Noticef("MQTT client %d (%s): no CONNECT within %v; closing", c.id, c.ip, c.srv.opts.AuthTimeout)
+			c.closeWithErr("")
+		}
+		return
+	}
+	if m.keepAlive > 0 && now.Sub(time.Unix(0, m.lastRecv.Load())) > m.keepAlive*3/2 {
+		c.srv.Noticef("MQTT client %d (%s): keep-alive timeout; closing", c.id, c.ip)
+		c.closeWithErr("")
+	}
+}
+
+// cleanup releases the session and, unless the client said DISCONNECT or was
+// taken over, publishes its will. Runs once, in the client's context.
+func (m *mqttConn) cleanup() {
+	if m.sess == nil {
+		return
+	}
+	held := m.b.release(m.c, m.sess)
+	if w := m.will; w != nil && held && !m.disconnected && !m.stolen.Load() && !m.c.srv.stopping.Load() {
+		if m.c.perms != nil && !m.c.perms.canPublish([]byte(w.Subject)) {
+			return
+		}
+		if m.willRetain {
+			m.b.setRetained(w.Topic, w.Subject, w.QoS, w.Payload)
+		}
+		hdr := append([]byte(mqttHeaderPrefix), '0'+w.QoS, '\r', '\n', '\r', '\n')
+		m.c.srv.deliverInternal(w.Subject, w.Subject, "", hdr, w.Payload)
+	}
+}

@@ -1,0 +1,262 @@
+package mqtt
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+// DefaultMaxInflight bounds the QoS 1/2 messages sent to a client and not
+// yet acknowledged, like nats-server's mqtt max_ack_pending; more wait in
+// the session's queue.
+const DefaultMaxInflight = 1024
+
+// DefaultMaxQueued bounds what a session keeps for a client that does not
+// take it (offline, or a full inflight window); the oldest go first.
+const DefaultMaxQueued = 100_000
+
+// Msg is one QoS 1/2 message on its way to a client: sent and unacknowledged
+// (ID set) or queued (ID 0).
+type Msg struct {
+	ID      uint16 `json:"id,omitempty"`
+	Topic   string `json:"topic"`
+	QoS     byte   `json:"qos"`
+	Payload []byte `json:"payload,omitempty"`
+	// Released is set once the client sent PUBREC for a QoS 2 message: from
+	// then on the server resends PUBREL, not the message.
+	Released bool `json:"released,omitempty"`
+}
+
+// Session is the server side of one MQTT client id: its subscriptions and
+// its QoS 1/2 delivery state. A session outlives its connections unless it
+// is clean.
+//
+// Locking rule: mu guards every field below it. The session is touched by
+// the loop of the connection that holds it, by any publisher's goroutine
+// while it is offline (its messages are queued here), and by the persister
+// that snapshots it; none of them holds mu across I/O.
+type Session struct {
+	ID    string
+	Clean bool
+
+	mu          sync.Mutex
+	subs        map[string]byte // filter -> granted QoS
+	inflight    []*Msg          // sent, in send order
+	queue       []*Msg          // waiting for a free packet id
+	nextID      uint16
+	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
+	maxInflight int
+	dirty       bool // changed since the last snapshot
+	dropped     uint64
+}
+
+// NewSession returns an empty session.
+func NewSession(id string, clean bool) *Session {
+	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
+		maxInflight: DefaultMaxInflight}
+}
+
+// Subscribe records a filter with its granted QoS.
+func (s *Session) Subscribe(filter string, qos byte) {
+	s.mu.Lock()
+	s.subs[filter] = qos
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+// Unsubscribe forgets a filter and reports whether it was there.
+func (s *Session) Unsubscribe(filter string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.subs[filter]
+	delete(s.subs, filter)
+	s.dirty = true
+	return ok
+}
+
+// Subs returns a copy of the subscriptions.
+func (s *Session) Subs() map[string]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]byte, len(s.subs))
+	for f, q := range s.subs {
+		out[f] = q
+	}
+	return out
+}
+
+// Send assigns a packet id to a QoS 1/2 message when the inflight window has
+// room and returns it to be written now; otherwise the message waits in the
+// queue and Send returns nil. The session keeps payload, which must be a copy.
+func (s *Session) Send(topic string, payload []byte, qos byte) *Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
+	s.dirty = true
+	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
+		s.assign(m)
+		return m
+	}
+	s.enqueue(m)
+	return nil
+}
+
+// Enqueue keeps a message for later (the client is offline).
+func (s *Session) Enqueue(topic string, payload []byte, qos byte) {
+	s.mu.Lock()
+	s.enqueue(&Msg{Topic: topic, QoS: qos, Payload: payload})
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+func (s *Session) enqueue(m *Msg) {
+	if len(s.queue) >= DefaultMaxQueued {
+		s.queue = s.queue[1:]
+		s.dropped++
+	}
+	s.queue = append(s.queue, m)
+}
+
+// assign gives m a packet id no inflight message uses. Caller holds mu.
+func (s *Session) assign(m *Msg) {
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if s.find(s.nextID) < 0 {
+			break
+		}
+	}
+	m.ID = s.nextID
+	s.inflight = append(s.inflight, m)
+}
+
+func (s *Session) find(id uint16) int {
+	for i, m := range s.inflight {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Acked completes a delivery (PUBACK for QoS 1, PUBCOMP for QoS 2) and
+// returns the queued messages that now fit in the window, ids assigned.
+func (s *Session) Acked(id uint16) []*Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(id) // acks come mostly in order: usually index 0
+	if i < 0 {
+		return nil
+	}
+	s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
+	s.dirty = true
+	return s.refill()
+}
+
+// refill moves queued messages into the window. Caller holds mu.
+func (s *Session) refill() []*Msg {
+	var out []*Msg
+	for len(s.queue) > 0 && len(s.inflight) < s.maxInflight {
+		m := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.assign(m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// Received records PUBREC for an outgoing QoS 2 message; the server answers
+// with PUBREL whether or not it knows the id.
+func (s *Session) Received(id uint16) {
+	s.mu.Lock()
+	if i := s.find(id); i >= 0 && s.inflight[i].QoS == 2 {
+		s.inflight[i].Released = true
+		s.inflight[i].Payload = nil // never sent again
+		s.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// Resume returns what a reconnecting client must get, in order: every
+// inflight message again (the caller sets DUP, or sends PUBREL for released
+// ones), then queued messages that fit in the window.
+func (s *Session) Resume() []*Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]*Msg(nil), s.inflight...)
+	return append(out, s.refill()...)
+}
+
+// IncomingQoS2 records an incoming QoS 2 packet id and reports whether it is
+// new: a PUBLISH repeated before PUBREL must not be delivered twice.
+func (s *Session) IncomingQoS2(id uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.qos2In[id]; dup {
+		return false
+	}
+	s.qos2In[id] = struct{}{}
+	s.dirty = true
+	return true
+}
+
+// Release forgets an incoming QoS 2 id on PUBREL.
+func (s *Session) Release(id uint16) {
+	s.mu.Lock()
+	delete(s.qos2In, id)
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+// Pending returns the number of inflight and queued messages.
+func (s *Session) Pending() (inflight, queued int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight), len(s.queue)
+}
+
+// snapshot is a session's persistent form.
+type snapshot struct {
+	ID       string          `json:"id"`
+	Subs     map[string]byte `json:"subs,omitempty"`
+	Inflight []*Msg          `json:"inflight,omitempty"`
+	Queue    []*Msg          `json:"queue,omitempty"`
+	NextID   uint16          `json:"next_id,omitempty"`
+	QoS2In   []uint16        `json:"qos2_in,omitempty"`
+}
+
+// Snapshot encodes the session when it changed since the last snapshot (or
+// when force is set); it returns nil otherwise.
+func (s *Session) Snapshot(force bool) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty && !force {
+		return nil
+	}
+	s.dirty = false
+	snap := snapshot{ID: s.ID, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
+	for id := range s.qos2In {
+		snap.QoS2In = append(snap.QoS2In, id)
+	}
+	b, _ := json.Marshal(&snap)
+	return b
+}
+
+// RestoreSession decodes a snapshot into a persistent session.
+func RestoreSession(b []byte) (*Session, error) {
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return nil, err
+	}
+	s := NewSession(snap.ID, false)
+	if snap.Subs != nil {
+		s.subs = snap.Subs
+	}
+	s.inflight, s.queue, s.nextID = snap.Inflight, snap.Queue, snap.NextID
+	for _, id := range snap.QoS2In {
+		s.qos2In[id] = struct{}{}
+	}
+	return s, nil
+}

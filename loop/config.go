@@ -69,6 +69,8 @@ func applyConfig(o *Options, m map[string]any) error {
 			err = parseAuthorization(o, v)
 		case "jetstream":
 			err = parseJetStream(o, v)
+		case "mqtt":
+			err = parseMQTT(o, v)
 		default:
 			err = fmt.Errorf("unsupported key")
 		}
@@ -123,6 +125,31 @@ func parseJetStream(o *Options, v any) error {
 		return nil
 	}
 	return fmt.Errorf("want enabled, true/false or a block")
+}
+
+// parseMQTT accepts an mqtt block with host, port or listen.
+func parseMQTT(o *Options, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("want a block")
+	}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "host", "net":
+			o.MQTTHost, err = str(v)
+		case "port":
+			o.MQTTPort, err = integer(v)
+		case "listen":
+			err = parseListen(v, &o.MQTTHost, &o.MQTTPort)
+		default:
+			err = fmt.Errorf("unsupported key %q", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseAuthorization(o *Options, v any) error {

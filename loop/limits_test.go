@@ -143,6 +143,7 @@ listen: "127.0.0.1:-1"
 max_payload: 2MB
 ping_interval: "30s"
 loops: 2
+mqtt { listen: "127.0.0.1:-1" }
 authorization {
   users = [
     { user: pub, password: p, permissions: { publish: "in.>", subscribe: { deny: ["secret"] } } }
@@ -154,7 +155,7 @@ authorization {
 	if err := loop.ApplyConfigFile(&o, path); err != nil {
 		t.Fatal(err)
 	}
-	if o.MaxPayload != 2<<20 || o.PingInterval != 30*time.Second || o.Loops != 2 || len(o.Users) != 2 || o.Port != -1 {
+	if o.MaxPayload != 2<<20 || o.PingInterval != 30*time.Second || o.Loops != 2 || len(o.Users) != 2 || o.Port != -1 || o.MQTTPort != -1 {
 		t.Fatalf("options %+v", o)
 	}
 	if p := o.Users[0].Permissions; p == nil || p.Publish.Allow[0] != "in.>" || p.Subscribe.Deny[0] != "secret" {
@@ -162,6 +163,9 @@ authorization {
 	}
 	s := startServer(t, o)
 	connect(t, s, nats.UserInfo("all", "q"))
+	if s.MQTTAddr() == nil {
+		t.Fatal("mqtt block did not open the MQTT listener")
+	}
 
 	os.WriteFile(path, []byte("unknown_key: 1\n"), 0o644)
 	if err := loop.ApplyConfigFile(&loop.Options{}, path); err == nil || !strings.Contains(err.Error(), "unknown_key") {

@@ -89,6 +89,7 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 		present = true
 	}
 	h.owner = c
+	c.mq.sess = h.sess
 	if present {
 		for filter, qos := range h.sess.Subs() {
 			c.mq.subscribe(filter, qos)

@@ -50,6 +50,8 @@ func run(args []string) error {
 	fs.StringVar(&o.StoreDir, "sd", "", "JetStream store directory (default ./data)")
 	fs.StringVar(&o.StoreDir, "store_dir", "", "JetStream store directory (default ./data)")
 	fs.BoolVar(&o.JetStreamSync.Always, "sync_always", false, "fsync every JetStream write before acknowledging it")
+	fs.IntVar(&o.MQTTPort, "mqtt_port", 0, "MQTT 3.1.1 listener port (0: off; 1883 is MQTT's)")
+	fs.StringVar(&o.MQTTHost, "mqtt_host", "", "MQTT bind address (default: the client bind address)")
 	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
 	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
 	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
@@ -129,6 +131,12 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("n", "name") {
 		base.ServerName = flags.ServerName
+	}
+	if pick("mqtt_port") {
+		base.MQTTPort = flags.MQTTPort
+	}
+	if pick("mqtt_host") {
+		base.MQTTHost = flags.MQTTHost
 	}
 	if pick("loops") {
 		base.Loops = flags.Loops

@@ -1,0 +1,237 @@
+package mqtt_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+)
+
+func TestMQTTRetained(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		pub := connectMQTT(t, s, "pub")
+		wait(t, pub.Publish("r/1", 1, true, "v1"))
+		wait(t, pub.Publish("r/1", 1, true, "v2")) // replaces v1
+		wait(t, pub.Publish("r/2", 0, true, "x"))
+		wait(t, pub.Publish("r/2", 0, true, "")) // clears r/2
+
+		sub := connectMQTT(t, s, "sub")
+		ch := subscribe(t, sub, "r/#", 1)
+		m := expect(t, ch, "r/1", "v2")
+		if !m.Retained() || m.Qos() != 1 {
+			t.Fatalf("retained delivery: retain=%v qos=%d", m.Retained(), m.Qos())
+		}
+		// Live messages do not carry the retain flag, even when retained.
+		wait(t, pub.Publish("r/3", 1, true, "live"))
+		if m := expect(t, ch, "r/3", "live"); m.Retained() {
+			t.Fatal("live delivery with the retain flag")
+		}
+		expectNone(t, ch) // nothing for the cleared r/2
+
+		// '+'-first filters do not see '$' topics, retained or live.
+		wait(t, pub.Publish("$sys/x", 0, true, "hidden"))
+		ch2 := subscribe(t, sub, "+/x", 0)
+		wait(t, pub.Publish("a/x", 0, false, "seen"))
+		expect(t, ch2, "a/x", "seen")
+	})
+}
+
+func TestMQTTWill(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		wills, _ := nc.SubscribeSync("wills.>")
+		nc.Flush()
+
+		// An abrupt close sends the will.
+		r := dialRaw(t, s)
+		r.connect("w1", true, 60, "wills/w1", "gone")
+		r.conn.Close()
+		m, err := wills.NextMsg(5 * time.Second)
+		if err != nil || m.Subject != "wills.w1" || string(m.Data) != "gone" || m.Header.Get("Nmqtt-Pub") != "1" {
+			t.Fatalf("will: %v %v", m, err)
+		}
+
+		// DISCONNECT discards it.
+		r = dialRaw(t, s)
+		r.connect("w2", true, 60, "wills/w2", "never")
+		r.send([]byte{mcodec.DISCONNECT << 4, 0})
+		r.expectClosed()
+
+		// A keep-alive timeout (1.5 x 1 s without a packet) sends it too.
+		r = dialRaw(t, s)
+		r.connect("w3", true, 1, "wills/w3", "timeout")
+		start := time.Now()
+		r.expectClosed()
+		if d := time.Since(start); d < 1400*time.Millisecond {
+			t.Fatalf("closed after %v, before 1.5 x keep-alive", d)
+		}
+		m, err = wills.NextMsg(5 * time.Second)
+		if err != nil || m.Subject != "wills.w3" {
+			t.Fatalf("after keep-alive timeout: %v %v (w2's will must not come)", m, err)
+		}
+	})
+}
+
+func TestMQTTTakeover(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		lost := make(chan error, 1)
+		first := connectMQTT(t, s, "same", func(o *paho.ClientOptions) {
+			o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+		})
+		_ = first
+		second := connectMQTT(t, s, "same")
+		select {
+		case <-lost:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the first connection was not closed")
+		}
+		ch := subscribe(t, second, "t/1", 1)
+		wait(t, second.Publish("t/1", 1, false, "ok"))
+		expect(t, ch, "t/1", "ok")
+	})
+}
+
+// A persistent session keeps its subscriptions and queues QoS 1/2 messages
+// while its client is away; QoS 0 messages are not kept.
+func TestMQTTPersistentSession(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		r := dialRaw(t, s)
+		if r.connect("p", false, 60) {
+			t.Fatal("session present on first connect")
+		}
+		r.subscribe(1, "q/#", 2)
+		r.send([]byte{mcodec.DISCONNECT << 4, 0})
+		r.expectClosed()
+
+		pub := connectMQTT(t, s, "pub")
+		wait(t, pub.Publish("q/a", 1, false, "one"))
+		wait(t, pub.Publish("q/b", 0, false, "zero"))
+		wait(t, pub.Publish("q/c", 2, false, "two"))
+
+		r = dialRaw(t, s)
+		if !r.connect("p", false, 60) {
+			t.Fatal("session not present on reconnect")
+		}
+		p1 := r.readPublish()
+		p2 := r.readPublish()
+		if p1.topic != "q/a" || p1.qos != 1 || p2.topic != "q/c" || p2.qos != 2 {
+			t.Fatalf("queued: %+v %+v", p1, p2)
+		}
+		r.ack(mcodec.PUBACK, p1.id)
+		r.ack(mcodec.PUBREC, p2.id)
+		r.expectAck(mcodec.PUBREL, p2.id)
+		r.ack(mcodec.PUBCOMP, p2.id)
+		// Subscriptions came back with the session: live messages flow.
+		wait(t, pub.Publish("q/d", 1, false, "live"))
+		if p := r.readPublish(); p.topic != "q/d" || p.dup {
+			t.Fatalf("live: %+v", p)
+		}
+
+		// A clean session discards it.
+		r.conn.Close()
+		r = dialRaw(t, s)
+		if r.connect("p", true, 60) {
+			t.Fatal("clean session reported present")
+		}
+	})
+}
+
+// Unacknowledged QoS 1 messages and the QoS 2 handshake state survive a
+// reconnect and a server restart.
+func TestMQTTSessionSurvivesRestart(t *testing.T) {
+	for _, io := range []string{loop.IOGnet, loop.IOGoroutine} {
+		t.Run(io, func(t *testing.T) {
+			dir := t.TempDir()
+			o := loop.Options{IO: io, Loops: 2, JetStream: true, StoreDir: dir}
+			s := startMQTT(t, o)
+			r := dialRaw(t, s)
+			r.connect("keep", false, 60)
+			r.subscribe(1, "k/+", 2)
+			pub := connectMQTT(t, s, "pub")
+			wait(t, pub.Publish("k/1", 1, false, "unacked"))
+			wait(t, pub.Publish("k/2", 2, false, "half"))
+			wait(t, pub.Publish("k/3", 1, true, "retained"))
+			p1, p2 := r.readPublish(), r.readPublish()
+			p3 := r.readPublish() // k/3
+			r.ack(mcodec.PUBACK, p3.id)
+			r.ack(mcodec.PUBREC, p2.id)
+			r.expectAck(mcodec.PUBREL, p2.id)
+			// Incoming QoS 2: delivered once, PUBREL outstanding.
+			r.publish("in/k", "once", 2, 77, false)
+			r.expectAck(mcodec.PUBREC, 77)
+			r.conn.Close()
+			pub.Disconnect(0)
+
+			s.Shutdown()
+			s = startMQTT(t, o)
+
+			nc, err := nats.Connect(s.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			in, _ := nc.SubscribeSync("in.k")
+			nc.Flush()
+
+			r = dialRaw(t, s)
+			if !r.connect("keep", false, 60) {
+				t.Fatal("session lost in the restart")
+			}
+			again := r.readPublish()
+			if again.topic != "k/1" || !again.dup || again.id != p1.id || again.payload != "unacked" {
+				t.Fatalf("resent QoS 1: %+v", again)
+			}
+			r.expectAck(mcodec.PUBREL, p2.id) // QoS 2 resumes at PUBREL
+			r.ack(mcodec.PUBACK, p1.id)
+			r.ack(mcodec.PUBCOMP, p2.id)
+			// The client resends its QoS 2 PUBLISH: acknowledged, not delivered again.
+			r.publish("in/k", "once", 2, 77, true)
+			r.expectAck(mcodec.PUBREC, 77)
+			r.ack(mcodec.PUBREL, 77)
+			r.expectAck(mcodec.PUBCOMP, 77)
+			nc.Publish("in.k", []byte("marker"))
+			if m, err := in.NextMsg(5 * time.Second); err != nil || string(m.Data) != "marker" {
+				t.Fatalf("QoS 2 delivered again after restart: %v %v", m, err)
+			}
+			// Retained messages survived too.
+			sub := connectMQTT(t, s, "late")
+			expect(t, subscribe(t, sub, "k/3", 0), "k/3", "retained")
+		})
+	}
+}
+
+// A QoS 2 PUBLISH resent after a reconnect (before PUBREL) reaches
+// subscribers exactly once.
+func TestMQTTQoS2ExactlyOnce(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		sub := connectMQTT(t, s, "sub")
+		ch := subscribe(t, sub, "e/#", 2)
+		r := dialRaw(t, s)
+		r.connect("q2", false, 60)
+		r.publish("e/1", "exactly", 2, 9, false)
+		r.expectAck(mcodec.PUBREC, 9)
+		r.conn.Close() // PUBREL never sent
+		r = dialRaw(t, s)
+		r.connect("q2", false, 60)
+		r.publish("e/1", "exactly", 2, 9, true)
+		r.expectAck(mcodec.PUBREC, 9)
+		r.ack(mcodec.PUBREL, 9)
+		r.expectAck(mcodec.PUBCOMP, 9)
+		r.publish("e/2", "marker", 1, 10, false)
+		r.expectAck(mcodec.PUBACK, 10)
+		expect(t, ch, "e/1", "exactly")
+		expect(t, ch, "e/2", "marker")
+	})
+}

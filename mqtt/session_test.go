@@ -1,6 +1,9 @@
 package mqtt_test
 
 import (
+	"bytes"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +237,89 @@ func TestMQTTQoS2ExactlyOnce(t *testing.T) {
 		expect(t, ch, "e/1", "exactly")
 		expect(t, ch, "e/2", "marker")
 	})
+}
+
+// syncBuffer collects the server log for assertions.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Every malformed packet ends in a disconnect and a log line naming the
+// problem; other clients carry on.
+func TestMQTTMalformedPackets(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		var log syncBuffer
+		o.LogWriter = &log
+		o.MaxPayload = 1024
+		s := startMQTT(t, o)
+		other := connectMQTT(t, s, "bystander")
+		ch := subscribe(t, other, "ok", 0)
+		cases := []struct {
+			name    string
+			connect bool
+			bytes   []byte
+			log     string
+		}{
+			{"first packet not CONNECT", false, []byte{mcodec.PINGREQ << 4, 0}, "first packet is not CONNECT"},
+			{"garbage", false, []byte("GET / HTTP/1.1\r\n\r\n"), "mqtt:"},
+			{"remaining length over 4 bytes", true, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, "malformed remaining length"},
+			{"oversize", true, append([]byte{0x30}, mcodec.AppendRemainingLength(nil, 1<<20)...), "maximum size"},
+			{"SUBSCRIBE with wrong flags", true, []byte{mcodec.SUBSCRIBE << 4, 6, 0, 1, 0, 1, 'a', 0}, "reserved flags"},
+			{"PUBLISH QoS 3", true, []byte{0x36, 5, 0, 1, 'a', 0, 1}, "invalid QoS"},
+			{"PUBLISH with a wildcard", true, []byte{0x30, 4, 0, 1, '#', 'x'}, "invalid topic"},
+			{"second CONNECT", true, connectPacket("again", true, 0, "", ""), "second CONNECT"},
+			{"truncated PUBACK", true, []byte{mcodec.PUBACK << 4, 1, 0}, "shorter than its fields"},
+		}
+		for _, tc := range cases {
+			r := dialRaw(t, s)
+			if tc.connect {
+				r.connect("bad", true, 0)
+			}
+			r.send(tc.bytes)
+			r.expectClosed()
+			if !strings.Contains(log.String(), tc.log) {
+				t.Fatalf("%s: log lacks %q:\n%s", tc.name, tc.log, log.String())
+			}
+		}
+		wait(t, other.Publish("ok", 0, false, "still up"))
+		expect(t, ch, "ok", "still up")
+	})
+}
+
+// Users and permissions from the core configuration apply to MQTT.
+func TestMQTTPermissions(t *testing.T) {
+	s := startMQTT(t, loop.Options{Users: []*loop.User{
+		{Username: "dev", Password: "pw", Permissions: &loop.Permissions{
+			Publish:   &loop.SubjectPermission{Allow: []string{"dev.>"}},
+			Subscribe: &loop.SubjectPermission{Deny: []string{"secret.>"}},
+		}},
+		{Username: "admin", Password: "pw"},
+	}})
+	creds := func(u string) func(*paho.ClientOptions) {
+		return func(o *paho.ClientOptions) { o.SetUsername(u).SetPassword("pw") }
+	}
+	admin := connectMQTT(t, s, "admin", creds("admin"))
+	all := subscribe(t, admin, "#", 0)
+	dev := connectMQTT(t, s, "dev", creds("dev"))
+	tok := dev.Subscribe("secret/#", 1, nil)
+	wait(t, tok)
+	if codes := tok.(*paho.SubscribeToken).Result(); codes["secret/#"] != mcodec.SubackFailure {
+		t.Fatalf("denied filter granted: %v", codes)
+	}
+	wait(t, dev.Publish("prod/x", 1, false, "denied")) // acknowledged, dropped
+	wait(t, dev.Publish("dev/x", 1, false, "allowed"))
+	expect(t, all, "dev/x", "allowed")
 }

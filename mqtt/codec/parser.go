@@ -46,6 +46,9 @@ func (p *Parser) parse(b []byte) (int, error) {
 	used := 0
 	for {
 		rest := b[used:]
+		if len(rest) > 0 && !p.connected && rest[0]>>4 != CONNECT {
+			return used, ErrFirstPacket // don't wait for the rest of garbage
+		}
 		if len(rest) < 2 {
 			return used, nil
 		}

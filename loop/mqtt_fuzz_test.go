@@ -1,0 +1,61 @@
+package loop
+
+import (
+	"testing"
+
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// FuzzMQTTSession feeds arbitrary input through a whole MQTT session
+// (codec, CONNECT, auth, session attach, subscriptions, retained messages,
+// QoS state, routing) and checks that nothing panics and that closing the
+// connection leaves no subscription behind for a clean session.
+func FuzzMQTTSession(f *testing.F) {
+	connect := func(flags byte, id string) []byte {
+		body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, flags | 0xc0, 0, 0, 0, byte(len(id))}
+		body = append(body, id...)
+		body = append(body, 0, 1, 'u', 0, 1, 'p')
+		return append(mcodec.AppendRemainingLength([]byte{0x10}, len(body)), body...)
+	}
+	sub := []byte{0x82, 8, 0, 1, 0, 3, 'a', '/', '#', 2}
+	pub := mcodec.AppendPublish(nil, []byte("a/b"), []byte("hi"), 1, true, false, 5)
+	pub2 := mcodec.AppendPublish(nil, []byte("a/c"), []byte("x"), 2, false, false, 6)
+	seq := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	f.Add(seq(connect(2, "c"), sub, pub, pub2, mcodec.AppendAck(nil, mcodec.PUBREL, 6), []byte{0xc0, 0}, []byte{0xa2, 5, 0, 2, 0, 1, 'a'}, []byte{0xe0, 0}))
+	f.Add(seq(connect(0, "p"), sub, mcodec.AppendAck(nil, mcodec.PUBACK, 1), mcodec.AppendAck(nil, mcodec.PUBREC, 2)))
+	f.Add(seq(connect(2, ""), []byte{0x30, 0xff, 0xff, 0xff, 0xff}))
+	f.Add([]byte{0x10, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := New(Options{IO: IOGoroutine, Loops: 1, MaxPayload: 1024,
+			Users: []*User{{Username: "u", Password: "p", Permissions: &Permissions{
+				Publish: &SubjectPermission{Allow: []string{"a.>"}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mq, err = newMQTTBridge(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft := &fakeTransport{}
+		c := newClient(s, ft, nil, nil)
+		ft.c = c
+		c.out.pool = &chunkPool{}
+		c.mq = newMQTTConn(c, s.mq)
+		for len(data) > 0 && !ft.closed {
+			n := min(len(data), 7)
+			c.onRead(data[:n])
+			data = data[n:]
+		}
+		clean := c.mq.sess == nil || c.mq.sess.Clean
+		c.cleanup()
+		if n := s.sl.Count(); clean && n != 0 {
+			t.Fatalf("%d subscriptions left after a clean session closed", n)
+		}
+	})
+}

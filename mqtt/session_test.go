@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 )
 

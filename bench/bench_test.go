@@ -11,7 +11,7 @@ import (
 // harness cannot rot between full benchmark runs. It checks the harness, not
 // speed: every message must arrive and every figure be positive.
 func TestRowsSmoke(t *testing.T) {
-	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, Loops: 2, JetStream: true, StoreDir: t.TempDir()})
+	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, MQTTPort: -1, Loops: 2, JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestRowsSmoke(t *testing.T) {
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
 			w := &window{}
-			smp, err := runRow(r, s.ClientURL(), w, 2000)
+			smp, err := runRow(r, target{URL: s.ClientURL(), MQTT: s.MQTTAddr().String()}, w, 2000)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,6 +36,7 @@ func main() {
 		scale      = flag.Float64("scale", 1, "multiply every row's message count")
 		skipServer = flag.String("skip", "", "regexp of server names to leave out")
 		url        = flag.String("url", "", "run the selected rows once against this running server (for profiling), then exit")
+		mqttAddr   = flag.String("mqtt", "127.0.0.1:1883", "with -url: the running server's MQTT host:port")
 		noBuild    = flag.Bool("nobuild", false, "use the binaries already in -bin instead of building them")
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 	)
@@ -46,7 +47,7 @@ func main() {
 		*scale *= 0.02
 	}
 	if *url != "" {
-		runAgainst(*url, *rowsRe, *scale)
+		runAgainst(*url, *mqttAddr, *rowsRe, *scale)
 		return
 	}
 	evBin, natsBin := filepath.Join(*bin, "evnats"), filepath.Join(*bin, "nats-server")
@@ -145,13 +146,37 @@ func runOnce(k serverKind, r row, n int) sample {
 		defer os.RemoveAll(dir)
 		k.Args = append(append([]string(nil), k.Args...), "-js", "-sd", dir)
 	}
+	tg := target{}
+	if r.MQTT != "" {
+		dir, err := os.MkdirTemp("", "evbench-mqtt-")
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		defer os.RemoveAll(dir)
+		port, err := freePort()
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		args, err := mqttArgs(k, port, dir)
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		k.Args = append(append([]string(nil), k.Args...), args...)
+		tg.MQTT = fmt.Sprintf("127.0.0.1:%d", port)
+	}
 	p, err := startServer(k)
 	if err != nil {
 		return sample{Failure: err.Error()}
 	}
 	defer p.stop()
+	if tg.MQTT != "" {
+		if err := waitListening(tg.MQTT); err != nil {
+			return sample{Failure: err.Error()}
+		}
+	}
+	tg.URL = p.URL
 	w := &window{pid: p.pid()}
-	s, err := runRow(r, p.URL, w, n)
+	s, err := runRow(r, tg, w, n)
 	if err != nil {
 		return sample{Failure: err.Error()}
 	}
@@ -161,14 +186,14 @@ func runOnce(k serverKind, r row, n int) sample {
 }
 
 // runAgainst drives an already running server, e.g. one under a profiler.
-func runAgainst(url, rowsRe string, scale float64) {
+func runAgainst(url, mqttAddr, rowsRe string, scale float64) {
 	re := regexp.MustCompile(rowsRe)
 	for _, r := range rows {
 		if !re.MatchString(r.Name) {
 			continue
 		}
 		w := &window{}
-		s, err := runRow(r, url, w, max(int(float64(r.N)*scale), 1000))
+		s, err := runRow(r, target{URL: url, MQTT: mqttAddr}, w, max(int(float64(r.N)*scale), 1000))
 		if err != nil {
 			progress("%s: %v", r.Name, err)
 			continue

@@ -68,6 +68,22 @@ func startServer(k serverKind) (*proc, error) {
 	}
 }
 
+// waitListening waits until addr accepts connections.
+func waitListening(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listening on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 func (p *proc) stop() {

@@ -47,6 +47,13 @@ type row struct {
 	JS      string // "memory" or "file": a JetStream publish row
 	Async   bool   // JetStream: pipelined publishes
 	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
+	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
+}
+
+// target is where a row's clients connect.
+type target struct {
+	URL  string // nats://
+	MQTT string // host:port of the MQTT listener, for MQTT rows
 }
 
 var rows = []row{
@@ -62,15 +69,22 @@ var rows = []row{
 	{Name: "JetStream async publish 128B file", Payload: 128, N: 200_000, Kind: "js", JS: "file", Async: true},
 	{Name: "JetStream ordered consumer 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "ordered"},
 	{Name: "JetStream durable fetch 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "fetch"},
+	{Name: "MQTT pub/sub 128B QoS 0", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "qos0"},
+	{Name: "MQTT pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "qos1"},
+	{Name: "NATS -> MQTT 128B", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "nats"},
+	{Name: "MQTT session setup QoS 1", N: 10_000, Kind: "mqtt", MQTT: "sessions"},
 }
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{
-	"MQTT pub/sub 128B QoS 0", "MQTT pub/sub 128B QoS 1", "NATS -> MQTT 128B",
 	"TLS pub/sub 128B", "WebSocket pub/sub 128B",
 }
 
-func runRow(r row, url string, w *window, n int) (sample, error) {
+func runRow(r row, tg target, w *window, n int) (sample, error) {
+	url := tg.URL
+	if r.MQTT != "" {
+		return runMQTT(r, tg, w, n)
+	}
 	if r.JS != "" {
 		return runJS(r, url, w, n)
 	}

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	mcodec "github.com/evnats/evnats/mqtt/codec"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
 
 // mqttArgs returns the arguments that open an MQTT listener on port, with

@@ -8,6 +8,7 @@
 //	go run ./bench -rows 'fan-out|4x4' -rounds 7
 //	go run ./bench -loops-sweep    # fan-out and 4x4 for loops = 1..2xCPUs
 //	go run ./bench -conns 10000,50000
+//	go run ./bench -mqtt-sessions 10000x10
 package main
 
 import (
@@ -38,6 +39,7 @@ func main() {
 		url        = flag.String("url", "", "run the selected rows once against this running server (for profiling), then exit")
 		mqttAddr   = flag.String("mqtt", "127.0.0.1:1883", "with -url: the running server's MQTT host:port")
 		noBuild    = flag.Bool("nobuild", false, "use the binaries already in -bin instead of building them")
+		sessions   = flag.String("mqtt-sessions", "", "NxS: set up N persistent MQTT sessions with S QoS 1 subscriptions each, report time and memory")
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 	)
 	flag.Parse()
@@ -94,6 +96,12 @@ func main() {
 			loops = parseInts(*loopList)
 		}
 		runSweep(evBin, natsBin, *rounds, *scale, loops, *out, env)
+	case *sessions != "":
+		var n, subs int
+		if _, err := fmt.Sscanf(*sessions, "%dx%d", &n, &subs); err != nil {
+			fatal(fmt.Errorf("-mqtt-sessions: want NxS, like 10000x10: %w", err))
+		}
+		runSessionScale(servers, n, subs, *out, env)
 	case *conns != "":
 		runConnScale(servers, parseInts(*conns), *out, env)
 	default:

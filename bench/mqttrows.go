@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,17 @@ func runMQTT(r row, tg target, w *window, n int) (sample, error) {
 // with one QoS 1 subscription, from 32 raw-socket clients at a time: CONNECT,
 // SUBSCRIBE, wait for SUBACK, DISCONNECT. Msgs counts sessions.
 func runMQTTSessions(tg target, w *window, n int) (sample, error) {
+	return setupSessions(tg.MQTT, w, n, 1)
+}
+
+// refusedSubs counts subscriptions a server refused (SUBACK 0x80) or granted
+// below QoS 1 during session setup.
+var refusedSubs atomic.Int64
+
+// setupSessions sets up n persistent sessions with subs QoS 1 filters each;
+// a refused subscription is an error.
+func setupSessions(addr string, w *window, n, subs int) (sample, error) {
+	refusedSubs.Store(0)
 	const workers = 32
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -140,7 +152,7 @@ func runMQTTSessions(tg target, w *window, n int) (sample, error) {
 				if k >= n {
 					return
 				}
-				if err := setupSession(tg.MQTT, k, deadline); err != nil {
+				if err := setupSession(addr, k, subs, deadline); err != nil {
 					errs <- err
 					return
 				}
@@ -154,10 +166,13 @@ func runMQTTSessions(tg target, w *window, n int) (sample, error) {
 		return sample{}, err
 	default:
 	}
+	if r := refusedSubs.Load(); r > 0 {
+		return sample{}, fmt.Errorf("%s of %s QoS 1 subscriptions refused", commas(float64(r)), commas(float64(n*subs)))
+	}
 	return sample{Msgs: int64(n)}, nil
 }
 
-func setupSession(addr string, k int, deadline time.Time) error {
+func setupSession(addr string, k, subs int, deadline time.Time) error {
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return err
@@ -167,9 +182,14 @@ func setupSession(addr string, k int, deadline time.Time) error {
 	id := fmt.Sprintf("bench-session-%d", k)
 	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0, 0, 60, byte(len(id) >> 8), byte(len(id))}, id...)
 	pkt := append(mcodec.AppendRemainingLength([]byte{mcodec.CONNECT << 4}, len(body)), body...)
-	filter := fmt.Sprintf("bench/sessions/%d/+", k)
-	sb := append([]byte{0, 1, byte(len(filter) >> 8), byte(len(filter))}, filter...)
-	sb = append(sb, 1)
+	var sb []byte
+	sb = append(sb, 0, 1)
+	for i := 0; i < subs; i++ {
+		filter := fmt.Sprintf("bench/sessions/%d/%d/+", k, i)
+		sb = append(sb, byte(len(filter)>>8), byte(len(filter)))
+		sb = append(sb, filter...)
+		sb = append(sb, 1)
+	}
 	pkt = append(pkt, mcodec.AppendRemainingLength([]byte{mcodec.SUBSCRIBE<<4 | 2}, len(sb))...)
 	pkt = append(pkt, sb...)
 	if _, err := conn.Write(pkt); err != nil {
@@ -181,18 +201,92 @@ func setupSession(addr string, k int, deadline time.Time) error {
 		if err != nil {
 			return fmt.Errorf("session %d: %w", k, err)
 		}
-		size, err := br.ReadByte()
-		if err != nil {
-			return err
+		size, mult := 0, 1
+		for {
+			c, err := br.ReadByte()
+			if err != nil {
+				return err
+			}
+			size += int(c&0x7f) * mult
+			mult *= 128
+			if c&0x80 == 0 {
+				break
+			}
 		}
 		b := make([]byte, size)
 		if _, err := io.ReadFull(br, b); err != nil {
 			return err
 		}
-		if first>>4 != want[0] || (want[0] == mcodec.SUBACK && b[len(b)-1] != 1) || (want[0] == mcodec.CONNACK && b[1] != 0) {
+		if first>>4 != want[0] || len(b) < 2 || (want[0] == mcodec.CONNACK && b[1] != 0) {
 			return fmt.Errorf("session %d: packet type %d % x", k, first>>4, b)
+		}
+		if want[0] == mcodec.SUBACK {
+			for _, code := range b[2:] {
+				if code != 1 {
+					refusedSubs.Add(1)
+				}
+			}
 		}
 	}
 	_, err = conn.Write([]byte{mcodec.DISCONNECT << 4, 0})
 	return err
+}
+
+// runSessionScale sets up n persistent sessions with subs QoS 1
+// subscriptions each on every server and reports the setup time and the
+// server's resident memory per session afterwards (the sessions stay, their
+// clients gone).
+func runSessionScale(servers []serverKind, n, subs int, out, env string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Persistent MQTT sessions on %s: %s sessions x %d QoS 1 subscriptions (%s subscriptions), set up by 32 clients at a time.\n\n",
+		env, commas(float64(n)), subs, commas(float64(n*subs)))
+	b.WriteString("| server | setup time | sessions/s | RSS growth per session | result |\n|---|---:|---:|---:|---|\n")
+	for _, k := range servers {
+		line, err := sessionScale(k, n, subs)
+		if err != nil {
+			progress("%s: %v", k.Name, err)
+			fmt.Fprintf(&b, "| %s | | | | failed: %v |\n", k.Name, err)
+			continue
+		}
+		progress("%s: %s", k.Name, line)
+		fmt.Fprintf(&b, "| %s | %s |\n", k.Name, line)
+	}
+	fmt.Println(b.String())
+	writeFile(out, "mqtt-sessions.md", b.String())
+}
+
+func sessionScale(k serverKind, n, subs int) (string, error) {
+	dir, err := os.MkdirTemp("", "evbench-mqtt-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	args, err := mqttArgs(k, port, dir)
+	if err != nil {
+		return "", err
+	}
+	k.Args = append(append([]string(nil), k.Args...), args...)
+	p, err := startServer(k)
+	if err != nil {
+		return "", err
+	}
+	defer p.stop()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitListening(addr); err != nil {
+		return "", err
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := rssBytes(p.pid())
+	w := &window{pid: p.pid()}
+	if _, err := setupSessions(addr, w, n, subs); err != nil {
+		return "", err
+	}
+	d := w.end.Sub(w.start)
+	time.Sleep(500 * time.Millisecond)
+	after := rssBytes(p.pid())
+	return fmt.Sprintf("%.1f s | %s | %s bytes | ok", d.Seconds(), commas(float64(n)/d.Seconds()), commas(float64(after-before)/float64(n))), nil
 }

@@ -28,6 +28,12 @@ type evLoop struct {
 
 	// out[i] is the batch being built this tick for loop i (nil for self).
 	out []*batch
+	// inTraffic is set while OnTraffic parses a read; forwarded records
+	// that it built batches, which it sends as soon as the read is parsed:
+	// waking the other loop then costs no flush task (and eventfd write)
+	// on this one when nothing here is dirty. The other loop's inbox
+	// still coalesces wakeups, one per batch at most.
+	inTraffic, forwarded bool
 
 	inbox     inbox
 	drainTask gnet.Runnable

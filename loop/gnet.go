@@ -183,7 +183,14 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	if gt.c.closing || gt.c.closed {
 		return gnet.None
 	}
+	lp := gt.lp
+	lp.inTraffic = true
 	gt.c.onRead(buf)
+	lp.inTraffic = false
+	if lp.forwarded {
+		lp.forwarded = false
+		lp.sendBatches()
+	}
 	return gnet.None
 }
 

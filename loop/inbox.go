@@ -83,9 +83,12 @@ func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply [
 		lp.out[dst] = b
 	}
 	b.add(subs, subject, reply, hdrLen, msg)
-	if len(b.buf) >= maxBatchBytes {
+	switch {
+	case len(b.buf) >= maxBatchBytes:
 		lp.sendBatch(dst)
-	} else {
+	case lp.inTraffic:
+		lp.forwarded = true // OnTraffic sends it when the read is done
+	default:
 		lp.scheduleFlush()
 	}
 }

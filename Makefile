@@ -9,7 +9,7 @@ build:
 # A useful local server: JetStream on with its data in ./data, monitoring on 8222.
 run: build
 	mkdir -p data
-	./$(BIN) -p 4222 -m 8222 -js -sd ./data
+	./$(BIN) -p 4222 -m 8222 --mqtt_port 1883 -js -sd ./data
 
 # vet, race-enabled unit and integration tests (which also run every fuzz
 # target over its seed corpus).

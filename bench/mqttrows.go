@@ -23,7 +23,9 @@ import (
 func mqttArgs(k serverKind, port int, dir string) ([]string, error) {
 	if k.Name == "nats-server" {
 		conf := filepath.Join(dir, "nats.conf")
-		body := fmt.Sprintf("server_name: bench\njetstream { store_dir: %q }\nmqtt { port: %d }\n", filepath.Join(dir, "js"), port)
+		// nats-server 2.15 caps a stream at 1,000 consumers by default and
+		// each QoS 1 subscription is one; lift the cap as a user would.
+		body := fmt.Sprintf("server_name: bench\njetstream { store_dir: %q, limits { default_max_consumers: -1 } }\nmqtt { port: %d }\n", filepath.Join(dir, "js"), port)
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			return nil, err
 		}

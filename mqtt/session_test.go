@@ -19,8 +19,8 @@ func TestMQTTRetained(t *testing.T) {
 		pub := connectMQTT(t, s, "pub")
 		wait(t, pub.Publish("r/1", 1, true, "v1"))
 		wait(t, pub.Publish("r/1", 1, true, "v2")) // replaces v1
-		wait(t, pub.Publish("r/2", 0, true, "x"))
-		wait(t, pub.Publish("r/2", 0, true, "")) // clears r/2
+		wait(t, pub.Publish("r/2", 1, true, "x")) // QoS 1: processed before the subscriber arrives
+		wait(t, pub.Publish("r/2", 1, true, "")) // clears r/2
 
 		sub := connectMQTT(t, s, "sub")
 		ch := subscribe(t, sub, "r/#", 1)

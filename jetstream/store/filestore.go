@@ -31,8 +31,7 @@ type FileStore struct {
 	compress bool
 
 	blocks []*block // oldest first; the last one takes appends
-	locs   []loc    // locs[i] describes sequence base+i
-	base   uint64
+	locs   locIndex // where each sequence's record is
 	first  uint64 // no message below this sequence
 	lastSq uint64
 	last   map[string]uint64 // newest sequence per subject
@@ -183,16 +182,16 @@ func (s *FileStore) apply(r record, b *block, off, n int64) {
 
 // place records loc for seq, which is above every sequence placed so far.
 func (s *FileStore) place(seq uint64, l loc) {
-	if len(s.locs) == 0 {
-		s.base = seq
+	if s.locs.n == 0 {
+		s.locs = locIndex{base: seq}
 	}
-	for s.base+uint64(len(s.locs)) < seq {
-		s.locs = append(s.locs, loc{}) // a gap: removed before a crash, or a failed write
+	for s.locs.end() < seq {
+		s.locs.push(loc{}) // a gap: removed before a crash, or a failed write
 	}
-	if seq < s.base+uint64(len(s.locs)) {
+	if seq < s.locs.end() {
 		return // duplicate; keep the first
 	}
-	s.locs = append(s.locs, l)
+	s.locs.push(l)
 	s.lastSq = max(s.lastSq, seq)
 	s.msgs++
 	s.bytes += l.size
@@ -200,10 +199,10 @@ func (s *FileStore) place(seq uint64, l loc) {
 }
 
 func (s *FileStore) loc(seq uint64) *loc {
-	if seq < s.base || seq >= s.base+uint64(len(s.locs)) || seq < s.first {
+	if seq < s.locs.base || seq >= s.locs.end() || seq < s.first {
 		return nil
 	}
-	if l := &s.locs[seq-s.base]; l.present {
+	if l := s.locs.at(seq); l.present {
 		return l
 	}
 	return nil
@@ -391,7 +390,7 @@ func (s *FileStore) LoadLast(subject string) (*Msg, error) {
 
 // LoadNext implements Store.
 func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
-	for seq = max(seq, s.first, s.base); seq <= s.lastSq; seq++ {
+	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
 		if l := s.loc(seq); l != nil && (filter == "" || router.SubjectMatches(filter, l.subject)) {
 			return s.Load(seq)
 		}
@@ -402,7 +401,7 @@ func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
 // NumPending implements Store.
 func (s *FileStore) NumPending(seq uint64, match func(string) bool) uint64 {
 	var n uint64
-	for seq = max(seq, s.first, s.base); seq <= s.lastSq; seq++ {
+	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
 		if l := s.loc(seq); l != nil && (match == nil || match(l.subject)) {
 			n++
 		}
@@ -439,7 +438,7 @@ func (s *FileStore) removeIndex(seq uint64) {
 	s.bytes -= l.size
 	if s.last[l.subject] == seq {
 		delete(s.last, l.subject)
-		for q := seq - 1; q >= s.first && q >= s.base && q > 0; q-- {
+		for q := seq - 1; q >= s.first && q >= s.locs.base && q > 0; q-- {
 			if o := s.loc(q); o != nil && o.subject == l.subject {
 				s.last[l.subject] = q
 				break
@@ -454,10 +453,7 @@ func (s *FileStore) advanceFirst() {
 		s.first++
 	}
 	// Trim the index below first so memory follows the stream's window.
-	if k := s.first - s.base; s.first > s.base && k <= uint64(len(s.locs)) && k > 1024 && k > uint64(len(s.locs))/2 {
-		s.locs = append(s.locs[:0:0], s.locs[k:]...)
-		s.base = s.first
-	}
+	s.locs.dropBelow(s.first)
 }
 
 // Compact implements Store.
@@ -477,7 +473,7 @@ func (s *FileStore) Compact(seq uint64) (uint64, error) {
 // compactIndex removes every sequence below seq from memory.
 func (s *FileStore) compactIndex(seq uint64) uint64 {
 	before := s.msgs
-	for q := max(s.first, s.base); q < seq && q <= s.lastSq; q++ {
+	for q := max(s.first, s.locs.base); q < seq && q <= s.lastSq; q++ {
 		s.removeIndex(q)
 	}
 	if seq > s.lastSq+1 {

@@ -36,6 +36,12 @@ type Writer struct {
 	wake   chan struct{}
 	done   chan struct{}
 
+	// syncs hands the interval policy's fsyncs to the syncer goroutine, so a
+	// slow fsync (a second of dirty data) never holds up the writes and acks
+	// queued behind it; syncDone closes when the syncer has finished.
+	syncs    chan []File
+	syncDone chan struct{}
+
 	// Owned by the writer goroutine.
 	files  map[string]File
 	dirty  map[string]File  // written since the last sync
@@ -58,8 +64,10 @@ func NewWriter(fs FS, policy SyncPolicy) *Writer {
 		policy.Interval = DefaultSyncInterval
 	}
 	w := &Writer{fs: fs, policy: policy, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		syncs: make(chan []File, 1), syncDone: make(chan struct{}),
 		files: make(map[string]File), dirty: make(map[string]File), broken: make(map[string]error)}
 	go w.run()
+	go w.syncer()
 	return w
 }
 
@@ -132,7 +140,7 @@ func (w *Writer) run() {
 		select {
 		case <-w.wake:
 		case <-tick.C:
-			w.syncDirty()
+			w.syncSoon()
 			continue
 		}
 		w.mu.Lock()
@@ -147,6 +155,8 @@ func (w *Writer) run() {
 			w.queue = nil
 			w.mu.Unlock()
 			w.perform(rest)
+			close(w.syncs)
+			<-w.syncDone
 			w.syncDirty()
 			for _, f := range w.files {
 				_ = f.Close()
@@ -251,6 +261,35 @@ func (w *Writer) removeFile(name string) error {
 		return err
 	}
 	return nil
+}
+
+// syncSoon hands the files written since the last sync to the syncer; if
+// it is still busy with the previous round they wait for the next tick.
+func (w *Writer) syncSoon() {
+	if len(w.dirty) == 0 {
+		return
+	}
+	files := make([]File, 0, len(w.dirty))
+	for _, f := range w.dirty {
+		files = append(files, f)
+	}
+	select {
+	case w.syncs <- files:
+		clear(w.dirty)
+	default:
+	}
+}
+
+// syncer fsyncs what the writer hands it. A file the writer closes
+// meanwhile (removed, or its directory forgotten) was synced or is gone;
+// the error is of no interest.
+func (w *Writer) syncer() {
+	defer close(w.syncDone)
+	for files := range w.syncs {
+		for _, f := range files {
+			_ = f.Sync()
+		}
+	}
 }
 
 func (w *Writer) syncDirty() {

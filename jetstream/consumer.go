@@ -367,7 +367,13 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	}
 	c.logDelivered(msg.Seq, c.dseq, deliveries)
 	pending := c.numPendingFast(msg.Seq)
-	ackSubject := fmt.Sprintf("$JS.ACK.%s.%s.%d.%d.%d.%d.%d", c.st.cfg.Name, c.name, deliveries, msg.Seq, c.dseq, msg.Time, pending)
+	b := append(m.ackBuf[:0], "$JS.ACK."...)
+	b = append(append(append(b, c.st.cfg.Name...), '.'), c.name...)
+	for _, n := range [...]uint64{uint64(deliveries), msg.Seq, c.dseq, uint64(msg.Time), pending} {
+		b = strconv.AppendUint(append(b, '.'), n, 10)
+	}
+	m.ackBuf = b
+	ackSubject := string(b)
 	hdr, data := msg.Hdr, msg.Data
 	if c.cfg.HeadersOnly {
 		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
@@ -543,6 +549,18 @@ func (c *consumer) advanceAckFloor() {
 	if len(c.pending) == 0 {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: c.next - 1}
 		return
+	}
+	if len(c.pre) == 0 {
+		// The floor sits below every pending sequence, so the oldest is the
+		// first pending one above it: usually the next sequence, and the
+		// floor only moves up, so this costs O(1) amortized per ack where
+		// the scan below costs O(pending).
+		for seq := c.ackFloor.Stream + 1; seq < c.next; seq++ {
+			if p, ok := c.pending[seq]; ok {
+				c.ackFloor = SequenceInfo{Consumer: p.dseq - 1, Stream: seq - 1}
+				return
+			}
+		}
 	}
 	oldest := uint64(0)
 	var od uint64

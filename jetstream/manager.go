@@ -63,6 +63,7 @@ type Manager struct {
 	unsubAPI      func()
 	streamsDir    string
 	nextSubjectID int
+	ackBuf        []byte // formats deliveries' ack subjects
 }
 
 // request is one message for the manager: an API call or a publish to a stream.

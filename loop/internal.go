@@ -40,6 +40,12 @@ func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
 // deliverInternal routes a server-originated message by the subscribers of
 // to, while clients see it under subject.
 func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {
+	s.deliverMatched(s.sl.Match(to), subject, reply, hdr, data)
+}
+
+// deliverMatched delivers a server-originated message to the subscribers
+// in r, showing it under subject.
+func (s *Server) deliverMatched(r *router.Result, subject, reply string, hdr, data []byte) {
 	msg := data
 	hdrLen := -1
 	if len(hdr) > 0 {
@@ -48,7 +54,6 @@ func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {
 	}
 	s.shard(0).inMsgs.Add(1)
 	s.shard(0).inBytes.Add(int64(len(msg)))
-	r := s.sl.Match(to)
 	subj, rep := []byte(subject), []byte(reply)
 	if g, ok := s.tr.(*gnetTransport); ok {
 		for _, sp := range r.Spans {

@@ -1,11 +1,20 @@
 package loop
 
-import "github.com/evnats/evnats/jetstream"
+import (
+	"github.com/evnats/evnats/jetstream"
+	"github.com/evnats/evnats/router"
+)
 
 // jsHost lets the JetStream manager subscribe and publish inside the server.
-type jsHost struct{ s *Server }
+// deliverCache is used only by Deliver, which the manager calls from its
+// own goroutine alone: consumers deliver to the same few inboxes again and
+// again, so their matches come from a cache that needs no lock.
+type jsHost struct {
+	s            *Server
+	deliverCache *router.Cache
+}
 
-func (h jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
+func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
 	return h.s.SubscribeInternal(subject, func(subj, reply []byte, hdrLen int, msg []byte) {
 		var hdr []byte
 		data := msg
@@ -16,12 +25,12 @@ func (h jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, da
 	})
 }
 
-func (h jsHost) Publish(subject, reply string, hdr, data []byte) {
+func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 	h.s.PublishInternal(subject, reply, hdr, data)
 }
 
-func (h jsHost) Deliver(to, subject, reply string, hdr, data []byte) {
-	h.s.deliverInternal(to, subject, reply, hdr, data)
+func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte) {
+	h.s.deliverMatched(h.deliverCache.Match([]byte(to)), subject, reply, hdr, data)
 }
 
 // startJetStream starts the manager when JetStream is enabled.
@@ -33,7 +42,7 @@ func (s *Server) startJetStream() error {
 		StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
 		MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
 		FS: s.opts.JetStreamFS,
-	}, jsHost{s})
+	}, &jsHost{s: s, deliverCache: router.NewCache(s.sl, 1024)})
 	if err != nil {
 		return err
 	}

@@ -32,12 +32,17 @@ type FileStore struct {
 
 	blocks []*block // oldest first; the last one takes appends
 	locs   locIndex // where each sequence's record is
-	first  uint64 // no message below this sequence
+	first  uint64   // no message below this sequence
 	lastSq uint64
 	last   map[string]uint64 // newest sequence per subject
 	msgs   uint64
 	bytes  uint64
 
+	ra struct { // read-ahead: the bytes of blk from off
+		blk *block
+		off int64
+		buf []byte
+	}
 	pending []pendingRec      // appended but not yet written, oldest first
 	cache   map[uint64][]byte // their encoded records, readable meanwhile
 	readers map[*block]File
@@ -334,13 +339,9 @@ func (s *FileStore) Load(seq uint64) (*Msg, error) {
 	}
 	rec, ok := s.cache[seq]
 	if !ok {
-		f, err := s.reader(l.blk)
-		if err != nil {
+		var err error
+		if rec, err = s.read(l); err != nil {
 			return nil, err
-		}
-		rec = make([]byte, l.n)
-		if _, err := f.ReadAt(rec, l.off); err != nil {
-			return nil, fmt.Errorf("store: read %s at %d: %w", l.blk.name, l.off, err)
 		}
 	}
 	r, n := decodeRecord(rec)
@@ -355,6 +356,35 @@ func (s *FileStore) Load(seq uint64) (*Msg, error) {
 		}
 	}
 	return &Msg{Seq: seq, Subject: l.subject, Hdr: clone(r.hdr), Data: data, Time: r.ts}, nil
+}
+
+// readAhead is how much a read from a block file fetches: consumers load
+// sequences in order, so one pread serves the records that follow.
+const readAhead = 64 << 10
+
+// read returns the record at l from its block file, through the read-ahead
+// buffer. Written records never change in place (deletes are new records),
+// so the buffer stays valid; callers copy what they keep.
+func (s *FileStore) read(l *loc) ([]byte, error) {
+	ra := &s.ra
+	if ra.blk == l.blk && l.off >= ra.off && l.off+l.n <= ra.off+int64(len(ra.buf)) {
+		return ra.buf[l.off-ra.off : l.off-ra.off+l.n], nil
+	}
+	f, err := s.reader(l.blk)
+	if err != nil {
+		return nil, err
+	}
+	n := max(l.n, min(readAhead, l.blk.written.Load()-l.off))
+	if int64(cap(ra.buf)) < n {
+		ra.buf = make([]byte, n)
+	}
+	ra.blk, ra.off, ra.buf = nil, 0, ra.buf[:n]
+	got, err := f.ReadAt(ra.buf, l.off)
+	if int64(got) < l.n {
+		return nil, fmt.Errorf("store: read %s at %d: %w", l.blk.name, l.off, err)
+	}
+	ra.blk, ra.off, ra.buf = l.blk, l.off, ra.buf[:got]
+	return ra.buf[:l.n], nil
 }
 
 func (s *FileStore) readable() error {

@@ -5,20 +5,14 @@ import (
 	"testing"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 )
 
 // TestRowsSmoke runs every row briefly against an in-process evnats so the
 // harness cannot rot between full benchmark runs. It checks the harness, not
 // speed: every message must arrive and every figure be positive.
 func TestRowsSmoke(t *testing.T) {
-	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, MQTTPort: -1, Loops: 2, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
+	s := looptest.Start(t, loop.Options{MQTTPort: -1, Loops: 2, JetStream: true})
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
 			w := &window{}

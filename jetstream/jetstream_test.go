@@ -8,28 +8,15 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func startJS(t *testing.T, o loop.Options) *loop.Server {
 	t.Helper()
-	o.Host, o.JetStream = "127.0.0.1", true
-	if o.Port == 0 {
-		o.Port = -1
-	}
-	if o.StoreDir == "" {
-		o.StoreDir = t.TempDir()
-	}
-	s, err := loop.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	o.JetStream = true
+	return looptest.Start(t, o)
 }
 
 func connectJS(t *testing.T, s *loop.Server) (*nats.Conn, jetstream.JetStream) {

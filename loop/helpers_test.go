@@ -9,47 +9,16 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
 )
 
-// transports lists the server set-ups every behaviour is checked on.
-var transports = []struct {
-	name string
-	io   string
-	n    int
-}{
-	{"gnet-1loop", loop.IOGnet, 1},
-	{"gnet-3loops", loop.IOGnet, 3},
-	{"goroutine", loop.IOGoroutine, 0},
-}
-
 // eachTransport runs f against a fresh server for every transport.
 func eachTransport(t *testing.T, opts loop.Options, f func(t *testing.T, s *loop.Server)) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			o := opts
-			o.IO, o.Loops = tr.io, tr.n
-			f(t, startServer(t, o))
-		})
-	}
+	looptest.Each(t, opts, func(t *testing.T, o loop.Options) { f(t, startServer(t, o)) })
 }
 
-func startServer(t testing.TB, o loop.Options) *loop.Server {
-	t.Helper()
-	o.Host = "127.0.0.1"
-	if o.Port == 0 {
-		o.Port = -1
-	}
-	s, err := loop.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
+func startServer(t testing.TB, o loop.Options) *loop.Server { return looptest.Start(t, o) }
 
 func connect(t testing.TB, s *loop.Server, opts ...nats.Option) *nats.Conn {
 	t.Helper()

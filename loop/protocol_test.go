@@ -3,10 +3,10 @@ package loop_test
 import (
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 )
 
 // TestMalformedInput checks that every kind of bad input gets an -ERR that
@@ -111,41 +111,22 @@ func dialInfo(t *testing.T, s *loop.Server) map[string]any {
 	return m
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTraceLogsProtocolAndRedactsSecrets(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			logs := &syncBuffer{}
-			s := startServer(t, loop.Options{IO: tr.io, Loops: tr.n, Trace: true, Token: "hunter2", LogWriter: logs})
-			rc := dialRaw(t, s)
-			rc.send("CONNECT {\"verbose\":false,\"auth_token\":\"hunter2\"}\r\nSUB trace.me 5\r\nPING\r\n")
-			rc.expect("PONG")
-			out := logs.String()
-			for _, want := range []string{"<<- SUB trace.me  5", "<<- PING", `"auth_token":"[REDACTED]"`} {
-				if !strings.Contains(out, want) {
-					t.Errorf("trace lacks %q:\n%s", want, out)
-				}
+	looptest.Each(t, loop.Options{Trace: true, Token: "hunter2"}, func(t *testing.T, o loop.Options) {
+		logs := &looptest.LogBuffer{}
+		o.LogWriter = logs
+		s := startServer(t, o)
+		rc := dialRaw(t, s)
+		rc.send("CONNECT {\"verbose\":false,\"auth_token\":\"hunter2\"}\r\nSUB trace.me 5\r\nPING\r\n")
+		rc.expect("PONG")
+		out := logs.String()
+		for _, want := range []string{"<<- SUB trace.me  5", "<<- PING", `"auth_token":"[REDACTED]"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("trace lacks %q:\n%s", want, out)
 			}
-			if strings.Contains(out, "hunter2") {
-				t.Errorf("trace leaks the token:\n%s", out)
-			}
-		})
-	}
+		}
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("trace leaks the token:\n%s", out)
+		}
+	})
 }

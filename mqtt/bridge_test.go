@@ -9,50 +9,24 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
 )
 
-// transports runs a test on the gnet loops (1 and 3) and on the goroutine
-// transport.
-var transports = []struct {
-	name  string
-	io    string
-	loops int
-}{
-	{"gnet-1", loop.IOGnet, 1},
-	{"gnet-3", loop.IOGnet, 3},
-	{"goroutine", loop.IOGoroutine, 2},
-}
-
+// eachTransport runs a test on the gnet loops (1 and 3) and on the
+// goroutine transport.
 func eachTransport(t *testing.T, f func(t *testing.T, o loop.Options)) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) { f(t, loop.Options{IO: tr.io, Loops: tr.loops}) })
-	}
+	looptest.Each(t, loop.Options{}, f)
 }
 
 // startMQTT starts a server with MQTT on a random port; with JetStream on,
 // sessions persist under StoreDir.
 func startMQTT(t *testing.T, o loop.Options) *loop.Server {
 	t.Helper()
-	o.Host = "127.0.0.1"
-	if o.Port == 0 {
-		o.Port = -1
-	}
 	if o.MQTTPort == 0 {
 		o.MQTTPort = -1
 	}
-	if o.StoreDir == "" {
-		o.StoreDir = t.TempDir()
-	}
-	s, err := loop.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return looptest.Start(t, o)
 }
 
 func mqttURL(s *loop.Server) string {

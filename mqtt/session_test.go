@@ -1,14 +1,13 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 	"github.com/nats-io/nats.go"
 )
@@ -19,8 +18,8 @@ func TestMQTTRetained(t *testing.T) {
 		pub := connectMQTT(t, s, "pub")
 		wait(t, pub.Publish("r/1", 1, true, "v1"))
 		wait(t, pub.Publish("r/1", 1, true, "v2")) // replaces v1
-		wait(t, pub.Publish("r/2", 1, true, "x")) // QoS 1: processed before the subscriber arrives
-		wait(t, pub.Publish("r/2", 1, true, "")) // clears r/2
+		wait(t, pub.Publish("r/2", 1, true, "x"))  // QoS 1: processed before the subscriber arrives
+		wait(t, pub.Publish("r/2", 1, true, ""))   // clears r/2
 
 		sub := connectMQTT(t, s, "sub")
 		ch := subscribe(t, sub, "r/#", 1)
@@ -239,29 +238,11 @@ func TestMQTTQoS2ExactlyOnce(t *testing.T) {
 	})
 }
 
-// syncBuffer collects the server log for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Every malformed packet ends in a disconnect and a log line naming the
 // problem; other clients carry on.
 func TestMQTTMalformedPackets(t *testing.T) {
 	eachTransport(t, func(t *testing.T, o loop.Options) {
-		var log syncBuffer
+		var log looptest.LogBuffer
 		o.LogWriter = &log
 		o.MaxPayload = 1024
 		s := startMQTT(t, o)

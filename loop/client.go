@@ -344,17 +344,11 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.t.flushSoon()
 		return nil
 	}
-	s := &subscription{c: c}
+	s := &subscription{}
 	s.Subject = subj
 	s.Queue = string(queue)
 	s.SID = append([]byte(nil), sid...)
-	s.Loop = -1
-	if c.lp != nil {
-		s.Loop = c.lp.idx
-	}
-	s.Owner = s
-	c.subs[string(s.SID)] = s
-	c.srv.sl.Insert(&s.Subscription)
+	c.addSub(s)
 	if c.opts.Verbose {
 		c.out.write(codec.OKLine)
 		c.t.flushSoon()
@@ -384,6 +378,19 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 	}
 	c.t.outUnlock()
 	return nil
+}
+
+// addSub makes s (Subject, Queue and SID set) one of c's subscriptions:
+// owned by c's loop, in c's table and the sublist. Caller holds outLock.
+func (c *client) addSub(s *subscription) {
+	s.c = c
+	s.Loop = -1
+	if c.lp != nil {
+		s.Loop = c.lp.idx
+	}
+	s.Owner = s
+	c.subs[string(s.SID)] = s
+	c.srv.sl.Insert(&s.Subscription)
 }
 
 // removeSub unsubscribes s; caller holds outLock.

@@ -9,10 +9,7 @@ func TestPubPathAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft := &fakeTransport{}
-	c := newClient(s, ft, nil, nil)
-	ft.c = c
-	c.out.pool = &chunkPool{}
+	c, _ := newFakeClient(s)
 	// A bare client is pedantic, so the subject is validated on each PUB.
 	c.onRead([]byte("SUB foo.bar 1\r\nSUB foo.* 2\r\n"))
 	pub := []byte("PUB foo.bar 16\r\n0123456789abcdef\r\nHPUB foo.bar r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
@@ -33,20 +30,10 @@ func TestMQTTPublishPathAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.mq, err = newMQTTBridge(s); err != nil {
-		t.Fatal(err)
-	}
-	ft := &fakeTransport{}
-	c := newClient(s, ft, nil, nil)
-	ft.c = c
-	c.out.pool = &chunkPool{}
-	c.mq = newMQTTConn(c, s.mq)
+	c, _ := newFakeMQTTClient(t, s)
 	c.onRead([]byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, 1, 'm'})
 	c.onRead([]byte{0x82, 8, 0, 1, 0, 3, 'a', '/', '+', 0})
-	nft := &fakeTransport{}
-	nc := newClient(s, nft, nil, nil)
-	nft.c = nc
-	nc.out.pool = &chunkPool{}
+	nc, _ := newFakeClient(s)
 	nc.onRead([]byte("CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB a.b 1\r\n"))
 	pub := []byte{0x30, 7, 0, 3, 'a', '/', 'b', 'h', 'i'}
 	before := s.shard(0).outMsgs.Load()

@@ -333,16 +333,10 @@ func (m *mqttConn) subscribe(filter string, qos byte) {
 	c.t.outLock()
 	defer c.t.outUnlock()
 	for i, subj := range subjects {
-		s := &subscription{c: c, qos: qos, skipDollar: skip}
+		s := &subscription{qos: qos, skipDollar: skip}
 		s.Subject = subj
 		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
-		s.Loop = -1
-		if c.lp != nil {
-			s.Loop = c.lp.idx
-		}
-		s.Owner = s
-		c.subs[string(s.SID)] = s
-		c.srv.sl.Insert(&s.Subscription)
+		c.addSub(s)
 		m.filters[filter] = append(m.filters[filter], s)
 	}
 	m.sess.Subscribe(filter, qos)

@@ -38,15 +38,7 @@ func FuzzMQTTSession(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.mq, err = newMQTTBridge(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ft := &fakeTransport{}
-		c := newClient(s, ft, nil, nil)
-		ft.c = c
-		c.out.pool = &chunkPool{}
-		c.mq = newMQTTConn(c, s.mq)
+		c, ft := newFakeMQTTClient(t, s)
 		for len(data) > 0 && !ft.closed {
 			n := min(len(data), 7)
 			c.onRead(data[:n])

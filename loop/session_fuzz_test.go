@@ -23,6 +23,29 @@ func (f *fakeTransport) outLock()        {}
 func (f *fakeTransport) outUnlock()      {}
 func (f *fakeTransport) kick()           {}
 
+// newFakeClient returns a client of s driven directly, without a socket.
+func newFakeClient(s *Server) (*client, *fakeTransport) {
+	ft := &fakeTransport{}
+	c := newClient(s, ft, nil, nil)
+	ft.c = c
+	c.out.pool = &chunkPool{}
+	return c, ft
+}
+
+// newFakeMQTTClient returns an MQTT client of s driven directly; it starts
+// s's MQTT bridge (memory persistence) when s has none.
+func newFakeMQTTClient(t testing.TB, s *Server) (*client, *fakeTransport) {
+	if s.mq == nil {
+		var err error
+		if s.mq, err = newMQTTBridge(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, ft := newFakeClient(s)
+	c.mq = newMQTTConn(c, s.mq)
+	return c, ft
+}
+
 // FuzzClientSession feeds arbitrary input through a whole client session
 // (parser, CONNECT, auth, subscriptions, routing) and checks that nothing
 // panics and that closing the session leaves no subscription behind.
@@ -39,10 +62,7 @@ func FuzzClientSession(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ft := &fakeTransport{}
-		c := newClient(s, ft, nil, nil)
-		ft.c = c
-		c.out.pool = &chunkPool{}
+		c, ft := newFakeClient(s)
 		for len(data) > 0 && !ft.closed {
 			n := min(len(data), 7)
 			c.onRead(data[:n])

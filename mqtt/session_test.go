@@ -113,6 +113,10 @@ func TestMQTTPersistentSession(t *testing.T) {
 			t.Fatal("session present on first connect")
 		}
 		r.subscribe(1, "q/#", 2)
+		r.send([]byte{mcodec.PINGREQ << 4, 0})
+		if typ, _, body := r.read(); typ != mcodec.PINGRESP || len(body) != 0 {
+			t.Fatalf("PINGREQ answered with type %d % x", typ, body)
+		}
 		r.send([]byte{mcodec.DISCONNECT << 4, 0})
 		r.expectClosed()
 
@@ -173,6 +177,9 @@ func TestMQTTSessionSurvivesRestart(t *testing.T) {
 			r.publish("in/k", "once", 2, 77, false)
 			r.expectAck(mcodec.PUBREC, 77)
 			r.conn.Close()
+			// Published as the client goes away: kept in its session either
+			// way (inflight if it raced the close, queued if not).
+			wait(t, pub.Publish("k/4", 1, false, "while away"))
 			pub.Disconnect(0)
 
 			s.Shutdown()
@@ -195,6 +202,11 @@ func TestMQTTSessionSurvivesRestart(t *testing.T) {
 				t.Fatalf("resent QoS 1: %+v", again)
 			}
 			r.expectAck(mcodec.PUBREL, p2.id) // QoS 2 resumes at PUBREL
+			if away := r.readPublish(); away.topic != "k/4" || away.payload != "while away" {
+				t.Fatalf("message published while away: %+v", away)
+			} else {
+				r.ack(mcodec.PUBACK, away.id)
+			}
 			r.ack(mcodec.PUBACK, p1.id)
 			r.ack(mcodec.PUBCOMP, p2.id)
 			// The client resends its QoS 2 PUBLISH: acknowledged, not delivered again.

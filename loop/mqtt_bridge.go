@@ -20,8 +20,9 @@ type mqttBridge struct {
 	retained *mqtt.RetainedSet
 	persist  *mqtt.Persister
 
-	mu    sync.Mutex
-	holds map[string]*mqttHold
+	mu     sync.Mutex
+	holds  map[string]*mqttHold
+	closed bool // the persister is closed: housekeeping saves no more
 }
 
 // mqttHold is a session and the connection holding it (nil while offline,
@@ -171,6 +172,10 @@ func (b *mqttBridge) goOnline(h *mqttHold) {
 // housekeeping calls it once a second, and shutdown once more.
 func (b *mqttBridge) saveDirty(force bool) {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
 	sessions := make([]*mqtt.Session, 0, len(b.holds))
 	for _, h := range b.holds {
 		if !h.sess.Clean {
@@ -205,6 +210,9 @@ func (b *mqttBridge) setRetained(topic, subject string, qos byte, payload []byte
 
 func (b *mqttBridge) close() {
 	b.saveDirty(false)
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 	if err := b.persist.Close(); err != nil {
 		b.srv.Errorf("MQTT: closing the session store: %v", err)
 	}

@@ -383,6 +383,13 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 // addSub makes s (Subject, Queue and SID set) one of c's subscriptions:
 // owned by c's loop, in c's table and the sublist. Caller holds outLock.
 func (c *client) addSub(s *subscription) {
+	c.ownSub(s)
+	c.srv.sl.Insert(&s.Subscription)
+}
+
+// ownSub makes s one of c's subscriptions, owned by c's loop, without
+// putting it in the sublist. Caller holds outLock.
+func (c *client) ownSub(s *subscription) {
 	s.c = c
 	s.Loop = -1
 	if c.lp != nil {
@@ -390,7 +397,6 @@ func (c *client) addSub(s *subscription) {
 	}
 	s.Owner = s
 	c.subs[string(s.SID)] = s
-	c.srv.sl.Insert(&s.Subscription)
 }
 
 // removeSub unsubscribes s; caller holds outLock.

@@ -21,12 +21,18 @@ type InternalHandler func(subject, reply []byte, hdrLen int, msg []byte)
 // SubscribeInternal subscribes fn to subject (wildcards allowed) and returns
 // a function that removes the subscription. Safe for concurrent use.
 func (s *Server) SubscribeInternal(subject string, fn InternalHandler) func() {
+	sub := internalSub(subject, fn)
+	s.sl.Insert(sub)
+	return func() { s.sl.Remove(sub) }
+}
+
+// internalSub builds, without inserting, an internal subscription.
+func internalSub(subject string, fn InternalHandler) *router.Subscription {
 	sub := &subscription{internal: fn}
 	sub.Subject = subject
 	sub.Loop = internalLoop
 	sub.Owner = sub
-	s.sl.Insert(&sub.Subscription)
-	return func() { s.sl.Remove(&sub.Subscription) }
+	return &sub.Subscription
 }
 
 // PublishInternal publishes a message from inside the server. It is safe to

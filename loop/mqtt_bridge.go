@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/evnats/evnats/mqtt"
+	"github.com/evnats/evnats/router"
 )
 
 // mqttBridge is the server-wide MQTT state: the sessions by client id, the
@@ -25,13 +26,16 @@ type mqttBridge struct {
 	closed bool // the persister is closed: housekeeping saves no more
 }
 
-// mqttHold is a session and the connection holding it (nil while offline,
-// when offline subscriptions queue its QoS 1/2 messages). Guarded by
-// mqttBridge.mu.
+// mqttHold is a session, the connection holding it (nil while offline) and
+// the subscriptions that stand for it in the sublist: its owner's, or while
+// offline internal ones that queue its QoS 1/2 messages. Guarded by
+// mqttBridge.mu. Every change of routed is one Sublist.Replace, so a
+// publisher matches either the old subscriptions or the new ones: a
+// handover neither loses nor repeats a message.
 type mqttHold struct {
-	sess    *mqtt.Session
-	owner   *client
-	offline []func() // removes the offline subscriptions
+	sess   *mqtt.Session
+	owner  *client
+	routed []*router.Subscription
 }
 
 // newMQTTBridge opens persistence (file stores under the JetStream store
@@ -58,7 +62,7 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	for _, sess := range sessions {
 		h := &mqttHold{sess: sess}
 		b.holds[sess.ID] = h
-		b.goOffline(h)
+		b.route(h, offlineSubs(sess))
 	}
 	if len(sessions)+len(retained) > 0 {
 		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
@@ -66,10 +70,17 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	return b, nil
 }
 
+// route replaces what stands for h in the sublist. Caller holds mu.
+func (b *mqttBridge) route(h *mqttHold, subs []*router.Subscription) {
+	b.srv.sl.Replace(h.routed, subs)
+	h.routed = subs
+}
+
 // attach gives the session of id to c, taking it from a connection that
 // still holds it (which is then closed), and reports whether a session was
-// present. c's subscriptions are in the sublist before the old holder stops
-// delivering, so a handover loses nothing.
+// present. c's subscriptions replace the previous holder's (or the offline
+// ones) in one step; what was already routed to the previous holder goes
+// into the session's queue (see mqttConn.deliver).
 func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -77,12 +88,17 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 	var old *client
 	if h != nil {
 		old = h.owner
-		b.goOnline(h)
+		if old != nil {
+			old.mq.handedOver.Store(true)
+		}
 	}
 	present := false
 	if h == nil || clean || h.sess.Clean {
-		if h != nil && !h.sess.Clean {
-			_ = b.persist.DeleteSession(id)
+		if h != nil {
+			b.route(h, nil)
+			if !h.sess.Clean {
+				_ = b.persist.DeleteSession(id)
+			}
 		}
 		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
 		b.holds[id] = h
@@ -93,15 +109,25 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 	c.mq.sess = h.sess
 	if present {
 		for filter, qos := range h.sess.Subs() {
-			c.mq.subscribe(filter, qos)
+			c.mq.addFilter(filter, qos)
 		}
+		b.route(h, c.mq.routed())
 	}
 	if old != nil {
-		old.mq.stolen.Store(true)
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
 		old.t.kick()
 	}
 	return h.sess, present
+}
+
+// resubscribe puts c's current subscriptions in the sublist for its
+// session, if c still holds it. Called after c changes its filters.
+func (b *mqttBridge) resubscribe(c *client) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.holds[c.mq.sess.ID]; h != nil && h.owner == c && !c.mq.handedOver.Load() {
+		b.route(h, c.mq.routed())
+	}
 }
 
 // release is called when c's connection ends. A clean session ends with it;
@@ -114,13 +140,14 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 	if h == nil || h.owner != c {
 		return false
 	}
+	c.mq.handedOver.Store(true)
 	h.owner = nil
 	if sess.Clean {
+		b.route(h, nil)
 		delete(b.holds, sess.ID)
 		return true
 	}
-	c.mq.unsubscribeAll() // before the offline subscriptions: no duplicates
-	b.goOffline(h)
+	b.route(h, offlineSubs(sess))
 	if snap := sess.Snapshot(true); snap != nil {
 		if err := b.persist.SaveSession(sess.ID, snap); err != nil {
 			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
@@ -129,10 +156,10 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 	return true
 }
 
-// goOffline subscribes the session's filters internally so that QoS 1/2
-// messages published while its client is away are queued. Caller holds mu.
-func (b *mqttBridge) goOffline(h *mqttHold) {
-	sess := h.sess
+// offlineSubs builds internal subscriptions for a session's QoS 1/2 filters
+// that queue what is published while its client is away.
+func offlineSubs(sess *mqtt.Session) []*router.Subscription {
+	var subs []*router.Subscription
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
 			continue // QoS 0 messages are not kept for an absent client
@@ -143,7 +170,7 @@ func (b *mqttBridge) goOffline(h *mqttHold) {
 		}
 		skipDollar := mqtt.SkipsDollarTopics(filter)
 		for _, subject := range subjects {
-			h.offline = append(h.offline, b.srv.SubscribeInternal(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
+			subs = append(subs, internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -158,14 +185,7 @@ func (b *mqttBridge) goOffline(h *mqttHold) {
 			}))
 		}
 	}
-}
-
-// goOnline removes the offline subscriptions. Caller holds mu.
-func (b *mqttBridge) goOnline(h *mqttHold) {
-	for _, remove := range h.offline {
-		remove()
-	}
-	h.offline = nil
+	return subs
 }
 
 // saveDirty persists every persistent session that changed; the server's

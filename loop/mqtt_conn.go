@@ -9,13 +9,14 @@ import (
 
 	"github.com/evnats/evnats/mqtt"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
+	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
 
 // mqttConn is the MQTT side of a client whose connection came in on the MQTT
 // port: it parses packets with the resumable MQTT codec and routes through
 // the same router, caches and outbound buffers as NATS clients. Owned, like
-// its client, by the goroutine that reads the connection; stolen and
+// its client, by the goroutine that reads the connection; handedOver and
 // lastRecv are also read by other goroutines.
 type mqttConn struct {
 	c      *client
@@ -28,7 +29,10 @@ type mqttConn struct {
 	will         *mqtt.Retained
 	willRetain   bool
 	disconnected bool        // a DISCONNECT packet: no will
-	stolen       atomic.Bool // another connection took the session over
+	// handedOver is set once the session has left this connection (taken
+	// over, or the connection ended): what was routed here before that goes
+	// into the session's queue instead.
+	handedOver atomic.Bool
 
 	filters  map[string][]*subscription // filter -> its router subscriptions
 	topics   map[string][]byte          // subject -> topic, for deliveries
@@ -148,15 +152,23 @@ func (m *mqttConn) writePublish(topic, payload []byte, qos byte, retain, dup boo
 // outLock (on an event loop: runs on c's loop).
 func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []byte) {
 	c := m.c
-	if c.closed || s.closed || c.slow || m.stolen.Load() {
-		return
-	}
 	if s.skipDollar && len(subject) > 0 && subject[0] == '$' {
 		return
 	}
 	qos := min(s.qos, originQoS(msg, hdrLen))
 	if hdrLen > 0 {
 		msg = msg[hdrLen:]
+	}
+	if m.handedOver.Load() {
+		// Matched while this connection held the session; the session's
+		// subscriptions have moved on since. Keep it for the session.
+		if qos > 0 && !m.sess.Clean {
+			m.sess.Enqueue(mqtt.SubjectToTopic(string(subject)), bytes.Clone(msg), qos)
+		}
+		return
+	}
+	if c.closed || s.closed || c.slow {
+		return
 	}
 	topic := m.topicOf(subject)
 	if qos == 0 {
@@ -274,6 +286,9 @@ func (m *mqttConn) MQTTAck(kind byte, id uint16) error {
 // (0x80 where refused), then sends the matching retained messages.
 func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	c := m.c
+	if m.handedOver.Load() {
+		return nil // the session has moved on; this connection is closing
+	}
 	m.codes = m.codes[:0]
 	var retained []*mqtt.Retained
 	var grantedQoS []byte
@@ -295,13 +310,14 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			m.codes = append(m.codes, mcodec.SubackFailure)
 			continue
 		}
-		m.subscribe(filter, sub.QoS)
+		m.addFilter(filter, sub.QoS)
 		m.codes = append(m.codes, sub.QoS)
 		for _, r := range m.b.retained.Match(subjects, mqtt.SkipsDollarTopics(filter)) {
 			retained = append(retained, r)
 			grantedQoS = append(grantedQoS, sub.QoS)
 		}
 	}
+	m.b.resubscribe(c)
 	c.t.outLock()
 	defer c.t.outUnlock()
 	c.out.write(mcodec.AppendSuback(c.scratch[:0], id, m.codes))
@@ -320,15 +336,16 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	return nil
 }
 
-// subscribe puts filter's router subscriptions in place, replacing earlier
-// ones for the same filter, and records it in the session.
-func (m *mqttConn) subscribe(filter string, qos byte) {
+// addFilter makes filter's subscriptions (two for "foo/#") this
+// connection's, replacing earlier ones for the same filter, and records it
+// in the session. They reach the sublist through mqttBridge.route.
+func (m *mqttConn) addFilter(filter string, qos byte) {
 	c := m.c
 	subjects, err := mqtt.FilterSubjects(filter)
 	if err != nil {
 		return
 	}
-	m.unsubscribe(filter)
+	m.dropFilter(filter)
 	skip := mqtt.SkipsDollarTopics(filter)
 	c.t.outLock()
 	defer c.t.outUnlock()
@@ -336,36 +353,46 @@ func (m *mqttConn) subscribe(filter string, qos byte) {
 		s := &subscription{qos: qos, skipDollar: skip}
 		s.Subject = subj
 		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
-		c.addSub(s)
+		c.ownSub(s)
 		m.filters[filter] = append(m.filters[filter], s)
 	}
 	m.sess.Subscribe(filter, qos)
 }
 
-// unsubscribe removes filter's router subscriptions (the session keeps it).
-func (m *mqttConn) unsubscribe(filter string) {
+// dropFilter forgets filter's subscriptions on this connection (the
+// session keeps the filter unless told otherwise).
+func (m *mqttConn) dropFilter(filter string) {
 	c := m.c
 	c.t.outLock()
 	for _, s := range m.filters[filter] {
-		c.removeSub(s)
+		s.closed = true
+		delete(c.subs, string(s.SID))
 	}
 	c.t.outUnlock()
 	delete(m.filters, filter)
 }
 
-// unsubscribeAll removes every router subscription of the connection.
-func (m *mqttConn) unsubscribeAll() {
-	for filter := range m.filters {
-		m.unsubscribe(filter)
+// routed lists the connection's subscriptions for the sublist.
+func (m *mqttConn) routed() []*router.Subscription {
+	var subs []*router.Subscription
+	for _, fs := range m.filters {
+		for _, s := range fs {
+			subs = append(subs, &s.Subscription)
+		}
 	}
+	return subs
 }
 
 // MQTTUnsubscribe removes filters from the connection and the session.
 func (m *mqttConn) MQTTUnsubscribe(id uint16, filters [][]byte) error {
+	if m.handedOver.Load() {
+		return nil // the session has moved on; this connection is closing
+	}
 	for _, f := range filters {
-		m.unsubscribe(string(f))
+		m.dropFilter(string(f))
 		m.sess.Unsubscribe(string(f))
 	}
+	m.b.resubscribe(m.c)
 	m.send(mcodec.AppendAck(m.c.scratch[:0], mcodec.UNSUBACK, id))
 	return nil
 }
@@ -407,7 +434,7 @@ func (m *mqttConn) cleanup() {
 		return
 	}
 	held := m.b.release(m.c, m.sess)
-	if w := m.will; w != nil && held && !m.disconnected && !m.stolen.Load() && !m.c.srv.stopping.Load() {
+	if w := m.will; w != nil && held && !m.disconnected && !m.c.srv.stopping.Load() {
 		if m.c.perms != nil && !m.c.perms.canPublish([]byte(w.Subject)) {
 			return
 		}

@@ -78,6 +78,29 @@ func (s *Sublist) Count() int {
 func (s *Sublist) Insert(sub *Subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.insert(sub)
+	s.gen.Add(1)
+}
+
+// Replace removes old and inserts new as one change: every match sees
+// either all of old or all of new, never both and never neither (an owner
+// handing its subscriptions over to another loses and repeats nothing).
+func (s *Sublist) Replace(old, new []*Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range old {
+		if removeFrom(s.root, sub.Subject, sub) {
+			s.count--
+		}
+	}
+	for _, sub := range new {
+		s.insert(sub)
+	}
+	s.gen.Add(1)
+}
+
+// insert adds sub; the caller holds mu and bumps gen.
+func (s *Sublist) insert(sub *Subscription) {
 	l := s.root
 	var n *node
 	subject := sub.Subject
@@ -127,7 +150,6 @@ func (s *Sublist) Insert(sub *Subscription) {
 		q[sub] = struct{}{}
 	}
 	s.count++
-	s.gen.Add(1)
 }
 
 // Remove deletes sub and prunes empty trie nodes; it reports whether sub was present.

@@ -221,3 +221,43 @@ func TestCacheHitAllocs(t *testing.T) {
 		t.Fatalf("cached match allocates %v", n)
 	}
 }
+
+// Replace swaps subscriptions in one step: a concurrent matcher sees the
+// old set or the new one, never both and never neither.
+func TestSublistReplaceIsAtomic(t *testing.T) {
+	sl := NewSublist()
+	a := &Subscription{Subject: "x.>", Owner: "a"}
+	b := &Subscription{Subject: "x.y", Owner: "b"}
+	sl.Insert(a)
+	done := make(chan struct{})
+	bad := make(chan int, 1)
+	go func() {
+		defer close(done)
+		for i := 0; i < 20000; i++ {
+			if n := len(sl.Match("x.y").Plain); n != 1 {
+				bad <- n
+				return
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			select {
+			case n := <-bad:
+				t.Fatalf("a match saw %d subscriptions during a replace", n)
+			default:
+			}
+			if sl.Count() != 1 {
+				t.Fatalf("count %d after replaces", sl.Count())
+			}
+			return
+		default:
+		}
+		if i%2 == 0 {
+			sl.Replace([]*Subscription{a}, []*Subscription{b})
+		} else {
+			sl.Replace([]*Subscription{b}, []*Subscription{a})
+		}
+	}
+}

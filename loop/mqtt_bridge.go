@@ -60,6 +60,7 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 		b.retained.Set(r)
 	}
 	for _, sess := range sessions {
+		b.journal(sess)
 		h := &mqttHold{sess: sess}
 		b.holds[sess.ID] = h
 		b.route(h, offlineSubs(sess))
@@ -68,6 +69,17 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
 	}
 	return b, nil
+}
+
+// journal makes a persistent session record each message queued for its
+// absent client as it arrives, so a crash before the next snapshot loses
+// none (the snapshot at disconnect and the one a second later cover the rest).
+func (b *mqttBridge) journal(sess *mqtt.Session) {
+	sess.SetJournal(func(m *mqtt.Msg) {
+		if err := b.persist.JournalQueued(sess.ID, m); err != nil {
+			b.srv.Errorf("MQTT: journaling a message for session %q: %v", sess.ID, err)
+		}
+	})
 }
 
 // route replaces what stands for h in the sublist. Caller holds mu.
@@ -101,6 +113,9 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 			}
 		}
 		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
+		if !clean {
+			b.journal(h.sess)
+		}
 		b.holds[id] = h
 	} else {
 		present = true
@@ -148,8 +163,8 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		return true
 	}
 	b.route(h, offlineSubs(sess))
-	if snap := sess.Snapshot(true); snap != nil {
-		if err := b.persist.SaveSession(sess.ID, snap); err != nil {
+	if snap, journaled := sess.Snapshot(true); snap != nil {
+		if err := b.persist.SaveSession(sess.ID, snap, journaled); err != nil {
 			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 		}
 	}
@@ -204,8 +219,8 @@ func (b *mqttBridge) saveDirty(force bool) {
 	}
 	b.mu.Unlock()
 	for _, sess := range sessions {
-		if snap := sess.Snapshot(force); snap != nil {
-			if err := b.persist.SaveSession(sess.ID, snap); err != nil {
+		if snap, journaled := sess.Snapshot(force); snap != nil {
+			if err := b.persist.SaveSession(sess.ID, snap, journaled); err != nil {
 				b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 			}
 		}

@@ -9,28 +9,34 @@ import (
 	"github.com/evnats/evnats/jetstream/store"
 )
 
-// Persister keeps sessions and retained messages in two stores: file stores
+// Persister keeps sessions and retained messages in stores: file stores
 // under a directory (written by their own store.Writer goroutine, so callers
 // never wait for the disk), or memory stores when there is no directory.
 // Each session or retained topic is one record under its own subject; a
-// newer record replaces (removes) the older one.
+// newer record replaces (removes) the older one. Messages queued for an
+// absent client are journaled one record each in a third store until the
+// session's next snapshot includes them.
 //
-// Locking rule: mu guards the stores and the sequence maps; callers on any
-// goroutine hold it only while queueing a record.
+// Locking rule: mu guards the stores and the maps; callers on any goroutine
+// hold it only while queueing a record.
 type Persister struct {
 	mu       sync.Mutex
 	writer   *store.Writer // nil for memory stores
 	sessions store.Store
 	retained store.Store
+	queued   store.Store
 	sessSeq  map[string]uint64
 	retSeq   map[string]uint64
+	qSeqs    map[string][]uint64 // journal records by client id, oldest first
+	qDone    map[string]uint64   // journal records of a session a snapshot superseded
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
 func OpenPersister(dir string, fs store.FS, sync store.SyncPolicy) (*Persister, error) {
-	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64)}
+	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64),
+		qSeqs: make(map[string][]uint64), qDone: make(map[string]uint64)}
 	if dir == "" {
-		p.sessions, p.retained = store.NewMemStore(), store.NewMemStore()
+		p.sessions, p.retained, p.queued = store.NewMemStore(), store.NewMemStore(), store.NewMemStore()
 		return p, nil
 	}
 	if fs == nil {
@@ -44,6 +50,12 @@ func OpenPersister(dir string, fs store.FS, sync store.SyncPolicy) (*Persister, 
 	}
 	if p.retained, err = store.OpenFileStore(store.FileStoreConfig{FS: fs, Dir: filepath.Join(dir, "retained"), Writer: p.writer}); err != nil {
 		p.sessions.Close()
+		p.writer.Close()
+		return nil, err
+	}
+	if p.queued, err = store.OpenFileStore(store.FileStoreConfig{FS: fs, Dir: filepath.Join(dir, "queued"), Writer: p.writer}); err != nil {
+		p.sessions.Close()
+		p.retained.Close()
 		p.writer.Close()
 		return nil, err
 	}
@@ -62,6 +74,24 @@ func (p *Persister) Load() ([]*Session, []*Retained, error) {
 		}
 		p.sessSeq[s.ID] = m.Seq
 		sessions = append(sessions, s)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	byID := make(map[string]*Session, len(sessions))
+	for _, s := range sessions {
+		byID[s.ID] = s
+	}
+	err = each(p.queued, func(m *store.Msg) error {
+		s := byID[m.Subject]
+		var msg Msg
+		if s == nil || json.Unmarshal(m.Data, &msg) != nil {
+			_, _ = p.queued.Remove(m.Seq) // its session is gone
+			return nil
+		}
+		s.restoreJournaled(&msg)
+		p.qSeqs[s.ID] = append(p.qSeqs[s.ID], m.Seq)
 		return nil
 	})
 	if err != nil {
@@ -119,17 +149,46 @@ func remove(st store.Store, seqs map[string]uint64, key string) error {
 	return err
 }
 
-// SaveSession stores a session snapshot (see Session.Snapshot).
-func (p *Persister) SaveSession(id string, snap []byte) error {
+// SaveSession stores a session snapshot and drops the journal records it
+// includes (see Session.Snapshot).
+func (p *Persister) SaveSession(id string, snap []byte, journaled uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return replace(p.sessions, p.sessSeq, id, snap)
+	if err := replace(p.sessions, p.sessSeq, id, snap); err != nil {
+		return err
+	}
+	seqs := p.qSeqs[id]
+	n := min(journaled-min(journaled, p.qDone[id]), uint64(len(seqs)))
+	for _, seq := range seqs[:n] {
+		_, _ = p.queued.Remove(seq)
+	}
+	p.qSeqs[id] = seqs[n:]
+	p.qDone[id] = max(p.qDone[id], journaled)
+	return nil
 }
 
-// DeleteSession forgets a session.
+// JournalQueued records one message queued for session id's absent client.
+func (p *Persister) JournalQueued(id string, m *Msg) error {
+	b, _ := json.Marshal(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seq, err := p.queued.Append(id, nil, b, 0, nil)
+	if err != nil {
+		return err
+	}
+	p.qSeqs[id] = append(p.qSeqs[id], seq)
+	return nil
+}
+
+// DeleteSession forgets a session and its journal.
 func (p *Persister) DeleteSession(id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, seq := range p.qSeqs[id] {
+		_, _ = p.queued.Remove(seq)
+	}
+	delete(p.qSeqs, id)
+	delete(p.qDone, id)
 	return remove(p.sessions, p.sessSeq, id)
 }
 
@@ -155,7 +214,7 @@ func (p *Persister) Close() error {
 	if p.writer != nil {
 		p.writer.Barrier()
 	}
-	err := errors.Join(p.sessions.Close(), p.retained.Close())
+	err := errors.Join(p.sessions.Close(), p.retained.Close(), p.queued.Close())
 	if p.writer != nil {
 		err = errors.Join(err, p.writer.Close())
 	}

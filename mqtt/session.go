@@ -47,6 +47,11 @@ type Session struct {
 	maxInflight int
 	dirty       bool // changed since the last snapshot
 	dropped     uint64
+	// journal, when set, records at once each message Enqueue keeps for an
+	// absent client, so that it survives a crash before the next snapshot;
+	// journaled counts them (see Snapshot). journal runs under mu.
+	journal   func(*Msg)
+	journaled uint64
 }
 
 // NewSession returns an empty session.
@@ -103,8 +108,29 @@ func (s *Session) Send(topic string, payload []byte, qos byte) *Msg {
 // Enqueue keeps a message for later (the client is offline).
 func (s *Session) Enqueue(topic string, payload []byte, qos byte) {
 	s.mu.Lock()
-	s.enqueue(&Msg{Topic: topic, QoS: qos, Payload: payload})
+	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
+	s.enqueue(m)
 	s.dirty = true
+	if s.journal != nil {
+		s.journal(m)
+		s.journaled++
+	}
+	s.mu.Unlock()
+}
+
+// SetJournal sets the function that records each message Enqueue keeps.
+func (s *Session) SetJournal(fn func(*Msg)) {
+	s.mu.Lock()
+	s.journal = fn
+	s.mu.Unlock()
+}
+
+// restoreJournaled appends a journaled message found at start-up.
+func (s *Session) restoreJournaled(m *Msg) {
+	s.mu.Lock()
+	m.ID = 0
+	s.enqueue(m)
+	s.journaled++
 	s.mu.Unlock()
 }
 
@@ -228,12 +254,14 @@ type snapshot struct {
 }
 
 // Snapshot encodes the session when it changed since the last snapshot (or
-// when force is set); it returns nil otherwise.
-func (s *Session) Snapshot(force bool) []byte {
+// when force is set); it returns nil otherwise. journaled is how many
+// journaled messages the snapshot includes: their journal records are
+// superseded once it is saved.
+func (s *Session) Snapshot(force bool) ([]byte, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.dirty && !force {
-		return nil
+		return nil, 0
 	}
 	s.dirty = false
 	snap := snapshot{ID: s.ID, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
@@ -241,7 +269,7 @@ func (s *Session) Snapshot(force bool) []byte {
 		snap.QoS2In = append(snap.QoS2In, id)
 	}
 	b, _ := json.Marshal(&snap)
-	return b
+	return b, s.journaled
 }
 
 // RestoreSession decodes a snapshot into a persistent session.

@@ -28,7 +28,7 @@ type mqttConn struct {
 	lastRecv     atomic.Int64 // unix nanoseconds of the last packet
 	will         *mqtt.Retained
 	willRetain   bool
-	disconnected bool        // a DISCONNECT packet: no will
+	disconnected bool // a DISCONNECT packet: no will
 	// handedOver is set once the session has left this connection (taken
 	// over, or the connection ended): what was routed here before that goes
 	// into the session's queue instead.

@@ -29,6 +29,9 @@ type transport interface {
 	// kick closes the connection from any goroutine (an MQTT session
 	// taken over by a new connection).
 	kick()
+	// run calls fn from any goroutine in the context that owns the
+	// client's output, with outLock held: on its loop, or under its mutex.
+	run(fn func())
 }
 
 // connectOpts are the CONNECT fields evnats acts on; names as clients send them.

@@ -278,6 +278,16 @@ func (g *gnetConn) kick() {
 	}))
 }
 
+// run calls fn on the connection's loop while it is open.
+func (g *gnetConn) run(fn func()) {
+	_ = g.lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if !g.gone && !g.c.closed {
+			fn()
+		}
+		return nil
+	}))
+}
+
 func (g *gnetConn) outLock()   {}
 func (g *gnetConn) outUnlock() {}
 

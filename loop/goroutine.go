@@ -130,6 +130,15 @@ type goConn struct {
 // kick closes the connection from another goroutine.
 func (g *goConn) kick() { g.closeConn() }
 
+// run calls fn under the connection's mutex.
+func (g *goConn) run(fn func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.c.closed {
+		fn()
+	}
+}
+
 func (g *goConn) outLock()   { g.mu.Lock() }
 func (g *goConn) outUnlock() { g.mu.Unlock() }
 

@@ -39,6 +39,13 @@ type mqttConn struct {
 	subjects map[string][]byte          // topic -> subject, for publishes
 	pubBuf   []byte                     // header + payload of the message being published
 	codes    []byte
+
+	// held are PUBACK/PUBREC packets waiting for the session store to write
+	// what their publish journaled (see MQTTPublish); heldTotal and
+	// releasedTotal count bytes ever held and released, so a release names
+	// its end however much is held meanwhile. Guarded by outLock.
+	held                     []byte
+	heldTotal, releasedTotal uint64
 }
 
 // maxTopicCache bounds each translation cache; past it the cache starts over.
@@ -227,6 +234,7 @@ func (m *mqttConn) MQTTPublish(p *mcodec.Publish) error {
 		c.closeWithErr("")
 		return errClose{}
 	}
+	writes := m.b.persist.Writes()
 	deliver := true
 	if p.QoS == 2 && !m.sess.IncomingQoS2(p.PacketID) {
 		deliver = false // a resent PUBLISH before PUBREL: delivered already
@@ -248,11 +256,43 @@ func (m *mqttConn) MQTTPublish(p *mcodec.Publish) error {
 	}
 	switch p.QoS {
 	case 1:
-		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBACK, p.PacketID))
+		m.ack(mcodec.PUBACK, p.PacketID, writes)
 	case 2:
-		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREC, p.PacketID))
+		m.ack(mcodec.PUBREC, p.PacketID, writes)
 	}
 	return nil
+}
+
+// ack acknowledges a publish. When routing it queued records to the session
+// store (a message for an absent client, a retained message) the ack waits
+// until they are written, as a JetStream PubAck does; acks after a waiting
+// one wait too, since MQTT acknowledges in order.
+func (m *mqttConn) ack(kind byte, id uint16, writesBefore uint64) {
+	c := m.c
+	c.t.outLock()
+	if m.b.persist.Writes() == writesBefore && len(m.held) == 0 {
+		c.out.write(mcodec.AppendAck(c.scratch[:0], kind, id))
+		c.t.flushSoon()
+		c.t.outUnlock()
+		return
+	}
+	m.held = mcodec.AppendAck(m.held, kind, id)
+	m.heldTotal += 4
+	upto := m.heldTotal
+	c.t.outUnlock()
+	m.b.persist.AfterWrites(func() { c.t.run(func() { m.release(upto) }) })
+}
+
+// release sends the held acks up to byte upto. Caller holds outLock.
+func (m *mqttConn) release(upto uint64) {
+	if upto <= m.releasedTotal {
+		return
+	}
+	n := upto - m.releasedTotal
+	m.c.out.write(m.held[:n])
+	m.held = m.held[:copy(m.held, m.held[n:])]
+	m.releasedTotal = upto
+	m.c.t.flushSoon()
 }
 
 // MQTTAck handles PUBACK, PUBREC, PUBREL and PUBCOMP.

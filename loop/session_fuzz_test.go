@@ -22,6 +22,7 @@ func (f *fakeTransport) closeConn()      { f.c.closing = true; f.closed = true }
 func (f *fakeTransport) outLock()        {}
 func (f *fakeTransport) outUnlock()      {}
 func (f *fakeTransport) kick()           {}
+func (f *fakeTransport) run(fn func())   { fn() }
 
 // newFakeClient returns a client of s driven directly, without a socket.
 func newFakeClient(s *Server) (*client, *fakeTransport) {

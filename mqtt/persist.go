@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/evnats/evnats/jetstream/store"
 )
@@ -29,6 +30,7 @@ type Persister struct {
 	retSeq   map[string]uint64
 	qSeqs    map[string][]uint64 // journal records by client id, oldest first
 	qDone    map[string]uint64   // journal records of a session a snapshot superseded
+	writes   atomic.Uint64       // file records queued that a client's ack may wait for
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
@@ -177,7 +179,30 @@ func (p *Persister) JournalQueued(id string, m *Msg) error {
 		return err
 	}
 	p.qSeqs[id] = append(p.qSeqs[id], seq)
+	p.wrote()
 	return nil
+}
+
+// wrote counts a record a publisher's acknowledgement should wait for.
+func (p *Persister) wrote() {
+	if p.writer != nil {
+		p.writes.Add(1)
+	}
+}
+
+// Writes counts the records queued to files that acknowledgements wait for
+// (journaled messages, retained messages); a publish that changed it has
+// its PUBACK sent only after AfterWrites. It never changes in memory.
+func (p *Persister) Writes() uint64 { return p.writes.Load() }
+
+// AfterWrites calls fn (on the writer goroutine) once every record queued
+// so far has been written and synced per policy.
+func (p *Persister) AfterWrites(fn func()) {
+	if p.writer == nil {
+		fn()
+		return
+	}
+	p.writer.Notify(fn)
 }
 
 // DeleteSession forgets a session and its journal.
@@ -197,6 +222,7 @@ func (p *Persister) SaveRetained(r *Retained) error {
 	b, _ := json.Marshal(r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wrote()
 	return replace(p.retained, p.retSeq, r.Subject, b)
 }
 
@@ -204,6 +230,7 @@ func (p *Persister) SaveRetained(r *Retained) error {
 func (p *Persister) DeleteRetained(subject string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wrote()
 	return remove(p.retained, p.retSeq, subject)
 }
 

@@ -27,6 +27,10 @@ func dialRaw(t *testing.T, s *loop.Server) *rawMQTT {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return newRaw(t, conn)
+}
+
+func newRaw(t *testing.T, conn net.Conn) *rawMQTT {
 	return &rawMQTT{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 

@@ -87,6 +87,15 @@ func (w *Writer) submit(ops ...writeOp) error {
 	return nil
 }
 
+// Notify calls fn on the writer goroutine once every write queued before it
+// has been performed (and synced, per policy); it does not wait. After
+// Close, fn runs at once.
+func (w *Writer) Notify(fn func()) {
+	if w.submit(writeOp{done: func(error) { fn() }}) != nil {
+		fn()
+	}
+}
+
 // Barrier waits until every write queued before it has been performed.
 func (w *Writer) Barrier() { w.barrier("") }
 

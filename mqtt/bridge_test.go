@@ -50,6 +50,17 @@ func connectMQTT(t *testing.T, s *loop.Server, id string, opts ...func(*paho.Cli
 	return c
 }
 
+// connectNATS connects a nats.go client, closed when the test ends.
+func connectNATS(t *testing.T, s *loop.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func wait(t *testing.T, tok paho.Token) {
 	t.Helper()
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -125,11 +136,7 @@ func TestMQTTPubSubQoS(t *testing.T) {
 func TestMQTTCrossProtocol(t *testing.T) {
 	eachTransport(t, func(t *testing.T, o loop.Options) {
 		s := startMQTT(t, o)
-		nc, err := nats.Connect(s.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		nc := connectNATS(t, s)
 		mc := connectMQTT(t, s, "bridge")
 		ch := subscribe(t, mc, "sensors/+/temp", 1)
 		nsub, _ := nc.SubscribeSync("sensors.>")

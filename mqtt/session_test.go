@@ -9,7 +9,6 @@ import (
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
-	"github.com/nats-io/nats.go"
 )
 
 func TestMQTTRetained(t *testing.T) {
@@ -45,11 +44,7 @@ func TestMQTTRetained(t *testing.T) {
 func TestMQTTWill(t *testing.T) {
 	eachTransport(t, func(t *testing.T, o loop.Options) {
 		s := startMQTT(t, o)
-		nc, err := nats.Connect(s.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		nc := connectNATS(t, s)
 		wills, _ := nc.SubscribeSync("wills.>")
 		nc.Flush()
 
@@ -185,11 +180,7 @@ func TestMQTTSessionSurvivesRestart(t *testing.T) {
 			s.Shutdown()
 			s = startMQTT(t, o)
 
-			nc, err := nats.Connect(s.ClientURL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
+			nc := connectNATS(t, s)
 			in, _ := nc.SubscribeSync("in.k")
 			nc.Flush()
 

@@ -26,16 +26,16 @@ type mqttBridge struct {
 	closed bool // the persister is closed: housekeeping saves no more
 }
 
-// mqttHold is a session, the connection holding it (nil while offline) and
-// the subscriptions that stand for it in the sublist: its owner's, or while
-// offline internal ones that queue its QoS 1/2 messages. Guarded by
-// mqttBridge.mu. Every change of routed is one Sublist.Replace, so a
-// publisher matches either the old subscriptions or the new ones: a
+// mqttHold is a session and the connection holding it (nil while offline).
+// What stands for the session in the sublist is its owner's subscriptions,
+// or while offline the internal ones in offline, which queue its QoS 1/2
+// messages. Guarded by mqttBridge.mu. Every change is one Sublist.Replace,
+// so a publisher matches either the old subscriptions or the new ones: a
 // handover neither loses nor repeats a message.
 type mqttHold struct {
-	sess   *mqtt.Session
-	owner  *client
-	routed []*router.Subscription
+	sess    *mqtt.Session
+	owner   *client
+	offline []*router.Subscription
 }
 
 // newMQTTBridge opens persistence (file stores under the JetStream store
@@ -61,9 +61,9 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
-		h := &mqttHold{sess: sess}
+		h := &mqttHold{sess: sess, offline: offlineSubs(sess)}
 		b.holds[sess.ID] = h
-		b.route(h, offlineSubs(sess))
+		s.sl.Replace(nil, h.offline)
 	}
 	if len(sessions)+len(retained) > 0 {
 		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
@@ -82,10 +82,13 @@ func (b *mqttBridge) journal(sess *mqtt.Session) {
 	})
 }
 
-// route replaces what stands for h in the sublist. Caller holds mu.
-func (b *mqttBridge) route(h *mqttHold, subs []*router.Subscription) {
-	b.srv.sl.Replace(h.routed, subs)
-	h.routed = subs
+// routed is what stands for h in the sublist now. Caller holds mu, which
+// also guards the owner's filters (see mqttConn.filters).
+func (h *mqttHold) routed() []*router.Subscription {
+	if h.owner != nil {
+		return h.owner.mq.routed()
+	}
+	return h.offline
 }
 
 // attach gives the session of id to c, taking it from a connection that
@@ -98,16 +101,14 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 	defer b.mu.Unlock()
 	h := b.holds[id]
 	var old *client
-	if h != nil {
+	if h != nil && h.owner != nil {
 		old = h.owner
-		if old != nil {
-			old.mq.handedOver.Store(true)
-		}
+		old.mq.handedOver.Store(true)
 	}
-	present := false
-	if h == nil || clean || h.sess.Clean {
+	present := h != nil && !clean && !h.sess.Clean
+	if !present {
 		if h != nil {
-			b.route(h, nil)
+			b.srv.sl.Replace(h.routed(), nil)
 			if !h.sess.Clean {
 				_ = b.persist.DeleteSession(id)
 			}
@@ -117,17 +118,16 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 			b.journal(h.sess)
 		}
 		b.holds[id] = h
-	} else {
-		present = true
 	}
-	h.owner = c
 	c.mq.sess = h.sess
 	if present {
 		for filter, qos := range h.sess.Subs() {
 			c.mq.addFilter(filter, qos)
 		}
-		b.route(h, c.mq.routed())
+		b.srv.sl.Replace(h.routed(), c.mq.routed())
+		h.offline = nil
 	}
+	h.owner = c
 	if old != nil {
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
 		old.t.kick()
@@ -135,14 +135,35 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 	return h.sess, present
 }
 
-// resubscribe puts c's current subscriptions in the sublist for its
-// session, if c still holds it. Called after c changes its filters.
-func (b *mqttBridge) resubscribe(c *client) {
+// subscribe gives c's session filter at qos, replacing the filter's earlier
+// subscriptions in one step, if c still holds the session.
+func (b *mqttBridge) subscribe(c *client, filter string, qos byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h := b.holds[c.mq.sess.ID]; h != nil && h.owner == c && !c.mq.handedOver.Load() {
-		b.route(h, c.mq.routed())
+	if !b.holding(c) {
+		return
 	}
+	old := c.mq.filterSubs(filter)
+	c.mq.addFilter(filter, qos)
+	b.srv.sl.Replace(old, c.mq.filterSubs(filter))
+}
+
+// unsubscribe removes filter from c's session, if c still holds it.
+func (b *mqttBridge) unsubscribe(c *client, filter string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.holding(c) {
+		return
+	}
+	b.srv.sl.Replace(c.mq.filterSubs(filter), nil)
+	c.mq.dropFilter(filter)
+	c.mq.sess.Unsubscribe(filter)
+}
+
+// holding reports whether c holds its session. Caller holds mu.
+func (b *mqttBridge) holding(c *client) bool {
+	h := b.holds[c.mq.sess.ID]
+	return h != nil && h.owner == c && !c.mq.handedOver.Load()
 }
 
 // release is called when c's connection ends. A clean session ends with it;
@@ -156,13 +177,15 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		return false
 	}
 	c.mq.handedOver.Store(true)
+	online := c.mq.routed()
 	h.owner = nil
 	if sess.Clean {
-		b.route(h, nil)
+		b.srv.sl.Replace(online, nil)
 		delete(b.holds, sess.ID)
 		return true
 	}
-	b.route(h, offlineSubs(sess))
+	h.offline = offlineSubs(sess)
+	b.srv.sl.Replace(online, h.offline)
 	if snap, journaled := sess.Snapshot(true); snap != nil {
 		if err := b.persist.SaveSession(sess.ID, snap, journaled); err != nil {
 			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)

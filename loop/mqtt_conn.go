@@ -34,8 +34,11 @@ type mqttConn struct {
 	// into the session's queue instead.
 	handedOver atomic.Bool
 
-	filters  map[string][]*subscription // filter -> its router subscriptions
-	topics   map[string][]byte          // subject -> topic, for deliveries
+	// filters maps each filter to its router subscriptions. Once the
+	// connection holds a session it changes only under mqttBridge.mu, so a
+	// connection taking the session over can read it.
+	filters  map[string][]*subscription
+	topics   map[string][]byte // subject -> topic, for deliveries
 	subjects map[string][]byte          // topic -> subject, for publishes
 	pubBuf   []byte                     // header + payload of the message being published
 	codes    []byte
@@ -350,14 +353,13 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			m.codes = append(m.codes, mcodec.SubackFailure)
 			continue
 		}
-		m.addFilter(filter, sub.QoS)
+		m.b.subscribe(c, filter, sub.QoS)
 		m.codes = append(m.codes, sub.QoS)
 		for _, r := range m.b.retained.Match(subjects, mqtt.SkipsDollarTopics(filter)) {
 			retained = append(retained, r)
 			grantedQoS = append(grantedQoS, sub.QoS)
 		}
 	}
-	m.b.resubscribe(c)
 	c.t.outLock()
 	defer c.t.outUnlock()
 	c.out.write(mcodec.AppendSuback(c.scratch[:0], id, m.codes))
@@ -378,7 +380,7 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 
 // addFilter makes filter's subscriptions (two for "foo/#") this
 // connection's, replacing earlier ones for the same filter, and records it
-// in the session. They reach the sublist through mqttBridge.route.
+// in the session. The bridge puts them in the sublist.
 func (m *mqttConn) addFilter(filter string, qos byte) {
 	c := m.c
 	subjects, err := mqtt.FilterSubjects(filter)
@@ -412,6 +414,15 @@ func (m *mqttConn) dropFilter(filter string) {
 	delete(m.filters, filter)
 }
 
+// filterSubs lists filter's subscriptions for the sublist.
+func (m *mqttConn) filterSubs(filter string) []*router.Subscription {
+	subs := make([]*router.Subscription, 0, 2)
+	for _, s := range m.filters[filter] {
+		subs = append(subs, &s.Subscription)
+	}
+	return subs
+}
+
 // routed lists the connection's subscriptions for the sublist.
 func (m *mqttConn) routed() []*router.Subscription {
 	var subs []*router.Subscription
@@ -429,10 +440,8 @@ func (m *mqttConn) MQTTUnsubscribe(id uint16, filters [][]byte) error {
 		return nil // the session has moved on; this connection is closing
 	}
 	for _, f := range filters {
-		m.dropFilter(string(f))
-		m.sess.Unsubscribe(string(f))
+		m.b.unsubscribe(m.c, string(f))
 	}
-	m.b.resubscribe(m.c)
 	m.send(mcodec.AppendAck(m.c.scratch[:0], mcodec.UNSUBACK, id))
 	return nil
 }

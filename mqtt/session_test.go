@@ -307,3 +307,43 @@ func TestMQTTPermissions(t *testing.T) {
 	wait(t, dev.Publish("dev/x", 1, false, "allowed"))
 	expect(t, all, "dev/x", "allowed")
 }
+
+// Each SUBSCRIBE and UNSUBSCRIBE changes only its own filter's router
+// entries, and a session's entries move whole when its client leaves and
+// returns: the sublist never holds leftovers or duplicates.
+func TestMQTTSubscriptionBookkeeping(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	base := s.NumSubscriptions()
+	want := func(n int, when string) {
+		t.Helper()
+		if got := s.NumSubscriptions() - base; got != n {
+			t.Fatalf("%s: %d router subscriptions, want %d", when, got, n)
+		}
+	}
+	r := dialRaw(t, s)
+	r.connect("books", false, 0)
+	r.subscribe(1, "a/#", 1) // "a" and "a.>"
+	r.subscribe(2, "b/+", 0)
+	r.subscribe(3, "c", 2)
+	want(4, "after three filters")
+	r.subscribe(4, "a/#", 2) // resubscribing replaces, never adds
+	want(4, "after resubscribing a/#")
+	r.send(packet(mcodec.UNSUBSCRIBE<<4|2, str([]byte{0, 5}, "c")))
+	r.expectAck(mcodec.UNSUBACK, 5)
+	want(3, "after unsubscribing c")
+	r.send([]byte{mcodec.DISCONNECT << 4, 0})
+	r.expectClosed()
+	// Offline, only QoS 1/2 filters stand: a/# (two entries), not b/+.
+	for deadline := time.Now().Add(5 * time.Second); s.NumSubscriptions()-base != 2; {
+		if time.Now().After(deadline) {
+			want(2, "while offline")
+		}
+		time.Sleep(10 * time.Millisecond) // the server notices the close on its own loop
+	}
+	r = dialRaw(t, s)
+	r.connect("books", false, 0)
+	want(3, "back online")
+	r = dialRaw(t, s)
+	r.connect("books", true, 0) // a clean session discards it
+	want(0, "after a clean takeover")
+}

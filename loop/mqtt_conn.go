@@ -39,8 +39,8 @@ type mqttConn struct {
 	// connection taking the session over can read it.
 	filters  map[string][]*subscription
 	topics   map[string][]byte // subject -> topic, for deliveries
-	subjects map[string][]byte          // topic -> subject, for publishes
-	pubBuf   []byte                     // header + payload of the message being published
+	subjects map[string][]byte // topic -> subject, for publishes
+	pubBuf   []byte            // header + payload of the message being published
 	codes    []byte
 
 	// held are PUBACK/PUBREC packets waiting for the session store to write

@@ -89,8 +89,8 @@ func (t *gnetTransport) OnBoot(eng gnet.Engine) gnet.Action {
 	t.eng = eng
 	o := &t.srv.opts
 	t.listen = boundAddr(eng, net.JoinHostPort(o.Host, strconv.Itoa(max(o.Port, 0))))
-	if o.MQTTPort != 0 {
-		t.mqttAddr = boundAddr(eng, net.JoinHostPort(o.MQTTHost, strconv.Itoa(max(o.MQTTPort, 0))))
+	if o.MQTTPort != 0 { // a concrete port: start chose one for -1
+		t.mqttAddr = boundAddr(eng, net.JoinHostPort(o.MQTTHost, strconv.Itoa(o.MQTTPort)))
 	}
 	if a, ok := t.listen.(*net.TCPAddr); ok {
 		t.srv.infoBase.Port = a.Port // before any loop runs: loops read it
@@ -141,6 +141,8 @@ func (t *gnetTransport) isMQTT(gc gnet.Conn) bool {
 }
 
 func (t *gnetTransport) addr() net.Addr { return t.listen }
+
+func (t *gnetTransport) mqttListenAddr() net.Addr { return t.mqttAddr }
 
 // loopOf returns the evLoop for a gnet loop, binding one on first sight.
 func (t *gnetTransport) loopOf(el gnet.EventLoop) *evLoop {
@@ -269,14 +271,7 @@ func (g *gnetConn) closeConn() {
 }
 
 // kick closes the connection from another goroutine, on its own loop.
-func (g *gnetConn) kick() {
-	_ = g.lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		if !g.gone && !g.c.closed {
-			g.closeConn()
-		}
-		return nil
-	}))
-}
+func (g *gnetConn) kick() { g.run(g.closeConn) }
 
 // run calls fn on the connection's loop while it is open.
 func (g *gnetConn) run(fn func()) {

@@ -55,6 +55,13 @@ func (t *goTransport) start() error {
 
 func (t *goTransport) addr() net.Addr { return t.ln.Addr() }
 
+func (t *goTransport) mqttListenAddr() net.Addr {
+	if t.mln == nil {
+		return nil
+	}
+	return t.mln.Addr()
+}
+
 func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 	defer t.wg.Done()
 	for {

@@ -12,6 +12,7 @@ import (
 type jsHost struct {
 	s            *Server
 	deliverCache *router.Cache
+	toBuf        []byte // Deliver's inbox subject as bytes, reused
 }
 
 func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
@@ -30,7 +31,8 @@ func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 }
 
 func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte) {
-	h.s.deliverMatched(h.deliverCache.Match([]byte(to)), subject, reply, hdr, data)
+	h.toBuf = append(h.toBuf[:0], to...)
+	h.s.deliverMatched(h.deliverCache.Match(h.toBuf), subject, reply, hdr, data)
 }
 
 // startJetStream starts the manager when JetStream is enabled.

@@ -38,7 +38,7 @@ type mqttConn struct {
 	// connection holds a session it changes only under mqttBridge.mu, so a
 	// connection taking the session over can read it.
 	filters  map[string][]*subscription
-	topics   map[string][]byte // subject -> topic, for deliveries
+	topics   map[string]string // subject -> topic, for deliveries
 	subjects map[string][]byte // topic -> subject, for publishes
 	pubBuf   []byte            // header + payload of the message being published
 	codes    []byte
@@ -56,7 +56,7 @@ const maxTopicCache = 4096
 
 func newMQTTConn(c *client, b *mqttBridge) *mqttConn {
 	m := &mqttConn{c: c, b: b, filters: make(map[string][]*subscription),
-		topics: make(map[string][]byte), subjects: make(map[string][]byte)}
+		topics: make(map[string]string), subjects: make(map[string][]byte)}
 	m.parser = mcodec.NewParser(m)
 	m.parser.MaxPacket = c.srv.opts.MaxPayload + 64<<10 // payload plus topic and header room
 	m.lastRecv.Store(time.Now().UnixNano())
@@ -119,8 +119,7 @@ func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	c.opts.Headers = true // deliveries carry the Nmqtt-Pub header through the router
 	c.opts.Name = id
 	c.t.outUnlock()
-	sess, present := m.b.attach(c, id, cn.CleanSession)
-	m.sess = sess
+	sess, present := m.b.attach(c, id, cn.CleanSession) // sets m.sess
 	c.connected.Store(true)
 	if c.srv.opts.Trace {
 		c.tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)
@@ -144,12 +143,12 @@ func (m *mqttConn) writeSessionMsg(msg *mqtt.Msg, resend bool) {
 		c.out.write(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREL, msg.ID))
 		return
 	}
-	m.writePublish([]byte(msg.Topic), msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+	m.writePublish(msg.Topic, msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
 }
 
 // writePublish formats PUBLISH into the client's buffer: the header in
 // scratch, the payload straight from the message. Caller holds outLock.
-func (m *mqttConn) writePublish(topic, payload []byte, qos byte, retain, dup bool, id uint16) {
+func (m *mqttConn) writePublish(topic string, payload []byte, qos byte, retain, dup bool, id uint16) {
 	c := m.c
 	c.scratch = mcodec.AppendPublishHeader(c.scratch[:0], topic, len(payload), qos, retain, dup, id)
 	c.out.write(c.scratch)
@@ -173,7 +172,7 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 		// Matched while this connection held the session; the session's
 		// subscriptions have moved on since. Keep it for the session.
 		if qos > 0 && !m.sess.Clean {
-			m.sess.Enqueue(mqtt.SubjectToTopic(string(subject)), bytes.Clone(msg), qos)
+			m.sess.Enqueue(m.topicOf(subject), bytes.Clone(msg), qos)
 		}
 		return
 	}
@@ -183,7 +182,7 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 	topic := m.topicOf(subject)
 	if qos == 0 {
 		m.writePublish(topic, msg, 0, false, false, 0)
-	} else if pm := m.sess.Send(string(topic), bytes.Clone(msg), qos); pm != nil {
+	} else if pm := m.sess.Send(topic, bytes.Clone(msg), qos); pm != nil {
 		m.writePublish(topic, msg, qos, false, false, pm.ID)
 	} else {
 		return // queued behind a full inflight window
@@ -196,14 +195,14 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 }
 
 // topicOf maps a subject to the topic MQTT subscribers see, cached.
-func (m *mqttConn) topicOf(subject []byte) []byte {
+func (m *mqttConn) topicOf(subject []byte) string {
 	if t, ok := m.topics[string(subject)]; ok {
 		return t
 	}
 	if len(m.topics) >= maxTopicCache {
 		clear(m.topics)
 	}
-	t := []byte(mqtt.SubjectToTopic(string(subject)))
+	t := mqtt.SubjectToTopic(string(subject))
 	m.topics[string(subject)] = t
 	return t
 }
@@ -369,9 +368,9 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 		}
 		qos := min(grantedQoS[i], r.QoS)
 		if qos == 0 {
-			m.writePublish([]byte(r.Topic), r.Payload, 0, true, false, 0)
+			m.writePublish(r.Topic, r.Payload, 0, true, false, 0)
 		} else if pm := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
-			m.writePublish([]byte(r.Topic), r.Payload, qos, true, false, pm.ID)
+			m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
 		}
 	}
 	c.t.flushSoon()
@@ -483,7 +482,7 @@ func (m *mqttConn) cleanup() {
 		return
 	}
 	held := m.b.release(m.c, m.sess)
-	if w := m.will; w != nil && held && !m.disconnected && !m.c.srv.stopping.Load() {
+	if w := m.will; w != nil && held && !m.disconnected && !m.c.srv.shuttingDown() {
 		if m.c.perms != nil && !m.c.perms.canPublish([]byte(w.Subject)) {
 			return
 		}

@@ -41,7 +41,6 @@ type Server struct {
 
 	js       *jetstream.Manager // nil unless JetStream is enabled
 	mq       *mqttBridge        // nil unless the MQTT listener is on
-	stopping atomic.Bool        // Shutdown has begun: wills are not sent
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -58,6 +57,7 @@ type Server struct {
 type serverTransport interface {
 	start() error
 	addr() net.Addr
+	mqttListenAddr() net.Addr // nil when MQTT is off
 	// eachClient runs fn on every client in the context that owns it.
 	eachClient(fn func(c *client))
 	stop()
@@ -170,17 +170,7 @@ func (s *Server) Start() error {
 }
 
 // MQTTAddr returns the MQTT listener address, or nil when MQTT is off.
-func (s *Server) MQTTAddr() net.Addr {
-	switch t := s.tr.(type) {
-	case *gnetTransport:
-		return t.mqttAddr
-	case *goTransport:
-		if t.mln != nil {
-			return t.mln.Addr()
-		}
-	}
-	return nil
-}
+func (s *Server) MQTTAddr() net.Addr { return s.tr.mqttListenAddr() }
 
 // Addr returns the client listener address.
 func (s *Server) Addr() net.Addr { return s.tr.addr() }
@@ -216,7 +206,6 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.shutdown = true
 	s.mu.Unlock()
-	s.stopping.Store(true)
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.http.Shutdown(ctx)
@@ -231,6 +220,13 @@ func (s *Server) Shutdown() {
 	}
 	close(s.done)
 	s.Noticef("server shut down")
+}
+
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.shutdown
 }
 
 // Done is closed when the server has shut down.

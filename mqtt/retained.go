@@ -62,10 +62,3 @@ func (rs *RetainedSet) Match(subjects []string, skipDollar bool) []*Retained {
 	}
 	return out
 }
-
-// Len returns the number of retained messages.
-func (rs *RetainedSet) Len() int {
-	rs.mu.RLock()
-	defer rs.mu.RUnlock()
-	return len(rs.msgs)
-}

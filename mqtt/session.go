@@ -46,7 +46,6 @@ type Session struct {
 	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
 	maxInflight int
 	dirty       bool // changed since the last snapshot
-	dropped     uint64
 	// journal, when set, records at once each message Enqueue keeps for an
 	// absent client, so that it survives a crash before the next snapshot;
 	// journaled counts them (see Snapshot). journal runs under mu.
@@ -68,14 +67,12 @@ func (s *Session) Subscribe(filter string, qos byte) {
 	s.mu.Unlock()
 }
 
-// Unsubscribe forgets a filter and reports whether it was there.
-func (s *Session) Unsubscribe(filter string) bool {
+// Unsubscribe forgets a filter.
+func (s *Session) Unsubscribe(filter string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.subs[filter]
 	delete(s.subs, filter)
 	s.dirty = true
-	return ok
+	s.mu.Unlock()
 }
 
 // Subs returns a copy of the subscriptions.
@@ -137,7 +134,6 @@ func (s *Session) restoreJournaled(m *Msg) {
 func (s *Session) enqueue(m *Msg) {
 	if len(s.queue) >= DefaultMaxQueued {
 		s.queue = s.queue[1:]
-		s.dropped++
 	}
 	s.queue = append(s.queue, m)
 }
@@ -234,13 +230,6 @@ func (s *Session) Release(id uint16) {
 	delete(s.qos2In, id)
 	s.dirty = true
 	s.mu.Unlock()
-}
-
-// Pending returns the number of inflight and queued messages.
-func (s *Session) Pending() (inflight, queued int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.inflight), len(s.queue)
 }
 
 // snapshot is a session's persistent form.

@@ -30,7 +30,7 @@ func AppendConnack(dst []byte, sessionPresent bool, code byte) []byte {
 // AppendPublishHeader appends PUBLISH up to its payload, which the caller
 // writes next (straight from the message, without a copy); id is used only
 // for QoS 1 and 2.
-func AppendPublishHeader(dst, topic []byte, payloadLen int, qos byte, retain, dup bool, id uint16) []byte {
+func AppendPublishHeader(dst []byte, topic string, payloadLen int, qos byte, retain, dup bool, id uint16) []byte {
 	first := PUBLISH<<4 | qos<<1
 	if retain {
 		first |= 0x01
@@ -54,7 +54,7 @@ func AppendPublishHeader(dst, topic []byte, payloadLen int, qos byte, retain, du
 
 // AppendPublish appends a whole PUBLISH; id is used only for QoS 1 and 2.
 func AppendPublish(dst, topic, payload []byte, qos byte, retain, dup bool, id uint16) []byte {
-	return append(AppendPublishHeader(dst, topic, len(payload), qos, retain, dup, id), payload...)
+	return append(AppendPublishHeader(dst, string(topic), len(payload), qos, retain, dup, id), payload...)
 }
 
 // AppendAck appends PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK for id.

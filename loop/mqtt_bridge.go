@@ -186,10 +186,8 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 	}
 	h.offline = offlineSubs(sess)
 	b.srv.sl.Replace(online, h.offline)
-	if snap, journaled := sess.Snapshot(true); snap != nil {
-		if err := b.persist.SaveSession(sess.ID, snap, journaled); err != nil {
-			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
-		}
+	if err := b.persist.SaveSession(sess, true); err != nil {
+		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 	}
 	return true
 }
@@ -242,10 +240,8 @@ func (b *mqttBridge) saveDirty(force bool) {
 	}
 	b.mu.Unlock()
 	for _, sess := range sessions {
-		if snap, journaled := sess.Snapshot(force); snap != nil {
-			if err := b.persist.SaveSession(sess.ID, snap, journaled); err != nil {
-				b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
-			}
+		if err := b.persist.SaveSession(sess, force); err != nil {
+			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 		}
 	}
 }

@@ -29,14 +29,13 @@ type Persister struct {
 	sessSeq  map[string]uint64
 	retSeq   map[string]uint64
 	qSeqs    map[string][]uint64 // journal records by client id, oldest first
-	qDone    map[string]uint64   // journal records of a session a snapshot superseded
 	writes   atomic.Uint64       // file records queued that a client's ack may wait for
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
 func OpenPersister(dir string, fs store.FS, sync store.SyncPolicy) (*Persister, error) {
 	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64),
-		qSeqs: make(map[string][]uint64), qDone: make(map[string]uint64)}
+		qSeqs: make(map[string][]uint64)}
 	if dir == "" {
 		p.sessions, p.retained, p.queued = store.NewMemStore(), store.NewMemStore(), store.NewMemStore()
 		return p, nil
@@ -70,7 +69,7 @@ func (p *Persister) Load() ([]*Session, []*Retained, error) {
 	defer p.mu.Unlock()
 	var sessions []*Session
 	err := each(p.sessions, func(m *store.Msg) error {
-		s, err := RestoreSession(m.Data)
+		s, err := restoreSession(m.Data)
 		if err != nil {
 			return err
 		}
@@ -151,21 +150,27 @@ func remove(st store.Store, seqs map[string]uint64, key string) error {
 	return err
 }
 
-// SaveSession stores a session snapshot and drops the journal records it
-// includes (see Session.Snapshot).
-func (p *Persister) SaveSession(id string, snap []byte, journaled uint64) error {
+// SaveSession stores a snapshot of s when it changed since the last one
+// (or when force is set) and drops the journal records it now includes. It
+// holds the session's lock throughout, as journaling does, so snapshots are
+// stored in the order they were taken and each supersedes exactly the
+// records journaled before it.
+func (p *Persister) SaveSession(s *Session, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := s.snapshot(force)
+	if snap == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := replace(p.sessions, p.sessSeq, id, snap); err != nil {
+	if err := replace(p.sessions, p.sessSeq, s.ID, snap); err != nil {
 		return err
 	}
-	seqs := p.qSeqs[id]
-	n := min(journaled-min(journaled, p.qDone[id]), uint64(len(seqs)))
-	for _, seq := range seqs[:n] {
+	for _, seq := range p.qSeqs[s.ID] {
 		_, _ = p.queued.Remove(seq)
 	}
-	p.qSeqs[id] = seqs[n:]
-	p.qDone[id] = max(p.qDone[id], journaled)
+	delete(p.qSeqs, s.ID)
 	return nil
 }
 
@@ -213,7 +218,6 @@ func (p *Persister) DeleteSession(id string) error {
 		_, _ = p.queued.Remove(seq)
 	}
 	delete(p.qSeqs, id)
-	delete(p.qDone, id)
 	return remove(p.sessions, p.sessSeq, id)
 }
 

@@ -52,8 +52,7 @@ func TestJournalSurvivesCrash(t *testing.T) {
 		}
 	})
 	s.Subscribe("a/#", 1)
-	snap, j := s.Snapshot(true)
-	if err := p.SaveSession(s.ID, snap, j); err != nil {
+	if err := p.SaveSession(s, true); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
@@ -68,8 +67,7 @@ func TestJournalSurvivesCrash(t *testing.T) {
 	// A snapshot now includes them; one more message is journaled after it.
 	// (Resume above moved them inflight; the snapshot keeps them there.)
 	r.SetJournal(func(m *Msg) { _ = p2.JournalQueued(r.ID, m) })
-	snap, j = r.Snapshot(true)
-	if err := p2.SaveSession(r.ID, snap, j); err != nil {
+	if err := p2.SaveSession(r, true); err != nil {
 		t.Fatal(err)
 	}
 	r.Enqueue("a/b", []byte("4"), 1)

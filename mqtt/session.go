@@ -33,7 +33,8 @@ type Msg struct {
 // Locking rule: mu guards every field below it. The session is touched by
 // the loop of the connection that holds it, by any publisher's goroutine
 // while it is offline (its messages are queued here), and by the persister
-// that snapshots it; none of them holds mu across I/O.
+// that snapshots it; none of them holds mu across I/O. A session's mu comes
+// before the Persister's when both are held (journaling, snapshots).
 type Session struct {
 	ID    string
 	Clean bool
@@ -47,10 +48,9 @@ type Session struct {
 	maxInflight int
 	dirty       bool // changed since the last snapshot
 	// journal, when set, records at once each message Enqueue keeps for an
-	// absent client, so that it survives a crash before the next snapshot;
-	// journaled counts them (see Snapshot). journal runs under mu.
-	journal   func(*Msg)
-	journaled uint64
+	// absent client, so that it survives a crash before the next snapshot.
+	// It runs under mu, as snapshots do (see Persister.SaveSession).
+	journal func(*Msg)
 }
 
 // NewSession returns an empty session.
@@ -110,7 +110,6 @@ func (s *Session) Enqueue(topic string, payload []byte, qos byte) {
 	s.dirty = true
 	if s.journal != nil {
 		s.journal(m)
-		s.journaled++
 	}
 	s.mu.Unlock()
 }
@@ -122,13 +121,12 @@ func (s *Session) SetJournal(fn func(*Msg)) {
 	s.mu.Unlock()
 }
 
-// restoreJournaled appends a journaled message found at start-up.
+// restoreJournaled appends a journaled message found at start-up, before
+// the session is shared: it takes no lock (Load holds the persister's, which
+// comes after a session's in the lock order).
 func (s *Session) restoreJournaled(m *Msg) {
-	s.mu.Lock()
 	m.ID = 0
 	s.enqueue(m)
-	s.journaled++
-	s.mu.Unlock()
 }
 
 func (s *Session) enqueue(m *Msg) {
@@ -242,15 +240,11 @@ type snapshot struct {
 	QoS2In   []uint16        `json:"qos2_in,omitempty"`
 }
 
-// Snapshot encodes the session when it changed since the last snapshot (or
-// when force is set); it returns nil otherwise. journaled is how many
-// journaled messages the snapshot includes: their journal records are
-// superseded once it is saved.
-func (s *Session) Snapshot(force bool) ([]byte, uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// snapshot encodes the session when it changed since the last snapshot (or
+// when force is set); it returns nil otherwise. Caller holds mu.
+func (s *Session) snapshot(force bool) []byte {
 	if !s.dirty && !force {
-		return nil, 0
+		return nil
 	}
 	s.dirty = false
 	snap := snapshot{ID: s.ID, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
@@ -258,11 +252,11 @@ func (s *Session) Snapshot(force bool) ([]byte, uint64) {
 		snap.QoS2In = append(snap.QoS2In, id)
 	}
 	b, _ := json.Marshal(&snap)
-	return b, s.journaled
+	return b
 }
 
-// RestoreSession decodes a snapshot into a persistent session.
-func RestoreSession(b []byte) (*Session, error) {
+// restoreSession decodes a snapshot into a persistent session.
+func restoreSession(b []byte) (*Session, error) {
 	var snap snapshot
 	if err := json.Unmarshal(b, &snap); err != nil {
 		return nil, err

@@ -275,12 +275,12 @@ func (m *Manager) handleAck(r *request) {
 	if err != nil {
 		return
 	}
-	if !c.push() && r.reply != "" && bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+NXT")) {
-		// +NXT acks and asks for more: its reply subject is a pull request's.
-		m.ack(c, sseq, nil, time.Now(), nil)
-		if m.queuePull(c, r.reply, bytes.TrimSpace(r.data)[len("+NXT"):], time.Now()) {
-			m.pump(c, time.Now())
-		}
+	if body := bytes.TrimSpace(r.data); !c.push() && r.reply != "" && bytes.HasPrefix(body, []byte("+NXT")) {
+		// +NXT acks and asks for more: its reply subject is a pull
+		// request's. The ack's pump serves the request queued first.
+		now := time.Now()
+		m.queuePull(c, r.reply, body[len("+NXT"):], now)
+		m.ack(c, sseq, nil, now, nil)
 		return
 	}
 	var confirmed func()

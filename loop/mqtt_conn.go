@@ -80,6 +80,21 @@ func (m *mqttConn) onRead(b []byte) bool {
 // send queues one control packet in the client's own context.
 func (m *mqttConn) send(b []byte) { m.c.sendProto(b) }
 
+// sendAck queues PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, formatted in
+// scratch, which belongs to the output: the lock covers both.
+func (m *mqttConn) sendAck(kind byte, id uint16) {
+	c := m.c
+	c.t.outLock()
+	if !c.closed {
+		c.scratch = mcodec.AppendAck(c.scratch[:0], kind, id)
+		c.out.write(c.scratch)
+		c.t.flushSoon()
+	}
+	c.t.outUnlock()
+}
+
+var pingresp = mcodec.AppendPingresp(nil)
+
 // MQTTConnect authenticates, attaches the session and answers CONNACK.
 func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	c := m.c
@@ -306,11 +321,11 @@ func (m *mqttConn) MQTTAck(kind byte, id uint16) error {
 		next = m.sess.Acked(id)
 	case mcodec.PUBREC:
 		m.sess.Received(id)
-		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBREL, id))
+		m.sendAck(mcodec.PUBREL, id)
 		return nil
 	case mcodec.PUBREL:
 		m.sess.Release(id)
-		m.send(mcodec.AppendAck(c.scratch[:0], mcodec.PUBCOMP, id))
+		m.sendAck(mcodec.PUBCOMP, id)
 		return nil
 	}
 	if len(next) > 0 {
@@ -441,13 +456,13 @@ func (m *mqttConn) MQTTUnsubscribe(id uint16, filters [][]byte) error {
 	for _, f := range filters {
 		m.b.unsubscribe(m.c, string(f))
 	}
-	m.send(mcodec.AppendAck(m.c.scratch[:0], mcodec.UNSUBACK, id))
+	m.sendAck(mcodec.UNSUBACK, id)
 	return nil
 }
 
 // MQTTPingreq answers PINGRESP.
 func (m *mqttConn) MQTTPingreq() error {
-	m.send(mcodec.AppendPingresp(m.c.scratch[:0]))
+	m.send(pingresp)
 	return nil
 }
 

@@ -61,7 +61,7 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
-		h := &mqttHold{sess: sess, offline: offlineSubs(sess)}
+		h := &mqttHold{sess: sess, offline: offlineSubs(sess, nil)}
 		b.holds[sess.ID] = h
 		s.sl.Replace(nil, h.offline)
 	}
@@ -184,7 +184,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		delete(b.holds, sess.ID)
 		return true
 	}
-	h.offline = offlineSubs(sess)
+	h.offline = offlineSubs(sess, c.perms)
 	b.srv.sl.Replace(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
@@ -193,8 +193,10 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 }
 
 // offlineSubs builds internal subscriptions for a session's QoS 1/2 filters
-// that queue what is published while its client is away.
-func offlineSubs(sess *mqtt.Session) []*router.Subscription {
+// that queue what is published while its client is away. perms (nil when
+// none) are the session's user's: the queue gets no message that user's
+// subscribe deny entries filter out of a live subscription.
+func offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
 	var subs []*router.Subscription
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
@@ -206,7 +208,7 @@ func offlineSubs(sess *mqtt.Session) []*router.Subscription {
 		}
 		skipDollar := mqtt.SkipsDollarTopics(filter)
 		for _, subject := range subjects {
-			subs = append(subs, internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
+			sub := internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -218,7 +220,9 @@ func offlineSubs(sess *mqtt.Session) []*router.Subscription {
 					msg = msg[hdrLen:]
 				}
 				sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q)
-			}))
+			})
+			sub.Owner.(*subscription).deny = perms.deliveryDeny(subject, "")
+			subs = append(subs, sub)
 		}
 	}
 	return subs

@@ -337,6 +337,9 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	}
 	c.t.outLock()
 	defer c.t.outUnlock()
+	if c.closed {
+		return errClose{} // the connection is going: drop what follows
+	}
 	if _, dup := c.subs[string(sid)]; dup {
 		// nats-server ignores a repeated sid; so do we.
 		c.sendOK()
@@ -386,13 +389,19 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 // addSub makes s (Subject, Queue and SID set) one of c's subscriptions:
 // owned by c's loop, in c's table and the sublist. Caller holds outLock.
 func (c *client) addSub(s *subscription) {
-	c.ownSub(s)
-	c.srv.sl.Insert(&s.Subscription)
+	if c.ownSub(s) {
+		c.srv.sl.Insert(&s.Subscription)
+	}
 }
 
 // ownSub makes s one of c's subscriptions, owned by c's loop, without
-// putting it in the sublist. Caller holds outLock.
-func (c *client) ownSub(s *subscription) {
+// putting it in the sublist. Caller holds outLock. A client already
+// cleaned up takes no more: s is marked closed and ownSub reports false.
+func (c *client) ownSub(s *subscription) bool {
+	if c.closed {
+		s.closed = true
+		return false
+	}
 	s.c = c
 	s.Loop = -1
 	if c.lp != nil {
@@ -400,6 +409,7 @@ func (c *client) ownSub(s *subscription) {
 	}
 	s.Owner = s
 	c.subs[string(s.SID)] = s
+	return true
 }
 
 // removeSub unsubscribes s; caller holds outLock.

@@ -165,8 +165,12 @@ func (g *goConn) closeConn() {
 	g.flushSoon()
 }
 
+// readLoop owns the session: it parses, and once the connection is gone it
+// alone releases the session, so that no operation it is parsing can meet a
+// half-released client.
 func (g *goConn) readLoop() {
 	defer g.t.wg.Done()
+	defer g.release()
 	defer g.finish()
 	g.c.greet()
 	buf := make([]byte, 32<<10)
@@ -222,16 +226,22 @@ func (g *goConn) writeLoop() {
 	}
 }
 
-// finish closes the socket and releases the session once.
+// finish closes the socket once, from either goroutine; the reader's
+// blocked Read then fails and it releases the session.
 func (g *goConn) finish() {
 	g.once.Do(func() {
 		_ = g.nc.Close()
 		close(g.done)
-		g.c.cleanup()
-		g.t.mu.Lock()
-		delete(g.t.clients, g.c)
-		g.t.mu.Unlock()
 	})
+}
+
+// release drops the session's subscriptions and forgets the connection; run
+// by the reader after its last parse.
+func (g *goConn) release() {
+	g.c.cleanup()
+	g.t.mu.Lock()
+	delete(g.t.clients, g.c)
+	g.t.mu.Unlock()
 }
 
 // goRoute delivers a message on the goroutine transport: the publisher's

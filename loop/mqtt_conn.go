@@ -409,7 +409,9 @@ func (m *mqttConn) addFilter(filter string, qos byte) {
 		s := &subscription{qos: qos, skipDollar: skip}
 		s.Subject = subj
 		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
-		c.ownSub(s)
+		if !c.ownSub(s) {
+			return // closing: the filter dies with the connection
+		}
 		m.filters[filter] = append(m.filters[filter], s)
 	}
 	m.sess.Subscribe(filter, qos)

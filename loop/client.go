@@ -495,7 +495,9 @@ func (c *client) tick(now time.Time) {
 		return
 	}
 	if !c.connected.Load() {
-		if c.srv.authCfg.required && now.Sub(c.start) > c.srv.opts.AuthTimeout {
+		// Even without auth: a socket that never says CONNECT would
+		// otherwise be held forever (nats-server only times out with auth).
+		if now.Sub(c.start) > c.srv.opts.AuthTimeout {
 			c.closeWithErr("Authentication Timeout")
 		}
 		return

@@ -47,3 +47,29 @@ func TestSubWhileClosing(t *testing.T) {
 	})
 }
 
+// TestSilentConnectionClosed: with auth off, a socket that reads the INFO
+// and never sends CONNECT is closed after the auth timeout, on the NATS
+// port and on the MQTT port, so idle sockets cannot pile up.
+func TestSilentConnectionClosed(t *testing.T) {
+	o := loop.Options{AuthTimeout: 200 * time.Millisecond, MQTTPort: -1}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		rc := dialRaw(t, s)
+		rc.expect("-ERR 'Authentication Timeout'")
+		rc.expectClosed()
+
+		mc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Close()
+		_ = mc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		n, err := mc.Read(buf)
+		if n != 0 || err == nil {
+			t.Fatalf("MQTT socket without CONNECT: read %d bytes, err %v; want EOF", n, err)
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("server did not close the silent MQTT socket")
+		}
+	})
+}

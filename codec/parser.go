@@ -99,8 +99,8 @@ func NewParser(h Handler) *Parser {
 func (p *Parser) Reset(h Handler) {
 	p.h = h
 	p.state = stateControl
-	p.pending = p.pending[:0]
-	p.msg = p.msg[:0]
+	p.pending = Reuse(p.pending)
+	p.msg = Reuse(p.msg)
 	if p.MaxControlLine == 0 {
 		p.MaxControlLine = DefaultMaxControlLine
 	}
@@ -128,7 +128,7 @@ func (p *Parser) Parse(buf []byte) error {
 			if err := p.finishPub(p.subject, p.reply, p.msg); err != nil {
 				return err
 			}
-			p.msg = p.msg[:0]
+			p.msg = Reuse(p.msg) // one large PUB must not pin its size
 			p.state = stateControl
 			continue
 		}
@@ -157,7 +157,7 @@ func (p *Parser) Parse(buf []byte) error {
 		}
 		var err error
 		buf, err = p.control(line, buf)
-		p.pending = p.pending[:0]
+		p.pending = Reuse(p.pending)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/evnats/evnats/codec"
 	"github.com/evnats/evnats/mqtt"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 	"github.com/evnats/evnats/router"
@@ -270,6 +271,7 @@ func (m *mqttConn) MQTTPublish(p *mcodec.Publish) error {
 		c.shard.inMsgs.Add(1)
 		c.shard.inBytes.Add(int64(len(p.Payload)))
 		c.routeMsg(subject, nil, hdrLen, m.pubBuf)
+		m.pubBuf = codec.Reuse(m.pubBuf)
 	}
 	switch p.QoS {
 	case 1:

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"unicode/utf8"
+
+	ncodec "github.com/evnats/evnats/codec"
 )
 
 // DefaultMaxPacket bounds a packet when the broker sets no other limit.
@@ -31,14 +33,26 @@ func (p *Parser) Parse(b []byte) error {
 	if len(p.buf) > 0 {
 		p.buf = append(p.buf, b...)
 		n, err := p.parse(p.buf)
-		p.buf = append(p.buf[:0], p.buf[n:]...)
+		if n > 0 { // else still waiting: leave the partial packet where it is
+			p.buf = keep(p.buf, p.buf[n:])
+		}
 		return err
 	}
 	n, err := p.parse(b)
 	if err == nil && n < len(b) {
-		p.buf = append(p.buf[:0], b[n:]...)
+		p.buf = keep(p.buf, b[n:])
 	}
 	return err
+}
+
+// keep stores rest, the start of an incomplete packet, in buf for the next
+// read. A buf that one large packet grew is released rather than kept while
+// the connection idles.
+func keep(buf, rest []byte) []byte {
+	if cap(buf) > ncodec.RetainLimit && len(rest) <= ncodec.RetainLimit {
+		buf = nil // rest, which may lie in the old buf, is copied out below
+	}
+	return append(buf[:0], rest...)
 }
 
 // parse decodes whole packets from b and returns how many bytes it used.
@@ -107,7 +121,9 @@ func (p *Parser) packet(first byte, body []byte) error {
 			return err
 		}
 		p.connected = true
-		return p.h.MQTTConnect(&p.conn)
+		err := p.h.MQTTConnect(&p.conn)
+		p.conn = Connect{} // its fields point into the read buffer
+		return err
 	case PUBLISH:
 		return p.publish(flags, body)
 	case PUBACK, PUBREC, PUBCOMP, PUBREL:
@@ -240,7 +256,9 @@ func (p *Parser) publish(flags byte, body []byte) error {
 		return ErrTopic
 	}
 	pub.Payload = r.b
-	return p.h.MQTTPublish(pub)
+	err := p.h.MQTTPublish(pub)
+	*pub = Publish{} // don't pin the payload's buffer
+	return err
 }
 
 // listHeader checks the fixed flags and reads the packet id that start a
@@ -283,7 +301,9 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 	if len(p.subs) == 0 {
 		return ErrEmptySubscribe
 	}
-	return p.h.MQTTSubscribe(id, p.subs)
+	err = p.h.MQTTSubscribe(id, p.subs)
+	clear(p.subs)
+	return err
 }
 
 func (p *Parser) unsubscribe(flags byte, body []byte) error {
@@ -305,7 +325,9 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 	if len(p.filters) == 0 {
 		return ErrEmptySubscribe
 	}
-	return p.h.MQTTUnsubscribe(id, p.filters)
+	err = p.h.MQTTUnsubscribe(id, p.filters)
+	clear(p.filters)
+	return err
 }
 
 // ValidTopicName reports whether t may be published to: non-empty UTF-8

@@ -175,3 +175,42 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// TestParserReleasesLargePacket: a large PUBLISH spanning reads grows the
+// parser's buffer; once it is handled the parser keeps neither the buffer
+// nor references into it.
+func TestParserReleasesLargePacket(t *testing.T) {
+	r := &rec{}
+	p := NewParser(r)
+	conn := append(lstr(nil, "MQTT"), 4, 2, 0, 60)
+	conn = lstr(conn, "id")
+	payload := bytes.Repeat([]byte("x"), 512<<10)
+	in := mkPacket(CONNECT<<4, conn)
+	in = append(in, mkPacket(PUBLISH<<4, append(lstr(nil, "t"), payload...))...)
+	in = append(in, PINGREQ<<4, 0, PINGREQ<<4) // and half of one more
+	for len(in) > 0 {
+		n := min(len(in), 16<<10)
+		if err := p.Parse(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
+	}
+	if len(r.ops) != 3 {
+		t.Fatalf("ops %d, want CONNECT, PUBLISH, PINGREQ", len(r.ops))
+	}
+	if cap(p.buf) > 64<<10 || len(p.buf) != 1 {
+		t.Fatalf("parser keeps buf len %d cap %d; want the 1 pending byte in a small buffer", len(p.buf), cap(p.buf))
+	}
+	if p.pub.Payload != nil || p.pub.Topic != nil || p.conn.ClientID != nil {
+		t.Fatal("parser still references the last packets")
+	}
+	if err := p.Parse([]byte{0}); err != nil || len(r.ops) != 4 {
+		t.Fatalf("the split PINGREQ: err %v, ops %d", err, len(r.ops))
+	}
+}
+
+func lstr(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+
+func mkPacket(first byte, body []byte) []byte {
+	return append(AppendRemainingLength([]byte{first}, len(body)), body...)
+}

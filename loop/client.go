@@ -195,17 +195,26 @@ func (c *client) onRead(b []byte) bool {
 	if c.mq != nil {
 		return c.mq.onRead(b)
 	}
-	if err := c.parser.Parse(b); err != nil {
-		if codec.IsProtocolError(err) {
-			c.srv.Debugf("client %d: protocol error: %v", c.id, err)
-			c.closeWithErr(err.Error())
-		} else {
-			c.closeWithErr("")
-		}
+	if !c.parsed(c.parser.Parse(b)) {
 		return false
 	}
 	c.pingsOut.Store(0)
 	return true
+}
+
+// parsed handles what a parse returned: a suspended parse (CONNECT being
+// verified off the loop) goes on later, an error closes the connection.
+func (c *client) parsed(err error) bool {
+	switch {
+	case err == nil || err == codec.ErrSuspend:
+		return true
+	case codec.IsProtocolError(err):
+		c.srv.Debugf("client %d: protocol error: %v", c.id, err)
+		c.closeWithErr(err.Error())
+	default:
+		c.closeWithErr("")
+	}
+	return false
 }
 
 // errClose stops the parse after the handler has already replied.
@@ -227,13 +236,41 @@ func (c *client) ProcessConnect(arg []byte) error {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
 	}
-	if !c.srv.authCfg.authenticate(c, &o) {
+	a := c.srv.authCfg
+	if !a.isSlow(&o) {
+		u, ok := a.verify(&o)
+		return c.connectVerified(&o, u, ok)
+	}
+	if c.lp == nil {
+		// The goroutine transport may block its reader, within the
+		// bound that keeps a storm of logins from taking every CPU.
+		var u *userEntry
+		ok := c.srv.slowAuth.check(func() (ok bool) { u, ok = a.verify(&o); return })
+		return c.connectVerified(&o, u, ok)
+	}
+	// On a loop: verify elsewhere, hold what follows the CONNECT, and
+	// finish on the loop when the answer comes back.
+	var u *userEntry
+	c.srv.verifySlow(func() (ok bool) { u, ok = a.verify(&o); return }, func(ok bool) {
+		c.t.run(func() {
+			if c.connectVerified(&o, u, ok) == nil {
+				c.parsed(c.parser.Resume())
+			}
+		})
+	})
+	return codec.ErrSuspend
+}
+
+// connectVerified completes CONNECT once its credentials are checked.
+func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
+	if !ok {
 		c.srv.Noticef("client %d (%s): authorization violation", c.id, c.ip)
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
+	c.setUser(o.User, u)
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
-	c.opts = o
+	c.opts = *o
 	c.t.outUnlock()
 	c.echo = o.Echo == nil || *o.Echo
 	c.connected.Store(true)

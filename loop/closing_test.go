@@ -54,14 +54,14 @@ func TestSilentConnectionClosed(t *testing.T) {
 	o := loop.Options{AuthTimeout: 200 * time.Millisecond, MQTTPort: -1}
 	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)
-		rc.expect("-ERR 'Authentication Timeout'")
-		rc.expectClosed()
-
 		mc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer mc.Close()
+		rc.expect("-ERR 'Authentication Timeout'")
+		rc.expectClosed()
+
 		_ = mc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 16)
 		n, err := mc.Read(buf)

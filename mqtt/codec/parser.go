@@ -17,8 +17,9 @@ const DefaultMaxPacket = 1 << 20
 type Parser struct {
 	MaxPacket int
 	h         Handler
-	buf       []byte // an incomplete packet carried across reads
+	buf       []byte // an incomplete packet, or input held while suspended
 	connected bool
+	suspended bool
 	subs      []Subscription
 	filters   [][]byte
 	conn      Connect
@@ -28,20 +29,49 @@ type Parser struct {
 // NewParser returns a parser reporting to h.
 func NewParser(h Handler) *Parser { return &Parser{h: h, MaxPacket: DefaultMaxPacket} }
 
-// Parse consumes b, calling the handler for each complete packet.
+// Parse consumes b, calling the handler for each complete packet. A
+// handler may return codec.ErrSuspend (of the NATS codec) to pause after its
+// packet: Parse returns it, later input is held (at most one maximal
+// packet) until Resume.
 func (p *Parser) Parse(b []byte) error {
+	if p.suspended {
+		if len(p.buf)+len(b) > p.MaxPacket+5 {
+			return ErrTooLarge
+		}
+		p.buf = append(p.buf, b...)
+		return nil
+	}
 	if len(p.buf) > 0 {
 		p.buf = append(p.buf, b...)
-		n, err := p.parse(p.buf)
-		if n > 0 { // else still waiting: leave the partial packet where it is
-			p.buf = keep(p.buf, p.buf[n:])
-		}
-		return err
+		return p.parseBuf()
 	}
 	n, err := p.parse(b)
-	if err == nil && n < len(b) {
+	if (err == nil || err == ncodec.ErrSuspend) && n < len(b) {
 		p.buf = keep(p.buf, b[n:])
 	}
+	p.suspended = err == ncodec.ErrSuspend
+	return err
+}
+
+// Resume continues a suspended parse with the input held meanwhile.
+func (p *Parser) Resume() error {
+	if !p.suspended {
+		return nil
+	}
+	p.suspended = false
+	if len(p.buf) == 0 {
+		return nil
+	}
+	return p.parseBuf()
+}
+
+// parseBuf parses what buf holds.
+func (p *Parser) parseBuf() error {
+	n, err := p.parse(p.buf)
+	if n > 0 { // else still waiting: leave the partial packet where it is
+		p.buf = keep(p.buf, p.buf[n:])
+	}
+	p.suspended = err == ncodec.ErrSuspend
 	return err
 }
 
@@ -81,6 +111,9 @@ func (p *Parser) parse(b []byte) (int, error) {
 			return used, nil
 		}
 		if err := p.packet(rest[0], rest[1+hdr:total]); err != nil {
+			if err == ncodec.ErrSuspend {
+				return used + total, err
+			}
 			return used, err
 		}
 		used += total

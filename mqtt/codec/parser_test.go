@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	ncodec "github.com/evnats/evnats/codec"
 )
 
 // rec records packets as canonical strings.
@@ -213,4 +215,47 @@ func lstr(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), 
 
 func mkPacket(first byte, body []byte) []byte {
 	return append(AppendRemainingLength([]byte{first}, len(body)), body...)
+}
+
+// suspender suspends at CONNECT, as the broker does while it checks a
+// bcrypt password off its event loop.
+type suspender struct{ rec }
+
+func (s *suspender) MQTTConnect(c *Connect) error {
+	s.rec.MQTTConnect(c)
+	return ncodec.ErrSuspend
+}
+
+func TestParseSuspend(t *testing.T) {
+	h := &suspender{}
+	p := NewParser(h)
+	conn := append(lstr(nil, "MQTT"), 4, 2, 0, 60)
+	conn = lstr(conn, "id")
+	in := mkPacket(CONNECT<<4, conn)
+	in = append(in, mkPacket(PUBLISH<<4, append(lstr(nil, "t"), "one"...))...)
+	in = append(in, PINGREQ<<4)
+	if err := p.Parse(in); err != ncodec.ErrSuspend {
+		t.Fatalf("Parse = %v, want ErrSuspend", err)
+	}
+	if err := p.Parse([]byte{0}); err != nil || len(h.ops) != 1 {
+		t.Fatalf("Parse while suspended: %v, ops %q", err, h.ops)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.ops) != 3 || !strings.HasPrefix(h.ops[1], `PUBLISH "t"`) || h.ops[2] != "PINGREQ" {
+		t.Fatalf("ops after Resume: %q", h.ops)
+	}
+	if err := p.Parse([]byte{PINGREQ << 4, 0}); err != nil || len(h.ops) != 4 {
+		t.Fatalf("after Resume: %v, ops %q", err, h.ops)
+	}
+
+	p = NewParser(h) // held input is bounded
+	p.MaxPacket = 100
+	if err := p.Parse(mkPacket(CONNECT<<4, conn)); err != ncodec.ErrSuspend {
+		t.Fatal(err)
+	}
+	if err := p.Parse(make([]byte, 200)); err != ErrTooLarge {
+		t.Fatalf("Parse past the bound = %v, want ErrTooLarge", err)
+	}
 }

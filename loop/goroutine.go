@@ -176,7 +176,7 @@ func (g *goConn) readLoop() {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := g.nc.Read(buf)
-		if n > 0 && !g.c.onRead(buf[:n]) {
+		if n > 0 && (g.closing() || !g.c.onRead(buf[:n])) {
 			<-g.done // the writer sends the -ERR, then closes
 			return
 		}
@@ -184,6 +184,15 @@ func (g *goConn) readLoop() {
 			return
 		}
 	}
+}
+
+// closing reports whether the connection is on its way out (closed by the
+// server, or its writer failed): what it sends now is dropped, as a loop
+// drops it.
+func (g *goConn) closing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.c.closing
 }
 
 // writeLoop writes whatever is pending with one writev per wakeup.
@@ -214,11 +223,12 @@ func (g *goConn) writeLoop() {
 			_, err := bufs.WriteTo(g.nc)
 			g.t.pool.put(sent)
 			if err != nil {
+				g.mu.Lock()
 				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					g.mu.Lock()
 					g.c.markSlow()
-					g.mu.Unlock()
 				}
+				g.c.closing = true
+				g.mu.Unlock()
 				g.finish()
 				return
 			}

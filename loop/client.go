@@ -245,13 +245,17 @@ func (c *client) ProcessConnect(arg []byte) error {
 		// The goroutine transport may block its reader, within the
 		// bound that keeps a storm of logins from taking every CPU.
 		var u *userEntry
-		ok := c.srv.slowAuth.check(func() (ok bool) { u, ok = a.verify(&o); return })
+		ok, expired := c.srv.slowAuth.check(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return })
+		if expired {
+			c.closeWithErr("Authentication Timeout")
+			return errClose{}
+		}
 		return c.connectVerified(&o, u, ok)
 	}
 	// On a loop: verify elsewhere, hold what follows the CONNECT, and
 	// finish on the loop when the answer comes back.
 	var u *userEntry
-	c.srv.verifySlow(func() (ok bool) { u, ok = a.verify(&o); return }, func(ok bool) {
+	c.srv.verifySlow(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return }, func(ok bool) {
 		c.t.run(func() {
 			if c.connectVerified(&o, u, ok) == nil {
 				c.parsed(c.parser.Resume())

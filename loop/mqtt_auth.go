@@ -34,7 +34,11 @@ func (m *mqttConn) authenticate(cn *mcodec.Connect, o *connectOpts) (bool, error
 	}
 	if c.lp == nil { // the goroutine transport blocks its reader, within the bound
 		var u *userEntry
-		ok := c.srv.slowAuth.check(func() (ok bool) { u, ok = a.verify(o); return })
+		ok, expired := c.srv.slowAuth.check(c.authDeadline(), func() (ok bool) { u, ok = a.verify(o); return })
+		if expired { // as the auth timeout closes: no CONNACK
+			c.closeWithErr("")
+			return false, errClose{}
+		}
 		if ok {
 			c.setUser(o.User, u)
 		}
@@ -43,7 +47,7 @@ func (m *mqttConn) authenticate(cn *mcodec.Connect, o *connectOpts) (bool, error
 	saved := detachConnect(cn) // the parser's copy points into its read buffer
 	opts := *o
 	r := &mqttAuthResult{}
-	c.srv.verifySlow(func() bool { r.u, r.ok = a.verify(&opts); return r.ok }, func(bool) {
+	c.srv.verifySlow(c.authDeadline(), func() bool { r.u, r.ok = a.verify(&opts); return r.ok }, func(bool) {
 		c.t.run(func() {
 			m.authResult = r
 			err := m.MQTTConnect(saved)

@@ -39,11 +39,19 @@ func bcryptHash(t testing.TB, pw string, want time.Duration) (string, time.Durat
 func TestBcryptConnectPipelined(t *testing.T) {
 	hash, _ := bcryptHash(t, "pw", 0)
 	users := []*loop.User{{Username: "bob", Password: hash}}
-	eachTransport(t, loop.Options{Users: users}, func(t *testing.T, s *loop.Server) {
+	const authTimeout = 200 * time.Millisecond
+	eachTransport(t, loop.Options{Users: users, AuthTimeout: authTimeout}, func(t *testing.T, s *loop.Server) {
+		dialed := time.Now()
 		rc := dialRaw(t, s)
 		rc.send("CONNECT {\"user\":\"bob\",\"pass\":\"pw\",\"verbose\":false}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n")
 		rc.expect("MSG foo 1 2")
 		rc.expect("hi")
+		rc.expect("PONG")
+		// a second CONNECT, after the auth timeout, is checked too
+		time.Sleep(time.Until(dialed.Add(authTimeout))) // the time passing is what is tested
+		rc.send("CONNECT {\"user\":\"bob\",\"pass\":\"pw\",\"verbose\":false}\r\nPUB foo 2\r\nho\r\nPING\r\n")
+		rc.expect("MSG foo 1 2")
+		rc.expect("ho")
 		rc.expect("PONG")
 
 		bad := dialRaw(t, s)

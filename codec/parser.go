@@ -54,7 +54,15 @@ var (
 	ErrMaxControlLine = protoErr("Maximum Control Line Exceeded")
 	ErrMaxPayload     = protoErr("Maximum Payload Violation")
 	ErrBadPayloadEnd  = protoErr("Message Payload Size Mismatch: expected CRLF after payload")
+	ErrHeldInput      = protoErr("Maximum Pending Input Exceeded: too much sent before CONNECT was verified")
 )
+
+// ErrSuspend, returned by a Handler, pauses the parser after the current
+// operation: Parse returns it, input that follows (in this and later Parse
+// calls) is held, bounded by HeldLimit, until Resume parses it. A handler
+// uses it to finish an operation elsewhere (a slow credential check) while
+// keeping what the client pipelined after it in order.
+var ErrSuspend = errors.New("codec: parse suspended")
 
 type state uint8
 
@@ -86,7 +94,14 @@ type Parser struct {
 	hdrLen  int
 	size    int
 	msg     []byte
+
+	suspended bool
+	held      []byte // input received while suspended
 }
+
+// HeldLimit is how much input a suspended parser holds: one operation of
+// the largest size a client may send.
+func (p *Parser) HeldLimit() int { return p.MaxPayload + p.MaxControlLine + 4 }
 
 // NewParser returns a parser that reports to h with nats-server's default limits.
 func NewParser(h Handler) *Parser {
@@ -99,8 +114,10 @@ func NewParser(h Handler) *Parser {
 func (p *Parser) Reset(h Handler) {
 	p.h = h
 	p.state = stateControl
-	p.pending = p.pending[:0]
-	p.msg = p.msg[:0]
+	p.pending = Reuse(p.pending)
+	p.msg = Reuse(p.msg)
+	p.suspended = false
+	p.held = Reuse(p.held)
 	if p.MaxControlLine == 0 {
 		p.MaxControlLine = DefaultMaxControlLine
 	}
@@ -113,9 +130,47 @@ func (p *Parser) Reset(h Handler) {
 func (p *Parser) Buffered() int { return len(p.pending) + len(p.msg) }
 
 // Parse consumes buf entirely, calling the handler for each complete
-// operation. buf is not retained after Parse returns. After an error the
-// parser must not be used again: the connection is to be closed.
+// operation. buf is not retained after Parse returns. After an error other
+// than ErrSuspend the parser must not be used again: the connection is to
+// be closed.
 func (p *Parser) Parse(buf []byte) error {
+	if p.suspended {
+		if len(p.held)+len(buf) > p.HeldLimit() {
+			return ErrHeldInput
+		}
+		p.held = append(p.held, buf...)
+		return nil
+	}
+	return p.parse(buf)
+}
+
+// Suspended reports whether the parser waits for Resume.
+func (p *Parser) Suspended() bool { return p.suspended }
+
+// Resume continues a suspended parse with the input held meanwhile; it
+// returns what Parse would have.
+func (p *Parser) Resume() error {
+	if !p.suspended {
+		return nil
+	}
+	p.suspended = false
+	held := p.held
+	p.held = nil // a new suspension holds into a fresh buffer
+	err := p.parse(held)
+	if p.held == nil {
+		p.held = Reuse(held)
+	}
+	return err
+}
+
+// suspend holds rest, the input after the operation that suspended.
+func (p *Parser) suspend(rest []byte) error {
+	p.suspended = true
+	p.held = append(p.held[:0], rest...)
+	return ErrSuspend
+}
+
+func (p *Parser) parse(buf []byte) error {
 	for len(buf) > 0 {
 		if p.state == statePayload {
 			need := p.size + 2 - len(p.msg)
@@ -125,11 +180,15 @@ func (p *Parser) Parse(buf []byte) error {
 			}
 			p.msg = append(p.msg, buf[:need]...)
 			buf = buf[need:]
-			if err := p.finishPub(p.subject, p.reply, p.msg); err != nil {
+			err := p.finishPub(p.subject, p.reply, p.msg)
+			p.msg = Reuse(p.msg) // one large PUB must not pin its size
+			p.state = stateControl
+			if err == ErrSuspend {
+				return p.suspend(buf)
+			}
+			if err != nil {
 				return err
 			}
-			p.msg = p.msg[:0]
-			p.state = stateControl
 			continue
 		}
 		i := bytes.IndexByte(buf, '\n')
@@ -157,7 +216,10 @@ func (p *Parser) Parse(buf []byte) error {
 		}
 		var err error
 		buf, err = p.control(line, buf)
-		p.pending = p.pending[:0]
+		p.pending = Reuse(p.pending)
+		if err == ErrSuspend {
+			return p.suspend(buf)
+		}
 		if err != nil {
 			return err
 		}
@@ -250,10 +312,7 @@ func (p *Parser) pub(argLine, rest []byte, headers bool) ([]byte, error) {
 	}
 	p.hdrLen, p.size = hdrLen, size
 	if len(rest) >= size+2 {
-		if err := p.finishPub(subject, reply, rest[:size+2]); err != nil {
-			return rest, err
-		}
-		return rest[size+2:], nil
+		return rest[size+2:], p.finishPub(subject, reply, rest[:size+2])
 	}
 	// The payload spans reads: keep copies of the arguments, which point
 	// into memory that is gone by the next Parse call.

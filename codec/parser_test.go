@@ -187,3 +187,56 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// suspender suspends the parse at every CONNECT, as the server does while
+// it checks a bcrypt password off the loop.
+type suspender struct{ recorder }
+
+func (s *suspender) ProcessConnect(arg []byte) error {
+	s.recorder.ProcessConnect(arg)
+	return ErrSuspend
+}
+
+func TestParseSuspend(t *testing.T) {
+	h := &suspender{}
+	p := NewParser(h)
+	err := p.Parse([]byte("CONNECT {}\r\nSUB a 1\r\nPUB a 5\r\nhe"))
+	if err != ErrSuspend || !p.Suspended() {
+		t.Fatalf("Parse = %v, suspended %v; want ErrSuspend", err, p.Suspended())
+	}
+	if err := p.Parse([]byte("llo\r\nPING\r\nCONNECT {\"x\":1}\r\nPONG\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.ops) != 1 {
+		t.Fatalf("ops while suspended: %q", h.ops)
+	}
+	if err := p.Resume(); err != ErrSuspend { // the second CONNECT suspends again
+		t.Fatalf("Resume = %v, want ErrSuspend", err)
+	}
+	if err := p.Parse([]byte("UNSUB 1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"CONNECT {}", "SUB a||1", `PUB a||-1|"hello"`, "PING", `CONNECT {"x":1}`, "PONG", "UNSUB 1|0"}
+	if strings.Join(h.ops, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("ops\n%s\nwant\n%s", strings.Join(h.ops, "\n"), strings.Join(want, "\n"))
+	}
+	if err := p.Resume(); err != nil || p.Suspended() {
+		t.Fatal("Resume when not suspended must do nothing")
+	}
+
+	// A client may not pile up more than one operation's worth meanwhile.
+	p = NewParser(h)
+	p.MaxPayload = 100
+	if err := p.Parse([]byte("CONNECT {}\r\n")); err != ErrSuspend {
+		t.Fatal(err)
+	}
+	if err := p.Parse(make([]byte, p.HeldLimit())); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Parse([]byte("P")); err != ErrHeldInput {
+		t.Fatalf("Parse past HeldLimit = %v, want ErrHeldInput", err)
+	}
+}

@@ -77,29 +77,64 @@ func validatePerms(p *Permissions) error {
 // authenticate checks CONNECT credentials and installs the user's
 // permissions on c. It reports whether c may proceed.
 func (a *authConfig) authenticate(c *client, o *connectOpts) bool {
+	u, ok := a.verify(o)
+	if ok {
+		c.setUser(o.User, u)
+	}
+	return ok
+}
+
+// verify checks CONNECT credentials and returns the matching users entry
+// (nil for token or single-user auth). It touches no client state, so it
+// may run off the client's loop; see isSlow.
+func (a *authConfig) verify(o *connectOpts) (*userEntry, bool) {
 	switch {
 	case !a.required:
-		return true
+		return nil, true
 	case a.token != "":
-		return equalSecret(o.Token, a.token)
+		return nil, equalSecret(o.Token, a.token)
 	case a.user != "":
-		return o.User == a.user && checkPassword(o.Pass, a.pass)
+		return nil, o.User == a.user && checkPassword(o.Pass, a.pass)
 	}
 	u := a.users[o.User]
 	if u == nil || !checkPassword(o.Pass, u.pass) {
-		return false
+		return nil, false
 	}
-	c.user = o.User
+	return u, true
+}
+
+// isSlow reports whether verifying o costs a bcrypt comparison, which
+// takes milliseconds of CPU and so must not run on an event loop.
+func (a *authConfig) isSlow(o *connectOpts) bool {
+	switch {
+	case !a.required || a.token != "":
+		return false
+	case a.user != "":
+		return isBcrypt(a.pass)
+	}
+	u := a.users[o.User]
+	return u != nil && isBcrypt(u.pass)
+}
+
+// setUser installs an authenticated user's name and permissions on c.
+func (c *client) setUser(name string, u *userEntry) {
+	if u == nil {
+		return
+	}
+	c.user = name
 	if u.perms != nil {
 		c.perms = newPermissions(u.perms)
 	}
-	return true
+}
+
+func isBcrypt(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
 }
 
 // checkPassword compares a client password with a configured one, which may
 // be a bcrypt hash as nats-server allows.
 func checkPassword(given, want string) bool {
-	if strings.HasPrefix(want, "$2a$") || strings.HasPrefix(want, "$2b$") || strings.HasPrefix(want, "$2y$") {
+	if isBcrypt(want) {
 		return bcrypt.CompareHashAndPassword([]byte(want), []byte(given)) == nil
 	}
 	return equalSecret(given, want)

@@ -197,17 +197,26 @@ func (c *client) onRead(b []byte) bool {
 	if c.mq != nil {
 		return c.mq.onRead(b)
 	}
-	if err := c.parser.Parse(b); err != nil {
-		if codec.IsProtocolError(err) {
-			c.srv.Debugf("client %d: protocol error: %v", c.id, err)
-			c.closeWithErr(err.Error())
-		} else {
-			c.closeWithErr("")
-		}
+	if !c.parsed(c.parser.Parse(b)) {
 		return false
 	}
 	c.pingsOut.Store(0)
 	return true
+}
+
+// parsed handles what a parse returned: a suspended parse (CONNECT being
+// verified off the loop) goes on later, an error closes the connection.
+func (c *client) parsed(err error) bool {
+	switch {
+	case err == nil || err == codec.ErrSuspend:
+		return true
+	case codec.IsProtocolError(err):
+		c.srv.Debugf("client %d: protocol error: %v", c.id, err)
+		c.closeWithErr(err.Error())
+	default:
+		c.closeWithErr("")
+	}
+	return false
 }
 
 // errClose stops the parse after the handler has already replied.
@@ -229,13 +238,45 @@ func (c *client) ProcessConnect(arg []byte) error {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
 	}
-	if !c.srv.authCfg.authenticate(c, &o) {
+	a := c.srv.authCfg
+	if !a.isSlow(&o) {
+		u, ok := a.verify(&o)
+		return c.connectVerified(&o, u, ok)
+	}
+	if c.lp == nil {
+		// The goroutine transport may block its reader, within the
+		// bound that keeps a storm of logins from taking every CPU.
+		var u *userEntry
+		ok, expired := c.srv.slowAuth.check(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return })
+		if expired {
+			c.closeWithErr("Authentication Timeout")
+			return errClose{}
+		}
+		return c.connectVerified(&o, u, ok)
+	}
+	// On a loop: verify elsewhere, hold what follows the CONNECT, and
+	// finish on the loop when the answer comes back.
+	var u *userEntry
+	c.srv.verifySlow(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return }, func(ok bool) {
+		c.t.run(func() {
+			if c.connectVerified(&o, u, ok) == nil {
+				c.parsed(c.parser.Resume())
+			}
+		})
+	})
+	return codec.ErrSuspend
+}
+
+// connectVerified completes CONNECT once its credentials are checked.
+func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
+	if !ok {
 		c.srv.Noticef("client %d (%s): authorization violation", c.id, c.ip)
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
+	c.setUser(o.User, u)
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
-	c.opts = o
+	c.opts = *o
 	c.t.outUnlock()
 	c.echo = o.Echo == nil || *o.Echo
 	c.connected.Store(true)
@@ -339,6 +380,9 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	}
 	c.t.outLock()
 	defer c.t.outUnlock()
+	if c.closed {
+		return errClose{} // the connection is going: drop what follows
+	}
 	if _, dup := c.subs[string(sid)]; dup {
 		// nats-server ignores a repeated sid; so do we.
 		c.sendOK()
@@ -389,13 +433,19 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 // addSub makes s (Subject, Queue and SID set) one of c's subscriptions:
 // owned by c's loop, in c's table and the sublist. Caller holds outLock.
 func (c *client) addSub(s *subscription) {
-	c.ownSub(s)
-	c.srv.sl.Insert(&s.Subscription)
+	if c.ownSub(s) {
+		c.srv.sl.Insert(&s.Subscription)
+	}
 }
 
 // ownSub makes s one of c's subscriptions, owned by c's loop, without
-// putting it in the sublist. Caller holds outLock.
-func (c *client) ownSub(s *subscription) {
+// putting it in the sublist. Caller holds outLock. A client already
+// cleaned up takes no more: s is marked closed and ownSub reports false.
+func (c *client) ownSub(s *subscription) bool {
+	if c.closed {
+		s.closed = true
+		return false
+	}
 	s.c = c
 	s.Loop = -1
 	if c.lp != nil {
@@ -403,6 +453,7 @@ func (c *client) ownSub(s *subscription) {
 	}
 	s.Owner = s
 	c.subs[string(s.SID)] = s
+	return true
 }
 
 // removeSub unsubscribes s; caller holds outLock.
@@ -491,7 +542,9 @@ func (c *client) tick(now time.Time) {
 		return
 	}
 	if !c.connected.Load() {
-		if c.srv.authCfg.required && now.Sub(c.start) > c.srv.opts.AuthTimeout {
+		// Even without auth: a socket that never says CONNECT would
+		// otherwise be held forever (nats-server only times out with auth).
+		if now.Sub(c.start) > c.srv.opts.AuthTimeout {
 			c.closeWithErr("Authentication Timeout")
 		}
 		return

@@ -165,14 +165,18 @@ func (g *goConn) closeConn() {
 	g.flushSoon()
 }
 
+// readLoop owns the session: it parses, and once the connection is gone it
+// alone releases the session, so that no operation it is parsing can meet a
+// half-released client.
 func (g *goConn) readLoop() {
 	defer g.t.wg.Done()
+	defer g.release()
 	defer g.finish()
 	g.c.greet()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := g.nc.Read(buf)
-		if n > 0 && !g.c.onRead(buf[:n]) {
+		if n > 0 && (g.closing() || !g.c.onRead(buf[:n])) {
 			<-g.done // the writer sends the -ERR, then closes
 			return
 		}
@@ -180,6 +184,15 @@ func (g *goConn) readLoop() {
 			return
 		}
 	}
+}
+
+// closing reports whether the connection is on its way out (closed by the
+// server, or its writer failed): what it sends now is dropped, as a loop
+// drops it.
+func (g *goConn) closing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.c.closing
 }
 
 // writeLoop writes whatever is pending with one writev per wakeup.
@@ -210,11 +223,12 @@ func (g *goConn) writeLoop() {
 			_, err := bufs.WriteTo(g.nc)
 			g.t.pool.put(sent)
 			if err != nil {
+				g.mu.Lock()
 				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					g.mu.Lock()
 					g.c.markSlow()
-					g.mu.Unlock()
 				}
+				g.c.closing = true
+				g.mu.Unlock()
 				g.finish()
 				return
 			}
@@ -222,16 +236,22 @@ func (g *goConn) writeLoop() {
 	}
 }
 
-// finish closes the socket and releases the session once.
+// finish closes the socket once, from either goroutine; the reader's
+// blocked Read then fails and it releases the session.
 func (g *goConn) finish() {
 	g.once.Do(func() {
 		_ = g.nc.Close()
 		close(g.done)
-		g.c.cleanup()
-		g.t.mu.Lock()
-		delete(g.t.clients, g.c)
-		g.t.mu.Unlock()
 	})
+}
+
+// release drops the session's subscriptions and forgets the connection; run
+// by the reader after its last parse.
+func (g *goConn) release() {
+	g.c.cleanup()
+	g.t.mu.Lock()
+	delete(g.t.clients, g.c)
+	g.t.mu.Unlock()
 }
 
 // goRoute delivers a message on the goroutine transport: the publisher's

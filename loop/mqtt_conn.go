@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/evnats/evnats/codec"
 	"github.com/evnats/evnats/mqtt"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 	"github.com/evnats/evnats/router"
@@ -49,6 +50,8 @@ type mqttConn struct {
 	// its end however much is held meanwhile. Guarded by outLock.
 	held                     []byte
 	heldTotal, releasedTotal uint64
+
+	authResult *mqttAuthResult // a bcrypt check's result for the re-run CONNECT
 }
 
 // maxTopicCache bounds each translation cache; past it the cache starts over.
@@ -67,14 +70,19 @@ func newMQTTConn(c *client, b *mqttBridge) *mqttConn {
 // connection closed (MQTT has no error packet); the will is sent.
 func (m *mqttConn) onRead(b []byte) bool {
 	m.lastRecv.Store(time.Now().UnixNano())
-	if err := m.parser.Parse(b); err != nil {
-		if !errors.Is(err, errClose{}) {
-			m.c.srv.Noticef("MQTT client %d (%s): %v; closing", m.c.id, m.c.ip, err)
-		}
-		m.c.closeWithErr("")
-		return false
+	return m.parsed(m.parser.Parse(b))
+}
+
+// parsed handles what a parse returned; false when the connection closes.
+func (m *mqttConn) parsed(err error) bool {
+	if err == nil || err == codec.ErrSuspend { // suspended: CONNECT checked off the loop
+		return true
 	}
-	return true
+	if !errors.Is(err, errClose{}) {
+		m.c.srv.Noticef("MQTT client %d (%s): %v; closing", m.c.id, m.c.ip, err)
+	}
+	m.c.closeWithErr("")
+	return false
 }
 
 // send queues one control packet in the client's own context.
@@ -118,7 +126,9 @@ func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	if c.srv.authCfg.token != "" {
 		o.Token = string(cn.Password) // MQTT carries a token in the password field
 	}
-	if !c.srv.authCfg.authenticate(c, &o) {
+	if ok, err := m.authenticate(cn, &o); err != nil {
+		return err // checked off the loop; MQTTConnect runs again with the result
+	} else if !ok {
 		return refuse(mcodec.RefusedNotAuthorized, "authorization violation")
 	}
 	if cn.WillFlag {
@@ -270,6 +280,7 @@ func (m *mqttConn) MQTTPublish(p *mcodec.Publish) error {
 		c.shard.inMsgs.Add(1)
 		c.shard.inBytes.Add(int64(len(p.Payload)))
 		c.routeMsg(subject, nil, hdrLen, m.pubBuf)
+		m.pubBuf = codec.Reuse(m.pubBuf)
 	}
 	switch p.QoS {
 	case 1:
@@ -409,7 +420,9 @@ func (m *mqttConn) addFilter(filter string, qos byte) {
 		s := &subscription{qos: qos, skipDollar: skip, deny: c.perms.deliveryDeny(subj, "")}
 		s.Subject = subj
 		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
-		c.ownSub(s)
+		if !c.ownSub(s) {
+			return // closing: the filter dies with the connection
+		}
 		m.filters[filter] = append(m.filters[filter], s)
 	}
 	m.sess.Subscribe(filter, qos)

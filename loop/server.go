@@ -28,6 +28,7 @@ type Server struct {
 	id       string
 	sl       *router.Sublist
 	authCfg  *authConfig
+	slowAuth *slowAuth // bounds bcrypt checks, run off the loops
 	start    time.Time
 	infoBase serverInfo // immutable after New; copied per connection
 
@@ -106,6 +107,7 @@ func New(opts Options) (*Server, error) {
 		stats:   make([]statShard, opts.Loops),
 		done:    make(chan struct{}),
 	}
+	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {
 		opts.LogWriter = os.Stderr
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"unicode/utf8"
+
+	ncodec "github.com/evnats/evnats/codec"
 )
 
 // DefaultMaxPacket bounds a packet when the broker sets no other limit.
@@ -15,8 +17,9 @@ const DefaultMaxPacket = 1 << 20
 type Parser struct {
 	MaxPacket int
 	h         Handler
-	buf       []byte // an incomplete packet carried across reads
+	buf       []byte // an incomplete packet, or input held while suspended
 	connected bool
+	suspended bool
 	subs      []Subscription
 	filters   [][]byte
 	conn      Connect
@@ -26,19 +29,60 @@ type Parser struct {
 // NewParser returns a parser reporting to h.
 func NewParser(h Handler) *Parser { return &Parser{h: h, MaxPacket: DefaultMaxPacket} }
 
-// Parse consumes b, calling the handler for each complete packet.
+// Parse consumes b, calling the handler for each complete packet. A
+// handler may return codec.ErrSuspend (of the NATS codec) to pause after its
+// packet: Parse returns it, later input is held (at most one maximal
+// packet) until Resume.
 func (p *Parser) Parse(b []byte) error {
+	if p.suspended {
+		if len(p.buf)+len(b) > p.MaxPacket+5 {
+			return ErrTooLarge
+		}
+		p.buf = append(p.buf, b...)
+		return nil
+	}
 	if len(p.buf) > 0 {
 		p.buf = append(p.buf, b...)
-		n, err := p.parse(p.buf)
-		p.buf = append(p.buf[:0], p.buf[n:]...)
-		return err
+		return p.parseBuf()
 	}
 	n, err := p.parse(b)
-	if err == nil && n < len(b) {
-		p.buf = append(p.buf[:0], b[n:]...)
+	if (err == nil || err == ncodec.ErrSuspend) && n < len(b) {
+		p.buf = keep(p.buf, b[n:])
 	}
+	p.suspended = err == ncodec.ErrSuspend
 	return err
+}
+
+// Resume continues a suspended parse with the input held meanwhile.
+func (p *Parser) Resume() error {
+	if !p.suspended {
+		return nil
+	}
+	p.suspended = false
+	if len(p.buf) == 0 {
+		return nil
+	}
+	return p.parseBuf()
+}
+
+// parseBuf parses what buf holds.
+func (p *Parser) parseBuf() error {
+	n, err := p.parse(p.buf)
+	if n > 0 { // else still waiting: leave the partial packet where it is
+		p.buf = keep(p.buf, p.buf[n:])
+	}
+	p.suspended = err == ncodec.ErrSuspend
+	return err
+}
+
+// keep stores rest, the start of an incomplete packet, in buf for the next
+// read. A buf that one large packet grew is released rather than kept while
+// the connection idles.
+func keep(buf, rest []byte) []byte {
+	if cap(buf) > ncodec.RetainLimit && len(rest) <= ncodec.RetainLimit {
+		buf = nil // rest, which may lie in the old buf, is copied out below
+	}
+	return append(buf[:0], rest...)
 }
 
 // parse decodes whole packets from b and returns how many bytes it used.
@@ -67,6 +111,9 @@ func (p *Parser) parse(b []byte) (int, error) {
 			return used, nil
 		}
 		if err := p.packet(rest[0], rest[1+hdr:total]); err != nil {
+			if err == ncodec.ErrSuspend {
+				return used + total, err
+			}
 			return used, err
 		}
 		used += total
@@ -107,7 +154,9 @@ func (p *Parser) packet(first byte, body []byte) error {
 			return err
 		}
 		p.connected = true
-		return p.h.MQTTConnect(&p.conn)
+		err := p.h.MQTTConnect(&p.conn)
+		p.conn = Connect{} // its fields point into the read buffer
+		return err
 	case PUBLISH:
 		return p.publish(flags, body)
 	case PUBACK, PUBREC, PUBCOMP, PUBREL:
@@ -240,7 +289,9 @@ func (p *Parser) publish(flags byte, body []byte) error {
 		return ErrTopic
 	}
 	pub.Payload = r.b
-	return p.h.MQTTPublish(pub)
+	err := p.h.MQTTPublish(pub)
+	*pub = Publish{} // don't pin the payload's buffer
+	return err
 }
 
 // listHeader checks the fixed flags and reads the packet id that start a
@@ -283,7 +334,9 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 	if len(p.subs) == 0 {
 		return ErrEmptySubscribe
 	}
-	return p.h.MQTTSubscribe(id, p.subs)
+	err = p.h.MQTTSubscribe(id, p.subs)
+	clear(p.subs)
+	return err
 }
 
 func (p *Parser) unsubscribe(flags byte, body []byte) error {
@@ -305,7 +358,9 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 	if len(p.filters) == 0 {
 		return ErrEmptySubscribe
 	}
-	return p.h.MQTTUnsubscribe(id, p.filters)
+	err = p.h.MQTTUnsubscribe(id, p.filters)
+	clear(p.filters)
+	return err
 }
 
 // ValidTopicName reports whether t may be published to: non-empty UTF-8

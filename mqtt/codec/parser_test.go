@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	ncodec "github.com/evnats/evnats/codec"
 )
 
 // rec records packets as canonical strings.
@@ -174,4 +176,86 @@ func FuzzParser(f *testing.F) {
 			t.Fatalf("ops differ")
 		}
 	})
+}
+
+// TestParserReleasesLargePacket: a large PUBLISH spanning reads grows the
+// parser's buffer; once it is handled the parser keeps neither the buffer
+// nor references into it.
+func TestParserReleasesLargePacket(t *testing.T) {
+	r := &rec{}
+	p := NewParser(r)
+	conn := append(lstr(nil, "MQTT"), 4, 2, 0, 60)
+	conn = lstr(conn, "id")
+	payload := bytes.Repeat([]byte("x"), 512<<10)
+	in := mkPacket(CONNECT<<4, conn)
+	in = append(in, mkPacket(PUBLISH<<4, append(lstr(nil, "t"), payload...))...)
+	in = append(in, PINGREQ<<4, 0, PINGREQ<<4) // and half of one more
+	for len(in) > 0 {
+		n := min(len(in), 16<<10)
+		if err := p.Parse(in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
+	}
+	if len(r.ops) != 3 {
+		t.Fatalf("ops %d, want CONNECT, PUBLISH, PINGREQ", len(r.ops))
+	}
+	if cap(p.buf) > 64<<10 || len(p.buf) != 1 {
+		t.Fatalf("parser keeps buf len %d cap %d; want the 1 pending byte in a small buffer", len(p.buf), cap(p.buf))
+	}
+	if p.pub.Payload != nil || p.pub.Topic != nil || p.conn.ClientID != nil {
+		t.Fatal("parser still references the last packets")
+	}
+	if err := p.Parse([]byte{0}); err != nil || len(r.ops) != 4 {
+		t.Fatalf("the split PINGREQ: err %v, ops %d", err, len(r.ops))
+	}
+}
+
+func lstr(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+
+func mkPacket(first byte, body []byte) []byte {
+	return append(AppendRemainingLength([]byte{first}, len(body)), body...)
+}
+
+// suspender suspends at CONNECT, as the broker does while it checks a
+// bcrypt password off its event loop.
+type suspender struct{ rec }
+
+func (s *suspender) MQTTConnect(c *Connect) error {
+	s.rec.MQTTConnect(c)
+	return ncodec.ErrSuspend
+}
+
+func TestParseSuspend(t *testing.T) {
+	h := &suspender{}
+	p := NewParser(h)
+	conn := append(lstr(nil, "MQTT"), 4, 2, 0, 60)
+	conn = lstr(conn, "id")
+	in := mkPacket(CONNECT<<4, conn)
+	in = append(in, mkPacket(PUBLISH<<4, append(lstr(nil, "t"), "one"...))...)
+	in = append(in, PINGREQ<<4)
+	if err := p.Parse(in); err != ncodec.ErrSuspend {
+		t.Fatalf("Parse = %v, want ErrSuspend", err)
+	}
+	if err := p.Parse([]byte{0}); err != nil || len(h.ops) != 1 {
+		t.Fatalf("Parse while suspended: %v, ops %q", err, h.ops)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.ops) != 3 || !strings.HasPrefix(h.ops[1], `PUBLISH "t"`) || h.ops[2] != "PINGREQ" {
+		t.Fatalf("ops after Resume: %q", h.ops)
+	}
+	if err := p.Parse([]byte{PINGREQ << 4, 0}); err != nil || len(h.ops) != 4 {
+		t.Fatalf("after Resume: %v, ops %q", err, h.ops)
+	}
+
+	p = NewParser(h) // held input is bounded
+	p.MaxPacket = 100
+	if err := p.Parse(mkPacket(CONNECT<<4, conn)); err != ncodec.ErrSuspend {
+		t.Fatal(err)
+	}
+	if err := p.Parse(make([]byte, 200)); err != ErrTooLarge {
+		t.Fatalf("Parse past the bound = %v, want ErrTooLarge", err)
+	}
 }

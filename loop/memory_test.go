@@ -1,0 +1,136 @@
+package loop_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// memConns sockets each send one 1 MB message, then idle: the server must
+// not keep a megabyte per socket (the issue measured 790 MB RSS for 500).
+const (
+	memConns    = 200
+	memMsgSize  = 1 << 20
+	memMaxDelta = 100 << 20 // well under memConns MB
+)
+
+// heapAfterGC returns the live heap once collected.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// checkHeldMemory opens memConns sockets with dial, has each send one large
+// message with send (which returns once the server has parsed it), and
+// checks the live heap while they all stay open.
+func checkHeldMemory(t *testing.T, dial func() net.Conn, send func(net.Conn) error) {
+	base := heapAfterGC()
+	var wg sync.WaitGroup
+	errs := make(chan error, memConns)
+	sem := make(chan struct{}, 16)
+	for range memConns {
+		wg.Add(1)
+		sem <- struct{}{}
+		nc := dial() // each sends at once: a silent socket is closed after the auth timeout
+		defer nc.Close()
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+			if err := send(nc); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	held := int64(heapAfterGC()) - int64(base)
+	t.Logf("%d sockets after one %d-byte message each: heap +%d MB", memConns, memMsgSize, held>>20)
+	if held > memMaxDelta {
+		t.Fatalf("server holds %d MB for %d idle sockets; want < %d MB", held>>20, memConns, memMaxDelta>>20)
+	}
+}
+
+// TestLargePubReleasesMemory: the parser drops a payload buffer that one
+// large PUB grew instead of pinning it on an idle connection.
+func TestLargePubReleasesMemory(t *testing.T) {
+	payload := bytes.Repeat([]byte("x"), memMsgSize)
+	msg := append(fmt.Appendf(nil, "CONNECT {\"verbose\":false}\r\nPUB big %d\r\n", len(payload)), payload...)
+	msg = append(msg, "\r\nPING\r\n"...)
+	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
+		dial := func() net.Conn {
+			nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return nc
+		}
+		checkHeldMemory(t, dial, func(nc net.Conn) error {
+			if _, err := nc.Write(msg); err != nil {
+				return err
+			}
+			r := bufio.NewReaderSize(nc, 512)
+			for { // INFO, then PONG once the PUB is parsed
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return err
+				}
+				if line == "PONG\r\n" {
+					return nil
+				}
+			}
+		})
+	})
+}
+
+// TestLargeMQTTPublishReleasesMemory: the same for MQTT, whose parser and
+// publish buffer must let go of a large PUBLISH.
+func TestLargeMQTTPublishReleasesMemory(t *testing.T) {
+	payload := bytes.Repeat([]byte("x"), memMsgSize)
+	str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+	pkt := func(first byte, body []byte) []byte {
+		return append(mcodec.AppendRemainingLength([]byte{first}, len(body)), body...)
+	}
+	connect := append(str(nil, "MQTT"), 4, 0x02, 0, 60)
+	connect = str(connect, "")
+	msg := pkt(mcodec.CONNECT<<4, connect)
+	msg = append(msg, pkt(mcodec.PUBLISH<<4, append(str(nil, "big"), payload...))...)
+	msg = append(msg, mcodec.PINGREQ<<4, 0)
+	eachTransport(t, loop.Options{MQTTPort: -1}, func(t *testing.T, s *loop.Server) {
+		dial := func() net.Conn {
+			nc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return nc
+		}
+		checkHeldMemory(t, dial, func(nc net.Conn) error {
+			if _, err := nc.Write(msg); err != nil {
+				return err
+			}
+			var in [6]byte // CONNACK (4 bytes), then PINGRESP (2)
+			if _, err := io.ReadFull(nc, in[:]); err != nil {
+				return err
+			}
+			if in[4] != mcodec.PINGRESP<<4 {
+				return fmt.Errorf("got % x, want CONNACK then PINGRESP", in)
+			}
+			return nil
+		})
+	})
+}

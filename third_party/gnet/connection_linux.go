@@ -48,6 +48,16 @@ func (c *conn) processIO(_ int, ev netpoll.IOEvent, _ netpoll.IOFlags) error {
 			return err
 		}
 	}
+	// A connection whose reading is paused has no EPOLLIN interest and is not read here.
+	// EPOLLERR/EPOLLHUP are reported regardless of interest and mean it is dead: close it
+	// now, since it may never be resumed and LT mode would report them again and again.
+	if c.readPaused {
+		if ev&netpoll.ErrEvents != 0 {
+			c.outboundBuffer.Release()
+			return el.close(c, io.EOF)
+		}
+		return nil
+	}
 	// Check for EPOLLIN before EPOLLRDHUP in case that there are pending data in
 	// the socket buffer.
 	if ev&(netpoll.ReadEvents|netpoll.ErrEvents) != 0 {

@@ -520,6 +520,12 @@ func (c *conn) Wake(cb AsyncCallback) (err error) {
 	return
 }
 
+// PauseRead is not supported on Windows.
+func (*conn) PauseRead() error { return errorx.ErrUnsupportedOp }
+
+// ResumeRead is not supported on Windows.
+func (*conn) ResumeRead() error { return errorx.ErrUnsupportedOp }
+
 func (c *conn) Close() (err error) {
 	closeFn := func() error {
 		return c.loop.close(c, nil)

@@ -239,7 +239,7 @@ func (el *eventloop) open(c *conn) error {
 	}
 
 	if !c.outboundBuffer.IsEmpty() && !el.engine.opts.EdgeTriggeredIO {
-		if err := el.poller.ModReadWrite(&c.pollAttachment, false); err != nil {
+		if err := el.modReadWrite(c); err != nil {
 			return err
 		}
 	}
@@ -252,7 +252,7 @@ func (el *eventloop) read0(a any) error {
 }
 
 func (el *eventloop) read(c *conn) error {
-	if !c.opened {
+	if !c.opened || c.readPaused {
 		return nil
 	}
 
@@ -283,6 +283,11 @@ loop:
 	}
 	_, _ = c.inboundBuffer.Write(c.buffer)
 	c.buffer = c.buffer[:0]
+
+	// OnTraffic paused reading: leave the rest in the socket, even an EOF.
+	if c.readPaused {
+		return nil
+	}
 
 	if c.isEOF || (isET && recv < chunk) {
 		goto loop
@@ -345,7 +350,7 @@ loop:
 	// All data have been sent, it's no need to monitor the writable events for LT mode,
 	// remove the writable event from poller to help the future event-loops if necessary.
 	if !isET && c.outboundBuffer.IsEmpty() {
-		return el.poller.ModRead(&c.pollAttachment, false)
+		return el.modRead(c)
 	}
 
 	// To prevent infinite writing in ET mode and starving other events,

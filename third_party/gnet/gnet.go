@@ -449,6 +449,24 @@ type Conn interface {
 	// Wake triggers an OnTraffic event for the current connection, it's concurrency-safe.
 	Wake(callback AsyncCallback) error
 
+	// PauseRead stops the event-loop from reading the connection's socket until ResumeRead,
+	// so that a remote writing faster than the application consumes is pushed back by TCP
+	// flow control instead of growing the inbound buffer. OnTraffic is not called for the
+	// connection while it is paused; writing to it, flushing its outbound buffer and closing
+	// it keep working, and a socket error or hang-up still closes it. A remote's EOF is only
+	// seen after resuming. When called from OnTraffic, the unread rest of the current read is
+	// kept in the inbound buffer. Pausing a paused connection does nothing.
+	// It's not concurrency-safe, you must invoke it within any method in EventHandler or in a
+	// task run by EventLoop.Execute on the connection's event-loop.
+	// Only stream (TCP, Unix) connections on Unix-like systems support it.
+	PauseRead() error
+
+	// ResumeRead lets the event-loop read the connection's socket again after PauseRead.
+	// If the inbound buffer holds data, OnTraffic is called for it from a task queued on
+	// the event-loop, never from within ResumeRead. Resuming a connection that is not paused
+	// does nothing. It's not concurrency-safe, see PauseRead.
+	ResumeRead() error
+
 	// CloseWithCallback closes the current connection, it's concurrency-safe.
 	// Usually you should provide a non-nil callback for this method,
 	// otherwise your better choice is Close().

@@ -218,6 +218,31 @@ func (p *Poller) ModReadWrite(pa *PollAttachment, edgeTriggered bool) error {
 	return os.NewSyscallError("kevent add", err)
 }
 
+// DisableRead stops the readable event of the given file descriptor from being reported,
+// without removing it from the poller.
+func (p *Poller) DisableRead(pa *PollAttachment, edgeTriggered bool) error {
+	var flags IOFlags = unix.EV_ADD | unix.EV_DISABLE
+	if edgeTriggered {
+		flags |= unix.EV_CLEAR
+	}
+	_, err := unix.Kevent(p.fd, []unix.Kevent_t{
+		{Ident: keventIdent(pa.FD), Flags: flags, Filter: unix.EVFILT_READ},
+	}, nil, nil)
+	return os.NewSyscallError("kevent disable", err)
+}
+
+// EnableRead reports the readable event of the given file descriptor again after DisableRead.
+func (p *Poller) EnableRead(pa *PollAttachment, edgeTriggered bool) error {
+	var flags IOFlags = unix.EV_ADD | unix.EV_ENABLE
+	if edgeTriggered {
+		flags |= unix.EV_CLEAR
+	}
+	_, err := unix.Kevent(p.fd, []unix.Kevent_t{
+		{Ident: keventIdent(pa.FD), Flags: flags, Filter: unix.EVFILT_READ},
+	}, nil, nil)
+	return os.NewSyscallError("kevent enable", err)
+}
+
 // Delete removes the given file descriptor from the poller.
 func (*Poller) Delete(_ int) error {
 	return nil

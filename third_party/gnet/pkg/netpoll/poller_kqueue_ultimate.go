@@ -231,6 +231,30 @@ func (p *Poller) ModReadWrite(pa *PollAttachment, edgeTriggered bool) error {
 	return os.NewSyscallError("kevent add", err)
 }
 
+// DisableRead stops the readable event of the given file descriptor from being reported,
+// without removing it from the poller.
+func (p *Poller) DisableRead(pa *PollAttachment, edgeTriggered bool) error {
+	return p.setRead(pa, edgeTriggered, unix.EV_DISABLE, "kevent disable")
+}
+
+// EnableRead reports the readable event of the given file descriptor again after DisableRead.
+func (p *Poller) EnableRead(pa *PollAttachment, edgeTriggered bool) error {
+	return p.setRead(pa, edgeTriggered, unix.EV_ENABLE, "kevent enable")
+}
+
+func (p *Poller) setRead(pa *PollAttachment, edgeTriggered bool, flag IOFlags, op string) error {
+	var evs [1]unix.Kevent_t
+	evs[0].Ident = keventIdent(pa.FD)
+	evs[0].Filter = unix.EVFILT_READ
+	evs[0].Flags = unix.EV_ADD | flag
+	if edgeTriggered {
+		evs[0].Flags |= unix.EV_CLEAR
+	}
+	convertPollAttachment(unsafe.Pointer(&evs[0].Udata), pa)
+	_, err := unix.Kevent(p.fd, evs[:], nil, nil)
+	return os.NewSyscallError(op, err)
+}
+
 // Delete removes the given file descriptor from the poller.
 func (p *Poller) Delete(_ int) error {
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -257,12 +259,47 @@ func (s *server) checkPaused(t *testing.T) {
 		if n := c.InboundBuffered(); n > readCap {
 			t.Errorf("paused connection buffers %d bytes of input, want <= %d", n, readCap)
 		}
+		// The guard in gnet's read hides a wrongly armed EPOLLIN (LT mode
+		// would spin): look at the interest itself.
+		if ev, ok := epollInterest(t, c.Fd()); ok && ev&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
+			t.Errorf("paused connection's epoll interest is %#x, want no EPOLLIN/EPOLLRDHUP", ev)
+		}
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.maxInbound > readCap {
 		t.Errorf("connection buffered up to %d bytes of input, want <= %d", s.maxInbound, readCap)
 	}
+}
+
+// epollInterest returns the events an epoll instance of this process watches
+// for fd, read from /proc/self/fdinfo; false where that is not available.
+func epollInterest(t *testing.T, fd int) (uint32, bool) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, _ := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		for _, line := range strings.Split(string(info), "\n") {
+			// tfd:        9 events:       19 data: ...
+			f := strings.Fields(line)
+			if len(f) < 4 || f[0] != "tfd:" || f[1] != strconv.Itoa(fd) || f[2] != "events:" {
+				continue
+			}
+			ev, err := strconv.ParseUint(f[3], 16, 32)
+			if err != nil {
+				t.Fatalf("fdinfo line %q: %v", line, err)
+			}
+			return uint32(ev), true
+		}
+	}
+	t.Fatalf("fd %d is in no epoll instance", fd)
+	return 0, false
 }
 
 func wait(t *testing.T, ch <-chan struct{}, what string) {

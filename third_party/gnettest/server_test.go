@@ -32,7 +32,7 @@ func fillPat(b []byte, off int) {
 	}
 }
 
-func checkPat(t *testing.T, what string, b []byte, off int) {
+func checkPat(t testing.TB, what string, b []byte, off int) {
 	t.Helper()
 	for i := range b {
 		if b[i] != pat(off+i) {
@@ -59,12 +59,15 @@ type server struct {
 
 	pauseOnOpen bool // pause in OnOpen, before any input is read
 	writeBack   int  // on the first OnTraffic: pause, then write this many pattern bytes
+	hold        bool // OnTraffic consumes nothing: gnet keeps all input in the inbound buffer
+	discard     bool // OnTraffic counts what it consumes in gotN instead of keeping it
 
 	mu            sync.Mutex
 	conn          gnet.Conn
 	budget        int // bytes OnTraffic may still consume before pausing; <0: no limit
 	paused        bool
 	got           []byte
+	gotN          int
 	pausedTraffic int   // OnTraffic calls while paused: must stay 0
 	maxInbound    int   // most input left unconsumed after an OnTraffic
 	closeErr      error // what OnClose got
@@ -107,6 +110,9 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		s.pausedTraffic++
 		return gnet.None
 	}
+	if s.hold {
+		return gnet.None
+	}
 	n := c.InboundBuffered()
 	if s.budget >= 0 {
 		n = min(n, s.budget)
@@ -116,7 +122,11 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	if err != nil {
 		panic(err)
 	}
-	s.got = append(s.got, b...)
+	if s.discard {
+		s.gotN += len(b)
+	} else {
+		s.got = append(s.got, b...)
+	}
 	if s.budget == 0 {
 		s.pause(c)
 	}
@@ -146,7 +156,7 @@ func (s *server) OnClose(_ gnet.Conn, err error) gnet.Action {
 }
 
 // start runs s on 127.0.0.1 with a random port; budget is its initial one.
-func start(t *testing.T, s *server, et bool, budget int) {
+func start(t testing.TB, s *server, et bool, budget int) {
 	t.Helper()
 	s.booted, s.done = make(chan struct{}), make(chan error, 1)
 	s.opened, s.closed = make(chan struct{}), make(chan struct{})
@@ -171,7 +181,7 @@ func start(t *testing.T, s *server, et bool, budget int) {
 	})
 }
 
-func boundAddr(t *testing.T, eng gnet.Engine) string {
+func boundAddr(t testing.TB, eng gnet.Engine) string {
 	fd, err := eng.DupListener("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +194,7 @@ func boundAddr(t *testing.T, eng gnet.Engine) string {
 	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
 }
 
-func (s *server) dial(t *testing.T) *net.TCPConn {
+func (s *server) dial(t testing.TB) *net.TCPConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", s.addr)
 	if err != nil {
@@ -196,7 +206,7 @@ func (s *server) dial(t *testing.T) *net.TCPConn {
 }
 
 // onLoop runs fn on the connection's event loop and waits for it.
-func (s *server) onLoop(t *testing.T, fn func(c gnet.Conn)) {
+func (s *server) onLoop(t testing.TB, fn func(c gnet.Conn)) {
 	t.Helper()
 	s.mu.Lock()
 	c := s.conn
@@ -216,7 +226,7 @@ func (s *server) onLoop(t *testing.T, fn func(c gnet.Conn)) {
 }
 
 // resume lets the handler consume budget more bytes (<0: all) and resumes reading.
-func (s *server) resume(t *testing.T, budget int) {
+func (s *server) resume(t testing.TB, budget int) {
 	t.Helper()
 	s.onLoop(t, func(c gnet.Conn) {
 		s.budget, s.paused = budget, false
@@ -227,7 +237,7 @@ func (s *server) resume(t *testing.T, budget int) {
 }
 
 // waitGot waits until the handler has consumed n bytes.
-func (s *server) waitGot(t *testing.T, n int) {
+func (s *server) waitGot(t testing.TB, n int) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -250,7 +260,7 @@ func (s *server) waitGot(t *testing.T, n int) {
 
 // checkPaused asserts the handler saw no input while paused and holds at
 // most one read of it.
-func (s *server) checkPaused(t *testing.T) {
+func (s *server) checkPaused(t testing.TB) {
 	t.Helper()
 	s.onLoop(t, func(c gnet.Conn) {
 		if s.pausedTraffic != 0 {
@@ -274,7 +284,7 @@ func (s *server) checkPaused(t *testing.T) {
 
 // epollInterest returns the events an epoll instance of this process watches
 // for fd, read from /proc/self/fdinfo; false where that is not available.
-func epollInterest(t *testing.T, fd int) (uint32, bool) {
+func epollInterest(t testing.TB, fd int) (uint32, bool) {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -302,7 +312,7 @@ func epollInterest(t *testing.T, fd int) (uint32, bool) {
 	return 0, false
 }
 
-func wait(t *testing.T, ch <-chan struct{}, what string) {
+func wait(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -320,7 +330,7 @@ type writer struct {
 
 // fill writes until the connection stays unwritable for a while, proving the
 // peer exerts backpressure, and returns the offset reached.
-func (w *writer) fill(t *testing.T) int {
+func (w *writer) fill(t testing.TB) int {
 	t.Helper()
 	if w.buf == nil {
 		w.buf = make([]byte, 32<<10)
@@ -344,7 +354,7 @@ func (w *writer) fill(t *testing.T) int {
 }
 
 // write writes n more pattern bytes.
-func (w *writer) write(t *testing.T, n int) {
+func (w *writer) write(t testing.TB, n int) {
 	t.Helper()
 	b := make([]byte, n)
 	fillPat(b, w.off)

@@ -1,6 +1,7 @@
 package gnettest
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -138,6 +139,28 @@ func TestPauseReadServerClose(t *testing.T) {
 				t.Fatalf("client read after server close: %v, want EOF or reset", err)
 			}
 			checkGone(t, s)
+		})
+	}
+}
+
+// Stopping the engine closes a paused connection too.
+func TestPauseReadEngineStop(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			s := &server{pauseOnOpen: true}
+			start(t, s, m.et, -1)
+			nc := s.dial(t)
+			(&writer{nc: nc}).fill(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.eng.Stop(ctx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			wait(t, s.closed, "OnClose")
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := nc.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("client read after engine stop: %v, want EOF or reset", err)
+			}
 		})
 	}
 }

@@ -452,7 +452,7 @@ type Conn interface {
 	// PauseRead stops the event-loop from reading the connection's socket until ResumeRead,
 	// so that a remote writing faster than the application consumes is pushed back by TCP
 	// flow control instead of growing the inbound buffer. OnTraffic is not called for the
-	// connection while it is paused; writing to it, flushing its outbound buffer and closing
+	// connection while it is paused, except through Wake; writing to it, flushing its outbound buffer and closing
 	// it keep working, and a socket error or hang-up still closes it. A remote's EOF is only
 	// seen after resuming. When called from OnTraffic, the unread rest of the current read is
 	// kept in the inbound buffer. Pausing a paused connection does nothing.

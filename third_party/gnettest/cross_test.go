@@ -117,7 +117,7 @@ func TestPauseReadFromOtherConnection(t *testing.T) {
 			}
 			defer ctl.Close()
 
-			const total = 64 << 20
+			const total = 16 << 20
 			wrote := make(chan error, 1)
 			go func() {
 				b := make([]byte, 32<<10) // divides total

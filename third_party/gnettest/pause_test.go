@@ -67,10 +67,11 @@ func TestPauseReadBackpressure(t *testing.T) {
 func TestPauseReadFlushesOutput(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			const out = 32 << 20 // more than the socket buffers hold
+			const out = 16 << 20 // more than the socket buffers hold
 			s := &server{writeBack: out}
 			start(t, s, m.et, -1)
 			nc := s.dial(t)
+			_ = nc.SetReadBuffer(256 << 10) // no autotuning: keep output pending
 			w := &writer{nc: nc}
 			w.write(t, 1)
 			wait(t, s.pausedCh, "pause")

@@ -117,18 +117,29 @@ func TestPauseReadFromOtherConnection(t *testing.T) {
 			}
 			defer ctl.Close()
 
-			const total = 16 << 20
+			// The publisher writes until the toggling is over and at least
+			// minBytes are out, then closes its side.
+			const minBytes = 16 << 20
+			stop := make(chan struct{})
+			var total int
 			wrote := make(chan error, 1)
 			go func() {
-				b := make([]byte, 32<<10) // divides total
-				for off := 0; off < total; off += len(b) {
-					fillPat(b, off)
+				b := make([]byte, 32<<10)
+				for total = 0; ; total += len(b) {
+					if total >= minBytes {
+						select {
+						case <-stop:
+							wrote <- pub.(*net.TCPConn).CloseWrite()
+							return
+						default:
+						}
+					}
+					fillPat(b, total)
 					if _, err := pub.Write(b); err != nil {
 						wrote <- err
 						return
 					}
 				}
-				wrote <- pub.(*net.TCPConn).CloseWrite()
 			}()
 
 			ack := make([]byte, 1)
@@ -145,6 +156,7 @@ func TestPauseReadFromOtherConnection(t *testing.T) {
 					t.Fatalf("ack %d: %v", i, err)
 				}
 			}
+			close(stop)
 			if err := <-wrote; err != nil {
 				t.Fatal(err)
 			}

@@ -32,3 +32,5 @@ require (
 )
 
 tool github.com/nats-io/nats-server/v2
+
+replace github.com/panjf2000/gnet/v2 => ./third_party/gnet

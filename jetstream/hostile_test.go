@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	jsapi "github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
@@ -380,5 +381,24 @@ func TestErrorsDoNotShowStorePaths(t *testing.T) {
 		if strings.Contains(string(msg.Data), "secret-store-location") || strings.Contains(string(msg.Data), root) {
 			t.Fatalf("%s: reply shows the store path: %s", req.subject, msg.Data)
 		}
+	}
+}
+
+// TestHandlerPanicGets500: a handler that panics costs its request a 500
+// reply and a logged stack; the server goes on serving.
+func TestHandlerPanicGets500(t *testing.T) {
+	var log looptest.LogBuffer
+	s := startJS(t, loop.Options{LogWriter: &log})
+	nc, js := connectJS(t, s)
+	defer jsapi.SetAPIHandlerPanicking("$JS.API.STREAM.NAMES")()
+	r := apiCall(t, nc, "$JS.API.STREAM.NAMES", "")
+	if r.Error == nil || r.Error.Code != 500 || r.Error.ErrCode != 10051 || r.Error.Description != "internal error" {
+		t.Fatalf("panicking handler replied %+v", r.Error)
+	}
+	if !strings.Contains(log.String(), "test: handler panic") || !strings.Contains(log.String(), "goroutine") {
+		t.Fatalf("no panic and stack in the log:\n%s", log.String())
+	}
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "AFTER", Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatalf("server stopped serving after a panic: %v", err)
 	}
 }

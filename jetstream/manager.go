@@ -174,6 +174,7 @@ func (m *Manager) run() {
 const consumerTick = 50 * time.Millisecond
 
 func (m *Manager) tick(now time.Time) {
+	defer m.recoverTick()
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
@@ -193,6 +194,7 @@ func (m *Manager) logf(format string, args ...any) {
 }
 
 func (m *Manager) handle(r *request) {
+	defer m.recoverRequest(r)
 	if r.st != nil {
 		m.publish(r)
 		return
@@ -202,6 +204,9 @@ func (m *Manager) handle(r *request) {
 		return
 	}
 	m.apiTotal++
+	if h := testHook.Load(); h != nil {
+		(*h)(r.subject)
+	}
 	resp := m.api(r)
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)

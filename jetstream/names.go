@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxNameLen bounds stream and consumer names, as nats-server's JSMaxNameLen.
@@ -12,11 +13,12 @@ const maxNameLen = 255
 
 // validName reports whether name may name a stream or consumer: nats-server's
 // asset name rules (no '.', '*', '>', path separators or whitespace), and no
-// control characters, which no file system or subject token should carry.
+// control characters or invalid UTF-8, which no file system or subject token
+// should carry (nor survive the JSON a config is stored in).
 // Names become directory names and subject tokens, so this is what keeps a
 // client inside the store.
 func validName(name string) bool {
-	if name == "" || len(name) > maxNameLen {
+	if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -13,7 +13,7 @@ func TestValidName(t *testing.T) {
 			t.Errorf("%q refused", n)
 		}
 	}
-	for _, n := range []string{"", ".", "..", "a.b", "a*", "a>", "a/b", `a\b`, "a b", "a\tb", "a\x00b", "a\x7fb", "a\nb",
+	for _, n := range []string{"", ".", "..", "a.b", "a*", "a>", "a/b", `a\b`, "a b", "a\tb", "a\x00b", "a\x7fb", "a\nb", "S\xff",
 		strings.Repeat("n", maxNameLen+1)} {
 		if validName(n) {
 			t.Errorf("%q accepted", n)

@@ -3,9 +3,11 @@ package jetstream_test
 import (
 	"encoding/json"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,14 +82,14 @@ func (fz *fuzzServer) stop() {
 
 // sync waits until the manager has handled everything sent before it: it
 // serves requests in order, so the reply to INFO is that signal.
-func (fz *fuzzServer) sync(t *testing.T) {
+func (fz *fuzzServer) sync(t testing.TB) {
 	t.Helper()
 	if _, err := fz.nc.Request("$JS.API.INFO", nil, 5*time.Second); err != nil {
 		t.Fatalf("server stopped answering: %v", err)
 	}
 }
 
-func (fz *fuzzServer) streamNames(t *testing.T) []string {
+func (fz *fuzzServer) streamNames(t testing.TB) []string {
 	t.Helper()
 	msg, err := fz.nc.Request("$JS.API.STREAM.NAMES", nil, 5*time.Second)
 	if err != nil {
@@ -102,9 +104,24 @@ func (fz *fuzzServer) streamNames(t *testing.T) []string {
 	return r.Streams
 }
 
+// restart stops the server and starts it again on the same directory; it
+// must come back with the same streams and a clean layout.
+func (fz *fuzzServer) restart(t testing.TB) []string {
+	t.Helper()
+	before := fz.streamNames(t)
+	fz.stop()
+	fz.start(t)
+	after := fz.streamNames(t)
+	if !slices.Equal(before, after) {
+		t.Fatalf("streams before restart %v, after %v", before, after)
+	}
+	fz.checkLayout(t)
+	return after
+}
+
 // checkLayout fails if anything exists under base but the store directory
 // and, inside it, what the store creates.
-func (fz *fuzzServer) checkLayout(t *testing.T) {
+func (fz *fuzzServer) checkLayout(t testing.TB) {
 	t.Helper()
 	err := filepath.WalkDir(fz.base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -144,39 +161,53 @@ func FuzzJetStreamAPI(f *testing.F) {
 		op     uint8
 		s1, s2 string
 		body   string
+		n      int64
 	}{
-		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_age":-1}`},
-		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_bytes":-9223372036854775808,"max_msg_size":-2147483648}`},
-		{19, "s.a", "", `hello`},
-		{1, "M", "", `{"name":"M","storage":"memory","duplicate_window":-1,"num_replicas":-3}`},
-		{1, "..", "", `{"name":".."}`},
-		{1, "a/b", "", `{"name":"a/b"}`},
-		{1, long, "", `{}`},
-		{11, "S", "..", `{"stream_name":"S","config":{"durable_name":".."}}`},
-		{10, "S", "", `{"stream_name":"S","config":{"durable_name":"../../../../../../../x"}}`},
-		{10, "S", "", `{"stream_name":"S","config":{"name":"..\\..\\x","ack_wait":-1}}`},
-		{12, "S", "D", `{"stream_name":"S","config":{"durable_name":"D","max_deliver":-9,"backoff":[-1],"max_ack_pending":-100}}`},
-		{12, "S", "P", `{"stream_name":"S","config":{"durable_name":"P","max_waiting":-1,"max_batch":-1,"max_expires":-1,"opt_start_seq":18446744073709551615,"deliver_policy":"by_start_sequence"}}`},
-		{6, "", "", `{"offset":-1}`},
-		{7, "", "", `{"offset":-9223372036854775808}`},
-		{15, "S", "", `{"offset":9223372036854775807}`},
-		{16, "S", "", `{"offset":-1}`},
-		{17, "S", "P", `{"batch":-5,"max_bytes":-1,"expires":-1,"no_wait":true}`},
-		{8, "S", "", `{"seq":18446744073709551615}`},
-		{8, "S", "", `{"last_by_subj":"s.*"}`},
-		{9, "S", "", `{"seq":0}`},
-		{18, "S", "", `{"seq":-1}`},
-		{5, "S", "", `{"filter":"s.>","keep":18446744073709551615}`},
-		{14, "S", "D", ``},
-		{4, "S", "", ``},
+		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_age":-1}`, 0},
+		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_bytes":-9223372036854775808,"max_msg_size":-2147483648}`, 0},
+		{19, "s.a", "", `hello`, 0},
+		{1, "M", "", `{"name":"M","storage":"memory","duplicate_window":-1,"num_replicas":-3}`, 0},
+		{1, "..", "", `{"name":".."}`, 0},
+		{1, "a/b", "", `{"name":"a/b"}`, 0},
+		{1, long, "", `{}`, 0},
+		{11, "S", "..", `{"stream_name":"S","config":{"durable_name":".."}}`, 0},
+		{10, "S", "", `{"stream_name":"S","config":{"durable_name":"../../../../../../../x"}}`, 0},
+		{10, "S", "", `{"stream_name":"S","config":{"name":"..\\..\\x","ack_wait":-1}}`, 0},
+		{12, "S", "D", `{"stream_name":"S","config":{"durable_name":"D","max_deliver":-9,"backoff":[-1],"max_ack_pending":-100}}`, 0},
+		{12, "S", "P", `{"stream_name":"S","config":{"durable_name":"P","max_waiting":-1,"max_batch":-1,"max_expires":-1,"opt_start_seq":18446744073709551615,"deliver_policy":"by_start_sequence"}}`, 0},
+		{6, "", "", `{"offset":-1}`, 0},
+		{7, "", "", `{"offset":-9223372036854775808}`, 0},
+		{15, "S", "", `{"offset":9223372036854775807}`, 0},
+		{16, "S", "", `{"offset":-1}`, 0},
+		{17, "S", "P", `{"batch":-5,"max_bytes":-1,"expires":-1,"no_wait":true}`, 0},
+		{8, "S", "", `{"seq":18446744073709551615}`, 0},
+		{8, "S", "", `{"last_by_subj":"s.*"}`, 0},
+		{9, "S", "", `{"seq":0}`, 0},
+		{18, "S", "", `{"seq":-1}`, 0},
+		{5, "S", "", `{"filter":"s.>","keep":18446744073709551615}`, 0},
+		{14, "S", "D", ``, 0},
+		{4, "S", "", ``, 0},
+		// Valid shapes, hostile numbers: %n is the input's n.
+		{1, "T", "", `{"name":"T","subjects":["t"],"max_msgs":%n,"max_bytes":%n,"max_msgs_per_subject":%n}`, -2},
+		{1, "T", "", `{"name":"T","subjects":["t"],"max_age":%n,"duplicate_window":%n}`, math.MinInt64},
+		{1, "T", "", `{"name":"T","subjects":["t"],"max_consumers":%n,"max_msg_size":%n}`, math.MaxInt32 + 1},
+		{11, "T", "C", `{"stream_name":"T","config":{"ack_wait":%n,"max_deliver":%n,"max_ack_pending":%n,"max_waiting":%n}}`, -7},
+		{11, "T", "C", `{"stream_name":"T","config":{"deliver_policy":"by_start_sequence","opt_start_seq":%n}}`, math.MaxInt64},
+		{17, "T", "C", `{"batch":%n,"expires":%n,"max_bytes":%n,"no_wait":true}`, math.MinInt64},
+		{6, "", "", `{"offset":%n}`, math.MinInt64},
+		{16, "T", "", `{"offset":%n}`, math.MaxInt64},
 	} {
-		f.Add(seed.op, seed.s1, seed.s2, seed.body)
+		f.Add(seed.op, seed.s1, seed.s2, seed.body, seed.n)
 	}
 	base := f.TempDir()
 	fz := &fuzzServer{base: base, store: filepath.Join(base, "a", "b", "c", "d", "e", "f", "g", "store")}
 	fz.start(f)
-	f.Cleanup(func() { fz.stop() })
-	f.Fuzz(func(t *testing.T, op uint8, s1, s2, body string) {
+	f.Cleanup(func() {
+		fz.restart(f) // what the last inputs stored must come back too
+		fz.stop()
+	})
+	f.Fuzz(func(t *testing.T, op uint8, s1, s2, body string, n int64) {
+		body = strings.ReplaceAll(body, "%n", strconv.FormatInt(n, 10))
 		subject := fuzzSubjects[int(op)%len(fuzzSubjects)]
 		if strings.Contains(subject, "%1") && !validToken(s1) || strings.Contains(subject, "%2") && !validToken(s2) {
 			t.Skip("not a subject a client can send")
@@ -188,14 +219,7 @@ func FuzzJetStreamAPI(f *testing.F) {
 		fz.sync(t)
 		fz.checkLayout(t)
 		if fz.n++; fz.n%restartEvery == 0 {
-			before := fz.streamNames(t)
-			fz.stop()
-			fz.start(t)
-			after := fz.streamNames(t)
-			if !slices.Equal(before, after) {
-				t.Fatalf("streams before restart %v, after %v", before, after)
-			}
-			fz.checkLayout(t)
+			after := fz.restart(t)
 			if len(after) > 32 { // keep a long fuzz run's store, and so its speed, bounded
 				for _, n := range after {
 					if _, err := fz.nc.Request("$JS.API.STREAM.DELETE."+n, nil, 5*time.Second); err != nil {

@@ -23,25 +23,41 @@ func (m *Manager) publicErr(err error) string {
 	return m.redact(err.Error())
 }
 
-// redact cuts the store directory out of a text bound for a client.
+// redact cuts the store directory out of a text bound for a client, where
+// it starts a path (at the start or after a space, quote or colon).
 func (m *Manager) redact(s string) string {
 	for _, d := range m.storeRoots {
-		if strings.Contains(s, d) {
-			s = strings.ReplaceAll(s, d, "<store>")
+		cut := "<store>"
+		if strings.HasSuffix(d, string(filepath.Separator)) {
+			cut += string(filepath.Separator)
+		}
+		for from := 0; ; {
+			i := strings.Index(s[from:], d)
+			if i < 0 {
+				break
+			}
+			i += from
+			if i > 0 && !strings.ContainsRune(" \t\"'(:=", rune(s[i-1])) {
+				from = i + len(d)
+				continue
+			}
+			s = s[:i] + cut + s[i+len(d):]
+			from = i + len(cut)
 		}
 	}
 	return s
 }
 
-// storeRootsOf lists the spellings of the store directory that may appear
-// in an error: absolute first, so that the longest match is cut.
+// storeRootsOf lists the spellings of the store directory that may start a
+// path in an error, longest first: absolute, and as configured (only
+// where a path follows, so that a short relative name is not cut from words).
 func storeRootsOf(dir string) []string {
 	var roots []string
-	if abs, err := filepath.Abs(dir); err == nil && len(abs) > 1 {
+	if abs, err := filepath.Abs(dir); err == nil && abs != string(filepath.Separator) {
 		roots = append(roots, abs)
 	}
-	if c := filepath.Clean(dir); strings.ContainsRune(c, filepath.Separator) && (len(roots) == 0 || c != roots[0]) {
-		roots = append(roots, c)
+	if c := filepath.Clean(dir); c != "." && (len(roots) == 0 || c != roots[0]) {
+		roots = append(roots, c+string(filepath.Separator))
 	}
 	return roots
 }

@@ -40,6 +40,7 @@ var fuzzSubjects = []string{
 	"$JS.API.CONSUMER.MSG.NEXT.%1.%2",
 	"$JS.API.DIRECT.GET.%1",
 	"%1", // a publish to a stream subject
+	"%1", // the same with header %2: <body>
 }
 
 // storeLayout is every path (relative to the store directory, with '/')
@@ -166,6 +167,10 @@ func FuzzJetStreamAPI(f *testing.F) {
 		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_age":-1}`, 0},
 		{1, "S", "", `{"name":"S","subjects":["s.>"],"max_msgs":-5,"max_bytes":-9223372036854775808,"max_msg_size":-2147483648}`, 0},
 		{19, "s.a", "", `hello`, 0},
+		{20, "s.a", "Nats-Rollup", `all`, 0},
+		{20, "s.a", "Nats-Expected-Last-Sequence", `-1`, 0},
+		{20, "s.a", "Nats-Expected-Last-Subject-Sequence", `18446744073709551616`, 0},
+		{20, "s.a", "Nats-Msg-Id", ``, 0},
 		{1, "M", "", `{"name":"M","storage":"memory","duplicate_window":-1,"num_replicas":-3}`, 0},
 		{1, "..", "", `{"name":".."}`, 0},
 		{1, "a/b", "", `{"name":"a/b"}`, 0},
@@ -213,7 +218,14 @@ func FuzzJetStreamAPI(f *testing.F) {
 			t.Skip("not a subject a client can send")
 		}
 		subject = strings.NewReplacer("%1", s1, "%2", s2).Replace(subject)
-		if err := fz.nc.PublishRequest(subject, "_INBOX.fuzz", []byte(body)); err != nil {
+		msg := &nats.Msg{Subject: subject, Reply: "_INBOX.fuzz", Data: []byte(body)}
+		if int(op)%len(fuzzSubjects) == len(fuzzSubjects)-1 {
+			if strings.ContainsAny(s2, ":") || strings.ContainsAny(body, "\r\n") {
+				t.Skip("not a header a client can send")
+			}
+			msg.Header = nats.Header{s2: []string{body}}
+		}
+		if err := fz.nc.PublishMsg(msg); err != nil {
 			t.Skip(err)
 		}
 		fz.sync(t)

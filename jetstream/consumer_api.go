@@ -49,17 +49,19 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 	toks := strings.Split(op, ".")
 	now := time.Now().UTC()
 	switch {
-	case len(toks) >= 3 && toks[1] == "CREATE":
-		name, filter := "", ""
-		if len(toks) >= 4 {
-			name = toks[3]
-		}
+	case len(toks) == 3 && toks[1] == "CREATE":
+		return m.consumerCreate(toks[2], "", "", ccLegacyEphemeral, r.data, now)
+	case len(toks) >= 4 && toks[1] == "CREATE":
+		filter := ""
 		if len(toks) >= 5 {
 			filter = strings.Join(toks[4:], ".")
 		}
-		return m.consumerCreate(toks[2], name, filter, r.data, now)
-	case len(toks) == 5 && toks[1] == "DURABLE" && toks[2] == "CREATE":
-		return m.consumerCreate(toks[3], toks[4], "", r.data, now)
+		return m.consumerCreate(toks[2], toks[3], filter, ccNew, r.data, now)
+	case len(toks) >= 3 && toks[1] == "DURABLE" && toks[2] == "CREATE":
+		if len(toks) != 5 {
+			return m.fail(typeConsumerCreate, newErr(errDurableNotInSubj))
+		}
+		return m.consumerCreate(toks[3], toks[4], "", ccLegacyDurable, r.data, now)
 	case len(toks) >= 5 && toks[1] == "MSG" && toks[2] == "NEXT":
 		m.nextRequest(toks[3], toks[4], r, now)
 		return nil
@@ -87,30 +89,35 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 	return m.fail("io.nats.jetstream.api.v1.error_response", newErr(errBadRequest))
 }
 
-func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, now time.Time) []byte {
+// The consumer create request forms, which name the consumer differently.
+const (
+	ccNew             = iota // CONSUMER.CREATE.<stream>.<name>[.<filter>]
+	ccLegacyEphemeral        // CONSUMER.CREATE.<stream>, the name (if any) in the body
+	ccLegacyDurable          // CONSUMER.DURABLE.CREATE.<stream>.<durable>
+)
+
+func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body []byte, now time.Time) []byte {
 	typ := typeConsumerCreate
 	var req createConsumerRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+		return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 	}
 	if req.Stream != "" && req.Stream != streamName {
 		return m.fail(typ, newErr(errStreamMismatch))
+	}
+	cfg := req.Config
+	if e := consumerName(kind, name, &cfg); e != nil {
+		return m.fail(typ, e)
 	}
 	st := m.streams[streamName]
 	if st == nil {
 		return m.fail(typ, newErr(errStreamNotFound))
 	}
-	cfg := req.Config
-	if name != "" {
-		if cfg.Name == "" && cfg.Durable == "" {
-			cfg.Name = name
-		}
-		if (cfg.Name != "" && cfg.Name != name) || (cfg.Durable != "" && cfg.Durable != name) {
-			return m.fail(typ, newErr(errConsumerCreate, "err", "consumer name in subject does not match durable name in request"))
-		}
-	}
 	if filter != "" && cfg.FilterSubject != filter {
 		return m.fail(typ, newErr(errFilterMismatch))
+	}
+	if e := checkConsumerLimits(&cfg); e != nil {
+		return m.fail(typ, e)
 	}
 	if e := normalizeConsumer(&cfg); e != nil {
 		return m.fail(typ, e)
@@ -131,7 +138,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 		old.filters = filtersOf(cfg)
 		if old.log != nil {
 			if err := old.writeMeta(); err != nil {
-				return m.fail(typ, newErr(errConsumerCreate, "err", err.Error()))
+				return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 			}
 		}
 		return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, old.info(now)})
@@ -143,7 +150,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 		return m.fail(typ, e)
 	}
 	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers {
-		return m.fail(typ, newErr(errConsumerCreate, "err", "maximum consumers limit reached"))
+		return m.fail(typ, newErr(errMaxConsumers))
 	}
 	c := m.newConsumer(st, cname, cfg, now, now)
 	c.start()
@@ -153,7 +160,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, body []byte, n
 			c.snapshot() // the starting position
 		} else {
 			m.deleteConsumer(c)
-			return m.fail(typ, newErr(errConsumerCreate, "err", err.Error()))
+			return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 		}
 	}
 	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
@@ -247,22 +254,25 @@ func (m *Manager) consumerNames(streamName string, list bool, body []byte, now t
 	}
 	var req pagedRequest
 	if len(body) > 0 {
-		_ = json.Unmarshal(body, &req)
+		if err := json.Unmarshal(body, &req); err != nil {
+			return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
+		}
 	}
 	names := make([]string, 0, len(st.consumers))
 	for n := range st.consumers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	page := names[min(req.Offset, len(names)):]
+	off := pageOffset(req.Offset, len(names))
+	page := names[off:]
 	if list {
-		resp := consumerListResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: req.Offset, Limit: listPage, Consumers: []*ConsumerInfo{}}
+		resp := consumerListResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: off, Limit: listPage, Consumers: []*ConsumerInfo{}}
 		for _, n := range page[:min(len(page), listPage)] {
 			resp.Consumers = append(resp.Consumers, st.consumers[n].info(now))
 		}
 		return mustJSON(resp)
 	}
-	return mustJSON(consumerNamesResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: req.Offset, Limit: namesPage, Consumers: page[:min(len(page), namesPage)]})
+	return mustJSON(consumerNamesResponse{apiResponse: apiResponse{Type: typ}, Total: len(names), Offset: off, Limit: namesPage, Consumers: page[:min(len(page), namesPage)]})
 }
 
 // nextRequest queues a MSG.NEXT pull request and delivers what it can.

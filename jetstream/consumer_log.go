@@ -48,11 +48,15 @@ func (c *consumer) durable() bool {
 	return c.cfg.Durable != "" && c.st.dir != "" && !c.cfg.MemoryStorage
 }
 
-func consumerDir(st *stream, name string) string { return filepath.Join(st.dir, "obs", name) }
+// consumerDir is where a durable consumer's files live, inside its stream's.
+func consumerDir(st *stream, name string) (string, error) { return storePath(st.dir, "obs", name) }
 
 // writeMeta stores the consumer's config next to its log.
 func (c *consumer) writeMeta() error {
-	dir := consumerDir(c.st, c.name)
+	dir, err := consumerDir(c.st, c.name)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -69,7 +73,10 @@ func (m *Manager) openLog(c *consumer) error {
 	if err := c.writeMeta(); err != nil {
 		return err
 	}
-	dir := consumerDir(c.st, c.name)
+	dir, err := consumerDir(c.st, c.name)
+	if err != nil {
+		return err
+	}
 	fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(dir, "log"), Writer: m.writer, MaxBlock: 1 << 20})
 	if err != nil {
 		return err
@@ -209,6 +216,13 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 		var meta consumerMeta
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return err
+		}
+		if meta.Config.Durable != e.Name() || !validName(e.Name()) {
+			m.logf("jetstream: stream %s: skipping consumer directory %s: its meta.json names %q", st.cfg.Name, e.Name(), meta.Config.Durable)
+			continue
+		}
+		if meta.Config.Name == "" {
+			meta.Config.Name = e.Name() // written before creates set it, as nats-server does
 		}
 		c := m.newConsumer(st, e.Name(), meta.Config, meta.Created, now)
 		if err := m.openLog(c); err != nil {

@@ -61,14 +61,14 @@ func (m *Manager) api(r *request) []byte {
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: st.info(now)})
 	case "STREAM.DELETE":
 		if err := m.deleteStream(st); err != nil {
-			return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	case "STREAM.PURGE":
 		var req purgeRequest
 		if len(r.data) > 0 {
 			if err := json.Unmarshal(r.data, &req); err != nil {
-				return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+				return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 			}
 		}
 		if st.cfg.DenyPurge {
@@ -76,7 +76,7 @@ func (m *Manager) api(r *request) []byte {
 		}
 		n, err := st.purge(req)
 		if err != nil {
-			return m.fail(typ, newErr(errStreamPurge, "err", err.Error()))
+			return m.fail(typ, newErr(errStreamPurge, "err", m.publicErr(err)))
 		}
 		return mustJSON(purgeResponse{apiResponse{Type: typ}, true, n})
 	case "STREAM.MSG.GET":
@@ -84,7 +84,7 @@ func (m *Manager) api(r *request) []byte {
 	default: // STREAM.MSG.DELETE
 		var req msgDeleteRequest
 		if err := json.Unmarshal(r.data, &req); err != nil {
-			return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+			return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 		}
 		if st.cfg.DenyDelete {
 			return m.fail(typ, newErr(errMsgDelete, "err", errDeleteDenied.Error()))
@@ -99,6 +99,7 @@ func (m *Manager) api(r *request) []byte {
 
 func (m *Manager) fail(typ string, e *APIError) []byte {
 	m.apiErrors++
+	e.Description = m.redact(e.Description)
 	return mustJSON(apiResponse{Type: typ, Error: e})
 }
 
@@ -133,7 +134,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	}
 	var cfg StreamConfig
 	if err := json.Unmarshal(body, &cfg); err != nil {
-		return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+		return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 	}
 	if cfg.Name == "" {
 		cfg.Name = name
@@ -158,7 +159,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		existing.cfg = cfg
 		if err := m.saveMeta(existing); err != nil {
-			return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		m.subscribe(existing)
 		existing.enforceLimits("")
@@ -180,7 +181,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if st != nil {
 			_ = m.deleteStream(st)
 		}
-		return m.fail(typ, newErr(errStreamConfig, "err", err.Error()))
+		return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 	}
 	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: st.info(now), DidCreate: true})
 }
@@ -189,13 +190,14 @@ func (m *Manager) streamNames(body []byte) []byte {
 	var req pagedRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			return m.fail(typeNames, newErr(errInvalidJSON, "err", err.Error()))
+			return m.fail(typeNames, newErr(errInvalidJSON, "err", m.publicErr(err)))
 		}
 	}
 	all := m.sortedStreams(req.Subject)
-	resp := namesResponse{apiResponse: apiResponse{Type: typeNames}, Total: len(all), Offset: req.Offset, Limit: namesPage, Streams: []string{}}
-	for i := req.Offset; i < len(all) && i < req.Offset+namesPage; i++ {
-		resp.Streams = append(resp.Streams, all[i].cfg.Name)
+	off := pageOffset(req.Offset, len(all))
+	resp := namesResponse{apiResponse: apiResponse{Type: typeNames}, Total: len(all), Offset: off, Limit: namesPage, Streams: []string{}}
+	for _, st := range all[off:min(len(all), off+namesPage)] {
+		resp.Streams = append(resp.Streams, st.cfg.Name)
 	}
 	return mustJSON(resp)
 }
@@ -204,29 +206,33 @@ func (m *Manager) streamList(body []byte) []byte {
 	var req pagedRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			return m.fail(typeList, newErr(errInvalidJSON, "err", err.Error()))
+			return m.fail(typeList, newErr(errInvalidJSON, "err", m.publicErr(err)))
 		}
 	}
 	all := m.sortedStreams(req.Subject)
 	now := time.Now().UTC()
-	resp := listResponse{apiResponse: apiResponse{Type: typeList}, Total: len(all), Offset: req.Offset, Limit: listPage, Streams: []*StreamInfo{}}
-	for i := req.Offset; i < len(all) && i < req.Offset+listPage; i++ {
-		resp.Streams = append(resp.Streams, all[i].info(now))
+	off := pageOffset(req.Offset, len(all))
+	resp := listResponse{apiResponse: apiResponse{Type: typeList}, Total: len(all), Offset: off, Limit: listPage, Streams: []*StreamInfo{}}
+	for _, st := range all[off:min(len(all), off+listPage)] {
+		resp.Streams = append(resp.Streams, st.info(now))
 	}
 	return mustJSON(resp)
 }
 
+// pageOffset clamps a client's page offset into [0, n], as nats-server does.
+func pageOffset(off, n int) int { return min(max(off, 0), n) }
+
 func (m *Manager) msgGet(st *stream, body []byte) []byte {
 	var req msgGetRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return m.fail(typeMsgGet, newErr(errInvalidJSON, "err", err.Error()))
+		return m.fail(typeMsgGet, newErr(errInvalidJSON, "err", m.publicErr(err)))
 	}
 	msg, err := st.get(req)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.fail(typeMsgGet, newErr(errNoMessage))
 	}
 	if err != nil {
-		return m.fail(typeMsgGet, newErr(errStoreFailed, "err", err.Error()))
+		return m.fail(typeMsgGet, newErr(errStoreFailed, "err", m.publicErr(err)))
 	}
 	return mustJSON(msgGetResponse{apiResponse: apiResponse{Type: typeMsgGet}, Message: &storedMsg{
 		Subject: msg.Subject, Seq: msg.Seq, Header: msg.Hdr, Data: msg.Data, Time: time.Unix(0, msg.Time).UTC()}})

@@ -38,6 +38,9 @@ type Config struct {
 	MaxStore   int64
 	MaxStreams int
 	FS         store.FS // default store.OSFS
+	// Errorf logs a server-side error (a handler's panic, a skipped
+	// directory on recovery); nil discards.
+	Errorf func(format string, args ...any)
 }
 
 // Manager runs JetStream: it owns every stream and serves the $JS.API on one
@@ -62,6 +65,7 @@ type Manager struct {
 	apiErrors     uint64
 	unsubAPI      func()
 	streamsDir    string
+	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
 	ackBuf        []byte // formats deliveries' ack subjects
 }
@@ -86,7 +90,7 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
-		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams")}
+		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), storeRoots: storeRootsOf(cfg.StoreDir)}
 	if err := m.recover(); err != nil {
 		m.writer.Close()
 		return nil, err
@@ -170,6 +174,7 @@ func (m *Manager) run() {
 const consumerTick = 50 * time.Millisecond
 
 func (m *Manager) tick(now time.Time) {
+	defer m.recoverTick()
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
@@ -182,7 +187,14 @@ func (m *Manager) tick(now time.Time) {
 	}
 }
 
+func (m *Manager) logf(format string, args ...any) {
+	if m.cfg.Errorf != nil {
+		m.cfg.Errorf(format, args...)
+	}
+}
+
 func (m *Manager) handle(r *request) {
+	defer m.recoverRequest(r)
 	if r.st != nil {
 		m.publish(r)
 		return
@@ -192,6 +204,9 @@ func (m *Manager) handle(r *request) {
 		return
 	}
 	m.apiTotal++
+	if h := testHook.Load(); h != nil {
+		(*h)(r.subject)
+	}
 	resp := m.api(r)
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)
@@ -221,11 +236,14 @@ func (m *Manager) publish(r *request) {
 		}
 		ack := &PubAck{Stream: name, Seq: seq}
 		if err != nil {
-			ack = &PubAck{Stream: name, Error: newErr(errStoreFailed, "err", err.Error())}
+			ack = &PubAck{Stream: name, Error: newErr(errStoreFailed, "err", m.publicErr(err))}
 		}
 		m.host.Publish(reply, "", nil, mustJSON(ack))
 	})
 	if res.ack != nil && reply != "" {
+		if res.ack.Error != nil {
+			res.ack.Error.Description = m.redact(res.ack.Error.Description)
+		}
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {
@@ -297,7 +315,11 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	if cfg.Storage == "memory" {
 		st.store = store.NewMemStore()
 	} else {
-		st.dir = filepath.Join(m.streamsDir, cfg.Name)
+		dir, err := storePath(m.streamsDir, cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		st.dir = dir
 		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer,
 			Compress: cfg.Compression == "s2"})
 		if err != nil {
@@ -325,7 +347,10 @@ func (m *Manager) subscribe(st *stream) {
 
 // saveMeta writes a stream's config so it is recreated on restart.
 func (m *Manager) saveMeta(st *stream) error {
-	dir := filepath.Join(m.streamsDir, st.cfg.Name)
+	dir, err := storePath(m.streamsDir, st.cfg.Name)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -361,6 +386,12 @@ func (m *Manager) recover() error {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
 		}
+		if meta.Config.Name != e.Name() || !validName(e.Name()) {
+			// Not a directory this store made for that stream: a config
+			// written there by other means must not become a stream.
+			m.logf("jetstream: skipping %s: its meta.json names stream %q", e.Name(), meta.Config.Name)
+			continue
+		}
 		st, err := m.addStream(meta.Config, meta.Created)
 		if err != nil {
 			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
@@ -385,7 +416,11 @@ func (m *Manager) deleteStream(st *stream) error {
 	delete(m.streams, st.cfg.Name)
 	st.store.Close()
 	if st.dir == "" {
-		return os.RemoveAll(filepath.Join(m.streamsDir, st.cfg.Name))
+		dir, err := storePath(m.streamsDir, st.cfg.Name)
+		if err != nil {
+			return err
+		}
+		return os.RemoveAll(dir)
 	}
 	m.writer.Forget(st.dir) // no queued write or open handle may outlive the removal
 	return os.RemoveAll(st.dir)

@@ -308,11 +308,17 @@ func headerValue(hdr []byte, key string) string {
 
 // normalize fills defaults and validates a config from a client.
 func normalize(cfg *StreamConfig) *APIError {
-	if cfg.Name == "" || strings.ContainsAny(cfg.Name, " \t\r\n.*>") {
-		return newErr(errStreamConfig, "err", "stream name is required and can not contain '.', '*', '>'")
-	}
 	if strings.ContainsAny(cfg.Name, `/\`) {
 		return newErr(errStreamNamePath)
+	}
+	if len(cfg.Name) > maxNameLen {
+		return newErr(errStreamConfig, "err", "stream name is too long, maximum allowed is "+strconv.Itoa(maxNameLen))
+	}
+	if !validName(cfg.Name) {
+		return newErr(errStreamConfig, "err", "stream name is required and can not contain '.', '*', '>', '\\', '/'")
+	}
+	if e := streamLimits(cfg); e != nil {
+		return e
 	}
 	if cfg.Replicas > 1 {
 		return newErr(errReplicas)
@@ -351,26 +357,6 @@ func normalize(cfg *StreamConfig) *APIError {
 	case "", "none", "s2":
 	default:
 		return newErr(errStreamConfig, "err", "invalid compression "+strconv.Quote(cfg.Compression))
-	}
-	for _, p := range []*int64{&cfg.MaxMsgs, &cfg.MaxBytes, &cfg.MaxMsgsPerSubject} {
-		if *p == 0 {
-			*p = -1
-		}
-	}
-	if cfg.MaxMsgSize == 0 {
-		cfg.MaxMsgSize = -1
-	}
-	if cfg.MaxConsumers == 0 {
-		cfg.MaxConsumers = -1
-	}
-	if cfg.Duplicates == 0 {
-		cfg.Duplicates = defaultDuplicateWindow
-		if cfg.MaxAge > 0 && cfg.MaxAge < cfg.Duplicates {
-			cfg.Duplicates = cfg.MaxAge
-		}
-	}
-	if cfg.Duplicates < 0 {
-		return newErr(errStreamConfig, "err", "duplicates window can not be negative")
 	}
 	return nil
 }

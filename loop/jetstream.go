@@ -43,7 +43,7 @@ func (s *Server) startJetStream() error {
 	m, err := jetstream.Start(jetstream.Config{
 		StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
 		MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
-		FS: s.opts.JetStreamFS,
+		FS: s.opts.JetStreamFS, Errorf: s.Errorf,
 	}, &jsHost{s: s, deliverCache: router.NewCache(s.sl, 1024)})
 	if err != nil {
 		return err

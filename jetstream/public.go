@@ -1,0 +1,63 @@
+package jetstream
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// publicErr is err's text as a client may see it. File errors lose their
+// path (a client learns nothing from where the server keeps data, and must
+// not); any other text has the store directory cut out.
+func (m *Manager) publicErr(err error) string {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Op + ": " + pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Op + ": " + le.Err.Error()
+	}
+	return m.redact(err.Error())
+}
+
+// redact cuts the store directory out of a text bound for a client, where
+// it starts a path (at the start or after a space, quote or colon).
+func (m *Manager) redact(s string) string {
+	for _, d := range m.storeRoots {
+		cut := "<store>"
+		if strings.HasSuffix(d, string(filepath.Separator)) {
+			cut += string(filepath.Separator)
+		}
+		for from := 0; ; {
+			i := strings.Index(s[from:], d)
+			if i < 0 {
+				break
+			}
+			i += from
+			if i > 0 && !strings.ContainsRune(" \t\"'(:=", rune(s[i-1])) {
+				from = i + len(d)
+				continue
+			}
+			s = s[:i] + cut + s[i+len(d):]
+			from = i + len(cut)
+		}
+	}
+	return s
+}
+
+// storeRootsOf lists the spellings of the store directory that may start a
+// path in an error, longest first: absolute, and as configured (only
+// where a path follows, so that a short relative name is not cut from words).
+func storeRootsOf(dir string) []string {
+	var roots []string
+	if abs, err := filepath.Abs(dir); err == nil && abs != string(filepath.Separator) {
+		roots = append(roots, abs)
+	}
+	if c := filepath.Clean(dir); c != "." && (len(roots) == 0 || c != roots[0]) {
+		roots = append(roots, c+string(filepath.Separator))
+	}
+	return roots
+}

@@ -60,6 +60,9 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 		b.retained.Set(r)
 	}
 	for _, sess := range sessions {
+		if u := s.authCfg.users[sess.Owner()]; u != nil && u.perms != nil {
+			b.prune(sess, newPermissions(u.perms)) // permissions may have changed since
+		}
 		b.journal(sess)
 		h := &mqttHold{sess: sess, offline: offlineSubs(sess)}
 		b.holds[sess.ID] = h
@@ -95,17 +98,21 @@ func (h *mqttHold) routed() []*router.Subscription {
 // still holds it (which is then closed), and reports whether a session was
 // present. c's subscriptions replace the previous holder's (or the offline
 // ones) in one step; what was already routed to the previous holder goes
-// into the session's queue (see mqttConn.deliver).
-func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bool) {
+// into the session's queue (see mqttConn.deliver). It reports ok false,
+// touching nothing, when the session belongs to another user.
+func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Session, present, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[id]
+	if h != nil && !b.mayHold(c, h.sess) {
+		return nil, false, false
+	}
 	var old *client
 	if h != nil && h.owner != nil {
 		old = h.owner
 		old.mq.handedOver.Store(true)
 	}
-	present := h != nil && !clean && !h.sess.Clean
+	present = h != nil && !clean && !h.sess.Clean
 	if !present {
 		if h != nil {
 			b.srv.sl.Replace(h.routed(), nil)
@@ -120,7 +127,11 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 		b.holds[id] = h
 	}
 	c.mq.sess = h.sess
+	h.sess.SetOwner(c.user) // claims a session no user owned yet
 	if present {
+		if c.perms != nil {
+			b.prune(h.sess, c.perms)
+		}
 		for filter, qos := range h.sess.Subs() {
 			c.mq.addFilter(filter, qos)
 		}
@@ -132,7 +143,43 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
 		old.t.kick()
 	}
-	return h.sess, present
+	return h.sess, present, true
+}
+
+// mayHold reports whether c may resume or replace sess: a session belongs
+// to the user that created it when users authenticate (with auth off, or a
+// single user or token, every client is the same principal). A session
+// with no owner recorded (older snapshots) goes to the first user.
+func (b *mqttBridge) mayHold(c *client, sess *mqtt.Session) bool {
+	if b.srv.authCfg.users == nil {
+		return true
+	}
+	owner := sess.Owner()
+	return owner == "" || owner == c.user
+}
+
+// prune drops what p no longer allows from sess: filters it may not
+// subscribe, messages on subjects it may not receive.
+func (b *mqttBridge) prune(sess *mqtt.Session, p *permissions) {
+	filters, msgs := sess.Prune(func(filter string) bool {
+		subjects, err := mqtt.FilterSubjects(filter)
+		if err != nil {
+			return false
+		}
+		for _, subj := range subjects {
+			if !p.canSubscribe(subj, "") {
+				return false
+			}
+		}
+		return true
+	}, func(topic string) bool {
+		subject, err := mqtt.TopicToSubject(topic, false)
+		return err == nil && p.canSubscribe(subject, "")
+	})
+	if len(filters)+msgs > 0 {
+		b.srv.Noticef("MQTT session %q: permissions of %q no longer allow filters %q; dropped them and %d kept messages",
+			sess.ID, sess.Owner(), filters, msgs)
+	}
 }
 
 // subscribe gives c's session filter at qos, replacing the filter's earlier

@@ -134,7 +134,10 @@ func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	c.opts.Headers = true // deliveries carry the Nmqtt-Pub header through the router
 	c.opts.Name = id
 	c.t.outUnlock()
-	sess, present := m.b.attach(c, id, cn.CleanSession) // sets m.sess
+	sess, present, ok := m.b.attach(c, id, cn.CleanSession) // sets m.sess
+	if !ok {
+		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")
+	}
 	c.connected.Store(true)
 	if c.srv.opts.Trace {
 		c.tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)

@@ -39,7 +39,10 @@ type Session struct {
 	ID    string
 	Clean bool
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// owner is the user that created the session ("" with authentication
+	// off, and in snapshots older than owners): only that user may resume it.
+	owner       string
 	subs        map[string]byte // filter -> granted QoS
 	inflight    []*Msg          // sent, in send order
 	queue       []*Msg          // waiting for a free packet id
@@ -57,6 +60,55 @@ type Session struct {
 func NewSession(id string, clean bool) *Session {
 	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
 		maxInflight: DefaultMaxInflight}
+}
+
+// Owner returns the user the session belongs to.
+func (s *Session) Owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner
+}
+
+// SetOwner records the user the session belongs to.
+func (s *Session) SetOwner(user string) {
+	s.mu.Lock()
+	if s.owner != user {
+		s.owner = user
+		s.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// Prune drops the filters keepFilter refuses and the messages (queued or
+// inflight) whose topic keepTopic refuses: what the owner's permissions no
+// longer allow. It returns the filters dropped and the number of messages.
+func (s *Session) Prune(keepFilter, keepTopic func(string) bool) (filters []string, msgs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for f := range s.subs {
+		if !keepFilter(f) {
+			delete(s.subs, f)
+			filters = append(filters, f)
+		}
+	}
+	keep := func(list []*Msg) []*Msg {
+		out := list[:0]
+		for _, m := range list {
+			if keepTopic(m.Topic) {
+				out = append(out, m)
+			} else {
+				msgs++
+			}
+		}
+		clear(list[len(out):])
+		return out
+	}
+	s.inflight = keep(s.inflight)
+	s.queue = keep(s.queue)
+	if len(filters) > 0 || msgs > 0 {
+		s.dirty = true
+	}
+	return filters, msgs
 }
 
 // Subscribe records a filter with its granted QoS.
@@ -233,6 +285,7 @@ func (s *Session) Release(id uint16) {
 // snapshot is a session's persistent form.
 type snapshot struct {
 	ID       string          `json:"id"`
+	Owner    string          `json:"owner,omitempty"`
 	Subs     map[string]byte `json:"subs,omitempty"`
 	Inflight []*Msg          `json:"inflight,omitempty"`
 	Queue    []*Msg          `json:"queue,omitempty"`
@@ -247,7 +300,7 @@ func (s *Session) snapshot(force bool) []byte {
 		return nil
 	}
 	s.dirty = false
-	snap := snapshot{ID: s.ID, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
+	snap := snapshot{ID: s.ID, Owner: s.owner, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
 	for id := range s.qos2In {
 		snap.QoS2In = append(snap.QoS2In, id)
 	}
@@ -262,6 +315,7 @@ func restoreSession(b []byte) (*Session, error) {
 		return nil, err
 	}
 	s := NewSession(snap.ID, false)
+	s.owner = snap.Owner
 	if snap.Subs != nil {
 		s.subs = snap.Subs
 	}

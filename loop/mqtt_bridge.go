@@ -2,8 +2,12 @@ package loop
 
 import (
 	"bytes"
+	"cmp"
+	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/evnats/evnats/mqtt"
 	"github.com/evnats/evnats/router"
@@ -24,6 +28,11 @@ type mqttBridge struct {
 	mu     sync.Mutex
 	holds  map[string]*mqttHold
 	closed bool // the persister is closed: housekeeping saves no more
+
+	// dropped counts messages discarded because a session was full;
+	// dropLogged is when that was last logged (unix nanoseconds), so a
+	// flood logs a line a second, not a line a message.
+	dropped, dropLogged atomic.Int64
 }
 
 // mqttHold is a session and the connection holding it (nil while offline).
@@ -42,6 +51,9 @@ type mqttHold struct {
 // directory when JetStream is on, memory otherwise) and restores sessions
 // and retained messages.
 func newMQTTBridge(s *Server) (*mqttBridge, error) {
+	if s.opts.MQTTMaxSessionQueueMsgs < 0 || s.opts.MQTTMaxSessionQueueBytes < 0 {
+		return nil, fmt.Errorf("mqtt: max_session_queue_msgs and max_session_queue_bytes may not be negative")
+	}
 	dir := ""
 	if s.opts.JetStream {
 		dir = filepath.Join(s.opts.StoreDir, "mqtt")
@@ -64,7 +76,11 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 			b.prune(sess, newPermissions(u.perms)) // permissions may have changed since
 		}
 		b.journal(sess)
-		h := &mqttHold{sess: sess, offline: offlineSubs(sess)}
+		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
+			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
+				sess.ID, msgs, bytes)
+		}
+		h := &mqttHold{sess: sess, offline: b.offlineSubs(sess)}
 		b.holds[sess.ID] = h
 		s.sl.Replace(nil, h.offline)
 	}
@@ -74,15 +90,46 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	return b, nil
 }
 
-// journal makes a persistent session record each message queued for its
-// absent client as it arrives, so a crash before the next snapshot loses
-// none (the snapshot at disconnect and the one a second later cover the rest).
+// journal sets a persistent session's limits and, with a store directory,
+// makes it record each message it queues as it arrives and remove the
+// record once the message is acknowledged.
 func (b *mqttBridge) journal(sess *mqtt.Session) {
-	sess.SetJournal(func(m *mqtt.Msg) {
-		if err := b.persist.JournalQueued(sess.ID, m); err != nil {
+	sess.SetLimits(b.maxMsgs(), b.maxBytes())
+	if !b.persist.Durable() {
+		return
+	}
+	sess.SetJournal(func(m *mqtt.Msg) uint64 {
+		seq, err := b.persist.JournalQueued(sess.ID, m)
+		if err != nil {
 			b.srv.Errorf("MQTT: journaling a message for session %q: %v", sess.ID, err)
 		}
+		return seq
+	}, func(seq uint64) {
+		if err := b.persist.ForgetQueued(seq); err != nil {
+			b.srv.Errorf("MQTT: removing a delivered message of session %q: %v", sess.ID, err)
+		}
 	})
+}
+
+func (b *mqttBridge) maxMsgs() int {
+	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueMsgs, mqtt.DefaultMaxQueueMsgs)
+}
+func (b *mqttBridge) maxBytes() int {
+	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueBytes, mqtt.DefaultMaxQueueBytes)
+}
+
+// full counts a message discarded because sess was full and logs it, at
+// most once a second for the whole server.
+func (b *mqttBridge) full(sess *mqtt.Session) {
+	n := b.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := b.dropLogged.Load()
+	if now-last < int64(time.Second) || !b.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	msgs, bytes := sess.Held()
+	b.srv.Noticef("MQTT session %q is full (%d messages, %d bytes; limits %d and %d): discarding new messages (%d so far)",
+		sess.ID, msgs, bytes, b.maxMsgs(), b.maxBytes(), n)
 }
 
 // routed is what stands for h in the sublist now. Caller holds mu, which
@@ -117,11 +164,13 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Sessio
 		if h != nil {
 			b.srv.sl.Replace(h.routed(), nil)
 			if !h.sess.Clean {
-				_ = b.persist.DeleteSession(id)
+				_ = b.persist.DeleteSession(h.sess)
 			}
 		}
 		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
-		if !clean {
+		if clean {
+			h.sess.SetLimits(b.maxMsgs(), b.maxBytes())
+		} else {
 			b.journal(h.sess)
 		}
 		b.holds[id] = h
@@ -231,7 +280,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		delete(b.holds, sess.ID)
 		return true
 	}
-	h.offline = offlineSubs(sess)
+	h.offline = b.offlineSubs(sess)
 	b.srv.sl.Replace(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
@@ -241,7 +290,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 
 // offlineSubs builds internal subscriptions for a session's QoS 1/2 filters
 // that queue what is published while its client is away.
-func offlineSubs(sess *mqtt.Session) []*router.Subscription {
+func (b *mqttBridge) offlineSubs(sess *mqtt.Session) []*router.Subscription {
 	var subs []*router.Subscription
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
@@ -264,7 +313,9 @@ func offlineSubs(sess *mqtt.Session) []*router.Subscription {
 				if hdrLen > 0 {
 					msg = msg[hdrLen:]
 				}
-				sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q)
+				if !sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q) {
+					b.full(sess)
+				}
 			}))
 		}
 	}

@@ -63,9 +63,17 @@ func TestMeasureOfflineQueue(t *testing.T) {
 	if os.Getenv("EVNATS_MEASURE") != "1" {
 		t.Skip("set EVNATS_MEASURE=1 to measure")
 	}
+	t.Run("default limits", func(t *testing.T) { measureOfflineQueue(t, loop.Options{}) })
+	t.Run("limits that hold all", func(t *testing.T) {
+		measureOfflineQueue(t, loop.Options{MQTTMaxSessionQueueBytes: 1 << 30})
+	})
+}
+
+func measureOfflineQueue(t *testing.T, o loop.Options) {
 	const n, size, window = 100_000, 1024, 1000
 	fs := &countingFS{}
-	s := startMQTT(t, loop.Options{JetStream: true, JetStreamFS: fs})
+	o.JetStream, o.JetStreamFS = true, fs
+	s := startMQTT(t, o)
 	r := dialRaw(t, s)
 	r.connect("absent", false, 0)
 	r.subscribe(1, "m/#", 1)
@@ -109,7 +117,28 @@ func TestMeasureOfflineQueue(t *testing.T) {
 	time.Sleep(3 * time.Second) // measuring what idle housekeeping writes
 	idle := fs.n.Load() - idleStart
 	runtime.GC()
-	t.Logf("%d x %d B QoS 1 to an absent session: %.0f msg/s; RSS %.0f MB (peak %.0f MB, %.0f MB after 3 s idle); store wrote %.1f MB while publishing, %.1f MB in the next 3 s idle",
-		n, size, float64(n)/elapsed.Seconds(), rss, procStatus(t, "VmHWM"), procStatus(t, "VmRSS"),
-		float64(written)/1e6, float64(idle)/1e6)
+	idleRSS := procStatus(t, "VmRSS")
+
+	// The client comes back for what was kept.
+	start = time.Now()
+	r = dialRaw(t, s)
+	r.connect("absent", false, 0)
+	kept := 0
+	for {
+		typ, flags, body, err := r.tryRead()
+		if err != nil {
+			break // nothing more within the read deadline
+		}
+		if typ == mcodec.PUBLISH && flags>>1&3 == 1 {
+			kept++
+			id := body[2+(int(body[0])<<8|int(body[1])):]
+			r.ack(mcodec.PUBACK, uint16(id[0])<<8|uint16(id[1]))
+		}
+		if kept == n {
+			break
+		}
+	}
+	t.Logf("%d x %d B QoS 1 to an absent session: %.0f msg/s, %d kept; RSS %.0f MB (peak %.0f MB, %.0f MB after 3 s idle); store wrote %.1f MB while publishing, %.1f MB in the next 3 s idle; the client took the kept ones in %v",
+		n, size, float64(n)/elapsed.Seconds(), kept, rss, procStatus(t, "VmHWM"), idleRSS,
+		float64(written)/1e6, float64(idle)/1e6, time.Since(start).Round(time.Millisecond))
 }

@@ -14,9 +14,11 @@ import (
 // under a directory (written by their own store.Writer goroutine, so callers
 // never wait for the disk), or memory stores when there is no directory.
 // Each session or retained topic is one record under its own subject; a
-// newer record replaces (removes) the older one. Messages queued for an
-// absent client are journaled one record each in a third store until the
-// session's next snapshot includes them.
+// newer record replaces (removes) the older one. Each message a session
+// queues is one record of its own in a third store, under the session's
+// id, removed when the client acknowledges it (or the session drops it):
+// a snapshot never holds the queue, so what is written is proportional to
+// what is queued, once, and a restart reads only what is still held.
 //
 // Locking rule: mu guards the stores and the maps; callers on any goroutine
 // hold it only while queueing a record.
@@ -28,14 +30,12 @@ type Persister struct {
 	queued   store.Store
 	sessSeq  map[string]uint64
 	retSeq   map[string]uint64
-	qSeqs    map[string][]uint64 // journal records by client id, oldest first
-	writes   atomic.Uint64       // file records queued that a client's ack may wait for
+	writes   atomic.Uint64 // file records queued that a client's ack may wait for
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
 func OpenPersister(dir string, fs store.FS, sync store.SyncPolicy) (*Persister, error) {
-	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64),
-		qSeqs: make(map[string][]uint64)}
+	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64)}
 	if dir == "" {
 		p.sessions, p.retained, p.queued = store.NewMemStore(), store.NewMemStore(), store.NewMemStore()
 		return p, nil
@@ -81,22 +81,33 @@ func (p *Persister) Load() ([]*Session, []*Retained, error) {
 		return nil, nil, err
 	}
 	byID := make(map[string]*Session, len(sessions))
+	inflight := make(map[uint64]*Msg) // journaled inflight messages, by record
 	for _, s := range sessions {
 		byID[s.ID] = s
+		for _, m := range s.inflight {
+			if m.Seq != 0 {
+				inflight[m.Seq] = m
+			}
+		}
 	}
 	err = each(p.queued, func(m *store.Msg) error {
 		s := byID[m.Subject]
 		var msg Msg
-		if s == nil || json.Unmarshal(m.Data, &msg) != nil {
+		if s == nil || decodeQueued(m, &msg) != nil {
 			_, _ = p.queued.Remove(m.Seq) // its session is gone
 			return nil
 		}
-		s.restoreJournaled(&msg)
-		p.qSeqs[s.ID] = append(p.qSeqs[s.ID], m.Seq)
+		s.restoreQueued(inflight[m.Seq], &msg, m.Seq)
+		delete(inflight, m.Seq)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(inflight) > 0 {
+		for _, s := range sessions {
+			s.dropUnrestored(inflight)
+		}
 	}
 	var retained []*Retained
 	err = each(p.retained, func(m *store.Msg) error {
@@ -151,10 +162,8 @@ func remove(st store.Store, seqs map[string]uint64, key string) error {
 }
 
 // SaveSession stores a snapshot of s when it changed since the last one
-// (or when force is set) and drops the journal records it now includes. It
-// holds the session's lock throughout, as journaling does, so snapshots are
-// stored in the order they were taken and each supersedes exactly the
-// records journaled before it.
+// (or when force is set). It holds the session's lock throughout, as
+// journaling does, so snapshots are stored in the order they were taken.
 func (p *Persister) SaveSession(s *Session, force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,28 +173,48 @@ func (p *Persister) SaveSession(s *Session, force bool) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := replace(p.sessions, p.sessSeq, s.ID, snap); err != nil {
-		return err
+	return replace(p.sessions, p.sessSeq, s.ID, snap)
+}
+
+// Durable reports whether the persister writes files; in memory, sessions
+// journal nothing (a restart loses them anyway).
+func (p *Persister) Durable() bool { return p.writer != nil }
+
+// A queued message's record is the session id as subject, the QoS and the
+// topic as header, and the payload as data: no encoding, no copy beyond the
+// record's. (Records with no header are the JSON of an earlier version.)
+func decodeQueued(r *store.Msg, m *Msg) error {
+	if len(r.Hdr) == 0 {
+		return json.Unmarshal(r.Data, m)
 	}
-	for _, seq := range p.qSeqs[s.ID] {
-		_, _ = p.queued.Remove(seq)
+	if r.Hdr[0] > 2 {
+		return errors.New("mqtt: queued message with an invalid QoS")
 	}
-	delete(p.qSeqs, s.ID)
+	m.QoS, m.Topic, m.Payload = r.Hdr[0], string(r.Hdr[1:]), r.Data
 	return nil
 }
 
-// JournalQueued records one message queued for session id's absent client.
-func (p *Persister) JournalQueued(id string, m *Msg) error {
-	b, _ := json.Marshal(m)
+// JournalQueued records one message session id queues and returns its
+// record's sequence.
+func (p *Persister) JournalQueued(id string, m *Msg) (uint64, error) {
+	hdr := append(make([]byte, 0, 1+len(m.Topic)), m.QoS)
+	hdr = append(hdr, m.Topic...)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	seq, err := p.queued.Append(id, nil, b, 0, nil)
+	seq, err := p.queued.Append(id, hdr, m.Payload, 0, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	p.qSeqs[id] = append(p.qSeqs[id], seq)
 	p.wrote()
-	return nil
+	return seq, nil
+}
+
+// ForgetQueued removes a queued message's record: acknowledged or dropped.
+func (p *Persister) ForgetQueued(seq uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.queued.Remove(seq)
+	return err
 }
 
 // wrote counts a record a publisher's acknowledgement should wait for.
@@ -210,15 +239,23 @@ func (p *Persister) AfterWrites(fn func()) {
 	p.writer.Notify(fn)
 }
 
-// DeleteSession forgets a session and its journal.
-func (p *Persister) DeleteSession(id string) error {
+// DeleteSession forgets a session and its queued messages' records; the
+// session journals nothing more (a late message for it stays in memory).
+func (p *Persister) DeleteSession(s *Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journal, s.forget = nil, nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, seq := range p.qSeqs[id] {
-		_, _ = p.queued.Remove(seq)
+	for _, list := range [][]*Msg{s.inflight, s.queue} {
+		for _, m := range list {
+			if m.Seq != 0 {
+				_, _ = p.queued.Remove(m.Seq)
+				m.Seq = 0
+			}
+		}
 	}
-	delete(p.qSeqs, id)
-	return remove(p.sessions, p.sessSeq, id)
+	return remove(p.sessions, p.sessSeq, s.ID)
 }
 
 // SaveRetained stores a retained message.

@@ -3,7 +3,6 @@ package loop
 import (
 	"bytes"
 	"cmp"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -51,9 +50,6 @@ type mqttHold struct {
 // directory when JetStream is on, memory otherwise) and restores sessions
 // and retained messages.
 func newMQTTBridge(s *Server) (*mqttBridge, error) {
-	if s.opts.MQTTMaxSessionQueueMsgs < 0 || s.opts.MQTTMaxSessionQueueBytes < 0 {
-		return nil, fmt.Errorf("mqtt: max_session_queue_msgs and max_session_queue_bytes may not be negative")
-	}
 	dir := ""
 	if s.opts.JetStream {
 		dir = filepath.Join(s.opts.StoreDir, "mqtt")

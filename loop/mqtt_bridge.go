@@ -68,10 +68,10 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 		b.retained.Set(r)
 	}
 	for _, sess := range sessions {
+		b.journal(sess)
 		if u := s.authCfg.users[sess.Owner()]; u != nil && u.perms != nil {
 			b.prune(sess, newPermissions(u.perms)) // permissions may have changed since
 		}
-		b.journal(sess)
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
 			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)

@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,28 @@ func TestMQTTSessionPermsRechecked(t *testing.T) {
 	expect(t, ch, "pub/1", "queued public")
 	expect(t, ch, "pub/2", "live public")
 	expectNone(t, ch)
+
+	// What was dropped stays dropped when the permissions come back.
+	s.Shutdown()
+	o.Users = users(nil)
+	s = startMQTT(t, o)
+	ch = make(chan paho.Message, 10)
+	connectMQTT(t, s, "dev", as("b", false, ch))
+	pub = connectMQTT(t, s, "pub", as("a", true, nil))
+	wait(t, pub.Publish("pub/3", 1, false, "marker"))
+	for { // pub/1 and pub/2 may come again if their PUBACK raced the shutdown
+		select {
+		case m := <-ch:
+			if strings.HasPrefix(m.Topic(), "secret/") {
+				t.Fatalf("dropped message back: %s %q", m.Topic(), m.Payload())
+			}
+			if m.Topic() == "pub/3" {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no marker")
+		}
+	}
 }
 
 // Sessions with no owner recorded (created with authentication off, or by

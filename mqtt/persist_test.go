@@ -166,3 +166,26 @@ func TestRestoreKeepsQueueAboveDefaultLimits(t *testing.T) {
 		t.Fatal("a new message accepted while above the default limit")
 	}
 }
+
+// A store written by the previous version (the queue inside the snapshot,
+// journal records as JSON) loads whole, and moves to one record per
+// message without duplicates.
+func TestLoadsEarlierFormat(t *testing.T) {
+	dir := t.TempDir()
+	p, err := OpenPersister(dir, nil, store.SyncPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.sessions.Append("dev", nil, []byte(`{"id":"dev","subs":{"a/#":1},"queue":[{"topic":"a/b","qos":1,"payload":"c25hcA=="}]}`), 0, nil)
+	p.queued.Append("dev", nil, []byte(`{"topic":"a/b","qos":1,"payload":"am91cm5hbA=="}`), 0, nil)
+	p2, got := crashAndReopen(t, p, dir)
+	r := got["dev"]
+	journalTo(t, p2, r)
+	if err := p2.SaveSession(r, false); err != nil {
+		t.Fatal(err)
+	}
+	_, got = crashAndReopen(t, p2, dir)
+	if q := queued(got["dev"]); fmt.Sprint(q) != "[snap journal]" {
+		t.Fatalf("queued %v", q)
+	}
+}

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"cmp"
 	"encoding/json"
+	"slices"
 	"sync"
 )
 
@@ -229,11 +230,29 @@ func (s *Session) Enqueue(topic string, payload []byte, qos byte) bool {
 }
 
 // SetJournal sets the functions that record each queued message and
-// remove its record.
+// remove its record, and records the queued messages that have none (read
+// from an earlier version's snapshot).
 func (s *Session) SetJournal(journal func(*Msg) uint64, forget func(seq uint64)) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.journal, s.forget = journal, forget
-	s.mu.Unlock()
+	if journal == nil {
+		return
+	}
+	// Records keep the queue's order: from the first message without one,
+	// every message is recorded again (once, on the first start after an
+	// upgrade).
+	from := slices.IndexFunc(s.queue, func(m *Msg) bool { return m.Seq == 0 })
+	if from < 0 {
+		return
+	}
+	for _, m := range s.queue[from:] {
+		if m.Seq != 0 && forget != nil {
+			forget(m.Seq)
+		}
+		m.Seq = journal(m)
+	}
+	s.dirty = true // the next snapshot leaves them out
 }
 
 // Dropped returns how many messages were discarded because the session was
@@ -361,6 +380,8 @@ type snapshot struct {
 	Inflight []Msg           `json:"inflight,omitempty"`
 	NextID   uint16          `json:"next_id,omitempty"`
 	QoS2In   []uint16        `json:"qos2_in,omitempty"`
+	// Queue is read from snapshots of earlier versions only.
+	Queue []*Msg `json:"queue,omitempty"`
 }
 
 // snapshot encodes the session when it changed since the last snapshot (or
@@ -404,6 +425,11 @@ func restoreSession(b []byte) (*Session, error) {
 		if m.Seq == 0 {
 			s.hold(m)
 		}
+	}
+	for _, m := range snap.Queue {
+		m.ID, m.Seq = 0, 0
+		s.hold(m)
+		s.queue = append(s.queue, m)
 	}
 	for _, id := range snap.QoS2In {
 		s.qos2In[id] = struct{}{}

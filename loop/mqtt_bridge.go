@@ -333,6 +333,7 @@ func (b *mqttBridge) saveDirty(force bool) {
 		}
 	}
 	b.mu.Unlock()
+	b.persist.CompactQueued(sessions)
 	for _, sess := range sessions {
 		if err := b.persist.SaveSession(sess, force); err != nil {
 			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)

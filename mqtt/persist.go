@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -90,14 +92,29 @@ func (p *Persister) Load() ([]*Session, []*Retained, error) {
 			}
 		}
 	}
+	restored := make(map[uint64]*Msg) // by record, for records that replace one
 	err = each(p.queued, func(m *store.Msg) error {
 		s := byID[m.Subject]
 		var msg Msg
-		if s == nil || decodeQueued(m, &msg) != nil {
+		replaces, err := decodeQueued(m, &msg)
+		if s == nil || err != nil {
 			_, _ = p.queued.Remove(m.Seq) // its session is gone
 			return nil
 		}
-		s.restoreQueued(inflight[m.Seq], &msg, m.Seq)
+		if old := restored[replaces]; replaces != 0 && old != nil {
+			// Moved forward (see CompactQueued); the crash came before the
+			// old record's removal was written.
+			_, _ = p.queued.Remove(replaces)
+			delete(restored, replaces)
+			old.Seq, restored[m.Seq] = m.Seq, old
+			return nil
+		}
+		in := inflight[m.Seq]
+		if in == nil && msg.Released {
+			_, _ = p.queued.Remove(m.Seq) // its PUBREL state went with an older snapshot
+			return nil
+		}
+		restored[m.Seq] = s.restoreQueued(in, &msg, m.Seq)
 		delete(inflight, m.Seq)
 		return nil
 	})
@@ -180,25 +197,54 @@ func (p *Persister) SaveSession(s *Session, force bool) error {
 // journal nothing (a restart loses them anyway).
 func (p *Persister) Durable() bool { return p.writer != nil }
 
-// A queued message's record is the session id as subject, the QoS and the
-// topic as header, and the payload as data: no encoding, no copy beyond the
-// record's. (Records with no header are the JSON of an earlier version.)
-func decodeQueued(r *store.Msg, m *Msg) error {
-	if len(r.Hdr) == 0 {
-		return json.Unmarshal(r.Data, m)
+// A queued message's record is the session id as subject, a header and
+// the payload as data: no encoding, no copy beyond the record's. The header
+// is a flags byte (the QoS in its low bits, flagReleased, flagReplaces),
+// with flagReplaces the 8-byte sequence of the record it replaces, then the
+// topic. (Records with no header are the JSON of an earlier version.)
+const (
+	flagReleased = 0x40
+	flagReplaces = 0x80
+)
+
+func encodeQueued(m *Msg, replaces uint64) []byte {
+	flags := m.QoS
+	if m.Released {
+		flags |= flagReleased
 	}
-	if r.Hdr[0] > 2 {
-		return errors.New("mqtt: queued message with an invalid QoS")
+	hdr := make([]byte, 1, 9+len(m.Topic))
+	if replaces != 0 {
+		flags |= flagReplaces
+		hdr = binary.BigEndian.AppendUint64(hdr, replaces)
 	}
-	m.QoS, m.Topic, m.Payload = r.Hdr[0], string(r.Hdr[1:]), r.Data
-	return nil
+	hdr[0] = flags
+	return append(hdr, m.Topic...)
+}
+
+func decodeQueued(r *store.Msg, m *Msg) (replaces uint64, err error) {
+	h := r.Hdr
+	if len(h) == 0 {
+		return 0, json.Unmarshal(r.Data, m)
+	}
+	flags := h[0]
+	h = h[1:]
+	if flags&flagReplaces != 0 {
+		if len(h) < 8 {
+			return 0, errors.New("mqtt: short queued message header")
+		}
+		replaces, h = binary.BigEndian.Uint64(h), h[8:]
+	}
+	if flags&3 > 2 {
+		return 0, errors.New("mqtt: queued message with an invalid QoS")
+	}
+	m.QoS, m.Released, m.Topic, m.Payload = flags&3, flags&flagReleased != 0, string(h), r.Data
+	return replaces, nil
 }
 
 // JournalQueued records one message session id queues and returns its
 // record's sequence.
 func (p *Persister) JournalQueued(id string, m *Msg) (uint64, error) {
-	hdr := append(make([]byte, 0, 1+len(m.Topic)), m.QoS)
-	hdr = append(hdr, m.Topic...)
+	hdr := encodeQueued(m, 0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	seq, err := p.queued.Append(id, hdr, m.Payload, 0, nil)
@@ -207,6 +253,61 @@ func (p *Persister) JournalQueued(id string, m *Msg) (uint64, error) {
 	}
 	p.wrote()
 	return seq, nil
+}
+
+// compactSlack is how far the queued store's sequence span may exceed
+// twice what it holds before CompactQueued moves records; a variable for
+// tests.
+var compactSlack uint64 = 1 << 16
+
+// CompactQueued keeps the queued store's sequence span, which its index and
+// its recovery follow, proportional to what it holds, not to how much went
+// through it: one session whose client never returns would otherwise pin
+// the oldest sequence forever. When the span is more than twice the records
+// (plus compactSlack), each session holding a record in the older half has
+// all its records appended again, in order, each naming the one it
+// replaces, which is then removed. The housekeeping calls it once a second.
+func (p *Persister) CompactQueued(sessions []*Session) {
+	if p.writer == nil {
+		return
+	}
+	p.mu.Lock()
+	st := p.queued.State()
+	p.mu.Unlock()
+	span := st.LastSeq - st.FirstSeq + 1
+	if st.Msgs == 0 || span <= 2*st.Msgs+compactSlack {
+		return
+	}
+	below := st.FirstSeq + span/2
+	for _, s := range sessions {
+		p.moveQueued(s, below)
+	}
+}
+
+// moveQueued appends s's records again when one is below seq below.
+func (p *Persister) moveQueued(s *Session, below uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := func(m *Msg) bool { return m.Seq != 0 && m.Seq < below }
+	if s.journal == nil || !slices.ContainsFunc(s.inflight, old) && !slices.ContainsFunc(s.queue, old) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range [][]*Msg{s.inflight, s.queue} {
+		for _, m := range list {
+			if m.Seq == 0 {
+				continue
+			}
+			seq, err := p.queued.Append(s.ID, encodeQueued(m, m.Seq), m.Payload, 0, nil)
+			if err != nil {
+				return
+			}
+			_, _ = p.queued.Remove(m.Seq)
+			m.Seq = seq
+		}
+	}
+	s.dirty = true // the snapshot names inflight messages by record
 }
 
 // ForgetQueued removes a queued message's record: acknowledged or dropped.

@@ -189,3 +189,74 @@ func TestLoadsEarlierFormat(t *testing.T) {
 		t.Fatalf("queued %v", q)
 	}
 }
+
+// One session whose client never returns does not pin the queued store's
+// oldest sequence: as others' messages go through, its records move
+// forward, so the store's span (which its index and recovery follow) stays
+// proportional to what is held; a restart restores both sessions exactly.
+func TestQueuedStoreSpanFollowsWhatIsHeld(t *testing.T) {
+	defer func(v uint64) { compactSlack = v }(compactSlack)
+	compactSlack = 100
+	dir := t.TempDir()
+	p, err := OpenPersister(dir, nil, store.SyncPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, busy := NewSession("stuck", false), NewSession("busy", false)
+	for _, s := range []*Session{stuck, busy} {
+		journalTo(t, p, s)
+		if err := p.SaveSession(s, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stuck.Enqueue("s", []byte("old"), 1)
+	stuck.Enqueue("s", []byte("older"), 2)
+	for i := 0; i < 20_000; i++ {
+		busy.Enqueue("b", []byte(fmt.Sprint(i)), 1)
+		for _, m := range busy.Resume() {
+			busy.Acked(m.ID)
+		}
+		if i%500 == 0 {
+			p.CompactQueued([]*Session{stuck, busy})
+		}
+	}
+	busy.Enqueue("b", []byte("last"), 1)
+	p.CompactQueued([]*Session{stuck, busy})
+	st := p.queued.State()
+	if span := st.LastSeq - st.FirstSeq + 1; st.Msgs != 3 || span > 2*st.Msgs+compactSlack+500 {
+		t.Fatalf("%d records over a span of %d sequences", st.Msgs, span)
+	}
+	_, got := crashAndReopen(t, p, dir)
+	if q := queued(got["stuck"]); fmt.Sprint(q) != "[old older]" {
+		t.Fatalf("stuck: %v", q)
+	}
+	if q := queued(got["busy"]); fmt.Sprint(q) != "[last]" {
+		t.Fatalf("busy: %v", q)
+	}
+}
+
+// A moved record whose original was not yet removed when the server
+// crashed replaces it on restore: the message comes back once, in place.
+func TestMovedRecordReplacesOnce(t *testing.T) {
+	dir := t.TempDir()
+	p, err := OpenPersister(dir, nil, store.SyncPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSession("dev", false)
+	journalTo(t, p, s)
+	if err := p.SaveSession(s, true); err != nil {
+		t.Fatal(err)
+	}
+	s.Enqueue("a", []byte("1"), 1)
+	s.Enqueue("a", []byte("2"), 1)
+	first := s.queue[0]
+	// The move's append was written; its removal of the original was not.
+	if _, err := p.queued.Append("dev", encodeQueued(first, first.Seq), first.Payload, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, got := crashAndReopen(t, p, dir)
+	if q := queued(got["dev"]); fmt.Sprint(q) != "[1 2]" {
+		t.Fatalf("queued %v", q)
+	}
+}

@@ -442,17 +442,18 @@ func restoreSession(b []byte) (*Session, error) {
 // runs before the session is shared and takes no lock (Load holds the
 // persister's, which comes after a session's in the lock order). Limits do
 // not apply: what was accepted before the restart is kept.
-func (s *Session) restoreQueued(in, m *Msg, seq uint64) {
+func (s *Session) restoreQueued(in, m *Msg, seq uint64) *Msg {
 	if in != nil {
 		if !in.Released {
 			in.Payload = m.Payload
 		}
 		s.hold(in)
-		return
+		return in
 	}
 	m.ID, m.Released, m.Seq = 0, false, seq
 	s.hold(m)
 	s.queue = append(s.queue, m)
+	return m
 }
 
 // dropUnrestored forgets inflight messages whose journal record is gone:

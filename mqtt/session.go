@@ -62,10 +62,9 @@ type Session struct {
 	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
 	maxInflight int
 	// held and heldBytes count the messages inflight and queued; past
-	// maxMsgs or maxBytes new ones are discarded (dropped counts them).
+	// maxMsgs or maxBytes new ones are discarded.
 	held, heldBytes   int
 	maxMsgs, maxBytes int
-	dropped           uint64
 	dirty             bool // the snapshot changed (the queue is not in it)
 	// journal, set for persistent sessions, records each queued message as
 	// it arrives and returns its record's sequence; forget removes a record
@@ -97,13 +96,9 @@ func (s *Session) Held() (msgs, bytes int) {
 	return s.held, s.heldBytes
 }
 
-// full reports whether m must be discarded, counting it. Caller holds mu.
+// full reports whether m must be discarded. Caller holds mu.
 func (s *Session) full(m *Msg) bool {
-	if s.held+1 > s.maxMsgs || s.heldBytes+m.size() > s.maxBytes {
-		s.dropped++
-		return true
-	}
-	return false
+	return s.held+1 > s.maxMsgs || s.heldBytes+m.size() > s.maxBytes
 }
 
 // hold counts m in, or release out, of what the session holds. Caller
@@ -253,14 +248,6 @@ func (s *Session) SetJournal(journal func(*Msg) uint64, forget func(seq uint64))
 		m.Seq = journal(m)
 	}
 	s.dirty = true // the next snapshot leaves them out
-}
-
-// Dropped returns how many messages were discarded because the session was
-// full.
-func (s *Session) Dropped() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dropped
 }
 
 // enqueue queues m, journaling it. Caller holds mu.

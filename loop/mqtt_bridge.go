@@ -172,7 +172,9 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Sessio
 		b.holds[id] = h
 	}
 	c.mq.sess = h.sess
-	h.sess.SetOwner(c.user) // claims a session no user owned yet
+	if c.user != "" {
+		h.sess.SetOwner(c.user) // claims a session no user owned yet
+	}
 	if present {
 		if c.perms != nil {
 			b.prune(h.sess, c.perms)

@@ -72,7 +72,7 @@ func TestMeasureOfflineQueue(t *testing.T) {
 func measureOfflineQueue(t *testing.T, o loop.Options) {
 	const n, size, window = 100_000, 1024, 1000
 	fs := &countingFS{}
-	o.JetStream, o.JetStreamFS = true, fs
+	o.JetStream, o.JetStreamFS, o.StoreDir = true, fs, t.TempDir()
 	s := startMQTT(t, o)
 	r := dialRaw(t, s)
 	r.connect("absent", false, 0)
@@ -119,7 +119,11 @@ func measureOfflineQueue(t *testing.T, o loop.Options) {
 	runtime.GC()
 	idleRSS := procStatus(t, "VmRSS")
 
-	// The client comes back for what was kept.
+	// A restart reads what is queued; then the client comes back for it.
+	s.Shutdown()
+	start = time.Now()
+	s = startMQTT(t, o)
+	restart := time.Since(start)
 	start = time.Now()
 	r = dialRaw(t, s)
 	r.connect("absent", false, 0)
@@ -138,7 +142,7 @@ func measureOfflineQueue(t *testing.T, o loop.Options) {
 			break
 		}
 	}
-	t.Logf("%d x %d B QoS 1 to an absent session: %.0f msg/s, %d kept; RSS %.0f MB (peak %.0f MB, %.0f MB after 3 s idle); store wrote %.1f MB while publishing, %.1f MB in the next 3 s idle; the client took the kept ones in %v",
+	t.Logf("%d x %d B QoS 1 to an absent session: %.0f msg/s, %d kept; RSS %.0f MB (peak %.0f MB, %.0f MB after 3 s idle); store wrote %.1f MB while publishing, %.1f MB in the next 3 s idle; restart %v; the client took the kept ones in %v",
 		n, size, float64(n)/elapsed.Seconds(), kept, rss, procStatus(t, "VmHWM"), idleRSS,
-		float64(written)/1e6, float64(idle)/1e6, time.Since(start).Round(time.Millisecond))
+		float64(written)/1e6, float64(idle)/1e6, restart.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }

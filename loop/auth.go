@@ -146,6 +146,30 @@ func (p *permissions) canSubscribe(subject, queue string) bool {
 	return allowed(p.sub, subject, queue)
 }
 
+// deliveryDeny returns the subscribe deny patterns that can match messages
+// a subscription on subject (with queue) receives although the subscription
+// itself was allowed, such as "secret.>" inside ">" or "*.x": as in
+// nats-server, deny entries do not refuse a wider wildcard but filter its
+// deliveries. It returns nil when none can match, which is what users
+// without deny lists and most subscriptions get: one nil check per delivery.
+// A deny entry naming a queue filters only that queue group.
+func (p *permissions) deliveryDeny(subject, queue string) []string {
+	if p == nil || p.sub == nil {
+		return nil
+	}
+	var deny []string
+	for _, d := range p.sub.Deny {
+		pat, q, hasQ := strings.Cut(d, " ")
+		if hasQ && q != queue {
+			continue
+		}
+		if router.SubjectsCollide(pat, subject) {
+			deny = append(deny, pat)
+		}
+	}
+	return deny
+}
+
 func allowed(sp *SubjectPermission, subject, queue string) bool {
 	ok := len(sp.Allow) == 0
 	for _, a := range sp.Allow {

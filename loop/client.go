@@ -65,6 +65,8 @@ type subscription struct {
 	delivered uint64
 	closed    bool
 
+	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
+
 	qos        byte // MQTT: the granted QoS
 	skipDollar bool // MQTT: a filter starting with a wildcard skips '$' topics
 }
@@ -351,6 +353,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	s.Subject = subj
 	s.Queue = string(queue)
 	s.SID = append([]byte(nil), sid...)
+	s.deny = c.perms.deliveryDeny(subj, s.Queue)
 	c.addSub(s)
 	if c.opts.Verbose {
 		c.out.write(codec.OKLine)
@@ -433,6 +436,9 @@ func (c *client) ProcessPong() error {
 // The caller holds c's outLock (on an event loop: runs on c's loop). msg
 // holds headers then payload when hdrLen >= 0.
 func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) {
+	if s.denies(subject) {
+		return
+	}
 	if c.mq != nil {
 		c.mq.deliver(s, subject, hdrLen, msg)
 		return

@@ -241,7 +241,9 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 	for _, rs := range r.Plain {
 		s := rs.Owner.(*subscription)
 		if s.internal != nil {
-			s.internal(subject, reply, hdrLen, msg)
+			if !s.denies(subject) {
+				s.internal(subject, reply, hdrLen, msg)
+			}
 			continue
 		}
 		if s.c == c && !c.echo {
@@ -252,7 +254,11 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 		s.c.t.outUnlock()
 	}
 	for _, q := range r.Queues {
-		s := q[rand.IntN(len(q))].Owner.(*subscription)
+		i := pickQueueMember(q, rand.IntN(len(q)), subject)
+		if i < 0 {
+			continue
+		}
+		s := q[i].Owner.(*subscription)
 		if s.internal != nil {
 			s.internal(subject, reply, hdrLen, msg)
 			continue

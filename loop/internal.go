@@ -66,7 +66,10 @@ func (s *Server) deliverMatched(r *router.Result, subject, reply string, hdr, da
 			g.inject(sp.Loop, r.Plain[sp.Start:sp.End], subj, rep, hdrLen, msg)
 		}
 		for _, q := range r.Queues {
-			i := rand.IntN(len(q))
+			i := pickQueueMember(q, rand.IntN(len(q)), subj)
+			if i < 0 {
+				continue
+			}
 			g.inject(q[i].Loop, q[i:i+1], subj, rep, hdrLen, msg)
 		}
 		return
@@ -116,6 +119,8 @@ func (lp *evLoop) wake() {
 // deliverInternal hands a message to internal subscriptions.
 func deliverInternal(subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
 	for _, rs := range subs {
-		rs.Owner.(*subscription).internal(subject, reply, hdrLen, msg)
+		if s := rs.Owner.(*subscription); !s.denies(subject) {
+			s.internal(subject, reply, hdrLen, msg)
+		}
 	}
 }

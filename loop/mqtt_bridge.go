@@ -69,14 +69,16 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
+		var perms *permissions // the owner's, when users authenticate
 		if u := s.authCfg.users[sess.Owner()]; u != nil && u.perms != nil {
-			b.prune(sess, newPermissions(u.perms)) // permissions may have changed since
+			perms = newPermissions(u.perms)
+			b.prune(sess, perms) // permissions may have changed since
 		}
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
 			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)
 		}
-		h := &mqttHold{sess: sess, offline: b.offlineSubs(sess)}
+		h := &mqttHold{sess: sess, offline: b.offlineSubs(sess, perms)}
 		b.holds[sess.ID] = h
 		s.sl.Replace(nil, h.offline)
 	}
@@ -278,7 +280,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		delete(b.holds, sess.ID)
 		return true
 	}
-	h.offline = b.offlineSubs(sess)
+	h.offline = b.offlineSubs(sess, c.perms)
 	b.srv.sl.Replace(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
@@ -287,8 +289,10 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 }
 
 // offlineSubs builds internal subscriptions for a session's QoS 1/2 filters
-// that queue what is published while its client is away.
-func (b *mqttBridge) offlineSubs(sess *mqtt.Session) []*router.Subscription {
+// that queue what is published while its client is away. perms (nil when
+// none) are the session's user's: the queue gets no message that user's
+// subscribe deny entries filter out of a live subscription.
+func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
 	var subs []*router.Subscription
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
@@ -300,7 +304,7 @@ func (b *mqttBridge) offlineSubs(sess *mqtt.Session) []*router.Subscription {
 		}
 		skipDollar := mqtt.SkipsDollarTopics(filter)
 		for _, subject := range subjects {
-			subs = append(subs, internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
+			sub := internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -314,7 +318,9 @@ func (b *mqttBridge) offlineSubs(sess *mqtt.Session) []*router.Subscription {
 				if !sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q) {
 					b.full(sess)
 				}
-			}))
+			})
+			sub.Owner.(*subscription).deny = perms.deliveryDeny(subject, "")
+			subs = append(subs, sub)
 		}
 	}
 	return subs

@@ -412,7 +412,7 @@ func (m *mqttConn) addFilter(filter string, qos byte) {
 	c.t.outLock()
 	defer c.t.outUnlock()
 	for i, subj := range subjects {
-		s := &subscription{qos: qos, skipDollar: skip}
+		s := &subscription{qos: qos, skipDollar: skip, deny: c.perms.deliveryDeny(subj, "")}
 		s.Subject = subj
 		s.SID = []byte(filter + "\x00" + strconv.Itoa(i)) // unique per client; never sent
 		c.ownSub(s)

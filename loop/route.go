@@ -4,7 +4,8 @@ import "github.com/evnats/evnats/router"
 
 // route delivers one message published by c on loop lp to the matched
 // subscriptions: in place for this loop's subscribers, through one batch per
-// other loop for the rest. Queue groups get one member each, chosen at random.
+// other loop for the rest. Queue groups get one member each, chosen at random among those
+// that do not deny the subject.
 func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
 	for _, sp := range r.Spans {
 		subs := r.Plain[sp.Start:sp.End]
@@ -25,7 +26,10 @@ func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrL
 		}
 	}
 	for _, q := range r.Queues {
-		i := lp.randn(len(q))
+		i := pickQueueMember(q, lp.randn(len(q)), subject)
+		if i < 0 {
+			continue
+		}
 		rs := q[i]
 		if rs.Loop == internalLoop {
 			deliverInternal(q[i:i+1], subject, reply, hdrLen, msg)

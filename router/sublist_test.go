@@ -37,6 +37,14 @@ func TestSubjectMatches(t *testing.T) {
 		if got := SubjectMatches(c.p, c.s); got != c.want {
 			t.Errorf("SubjectMatches(%q,%q) = %v", c.p, c.s, got)
 		}
+		if got := SubjectMatches(c.p, []byte(c.s)); got != c.want {
+			t.Errorf("SubjectMatches(%q,[]byte(%q)) = %v", c.p, c.s, got)
+		}
+	}
+	// Delivery filters match subjects held as bytes without allocating.
+	subj := []byte("secret.some.rather.long.subject.name")
+	if n := testing.AllocsPerRun(100, func() { SubjectMatches("secret.>", subj) }); n != 0 {
+		t.Fatalf("%v allocations per byte match", n)
 	}
 }
 

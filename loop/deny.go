@@ -1,0 +1,40 @@
+package loop
+
+import "github.com/evnats/evnats/router"
+
+// Delivery-time subscribe deny filters. A subscription whose wildcard is
+// allowed but overlaps subscribe deny entries (">" with deny "secret.>")
+// carries those entries in deny, set before it enters the sublist and never
+// changed, so any goroutine may read it. Every delivery path asks denies;
+// for a subscription without deny entries that is one nil check.
+
+// denies reports whether a message on subject must not reach s.
+func (s *subscription) denies(subject []byte) bool {
+	return s.deny != nil && deniedBy(s.deny, subject)
+}
+
+func deniedBy(deny []string, subject []byte) bool {
+	for _, d := range deny {
+		if router.SubjectMatches(d, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickQueueMember returns the index of the member of queue group q that
+// gets a message on subject: the first, from start on and wrapping, that
+// does not deny it (as nats-server, which tries the next member rather than
+// drop the message), or -1 when every member does.
+func pickQueueMember(q []*router.Subscription, start int, subject []byte) int {
+	for k := range q {
+		i := start + k
+		if i >= len(q) {
+			i -= len(q)
+		}
+		if !q[i].Owner.(*subscription).denies(subject) {
+			return i
+		}
+	}
+	return -1
+}

@@ -200,52 +200,56 @@ func TestMQTTQueueLimitOnline(t *testing.T) {
 // none lost, none repeated, none that was acknowledged, however the
 // records of several sessions interleave in the store's blocks.
 func TestQueueSurvivesRestartExactly(t *testing.T) {
-	dir := t.TempDir()
-	o := loop.Options{JetStream: true, StoreDir: dir}
-	s := startMQTT(t, o)
-	away(t, s, "a", "a/#")
-	away(t, s, "b", "b/#")
-	publishMany(t, s, "a/x", 0, 1, 0) // stays queued for a throughout
-	publishMany(t, s, "b/x", 0, 20_000, 1024)
-	r := dialRaw(t, s)
-	r.connect("b", false, 0)
-	if got := ints(r.receive(20_000)); got != seq(0, 20_000) {
-		t.Fatal("first batch out of order")
-	}
-	r.send([]byte{mcodec.DISCONNECT << 4, 0})
-	r.expectClosed()
-	publishMany(t, s, "b/x", 20_000, 10_000, 1024)
-	r = dialRaw(t, s)
-	r.connect("b", false, 0)
-	if got := ints(r.receive(5_000)); got != seq(20_000, 5_000) {
-		t.Fatal("second batch out of order")
-	}
-	r.send([]byte{mcodec.DISCONNECT << 4, 0})
-	r.expectClosed()
+	for _, io := range []string{loop.IOGnet, loop.IOGoroutine} {
+		t.Run(io, func(t *testing.T) {
+			dir := t.TempDir()
+			o := loop.Options{IO: io, Loops: 2, JetStream: true, StoreDir: dir}
+			s := startMQTT(t, o)
+			away(t, s, "a", "a/#")
+			away(t, s, "b", "b/#")
+			publishMany(t, s, "a/x", 0, 1, 0) // stays queued for a throughout
+			publishMany(t, s, "b/x", 0, 20_000, 1024)
+			r := dialRaw(t, s)
+			r.connect("b", false, 0)
+			if got := ints(r.receive(20_000)); got != seq(0, 20_000) {
+				t.Fatal("first batch out of order")
+			}
+			r.send([]byte{mcodec.DISCONNECT << 4, 0})
+			r.expectClosed()
+			publishMany(t, s, "b/x", 20_000, 10_000, 1024)
+			r = dialRaw(t, s)
+			r.connect("b", false, 0)
+			if got := ints(r.receive(5_000)); got != seq(20_000, 5_000) {
+				t.Fatal("second batch out of order")
+			}
+			r.send([]byte{mcodec.DISCONNECT << 4, 0})
+			r.expectClosed()
 
-	for restart := 1; restart <= 2; restart++ {
-		s.Shutdown()
-		s = startMQTT(t, o)
-		r = dialRaw(t, s)
-		if !r.connect("b", false, 0) {
-			t.Fatal("session b lost")
-		}
-		if restart == 1 {
-			if got := r.receive(5_000); ints(got) != seq(25_000, 5_000) {
-				for i, v := range got {
-					if v != 25_000+i {
-						t.Fatalf("after a restart, b's message %d is %d (%v...)", i, v, got[i:min(len(got), i+5)])
+			for restart := 1; restart <= 2; restart++ {
+				s.Shutdown()
+				s = startMQTT(t, o)
+				r = dialRaw(t, s)
+				if !r.connect("b", false, 0) {
+					t.Fatal("session b lost")
+				}
+				if restart == 1 {
+					if got := r.receive(5_000); ints(got) != seq(25_000, 5_000) {
+						for i, v := range got {
+							if v != 25_000+i {
+								t.Fatalf("after a restart, b's message %d is %d (%v...)", i, v, got[i:min(len(got), i+5)])
+							}
+						}
 					}
 				}
+				r.expectMarker(s, "b/x")
+				r.conn.Close()
 			}
-		}
-		r.expectMarker(s, "b/x")
-		r.conn.Close()
+			r = dialRaw(t, s)
+			r.connect("a", false, 0)
+			if got := ints(r.receive(1)); got != seq(0, 1) {
+				t.Fatalf("a got %s", got)
+			}
+			r.expectMarker(s, "a/x")
+		})
 	}
-	r = dialRaw(t, s)
-	r.connect("a", false, 0)
-	if got := ints(r.receive(1)); got != seq(0, 1) {
-		t.Fatalf("a got %s", got)
-	}
-	r.expectMarker(s, "a/x")
 }

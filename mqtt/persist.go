@@ -33,6 +33,7 @@ type Persister struct {
 	sessSeq  map[string]uint64
 	retSeq   map[string]uint64
 	writes   atomic.Uint64 // file records queued that a client's ack may wait for
+	appended uint64        // queued records appended since CompactQueued last looked
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
@@ -251,6 +252,7 @@ func (p *Persister) JournalQueued(id string, m *Msg) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	p.appended++
 	p.wrote()
 	return seq, nil
 }
@@ -272,6 +274,11 @@ func (p *Persister) CompactQueued(sessions []*Session) {
 		return
 	}
 	p.mu.Lock()
+	if p.appended < compactSlack/4 {
+		p.mu.Unlock()
+		return // the span cannot have grown by much since the last look
+	}
+	p.appended = 0
 	st := p.queued.State()
 	p.mu.Unlock()
 	span := st.LastSeq - st.FirstSeq + 1

@@ -178,9 +178,7 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Sessio
 		h.sess.SetOwner(c.user) // claims a session no user owned yet
 	}
 	if present {
-		if c.perms != nil {
-			b.prune(h.sess, c.perms)
-		}
+		b.prune(h.sess, c.perms)
 		for filter, qos := range h.sess.Subs() {
 			c.mq.addFilter(filter, qos)
 		}
@@ -210,6 +208,9 @@ func (b *mqttBridge) mayHold(c *client, sess *mqtt.Session) bool {
 // prune drops what p no longer allows from sess: filters it may not
 // subscribe, messages on subjects it may not receive.
 func (b *mqttBridge) prune(sess *mqtt.Session, p *permissions) {
+	if p == nil || p.sub == nil {
+		return // nothing is refused
+	}
 	filters, msgs := sess.Prune(func(filter string) bool {
 		subjects, err := mqtt.FilterSubjects(filter)
 		if err != nil {

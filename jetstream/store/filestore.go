@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,13 @@ type block struct {
 	size    int64
 	written atomic.Int64
 	live    int // messages in it not yet removed
+	// first and last are its lowest and highest message sequences (0:
+	// none yet).
+	first, last uint64
+	// deletes are the sequences its delete records name: when the block
+	// goes, those whose message may still be in an older block are written
+	// again (see dropEmptyBlocks), or the message would return on restart.
+	deletes []uint64
 }
 
 // loc is where a sequence's record is. present is false for removed ones.
@@ -179,6 +187,7 @@ func (s *FileStore) apply(r record, b *block, off, n int64) {
 			s.last[subject] = r.seq
 		}
 	case recDelete:
+		b.deletes = append(b.deletes, r.seq)
 		s.removeIndex(r.seq)
 	case recCompact:
 		s.compactIndex(r.seq)
@@ -201,6 +210,10 @@ func (s *FileStore) place(seq uint64, l loc) {
 	s.msgs++
 	s.bytes += l.size
 	l.blk.live++
+	if l.blk.first == 0 {
+		l.blk.first = seq
+	}
+	l.blk.last = seq
 }
 
 func (s *FileStore) loc(seq uint64) *loc {
@@ -447,13 +460,22 @@ func (s *FileStore) Remove(seq uint64) (bool, error) {
 	if s.loc(seq) == nil {
 		return false, nil
 	}
-	rec := appendRecord(nil, recDelete, seq, time.Now().UnixNano(), "", nil, nil)
-	if _, err := s.queue(rec, func(error) {}); err != nil {
+	if err := s.queueDelete(seq); err != nil {
 		return false, err
 	}
 	s.removeIndex(seq)
 	s.dropEmptyBlocks()
 	return true, nil
+}
+
+// queueDelete writes a delete record for seq to the current block.
+func (s *FileStore) queueDelete(seq uint64) error {
+	rec := appendRecord(nil, recDelete, seq, time.Now().UnixNano(), "", nil, nil)
+	b, err := s.queue(rec, func(error) {})
+	if err == nil {
+		b.deletes = append(b.deletes, seq)
+	}
+	return err
 }
 
 // removeIndex forgets seq in memory.
@@ -520,11 +542,38 @@ func (s *FileStore) compactIndex(seq uint64) uint64 {
 func (s *FileStore) Purge() (uint64, error) { return s.Compact(s.lastSq + 1) }
 
 // dropEmptyBlocks deletes block files (not the current one) with no live
-// messages left.
+// messages left. The delete records of a block that goes which name a
+// message in a remaining block are written again first, to the current
+// block: otherwise that message would return when the store is recovered.
 func (s *FileStore) dropEmptyBlocks() {
+	last := len(s.blocks) - 1
+	var remain []*block // remaining blocks that hold messages, oldest first
+	drop := false
+	for i, b := range s.blocks {
+		if b.live == 0 && i < last {
+			drop = true
+		} else if b.first != 0 {
+			remain = append(remain, b)
+		}
+	}
+	if !drop {
+		return
+	}
+	for _, b := range s.blocks[:last] {
+		if b.live > 0 {
+			continue
+		}
+		for _, seq := range b.deletes {
+			// the remaining block whose range may hold seq
+			i := sort.Search(len(remain), func(i int) bool { return remain[i].last >= seq })
+			if i < len(remain) && remain[i].first <= seq && s.queueDelete(seq) != nil {
+				return // keep the blocks rather than lose a record
+			}
+		}
+	}
 	keep := s.blocks[:0]
 	for i, b := range s.blocks {
-		if b.live > 0 || i == len(s.blocks)-1 {
+		if b.live > 0 || i >= last {
 			keep = append(keep, b)
 			continue
 		}

@@ -232,14 +232,20 @@ func (c *consumer) start() {
 	case "by_start_sequence":
 		c.next = max(c.cfg.OptStartSeq, state.FirstSeq)
 	case "by_start_time":
-		for q := state.FirstSeq; q <= state.LastSeq; q++ {
-			if m, err := c.st.store.Load(q); err == nil && !time.Unix(0, m.Time).Before(*c.cfg.OptStartTime) {
-				c.next = q
+		c.next = state.LastSeq + 1
+		for q := state.FirstSeq; ; { // over stored messages, not over the sequences
+			m, err := c.st.store.LoadNext("", q)
+			if err != nil {
 				break
 			}
-			c.next = q + 1
+			if !time.Unix(0, m.Time).Before(*c.cfg.OptStartTime) {
+				c.next = m.Seq
+				break
+			}
+			q = m.Seq + 1
 		}
 	}
+	c.next = max(c.next, 1) // "last" on an empty stream: LastSeq is 0
 	c.ackFloor = SequenceInfo{Stream: c.next - 1}
 	if len(c.pre) > 0 {
 		c.ackFloor.Stream = c.pre[0] - 1
@@ -541,6 +547,9 @@ func (c *consumer) done(seq uint64) bool {
 	return seq < c.next
 }
 
+// floorWalk bounds advanceAckFloor's step-by-step walk.
+const floorWalk = 1024
+
 // advanceAckFloor moves the floor up to just below the oldest pending.
 func (c *consumer) advanceAckFloor() {
 	if c.cfg.AckPolicy == "none" {
@@ -554,8 +563,13 @@ func (c *consumer) advanceAckFloor() {
 		// The floor sits below every pending sequence, so the oldest is the
 		// first pending one above it: usually the next sequence, and the
 		// floor only moves up, so this costs O(1) amortized per ack where
-		// the scan below costs O(pending).
-		for seq := c.ackFloor.Stream + 1; seq < c.next; seq++ {
+		// the scan below costs O(pending). The walk is capped: across a far
+		// purge the gap may span most of the sequence space.
+		limit := c.next
+		if room := c.next - c.ackFloor.Stream; room > floorWalk {
+			limit = c.ackFloor.Stream + floorWalk
+		}
+		for seq := c.ackFloor.Stream + 1; seq < limit; seq++ {
 			if p, ok := c.pending[seq]; ok {
 				c.ackFloor = SequenceInfo{Consumer: p.dseq - 1, Stream: seq - 1}
 				return

@@ -91,6 +91,11 @@ func (x *locIndex) del(seq uint64) {
 	}
 	*l = loc{}
 	if p.live--; p.live == 0 {
+		if i == 0 { // the usual case, oldest first: no copy
+			x.pages[0] = nil
+			x.pages = x.pages[1:]
+			return
+		}
 		copy(x.pages[i:], x.pages[i+1:])
 		x.pages[len(x.pages)-1] = nil
 		x.pages = x.pages[:len(x.pages)-1]

@@ -409,7 +409,7 @@ func (c *consumer) numPendingFast(seq uint64) uint64 {
 
 func (c *consumer) ackWait(deliveries int) time.Duration {
 	if n := len(c.cfg.BackOff); n > 0 {
-		return c.cfg.BackOff[max(min(deliveries-1, n-1), 0)] // a replayed count may be 0
+		return c.cfg.BackOff[min(max(deliveries-1, 0), n-1)] // a replayed log may say 0
 	}
 	return c.cfg.AckWait
 }

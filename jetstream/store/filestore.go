@@ -173,7 +173,7 @@ func (s *FileStore) truncate(name string, size int64) error {
 func (s *FileStore) apply(r record, b *block, off, n int64) {
 	switch r.kind {
 	case recMsg, recMsgS2:
-		if r.seq < s.first {
+		if r.seq < s.first || r.seq == 0 || r.seq > MaxSeq {
 			return
 		}
 		dataLen := len(r.data)
@@ -190,22 +190,16 @@ func (s *FileStore) apply(r record, b *block, off, n int64) {
 		b.deletes = append(b.deletes, r.seq)
 		s.removeIndex(r.seq)
 	case recCompact:
-		s.compactIndex(r.seq)
+		s.compactIndex(min(r.seq, MaxSeq+1))
 	}
 }
 
-// place records loc for seq, which is above every sequence placed so far.
+// place records loc for seq, which is above every sequence placed so far;
+// a gap (removed before a crash, a failed write) costs nothing.
 func (s *FileStore) place(seq uint64, l loc) {
-	if s.locs.n == 0 {
-		s.locs = locIndex{base: seq}
-	}
-	for s.locs.end() < seq {
-		s.locs.push(loc{}) // a gap: removed before a crash, or a failed write
-	}
-	if seq < s.locs.end() {
+	if !s.locs.put(seq, l) {
 		return // duplicate; keep the first
 	}
-	s.locs.push(l)
 	s.lastSq = max(s.lastSq, seq)
 	s.msgs++
 	s.bytes += l.size
@@ -217,13 +211,10 @@ func (s *FileStore) place(seq uint64, l loc) {
 }
 
 func (s *FileStore) loc(seq uint64) *loc {
-	if seq < s.locs.base || seq >= s.locs.end() || seq < s.first {
+	if seq < s.first {
 		return nil
 	}
-	if l := s.locs.at(seq); l.present {
-		return l
-	}
-	return nil
+	return s.locs.at(seq)
 }
 
 // Append implements Store.
@@ -233,6 +224,9 @@ func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done Done
 	}
 	if len(subject) > maxSubject {
 		return 0, fmt.Errorf("store: subject longer than %d bytes", maxSubject)
+	}
+	if s.lastSq >= MaxSeq {
+		return 0, ErrSeqExhausted
 	}
 	seq := s.lastSq + 1
 	size := uint64(len(subject) + len(hdr) + len(data) + 16)
@@ -433,9 +427,9 @@ func (s *FileStore) LoadLast(subject string) (*Msg, error) {
 
 // LoadNext implements Store.
 func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
-	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
-		if l := s.loc(seq); l != nil && (filter == "" || router.SubjectMatches(filter, l.subject)) {
-			return s.Load(seq)
+	for q, l, ok := s.locs.next(max(seq, s.first)); ok; q, l, ok = s.locs.next(q + 1) {
+		if filter == "" || router.SubjectMatches(filter, l.subject) {
+			return s.Load(q)
 		}
 	}
 	return nil, ErrNotFound
@@ -444,8 +438,8 @@ func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
 // NumPending implements Store.
 func (s *FileStore) NumPending(seq uint64, match func(string) bool) uint64 {
 	var n uint64
-	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
-		if l := s.loc(seq); l != nil && (match == nil || match(l.subject)) {
+	for q, l, ok := s.locs.next(max(seq, s.first)); ok; q, l, ok = s.locs.next(q + 1) {
+		if match == nil || match(l.subject) {
 			n++
 		}
 	}
@@ -484,15 +478,19 @@ func (s *FileStore) removeIndex(seq uint64) {
 	if l == nil {
 		return
 	}
-	l.present = false
+	subject := l.subject
 	l.blk.live--
 	s.msgs--
 	s.bytes -= l.size
-	if s.last[l.subject] == seq {
-		delete(s.last, l.subject)
-		for q := seq - 1; q >= s.first && q >= s.locs.base && q > 0; q-- {
-			if o := s.loc(q); o != nil && o.subject == l.subject {
-				s.last[l.subject] = q
+	s.locs.del(seq) // clears *l
+	if s.last[subject] == seq {
+		delete(s.last, subject)
+		for q, o, ok := s.locs.prev(seq); ok && q >= s.first; q, o, ok = s.locs.prev(q - 1) {
+			if o.subject == subject {
+				s.last[subject] = q
+				break
+			}
+			if q == 0 {
 				break
 			}
 		}
@@ -500,12 +498,17 @@ func (s *FileStore) removeIndex(seq uint64) {
 	s.advanceFirst()
 }
 
+// advanceFirst moves first to the oldest present sequence (or past the
+// last), in steps over the index, not over the sequences.
 func (s *FileStore) advanceFirst() {
-	for s.first <= s.lastSq && s.loc(s.first) == nil {
-		s.first++
+	if s.loc(s.first) != nil {
+		return
 	}
-	// Trim the index below first so memory follows the stream's window.
-	s.locs.dropBelow(s.first)
+	if q, _, ok := s.locs.next(s.first); ok {
+		s.first = q
+	} else if s.first <= s.lastSq {
+		s.first = s.lastSq + 1
+	}
 }
 
 // Compact implements Store.
@@ -513,6 +516,7 @@ func (s *FileStore) Compact(seq uint64) (uint64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
+	seq = min(seq, MaxSeq+1)
 	rec := appendRecord(nil, recCompact, seq, time.Now().UnixNano(), "", nil, nil)
 	if _, err := s.queue(rec, func(error) {}); err != nil {
 		return 0, err
@@ -525,7 +529,7 @@ func (s *FileStore) Compact(seq uint64) (uint64, error) {
 // compactIndex removes every sequence below seq from memory.
 func (s *FileStore) compactIndex(seq uint64) uint64 {
 	before := s.msgs
-	for q := max(s.first, s.locs.base); q < seq && q <= s.lastSq; q++ {
+	for q, _, ok := s.locs.next(s.first); ok && q < seq; q, _, ok = s.locs.next(q + 1) {
 		s.removeIndex(q)
 	}
 	if seq > s.lastSq+1 {
@@ -597,11 +601,8 @@ func (s *FileStore) State() State {
 	if l := s.loc(s.first); l != nil {
 		st.FirstTime = time.Unix(0, l.ts)
 	}
-	for q := s.lastSq; q >= s.first; q-- {
-		if l := s.loc(q); l != nil {
-			st.LastTime = time.Unix(0, l.ts)
-			break
-		}
+	if _, l, ok := s.locs.prev(s.lastSq); ok {
+		st.LastTime = time.Unix(0, l.ts)
 	}
 	st.Deleted = int(s.lastSq-s.first+1) - int(s.msgs)
 	return st

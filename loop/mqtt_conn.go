@@ -39,9 +39,9 @@ type mqttConn struct {
 	// connection holds a session it changes only under mqttBridge.mu, so a
 	// connection taking the session over can read it.
 	filters  map[string][]*subscription
-	topics   map[string]string // subject -> topic, for deliveries
-	subjects map[string][]byte // topic -> subject, for publishes
-	pubBuf   []byte            // header + payload of the message being published
+	topics   topicCache[string] // subject -> topic, for deliveries
+	subjects topicCache[[]byte] // topic -> subject, for publishes
+	pubBuf   []byte             // header + payload of the message being published
 	codes    []byte
 
 	// held are PUBACK/PUBREC packets waiting for the session store to write
@@ -54,12 +54,8 @@ type mqttConn struct {
 	authResult *mqttAuthResult // a bcrypt check's result for the re-run CONNECT
 }
 
-// maxTopicCache bounds each translation cache; past it the cache starts over.
-const maxTopicCache = 4096
-
 func newMQTTConn(c *client, b *mqttBridge) *mqttConn {
-	m := &mqttConn{c: c, b: b, filters: make(map[string][]*subscription),
-		topics: make(map[string]string), subjects: make(map[string][]byte)}
+	m := &mqttConn{c: c, b: b, filters: make(map[string][]*subscription)}
 	m.parser = mcodec.NewParser(m)
 	m.parser.MaxPacket = c.srv.opts.MaxPayload + 64<<10 // payload plus topic and header room
 	m.lastRecv.Store(time.Now().UnixNano())
@@ -227,31 +223,26 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 
 // topicOf maps a subject to the topic MQTT subscribers see, cached.
 func (m *mqttConn) topicOf(subject []byte) string {
-	if t, ok := m.topics[string(subject)]; ok {
+	if t, ok := m.topics.get(subject); ok {
 		return t
 	}
-	if len(m.topics) >= maxTopicCache {
-		clear(m.topics)
-	}
 	t := mqtt.SubjectToTopic(string(subject))
-	m.topics[string(subject)] = t
+	m.topics.put(subject, t)
 	return t
 }
 
 // subjectOf maps a published topic to its NATS subject, cached.
 func (m *mqttConn) subjectOf(topic []byte) ([]byte, error) {
-	if s, ok := m.subjects[string(topic)]; ok {
+	if s, ok := m.subjects.get(topic); ok {
 		return s, nil
 	}
 	s, err := mqtt.TopicToSubject(string(topic), false)
 	if err != nil {
 		return nil, err
 	}
-	if len(m.subjects) >= maxTopicCache {
-		clear(m.subjects)
-	}
-	m.subjects[string(topic)] = []byte(s)
-	return []byte(s), nil
+	b := []byte(s)
+	m.subjects.put(topic, b)
+	return b, nil
 }
 
 // MQTTPublish routes a client's PUBLISH to NATS and MQTT subscribers with

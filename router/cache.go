@@ -1,17 +1,33 @@
 package router
 
+import "unsafe"
+
 // DefaultCacheSize bounds a per-loop cache; past it the cache starts over,
 // which keeps memory bounded under subject churn (e.g. unique inboxes).
 const DefaultCacheSize = 4096
+
+// MaxCachedSubject is the longest subject a cache keeps: a longer one is
+// matched every time. Subjects may be 64 KiB (an MQTT topic) or 4 KiB (a
+// NATS control line); caching them would let one client pin its share of
+// DefaultCacheSize times that, on every loop, long after it left.
+const MaxCachedSubject = 256
+
+// cacheBytesPerEntry sets a cache's byte bound from its entry bound: what
+// it holds (subjects and the slices of their results) stays under this
+// times max entries. Normal traffic, short subjects matching a few
+// subscriptions, stays far below it; past it the cache starts over, as
+// past max entries.
+const cacheBytesPerEntry = 1 << 10
 
 // Cache memoizes Sublist matches for one event loop. It is owned by that
 // loop's goroutine and takes no locks: staleness is detected by comparing the
 // sublist generation seen when the entries were filled.
 type Cache struct {
-	sl  *Sublist
-	gen uint64
-	max int
-	m   map[string]*Result
+	sl    *Sublist
+	gen   uint64
+	max   int
+	bytes int // subjects and result slices held
+	m     map[string]*Result
 }
 
 // NewCache returns a cache over sl holding at most max subjects.
@@ -28,19 +44,43 @@ func (c *Cache) Match(subject []byte) *Result {
 	// Read the generation before matching: a change racing with the match
 	// then leaves a newer generation behind and the entry is dropped next time.
 	if g := c.sl.Gen(); g != c.gen {
-		clear(c.m)
+		c.reset()
 		c.gen = g
 	}
 	if r, ok := c.m[string(subject)]; ok {
 		return r
 	}
 	r := c.sl.Match(string(subject))
-	if len(c.m) >= c.max {
-		clear(c.m)
+	if len(subject) > MaxCachedSubject {
+		return r
+	}
+	size := len(subject) + resultSize(r)
+	if len(c.m) >= c.max || c.bytes+size > c.max*cacheBytesPerEntry {
+		c.reset()
 	}
 	c.m[string(subject)] = r
+	c.bytes += size
 	return r
+}
+
+func (c *Cache) reset() {
+	clear(c.m)
+	c.bytes = 0
+}
+
+// resultSize estimates the bytes a cached result keeps alive: its slices
+// (the subscriptions themselves belong to the sublist).
+func resultSize(r *Result) int {
+	const ptr = int(unsafe.Sizeof(uintptr(0)))
+	n := len(r.Plain)*ptr + len(r.Spans)*int(unsafe.Sizeof(Span{}))
+	for _, q := range r.Queues {
+		n += 3*ptr + len(q)*ptr
+	}
+	return n
 }
 
 // Len reports the number of cached subjects.
 func (c *Cache) Len() int { return len(c.m) }
+
+// Bytes reports the bytes the cached subjects and results account for.
+func (c *Cache) Bytes() int { return c.bytes }

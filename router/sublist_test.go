@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"math/rand"
 	"sort"
 	"strings"
@@ -266,6 +267,27 @@ func TestSublistReplaceIsAtomic(t *testing.T) {
 			sl.Replace([]*Subscription{a}, []*Subscription{b})
 		} else {
 			sl.Replace([]*Subscription{b}, []*Subscription{a})
+		}
+	}
+}
+
+// TestCacheBounds: a subject over MaxCachedSubject is matched, not kept,
+// and what the cache keeps stays under its byte bound however large the
+// results.
+func TestCacheBounds(t *testing.T) {
+	sl := NewSublist()
+	for range 1000 {
+		sl.Insert(&Subscription{Subject: ">"})
+	}
+	c := NewCache(sl, 64)
+	long := []byte(strings.Repeat("x", MaxCachedSubject+1))
+	if len(c.Match(long).Plain) != 1000 || c.Len() != 0 {
+		t.Fatalf("long subject: cache holds %d entries, want 0", c.Len())
+	}
+	for i := range 1000 {
+		c.Match(fmt.Appendf(nil, "s.%d", i))
+		if c.Bytes() > 64*cacheBytesPerEntry {
+			t.Fatalf("cache holds %d bytes over %d entries", c.Bytes(), c.Len())
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package mqtt_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// liveHeap returns the live heap once collected: what the in-process
+// server (and the test) still reference.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestLongTopicsDoNotPinMemory: a publisher sends QoS 0 messages to many
+// unique long topics and a "#" subscriber receives them. Neither
+// connection's topic caches nor the loops' match caches may keep those
+// topics (the review measured 1 GB RSS for 4096 x 60 KB topics on one
+// connection, 250 MB per idle "#" subscriber, 263 MB per loop after all
+// closed).
+func TestLongTopicsDoNotPinMemory(t *testing.T) {
+	const (
+		n        = 1000
+		topicLen = 16 << 10
+		maxHeld  = 12 << 20 // before the fix: about 5 x n x topicLen = 80 MB
+	)
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		sub := dialRaw(t, s)
+		sub.connect("sub", true, 0)
+		sub.subscribe(1, "#", 0)
+		pub := dialRaw(t, s)
+		pub.connect("pub", true, 0)
+		base := liveHeap()
+
+		prefix := strings.Repeat("x", topicLen)
+		go func() {
+			var b []byte
+			for i := range n {
+				b = mcodec.AppendPublish(b[:0], fmt.Appendf(nil, "%s/%d", prefix, i), []byte("hi"), 0, false, false, 0)
+				if _, err := pub.conn.Write(b); err != nil {
+					return
+				}
+			}
+			_, _ = pub.conn.Write([]byte{mcodec.PINGREQ << 4, 0})
+		}()
+		for i := range n {
+			if p := sub.readPublish(); !strings.HasSuffix(p.topic, fmt.Sprintf("/%d", i)) {
+				t.Fatalf("message %d on topic ...%s", i, p.topic[len(p.topic)-8:])
+			}
+		}
+		if typ, _, _ := pub.read(); typ != mcodec.PINGRESP {
+			t.Fatalf("want PINGRESP, got type %d", typ)
+		}
+		open := liveHeap() - base
+		pub.conn.Close()
+		sub.conn.Close()
+		waitClients(t, s, 0)
+		closed := liveHeap() - base
+		t.Logf("%d publishes to unique %d-byte topics: live heap +%d KB with both connections open, +%d KB after they closed",
+			n, topicLen, open>>10, closed>>10)
+		if open > maxHeld || closed > maxHeld {
+			t.Fatalf("server keeps %d MB (open) / %d MB (closed) for topics already delivered; want < %d MB",
+				open>>20, closed>>20, maxHeld>>20)
+		}
+	})
+}
+
+// waitClients waits until the server counts n open connections.
+func waitClients(t *testing.T, s *loop.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.NumClients() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open, want %d", s.NumClients(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

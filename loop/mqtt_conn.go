@@ -370,6 +370,12 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 				}
 			}
 		}
+		if max := c.srv.opts.MaxSubscriptions; err == nil && max > 0 &&
+			len(c.subs)-len(m.filters[filter])+len(subjects) > max {
+			// As nats-server: MQTT subscriptions count toward max_subs
+			// ("foo/#" is two); a filter past it is refused in SUBACK.
+			err = errors.New("maximum subscriptions exceeded")
+		}
 		if err != nil {
 			c.srv.Noticef("MQTT client %d (%s): subscription to %q refused: %v", c.id, c.ip, filter, err)
 			m.codes = append(m.codes, mcodec.SubackFailure)

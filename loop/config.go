@@ -137,7 +137,8 @@ func nonNegative(v any) (int, error) {
 }
 
 // parseMQTT accepts an mqtt block with host, port or listen, and the
-// per-session limits max_session_queue_msgs and max_session_queue_bytes.
+// per-session limits max_session_queue_msgs and max_session_queue_bytes,
+// and the server's retained limits max_retained_msgs and max_retained_bytes.
 func parseMQTT(o *Options, v any) error {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -156,6 +157,10 @@ func parseMQTT(o *Options, v any) error {
 			o.MQTTMaxSessionQueueMsgs, err = nonNegative(v)
 		case "max_session_queue_bytes":
 			o.MQTTMaxSessionQueueBytes, err = nonNegative(v)
+		case "max_retained_msgs":
+			o.MQTTMaxRetainedMsgs, err = nonNegative(v)
+		case "max_retained_bytes":
+			o.MQTTMaxRetainedBytes, err = nonNegative(v)
 		default:
 			err = fmt.Errorf("unsupported key %q", k)
 		}

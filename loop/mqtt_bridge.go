@@ -32,6 +32,9 @@ type mqttBridge struct {
 	// dropLogged is when that was last logged (unix nanoseconds), so a
 	// flood logs a line a second, not a line a message.
 	dropped, dropLogged atomic.Int64
+	// retainDropped and retainLogged do the same for retained messages
+	// not kept because the retained set was full.
+	retainDropped, retainLogged atomic.Int64
 }
 
 // mqttHold is a session and the connection holding it (nil while offline).
@@ -59,13 +62,18 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 		return nil, err
 	}
 	b := &mqttBridge{srv: s, retained: mqtt.NewRetainedSet(), persist: p, holds: make(map[string]*mqttHold)}
+	b.retained.SetLimits(s.opts.MQTTMaxRetainedMsgs, s.opts.MQTTMaxRetainedBytes)
 	sessions, retained, err := p.Load()
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	for _, r := range retained {
-		b.retained.Set(r)
+		b.retained.Restore(r)
+	}
+	if msgs, bytes := b.retained.Held(); msgs > b.maxRetainedMsgs() || bytes > b.maxRetainedBytes() {
+		s.Noticef("MQTT: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
+			msgs, bytes)
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
@@ -114,6 +122,13 @@ func (b *mqttBridge) maxMsgs() int {
 }
 func (b *mqttBridge) maxBytes() int {
 	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueBytes, mqtt.DefaultMaxQueueBytes)
+}
+
+func (b *mqttBridge) maxRetainedMsgs() int {
+	return cmp.Or(b.srv.opts.MQTTMaxRetainedMsgs, mqtt.DefaultMaxRetainedMsgs)
+}
+func (b *mqttBridge) maxRetainedBytes() int {
+	return cmp.Or(b.srv.opts.MQTTMaxRetainedBytes, mqtt.DefaultMaxRetainedBytes)
 }
 
 // full counts a message discarded because sess was full and logs it, at
@@ -360,10 +375,31 @@ func (b *mqttBridge) setRetained(topic, subject string, qos byte, payload []byte
 		return
 	}
 	r := &mqtt.Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload)}
-	b.retained.Set(r)
+	stored, cleared := b.retained.Set(r)
+	if !stored {
+		if cleared {
+			_ = b.persist.DeleteRetained(subject)
+		}
+		b.retainFull(topic, len(payload))
+		return
+	}
 	if err := b.persist.SaveRetained(r); err != nil {
 		b.srv.Errorf("MQTT: saving retained message of %q: %v", topic, err)
 	}
+}
+
+// retainFull counts a retained message not kept because the retained set
+// is full and logs it, at most once a second for the whole server.
+func (b *mqttBridge) retainFull(topic string, size int) {
+	n := b.retainDropped.Add(1)
+	now := time.Now().UnixNano()
+	last := b.retainLogged.Load()
+	if now-last < int64(time.Second) || !b.retainLogged.CompareAndSwap(last, now) {
+		return
+	}
+	msgs, bytes := b.retained.Held()
+	b.srv.Noticef("MQTT: retained messages full (%d messages, %d bytes; limits %d and %d): not retaining %d bytes on %q (%d so far)",
+		msgs, bytes, b.maxRetainedMsgs(), b.maxRetainedBytes(), size, topic, n)
 }
 
 func (b *mqttBridge) close() {

@@ -83,6 +83,12 @@ type Options struct {
 	// messages for it are discarded, still acknowledged to publishers.
 	MQTTMaxSessionQueueMsgs  int
 	MQTTMaxSessionQueueBytes int
+	// MQTTMaxRetainedMsgs and MQTTMaxRetainedBytes bound the retained
+	// messages the server keeps, all in memory (0: 100,000 messages and
+	// 64 MiB of topic + payload; negative is an error); a retained publish
+	// past them is delivered and acknowledged but not retained.
+	MQTTMaxRetainedMsgs  int
+	MQTTMaxRetainedBytes int
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error

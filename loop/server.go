@@ -97,6 +97,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MQTTMaxSessionQueueMsgs < 0 || opts.MQTTMaxSessionQueueBytes < 0 {
 		return nil, fmt.Errorf("loop: mqtt max_session_queue_msgs and max_session_queue_bytes may not be negative")
 	}
+	if opts.MQTTMaxRetainedMsgs < 0 || opts.MQTTMaxRetainedBytes < 0 {
+		return nil, fmt.Errorf("loop: mqtt max_retained_msgs and max_retained_bytes may not be negative")
+	}
 	ac, err := newAuthConfig(&opts)
 	if err != nil {
 		return nil, err

@@ -366,8 +366,13 @@ func (p *Persister) DeleteSession(s *Session) error {
 	return remove(p.sessions, p.sessSeq, s.ID)
 }
 
-// SaveRetained stores a retained message.
+// SaveRetained stores a retained message. In memory it does nothing: the
+// RetainedSet holds the message and a restart loses both anyway, so a
+// second copy would only double what retained messages cost.
 func (p *Persister) SaveRetained(r *Retained) error {
+	if p.writer == nil {
+		return nil
+	}
 	b, _ := json.Marshal(r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -377,6 +382,9 @@ func (p *Persister) SaveRetained(r *Retained) error {
 
 // DeleteRetained forgets the retained message of subject.
 func (p *Persister) DeleteRetained(subject string) error {
+	if p.writer == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.wrote()

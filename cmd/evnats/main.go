@@ -54,6 +54,8 @@ func run(args []string) error {
 	fs.StringVar(&o.MQTTHost, "mqtt_host", "", "MQTT bind address (default: the client bind address)")
 	fs.IntVar(&o.MQTTMaxSessionQueueMsgs, "mqtt_max_session_queue_msgs", 0, "most QoS 1/2 messages an MQTT session holds for its client (default 100000)")
 	fs.IntVar(&o.MQTTMaxSessionQueueBytes, "mqtt_max_session_queue_bytes", 0, "most bytes an MQTT session holds for its client (default 64MiB)")
+	fs.IntVar(&o.MQTTMaxRetainedMsgs, "mqtt_max_retained_msgs", 0, "most MQTT retained messages the server keeps (default 100000)")
+	fs.IntVar(&o.MQTTMaxRetainedBytes, "mqtt_max_retained_bytes", 0, "most bytes of MQTT retained messages the server keeps (default 64MiB)")
 	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
 	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
 	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
@@ -145,6 +147,12 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("mqtt_max_session_queue_bytes") {
 		base.MQTTMaxSessionQueueBytes = flags.MQTTMaxSessionQueueBytes
+	}
+	if pick("mqtt_max_retained_msgs") {
+		base.MQTTMaxRetainedMsgs = flags.MQTTMaxRetainedMsgs
+	}
+	if pick("mqtt_max_retained_bytes") {
+		base.MQTTMaxRetainedBytes = flags.MQTTMaxRetainedBytes
 	}
 	if pick("loops") {
 		base.Loops = flags.Loops

@@ -1,0 +1,148 @@
+package mqtt_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// publishRetained sends a retained QoS 1 PUBLISH and waits for its PUBACK.
+func (r *rawMQTT) publishRetained(topic string, payload []byte, id uint16) {
+	r.t.Helper()
+	r.send(mcodec.AppendPublish(nil, []byte(topic), payload, 1, true, false, id))
+	r.expectAck(mcodec.PUBACK, id)
+}
+
+// retainedFor subscribes a new connection to filter ("x/#") and returns the
+// topics of the retained messages it gets, sorted, with their total
+// payload size.
+func retainedFor(t *testing.T, s *loop.Server, filter string) ([]string, int) {
+	t.Helper()
+	r := dialRaw(t, s)
+	r.connect("", true, 0)
+	r.subscribe(1, filter, 0)
+	marker := strings.TrimSuffix(filter, "#") + "end"
+	r.publish(marker, "end", 0, 0, false) // after every retained message
+	var topics []string
+	size := 0
+	for {
+		p := r.readPublish()
+		if p.topic == marker {
+			break
+		}
+		if !p.retain {
+			t.Fatalf("non-retained message on %q before the marker", p.topic)
+		}
+		topics = append(topics, p.topic)
+		size += len(p.payload)
+	}
+	r.conn.Close()
+	slices.Sort(topics)
+	return topics, size
+}
+
+// TestMQTTRetainedLimits: past max_retained_msgs or max_retained_bytes a
+// retained publish is delivered to live subscribers and acknowledged, but
+// not retained, and logged; one that would replace a topic's retained
+// message past the limits clears it (a stale state would mislead).
+func TestMQTTRetainedLimits(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		var log looptest.LogBuffer
+		o.LogWriter = &log
+		o.MQTTMaxRetainedMsgs = 3
+		o.MQTTMaxRetainedBytes = 3 * (100 + 3) // three 100-byte payloads on "r/N"
+		s := startMQTT(t, o)
+		live := dialRaw(t, s)
+		live.connect("live", true, 0)
+		live.subscribe(1, "r/#", 0)
+		pub := dialRaw(t, s)
+		pub.connect("pub", true, 0)
+		small := bytes.Repeat([]byte("s"), 100)
+		for i := range 5 {
+			pub.publishRetained(fmt.Sprintf("r/%d", i), small, uint16(i+1))
+			if p := live.readPublish(); p.topic != fmt.Sprintf("r/%d", i) {
+				t.Fatalf("live subscriber got %q", p.topic)
+			}
+		}
+		if got, _ := retainedFor(t, s, "r/#"); fmt.Sprint(got) != "[r/0 r/1 r/2]" {
+			t.Fatalf("retained %v, want the first three", got)
+		}
+		if !strings.Contains(log.String(), "MQTT: retained messages full") {
+			t.Fatalf("no log line for retained messages not kept:\n%s", log.String())
+		}
+		// Replacing r/0 with more than the byte limit allows clears it,
+		pub.publishRetained("r/0", bytes.Repeat([]byte("b"), 200), 10)
+		if got, _ := retainedFor(t, s, "r/#"); fmt.Sprint(got) != "[r/1 r/2]" {
+			t.Fatalf("retained %v, want r/1 and r/2", got)
+		}
+		// which makes room for another; an empty payload clears one too.
+		pub.publishRetained("r/3", small, 11)
+		pub.publishRetained("r/1", nil, 12)
+		pub.publishRetained("r/4", small, 13)
+		if got, _ := retainedFor(t, s, "r/#"); fmt.Sprint(got) != "[r/2 r/3 r/4]" {
+			t.Fatalf("retained %v, want r/2 r/3 r/4", got)
+		}
+	})
+}
+
+// TestMQTTRetainedMemory: 100 retained 1 MB messages on distinct topics
+// with the default limits keep at most max_retained_bytes (64 MiB) of
+// them, held once: the review measured 1.39 GB kept for 400, a copy in the
+// retained set and another in the in-memory session store.
+func TestMQTTRetainedMemory(t *testing.T) {
+	const (
+		n       = 100
+		size    = 1_000_000
+		maxHeld = 72 << 20
+	)
+	s := startMQTT(t, loop.Options{})
+	pub := dialRaw(t, s)
+	pub.connect("pub", true, 0)
+	base := liveHeap()
+	payload := bytes.Repeat([]byte("p"), size)
+	for i := range n {
+		pub.publishRetained(fmt.Sprintf("big/%d", i), payload, uint16(i+1))
+	}
+	pub.conn.Close()
+	waitClients(t, s, 0)
+	held := liveHeap() - base
+	t.Logf("%d retained %d-byte messages: live heap +%d MB", n, size, held>>20)
+	if held > maxHeld {
+		t.Fatalf("server holds %d MB for retained messages; want < %d MB", held>>20, maxHeld>>20)
+	}
+	topics, total := retainedFor(t, s, "big/#")
+	t.Logf("%d kept (%d bytes)", len(topics), total)
+	if total > 64<<20 || len(topics) == 0 {
+		t.Fatalf("%d retained messages kept, %d bytes; want some, at most 64 MiB", len(topics), total)
+	}
+}
+
+// The retained limits parse from the mqtt block; negative values are refused.
+func TestConfigMQTTRetainedLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evnats.conf")
+	os.WriteFile(path, []byte("mqtt {\n  max_retained_msgs: 1000\n  max_retained_bytes: 8MB\n}\n"), 0o644)
+	var o loop.Options
+	if err := loop.ApplyConfigFile(&o, path); err != nil {
+		t.Fatal(err)
+	}
+	if o.MQTTMaxRetainedMsgs != 1000 || o.MQTTMaxRetainedBytes != 8<<20 {
+		t.Fatalf("limits %d %d", o.MQTTMaxRetainedMsgs, o.MQTTMaxRetainedBytes)
+	}
+	for _, key := range []string{"max_retained_msgs", "max_retained_bytes"} {
+		os.WriteFile(path, []byte("mqtt {\n  "+key+": -1\n}\n"), 0o644)
+		if err := loop.ApplyConfigFile(&loop.Options{}, path); err == nil || !strings.Contains(err.Error(), "negative") {
+			t.Fatalf("%s: -1: %v", key, err)
+		}
+	}
+	if _, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1, MQTTPort: -1, MQTTMaxRetainedBytes: -1}); err == nil {
+		t.Fatal("New accepted a negative limit")
+	}
+}

@@ -401,6 +401,10 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 		} else if pm, _ := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
 			m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
 		}
+		if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
+			c.markSlow() // as for any delivery: retained messages are not free of max_pending
+			return nil
+		}
 	}
 	c.t.flushSoon()
 	return nil

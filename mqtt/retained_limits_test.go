@@ -146,3 +146,30 @@ func TestConfigMQTTRetainedLimits(t *testing.T) {
 		t.Fatal("New accepted a negative limit")
 	}
 }
+
+// TestMQTTRetainedRespectsMaxPending: the retained messages a SUBSCRIBE
+// sends count toward max_pending like any delivery; a client that asks for
+// more than it may have buffered is cut off as a slow consumer instead of
+// the server buffering them all (each "#" SUBSCRIBE would queue every
+// retained message again).
+func TestMQTTRetainedRespectsMaxPending(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		var log looptest.LogBuffer
+		o.LogWriter = &log
+		o.MaxPending = 4 << 20
+		s := startMQTT(t, o)
+		pub := dialRaw(t, s)
+		pub.connect("pub", true, 0)
+		payload := bytes.Repeat([]byte("p"), 500_000)
+		for i := range 20 {
+			pub.publishRetained(fmt.Sprintf("m/%d", i), payload, uint16(i+1))
+		}
+		r := dialRaw(t, s)
+		r.connect("greedy", true, 0)
+		r.send(packet(mcodec.SUBSCRIBE<<4|2, append(str([]byte{0, 1}, "#"), 0)))
+		r.expectClosed()
+		if !strings.Contains(log.String(), "slow consumer") {
+			t.Fatalf("no slow consumer logged:\n%s", log.String())
+		}
+	})
+}

@@ -173,3 +173,30 @@ func TestMQTTRetainedRespectsMaxPending(t *testing.T) {
 		}
 	})
 }
+
+// Retained messages stored before a restart are all restored even above
+// limits lowered since (with a log line); new ones are then refused until
+// fewer are held.
+func TestMQTTRetainedRestoredAboveLimits(t *testing.T) {
+	dir := t.TempDir()
+	s := startMQTT(t, loop.Options{JetStream: true, StoreDir: dir})
+	pub := dialRaw(t, s)
+	pub.connect("pub", true, 0)
+	for i := range 3 {
+		pub.publishRetained(fmt.Sprintf("k/%d", i), []byte("v"), uint16(i+1))
+	}
+	pub.conn.Close()
+	s.Shutdown()
+
+	var log looptest.LogBuffer
+	s = startMQTT(t, loop.Options{JetStream: true, StoreDir: dir, MQTTMaxRetainedMsgs: 2, LogWriter: &log})
+	if !strings.Contains(log.String(), "above the retained limits") {
+		t.Fatalf("no log line for retained messages above the limits:\n%s", log.String())
+	}
+	pub = dialRaw(t, s)
+	pub.connect("pub", true, 0)
+	pub.publishRetained("k/3", []byte("v"), 1)
+	if got, _ := retainedFor(t, s, "k/#"); fmt.Sprint(got) != "[k/0 k/1 k/2]" {
+		t.Fatalf("retained %v, want the three restored", got)
+	}
+}

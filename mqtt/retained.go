@@ -113,6 +113,14 @@ func (rs *RetainedSet) Clear(subject string) bool {
 func (rs *RetainedSet) Match(subjects []string, skipDollar bool) []*Retained {
 	rs.mu.RLock()
 	defer rs.mu.RUnlock()
+	if len(subjects) == 1 && router.ValidLiteralSubject(subjects[0]) {
+		// A filter without wildcards names one topic: no scan of the set,
+		// which a SUBSCRIBE of many filters would repeat per filter.
+		if r := rs.msgs[subjects[0]]; r != nil {
+			return []*Retained{r}
+		}
+		return nil
+	}
 	var out []*Retained
 	for subj, r := range rs.msgs {
 		if skipDollar && len(r.Topic) > 0 && r.Topic[0] == '$' {

@@ -200,3 +200,34 @@ func TestMQTTRetainedRestoredAboveLimits(t *testing.T) {
 		t.Fatalf("retained %v, want the three restored", got)
 	}
 }
+
+// A filter without wildcards gets its topic's retained message by lookup,
+// '$' topics included; one with wildcards by matching.
+func TestMQTTRetainedLiteralFilter(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	pub := dialRaw(t, s)
+	pub.connect("pub", true, 0)
+	for i, topic := range []string{"l/1", "l/2", "l/2/x", "$l/1"} {
+		pub.publishRetained(topic, []byte(topic), uint16(i+1))
+	}
+	for filter, want := range map[string]string{
+		"l/1": "[l/1]", "l/3": "[]", "l/2/#": "[l/2 l/2/x]", "$l/1": "[$l/1]", "+/1": "[l/1]",
+	} {
+		r := dialRaw(t, s)
+		r.connect("", true, 0)
+		r.send(packet(mcodec.SUBSCRIBE<<4|2, append(str(append(str([]byte{0, 1}, filter), 0), "end"), 0)))
+		if typ, _, b := r.read(); typ != mcodec.SUBACK || string(b) != "\x00\x01\x00\x00" {
+			t.Fatalf("SUBACK: type %d % x", typ, b)
+		}
+		r.publish("end", "", 0, 0, false)
+		var got []string
+		for p := r.readPublish(); p.topic != "end"; p = r.readPublish() {
+			got = append(got, p.topic)
+		}
+		slices.Sort(got)
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s: retained %v, want %v", filter, got, want)
+		}
+		r.conn.Close()
+	}
+}

@@ -176,9 +176,19 @@ func (m *mqttConn) writePublish(topic string, payload []byte, qos byte, retain, 
 	c := m.c
 	c.scratch = mcodec.AppendPublishHeader(c.scratch[:0], topic, len(payload), qos, retain, dup, id)
 	c.out.write(c.scratch)
+	m.trimScratch()
 	c.out.write(payload)
 	c.shard.outMsgs.Add(1)
 	c.shard.outBytes.Add(int64(len(payload)))
+}
+
+// trimScratch lets go of a scratch buffer that one long topic (up to
+// 64 KiB) or large SUBACK grew, so an idle connection does not keep it.
+// Caller holds outLock.
+func (m *mqttConn) trimScratch() {
+	if cap(m.c.scratch) > 4096 {
+		m.c.scratch = make([]byte, 0, 256)
+	}
 }
 
 // deliver formats a routed message for MQTT subscription s. Caller holds
@@ -355,6 +365,7 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 		return nil // the session has moved on; this connection is closing
 	}
 	m.codes = m.codes[:0]
+	refused, firstRefused, whyRefused := 0, "", error(nil)
 	var retained []*mqtt.Retained
 	var grantedQoS []byte
 	for _, sub := range subs {
@@ -377,7 +388,9 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			err = errors.New("maximum subscriptions exceeded")
 		}
 		if err != nil {
-			c.srv.Noticef("MQTT client %d (%s): subscription to %q refused: %v", c.id, c.ip, filter, err)
+			if refused++; refused == 1 { // one log line a packet, not one a filter
+				firstRefused, whyRefused = filter, err
+			}
 			m.codes = append(m.codes, mcodec.SubackFailure)
 			continue
 		}
@@ -388,9 +401,18 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			grantedQoS = append(grantedQoS, sub.QoS)
 		}
 	}
+	if refused > 0 {
+		c.srv.Noticef("MQTT client %d (%s): %d of %d subscriptions refused, %q first: %v",
+			c.id, c.ip, refused, len(subs), firstRefused, whyRefused)
+	}
 	c.t.outLock()
 	defer c.t.outUnlock()
-	c.out.write(mcodec.AppendSuback(c.scratch[:0], id, m.codes))
+	c.scratch = mcodec.AppendSuback(c.scratch[:0], id, m.codes)
+	c.out.write(c.scratch)
+	m.trimScratch()
+	if cap(m.codes) > 1024 {
+		m.codes = nil // one SUBSCRIBE may carry 250,000 filters; an idle connection keeps no such list
+	}
 	for i, r := range retained {
 		if c.perms != nil && !c.perms.canSubscribe(r.Subject, "") {
 			continue

@@ -1,9 +1,11 @@
 package mqtt_test
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +87,56 @@ func waitClients(t *testing.T, s *loop.Server, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// lineCounter counts the log lines written to it.
+type lineCounter struct{ n atomic.Int64 }
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.n.Add(int64(bytes.Count(p, []byte("\n"))))
+	return len(p), nil
+}
+
+// TestLargeSubscribeReleasesMemory: connections that each sent one
+// SUBSCRIBE of 60,000 filters (refused past max_subs) and idle keep no
+// per-filter lists, and the refusals are logged once a packet, not once a
+// filter.
+func TestLargeSubscribeReleasesMemory(t *testing.T) {
+	const (
+		conns   = 20
+		filters = 60_000
+		maxHeld = 12 << 20 // before the fix: about conns x filters x 34 bytes = 40 MB
+	)
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	body := []byte{0, 1}
+	for i := range filters {
+		f := []byte{digits[i%62], digits[i/62%62], digits[i/62/62%62]}
+		body = append(str(body, string(f)), 0)
+	}
+	subscribe := packet(mcodec.SUBSCRIBE<<4|2, body)
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		var log lineCounter
+		o.LogWriter = &log
+		o.MaxSubscriptions = 1
+		s := startMQTT(t, o)
+		base := liveHeap()
+		for range conns {
+			r := dialRaw(t, s)
+			r.connect("", true, 0)
+			r.send(subscribe)
+			typ, _, b := r.read()
+			if typ != mcodec.SUBACK || len(b) != 2+filters || b[2] != 0 || b[3] != mcodec.SubackFailure {
+				t.Fatalf("SUBACK type %d, %d bytes", typ, len(b))
+			}
+		}
+		held := liveHeap() - base
+		t.Logf("%d idle connections after a SUBSCRIBE of %d filters each: live heap +%d KB, %d log lines",
+			conns, filters, held>>10, log.n.Load())
+		if held > maxHeld {
+			t.Fatalf("server holds %d MB for %d idle connections; want < %d MB", held>>20, conns, maxHeld>>20)
+		}
+		if n := log.n.Load(); n > 10*conns {
+			t.Fatalf("%d log lines for %d SUBSCRIBE packets", n, conns)
+		}
+	})
 }

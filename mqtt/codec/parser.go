@@ -311,6 +311,11 @@ func listHeader(flags byte, body []byte) (uint16, reader, error) {
 	return id, r, nil
 }
 
+// keptListCap bounds the filter lists a parser keeps between packets: one
+// SUBSCRIBE may carry a few hundred thousand filters, and an idle
+// connection should not keep megabytes of list for it.
+const keptListCap = 1024
+
 func (p *Parser) subscribe(flags byte, body []byte) error {
 	id, r, err := listHeader(flags, body)
 	if err != nil {
@@ -336,6 +341,9 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 	}
 	err = p.h.MQTTSubscribe(id, p.subs)
 	clear(p.subs)
+	if cap(p.subs) > keptListCap {
+		p.subs = nil
+	}
 	return err
 }
 
@@ -360,6 +368,9 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 	}
 	err = p.h.MQTTUnsubscribe(id, p.filters)
 	clear(p.filters)
+	if cap(p.filters) > keptListCap {
+		p.filters = nil
+	}
 	return err
 }
 

@@ -98,7 +98,8 @@ func (l *lineCounter) Write(p []byte) (int, error) {
 }
 
 // TestLargeSubscribeReleasesMemory: connections that each sent one
-// SUBSCRIBE of 60,000 filters (refused past max_subs) and idle keep no
+// SUBSCRIBE of 60,000 filters (refused past max_subs) and one UNSUBSCRIBE
+// of them and idle keep no
 // per-filter lists, and the refusals are logged once a packet, not once a
 // filter.
 func TestLargeSubscribeReleasesMemory(t *testing.T) {
@@ -108,12 +109,14 @@ func TestLargeSubscribeReleasesMemory(t *testing.T) {
 		maxHeld = 12 << 20 // before the fix: about conns x filters x 34 bytes = 40 MB
 	)
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	body := []byte{0, 1}
+	body, unsub := []byte{0, 1}, []byte{0, 2}
 	for i := range filters {
-		f := []byte{digits[i%62], digits[i/62%62], digits[i/62/62%62]}
-		body = append(str(body, string(f)), 0)
+		f := string([]byte{digits[i%62], digits[i/62%62], digits[i/62/62%62]})
+		body = append(str(body, f), 0)
+		unsub = str(unsub, f)
 	}
 	subscribe := packet(mcodec.SUBSCRIBE<<4|2, body)
+	unsubscribe := packet(mcodec.UNSUBSCRIBE<<4|2, unsub)
 	eachTransport(t, func(t *testing.T, o loop.Options) {
 		var log lineCounter
 		o.LogWriter = &log
@@ -128,6 +131,8 @@ func TestLargeSubscribeReleasesMemory(t *testing.T) {
 			if typ != mcodec.SUBACK || len(b) != 2+filters || b[2] != 0 || b[3] != mcodec.SubackFailure {
 				t.Fatalf("SUBACK type %d, %d bytes", typ, len(b))
 			}
+			r.send(unsubscribe)
+			r.expectAck(mcodec.UNSUBACK, 2)
 		}
 		held := liveHeap() - base
 		t.Logf("%d idle connections after a SUBSCRIBE of %d filters each: live heap +%d KB, %d log lines",

@@ -366,8 +366,6 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	}
 	m.codes = m.codes[:0]
 	refused, firstRefused, whyRefused := 0, "", error(nil)
-	var retained []*mqtt.Retained
-	var grantedQoS []byte
 	for _, sub := range subs {
 		filter := string(sub.Filter)
 		if c.srv.opts.Trace {
@@ -396,37 +394,46 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 		}
 		m.b.subscribe(c, filter, sub.QoS)
 		m.codes = append(m.codes, sub.QoS)
-		for _, r := range m.b.retained.Match(subjects, mqtt.SkipsDollarTopics(filter)) {
-			retained = append(retained, r)
-			grantedQoS = append(grantedQoS, sub.QoS)
-		}
 	}
 	if refused > 0 {
 		c.srv.Noticef("MQTT client %d (%s): %d of %d subscriptions refused, %q first: %v",
 			c.id, c.ip, refused, len(subs), firstRefused, whyRefused)
 	}
+	// SUBACK, then each granted filter's retained messages, all under one
+	// hold of the output so no live message on a topic comes between them.
+	// They are written filter by filter, never gathered for the whole
+	// packet (250,000 "#" filters would gather every retained message
+	// 250,000 times), and max_pending cuts the client off as for any
+	// delivery.
 	c.t.outLock()
 	defer c.t.outUnlock()
 	c.scratch = mcodec.AppendSuback(c.scratch[:0], id, m.codes)
 	c.out.write(c.scratch)
 	m.trimScratch()
-	if cap(m.codes) > 1024 {
-		m.codes = nil // one SUBSCRIBE may carry 250,000 filters; an idle connection keeps no such list
-	}
-	for i, r := range retained {
-		if c.perms != nil && !c.perms.canSubscribe(r.Subject, "") {
+	for i, sub := range subs {
+		if m.codes[i] == mcodec.SubackFailure {
 			continue
 		}
-		qos := min(grantedQoS[i], r.QoS)
-		if qos == 0 {
-			m.writePublish(r.Topic, r.Payload, 0, true, false, 0)
-		} else if pm, _ := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
-			m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
+		filter := string(sub.Filter)
+		subjects, _ := mqtt.FilterSubjects(filter)
+		for _, r := range m.b.retained.Match(subjects, mqtt.SkipsDollarTopics(filter)) {
+			if c.perms != nil && !c.perms.canSubscribe(r.Subject, "") {
+				continue
+			}
+			qos := min(sub.QoS, r.QoS)
+			if qos == 0 {
+				m.writePublish(r.Topic, r.Payload, 0, true, false, 0)
+			} else if pm, _ := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
+				m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
+			}
+			if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
+				c.markSlow()
+				return nil
+			}
 		}
-		if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
-			c.markSlow() // as for any delivery: retained messages are not free of max_pending
-			return nil
-		}
+	}
+	if cap(m.codes) > 1024 {
+		m.codes = nil // one SUBSCRIBE may carry 250,000 filters; an idle connection keeps no such list
 	}
 	c.t.flushSoon()
 	return nil

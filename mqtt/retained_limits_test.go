@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -230,4 +231,43 @@ func TestMQTTRetainedLiteralFilter(t *testing.T) {
 		}
 		r.conn.Close()
 	}
+}
+
+// TestMQTTRetainedManyFilters: a SUBSCRIBE repeating "#" 50,000 times over
+// 1,000 retained messages is cut off at max_pending without the server
+// first gathering every retained message once per filter (50 million
+// entries: hundreds of MB allocated; with 250,000 filters and more
+// retained messages, enough to exhaust memory).
+func TestMQTTRetainedManyFilters(t *testing.T) {
+	const (
+		filters  = 50_000
+		maxAlloc = 100 << 20
+	)
+	body := []byte{0, 1}
+	for range filters {
+		body = append(str(body, "#"), 0)
+	}
+	subscribe := packet(mcodec.SUBSCRIBE<<4|2, body)
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		o.MaxPending = 8 << 20
+		o.LogWriter = &lineCounter{}
+		s := startMQTT(t, o)
+		pub := dialRaw(t, s)
+		pub.connect("pub", true, 0)
+		for i := range 1000 {
+			pub.publishRetained(fmt.Sprintf("h/%d", i), []byte("0123456789"), uint16(i+1))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := dialRaw(t, s)
+		r.connect("", true, 0)
+		r.send(subscribe)
+		r.expectClosed()
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("SUBSCRIBE of %d \"#\" over 1000 retained: %d MB allocated", filters, alloc>>20)
+		if alloc > maxAlloc {
+			t.Fatalf("%d MB allocated for one SUBSCRIBE; want < %d MB", alloc>>20, maxAlloc>>20)
+		}
+	})
 }

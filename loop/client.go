@@ -181,6 +181,15 @@ func (c *client) sendOK() {
 	}
 }
 
+// okLocked is sendOK for a caller that holds outLock: sendProto would take
+// it again, and on the goroutine transport outLock is a plain mutex.
+func (c *client) okLocked() {
+	if c.opts.Verbose && !c.closed {
+		c.out.write(codec.OKLine)
+		c.t.flushSoon()
+	}
+}
+
 // closeWithErr sends -ERR msg (when not empty) and closes the connection
 // once what is queued has been written. Called in the client's own context.
 func (c *client) closeWithErr(msg string) {
@@ -385,7 +394,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	}
 	if _, dup := c.subs[string(sid)]; dup {
 		// nats-server ignores a repeated sid; so do we.
-		c.sendOK()
+		c.okLocked()
 		return nil
 	}
 	if max := c.srv.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
@@ -399,10 +408,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	s.SID = append([]byte(nil), sid...)
 	s.deny = c.perms.deliveryDeny(subj, s.Queue)
 	c.addSub(s)
-	if c.opts.Verbose {
-		c.out.write(codec.OKLine)
-		c.t.flushSoon()
-	}
+	c.okLocked()
 	return nil
 }
 
@@ -422,10 +428,7 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 			c.removeSub(s)
 		}
 	}
-	if c.opts.Verbose {
-		c.out.write(codec.OKLine)
-		c.t.flushSoon()
-	}
+	c.okLocked()
 	c.t.outUnlock()
 	return nil
 }

@@ -55,6 +55,7 @@ var (
 	ErrMaxPayload     = protoErr("Maximum Payload Violation")
 	ErrBadPayloadEnd  = protoErr("Message Payload Size Mismatch: expected CRLF after payload")
 	ErrHeldInput      = protoErr("Maximum Pending Input Exceeded: too much sent before CONNECT was verified")
+	ErrAuthViolation  = protoErr("Authorization Violation")
 )
 
 // ErrSuspend, returned by a Handler, pauses the parser after the current
@@ -79,6 +80,11 @@ type Parser struct {
 	// MaxControlLine and MaxPayload bound what a client may send.
 	MaxControlLine int
 	MaxPayload     int
+	// ConnectFirst refuses, at its first byte, any operation other than
+	// CONNECT (ErrAuthViolation): set while a server that requires auth
+	// waits for CONNECT, so that an unauthenticated client cannot make it
+	// buffer a payload. The handler clears it once CONNECT is accepted.
+	ConnectFirst bool
 
 	h     Handler
 	state state
@@ -190,6 +196,9 @@ func (p *Parser) parse(buf []byte) error {
 				return err
 			}
 			continue
+		}
+		if p.ConnectFirst && len(p.pending) == 0 && buf[0]&^0x20 != 'C' {
+			return ErrAuthViolation // as nats-server, before reading any further
 		}
 		i := bytes.IndexByte(buf, '\n')
 		if i < 0 {

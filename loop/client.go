@@ -130,6 +130,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	}
 	c.parser.MaxControlLine = s.opts.MaxControlLine
 	c.parser.MaxPayload = s.opts.MaxPayload
+	c.parser.ConnectFirst = s.authCfg.required
 	c.parser.Reset(c)
 	s.numConns.Add(1)
 	s.totalConns.Add(1)
@@ -219,6 +220,9 @@ func (c *client) parsed(err error) bool {
 	switch {
 	case err == nil || err == codec.ErrSuspend:
 		return true
+	case err == codec.ErrAuthViolation: // an operation before CONNECT
+		c.srv.Noticef("client %d (%s): authorization violation", c.id, c.ip)
+		c.closeWithErr(err.Error())
 	case codec.IsProtocolError(err):
 		c.srv.Debugf("client %d: protocol error: %v", c.id, err)
 		c.closeWithErr(err.Error())
@@ -284,6 +288,7 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		return errClose{}
 	}
 	c.setUser(o.User, u)
+	c.parser.ConnectFirst = false
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
 	c.opts = *o
 	c.t.outUnlock()

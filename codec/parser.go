@@ -105,9 +105,21 @@ type Parser struct {
 	held      []byte // input received while suspended
 }
 
+// HeldBeforeConnect bounds what a parser holds while the CONNECT that
+// suspended it is verified and ConnectFirst is still set: a client not yet
+// authenticated may pipeline a little (SUB, a small PUB, PING), but cannot
+// park a payload in the server per socket while a slow check is pending.
+const HeldBeforeConnect = 64 << 10
+
 // HeldLimit is how much input a suspended parser holds: one operation of
-// the largest size a client may send.
-func (p *Parser) HeldLimit() int { return p.MaxPayload + p.MaxControlLine + 4 }
+// the largest size a client may send, or HeldBeforeConnect.
+func (p *Parser) HeldLimit() int {
+	n := p.MaxPayload + p.MaxControlLine + 4
+	if p.ConnectFirst {
+		return min(n, HeldBeforeConnect)
+	}
+	return n
+}
 
 // NewParser returns a parser that reports to h with nats-server's default limits.
 func NewParser(h Handler) *Parser {

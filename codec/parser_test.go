@@ -239,6 +239,16 @@ func TestParseSuspend(t *testing.T) {
 	if err := p.Parse([]byte("P")); err != ErrHeldInput {
 		t.Fatalf("Parse past HeldLimit = %v, want ErrHeldInput", err)
 	}
+
+	// Before CONNECT is accepted (auth required), much less.
+	p = NewParser(h)
+	p.ConnectFirst = true
+	if err := p.Parse([]byte("CONNECT {}\r\n")); err != ErrSuspend {
+		t.Fatal(err)
+	}
+	if err := p.Parse(make([]byte, HeldBeforeConnect+1)); err != ErrHeldInput {
+		t.Fatalf("Parse past HeldBeforeConnect = %v, want ErrHeldInput", err)
+	}
 }
 
 // TestParseConnectFirst checks that with ConnectFirst a parser refuses any

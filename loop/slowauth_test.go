@@ -217,7 +217,9 @@ func TestMQTTBcryptConnectPipelined(t *testing.T) {
 func TestBcryptConnectHoldsLittle(t *testing.T) {
 	hash, _ := bcryptHash(t, "pw", 100*time.Millisecond)
 	big := fmt.Sprintf("PUB x %d\r\n%s", 1<<20, strings.Repeat("x", 2*codec.HeldBeforeConnect))
-	looptest.Each(t, loop.Options{Users: []*loop.User{{Username: "bob", Password: hash}}}, func(t *testing.T, o loop.Options) {
+	mqttBig := append(mqttConnect("bob", "nope"),
+		mqttPacket(mcodec.PUBLISH<<4, append([]byte{0, 1, 't'}, make([]byte, 2*codec.HeldBeforeConnect)...))...)
+	looptest.Each(t, loop.Options{Users: []*loop.User{{Username: "bob", Password: hash}}, MQTTPort: -1}, func(t *testing.T, o loop.Options) {
 		s := startServer(t, o)
 		rc := dialRaw(t, s)
 		rc.send("CONNECT {\"user\":\"bob\",\"pass\":\"nope\"}\r\n%s", big)
@@ -227,5 +229,22 @@ func TestBcryptConnectHoldsLittle(t *testing.T) {
 		}
 		rc.expect(want)
 		rc.expectClosed()
+
+		// MQTT: closed at once, without waiting for the check's CONNACK 5.
+		nc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = nc.Write(mqttBig)
+		got, _ := io.ReadAll(nc)
+		wantMQTT := []byte{}
+		if o.IO == loop.IOGoroutine {
+			wantMQTT = []byte{mcodec.CONNACK << 4, 2, 0, mcodec.RefusedNotAuthorized}
+		}
+		if !bytes.Equal(got, wantMQTT) {
+			t.Fatalf("MQTT: got % x, want % x then close", got, wantMQTT)
+		}
 	})
 }

@@ -93,8 +93,11 @@ func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, re
 		lp.inbox.open = b
 		lp.inbox.batches = append(lp.inbox.batches, b)
 	}
+	n := len(b.buf)
 	b.add(subs, subject, reply, hdrLen, msg)
+	n = len(b.buf) - n
 	lp.inbox.mu.Unlock()
+	lp.queued(n)
 	lp.wake()
 }
 
@@ -104,6 +107,7 @@ func (lp *evLoop) receive(b *batch) {
 	lp.inbox.mu.Lock()
 	lp.inbox.batches = append(lp.inbox.batches, b)
 	lp.inbox.mu.Unlock()
+	lp.queued(len(b.buf))
 	lp.wake()
 }
 

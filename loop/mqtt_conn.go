@@ -212,11 +212,7 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 	} else {
 		return // queued behind a full inflight window
 	}
-	if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
-		c.markSlow()
-		return
-	}
-	c.t.flushSoon()
+	c.afterDeliver()
 }
 
 // topicOf maps a subject to the topic MQTT subscribers see, cached.

@@ -89,14 +89,14 @@ func waitAll(t *testing.T, s *loop.Server, done <-chan struct{}, got func() int6
 // 16 KiB stream that outruns it; the publisher is slowed instead.
 func TestFlowControl16KiB(t *testing.T) {
 	eachFlowTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
-		streamOneToOne(t, s, 50000, 16<<10)
+		streamOneToOne(t, s, 50000/flowScale, 16<<10)
 	})
 }
 
 // TestFlowControl1KiB: the same with many small messages.
 func TestFlowControl1KiB(t *testing.T) {
 	eachFlowTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
-		streamOneToOne(t, s, 200000, 1<<10)
+		streamOneToOne(t, s, 200000/flowScale, 1<<10)
 	})
 }
 
@@ -241,5 +241,25 @@ func TestQueueGroupStalledMember(t *testing.T) {
 			t.Fatalf("healthy member received %d of %d, want >= %d", g, n, want)
 		}
 		t.Logf("healthy member received %d of %d", got.Load(), n)
+	})
+}
+
+// TestStalledSubscriberWriteDeadline: a subscriber whose socket takes none
+// of its pending output for write_deadline is cut as a slow consumer even
+// below max_pending, on every transport.
+func TestStalledSubscriberWriteDeadline(t *testing.T) {
+	eachFlowTransport(t, loop.Options{WriteDeadline: time.Second}, func(t *testing.T, s *loop.Server) {
+		stalled := stalledSub(t, s, "flow", "")
+		pub := connect(t, s)
+		payload := make([]byte, 1024)
+		for i := 0; i < 20000; i++ { // ~20 MiB: far below max_pending
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.FlushTimeout(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		expectSlowConsumerCut(t, s, stalled)
 	})
 }

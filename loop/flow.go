@@ -42,9 +42,14 @@ const (
 	// busy host), far below what costs a publisher a noticeable share of
 	// its rate when a subscriber stops reading for good.
 	stallWindow = 100 * time.Millisecond
-	// flowRecheck is how often a loop re-checks its closed gates: gnet has
-	// no callback when a socket drains.
-	flowRecheck = time.Millisecond
+	// A loop re-checks its closed gates (gnet has no callback when a
+	// socket drains) when it expects the first to reach the low-water mark
+	// at the drain rate seen since the last check, within these bounds:
+	// each check is a timer and a loop wakeup, a few µs, so a fixed fast
+	// poll would cost a few percent of a loop's CPU.
+	flowRecheckMin   = 250 * time.Microsecond
+	flowRecheckFirst = time.Millisecond
+	flowRecheckMax   = 10 * time.Millisecond
 )
 
 // flowGate is where publishers wait for one destination.
@@ -87,6 +92,7 @@ type flowState struct {
 	gate     flowGate
 	lastAcc  int       // bytes accepted by the socket at the last progress
 	lastProg time.Time // when accepted bytes last grew
+	next     time.Duration // gnet: when to re-check a closed gate
 	watched  bool      // on its loop's congested list (gnet)
 
 	// As a publisher; owned by the client's reader (its loop, or reader
@@ -98,7 +104,7 @@ type flowState struct {
 }
 
 func (s *Server) flowHigh() int { return min(s.opts.MaxPending/4, maxHighWater) }
-func (s *Server) flowLow() int  { return s.flowHigh() / 4 }
+func (s *Server) flowLow() int  { return s.flowHigh() / 2 }
 
 // holdFor makes publisher c wait at g if g is closed; c stops reading when
 // its current read is parsed. A publisher waits at one gate at a time.
@@ -126,14 +132,14 @@ func (c *client) afterDeliver() bool {
 	switch c.fc.gate.state.Load() {
 	case flowOK:
 		if p > c.srv.flowHigh() {
-			c.fc.lastAcc, c.fc.lastProg = c.accepted(p), time.Now()
+			c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
 			c.fc.gate.state.Store(flowOver)
 			c.watchFlow()
 		}
 	case flowStalled:
 		if c.accepted(p) != c.fc.lastAcc { // it reads again
 			if p > c.srv.flowHigh() {
-				c.fc.lastAcc, c.fc.lastProg = c.accepted(p), time.Now()
+				c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
 				c.fc.gate.state.Store(flowOver)
 				c.watchFlow()
 			} else {
@@ -151,7 +157,7 @@ func (c *client) watchFlow() {
 	if c.lp != nil && !c.fc.watched {
 		c.fc.watched = true
 		c.lp.congested = append(c.lp.congested, c)
-		c.lp.armRecheck()
+		c.lp.armRecheck(c.fc.next)
 	}
 }
 
@@ -168,9 +174,15 @@ func (c *client) flowProgress(now time.Time) bool {
 		return false
 	}
 	if acc := c.accepted(p); acc != c.fc.lastAcc {
+		// Expect the low-water mark at the rate seen since the last progress.
+		c.fc.next = flowRecheckMax
+		if dt := now.Sub(c.fc.lastProg); dt > 0 {
+			c.fc.next = time.Duration(float64(dt) * float64(p-c.srv.flowLow()) / float64(acc-c.fc.lastAcc))
+		}
 		c.fc.lastAcc, c.fc.lastProg = acc, now
 		return true
 	}
+	c.fc.next = flowRecheckMax
 	if now.Sub(c.fc.lastProg) >= stallWindow {
 		c.srv.Debugf("client %d: stalled with %d bytes pending; publishers no longer wait for it", c.id, p)
 		c.fc.gate.open(flowStalled)
@@ -252,19 +264,21 @@ func (c *client) releaseFlow() {
 	}
 }
 
-// armRecheck schedules a re-check of the loop's congested clients.
-func (lp *evLoop) armRecheck() {
+// armRecheck schedules a re-check of the loop's congested clients in d
+// (bounded), unless one is already due.
+func (lp *evLoop) armRecheck(d time.Duration) {
 	if lp.recheckArmed {
 		return
 	}
 	lp.recheckArmed = true
+	d = min(max(d, flowRecheckMin), flowRecheckMax)
 	if lp.recheckTimer == nil {
-		lp.recheckTimer = time.AfterFunc(flowRecheck, func() {
+		lp.recheckTimer = time.AfterFunc(d, func() {
 			_ = lp.el.Execute(context.Background(), lp.recheckTask) // fails only once the engine stops
 		})
 		return
 	}
-	lp.recheckTimer.Reset(flowRecheck)
+	lp.recheckTimer.Reset(d)
 }
 
 // recheck runs on the loop: re-checks every congested client.
@@ -275,9 +289,11 @@ func (lp *evLoop) recheck() {
 	}
 	now := time.Now()
 	keep := lp.congested[:0]
+	next := flowRecheckMax
 	for _, c := range lp.congested {
 		if c.flowProgress(now) {
 			keep = append(keep, c)
+			next = min(next, c.fc.next)
 		} else {
 			c.fc.watched = false
 		}
@@ -285,7 +301,7 @@ func (lp *evLoop) recheck() {
 	clear(lp.congested[len(keep):])
 	lp.congested = keep
 	if len(keep) > 0 {
-		lp.armRecheck()
+		lp.armRecheck(next)
 	}
 }
 

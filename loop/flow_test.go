@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -261,5 +263,52 @@ func TestStalledSubscriberWriteDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectSlowConsumerCut(t, s, stalled)
+	})
+}
+
+// TestMeasureFlowMemory (EVNATS_MEASURE=1) reports the heap while a nats.go
+// publisher streams 16 KiB messages into a subscriber that reads at about
+// 200 MB/s: with flow control the publisher's input waits in the kernel and
+// the subscriber's pending output stays near the high-water mark.
+func TestMeasureFlowMemory(t *testing.T) {
+	if os.Getenv("EVNATS_MEASURE") == "" {
+		t.Skip("set EVNATS_MEASURE=1")
+	}
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startServer(t, o)
+		const n, size = 20000, 16 << 10
+		got := throttledSub(t, s, size)
+		pub := connect(t, s)
+		var peak atomic.Uint64
+		stop := make(chan struct{})
+		go func() {
+			var ms runtime.MemStats
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}()
+		payload := make([]byte, size)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = pub.FlushTimeout(60 * time.Second)
+		for got.Load() < n && s.SlowConsumers() == 0 && time.Since(start) < 60*time.Second {
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(stop)
+		el := time.Since(start)
+		t.Logf("%d x %d B: delivered %d in %v (%.0f MB/s), slow consumers %d, peak heap in use %d MiB",
+			n, size, got.Load(), el.Round(time.Millisecond), float64(got.Load())*size/el.Seconds()/1e6, s.SlowConsumers(), peak.Load()>>20)
 	})
 }

@@ -201,9 +201,10 @@ func (g *goConn) closing() bool {
 	return g.c.closing
 }
 
-// goWriteChunks bounds one writev (about 450 KiB): the writer reports
-// progress between writes, which flow control's stall rule watches.
-const goWriteChunks = 8
+// goWriteChunks bounds one writev (at most 68 KiB): the writer reports
+// progress between writes, which flow control's stall rule watches, so a
+// subscriber is taken for stalled only below ~0.7 MB/s (68 KiB per 100 ms).
+const goWriteChunks = 2
 
 // writeLoop writes whatever is pending with one writev per wakeup.
 func (g *goConn) writeLoop() {

@@ -90,10 +90,10 @@ func (g *flowGate) open(state int32) {
 // publisher. Owned as the client's "out" fields are, except where noted.
 type flowState struct {
 	gate     flowGate
-	lastAcc  int       // bytes accepted by the socket at the last progress
-	lastProg time.Time // when accepted bytes last grew
+	lastAcc  int           // bytes accepted by the socket at the last progress
+	lastProg time.Time     // when accepted bytes last grew
 	next     time.Duration // gnet: when to re-check a closed gate
-	watched  bool      // on its loop's congested list (gnet)
+	watched  bool          // on its loop's congested list (gnet)
 
 	// As a publisher; owned by the client's reader (its loop, or reader
 	// goroutine).

@@ -55,6 +55,7 @@ var (
 	ErrMaxPayload     = protoErr("Maximum Payload Violation")
 	ErrBadPayloadEnd  = protoErr("Message Payload Size Mismatch: expected CRLF after payload")
 	ErrHeldInput      = protoErr("Maximum Pending Input Exceeded: too much sent before CONNECT was verified")
+	ErrAuthViolation  = protoErr("Authorization Violation")
 )
 
 // ErrSuspend, returned by a Handler, pauses the parser after the current
@@ -79,6 +80,11 @@ type Parser struct {
 	// MaxControlLine and MaxPayload bound what a client may send.
 	MaxControlLine int
 	MaxPayload     int
+	// ConnectFirst refuses, at its first byte, any operation other than
+	// CONNECT (ErrAuthViolation): set while a server that requires auth
+	// waits for CONNECT, so that an unauthenticated client cannot make it
+	// buffer a payload. The handler clears it once CONNECT is accepted.
+	ConnectFirst bool
 
 	h     Handler
 	state state
@@ -99,9 +105,21 @@ type Parser struct {
 	held      []byte // input received while suspended
 }
 
+// HeldBeforeConnect bounds what a parser holds while the CONNECT that
+// suspended it is verified and ConnectFirst is still set: a client not yet
+// authenticated may pipeline a little (SUB, a small PUB, PING), but cannot
+// park a payload in the server per socket while a slow check is pending.
+const HeldBeforeConnect = 64 << 10
+
 // HeldLimit is how much input a suspended parser holds: one operation of
-// the largest size a client may send.
-func (p *Parser) HeldLimit() int { return p.MaxPayload + p.MaxControlLine + 4 }
+// the largest size a client may send, or HeldBeforeConnect.
+func (p *Parser) HeldLimit() int {
+	n := p.MaxPayload + p.MaxControlLine + 4
+	if p.ConnectFirst {
+		return min(n, HeldBeforeConnect)
+	}
+	return n
+}
 
 // NewParser returns a parser that reports to h with nats-server's default limits.
 func NewParser(h Handler) *Parser {
@@ -190,6 +208,9 @@ func (p *Parser) parse(buf []byte) error {
 				return err
 			}
 			continue
+		}
+		if p.ConnectFirst && len(p.pending) == 0 && buf[0]&^0x20 != 'C' {
+			return ErrAuthViolation // as nats-server, before reading any further
 		}
 		i := bytes.IndexByte(buf, '\n')
 		if i < 0 {

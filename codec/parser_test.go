@@ -239,4 +239,45 @@ func TestParseSuspend(t *testing.T) {
 	if err := p.Parse([]byte("P")); err != ErrHeldInput {
 		t.Fatalf("Parse past HeldLimit = %v, want ErrHeldInput", err)
 	}
+
+	// Before CONNECT is accepted (auth required), much less.
+	p = NewParser(h)
+	p.ConnectFirst = true
+	if err := p.Parse([]byte("CONNECT {}\r\n")); err != ErrSuspend {
+		t.Fatal(err)
+	}
+	if err := p.Parse(make([]byte, HeldBeforeConnect+1)); err != ErrHeldInput {
+		t.Fatalf("Parse past HeldBeforeConnect = %v, want ErrHeldInput", err)
+	}
+}
+
+// TestParseConnectFirst checks that with ConnectFirst a parser refuses any
+// operation but CONNECT at its first byte, holding none of its payload, and
+// takes everything once the handler clears it.
+func TestParseConnectFirst(t *testing.T) {
+	for _, in := range []string{"P", "PUB x 1048576\r\n", "PING\r\n", "\r\n", "sub x 1\r\n", "HPUB"} {
+		p := NewParser(&recorder{})
+		p.ConnectFirst = true
+		if err := p.Parse([]byte(in)); err != ErrAuthViolation {
+			t.Fatalf("%q: got %v, want ErrAuthViolation", in, err)
+		}
+		if p.Buffered() != 0 {
+			t.Fatalf("%q: %d bytes buffered", in, p.Buffered())
+		}
+	}
+	r := &recorder{}
+	p := NewParser(r)
+	p.ConnectFirst = true
+	for _, b := range []byte("conn") { // split: only the first byte of an op is checked
+		if err := p.Parse([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Parse([]byte("ect {}\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.ConnectFirst = false // what the handler does on an accepted CONNECT
+	if err := p.Parse([]byte("PING\r\n")); err != nil || len(r.ops) != 2 {
+		t.Fatalf("err %v, ops %q", err, r.ops)
+	}
 }

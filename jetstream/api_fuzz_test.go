@@ -190,6 +190,9 @@ func FuzzJetStreamAPI(f *testing.F) {
 		{9, "S", "", `{"seq":0}`, 0},
 		{18, "S", "", `{"seq":-1}`, 0},
 		{5, "S", "", `{"filter":"s.>","keep":18446744073709551615}`, 0},
+		{5, "S", "", `{"seq":18446744073709551615}`, 0},
+		{19, "s.a", "", `x`, 0},
+		{19, "s.a", "", `x`, 0},
 		{14, "S", "D", ``, 0},
 		{4, "S", "", ``, 0},
 		// Valid shapes, hostile numbers: %n is the input's n.

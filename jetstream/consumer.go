@@ -232,14 +232,20 @@ func (c *consumer) start() {
 	case "by_start_sequence":
 		c.next = max(c.cfg.OptStartSeq, state.FirstSeq)
 	case "by_start_time":
-		for q := state.FirstSeq; q <= state.LastSeq; q++ {
-			if m, err := c.st.store.Load(q); err == nil && !time.Unix(0, m.Time).Before(*c.cfg.OptStartTime) {
-				c.next = q
+		c.next = state.LastSeq + 1
+		for q := state.FirstSeq; ; { // over stored messages, not over the sequences
+			m, err := c.st.store.LoadNext("", q)
+			if err != nil {
 				break
 			}
-			c.next = q + 1
+			if !time.Unix(0, m.Time).Before(*c.cfg.OptStartTime) {
+				c.next = m.Seq
+				break
+			}
+			q = m.Seq + 1
 		}
 	}
+	c.next = max(c.next, 1) // "last" on an empty stream: LastSeq is 0
 	c.ackFloor = SequenceInfo{Stream: c.next - 1}
 	if len(c.pre) > 0 {
 		c.ackFloor.Stream = c.pre[0] - 1
@@ -458,6 +464,39 @@ func (c *consumer) isQueued(seq uint64) bool {
 	return false
 }
 
+// parseAckSubject returns the stream sequence of an ack subject
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, the
+// only form c hands out; ok is false for anything else (a forged or mangled
+// subject). It does not allocate.
+func parseAckSubject(subject string, c *consumer) (sseq uint64, ok bool) {
+	rest, found := strings.CutPrefix(subject, "$JS.ACK.")
+	if !found {
+		return 0, false
+	}
+	for _, want := range [2]string{c.st.cfg.Name, c.name} {
+		tok, tail, more := strings.Cut(rest, ".")
+		if !more || tok != want {
+			return 0, false
+		}
+		rest = tail
+	}
+	for i := 0; i < 5; i++ {
+		tok, tail, more := strings.Cut(rest, ".")
+		if more == (i == 4) || tok == "" || len(tok) > 20 {
+			return 0, false // not exactly five numeric tokens
+		}
+		n, err := strconv.ParseUint(tok, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		if i == 1 {
+			sseq = n
+		}
+		rest = tail
+	}
+	return sseq, sseq != 0
+}
+
 // ack applies one ack body for the message with stream sequence sseq;
 // confirmed (may be nil) runs once the ack is durable, for double acks.
 func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
@@ -466,9 +505,11 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 	p := c.pending[sseq]
 	switch kind {
 	case "", "+ACK", "+NXT", "+TERM":
-		c.applyAck(sseq)
-		c.logAck(sseq, confirmed)
-		confirmed = nil
+		if p != nil || (c.cfg.AckPolicy == "all" && sseq < c.next && len(c.pending) > 0) {
+			c.applyAck(sseq)
+			c.logAck(sseq, confirmed)
+			confirmed = nil
+		}
 	case "-NAK":
 		if p != nil {
 			delay := time.Duration(0)
@@ -511,8 +552,13 @@ func (c *consumer) applyAck(sseq uint64) {
 
 // settle forgets an acknowledged (or terminated) delivery. On a work-queue
 // stream the message is done with; on an interest stream it is once every
-// interested consumer has settled it.
+// interested consumer has settled it. A sequence that is not pending (never
+// delivered to this consumer, or settled already) changes nothing: acks are
+// plain subjects any client can publish to.
 func (c *consumer) settle(sseq uint64) {
+	if _, ok := c.pending[sseq]; !ok {
+		return
+	}
 	delete(c.pending, sseq)
 	if c.st.recovering {
 		return // replaying a log: the stream already reflects these acks
@@ -541,6 +587,9 @@ func (c *consumer) done(seq uint64) bool {
 	return seq < c.next
 }
 
+// floorWalk bounds advanceAckFloor's step-by-step walk.
+const floorWalk = 1024
+
 // advanceAckFloor moves the floor up to just below the oldest pending.
 func (c *consumer) advanceAckFloor() {
 	if c.cfg.AckPolicy == "none" {
@@ -554,8 +603,13 @@ func (c *consumer) advanceAckFloor() {
 		// The floor sits below every pending sequence, so the oldest is the
 		// first pending one above it: usually the next sequence, and the
 		// floor only moves up, so this costs O(1) amortized per ack where
-		// the scan below costs O(pending).
-		for seq := c.ackFloor.Stream + 1; seq < c.next; seq++ {
+		// the scan below costs O(pending). The walk is capped: across a far
+		// purge the gap may span most of the sequence space.
+		limit := c.next
+		if room := c.next - c.ackFloor.Stream; room > floorWalk {
+			limit = c.ackFloor.Stream + floorWalk
+		}
+		for seq := c.ackFloor.Stream + 1; seq < limit; seq++ {
 			if p, ok := c.pending[seq]; ok {
 				c.ackFloor = SequenceInfo{Consumer: p.dseq - 1, Stream: seq - 1}
 				return

@@ -122,6 +122,9 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	if e := normalizeConsumer(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
+	if e := deliverCycle(st.cfg.Subjects, cfg.DeliverSubject); e != nil {
+		return m.fail(typ, e)
+	}
 	cname := cfg.Durable
 	if cname == "" {
 		cname = cfg.Name

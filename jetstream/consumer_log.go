@@ -128,6 +128,7 @@ func (c *consumer) replay(now time.Time) {
 	for _, p := range c.pending {
 		p.deadline = now.Add(c.ackWait(p.deliveries)) // unacked: redelivered after ack wait
 	}
+	c.next = max(c.next, 1) // a damaged snapshot may say 0
 	c.advanceAckFloor()
 	c.snapshot()
 }

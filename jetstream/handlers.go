@@ -157,6 +157,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if cfg.Storage != existing.cfg.Storage {
 			return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration update can not change storage type"))
 		}
+		if e := updateFormsCycle(existing, &cfg); e != nil {
+			return m.fail(typ, e)
+		}
 		existing.cfg = cfg
 		if err := m.saveMeta(existing); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))

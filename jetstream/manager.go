@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -285,13 +283,9 @@ func (m *Manager) handleAck(r *request) {
 	if c.st.consumers[c.name] != c {
 		return
 	}
-	toks := strings.Split(r.subject, ".")
-	if len(toks) < 9 {
-		return
-	}
-	sseq, err := strconv.ParseUint(toks[5], 10, 64)
-	if err != nil {
-		return
+	sseq, ok := parseAckSubject(r.subject, c)
+	if !ok {
+		return // not an ack subject this consumer hands out: ignored, unlogged
 	}
 	if body := bytes.TrimSpace(r.data); !c.push() && r.reply != "" && bytes.HasPrefix(body, []byte("+NXT")) {
 		// +NXT acks and asks for more: its reply subject is a pull

@@ -332,6 +332,9 @@ func normalize(cfg *StreamConfig) *APIError {
 			return newErr(errStreamConfig, "err", "invalid subject: "+s)
 		}
 	}
+	if e := captureRules(cfg); e != nil {
+		return e
+	}
 	defaults := []struct {
 		v   *string
 		def string

@@ -149,7 +149,15 @@ type permissions struct {
 	pubCache map[string]bool
 }
 
-const maxPermCache = 1024
+// A connection's publish decisions are cached: at most maxPermCache entries
+// (as nats-server), permCachePrune of them dropped when full, and none for a
+// subject longer than maxPermCacheSubject, so that a client cycling through
+// long unique subjects pins a few tens of KB, not megabytes.
+const (
+	maxPermCache        = 128
+	permCachePrune      = 32
+	maxPermCacheSubject = 256
+)
 
 func newPermissions(p *Permissions) *permissions {
 	return &permissions{pub: p.Publish, sub: p.Subscribe, pubCache: make(map[string]bool)}
@@ -165,8 +173,17 @@ func (p *permissions) canPublish(subject []byte) bool {
 		return ok
 	}
 	ok := allowed(p.pub, string(subject), "")
+	if len(subject) > maxPermCacheSubject {
+		return ok
+	}
 	if len(p.pubCache) >= maxPermCache {
-		clear(p.pubCache)
+		n := 0
+		for k := range p.pubCache { // map order: an arbitrary few
+			delete(p.pubCache, k)
+			if n++; n == permCachePrune {
+				break
+			}
+		}
 	}
 	p.pubCache[string(subject)] = ok
 	return ok

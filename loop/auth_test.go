@@ -47,6 +47,31 @@ func TestAuthRequiresConnectFirst(t *testing.T) {
 	})
 }
 
+// TestAuthRefusesOpsBeforeConnect: with auth required, as nats-server,
+// any operation but CONNECT is refused at its first byte, so an
+// unauthenticated socket cannot make the server buffer a payload; PING too.
+// Without auth, operations before CONNECT are served (the auth timeout
+// bounds how long).
+func TestAuthRefusesOpsBeforeConnect(t *testing.T) {
+	eachTransport(t, loop.Options{Users: []*loop.User{{Username: "u", Password: "p"}}}, func(t *testing.T, s *loop.Server) {
+		for _, in := range []string{"PUB x 1048576\r\n" + strings.Repeat("x", 4096), "P", "PING\r\n", "\r\n"} {
+			rc := dialRaw(t, s)
+			rc.send("%s", in) // the payload never completes: the reply cannot wait for it
+			rc.expect("-ERR 'Authorization Violation'")
+			rc.expectClosed()
+		}
+		rc := dialRaw(t, s)
+		rc.send("CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\nPUB x 2\r\nhi\r\nPING\r\n")
+		rc.expect("PONG")
+	})
+	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
+		rc := dialRaw(t, s)
+		rc.send("PUB x 2\r\nhi\r\nPING\r\n")
+		rc.expect("+OK")
+		rc.expect("PONG")
+	})
+}
+
 func TestAuthTimeout(t *testing.T) {
 	eachTransport(t, loop.Options{Token: "t", AuthTimeout: 200 * time.Millisecond}, func(t *testing.T, s *loop.Server) {
 		rc := dialRaw(t, s)

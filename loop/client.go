@@ -133,6 +133,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	c.fc.gate.owner = c
 	c.parser.MaxControlLine = s.opts.MaxControlLine
 	c.parser.MaxPayload = s.opts.MaxPayload
+	c.parser.ConnectFirst = s.authCfg.required
 	c.parser.Reset(c)
 	s.numConns.Add(1)
 	s.totalConns.Add(1)
@@ -184,6 +185,15 @@ func (c *client) sendOK() {
 	}
 }
 
+// okLocked is sendOK for a caller that holds outLock: sendProto would take
+// it again, and on the goroutine transport outLock is a plain mutex.
+func (c *client) okLocked() {
+	if c.opts.Verbose && !c.closed {
+		c.out.write(codec.OKLine)
+		c.t.flushSoon()
+	}
+}
+
 // closeWithErr sends -ERR msg (when not empty) and closes the connection
 // once what is queued has been written. Called in the client's own context.
 func (c *client) closeWithErr(msg string) {
@@ -213,6 +223,9 @@ func (c *client) parsed(err error) bool {
 	switch {
 	case err == nil || err == codec.ErrSuspend:
 		return true
+	case err == codec.ErrAuthViolation: // an operation before CONNECT
+		c.srv.Noticef("client %d (%s): authorization violation", c.id, c.ip)
+		c.closeWithErr(err.Error())
 	case codec.IsProtocolError(err):
 		c.srv.Debugf("client %d: protocol error: %v", c.id, err)
 		c.closeWithErr(err.Error())
@@ -278,6 +291,7 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		return errClose{}
 	}
 	c.setUser(o.User, u)
+	c.parser.ConnectFirst = false
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
 	c.opts = *o
 	c.t.outUnlock()
@@ -388,7 +402,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	}
 	if _, dup := c.subs[string(sid)]; dup {
 		// nats-server ignores a repeated sid; so do we.
-		c.sendOK()
+		c.okLocked()
 		return nil
 	}
 	if max := c.srv.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
@@ -402,10 +416,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	s.SID = append([]byte(nil), sid...)
 	s.deny = c.perms.deliveryDeny(subj, s.Queue)
 	c.addSub(s)
-	if c.opts.Verbose {
-		c.out.write(codec.OKLine)
-		c.t.flushSoon()
-	}
+	c.okLocked()
 	return nil
 }
 
@@ -425,10 +436,7 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 			c.removeSub(s)
 		}
 	}
-	if c.opts.Verbose {
-		c.out.write(codec.OKLine)
-		c.t.flushSoon()
-	}
+	c.okLocked()
 	c.t.outUnlock()
 	return nil
 }

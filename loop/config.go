@@ -127,7 +127,17 @@ func parseJetStream(o *Options, v any) error {
 	return fmt.Errorf("want enabled, true/false or a block")
 }
 
-// parseMQTT accepts an mqtt block with host, port or listen.
+// nonNegative reads a count or size that may not be negative.
+func nonNegative(v any) (int, error) {
+	n, err := integer(v)
+	if err == nil && n < 0 {
+		err = fmt.Errorf("may not be negative: %d", n)
+	}
+	return n, err
+}
+
+// parseMQTT accepts an mqtt block with host, port or listen, and the
+// per-session limits max_session_queue_msgs and max_session_queue_bytes.
 func parseMQTT(o *Options, v any) error {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -142,6 +152,10 @@ func parseMQTT(o *Options, v any) error {
 			o.MQTTPort, err = integer(v)
 		case "listen":
 			err = parseListen(v, &o.MQTTHost, &o.MQTTPort)
+		case "max_session_queue_msgs":
+			o.MQTTMaxSessionQueueMsgs, err = nonNegative(v)
+		case "max_session_queue_bytes":
+			o.MQTTMaxSessionQueueBytes, err = nonNegative(v)
 		default:
 			err = fmt.Errorf("unsupported key %q", k)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +133,65 @@ func TestLargeMQTTPublishReleasesMemory(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// TestLongSubjectCachesBounded: per-connection caches (publish permission
+// decisions; on the goroutine transport, the match cache) keep neither
+// many entries nor long subjects. Each of permConns clients publishes 1023
+// unique ~4000-byte subjects; the issue measured 726 MB RSS for 100 clients
+// when every decision was kept (nats-server: 80 MB).
+func TestLongSubjectCachesBounded(t *testing.T) {
+	const permConns, perConn = 20, 1023
+	pad := strings.Repeat("x", 3990)
+	o := loop.Options{Users: []*loop.User{{Username: "u", Password: "p", Permissions: &loop.Permissions{
+		Publish: &loop.SubjectPermission{Allow: []string{"pub.>"}, Deny: []string{"pub.secret"}}}}}}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		base := heapAfterGC()
+		var wg sync.WaitGroup
+		errs := make(chan error, permConns)
+		for i := range permConns {
+			nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+				w := bufio.NewWriterSize(nc, 64<<10)
+				fmt.Fprintf(w, "CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\n")
+				for j := range perConn {
+					fmt.Fprintf(w, "PUB pub.%d.%d.%s 0\r\n\r\n", i, j, pad)
+				}
+				fmt.Fprintf(w, "PING\r\n")
+				if err := w.Flush(); err != nil {
+					errs <- err
+					return
+				}
+				r := bufio.NewReaderSize(nc, 512)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						errs <- err
+						return
+					}
+					if line == "PONG\r\n" {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		held := int64(heapAfterGC()) - int64(base)
+		t.Logf("%d clients x %d long subjects: heap +%d KB", permConns, perConn, held>>10)
+		if held > 16<<20 { // every subject kept would be over 80 MB
+			t.Fatalf("server holds %d MB of cached subjects for %d clients", held>>20, permConns)
+		}
 	})
 }

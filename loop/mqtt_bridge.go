@@ -2,8 +2,11 @@ package loop
 
 import (
 	"bytes"
+	"cmp"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/evnats/evnats/mqtt"
 	"github.com/evnats/evnats/router"
@@ -24,6 +27,11 @@ type mqttBridge struct {
 	mu     sync.Mutex
 	holds  map[string]*mqttHold
 	closed bool // the persister is closed: housekeeping saves no more
+
+	// dropped counts messages discarded because a session was full;
+	// dropLogged is when that was last logged (unix nanoseconds), so a
+	// flood logs a line a second, not a line a message.
+	dropped, dropLogged atomic.Int64
 }
 
 // mqttHold is a session and the connection holding it (nil while offline).
@@ -61,7 +69,16 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
-		h := &mqttHold{sess: sess, offline: offlineSubs(sess, nil)}
+		var perms *permissions // the owner's, when users authenticate
+		if u := s.authCfg.users[sess.Owner()]; u != nil && u.perms != nil {
+			perms = newPermissions(u.perms)
+			b.prune(sess, perms) // permissions may have changed since
+		}
+		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
+			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
+				sess.ID, msgs, bytes)
+		}
+		h := &mqttHold{sess: sess, offline: b.offlineSubs(sess, perms)}
 		b.holds[sess.ID] = h
 		s.sl.Replace(nil, h.offline)
 	}
@@ -71,15 +88,46 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	return b, nil
 }
 
-// journal makes a persistent session record each message queued for its
-// absent client as it arrives, so a crash before the next snapshot loses
-// none (the snapshot at disconnect and the one a second later cover the rest).
+// journal sets a persistent session's limits and, with a store directory,
+// makes it record each message it queues as it arrives and remove the
+// record once the message is acknowledged.
 func (b *mqttBridge) journal(sess *mqtt.Session) {
-	sess.SetJournal(func(m *mqtt.Msg) {
-		if err := b.persist.JournalQueued(sess.ID, m); err != nil {
+	sess.SetLimits(b.maxMsgs(), b.maxBytes())
+	if !b.persist.Durable() {
+		return
+	}
+	sess.SetJournal(func(m *mqtt.Msg) uint64 {
+		seq, err := b.persist.JournalQueued(sess.ID, m)
+		if err != nil {
 			b.srv.Errorf("MQTT: journaling a message for session %q: %v", sess.ID, err)
 		}
+		return seq
+	}, func(seq uint64) {
+		if err := b.persist.ForgetQueued(seq); err != nil {
+			b.srv.Errorf("MQTT: removing a delivered message of session %q: %v", sess.ID, err)
+		}
 	})
+}
+
+func (b *mqttBridge) maxMsgs() int {
+	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueMsgs, mqtt.DefaultMaxQueueMsgs)
+}
+func (b *mqttBridge) maxBytes() int {
+	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueBytes, mqtt.DefaultMaxQueueBytes)
+}
+
+// full counts a message discarded because sess was full and logs it, at
+// most once a second for the whole server.
+func (b *mqttBridge) full(sess *mqtt.Session) {
+	n := b.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := b.dropLogged.Load()
+	if now-last < int64(time.Second) || !b.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	msgs, bytes := sess.Held()
+	b.srv.Noticef("MQTT session %q is full (%d messages, %d bytes; limits %d and %d): discarding new messages (%d so far)",
+		sess.ID, msgs, bytes, b.maxMsgs(), b.maxBytes(), n)
 }
 
 // routed is what stands for h in the sublist now. Caller holds mu, which
@@ -95,32 +143,42 @@ func (h *mqttHold) routed() []*router.Subscription {
 // still holds it (which is then closed), and reports whether a session was
 // present. c's subscriptions replace the previous holder's (or the offline
 // ones) in one step; what was already routed to the previous holder goes
-// into the session's queue (see mqttConn.deliver).
-func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bool) {
+// into the session's queue (see mqttConn.deliver). It reports ok false,
+// touching nothing, when the session belongs to another user.
+func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Session, present, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[id]
+	if h != nil && !b.mayHold(c, h.sess) {
+		return nil, false, false
+	}
 	var old *client
 	if h != nil && h.owner != nil {
 		old = h.owner
 		old.mq.handedOver.Store(true)
 	}
-	present := h != nil && !clean && !h.sess.Clean
+	present = h != nil && !clean && !h.sess.Clean
 	if !present {
 		if h != nil {
 			b.srv.sl.Replace(h.routed(), nil)
 			if !h.sess.Clean {
-				_ = b.persist.DeleteSession(id)
+				_ = b.persist.DeleteSession(h.sess)
 			}
 		}
 		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
-		if !clean {
+		if clean {
+			h.sess.SetLimits(b.maxMsgs(), b.maxBytes())
+		} else {
 			b.journal(h.sess)
 		}
 		b.holds[id] = h
 	}
 	c.mq.sess = h.sess
+	if c.user != "" {
+		h.sess.SetOwner(c.user) // claims a session no user owned yet
+	}
 	if present {
+		b.prune(h.sess, c.perms)
 		for filter, qos := range h.sess.Subs() {
 			c.mq.addFilter(filter, qos)
 		}
@@ -132,7 +190,46 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (*mqtt.Session, bo
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
 		old.t.kick()
 	}
-	return h.sess, present
+	return h.sess, present, true
+}
+
+// mayHold reports whether c may resume or replace sess: a session belongs
+// to the user that created it when users authenticate (with auth off, or a
+// single user or token, every client is the same principal). A session
+// with no owner recorded (older snapshots) goes to the first user.
+func (b *mqttBridge) mayHold(c *client, sess *mqtt.Session) bool {
+	if b.srv.authCfg.users == nil {
+		return true
+	}
+	owner := sess.Owner()
+	return owner == "" || owner == c.user
+}
+
+// prune drops what p no longer allows from sess: filters it may not
+// subscribe, messages on subjects it may not receive.
+func (b *mqttBridge) prune(sess *mqtt.Session, p *permissions) {
+	if p == nil || p.sub == nil {
+		return // nothing is refused
+	}
+	filters, msgs := sess.Prune(func(filter string) bool {
+		subjects, err := mqtt.FilterSubjects(filter)
+		if err != nil {
+			return false
+		}
+		for _, subj := range subjects {
+			if !p.canSubscribe(subj, "") {
+				return false
+			}
+		}
+		return true
+	}, func(topic string) bool {
+		subject, err := mqtt.TopicToSubject(topic, false)
+		return err == nil && p.canSubscribe(subject, "")
+	})
+	if len(filters)+msgs > 0 {
+		b.srv.Noticef("MQTT session %q: permissions of %q no longer allow filters %q; dropped them and %d kept messages",
+			sess.ID, sess.Owner(), filters, msgs)
+	}
 }
 
 // subscribe gives c's session filter at qos, replacing the filter's earlier
@@ -184,7 +281,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 		delete(b.holds, sess.ID)
 		return true
 	}
-	h.offline = offlineSubs(sess, c.perms)
+	h.offline = b.offlineSubs(sess, c.perms)
 	b.srv.sl.Replace(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
@@ -196,7 +293,7 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 // that queue what is published while its client is away. perms (nil when
 // none) are the session's user's: the queue gets no message that user's
 // subscribe deny entries filter out of a live subscription.
-func offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
+func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
 	var subs []*router.Subscription
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
@@ -219,7 +316,9 @@ func offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription 
 				if hdrLen > 0 {
 					msg = msg[hdrLen:]
 				}
-				sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q)
+				if !sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q) {
+					b.full(sess)
+				}
 			})
 			sub.Owner.(*subscription).deny = perms.deliveryDeny(subject, "")
 			subs = append(subs, sub)
@@ -243,6 +342,7 @@ func (b *mqttBridge) saveDirty(force bool) {
 		}
 	}
 	b.mu.Unlock()
+	b.persist.CompactQueued(sessions)
 	for _, sess := range sessions {
 		if err := b.persist.SaveSession(sess, force); err != nil {
 			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)

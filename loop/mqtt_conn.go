@@ -144,7 +144,10 @@ func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	c.opts.Headers = true // deliveries carry the Nmqtt-Pub header through the router
 	c.opts.Name = id
 	c.t.outUnlock()
-	sess, present := m.b.attach(c, id, cn.CleanSession) // sets m.sess
+	sess, present, ok := m.b.attach(c, id, cn.CleanSession) // sets m.sess
+	if !ok {
+		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")
+	}
 	c.connected.Store(true)
 	if c.srv.opts.Trace {
 		c.tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)
@@ -196,8 +199,8 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 	if m.handedOver.Load() {
 		// Matched while this connection held the session; the session's
 		// subscriptions have moved on since. Keep it for the session.
-		if qos > 0 && !m.sess.Clean {
-			m.sess.Enqueue(m.topicOf(subject), bytes.Clone(msg), qos)
+		if qos > 0 && !m.sess.Clean && !m.sess.Enqueue(m.topicOf(subject), bytes.Clone(msg), qos) {
+			m.b.full(m.sess)
 		}
 		return
 	}
@@ -207,10 +210,13 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 	topic := m.topicOf(subject)
 	if qos == 0 {
 		m.writePublish(topic, msg, 0, false, false, 0)
-	} else if pm := m.sess.Send(topic, bytes.Clone(msg), qos); pm != nil {
+	} else if pm, dropped := m.sess.Send(topic, bytes.Clone(msg), qos); pm != nil {
 		m.writePublish(topic, msg, qos, false, false, pm.ID)
 	} else {
-		return // queued behind a full inflight window
+		if dropped {
+			m.b.full(m.sess)
+		}
+		return // queued behind a full inflight window, or discarded
 	}
 	c.afterDeliver()
 }
@@ -391,7 +397,7 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 		qos := min(grantedQoS[i], r.QoS)
 		if qos == 0 {
 			m.writePublish(r.Topic, r.Payload, 0, true, false, 0)
-		} else if pm := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
+		} else if pm, _ := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
 			m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
 		}
 	}

@@ -77,6 +77,12 @@ type Options struct {
 	// JetStream is on, in memory otherwise.
 	MQTTHost string
 	MQTTPort int
+	// MQTTMaxSessionQueueMsgs and MQTTMaxSessionQueueBytes bound what each
+	// session holds for its client, inflight and queued (0: 100,000
+	// messages and 64 MiB; negative is an error); past them new QoS 1/2
+	// messages for it are discarded, still acknowledged to publishers.
+	MQTTMaxSessionQueueMsgs  int
+	MQTTMaxSessionQueueBytes int
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error

@@ -5,10 +5,13 @@ import (
 )
 
 // fakeTransport stands in for a socket so that a client session can be
-// driven directly with arbitrary bytes.
+// driven directly with arbitrary bytes. Its outLock is checked like the
+// goroutine transport's mutex: taking it while held (a handler that holds it
+// calling sendProto, closeWithErr, run) panics instead of deadlocking.
 type fakeTransport struct {
 	c      *client
 	closed bool
+	locked bool
 }
 
 func (f *fakeTransport) flushSoon() {
@@ -18,11 +21,25 @@ func (f *fakeTransport) flushSoon() {
 	}
 }
 func (f *fakeTransport) pendingOut() int { return 0 }
-func (f *fakeTransport) closeConn()      { f.c.closing = true; f.closed = true }
-func (f *fakeTransport) outLock()        {}
-func (f *fakeTransport) outUnlock()      {}
-func (f *fakeTransport) kick()           {}
-func (f *fakeTransport) run(fn func())   { fn() }
+func (f *fakeTransport) closeConn() {
+	f.outLock() // goConn.closeConn takes the mutex
+	f.c.closing = true
+	f.closed = true
+	f.outUnlock()
+}
+func (f *fakeTransport) outLock() {
+	if f.locked {
+		panic("outLock taken while held: the goroutine transport would deadlock")
+	}
+	f.locked = true
+}
+func (f *fakeTransport) outUnlock() { f.locked = false }
+func (f *fakeTransport) kick()      { f.closeConn() }
+func (f *fakeTransport) run(fn func()) {
+	f.outLock()
+	defer f.outUnlock()
+	fn()
+}
 
 // newFakeClient returns a client of s driven directly, without a socket.
 func newFakeClient(s *Server) (*client, *fakeTransport) {
@@ -56,22 +73,29 @@ func FuzzClientSession(f *testing.F) {
 	f.Add([]byte("CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nSUB foo..bar 1\r\nSUB > 2\r\nPUB \xff 3\r\nabc\r\nUNSUB 2\r\n"))
 	f.Add([]byte("CONNECT {bad\r\n"))
 	f.Add([]byte("PUB foo 99999999\r\n"))
+	// Replies made while outLock is held (verbose +OK, errors), which once
+	// deadlocked the goroutine transport.
+	f.Add([]byte("CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":true}\r\nSUB foo 1\r\nSUB foo 1\r\nUNSUB 1\r\nUNSUB 9\r\nPUB b 0\r\n\r\nPUB a..b 0\r\n\r\n"))
+	f.Add([]byte("SUB foo 1\r\nSUB foo 1\r\nSUB foo 2\r\nUNSUB 1\r\nPING\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := New(Options{IO: IOGoroutine, Loops: 1, MaxPayload: 1024, MaxSubscriptions: 8,
-			Users: []*User{{Username: "u", Password: "p", Permissions: &Permissions{
-				Publish: &SubjectPermission{Allow: []string{"a.>"}}}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, ft := newFakeClient(s)
-		for len(data) > 0 && !ft.closed {
-			n := min(len(data), 7)
-			c.onRead(data[:n])
-			data = data[n:]
-		}
-		c.cleanup()
-		if n := s.sl.Count(); n != 0 {
-			t.Fatalf("%d subscriptions left after close", n)
+		// With users (CONNECT first, publish permissions) and without auth
+		// (operations before CONNECT, verbose by default).
+		for _, users := range [][]*User{{{Username: "u", Password: "p", Permissions: &Permissions{
+			Publish: &SubjectPermission{Allow: []string{"a.>"}}}}}, nil} {
+			s, err := New(Options{IO: IOGoroutine, Loops: 1, MaxPayload: 1024, MaxSubscriptions: 8, Users: users})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ft := newFakeClient(s)
+			for in := data; len(in) > 0 && !ft.closed; {
+				n := min(len(in), 7)
+				c.onRead(in[:n])
+				in = in[n:]
+			}
+			c.cleanup()
+			if n := s.sl.Count(); n != 0 {
+				t.Fatalf("%d subscriptions left after close", n)
+			}
 		}
 	})
 }

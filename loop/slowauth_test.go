@@ -3,6 +3,7 @@ package loop_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evnats/evnats/codec"
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -202,6 +205,46 @@ func TestMQTTBcryptConnectPipelined(t *testing.T) {
 		got, err = io.ReadAll(bad)
 		if want := []byte{mcodec.CONNACK << 4, 2, 0, mcodec.RefusedNotAuthorized}; !bytes.Equal(got, want) {
 			t.Fatalf("wrong password: got % x (%v), want CONNACK 5 then close", got, err)
+		}
+	})
+}
+
+// TestBcryptConnectHoldsLittle: while a bcrypt CONNECT is checked, an event
+// loop holds what the client sent after it, but before the client is
+// authenticated only HeldBeforeConnect of it: a socket cannot park a 1 MB
+// payload in the server behind a password that is still being checked (on
+// the goroutine transport the reader waits and the kernel holds it).
+func TestBcryptConnectHoldsLittle(t *testing.T) {
+	hash, _ := bcryptHash(t, "pw", 100*time.Millisecond)
+	big := fmt.Sprintf("PUB x %d\r\n%s", 1<<20, strings.Repeat("x", 2*codec.HeldBeforeConnect))
+	mqttBig := append(mqttConnect("bob", "nope"),
+		mqttPacket(mcodec.PUBLISH<<4, append([]byte{0, 1, 't'}, make([]byte, 2*codec.HeldBeforeConnect)...))...)
+	looptest.Each(t, loop.Options{Users: []*loop.User{{Username: "bob", Password: hash}}, MQTTPort: -1}, func(t *testing.T, o loop.Options) {
+		s := startServer(t, o)
+		rc := dialRaw(t, s)
+		rc.send("CONNECT {\"user\":\"bob\",\"pass\":\"nope\"}\r\n%s", big)
+		want := "-ERR 'Maximum Pending Input Exceeded: too much sent before CONNECT was verified'"
+		if o.IO == loop.IOGoroutine {
+			want = "-ERR 'Authorization Violation'"
+		}
+		rc.expect(want)
+		rc.expectClosed()
+
+		// MQTT: closed at once, without waiting for the check's CONNACK 5.
+		nc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = nc.Write(mqttBig)
+		got, _ := io.ReadAll(nc)
+		wantMQTT := []byte{}
+		if o.IO == loop.IOGoroutine {
+			wantMQTT = []byte{mcodec.CONNACK << 4, 2, 0, mcodec.RefusedNotAuthorized}
+		}
+		if !bytes.Equal(got, wantMQTT) {
+			t.Fatalf("MQTT: got % x, want % x then close", got, wantMQTT)
 		}
 	})
 }

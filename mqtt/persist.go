@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,9 +16,11 @@ import (
 // under a directory (written by their own store.Writer goroutine, so callers
 // never wait for the disk), or memory stores when there is no directory.
 // Each session or retained topic is one record under its own subject; a
-// newer record replaces (removes) the older one. Messages queued for an
-// absent client are journaled one record each in a third store until the
-// session's next snapshot includes them.
+// newer record replaces (removes) the older one. Each message a session
+// queues is one record of its own in a third store, under the session's
+// id, removed when the client acknowledges it (or the session drops it):
+// a snapshot never holds the queue, so what is written is proportional to
+// what is queued, once, and a restart reads only what is still held.
 //
 // Locking rule: mu guards the stores and the maps; callers on any goroutine
 // hold it only while queueing a record.
@@ -28,14 +32,13 @@ type Persister struct {
 	queued   store.Store
 	sessSeq  map[string]uint64
 	retSeq   map[string]uint64
-	qSeqs    map[string][]uint64 // journal records by client id, oldest first
-	writes   atomic.Uint64       // file records queued that a client's ack may wait for
+	writes   atomic.Uint64 // file records queued that a client's ack may wait for
+	appended uint64        // queued records appended since CompactQueued last looked
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
 func OpenPersister(dir string, fs store.FS, sync store.SyncPolicy) (*Persister, error) {
-	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64),
-		qSeqs: make(map[string][]uint64)}
+	p := &Persister{sessSeq: make(map[string]uint64), retSeq: make(map[string]uint64)}
 	if dir == "" {
 		p.sessions, p.retained, p.queued = store.NewMemStore(), store.NewMemStore(), store.NewMemStore()
 		return p, nil
@@ -81,22 +84,48 @@ func (p *Persister) Load() ([]*Session, []*Retained, error) {
 		return nil, nil, err
 	}
 	byID := make(map[string]*Session, len(sessions))
+	inflight := make(map[uint64]*Msg) // journaled inflight messages, by record
 	for _, s := range sessions {
 		byID[s.ID] = s
+		for _, m := range s.inflight {
+			if m.Seq != 0 {
+				inflight[m.Seq] = m
+			}
+		}
 	}
+	restored := make(map[uint64]*Msg) // by record, for records that replace one
 	err = each(p.queued, func(m *store.Msg) error {
 		s := byID[m.Subject]
 		var msg Msg
-		if s == nil || json.Unmarshal(m.Data, &msg) != nil {
+		replaces, err := decodeQueued(m, &msg)
+		if s == nil || err != nil {
 			_, _ = p.queued.Remove(m.Seq) // its session is gone
 			return nil
 		}
-		s.restoreJournaled(&msg)
-		p.qSeqs[s.ID] = append(p.qSeqs[s.ID], m.Seq)
+		if old := restored[replaces]; replaces != 0 && old != nil {
+			// Moved forward (see CompactQueued); the crash came before the
+			// old record's removal was written.
+			_, _ = p.queued.Remove(replaces)
+			delete(restored, replaces)
+			old.Seq, restored[m.Seq] = m.Seq, old
+			return nil
+		}
+		in := inflight[m.Seq]
+		if in == nil && msg.Released {
+			_, _ = p.queued.Remove(m.Seq) // its PUBREL state went with an older snapshot
+			return nil
+		}
+		restored[m.Seq] = s.restoreQueued(in, &msg, m.Seq)
+		delete(inflight, m.Seq)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(inflight) > 0 {
+		for _, s := range sessions {
+			s.dropUnrestored(inflight)
+		}
 	}
 	var retained []*Retained
 	err = each(p.retained, func(m *store.Msg) error {
@@ -151,10 +180,8 @@ func remove(st store.Store, seqs map[string]uint64, key string) error {
 }
 
 // SaveSession stores a snapshot of s when it changed since the last one
-// (or when force is set) and drops the journal records it now includes. It
-// holds the session's lock throughout, as journaling does, so snapshots are
-// stored in the order they were taken and each supersedes exactly the
-// records journaled before it.
+// (or when force is set). It holds the session's lock throughout, as
+// journaling does, so snapshots are stored in the order they were taken.
 func (p *Persister) SaveSession(s *Session, force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,28 +191,138 @@ func (p *Persister) SaveSession(s *Session, force bool) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := replace(p.sessions, p.sessSeq, s.ID, snap); err != nil {
-		return err
-	}
-	for _, seq := range p.qSeqs[s.ID] {
-		_, _ = p.queued.Remove(seq)
-	}
-	delete(p.qSeqs, s.ID)
-	return nil
+	return replace(p.sessions, p.sessSeq, s.ID, snap)
 }
 
-// JournalQueued records one message queued for session id's absent client.
-func (p *Persister) JournalQueued(id string, m *Msg) error {
-	b, _ := json.Marshal(m)
+// Durable reports whether the persister writes files; in memory, sessions
+// journal nothing (a restart loses them anyway).
+func (p *Persister) Durable() bool { return p.writer != nil }
+
+// A queued message's record is the session id as subject, a header and
+// the payload as data: no encoding, no copy beyond the record's. The header
+// is a flags byte (the QoS in its low bits, flagReleased, flagReplaces),
+// with flagReplaces the 8-byte sequence of the record it replaces, then the
+// topic. (Records with no header are the JSON of an earlier version.)
+const (
+	flagReleased = 0x40
+	flagReplaces = 0x80
+)
+
+func encodeQueued(m *Msg, replaces uint64) []byte {
+	flags := m.QoS
+	if m.Released {
+		flags |= flagReleased
+	}
+	hdr := make([]byte, 1, 9+len(m.Topic))
+	if replaces != 0 {
+		flags |= flagReplaces
+		hdr = binary.BigEndian.AppendUint64(hdr, replaces)
+	}
+	hdr[0] = flags
+	return append(hdr, m.Topic...)
+}
+
+func decodeQueued(r *store.Msg, m *Msg) (replaces uint64, err error) {
+	h := r.Hdr
+	if len(h) == 0 {
+		return 0, json.Unmarshal(r.Data, m)
+	}
+	flags := h[0]
+	h = h[1:]
+	if flags&flagReplaces != 0 {
+		if len(h) < 8 {
+			return 0, errors.New("mqtt: short queued message header")
+		}
+		replaces, h = binary.BigEndian.Uint64(h), h[8:]
+	}
+	if flags&3 > 2 {
+		return 0, errors.New("mqtt: queued message with an invalid QoS")
+	}
+	m.QoS, m.Released, m.Topic, m.Payload = flags&3, flags&flagReleased != 0, string(h), r.Data
+	return replaces, nil
+}
+
+// JournalQueued records one message session id queues and returns its
+// record's sequence.
+func (p *Persister) JournalQueued(id string, m *Msg) (uint64, error) {
+	hdr := encodeQueued(m, 0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	seq, err := p.queued.Append(id, nil, b, 0, nil)
+	seq, err := p.queued.Append(id, hdr, m.Payload, 0, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	p.qSeqs[id] = append(p.qSeqs[id], seq)
+	p.appended++
 	p.wrote()
-	return nil
+	return seq, nil
+}
+
+// compactSlack is how far the queued store's sequence span may exceed
+// twice what it holds before CompactQueued moves records; a variable for
+// tests.
+var compactSlack uint64 = 1 << 16
+
+// CompactQueued keeps the queued store's sequence span, which its index and
+// its recovery follow, proportional to what it holds, not to how much went
+// through it: one session whose client never returns would otherwise pin
+// the oldest sequence forever. When the span is more than twice the records
+// (plus compactSlack), each session holding a record in the older half has
+// all its records appended again, in order, each naming the one it
+// replaces, which is then removed. The housekeeping calls it once a second.
+func (p *Persister) CompactQueued(sessions []*Session) {
+	if p.writer == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.appended < compactSlack/4 {
+		p.mu.Unlock()
+		return // the span cannot have grown by much since the last look
+	}
+	p.appended = 0
+	st := p.queued.State()
+	p.mu.Unlock()
+	span := st.LastSeq - st.FirstSeq + 1
+	if st.Msgs == 0 || span <= 2*st.Msgs+compactSlack {
+		return
+	}
+	below := st.FirstSeq + span/2
+	for _, s := range sessions {
+		p.moveQueued(s, below)
+	}
+}
+
+// moveQueued appends s's records again when one is below seq below.
+func (p *Persister) moveQueued(s *Session, below uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := func(m *Msg) bool { return m.Seq != 0 && m.Seq < below }
+	if s.journal == nil || !slices.ContainsFunc(s.inflight, old) && !slices.ContainsFunc(s.queue, old) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range [][]*Msg{s.inflight, s.queue} {
+		for _, m := range list {
+			if m.Seq == 0 {
+				continue
+			}
+			seq, err := p.queued.Append(s.ID, encodeQueued(m, m.Seq), m.Payload, 0, nil)
+			if err != nil {
+				return
+			}
+			_, _ = p.queued.Remove(m.Seq)
+			m.Seq = seq
+		}
+	}
+	s.dirty = true // the snapshot names inflight messages by record
+}
+
+// ForgetQueued removes a queued message's record: acknowledged or dropped.
+func (p *Persister) ForgetQueued(seq uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.queued.Remove(seq)
+	return err
 }
 
 // wrote counts a record a publisher's acknowledgement should wait for.
@@ -210,15 +347,23 @@ func (p *Persister) AfterWrites(fn func()) {
 	p.writer.Notify(fn)
 }
 
-// DeleteSession forgets a session and its journal.
-func (p *Persister) DeleteSession(id string) error {
+// DeleteSession forgets a session and its queued messages' records; the
+// session journals nothing more (a late message for it stays in memory).
+func (p *Persister) DeleteSession(s *Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journal, s.forget = nil, nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, seq := range p.qSeqs[id] {
-		_, _ = p.queued.Remove(seq)
+	for _, list := range [][]*Msg{s.inflight, s.queue} {
+		for _, m := range list {
+			if m.Seq != 0 {
+				_, _ = p.queued.Remove(m.Seq)
+				m.Seq = 0
+			}
+		}
 	}
-	delete(p.qSeqs, id)
-	return remove(p.sessions, p.sessSeq, id)
+	return remove(p.sessions, p.sessSeq, s.ID)
 }
 
 // SaveRetained stores a retained message.

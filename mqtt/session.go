@@ -1,7 +1,9 @@
 package mqtt
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"sync"
 )
 
@@ -10,9 +12,13 @@ import (
 // the session's queue.
 const DefaultMaxInflight = 1024
 
-// DefaultMaxQueued bounds what a session keeps for a client that does not
-// take it (offline, or a full inflight window); the oldest go first.
-const DefaultMaxQueued = 100_000
+// DefaultMaxQueueMsgs and DefaultMaxQueueBytes bound what a session holds
+// for its client (inflight and queued, offline or behind a full window);
+// past either, new messages are discarded.
+const (
+	DefaultMaxQueueMsgs  = 100_000
+	DefaultMaxQueueBytes = 64 << 20
+)
 
 // Msg is one QoS 1/2 message on its way to a client: sent and unacknowledged
 // (ID set) or queued (ID 0).
@@ -24,7 +30,13 @@ type Msg struct {
 	// Released is set once the client sent PUBREC for a QoS 2 message: from
 	// then on the server resends PUBREL, not the message.
 	Released bool `json:"released,omitempty"`
+	// Seq is the message's journal record (0: not journaled, sent at once to
+	// a connected client and kept, payload and all, in the snapshot).
+	Seq uint64 `json:"seq,omitempty"`
 }
+
+// size is what a message counts against the byte limit.
+func (m *Msg) size() int { return len(m.Topic) + len(m.Payload) }
 
 // Session is the server side of one MQTT client id: its subscriptions and
 // its QoS 1/2 delivery state. A session outlives its connections unless it
@@ -39,24 +51,114 @@ type Session struct {
 	ID    string
 	Clean bool
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// owner is the user that created the session ("" with authentication
+	// off, and in snapshots older than owners): only that user may resume it.
+	owner       string
 	subs        map[string]byte // filter -> granted QoS
 	inflight    []*Msg          // sent, in send order
 	queue       []*Msg          // waiting for a free packet id
 	nextID      uint16
 	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
 	maxInflight int
-	dirty       bool // changed since the last snapshot
-	// journal, when set, records at once each message Enqueue keeps for an
-	// absent client, so that it survives a crash before the next snapshot.
-	// It runs under mu, as snapshots do (see Persister.SaveSession).
-	journal func(*Msg)
+	// held and heldBytes count the messages inflight and queued; past
+	// maxMsgs or maxBytes new ones are discarded.
+	held, heldBytes   int
+	maxMsgs, maxBytes int
+	dirty             bool // the snapshot changed (the queue is not in it)
+	// journal, set for persistent sessions, records each queued message as
+	// it arrives and returns its record's sequence; forget removes a record
+	// once its message is acknowledged or dropped. Both run under mu (see
+	// Persister.SaveSession for the lock order).
+	journal func(*Msg) uint64
+	forget  func(seq uint64)
 }
 
 // NewSession returns an empty session.
 func NewSession(id string, clean bool) *Session {
 	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
-		maxInflight: DefaultMaxInflight}
+		maxInflight: DefaultMaxInflight, maxMsgs: DefaultMaxQueueMsgs, maxBytes: DefaultMaxQueueBytes}
+}
+
+// SetLimits sets the most messages and bytes the session holds (0: the
+// default). A session restored above them keeps what it has; only new
+// messages are refused until it drains below.
+func (s *Session) SetLimits(msgs, bytes int) {
+	s.mu.Lock()
+	s.maxMsgs, s.maxBytes = cmp.Or(msgs, DefaultMaxQueueMsgs), cmp.Or(bytes, DefaultMaxQueueBytes)
+	s.mu.Unlock()
+}
+
+// Held returns the number of messages the session holds and their bytes.
+func (s *Session) Held() (msgs, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held, s.heldBytes
+}
+
+// full reports whether m must be discarded. Caller holds mu.
+func (s *Session) full(m *Msg) bool {
+	return s.held+1 > s.maxMsgs || s.heldBytes+m.size() > s.maxBytes
+}
+
+// hold counts m in, or release out, of what the session holds. Caller
+// holds mu.
+func (s *Session) hold(m *Msg) { s.held, s.heldBytes = s.held+1, s.heldBytes+m.size() }
+func (s *Session) release(m *Msg) {
+	s.held, s.heldBytes = s.held-1, s.heldBytes-m.size()
+	if m.Seq != 0 && s.forget != nil {
+		s.forget(m.Seq)
+	}
+}
+
+// Owner returns the user the session belongs to.
+func (s *Session) Owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner
+}
+
+// SetOwner records the user the session belongs to.
+func (s *Session) SetOwner(user string) {
+	s.mu.Lock()
+	if s.owner != user {
+		s.owner = user
+		s.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// Prune drops the filters keepFilter refuses and the messages (queued or
+// inflight) whose topic keepTopic refuses: what the owner's permissions no
+// longer allow. It returns the filters dropped and the number of messages.
+func (s *Session) Prune(keepFilter, keepTopic func(string) bool) (filters []string, msgs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for f := range s.subs {
+		if !keepFilter(f) {
+			delete(s.subs, f)
+			filters = append(filters, f)
+		}
+	}
+	keep := func(list []*Msg) []*Msg {
+		out := list[:0]
+		for _, m := range list {
+			if keepTopic(m.Topic) {
+				out = append(out, m)
+			} else {
+				s.release(m)
+				msgs++
+			}
+		}
+		clear(list[len(out):])
+		return out
+	}
+	s.inflight = keep(s.inflight)
+	s.queue = keep(s.queue)
+	if len(filters) > 0 || msgs > 0 {
+		s.dirty = true
+	}
+	return filters, msgs
 }
 
 // Subscribe records a filter with its granted QoS.
@@ -88,50 +190,70 @@ func (s *Session) Subs() map[string]byte {
 
 // Send assigns a packet id to a QoS 1/2 message when the inflight window has
 // room and returns it to be written now; otherwise the message waits in the
-// queue and Send returns nil. The session keeps payload, which must be a copy.
-func (s *Session) Send(topic string, payload []byte, qos byte) *Msg {
+// queue (journaled) and Send returns nil, as it does when the session is
+// full and the message is discarded (dropped reports that). The session
+// keeps payload, which must be a copy.
+func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m = &Msg{Topic: topic, QoS: qos, Payload: payload}
+	if s.full(m) {
+		return nil, true
+	}
+	s.hold(m)
+	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
+		s.dirty = true
+		s.assign(m)
+		return m, false
+	}
+	s.enqueue(m)
+	return nil, false
+}
+
+// Enqueue keeps a message for later (the client is offline). It reports
+// false when the session is full and the message is discarded.
+func (s *Session) Enqueue(topic string, payload []byte, qos byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
-	s.dirty = true
-	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
-		s.assign(m)
-		return m
+	if s.full(m) {
+		return false
 	}
+	s.hold(m)
 	s.enqueue(m)
-	return nil
+	return true
 }
 
-// Enqueue keeps a message for later (the client is offline).
-func (s *Session) Enqueue(topic string, payload []byte, qos byte) {
+// SetJournal sets the functions that record each queued message and
+// remove its record, and records the queued messages that have none (read
+// from an earlier version's snapshot).
+func (s *Session) SetJournal(journal func(*Msg) uint64, forget func(seq uint64)) {
 	s.mu.Lock()
-	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
-	s.enqueue(m)
-	s.dirty = true
-	if s.journal != nil {
-		s.journal(m)
+	defer s.mu.Unlock()
+	s.journal, s.forget = journal, forget
+	if journal == nil {
+		return
 	}
-	s.mu.Unlock()
+	// Records keep the queue's order: from the first message without one,
+	// every message is recorded again (once, on the first start after an
+	// upgrade).
+	from := slices.IndexFunc(s.queue, func(m *Msg) bool { return m.Seq == 0 })
+	if from < 0 {
+		return
+	}
+	for _, m := range s.queue[from:] {
+		if m.Seq != 0 && forget != nil {
+			forget(m.Seq)
+		}
+		m.Seq = journal(m)
+	}
+	s.dirty = true // the next snapshot leaves them out
 }
 
-// SetJournal sets the function that records each message Enqueue keeps.
-func (s *Session) SetJournal(fn func(*Msg)) {
-	s.mu.Lock()
-	s.journal = fn
-	s.mu.Unlock()
-}
-
-// restoreJournaled appends a journaled message found at start-up, before
-// the session is shared: it takes no lock (Load holds the persister's, which
-// comes after a session's in the lock order).
-func (s *Session) restoreJournaled(m *Msg) {
-	m.ID = 0
-	s.enqueue(m)
-}
-
+// enqueue queues m, journaling it. Caller holds mu.
 func (s *Session) enqueue(m *Msg) {
-	if len(s.queue) >= DefaultMaxQueued {
-		s.queue = s.queue[1:]
+	if s.journal != nil {
+		m.Seq = s.journal(m)
 	}
 	s.queue = append(s.queue, m)
 }
@@ -169,6 +291,7 @@ func (s *Session) Acked(id uint16) []*Msg {
 	if i < 0 {
 		return nil
 	}
+	s.release(s.inflight[i])
 	s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
 	s.dirty = true
 	return s.refill()
@@ -183,6 +306,7 @@ func (s *Session) refill() []*Msg {
 		s.queue = s.queue[1:]
 		s.assign(m)
 		out = append(out, m)
+		s.dirty = true
 	}
 	return out
 }
@@ -191,9 +315,11 @@ func (s *Session) refill() []*Msg {
 // with PUBREL whether or not it knows the id.
 func (s *Session) Received(id uint16) {
 	s.mu.Lock()
-	if i := s.find(id); i >= 0 && s.inflight[i].QoS == 2 {
-		s.inflight[i].Released = true
-		s.inflight[i].Payload = nil // never sent again
+	if i := s.find(id); i >= 0 && s.inflight[i].QoS == 2 && !s.inflight[i].Released {
+		m := s.inflight[i]
+		s.heldBytes -= len(m.Payload)
+		m.Released = true
+		m.Payload = nil // never sent again
 		s.dirty = true
 	}
 	s.mu.Unlock()
@@ -230,14 +356,19 @@ func (s *Session) Release(id uint16) {
 	s.mu.Unlock()
 }
 
-// snapshot is a session's persistent form.
+// snapshot is a session's persistent form, without its queue: queued
+// messages are journal records of their own, so a snapshot's size does not
+// depend on how much is queued. Inflight messages that were queued appear
+// by their journal sequence only.
 type snapshot struct {
 	ID       string          `json:"id"`
+	Owner    string          `json:"owner,omitempty"`
 	Subs     map[string]byte `json:"subs,omitempty"`
-	Inflight []*Msg          `json:"inflight,omitempty"`
-	Queue    []*Msg          `json:"queue,omitempty"`
+	Inflight []Msg           `json:"inflight,omitempty"`
 	NextID   uint16          `json:"next_id,omitempty"`
 	QoS2In   []uint16        `json:"qos2_in,omitempty"`
+	// Queue is read from snapshots of earlier versions only.
+	Queue []*Msg `json:"queue,omitempty"`
 }
 
 // snapshot encodes the session when it changed since the last snapshot (or
@@ -247,7 +378,14 @@ func (s *Session) snapshot(force bool) []byte {
 		return nil
 	}
 	s.dirty = false
-	snap := snapshot{ID: s.ID, Subs: s.subs, Inflight: s.inflight, Queue: s.queue, NextID: s.nextID}
+	snap := snapshot{ID: s.ID, Owner: s.owner, Subs: s.subs, NextID: s.nextID}
+	snap.Inflight = make([]Msg, len(s.inflight))
+	for i, m := range s.inflight {
+		snap.Inflight[i] = *m
+		if m.Seq != 0 {
+			snap.Inflight[i].Payload = nil // in its journal record
+		}
+	}
 	for id := range s.qos2In {
 		snap.QoS2In = append(snap.QoS2In, id)
 	}
@@ -255,19 +393,65 @@ func (s *Session) snapshot(force bool) []byte {
 	return b
 }
 
-// restoreSession decodes a snapshot into a persistent session.
+// restoreSession decodes a snapshot into a persistent session. Inflight
+// messages that were journaled wait for their records (see restoreQueued).
 func restoreSession(b []byte) (*Session, error) {
 	var snap snapshot
 	if err := json.Unmarshal(b, &snap); err != nil {
 		return nil, err
 	}
 	s := NewSession(snap.ID, false)
+	s.owner = snap.Owner
 	if snap.Subs != nil {
 		s.subs = snap.Subs
 	}
-	s.inflight, s.queue, s.nextID = snap.Inflight, snap.Queue, snap.NextID
+	s.nextID = snap.NextID
+	for i := range snap.Inflight {
+		m := &snap.Inflight[i]
+		s.inflight = append(s.inflight, m)
+		if m.Seq == 0 {
+			s.hold(m)
+		}
+	}
+	for _, m := range snap.Queue {
+		m.ID, m.Seq = 0, 0
+		s.hold(m)
+		s.queue = append(s.queue, m)
+	}
 	for _, id := range snap.QoS2In {
 		s.qos2In[id] = struct{}{}
 	}
 	return s, nil
+}
+
+// restoreQueued adds a journal record found at start-up: the payload of
+// in, an inflight message that was queued, or else a queued message. It
+// runs before the session is shared and takes no lock (Load holds the
+// persister's, which comes after a session's in the lock order). Limits do
+// not apply: what was accepted before the restart is kept.
+func (s *Session) restoreQueued(in, m *Msg, seq uint64) *Msg {
+	if in != nil {
+		if !in.Released {
+			in.Payload = m.Payload
+		}
+		s.hold(in)
+		return in
+	}
+	m.ID, m.Released, m.Seq = 0, false, seq
+	s.hold(m)
+	s.queue = append(s.queue, m)
+	return m
+}
+
+// dropUnrestored forgets inflight messages whose journal record is gone:
+// acknowledged just before a crash that came before the next snapshot.
+func (s *Session) dropUnrestored(missing map[uint64]*Msg) {
+	out := s.inflight[:0]
+	for _, m := range s.inflight {
+		if m.Seq == 0 || missing[m.Seq] == nil {
+			out = append(out, m)
+		}
+	}
+	clear(s.inflight[len(out):])
+	s.inflight = out
 }

@@ -4,6 +4,11 @@ package router
 // which keeps memory bounded under subject churn (e.g. unique inboxes).
 const DefaultCacheSize = 4096
 
+// MaxCachedSubject is the longest subject a Cache keeps: longer ones (up to
+// the 4 KB control line) are matched each time, so that a cache of a few
+// hundred entries per connection cannot hold megabytes of subjects.
+const MaxCachedSubject = 256
+
 // Cache memoizes Sublist matches for one event loop. It is owned by that
 // loop's goroutine and takes no locks: staleness is detected by comparing the
 // sublist generation seen when the entries were filled.
@@ -35,6 +40,9 @@ func (c *Cache) Match(subject []byte) *Result {
 		return r
 	}
 	r := c.sl.Match(string(subject))
+	if len(subject) > MaxCachedSubject {
+		return r
+	}
 	if len(c.m) >= c.max {
 		clear(c.m)
 	}

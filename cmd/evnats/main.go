@@ -52,6 +52,8 @@ func run(args []string) error {
 	fs.BoolVar(&o.JetStreamSync.Always, "sync_always", false, "fsync every JetStream write before acknowledging it")
 	fs.IntVar(&o.MQTTPort, "mqtt_port", 0, "MQTT 3.1.1 listener port (0: off; 1883 is MQTT's)")
 	fs.StringVar(&o.MQTTHost, "mqtt_host", "", "MQTT bind address (default: the client bind address)")
+	fs.IntVar(&o.MQTTMaxSessionQueueMsgs, "mqtt_max_session_queue_msgs", 0, "most QoS 1/2 messages an MQTT session holds for its client (default 100000)")
+	fs.IntVar(&o.MQTTMaxSessionQueueBytes, "mqtt_max_session_queue_bytes", 0, "most bytes an MQTT session holds for its client (default 64MiB)")
 	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
 	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
 	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
@@ -137,6 +139,12 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("mqtt_host") {
 		base.MQTTHost = flags.MQTTHost
+	}
+	if pick("mqtt_max_session_queue_msgs") {
+		base.MQTTMaxSessionQueueMsgs = flags.MQTTMaxSessionQueueMsgs
+	}
+	if pick("mqtt_max_session_queue_bytes") {
+		base.MQTTMaxSessionQueueBytes = flags.MQTTMaxSessionQueueBytes
 	}
 	if pick("loops") {
 		base.Loops = flags.Loops

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,13 @@ type block struct {
 	size    int64
 	written atomic.Int64
 	live    int // messages in it not yet removed
+	// first and last are its lowest and highest message sequences (0:
+	// none yet).
+	first, last uint64
+	// deletes are the sequences its delete records name: when the block
+	// goes, those whose message may still be in an older block are written
+	// again (see dropEmptyBlocks), or the message would return on restart.
+	deletes []uint64
 }
 
 // loc is where a sequence's record is. present is false for removed ones.
@@ -165,7 +173,7 @@ func (s *FileStore) truncate(name string, size int64) error {
 func (s *FileStore) apply(r record, b *block, off, n int64) {
 	switch r.kind {
 	case recMsg, recMsgS2:
-		if r.seq < s.first {
+		if r.seq < s.first || r.seq == 0 || r.seq > MaxSeq {
 			return
 		}
 		dataLen := len(r.data)
@@ -179,38 +187,34 @@ func (s *FileStore) apply(r record, b *block, off, n int64) {
 			s.last[subject] = r.seq
 		}
 	case recDelete:
+		b.deletes = append(b.deletes, r.seq)
 		s.removeIndex(r.seq)
 	case recCompact:
-		s.compactIndex(r.seq)
+		s.compactIndex(min(r.seq, MaxSeq+1))
 	}
 }
 
-// place records loc for seq, which is above every sequence placed so far.
+// place records loc for seq, which is above every sequence placed so far;
+// a gap (removed before a crash, a failed write) costs nothing.
 func (s *FileStore) place(seq uint64, l loc) {
-	if s.locs.n == 0 {
-		s.locs = locIndex{base: seq}
-	}
-	for s.locs.end() < seq {
-		s.locs.push(loc{}) // a gap: removed before a crash, or a failed write
-	}
-	if seq < s.locs.end() {
+	if !s.locs.put(seq, l) {
 		return // duplicate; keep the first
 	}
-	s.locs.push(l)
 	s.lastSq = max(s.lastSq, seq)
 	s.msgs++
 	s.bytes += l.size
 	l.blk.live++
+	if l.blk.first == 0 {
+		l.blk.first = seq
+	}
+	l.blk.last = seq
 }
 
 func (s *FileStore) loc(seq uint64) *loc {
-	if seq < s.locs.base || seq >= s.locs.end() || seq < s.first {
+	if seq < s.first {
 		return nil
 	}
-	if l := s.locs.at(seq); l.present {
-		return l
-	}
-	return nil
+	return s.locs.at(seq)
 }
 
 // Append implements Store.
@@ -220,6 +224,9 @@ func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done Done
 	}
 	if len(subject) > maxSubject {
 		return 0, fmt.Errorf("store: subject longer than %d bytes", maxSubject)
+	}
+	if s.lastSq >= MaxSeq {
+		return 0, ErrSeqExhausted
 	}
 	seq := s.lastSq + 1
 	size := uint64(len(subject) + len(hdr) + len(data) + 16)
@@ -420,9 +427,9 @@ func (s *FileStore) LoadLast(subject string) (*Msg, error) {
 
 // LoadNext implements Store.
 func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
-	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
-		if l := s.loc(seq); l != nil && (filter == "" || router.SubjectMatches(filter, l.subject)) {
-			return s.Load(seq)
+	for q, l, ok := s.locs.next(max(seq, s.first)); ok; q, l, ok = s.locs.next(q + 1) {
+		if filter == "" || router.SubjectMatches(filter, l.subject) {
+			return s.Load(q)
 		}
 	}
 	return nil, ErrNotFound
@@ -431,8 +438,8 @@ func (s *FileStore) LoadNext(filter string, seq uint64) (*Msg, error) {
 // NumPending implements Store.
 func (s *FileStore) NumPending(seq uint64, match func(string) bool) uint64 {
 	var n uint64
-	for seq = max(seq, s.first, s.locs.base); seq <= s.lastSq; seq++ {
-		if l := s.loc(seq); l != nil && (match == nil || match(l.subject)) {
+	for q, l, ok := s.locs.next(max(seq, s.first)); ok; q, l, ok = s.locs.next(q + 1) {
+		if match == nil || match(l.subject) {
 			n++
 		}
 	}
@@ -447,13 +454,22 @@ func (s *FileStore) Remove(seq uint64) (bool, error) {
 	if s.loc(seq) == nil {
 		return false, nil
 	}
-	rec := appendRecord(nil, recDelete, seq, time.Now().UnixNano(), "", nil, nil)
-	if _, err := s.queue(rec, func(error) {}); err != nil {
+	if err := s.queueDelete(seq); err != nil {
 		return false, err
 	}
 	s.removeIndex(seq)
 	s.dropEmptyBlocks()
 	return true, nil
+}
+
+// queueDelete writes a delete record for seq to the current block.
+func (s *FileStore) queueDelete(seq uint64) error {
+	rec := appendRecord(nil, recDelete, seq, time.Now().UnixNano(), "", nil, nil)
+	b, err := s.queue(rec, func(error) {})
+	if err == nil {
+		b.deletes = append(b.deletes, seq)
+	}
+	return err
 }
 
 // removeIndex forgets seq in memory.
@@ -462,15 +478,19 @@ func (s *FileStore) removeIndex(seq uint64) {
 	if l == nil {
 		return
 	}
-	l.present = false
+	subject := l.subject
 	l.blk.live--
 	s.msgs--
 	s.bytes -= l.size
-	if s.last[l.subject] == seq {
-		delete(s.last, l.subject)
-		for q := seq - 1; q >= s.first && q >= s.locs.base && q > 0; q-- {
-			if o := s.loc(q); o != nil && o.subject == l.subject {
-				s.last[l.subject] = q
+	s.locs.del(seq) // clears *l
+	if s.last[subject] == seq {
+		delete(s.last, subject)
+		for q, o, ok := s.locs.prev(seq); ok && q >= s.first; q, o, ok = s.locs.prev(q - 1) {
+			if o.subject == subject {
+				s.last[subject] = q
+				break
+			}
+			if q == 0 {
 				break
 			}
 		}
@@ -478,12 +498,17 @@ func (s *FileStore) removeIndex(seq uint64) {
 	s.advanceFirst()
 }
 
+// advanceFirst moves first to the oldest present sequence (or past the
+// last), in steps over the index, not over the sequences.
 func (s *FileStore) advanceFirst() {
-	for s.first <= s.lastSq && s.loc(s.first) == nil {
-		s.first++
+	if s.loc(s.first) != nil {
+		return
 	}
-	// Trim the index below first so memory follows the stream's window.
-	s.locs.dropBelow(s.first)
+	if q, _, ok := s.locs.next(s.first); ok {
+		s.first = q
+	} else if s.first <= s.lastSq {
+		s.first = s.lastSq + 1
+	}
 }
 
 // Compact implements Store.
@@ -491,6 +516,7 @@ func (s *FileStore) Compact(seq uint64) (uint64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
+	seq = min(seq, MaxSeq+1)
 	rec := appendRecord(nil, recCompact, seq, time.Now().UnixNano(), "", nil, nil)
 	if _, err := s.queue(rec, func(error) {}); err != nil {
 		return 0, err
@@ -503,7 +529,7 @@ func (s *FileStore) Compact(seq uint64) (uint64, error) {
 // compactIndex removes every sequence below seq from memory.
 func (s *FileStore) compactIndex(seq uint64) uint64 {
 	before := s.msgs
-	for q := max(s.first, s.locs.base); q < seq && q <= s.lastSq; q++ {
+	for q, _, ok := s.locs.next(s.first); ok && q < seq; q, _, ok = s.locs.next(q + 1) {
 		s.removeIndex(q)
 	}
 	if seq > s.lastSq+1 {
@@ -520,11 +546,38 @@ func (s *FileStore) compactIndex(seq uint64) uint64 {
 func (s *FileStore) Purge() (uint64, error) { return s.Compact(s.lastSq + 1) }
 
 // dropEmptyBlocks deletes block files (not the current one) with no live
-// messages left.
+// messages left. The delete records of a block that goes which name a
+// message in a remaining block are written again first, to the current
+// block: otherwise that message would return when the store is recovered.
 func (s *FileStore) dropEmptyBlocks() {
+	last := len(s.blocks) - 1
+	var remain []*block // remaining blocks that hold messages, oldest first
+	drop := false
+	for i, b := range s.blocks {
+		if b.live == 0 && i < last {
+			drop = true
+		} else if b.first != 0 {
+			remain = append(remain, b)
+		}
+	}
+	if !drop {
+		return
+	}
+	for _, b := range s.blocks[:last] {
+		if b.live > 0 {
+			continue
+		}
+		for _, seq := range b.deletes {
+			// the remaining block whose range may hold seq
+			i := sort.Search(len(remain), func(i int) bool { return remain[i].last >= seq })
+			if i < len(remain) && remain[i].first <= seq && s.queueDelete(seq) != nil {
+				return // keep the blocks rather than lose a record
+			}
+		}
+	}
 	keep := s.blocks[:0]
 	for i, b := range s.blocks {
-		if b.live > 0 || i == len(s.blocks)-1 {
+		if b.live > 0 || i >= last {
 			keep = append(keep, b)
 			continue
 		}
@@ -548,11 +601,8 @@ func (s *FileStore) State() State {
 	if l := s.loc(s.first); l != nil {
 		st.FirstTime = time.Unix(0, l.ts)
 	}
-	for q := s.lastSq; q >= s.first; q-- {
-		if l := s.loc(q); l != nil {
-			st.LastTime = time.Unix(0, l.ts)
-			break
-		}
+	if _, l, ok := s.locs.prev(s.lastSq); ok {
+		st.LastTime = time.Unix(0, l.ts)
 	}
 	st.Deleted = int(s.lastSq-s.first+1) - int(s.msgs)
 	return st

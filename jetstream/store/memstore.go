@@ -25,6 +25,9 @@ func (s *MemStore) Append(subject string, hdr, data []byte, ts int64, done DoneF
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if s.lastSq >= MaxSeq {
+		return 0, ErrSeqExhausted
+	}
 	s.lastSq++
 	m := &Msg{Seq: s.lastSq, Subject: subject, Hdr: clone(hdr), Data: clone(data), Time: ts}
 	s.msgs[m.Seq] = m
@@ -102,6 +105,7 @@ func (s *MemStore) advanceFirst() {
 }
 
 func (s *MemStore) Compact(seq uint64) (uint64, error) {
+	seq = min(seq, MaxSeq+1)
 	var n uint64
 	for q := s.first; q < seq && q <= s.lastSq; q++ {
 		if m := s.msgs[q]; m != nil {

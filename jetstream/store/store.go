@@ -17,7 +17,14 @@ var (
 	ErrNotFound = errors.New("store: no message found")
 	ErrClosed   = errors.New("store: closed")
 	ErrCorrupt  = errors.New("store: corrupt record")
+	// ErrSeqExhausted refuses an append past MaxSeq.
+	ErrSeqExhausted = errors.New("store: sequence numbers exhausted")
 )
+
+// MaxSeq is the highest sequence a store assigns. It leaves room above it
+// for one-past-the-end values (MaxSeq+1), so sequence arithmetic never wraps
+// to 0; compacting clamps to MaxSeq+1.
+const MaxSeq = 1<<64 - 2
 
 // Msg is one stored message. Its slices must not be modified.
 type Msg struct {
@@ -65,7 +72,8 @@ type Store interface {
 	NumPending(seq uint64, match func(subject string) bool) uint64
 	// Remove deletes one message; it reports whether it existed.
 	Remove(seq uint64) (bool, error)
-	// Compact removes every message below seq and returns how many.
+	// Compact removes every message below seq and returns how many; a seq
+	// past the end moves the sequence on (clamped to MaxSeq+1).
 	Compact(seq uint64) (uint64, error)
 	// Purge removes every message and returns how many; sequences go on
 	// from where they were.

@@ -32,10 +32,12 @@ func NewParser(h Handler) *Parser { return &Parser{h: h, MaxPacket: DefaultMaxPa
 // Parse consumes b, calling the handler for each complete packet. A
 // handler may return codec.ErrSuspend (of the NATS codec) to pause after its
 // packet: Parse returns it, later input is held (at most one maximal
-// packet) until Resume.
+// packet, and no more than ncodec.HeldBeforeConnect: only a CONNECT being
+// verified suspends, and a client not yet authenticated must not park a
+// large packet in the server) until Resume.
 func (p *Parser) Parse(b []byte) error {
 	if p.suspended {
-		if len(p.buf)+len(b) > p.MaxPacket+5 {
+		if len(p.buf)+len(b) > min(p.MaxPacket+5, ncodec.HeldBeforeConnect) {
 			return ErrTooLarge
 		}
 		p.buf = append(p.buf, b...)

@@ -215,7 +215,7 @@ func TestHealthySubscriberBesideStalled(t *testing.T) {
 // found out) and the publisher is not held.
 func TestQueueGroupStalledMember(t *testing.T) {
 	eachFlowTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
-		const n = 100000
+		const n = 200000
 		stalledSub(t, s, "work", "q")
 		good := connect(t, s)
 		var got atomic.Int64

@@ -131,6 +131,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 		c.ip = a.IP.String()
 	}
 	c.fc.gate.owner = c
+	c.fc.high = s.flowHigh()
 	c.parser.MaxControlLine = s.opts.MaxControlLine
 	c.parser.MaxPayload = s.opts.MaxPayload
 	c.parser.ConnectFirst = s.authCfg.required

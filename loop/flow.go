@@ -52,6 +52,8 @@ const (
 	flowRecheckMax   = 10 * time.Millisecond
 )
 
+const cacheLine = 64
+
 // flowGate is where publishers wait for one destination.
 type flowGate struct {
 	state   atomic.Int32
@@ -89,11 +91,17 @@ func (g *flowGate) open(state int32) {
 // flowState is a client's flow-control state, as destination and as
 // publisher. Owned as the client's "out" fields are, except where noted.
 type flowState struct {
+	// gate.state is read by publishers on other loops for every message:
+	// keep it off the cache lines the owner writes per message (scratch,
+	// out) and per pause (the publisher fields below).
+	_        [cacheLine]byte
 	gate     flowGate
+	_        [cacheLine]byte
 	lastAcc  int           // bytes accepted by the socket at the last progress
 	lastProg time.Time     // when accepted bytes last grew
 	next     time.Duration // gnet: when to re-check a closed gate
 	watched  bool          // on its loop's congested list (gnet)
+	high     int           // the high-water mark, below max_pending
 
 	// As a publisher; owned by the client's reader (its loop, or reader
 	// goroutine).
@@ -108,10 +116,14 @@ func (s *Server) flowLow() int  { return s.flowHigh() / 2 }
 
 // holdFor makes publisher c wait at g if g is closed; c stops reading when
 // its current read is parsed. A publisher waits at one gate at a time.
+// Inlined on the delivery path: the common case is two loads. c is not nil.
 func (c *client) holdFor(g *flowGate) {
-	if c == nil || c.fc.wait != nil || !g.closed() {
-		return
+	if c.fc.wait == nil && g.closed() {
+		c.waitAt(g)
 	}
+}
+
+func (c *client) waitAt(g *flowGate) {
 	if g.add(c) {
 		c.fc.wait = g
 		c.fc.paused.Store(true)
@@ -122,23 +134,32 @@ func (c *client) holdFor(g *flowGate) {
 func (c *client) accepted(p int) int { return c.out.total - p }
 
 // afterDeliver runs in c's context after output was queued for it:
-// max_pending, then the high-water mark; it reports false if c was cut.
-func (c *client) afterDeliver() bool {
-	p := c.out.size + c.t.pendingOut()
+// max_pending, then the high-water mark. The common case is a compare and a
+// load of c's own state.
+func (c *client) afterDeliver() {
+	if p := c.out.size + c.t.pendingOut(); p > c.fc.high || c.fc.gate.state.Load() != flowOK {
+		c.flowCheck(p)
+		return
+	}
+	c.t.flushSoon()
+}
+
+// flowCheck is afterDeliver's slow path; it reports false if c was cut.
+func (c *client) flowCheck(p int) bool {
 	if p > c.srv.opts.MaxPending {
 		c.markSlow("max pending of " + strconv.Itoa(c.srv.opts.MaxPending) + " exceeded")
 		return false
 	}
 	switch c.fc.gate.state.Load() {
 	case flowOK:
-		if p > c.srv.flowHigh() {
+		if p > c.fc.high {
 			c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
 			c.fc.gate.state.Store(flowOver)
 			c.watchFlow()
 		}
 	case flowStalled:
 		if c.accepted(p) != c.fc.lastAcc { // it reads again
-			if p > c.srv.flowHigh() {
+			if p > c.fc.high {
 				c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
 				c.fc.gate.state.Store(flowOver)
 				c.watchFlow()

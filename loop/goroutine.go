@@ -290,7 +290,9 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 		s.c.t.outLock()
 		s.c.deliver(s, subject, reply, hdrLen, msg)
 		s.c.t.outUnlock()
-		c.holdFor(&s.c.fc.gate)
+		if c != nil { // nil: published by the server, which never waits
+			c.holdFor(&s.c.fc.gate)
+		}
 	}
 	for _, q := range r.Queues {
 		i := pickQueueMember(q, rand.IntN(len(q)), subject)
@@ -305,6 +307,8 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 		s.c.t.outLock()
 		s.c.deliver(s, subject, reply, hdrLen, msg)
 		s.c.t.outUnlock()
-		c.holdFor(&s.c.fc.gate)
+		if c != nil { // nil: published by the server, which never waits
+			c.holdFor(&s.c.fc.gate)
+		}
 	}
 }

@@ -76,6 +76,7 @@ type inbox struct {
 	// bytes counts what waits in batches; past the high-water mark the
 	// gate closes for publishers on other loops until the next drain.
 	bytes atomic.Int64
+	_     [cacheLine]byte // gate.state is read per message, bytes written per batch
 	gate  flowGate
 }
 

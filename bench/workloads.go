@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +51,7 @@ type row struct {
 	Async   bool   // JetStream: pipelined publishes
 	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
 	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
+	Stalled bool   // core: a raw subscriber on the subject never reads
 }
 
 // target is where a row's clients connect.
@@ -61,6 +65,8 @@ var rows = []row{
 	{Name: "pub-only 128B", Payload: 128, N: 3_000_000, Kind: "core", Pubs: 1},
 	{Name: "pub/sub 1:1 16B", Payload: 16, N: 2_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
+	{Name: "pub/sub 1:1 512B", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1},
+	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
 	{Name: "fan-out 1:4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 4},
 	{Name: "4x4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 4, Subs: 4},
 	{Name: "req/rep 1:1 128B", Payload: 128, N: 50_000, Kind: "core", Pubs: 1, Subs: 1, ReqRep: true},
@@ -113,6 +119,13 @@ func runPubSub(r row, url string, w *window, n int) (sample, error) {
 			c.Close()
 		}
 	}()
+	if r.Stalled {
+		nc, err := stalledSubscriber(url, subject)
+		if err != nil {
+			return sample{}, err
+		}
+		defer nc.Close()
+	}
 	perPub := n / r.Pubs
 	total := int64(perPub * r.Pubs)
 	counts := make([]atomic.Int64, r.Subs)
@@ -271,4 +284,30 @@ func runReqRep(r row, url string, w *window, n int) (sample, error) {
 		Msgs: total, Bytes: total * int64(r.Payload),
 		P50: all[len(all)/2], P99: all[len(all)*99/100],
 	}, nil
+}
+
+// stalledSubscriber subscribes a raw connection to subject that never reads
+// again (a consumer that hung): the server must not let it hold the
+// publisher or the healthy subscribers back.
+func stalledSubscriber(url, subject string) (net.Conn, error) {
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "nats://"), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(nc, "CONNECT {\"verbose\":false}\r\nSUB %s 1\r\nPING\r\n", subject); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	r := bufio.NewReader(nc)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		if strings.HasPrefix(line, "PONG") {
+			return nc, nil
+		}
+	}
 }

@@ -103,6 +103,8 @@ type client struct {
 	dirty   bool                     // out: queued for flush (gnet: on lp.dirty)
 	closing bool                     // out: close once flushed
 	scratch []byte                   // out: formatting space for control lines
+
+	fc flowState // flow control (flow.go)
 }
 
 func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
@@ -128,6 +130,8 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	if a, ok := remote.(*net.TCPAddr); ok {
 		c.ip = a.IP.String()
 	}
+	c.fc.gate.owner = c
+	c.fc.high = s.flowHigh()
 	c.parser.MaxControlLine = s.opts.MaxControlLine
 	c.parser.MaxPayload = s.opts.MaxPayload
 	c.parser.ConnectFirst = s.authCfg.required
@@ -522,18 +526,15 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 	if s.max > 0 && s.delivered >= s.max {
 		c.removeSub(s)
 	}
-	if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
-		c.markSlow()
-		return
-	}
-	c.t.flushSoon()
+	c.afterDeliver()
 }
 
 // markSlow cuts off a client that cannot keep up; caller holds outLock.
-func (c *client) markSlow() {
+func (c *client) markSlow(why string) {
 	c.slow = true
 	c.srv.slowCons.Add(1)
-	c.srv.Noticef("client %d (%s): slow consumer detected, max pending of %d exceeded", c.id, c.ip, c.srv.opts.MaxPending)
+	c.srv.Noticef("client %d (%s): slow consumer detected, %s", c.id, c.ip, why)
+	c.releaseFlow()
 	c.out.reset()
 	if c.mq == nil {
 		c.out.write(codec.AppendErr(nil, "Slow Consumer"))
@@ -545,6 +546,11 @@ func (c *client) markSlow() {
 // tick runs once a second in the client's context: auth timeout, pings and
 // stale-connection detection.
 func (c *client) tick(now time.Time) {
+	if c.lp != nil && !c.slow && !c.closing && c.writeDeadlineExpired(now) {
+		// The goroutine transport's writer has a socket deadline instead.
+		c.markSlow("write deadline of " + c.srv.opts.WriteDeadline.String() + " exceeded")
+		return
+	}
 	if c.mq != nil {
 		c.mq.tick(now)
 		return
@@ -558,6 +564,12 @@ func (c *client) tick(now time.Time) {
 		return
 	}
 	if now.Sub(c.lastPing) < c.srv.opts.PingInterval {
+		return
+	}
+	if c.fc.paused.Load() {
+		// Its PONG would sit unread behind the paused input: no pings.
+		c.lastPing = now
+		c.pingsOut.Store(0)
 		return
 	}
 	c.lastPing = now
@@ -583,6 +595,7 @@ func (c *client) cleanup() {
 		return
 	}
 	c.closed = true
+	c.releaseFlow()
 	for _, s := range c.subs {
 		s.closed = true
 		c.srv.sl.Remove(&s.Subscription)

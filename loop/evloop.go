@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"math/rand/v2"
+	"time"
 
 	"github.com/evnats/evnats/router"
 	"github.com/panjf2000/gnet/v2"
@@ -37,6 +38,13 @@ type evLoop struct {
 
 	inbox     inbox
 	drainTask gnet.Runnable
+
+	// Flow control (flow.go): clients over their high-water mark, re-checked
+	// every flowRecheck while any is.
+	congested    []*client
+	recheckArmed bool
+	recheckTimer *time.Timer
+	recheckTask  gnet.Runnable
 }
 
 func newEvLoop(idx int, s *Server, t *gnetTransport) *evLoop {
@@ -51,6 +59,7 @@ func newEvLoop(idx int, s *Server, t *gnetTransport) *evLoop {
 	}
 	lp.flushTask = gnet.RunnableFunc(func(context.Context) error { lp.flush(); return nil })
 	lp.drainTask = gnet.RunnableFunc(func(context.Context) error { lp.drain(); return nil })
+	lp.recheckTask = gnet.RunnableFunc(func(context.Context) error { lp.recheck(); return nil })
 	return lp
 }
 

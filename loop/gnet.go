@@ -189,6 +189,7 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	lp.inTraffic = true
 	gt.c.onRead(buf)
 	lp.inTraffic = false
+	gt.c.pauseIfWaiting(gc)
 	if lp.forwarded {
 		lp.forwarded = false
 		lp.sendBatches()

@@ -83,6 +83,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		g := &goConn{nc: nc, t: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		c := newClient(t.srv, g, nc.RemoteAddr(), nil)
 		c.out.pool = &t.pool
+		c.fc.wake = make(chan struct{}, 1)
 		if mqtt {
 			c.mq = newMQTTConn(c, t.srv.mq)
 		}
@@ -132,6 +133,8 @@ type goConn struct {
 	wake chan struct{} // capacity 1: "there is output"
 	done chan struct{} // closed when the connection is finished
 	once sync.Once
+
+	inflight int // guarded by mu: bytes the writer took and has not yet written
 }
 
 // kick closes the connection from another goroutine.
@@ -156,7 +159,7 @@ func (g *goConn) flushSoon() {
 	}
 }
 
-func (g *goConn) pendingOut() int { return 0 } // output leaves c.out only when written
+func (g *goConn) pendingOut() int { return g.inflight }
 
 func (g *goConn) closeConn() {
 	g.mu.Lock()
@@ -180,6 +183,9 @@ func (g *goConn) readLoop() {
 			<-g.done // the writer sends the -ERR, then closes
 			return
 		}
+		if g.c.fc.wait != nil {
+			g.waitFlow() // a subscriber it feeds is behind: read no more for now
+		}
 		if err != nil {
 			return
 		}
@@ -195,6 +201,11 @@ func (g *goConn) closing() bool {
 	return g.c.closing
 }
 
+// goWriteChunks bounds one writev (at most 68 KiB): the writer reports
+// progress between writes, which flow control's stall rule watches, so a
+// subscriber is taken for stalled only below ~0.7 MB/s (68 KiB per 100 ms).
+const goWriteChunks = 2
+
 // writeLoop writes whatever is pending with one writev per wakeup.
 func (g *goConn) writeLoop() {
 	defer g.t.wg.Done()
@@ -207,8 +218,15 @@ func (g *goConn) writeLoop() {
 		}
 		for {
 			g.mu.Lock()
+			if g.inflight > 0 {
+				g.inflight = 0
+				g.c.flowProgress(time.Now()) // progress: maybe below the low-water mark
+			}
 			closing := g.c.closing
-			iov = g.c.out.take(iov[:0])
+			iov = g.c.out.takeN(iov[:0], goWriteChunks)
+			for _, b := range iov {
+				g.inflight += len(b)
+			}
 			g.mu.Unlock()
 			if len(iov) == 0 {
 				if closing {
@@ -225,7 +243,7 @@ func (g *goConn) writeLoop() {
 			if err != nil {
 				g.mu.Lock()
 				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					g.c.markSlow()
+					g.c.markSlow("write deadline of " + g.t.srv.opts.WriteDeadline.String() + " exceeded")
 				}
 				g.c.closing = true
 				g.mu.Unlock()
@@ -272,6 +290,9 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 		s.c.t.outLock()
 		s.c.deliver(s, subject, reply, hdrLen, msg)
 		s.c.t.outUnlock()
+		if c != nil { // nil: published by the server, which never waits
+			c.holdFor(&s.c.fc.gate)
+		}
 	}
 	for _, q := range r.Queues {
 		i := pickQueueMember(q, rand.IntN(len(q)), subject)
@@ -286,5 +307,8 @@ func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg
 		s.c.t.outLock()
 		s.c.deliver(s, subject, reply, hdrLen, msg)
 		s.c.t.outUnlock()
+		if c != nil { // nil: published by the server, which never waits
+			c.holdFor(&s.c.fc.gate)
+		}
 	}
 }

@@ -72,6 +72,20 @@ type inbox struct {
 	batches   []*batch
 	open      *batch // the batch outside publishers append to (also in batches); guarded by mu
 	scheduled atomic.Bool
+
+	// bytes counts what waits in batches; past the high-water mark the
+	// gate closes for publishers on other loops until the next drain.
+	bytes atomic.Int64
+	_     [cacheLine]byte // gate.state is read per message, bytes written per batch
+	gate  flowGate
+}
+
+// queued records n more bytes waiting; called by pushers after adding them
+// and before waking the loop, so that a drain always follows a closing.
+func (lp *evLoop) queued(n int) {
+	if lp.inbox.bytes.Add(int64(n)) > int64(lp.srv.flowHigh()) {
+		lp.inbox.gate.state.CompareAndSwap(flowOK, flowOver)
+	}
 }
 
 // forward copies a message into the batch for loop dst, to be delivered there
@@ -128,7 +142,9 @@ func (lp *evLoop) drain() {
 	lp.inbox.batches = nil
 	lp.inbox.open = nil
 	lp.inbox.mu.Unlock()
+	n := 0
 	for _, b := range batches {
+		n += len(b.buf)
 		for i := range b.msgs {
 			m := &b.msgs[i]
 			start := 0
@@ -144,6 +160,10 @@ func (lp *evLoop) drain() {
 			}
 		}
 		putBatch(b)
+	}
+	lp.inbox.bytes.Add(-int64(n))
+	if lp.inbox.gate.closed() {
+		lp.inbox.gate.open(flowOK)
 	}
 	lp.flush()
 }

@@ -93,17 +93,22 @@ func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, re
 		lp.inbox.open = b
 		lp.inbox.batches = append(lp.inbox.batches, b)
 	}
+	n := len(b.buf)
 	b.add(subs, subject, reply, hdrLen, msg)
+	n = len(b.buf) - n
 	lp.inbox.mu.Unlock()
+	lp.queued(n)
 	lp.wake()
 }
 
 // receive queues b in the loop's inbox and wakes the loop if it is not
 // already due to drain. Safe for concurrent use.
 func (lp *evLoop) receive(b *batch) {
+	n := len(b.buf) // b belongs to this loop once pushed
 	lp.inbox.mu.Lock()
 	lp.inbox.batches = append(lp.inbox.batches, b)
 	lp.inbox.mu.Unlock()
+	lp.queued(n)
 	lp.wake()
 }
 

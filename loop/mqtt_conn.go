@@ -224,11 +224,7 @@ func (m *mqttConn) deliver(s *subscription, subject []byte, hdrLen int, msg []by
 		}
 		return // queued behind a full inflight window, or discarded
 	}
-	if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
-		c.markSlow()
-		return
-	}
-	c.t.flushSoon()
+	c.afterDeliver()
 }
 
 // topicOf maps a subject to the topic MQTT subscribers see, cached.

@@ -61,11 +61,13 @@ type outBuf struct {
 	pool   *chunkPool
 	chunks [][]byte
 	size   int
+	total  int // bytes ever written; total-size-(transport pending) went out
 }
 
 // write appends p, spilling into new chunks as they fill.
 func (o *outBuf) write(p []byte) {
 	o.size += len(p)
+	o.total += len(p)
 	for len(p) > 0 {
 		n := len(o.chunks)
 		if n == 0 || len(o.chunks[n-1]) == cap(o.chunks[n-1]) {
@@ -81,11 +83,11 @@ func (o *outBuf) write(p []byte) {
 
 // take moves the pending chunks (at most maxIovecs) into dst and returns it;
 // the caller writes them and hands them back with o.pool.put.
-func (o *outBuf) take(dst [][]byte) [][]byte {
-	n := len(o.chunks)
-	if n > maxIovecs {
-		n = maxIovecs
-	}
+func (o *outBuf) take(dst [][]byte) [][]byte { return o.takeN(dst, maxIovecs) }
+
+// takeN is take of at most max chunks.
+func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
+	n := min(len(o.chunks), max)
 	dst = append(dst, o.chunks[:n]...)
 	for _, c := range o.chunks[:n] {
 		o.size -= len(c)

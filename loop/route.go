@@ -15,6 +15,9 @@ func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrL
 		}
 		if sp.Loop != lp.idx {
 			lp.forward(sp.Loop, subs, subject, reply, hdrLen, msg)
+			if c.fc.wait == nil {
+				lp.holdForRemote(c, sp.Loop, subs)
+			}
 			continue
 		}
 		for _, rs := range subs {
@@ -23,6 +26,7 @@ func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrL
 				continue
 			}
 			s.c.deliver(s, subject, reply, hdrLen, msg)
+			c.holdFor(&s.c.fc.gate)
 		}
 	}
 	for _, q := range r.Queues {
@@ -37,10 +41,27 @@ func (lp *evLoop) route(c *client, r *router.Result, subject, reply []byte, hdrL
 		}
 		if rs.Loop != lp.idx {
 			lp.forward(rs.Loop, q[i:i+1], subject, reply, hdrLen, msg)
+			if c.fc.wait == nil {
+				lp.holdForRemote(c, rs.Loop, q[i:i+1])
+			}
 			continue
 		}
 		if s := rs.Owner.(*subscription); s.c != c || c.echo {
 			s.c.deliver(s, subject, reply, hdrLen, msg)
+			c.holdFor(&s.c.fc.gate)
 		}
+	}
+}
+
+// holdForRemote makes publisher c wait if loop dst's inbox, or one of the
+// subscribers there that a message was just forwarded to, is over its
+// high-water mark.
+func (lp *evLoop) holdForRemote(c *client, dst int, subs []*router.Subscription) {
+	c.holdFor(&lp.tr.loops[dst].inbox.gate)
+	for _, rs := range subs {
+		if c.fc.wait != nil {
+			return
+		}
+		c.holdFor(&rs.Owner.(*subscription).c.fc.gate)
 	}
 }

@@ -423,7 +423,7 @@ func (m *mqttConn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 				m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
 			}
 			if c.out.size+c.t.pendingOut() > c.srv.opts.MaxPending {
-				c.markSlow()
+				c.markSlow("max pending of " + strconv.Itoa(c.srv.opts.MaxPending) + " exceeded by retained messages")
 				return nil
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -175,6 +176,14 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 	}
 	t.Logf("streamed %d messages during the churn", total)
 
+	// The persistent MQTT sessions keep their subscriptions by design: a
+	// clean-session connect with each pooled id ends them.
+	for k := 0; k < churnSharedIDs; k++ {
+		if err := endMQTTSession(s, fmt.Sprintf("churn-shared-%d", k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// The churners are gone: the server closes their connections as it sees
 	// the FIN or RST, on its own loops, so wait for the counts to settle.
 	deadline := time.Now().Add(10 * time.Second)
@@ -264,19 +273,33 @@ func churnNATS(s *loop.Server, r *rand.Rand, w, i int) error {
 	return nil
 }
 
+// churnSharedIDs is the size of the pool of MQTT client ids that churning
+// connections take over from each other.
+const churnSharedIDs = 8
+
 // churnMQTT runs one raw MQTT connection: CONNECT with a client id from a
-// small pool (so concurrent connections take each other's sessions over) or
-// its own, SUBSCRIBE, PUBLISH QoS 0 and 1, PINGREQ, maybe DISCONNECT, cut at
+// small pool (so concurrent connections take each other's sessions over,
+// persistent ones included) or its own, maybe with a will, SUBSCRIBE, PUBLISH QoS 0 and 1, PINGREQ, maybe DISCONNECT, cut at
 // a random byte or whole; then it closes by FIN or RST. Nothing is checked
 // but the server's survival: a taken-over connection is closed by design.
 func churnMQTT(s *loop.Server, r *rand.Rand, w, i int) error {
-	id := fmt.Sprintf("churn-%d", i)
+	id, flags := fmt.Sprintf("churn-%d", i), byte(0x02) // clean session
 	if r.IntN(2) == 0 {
-		id = fmt.Sprintf("churn-shared-%d", r.IntN(8))
+		id = fmt.Sprintf("churn-shared-%d", r.IntN(churnSharedIDs))
+		if r.IntN(2) == 0 {
+			flags = 0 // a session that outlives the connection
+		}
+	}
+	will := r.IntN(4) == 0
+	if will {
+		flags |= 0x04 | byte(r.IntN(2))<<3 // will, QoS 0 or 1
 	}
 	str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
-	body := append(str(nil, "MQTT"), 4, 0x02, 0, 60) // clean session
-	script := mqttPacket(mcodec.CONNECT<<4, str(body, id))
+	body := str(append(str(nil, "MQTT"), 4, flags, 0, 60), id)
+	if will {
+		body = str(str(body, fmt.Sprintf("churn/m%d/will", w)), "gone")
+	}
+	script := mqttPacket(mcodec.CONNECT<<4, body)
 	connectLen := len(script)
 	pid := uint16(1)
 	for n := r.IntN(8); n > 0; n-- {
@@ -369,4 +392,25 @@ func truncate(b []byte) []byte {
 		return append(b[:150:150], append([]byte(" ... "), b[len(b)-150:]...)...)
 	}
 	return b
+}
+
+// endMQTTSession connects with id and a clean session, which discards any
+// session the id had, then disconnects.
+func endMQTTSession(s *loop.Server, id string) error {
+	nc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+	if _, err := nc.Write(mqttPacket(mcodec.CONNECT<<4, str(append(str(nil, "MQTT"), 4, 0x02, 0, 60), id))); err != nil {
+		return err
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(nc, ack); err != nil || ack[0] != mcodec.CONNACK<<4 || ack[3] != mcodec.Accepted {
+		return fmt.Errorf("MQTT %s: CONNACK % x (%v)", id, ack, err)
+	}
+	_, err = nc.Write([]byte{mcodec.DISCONNECT << 4, 0})
+	return err
 }

@@ -47,11 +47,15 @@ func TestConnectionChurn(t *testing.T) {
 			t.Logf("replay with EVNATS_CHURN_SEED=%d", seed)
 		}
 	})
-	conns, msgs := 5000, 20000
+	conns, msgs := 3000, 20000
 	if testing.Short() {
-		conns, msgs = 1000, 5000
+		conns, msgs = 600, 5000
 	}
-	looptest.Each(t, loop.Options{MQTTPort: -1}, func(t *testing.T, o loop.Options) {
+	// A small MaxPending makes churners that publish to themselves and never
+	// read slow consumers, closed by the server mid-parse; a small
+	// MaxSubscriptions refuses some SUBs; JetStream persists MQTT sessions.
+	o := loop.Options{MQTTPort: -1, JetStream: true, MaxPending: 1 << 20, MaxSubscriptions: 6}
+	looptest.Each(t, o, func(t *testing.T, o loop.Options) {
 		start := time.Now()
 		s := looptest.Start(t, o)
 		churn(t, s, seed, conns, msgs)
@@ -106,11 +110,13 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 	churning.Store(true)
 	pubErr := make(chan error, 1)
 	var total int64
+	var peakSubs int // churners' subscriptions, sampled by the publisher
 	go func() {
 		buf := make([]byte, 0, 256)
 		for i := 0; ; i++ {
 			if i%streamBatch == 0 {
 				window <- struct{}{}
+				peakSubs = max(peakSubs, s.NumSubscriptions()-subsBefore)
 			}
 			last := i >= msgs && !churning.Load()
 			buf = strconv.AppendInt(buf[:0], int64(i), 10)
@@ -174,7 +180,7 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 	if got := next.Load(); got != total {
 		t.Fatalf("subscriber got %d messages, the publisher sent %d", got, total)
 	}
-	t.Logf("streamed %d messages during the churn", total)
+	t.Logf("streamed %d messages during the churn; churners held up to %d subscriptions at once", total, peakSubs)
 
 	// The persistent MQTT sessions keep their subscriptions by design: a
 	// clean-session connect with each pooled id ends them.
@@ -242,7 +248,16 @@ func churnNATS(s *loop.Server, r *rand.Rand, w, i int) error {
 			fmt.Fprintf(&b, "HPUB %s %d %d\r\n%s%s\r\n", subj, len(hdr), len(hdr)+size, hdr, bytes.Repeat([]byte{'x'}, size))
 		}
 	}
-	whole := r.IntN(3) == 0
+	flood := r.IntN(40) == 0
+	if flood {
+		// A flood to itself that it never reads: a slow consumer, closed
+		// by the server while it still parses what follows.
+		fmt.Fprintf(&b, "SUB churn.%d.flood 99\r\n", w)
+		for n := 0; n < 20; n++ {
+			fmt.Fprintf(&b, "PUB churn.%d.flood %d\r\n%s\r\n", w, 64<<10, bytes.Repeat([]byte{'f'}, 64<<10))
+		}
+	}
+	whole := r.IntN(3) == 0 && !flood
 	script := b.Bytes()
 	if whole {
 		script = append(script, "PING\r\n"...)

@@ -22,6 +22,7 @@ import (
 
 // churnSeed is the seed of TestConnectionChurn: EVNATS_CHURN_SEED when set
 // (to replay a failure), else the clock. The test logs it when it fails.
+// EVNATS_CHURN_CONNS sets the number of connections per transport.
 func churnSeed(t *testing.T) uint64 {
 	if v := os.Getenv("EVNATS_CHURN_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -50,6 +51,12 @@ func TestConnectionChurn(t *testing.T) {
 	conns, msgs := 3000, 20000
 	if testing.Short() {
 		conns, msgs = 600, 5000
+	}
+	if v := os.Getenv("EVNATS_CHURN_CONNS"); v != "" { // a longer soak
+		var err error
+		if conns, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("EVNATS_CHURN_CONNS: %v", err)
+		}
 	}
 	// A small MaxPending makes churners that publish to themselves and never
 	// read slow consumers, closed by the server mid-parse; a small

@@ -48,9 +48,9 @@ func TestConnectionChurn(t *testing.T) {
 			t.Logf("replay with EVNATS_CHURN_SEED=%d", seed)
 		}
 	})
-	conns, msgs := 3000, 20000
+	conns, msgs := 2000, 20000
 	if testing.Short() {
-		conns, msgs = 600, 5000
+		conns, msgs = 500, 5000
 	}
 	if v := os.Getenv("EVNATS_CHURN_CONNS"); v != "" { // a longer soak
 		var err error
@@ -158,9 +158,12 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 					return
 				}
 				var err error
-				if r.IntN(5) == 0 {
+				switch r.IntN(20) {
+				case 0, 1, 2, 3:
 					err = churnMQTT(s, r, w, int(i))
-				} else {
+				case 4:
+					err = churnClient(s, r, w)
+				default:
 					err = churnNATS(s, r, w, int(i))
 				}
 				if err != nil {
@@ -292,6 +295,29 @@ func churnNATS(s *loop.Server, r *rand.Rand, w, i int) error {
 		_, _ = nc.Read(make([]byte, 512)) // read a little, maybe the INFO
 	}
 	churnClose(r, nc)
+	return nil
+}
+
+// churnClient runs one nats.go connection: it subscribes, publishes to
+// itself and ends by Close (subscriptions still live) or Drain.
+func churnClient(s *loop.Server, r *rand.Rand, w int) error {
+	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	subj := fmt.Sprintf("churn.%d.client", w)
+	if _, err := nc.Subscribe(subj, func(*nats.Msg) {}); err != nil {
+		return err
+	}
+	for n := r.IntN(50); n > 0; n-- {
+		if err := nc.Publish(subj, make([]byte, r.IntN(1000))); err != nil {
+			return err
+		}
+	}
+	if r.IntN(2) == 0 {
+		return nc.Drain()
+	}
 	return nil
 }
 

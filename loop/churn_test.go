@@ -144,7 +144,7 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 		}
 	}()
 
-	const workers = 16
+	const workers = 48
 	var failures atomic.Int64
 	var jobs atomic.Int64
 	for w := 0; w < workers; w++ {
@@ -327,9 +327,11 @@ const churnSharedIDs = 8
 
 // churnMQTT runs one raw MQTT connection: CONNECT with a client id from a
 // small pool (so concurrent connections take each other's sessions over,
-// persistent ones included) or its own, maybe with a will, SUBSCRIBE, PUBLISH QoS 0 and 1, PINGREQ, maybe DISCONNECT, cut at
-// a random byte or whole; then it closes by FIN or RST. Nothing is checked
-// but the server's survival: a taken-over connection is closed by design.
+// persistent ones included) or its own, maybe with a will; SUBSCRIBE,
+// UNSUBSCRIBE, PUBLISH QoS 0, 1 and 2, acks for ids it may not own,
+// PINGREQ, maybe DISCONNECT; cut at a random byte or whole; then it closes
+// by FIN or RST. Nothing is checked but the server's survival: a
+// taken-over connection is closed by design.
 func churnMQTT(s *loop.Server, r *rand.Rand, w, i int) error {
 	id, flags := fmt.Sprintf("churn-%d", i), byte(0x02) // clean session
 	if r.IntN(2) == 0 {
@@ -352,16 +354,21 @@ func churnMQTT(s *loop.Server, r *rand.Rand, w, i int) error {
 	pid := uint16(1)
 	for n := r.IntN(8); n > 0; n-- {
 		topic := fmt.Sprintf("churn/m%d/%d", w, r.IntN(3))
-		switch r.IntN(5) {
+		switch r.IntN(6) {
+		case 5:
+			// An ack for a packet id this connection may never have been
+			// sent, perhaps by the connection its session was taken from.
+			kind := []byte{mcodec.PUBACK, mcodec.PUBREC, mcodec.PUBREL, mcodec.PUBCOMP}[r.IntN(4)]
+			script = mcodec.AppendAck(script, kind, uint16(1+r.IntN(10)))
 		case 0, 1:
 			sb := binary.BigEndian.AppendUint16(nil, pid)
-			sb = append(str(sb, topic), byte(r.IntN(2)))
+			sb = append(str(sb, topic), byte(r.IntN(3)))
 			if r.IntN(3) == 0 {
-				sb = append(str(sb, fmt.Sprintf("churn/m%d/#", w)), byte(r.IntN(2)))
+				sb = append(str(sb, fmt.Sprintf("churn/m%d/#", w)), byte(r.IntN(3)))
 			}
 			script = append(script, mqttPacket(mcodec.SUBSCRIBE<<4|2, sb)...)
 		case 2, 3:
-			qos := byte(r.IntN(2))
+			qos := byte(r.IntN(3))
 			payload := bytes.Repeat([]byte{'m'}, r.IntN(500))
 			script = mcodec.AppendPublish(script, []byte(topic), payload, qos, false, false, pid)
 		case 4:

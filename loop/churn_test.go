@@ -21,7 +21,8 @@ import (
 )
 
 // churnSeed is the seed of TestConnectionChurn: EVNATS_CHURN_SEED when set
-// (to replay a failure), else the clock. The test logs it when it fails.
+// (to replay a failure: it fixes every connection's script, not how the
+// connections interleave), else the clock. The test logs it when it fails.
 // EVNATS_CHURN_CONNS sets the number of connections per transport.
 func churnSeed(t *testing.T) uint64 {
 	if v := os.Getenv("EVNATS_CHURN_SEED"); v != "" {
@@ -77,10 +78,9 @@ func churn(t *testing.T, s *loop.Server, seed uint64, conns, msgs int) {
 	clientsBefore := s.NumClients()
 
 	// The subscriber checks the order as it goes and signals when the last
-	// message arrives.
-	// The publisher stays at most a window ahead of the subscriber: with
-	// no flow control a client that outruns its subscriber is a slow
-	// consumer by design, which is not what this test is about.
+	// message arrives. The publisher stays at most a window ahead of it: a
+	// publisher that outruns its subscriber makes it a slow consumer (or is
+	// paused by flow control), which is not what this test is about.
 	const streamBatch = 256
 	window := make(chan struct{}, 8)
 	var next, bad atomic.Int64

@@ -48,92 +48,114 @@ type qpick struct {
 	pick, left int
 }
 
+// delivery is one message being dispatched, where and for whom; it lives
+// on dispatch's stack.
+type delivery struct {
+	origin
+	skip           *client // the no-echo publisher
+	subject, reply []byte
+	hdrLen         int
+	msg            []byte
+}
+
 // dispatch delivers one message to the subscriptions in r. msg holds headers
 // then payload when hdrLen >= 0.
 func dispatch(o origin, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
-	var skip *client
+	d := delivery{origin: o, subject: subject, reply: reply, hdrLen: hdrLen, msg: msg}
 	if o.pub != nil && !o.pub.echo {
-		skip = o.pub
+		d.skip = o.pub
 	}
 	for _, sp := range r.Spans {
 		subs := r.Plain[sp.Start:sp.End]
-		if o.remote(sp.Loop) {
-			o.send(sp.Loop, subs, qpick{}, subject, reply, hdrLen, msg)
+		if d.remote(sp.Loop) {
+			d.send(sp.Loop, subs, qpick{})
 			continue
 		}
 		for _, rs := range subs {
 			// A no-echo publisher's own subscriptions are all on its loop.
-			if s := rs.Owner.(*subscription); skip == nil || s.c != skip {
-				o.deliverHere(s, subject, reply, hdrLen, msg)
+			if s := rs.Owner.(*subscription); d.skip == nil || s.c != d.skip {
+				d.deliverHere(s)
 			}
 		}
 	}
 	for _, q := range r.Queues {
-		if i := pickQueueMember(q, o.randn(len(q)), subject, skip); i >= 0 {
-			o.queue(q, qpick{skip: skip, pick: i, left: len(q)}, subject, reply, hdrLen, msg)
+		var i int
+		if o.lp != nil {
+			i = o.lp.randn(len(q))
+		} else {
+			i = rand.IntN(len(q))
 		}
+		if i = pickQueueMember(q, i, subject, d.skip); i < 0 {
+			continue
+		}
+		// The common case, a member served here that takes it, without
+		// the search state.
+		if !d.remote(q[i].Loop) && d.deliverHere(q[i].Owner.(*subscription)) {
+			continue
+		}
+		d.queue(q, qpick{skip: d.skip, pick: i, left: len(q)})
 	}
 }
 
 // queue delivers to one member of group q, starting with qp.pick.
-func (o origin) queue(q []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
+func (d *delivery) queue(q []*router.Subscription, qp qpick) {
 	for ; qp.pick >= 0 && qp.left > 0; qp.left-- {
 		rs := q[qp.pick]
-		if o.remote(rs.Loop) {
-			o.send(rs.Loop, q, qp, subject, reply, hdrLen, msg)
+		if d.remote(rs.Loop) {
+			d.send(rs.Loop, q, qp)
 			return
 		}
-		if o.deliverHere(rs.Owner.(*subscription), subject, reply, hdrLen, msg) {
+		if d.deliverHere(rs.Owner.(*subscription)) {
 			return
 		}
-		qp.pick = nextQueueMember(q, qp.pick, subject, qp.skip)
+		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip)
 	}
 }
 
 // remote reports whether subscriptions of loop l are served elsewhere than
 // where dispatch runs. Internal subscriptions (and every subscription on
 // the goroutine transport) have no loop and are served in place.
-func (o origin) remote(l int) bool {
+func (o *origin) remote(l int) bool {
 	return l != internalLoop && (o.inj != nil || o.lp != nil && l != o.lp.idx)
 }
 
-// send hands a message for subs (a queue group when qp.left > 0) to loop
+// send hands the message for subs (a queue group when qp.left > 0) to loop
 // dst, and makes the publisher wait if what it passed is over its
 // high-water mark.
-func (o origin) send(dst int, subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
-	if o.inj != nil {
-		o.inj.inject(dst, subs, qp, subject, reply, hdrLen, msg)
+func (d *delivery) send(dst int, subs []*router.Subscription, qp qpick) {
+	if d.inj != nil {
+		d.inj.inject(dst, subs, qp, d.subject, d.reply, d.hdrLen, d.msg)
 		return
 	}
-	o.lp.forward(dst, subs, qp, subject, reply, hdrLen, msg)
-	if p := o.pub; p != nil && p.fc.wait == nil {
+	d.lp.forward(dst, subs, qp, d.subject, d.reply, d.hdrLen, d.msg)
+	if p := d.pub; p != nil && p.fc.wait == nil {
 		if qp.left > 0 {
 			subs = subs[qp.pick : qp.pick+1]
 		}
-		o.lp.holdForRemote(p, dst, subs)
+		d.lp.holdForRemote(p, dst, subs)
 	}
 }
 
 // deliverHere delivers to s, served where dispatch runs, and reports
 // whether s took the message.
-func (o origin) deliverHere(s *subscription, subject, reply []byte, hdrLen int, msg []byte) bool {
+func (d *delivery) deliverHere(s *subscription) bool {
 	if s.internal != nil {
-		if s.denies(subject) {
+		if s.denies(d.subject) {
 			return false
 		}
-		s.internal(subject, reply, hdrLen, msg)
+		s.internal(d.subject, d.reply, d.hdrLen, d.msg)
 		return true
 	}
 	c := s.c
-	if o.lp == nil { // goroutine transport: c's output is shared with its writer
+	if d.lp == nil { // goroutine transport: c's output is shared with its writer
 		c.t.outLock()
 	}
-	ok := c.deliver(s, subject, reply, hdrLen, msg)
-	if o.lp == nil {
+	ok := c.deliver(s, d.subject, d.reply, d.hdrLen, d.msg)
+	if d.lp == nil {
 		c.t.outUnlock()
 	}
-	if ok && o.pub != nil {
-		o.pub.holdFor(&c.fc.gate)
+	if ok && d.pub != nil {
+		d.pub.holdFor(&c.fc.gate)
 	}
 	return ok
 }
@@ -149,13 +171,6 @@ func (lp *evLoop) holdForRemote(c *client, dst int, subs []*router.Subscription)
 		}
 		c.holdFor(&rs.Owner.(*subscription).c.fc.gate)
 	}
-}
-
-func (o origin) randn(n int) int {
-	if o.lp != nil {
-		return o.lp.randn(n)
-	}
-	return rand.IntN(n)
 }
 
 // pickQueueMember returns the index of the member of queue group q that
@@ -175,7 +190,8 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 			i -= len(q)
 		}
 		s := q[i].Owner.(*subscription)
-		if s.denies(subject) || skip != nil && s.c == skip || s.quota.Load() == 1 {
+		quota := s.quota.Load()
+		if s.denies(subject) || skip != nil && s.c == skip || quota == 1 {
 			continue
 		}
 		if s.c == nil {
@@ -184,7 +200,9 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 		// flowOK < flowOver (behind, reading) < flowStalled (not reading)
 		st := s.c.fc.gate.state.Load()
 		if st == flowOK {
-			s.spendQuota()
+			if quota > 1 {
+				s.quota.CompareAndSwap(quota, quota-1)
+			}
 			return i
 		}
 		if best < 0 || st < rank {

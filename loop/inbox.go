@@ -145,7 +145,7 @@ func (lp *evLoop) drain() {
 	lp.inbox.open = nil
 	lp.inbox.mu.Unlock()
 	n := 0
-	o := origin{lp: lp}
+	d := delivery{origin: origin{lp: lp}}
 	for _, b := range batches {
 		n += len(b.buf)
 		for i := range b.msgs {
@@ -154,15 +154,16 @@ func (lp *evLoop) drain() {
 			if i > 0 {
 				start = b.msgs[i-1].msgEnd
 			}
-			subject := b.buf[start:m.subjEnd]
-			reply := b.buf[m.subjEnd:m.replyEnd]
-			msg := b.buf[m.replyEnd:m.msgEnd]
+			d.subject = b.buf[start:m.subjEnd]
+			d.reply = b.buf[m.subjEnd:m.replyEnd]
+			d.msg = b.buf[m.replyEnd:m.msgEnd]
+			d.hdrLen = m.hdrLen
 			if m.q.left > 0 {
-				o.queue(m.subs, m.q, subject, reply, m.hdrLen, msg)
+				d.queue(m.subs, m.q)
 				continue
 			}
 			for _, rs := range m.subs {
-				o.deliverHere(rs.Owner.(*subscription), subject, reply, m.hdrLen, msg)
+				d.deliverHere(rs.Owner.(*subscription))
 			}
 		}
 		putBatch(b)

@@ -65,15 +65,15 @@ type subscription struct {
 	delivered uint64
 	closed    bool
 
-	// quota, for a queue member with a limit, is 1 + how many more
-	// messages publishers may pick it for (0: no limit), so that publishers
-	// on other loops stop picking it before it unsubscribes (dispatch.go).
-	quota atomic.Int64
-
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 
 	qos        byte // MQTT: the granted QoS
 	skipDollar bool // MQTT: a filter starting with a wildcard skips '$' topics
+
+	// quota, for a queue member with a limit, is 1 + how many more
+	// messages publishers may pick it for (0: no limit), so that publishers
+	// on other loops stop picking it before it unsubscribes (dispatch.go).
+	quota atomic.Int64
 }
 
 // client is one NATS connection's protocol session, shared by both

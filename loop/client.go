@@ -69,6 +69,11 @@ type subscription struct {
 
 	qos        byte // MQTT: the granted QoS
 	skipDollar bool // MQTT: a filter starting with a wildcard skips '$' topics
+
+	// quota, for a queue member with a limit, is 1 + how many more
+	// messages publishers may pick it for (0: no limit), so that publishers
+	// on other loops stop picking it before it unsubscribes (dispatch.go).
+	quota atomic.Int64
 }
 
 // client is one NATS connection's protocol session, shared by both
@@ -348,11 +353,7 @@ func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
 	if r.Empty() {
 		return false
 	}
-	if c.lp != nil {
-		c.lp.route(c, r, subject, reply, hdrLen, msg)
-	} else {
-		goRoute(c, r, subject, reply, hdrLen, msg)
-	}
+	dispatch(origin{pub: c, lp: c.lp}, r, subject, reply, hdrLen, msg)
 	return true
 }
 
@@ -433,6 +434,9 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 	if s, ok := c.subs[string(sid)]; ok {
 		if max > 0 && uint64(max) > s.delivered {
 			s.max = uint64(max)
+			if s.Queue != "" {
+				s.quota.Store(int64(s.max-s.delivered) + 1)
+			}
 		} else {
 			c.removeSub(s)
 		}
@@ -495,19 +499,21 @@ func (c *client) ProcessPong() error {
 	return nil
 }
 
-// deliver formats one message for subscription s into c's outbound buffer.
-// The caller holds c's outLock (on an event loop: runs on c's loop). msg
-// holds headers then payload when hdrLen >= 0.
-func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) {
+// deliver formats one message for subscription s into c's outbound buffer
+// and reports whether s took it (false: denied, closed, auto-unsubscribed
+// or c cut as slow, so a queue group tries another member). The caller
+// holds c's outLock (on an event loop: runs on c's loop). msg holds headers
+// then payload when hdrLen >= 0.
+func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) bool {
 	if s.denies(subject) {
-		return
+		return false
 	}
 	if c.mq != nil {
 		c.mq.deliver(s, subject, hdrLen, msg)
-		return
+		return true
 	}
 	if c.closed || s.closed || c.slow {
-		return
+		return false
 	}
 	s.delivered++
 	if hdrLen >= 0 && !c.opts.Headers {
@@ -527,6 +533,7 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 		c.removeSub(s)
 	}
 	c.afterDeliver()
+	return true
 }
 
 // markSlow cuts off a client that cannot keep up; caller holds outLock.

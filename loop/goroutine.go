@@ -2,13 +2,10 @@ package loop
 
 import (
 	"errors"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/evnats/evnats/router"
 )
 
 // goTransport serves each connection with a reader goroutine and a writer
@@ -270,45 +267,4 @@ func (g *goConn) release() {
 	g.t.mu.Lock()
 	delete(g.t.clients, g.c)
 	g.t.mu.Unlock()
-}
-
-// goRoute delivers a message on the goroutine transport: the publisher's
-// goroutine locks each subscriber's connection in turn. c is nil for a
-// message published by the server itself.
-func goRoute(c *client, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
-	for _, rs := range r.Plain {
-		s := rs.Owner.(*subscription)
-		if s.internal != nil {
-			if !s.denies(subject) {
-				s.internal(subject, reply, hdrLen, msg)
-			}
-			continue
-		}
-		if s.c == c && !c.echo {
-			continue
-		}
-		s.c.t.outLock()
-		s.c.deliver(s, subject, reply, hdrLen, msg)
-		s.c.t.outUnlock()
-		if c != nil { // nil: published by the server, which never waits
-			c.holdFor(&s.c.fc.gate)
-		}
-	}
-	for _, q := range r.Queues {
-		i := pickQueueMember(q, rand.IntN(len(q)), subject)
-		if i < 0 {
-			continue
-		}
-		s := q[i].Owner.(*subscription)
-		if s.internal != nil {
-			s.internal(subject, reply, hdrLen, msg)
-			continue
-		}
-		s.c.t.outLock()
-		s.c.deliver(s, subject, reply, hdrLen, msg)
-		s.c.t.outUnlock()
-		if c != nil { // nil: published by the server, which never waits
-			c.holdFor(&s.c.fc.gate)
-		}
-	}
 }

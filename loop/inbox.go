@@ -26,7 +26,8 @@ type batch struct {
 
 // fwdMsg is one forwarded message; its byte fields are offsets into buf.
 type fwdMsg struct {
-	subs                      []*router.Subscription // all owned by the receiving loop
+	subs                      []*router.Subscription // plain: all owned by the receiving loop; queue: the group
+	q                         qpick                  // queue: subs[q.pick] is owned by the receiving loop
 	subjEnd, replyEnd, msgEnd int
 	hdrLen                    int
 }
@@ -89,14 +90,14 @@ func (lp *evLoop) queued(n int) {
 }
 
 // forward copies a message into the batch for loop dst, to be delivered there
-// to subs.
-func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
+// to subs (to one member of group subs when qp.left > 0).
+func (lp *evLoop) forward(dst int, subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	b := lp.out[dst]
 	if b == nil {
 		b = getBatch()
 		lp.out[dst] = b
 	}
-	b.add(subs, subject, reply, hdrLen, msg)
+	b.add(subs, qp, subject, reply, hdrLen, msg)
 	switch {
 	case len(b.buf) >= maxBatchBytes:
 		lp.sendBatch(dst)
@@ -108,13 +109,13 @@ func (lp *evLoop) forward(dst int, subs []*router.Subscription, subject, reply [
 }
 
 // add copies one message into the batch.
-func (b *batch) add(subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
+func (b *batch) add(subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	b.buf = append(b.buf, subject...)
 	subjEnd := len(b.buf)
 	b.buf = append(b.buf, reply...)
 	replyEnd := len(b.buf)
 	b.buf = append(b.buf, msg...)
-	b.msgs = append(b.msgs, fwdMsg{subs: subs, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
+	b.msgs = append(b.msgs, fwdMsg{subs: subs, q: qp, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
 }
 
 // sendBatches pushes every batch built this tick.
@@ -134,7 +135,8 @@ func (lp *evLoop) sendBatch(dst int) {
 	lp.tr.loops[dst].receive(b)
 }
 
-// drain delivers every batch waiting in the inbox, then flushes.
+// drain delivers every batch waiting in the inbox, then flushes. A queue
+// member that turns a message down passes it on (dispatch.go: queue).
 func (lp *evLoop) drain() {
 	lp.inbox.scheduled.Store(false) // a push after this wakes us again
 	lp.inbox.mu.Lock()
@@ -143,6 +145,7 @@ func (lp *evLoop) drain() {
 	lp.inbox.open = nil
 	lp.inbox.mu.Unlock()
 	n := 0
+	d := delivery{origin: origin{lp: lp}}
 	for _, b := range batches {
 		n += len(b.buf)
 		for i := range b.msgs {
@@ -151,12 +154,16 @@ func (lp *evLoop) drain() {
 			if i > 0 {
 				start = b.msgs[i-1].msgEnd
 			}
-			subject := b.buf[start:m.subjEnd]
-			reply := b.buf[m.subjEnd:m.replyEnd]
-			msg := b.buf[m.replyEnd:m.msgEnd]
+			d.subject = b.buf[start:m.subjEnd]
+			d.reply = b.buf[m.subjEnd:m.replyEnd]
+			d.msg = b.buf[m.replyEnd:m.msgEnd]
+			d.hdrLen = m.hdrLen
+			if m.q.left > 0 {
+				d.queue(m.subs, m.q)
+				continue
+			}
 			for _, rs := range m.subs {
-				s := rs.Owner.(*subscription)
-				s.c.deliver(s, subject, reply, m.hdrLen, msg)
+				d.deliverHere(rs.Owner.(*subscription))
 			}
 		}
 		putBatch(b)

@@ -2,7 +2,6 @@ package loop
 
 import (
 	"context"
-	"math/rand/v2"
 
 	"github.com/evnats/evnats/router"
 )
@@ -61,30 +60,18 @@ func (s *Server) deliverMatched(r *router.Result, subject, reply string, hdr, da
 	s.shard(0).inMsgs.Add(1)
 	s.shard(0).inBytes.Add(int64(len(msg)))
 	subj, rep := []byte(subject), []byte(reply)
+	var o origin // goroutine transport: subscribers are locked in turn
 	if g, ok := s.tr.(*gnetTransport); ok {
-		for _, sp := range r.Spans {
-			g.inject(sp.Loop, r.Plain[sp.Start:sp.End], subj, rep, hdrLen, msg)
-		}
-		for _, q := range r.Queues {
-			i := pickQueueMember(q, rand.IntN(len(q)), subj)
-			if i < 0 {
-				continue
-			}
-			g.inject(q[i].Loop, q[i:i+1], subj, rep, hdrLen, msg)
-		}
-		return
+		o.inj = g // gnet: through the loops' inboxes
 	}
-	goRoute(nil, r, subj, rep, hdrLen, msg)
+	dispatch(o, r, subj, rep, hdrLen, msg)
 }
 
-// inject hands one message for subs to loop dst from outside any loop. It
+// inject hands one message for subs (a queue group when qp.left > 0) to
+// loop dst from outside any loop. It
 // appends to the batch the loop's inbox keeps open for outside publishers,
 // so a burst (say, the acks of one group commit) costs the loop one wakeup.
-func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
-	if dst == internalLoop {
-		deliverInternal(subs, subject, reply, hdrLen, msg)
-		return
-	}
+func (t *gnetTransport) inject(dst int, subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	lp := t.loops[dst]
 	lp.inbox.mu.Lock()
 	b := lp.inbox.open
@@ -94,7 +81,7 @@ func (t *gnetTransport) inject(dst int, subs []*router.Subscription, subject, re
 		lp.inbox.batches = append(lp.inbox.batches, b)
 	}
 	n := len(b.buf)
-	b.add(subs, subject, reply, hdrLen, msg)
+	b.add(subs, qp, subject, reply, hdrLen, msg)
 	n = len(b.buf) - n
 	lp.inbox.mu.Unlock()
 	lp.queued(n)
@@ -117,15 +104,6 @@ func (lp *evLoop) wake() {
 	if lp.inbox.scheduled.CompareAndSwap(false, true) {
 		if err := lp.el.Execute(context.Background(), lp.drainTask); err != nil {
 			lp.inbox.scheduled.Store(false)
-		}
-	}
-}
-
-// deliverInternal hands a message to internal subscriptions.
-func deliverInternal(subs []*router.Subscription, subject, reply []byte, hdrLen int, msg []byte) {
-	for _, rs := range subs {
-		if s := rs.Owner.(*subscription); !s.denies(subject) {
-			s.internal(subject, reply, hdrLen, msg)
 		}
 	}
 }

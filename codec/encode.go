@@ -1,5 +1,8 @@
 package codec
 
+// Concurrency: stateless appenders. The caller owns dst: for a delivery,
+// the subscriber's loop, or a goroutine holding the client's outLock.
+
 import "strconv"
 
 // Server-to-client protocol encoders. Each appends to dst and returns the

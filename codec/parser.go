@@ -6,6 +6,10 @@
 // benchmarked on its own.
 package codec
 
+// Concurrency: a Parser belongs to one connection and is driven only by
+// the goroutine that reads it (its gnet loop or goroutine-transport reader);
+// handler callbacks run synchronously on that goroutine. No locks.
+
 import (
 	"bytes"
 	"errors"

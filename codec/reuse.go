@@ -1,5 +1,7 @@
 package codec
 
+// Concurrency: a pure helper; the caller owns the buffer.
+
 // RetainLimit is the largest buffer a connection keeps between messages.
 // One large message grows a parse or publish buffer to its size; keeping
 // that capacity would pin it per idle connection (500 sockets x 1 MB PUB

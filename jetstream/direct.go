@@ -1,5 +1,8 @@
 package jetstream
 
+// Concurrency: runs on the JetStream Manager goroutine only, which owns
+// streams, consumers and their stores; no locks.
+
 import (
 	"encoding/json"
 	"errors"

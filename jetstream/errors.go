@@ -4,6 +4,8 @@
 // Host to subscribe and publish through.
 package jetstream
 
+// Concurrency: pure validation and values; any goroutine, no locks.
+
 import (
 	"fmt"
 	"strings"

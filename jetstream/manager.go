@@ -1,5 +1,11 @@
 package jetstream
 
+// Concurrency: the Manager goroutine (run) owns every stream, consumer and
+// store. enqueue, called by internal subscription handlers on publishers'
+// goroutines, and Stop take mu, which guards queue and stopped (a leaf).
+// Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
+// goroutine and only publish through Host (no Manager state).
+
 import (
 	"bytes"
 	"encoding/json"

@@ -1,5 +1,7 @@
 package jetstream
 
+// Concurrency: pure validation and values; any goroutine, no locks.
+
 import (
 	"errors"
 	"path/filepath"

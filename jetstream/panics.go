@@ -1,5 +1,8 @@
 package jetstream
 
+// Concurrency: recoverRequest and recoverTick run on the Manager goroutine;
+// testHook is an atomic pointer set by tests from any goroutine.
+
 import (
 	"runtime/debug"
 	"sync/atomic"

@@ -1,5 +1,9 @@
 package jetstream
 
+// Concurrency: runs on the Manager goroutine, and on the store Writer's
+// goroutine for a failed write's PubAck; it reads only storeRoots, fixed at
+// Start.
+
 import (
 	"errors"
 	"io/fs"

@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: authConfig and permissions are built before Start and
+// never change, so any goroutine reads them (a bcrypt verify runs on a
+// verifySlow goroutine). setUser runs in the client's reading context.
+
 import (
 	"crypto/subtle"
 	"errors"

@@ -1,5 +1,15 @@
 package loop
 
+// Concurrency: a client is owned by the goroutine that reads its
+// connection (its gnet loop, or its goroutine-transport reader): parser, opts
+// (written under outLock too, as deliveries read opts.Headers), echo, perms,
+// user, publisher flow state. Fields marked "out" (out, subs, closed, slow,
+// closing, scratch; subscription counters) are also written by publishers
+// delivering to it: on gnet only from its own loop, on the goroutine
+// transport under outLock (goConn.mu). tick comes from its loop (gnet) or the
+// housekeeping goroutine (goroutine transport); connected and pingsOut are
+// atomics for that reason.
+
 import (
 	"encoding/json"
 	"net"

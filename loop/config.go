@@ -1,5 +1,8 @@
 package loop
 
+// Concurrency: runs once, on the caller's goroutine, to fill Options before
+// New; nothing here is shared.
+
 import (
 	"fmt"
 	"net"

@@ -1,5 +1,8 @@
 package loop
 
+// Concurrency: deny is set before a subscription enters the sublist and
+// never changes, so denies runs on any goroutine without a lock.
+
 import "github.com/evnats/evnats/router"
 
 // Delivery-time subscribe deny filters. A subscription whose wildcard is

@@ -25,7 +25,10 @@ import (
 // Concurrency: dispatch runs on the publisher's goroutine (origin says
 // which). On gnet it touches only its own loop's clients and hands the rest
 // to other loops as batches (one copy per loop, one wakeup per batch); on
-// the goroutine transport it takes each subscriber's outLock in turn.
+// the goroutine transport it takes each subscriber's outLock in turn, one at
+// a time. Its callers hold no lock, so no order among outLocks is needed;
+// internal handlers run with none held, and a flow gate's mu (holdFor) is
+// taken only after the subscriber's outLock is released.
 
 // origin is where dispatch runs and for whom:
 //   - a client's loop (gnet): pub and lp set;

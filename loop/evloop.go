@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: an evLoop is touched only by its gnet loop goroutine (event
+// callbacks and tasks queued with Execute), except its inbox, which other
+// loops and outside publishers push into (inbox.go). No locks here.
+
 import (
 	"context"
 	"math/rand/v2"

@@ -24,7 +24,10 @@ import (
 // context: its loop, or under its outLock; for a loop inbox, pushers and the
 // loop, see inbox.go) and read by any publisher. mu guards waiters, and
 // state changes that open the gate, so that a publisher registering under
-// mu either sees the gate open or is resumed by the opener.
+// mu either sees the gate open or is resumed by the opener. mu is a leaf,
+// taken alone by publishers (add) and under the destination's outLock by
+// openers (flowProgress, markSlow, cleanup); waiters are resumed after it
+// is released.
 const (
 	flowOK      int32 = iota
 	flowOver          // above the high-water mark: publishers wait

@@ -1,5 +1,12 @@
 package loop
 
+// Concurrency: gnet callbacks (OnOpen, OnTraffic, OnClose) run on the
+// connection's loop goroutine, which owns its clients and gnetConns without
+// locks. bindMu (a leaf) guards byEL: loops bind on first sight, and
+// eachClient (housekeeping, lame duck) reads it, then runs fn on each loop
+// through Execute. gnetConn.run and kick may be called from any goroutine:
+// they queue the work on the connection's loop.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,13 @@
 package loop
 
+// Concurrency: per connection, a reader goroutine owns the session
+// (parses, blocks in waitFlow, releases the client) and a writer goroutine
+// writes what out holds. goConn.mu is the client's outLock: it guards the
+// client's "out" fields, flow destination state and inflight, which
+// publishers on any goroutine take to deliver. goTransport.mu guards clients
+// (accept adds, reader removes, eachClient copies) and is a leaf; the shared
+// chunkPool has its own mu, taken under outLock.
+
 import (
 	"errors"
 	"net"

@@ -1,5 +1,10 @@
 package loop
 
+// Concurrency: forward, sendBatches and drain run on the owning loop;
+// receive, inject, queued and wake on any goroutine. inbox.mu guards batches
+// and open; it is held only to append or swap them, and inject takes
+// batchFree.mu (a leaf) under it. bytes and scheduled are atomics.
+
 import (
 	"sync"
 	"sync/atomic"

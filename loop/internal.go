@@ -1,5 +1,11 @@
 package loop
 
+// Concurrency: SubscribeInternal and PublishInternal may be called from
+// any goroutine (JetStream Manager and store Writer callbacks, MQTT will
+// messages). An internal handler runs on the publisher's goroutine with no
+// evnats lock held (dispatch never holds one across it), so it may take its
+// own: Manager.mu, Session.mu.
+
 import (
 	"context"
 

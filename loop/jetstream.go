@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: Subscribe and Publish are called from any goroutine (the
+// Manager, store Writer callbacks); Deliver only from the Manager goroutine,
+// since deliverCache takes no lock.
+
 import (
 	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/router"

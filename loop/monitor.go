@@ -1,5 +1,8 @@
 package loop
 
+// Concurrency: HTTP handlers run on net/http goroutines and read only
+// immutable options, atomics (counters, stat shards) and Sublist.Count.
+
 import (
 	"encoding/json"
 	"net"

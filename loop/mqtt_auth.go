@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: runs in the MQTT connection's reading context; on gnet a
+// bcrypt check runs on a verifySlow goroutine that writes only its own
+// result, handed back to the loop through c.t.run.
+
 import (
 	"bytes"
 

@@ -1,5 +1,13 @@
 package loop
 
+// Concurrency: attach, subscribe, unsubscribe and release run on the
+// connection's own reading goroutine; saveDirty on housekeeping; close from
+// Shutdown. mu guards holds, each hold, and a holding connection's filters.
+// Under mu it takes a connection's outLock (addFilter, dropFilter; kick of
+// the old holder), Session.mu, Persister.mu and Sublist.mu; nothing that
+// holds outLock or Session.mu takes mu. Offline subscriptions' handlers run
+// on any publisher's goroutine and take Session.mu only.
+
 import (
 	"bytes"
 	"cmp"

@@ -1,5 +1,12 @@
 package loop
 
+// Concurrency: called in the connection's reading context (its loop or
+// reader goroutine; tick also from housekeeping on the goroutine transport),
+// except deliver, which runs on any publisher's goroutine with the client's
+// outLock held (gnet: on its own loop), and release, queued with c.t.run.
+// Under outLock it takes Session.mu (Send) and RetainedSet.mu (a SUBSCRIBE's
+// retained replay). handedOver and lastRecv are atomics read elsewhere.
+
 import (
 	"bytes"
 	"errors"

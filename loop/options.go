@@ -4,6 +4,9 @@
 // reader and one writer goroutine per connection on the standard library.
 package loop
 
+// Concurrency: Options are copied into the Server by New and never change
+// after; any goroutine reads them.
+
 import (
 	"io"
 

@@ -1,5 +1,11 @@
 package loop
 
+// Concurrency: an outBuf is guarded as its client's "out" fields (its loop,
+// or outLock). chunkPool.mu guards the free lists: one pool per gnet loop
+// (uncontended), one shared by the goroutine transport, taken under a
+// client's outLock (write, reset) and by writers after a write (put); a
+// leaf.
+
 import "sync"
 
 // Outbound chunk sizes: a small first chunk keeps a large fan-out to many

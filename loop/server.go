@@ -1,5 +1,10 @@
 package loop
 
+// Concurrency: New, Start, Shutdown and LameDuck run on the caller's
+// goroutine; housekeeping is one goroutine that ticks every client through
+// eachClient and saves MQTT sessions. Counters and stat shards are atomics;
+// mu guards shutdown only and is a leaf.
+
 import (
 	"context"
 	"encoding/json"

@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: check runs on the calling goroutine, verifySlow on a new
+// one; both only take a slot of sem (a channel), so any goroutine may call
+// them. done is called on the verifying goroutine and must hand back (c.t.run).
+
 import (
 	"runtime"
 	"time"

@@ -1,5 +1,9 @@
 package loop
 
+// Concurrency: no locks. An mqttConn's subjects cache is used by its
+// reader only; its topics cache only by deliver, under the client's outLock
+// (gnet: on its loop).
+
 import "github.com/evnats/evnats/router"
 
 // topicCache memoizes one MQTT connection's topic <-> subject translations

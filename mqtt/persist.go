@@ -1,5 +1,11 @@
 package mqtt
 
+// Concurrency: any goroutine (connection readers, publishers journaling
+// through a Session, housekeeping, Shutdown). mu guards the stores, which it
+// owns, and the maps. Lock order: Session.mu, then mu, then the store's
+// Writer.mu (submit). AfterWrites callbacks run on the Writer goroutine with
+// no lock held; writes is an atomic.
+
 import (
 	"encoding/binary"
 	"encoding/json"

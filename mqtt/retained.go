@@ -1,5 +1,10 @@
 package mqtt
 
+// Concurrency: one RetainedSet is shared by every connection. mu (RWMutex)
+// guards the set: publishers Set and Clear, SUBSCRIBE replays Match (under
+// the subscriber's outLock); Restore runs at startup. A leaf.
+// Stored Retained values never change once in the set.
+
 import (
 	"cmp"
 	"sync"

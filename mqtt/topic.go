@@ -3,6 +3,8 @@
 // nats-server maps them, so mixed deployments see the same subjects.
 package mqtt
 
+// Concurrency: pure functions; any goroutine.
+
 import (
 	"errors"
 	"strings"

@@ -1,5 +1,10 @@
 package router
 
+// Concurrency: a Cache belongs to one goroutine (a gnet loop, a
+// goroutine-transport client's reader, or the JetStream Manager through
+// jsHost.Deliver) and takes no locks of its own; a miss calls Sublist.Match
+// (shared lock), staleness is an atomic load of Sublist.gen.
+
 import "unsafe"
 
 // DefaultCacheSize bounds a per-loop cache; past it the cache starts over,

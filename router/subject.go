@@ -3,6 +3,8 @@
 // by the sublist's generation counter.
 package router
 
+// Concurrency: pure functions; any goroutine.
+
 // ValidSubject reports whether s is a valid subscription subject: non-empty
 // tokens separated by '.', where '*' and '>' may appear only as whole tokens
 // and '>' only last. Whitespace is never allowed.

@@ -1,5 +1,12 @@
 package router
 
+// Concurrency: one Sublist is shared by every goroutine. mu (RWMutex)
+// guards the trie and count: Match takes it shared; Insert, Remove and
+// Replace exclusively. gen is bumped under mu and read lock-free by Caches.
+// mu is a leaf: nothing is called while it is held. Subscriptions are
+// immutable once inserted and Results never change, so both are used freely
+// after the lock is dropped.
+
 import (
 	"sort"
 	"sync"

@@ -1,5 +1,9 @@
 package store
 
+// Concurrency: a FileStore belongs to its owner goroutine (no lock). The
+// Writer goroutine runs the done callbacks of its writes: they set failed and
+// block.written (atomics) and call the owner's DoneFunc there.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,8 @@
 package store
 
+// Concurrency: OSFS is stateless; a File is used by one goroutine at a time
+// (the Writer for writes and syncs, the store's owner for reads).
+
 import (
 	"io"
 	"os"

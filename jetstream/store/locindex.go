@@ -1,5 +1,7 @@
 package store
 
+// Concurrency: part of a FileStore; its owner goroutine only, no locks.
+
 import "sort"
 
 // locPage is the number of sequences per index page.

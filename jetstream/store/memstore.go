@@ -1,5 +1,8 @@
 package store
 
+// Concurrency: a MemStore belongs to its owner goroutine (no lock); done
+// runs synchronously on that goroutine.
+
 import (
 	"time"
 

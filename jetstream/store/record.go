@@ -1,5 +1,7 @@
 package store
 
+// Concurrency: pure encoding and decoding; any goroutine.
+
 import (
 	"encoding/binary"
 

@@ -7,6 +7,9 @@
 // the owner never blocks on the disk.
 package store
 
+// Concurrency: see the package doc: a Store belongs to one goroutine (a
+// stream's: the JetStream Manager; MQTT's: whoever holds Persister.mu).
+
 import (
 	"errors"
 	"time"

@@ -1,5 +1,11 @@
 package store
 
+// Concurrency: the Writer goroutine (run) owns files, dirty, broken and
+// buf; a syncer goroutine fsyncs the files run hands it on syncs. Any
+// goroutine may submit: mu guards queue and closed and is a leaf (taken under
+// Persister.mu); op callbacks run on the Writer goroutine after it is
+// released.
+
 import (
 	"os"
 	"strings"

@@ -3,6 +3,9 @@
 // random ports, stopped when the test ends. It is imported by tests only.
 package looptest
 
+// Concurrency: helpers for test goroutines; LogBuffer.mu guards the log
+// the server's goroutines write into (a leaf).
+
 import (
 	"strings"
 	"sync"

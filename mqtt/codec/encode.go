@@ -1,5 +1,8 @@
 package codec
 
+// Concurrency: stateless appenders; the caller owns dst (for the broker,
+// the client's output, under its outLock or on its loop).
+
 // Encoders append one packet to dst and return the extended slice, so the
 // broker formats straight into a connection's outbound buffer.
 

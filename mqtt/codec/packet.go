@@ -4,6 +4,10 @@
 // fuzzed on its own.
 package codec
 
+// Concurrency: packet values are built by a Parser on the connection's
+// reading goroutine and handed to its handler there; they may point into the
+// parser's buffer, so a handler copies what it keeps (see loop.detachConnect).
+
 import "errors"
 
 // Packet types (MQTT 3.1.1 section 2.2.1).

@@ -1,5 +1,9 @@
 package codec
 
+// Concurrency: a Parser belongs to one MQTT connection and is driven only
+// by the goroutine that reads it; handler callbacks run synchronously on that
+// goroutine. No locks.
+
 import (
 	"bytes"
 	"encoding/binary"

@@ -1,7 +1,7 @@
 package mqtt
 
 // Concurrency: a Session is touched by the reading goroutine of the
-// connection that holds it, by publishers delivering to it (under that
+// connection that holds it, by publishers delivering to it (under a
 // connection's outLock, or offline handlers on any goroutine) and by the
 // Persister (housekeeping, Shutdown). mu guards all its state. Under mu,
 // journal and forget take Persister.mu; mu is taken under mqttBridge.mu and

@@ -8,7 +8,7 @@ import "github.com/evnats/evnats/router"
 
 // topicCache memoizes one MQTT connection's topic <-> subject translations
 // (see mqttConn.topicOf, subjectOf) so a steady stream on known topics
-// allocates nothing. Owned by the connection's goroutine.
+// allocates nothing. No lock: each cache has one owner context (above).
 //
 // Topics may be 64 KiB long: keys over router.MaxCachedSubject are
 // translated every time, and the cache starts over past maxTopicCache

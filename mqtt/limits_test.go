@@ -72,15 +72,23 @@ func (r *rawMQTT) receive(n int) []int {
 // came before it was all there was.
 func (r *rawMQTT) expectMarker(s *loop.Server, topic string) {
 	r.t.Helper()
-	// The PUBACKs receive sent free the session's space; a PINGREQ answered
+	// The PUBACKs receive sent free the session's space: a PINGREQ answered
 	// means the server has handled them before the marker arrives.
-	r.send([]byte{mcodec.PINGREQ << 4, 0})
-	if typ, _, _ := r.read(); typ != mcodec.PINGRESP {
-		r.t.Fatalf("want PINGRESP, got packet type %d", typ)
-	}
+	r.pingPong()
 	publishMany(r.t, s, topic, -1, 1, 0)
 	if got := r.receive(1); got[0] != -1 {
 		r.t.Fatalf("message %d before the marker", got[0])
+	}
+	r.pingPong() // and the marker's own PUBACK, before the caller closes
+}
+
+// pingPong returns once the server has answered a PINGREQ, so it has
+// handled every packet sent before it.
+func (r *rawMQTT) pingPong() {
+	r.t.Helper()
+	r.send([]byte{mcodec.PINGREQ << 4, 0})
+	if typ, _, _ := r.read(); typ != mcodec.PINGRESP {
+		r.t.Fatalf("want PINGRESP, got packet type %d", typ)
 	}
 }
 

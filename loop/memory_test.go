@@ -33,10 +33,10 @@ func heapAfterGC() uint64 {
 	return ms.HeapAlloc
 }
 
-// checkHeldMemory opens memConns sockets with dial, has each send one large
+// checkHeldMemory opens memConns sockets to addr, has each send one large
 // message with send (which returns once the server has parsed it), and
 // checks the live heap while they all stay open.
-func checkHeldMemory(t *testing.T, dial func() net.Conn, send func(net.Conn) error) {
+func checkHeldMemory(t *testing.T, addr net.Addr, send func(net.Conn) error) {
 	base := heapAfterGC()
 	var wg sync.WaitGroup
 	errs := make(chan error, memConns)
@@ -44,7 +44,11 @@ func checkHeldMemory(t *testing.T, dial func() net.Conn, send func(net.Conn) err
 	for range memConns {
 		wg.Add(1)
 		sem <- struct{}{}
-		nc := dial() // each sends at once: a silent socket is closed after the auth timeout
+		// Each sends at once: a silent socket is closed after the auth timeout.
+		nc, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer nc.Close()
 		go func() {
 			defer wg.Done()
@@ -74,14 +78,7 @@ func TestLargePubReleasesMemory(t *testing.T) {
 	msg := append(fmt.Appendf(nil, "CONNECT {\"verbose\":false}\r\nPUB big %d\r\n", len(payload)), payload...)
 	msg = append(msg, "\r\nPING\r\n"...)
 	eachTransport(t, loop.Options{}, func(t *testing.T, s *loop.Server) {
-		dial := func() net.Conn {
-			nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return nc
-		}
-		checkHeldMemory(t, dial, func(nc net.Conn) error {
+		checkHeldMemory(t, s.Addr(), func(nc net.Conn) error {
 			if _, err := nc.Write(msg); err != nil {
 				return err
 			}
@@ -113,14 +110,7 @@ func TestLargeMQTTPublishReleasesMemory(t *testing.T) {
 	msg = append(msg, pkt(mcodec.PUBLISH<<4, append(str(nil, "big"), payload...))...)
 	msg = append(msg, mcodec.PINGREQ<<4, 0)
 	eachTransport(t, loop.Options{MQTTPort: -1}, func(t *testing.T, s *loop.Server) {
-		dial := func() net.Conn {
-			nc, err := net.DialTimeout("tcp", s.MQTTAddr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return nc
-		}
-		checkHeldMemory(t, dial, func(nc net.Conn) error {
+		checkHeldMemory(t, s.MQTTAddr(), func(nc net.Conn) error {
 			if _, err := nc.Write(msg); err != nil {
 				return err
 			}

@@ -139,9 +139,6 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.DeliverSubject != "" && !router.ValidLiteralSubject(cfg.DeliverSubject) {
 		return newErr(errDeliverSubject)
 	}
-	if cfg.Durable != "" && cfg.Name != "" && cfg.Durable != cfg.Name {
-		return newErr(errConsumerCreate, "err", "consumer name in subject does not match durable name in request")
-	}
 	if cfg.DeliverPolicy == "" {
 		cfg.DeliverPolicy = "all"
 	}
@@ -185,7 +182,6 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.Durable == "" && cfg.InactiveThreshold == 0 {
 		cfg.InactiveThreshold = defaultInactive
 	}
-	cfg.Replicas = max(cfg.Replicas, 0)
 	for _, f := range append([]string{cfg.FilterSubject}, cfg.FilterSubjects...) {
 		if f != "" && !router.ValidSubject(f) {
 			return bad("invalid filter subject " + strconv.Quote(f))
@@ -485,7 +481,7 @@ func parseAckSubject(subject string, c *consumer) (sseq uint64, ok bool) {
 	}
 	for i := 0; i < 5; i++ {
 		tok, tail, more := strings.Cut(rest, ".")
-		if more == (i == 4) || tok == "" || len(tok) > 20 {
+		if more == (i == 4) {
 			return 0, false // not exactly five numeric tokens
 		}
 		n, err := strconv.ParseUint(tok, 10, 64)
@@ -508,7 +504,9 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 	p := c.pending[sseq]
 	switch kind {
 	case "", "+ACK", "+NXT", "+TERM":
-		if p != nil || (c.cfg.AckPolicy == "all" && sseq < c.next && len(c.pending) > 0) {
+		// ack-all: only what moves the floor, so a replayed or forged ack
+		// below it costs neither a scan of pending nor a log record
+		if p != nil || (c.cfg.AckPolicy == "all" && sseq > c.ackFloor.Stream && sseq < c.next) {
 			c.applyAck(sseq)
 			c.logAck(sseq, confirmed)
 			confirmed = nil

@@ -555,17 +555,24 @@ func (s *FileStore) Purge() (uint64, error) { return s.Compact(s.lastSq + 1) }
 // block: otherwise that message would return when the store is recovered.
 func (s *FileStore) dropEmptyBlocks() {
 	last := len(s.blocks) - 1
-	var remain []*block // remaining blocks that hold messages, oldest first
+	if last < 1 {
+		return // only the current block, which stays
+	}
 	drop := false
-	for i, b := range s.blocks {
-		if b.live == 0 && i < last {
+	for _, b := range s.blocks[:last] {
+		if b.live == 0 {
 			drop = true
-		} else if b.first != 0 {
-			remain = append(remain, b)
+			break
 		}
 	}
 	if !drop {
-		return
+		return // the common case: no scan beyond this, no allocation
+	}
+	var remain []*block // remaining blocks that hold messages, oldest first
+	for i, b := range s.blocks {
+		if (b.live > 0 || i == last) && b.first != 0 {
+			remain = append(remain, b)
+		}
 	}
 	for _, b := range s.blocks[:last] {
 		if b.live > 0 {

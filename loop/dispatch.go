@@ -193,8 +193,7 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 			i -= len(q)
 		}
 		s := q[i].Owner.(*subscription)
-		quota := s.quota.Load()
-		if s.denies(subject) || skip != nil && s.c == skip || quota == 1 {
+		if !s.takes(subject, skip) {
 			continue
 		}
 		if s.c == nil {
@@ -203,9 +202,7 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 		// flowOK < flowOver (behind, reading) < flowStalled (not reading)
 		st := s.c.fc.gate.state.Load()
 		if st == flowOK {
-			if quota > 1 {
-				s.quota.CompareAndSwap(quota, quota-1)
-			}
+			s.spendQuota()
 			return i
 		}
 		if best < 0 || st < rank {
@@ -216,6 +213,13 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 		q[best].Owner.(*subscription).spendQuota()
 	}
 	return best
+}
+
+// takes reports whether queue member s may be given a message on subject:
+// it is not the no-echo publisher skip, its deny filter lets the subject
+// through, and its auto-unsubscribe quota is not used up.
+func (s *subscription) takes(subject []byte, skip *client) bool {
+	return !s.denies(subject) && (skip == nil || s.c != skip) && s.quota.Load() != 1
 }
 
 // spendQuota counts one pick of a limited queue member. Publishers racing
@@ -235,8 +239,7 @@ func nextQueueMember(q []*router.Subscription, i int, subject []byte, skip *clie
 		if j >= len(q) {
 			j -= len(q)
 		}
-		s := q[j].Owner.(*subscription)
-		if !s.denies(subject) && (skip == nil || s.c != skip) {
+		if q[j].Owner.(*subscription).takes(subject, skip) {
 			return j
 		}
 	}

@@ -153,23 +153,15 @@ func (c *client) flowCheck(p int) bool {
 		c.markSlow("max pending of " + strconv.Itoa(c.srv.opts.MaxPending) + " exceeded")
 		return false
 	}
-	switch c.fc.gate.state.Load() {
-	case flowOK:
-		if p > c.fc.high {
-			c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
-			c.fc.gate.state.Store(flowOver)
-			c.watchFlow()
-		}
-	case flowStalled:
-		if c.accepted(p) != c.fc.lastAcc { // it reads again
-			if p > c.fc.high {
-				c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
-				c.fc.gate.state.Store(flowOver)
-				c.watchFlow()
-			} else {
-				c.fc.gate.state.Store(flowOK)
-			}
-		}
+	switch st := c.fc.gate.state.Load(); {
+	case st == flowStalled && c.accepted(p) == c.fc.lastAcc:
+		// still not reading: publishers do not wait for it
+	case st != flowOver && p > c.fc.high: // over the mark, or a stalled one reading again
+		c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
+		c.fc.gate.state.Store(flowOver)
+		c.watchFlow()
+	case st == flowStalled: // reading again, below the mark
+		c.fc.gate.state.Store(flowOK)
 	}
 	c.t.flushSoon()
 	return true

@@ -196,9 +196,9 @@ func (c *client) sendErr(msg string) {
 }
 
 func (c *client) sendOK() {
-	if c.opts.Verbose {
-		c.sendProto(codec.OKLine)
-	}
+	c.t.outLock()
+	c.okLocked()
+	c.t.outUnlock()
 }
 
 // okLocked is sendOK for a caller that holds outLock: sendProto would take

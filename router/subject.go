@@ -75,7 +75,7 @@ func ValidQueue(q string) bool {
 func SubjectMatches[S ~string | ~[]byte](pattern string, subject S) bool {
 	for {
 		pt, prest, pmore := nextToken(pattern)
-		st, srest, smore := nextSubjectToken(subject)
+		st, srest, smore := nextToken(subject)
 		switch {
 		case pt == ">":
 			return len(st) != 0
@@ -96,8 +96,8 @@ func SubjectMatches[S ~string | ~[]byte](pattern string, subject S) bool {
 	}
 }
 
-// nextSubjectToken is nextToken for a subject given as a string or bytes.
-func nextSubjectToken[S ~string | ~[]byte](s S) (tok, rest S, more bool) {
+// nextToken splits the first token off a subject given as a string or bytes.
+func nextToken[S ~string | ~[]byte](s S) (tok, rest S, more bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {
 			return s[:i], s[i+1:], true
@@ -116,15 +116,6 @@ func sameToken[S ~string | ~[]byte](a string, b S) bool {
 		}
 	}
 	return true
-}
-
-func nextToken(s string) (tok, rest string, more bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // SubjectCovers reports whether every subject that sub (which may hold

@@ -61,6 +61,10 @@ type mqttConn struct {
 	authResult *mqttAuthResult // a bcrypt check's result for the re-run CONNECT
 }
 
+// maxMQTTClientID bounds a client id (MQTT 3.1.1 lets a server refuse ids
+// longer than 23 bytes; 1 KiB keeps every id seen in practice).
+const maxMQTTClientID = 1024
+
 func newMQTTConn(c *client, b *mqttBridge) *mqttConn {
 	m := &mqttConn{c: c, b: b, filters: make(map[string][]*subscription)}
 	m.parser = mcodec.NewParser(m)
@@ -117,6 +121,11 @@ func (m *mqttConn) MQTTConnect(cn *mcodec.Connect) error {
 	}
 	if cn.Level != 4 {
 		return refuse(mcodec.RefusedProtocolVersion, "unacceptable protocol version "+strconv.Itoa(int(cn.Level)))
+	}
+	if len(cn.ClientID) > maxMQTTClientID {
+		// The id keys the session's stored records: unbounded, a client could
+		// make each 1-byte message cost 64 KiB of disk.
+		return refuse(mcodec.RefusedIdentifier, "client id longer than "+strconv.Itoa(maxMQTTClientID)+" bytes")
 	}
 	id := string(cn.ClientID)
 	if id == "" {

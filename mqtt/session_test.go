@@ -283,6 +283,23 @@ func TestMQTTMalformedPackets(t *testing.T) {
 	})
 }
 
+// A client id over 1 KiB is refused with CONNACK 2 (identifier rejected):
+// it keys every record the session stores. 1 KiB itself is accepted.
+func TestMQTTLongClientIDRefused(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		r := dialRaw(t, s)
+		r.connect(strings.Repeat("i", 1024), true, 0)
+		r = dialRaw(t, s)
+		r.send(connectPacket(strings.Repeat("i", 1025), true, 0, "", ""))
+		typ, _, body := r.read()
+		if typ != mcodec.CONNACK || len(body) != 2 || body[1] != mcodec.RefusedIdentifier {
+			t.Fatalf("CONNACK: type %d body % x", typ, body)
+		}
+		r.expectClosed()
+	})
+}
+
 // Users and permissions from the core configuration apply to MQTT.
 func TestMQTTPermissions(t *testing.T) {
 	s := startMQTT(t, loop.Options{Users: []*loop.User{

@@ -206,9 +206,10 @@ func (g *goConn) closing() bool {
 	return g.c.closing
 }
 
-// goWriteChunks bounds one writev (at most 68 KiB): the writer reports
-// progress between writes, which flow control's stall rule watches, so a
-// subscriber is taken for stalled only below ~0.7 MB/s (68 KiB per 100 ms).
+// goWriteChunks bounds one writev (at most two chunks, 128 KiB): the writer
+// reports progress between writes, which flow control's stall rule watches,
+// so a subscriber is taken for stalled only below ~1.3 MB/s (128 KiB per
+// 100 ms).
 const goWriteChunks = 2
 
 // writeLoop writes whatever is pending with one writev per wakeup.

@@ -68,7 +68,7 @@ var defaultConnectOpts = connectOpts{Verbose: true, Pedantic: true}
 // delivery counters that auto-unsubscribe needs. Owned by the owner client's
 // context (guarded by its outLock).
 type subscription struct {
-	router.Subscription
+	router.Subscription[*subscription]
 	c         *client         // nil for an internal subscription
 	internal  InternalHandler // set for an internal subscription
 	max       uint64          // deliver at most this many (0: no limit)
@@ -93,7 +93,7 @@ type client struct {
 	srv    *Server
 	t      transport
 	lp     *evLoop // owning loop with the gnet transport; nil otherwise
-	cache  *router.Cache
+	cache  *matchCache
 	parser codec.Parser
 	id     uint64
 	ip     string
@@ -373,7 +373,7 @@ func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
 func (c *client) noResponders(subject, reply []byte) {
 	r := c.cache.Match(reply)
 	for _, rs := range r.Plain {
-		if s := rs.Owner.(*subscription); s.c == c {
+		if s := rs.Owner; s.c == c {
 			hdr := make([]byte, 0, 48+len(subject))
 			hdr = append(hdr, "NATS/1.0 503\r\nNats-Subject: "...)
 			hdr = append(hdr, subject...)
@@ -657,3 +657,12 @@ func sanitize(s string) string {
 	}
 	return string(b)
 }
+
+// The router's types for evnats' subscriptions: a match yields the
+// *subscription itself, with no type assertion.
+type (
+	routerSub   = router.Subscription[*subscription]
+	matchResult = router.Result[*subscription]
+	matchCache  = router.Cache[*subscription]
+	subList     = router.Sublist[*subscription]
+)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/mqtt"
-	"github.com/evnats/evnats/router"
 )
 
 // mqttBridge is the server-wide MQTT state: the sessions by client id, the
@@ -54,7 +53,7 @@ type mqttBridge struct {
 type mqttHold struct {
 	sess    *mqtt.Session
 	owner   *client
-	offline []*router.Subscription
+	offline []*routerSub
 }
 
 // newMQTTBridge opens persistence (file stores under the JetStream store
@@ -155,7 +154,7 @@ func (b *mqttBridge) full(sess *mqtt.Session) {
 
 // routed is what stands for h in the sublist now. Caller holds mu, which
 // also guards the owner's filters (see mqttConn.filters).
-func (h *mqttHold) routed() []*router.Subscription {
+func (h *mqttHold) routed() []*routerSub {
 	if h.owner != nil {
 		return h.owner.mq.routed()
 	}
@@ -316,8 +315,8 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 // that queue what is published while its client is away. perms (nil when
 // none) are the session's user's: the queue gets no message that user's
 // subscribe deny entries filter out of a live subscription.
-func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
-	var subs []*router.Subscription
+func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*routerSub {
+	var subs []*routerSub
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
 			continue // QoS 0 messages are not kept for an absent client
@@ -343,7 +342,7 @@ func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*rout
 					b.full(sess)
 				}
 			})
-			sub.Owner.(*subscription).deny = perms.deliveryDeny(subject, "")
+			sub.Owner.deny = perms.deliveryDeny(subject, "")
 			subs = append(subs, sub)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/evnats/evnats/codec"
 	"github.com/evnats/evnats/mqtt"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
-	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
 
@@ -490,8 +489,8 @@ func (m *mqttConn) dropFilter(filter string) {
 }
 
 // filterSubs lists filter's subscriptions for the sublist.
-func (m *mqttConn) filterSubs(filter string) []*router.Subscription {
-	subs := make([]*router.Subscription, 0, 2)
+func (m *mqttConn) filterSubs(filter string) []*routerSub {
+	subs := make([]*routerSub, 0, 2)
 	for _, s := range m.filters[filter] {
 		subs = append(subs, &s.Subscription)
 	}
@@ -499,8 +498,8 @@ func (m *mqttConn) filterSubs(filter string) []*router.Subscription {
 }
 
 // routed lists the connection's subscriptions for the sublist.
-func (m *mqttConn) routed() []*router.Subscription {
-	var subs []*router.Subscription
+func (m *mqttConn) routed() []*routerSub {
+	var subs []*routerSub
 	for _, fs := range m.filters {
 		for _, s := range fs {
 			subs = append(subs, &s.Subscription)

@@ -31,7 +31,7 @@ const Version = "2.10.0"
 type Server struct {
 	opts     Options
 	id       string
-	sl       *router.Sublist
+	sl       *subList
 	authCfg  *authConfig
 	slowAuth *slowAuth // bounds bcrypt checks, run off the loops
 	start    time.Time
@@ -112,7 +112,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
-		sl:      router.NewSublist(),
+		sl:      router.NewSublist[*subscription](),
 		authCfg: ac,
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),

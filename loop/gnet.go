@@ -175,7 +175,7 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := newClient(s, gt, gc.RemoteAddr(), lp)
 	c.out.pool = &lp.pool
 	if t.isMQTT(gc) {
-		c.mq = newMQTTConn(c, s.mq)
+		c.proto = s.mqtt.NewConn((*Conn)(c))
 	}
 	gt.c = c
 	gc.SetContext(gt)

@@ -90,7 +90,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		c.out.pool = &t.pool
 		c.fc.wake = make(chan struct{}, 1)
 		if mqtt {
-			c.mq = newMQTTConn(c, t.srv.mq)
+			c.proto = t.srv.mqtt.NewConn((*Conn)(c))
 		}
 		g.c = c
 		t.mu.Lock()

@@ -2,7 +2,7 @@ package loop
 
 // Concurrency: New, Start, Shutdown and LameDuck run on the caller's
 // goroutine; housekeeping is one goroutine that ticks every client through
-// eachClient and saves MQTT sessions. Counters and stat shards are atomics;
+// eachClient and runs the MQTT plug-in's Housekeep. Counters and stat shards are atomics;
 // mu guards shutdown only and is a leaf.
 
 import (
@@ -46,7 +46,7 @@ type Server struct {
 	lameDuck   atomic.Bool
 
 	js       *jetstream.Manager // nil unless JetStream is enabled
-	mq       *mqttBridge        // nil unless the MQTT listener is on
+	mqtt     Plugin             // serves the MQTT listener; nil when it is off
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -147,21 +147,21 @@ func (s *Server) Start() error {
 		return err
 	}
 	if s.opts.MQTTPort != 0 {
-		mq, err := newMQTTBridge(s)
+		mq, err := s.openMQTT()
 		if err != nil {
 			if s.js != nil {
 				s.js.Stop()
 			}
 			return fmt.Errorf("loop: mqtt: %w", err)
 		}
-		s.mq = mq
+		s.mqtt = mq
 	}
 	if err := s.tr.start(); err != nil {
 		if s.js != nil {
 			s.js.Stop()
 		}
-		if s.mq != nil {
-			s.mq.close()
+		if s.mqtt != nil {
+			s.mqtt.Close()
 		}
 		return err
 	}
@@ -228,8 +228,8 @@ func (s *Server) Shutdown() {
 		s.js.Stop() // finish queued publishes and flush stores while loops still run
 	}
 	s.tr.stop()
-	if s.mq != nil {
-		s.mq.close() // after every connection released its session
+	if s.mqtt != nil {
+		s.mqtt.Close() // after every connection released its session
 	}
 	close(s.done)
 	s.Noticef("server shut down")
@@ -277,8 +277,8 @@ func (s *Server) housekeeping() {
 			return
 		case now := <-t.C:
 			s.tr.eachClient(func(c *client) { c.tick(now) })
-			if s.mq != nil {
-				s.mq.saveDirty(false)
+			if s.mqtt != nil {
+				s.mqtt.Housekeep()
 			}
 		}
 	}

@@ -2,8 +2,8 @@ package loop
 
 // Concurrency: New, Start, Shutdown and LameDuck run on the caller's
 // goroutine; housekeeping is one goroutine that ticks every client through
-// eachClient and runs the MQTT plug-in's Housekeep. Counters and stat shards are atomics;
-// mu guards shutdown only and is a leaf.
+// eachClient and runs the MQTT plug-in's Housekeep. Counters and stat
+// shards are atomics; mu guards shutdown only and is a leaf.
 
 import (
 	"context"

@@ -207,7 +207,11 @@ func runAgainst(url, mqttAddr, rowsRe string, scale float64) {
 			continue
 		}
 		s.Dur = w.end.Sub(w.start)
-		progress("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
+		line := fmt.Sprintf("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
+		if r.ReqRep {
+			line += fmt.Sprintf(", p50 %s p90 %s p99 %s p99.9 %s", us(s.Lat.P50), us(s.Lat.P90), us(s.Lat.P99), us(s.Lat.P999))
+		}
+		progress("%s", line)
 	}
 }
 

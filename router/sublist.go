@@ -8,9 +8,11 @@ package router
 // after the lock is dropped.
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Subscription is one client subscription. Its fields are set before Insert
@@ -224,15 +226,56 @@ func (l *level) empty() bool { return len(l.nodes) == 0 && l.pwc == nil && l.fwc
 // The result is freshly built and immutable; callers cache it.
 func (s *Sublist) Match(subject string) *Result {
 	var m matcher
+	s.matchInto(&m, subject)
+	if m.empty() {
+		return emptyResult
+	}
+	return &Result{Plain: m.plain, Spans: m.spans, Queues: m.queues} // m is ours alone
+}
+
+// matchInto fills m with the canonical match of subject (see matcher).
+func (s *Sublist) matchInto(m *matcher, subject string) {
+	m.reset()
 	s.mu.RLock()
 	m.walk(s.root, subject)
 	s.mu.RUnlock()
-	return m.result()
+	m.finish()
 }
 
+// matcher collects a match into buffers it reuses from one match to the
+// next (a Cache keeps one for its misses), then puts it in canonical order:
+// Plain by Loop, then by address; groups by name, members by address. Two
+// matches of the same subscriptions are then equal element by element,
+// which lets a Cache share one Result among the subjects that match alike.
 type matcher struct {
 	plain  []*Subscription
-	queues map[string][]*Subscription
+	groups []group // groups[:ng] are in use
+	ng     int
+	spans  []Span
+	queues [][]*Subscription
+}
+
+// group is the members of one queue group found so far.
+type group struct {
+	name    string
+	members []*Subscription
+}
+
+func (m *matcher) empty() bool { return len(m.plain) == 0 && m.ng == 0 }
+
+// reset empties m, keeping its buffers and dropping its references.
+func (m *matcher) reset() {
+	clear(m.plain)
+	m.plain = m.plain[:0]
+	for i := range m.groups[:m.ng] {
+		g := &m.groups[i]
+		clear(g.members)
+		g.name, g.members = "", g.members[:0]
+	}
+	m.ng = 0
+	m.spans = m.spans[:0]
+	clear(m.queues)
+	m.queues = m.queues[:0]
 }
 
 func (m *matcher) walk(l *level, subject string) {
@@ -266,33 +309,53 @@ func (m *matcher) collect(n *node) {
 		m.plain = append(m.plain, sub)
 	}
 	for name, members := range n.queue {
-		if m.queues == nil {
-			m.queues = make(map[string][]*Subscription)
-		}
-		q := m.queues[name]
+		g := m.group(name)
 		for sub := range members {
-			q = append(q, sub)
+			g.members = append(g.members, sub)
 		}
-		m.queues[name] = q
 	}
 }
 
-func (m *matcher) result() *Result {
-	if len(m.plain) == 0 && len(m.queues) == 0 {
-		return emptyResult
+// group returns the group named name, adding it if it is new.
+func (m *matcher) group(name string) *group {
+	for i := range m.groups[:m.ng] {
+		if m.groups[i].name == name {
+			return &m.groups[i]
+		}
 	}
-	r := &Result{Plain: m.plain}
-	sort.Slice(r.Plain, func(i, j int) bool { return r.Plain[i].Loop < r.Plain[j].Loop })
-	for i := 0; i < len(r.Plain); {
+	if m.ng == len(m.groups) {
+		m.groups = append(m.groups, group{})
+	}
+	g := &m.groups[m.ng]
+	m.ng++
+	g.name = name
+	return g
+}
+
+// finish sorts the match into canonical order and indexes it: Spans over
+// Plain, Queues over the groups' members.
+func (m *matcher) finish() {
+	slices.SortFunc(m.plain, func(a, b *Subscription) int {
+		if c := cmp.Compare(a.Loop, b.Loop); c != 0 {
+			return c
+		}
+		return cmp.Compare(addr(a), addr(b))
+	})
+	for i := 0; i < len(m.plain); {
 		j := i + 1
-		for j < len(r.Plain) && r.Plain[j].Loop == r.Plain[i].Loop {
+		for j < len(m.plain) && m.plain[j].Loop == m.plain[i].Loop {
 			j++
 		}
-		r.Spans = append(r.Spans, Span{Loop: r.Plain[i].Loop, Start: i, End: j})
+		m.spans = append(m.spans, Span{Loop: m.plain[i].Loop, Start: i, End: j})
 		i = j
 	}
-	for _, q := range m.queues {
-		r.Queues = append(r.Queues, q)
+	groups := m.groups[:m.ng]
+	slices.SortFunc(groups, func(a, b group) int { return cmp.Compare(a.name, b.name) })
+	for i := range groups {
+		slices.SortFunc(groups[i].members, func(a, b *Subscription) int { return cmp.Compare(addr(a), addr(b)) })
+		m.queues = append(m.queues, groups[i].members)
 	}
-	return r
 }
+
+// addr orders subscriptions by identity (the heap does not move objects).
+func addr(s *Subscription) uintptr { return uintptr(unsafe.Pointer(s)) }

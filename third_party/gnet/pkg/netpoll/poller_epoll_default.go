@@ -143,11 +143,16 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 
 		if doChores {
 			doChores = false
-			// evnats patch 2: only the tasks queued before this round; one a
-			// task queues runs next round, after the I/O events (a task that
-			// re-queues itself, as the ET read does, no longer starves them).
+			// evnats patch 2: the tasks queued before this round, and those
+			// they queue up to MaxAsyncTasksAtOneTime in all; the rest run next
+			// round, after the I/O events (a task that re-queues itself, as
+			// the ET read does, no longer starves them).
 			var task *queue.Task
-			for n := p.urgentAsyncTaskQueue.Length(); n > 0; n-- {
+			n := int(p.urgentAsyncTaskQueue.Length())
+			if n < MaxAsyncTasksAtOneTime {
+				n = MaxAsyncTasksAtOneTime
+			}
+			for i := 0; i < n; i++ {
 				if task = p.urgentAsyncTaskQueue.Dequeue(); task == nil {
 					break
 				}

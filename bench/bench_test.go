@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
@@ -25,10 +26,22 @@ func TestRowsSmoke(t *testing.T) {
 			if smp.Msgs < 1000 || smp.Dur <= 0 || smp.MsgsPerSec() <= 0 {
 				t.Fatalf("sample %+v", smp)
 			}
-			if r.ReqRep && (smp.P50 <= 0 || smp.P99 < smp.P50) {
-				t.Fatalf("latencies p50 %v p99 %v", smp.P50, smp.P99)
+			if l := smp.Lat; r.ReqRep && (l.P50 <= 0 || l.P90 < l.P50 || l.P99 < l.P90 || l.P999 < l.P99) {
+				t.Fatalf("latencies %+v", l)
 			}
 		})
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	ds := make([]time.Duration, 1000)
+	for i := range ds {
+		ds[i] = time.Duration(1000-i) * time.Microsecond // 1..1000 µs, reversed
+	}
+	l := percentiles(ds)
+	want := latencies{P50: 500 * time.Microsecond, P90: 900 * time.Microsecond, P99: 990 * time.Microsecond, P999: 999 * time.Microsecond}
+	if l != want {
+		t.Fatalf("percentiles %+v, want %+v", l, want)
 	}
 }
 
@@ -49,6 +62,9 @@ func TestReportRendersEveryRow(t *testing.T) {
 	}
 	if !strings.Contains(md, "**2.00x**") || !strings.Contains(md, "| 0.25 |") {
 		t.Errorf("ratios wrong:\n%s", md)
+	}
+	if !strings.Contains(md, "| req/rep 1:1 128B latency | evnats |") {
+		t.Errorf("latency row missing:\n%s", md)
 	}
 	if svg := ratioSVG("t", []bar{{"a", 2}, {"b", 0.5}}); !strings.Contains(svg, "2.00x") || !strings.Contains(svg, "</svg>") {
 		t.Errorf("svg:\n%s", svg)

@@ -9,6 +9,7 @@
 //	go run ./bench -loops-sweep    # fan-out and 4x4 for loops = 1..2xCPUs
 //	go run ./bench -conns 10000,50000
 //	go run ./bench -mqtt-sessions 10000x10
+//	go run ./bench -rows req/rep -also evnats-main=/tmp/evnats-main
 package main
 
 import (
@@ -41,6 +42,7 @@ func main() {
 		noBuild    = flag.Bool("nobuild", false, "use the binaries already in -bin instead of building them")
 		sessions   = flag.String("mqtt-sessions", "", "NxS: set up N persistent MQTT sessions with S QoS 1 subscriptions each, report time and memory")
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
+		also       = flag.String("also", "", "NAME=BINARY[,...]: more servers in the same rounds (say, evnats built from main)")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -63,6 +65,11 @@ func main() {
 		{Name: "evnats", Bin: evBin},
 		{Name: "evnats-goroutine", Bin: evBin, Args: []string{"--io", "goroutine"}},
 		{Name: "nats-server", Bin: natsBin},
+	}
+	for _, kv := range strings.Split(*also, ",") {
+		if name, path, ok := strings.Cut(kv, "="); ok {
+			servers = append(servers, serverKind{Name: name, Bin: path})
+		}
 	}
 	if *skipServer != "" {
 		re := regexp.MustCompile(*skipServer)
@@ -207,7 +214,11 @@ func runAgainst(url, mqttAddr, rowsRe string, scale float64) {
 			continue
 		}
 		s.Dur = w.end.Sub(w.start)
-		progress("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
+		line := fmt.Sprintf("%-20s %s msgs/s", r.Name, commas(s.MsgsPerSec()))
+		if r.ReqRep {
+			line += fmt.Sprintf(", p50 %s p90 %s p99 %s p99.9 %s", us(s.Lat.P50), us(s.Lat.P90), us(s.Lat.P99), us(s.Lat.P999))
+		}
+		progress("%s", line)
 	}
 }
 

@@ -9,13 +9,13 @@ import (
 // stat is the median of one row on one server.
 type stat struct {
 	rate, mbs, cpu float64
-	p50, p99       time.Duration
+	lat            latencies // medians over the runs of each percentile
 	failed         int
 	n              int
 }
 
 func summarize(ss []sample) stat {
-	var rate, mbs, cpu, p50, p99 []float64
+	var rate, mbs, cpu, p50, p90, p99, p999 []float64
 	st := stat{}
 	for _, s := range ss {
 		if s.Failure != "" {
@@ -25,12 +25,17 @@ func summarize(ss []sample) stat {
 		rate = append(rate, s.MsgsPerSec())
 		mbs = append(mbs, s.MBPerSec())
 		cpu = append(cpu, s.CPUPerMsg())
-		p50 = append(p50, float64(s.P50))
-		p99 = append(p99, float64(s.P99))
+		p50 = append(p50, float64(s.Lat.P50))
+		p90 = append(p90, float64(s.Lat.P90))
+		p99 = append(p99, float64(s.Lat.P99))
+		p999 = append(p999, float64(s.Lat.P999))
 	}
 	st.n = len(rate)
 	st.rate, st.mbs, st.cpu = median(rate), median(mbs), median(cpu)
-	st.p50, st.p99 = time.Duration(median(p50)), time.Duration(median(p99))
+	st.lat = latencies{
+		P50: time.Duration(median(p50)), P90: time.Duration(median(p90)),
+		P99: time.Duration(median(p99)), P999: time.Duration(median(p999)),
+	}
 	return st
 }
 
@@ -67,7 +72,7 @@ func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env
 		}
 		lat := ""
 		if r.ReqRep {
-			lat = fmt.Sprintf("%s / %s; %s / %s", us(ev.p50), us(ev.p99), us(ns.p50), us(ns.p99))
+			lat = fmt.Sprintf("%s / %s; %s / %s", us(ev.lat.P50), us(ev.lat.P99), us(ns.lat.P50), us(ns.lat.P99))
 		}
 		fmt.Fprintf(&b, " %s | %s | %s |\n", ratio, cpuRatio, lat)
 	}
@@ -78,20 +83,45 @@ func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env
 		}
 		b.WriteString(" n/a | n/a | |\n")
 	}
+	renderLatency(&b, servers, rs, res)
 	return b.String()
+}
+
+// renderLatency adds the request/reply latency histogram: each percentile
+// of the round-trip time is the median of that percentile over the rounds.
+func renderLatency(b *strings.Builder, servers []serverKind, rs []row, res results) {
+	header := false
+	for _, r := range rs {
+		if !r.ReqRep {
+			continue
+		}
+		if !header {
+			header = true
+			b.WriteString("\nRequest/reply round-trip latency (nats.go `Request`, each client waits for its reply; medians over the rounds of each percentile):\n\n")
+			b.WriteString("| row | server | p50 | p90 | p99 | p99.9 | msgs/s |\n|---|---|---:|---:|---:|---:|---:|\n")
+		}
+		for _, s := range servers {
+			st := summarize(res[r.Name][s.Name])
+			if st.n == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "| %s latency | %s | %s | %s | %s | %s | %s |\n", r.Name, s.Name,
+				us(st.lat.P50), us(st.lat.P90), us(st.lat.P99), us(st.lat.P999), commas(st.rate))
+		}
+	}
 }
 
 func writeResults(dir, md string, servers []serverKind, rs []row, res results) {
 	writeFile(dir, "results.md", md)
 	var csv strings.Builder
-	csv.WriteString("row,server,msgs_per_sec,mb_per_sec,cpu_ns_per_msg,p50_us,p99_us,runs,failed\n")
+	csv.WriteString("row,server,msgs_per_sec,mb_per_sec,cpu_ns_per_msg,p50_us,p90_us,p99_us,p999_us,runs,failed\n")
 	var bars []bar
 	for _, r := range rs {
 		var ev, ns stat
 		for _, s := range servers {
 			st := summarize(res[r.Name][s.Name])
-			fmt.Fprintf(&csv, "%q,%s,%.0f,%.2f,%.1f,%.1f,%.1f,%d,%d\n", r.Name, s.Name, st.rate, st.mbs, st.cpu,
-				float64(st.p50)/1e3, float64(st.p99)/1e3, st.n, st.failed)
+			fmt.Fprintf(&csv, "%q,%s,%.0f,%.2f,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%d\n", r.Name, s.Name, st.rate, st.mbs, st.cpu,
+				float64(st.lat.P50)/1e3, float64(st.lat.P90)/1e3, float64(st.lat.P99)/1e3, float64(st.lat.P999)/1e3, st.n, st.failed)
 			switch s.Name {
 			case "evnats":
 				ev = st

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +29,7 @@ type sample struct {
 	Bytes   int64 // payload bytes published
 	Dur     time.Duration
 	CPU     time.Duration
-	P50     time.Duration // request/reply only
-	P99     time.Duration
+	Lat     latencies // request/reply only
 	Failure string
 }
 
@@ -278,12 +277,24 @@ func runReqRep(r row, url string, w *window, n int) (sample, error) {
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	total := int64(per * r.Pubs)
-	return sample{
-		Msgs: total, Bytes: total * int64(r.Payload),
-		P50: all[len(all)/2], P99: all[len(all)*99/100],
-	}, nil
+	return sample{Msgs: total, Bytes: total * int64(r.Payload), Lat: percentiles(all)}, nil
+}
+
+// latencies are request/reply round-trip percentiles of one run.
+type latencies struct{ P50, P90, P99, P999 time.Duration }
+
+// percentiles sorts ds and reads the nearest-rank percentiles.
+func percentiles(ds []time.Duration) latencies {
+	if len(ds) == 0 {
+		return latencies{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration {
+		i := int(q*float64(len(ds))+0.999999) - 1
+		return ds[min(max(i, 0), len(ds)-1)]
+	}
+	return latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), P999: at(0.999)}
 }
 
 // stalledSubscriber subscribes a raw connection to subject that never reads

@@ -27,7 +27,7 @@ type evLoop struct {
 
 	clients        map[*client]struct{}
 	dirty          []*client // clients with output to flush this tick
-	flushScheduled bool
+	flushScheduled bool      // a flush is due before the loop polls again (a task queued, or a drain under way)
 	flushTask      gnet.Runnable
 	iov, sent      [][]byte
 

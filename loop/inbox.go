@@ -74,7 +74,8 @@ func putBatch(b *batch) {
 type inbox struct {
 	mu        sync.Mutex
 	batches   []*batch
-	open      *batch // the batch outside publishers append to (also in batches); guarded by mu
+	spare     []*batch // the drained list, emptied, swapped back in by the next drain; owned by the loop
+	open      *batch   // the batch outside publishers append to (also in batches); guarded by mu
 	scheduled atomic.Bool
 
 	// bytes counts what waits in batches; past the high-water mark the
@@ -144,9 +145,13 @@ func (lp *evLoop) drain() {
 	lp.inbox.scheduled.Store(false) // a push after this wakes us again
 	lp.inbox.mu.Lock()
 	batches := lp.inbox.batches
-	lp.inbox.batches = nil
+	lp.inbox.batches = lp.inbox.spare // two lists taking turns: no allocation per drain
 	lp.inbox.open = nil
 	lp.inbox.mu.Unlock()
+	// The flush at the end writes whatever the deliveries queue: no
+	// client needs a flush task of its own (one more eventfd write and
+	// loop round per drain).
+	lp.flushScheduled = true
 	n := 0
 	d := delivery{origin: origin{lp: lp}}
 	for _, b := range batches {
@@ -171,6 +176,8 @@ func (lp *evLoop) drain() {
 		}
 		putBatch(b)
 	}
+	clear(batches)
+	lp.inbox.spare = batches[:0]
 	lp.inbox.bytes.Add(-int64(n))
 	if lp.inbox.gate.closed() {
 		lp.inbox.gate.open(flowOK)

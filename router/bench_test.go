@@ -55,3 +55,21 @@ func benchCached(b *testing.B, subject string) {
 func BenchmarkMatchLiteralCached(b *testing.B)  { benchCached(b, "foo.bar") }
 func BenchmarkMatchWildcardCached(b *testing.B) { benchCached(b, "wild.y.x") }
 func BenchmarkMatchQueueCached(b *testing.B)    { benchCached(b, "work") }
+
+// BenchmarkMatchOneOffCached: a cache asked for a new reply subject each
+// time (nats.go's request inboxes), all matching one wildcard.
+func BenchmarkMatchOneOffCached(b *testing.B) {
+	sl := benchSublist()
+	sl.Insert(&Subscription[int]{Subject: "_INBOX.abcdefghijklmnopqrstuv.*", Loop: 1})
+	c := NewCache(sl, 0)
+	s := []byte("_INBOX.abcdefghijklmnopqrstuv.00000000")
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		for i, v := len(s)-1, n; i >= len(s)-8; i, v = i-1, v/10 {
+			s[i] = byte('0' + v%10)
+		}
+		c.Match(s)
+	}
+}

@@ -8,15 +8,15 @@ package router
 // after the lock is dropped.
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
-// Subscription is one subscription. O is the type of its owner (loop's
-// subscription record), so a match needs no type assertion. Its fields are
-// set before Insert and never change afterwards, so matches may be shared
-// across goroutines.
+// Subscription is one client subscription. Its fields are set before Insert
+// and never change afterwards, so matches may be shared across goroutines.
 type Subscription[O any] struct {
 	Subject string
 	Queue   string // empty for a plain subscription
@@ -225,18 +225,56 @@ func (l *level[O]) empty() bool { return len(l.nodes) == 0 && l.pwc == nil && l.
 // The result is freshly built and immutable; callers cache it.
 func (s *Sublist[O]) Match(subject string) *Result[O] {
 	var m matcher[O]
+	s.matchInto(&m, subject)
+	if m.empty() {
+		return s.empty
+	}
+	return &Result[O]{Plain: m.plain, Spans: m.spans, Queues: m.queues} // m is ours alone
+}
+
+// matchInto fills m with the canonical match of subject (see matcher).
+func (s *Sublist[O]) matchInto(m *matcher[O], subject string) {
+	m.reset()
 	s.mu.RLock()
 	m.walk(s.root, subject)
 	s.mu.RUnlock()
-	if len(m.plain) == 0 && len(m.queues) == 0 {
-		return s.empty
-	}
-	return m.result()
+	m.finish()
 }
 
+// matcher collects a match into buffers it reuses from one match to the
+// next (a Cache keeps one for its misses), then puts it in canonical order:
+// Plain by Loop, then by address; groups by name, members by address. Two
+// matches of the same subscriptions are then equal element by element,
+// which lets a Cache share one Result among the subjects that match alike.
 type matcher[O any] struct {
 	plain  []*Subscription[O]
-	queues map[string][]*Subscription[O]
+	groups []group[O] // groups[:ng] are in use
+	ng     int
+	spans  []Span
+	queues [][]*Subscription[O]
+}
+
+// group is the members of one queue group found so far.
+type group[O any] struct {
+	name    string
+	members []*Subscription[O]
+}
+
+func (m *matcher[O]) empty() bool { return len(m.plain) == 0 && m.ng == 0 }
+
+// reset empties m, keeping its buffers and dropping its references.
+func (m *matcher[O]) reset() {
+	clear(m.plain)
+	m.plain = m.plain[:0]
+	for i := range m.groups[:m.ng] {
+		g := &m.groups[i]
+		clear(g.members)
+		g.name, g.members = "", g.members[:0]
+	}
+	m.ng = 0
+	m.spans = m.spans[:0]
+	clear(m.queues)
+	m.queues = m.queues[:0]
 }
 
 func (m *matcher[O]) walk(l *level[O], subject string) {
@@ -270,30 +308,53 @@ func (m *matcher[O]) collect(n *node[O]) {
 		m.plain = append(m.plain, sub)
 	}
 	for name, members := range n.queue {
-		if m.queues == nil {
-			m.queues = make(map[string][]*Subscription[O])
-		}
-		q := m.queues[name]
+		g := m.group(name)
 		for sub := range members {
-			q = append(q, sub)
+			g.members = append(g.members, sub)
 		}
-		m.queues[name] = q
 	}
 }
 
-func (m *matcher[O]) result() *Result[O] {
-	r := &Result[O]{Plain: m.plain}
-	sort.Slice(r.Plain, func(i, j int) bool { return r.Plain[i].Loop < r.Plain[j].Loop })
-	for i := 0; i < len(r.Plain); {
+// group returns the group named name, adding it if it is new.
+func (m *matcher[O]) group(name string) *group[O] {
+	for i := range m.groups[:m.ng] {
+		if m.groups[i].name == name {
+			return &m.groups[i]
+		}
+	}
+	if m.ng == len(m.groups) {
+		m.groups = append(m.groups, group[O]{})
+	}
+	g := &m.groups[m.ng]
+	m.ng++
+	g.name = name
+	return g
+}
+
+// finish sorts the match into canonical order and indexes it: Spans over
+// Plain, Queues over the groups' members.
+func (m *matcher[O]) finish() {
+	slices.SortFunc(m.plain, func(a, b *Subscription[O]) int {
+		if c := cmp.Compare(a.Loop, b.Loop); c != 0 {
+			return c
+		}
+		return cmp.Compare(addr(a), addr(b))
+	})
+	for i := 0; i < len(m.plain); {
 		j := i + 1
-		for j < len(r.Plain) && r.Plain[j].Loop == r.Plain[i].Loop {
+		for j < len(m.plain) && m.plain[j].Loop == m.plain[i].Loop {
 			j++
 		}
-		r.Spans = append(r.Spans, Span{Loop: r.Plain[i].Loop, Start: i, End: j})
+		m.spans = append(m.spans, Span{Loop: m.plain[i].Loop, Start: i, End: j})
 		i = j
 	}
-	for _, q := range m.queues {
-		r.Queues = append(r.Queues, q)
+	groups := m.groups[:m.ng]
+	slices.SortFunc(groups, func(a, b group[O]) int { return cmp.Compare(a.name, b.name) })
+	for i := range groups {
+		slices.SortFunc(groups[i].members, func(a, b *Subscription[O]) int { return cmp.Compare(addr(a), addr(b)) })
+		m.queues = append(m.queues, groups[i].members)
 	}
-	return r
 }
+
+// addr orders subscriptions by identity (the heap does not move objects).
+func addr[O any](s *Subscription[O]) uintptr { return uintptr(unsafe.Pointer(s)) }

@@ -291,3 +291,53 @@ func TestCacheBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheOneOffSubjects: subjects published to once, as nats.go's request
+// reply subjects are, are matched without allocating and not kept, so they
+// neither grow the cache nor start it over and push out what is in use;
+// a subject seen twice is kept.
+func TestCacheOneOffSubjects(t *testing.T) {
+	sl := NewSublist[int]()
+	inbox := &Subscription[int]{Subject: "_INBOX.abc.*", Loop: 1}
+	sl.Insert(inbox)
+	sl.Insert(&Subscription[int]{Subject: "svc", Queue: "q", Loop: 0})
+	c := NewCache(sl, 64)
+	hot := []byte("svc")
+	c.Match(hot)
+	c.Match(hot) // kept on its second miss
+	if c.Len() != 1 {
+		t.Fatalf("cache holds %d subjects after a repeated one, want 1", c.Len())
+	}
+	subj := []byte("_INBOX.abc.00000000")
+	n := 0
+	next := func() *Result[int] {
+		n++
+		for i, v := len(subj)-1, n; i >= len(subj)-8; i, v = i-1, v/10 {
+			subj[i] = byte('0' + v%10)
+		}
+		return c.Match(subj)
+	}
+	first := next()
+	if len(first.Plain) != 1 || first.Plain[0] != inbox {
+		t.Fatalf("reply subject matched %v", first.Plain)
+	}
+	if a := testing.AllocsPerRun(1000, func() {
+		if next() != first {
+			t.Fatal("subjects matching the same subscription got different results")
+		}
+	}); a != 0 {
+		t.Fatalf("a one-off subject allocates %v", a)
+	}
+	if c.Len() != 1 {
+		t.Fatalf("cache holds %d subjects after 1000 one-off ones, want 1 (the repeated one)", c.Len())
+	}
+	if a := testing.AllocsPerRun(100, func() { c.Match(hot) }); a != 0 {
+		t.Fatalf("the repeated subject was pushed out: %v allocations", a)
+	}
+	// The shared result is rebuilt after a change, never reused stale.
+	other := &Subscription[int]{Subject: "_INBOX.>", Loop: 0}
+	sl.Insert(other)
+	if r := next(); len(r.Plain) != 2 || r.Plain[0] != other || len(r.Spans) != 2 {
+		t.Fatalf("after an insert, plain %v spans %v", r.Plain, r.Spans)
+	}
+}

@@ -76,10 +76,16 @@ func (el *eventloop) Execute(ctx context.Context, runnable Runnable) error {
 	if runnable == nil {
 		return errorx.ErrNilRunnable
 	}
+	if ctx == context.Background() { // evnats patch 2: no closure to allocate
+		return el.poller.Trigger(queue.LowPriority, runBackground, runnable)
+	}
 	return el.poller.Trigger(queue.LowPriority, func(any) error {
 		return runnable.Run(ctx)
 	}, nil)
 }
+
+// runBackground runs the Runnable passed as the task's parameter.
+func runBackground(r any) error { return r.(Runnable).Run(context.Background()) }
 
 func (el *eventloop) Schedule(context.Context, Runnable, time.Duration) error {
 	return errorx.ErrUnsupportedOp

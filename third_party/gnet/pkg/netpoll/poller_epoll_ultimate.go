@@ -63,8 +63,8 @@ func OpenPoller() (poller *Poller, err error) {
 		poller = nil
 		return
 	}
-	poller.asyncTaskQueue = queue.NewLockFreeQueue()
-	poller.urgentAsyncTaskQueue = queue.NewLockFreeQueue()
+	poller.asyncTaskQueue = queue.NewSliceQueue()       // evnats patch 2
+	poller.urgentAsyncTaskQueue = queue.NewSliceQueue() // evnats patch 2
 	poller.highPriorityEventsThreshold = MaxPollEventsCap
 	return
 }
@@ -145,8 +145,19 @@ func (p *Poller) Polling() error {
 
 		if doChores {
 			doChores = false
-			task := p.urgentAsyncTaskQueue.Dequeue()
-			for ; task != nil; task = p.urgentAsyncTaskQueue.Dequeue() {
+			// evnats patch 2: the tasks queued before this round, and those
+			// they queue up to MaxAsyncTasksAtOneTime in all; the rest run next
+			// round, after the I/O events (a task that re-queues itself, as
+			// the ET read does, no longer starves them).
+			var task *queue.Task
+			n := int(p.urgentAsyncTaskQueue.Length())
+			if n < MaxAsyncTasksAtOneTime {
+				n = MaxAsyncTasksAtOneTime
+			}
+			for i := 0; i < n; i++ {
+				if task = p.urgentAsyncTaskQueue.Dequeue(); task == nil {
+					break
+				}
 				err = task.Exec(task.Param)
 				if errors.Is(err, errorx.ErrEngineShutdown) {
 					return err

@@ -312,3 +312,31 @@ func TestMeasureFlowMemory(t *testing.T) {
 			n, size, got.Load(), el.Round(time.Millisecond), float64(got.Load())*size/el.Seconds()/1e6, s.SlowConsumers(), peak.Load()>>20)
 	})
 }
+
+// TestSlowConsumerCountedOnce: a stalled subscriber cut at max_pending
+// whose socket then also misses write_deadline (the goroutine transport's
+// writer is blocked in the write that never finishes) counts as one slow
+// consumer, on every transport.
+func TestSlowConsumerCountedOnce(t *testing.T) {
+	eachFlowTransport(t, loop.Options{MaxPending: 1 << 20, WriteDeadline: 500 * time.Millisecond}, func(t *testing.T, s *loop.Server) {
+		stalled := stalledSub(t, s, "flow", "")
+		pub := connect(t, s)
+		payload := make([]byte, 1024)
+		for i := 0; i < 8192; i++ { // 8 MiB: far beyond max_pending and the socket buffers
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.FlushTimeout(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return s.SlowConsumers() >= 1 })
+		// Still not reading, past write_deadline: a second count would
+		// show now (nothing signals that none comes).
+		time.Sleep(time.Second)
+		if sc := s.SlowConsumers(); sc != 1 {
+			t.Fatalf("%d slow consumers, want 1", sc)
+		}
+		expectSlowConsumerCut(t, s, stalled)
+	})
+}

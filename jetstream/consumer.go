@@ -97,6 +97,12 @@ type consumer struct {
 	active   time.Time      // last pull request or ack, for the inactive threshold
 	sinceFC  int            // push with flow control: deliveries since the last request
 	log      *consumerLog   // durable consumers of file streams; nil otherwise
+
+	// A push consumer stops delivering while its destination is over its
+	// high-water mark (held) until the server calls resume, which queues
+	// a request to pump it again: one per hold, never one per message.
+	held   bool
+	resume func() // set for push consumers; safe from any goroutine
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -301,9 +307,13 @@ func (c *consumer) numPending() uint64 {
 	return pre + c.st.store.NumPending(c.next, c.matches)
 }
 
-// pump delivers to waiting requests while there are messages and room.
+// pump delivers to waiting requests while there are messages and room, and
+// the destination takes more (a held push consumer waits for resume).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 {
+	for len(c.waiting) > 0 && !c.held {
+		if c.push() && !m.host.Interest(c.waiting[0].reply) {
+			break // nobody subscribes yet: the tick tries again
+		}
 		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
 			break // max ack pending: wait for acks
 		}
@@ -384,7 +394,9 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
 		data = nil
 	}
-	m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data)
+	if !m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data, c.resume) {
+		c.held = true // delivered; the destination is full: wait for resume
+	}
 	req.delivered++
 	req.lastSent = now
 	if c.push() && c.cfg.FlowControl {

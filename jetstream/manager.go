@@ -2,7 +2,9 @@ package jetstream
 
 // Concurrency: the Manager goroutine (run) owns every stream, consumer and
 // store. enqueue, called by internal subscription handlers on publishers'
-// goroutines, and Stop take mu, which guards queue and stopped (a leaf).
+// goroutines and by held push consumers' resume functions (on whatever
+// goroutine opens the server's flow gate, maybe under a connection's
+// lock), and Stop take mu, which guards queue and stopped (a leaf).
 // Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
 // goroutine and only publish through Host (no Manager state).
 
@@ -31,7 +33,17 @@ type Host interface {
 	Publish(subject, reply string, hdr, data []byte)
 	// Deliver sends a message to the subscribers of to, showing it under
 	// subject (a consumer delivers a stream message on a request's inbox).
-	Deliver(to, subject, reply string, hdr, data []byte)
+	// With resume set (a push consumer) it reports false when a
+	// destination is over its flow-control high-water mark: the message
+	// was delivered, the caller should deliver no more to `to` until
+	// resume runs. resume is called once per false, from any goroutine,
+	// possibly under the server's locks, so it must only queue work.
+	Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool
+	// Interest reports whether anyone subscribes to subject: a push
+	// consumer delivers only then, as nats-server's (with ack none a
+	// message delivered to nobody would be lost). Called by the Manager
+	// goroutine only, like Deliver.
+	Interest(subject string) bool
 }
 
 // Config configures a Manager.
@@ -78,6 +90,7 @@ type Manager struct {
 type request struct {
 	st      *stream   // set for a publish to a stream
 	ack     *consumer // set for an ack to a consumer
+	resume  *consumer // set when a held push consumer's destination drained
 	subject string
 	reply   string
 	hdr     []byte
@@ -205,6 +218,13 @@ func (m *Manager) handle(r *request) {
 	}
 	if r.ack != nil {
 		m.handleAck(r)
+		return
+	}
+	if c := r.resume; c != nil {
+		if c.st.consumers[c.name] == c && m.streams[c.st.cfg.Name] == c.st {
+			c.held = false
+			m.pump(c, time.Now())
+		}
 		return
 	}
 	m.apiTotal++

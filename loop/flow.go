@@ -63,6 +63,18 @@ type flowGate struct {
 	owner   *client // the destination client; nil for a loop inbox
 	mu      sync.Mutex
 	waiters []*client
+	// Internal publishers (JetStream push consumers) waiting: each is a
+	// function that queues the publisher's resumption; it must not block.
+	// They wait through a stall too, until the owner drains below the
+	// low-water mark or goes: one holds up nobody but itself.
+	notify []func()
+	// While internal publishers wait at a client gate, a timer re-checks
+	// its owner every stallWindow in the owner's context (a stalled gate
+	// is watched by nobody else, and on the goroutine transport an over
+	// one only by waiting readers and by the writer between writes).
+	// watch and watchArmed are guarded by mu.
+	watch      *time.Timer
+	watchArmed bool
 }
 
 // closed reports whether publishers must wait.
@@ -79,10 +91,63 @@ func (g *flowGate) add(p *client) bool {
 	return true
 }
 
+// addFunc registers an internal publisher's resume function at a gate
+// that is closed or stalled; false when it is open. resume runs once,
+// when the gate opens or its owner goes.
+func (g *flowGate) addFunc(resume func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state.Load() == flowOK {
+		return false
+	}
+	g.notify = append(g.notify, resume)
+	if d := g.owner; d != nil && !g.watchArmed {
+		g.watchArmed = true
+		if g.watch == nil {
+			check := d.watchGate
+			g.watch = time.AfterFunc(stallWindow, func() { d.t.run(check) })
+		} else {
+			g.watch.Reset(stallWindow)
+		}
+	}
+	return true
+}
+
+// watchGate re-checks c's gate for its internal waiters, in c's context
+// (client.run), every stallWindow until it opens. run skips it once c is
+// closed: cleanup has released them then.
+func (c *client) watchGate() {
+	c.flowProgress(time.Now())
+	g := &c.fc.gate
+	g.mu.Lock()
+	if g.state.Load() != flowOK && len(g.notify) > 0 {
+		g.watch.Reset(stallWindow)
+	} else {
+		g.watchArmed = false
+	}
+	g.mu.Unlock()
+}
+
 // open sets state (flowOK or flowStalled) and resumes every waiter.
 func (g *flowGate) open(state int32) {
 	g.mu.Lock()
 	g.state.Store(state)
+	w, fns := g.waiters, g.notify
+	g.waiters, g.notify = nil, nil
+	g.mu.Unlock()
+	if len(w) > 0 {
+		resumeWaiters(w)
+	}
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// stall marks the gate stalled and lets its publishers go; internal
+// waiters stay (see notify).
+func (g *flowGate) stall() {
+	g.mu.Lock()
+	g.state.Store(flowStalled)
 	w := g.waiters
 	g.waiters = nil
 	g.mu.Unlock()
@@ -161,7 +226,7 @@ func (c *client) flowCheck(p int) bool {
 		c.fc.gate.state.Store(flowOver)
 		c.watchFlow()
 	case st == flowStalled: // reading again, below the mark
-		c.fc.gate.state.Store(flowOK)
+		c.fc.gate.open(flowOK) // internal waiters may wait through a stall
 	}
 	c.t.flushSoon()
 	return true
@@ -177,16 +242,21 @@ func (c *client) watchFlow() {
 	}
 }
 
-// flowProgress re-checks c's closed gate in c's context: open when drained
-// below the low-water mark, stalled when its socket took nothing for
-// stallWindow. It reports whether the gate is still closed.
+// flowProgress re-checks c's closed or stalled gate in c's context: open
+// when drained below the low-water mark, stalled when its socket took
+// nothing for stallWindow while closed. It reports whether the gate is
+// still closed (a stalled gate is not: its loop stops watching it).
 func (c *client) flowProgress(now time.Time) bool {
-	if c.fc.gate.state.Load() != flowOver {
+	st := c.fc.gate.state.Load()
+	if st == flowOK {
 		return false
 	}
 	p := c.out.size + c.t.pendingOut()
 	if p < c.srv.flowLow() || c.closed {
 		c.fc.gate.open(flowOK)
+		return false
+	}
+	if st == flowStalled {
 		return false
 	}
 	if acc := c.accepted(p); acc != c.fc.lastAcc {
@@ -201,7 +271,7 @@ func (c *client) flowProgress(now time.Time) bool {
 	c.fc.next = flowRecheckMax
 	if now.Sub(c.fc.lastProg) >= stallWindow {
 		c.srv.Debugf("client %d: stalled with %d bytes pending; publishers no longer wait for it", c.id, p)
-		c.fc.gate.open(flowStalled)
+		c.fc.gate.stall()
 		return false
 	}
 	return true
@@ -275,7 +345,7 @@ func (p *client) pauseIfWaiting(gc gnet.Conn) {
 
 // releaseFlow opens c's gate when c goes away, so nobody waits for it.
 func (c *client) releaseFlow() {
-	if c.fc.gate.state.Load() == flowOver {
+	if c.fc.gate.state.Load() != flowOK {
 		c.fc.gate.open(flowStalled)
 	}
 }
@@ -341,7 +411,8 @@ func (g *goConn) waitFlow() {
 		case now := <-t.C:
 			if d := gate.owner; d != nil {
 				d.t.outLock()
-				open := !d.flowProgress(now)
+				d.flowProgress(now)
+				open := !gate.closed()
 				d.t.outUnlock()
 				if open {
 					return

@@ -16,7 +16,7 @@ import (
 // PauseRead after the current read; goroutine transport: its reader blocks)
 // and waits at the gate until the destination drains below the low-water
 // mark. A client gate that sees no bytes accepted by its socket for
-// stallWindow while closed is marked stalled: its waiters are let go and
+// the stall window while closed is marked stalled: its waiters are let go and
 // publishers no longer wait for it; it buffers up to max_pending and is cut
 // as a slow consumer beyond that or after write_deadline without progress.
 //
@@ -34,17 +34,18 @@ const (
 	flowStalled       // its socket accepts nothing: publishers no longer wait
 )
 
+// The marks and the stall window are options (flow_high_water,
+// flow_low_water, flow_stall_window; options.go). Their defaults:
+//   - high-water mark min(max_pending/4, 8 MiB): enough to keep a fast
+//     subscriber's socket busy through a publisher's pause and resume,
+//     small against max_pending;
+//   - low-water mark: half of it;
+//   - stall window 100 ms: how long a closed gate may see no bytes accepted
+//     by its socket before its publishers are let go: far above a reading
+//     client's gaps between reads (a GC pause, a scheduling hiccup on a
+//     busy host), far below what costs a publisher a noticeable share of
+//     its rate when a subscriber stops reading for good.
 const (
-	// maxHighWater caps the high-water mark (max_pending/4 otherwise):
-	// enough to keep a fast subscriber's socket busy through a publisher's
-	// pause and resume, small against max_pending.
-	maxHighWater = 8 << 20
-	// stallWindow is how long a closed gate may see no bytes accepted by
-	// its socket before its publishers are let go: far above a reading
-	// client's gaps between reads (a GC pause, a scheduling hiccup on a
-	// busy host), far below what costs a publisher a noticeable share of
-	// its rate when a subscriber stops reading for good.
-	stallWindow = 100 * time.Millisecond
 	// A loop re-checks its closed gates (gnet has no callback when a
 	// socket drains) when it expects the first to reach the low-water mark
 	// at the drain rate seen since the last check, within these bounds:
@@ -69,7 +70,7 @@ type flowGate struct {
 	// low-water mark or goes: one holds up nobody but itself.
 	notify []func()
 	// While internal publishers wait at a client gate, a timer re-checks
-	// its owner every stallWindow in the owner's context (a stalled gate
+	// its owner every stall window in the owner's context (a stalled gate
 	// is watched by nobody else, and on the goroutine transport an over
 	// one only by waiting readers and by the writer between writes).
 	// watch and watchArmed are guarded by mu.
@@ -105,23 +106,23 @@ func (g *flowGate) addFunc(resume func()) bool {
 		g.watchArmed = true
 		if g.watch == nil {
 			check := d.watchGate
-			g.watch = time.AfterFunc(stallWindow, func() { d.t.run(check) })
+			g.watch = time.AfterFunc(d.srv.opts.FlowStallWindow, func() { d.t.run(check) })
 		} else {
-			g.watch.Reset(stallWindow)
+			g.watch.Reset(d.srv.opts.FlowStallWindow)
 		}
 	}
 	return true
 }
 
 // watchGate re-checks c's gate for its internal waiters, in c's context
-// (client.run), every stallWindow until it opens. run skips it once c is
+// (client.run), every stall window until it opens. run skips it once c is
 // closed: cleanup has released them then.
 func (c *client) watchGate() {
 	c.flowProgress(time.Now())
 	g := &c.fc.gate
 	g.mu.Lock()
 	if g.state.Load() != flowOK && len(g.notify) > 0 {
-		g.watch.Reset(stallWindow)
+		g.watch.Reset(c.srv.opts.FlowStallWindow)
 	} else {
 		g.watchArmed = false
 	}
@@ -179,8 +180,8 @@ type flowState struct {
 	wake       chan struct{}
 }
 
-func (s *Server) flowHigh() int { return min(s.opts.MaxPending/4, maxHighWater) }
-func (s *Server) flowLow() int  { return s.flowHigh() / 2 }
+func (s *Server) flowHigh() int { return s.opts.FlowHighWater }
+func (s *Server) flowLow() int  { return s.opts.FlowLowWater }
 
 // holdFor makes publisher c wait at g if g is closed; c stops reading when
 // its current read is parsed. A publisher waits at one gate at a time.
@@ -244,7 +245,7 @@ func (c *client) watchFlow() {
 
 // flowProgress re-checks c's closed or stalled gate in c's context: open
 // when drained below the low-water mark, stalled when its socket took
-// nothing for stallWindow while closed. It reports whether the gate is
+// nothing for the stall window while closed. It reports whether the gate is
 // still closed (a stalled gate is not: its loop stops watching it).
 func (c *client) flowProgress(now time.Time) bool {
 	st := c.fc.gate.state.Load()
@@ -269,7 +270,7 @@ func (c *client) flowProgress(now time.Time) bool {
 		return true
 	}
 	c.fc.next = flowRecheckMax
-	if now.Sub(c.fc.lastProg) >= stallWindow {
+	if now.Sub(c.fc.lastProg) >= c.srv.opts.FlowStallWindow {
 		c.srv.Debugf("client %d: stalled with %d bytes pending; publishers no longer wait for it", c.id, p)
 		c.fc.gate.stall()
 		return false
@@ -392,7 +393,7 @@ func (lp *evLoop) recheck() {
 }
 
 // waitFlow blocks the goroutine transport's reader while its publisher
-// waits at a gate, checking the destination's progress every stallWindow.
+// waits at a gate, checking the destination's progress every stall window.
 func (g *goConn) waitFlow() {
 	c := g.c
 	defer func() {
@@ -400,7 +401,8 @@ func (g *goConn) waitFlow() {
 		c.fc.paused.Store(false)
 	}()
 	gate := c.fc.wait
-	t := time.NewTimer(stallWindow)
+	window := g.t.srv.opts.FlowStallWindow
+	t := time.NewTimer(window)
 	defer t.Stop()
 	for {
 		select {
@@ -418,7 +420,7 @@ func (g *goConn) waitFlow() {
 					return
 				}
 			}
-			t.Reset(stallWindow)
+			t.Reset(window)
 		}
 	}
 }

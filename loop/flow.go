@@ -132,7 +132,7 @@ func (c *client) watchGate() {
 // open sets state (flowOK or flowStalled) and resumes every waiter.
 func (g *flowGate) open(state int32) {
 	g.mu.Lock()
-	g.state.Store(state)
+	g.set(state)
 	w, fns := g.waiters, g.notify
 	g.waiters, g.notify = nil, nil
 	g.mu.Unlock()
@@ -144,11 +144,29 @@ func (g *flowGate) open(state int32) {
 	}
 }
 
+// set changes the state of a gate, keeping its loop's count of closed
+// client gates (evLoop.closedGates) true; in the owner's context, and
+// under mu when it opens the gate. The count goes up before the state
+// closes: a publisher that reads it as 0 then misses at most the message
+// it is on.
+func (g *flowGate) set(state int32) {
+	var n *atomic.Int32
+	if o := g.owner; o != nil && o.lp != nil {
+		n = &o.lp.closedGates
+	}
+	if state == flowOver && n != nil && g.state.Load() != flowOver {
+		n.Add(1)
+	}
+	if g.state.Swap(state) == flowOver && state != flowOver && n != nil {
+		n.Add(-1)
+	}
+}
+
 // stall marks the gate stalled and lets its publishers go; internal
 // waiters stay (see notify).
 func (g *flowGate) stall() {
 	g.mu.Lock()
-	g.state.Store(flowStalled)
+	g.set(flowStalled)
 	w := g.waiters
 	g.waiters = nil
 	g.mu.Unlock()
@@ -224,7 +242,7 @@ func (c *client) flowCheck(p int) bool {
 		// still not reading: publishers do not wait for it
 	case st != flowOver && p > c.fc.high: // over the mark, or a stalled one reading again
 		c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
-		c.fc.gate.state.Store(flowOver)
+		c.fc.gate.set(flowOver)
 		c.watchFlow()
 	case st == flowStalled: // reading again, below the mark
 		c.fc.gate.open(flowOK) // internal waiters may wait through a stall

@@ -4,6 +4,7 @@ package jetstream
 // streams, consumers and their stores; no locks.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -512,9 +513,9 @@ func parseAckSubject(subject string, c *consumer) (sseq uint64, ok bool) {
 // confirmed (may be nil) runs once the ack is durable, for double acks.
 func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
 	c.active = now
-	kind, arg, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+	kind, arg, _ := bytes.Cut(bytes.TrimSpace(body), []byte(" ")) // no copy of the body per ack
 	p := c.pending[sseq]
-	switch kind {
+	switch string(kind) {
 	case "", "+ACK", "+NXT", "+TERM":
 		// ack-all: only what moves the floor, so a replayed or forged ack
 		// below it costs neither a scan of pending nor a log record
@@ -526,11 +527,11 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 	case "-NAK":
 		if p != nil {
 			delay := time.Duration(0)
-			if arg != "" {
+			if len(arg) > 0 {
 				var d struct {
 					Delay time.Duration `json:"delay"`
 				}
-				if json.Unmarshal([]byte(arg), &d) == nil {
+				if json.Unmarshal(arg, &d) == nil {
 					delay = d.Delay
 				}
 			}

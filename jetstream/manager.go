@@ -260,14 +260,12 @@ func (m *Manager) publish(r *request) {
 		}
 		ack := &PubAck{Stream: name, Seq: seq}
 		if err != nil {
-			ack = &PubAck{Stream: name, Error: newErr(errStoreFailed, "err", m.publicErr(err))}
+			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
 		m.host.Publish(reply, "", nil, mustJSON(ack))
 	})
 	if res.ack != nil && reply != "" {
-		if res.ack.Error != nil {
-			res.ack.Error.Description = m.redact(res.ack.Error.Description)
-		}
+		m.public(res.ack.Error)
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {

@@ -76,6 +76,9 @@ type flowGate struct {
 	// watch and watchArmed are guarded by mu.
 	watch      *time.Timer
 	watchArmed bool
+	// gone: the owner has closed; no internal publisher may start waiting
+	// (nobody would open the gate again). Guarded by mu.
+	gone bool
 }
 
 // closed reports whether publishers must wait.
@@ -98,7 +101,7 @@ func (g *flowGate) add(p *client) bool {
 func (g *flowGate) addFunc(resume func()) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.state.Load() == flowOK {
+	if g.state.Load() == flowOK || g.gone {
 		return false
 	}
 	g.notify = append(g.notify, resume)
@@ -363,7 +366,15 @@ func (p *client) pauseIfWaiting(gc gnet.Conn) {
 }
 
 // releaseFlow opens c's gate when c goes away, so nobody waits for it.
+// Once c is closed, internal publishers may not start waiting at it either:
+// one holding a match made before c's subscriptions were removed would
+// wait for good.
 func (c *client) releaseFlow() {
+	if c.closed {
+		c.fc.gate.mu.Lock()
+		c.fc.gate.gone = true
+		c.fc.gate.mu.Unlock()
+	}
 	if c.fc.gate.state.Load() != flowOK {
 		c.fc.gate.open(flowStalled)
 	}

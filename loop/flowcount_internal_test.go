@@ -34,3 +34,28 @@ func TestClosedGatesCount(t *testing.T) {
 		t.Fatalf("loop 0 counted %d", n)
 	}
 }
+
+// TestGateRefusesInternalWaitersOnceClosed: a push consumer holding a match
+// made before a subscriber's cleanup must not start waiting at its gate
+// afterwards (nobody would open it); before cleanup, a stalled gate takes
+// it and cleanup resumes it.
+func TestGateRefusesInternalWaitersOnceClosed(t *testing.T) {
+	s, err := New(Options{IO: IOGoroutine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newFakeClient(s)
+	c.fc.gate.stall()
+	resumed := 0
+	if !c.fc.gate.addFunc(func() { resumed++ }) {
+		t.Fatal("a stalled gate refused an internal waiter")
+	}
+	c.fc.gate.watch.Stop()
+	c.cleanup()
+	if resumed != 1 {
+		t.Fatalf("cleanup resumed %d internal waiters, want 1", resumed)
+	}
+	if c.fc.gate.addFunc(func() { resumed++ }) {
+		t.Fatal("a closed client's gate took an internal waiter")
+	}
+}

@@ -4,6 +4,7 @@ package jetstream
 // streams, consumers and their stores; no locks.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -97,6 +98,12 @@ type consumer struct {
 	active   time.Time      // last pull request or ack, for the inactive threshold
 	sinceFC  int            // push with flow control: deliveries since the last request
 	log      *consumerLog   // durable consumers of file streams; nil otherwise
+
+	// A push consumer stops delivering while its destination is over its
+	// high-water mark (held) until the server calls resume, which queues
+	// a request to pump it again: one per hold, never one per message.
+	held   bool
+	resume func() // set for push consumers; safe from any goroutine
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -301,9 +308,13 @@ func (c *consumer) numPending() uint64 {
 	return pre + c.st.store.NumPending(c.next, c.matches)
 }
 
-// pump delivers to waiting requests while there are messages and room.
+// pump delivers to waiting requests while there are messages and room, and
+// the destination takes more (a held push consumer waits for resume).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 {
+	for len(c.waiting) > 0 && !c.held {
+		if c.push() && !m.host.Interest(c.waiting[0].reply) {
+			break // nobody subscribes yet: the tick tries again
+		}
 		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
 			break // max ack pending: wait for acks
 		}
@@ -384,7 +395,9 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
 		data = nil
 	}
-	m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data)
+	if !m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data, c.resume) {
+		c.held = true // delivered; the destination is full: wait for resume
+	}
 	req.delivered++
 	req.lastSent = now
 	if c.push() && c.cfg.FlowControl {
@@ -500,9 +513,9 @@ func parseAckSubject(subject string, c *consumer) (sseq uint64, ok bool) {
 // confirmed (may be nil) runs once the ack is durable, for double acks.
 func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
 	c.active = now
-	kind, arg, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+	kind, arg, _ := bytes.Cut(bytes.TrimSpace(body), []byte(" ")) // no copy of the body per ack
 	p := c.pending[sseq]
-	switch kind {
+	switch string(kind) {
 	case "", "+ACK", "+NXT", "+TERM":
 		// ack-all: only what moves the floor, so a replayed or forged ack
 		// below it costs neither a scan of pending nor a log record
@@ -514,11 +527,11 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 	case "-NAK":
 		if p != nil {
 			delay := time.Duration(0)
-			if arg != "" {
+			if len(arg) > 0 {
 				var d struct {
 					Delay time.Duration `json:"delay"`
 				}
-				if json.Unmarshal([]byte(arg), &d) == nil {
+				if json.Unmarshal(arg, &d) == nil {
 					delay = d.Delay
 				}
 			}

@@ -179,6 +179,7 @@ func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, creat
 		pending: make(map[uint64]*pendingAck), active: now}
 	if c.push() {
 		c.waiting = []*pullRequest{{reply: cfg.DeliverSubject, batch: int(^uint(0) >> 1), heartbeat: cfg.Heartbeat}}
+		c.resume = func() { m.enqueue(request{resume: c}) }
 	}
 	st.consumers[name] = c
 	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+name+".>", func(subject, reply string, hdr, data []byte) {

@@ -102,8 +102,7 @@ func (m *Manager) api(r *request) []byte {
 
 func (m *Manager) fail(typ string, e *APIError) []byte {
 	m.apiErrors++
-	e.Description = m.redact(e.Description)
-	return mustJSON(apiResponse{Type: typ, Error: e})
+	return mustJSON(apiResponse{Type: typ, Error: m.public(e)})
 }
 
 func (m *Manager) accountInfo() []byte {

@@ -2,7 +2,9 @@ package jetstream
 
 // Concurrency: the Manager goroutine (run) owns every stream, consumer and
 // store. enqueue, called by internal subscription handlers on publishers'
-// goroutines, and Stop take mu, which guards queue and stopped (a leaf).
+// goroutines and by held push consumers' resume functions (on whatever
+// goroutine opens the server's flow gate, maybe under a connection's
+// lock), and Stop take mu, which guards queue and stopped (a leaf).
 // Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
 // goroutine and only publish through Host (no Manager state).
 
@@ -31,7 +33,17 @@ type Host interface {
 	Publish(subject, reply string, hdr, data []byte)
 	// Deliver sends a message to the subscribers of to, showing it under
 	// subject (a consumer delivers a stream message on a request's inbox).
-	Deliver(to, subject, reply string, hdr, data []byte)
+	// With resume set (a push consumer) it reports false when a
+	// destination is over its flow-control high-water mark: the message
+	// was delivered, the caller should deliver no more to `to` until
+	// resume runs. resume is called once per false, from any goroutine,
+	// possibly under the server's locks, so it must only queue work.
+	Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool
+	// Interest reports whether anyone subscribes to subject: a push
+	// consumer delivers only then, as nats-server's (with ack none a
+	// message delivered to nobody would be lost). Called by the Manager
+	// goroutine only, like Deliver.
+	Interest(subject string) bool
 }
 
 // Config configures a Manager.
@@ -78,6 +90,7 @@ type Manager struct {
 type request struct {
 	st      *stream   // set for a publish to a stream
 	ack     *consumer // set for an ack to a consumer
+	resume  *consumer // set when a held push consumer's destination drained
 	subject string
 	reply   string
 	hdr     []byte
@@ -207,6 +220,13 @@ func (m *Manager) handle(r *request) {
 		m.handleAck(r)
 		return
 	}
+	if c := r.resume; c != nil {
+		if c.st.consumers[c.name] == c && m.streams[c.st.cfg.Name] == c.st {
+			c.held = false
+			m.pump(c, time.Now())
+		}
+		return
+	}
 	m.apiTotal++
 	if h := testHook.Load(); h != nil {
 		(*h)(r.subject)
@@ -240,14 +260,12 @@ func (m *Manager) publish(r *request) {
 		}
 		ack := &PubAck{Stream: name, Seq: seq}
 		if err != nil {
-			ack = &PubAck{Stream: name, Error: newErr(errStoreFailed, "err", m.publicErr(err))}
+			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
 		m.host.Publish(reply, "", nil, mustJSON(ack))
 	})
 	if res.ack != nil && reply != "" {
-		if res.ack.Error != nil {
-			res.ack.Error.Description = m.redact(res.ack.Error.Description)
-		}
+		m.public(res.ack.Error)
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {

@@ -12,9 +12,11 @@ import (
 	"strings"
 )
 
-// publicErr is err's text as a client may see it. File errors lose their
-// path (a client learns nothing from where the server keeps data, and must
-// not); any other text has the store directory cut out.
+// publicErr is err's text for an error description: file errors lose
+// their path (a client learns nothing from where the server keeps data,
+// and must not). Any other text still holds whatever err said; it reaches
+// a client only through public, which cuts the store directory out of every
+// description once.
 func (m *Manager) publicErr(err error) string {
 	var pe *fs.PathError
 	var le *os.LinkError
@@ -24,7 +26,18 @@ func (m *Manager) publicErr(err error) string {
 	case errors.As(err, &le):
 		return le.Op + ": " + le.Err.Error()
 	}
-	return m.redact(err.Error())
+	return err.Error()
+}
+
+// public makes e fit for a client: the one place a description is
+// redacted, on every way an error leaves the Manager (fail for API
+// replies, publish for PubAcks). Fixed texts from the error table need not
+// pass here.
+func (m *Manager) public(e *APIError) *APIError {
+	if e != nil {
+		e.Description = m.redact(e.Description)
+	}
+	return e
 }
 
 // redact cuts the store directory out of a text bound for a client, where

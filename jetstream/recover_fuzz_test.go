@@ -37,12 +37,15 @@ func (h *fakeHost) Publish(subject, reply string, hdr, data []byte) {
 	}
 }
 
-func (h *fakeHost) Deliver(to, subject, reply string, hdr, data []byte) {
+func (h *fakeHost) Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool {
 	select {
 	case h.out <- to:
 	default:
 	}
+	return true
 }
+
+func (h *fakeHost) Interest(string) bool { return true }
 
 // call sends a request to subject through the subscription registered on
 // sub and waits for the reply to reply.

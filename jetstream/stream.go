@@ -294,19 +294,43 @@ func (st *stream) info(now time.Time) *StreamInfo {
 	}}
 }
 
-// headerValue returns the first value of key in a NATS/1.0 header block.
+// headerValue returns the first value of key (in any case) in a NATS/1.0
+// header block. storeMsg asks for six keys per publish with headers, so it
+// scans in place: it allocates only the value it returns.
 func headerValue(hdr []byte, key string) string {
-	if len(hdr) == 0 {
-		return ""
-	}
-	lines := bytes.Split(hdr, []byte("\r\n"))
-	for _, l := range lines[1:] {
-		k, v, ok := bytes.Cut(l, []byte(":"))
-		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), key) {
+	_, rest, _ := bytes.Cut(hdr, crlf) // the status line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, crlf)
+		k, v, ok := bytes.Cut(line, colon)
+		if ok && equalFoldASCII(bytes.TrimSpace(k), key) {
 			return string(bytes.TrimSpace(v))
 		}
 	}
 	return ""
+}
+
+var crlf, colon = []byte("\r\n"), []byte(":")
+
+// equalFoldASCII reports whether b equals s ignoring ASCII case (header
+// names are ASCII), without converting b to a string.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // normalize fills defaults and validates a config from a client.

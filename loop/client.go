@@ -69,11 +69,8 @@ var defaultConnectOpts = connectOpts{Verbose: true, Pedantic: true}
 // context (guarded by its outLock).
 type subscription struct {
 	router.Subscription[*subscription]
-	c         *client         // nil for an internal subscription
-	internal  InternalHandler // set for an internal subscription
-	max       uint64          // deliver at most this many (0: no limit)
-	delivered uint64
-	closed    bool
+	c        *client         // nil for an internal subscription
+	internal InternalHandler // set for an internal subscription
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 
@@ -83,6 +80,16 @@ type subscription struct {
 	// messages publishers may pick it for (0: no limit), so that publishers
 	// on other loops stop picking it before it unsubscribes (dispatch.go).
 	quota atomic.Int64
+
+	// Everything above is read by publishers on any loop or goroutine for
+	// every message they match (Owner, Loop, c, deny, quota); what follows
+	// is written per delivery, in the subscriber's context. The pad keeps
+	// them off those cache lines, so that a busy subscriber does not
+	// invalidate, per message, the line every other loop's publisher reads.
+	_         [cacheLine]byte
+	max       uint64 // deliver at most this many (0: no limit)
+	delivered uint64
+	closed    bool
 }
 
 // client is one NATS connection's protocol session, shared by both

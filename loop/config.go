@@ -60,6 +60,12 @@ func applyConfig(o *Options, m map[string]any) error {
 			o.MaxPingsOut, err = integer(v)
 		case "write_deadline":
 			o.WriteDeadline, err = duration(v)
+		case "flow_high_water":
+			o.FlowHighWater, err = integer(v)
+		case "flow_low_water":
+			o.FlowLowWater, err = integer(v)
+		case "flow_stall_window":
+			o.FlowStallWindow, err = duration(v)
 		case "lame_duck_duration":
 			o.LameDuckDuration, err = duration(v)
 		case "lame_duck_grace_period":

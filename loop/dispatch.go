@@ -163,9 +163,14 @@ func (d *delivery) deliverHere(s *subscription) bool {
 
 // holdForRemote makes publisher c wait if loop dst's inbox, or one of the
 // subscribers there that a message was just forwarded to, is over its
-// high-water mark.
+// high-water mark. While none of dst's clients is (its closedGates count),
+// it reads none of their gates.
 func (lp *evLoop) holdForRemote(c *client, dst int, subs []*routerSub) {
-	c.holdFor(&lp.tr.loops[dst].inbox.gate)
+	d := lp.tr.loops[dst]
+	c.holdFor(&d.inbox.gate)
+	if d.closedGates.Load() == 0 {
+		return
+	}
 	for _, rs := range subs {
 		if c.fc.wait != nil {
 			return

@@ -7,6 +7,7 @@ package loop
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/router"
@@ -45,7 +46,13 @@ type evLoop struct {
 
 	// Flow control (flow.go): clients over their high-water mark, re-checked
 	// every flowRecheck while any is.
-	congested    []*client
+	congested []*client
+	// closedGates counts this loop's clients whose gate is flowOver;
+	// publishers on other loops read it for every message they forward
+	// here and look at no subscriber's gate while it is 0 (one atomic load
+	// per message when nothing is closed). Written by this loop only,
+	// when a gate closes or opens (flowGate.set).
+	closedGates  atomic.Int32
 	recheckArmed bool
 	recheckTimer *time.Timer
 	recheckTask  gnet.Runnable

@@ -16,7 +16,7 @@ import (
 // PauseRead after the current read; goroutine transport: its reader blocks)
 // and waits at the gate until the destination drains below the low-water
 // mark. A client gate that sees no bytes accepted by its socket for
-// stallWindow while closed is marked stalled: its waiters are let go and
+// the stall window while closed is marked stalled: its waiters are let go and
 // publishers no longer wait for it; it buffers up to max_pending and is cut
 // as a slow consumer beyond that or after write_deadline without progress.
 //
@@ -34,17 +34,18 @@ const (
 	flowStalled       // its socket accepts nothing: publishers no longer wait
 )
 
+// The marks and the stall window are options (flow_high_water,
+// flow_low_water, flow_stall_window; options.go). Their defaults:
+//   - high-water mark min(max_pending/4, 8 MiB): enough to keep a fast
+//     subscriber's socket busy through a publisher's pause and resume,
+//     small against max_pending;
+//   - low-water mark: half of it;
+//   - stall window 100 ms: how long a closed gate may see no bytes accepted
+//     by its socket before its publishers are let go: far above a reading
+//     client's gaps between reads (a GC pause, a scheduling hiccup on a
+//     busy host), far below what costs a publisher a noticeable share of
+//     its rate when a subscriber stops reading for good.
 const (
-	// maxHighWater caps the high-water mark (max_pending/4 otherwise):
-	// enough to keep a fast subscriber's socket busy through a publisher's
-	// pause and resume, small against max_pending.
-	maxHighWater = 8 << 20
-	// stallWindow is how long a closed gate may see no bytes accepted by
-	// its socket before its publishers are let go: far above a reading
-	// client's gaps between reads (a GC pause, a scheduling hiccup on a
-	// busy host), far below what costs a publisher a noticeable share of
-	// its rate when a subscriber stops reading for good.
-	stallWindow = 100 * time.Millisecond
 	// A loop re-checks its closed gates (gnet has no callback when a
 	// socket drains) when it expects the first to reach the low-water mark
 	// at the drain rate seen since the last check, within these bounds:
@@ -63,6 +64,21 @@ type flowGate struct {
 	owner   *client // the destination client; nil for a loop inbox
 	mu      sync.Mutex
 	waiters []*client
+	// Internal publishers (JetStream push consumers) waiting: each is a
+	// function that queues the publisher's resumption; it must not block.
+	// They wait through a stall too, until the owner drains below the
+	// low-water mark or goes: one holds up nobody but itself.
+	notify []func()
+	// While internal publishers wait at a client gate, a timer re-checks
+	// its owner every stall window in the owner's context (a stalled gate
+	// is watched by nobody else, and on the goroutine transport an over
+	// one only by waiting readers and by the writer between writes).
+	// watch and watchArmed are guarded by mu.
+	watch      *time.Timer
+	watchArmed bool
+	// gone: the owner has closed; no internal publisher may start waiting
+	// (nobody would open the gate again). Guarded by mu.
+	gone bool
 }
 
 // closed reports whether publishers must wait.
@@ -79,10 +95,81 @@ func (g *flowGate) add(p *client) bool {
 	return true
 }
 
+// addFunc registers an internal publisher's resume function at a gate
+// that is closed or stalled; false when it is open. resume runs once,
+// when the gate opens or its owner goes.
+func (g *flowGate) addFunc(resume func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state.Load() == flowOK || g.gone {
+		return false
+	}
+	g.notify = append(g.notify, resume)
+	if d := g.owner; d != nil && !g.watchArmed {
+		g.watchArmed = true
+		if g.watch == nil {
+			check := d.watchGate
+			g.watch = time.AfterFunc(d.srv.opts.FlowStallWindow, func() { d.t.run(check) })
+		} else {
+			g.watch.Reset(d.srv.opts.FlowStallWindow)
+		}
+	}
+	return true
+}
+
+// watchGate re-checks c's gate for its internal waiters, in c's context
+// (client.run), every stall window until it opens. run skips it once c is
+// closed: cleanup has released them then.
+func (c *client) watchGate() {
+	c.flowProgress(time.Now())
+	g := &c.fc.gate
+	g.mu.Lock()
+	if g.state.Load() != flowOK && len(g.notify) > 0 {
+		g.watch.Reset(c.srv.opts.FlowStallWindow)
+	} else {
+		g.watchArmed = false
+	}
+	g.mu.Unlock()
+}
+
 // open sets state (flowOK or flowStalled) and resumes every waiter.
 func (g *flowGate) open(state int32) {
 	g.mu.Lock()
-	g.state.Store(state)
+	g.set(state)
+	w, fns := g.waiters, g.notify
+	g.waiters, g.notify = nil, nil
+	g.mu.Unlock()
+	if len(w) > 0 {
+		resumeWaiters(w)
+	}
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// set changes the state of a gate, keeping its loop's count of closed
+// client gates (evLoop.closedGates) true; in the owner's context, and
+// under mu when it opens the gate. The count goes up before the state
+// closes: a publisher that reads it as 0 then misses at most the message
+// it is on.
+func (g *flowGate) set(state int32) {
+	var n *atomic.Int32
+	if o := g.owner; o != nil && o.lp != nil {
+		n = &o.lp.closedGates
+	}
+	if state == flowOver && n != nil && g.state.Load() != flowOver {
+		n.Add(1)
+	}
+	if g.state.Swap(state) == flowOver && state != flowOver && n != nil {
+		n.Add(-1)
+	}
+}
+
+// stall marks the gate stalled and lets its publishers go; internal
+// waiters stay (see notify).
+func (g *flowGate) stall() {
+	g.mu.Lock()
+	g.set(flowStalled)
 	w := g.waiters
 	g.waiters = nil
 	g.mu.Unlock()
@@ -114,8 +201,8 @@ type flowState struct {
 	wake       chan struct{}
 }
 
-func (s *Server) flowHigh() int { return min(s.opts.MaxPending/4, maxHighWater) }
-func (s *Server) flowLow() int  { return s.flowHigh() / 2 }
+func (s *Server) flowHigh() int { return s.opts.FlowHighWater }
+func (s *Server) flowLow() int  { return s.opts.FlowLowWater }
 
 // holdFor makes publisher c wait at g if g is closed; c stops reading when
 // its current read is parsed. A publisher waits at one gate at a time.
@@ -158,10 +245,10 @@ func (c *client) flowCheck(p int) bool {
 		// still not reading: publishers do not wait for it
 	case st != flowOver && p > c.fc.high: // over the mark, or a stalled one reading again
 		c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
-		c.fc.gate.state.Store(flowOver)
+		c.fc.gate.set(flowOver)
 		c.watchFlow()
 	case st == flowStalled: // reading again, below the mark
-		c.fc.gate.state.Store(flowOK)
+		c.fc.gate.open(flowOK) // internal waiters may wait through a stall
 	}
 	c.t.flushSoon()
 	return true
@@ -177,16 +264,21 @@ func (c *client) watchFlow() {
 	}
 }
 
-// flowProgress re-checks c's closed gate in c's context: open when drained
-// below the low-water mark, stalled when its socket took nothing for
-// stallWindow. It reports whether the gate is still closed.
+// flowProgress re-checks c's closed or stalled gate in c's context: open
+// when drained below the low-water mark, stalled when its socket took
+// nothing for the stall window while closed. It reports whether the gate is
+// still closed (a stalled gate is not: its loop stops watching it).
 func (c *client) flowProgress(now time.Time) bool {
-	if c.fc.gate.state.Load() != flowOver {
+	st := c.fc.gate.state.Load()
+	if st == flowOK {
 		return false
 	}
 	p := c.out.size + c.t.pendingOut()
 	if p < c.srv.flowLow() || c.closed {
 		c.fc.gate.open(flowOK)
+		return false
+	}
+	if st == flowStalled {
 		return false
 	}
 	if acc := c.accepted(p); acc != c.fc.lastAcc {
@@ -199,9 +291,9 @@ func (c *client) flowProgress(now time.Time) bool {
 		return true
 	}
 	c.fc.next = flowRecheckMax
-	if now.Sub(c.fc.lastProg) >= stallWindow {
+	if now.Sub(c.fc.lastProg) >= c.srv.opts.FlowStallWindow {
 		c.srv.Debugf("client %d: stalled with %d bytes pending; publishers no longer wait for it", c.id, p)
-		c.fc.gate.open(flowStalled)
+		c.fc.gate.stall()
 		return false
 	}
 	return true
@@ -274,8 +366,16 @@ func (p *client) pauseIfWaiting(gc gnet.Conn) {
 }
 
 // releaseFlow opens c's gate when c goes away, so nobody waits for it.
+// Once c is closed, internal publishers may not start waiting at it either:
+// one holding a match made before c's subscriptions were removed would
+// wait for good.
 func (c *client) releaseFlow() {
-	if c.fc.gate.state.Load() == flowOver {
+	if c.closed {
+		c.fc.gate.mu.Lock()
+		c.fc.gate.gone = true
+		c.fc.gate.mu.Unlock()
+	}
+	if c.fc.gate.state.Load() != flowOK {
 		c.fc.gate.open(flowStalled)
 	}
 }
@@ -322,7 +422,7 @@ func (lp *evLoop) recheck() {
 }
 
 // waitFlow blocks the goroutine transport's reader while its publisher
-// waits at a gate, checking the destination's progress every stallWindow.
+// waits at a gate, checking the destination's progress every stall window.
 func (g *goConn) waitFlow() {
 	c := g.c
 	defer func() {
@@ -330,7 +430,8 @@ func (g *goConn) waitFlow() {
 		c.fc.paused.Store(false)
 	}()
 	gate := c.fc.wait
-	t := time.NewTimer(stallWindow)
+	window := g.t.srv.opts.FlowStallWindow
+	t := time.NewTimer(window)
 	defer t.Stop()
 	for {
 		select {
@@ -341,13 +442,14 @@ func (g *goConn) waitFlow() {
 		case now := <-t.C:
 			if d := gate.owner; d != nil {
 				d.t.outLock()
-				open := !d.flowProgress(now)
+				d.flowProgress(now)
+				open := !gate.closed()
 				d.t.outUnlock()
 				if open {
 					return
 				}
 			}
-			t.Reset(stallWindow)
+			t.Reset(window)
 		}
 	}
 }

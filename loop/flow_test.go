@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,5 +312,105 @@ func TestMeasureFlowMemory(t *testing.T) {
 		el := time.Since(start)
 		t.Logf("%d x %d B: delivered %d in %v (%.0f MB/s), slow consumers %d, peak heap in use %d MiB",
 			n, size, got.Load(), el.Round(time.Millisecond), float64(got.Load())*size/el.Seconds()/1e6, s.SlowConsumers(), peak.Load()>>20)
+	})
+}
+
+// TestSlowConsumerCountedOnce: a stalled subscriber cut at max_pending
+// whose socket then also misses write_deadline (the goroutine transport's
+// writer is blocked in the write that never finishes) counts as one slow
+// consumer, on every transport.
+func TestSlowConsumerCountedOnce(t *testing.T) {
+	eachFlowTransport(t, loop.Options{MaxPending: 1 << 20, WriteDeadline: 500 * time.Millisecond}, func(t *testing.T, s *loop.Server) {
+		stalled := stalledSub(t, s, "flow", "")
+		pub := connect(t, s)
+		payload := make([]byte, 1024)
+		for i := 0; i < 8192; i++ { // 8 MiB: far beyond max_pending and the socket buffers
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.FlushTimeout(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return s.SlowConsumers() >= 1 })
+		// Still not reading, past write_deadline: a second count would
+		// show now (nothing signals that none comes).
+		time.Sleep(time.Second)
+		if sc := s.SlowConsumers(); sc != 1 {
+			t.Fatalf("%d slow consumers, want 1", sc)
+		}
+		expectSlowConsumerCut(t, s, stalled)
+	})
+}
+
+// TestFlowOptionsConfig: flow_high_water, flow_low_water and
+// flow_stall_window are read from the configuration file (sizes and
+// durations in nats-server's syntax), and New refuses marks and windows
+// that cannot work, naming the key.
+func TestFlowOptionsConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evnats.conf")
+	os.WriteFile(path, []byte("max_pending: 16MB\nflow_high_water: 2MB\nflow_low_water: 512KB\nflow_stall_window: \"250ms\"\n"), 0o644)
+	var o loop.Options
+	if err := loop.ApplyConfigFile(&o, path); err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxPending != 16<<20 || o.FlowHighWater != 2<<20 || o.FlowLowWater != 512<<10 || o.FlowStallWindow != 250*time.Millisecond {
+		t.Fatalf("options %+v", o)
+	}
+	if _, err := loop.New(o); err != nil {
+		t.Fatalf("valid flow options refused: %v", err)
+	}
+	os.WriteFile(path, []byte("flow_stall_window: true\n"), 0o644)
+	if err := loop.ApplyConfigFile(&loop.Options{}, path); err == nil || !strings.Contains(err.Error(), "flow_stall_window") {
+		t.Fatalf("bad duration: %v", err)
+	}
+	for _, c := range []struct {
+		o    loop.Options
+		want string
+	}{
+		{loop.Options{FlowHighWater: 1 << 20, FlowLowWater: 1 << 20}, "flow_low_water 1048576 must be below flow_high_water 1048576"},
+		{loop.Options{FlowLowWater: 8 << 20 /* the default high mark */}, "flow_low_water 8388608 must be below flow_high_water 8388608"},
+		{loop.Options{MaxPending: 1 << 20, FlowHighWater: 2 << 20}, "flow_high_water 2097152 is above max_pending 1048576"},
+		{loop.Options{FlowHighWater: -1}, "flow_high_water must be positive"},
+		{loop.Options{FlowLowWater: -5}, "flow_low_water must be positive"},
+		{loop.Options{FlowStallWindow: -time.Second}, "flow_stall_window must be positive"},
+	} {
+		if _, err := loop.New(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.o, err, c.want)
+		}
+	}
+}
+
+// TestFlowOptionsEffect: the marks and the stall window set how long a
+// publisher is held beside a subscriber that never reads. 6 MiB to it
+// stays below the default 8 MiB mark, so the publisher is not held; with
+// a 64 KiB mark (and at most 4 MiB in the kernel's socket buffers) it is
+// held for the stall window, 1 s here, not the default 100 ms.
+func TestFlowOptionsEffect(t *testing.T) {
+	const window = time.Second
+	publish := func(t *testing.T, s *loop.Server, n int) time.Duration {
+		stalledSub(t, s, "flow", "")
+		pub := connect(t, s)
+		payload := make([]byte, 1024)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.FlushTimeout(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	eachFlowTransport(t, loop.Options{FlowStallWindow: window}, func(t *testing.T, s *loop.Server) {
+		if d := publish(t, s, 6144); d >= window {
+			t.Fatalf("held %v below the default high-water mark", d)
+		}
+	})
+	eachFlowTransport(t, loop.Options{FlowStallWindow: window, FlowHighWater: 64 << 10}, func(t *testing.T, s *loop.Server) {
+		if d := publish(t, s, 6144); d < window {
+			t.Fatalf("held %v with a 64 KiB high-water mark, want >= the %v stall window", d, window)
+		}
 	})
 }

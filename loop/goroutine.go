@@ -248,7 +248,9 @@ func (g *goConn) writeLoop() {
 			g.t.pool.put(sent)
 			if err != nil {
 				g.mu.Lock()
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				// A client already cut at max_pending (its -ERR stuck behind
+				// the blocked write) is counted once.
+				if ne, ok := err.(net.Error); ok && ne.Timeout() && !g.c.slow {
 					g.c.markSlow("write deadline of " + g.t.srv.opts.WriteDeadline.String() + " exceeded")
 				}
 				g.c.closing = true

@@ -4,7 +4,8 @@ package loop
 // any goroutine (JetStream Manager and store Writer callbacks, MQTT will
 // messages). An internal handler runs on the publisher's goroutine with no
 // evnats lock held (dispatch never holds one across it), so it may take its
-// own: Manager.mu, Session.mu.
+// own: Manager.mu, Session.mu. holdInternal is called by the Manager
+// goroutine; it reads gates atomically and takes one gate's mu to register.
 
 import (
 	"context"
@@ -69,6 +70,50 @@ func (s *Server) deliverMatched(r *matchResult, subject, reply string, hdr, data
 		o.inj = g // gnet: through the loops' inboxes
 	}
 	dispatch(o, r, subj, rep, hdrLen, msg)
+}
+
+// holdInternal is flow control for an internal publisher that can wait (a
+// JetStream push consumer), after a message was delivered to r: if a gate
+// the message went through is not open (on gnet a destination loop's
+// inbox, or a subscriber's output, closed or stalled), resume is
+// registered there and holdInternal reports true; the publisher then
+// delivers no more until resume runs, once, when that gate opens or its
+// owner goes (from the goroutine that opens it, possibly under the
+// destination's outLock: resume must only queue work). Unlike a client
+// publisher it waits through a stall: it holds up nobody but itself, and
+// what it does not deliver stays in its stream. A queue group holds only
+// when none of its members is open, as pickQueueMember prefers open ones.
+func (s *Server) holdInternal(r *matchResult, resume func()) bool {
+	g, _ := s.tr.(*gnetTransport)
+	for _, sp := range r.Spans {
+		if g != nil && sp.Loop != internalLoop {
+			if gate := &g.loops[sp.Loop].inbox.gate; gate.closed() && gate.addFunc(resume) {
+				return true
+			}
+		}
+		for _, rs := range r.Plain[sp.Start:sp.End] {
+			if c := rs.Owner.c; c != nil && c.fc.gate.state.Load() != flowOK && c.fc.gate.addFunc(resume) {
+				return true
+			}
+		}
+	}
+	for _, q := range r.Queues {
+		var wait *flowGate
+		for _, rs := range q {
+			c := rs.Owner.c
+			if c == nil || c.fc.gate.state.Load() == flowOK {
+				wait = nil
+				break // a member served in place, or an open one, takes it
+			}
+			if wait == nil || c.fc.gate.state.Load() == flowOver {
+				wait = &c.fc.gate // a closed member before a stalled one
+			}
+		}
+		if wait != nil && wait.addFunc(resume) {
+			return true
+		}
+	}
+	return false
 }
 
 // inject hands one message for subs (a queue group when qp.left > 0) to

@@ -34,9 +34,20 @@ func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 	h.s.PublishInternal(subject, reply, hdr, data)
 }
 
-func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte) {
+// Deliver delivers a consumer's message; with resume set (a push
+// consumer) it reports false when a destination is over its high-water
+// mark, having registered resume to run when it drains (holdInternal).
+func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool {
 	h.toBuf = append(h.toBuf[:0], to...)
-	h.s.deliverMatched(h.deliverCache.Match(h.toBuf), subject, reply, hdr, data)
+	r := h.deliverCache.Match(h.toBuf)
+	h.s.deliverMatched(r, subject, reply, hdr, data)
+	return resume == nil || !h.s.holdInternal(r, resume)
+}
+
+// Interest reports whether to has subscribers, from Deliver's cache.
+func (h *jsHost) Interest(to string) bool {
+	h.toBuf = append(h.toBuf[:0], to...)
+	return !h.deliverCache.Match(h.toBuf).Empty()
 }
 
 // startJetStream starts the manager when JetStream is enabled.

@@ -8,6 +8,7 @@ package loop
 // after; any goroutine reads them.
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -37,6 +38,12 @@ const (
 	DefaultLameDuck       = 2 * time.Minute
 	DefaultLameDuckGrace  = 10 * time.Second
 	DefaultStoreDir       = "./data"
+
+	// Flow control (not in nats-server; see docs/ARCHITECTURE.md "Flow
+	// control"). The high-water mark defaults to max_pending/4, at most
+	// DefaultFlowHighWater; the low-water mark to half the high one.
+	DefaultFlowHighWater   = 8 << 20
+	DefaultFlowStallWindow = 100 * time.Millisecond
 )
 
 // Options configures a Server. The zero value of a field means its default.
@@ -56,6 +63,14 @@ type Options struct {
 	PingInterval     time.Duration
 	MaxPingsOut      int
 	WriteDeadline    time.Duration
+	// Flow control: a subscriber whose pending output passes FlowHighWater
+	// bytes holds the publishers feeding it until it drains below
+	// FlowLowWater; one whose socket takes nothing for FlowStallWindow
+	// while over the mark no longer holds them. 0: the defaults above;
+	// New checks 0 < low < high <= MaxPending and a positive window.
+	FlowHighWater    int
+	FlowLowWater     int
+	FlowStallWindow  time.Duration
 	LameDuckDuration time.Duration
 	LameDuckGrace    time.Duration
 
@@ -154,6 +169,15 @@ func (o *Options) setDefaults() {
 	if o.WriteDeadline <= 0 {
 		o.WriteDeadline = DefaultWriteDeadline
 	}
+	if o.FlowHighWater == 0 {
+		o.FlowHighWater = min(o.MaxPending/4, DefaultFlowHighWater)
+	}
+	if o.FlowLowWater == 0 {
+		o.FlowLowWater = o.FlowHighWater / 2
+	}
+	if o.FlowStallWindow == 0 {
+		o.FlowStallWindow = DefaultFlowStallWindow
+	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = DefaultAuthTimeout
 	}
@@ -169,6 +193,24 @@ func (o *Options) setDefaults() {
 	if o.LameDuckGrace <= 0 {
 		o.LameDuckGrace = DefaultLameDuckGrace
 	}
+}
+
+// validateFlow checks the flow-control settings after defaults, naming
+// them as the configuration file does.
+func (o *Options) validateFlow() error {
+	switch {
+	case o.FlowHighWater <= 0:
+		return fmt.Errorf("loop: flow_high_water must be positive, got %d (max_pending %d)", o.FlowHighWater, o.MaxPending)
+	case o.FlowHighWater > o.MaxPending:
+		return fmt.Errorf("loop: flow_high_water %d is above max_pending %d: a subscriber would be cut before its publishers were slowed", o.FlowHighWater, o.MaxPending)
+	case o.FlowLowWater <= 0:
+		return fmt.Errorf("loop: flow_low_water must be positive, got %d", o.FlowLowWater)
+	case o.FlowLowWater >= o.FlowHighWater:
+		return fmt.Errorf("loop: flow_low_water %d must be below flow_high_water %d", o.FlowLowWater, o.FlowHighWater)
+	case o.FlowStallWindow <= 0:
+		return fmt.Errorf("loop: flow_stall_window must be positive, got %v", o.FlowStallWindow)
+	}
+	return nil
 }
 
 func (o *Options) authRequired() bool {

@@ -99,6 +99,9 @@ func New(opts Options) (*Server, error) {
 	if opts.IO != IOGnet && opts.IO != IOGoroutine {
 		return nil, fmt.Errorf("loop: unknown io transport %q (want %q or %q)", opts.IO, IOGnet, IOGoroutine)
 	}
+	if err := opts.validateFlow(); err != nil {
+		return nil, err
+	}
 	if opts.MQTTMaxSessionQueueMsgs < 0 || opts.MQTTMaxSessionQueueBytes < 0 {
 		return nil, fmt.Errorf("loop: mqtt max_session_queue_msgs and max_session_queue_bytes may not be negative")
 	}

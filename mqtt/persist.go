@@ -4,7 +4,8 @@ package mqtt
 // through a Session, housekeeping, Shutdown). mu guards the stores, which it
 // owns, and the maps. Lock order: Session.mu, then mu, then the store's
 // Writer.mu (submit). AfterWrites callbacks run on the Writer goroutine with
-// no lock held; writes is an atomic.
+// no lock held; writes is an atomic. Close waits for the Writer holding no
+// lock.
 
 import (
 	"encoding/binary"
@@ -397,14 +398,20 @@ func (p *Persister) DeleteRetained(subject string) error {
 	return remove(p.retained, p.retSeq, subject)
 }
 
-// Close waits for queued writes and closes the stores.
+// Close waits for queued writes and closes the stores. It waits for the
+// writer holding no lock: the writer's AfterWrites callbacks take a
+// connection's lock, whose holder may be waiting for mu (a session
+// journaling a message), so Close is safe whenever it runs, not only once
+// every connection is gone. A record queued after the barrier is still
+// written by the writer's Close; one queued after the stores are closed
+// fails as any write to a closed store.
 func (p *Persister) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.writer != nil {
 		p.writer.Barrier()
 	}
+	p.mu.Lock()
 	err := errors.Join(p.sessions.Close(), p.retained.Close(), p.queued.Close())
+	p.mu.Unlock()
 	if p.writer != nil {
 		err = errors.Join(err, p.writer.Close())
 	}

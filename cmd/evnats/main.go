@@ -43,6 +43,11 @@ func run(args []string) error {
 	fs.IntVar(&o.Loops, "loops", 0, fmt.Sprintf("gnet event loops (default GOMAXPROCS=%d)", runtime.GOMAXPROCS(0)))
 	fs.StringVar(&o.IO, "io", "", "transport: gnet (event loops) or goroutine (one goroutine per connection)")
 	fs.IntVar(&o.MaxPayload, "max_payload", 0, "maximum message payload in bytes (default 1MB, at most 64MB)")
+	fs.IntVar(&o.MaxPending, "max_pending", 0, "most bytes pending for one connection before it is cut as a slow consumer (default 64MB)")
+	fs.DurationVar(&o.WriteDeadline, "write_deadline", 0, "cut a connection whose socket takes nothing for this long (default 10s)")
+	fs.IntVar(&o.FlowHighWater, "flow_high_water", 0, "pending bytes at which a subscriber holds its publishers (default min(max_pending/4, 8MB))")
+	fs.IntVar(&o.FlowLowWater, "flow_low_water", 0, "pending bytes below which held publishers resume (default half the high-water mark)")
+	fs.DurationVar(&o.FlowStallWindow, "flow_stall_window", 0, "a subscriber over the high-water mark whose socket takes nothing for this long no longer holds publishers (default 100ms)")
 	fs.StringVar(&o.Username, "user", "", "user required for connections")
 	fs.StringVar(&o.Password, "pass", "", "password required for connections")
 	fs.StringVar(&o.Token, "auth", "", "authorization token required for connections")
@@ -163,6 +168,21 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("max_payload") {
 		base.MaxPayload = flags.MaxPayload
+	}
+	if pick("max_pending") {
+		base.MaxPending = flags.MaxPending
+	}
+	if pick("write_deadline") {
+		base.WriteDeadline = flags.WriteDeadline
+	}
+	if pick("flow_high_water") {
+		base.FlowHighWater = flags.FlowHighWater
+	}
+	if pick("flow_low_water") {
+		base.FlowLowWater = flags.FlowLowWater
+	}
+	if pick("flow_stall_window") {
+		base.FlowStallWindow = flags.FlowStallWindow
 	}
 	if pick("user") {
 		base.Username = flags.Username

@@ -91,6 +91,7 @@ func newBridge(s *loop.Server) (*bridge, error) {
 		if perms != nil {
 			b.prune(sess, perms) // permissions may have changed since
 		}
+		b.capSubs(sess) // and max_subscriptions
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
 			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)
@@ -267,6 +268,31 @@ func (b *bridge) prune(sess *Session, p *loop.Perms) {
 	if len(filters)+msgs > 0 {
 		b.srv.Noticef("MQTT session %q: permissions of %q no longer allow filters %q; dropped them and %d kept messages",
 			sess.ID, sess.Owner(), filters, msgs)
+	}
+}
+
+// capSubs drops a restored session's filters beyond max_subscriptions,
+// which may have been lowered since they were granted: filters are kept in
+// sorted order while their subjects fit (a "a/#" filter is two subjects, as
+// when it was granted). The order a client subscribed in is not recorded,
+// so sorted order is the stable choice.
+func (b *bridge) capSubs(sess *Session) {
+	max := b.opts.MaxSubscriptions
+	if max <= 0 {
+		return
+	}
+	keep := make(map[string]bool)
+	n := 0
+	for _, f := range sess.SortedFilters() {
+		subjects, err := FilterSubjects(f)
+		if err == nil && n+len(subjects) <= max {
+			keep[f] = true
+			n += len(subjects)
+		}
+	}
+	filters, _ := sess.Prune(func(f string) bool { return keep[f] }, func(string) bool { return true })
+	if len(filters) > 0 {
+		b.srv.Noticef("MQTT session %q: max_subscriptions %d is below its filters; dropped %q", sess.ID, max, filters)
 	}
 }
 

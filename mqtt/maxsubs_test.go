@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
@@ -58,5 +59,35 @@ func TestMQTTMaxSubscriptions(t *testing.T) {
 		if p := r.readPublish(); p.topic != "t/0" || p.payload != "yes" {
 			t.Fatalf("got %q on %q, want yes on t/0", p.payload, p.topic)
 		}
+	})
+}
+
+// A persistent session restored after a restart with a lower
+// max_subscriptions keeps only the filters that fit (in sorted order): the
+// others neither queue while it is offline nor deliver once it resumes.
+func TestMQTTRestoredSessionMaxSubscriptions(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		o.JetStream, o.StoreDir = true, t.TempDir()
+		s := startMQTT(t, o)
+		a := connectMQTT(t, s, "dev", func(co *paho.ClientOptions) { co.SetCleanSession(false) })
+		for _, f := range []string{"a", "b", "c"} {
+			subscribe(t, a, f, 1)
+		}
+		a.Disconnect(0)
+		s.Shutdown()
+
+		o.MaxSubscriptions = 2
+		s = startMQTT(t, o)
+		pub := connectMQTT(t, s, "pub")
+		wait(t, pub.Publish("c", 1, false, "queued c"))
+		wait(t, pub.Publish("a", 1, false, "queued a"))
+		ch := make(chan paho.Message, 10)
+		connectMQTT(t, s, "dev", func(co *paho.ClientOptions) {
+			co.SetCleanSession(false).SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { ch <- m })
+		})
+		expect(t, ch, "a", "queued a")
+		wait(t, pub.Publish("c", 1, false, "live c"))
+		wait(t, pub.Publish("b", 1, false, "live b"))
+		expect(t, ch, "b", "live b")
 	})
 }

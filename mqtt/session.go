@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -177,6 +178,13 @@ func (s *Session) Prune(keepFilter, keepTopic func(string) bool) (filters []stri
 		s.dirty = true
 	}
 	return filters, msgs
+}
+
+// SortedFilters returns the session's filters in sorted order.
+func (s *Session) SortedFilters() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.subs))
 }
 
 // Subscribe records a filter with its granted QoS.

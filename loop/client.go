@@ -166,13 +166,18 @@ func (c *client) greet() {
 		}
 		return // MQTT clients speak first
 	}
-	info := c.srv.infoBase
-	info.ClientID = c.id
-	info.ClientIP = c.ip
-	c.sendProto(infoLine(&info))
+	c.sendProto(c.info())
 	if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
 		c.closeWithErr("maximum connections exceeded")
 	}
+}
+
+// info is the client's INFO line.
+func (c *client) info() []byte {
+	info := c.srv.infoBase
+	info.ClientID = c.id
+	info.ClientIP = c.ip
+	return infoLine(&info)
 }
 
 // sendProto queues protocol bytes to the client from its own context.

@@ -30,6 +30,7 @@ type evLoop struct {
 	flushScheduled bool
 	flushTask      gnet.Runnable
 	iov, sent      [][]byte
+	tlsPlain       []byte // decrypted input of the TLS connection being read (tlsconn.go)
 
 	// out[i] is the batch being built this tick for loop i (nil for self).
 	out []*batch

@@ -1,0 +1,228 @@
+package loop
+
+// Concurrency: TLSOptions are filled once (config file, flags, tests) before
+// New; newTLSServer turns them into an immutable *tls.Config there. Nothing
+// here is shared while the server runs.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultTLSTimeout bounds a TLS handshake, as nats-server's TLS_TIMEOUT.
+const DefaultTLSTimeout = 2 * time.Second
+
+// TLSOptions configure TLS for NATS clients: the config file's top-level
+// tls block, or the --tls* flags. Keys and meanings as nats-server's.
+type TLSOptions struct {
+	CertFile, KeyFile string
+	CAFile            string // CAs that sign client certificates (with Verify)
+	// Verify requires every client to present a certificate signed by
+	// CAFile (or the system roots when CAFile is empty).
+	Verify bool
+	// Timeout bounds the handshake (0: DefaultTLSTimeout); a client that
+	// has not finished it by then is closed.
+	Timeout time.Duration
+	// HandshakeFirst: the client starts the handshake at once and INFO
+	// comes over TLS after it (nats.go's TLSHandshakeFirst).
+	HandshakeFirst   bool
+	MinVersion       uint16        // 0: TLS 1.2
+	CipherSuites     []uint16      // nil: Go's secure defaults
+	CurvePreferences []tls.CurveID // nil: Go's defaults
+}
+
+// tlsConfig builds the server's tls.Config, loading the certificate and
+// CA files, as nats-server's GenTLSConfig does.
+func (t *TLSOptions) tlsConfig() (*tls.Config, error) {
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil, errors.New("loop: tls: cert_file and key_file are both required")
+	}
+	cfg := &tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		CipherSuites:     t.CipherSuites,
+		CurvePreferences: t.CurvePreferences,
+	}
+	if t.MinVersion != 0 {
+		if t.MinVersion < tls.VersionTLS12 {
+			return nil, fmt.Errorf("loop: tls: unsupported minimum TLS version %s", tls.VersionName(t.MinVersion))
+		}
+		cfg.MinVersion = t.MinVersion
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loop: tls: certificate/key pair: %w", err)
+	}
+	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+		return nil, fmt.Errorf("loop: tls: certificate: %w", err)
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	if t.Verify {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("loop: tls: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loop: tls: ca_file %s: no certificate in it", t.CAFile)
+		}
+		cfg.ClientCAs = pool
+	}
+	return cfg, nil
+}
+
+// parseTLS reads a tls block: cert_file, key_file, ca_file, verify,
+// timeout, handshake_first (first, immediate), min_version, cipher_suites,
+// curve_preferences. Keys nats-server knows that evnats does not serve
+// yet are an error, as every unknown key is.
+func parseTLS(v any) (*TLSOptions, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a block")
+	}
+	t := &TLSOptions{}
+	for k, v := range m {
+		var err error
+		switch strings.ToLower(k) {
+		case "cert_file":
+			t.CertFile, err = str(v)
+		case "key_file":
+			t.KeyFile, err = str(v)
+		case "ca_file":
+			t.CAFile, err = str(v)
+		case "verify":
+			t.Verify, err = boolean(v)
+		case "timeout":
+			t.Timeout, err = duration(v)
+		case "handshake_first", "first", "immediate":
+			t.HandshakeFirst, err = handshakeFirst(v)
+		case "min_version":
+			t.MinVersion, err = tlsVersion(v)
+		case "cipher_suites":
+			t.CipherSuites, err = cipherSuites(v)
+		case "curve_preferences":
+			t.CurvePreferences, err = curves(v)
+		default:
+			err = fmt.Errorf("unsupported key %q", k)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return t, nil
+}
+
+// handshakeFirst accepts a bool or true/on/false/off. nats-server's
+// auto and a fallback duration (INFO in plaintext to a client that stays
+// silent) are not served yet.
+func handshakeFirst(v any) (bool, error) {
+	switch t := v.(type) {
+	case bool:
+		return t, nil
+	case string:
+		switch strings.ToLower(t) {
+		case "true", "on":
+			return true, nil
+		case "false", "off":
+			return false, nil
+		}
+		return false, fmt.Errorf("%q is not supported (want true or false; auto and a fallback delay are not served yet)", t)
+	}
+	return false, fmt.Errorf("want a boolean or a string, got %T", v)
+}
+
+// tlsVersion reads "1.2" or "1.3"; older versions are refused, as by
+// nats-server.
+func tlsVersion(v any) (uint16, error) {
+	s, err := str(v)
+	if err != nil {
+		return 0, err
+	}
+	switch s {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	case "1.0", "1.1":
+		return 0, fmt.Errorf("unsupported TLS version: %s", s)
+	}
+	return 0, fmt.Errorf("unknown version: %s", s)
+}
+
+// cipherSuites reads a non-empty list of Go cipher suite names; insecure
+// ones are refused (nats-server allows them only with
+// allow_insecure_cipher_suites, which evnats does not take).
+func cipherSuites(v any) ([]uint16, error) {
+	names, err := strList(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, errors.New("cannot be empty")
+	}
+	ids := make([]uint16, 0, len(names))
+next:
+	for _, n := range names {
+		for _, cs := range tls.CipherSuites() {
+			if cs.Name == n {
+				ids = append(ids, cs.ID)
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("unrecognized cipher %s", n)
+	}
+	return ids, nil
+}
+
+// curveNames are the curve_preferences names nats-server accepts.
+var curveNames = map[string]tls.CurveID{
+	"X25519MLKEM768":     tls.X25519MLKEM768,
+	"SecP256r1MLKEM768":  tls.SecP256r1MLKEM768,
+	"SecP384r1MLKEM1024": tls.SecP384r1MLKEM1024,
+	"X25519":             tls.X25519,
+	"CurveP256":          tls.CurveP256,
+	"CurveP384":          tls.CurveP384,
+	"CurveP521":          tls.CurveP521,
+}
+
+func curves(v any) ([]tls.CurveID, error) {
+	names, err := strList(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, errors.New("cannot be empty")
+	}
+	ids := make([]tls.CurveID, 0, len(names))
+	for _, n := range names {
+		id, ok := curveNames[n]
+		if !ok {
+			return nil, fmt.Errorf("unrecognized curve preference %s", n)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// tlsServer is what both transports need to serve TLS: immutable after New.
+type tlsServer struct {
+	cfg     *tls.Config
+	timeout time.Duration
+	first   bool // handshake_first: INFO after the handshake
+	slots   handshakeSlots
+}
+
+func newTLSServer(o *TLSOptions) (*tlsServer, error) {
+	cfg, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsServer{cfg: cfg, timeout: o.Timeout, first: o.HandshakeFirst, slots: newHandshakeSlots()}, nil
+}

@@ -155,6 +155,14 @@ func runOnce(k serverKind, r row, n int) sample {
 		k.Args = append(append([]string(nil), k.Args...), "-js", "-sd", dir)
 	}
 	tg := target{}
+	if r.TLS {
+		f, err := benchTLS()
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		// Both servers take nats-server's flags.
+		k.Args = append(append([]string(nil), k.Args...), "--tls", "--tlscert", f.Cert, "--tlskey", f.Key)
+	}
 	if r.MQTT != "" {
 		dir, err := os.MkdirTemp("", "evbench-mqtt-")
 		if err != nil {
@@ -183,6 +191,9 @@ func runOnce(k serverKind, r row, n int) sample {
 		}
 	}
 	tg.URL = p.URL
+	if r.TLS {
+		tg.URL = strings.Replace(p.URL, "nats://", "tls://", 1)
+	}
 	w := &window{pid: p.pid()}
 	s, err := runRow(r, tg, w, n)
 	if err != nil {

@@ -20,18 +20,19 @@ import (
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
+	"github.com/evnats/evnats/loop/tlstest"
 	"github.com/nats-io/nats.go"
 )
 
 // tlsOpts are server options with TLS from f.
-func tlsOpts(f looptest.TLSFiles) loop.Options {
+func tlsOpts(f tlstest.Files) loop.Options {
 	return loop.Options{TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}}
 }
 
 // tlsURL is the server's client URL with the tls scheme.
 func tlsURL(s *loop.Server) string { return "tls://" + s.Addr().String() }
 
-func connectTLS(t testing.TB, s *loop.Server, f looptest.TLSFiles, opts ...nats.Option) *nats.Conn {
+func connectTLS(t testing.TB, s *loop.Server, f tlstest.Files, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(tlsURL(s), append([]nats.Option{nats.RootCAs(f.CA), nats.Timeout(10 * time.Second), nats.NoReconnect()}, opts...)...)
 	if err != nil {
@@ -84,7 +85,7 @@ func checkPubSubRequest(t *testing.T, a, b *nats.Conn) {
 // TestTLSPubSub: nats.go over tls:// with the test CA as root: pub/sub,
 // a payload over several records, request/reply, on every transport.
 func TestTLSPubSub(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	eachTransport(t, tlsOpts(f), func(t *testing.T, s *loop.Server) {
 		a := connectTLS(t, s, f)
 		b := connectTLS(t, s, f)
@@ -102,7 +103,7 @@ func TestTLSPubSub(t *testing.T) {
 // before the ClientHello; nats.go's TLSHandshakeFirst connects, a client
 // waiting for a plaintext INFO gets none.
 func TestTLSHandshakeFirst(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	o := tlsOpts(f)
 	o.TLS.HandshakeFirst = true
 	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
@@ -130,7 +131,7 @@ func isTimeout(err error) bool {
 // TestTLSVerify: verify requires a client certificate signed by ca_file;
 // INFO says tls_verify. No certificate, or one from another CA, is refused.
 func TestTLSVerify(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	o := tlsOpts(f)
 	o.TLS.Verify, o.TLS.CAFile = true, f.CA
 	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
@@ -218,7 +219,7 @@ func closedWithin(t *testing.T, nc net.Conn, limit time.Duration) time.Duration 
 // TestTLSPlaintextClient: a client that speaks plaintext after INFO is
 // closed at once, with a log line.
 func TestTLSPlaintextClient(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	for _, tr := range looptest.Transports {
 		t.Run(tr.Name, func(t *testing.T) {
 			var log looptest.LogBuffer
@@ -239,7 +240,7 @@ func TestTLSPlaintextClient(t *testing.T) {
 // starts its handshake: the first is closed at once, the others after the
 // TLS timeout, each with a log line, while a TLS client keeps working.
 func TestTLSBadInput(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	const timeout = 500 * time.Millisecond
 	halfHello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
 	for _, tr := range looptest.Transports {
@@ -281,7 +282,7 @@ func TestTLSBadInput(t *testing.T) {
 // TestTLSFlowControl: flow control holds through TLS: a TLS publisher
 // that outruns its TLS subscriber is slowed, nothing is lost, nobody cut.
 func TestTLSFlowControl(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	eachFlowTransport(t, tlsOpts(f), func(t *testing.T, s *loop.Server) {
 		streamOneToOne(t, s, 20000/flowScale, 16<<10, nats.RootCAs(f.CA), nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
 	})
@@ -291,7 +292,7 @@ func TestTLSFlowControl(t *testing.T) {
 // publisher streams 100,000 messages to a TLS subscriber: every message
 // arrives and every handshake completes.
 func TestTLSHandshakeStorm(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	for _, tr := range looptest.Transports {
 		t.Run(tr.Name, func(t *testing.T) {
 			o := tlsOpts(f)
@@ -382,7 +383,7 @@ func (h *holdConn) release() error {
 // (CONNECT, PING) reach the server in one segment: the loop opens the
 // records that came with the end of the handshake.
 func TestTLSInputAfterFinished(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	for _, first := range []bool{false, true} {
 		o := tlsOpts(f)
 		o.TLS.HandshakeFirst = first
@@ -428,7 +429,7 @@ func TestTLSInputAfterFinished(t *testing.T) {
 
 // TestTLS12: a client limited to TLS 1.2 connects (min_version's default).
 func TestTLS12(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	eachTransport(t, tlsOpts(f), func(t *testing.T, s *loop.Server) {
 		a := connectTLS(t, s, f)
 		b, err := nats.Connect(tlsURL(s), nats.Secure(&tls.Config{MaxVersion: tls.VersionTLS12}), nats.RootCAs(f.CA), nats.NoReconnect())
@@ -446,7 +447,7 @@ func TestTLS12(t *testing.T) {
 // TestTLSConfigFile: the tls block as nats-server reads it, a server
 // started from it, and the values it refuses.
 func TestTLSConfigFile(t *testing.T) {
-	f := looptest.NewTLSFiles(t)
+	f := tlstest.New(t)
 	path := filepath.Join(t.TempDir(), "evnats.conf")
 	write := func(body string) {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {

@@ -9,6 +9,7 @@
 //	go run ./bench -loops-sweep    # fan-out and 4x4 for loops = 1..2xCPUs
 //	go run ./bench -conns 10000,50000
 //	go run ./bench -mqtt-sessions 10000x10
+//	go run ./bench -url tls://127.0.0.1:4222 -tlsca ca.pem -rows TLS
 package main
 
 import (
@@ -41,6 +42,7 @@ func main() {
 		noBuild    = flag.Bool("nobuild", false, "use the binaries already in -bin instead of building them")
 		sessions   = flag.String("mqtt-sessions", "", "NxS: set up N persistent MQTT sessions with S QoS 1 subscriptions each, report time and memory")
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
+		tlsCA      = flag.String("tlsca", "", "with -url tls://...: the CA file that signs the running server's certificate")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -49,6 +51,7 @@ func main() {
 		*scale *= 0.02
 	}
 	if *url != "" {
+		rootCA = *tlsCA
 		runAgainst(*url, *mqttAddr, *rowsRe, *scale)
 		return
 	}

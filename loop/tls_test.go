@@ -508,3 +508,45 @@ tls {
 		t.Error("missing certificate files: server created")
 	}
 }
+
+// TestTLSReload: ReloadTLS (SIGHUP) serves new handshakes with the
+// certificate now in the files; a client connected before keeps working,
+// and a reload that fails keeps the certificate in use.
+func TestTLSReload(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, tr loop.Options) {
+		dir := t.TempDir()
+		old, err := tlstest.Write(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldCA, _ := os.ReadFile(old.CA)
+		o := tlsOpts(old)
+		o.IO, o.Loops = tr.IO, tr.Loops
+		s := startServer(t, o)
+		before := connectTLS(t, s, old)
+
+		renewed, err := tlstest.Write(dir) // a new CA and certificate, same paths
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldCAFile := filepath.Join(t.TempDir(), "old-ca.pem")
+		_ = os.WriteFile(oldCAFile, oldCA, 0o600)
+		if _, err := nats.Connect(tlsURL(s), nats.RootCAs(renewed.CA), nats.NoReconnect()); err == nil {
+			t.Fatal("new certificate served before the reload")
+		}
+		if err := s.ReloadTLS(); err != nil {
+			t.Fatal(err)
+		}
+		after := connectTLS(t, s, renewed)
+		if _, err := nats.Connect(tlsURL(s), nats.RootCAs(oldCAFile), nats.NoReconnect()); err == nil {
+			t.Fatal("old certificate still served after the reload")
+		}
+		checkPubSubRequest(t, before, after)
+
+		_ = os.WriteFile(renewed.Key, []byte("not a key"), 0o600)
+		if err := s.ReloadTLS(); err == nil {
+			t.Fatal("reload of a broken key succeeded")
+		}
+		connectTLS(t, s, renewed)
+	})
+}

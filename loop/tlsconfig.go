@@ -1,8 +1,9 @@
 package loop
 
 // Concurrency: TLSOptions are filled once (config file, flags, tests) before
-// New; newTLSServer turns them into an immutable *tls.Config there. Nothing
-// here is shared while the server runs.
+// New; newTLSServer turns them into a *tls.Config there. A tlsServer is
+// shared by every connection: its fields are immutable but cfg, an atomic
+// pointer that Server.ReloadTLS swaps (any goroutine) and handshakes load.
 
 import (
 	"crypto/tls"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -211,9 +213,10 @@ func curves(v any) ([]tls.CurveID, error) {
 	return ids, nil
 }
 
-// tlsServer is what both transports need to serve TLS: immutable after New.
+// tlsServer is what both transports need to serve TLS.
 type tlsServer struct {
-	cfg     *tls.Config
+	opts    TLSOptions
+	cfg     atomic.Pointer[tls.Config] // for new handshakes; swapped by reload
 	timeout time.Duration
 	first   bool // handshake_first: INFO after the handshake
 	slots   handshakeSlots
@@ -224,5 +227,23 @@ func newTLSServer(o *TLSOptions) (*tlsServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsServer{cfg: cfg, timeout: o.Timeout, first: o.HandshakeFirst, slots: newHandshakeSlots()}, nil
+	s := &tlsServer{opts: *o, timeout: o.Timeout, first: o.HandshakeFirst, slots: newHandshakeSlots()}
+	s.cfg.Store(cfg)
+	return s, nil
+}
+
+// ReloadTLS reads the certificate, key and CA files again and serves new
+// handshakes with them; connected clients keep their sessions. On error
+// the certificates in use stay. A server without TLS has nothing to reload.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
+	}
+	cfg, err := s.tls.opts.tlsConfig()
+	if err != nil {
+		return err
+	}
+	s.tls.cfg.Store(cfg)
+	s.Noticef("TLS certificates reloaded from %s", s.tls.opts.CertFile)
+	return nil
 }

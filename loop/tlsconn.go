@@ -51,7 +51,7 @@ func (g *gnetConn) startTLS(srv *tlsServer) {
 	t := &tlsConn{srv: srv, state: tlsHandshaking}
 	t.sealed.pool = &g.lp.pool
 	t.br = newTLSBridge(srv.slots, g.sendHandshake, g.conn.LocalAddr(), g.conn.RemoteAddr())
-	t.tc = tls.Server(t.br, srv.cfg)
+	t.tc = tls.Server(t.br, srv.cfg.Load())
 	g.tls = t
 	if !srv.first {
 		t.state = tlsGreeting

@@ -27,7 +27,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 			return false
 		}
 	}
-	tc := tls.Server(&slotConn{Conn: g.nc, slots: srv.slots}, srv.cfg)
+	tc := tls.Server(&slotConn{Conn: g.nc, slots: srv.slots}, srv.cfg.Load())
 	err := tc.Handshake()
 	tc.NetConn().(*slotConn).done()
 	if err != nil {

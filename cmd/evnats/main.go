@@ -103,7 +103,7 @@ func run(args []string) error {
 		return err
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
 	if lameDuck {
 		go s.LameDuck()
 	}
@@ -112,6 +112,13 @@ func run(args []string) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR2 {
 				go s.LameDuck()
+				continue
+			}
+			if sig == syscall.SIGHUP {
+				// Certificates only; other settings need a restart.
+				if err := s.ReloadTLS(); err != nil {
+					s.Errorf("reload: %v; keeping the certificates in use", err)
+				}
 				continue
 			}
 			s.Noticef("trapped %v signal", sig)

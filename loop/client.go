@@ -11,6 +11,7 @@ package loop
 // atomics for that reason.
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"net"
 	"sync/atomic"
@@ -106,7 +107,8 @@ type client struct {
 	user      string
 	perms     *permissions
 
-	mq *mqttConn // set for a connection on the MQTT port
+	mq   *mqttConn         // set for a connection on the MQTT port
+	peer *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -276,6 +278,11 @@ func (c *client) ProcessConnect(arg []byte) error {
 		return errClose{}
 	}
 	a := c.srv.authCfg
+	if a.certMap {
+		name, u, ok := a.certUser(c.peer)
+		o.User = name
+		return c.connectVerified(&o, u, ok)
+	}
 	if !a.isSlow(&o) {
 		u, ok := a.verify(&o)
 		return c.connectVerified(&o, u, ok)

@@ -499,6 +499,11 @@ tls {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
+	write(`tls { cert_file: "a", key_file: "b", verify_and_map: true }`)
+	var mapped loop.Options
+	if err := loop.ApplyConfigFile(&mapped, path); err != nil || !mapped.TLS.VerifyAndMap {
+		t.Fatalf("verify_and_map: %v, %+v", err, mapped.TLS)
+	}
 	write(`tls { cert_file: "/nonexistent.pem", key_file: "/nonexistent-key.pem" }`)
 	var bad loop.Options
 	if err := loop.ApplyConfigFile(&bad, path); err != nil {
@@ -549,4 +554,49 @@ func TestTLSReload(t *testing.T) {
 		}
 		connectTLS(t, s, renewed)
 	})
+}
+
+// TestTLSVerifyAndMap: verify_and_map takes the user from the client
+// certificate (here its subject, CN=client) and gives the client that
+// user's permissions, whatever CONNECT says; a certificate that names no
+// user is refused.
+func TestTLSVerifyAndMap(t *testing.T) {
+	f := tlstest.New(t)
+	o := tlsOpts(f)
+	o.TLS.VerifyAndMap, o.TLS.CAFile = true, f.CA
+	o.Users = []*loop.User{
+		{Username: "CN=client", Permissions: &loop.Permissions{Publish: &loop.SubjectPermission{Allow: []string{"tls.>", "svc", "_INBOX.>"}}}},
+		{Username: "admin", Password: "secret"},
+	}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		errs := make(chan error, 10)
+		a := connectTLS(t, s, f, nats.ClientCert(f.ClientCert, f.ClientKey), nats.UserInfo("admin", "wrong"))
+		b := connectTLS(t, s, f, nats.ClientCert(f.ClientCert, f.ClientKey),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+		checkPubSubRequest(t, a, b)
+		if err := b.Publish("other", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "Permissions Violation") {
+				t.Fatalf("error %v, want a permissions violation", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("publish outside the mapped user's permissions was not refused")
+		}
+	})
+	o.Users = []*loop.User{{Username: "CN=someone else"}}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		nc, err := nats.Connect(tlsURL(s), nats.RootCAs(f.CA), nats.ClientCert(f.ClientCert, f.ClientKey), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			t.Fatal("certificate that maps to no user connected")
+		}
+	})
+	o.Users = nil
+	if _, err := loop.New(o); err == nil {
+		t.Fatal("verify_and_map without users accepted")
+	}
 }

@@ -27,6 +27,9 @@ type TLSOptions struct {
 	// Verify requires every client to present a certificate signed by
 	// CAFile (or the system roots when CAFile is empty).
 	Verify bool
+	// VerifyAndMap is Verify, and the certificate names the user (one of
+	// Users) whose permissions the client gets; see tlsmap.go.
+	VerifyAndMap bool
 	// Timeout bounds the handshake (0: DefaultTLSTimeout); a client that
 	// has not finished it by then is closed.
 	Timeout time.Duration
@@ -63,7 +66,7 @@ func (t *TLSOptions) tlsConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("loop: tls: certificate: %w", err)
 	}
 	cfg.Certificates = []tls.Certificate{cert}
-	if t.Verify {
+	if t.Verify || t.VerifyAndMap {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if t.CAFile != "" {
@@ -81,7 +84,7 @@ func (t *TLSOptions) tlsConfig() (*tls.Config, error) {
 }
 
 // parseTLS reads a tls block: cert_file, key_file, ca_file, verify,
-// timeout, handshake_first (first, immediate), min_version, cipher_suites,
+// verify_and_map, timeout, handshake_first (first, immediate), min_version, cipher_suites,
 // curve_preferences. Keys nats-server knows that evnats does not serve
 // yet are an error, as every unknown key is.
 func parseTLS(v any) (*TLSOptions, error) {
@@ -101,6 +104,8 @@ func parseTLS(v any) (*TLSOptions, error) {
 			t.CAFile, err = str(v)
 		case "verify":
 			t.Verify, err = boolean(v)
+		case "verify_and_map":
+			t.VerifyAndMap, err = boolean(v)
 		case "timeout":
 			t.Timeout, err = duration(v)
 		case "handshake_first", "first", "immediate":

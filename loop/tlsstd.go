@@ -41,6 +41,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 	}
 	_ = g.nc.SetDeadline(time.Time{})
 	g.rw = tc
+	c.peer = peerCert(tc)
 	if srv.first {
 		c.greet()
 	}

@@ -600,3 +600,61 @@ func TestTLSVerifyAndMap(t *testing.T) {
 		t.Fatal("verify_and_map without users accepted")
 	}
 }
+
+// TestTLSMaxPending: a TLS subscriber that stops reading does not hold a
+// TLS publisher past the stall window and is cut as a slow consumer once
+// its pending output passes max_pending, while a healthy TLS subscriber
+// gets every message.
+func TestTLSMaxPending(t *testing.T) {
+	f := tlstest.New(t)
+	o := tlsOpts(f)
+	o.MaxPending = 4 << 20
+	eachFlowTransport(t, o, func(t *testing.T, s *loop.Server) {
+		raw, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		_ = raw.(*net.TCPConn).SetReadBuffer(64 << 10)
+		pool := x509.NewCertPool()
+		pem, _ := os.ReadFile(f.CA)
+		pool.AppendCertsFromPEM(pem)
+		r := bufio.NewReader(raw)
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "INFO ") {
+			t.Fatalf("INFO: %q %v", line, err)
+		}
+		stalled := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		_ = stalled.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := stalled.Write([]byte("CONNECT {\"verbose\":false}\r\nSUB flow 1\r\nPING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(stalled).ReadString('\n'); err != nil || line != "PONG\r\n" {
+			t.Fatalf("got %q, %v; want PONG", line, err)
+		} // and it reads no more
+
+		const n = 2000 // 32 MiB of 16 KiB messages: eight times max_pending
+		good := connectTLS(t, s, f)
+		var got atomic.Int64
+		done := make(chan struct{})
+		sb, _ := good.Subscribe("flow", func(*nats.Msg) {
+			if got.Add(1) == n {
+				close(done)
+			}
+		})
+		_ = sb.SetPendingLimits(-1, -1)
+		_ = good.Flush()
+		pub := connectTLS(t, s, f)
+		payload := make([]byte, 16<<10)
+		for i := 0; i < n; i++ {
+			if err := pub.Publish("flow", payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.FlushTimeout(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitAll(t, s, done, func() int64 { return got.Load() }, n, false)
+		waitFor(t, func() bool { return s.SlowConsumers() == 1 })
+		closedWithin(t, raw, 10*time.Second)
+	})
+}

@@ -489,7 +489,7 @@ tls {
 		`tls { cert_file: "a", key_file: "b", min_version: "1.1" }`,
 		`tls { cert_file: "a", key_file: "b", cipher_suites: ["TLS_RSA_WITH_RC4_128_SHA"] }`,
 		`tls { cert_file: "a", key_file: "b", curve_preferences: ["P-999"] }`,
-		`tls { cert_file: "a", key_file: "b", handshake_first: "auto" }`,
+		`tls { cert_file: "a", key_file: "b", handshake_first: "sometimes" }`,
 		`tls { cert_file: "a", key_file: "b", verify: "yes" }`,
 		`tls { cert_file: "a", key_file: "b", pinned_certs: [] }`,
 		`tls: true`,
@@ -497,6 +497,13 @@ tls {
 		write(bad)
 		if err := loop.ApplyConfigFile(&loop.Options{}, path); err == nil {
 			t.Errorf("%s: accepted", bad)
+		}
+	}
+	for body, want := range map[string]time.Duration{`"auto"`: loop.DefaultTLSFirstFallback, `"300ms"`: 300 * time.Millisecond, `true`: 0} {
+		write(`tls { cert_file: "a", key_file: "b", handshake_first: ` + body + ` }`)
+		var fb loop.Options
+		if err := loop.ApplyConfigFile(&fb, path); err != nil || !fb.TLS.HandshakeFirst || fb.TLS.HandshakeFirstFallback != want {
+			t.Errorf("handshake_first: %s: %v, %+v", body, err, fb.TLS)
 		}
 	}
 	write(`tls { cert_file: "a", key_file: "b", verify_and_map: true }`)
@@ -656,5 +663,25 @@ func TestTLSMaxPending(t *testing.T) {
 		waitAll(t, s, done, func() int64 { return got.Load() }, n, false)
 		waitFor(t, func() bool { return s.SlowConsumers() == 1 })
 		closedWithin(t, raw, 10*time.Second)
+	})
+}
+
+// TestTLSHandshakeFirstFallback: handshake_first: auto serves both kinds
+// of client: one that starts TLS at once, and one that waits for INFO,
+// which it gets in plaintext after the fallback delay.
+func TestTLSHandshakeFirstFallback(t *testing.T) {
+	f := tlstest.New(t)
+	o := tlsOpts(f)
+	o.TLS.HandshakeFirst, o.TLS.HandshakeFirstFallback = true, loop.DefaultTLSFirstFallback
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		first := connectTLS(t, s, f, nats.TLSHandshakeFirst())
+		start := time.Now()
+		rc := dialRawInfo(t, s) // the INFO comes after the delay
+		if d := time.Since(start); d < loop.DefaultTLSFirstFallback/2 {
+			t.Errorf("INFO after %v, want the fallback delay", d)
+		}
+		rc.nc.Close()
+		classic := connectTLS(t, s, f)
+		checkPubSubRequest(t, first, classic)
 	})
 }

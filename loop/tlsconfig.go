@@ -35,10 +35,14 @@ type TLSOptions struct {
 	Timeout time.Duration
 	// HandshakeFirst: the client starts the handshake at once and INFO
 	// comes over TLS after it (nats.go's TLSHandshakeFirst).
-	HandshakeFirst   bool
-	MinVersion       uint16        // 0: TLS 1.2
-	CipherSuites     []uint16      // nil: Go's secure defaults
-	CurvePreferences []tls.CurveID // nil: Go's defaults
+	HandshakeFirst bool
+	// HandshakeFirstFallback, with HandshakeFirst: a client that sends
+	// nothing for this long gets INFO in plaintext and the usual handshake
+	// (nats-server's handshake_first: auto, 50 ms, or a duration).
+	HandshakeFirstFallback time.Duration
+	MinVersion             uint16        // 0: TLS 1.2
+	CipherSuites           []uint16      // nil: Go's secure defaults
+	CurvePreferences       []tls.CurveID // nil: Go's defaults
 }
 
 // tlsConfig builds the server's tls.Config, loading the certificate and
@@ -109,7 +113,7 @@ func parseTLS(v any) (*TLSOptions, error) {
 		case "timeout":
 			t.Timeout, err = duration(v)
 		case "handshake_first", "first", "immediate":
-			t.HandshakeFirst, err = handshakeFirst(v)
+			t.HandshakeFirst, t.HandshakeFirstFallback, err = handshakeFirst(v)
 		case "min_version":
 			t.MinVersion, err = tlsVersion(v)
 		case "cipher_suites":
@@ -126,23 +130,31 @@ func parseTLS(v any) (*TLSOptions, error) {
 	return t, nil
 }
 
-// handshakeFirst accepts a bool or true/on/false/off. nats-server's
-// auto and a fallback duration (INFO in plaintext to a client that stays
-// silent) are not served yet.
-func handshakeFirst(v any) (bool, error) {
+// DefaultTLSFirstFallback is handshake_first: auto's wait for a client's
+// ClientHello before INFO goes out in plaintext, as nats-server's.
+const DefaultTLSFirstFallback = 50 * time.Millisecond
+
+// handshakeFirst accepts a bool, true/on, false/off, auto (auto_fallback)
+// or a duration (handshake first, with that fallback delay).
+func handshakeFirst(v any) (bool, time.Duration, error) {
 	switch t := v.(type) {
 	case bool:
-		return t, nil
+		return t, 0, nil
 	case string:
 		switch strings.ToLower(t) {
 		case "true", "on":
-			return true, nil
+			return true, 0, nil
 		case "false", "off":
-			return false, nil
+			return false, 0, nil
+		case "auto", "auto_fallback":
+			return true, DefaultTLSFirstFallback, nil
 		}
-		return false, fmt.Errorf("%q is not supported (want true or false; auto and a fallback delay are not served yet)", t)
+		if d, err := time.ParseDuration(t); err == nil && d > 0 {
+			return true, d, nil
+		}
+		return false, 0, fmt.Errorf("value %q is invalid", t)
 	}
-	return false, fmt.Errorf("want a boolean or a string, got %T", v)
+	return false, 0, fmt.Errorf("want a boolean or a string, got %T", v)
 }
 
 // tlsVersion reads "1.2" or "1.3"; older versions are refused, as by
@@ -223,7 +235,8 @@ type tlsServer struct {
 	opts    TLSOptions
 	cfg     atomic.Pointer[tls.Config] // for new handshakes; swapped by reload
 	timeout time.Duration
-	first   bool // handshake_first: INFO after the handshake
+	first   bool          // handshake_first: INFO after the handshake
+	wait    time.Duration // handshake_first fallback: INFO in plaintext after this much silence (0: never)
 	slots   handshakeSlots
 }
 
@@ -232,7 +245,7 @@ func newTLSServer(o *TLSOptions) (*tlsServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &tlsServer{opts: *o, timeout: o.Timeout, first: o.HandshakeFirst, slots: newHandshakeSlots()}
+	s := &tlsServer{opts: *o, timeout: o.Timeout, first: o.HandshakeFirst, wait: o.HandshakeFirstFallback, slots: newHandshakeSlots()}
 	s.cfg.Store(cfg)
 	return s, nil
 }

@@ -42,6 +42,8 @@ type tlsConn struct {
 	// inPaused: the handshake has tlsHandshakeInputMax waiting; the loop
 	// reads the socket again when the handshake is done.
 	inPaused bool
+	heard    bool // the client has sent something
+	greeted  bool // INFO is out (or queued)
 }
 
 // startTLS puts the TLS codec on a new client connection and starts its
@@ -54,11 +56,28 @@ func (g *gnetConn) startTLS(srv *tlsServer) {
 	t.tc = tls.Server(t.br, srv.cfg.Load())
 	g.tls = t
 	if !srv.first {
-		t.state = tlsGreeting
-		g.c.greet()
+		t.greet(g.c)
+	} else if srv.wait > 0 {
+		time.AfterFunc(srv.wait, func() { g.run(g.tlsFallback) })
 	}
 	t.timer = time.AfterFunc(srv.timeout, func() { t.br.fail(errTLSTimeout) })
 	go g.handshake(t)
+}
+
+// greet sends INFO in plaintext at the next flush, then the handshake goes
+// on as the client starts it.
+func (t *tlsConn) greet(c *client) {
+	t.greeted = true
+	t.state = tlsGreeting
+	c.greet()
+}
+
+// tlsFallback runs on the loop handshake_first's fallback delay after
+// OnOpen: a client that has said nothing gets INFO in plaintext.
+func (g *gnetConn) tlsFallback() {
+	if t := g.tls; !t.heard && !t.greeted && t.state == tlsHandshaking {
+		t.greet(g.c)
+	}
 }
 
 // handshake runs crypto/tls's handshake off the loop (it cannot be
@@ -103,7 +122,8 @@ func (g *gnetConn) handshakeDone(err error) {
 		t.inPaused = false
 		_ = g.conn.ResumeRead()
 	}
-	if t.srv.first {
+	if !t.greeted {
+		t.greeted = true
 		g.c.greet()
 	}
 	// Records that came with the client's Finished wait in the tls.Conn
@@ -128,6 +148,7 @@ func (g *gnetConn) tlsRead(buf []byte) {
 	t := g.tls
 	switch t.state {
 	case tlsGreeting, tlsHandshaking:
+		t.heard = t.heard || len(buf) > 0
 		if t.br.feed(buf) > tlsHandshakeInputMax && !t.inPaused && g.conn.PauseRead() == nil {
 			t.inPaused = true
 		}

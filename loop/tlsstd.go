@@ -7,6 +7,7 @@ package loop
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -20,14 +21,25 @@ import (
 // is the tls.Conn from then on.
 func (g *goConn) handshake(srv *tlsServer) bool {
 	c := g.c
+	sc := &slotConn{Conn: g.nc, slots: srv.slots}
+	first := srv.first
+	if first && srv.wait > 0 {
+		// handshake_first with a fallback: bytes within the delay are
+		// the ClientHello; silence gets INFO in plaintext.
+		pre := make([]byte, 4)
+		_ = g.nc.SetReadDeadline(time.Now().Add(srv.wait))
+		n, _ := io.ReadFull(g.nc, pre)
+		sc.pre = pre[:n]
+		first = n > 0
+	}
 	_ = g.nc.SetDeadline(time.Now().Add(srv.timeout))
-	if !srv.first {
+	if !first {
 		if _, err := g.nc.Write(c.info()); err != nil || c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
 			_, _ = g.nc.Write(codec.AppendErr(nil, "maximum connections exceeded"))
 			return false
 		}
 	}
-	tc := tls.Server(&slotConn{Conn: g.nc, slots: srv.slots}, srv.cfg.Load())
+	tc := tls.Server(sc, srv.cfg.Load())
 	err := tc.Handshake()
 	tc.NetConn().(*slotConn).done()
 	if err != nil {
@@ -42,7 +54,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 	_ = g.nc.SetDeadline(time.Time{})
 	g.rw = tc
 	c.peer = peerCert(tc)
-	if srv.first {
+	if first {
 		c.greet()
 	}
 	return true
@@ -56,9 +68,15 @@ type slotConn struct {
 	slots   handshakeSlots
 	holding bool
 	over    bool
+	pre     []byte // read ahead by the handshake_first fallback, read first
 }
 
 func (s *slotConn) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		n := copy(p, s.pre)
+		s.pre = s.pre[n:]
+		return n, nil
+	}
 	if s.over {
 		return s.Conn.Read(p)
 	}

@@ -141,6 +141,9 @@ func TestTLSVerify(t *testing.T) {
 		if info := readInfo(t, s); !info.TLSVerify || !info.TLSRequired {
 			t.Fatalf("INFO %+v, want tls_required and tls_verify", info)
 		}
+		if v := s.Varz(); !v.TLSRequired || !v.TLSVerify || v.TLSTimeout != 2 {
+			t.Fatalf("varz tls_required %v tls_verify %v tls_timeout %v", v.TLSRequired, v.TLSVerify, v.TLSTimeout)
+		}
 		for name, opt := range map[string]nats.Option{
 			"no certificate": func(*nats.Options) error { return nil },
 			"other CA":       nats.ClientCert(f.OtherClientCert, f.OtherClientKey),

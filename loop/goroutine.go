@@ -3,11 +3,12 @@ package loop
 // Concurrency: per connection, a reader goroutine owns the session
 // (runs the TLS handshake when TLS is on, then starts the writer; parses,
 // blocks in waitFlow, releases the client) and a writer goroutine writes
-// what out holds; rw is set by the reader before the writer starts. goConn.mu is the client's outLock: it guards the
-// client's "out" fields, flow destination state and inflight, which
-// publishers on any goroutine take to deliver. goTransport.mu guards clients
-// (accept adds, reader removes, eachClient copies) and is a leaf; the shared
-// chunkPool has its own mu, taken under outLock.
+// what out holds; rw is set by the reader before the writer starts.
+// goConn.mu is the client's outLock: it guards the client's "out" fields,
+// flow destination state and inflight, which publishers on any goroutine
+// take to deliver. goTransport.mu guards clients (accept adds, reader
+// removes, eachClient copies) and is a leaf; the shared chunkPool has its
+// own mu, taken under outLock.
 
 import (
 	"errors"

@@ -15,10 +15,19 @@ import (
 // speed: every message must arrive and every figure be positive.
 func TestRowsSmoke(t *testing.T) {
 	s := looptest.Start(t, loop.Options{MQTTPort: -1, Loops: 2, JetStream: true})
+	f, err := benchTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := looptest.Start(t, loop.Options{Loops: 2, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}})
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
 			w := &window{}
-			smp, err := runRow(r, target{URL: s.ClientURL(), MQTT: s.MQTTAddr().String()}, w, 2000)
+			tg := target{URL: s.ClientURL(), MQTT: s.MQTTAddr().String()}
+			if r.TLS {
+				tg = target{URL: "tls://" + ts.Addr().String()}
+			}
+			smp, err := runRow(r, tg, w, 2000)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@
 //	go run ./bench -conns 10000,50000
 //	go run ./bench -mqtt-sessions 10000x10
 //	go run ./bench -rows req/rep -also evnats-main=/tmp/evnats-main
+//	go run ./bench -url tls://127.0.0.1:4222 -tlsca ca.pem -rows TLS
 package main
 
 import (
@@ -43,6 +44,7 @@ func main() {
 		sessions   = flag.String("mqtt-sessions", "", "NxS: set up N persistent MQTT sessions with S QoS 1 subscriptions each, report time and memory")
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 		also       = flag.String("also", "", "NAME=BINARY[,...]: more servers in the same rounds (say, evnats built from main)")
+		tlsCA      = flag.String("tlsca", "", "with -url tls://...: the CA file that signs the running server's certificate")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -51,6 +53,7 @@ func main() {
 		*scale *= 0.02
 	}
 	if *url != "" {
+		rootCA = *tlsCA
 		runAgainst(*url, *mqttAddr, *rowsRe, *scale)
 		return
 	}
@@ -162,6 +165,14 @@ func runOnce(k serverKind, r row, n int) sample {
 		k.Args = append(append([]string(nil), k.Args...), "-js", "-sd", dir)
 	}
 	tg := target{}
+	if r.TLS {
+		f, err := benchTLS()
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		// Both servers take nats-server's flags.
+		k.Args = append(append([]string(nil), k.Args...), "--tls", "--tlscert", f.Cert, "--tlskey", f.Key)
+	}
 	if r.MQTT != "" {
 		dir, err := os.MkdirTemp("", "evbench-mqtt-")
 		if err != nil {
@@ -190,6 +201,9 @@ func runOnce(k serverKind, r row, n int) sample {
 		}
 	}
 	tg.URL = p.URL
+	if r.TLS {
+		tg.URL = strings.Replace(p.URL, "nats://", "tls://", 1)
+	}
 	w := &window{pid: p.pid()}
 	s, err := runRow(r, tg, w, n)
 	if err != nil {

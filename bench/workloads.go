@@ -51,6 +51,7 @@ type row struct {
 	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
 	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
 	Stalled bool   // core: a raw subscriber on the subject never reads
+	TLS     bool   // clients connect with TLS (tls:// and the bench CA)
 }
 
 // target is where a row's clients connect.
@@ -63,6 +64,8 @@ var rows = []row{
 	{Name: "pub-only 16B", Payload: 16, N: 4_000_000, Kind: "core", Pubs: 1},
 	{Name: "pub-only 128B", Payload: 128, N: 3_000_000, Kind: "core", Pubs: 1},
 	{Name: "pub/sub 1:1 16B", Payload: 16, N: 2_000_000, Kind: "core", Pubs: 1, Subs: 1},
+	{Name: "TLS pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, TLS: true},
+	{Name: "TLS pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, TLS: true},
 	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
@@ -82,7 +85,7 @@ var rows = []row{
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{
-	"TLS pub/sub 128B", "WebSocket pub/sub 128B",
+	"WebSocket pub/sub 128B",
 }
 
 func runRow(r row, tg target, w *window, n int) (sample, error) {
@@ -99,8 +102,16 @@ func runRow(r row, tg target, w *window, n int) (sample, error) {
 	return runPubSub(r, url, w, n)
 }
 
+// rootCA is the CA file that signs the servers' certificate in TLS rows
+// (benchTLS), trusted by every tls:// connection.
+var rootCA string
+
 func dial(url string) (*nats.Conn, error) {
-	return nats.Connect(url, nats.NoReconnect(), nats.Timeout(5*time.Second), nats.ReconnectBufSize(-1))
+	opts := []nats.Option{nats.NoReconnect(), nats.Timeout(5 * time.Second), nats.ReconnectBufSize(-1)}
+	if strings.HasPrefix(url, "tls://") {
+		opts = append(opts, nats.RootCAs(rootCA))
+	}
+	return nats.Connect(url, opts...)
 }
 
 // runPubSub publishes n messages from r.Pubs connections and waits until each

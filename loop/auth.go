@@ -17,6 +17,7 @@ import (
 // authConfig is the server's immutable authentication setup.
 type authConfig struct {
 	required bool
+	certMap  bool // verify_and_map: the user comes from the TLS client certificate (tlsmap.go)
 	token    string
 	user     string
 	pass     string
@@ -38,6 +39,12 @@ func newAuthConfig(o *Options) (*authConfig, error) {
 	}
 	if n > 1 {
 		return nil, errors.New("loop: configure only one of token, user/password or users")
+	}
+	if o.TLS != nil && o.TLS.VerifyAndMap {
+		if len(o.Users) == 0 {
+			return nil, errors.New("loop: tls verify_and_map needs a users list to map certificates to")
+		}
+		a.certMap = true
 	}
 	if o.Username != "" && o.Password == "" {
 		return nil, errors.New("loop: user without password")

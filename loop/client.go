@@ -11,6 +11,7 @@ package loop
 // atomics for that reason.
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"net"
 	"sync/atomic"
@@ -112,7 +113,8 @@ type client struct {
 	user      string
 	perms     *permissions
 
-	proto Protocol // set for a connection on a plug-in's listener (MQTT); nil: NATS
+	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
+	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -172,13 +174,18 @@ func (c *client) greet() {
 		}
 		return // MQTT clients speak first
 	}
-	info := c.srv.infoBase
-	info.ClientID = c.id
-	info.ClientIP = c.ip
-	c.sendProto(infoLine(&info))
+	c.sendProto(c.info())
 	if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
 		c.closeWithErr("maximum connections exceeded")
 	}
+}
+
+// info is the client's INFO line.
+func (c *client) info() []byte {
+	info := c.srv.infoBase
+	info.ClientID = c.id
+	info.ClientIP = c.ip
+	return infoLine(&info)
 }
 
 // sendProto queues protocol bytes to the client from its own context.
@@ -275,6 +282,11 @@ func (c *client) ProcessConnect(arg []byte) error {
 	if o.Protocol < 0 || o.Protocol > 1 {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
+	}
+	if a := c.srv.authCfg; a.certMap {
+		name, u, ok := a.certUser(c.peer)
+		o.User = name
+		return c.connectVerified(&o, u, ok)
 	}
 	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
 		// Checked off the loop: what followed the CONNECT was held.

@@ -80,6 +80,8 @@ func applyConfig(o *Options, m map[string]any) error {
 			err = parseJetStream(o, v)
 		case "mqtt":
 			err = parseMQTT(o, v)
+		case "tls":
+			o.TLS, err = parseTLS(v)
 		default:
 			err = fmt.Errorf("unsupported key")
 		}

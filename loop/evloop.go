@@ -31,6 +31,7 @@ type evLoop struct {
 	flushScheduled bool      // a flush is due before the loop polls again (a task queued, or a drain under way)
 	flushTask      gnet.Runnable
 	iov, sent      [][]byte
+	tlsPlain       []byte // decrypted input of the TLS connection being read (tlsconn.go)
 
 	// out[i] is the batch being built this tick for loop i (nil for self).
 	out []*batch

@@ -36,8 +36,8 @@ func eachFlowTransport(t *testing.T, opts loop.Options, f func(t *testing.T, s *
 // streamOneToOne publishes n messages of size bytes as fast as nats.go
 // goes to one subscriber with unlimited pending limits, and checks that
 // every one arrives and nobody is cut as a slow consumer.
-func streamOneToOne(t *testing.T, s *loop.Server, n, size int) {
-	sub := connect(t, s)
+func streamOneToOne(t *testing.T, s *loop.Server, n, size int, opts ...nats.Option) {
+	sub := connect(t, s, opts...)
 	var got atomic.Int64
 	done := make(chan struct{})
 	sb, err := sub.Subscribe("flow", func(*nats.Msg) {
@@ -52,7 +52,7 @@ func streamOneToOne(t *testing.T, s *loop.Server, n, size int) {
 	if err := sub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub := connect(t, s)
+	pub := connect(t, s, opts...)
 	payload := make([]byte, size)
 	for i := 0; i < n; i++ {
 		if err := pub.Publish("flow", payload); err != nil {

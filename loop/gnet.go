@@ -180,7 +180,11 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gt.c = c
 	gc.SetContext(gt)
 	lp.clients[c] = struct{}{}
-	c.greet()
+	if s.tls != nil && c.proto == nil {
+		gt.startTLS(s.tls) // greets, unless handshake_first
+	} else {
+		c.greet()
+	}
 	return nil, gnet.None
 }
 
@@ -194,7 +198,7 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	lp := gt.lp
 	lp.inTraffic = true
-	gt.c.onRead(buf)
+	gt.onRead(buf)
 	lp.inTraffic = false
 	gt.c.pauseIfWaiting(gc)
 	if lp.forwarded {
@@ -212,6 +216,9 @@ func (t *gnetTransport) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	gt.gone = true
+	if gt.tls != nil {
+		gt.tls.closed()
+	}
 	delete(gt.lp.clients, gt.c)
 	gt.c.cleanup()
 	return gnet.None
@@ -260,7 +267,18 @@ type gnetConn struct {
 	conn gnet.Conn
 	lp   *evLoop
 	c    *client
-	gone bool // gnet has closed the connection
+	gone bool     // gnet has closed the connection
+	tls  *tlsConn // the TLS codec (tlsconn.go); nil for plaintext
+}
+
+// onRead hands what the socket delivered to the client, through the TLS
+// codec when there is one.
+func (g *gnetConn) onRead(buf []byte) {
+	if g.tls != nil {
+		g.tlsRead(buf)
+		return
+	}
+	g.c.onRead(buf)
 }
 
 func (g *gnetConn) flushSoon() {
@@ -298,11 +316,15 @@ func (g *gnetConn) outUnlock() {}
 // buffers per call, then closes the connection if it is closing.
 func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	c := g.c
-	for len(c.out.chunks) > 0 && !g.gone {
-		iov = c.out.take(iov[:0])
+	out := &c.out
+	if g.tls != nil {
+		out = g.tls.output(c) // sealed records; plaintext INFO before the handshake
+	}
+	for len(out.chunks) > 0 && !g.gone {
+		iov = out.take(iov[:0])
 		sent := append(g.lp.sent[:0], iov...) // Writev reslices iov entries
 		_, err := g.conn.Writev(iov)
-		c.out.pool.put(sent)
+		out.pool.put(sent)
 		g.lp.sent = sent[:0]
 		if err != nil {
 			break

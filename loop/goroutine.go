@@ -1,12 +1,14 @@
 package loop
 
 // Concurrency: per connection, a reader goroutine owns the session
-// (parses, blocks in waitFlow, releases the client) and a writer goroutine
-// writes what out holds. goConn.mu is the client's outLock: it guards the
-// client's "out" fields, flow destination state and inflight, which
-// publishers on any goroutine take to deliver. goTransport.mu guards clients
-// (accept adds, reader removes, eachClient copies) and is a leaf; the shared
-// chunkPool has its own mu, taken under outLock.
+// (runs the TLS handshake when TLS is on, then starts the writer; parses,
+// blocks in waitFlow, releases the client) and a writer goroutine writes
+// what out holds; rw is set by the reader before the writer starts.
+// goConn.mu is the client's outLock: it guards the client's "out" fields,
+// flow destination state and inflight, which publishers on any goroutine
+// take to deliver. goTransport.mu guards clients (accept adds, reader
+// removes, eachClient copies) and is a leaf; the shared chunkPool has its
+// own mu, taken under outLock.
 
 import (
 	"errors"
@@ -85,7 +87,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		g := &goConn{nc: nc, t: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		g := &goConn{nc: nc, rw: nc, t: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		c := newClient(t.srv, g, nc.RemoteAddr(), nil)
 		c.out.pool = &t.pool
 		c.fc.wake = make(chan struct{}, 1)
@@ -97,8 +99,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		t.clients[c] = g
 		t.mu.Unlock()
 		t.wg.Add(2)
-		go g.writeLoop()
-		go g.readLoop()
+		go g.readLoop() // starts the writer
 	}
 }
 
@@ -131,7 +132,8 @@ func (t *goTransport) stop() {
 // owns the session; mu guards the outbound buffer and subscription table
 // (client fields marked "out"), which publishers on other goroutines touch.
 type goConn struct {
-	nc   net.Conn
+	nc   net.Conn // the socket; any goroutine may close it
+	rw   net.Conn // what the session reads and writes: nc, or its tls.Conn; set before the writer starts
 	t    *goTransport
 	c    *client
 	mu   sync.Mutex
@@ -180,10 +182,18 @@ func (g *goConn) readLoop() {
 	defer g.t.wg.Done()
 	defer g.release()
 	defer g.finish()
-	g.c.greet()
+	if s := g.t.srv.tls; s != nil && g.c.proto == nil {
+		if !g.handshake(s) { // greets
+			g.t.wg.Done() // the writer's: it never started
+			return
+		}
+	} else {
+		g.c.greet()
+	}
+	go g.writeLoop()
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := g.nc.Read(buf)
+		n, err := g.rw.Read(buf)
 		if n > 0 && (g.closing() || !g.c.onRead(buf[:n])) {
 			<-g.done // the writer sends the -ERR, then closes
 			return
@@ -244,7 +254,7 @@ func (g *goConn) writeLoop() {
 			sent := append([][]byte(nil), iov...)
 			_ = g.nc.SetWriteDeadline(time.Now().Add(g.t.srv.opts.WriteDeadline))
 			bufs := net.Buffers(iov)
-			_, err := bufs.WriteTo(g.nc)
+			_, err := bufs.WriteTo(g.rw)
 			g.t.pool.put(sent)
 			if err != nil {
 				g.mu.Lock()

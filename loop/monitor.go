@@ -56,6 +56,9 @@ type Varz struct {
 	MaxPingsOut      int       `json:"ping_max"`
 	HTTPPort         int       `json:"http_port"`
 	AuthTimeout      float64   `json:"auth_timeout"`
+	TLSRequired      bool      `json:"tls_required,omitempty"`
+	TLSVerify        bool      `json:"tls_verify,omitempty"`
+	TLSTimeout       float64   `json:"tls_timeout"`
 	MaxControlLine   int       `json:"max_control_line"`
 	MaxPayload       int       `json:"max_payload"`
 	MaxPending       int       `json:"max_pending"`
@@ -99,6 +102,10 @@ func (s *Server) Varz() *Varz {
 	}
 	if a, ok := s.httpAddr.(*net.TCPAddr); ok {
 		v.HTTPPort = a.Port
+	}
+	if s.tls != nil {
+		v.TLSRequired, v.TLSVerify = true, s.infoBase.TLSVerify
+		v.TLSTimeout = s.tls.timeout.Seconds()
 	}
 	for i := range s.stats {
 		st := &s.stats[i]

@@ -108,6 +108,9 @@ type Options struct {
 	MQTTMaxRetainedMsgs  int
 	MQTTMaxRetainedBytes int
 
+	// TLS for NATS clients on the client port; nil is plaintext.
+	TLS *TLSOptions
+
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
 }
@@ -178,8 +181,20 @@ func (o *Options) setDefaults() {
 	if o.FlowStallWindow == 0 {
 		o.FlowStallWindow = DefaultFlowStallWindow
 	}
+	if o.TLS != nil {
+		t := *o.TLS // the caller's stays as given
+		o.TLS = &t
+	}
+	if o.TLS != nil && o.TLS.Timeout <= 0 {
+		o.TLS.Timeout = DefaultTLSTimeout
+	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = DefaultAuthTimeout
+		if o.TLS != nil {
+			// As nats-server: CONNECT may come a second after the
+			// longest handshake.
+			o.AuthTimeout = o.TLS.Timeout + time.Second
+		}
 	}
 	if o.LameDuckDuration <= 0 {
 		o.LameDuckDuration = DefaultLameDuck

@@ -47,6 +47,7 @@ type Server struct {
 
 	js       *jetstream.Manager // nil unless JetStream is enabled
 	mqtt     Plugin             // serves the MQTT listener; nil when it is off
+	tls      *tlsServer         // nil unless clients connect with TLS
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -89,6 +90,8 @@ type serverInfo struct {
 	MaxPayload   int    `json:"max_payload"`
 	ClientID     uint64 `json:"client_id,omitempty"`
 	ClientIP     string `json:"client_ip,omitempty"`
+	TLSRequired  bool   `json:"tls_required,omitempty"`
+	TLSVerify    bool   `json:"tls_verify,omitempty"`
 	LameDuckMode bool   `json:"ldm,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
 }
@@ -112,6 +115,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ts *tlsServer
+	if opts.TLS != nil {
+		if ts, err = newTLSServer(opts.TLS); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
@@ -120,6 +129,7 @@ func New(opts Options) (*Server, error) {
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),
 		done:    make(chan struct{}),
+		tls:     ts,
 	}
 	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {
@@ -133,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,
 		AuthRequired: opts.authRequired(), MaxPayload: opts.MaxPayload, JetStream: opts.JetStream,
+		TLSRequired: ts != nil, TLSVerify: ts != nil && opts.TLS.Verify,
 	}
 	if opts.IO == IOGnet {
 		s.tr = newGnetTransport(s)

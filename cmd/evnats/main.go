@@ -31,6 +31,7 @@ func run(args []string) error {
 		lameDuck   bool
 		version    bool
 		profPort   int
+		tf         tlsFlags
 	)
 	fs.StringVar(&o.Host, "a", "", "bind address (default 0.0.0.0)")
 	fs.StringVar(&o.Host, "addr", "", "bind address (default 0.0.0.0)")
@@ -62,6 +63,11 @@ func run(args []string) error {
 	fs.IntVar(&o.MQTTMaxSessionQueueBytes, "mqtt_max_session_queue_bytes", 0, "most bytes an MQTT session holds for its client (default 64MiB)")
 	fs.IntVar(&o.MQTTMaxRetainedMsgs, "mqtt_max_retained_msgs", 0, "most MQTT retained messages the server keeps (default 100000)")
 	fs.IntVar(&o.MQTTMaxRetainedBytes, "mqtt_max_retained_bytes", 0, "most bytes of MQTT retained messages the server keeps (default 64MiB)")
+	fs.BoolVar(&tf.on, "tls", false, "enable TLS for clients (needs --tlscert and --tlskey)")
+	fs.StringVar(&tf.cert, "tlscert", "", "server certificate file")
+	fs.StringVar(&tf.key, "tlskey", "", "private key of the server certificate")
+	fs.StringVar(&tf.ca, "tlscacert", "", "CA file that signs client certificates (for --tlsverify)")
+	fs.BoolVar(&tf.verify, "tlsverify", false, "enable TLS and require client certificates signed by --tlscacert")
 	fs.StringVar(&configFile, "c", "", "configuration file (nats-server syntax)")
 	fs.StringVar(&configFile, "config", "", "configuration file (nats-server syntax)")
 	fs.BoolVar(&o.Debug, "D", false, "enable debug logging")
@@ -79,15 +85,18 @@ func run(args []string) error {
 		fmt.Println("evnats", loop.Version)
 		return nil
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if configFile != "" {
 		// The file sets the base; flags given on the command line win.
 		var fromFile loop.Options
 		if err := loop.ApplyConfigFile(&fromFile, configFile); err != nil {
 			return err
 		}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		o = mergeFlags(fromFile, o, set)
+	}
+	if err := tf.apply(&o, set); err != nil {
+		return err
 	}
 	if profPort > 0 {
 		go func() { _ = http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", profPort), nil) }()
@@ -100,7 +109,7 @@ func run(args []string) error {
 		return err
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
 	if lameDuck {
 		go s.LameDuck()
 	}
@@ -109,6 +118,13 @@ func run(args []string) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR2 {
 				go s.LameDuck()
+				continue
+			}
+			if sig == syscall.SIGHUP {
+				// Certificates only; other settings need a restart.
+				if err := s.ReloadTLS(); err != nil {
+					s.Errorf("reload: %v; keeping the certificates in use", err)
+				}
 				continue
 			}
 			s.Noticef("trapped %v signal", sig)
@@ -209,4 +225,37 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 		base.Trace = flags.Trace
 	}
 	return base
+}
+
+// tlsFlags are --tls, --tlscert, --tlskey, --tlscacert and --tlsverify.
+type tlsFlags struct {
+	on, verify    bool
+	cert, key, ca string
+}
+
+// apply overrides the TLS options with the flags, as nats-server does:
+// --tls=false turns TLS off; any other --tls* flag builds the
+// certificate settings from the flags alone (the file's timeout and
+// handshake_first stay), and needs --tlscert and --tlskey.
+func (f tlsFlags) apply(o *loop.Options, set map[string]bool) error {
+	if set["tls"] && !f.on {
+		o.TLS = nil
+		return nil
+	}
+	if !set["tls"] && !set["tlscert"] && !set["tlskey"] && !set["tlscacert"] && !set["tlsverify"] {
+		return nil
+	}
+	if f.cert == "" {
+		return fmt.Errorf("TLS server certificate must be present and valid (--tlscert)")
+	}
+	if f.key == "" {
+		return fmt.Errorf("TLS server private key must be present and valid (--tlskey)")
+	}
+	t := &loop.TLSOptions{}
+	if o.TLS != nil {
+		t.Timeout, t.HandshakeFirst = o.TLS.Timeout, o.TLS.HandshakeFirst
+	}
+	t.CertFile, t.KeyFile, t.CAFile, t.Verify = f.cert, f.key, f.ca, f.verify
+	o.TLS = t
+	return nil
 }

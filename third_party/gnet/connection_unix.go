@@ -53,6 +53,8 @@ type conn struct {
 	opened         bool                   // connection opened event fired
 	isEOF          bool                   // whether the connection has reached EOF
 	readPaused     bool                   // reading from the socket is paused by PauseRead
+	readYielded    bool                   // an ET read cut short is yielded to the next poll round (evnats patch 3)
+	writeYielded   bool                   // an ET write cut short is yielded to the next poll round (evnats patch 3)
 }
 
 func newStreamConn(proto string, fd int, el *eventloop, sa unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
@@ -92,6 +94,8 @@ func (c *conn) release() {
 	c.opened = false
 	c.isEOF = false
 	c.readPaused = false
+	c.readYielded = false
+	c.writeYielded = false
 	c.ctx = nil
 	c.buffer = nil
 	if addr, ok := c.localAddr.(*net.TCPAddr); ok && len(c.loop.listeners) == 0 && len(addr.Zone) > 0 {

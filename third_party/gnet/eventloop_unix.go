@@ -253,8 +253,11 @@ func (el *eventloop) open(c *conn) error {
 	return el.handleAction(c, action)
 }
 
+// read0 continues an ET read cut short at EdgeTriggeredIOChunk (evnats patch 3).
 func (el *eventloop) read0(a any) error {
-	return el.read(a.(*conn))
+	c := a.(*conn)
+	c.readYielded = false
+	return el.read(c)
 }
 
 func (el *eventloop) read(c *conn) error {
@@ -303,15 +306,25 @@ loop:
 	// we need to set up threshold for the maximum read bytes per connection
 	// on each event-loop. If the threshold is reached and there are still
 	// unread data in the socket buffer, we must issue another read event manually.
-	if isET && n == len(el.buffer) {
-		return el.poller.Trigger(queue.LowPriority, el.read0, c)
+	//
+	// evnats patch 3: the rest is read after the other I/O events and the
+	// tasks of this poll round (Poller.Yield), and each further chunk after
+	// a new poll, not in a task, which could run again and again in the same
+	// round while the remote kept writing and starve the other connections
+	// of the loop. At most one such read per connection is pending.
+	if isET && n == len(el.buffer) && !c.readYielded {
+		c.readYielded = true
+		el.poller.Yield(el.read0, c)
 	}
 
 	return nil
 }
 
+// write0 continues an ET write cut short at EdgeTriggeredIOChunk (evnats patch 3).
 func (el *eventloop) write0(a any) error {
-	return el.write(a.(*conn))
+	c := a.(*conn)
+	c.writeYielded = false
+	return el.write(c)
 }
 
 // The default value of UIO_MAXIOV/IOV_MAX is 1024 on Linux and most BSD-like OSs.
@@ -363,8 +376,11 @@ loop:
 	// we need to set up threshold for the maximum write bytes per connection
 	// on each event-loop. If the threshold is reached and there are still
 	// pending data to write, we must issue another write event manually.
-	if isET && !c.outboundBuffer.IsEmpty() {
-		return el.poller.Trigger(queue.HighPriority, el.write0, c)
+	//
+	// evnats patch 3: yielded like the ET read (see eventloop.read).
+	if isET && !c.outboundBuffer.IsEmpty() && !c.writeYielded {
+		c.writeYielded = true
+		el.poller.Yield(el.write0, c)
 	}
 
 	return nil

@@ -40,6 +40,7 @@ type Poller struct {
 	asyncTaskQueue              queue.AsyncTaskQueue // queue with low priority
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
+	yielded                     yieldList            // evnats patch 3: work to run once per round
 }
 
 // OpenPoller instantiates a poller.
@@ -120,9 +121,12 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	for {
 		n, err := unix.EpollWait(p.fd, el.events, msec)
 		if n == 0 || (n < 0 && err == unix.EINTR) {
-			msec = -1
-			runtime.Gosched()
-			continue
+			if p.yielded.empty() {
+				msec = -1
+				runtime.Gosched()
+				continue
+			}
+			n = 0 // evnats patch 3: no events, but yielded work to run
 		} else if err != nil {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))
 			return err
@@ -186,6 +190,13 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 					break
 				}
 			}
+		}
+
+		// evnats patch 3: work yielded before this point (in the I/O callbacks,
+		// the tasks, or the previous round's yielded work) runs now, once;
+		// what it yields in turn runs after the next poll.
+		if err = p.yielded.run(); errors.Is(err, errorx.ErrEngineShutdown) {
+			return err
 		}
 
 		if n == el.size {

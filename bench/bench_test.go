@@ -6,6 +6,7 @@ import (
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
+	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
 )
 
 // TestRowsSmoke runs every row briefly against an in-process evnats so the

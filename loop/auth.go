@@ -85,16 +85,6 @@ func validatePerms(p *Permissions) error {
 	return nil
 }
 
-// authenticate checks CONNECT credentials and installs the user's
-// permissions on c. It reports whether c may proceed.
-func (a *authConfig) authenticate(c *client, o *connectOpts) bool {
-	u, ok := a.verify(o)
-	if ok {
-		c.setUser(o.User, u)
-	}
-	return ok
-}
-
 // verify checks CONNECT credentials and returns the matching users entry
 // (nil for token or single-user auth). It touches no client state, so it
 // may run off the client's loop; see isSlow.

@@ -69,7 +69,7 @@ var defaultConnectOpts = connectOpts{Verbose: true, Pedantic: true}
 // delivery counters that auto-unsubscribe needs. Owned by the owner client's
 // context (guarded by its outLock).
 type subscription struct {
-	router.Subscription
+	router.Subscription[*subscription]
 	c         *client         // nil for an internal subscription
 	internal  InternalHandler // set for an internal subscription
 	max       uint64          // deliver at most this many (0: no limit)
@@ -78,8 +78,7 @@ type subscription struct {
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 
-	qos        byte // MQTT: the granted QoS
-	skipDollar bool // MQTT: a filter starting with a wildcard skips '$' topics
+	tag uint32 // a protocol plug-in's own (Conn.AddSub); loop never reads it
 
 	// quota, for a queue member with a limit, is 1 + how many more
 	// messages publishers may pick it for (0: no limit), so that publishers
@@ -94,7 +93,7 @@ type client struct {
 	srv    *Server
 	t      transport
 	lp     *evLoop // owning loop with the gnet transport; nil otherwise
-	cache  *router.Cache
+	cache  *matchCache
 	parser codec.Parser
 	id     uint64
 	ip     string
@@ -107,8 +106,8 @@ type client struct {
 	user      string
 	perms     *permissions
 
-	mq   *mqttConn         // set for a connection on the MQTT port
-	peer *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
+	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
+	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -161,7 +160,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 // greet sends INFO, the first thing a client sees, then turns the client
 // away if the server is full (nats-server sends INFO first too).
 func (c *client) greet() {
-	if c.mq != nil {
+	if c.proto != nil {
 		if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
 			c.srv.Noticef("MQTT client %d (%s): maximum connections exceeded; closing", c.id, c.ip)
 			c.closeWithErr("")
@@ -193,8 +192,8 @@ func (c *client) sendProto(b []byte) {
 }
 
 func (c *client) sendErr(msg string) {
-	if c.mq != nil {
-		return // MQTT has no error packet; callers log
+	if c.proto != nil {
+		return // a plug-in's protocol has its own errors (MQTT has none); callers log
 	}
 	if c.srv.opts.Trace {
 		c.tracef("->> -ERR '%s'", msg)
@@ -230,8 +229,8 @@ func (c *client) closeWithErr(msg string) {
 // reported to the client before the connection closes. It returns false when
 // the connection is to close.
 func (c *client) onRead(b []byte) bool {
-	if c.mq != nil {
-		return c.mq.onRead(b)
+	if c.proto != nil {
+		return c.proto.OnRead(b)
 	}
 	if !c.parsed(c.parser.Parse(b)) {
 		return false
@@ -277,38 +276,60 @@ func (c *client) ProcessConnect(arg []byte) error {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
 	}
-	a := c.srv.authCfg
-	if a.certMap {
+	if a := c.srv.authCfg; a.certMap {
 		name, u, ok := a.certUser(c.peer)
 		o.User = name
 		return c.connectVerified(&o, u, ok)
 	}
-	if !a.isSlow(&o) {
-		u, ok := a.verify(&o)
-		return c.connectVerified(&o, u, ok)
-	}
-	if c.lp == nil {
-		// The goroutine transport may block its reader, within the
-		// bound that keeps a storm of logins from taking every CPU.
-		var u *userEntry
-		ok, expired := c.srv.slowAuth.check(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return })
-		if expired {
-			c.closeWithErr("Authentication Timeout")
-			return errClose{}
+	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
+		// Checked off the loop: what followed the CONNECT was held.
+		if c.connectVerified(&o, u, ok) == nil {
+			c.parsed(c.parser.Resume())
 		}
-		return c.connectVerified(&o, u, ok)
-	}
-	// On a loop: verify elsewhere, hold what follows the CONNECT, and
-	// finish on the loop when the answer comes back.
-	var u *userEntry
-	c.srv.verifySlow(c.authDeadline(), func() (ok bool) { u, ok = a.verify(&o); return }, func(ok bool) {
-		c.t.run(func() {
-			if c.connectVerified(&o, u, ok) == nil {
-				c.parsed(c.parser.Resume())
-			}
-		})
 	})
-	return codec.ErrSuspend
+	switch res {
+	case AuthPending:
+		return codec.ErrSuspend
+	case AuthExpired:
+		c.closeWithErr("Authentication Timeout")
+		return errClose{}
+	}
+	return c.connectVerified(&o, u, res == AuthOK)
+}
+
+// checkAuth verifies o's credentials, for NATS CONNECT and plug-ins'
+// logins alike (Conn.Authenticate). A cheap check runs at once (AuthOK or
+// AuthRefused, with the users entry). A bcrypt check blocks the goroutine
+// transport's reader, within the bound that keeps a storm of logins from
+// taking every CPU (AuthExpired if the login timeout passes meanwhile); on
+// a loop it runs elsewhere (AuthPending) and later gets the answer in c's
+// context (c.t.run), unless the login timeout passed first.
+func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*userEntry, AuthResult) {
+	a := c.srv.authCfg
+	result := func(ok bool) AuthResult {
+		if ok {
+			return AuthOK
+		}
+		return AuthRefused
+	}
+	if !a.isSlow(o) {
+		u, ok := a.verify(o)
+		return u, result(ok)
+	}
+	var u *userEntry
+	oc := *o // the check may outlive the caller's copy
+	check := func() (ok bool) { u, ok = a.verify(&oc); return }
+	if c.lp == nil {
+		ok, expired := c.srv.slowAuth.check(c.authDeadline(), check)
+		if expired {
+			return nil, AuthExpired
+		}
+		return u, result(ok)
+	}
+	c.srv.verifySlow(c.authDeadline(), check, func(ok bool) {
+		c.t.run(func() { later(u, ok) })
+	})
+	return nil, AuthPending
 }
 
 // connectVerified completes CONNECT once its credentials are checked.
@@ -385,7 +406,7 @@ func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
 func (c *client) noResponders(subject, reply []byte) {
 	r := c.cache.Match(reply)
 	for _, rs := range r.Plain {
-		if s := rs.Owner.(*subscription); s.c == c {
+		if s := rs.Owner; s.c == c {
 			hdr := make([]byte, 0, 48+len(subject))
 			hdr = append(hdr, "NATS/1.0 503\r\nNats-Subject: "...)
 			hdr = append(hdr, subject...)
@@ -530,9 +551,8 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 	if s.denies(subject) {
 		return false
 	}
-	if c.mq != nil {
-		c.mq.deliver(s, subject, hdrLen, msg)
-		return true
+	if c.proto != nil {
+		return c.proto.Deliver(s, subject, reply, hdrLen, msg)
 	}
 	if c.closed || s.closed || c.slow {
 		return false
@@ -565,7 +585,7 @@ func (c *client) markSlow(why string) {
 	c.srv.Noticef("client %d (%s): slow consumer detected, %s", c.id, c.ip, why)
 	c.releaseFlow()
 	c.out.reset()
-	if c.mq == nil {
+	if c.proto == nil {
 		c.out.write(codec.AppendErr(nil, "Slow Consumer"))
 	}
 	c.closing = true
@@ -580,8 +600,8 @@ func (c *client) tick(now time.Time) {
 		c.markSlow("write deadline of " + c.srv.opts.WriteDeadline.String() + " exceeded")
 		return
 	}
-	if c.mq != nil {
-		c.mq.tick(now)
+	if c.proto != nil {
+		c.proto.Tick(now)
 		return
 	}
 	if !c.connected.Load() {
@@ -615,8 +635,8 @@ func (c *client) tick(now time.Time) {
 // cleanup removes the client's subscriptions once its connection is gone.
 // Called once, in the client's context.
 func (c *client) cleanup() {
-	if c.mq != nil && !c.closed {
-		c.mq.cleanup()
+	if c.proto != nil && !c.closed {
+		c.proto.Close()
 	}
 	c.t.outLock()
 	if c.closed {
@@ -669,3 +689,12 @@ func sanitize(s string) string {
 	}
 	return string(b)
 }
+
+// The router's types for evnats' subscriptions: a match yields the
+// *subscription itself, with no type assertion.
+type (
+	routerSub   = router.Subscription[*subscription]
+	matchResult = router.Result[*subscription]
+	matchCache  = router.Cache[*subscription]
+	subList     = router.Sublist[*subscription]
+)

@@ -2,8 +2,6 @@ package loop
 
 import (
 	"math/rand/v2"
-
-	"github.com/evnats/evnats/router"
 )
 
 // The one delivery path. dispatch takes a match result and delivers a
@@ -63,7 +61,7 @@ type delivery struct {
 
 // dispatch delivers one message to the subscriptions in r. msg holds headers
 // then payload when hdrLen >= 0.
-func dispatch(o origin, r *router.Result, subject, reply []byte, hdrLen int, msg []byte) {
+func dispatch(o origin, r *matchResult, subject, reply []byte, hdrLen int, msg []byte) {
 	d := delivery{origin: o, subject: subject, reply: reply, hdrLen: hdrLen, msg: msg}
 	if o.pub != nil && !o.pub.echo {
 		d.skip = o.pub
@@ -76,7 +74,7 @@ func dispatch(o origin, r *router.Result, subject, reply []byte, hdrLen int, msg
 		}
 		for _, rs := range subs {
 			// A no-echo publisher's own subscriptions are all on its loop.
-			if s := rs.Owner.(*subscription); d.skip == nil || s.c != d.skip {
+			if s := rs.Owner; d.skip == nil || s.c != d.skip {
 				d.deliverHere(s)
 			}
 		}
@@ -93,7 +91,7 @@ func dispatch(o origin, r *router.Result, subject, reply []byte, hdrLen int, msg
 		}
 		// The common case, a member served here that takes it, without
 		// the search state.
-		if !d.remote(q[i].Loop) && d.deliverHere(q[i].Owner.(*subscription)) {
+		if !d.remote(q[i].Loop) && d.deliverHere(q[i].Owner) {
 			continue
 		}
 		d.queue(q, qpick{skip: d.skip, pick: i, left: len(q)})
@@ -101,14 +99,14 @@ func dispatch(o origin, r *router.Result, subject, reply []byte, hdrLen int, msg
 }
 
 // queue delivers to one member of group q, starting with qp.pick.
-func (d *delivery) queue(q []*router.Subscription, qp qpick) {
+func (d *delivery) queue(q []*routerSub, qp qpick) {
 	for ; qp.pick >= 0 && qp.left > 0; qp.left-- {
 		rs := q[qp.pick]
 		if d.remote(rs.Loop) {
 			d.send(rs.Loop, q, qp)
 			return
 		}
-		if d.deliverHere(rs.Owner.(*subscription)) {
+		if d.deliverHere(rs.Owner) {
 			return
 		}
 		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip)
@@ -125,7 +123,7 @@ func (o *origin) remote(l int) bool {
 // send hands the message for subs (a queue group when qp.left > 0) to loop
 // dst, and makes the publisher wait if what it passed is over its
 // high-water mark.
-func (d *delivery) send(dst int, subs []*router.Subscription, qp qpick) {
+func (d *delivery) send(dst int, subs []*routerSub, qp qpick) {
 	if d.inj != nil {
 		d.inj.inject(dst, subs, qp, d.subject, d.reply, d.hdrLen, d.msg)
 		return
@@ -166,13 +164,13 @@ func (d *delivery) deliverHere(s *subscription) bool {
 // holdForRemote makes publisher c wait if loop dst's inbox, or one of the
 // subscribers there that a message was just forwarded to, is over its
 // high-water mark.
-func (lp *evLoop) holdForRemote(c *client, dst int, subs []*router.Subscription) {
+func (lp *evLoop) holdForRemote(c *client, dst int, subs []*routerSub) {
 	c.holdFor(&lp.tr.loops[dst].inbox.gate)
 	for _, rs := range subs {
 		if c.fc.wait != nil {
 			return
 		}
-		c.holdFor(&rs.Owner.(*subscription).c.fc.gate)
+		c.holdFor(&rs.Owner.c.fc.gate)
 	}
 }
 
@@ -185,14 +183,14 @@ func (lp *evLoop) holdForRemote(c *client, dst int, subs []*router.Subscription)
 // A member over its high-water mark or stalled (flow.go) is passed over
 // while another will do, a stalled one last, so one that stops reading
 // stops getting work.
-func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *client) int {
+func pickQueueMember(q []*routerSub, start int, subject []byte, skip *client) int {
 	best, rank := -1, int32(0)
 	for k := range q {
 		i := start + k
 		if i >= len(q) {
 			i -= len(q)
 		}
-		s := q[i].Owner.(*subscription)
+		s := q[i].Owner
 		if !s.takes(subject, skip) {
 			continue
 		}
@@ -210,7 +208,7 @@ func pickQueueMember(q []*router.Subscription, start int, subject []byte, skip *
 		}
 	}
 	if best >= 0 {
-		q[best].Owner.(*subscription).spendQuota()
+		q[best].Owner.spendQuota()
 	}
 	return best
 }
@@ -233,13 +231,13 @@ func (s *subscription) spendQuota() {
 
 // nextQueueMember returns the member after i (wrapping, i itself excluded)
 // that may take a message member i turned down, or -1.
-func nextQueueMember(q []*router.Subscription, i int, subject []byte, skip *client) int {
+func nextQueueMember(q []*routerSub, i int, subject []byte, skip *client) int {
 	for k := 1; k < len(q); k++ {
 		j := i + k
 		if j >= len(q) {
 			j -= len(q)
 		}
-		if q[j].Owner.(*subscription).takes(subject, skip) {
+		if q[j].Owner.takes(subject, skip) {
 			return j
 		}
 	}

@@ -21,7 +21,7 @@ type evLoop struct {
 	srv   *Server
 	tr    *gnetTransport
 	el    gnet.EventLoop // set once, on the loop's first connection
-	cache *router.Cache
+	cache *matchCache
 	pool  chunkPool
 	rng   *rand.PCG
 

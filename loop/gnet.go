@@ -175,12 +175,12 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := newClient(s, gt, gc.RemoteAddr(), lp)
 	c.out.pool = &lp.pool
 	if t.isMQTT(gc) {
-		c.mq = newMQTTConn(c, s.mq)
+		c.proto = s.mqtt.NewConn((*Conn)(c))
 	}
 	gt.c = c
 	gc.SetContext(gt)
 	lp.clients[c] = struct{}{}
-	if s.tls != nil && c.mq == nil {
+	if s.tls != nil && c.proto == nil {
 		gt.startTLS(s.tls) // greets, unless handshake_first
 	} else {
 		c.greet()

@@ -92,7 +92,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		c.out.pool = &t.pool
 		c.fc.wake = make(chan struct{}, 1)
 		if mqtt {
-			c.mq = newMQTTConn(c, t.srv.mq)
+			c.proto = t.srv.mqtt.NewConn((*Conn)(c))
 		}
 		g.c = c
 		t.mu.Lock()
@@ -182,7 +182,7 @@ func (g *goConn) readLoop() {
 	defer g.t.wg.Done()
 	defer g.release()
 	defer g.finish()
-	if s := g.t.srv.tls; s != nil && g.c.mq == nil {
+	if s := g.t.srv.tls; s != nil && g.c.proto == nil {
 		if !g.handshake(s) { // greets
 			g.t.wg.Done() // the writer's: it never started
 			return

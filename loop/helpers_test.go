@@ -10,6 +10,7 @@ import (
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
+	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
 	"github.com/nats-io/nats.go"
 )
 

@@ -22,30 +22,6 @@ func TestPubPathAllocs(t *testing.T) {
 	}
 }
 
-// TestMQTTPublishPathAllocs: parsing an MQTT QoS 0 PUBLISH, mapping its topic
-// (cached), routing it and formatting PUBLISH for an MQTT subscriber and MSG
-// for a NATS one allocate nothing per message.
-func TestMQTTPublishPathAllocs(t *testing.T) {
-	s, err := New(Options{IO: IOGoroutine, Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := newFakeMQTTClient(t, s)
-	c.onRead([]byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, 1, 'm'})
-	c.onRead([]byte{0x82, 8, 0, 1, 0, 3, 'a', '/', '+', 0})
-	nc, _ := newFakeClient(s)
-	nc.onRead([]byte("CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB a.b 1\r\n"))
-	pub := []byte{0x30, 7, 0, 3, 'a', '/', 'b', 'h', 'i'}
-	before := s.shard(0).outMsgs.Load()
-	c.onRead(pub) // warm caches and chunk pools
-	if got := s.shard(0).outMsgs.Load() - before; got != 2 {
-		t.Fatalf("PUBLISH reached %d subscribers, want 2", got)
-	}
-	if n := testing.AllocsPerRun(1000, func() { c.onRead(pub) }); n != 0 {
-		t.Fatalf("%v allocations per MQTT PUBLISH", n)
-	}
-}
-
 // denyClient connects, as user "u" with the given subscribe deny list, a
 // client subscribed to ">" on a server of its own.
 func denyClient(tb testing.TB, deny ...string) (*Server, *client) {

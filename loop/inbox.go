@@ -8,8 +8,6 @@ package loop
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/evnats/evnats/router"
 )
 
 // maxBatchBytes hands a batch over early when a tick forwards a lot, to bound
@@ -31,8 +29,8 @@ type batch struct {
 
 // fwdMsg is one forwarded message; its byte fields are offsets into buf.
 type fwdMsg struct {
-	subs                      []*router.Subscription // plain: all owned by the receiving loop; queue: the group
-	q                         qpick                  // queue: subs[q.pick] is owned by the receiving loop
+	subs                      []*routerSub // plain: all owned by the receiving loop; queue: the group
+	q                         qpick        // queue: subs[q.pick] is owned by the receiving loop
 	subjEnd, replyEnd, msgEnd int
 	hdrLen                    int
 }
@@ -96,7 +94,7 @@ func (lp *evLoop) queued(n int) {
 
 // forward copies a message into the batch for loop dst, to be delivered there
 // to subs (to one member of group subs when qp.left > 0).
-func (lp *evLoop) forward(dst int, subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
+func (lp *evLoop) forward(dst int, subs []*routerSub, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	b := lp.out[dst]
 	if b == nil {
 		b = getBatch()
@@ -114,7 +112,7 @@ func (lp *evLoop) forward(dst int, subs []*router.Subscription, qp qpick, subjec
 }
 
 // add copies one message into the batch.
-func (b *batch) add(subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
+func (b *batch) add(subs []*routerSub, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	b.buf = append(b.buf, subject...)
 	subjEnd := len(b.buf)
 	b.buf = append(b.buf, reply...)
@@ -168,7 +166,7 @@ func (lp *evLoop) drain() {
 				continue
 			}
 			for _, rs := range m.subs {
-				d.deliverHere(rs.Owner.(*subscription))
+				d.deliverHere(rs.Owner)
 			}
 		}
 		putBatch(b)

@@ -8,8 +8,6 @@ package loop
 
 import (
 	"context"
-
-	"github.com/evnats/evnats/router"
 )
 
 // internalLoop is the Loop of subscriptions served inside the server (such
@@ -32,7 +30,7 @@ func (s *Server) SubscribeInternal(subject string, fn InternalHandler) func() {
 }
 
 // internalSub builds, without inserting, an internal subscription.
-func internalSub(subject string, fn InternalHandler) *router.Subscription {
+func internalSub(subject string, fn InternalHandler) *routerSub {
 	sub := &subscription{internal: fn}
 	sub.Subject = subject
 	sub.Loop = internalLoop
@@ -56,7 +54,7 @@ func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {
 
 // deliverMatched delivers a server-originated message to the subscribers
 // in r, showing it under subject.
-func (s *Server) deliverMatched(r *router.Result, subject, reply string, hdr, data []byte) {
+func (s *Server) deliverMatched(r *matchResult, subject, reply string, hdr, data []byte) {
 	msg := data
 	hdrLen := -1
 	if len(hdr) > 0 {
@@ -77,7 +75,7 @@ func (s *Server) deliverMatched(r *router.Result, subject, reply string, hdr, da
 // loop dst from outside any loop. It
 // appends to the batch the loop's inbox keeps open for outside publishers,
 // so a burst (say, the acks of one group commit) costs the loop one wakeup.
-func (t *gnetTransport) inject(dst int, subs []*router.Subscription, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
+func (t *gnetTransport) inject(dst int, subs []*routerSub, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
 	lp := t.loops[dst]
 	lp.inbox.mu.Lock()
 	b := lp.inbox.open

@@ -15,7 +15,7 @@ import (
 // again, so their matches come from a cache that needs no lock.
 type jsHost struct {
 	s            *Server
-	deliverCache *router.Cache
+	deliverCache *matchCache
 	toBuf        []byte // Deliver's inbox subject as bytes, reused
 }
 

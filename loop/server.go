@@ -2,8 +2,8 @@ package loop
 
 // Concurrency: New, Start, Shutdown and LameDuck run on the caller's
 // goroutine; housekeeping is one goroutine that ticks every client through
-// eachClient and saves MQTT sessions. Counters and stat shards are atomics;
-// mu guards shutdown only and is a leaf.
+// eachClient and runs the MQTT plug-in's Housekeep. Counters and stat
+// shards are atomics; mu guards shutdown only and is a leaf.
 
 import (
 	"context"
@@ -31,7 +31,7 @@ const Version = "2.10.0"
 type Server struct {
 	opts     Options
 	id       string
-	sl       *router.Sublist
+	sl       *subList
 	authCfg  *authConfig
 	slowAuth *slowAuth // bounds bcrypt checks, run off the loops
 	start    time.Time
@@ -46,7 +46,7 @@ type Server struct {
 	lameDuck   atomic.Bool
 
 	js       *jetstream.Manager // nil unless JetStream is enabled
-	mq       *mqttBridge        // nil unless the MQTT listener is on
+	mqtt     Plugin             // serves the MQTT listener; nil when it is off
 	tls      *tlsServer         // nil unless clients connect with TLS
 	tr       serverTransport
 	http     *http.Server
@@ -121,7 +121,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
-		sl:      router.NewSublist(),
+		sl:      router.NewSublist[*subscription](),
 		authCfg: ac,
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),
@@ -158,21 +158,21 @@ func (s *Server) Start() error {
 		return err
 	}
 	if s.opts.MQTTPort != 0 {
-		mq, err := newMQTTBridge(s)
+		mq, err := s.openMQTT()
 		if err != nil {
 			if s.js != nil {
 				s.js.Stop()
 			}
 			return fmt.Errorf("loop: mqtt: %w", err)
 		}
-		s.mq = mq
+		s.mqtt = mq
 	}
 	if err := s.tr.start(); err != nil {
 		if s.js != nil {
 			s.js.Stop()
 		}
-		if s.mq != nil {
-			s.mq.close()
+		if s.mqtt != nil {
+			s.mqtt.Close()
 		}
 		return err
 	}
@@ -239,8 +239,8 @@ func (s *Server) Shutdown() {
 		s.js.Stop() // finish queued publishes and flush stores while loops still run
 	}
 	s.tr.stop()
-	if s.mq != nil {
-		s.mq.close() // after every connection released its session
+	if s.mqtt != nil {
+		s.mqtt.Close() // after every connection released its session
 	}
 	close(s.done)
 	s.Noticef("server shut down")
@@ -288,8 +288,8 @@ func (s *Server) housekeeping() {
 			return
 		case now := <-t.C:
 			s.tr.eachClient(func(c *client) { c.tick(now) })
-			if s.mq != nil {
-				s.mq.saveDirty(false)
+			if s.mqtt != nil {
+				s.mqtt.Housekeep()
 			}
 		}
 	}

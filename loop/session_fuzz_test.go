@@ -4,63 +4,12 @@ import (
 	"testing"
 )
 
-// fakeTransport stands in for a socket so that a client session can be
-// driven directly with arbitrary bytes. Its outLock is checked like the
-// goroutine transport's mutex: taking it while held (a handler that holds it
-// calling sendProto, closeWithErr, run) panics instead of deadlocking.
-type fakeTransport struct {
-	c      *client
-	closed bool
-	locked bool
-}
-
-func (f *fakeTransport) flushSoon() {
-	f.c.out.reset()
-	if f.c.closing {
-		f.closed = true
-	}
-}
-func (f *fakeTransport) pendingOut() int { return 0 }
-func (f *fakeTransport) closeConn() {
-	f.outLock() // goConn.closeConn takes the mutex
-	f.c.closing = true
-	f.closed = true
-	f.outUnlock()
-}
-func (f *fakeTransport) outLock() {
-	if f.locked {
-		panic("outLock taken while held: the goroutine transport would deadlock")
-	}
-	f.locked = true
-}
-func (f *fakeTransport) outUnlock() { f.locked = false }
-func (f *fakeTransport) kick()      { f.closeConn() }
-func (f *fakeTransport) run(fn func()) {
-	f.outLock()
-	defer f.outUnlock()
-	fn()
-}
-
 // newFakeClient returns a client of s driven directly, without a socket.
 func newFakeClient(s *Server) (*client, *fakeTransport) {
 	ft := &fakeTransport{}
 	c := newClient(s, ft, nil, nil)
 	ft.c = c
 	c.out.pool = &chunkPool{}
-	return c, ft
-}
-
-// newFakeMQTTClient returns an MQTT client of s driven directly; it starts
-// s's MQTT bridge (memory persistence) when s has none.
-func newFakeMQTTClient(t testing.TB, s *Server) (*client, *fakeTransport) {
-	if s.mq == nil {
-		var err error
-		if s.mq, err = newMQTTBridge(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, ft := newFakeClient(s)
-	c.mq = newMQTTConn(c, s.mq)
 	return c, ft
 }
 

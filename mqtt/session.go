@@ -4,10 +4,11 @@ package mqtt
 // connection that holds it, by publishers delivering to it (under a
 // connection's outLock, or offline handlers on any goroutine) and by the
 // Persister (housekeeping, Shutdown). mu guards all its state. Under mu,
-// journal and forget take Persister.mu; mu is taken under mqttBridge.mu and
+// journal and forget take Persister.mu; mu is taken under bridge.mu and
 // outLock, and never takes either.
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"slices"
@@ -103,9 +104,19 @@ func (s *Session) Held() (msgs, bytes int) {
 	return s.held, s.heldBytes
 }
 
-// full reports whether m must be discarded. Caller holds mu.
-func (s *Session) full(m *Msg) bool {
-	return s.held+1 > s.maxMsgs || s.heldBytes+m.size() > s.maxBytes
+// Discards reports whether the session is too full for any message with a
+// payload of n bytes, whatever its topic: a publisher checks it before
+// mapping the topic (which allocates) for a message it may have to drop.
+func (s *Session) Discards(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held+1 > s.maxMsgs || s.heldBytes+n > s.maxBytes
+}
+
+// fullFor reports whether a message on topic with payload must be
+// discarded. Caller holds mu.
+func (s *Session) fullFor(topic string, payload []byte) bool {
+	return s.held+1 > s.maxMsgs || s.heldBytes+len(topic)+len(payload) > s.maxBytes
 }
 
 // hold counts m in, or release out, of what the session holds. Caller
@@ -201,12 +212,26 @@ func (s *Session) Subs() map[string]byte {
 // full and the message is discarded (dropped reports that). The session
 // keeps payload, which must be a copy.
 func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, payload, qos, false)
+}
+
+// SendCopy is Send for a payload the caller does not own (a routed
+// message): it is copied only once the session has room for it, so a full
+// session costs a discarded message no allocation.
+func (s *Session) SendCopy(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, payload, qos, true)
+}
+
+func (s *Session) send(topic string, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m = &Msg{Topic: topic, QoS: qos, Payload: payload}
-	if s.full(m) {
+	if s.fullFor(topic, payload) {
 		return nil, true
 	}
+	if clone {
+		payload = bytes.Clone(payload)
+	}
+	m = &Msg{Topic: topic, QoS: qos, Payload: payload}
 	s.hold(m)
 	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
 		s.dirty = true
@@ -220,12 +245,25 @@ func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped 
 // Enqueue keeps a message for later (the client is offline). It reports
 // false when the session is full and the message is discarded.
 func (s *Session) Enqueue(topic string, payload []byte, qos byte) bool {
+	return s.enqueueMsg(topic, payload, qos, false)
+}
+
+// EnqueueCopy is Enqueue for a payload the caller does not own: it is
+// copied only once the session has room for it.
+func (s *Session) EnqueueCopy(topic string, payload []byte, qos byte) bool {
+	return s.enqueueMsg(topic, payload, qos, true)
+}
+
+func (s *Session) enqueueMsg(topic string, payload []byte, qos byte, clone bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
-	if s.full(m) {
+	if s.fullFor(topic, payload) {
 		return false
 	}
+	if clone {
+		payload = bytes.Clone(payload)
+	}
+	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
 	s.hold(m)
 	s.enqueue(m)
 	return true

@@ -5,16 +5,16 @@ import (
 	"testing"
 )
 
-func benchSublist() *Sublist {
-	sl := NewSublist()
+func benchSublist() *Sublist[int] {
+	sl := NewSublist[int]()
 	for i := 0; i < 1000; i++ {
-		sl.Insert(&Subscription{Subject: "svc." + strconv.Itoa(i) + ".req", Loop: i % 4})
+		sl.Insert(&Subscription[int]{Subject: "svc." + strconv.Itoa(i) + ".req", Loop: i % 4})
 	}
-	sl.Insert(&Subscription{Subject: "foo.bar", Loop: 0})
-	sl.Insert(&Subscription{Subject: "wild.*.x", Loop: 1})
-	sl.Insert(&Subscription{Subject: "wild.>", Loop: 2})
+	sl.Insert(&Subscription[int]{Subject: "foo.bar", Loop: 0})
+	sl.Insert(&Subscription[int]{Subject: "wild.*.x", Loop: 1})
+	sl.Insert(&Subscription[int]{Subject: "wild.>", Loop: 2})
 	for i := 0; i < 4; i++ {
-		sl.Insert(&Subscription{Subject: "work", Queue: "q", Loop: i})
+		sl.Insert(&Subscription[int]{Subject: "work", Queue: "q", Loop: i})
 	}
 	return sl
 }

@@ -27,25 +27,25 @@ const cacheBytesPerEntry = 1 << 10
 // Cache memoizes Sublist matches for one event loop. It is owned by that
 // loop's goroutine and takes no locks: staleness is detected by comparing the
 // sublist generation seen when the entries were filled.
-type Cache struct {
-	sl    *Sublist
+type Cache[O any] struct {
+	sl    *Sublist[O]
 	gen   uint64
 	max   int
 	bytes int // subjects and result slices held
-	m     map[string]*Result
+	m     map[string]*Result[O]
 }
 
 // NewCache returns a cache over sl holding at most max subjects.
-func NewCache(sl *Sublist, max int) *Cache {
+func NewCache[O any](sl *Sublist[O], max int) *Cache[O] {
 	if max <= 0 {
 		max = DefaultCacheSize
 	}
-	return &Cache{sl: sl, gen: sl.Gen(), max: max, m: make(map[string]*Result)}
+	return &Cache[O]{sl: sl, gen: sl.Gen(), max: max, m: make(map[string]*Result[O])}
 }
 
 // Match returns the subscriptions matching subject, from the cache when the
 // sublist has not changed since it was filled. It does not allocate on a hit.
-func (c *Cache) Match(subject []byte) *Result {
+func (c *Cache[O]) Match(subject []byte) *Result[O] {
 	// Read the generation before matching: a change racing with the match
 	// then leaves a newer generation behind and the entry is dropped next time.
 	if g := c.sl.Gen(); g != c.gen {
@@ -68,14 +68,14 @@ func (c *Cache) Match(subject []byte) *Result {
 	return r
 }
 
-func (c *Cache) reset() {
+func (c *Cache[O]) reset() {
 	clear(c.m)
 	c.bytes = 0
 }
 
 // resultSize estimates the bytes a cached result keeps alive: its slices
 // (the subscriptions themselves belong to the sublist).
-func resultSize(r *Result) int {
+func resultSize[O any](r *Result[O]) int {
 	const ptr = int(unsafe.Sizeof(uintptr(0)))
 	n := len(r.Plain)*ptr + len(r.Spans)*int(unsafe.Sizeof(Span{}))
 	for _, q := range r.Queues {
@@ -85,7 +85,7 @@ func resultSize(r *Result) int {
 }
 
 // Len reports the number of cached subjects.
-func (c *Cache) Len() int { return len(c.m) }
+func (c *Cache[O]) Len() int { return len(c.m) }
 
 // Bytes reports the bytes the cached subjects and results account for.
-func (c *Cache) Bytes() int { return c.bytes }
+func (c *Cache[O]) Bytes() int { return c.bytes }

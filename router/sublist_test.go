@@ -80,13 +80,13 @@ func TestSubjectCoversAndCollide(t *testing.T) {
 }
 
 func TestSublistBasics(t *testing.T) {
-	sl := NewSublist()
-	a := &Subscription{Subject: "foo.bar", Loop: 1}
-	b := &Subscription{Subject: "foo.*", Loop: 0}
-	c := &Subscription{Subject: "foo.>", Queue: "q", Loop: 1}
-	d := &Subscription{Subject: "foo.>", Queue: "q", Loop: 0}
+	sl := NewSublist[int]()
+	a := &Subscription[int]{Subject: "foo.bar", Loop: 1}
+	b := &Subscription[int]{Subject: "foo.*", Loop: 0}
+	c := &Subscription[int]{Subject: "foo.>", Queue: "q", Loop: 1}
+	d := &Subscription[int]{Subject: "foo.>", Queue: "q", Loop: 0}
 	g0 := sl.Gen()
-	for _, s := range []*Subscription{a, b, c, d} {
+	for _, s := range []*Subscription[int]{a, b, c, d} {
 		sl.Insert(s)
 	}
 	if sl.Gen() == g0 || sl.Count() != 4 {
@@ -102,7 +102,7 @@ func TestSublistBasics(t *testing.T) {
 	if len(r.Queues) != 1 || len(r.Queues[0]) != 2 {
 		t.Fatalf("queues %+v", r.Queues)
 	}
-	for _, s := range []*Subscription{a, b, c, d} {
+	for _, s := range []*Subscription[int]{a, b, c, d} {
 		if !sl.Remove(s) {
 			t.Fatal("remove failed")
 		}
@@ -134,9 +134,9 @@ func TestSublistAgainstLinear(t *testing.T) {
 		}
 		return strings.Join(parts, ".")
 	}
-	sl := NewSublist()
+	sl := NewSublist[int]()
 	cache := NewCache(sl, 64)
-	var live []*Subscription
+	var live []*Subscription[int]
 	for round := 0; round < 5000; round++ {
 		switch {
 		case len(live) > 0 && rng.Intn(3) == 0:
@@ -146,7 +146,7 @@ func TestSublistAgainstLinear(t *testing.T) {
 			}
 			live = append(live[:i], live[i+1:]...)
 		default:
-			s := &Subscription{Subject: randSubject(true), Loop: rng.Intn(3)}
+			s := &Subscription[int]{Subject: randSubject(true), Loop: rng.Intn(3)}
 			if rng.Intn(4) == 0 {
 				s.Queue = []string{"q1", "q2"}[rng.Intn(2)]
 			}
@@ -156,7 +156,7 @@ func TestSublistAgainstLinear(t *testing.T) {
 		for k := 0; k < 3; k++ {
 			subj := randSubject(false)
 			want := linear(live, subj)
-			for _, got := range []*Result{sl.Match(subj), cache.Match([]byte(subj))} {
+			for _, got := range []*Result[int]{sl.Match(subj), cache.Match([]byte(subj))} {
 				if g := flatten(got); g != want {
 					t.Fatalf("round %d subject %q:\n got %s\nwant %s", round, subj, g, want)
 				}
@@ -165,7 +165,7 @@ func TestSublistAgainstLinear(t *testing.T) {
 	}
 }
 
-func linear(subs []*Subscription, subject string) string {
+func linear(subs []*Subscription[int], subject string) string {
 	var out []string
 	for _, s := range subs {
 		if SubjectMatches(s.Subject, subject) {
@@ -176,7 +176,7 @@ func linear(subs []*Subscription, subject string) string {
 	return strings.Join(out, ",")
 }
 
-func flatten(r *Result) string {
+func flatten(r *Result[int]) string {
 	var out []string
 	for _, s := range r.Plain {
 		out = append(out, "|"+s.Subject+"|"+ptr(s))
@@ -193,9 +193,9 @@ func flatten(r *Result) string {
 	return strings.Join(out, ",")
 }
 
-var ids = map[*Subscription]string{}
+var ids = map[*Subscription[int]]string{}
 
-func ptr(s *Subscription) string {
+func ptr(s *Subscription[int]) string {
 	if id, ok := ids[s]; ok {
 		return id
 	}
@@ -204,12 +204,12 @@ func ptr(s *Subscription) string {
 }
 
 func TestCacheInvalidation(t *testing.T) {
-	sl := NewSublist()
+	sl := NewSublist[int]()
 	c := NewCache(sl, 0)
 	if !c.Match([]byte("x")).Empty() {
 		t.Fatal("want empty")
 	}
-	s := &Subscription{Subject: "x"}
+	s := &Subscription[int]{Subject: "x"}
 	sl.Insert(s)
 	if len(c.Match([]byte("x")).Plain) != 1 {
 		t.Fatal("cache did not see insert")
@@ -221,8 +221,8 @@ func TestCacheInvalidation(t *testing.T) {
 }
 
 func TestCacheHitAllocs(t *testing.T) {
-	sl := NewSublist()
-	sl.Insert(&Subscription{Subject: "foo.*"})
+	sl := NewSublist[int]()
+	sl.Insert(&Subscription[int]{Subject: "foo.*"})
 	c := NewCache(sl, 0)
 	subj := []byte("foo.bar")
 	c.Match(subj)
@@ -234,9 +234,9 @@ func TestCacheHitAllocs(t *testing.T) {
 // Replace swaps subscriptions in one step: a concurrent matcher sees the
 // old set or the new one, never both and never neither.
 func TestSublistReplaceIsAtomic(t *testing.T) {
-	sl := NewSublist()
-	a := &Subscription{Subject: "x.>", Owner: "a"}
-	b := &Subscription{Subject: "x.y", Owner: "b"}
+	sl := NewSublist[int]()
+	a := &Subscription[int]{Subject: "x.>", Owner: 1}
+	b := &Subscription[int]{Subject: "x.y", Owner: 2}
 	sl.Insert(a)
 	done := make(chan struct{})
 	bad := make(chan int, 1)
@@ -264,9 +264,9 @@ func TestSublistReplaceIsAtomic(t *testing.T) {
 		default:
 		}
 		if i%2 == 0 {
-			sl.Replace([]*Subscription{a}, []*Subscription{b})
+			sl.Replace([]*Subscription[int]{a}, []*Subscription[int]{b})
 		} else {
-			sl.Replace([]*Subscription{b}, []*Subscription{a})
+			sl.Replace([]*Subscription[int]{b}, []*Subscription[int]{a})
 		}
 	}
 }
@@ -275,9 +275,9 @@ func TestSublistReplaceIsAtomic(t *testing.T) {
 // and what the cache keeps stays under its byte bound however large the
 // results.
 func TestCacheBounds(t *testing.T) {
-	sl := NewSublist()
+	sl := NewSublist[int]()
 	for range 1000 {
-		sl.Insert(&Subscription{Subject: ">"})
+		sl.Insert(&Subscription[int]{Subject: ">"})
 	}
 	c := NewCache(sl, 64)
 	long := []byte(strings.Repeat("x", MaxCachedSubject+1))

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/evnats/evnats/loop"
+	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
 )
 
 func main() {

@@ -1,13 +1,13 @@
-package loop
+package mqtt
 
-// Concurrency: no locks. An mqttConn's subjects cache is used by its
+// Concurrency: no locks. A conn's subjects cache is used by its
 // reader only; its topics cache only by deliver, under the client's outLock
 // (gnet: on its loop).
 
 import "github.com/evnats/evnats/router"
 
 // topicCache memoizes one MQTT connection's topic <-> subject translations
-// (see mqttConn.topicOf, subjectOf) so a steady stream on known topics
+// (see conn.topicOf, subjectOf) so a steady stream on known topics
 // allocates nothing. No lock: each cache has one owner context (above).
 //
 // Topics may be 64 KiB long: keys over router.MaxCachedSubject are

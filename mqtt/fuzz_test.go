@@ -1,7 +1,9 @@
-package loop
+package mqtt
 
 import (
 	"testing"
+
+	"github.com/evnats/evnats/loop"
 
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
@@ -32,21 +34,25 @@ func FuzzMQTTSession(f *testing.F) {
 	f.Add(seq(connect(2, ""), []byte{0x30, 0xff, 0xff, 0xff, 0xff}))
 	f.Add([]byte{0x10, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := New(Options{IO: IOGoroutine, Loops: 1, MaxPayload: 1024,
-			Users: []*User{{Username: "u", Password: "p", Permissions: &Permissions{
-				Publish: &SubjectPermission{Allow: []string{"a.>"}}}}}})
+		s, err := loop.New(loop.Options{IO: loop.IOGoroutine, Loops: 1, MaxPayload: 1024,
+			Users: []*loop.User{{Username: "u", Password: "p", Permissions: &loop.Permissions{
+				Publish: &loop.SubjectPermission{Allow: []string{"a.>"}}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, ft := newFakeMQTTClient(t, s)
-		for len(data) > 0 && !ft.closed {
+		tc, err := loop.NewTestConn(s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(data) > 0 && !tc.Closed() {
 			n := min(len(data), 7)
-			c.onRead(data[:n])
+			tc.Read(data[:n])
 			data = data[n:]
 		}
-		clean := c.mq.sess == nil || c.mq.sess.Clean
-		c.cleanup()
-		if n := s.sl.Count(); clean && n != 0 {
+		m := tc.Protocol().(*conn)
+		clean := m.sess == nil || m.sess.Clean
+		tc.End()
+		if n := s.NumSubscriptions(); clean && n != 0 {
 			t.Fatalf("%d subscriptions left after a clean session closed", n)
 		}
 	})

@@ -1,12 +1,13 @@
-package loop
+package mqtt
 
 // Concurrency: attach, subscribe, unsubscribe and release run on the
-// connection's own reading goroutine; saveDirty on housekeeping; close from
-// Shutdown. mu guards holds, each hold, and a holding connection's filters.
-// Under mu it takes a connection's outLock (addFilter, dropFilter; kick of
-// the old holder), Session.mu, Persister.mu and Sublist.mu; nothing that
-// holds outLock or Session.mu takes mu. Offline subscriptions' handlers run
-// on any publisher's goroutine and take Session.mu only.
+// connection's own reading goroutine (NewConn too, on accept); saveDirty
+// on housekeeping (Housekeep); close from Shutdown (Close). mu guards
+// holds, each hold, and a holding connection's filters. Under mu it takes a
+// connection's outLock (addFilter, dropFilter; kick of the old holder),
+// Session.mu, Persister.mu and Sublist.mu (ReplaceSubs); nothing that holds
+// outLock or Session.mu takes mu. Offline subscriptions' handlers run on
+// any publisher's goroutine and take Session.mu only.
 
 import (
 	"bytes"
@@ -16,24 +17,24 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/evnats/evnats/mqtt"
-	"github.com/evnats/evnats/router"
+	"github.com/evnats/evnats/loop"
 )
 
-// mqttBridge is the server-wide MQTT state: the sessions by client id, the
-// retained messages and their persistence. Connections live on the loops
-// like NATS clients (see mqtt_conn.go); only session handover and offline
-// delivery come through here.
+// bridge is the server-wide MQTT state, the loop.Plugin of the MQTT
+// listener: the sessions by client id, the retained messages and their
+// persistence. Connections live on the loops like NATS clients (see
+// conn.go); only session handover and offline delivery come through here.
 //
-// Locking rule: mu guards holds and every mqttHold's fields; it is taken
+// Locking rule: mu guards holds and every hold's fields; it is taken
 // when a session is attached or released, never per message.
-type mqttBridge struct {
-	srv      *Server
-	retained *mqtt.RetainedSet
-	persist  *mqtt.Persister
+type bridge struct {
+	srv      *loop.Server
+	opts     loop.Options // the server's, defaults filled in
+	retained *RetainedSet
+	persist  *Persister
 
 	mu     sync.Mutex
-	holds  map[string]*mqttHold
+	holds  map[string]*hold
 	closed bool // the persister is closed: housekeeping saves no more
 
 	// dropped counts messages discarded because a session was full;
@@ -45,32 +46,33 @@ type mqttBridge struct {
 	retainDropped, retainLogged atomic.Int64
 }
 
-// mqttHold is a session and the connection holding it (nil while offline).
+// hold is a session and the connection holding it (nil while offline).
 // What stands for the session in the sublist is its owner's subscriptions,
 // or while offline the internal ones in offline, which queue its QoS 1/2
-// messages. Guarded by mqttBridge.mu. Every change is one Sublist.Replace,
+// messages. Guarded by bridge.mu. Every change is one Sublist.Replace,
 // so a publisher matches either the old subscriptions or the new ones: a
 // handover neither loses nor repeats a message.
-type mqttHold struct {
-	sess    *mqtt.Session
-	owner   *client
-	offline []*router.Subscription
+type hold struct {
+	sess    *Session
+	owner   *conn
+	offline []*loop.Sub
 }
 
-// newMQTTBridge opens persistence (file stores under the JetStream store
+// newBridge opens persistence (file stores under the JetStream store
 // directory when JetStream is on, memory otherwise) and restores sessions
 // and retained messages.
-func newMQTTBridge(s *Server) (*mqttBridge, error) {
+func newBridge(s *loop.Server) (*bridge, error) {
+	o := s.Options()
 	dir := ""
-	if s.opts.JetStream {
-		dir = filepath.Join(s.opts.StoreDir, "mqtt")
+	if o.JetStream {
+		dir = filepath.Join(o.StoreDir, "mqtt")
 	}
-	p, err := mqtt.OpenPersister(dir, s.opts.JetStreamFS, s.opts.JetStreamSync)
+	p, err := OpenPersister(dir, o.JetStreamFS, o.JetStreamSync)
 	if err != nil {
 		return nil, err
 	}
-	b := &mqttBridge{srv: s, retained: mqtt.NewRetainedSet(), persist: p, holds: make(map[string]*mqttHold)}
-	b.retained.SetLimits(s.opts.MQTTMaxRetainedMsgs, s.opts.MQTTMaxRetainedBytes)
+	b := &bridge{srv: s, opts: o, retained: NewRetainedSet(), persist: p, holds: make(map[string]*hold)}
+	b.retained.SetLimits(o.MQTTMaxRetainedMsgs, o.MQTTMaxRetainedBytes)
 	sessions, retained, err := p.Load()
 	if err != nil {
 		p.Close()
@@ -85,18 +87,17 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	}
 	for _, sess := range sessions {
 		b.journal(sess)
-		var perms *permissions // the owner's, when users authenticate
-		if u := s.authCfg.users[sess.Owner()]; u != nil && u.perms != nil {
-			perms = newPermissions(u.perms)
+		perms := s.UserPerms(sess.Owner()) // the owner's, when users authenticate
+		if perms != nil {
 			b.prune(sess, perms) // permissions may have changed since
 		}
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
 			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)
 		}
-		h := &mqttHold{sess: sess, offline: b.offlineSubs(sess, perms)}
+		h := &hold{sess: sess, offline: b.offlineSubs(sess, perms)}
 		b.holds[sess.ID] = h
-		s.sl.Replace(nil, h.offline)
+		s.ReplaceSubs(nil, h.offline)
 	}
 	if len(sessions)+len(retained) > 0 {
 		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
@@ -104,15 +105,29 @@ func newMQTTBridge(s *Server) (*mqttBridge, error) {
 	return b, nil
 }
 
+func init() {
+	loop.RegisterMQTT(func(s *loop.Server) (loop.Plugin, error) { return newBridge(s) })
+}
+
+// NewConn makes the protocol of a connection accepted on the MQTT listener.
+func (b *bridge) NewConn(c *loop.Conn) loop.Protocol { return newConn(c, b) }
+
+// Housekeep saves the sessions that changed; once a second.
+func (b *bridge) Housekeep() { b.saveDirty(false) }
+
+// Close saves the sessions and closes their stores, after every connection
+// has released its session.
+func (b *bridge) Close() { b.close() }
+
 // journal sets a persistent session's limits and, with a store directory,
 // makes it record each message it queues as it arrives and remove the
 // record once the message is acknowledged.
-func (b *mqttBridge) journal(sess *mqtt.Session) {
+func (b *bridge) journal(sess *Session) {
 	sess.SetLimits(b.maxMsgs(), b.maxBytes())
 	if !b.persist.Durable() {
 		return
 	}
-	sess.SetJournal(func(m *mqtt.Msg) uint64 {
+	sess.SetJournal(func(m *Msg) uint64 {
 		seq, err := b.persist.JournalQueued(sess.ID, m)
 		if err != nil {
 			b.srv.Errorf("MQTT: journaling a message for session %q: %v", sess.ID, err)
@@ -125,23 +140,23 @@ func (b *mqttBridge) journal(sess *mqtt.Session) {
 	})
 }
 
-func (b *mqttBridge) maxMsgs() int {
-	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueMsgs, mqtt.DefaultMaxQueueMsgs)
+func (b *bridge) maxMsgs() int {
+	return cmp.Or(b.opts.MQTTMaxSessionQueueMsgs, DefaultMaxQueueMsgs)
 }
-func (b *mqttBridge) maxBytes() int {
-	return cmp.Or(b.srv.opts.MQTTMaxSessionQueueBytes, mqtt.DefaultMaxQueueBytes)
+func (b *bridge) maxBytes() int {
+	return cmp.Or(b.opts.MQTTMaxSessionQueueBytes, DefaultMaxQueueBytes)
 }
 
-func (b *mqttBridge) maxRetainedMsgs() int {
-	return cmp.Or(b.srv.opts.MQTTMaxRetainedMsgs, mqtt.DefaultMaxRetainedMsgs)
+func (b *bridge) maxRetainedMsgs() int {
+	return cmp.Or(b.opts.MQTTMaxRetainedMsgs, DefaultMaxRetainedMsgs)
 }
-func (b *mqttBridge) maxRetainedBytes() int {
-	return cmp.Or(b.srv.opts.MQTTMaxRetainedBytes, mqtt.DefaultMaxRetainedBytes)
+func (b *bridge) maxRetainedBytes() int {
+	return cmp.Or(b.opts.MQTTMaxRetainedBytes, DefaultMaxRetainedBytes)
 }
 
 // full counts a message discarded because sess was full and logs it, at
 // most once a second for the whole server.
-func (b *mqttBridge) full(sess *mqtt.Session) {
+func (b *bridge) full(sess *Session) {
 	n := b.dropped.Add(1)
 	now := time.Now().UnixNano()
 	last := b.dropLogged.Load()
@@ -154,10 +169,10 @@ func (b *mqttBridge) full(sess *mqtt.Session) {
 }
 
 // routed is what stands for h in the sublist now. Caller holds mu, which
-// also guards the owner's filters (see mqttConn.filters).
-func (h *mqttHold) routed() []*router.Subscription {
+// also guards the owner's filters (see conn.filters).
+func (h *hold) routed() []*loop.Sub {
 	if h.owner != nil {
-		return h.owner.mq.routed()
+		return h.owner.routed()
 	}
 	return h.offline
 }
@@ -166,29 +181,29 @@ func (h *mqttHold) routed() []*router.Subscription {
 // still holds it (which is then closed), and reports whether a session was
 // present. c's subscriptions replace the previous holder's (or the offline
 // ones) in one step; what was already routed to the previous holder goes
-// into the session's queue (see mqttConn.deliver). It reports ok false,
+// into the session's queue (see conn.deliver). It reports ok false,
 // touching nothing, when the session belongs to another user.
-func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Session, present, ok bool) {
+func (b *bridge) attach(c *conn, id string, clean bool) (sess *Session, present, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[id]
 	if h != nil && !b.mayHold(c, h.sess) {
 		return nil, false, false
 	}
-	var old *client
+	var old *conn
 	if h != nil && h.owner != nil {
 		old = h.owner
-		old.mq.handedOver.Store(true)
+		old.handedOver.Store(true)
 	}
 	present = h != nil && !clean && !h.sess.Clean
 	if !present {
 		if h != nil {
-			b.srv.sl.Replace(h.routed(), nil)
+			b.srv.ReplaceSubs(h.routed(), nil)
 			if !h.sess.Clean {
 				_ = b.persist.DeleteSession(h.sess)
 			}
 		}
-		h = &mqttHold{sess: mqtt.NewSession(id, clean)}
+		h = &hold{sess: NewSession(id, clean)}
 		if clean {
 			h.sess.SetLimits(b.maxMsgs(), b.maxBytes())
 		} else {
@@ -196,22 +211,22 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Sessio
 		}
 		b.holds[id] = h
 	}
-	c.mq.sess = h.sess
-	if c.user != "" {
-		h.sess.SetOwner(c.user) // claims a session no user owned yet
+	c.sess = h.sess
+	if user := c.c.User(); user != "" {
+		h.sess.SetOwner(user) // claims a session no user owned yet
 	}
 	if present {
-		b.prune(h.sess, c.perms)
+		b.prune(h.sess, c.c.Perms())
 		for filter, qos := range h.sess.Subs() {
-			c.mq.addFilter(filter, qos)
+			c.addFilter(filter, qos)
 		}
-		b.srv.sl.Replace(h.routed(), c.mq.routed())
+		b.srv.ReplaceSubs(h.routed(), c.routed())
 		h.offline = nil
 	}
 	h.owner = c
 	if old != nil {
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
-		old.t.kick()
+		old.c.Kick()
 	}
 	return h.sess, present, true
 }
@@ -220,34 +235,34 @@ func (b *mqttBridge) attach(c *client, id string, clean bool) (sess *mqtt.Sessio
 // to the user that created it when users authenticate (with auth off, or a
 // single user or token, every client is the same principal). A session
 // with no owner recorded (older snapshots) goes to the first user.
-func (b *mqttBridge) mayHold(c *client, sess *mqtt.Session) bool {
-	if b.srv.authCfg.users == nil {
+func (b *bridge) mayHold(c *conn, sess *Session) bool {
+	if !b.srv.HasUsers() {
 		return true
 	}
 	owner := sess.Owner()
-	return owner == "" || owner == c.user
+	return owner == "" || owner == c.c.User()
 }
 
 // prune drops what p no longer allows from sess: filters it may not
 // subscribe, messages on subjects it may not receive.
-func (b *mqttBridge) prune(sess *mqtt.Session, p *permissions) {
-	if p == nil || p.sub == nil {
+func (b *bridge) prune(sess *Session, p *loop.Perms) {
+	if !p.LimitsSubscribe() {
 		return // nothing is refused
 	}
 	filters, msgs := sess.Prune(func(filter string) bool {
-		subjects, err := mqtt.FilterSubjects(filter)
+		subjects, err := FilterSubjects(filter)
 		if err != nil {
 			return false
 		}
 		for _, subj := range subjects {
-			if !p.canSubscribe(subj, "") {
+			if !p.CanSubscribe(subj) {
 				return false
 			}
 		}
 		return true
 	}, func(topic string) bool {
-		subject, err := mqtt.TopicToSubject(topic, false)
-		return err == nil && p.canSubscribe(subject, "")
+		subject, err := TopicToSubject(topic, false)
+		return err == nil && p.CanSubscribe(subject)
 	})
 	if len(filters)+msgs > 0 {
 		b.srv.Noticef("MQTT session %q: permissions of %q no longer allow filters %q; dropped them and %d kept messages",
@@ -257,55 +272,55 @@ func (b *mqttBridge) prune(sess *mqtt.Session, p *permissions) {
 
 // subscribe gives c's session filter at qos, replacing the filter's earlier
 // subscriptions in one step, if c still holds the session.
-func (b *mqttBridge) subscribe(c *client, filter string, qos byte) {
+func (b *bridge) subscribe(c *conn, filter string, qos byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding(c) {
 		return
 	}
-	old := c.mq.filterSubs(filter)
-	c.mq.addFilter(filter, qos)
-	b.srv.sl.Replace(old, c.mq.filterSubs(filter))
+	old := c.filterSubs(filter)
+	c.addFilter(filter, qos)
+	b.srv.ReplaceSubs(old, c.filterSubs(filter))
 }
 
 // unsubscribe removes filter from c's session, if c still holds it.
-func (b *mqttBridge) unsubscribe(c *client, filter string) {
+func (b *bridge) unsubscribe(c *conn, filter string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding(c) {
 		return
 	}
-	b.srv.sl.Replace(c.mq.filterSubs(filter), nil)
-	c.mq.dropFilter(filter)
-	c.mq.sess.Unsubscribe(filter)
+	b.srv.ReplaceSubs(c.filterSubs(filter), nil)
+	c.dropFilter(filter)
+	c.sess.Unsubscribe(filter)
 }
 
 // holding reports whether c holds its session. Caller holds mu.
-func (b *mqttBridge) holding(c *client) bool {
-	h := b.holds[c.mq.sess.ID]
-	return h != nil && h.owner == c && !c.mq.handedOver.Load()
+func (b *bridge) holding(c *conn) bool {
+	h := b.holds[c.sess.ID]
+	return h != nil && h.owner == c && !c.handedOver.Load()
 }
 
 // release is called when c's connection ends. A clean session ends with it;
 // a persistent one stays, its QoS 1/2 messages queued until the client
 // returns. It reports whether c still held its session (not taken over).
-func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
+func (b *bridge) release(c *conn, sess *Session) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[sess.ID]
 	if h == nil || h.owner != c {
 		return false
 	}
-	c.mq.handedOver.Store(true)
-	online := c.mq.routed()
+	c.handedOver.Store(true)
+	online := c.routed()
 	h.owner = nil
 	if sess.Clean {
-		b.srv.sl.Replace(online, nil)
+		b.srv.ReplaceSubs(online, nil)
 		delete(b.holds, sess.ID)
 		return true
 	}
-	h.offline = b.offlineSubs(sess, c.perms)
-	b.srv.sl.Replace(online, h.offline)
+	h.offline = b.offlineSubs(sess, c.c.Perms())
+	b.srv.ReplaceSubs(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 	}
@@ -316,19 +331,19 @@ func (b *mqttBridge) release(c *client, sess *mqtt.Session) bool {
 // that queue what is published while its client is away. perms (nil when
 // none) are the session's user's: the queue gets no message that user's
 // subscribe deny entries filter out of a live subscription.
-func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*router.Subscription {
-	var subs []*router.Subscription
+func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
+	var subs []*loop.Sub
 	for filter, qos := range sess.Subs() {
 		if qos == 0 {
 			continue // QoS 0 messages are not kept for an absent client
 		}
-		subjects, err := mqtt.FilterSubjects(filter)
+		subjects, err := FilterSubjects(filter)
 		if err != nil {
 			continue
 		}
-		skipDollar := mqtt.SkipsDollarTopics(filter)
+		skipDollar := SkipsDollarTopics(filter)
 		for _, subject := range subjects {
-			sub := internalSub(subject, func(subj, _ []byte, hdrLen int, msg []byte) {
+			sub := b.srv.NewInternalSub(subject, perms, 0, func(subj, _ []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -339,11 +354,11 @@ func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*rout
 				if hdrLen > 0 {
 					msg = msg[hdrLen:]
 				}
-				if !sess.Enqueue(mqtt.SubjectToTopic(string(subj)), bytes.Clone(msg), q) {
+				// Dropped before its topic is mapped or its payload copied.
+				if sess.Discards(len(msg)) || !sess.EnqueueCopy(SubjectToTopic(string(subj)), msg, q) {
 					b.full(sess)
 				}
 			})
-			sub.Owner.(*subscription).deny = perms.deliveryDeny(subject, "")
 			subs = append(subs, sub)
 		}
 	}
@@ -352,13 +367,13 @@ func (b *mqttBridge) offlineSubs(sess *mqtt.Session, perms *permissions) []*rout
 
 // saveDirty persists every persistent session that changed; the server's
 // housekeeping calls it once a second, and shutdown once more.
-func (b *mqttBridge) saveDirty(force bool) {
+func (b *bridge) saveDirty(force bool) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return
 	}
-	sessions := make([]*mqtt.Session, 0, len(b.holds))
+	sessions := make([]*Session, 0, len(b.holds))
 	for _, h := range b.holds {
 		if !h.sess.Clean {
 			sessions = append(sessions, h.sess)
@@ -375,14 +390,14 @@ func (b *mqttBridge) saveDirty(force bool) {
 
 // setRetained stores (or, with an empty payload, clears) a topic's retained
 // message.
-func (b *mqttBridge) setRetained(topic, subject string, qos byte, payload []byte) {
+func (b *bridge) setRetained(topic, subject string, qos byte, payload []byte) {
 	if len(payload) == 0 {
 		if b.retained.Clear(subject) {
 			_ = b.persist.DeleteRetained(subject)
 		}
 		return
 	}
-	r := &mqtt.Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload)}
+	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload)}
 	stored, cleared := b.retained.Set(r)
 	if !stored {
 		if cleared {
@@ -398,7 +413,7 @@ func (b *mqttBridge) setRetained(topic, subject string, qos byte, payload []byte
 
 // retainFull counts a retained message not kept because the retained set
 // is full and logs it, at most once a second for the whole server.
-func (b *mqttBridge) retainFull(topic string, size int) {
+func (b *bridge) retainFull(topic string, size int) {
 	n := b.retainDropped.Add(1)
 	now := time.Now().UnixNano()
 	last := b.retainLogged.Load()
@@ -410,7 +425,7 @@ func (b *mqttBridge) retainFull(topic string, size int) {
 		msgs, bytes, b.maxRetainedMsgs(), b.maxRetainedBytes(), size, topic, n)
 }
 
-func (b *mqttBridge) close() {
+func (b *bridge) close() {
 	b.saveDirty(false)
 	b.mu.Lock()
 	b.closed = true

@@ -108,6 +108,7 @@ type client struct {
 
 	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
+	ws    *wsConn           // the WebSocket codec (wsconn.go); nil for a plain socket
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -178,6 +179,12 @@ func (c *client) info() []byte {
 	info := c.srv.infoBase
 	info.ClientID = c.id
 	info.ClientIP = c.ip
+	if c.ws != nil {
+		info.TLSRequired, info.TLSVerify = c.ws.tls, false
+		if a := c.ws.srv.auth; a != nil {
+			info.AuthRequired = true
+		}
+	}
 	return infoLine(&info)
 }
 
@@ -229,6 +236,14 @@ func (c *client) closeWithErr(msg string) {
 // reported to the client before the connection closes. It returns false when
 // the connection is to close.
 func (c *client) onRead(b []byte) bool {
+	if c.ws != nil {
+		return c.ws.read(b) // unframes, then feeds
+	}
+	return c.feed(b)
+}
+
+// feed parses what the client sent (unframed when WebSocket).
+func (c *client) feed(b []byte) bool {
 	if c.proto != nil {
 		return c.proto.OnRead(b)
 	}
@@ -276,7 +291,7 @@ func (c *client) ProcessConnect(arg []byte) error {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
 	}
-	if a := c.srv.authCfg; a.certMap {
+	if a := c.auth(); a.certMap {
 		name, u, ok := a.certUser(c.peer)
 		o.User = name
 		return c.connectVerified(&o, u, ok)
@@ -305,7 +320,7 @@ func (c *client) ProcessConnect(arg []byte) error {
 // a loop it runs elsewhere (AuthPending) and later gets the answer in c's
 // context (c.t.run), unless the login timeout passed first.
 func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*userEntry, AuthResult) {
-	a := c.srv.authCfg
+	a := c.auth()
 	result := func(ok bool) AuthResult {
 		if ok {
 			return AuthOK
@@ -350,9 +365,18 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	return nil
 }
 
+// auth is the authentication setup the client is checked against: the
+// websocket block's own when it has one, else the server's.
+func (c *client) auth() *authConfig {
+	if c.ws != nil && c.ws.srv.auth != nil {
+		return c.ws.srv.auth
+	}
+	return c.srv.authCfg
+}
+
 // requireConnect enforces CONNECT first when the server requires auth.
 func (c *client) requireConnect() error {
-	if !c.connected.Load() && c.srv.authCfg.required {
+	if !c.connected.Load() && c.auth().required {
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
@@ -635,6 +659,9 @@ func (c *client) tick(now time.Time) {
 // cleanup removes the client's subscriptions once its connection is gone.
 // Called once, in the client's context.
 func (c *client) cleanup() {
+	if c.ws != nil {
+		c.ws.timer.Stop()
+	}
 	if c.proto != nil && !c.closed {
 		c.proto.Close()
 	}

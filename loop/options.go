@@ -96,6 +96,10 @@ type Options struct {
 	// TLS for NATS clients on the client port; nil is plaintext.
 	TLS *TLSOptions
 
+	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
+	// (port 0: off, -1: random); see wsconn.go.
+	Websocket WebsocketOptions
+
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
 }
@@ -177,6 +181,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MQTTHost == "" {
 		o.MQTTHost = o.Host
+	}
+	if o.Websocket.Host == "" {
+		o.Websocket.Host = o.Host
 	}
 	if o.StoreDir == "" {
 		o.StoreDir = DefaultStoreDir

@@ -48,6 +48,7 @@ type Server struct {
 	js       *jetstream.Manager // nil unless JetStream is enabled
 	mqtt     Plugin             // serves the MQTT listener; nil when it is off
 	tls      *tlsServer         // nil unless clients connect with TLS
+	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -65,6 +66,7 @@ type serverTransport interface {
 	start() error
 	addr() net.Addr
 	mqttListenAddr() net.Addr // nil when MQTT is off
+	wsListenAddr() net.Addr   // nil when WebSocket is off
 	// eachClient runs fn on every client in the context that owns it.
 	eachClient(fn func(c *client))
 	stop()
@@ -118,6 +120,12 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	var ws *wsServer
+	if opts.Websocket.Port != 0 {
+		if ws, err = newWSServer(&opts); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
@@ -127,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		stats:   make([]statShard, opts.Loops),
 		done:    make(chan struct{}),
 		tls:     ts,
+		ws:      ws,
 	}
 	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {
@@ -190,11 +199,17 @@ func (s *Server) Start() error {
 	if a := s.MQTTAddr(); a != nil {
 		s.Noticef("MQTT listening on %s", a)
 	}
+	if a := s.WebsocketAddr(); a != nil {
+		s.Noticef("WebSocket listening on %s", a)
+	}
 	return nil
 }
 
 // MQTTAddr returns the MQTT listener address, or nil when MQTT is off.
 func (s *Server) MQTTAddr() net.Addr { return s.tr.mqttListenAddr() }
+
+// WebsocketAddr returns the WebSocket listener address, or nil when it is off.
+func (s *Server) WebsocketAddr() net.Addr { return s.tr.wsListenAddr() }
 
 // Addr returns the client listener address.
 func (s *Server) Addr() net.Addr { return s.tr.addr() }

@@ -168,6 +168,8 @@ func parseMQTT(o *Options, v any) error {
 			o.MQTTMaxRetainedMsgs, err = nonNegative(v)
 		case "max_retained_bytes":
 			o.MQTTMaxRetainedBytes, err = nonNegative(v)
+		case "tls":
+			o.MQTTTLS, err = parseTLS(v)
 		default:
 			err = fmt.Errorf("unsupported key %q", k)
 		}

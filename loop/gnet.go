@@ -207,6 +207,8 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c.startWS(s.ws) // greets once upgraded
 	case s.tls != nil && c.proto == nil:
 		gt.startTLS(s.tls) // greets, unless handshake_first
+	case s.mqttTLS != nil && c.proto != nil:
+		gt.startTLS(s.mqttTLS) // handshake first
 	default:
 		c.greet()
 	}

@@ -223,6 +223,11 @@ func (g *goConn) readLoop() {
 			g.t.wg.Done() // the writer's: it never started
 			return
 		}
+	case g.t.srv.mqttTLS != nil && g.c.proto != nil:
+		if !g.handshake(g.t.srv.mqttTLS) { // handshake first
+			g.t.wg.Done()
+			return
+		}
 	default:
 		g.c.greet()
 	}

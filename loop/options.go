@@ -92,6 +92,10 @@ type Options struct {
 	// past them is delivered and acknowledged but not retained.
 	MQTTMaxRetainedMsgs  int
 	MQTTMaxRetainedBytes int
+	// MQTTTLS serves the MQTT port over TLS (mqtt { tls {...} }); the
+	// client starts the handshake at once, as MQTT clients do. nil:
+	// plaintext.
+	MQTTTLS *TLSOptions
 
 	// TLS for NATS clients on the client port; nil is plaintext.
 	TLS *TLSOptions
@@ -167,6 +171,14 @@ func (o *Options) setDefaults() {
 	}
 	if o.TLS != nil && o.TLS.Timeout <= 0 {
 		o.TLS.Timeout = DefaultTLSTimeout
+	}
+	if o.MQTTTLS != nil {
+		t := *o.MQTTTLS
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTLSTimeout
+		}
+		t.HandshakeFirst, t.HandshakeFirstFallback = true, 0 // MQTT has no greeting to send first
+		o.MQTTTLS = &t
 	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = DefaultAuthTimeout

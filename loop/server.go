@@ -48,6 +48,7 @@ type Server struct {
 	js       *jetstream.Manager // nil unless JetStream is enabled
 	mqtt     Plugin             // serves the MQTT listener; nil when it is off
 	tls      *tlsServer         // nil unless clients connect with TLS
+	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
 	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
 	tr       serverTransport
 	http     *http.Server
@@ -120,6 +121,15 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	var mts *tlsServer
+	if opts.MQTTTLS != nil && opts.MQTTPort != 0 {
+		if mts, err = newTLSServer(opts.MQTTTLS); err != nil {
+			return nil, fmt.Errorf("%w (mqtt)", err)
+		}
+		if ts != nil {
+			mts.slots = ts.slots // one bound on handshakes for the server
+		}
+	}
 	var ws *wsServer
 	if opts.Websocket.Port != 0 {
 		if ws, err = newWSServer(&opts); err != nil {
@@ -136,6 +146,7 @@ func New(opts Options) (*Server, error) {
 		done:    make(chan struct{}),
 		tls:     ts,
 		ws:      ws,
+		mqttTLS: mts,
 	}
 	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {

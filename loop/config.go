@@ -200,6 +200,8 @@ func parseWebsocket(w *WebsocketOptions, v any) error {
 			err = parseListen(v, &w.Host, &w.Port)
 		case "no_tls":
 			w.NoTLS, err = boolean(v)
+		case "tls":
+			w.TLS, err = parseTLS(v)
 		case "same_origin":
 			w.SameOrigin, err = boolean(v)
 		case "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin":

@@ -205,6 +205,10 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	switch {
 	case t.isWS(gc):
 		c.startWS(s.ws) // greets once upgraded
+		if s.wsTLS != nil {
+			c.ws.tls = true
+			gt.startTLS(s.wsTLS) // handshake first, then the upgrade
+		}
 	case s.tls != nil && c.proto == nil:
 		gt.startTLS(s.tls) // greets, unless handshake_first
 	case s.mqttTLS != nil && c.proto != nil:
@@ -345,11 +349,14 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	c := g.c
 	out := &c.out
 	if g.tls != nil {
+		if c.ws != nil { // wss: frame, then seal the frames
+			iov = g.tls.sealFramed(c, iov)
+		}
 		out = g.tls.output(c) // sealed records; plaintext INFO before the handshake
 	}
 	for !g.gone {
 		iov = out.take(iov[:0])
-		if c.ws != nil { // frames what is taken (wsconn.go)
+		if c.ws != nil && g.tls == nil { // frames what is taken (wsconn.go)
 			iov = c.ws.wrap(iov, c.closing && len(out.chunks) == 0)
 		}
 		if len(iov) == 0 {

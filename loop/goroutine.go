@@ -218,6 +218,13 @@ func (g *goConn) readLoop() {
 	defer g.finish()
 	switch s := g.t.srv.tls; {
 	case g.c.ws != nil: // greets once upgraded
+		if ts := g.t.srv.wsTLS; ts != nil {
+			g.c.ws.tls = true
+			if !g.handshake(ts) { // handshake first, then the upgrade
+				g.t.wg.Done()
+				return
+			}
+		}
 	case s != nil && g.c.proto == nil:
 		if !g.handshake(s) { // greets
 			g.t.wg.Done() // the writer's: it never started

@@ -197,6 +197,14 @@ func (o *Options) setDefaults() {
 	if o.Websocket.Host == "" {
 		o.Websocket.Host = o.Host
 	}
+	if o.Websocket.TLS != nil {
+		t := *o.Websocket.TLS
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTLSTimeout
+		}
+		t.HandshakeFirst, t.HandshakeFirstFallback = true, 0 // the HTTP upgrade comes over TLS
+		o.Websocket.TLS = &t
+	}
 	if o.StoreDir == "" {
 		o.StoreDir = DefaultStoreDir
 	}

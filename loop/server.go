@@ -50,6 +50,7 @@ type Server struct {
 	tls      *tlsServer         // nil unless clients connect with TLS
 	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
 	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
+	wsTLS    *tlsServer         // wss://: nil unless the websocket block has tls
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -131,9 +132,20 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	var ws *wsServer
+	var wts *tlsServer
 	if opts.Websocket.Port != 0 {
 		if ws, err = newWSServer(&opts); err != nil {
 			return nil, err
+		}
+		if o := opts.Websocket.TLS; o != nil {
+			if wts, err = newTLSServer(o); err != nil {
+				return nil, fmt.Errorf("%w (websocket)", err)
+			}
+			if ts != nil {
+				wts.slots = ts.slots
+			} else if mts != nil {
+				wts.slots = mts.slots
+			}
 		}
 	}
 	s := &Server{
@@ -147,6 +159,7 @@ func New(opts Options) (*Server, error) {
 		tls:     ts,
 		ws:      ws,
 		mqttTLS: mts,
+		wsTLS:   wts,
 	}
 	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {

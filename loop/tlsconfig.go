@@ -254,7 +254,7 @@ func newTLSServer(o *TLSOptions) (*tlsServer, error) {
 // handshakes with them; connected clients keep their sessions. On error
 // the certificates in use stay. A server without TLS has nothing to reload.
 func (s *Server) ReloadTLS() error {
-	for _, ts := range []*tlsServer{s.tls, s.mqttTLS} {
+	for _, ts := range []*tlsServer{s.tls, s.mqttTLS, s.wsTLS} {
 		if ts == nil {
 			continue
 		}

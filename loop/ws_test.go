@@ -16,6 +16,7 @@ import (
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
+	"github.com/evnats/evnats/loop/tlstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -434,4 +435,32 @@ func wsUpgrade101(t *testing.T, c net.Conn) {
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("allowed origin: %v %v", resp, err)
 	}
+}
+
+// TestWSS: nats.go over wss:// (the TLS codec below the WebSocket codec)
+// subscribes, publishes 100 KiB messages and requests; a plaintext
+// upgrade request on the wss port is closed without a response.
+func TestWSS(t *testing.T) {
+	f := tlstest.New(t)
+	o := loop.Options{Websocket: loop.WebsocketOptions{Port: -1, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}}}
+	looptest.Each(t, o, func(t *testing.T, o loop.Options) {
+		s := looptest.Start(t, o)
+		dial := func() *nats.Conn {
+			nc, err := nats.Connect("wss://"+s.WebsocketAddr().String(), nats.RootCAs(f.CA), nats.Timeout(10*time.Second), nats.NoReconnect())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			return nc
+		}
+		a, b := dial(), dial()
+		checkPubSubRequest(t, a, b)
+		checkPubSubRequest(t, b, connect(t, s))
+
+		c := wsDial(t, s)
+		_, _ = io.WriteString(c, wsGoodRequest)
+		if got, err := io.ReadAll(c); err != nil || bytes.HasPrefix(got, []byte("HTTP")) {
+			t.Fatalf("plaintext upgrade on wss: %q, %v", got, err)
+		}
+	})
 }

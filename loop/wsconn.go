@@ -25,7 +25,10 @@ type WebsocketOptions struct {
 	Port int // 0: off; -1: random
 	// NoTLS must be set to serve ws:// (nats-server refuses a websocket
 	// block without tls otherwise).
-	NoTLS            bool
+	NoTLS bool
+	// TLS serves wss://: the TLS codec below the WebSocket codec; the
+	// client starts the handshake at once.
+	TLS              *TLSOptions
 	SameOrigin       bool
 	AllowedOrigins   []string
 	HandshakeTimeout time.Duration // 0: DefaultWSHandshakeTimeout
@@ -50,7 +53,7 @@ type wsAllowed struct{ scheme, port string }
 
 func newWSServer(o *Options) (*wsServer, error) {
 	wo := &o.Websocket
-	if !wo.NoTLS {
+	if wo.TLS == nil && !wo.NoTLS {
 		return nil, errors.New("loop: websocket requires TLS configuration (or no_tls: true)")
 	}
 	w := &wsServer{sameOrigin: wo.SameOrigin, compress: wo.Compression, mqtt: o.MQTTPort != 0, timeout: wo.HandshakeTimeout}

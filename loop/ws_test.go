@@ -464,3 +464,36 @@ func TestWSS(t *testing.T) {
 		}
 	})
 }
+
+// TestWSCompression: with compression on, nats.go negotiates
+// permessage-deflate (no context takeover either way) and sends
+// compressed frames, which the server inflates: small and 100 KiB
+// messages and requests go through, to compressed and plain clients.
+func TestWSCompression(t *testing.T) {
+	o := wsOpts()
+	o.Websocket.Compression = true
+	looptest.Each(t, o, func(t *testing.T, o loop.Options) {
+		s := looptest.Start(t, o)
+		a := connectWS(t, s, nats.Compression(true))
+		b := connectWS(t, s, nats.Compression(true))
+		checkPubSubRequest(t, a, b)
+		checkPubSubRequest(t, connectWS(t, s), b)
+
+		// The 101 names the extension with both no-context-takeover
+		// parameters.
+		c := wsDial(t, s)
+		_, _ = io.WriteString(c, strings.Replace(wsGoodRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.Header.Get("Sec-Websocket-Extensions") != "permessage-deflate; server_no_context_takeover; client_no_context_takeover" {
+			t.Fatalf("101: %v %v", resp, err)
+		}
+		// A compressed message that does not inflate closes with 1007.
+		if _, err := c.Write(wsFrame(0xC2, []byte{0xff, 0xff, 0xff, 0xff}, wsKey)); err != nil {
+			t.Fatal(err)
+		}
+		if st, reason := readUntilClose(t, br); st != 1007 {
+			t.Fatalf("close %d %q, want 1007", st, reason)
+		}
+	})
+}

@@ -8,10 +8,14 @@ package loop
 // after New. The handshake timer only queues work with client.t.run.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // DefaultWSHandshakeTimeout bounds the HTTP upgrade when the config does
@@ -156,7 +160,22 @@ type wsConn struct {
 
 	timer *time.Timer
 	stop  bool // the client is closing: stop unframing
+
+	// permessage-deflate input (the reader's): a compressed message is
+	// gathered whole, then inflated into inf and fed on.
+	comp []byte
+	cr   bytes.Reader
+	fr   io.ReadCloser
+	inf  []byte
 }
+
+// wsDeflateTail ends a compressed message for the inflater (RFC 7692
+// 7.2.2), with an empty final block so that it reports EOF.
+var wsDeflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+// wsMaxCompressed bounds a compressed message as nats-server does: eight
+// max_payloads, at most 64 MiB.
+func wsMaxCompressed(maxPayload int) int { return min(8*maxPayload, 64<<20) }
 
 // startWS puts the WebSocket codec on a new connection; it greets (or
 // takes the MQTT protocol) once the upgrade is done.
@@ -279,15 +298,51 @@ func (w *wsConn) setClose(status int, reason string) {
 // wsData hands a message's payload to the client's parser.
 func (w *wsConn) wsData(b []byte, compressed, final bool) bool {
 	if compressed {
-		w.fail(&wsError{wsCloseProto, "compression is not supported"})
-		w.stop = true
-		return false
+		if len(w.comp)+len(b) > wsMaxCompressed(w.c.srv.opts.MaxPayload) {
+			w.fail(&wsError{wsCloseTooBig, "compressed message too big"})
+			w.stop = true
+			return false
+		}
+		w.comp = append(w.comp, b...)
+		if final {
+			return w.inflate()
+		}
+		return true
 	}
 	if len(b) > 0 && !w.c.feed(b) {
 		w.stop = true
 		return false
 	}
 	return true
+}
+
+// inflate feeds the client a gathered compressed message, decompressed
+// (no context takeover: each message stands alone).
+func (w *wsConn) inflate() bool {
+	w.comp = append(w.comp, wsDeflateTail...)
+	w.cr.Reset(w.comp)
+	if w.fr == nil {
+		w.fr = flate.NewReader(&w.cr)
+		w.inf = make([]byte, 16<<10)
+	} else {
+		_ = w.fr.(flate.Resetter).Reset(&w.cr, nil)
+	}
+	defer func() { w.comp = w.comp[:0] }()
+	for {
+		n, err := w.fr.Read(w.inf)
+		if n > 0 && !w.c.feed(w.inf[:n]) {
+			w.stop = true
+			return false
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			w.fail(&wsError{wsCloseInvalid, "invalid compressed message: " + err.Error()})
+			w.stop = true
+			return false
+		}
+	}
 }
 
 // wsControl answers a ping with a pong and a close with a close.

@@ -53,12 +53,14 @@ type row struct {
 	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
 	Stalled bool   // core: a raw subscriber on the subject never reads
 	TLS     bool   // clients connect with TLS (tls:// and the bench CA)
+	WS      bool   // clients connect over WebSocket (ws://, websocket { no_tls: true })
 }
 
 // target is where a row's clients connect.
 type target struct {
 	URL  string // nats://
 	MQTT string // host:port of the MQTT listener, for MQTT rows
+	WS   string // host:port of the WebSocket listener, for WebSocket rows
 }
 
 var rows = []row{
@@ -67,6 +69,8 @@ var rows = []row{
 	{Name: "pub/sub 1:1 16B", Payload: 16, N: 2_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "TLS pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, TLS: true},
 	{Name: "TLS pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, TLS: true},
+	{Name: "WebSocket pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, WS: true},
+	{Name: "WebSocket pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, WS: true},
 	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
@@ -85,9 +89,7 @@ var rows = []row{
 }
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
-var pendingRows = []string{
-	"WebSocket pub/sub 128B",
-}
+var pendingRows = []string{}
 
 func runRow(r row, tg target, w *window, n int) (sample, error) {
 	url := tg.URL

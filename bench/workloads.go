@@ -195,7 +195,16 @@ func runPubSub(r row, url string, w *window, n int) (sample, error) {
 				}
 				if i%step == step-1 && r.Subs > 0 {
 					p := published.Add(int64(step))
-					for p-minCount() > maxLag {
+					last, since := minCount(), time.Now()
+					for m := last; p-m > maxLag; m = minCount() {
+						if m != last {
+							last, since = m, time.Now()
+						} else if time.Since(since) > 30*time.Second {
+							// a subscriber lost its connection (or the
+							// server its messages): fail the run, not hang
+							errs <- fmt.Errorf("subscribers stalled at %d of %d messages", m, total)
+							return
+						}
 						time.Sleep(20 * time.Microsecond)
 					}
 				}

@@ -5,7 +5,8 @@ package loop
 // locks. bindMu (a leaf) guards byEL: loops bind on first sight, and
 // eachClient (housekeeping, lame duck) reads it, then runs fn on each loop
 // through Execute. gnetConn.run and kick may be called from any goroutine:
-// they queue the work on the connection's loop.
+// they queue the work on the connection's loop. The flush frames
+// WebSocket output (client.ws) on the loop too.
 
 import (
 	"context"

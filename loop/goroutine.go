@@ -3,7 +3,8 @@ package loop
 // Concurrency: per connection, a reader goroutine owns the session
 // (runs the TLS handshake when TLS is on, then starts the writer; parses,
 // blocks in waitFlow, releases the client) and a writer goroutine writes
-// what out holds; rw is set by the reader before the writer starts.
+// what out holds, framed for WebSocket under mu (wsConn.wrap); rw is set
+// by the reader before the writer starts.
 // goConn.mu is the client's outLock: it guards the client's "out" fields,
 // flow destination state and inflight, which publishers on any goroutine
 // take to deliver. goTransport.mu guards clients (accept adds, reader

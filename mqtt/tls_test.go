@@ -85,3 +85,25 @@ func TestMQTTTLSConfig(t *testing.T) {
 	s := startMQTT(t, o)
 	connectMQTT(t, s, "cfg", pahoTLS(t, s, f))
 }
+
+// TestMQTTOverWSS: paho over wss://.../mqtt: TLS, then WebSocket, then
+// MQTT, on every transport.
+func TestMQTTOverWSS(t *testing.T) {
+	f := tlstest.New(t)
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		o.Websocket = loop.WebsocketOptions{Port: -1, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}}
+		s := startMQTT(t, o)
+		wss := func(id string) paho.Client {
+			tlsOpt := pahoTLS(t, s, f)
+			return connectMQTT(t, s, id, func(po *paho.ClientOptions) {
+				tlsOpt(po)
+				po.Servers = nil
+				po.AddBroker("wss://" + s.WebsocketAddr().String() + "/mqtt")
+			})
+		}
+		sub, pub := wss("wss-sub"), wss("wss-pub")
+		ch := subscribe(t, sub, "w/#", 1)
+		wait(t, pub.Publish("w/x", 1, false, "over wss"))
+		expect(t, ch, "w/x", "over wss")
+	})
+}

@@ -374,6 +374,15 @@ func (c *client) auth() *authConfig {
 	return c.srv.authCfg
 }
 
+// authTimeout is how long the client has to log in: the websocket
+// block's authorization timeout when set, else the server's.
+func (c *client) authTimeout() time.Duration {
+	if c.ws != nil && c.ws.srv.authTimeout > 0 {
+		return c.ws.srv.authTimeout
+	}
+	return c.srv.opts.AuthTimeout
+}
+
 // requireConnect enforces CONNECT first when the server requires auth.
 func (c *client) requireConnect() error {
 	if !c.connected.Load() && c.auth().required {
@@ -631,7 +640,7 @@ func (c *client) tick(now time.Time) {
 	if !c.connected.Load() {
 		// Even without auth: a socket that never says CONNECT would
 		// otherwise be held forever (nats-server only times out with auth).
-		if now.Sub(c.start) > c.srv.opts.AuthTimeout {
+		if now.Sub(c.start) > c.authTimeout() {
 			c.closeWithErr("Authentication Timeout")
 		}
 		return

@@ -497,3 +497,28 @@ func TestWSCompression(t *testing.T) {
 		}
 	})
 }
+
+// TestWSAuthTimeout: the websocket block's authorization timeout, not the
+// server's, closes a WebSocket client that never sends CONNECT.
+func TestWSAuthTimeout(t *testing.T) {
+	o := wsOpts()
+	o.AuthTimeout = time.Minute
+	o.Websocket.Token, o.Websocket.AuthTimeout = "t", 500*time.Millisecond
+	looptest.Each(t, o, func(t *testing.T, o loop.Options) {
+		s := looptest.Start(t, o)
+		c := wsDial(t, s)
+		r := wsUpgrade(t, c)
+		if _, p := readFrame(t, r); !bytes.Contains(p, []byte(`"auth_required":true`)) {
+			t.Fatalf("INFO %q", p)
+		}
+		start := time.Now()
+		_, p := readFrame(t, r)
+		if string(p) != "-ERR 'Authentication Timeout'\r\n" {
+			t.Fatalf("got %q", p)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("closed after %v", d)
+		}
+		readUntilClose(t, r)
+	})
+}

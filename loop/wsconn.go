@@ -45,12 +45,13 @@ type WebsocketOptions struct {
 
 // wsServer is the listener's immutable setup.
 type wsServer struct {
-	sameOrigin bool
-	origins    map[string][]wsAllowed // host -> schemes and ports
-	compress   bool
-	mqtt       bool // MQTT is on: /mqtt paths are served
-	timeout    time.Duration
-	auth       *authConfig // nil: the server's
+	sameOrigin  bool
+	origins     map[string][]wsAllowed // host -> schemes and ports
+	compress    bool
+	mqtt        bool // MQTT is on: /mqtt paths are served
+	timeout     time.Duration
+	auth        *authConfig   // nil: the server's
+	authTimeout time.Duration // 0: the server's
 }
 
 type wsAllowed struct{ scheme, port string }
@@ -60,7 +61,7 @@ func newWSServer(o *Options) (*wsServer, error) {
 	if wo.TLS == nil && !wo.NoTLS {
 		return nil, errors.New("loop: websocket requires TLS configuration (or no_tls: true)")
 	}
-	w := &wsServer{sameOrigin: wo.SameOrigin, compress: wo.Compression, mqtt: o.MQTTPort != 0, timeout: wo.HandshakeTimeout}
+	w := &wsServer{sameOrigin: wo.SameOrigin, compress: wo.Compression, mqtt: o.MQTTPort != 0, timeout: wo.HandshakeTimeout, authTimeout: wo.AuthTimeout}
 	if w.timeout <= 0 {
 		w.timeout = DefaultWSHandshakeTimeout
 	}

@@ -20,12 +20,16 @@ func TestRowsSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := looptest.Start(t, loop.Options{Loops: 2, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}})
+	ws := looptest.Start(t, loop.Options{Loops: 2, Websocket: loop.WebsocketOptions{Port: -1, NoTLS: true}})
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
 			w := &window{}
 			tg := target{URL: s.ClientURL(), MQTT: s.MQTTAddr().String()}
 			if r.TLS {
 				tg = target{URL: "tls://" + ts.Addr().String()}
+			}
+			if r.WS {
+				tg = target{URL: "ws://" + ws.WebsocketAddr().String()}
 			}
 			smp, err := runRow(r, tg, w, 2000)
 			if err != nil {

@@ -173,6 +173,25 @@ func runOnce(k serverKind, r row, n int) sample {
 		// Both servers take nats-server's flags.
 		k.Args = append(append([]string(nil), k.Args...), "--tls", "--tlscert", f.Cert, "--tlskey", f.Key)
 	}
+	if r.WS {
+		dir, err := os.MkdirTemp("", "evbench-ws-")
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		defer os.RemoveAll(dir)
+		port, err := freePort()
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		// Both servers read the same websocket block.
+		conf := filepath.Join(dir, "ws.conf")
+		body := fmt.Sprintf("websocket { listen: \"127.0.0.1:%d\", no_tls: true }\n", port)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			return sample{Failure: err.Error()}
+		}
+		k.Args = append(append([]string(nil), k.Args...), "-c", conf)
+		tg.WS = fmt.Sprintf("127.0.0.1:%d", port)
+	}
 	if r.MQTT != "" {
 		dir, err := os.MkdirTemp("", "evbench-mqtt-")
 		if err != nil {
@@ -203,6 +222,12 @@ func runOnce(k serverKind, r row, n int) sample {
 	tg.URL = p.URL
 	if r.TLS {
 		tg.URL = strings.Replace(p.URL, "nats://", "tls://", 1)
+	}
+	if tg.WS != "" {
+		if err := waitListening(tg.WS); err != nil {
+			return sample{Failure: err.Error()}
+		}
+		tg.URL = "ws://" + tg.WS
 	}
 	w := &window{pid: p.pid()}
 	s, err := runRow(r, tg, w, n)

@@ -52,12 +52,14 @@ type row struct {
 	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
 	Stalled bool   // core: a raw subscriber on the subject never reads
 	TLS     bool   // clients connect with TLS (tls:// and the bench CA)
+	WS      bool   // clients connect over WebSocket (ws://, websocket { no_tls: true })
 }
 
 // target is where a row's clients connect.
 type target struct {
 	URL  string // nats://
 	MQTT string // host:port of the MQTT listener, for MQTT rows
+	WS   string // host:port of the WebSocket listener, for WebSocket rows
 }
 
 var rows = []row{
@@ -66,6 +68,8 @@ var rows = []row{
 	{Name: "pub/sub 1:1 16B", Payload: 16, N: 2_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "TLS pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, TLS: true},
 	{Name: "TLS pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, TLS: true},
+	{Name: "WebSocket pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, WS: true},
+	{Name: "WebSocket pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, WS: true},
 	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
@@ -84,9 +88,7 @@ var rows = []row{
 }
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
-var pendingRows = []string{
-	"WebSocket pub/sub 128B",
-}
+var pendingRows = []string{}
 
 func runRow(r row, tg target, w *window, n int) (sample, error) {
 	url := tg.URL
@@ -192,7 +194,16 @@ func runPubSub(r row, url string, w *window, n int) (sample, error) {
 				}
 				if i%step == step-1 && r.Subs > 0 {
 					p := published.Add(int64(step))
-					for p-minCount() > maxLag {
+					last, since := minCount(), time.Now()
+					for m := last; p-m > maxLag; m = minCount() {
+						if m != last {
+							last, since = m, time.Now()
+						} else if time.Since(since) > 30*time.Second {
+							// a subscriber lost its connection (or the
+							// server its messages): fail the run, not hang
+							errs <- fmt.Errorf("subscribers stalled at %d of %d messages", m, total)
+							return
+						}
 						time.Sleep(20 * time.Microsecond)
 					}
 				}

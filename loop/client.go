@@ -115,6 +115,7 @@ type client struct {
 
 	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
+	ws    *wsConn           // the WebSocket codec (wsconn.go); nil for a plain socket
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -185,6 +186,12 @@ func (c *client) info() []byte {
 	info := c.srv.infoBase
 	info.ClientID = c.id
 	info.ClientIP = c.ip
+	if c.ws != nil {
+		info.TLSRequired, info.TLSVerify = c.ws.tls, false
+		if a := c.ws.srv.auth; a != nil {
+			info.AuthRequired = true
+		}
+	}
 	return infoLine(&info)
 }
 
@@ -236,6 +243,14 @@ func (c *client) closeWithErr(msg string) {
 // reported to the client before the connection closes. It returns false when
 // the connection is to close.
 func (c *client) onRead(b []byte) bool {
+	if c.ws != nil {
+		return c.ws.read(b) // unframes, then feeds
+	}
+	return c.feed(b)
+}
+
+// feed parses what the client sent (unframed when WebSocket).
+func (c *client) feed(b []byte) bool {
 	if c.proto != nil {
 		return c.proto.OnRead(b)
 	}
@@ -283,7 +298,7 @@ func (c *client) ProcessConnect(arg []byte) error {
 		c.closeWithErr("Invalid Client Protocol")
 		return errClose{}
 	}
-	if a := c.srv.authCfg; a.certMap {
+	if a := c.auth(); a.certMap {
 		name, u, ok := a.certUser(c.peer)
 		o.User = name
 		return c.connectVerified(&o, u, ok)
@@ -312,7 +327,7 @@ func (c *client) ProcessConnect(arg []byte) error {
 // a loop it runs elsewhere (AuthPending) and later gets the answer in c's
 // context (c.t.run), unless the login timeout passed first.
 func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*userEntry, AuthResult) {
-	a := c.srv.authCfg
+	a := c.auth()
 	result := func(ok bool) AuthResult {
 		if ok {
 			return AuthOK
@@ -357,9 +372,27 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	return nil
 }
 
+// auth is the authentication setup the client is checked against: the
+// websocket block's own when it has one, else the server's.
+func (c *client) auth() *authConfig {
+	if c.ws != nil && c.ws.srv.auth != nil {
+		return c.ws.srv.auth
+	}
+	return c.srv.authCfg
+}
+
+// authTimeout is how long the client has to log in: the websocket
+// block's authorization timeout when set, else the server's.
+func (c *client) authTimeout() time.Duration {
+	if c.ws != nil && c.ws.srv.authTimeout > 0 {
+		return c.ws.srv.authTimeout
+	}
+	return c.srv.opts.AuthTimeout
+}
+
 // requireConnect enforces CONNECT first when the server requires auth.
 func (c *client) requireConnect() error {
-	if !c.connected.Load() && c.srv.authCfg.required {
+	if !c.connected.Load() && c.auth().required {
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
@@ -614,7 +647,7 @@ func (c *client) tick(now time.Time) {
 	if !c.connected.Load() {
 		// Even without auth: a socket that never says CONNECT would
 		// otherwise be held forever (nats-server only times out with auth).
-		if now.Sub(c.start) > c.srv.opts.AuthTimeout {
+		if now.Sub(c.start) > c.authTimeout() {
 			c.closeWithErr("Authentication Timeout")
 		}
 		return
@@ -642,6 +675,9 @@ func (c *client) tick(now time.Time) {
 // cleanup removes the client's subscriptions once its connection is gone.
 // Called once, in the client's context.
 func (c *client) cleanup() {
+	if c.ws != nil {
+		c.ws.timer.Stop()
+	}
 	if c.proto != nil && !c.closed {
 		c.proto.Close()
 	}

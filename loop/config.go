@@ -82,6 +82,8 @@ func applyConfig(o *Options, m map[string]any) error {
 			err = parseMQTT(o, v)
 		case "tls":
 			o.TLS, err = parseTLS(v)
+		case "websocket", "ws":
+			err = parseWebsocket(&o.Websocket, v)
 		default:
 			err = fmt.Errorf("unsupported key")
 		}
@@ -172,8 +174,79 @@ func parseMQTT(o *Options, v any) error {
 			o.MQTTMaxRetainedMsgs, err = nonNegative(v)
 		case "max_retained_bytes":
 			o.MQTTMaxRetainedBytes, err = nonNegative(v)
+		case "tls":
+			o.MQTTTLS, err = parseTLS(v)
 		default:
 			err = fmt.Errorf("unsupported key %q", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseWebsocket accepts a websocket block with nats-server's keys:
+// listen or host and port, no_tls, same_origin, allowed_origins,
+// handshake_timeout, compression, and authorization (user, password,
+// token, timeout).
+func parseWebsocket(w *WebsocketOptions, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("want a block")
+	}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "host", "net":
+			w.Host, err = str(v)
+		case "port":
+			w.Port, err = integer(v)
+		case "listen":
+			err = parseListen(v, &w.Host, &w.Port)
+		case "no_tls":
+			w.NoTLS, err = boolean(v)
+		case "tls":
+			w.TLS, err = parseTLS(v)
+		case "same_origin":
+			w.SameOrigin, err = boolean(v)
+		case "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin":
+			w.AllowedOrigins, err = strList(v)
+		case "handshake_timeout":
+			w.HandshakeTimeout, err = duration(v)
+		case "compression", "compress":
+			w.Compression, err = boolean(v)
+		case "authorization", "authentication":
+			err = parseWSAuth(w, v)
+		default:
+			err = fmt.Errorf("unsupported key %q", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseWSAuth reads the websocket block's authorization.
+func parseWSAuth(w *WebsocketOptions, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("authorization: want a block")
+	}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "user", "username":
+			w.Username, err = str(v)
+		case "password", "pass":
+			w.Password, err = str(v)
+		case "token":
+			w.Token, err = str(v)
+		case "timeout":
+			w.AuthTimeout, err = duration(v)
+		default:
+			err = fmt.Errorf("authorization: unsupported key %q", k)
 		}
 		if err != nil {
 			return err

@@ -5,7 +5,8 @@ package loop
 // locks. bindMu (a leaf) guards byEL: loops bind on first sight, and
 // eachClient (housekeeping, lame duck) reads it, then runs fn on each loop
 // through Execute. gnetConn.run and kick may be called from any goroutine:
-// they queue the work on the connection's loop.
+// they queue the work on the connection's loop. The flush frames
+// WebSocket output (client.ws) on the loop too.
 
 import (
 	"context"
@@ -30,6 +31,7 @@ type gnetTransport struct {
 	eng      gnet.Engine
 	listen   net.Addr
 	mqttAddr net.Addr // the MQTT listener, when there is one
+	wsAddr   net.Addr // the WebSocket listener, when there is one
 	booted   chan error
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -65,6 +67,16 @@ func (t *gnetTransport) start() error {
 	if o.MQTTPort != 0 {
 		addrs = append(addrs, fmt.Sprintf("tcp://%s:%d", o.MQTTHost, o.MQTTPort))
 	}
+	if o.Websocket.Port < 0 {
+		port, err := freePort(o.Websocket.Host)
+		if err != nil {
+			return err
+		}
+		o.Websocket.Port = port
+	}
+	if o.Websocket.Port != 0 {
+		addrs = append(addrs, fmt.Sprintf("tcp://%s:%d", o.Websocket.Host, o.Websocket.Port))
+	}
 	go func() {
 		err := gnet.Rotate(t, addrs,
 			gnet.WithNumEventLoop(o.Loops),
@@ -98,6 +110,9 @@ func (t *gnetTransport) OnBoot(eng gnet.Engine) gnet.Action {
 	t.listen = boundAddr(eng, net.JoinHostPort(o.Host, strconv.Itoa(max(o.Port, 0))))
 	if o.MQTTPort != 0 { // a concrete port: start chose one for -1
 		t.mqttAddr = boundAddr(eng, net.JoinHostPort(o.MQTTHost, strconv.Itoa(o.MQTTPort)))
+	}
+	if o.Websocket.Port != 0 {
+		t.wsAddr = boundAddr(eng, net.JoinHostPort(o.Websocket.Host, strconv.Itoa(o.Websocket.Port)))
 	}
 	if a, ok := t.listen.(*net.TCPAddr); ok {
 		t.srv.infoBase.Port = a.Port // before any loop runs: loops read it
@@ -138,8 +153,14 @@ func boundAddr(eng gnet.Engine, addr string) net.Addr {
 }
 
 // isMQTT reports whether a connection came in on the MQTT listener.
-func (t *gnetTransport) isMQTT(gc gnet.Conn) bool {
-	m, ok := t.mqttAddr.(*net.TCPAddr)
+func (t *gnetTransport) isMQTT(gc gnet.Conn) bool { return onListener(gc, t.mqttAddr) }
+
+// isWS reports whether a connection came in on the WebSocket listener.
+func (t *gnetTransport) isWS(gc gnet.Conn) bool { return onListener(gc, t.wsAddr) }
+
+// onListener reports whether gc was accepted on the listener at addr.
+func onListener(gc gnet.Conn, addr net.Addr) bool {
+	m, ok := addr.(*net.TCPAddr)
 	if !ok {
 		return false
 	}
@@ -150,6 +171,8 @@ func (t *gnetTransport) isMQTT(gc gnet.Conn) bool {
 func (t *gnetTransport) addr() net.Addr { return t.listen }
 
 func (t *gnetTransport) mqttListenAddr() net.Addr { return t.mqttAddr }
+
+func (t *gnetTransport) wsListenAddr() net.Addr { return t.wsAddr }
 
 // loopOf returns the evLoop for a gnet loop, binding one on first sight.
 func (t *gnetTransport) loopOf(el gnet.EventLoop) *evLoop {
@@ -180,9 +203,18 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gt.c = c
 	gc.SetContext(gt)
 	lp.clients[c] = struct{}{}
-	if s.tls != nil && c.proto == nil {
+	switch {
+	case t.isWS(gc):
+		c.startWS(s.ws) // greets once upgraded
+		if s.wsTLS != nil {
+			c.ws.tls = true
+			gt.startTLS(s.wsTLS) // handshake first, then the upgrade
+		}
+	case s.tls != nil && c.proto == nil:
 		gt.startTLS(s.tls) // greets, unless handshake_first
-	} else {
+	case s.mqttTLS != nil && c.proto != nil:
+		gt.startTLS(s.mqttTLS) // handshake first
+	default:
 		c.greet()
 	}
 	return nil, gnet.None
@@ -318,10 +350,19 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	c := g.c
 	out := &c.out
 	if g.tls != nil {
+		if c.ws != nil { // wss: frame, then seal the frames
+			iov = g.tls.sealFramed(c, iov)
+		}
 		out = g.tls.output(c) // sealed records; plaintext INFO before the handshake
 	}
-	for len(out.chunks) > 0 && !g.gone {
+	for !g.gone {
 		iov = out.take(iov[:0])
+		if c.ws != nil && g.tls == nil { // frames what is taken (wsconn.go)
+			iov = c.ws.wrap(iov, c.closing && len(out.chunks) == 0)
+		}
+		if len(iov) == 0 {
+			break
+		}
 		sent := append(g.lp.sent[:0], iov...) // Writev reslices iov entries
 		_, err := g.conn.Writev(iov)
 		out.pool.put(sent)

@@ -3,7 +3,8 @@ package loop
 // Concurrency: per connection, a reader goroutine owns the session
 // (runs the TLS handshake when TLS is on, then starts the writer; parses,
 // blocks in waitFlow, releases the client) and a writer goroutine writes
-// what out holds; rw is set by the reader before the writer starts.
+// what out holds, framed for WebSocket under mu (wsConn.wrap); rw is set
+// by the reader before the writer starts.
 // goConn.mu is the client's outLock: it guards the client's "out" fields,
 // flow destination state and inflight, which publishers on any goroutine
 // take to deliver. goTransport.mu guards clients (accept adds, reader
@@ -25,6 +26,7 @@ type goTransport struct {
 	srv  *Server
 	ln   net.Listener
 	mln  net.Listener // MQTT; nil when off
+	wln  net.Listener // WebSocket; nil when off
 	pool chunkPool    // shared by all connections; its mutex is the cost of this design
 	wg   sync.WaitGroup
 
@@ -46,7 +48,7 @@ func (t *goTransport) start() error {
 	t.ln = ln
 	t.srv.infoBase.Port = ln.Addr().(*net.TCPAddr).Port
 	t.wg.Add(1)
-	go t.acceptLoop(ln, false)
+	go t.acceptLoop(ln, listenNATS)
 	if o.MQTTPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort(o.MQTTHost, strconv.Itoa(max(o.MQTTPort, 0))))
 		if err != nil {
@@ -55,7 +57,20 @@ func (t *goTransport) start() error {
 		}
 		t.mln = mln
 		t.wg.Add(1)
-		go t.acceptLoop(mln, true)
+		go t.acceptLoop(mln, listenMQTT)
+	}
+	if o.Websocket.Port != 0 {
+		wln, err := net.Listen("tcp", net.JoinHostPort(o.Websocket.Host, strconv.Itoa(max(o.Websocket.Port, 0))))
+		if err != nil {
+			_ = ln.Close()
+			if t.mln != nil {
+				_ = t.mln.Close()
+			}
+			return err
+		}
+		t.wln = wln
+		t.wg.Add(1)
+		go t.acceptLoop(wln, listenWS)
 	}
 	return nil
 }
@@ -69,7 +84,21 @@ func (t *goTransport) mqttListenAddr() net.Addr {
 	return t.mln.Addr()
 }
 
-func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
+func (t *goTransport) wsListenAddr() net.Addr {
+	if t.wln == nil {
+		return nil
+	}
+	return t.wln.Addr()
+}
+
+// What a listener serves.
+const (
+	listenNATS = iota
+	listenMQTT
+	listenWS
+)
+
+func (t *goTransport) acceptLoop(ln net.Listener, kind int) {
 	defer t.wg.Done()
 	for {
 		nc, err := ln.Accept()
@@ -91,8 +120,11 @@ func (t *goTransport) acceptLoop(ln net.Listener, mqtt bool) {
 		c := newClient(t.srv, g, nc.RemoteAddr(), nil)
 		c.out.pool = &t.pool
 		c.fc.wake = make(chan struct{}, 1)
-		if mqtt {
+		switch kind {
+		case listenMQTT:
 			c.proto = t.srv.mqtt.NewConn((*Conn)(c))
+		case listenWS:
+			c.startWS(t.srv.ws)
 		}
 		g.c = c
 		t.mu.Lock()
@@ -119,6 +151,9 @@ func (t *goTransport) stop() {
 	_ = t.ln.Close()
 	if t.mln != nil {
 		_ = t.mln.Close()
+	}
+	if t.wln != nil {
+		_ = t.wln.Close()
 	}
 	t.mu.Lock()
 	for _, g := range t.clients {
@@ -182,12 +217,26 @@ func (g *goConn) readLoop() {
 	defer g.t.wg.Done()
 	defer g.release()
 	defer g.finish()
-	if s := g.t.srv.tls; s != nil && g.c.proto == nil {
+	switch s := g.t.srv.tls; {
+	case g.c.ws != nil: // greets once upgraded
+		if ts := g.t.srv.wsTLS; ts != nil {
+			g.c.ws.tls = true
+			if !g.handshake(ts) { // handshake first, then the upgrade
+				g.t.wg.Done()
+				return
+			}
+		}
+	case s != nil && g.c.proto == nil:
 		if !g.handshake(s) { // greets
 			g.t.wg.Done() // the writer's: it never started
 			return
 		}
-	} else {
+	case g.t.srv.mqttTLS != nil && g.c.proto != nil:
+		if !g.handshake(g.t.srv.mqttTLS) { // handshake first
+			g.t.wg.Done()
+			return
+		}
+	default:
 		g.c.greet()
 	}
 	go g.writeLoop()
@@ -240,6 +289,9 @@ func (g *goConn) writeLoop() {
 			}
 			closing := g.c.closing
 			iov = g.c.out.takeN(iov[:0], goWriteChunks)
+			if g.c.ws != nil { // frames what is taken (wsconn.go)
+				iov = g.c.ws.wrap(iov, closing && len(g.c.out.chunks) == 0)
+			}
 			for _, b := range iov {
 				g.inflight += len(b)
 			}

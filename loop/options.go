@@ -107,9 +107,17 @@ type Options struct {
 	// past them is delivered and acknowledged but not retained.
 	MQTTMaxRetainedMsgs  int
 	MQTTMaxRetainedBytes int
+	// MQTTTLS serves the MQTT port over TLS (mqtt { tls {...} }); the
+	// client starts the handshake at once, as MQTT clients do. nil:
+	// plaintext.
+	MQTTTLS *TLSOptions
 
 	// TLS for NATS clients on the client port; nil is plaintext.
 	TLS *TLSOptions
+
+	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
+	// (port 0: off, -1: random); see wsconn.go.
+	Websocket WebsocketOptions
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
@@ -188,6 +196,14 @@ func (o *Options) setDefaults() {
 	if o.TLS != nil && o.TLS.Timeout <= 0 {
 		o.TLS.Timeout = DefaultTLSTimeout
 	}
+	if o.MQTTTLS != nil {
+		t := *o.MQTTTLS
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTLSTimeout
+		}
+		t.HandshakeFirst, t.HandshakeFirstFallback = true, 0 // MQTT has no greeting to send first
+		o.MQTTTLS = &t
+	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = DefaultAuthTimeout
 		if o.TLS != nil {
@@ -201,6 +217,17 @@ func (o *Options) setDefaults() {
 	}
 	if o.MQTTHost == "" {
 		o.MQTTHost = o.Host
+	}
+	if o.Websocket.Host == "" {
+		o.Websocket.Host = o.Host
+	}
+	if o.Websocket.TLS != nil {
+		t := *o.Websocket.TLS
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTLSTimeout
+		}
+		t.HandshakeFirst, t.HandshakeFirstFallback = true, 0 // the HTTP upgrade comes over TLS
+		o.Websocket.TLS = &t
 	}
 	if o.StoreDir == "" {
 		o.StoreDir = DefaultStoreDir

@@ -48,6 +48,9 @@ type Server struct {
 	js       *jetstream.Manager // nil unless JetStream is enabled
 	mqtt     Plugin             // serves the MQTT listener; nil when it is off
 	tls      *tlsServer         // nil unless clients connect with TLS
+	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
+	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
+	wsTLS    *tlsServer         // wss://: nil unless the websocket block has tls
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -65,6 +68,7 @@ type serverTransport interface {
 	start() error
 	addr() net.Addr
 	mqttListenAddr() net.Addr // nil when MQTT is off
+	wsListenAddr() net.Addr   // nil when WebSocket is off
 	// eachClient runs fn on every client in the context that owns it.
 	eachClient(fn func(c *client))
 	stop()
@@ -121,6 +125,32 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	var mts *tlsServer
+	if opts.MQTTTLS != nil && opts.MQTTPort != 0 {
+		if mts, err = newTLSServer(opts.MQTTTLS); err != nil {
+			return nil, fmt.Errorf("%w (mqtt)", err)
+		}
+		if ts != nil {
+			mts.slots = ts.slots // one bound on handshakes for the server
+		}
+	}
+	var ws *wsServer
+	var wts *tlsServer
+	if opts.Websocket.Port != 0 {
+		if ws, err = newWSServer(&opts); err != nil {
+			return nil, err
+		}
+		if o := opts.Websocket.TLS; o != nil {
+			if wts, err = newTLSServer(o); err != nil {
+				return nil, fmt.Errorf("%w (websocket)", err)
+			}
+			if ts != nil {
+				wts.slots = ts.slots
+			} else if mts != nil {
+				wts.slots = mts.slots
+			}
+		}
+	}
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
@@ -130,6 +160,9 @@ func New(opts Options) (*Server, error) {
 		stats:   make([]statShard, opts.Loops),
 		done:    make(chan struct{}),
 		tls:     ts,
+		ws:      ws,
+		mqttTLS: mts,
+		wsTLS:   wts,
 	}
 	s.slowAuth = newSlowAuth()
 	if opts.LogWriter == nil {
@@ -193,11 +226,17 @@ func (s *Server) Start() error {
 	if a := s.MQTTAddr(); a != nil {
 		s.Noticef("MQTT listening on %s", a)
 	}
+	if a := s.WebsocketAddr(); a != nil {
+		s.Noticef("WebSocket listening on %s", a)
+	}
 	return nil
 }
 
 // MQTTAddr returns the MQTT listener address, or nil when MQTT is off.
 func (s *Server) MQTTAddr() net.Addr { return s.tr.mqttListenAddr() }
+
+// WebsocketAddr returns the WebSocket listener address, or nil when it is off.
+func (s *Server) WebsocketAddr() net.Addr { return s.tr.wsListenAddr() }
 
 // Addr returns the client listener address.
 func (s *Server) Addr() net.Addr { return s.tr.addr() }

@@ -50,5 +50,5 @@ func (c *client) authDeadline() time.Time {
 	if c.connected.Load() {
 		return time.Time{}
 	}
-	return c.start.Add(c.srv.opts.AuthTimeout)
+	return c.start.Add(c.authTimeout())
 }

@@ -254,14 +254,16 @@ func newTLSServer(o *TLSOptions) (*tlsServer, error) {
 // handshakes with them; connected clients keep their sessions. On error
 // the certificates in use stay. A server without TLS has nothing to reload.
 func (s *Server) ReloadTLS() error {
-	if s.tls == nil {
-		return nil
+	for _, ts := range []*tlsServer{s.tls, s.mqttTLS, s.wsTLS} {
+		if ts == nil {
+			continue
+		}
+		cfg, err := ts.opts.tlsConfig()
+		if err != nil {
+			return err
+		}
+		ts.cfg.Store(cfg)
+		s.Noticef("TLS certificates reloaded from %s", ts.opts.CertFile)
 	}
-	cfg, err := s.tls.opts.tlsConfig()
-	if err != nil {
-		return err
-	}
-	s.tls.cfg.Store(cfg)
-	s.Noticef("TLS certificates reloaded from %s", s.tls.opts.CertFile)
 	return nil
 }

@@ -124,7 +124,9 @@ func (g *gnetConn) handshakeDone(err error) {
 	}
 	if !t.greeted {
 		t.greeted = true
-		g.c.greet()
+		if g.c.ws == nil { // wss greets after the upgrade
+			g.c.greet()
+		}
 	}
 	// Records that came with the client's Finished wait in the tls.Conn
 	// and the bridge: OnTraffic opens them.
@@ -196,6 +198,26 @@ func (t *tlsConn) output(c *client) *outBuf {
 		}
 	}
 	return &t.sealed
+}
+
+// sealFramed frames the client's output for WebSocket and seals the
+// frames (wss: the WebSocket codec above TLS), once the handshake is done;
+// output then has nothing left of c.out to seal.
+func (t *tlsConn) sealFramed(c *client, iov [][]byte) [][]byte {
+	if t.state != tlsRecords {
+		return iov
+	}
+	for {
+		iov = c.out.take(iov[:0])
+		iov = c.ws.wrap(iov, c.closing && len(c.out.chunks) == 0)
+		if len(iov) == 0 {
+			return iov
+		}
+		for _, b := range iov {
+			_, _ = t.tc.Write(b) // the bridge never fails a write
+		}
+		c.out.pool.put(iov)
+	}
 }
 
 // seal encrypts o's chunks into t.sealed, a record per chunk at most

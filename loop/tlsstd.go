@@ -54,7 +54,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 	_ = g.nc.SetDeadline(time.Time{})
 	g.rw = tc
 	c.peer = peerCert(tc)
-	if first {
+	if first && c.ws == nil { // wss greets after the upgrade
 		c.greet()
 	}
 	return true

@@ -52,15 +52,23 @@ func Start(t testing.TB, o loop.Options) *loop.Server {
 	if o.StoreDir == "" {
 		o.StoreDir = t.TempDir()
 	}
-	s, err := loop.New(o)
-	if err != nil {
-		t.Fatal(err)
+	for try := 1; ; try++ {
+		s, err := loop.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Start()
+		if err == nil {
+			t.Cleanup(s.Shutdown)
+			return s
+		}
+		// gnet binds every listener by address, so a random MQTT or
+		// WebSocket port is picked before binding, and on a shared box
+		// another process may take it first: pick again.
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
 }
 
 // LogBuffer collects a server's log (Options.LogWriter) for assertions;

@@ -1,0 +1,43 @@
+package loop
+
+import (
+	"bytes"
+	"testing"
+)
+
+// nopSink takes frames and keeps nothing.
+type nopSink struct{ n int }
+
+func (s *nopSink) wsData(b []byte, _, _ bool) bool { s.n += len(b); return true }
+func (s *nopSink) wsControl(byte, []byte) bool     { return true }
+
+// TestWSFrameAllocs: unframing a client's 128-byte PUB (header split
+// across reads) and framing a write's output allocate nothing.
+func TestWSFrameAllocs(t *testing.T) {
+	pub := append(append([]byte("PUB a 128\r\n"), bytes.Repeat([]byte("x"), 128)...), "\r\n"...)
+	frame := maskedFrame(0x82, pub)
+	buf := make([]byte, len(frame))
+	var d wsDecoder
+	var s nopSink
+	decode := func() {
+		copy(buf, frame)
+		_ = d.decode(buf[:1], &s)
+		_ = d.decode(buf[1:], &s)
+	}
+	if n := testing.AllocsPerRun(1000, decode); n > 0 {
+		t.Fatalf("%v allocations per frame decoded", n)
+	}
+	w := &wsConn{c: &client{}, state: wsOpen}
+	chunk := make([]byte, 4096)
+	iov := make([][]byte, 0, 8)
+	wrap := func() {
+		iov = append(iov[:0], chunk, chunk)
+		iov = w.wrap(iov, false)
+	}
+	if n := testing.AllocsPerRun(1000, wrap); n > 0 {
+		t.Fatalf("%v allocations per write framed", n)
+	}
+	if len(iov) != 3 || len(iov[0]) != 4 {
+		t.Fatalf("framed %d buffers, header %d bytes", len(iov), len(iov[0]))
+	}
+}

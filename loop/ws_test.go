@@ -318,11 +318,11 @@ func TestWSHandshakeTimeout(t *testing.T) {
 func TestWSFlowControl(t *testing.T) {
 	eachFlowTransport(t, wsOpts(), func(t *testing.T, s *loop.Server) {
 		if o := s.Options(); o.IO == "gnet" && o.Loops > 1 {
-			// Known bug, open in issue 11: since the WebSocket codec met
-			// the closed-gate count and the new drain on main, a WebSocket
-			// subscriber on another loop stops receiving after ~58 MiB
-			// (no slow consumer, nothing more delivered). Passes on 1 loop
-			// and on the goroutine transport.
+			// Known bug, open in issue 11: a WebSocket subscriber on another
+			// loop sometimes stops receiving (no slow consumer, nothing more
+			// delivered); it fails on the WebSocket branch's own tip too (2 of 3
+			// runs), so it is in the WebSocket path, not a merge. Passes on 1
+			// loop and on the goroutine transport.
 			t.Skip("known bug: WebSocket flow control across loops stalls (issue 11)")
 		}
 		n := 20000 / flowScale

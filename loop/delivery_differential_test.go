@@ -90,8 +90,14 @@ func TestDeliveryDifferential(t *testing.T) {
 						gw += want[k]
 						gg += got[k]
 					}
-					if gg != gw {
-						t.Errorf("%s: queue group got %d messages in all, nats-server %d (%v)", tr.Name, gg, gw, got)
+					// nats-server sometimes loses messages when a member
+					// auto-unsubscribes (seen: 19 of 30 in CI); evnats
+					// must deliver every one, so the bar is n, not gw.
+					if gg != n {
+						t.Errorf("%s: queue group got %d messages in all, want %d (nats-server %d) (%v)", tr.Name, gg, n, gw, got)
+					}
+					if gw != n {
+						t.Logf("nats-server's queue group got %d of %d messages", gw, n)
 					}
 				}
 				if !sc.echo && got["P:2"] != 0 {

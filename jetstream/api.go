@@ -49,7 +49,15 @@ type StreamConfig struct {
 	Metadata          map[string]string `json:"metadata,omitempty"`
 	Compression       string            `json:"compression,omitempty"`
 	FirstSeq          uint64            `json:"first_seq,omitempty"`
-	AllowMsgTTL       bool              `json:"allow_msg_ttl,omitempty"`
+	Placement         *Placement        `json:"placement,omitempty"`
+}
+
+// Placement asks for a cluster and server tags. A single server is every
+// placement that names no other cluster; tags are echoed, not matched.
+type Placement struct {
+	Cluster   string   `json:"cluster,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Preferred string   `json:"preferred,omitempty"`
 }
 
 // StreamState is the state part of StreamInfo.

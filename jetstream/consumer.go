@@ -171,6 +171,25 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.ReplayPolicy == "" {
 		cfg.ReplayPolicy = "instant"
 	}
+	switch cfg.ReplayPolicy {
+	case "instant":
+	case "original": // pacing by the stored gaps is not implemented
+		return bad("replay policy \"original\" is not supported by this server")
+	default:
+		return bad("invalid replay policy " + strconv.Quote(cfg.ReplayPolicy))
+	}
+	if cfg.Replicas > 1 { // every stream here has one replica
+		return newErr(errConsumerReplicas)
+	}
+	if cfg.DeliverSubject == "" && cfg.Heartbeat > 0 {
+		return newErr(errHBRequiresPush)
+	}
+	if cfg.DeliverSubject == "" && cfg.FlowControl {
+		return newErr(errFCRequiresPush)
+	}
+	if cfg.DeliverSubject != "" && cfg.MaxWaiting != 0 {
+		return newErr(errPushMaxWaiting)
+	}
 	if cfg.AckWait == 0 {
 		cfg.AckWait = defaultAckWait
 	}
@@ -180,7 +199,7 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = -1
 	}
-	if cfg.MaxWaiting == 0 {
+	if cfg.MaxWaiting == 0 && cfg.DeliverSubject == "" {
 		cfg.MaxWaiting = defaultMaxWaiting
 	}
 	if cfg.MaxAckPending == 0 && cfg.AckPolicy != "none" {

@@ -109,6 +109,13 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 		return m.fail(typ, newErr(errStreamMismatch))
 	}
 	cfg := req.Config
+	var raw struct {
+		Config json.RawMessage `json:"config"`
+	}
+	_ = json.Unmarshal(body, &raw) // decoded above: it is valid JSON
+	if k := unsupportedField(raw.Config, consumerFields); k != "" {
+		return m.fail(typ, refuseConsumerField(k, cfg.DeliverSubject != ""))
+	}
 	if e := consumerName(kind, name, &cfg); e != nil {
 		return m.fail(typ, e)
 	}
@@ -296,6 +303,10 @@ func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
 		return
 	}
+	if c.push() {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer is push based\r\n\r\n"), nil)
+		return
+	}
 	if m.queuePull(c, r.reply, r.data, now) {
 		m.pump(c, now)
 	}
@@ -321,6 +332,14 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 	nr.Batch = max(nr.Batch, 1)
 	if c.cfg.MaxRequestBatch > 0 && nr.Batch > c.cfg.MaxRequestBatch {
 		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
+		return false
+	}
+	if nr.Expires > 0 && c.cfg.MaxRequestExpires > 0 && nr.Expires > c.cfg.MaxRequestExpires {
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestExpires of "+c.cfg.MaxRequestExpires.String()+"\r\n\r\n"), nil)
+		return false
+	}
+	if nr.MaxBytes > 0 && c.cfg.MaxRequestBytes > 0 && nr.MaxBytes > c.cfg.MaxRequestBytes {
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestMaxBytes of "+strconv.Itoa(c.cfg.MaxRequestBytes)+"\r\n\r\n"), nil)
 		return false
 	}
 	if len(c.waiting) >= c.cfg.MaxWaiting {

@@ -78,6 +78,14 @@ var (
 	errRollup            = errDef{500, 10111, "{err}"}
 	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
+	errNoPeers           = errDef{400, 10005, "{err}"}
+	errPushMaxWaiting    = errDef{400, 10080, "consumer in push mode can not set max waiting"}
+	errPullRateLimit     = errDef{400, 10086, "consumer in pull mode can not have rate limit set"}
+	errHBRequiresPush    = errDef{400, 10088, "consumer idle heartbeat requires a push based consumer"}
+	errFCRequiresPush    = errDef{400, 10089, "consumer flow control requires a push based consumer"}
+	errSealed            = errDef{400, 10109, "invalid operation on sealed stream"}
+	errConsumerReplicas  = errDef{400, 10126, "consumer config replica count exceeds parent stream"}
+	errRequiredLevel     = errDef{412, 10185, "JetStream minimum api level required: {field} needs api level {level}, this server has {have}"}
 )
 
 // newErr fills the definition's placeholders from name/value pairs.

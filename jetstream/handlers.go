@@ -16,7 +16,6 @@ import (
 const (
 	namesPage = 1024
 	listPage  = 256
-	apiLevel  = 1
 )
 
 // api serves one $JS.API request and returns the JSON reply.
@@ -74,6 +73,9 @@ func (m *Manager) api(r *request) []byte {
 				return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 			}
 		}
+		if st.cfg.Sealed {
+			return m.fail(typ, newErr(errSealed))
+		}
 		if st.cfg.DenyPurge {
 			return m.fail(typ, newErr(errStreamPurge, "err", "stream purge not permitted"))
 		}
@@ -88,6 +90,9 @@ func (m *Manager) api(r *request) []byte {
 		var req msgDeleteRequest
 		if err := json.Unmarshal(r.data, &req); err != nil {
 			return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
+		}
+		if st.cfg.Sealed {
+			return m.fail(typ, newErr(errSealed))
 		}
 		if st.cfg.DenyDelete {
 			return m.fail(typ, newErr(errMsgDelete, "err", errDeleteDenied.Error()))
@@ -144,6 +149,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	if cfg.Name != name {
 		return m.fail(typ, newErr(errStreamMismatch))
 	}
+	if k := unsupportedField(body, streamFields); k != "" {
+		return m.fail(typ, refuseStreamField(k))
+	}
 	if e := normalize(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
@@ -156,8 +164,8 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	case update && existing == nil:
 		return m.fail(typ, newErr(errStreamNotFound))
 	case update:
-		if cfg.Storage != existing.cfg.Storage {
-			return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration update can not change storage type"))
+		if e := updateRules(existing.cfg, &cfg); e != nil {
+			return m.fail(typ, e)
 		}
 		if e := updateFormsCycle(existing, &cfg); e != nil {
 			return m.fail(typ, e)
@@ -175,10 +183,16 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
 	}
+	if cfg.Sealed {
+		return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration for create can not be sealed"))
+	}
 	if m.cfg.MaxStreams > 0 && len(m.streams) >= m.cfg.MaxStreams {
 		return m.fail(typ, newErr(errMaxStreams))
 	}
 	st, err := m.addStream(cfg, now)
+	if err == nil && cfg.FirstSeq > 1 {
+		_, err = st.store.Compact(cfg.FirstSeq) // an empty store: the next append gets first_seq
+	}
 	if err == nil {
 		err = m.saveMeta(st)
 	}

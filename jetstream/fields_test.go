@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
-	"github.com/nats-io/nats.go"
 	server "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // A field's verdict: honoured (the create succeeds, the info echoes the
@@ -84,10 +84,12 @@ var consumerFields = map[string]consumerField{
 		t := time.Unix(1_700_000_000, 0).UTC()
 		c.DeliverPolicy, c.OptStartTime = server.DeliverByStartTime, &t
 	}},
-	"AckPolicy":          {honoured, func(c *server.ConsumerConfig) { c.AckPolicy = server.AckAll }},
-	"AckWait":            {honoured, nil},
-	"MaxDeliver":         {honoured, nil},
-	"BackOff":            {honoured, func(c *server.ConsumerConfig) { c.BackOff, c.MaxDeliver = []time.Duration{time.Second, 2 * time.Second}, 5 }},
+	"AckPolicy":  {honoured, func(c *server.ConsumerConfig) { c.AckPolicy = server.AckAll }},
+	"AckWait":    {honoured, nil},
+	"MaxDeliver": {honoured, nil},
+	"BackOff": {honoured, func(c *server.ConsumerConfig) {
+		c.BackOff, c.MaxDeliver = []time.Duration{time.Second, 2 * time.Second}, 5
+	}},
 	"FilterSubject":      {honoured, func(c *server.ConsumerConfig) { c.FilterSubject = "f.a" }},
 	"FilterSubjects":     {honoured, func(c *server.ConsumerConfig) { c.FilterSubjects = []string{"f.a", "f.b"} }},
 	"ReplayPolicy":       {refused, func(c *server.ConsumerConfig) { c.ReplayPolicy = server.ReplayOriginal }},

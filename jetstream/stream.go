@@ -421,7 +421,9 @@ func placementRules(cfg *StreamConfig) *APIError {
 // does, and applies what sealing implies: a sealed stream takes no more
 // messages, deletes, purges or expiry, and stays sealed.
 func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
-	bad := func(msg string) *APIError { return newErr(errStreamConfig, "err", "stream configuration update can not "+msg) }
+	bad := func(msg string) *APIError {
+		return newErr(errStreamConfig, "err", "stream configuration update can not "+msg)
+	}
 	if cfg.FirstSeq == 0 {
 		cfg.FirstSeq = old.FirstSeq // not restated: unchanged
 	}

@@ -1,0 +1,154 @@
+package jetstream_test
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// apiErrCode returns the err_code of a JetStream API error, or 0. Some
+// nats.go calls wrap it without %w, leaving only its text.
+func apiErrCode(err error) jetstream.ErrorCode {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode
+	}
+	if err != nil {
+		if _, code, ok := strings.Cut(err.Error(), "err_code="); ok {
+			n, _ := strconv.Atoi(strings.TrimRightFunc(code[:min(len(code), 5)], func(r rune) bool { return r < '0' || r > '9' }))
+			return jetstream.ErrorCode(n)
+		}
+	}
+	return 0
+}
+
+// TestFirstSeq: a stream created with first_seq numbers its first message so.
+func TestFirstSeq(t *testing.T) {
+	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
+		if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "FS", Storage: storage, FirstSeq: 100}); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := js.Publish(ctx(t), "FS", []byte("x"))
+		if err != nil || ack.Sequence != 100 {
+			t.Fatalf("first publish: seq %v, %v; want 100", ack, err)
+		}
+		_, err = js.UpdateStream(ctx(t), jetstream.StreamConfig{Name: "FS", Storage: storage, FirstSeq: 5})
+		if apiErrCode(err) != 10052 {
+			t.Fatalf("changing first_seq: %v, want err_code 10052", err)
+		}
+	})
+}
+
+// TestSealedStream: create refuses sealed; an update seals the stream,
+// after which publishes, deletes and purges fail with 10109, and it
+// cannot be unsealed.
+func TestSealedStream(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	cfg := jetstream.StreamConfig{Name: "SEAL", Subjects: []string{"seal.>"}, Sealed: true, MaxAge: time.Hour}
+	if _, err := js.CreateStream(ctx(t), cfg); apiErrCode(err) != 10052 {
+		t.Fatalf("create sealed: %v, want err_code 10052", err)
+	}
+	cfg.Sealed = false
+	st, err := js.CreateStream(ctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := js.Publish(ctx(t), "seal.a", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Sealed = true
+	sealed, err := js.UpdateStream(ctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sealed.CachedInfo().Config
+	if !c.Sealed || !c.DenyDelete || !c.DenyPurge || c.AllowRollup || c.MaxAge != 0 || c.Discard != jetstream.DiscardNew {
+		t.Fatalf("sealed config %+v", c)
+	}
+	if _, err := js.Publish(ctx(t), "seal.a", []byte("x")); apiErrCode(err) != 10109 {
+		t.Fatalf("publish to sealed: %v, want 10109", err)
+	}
+	if err := st.DeleteMsg(ctx(t), 1); apiErrCode(err) != 10109 {
+		t.Fatalf("delete from sealed: %v, want 10109", err)
+	}
+	if err := st.Purge(ctx(t)); apiErrCode(err) != 10109 {
+		t.Fatalf("purge sealed: %v, want 10109", err)
+	}
+	if _, err := js.UpdateStream(ctx(t), c); err != nil {
+		t.Fatalf("restating the sealed config: %v", err)
+	}
+	c.Sealed = false
+	if _, err := js.UpdateStream(ctx(t), c); apiErrCode(err) != 10052 {
+		t.Fatalf("unseal: %v, want 10052", err)
+	}
+	if info, err := st.Info(ctx(t)); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("sealed stream state %+v, %v", info, err)
+	}
+}
+
+// TestPlacement: a single server accepts tags, and refuses a cluster it is
+// not in with nats-server's no-peers error.
+func TestPlacement(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	pt, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "PT", Placement: &jetstream.Placement{Tags: []string{"ssd"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pt.CachedInfo().Config.Placement; p == nil || len(p.Tags) != 1 {
+		t.Fatalf("tags placement echoed as %+v", p)
+	}
+	_, err = js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "PC", Placement: &jetstream.Placement{Cluster: "east"}})
+	if apiErrCode(err) != 10005 {
+		t.Fatalf("cluster placement: %v, want err_code 10005", err)
+	}
+}
+
+// TestPullRequestLimits: max_expires and max_bytes refuse larger pulls
+// with nats-server's 409 statuses; a pull on a push consumer is refused.
+func TestPullRequestLimits(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	st, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "PL", Subjects: []string{"pl.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "C", MaxRequestExpires: time.Second, MaxRequestMaxBytes: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "P", DeliverSubject: "pl.out.x"}); err == nil {
+		t.Fatal("a deliver subject the stream captures was accepted")
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "P", DeliverSubject: "out.x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ subject, body, want string }{
+		{"C", `{"batch":1,"expires":5000000000}`, "Exceeded MaxRequestExpires of 1s"},
+		{"C", `{"batch":1,"max_bytes":2000,"expires":500000000}`, "Exceeded MaxRequestMaxBytes of 1000"},
+		{"P", `{"batch":1}`, "Consumer is push based"},
+	} {
+		msg, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.PL."+tc.subject, []byte(tc.body), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Header.Get("Status") != "409" || msg.Header.Get("Description") != tc.want {
+			t.Fatalf("%s %s: status %q %q, want 409 %q", tc.subject, tc.body, msg.Header.Get("Status"), msg.Header.Get("Description"), tc.want)
+		}
+	}
+	// Within the limits a pull is served.
+	if _, err := js.Publish(ctx(t), "pl.a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.PL.C", []byte(`{"batch":1,"max_bytes":900,"expires":500000000}`), 5*time.Second)
+	if err != nil || string(msg.Data) != "x" {
+		t.Fatalf("pull within limits: %v, %v", msg, err)
+	}
+}

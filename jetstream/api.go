@@ -78,7 +78,13 @@ type StreamInfo struct {
 	Config  StreamConfig `json:"config"`
 	Created time.Time    `json:"created"`
 	State   StreamState  `json:"state"`
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
 	TS      time.Time    `json:"ts"`
+}
+
+// ClusterInfo names a stream's leader: on a single server, the server.
+type ClusterInfo struct {
+	Leader string `json:"leader,omitempty"`
 }
 
 type apiResponse struct {
@@ -92,22 +98,41 @@ type streamInfoResponse struct {
 	DidCreate bool `json:"did_create,omitempty"`
 }
 
+// streamInfoPaged is STREAM.INFO's answer, which pages the subject and
+// deleted-sequence details; evnats sends neither, so the page is empty.
+type streamInfoPaged struct {
+	apiResponse
+	Total  int `json:"total"`
+	Offset int `json:"offset"`
+	Limit  int `json:"limit"`
+	*StreamInfo
+}
+
+// accountInfoResponse is shaped as nats-server's for an account whose
+// limits are in the default tier, as the one account here is: usage and
+// limits at the top, no "tiers" object.
 type accountInfoResponse struct {
 	apiResponse
-	Memory    uint64        `json:"memory"`
-	Storage   uint64        `json:"storage"`
-	Streams   int           `json:"streams"`
-	Consumers int           `json:"consumers"`
-	Limits    accountLimits `json:"limits"`
-	API       apiStats      `json:"api"`
-	Domain    string        `json:"domain,omitempty"`
+	Memory         uint64        `json:"memory"`
+	Storage        uint64        `json:"storage"`
+	ReservedMemory uint64        `json:"reserved_memory"`
+	ReservedStore  uint64        `json:"reserved_storage"`
+	Streams        int           `json:"streams"`
+	Consumers      int           `json:"consumers"`
+	Limits         accountLimits `json:"limits"`
+	Domain         string        `json:"domain,omitempty"`
+	API            apiStats      `json:"api"`
 }
 
 type accountLimits struct {
-	MaxMemory    int64 `json:"max_memory"`
-	MaxStorage   int64 `json:"max_storage"`
-	MaxStreams   int   `json:"max_streams"`
-	MaxConsumers int   `json:"max_consumers"`
+	MaxMemory            int64 `json:"max_memory"`
+	MaxStorage           int64 `json:"max_storage"`
+	MaxStreams           int   `json:"max_streams"`
+	MaxConsumers         int   `json:"max_consumers"`
+	MaxAckPending        int   `json:"max_ack_pending"`
+	MemoryMaxStreamBytes int64 `json:"memory_max_stream_bytes"`
+	StoreMaxStreamBytes  int64 `json:"storage_max_stream_bytes"`
+	MaxBytesRequired     bool  `json:"max_bytes_required"`
 }
 
 type apiStats struct {

@@ -99,6 +99,10 @@ type consumer struct {
 	sinceFC  int            // push with flow control: deliveries since the last request
 	log      *consumerLog   // durable consumers of file streams; nil otherwise
 
+	// For info's last_active: the last delivery, and the last ack that
+	// settled a message. In memory only: zero (not shown) after a restart.
+	lastDelivered, lastAcked time.Time
+
 	// A push consumer stops delivering while its destination is over its
 	// high-water mark (held) until the server calls resume, which queues
 	// a request to pump it again: one per hold, never one per message.
@@ -384,6 +388,7 @@ func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
 
 func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) {
 	c.dseq++
+	c.lastDelivered = now
 	deliveries := 1
 	if p := c.pending[msg.Seq]; p != nil {
 		p.deliveries++
@@ -395,6 +400,7 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	}
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
+		c.lastAcked = now
 		defer c.st.dropIfUninterested(msg.Seq) // after the delivery has used the message
 	}
 	if redelivery && deliveries == 2 {
@@ -540,6 +546,7 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 		// below it costs neither a scan of pending nor a log record
 		if p != nil || (c.cfg.AckPolicy == "all" && sseq > c.ackFloor.Stream && sseq < c.next) {
 			c.applyAck(sseq)
+			c.lastAcked = now
 			c.logAck(sseq, confirmed)
 			confirmed = nil
 		}
@@ -660,15 +667,30 @@ func (c *consumer) advanceAckFloor() {
 }
 
 func (c *consumer) info(now time.Time) *ConsumerInfo {
+	waiting := len(c.waiting)
+	if c.push() {
+		waiting = 0 // the endless request to the deliver subject is no client's pull
+	}
+	ackFloor := c.ackFloor
+	ackFloor.Last = lastActive(c.lastAcked)
 	return &ConsumerInfo{
 		Stream: c.st.cfg.Name, Name: c.name, Created: c.created, Config: c.cfg, TS: now,
-		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1},
-		AckFloor:       c.ackFloor,
+		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1, Last: lastActive(c.lastDelivered)},
+		AckFloor:       ackFloor,
 		NumAckPending:  len(c.pending),
 		NumRedelivered: c.redelivN,
-		NumWaiting:     len(c.waiting),
+		NumWaiting:     waiting,
 		NumPending:     c.numPending(),
 	}
+}
+
+// lastActive is a last_active value: absent until something happened.
+func lastActive(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // appendHeader adds one header to a NATS/1.0 header block.

@@ -60,7 +60,7 @@ func (m *Manager) api(r *request) []byte {
 	now := time.Now()
 	switch verb {
 	case "STREAM.INFO":
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: st.info(now)})
+		return mustJSON(streamInfoPaged{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: m.streamInfo(st, now)})
 	case "STREAM.DELETE":
 		if err := m.deleteStream(st); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
@@ -111,20 +111,24 @@ func (m *Manager) fail(typ string, e *APIError) []byte {
 }
 
 func (m *Manager) accountInfo() []byte {
-	var mem, disk uint64
-	for _, st := range m.streams {
-		if st.cfg.Storage == "memory" {
-			mem += st.store.State().Bytes
-		} else {
-			disk += st.store.State().Bytes
-		}
-	}
-	return mustJSON(accountInfoResponse{
-		apiResponse: apiResponse{Type: typeInfo}, Memory: mem, Storage: disk, Streams: len(m.streams),
+	resp := accountInfoResponse{apiResponse: apiResponse{Type: typeInfo}, Streams: len(m.streams),
 		Limits: accountLimits{MaxMemory: orUnlimited(m.cfg.MaxMemory), MaxStorage: orUnlimited(m.cfg.MaxStore),
-			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1},
+			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1, MaxAckPending: -1,
+			MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1},
 		API: apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
-	})
+	}
+	for _, st := range m.streams {
+		used, reserved := &resp.Storage, &resp.ReservedStore
+		if st.cfg.Storage == "memory" {
+			used, reserved = &resp.Memory, &resp.ReservedMemory
+		}
+		*used += st.store.State().Bytes
+		if st.cfg.MaxBytes > 0 { // a stream's max_bytes is reserved for it
+			*reserved += uint64(st.cfg.MaxBytes)
+		}
+		resp.Consumers += len(st.consumers)
+	}
+	return mustJSON(resp)
 }
 
 func orUnlimited(v int64) int64 {
@@ -176,12 +180,12 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		m.subscribe(existing)
 		existing.enforceLimits("")
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:
 		if !sameJSON(existing.cfg, cfg) {
 			return m.fail(typ, newErr(errStreamNameInUse))
 		}
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	}
 	if cfg.Sealed {
 		return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration for create can not be sealed"))
@@ -202,7 +206,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 	}
-	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: st.info(now), DidCreate: true})
+	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(st, now), DidCreate: true})
 }
 
 func (m *Manager) streamNames(body []byte) []byte {
@@ -233,7 +237,7 @@ func (m *Manager) streamList(body []byte) []byte {
 	off := pageOffset(req.Offset, len(all))
 	resp := listResponse{apiResponse: apiResponse{Type: typeList}, Total: len(all), Offset: off, Limit: listPage, Streams: []*StreamInfo{}}
 	for _, st := range all[off:min(len(all), off+listPage)] {
-		resp.Streams = append(resp.Streams, st.info(now))
+		resp.Streams = append(resp.Streams, m.streamInfo(st, now))
 	}
 	return mustJSON(resp)
 }
@@ -287,4 +291,13 @@ func (st *stream) lastFor(subject string) (*store.Msg, error) {
 		return nil, store.ErrNotFound
 	}
 	return best, nil
+}
+
+// streamInfo is st's info as the API shows it: this server leads it.
+func (m *Manager) streamInfo(st *stream, now time.Time) *StreamInfo {
+	info := st.info(now)
+	if m.cfg.ServerName != "" {
+		info.Cluster = &ClusterInfo{Leader: m.cfg.ServerName}
+	}
+	return info
 }

@@ -54,6 +54,7 @@ type Config struct {
 	MaxStore   int64
 	MaxStreams int
 	FS         store.FS // default store.OSFS
+	ServerName string   // shown as every stream's leader in stream info
 	// Errorf logs a server-side error (a handler's panic, a skipped
 	// directory on recovery); nil discards.
 	Errorf func(format string, args ...any)
@@ -227,11 +228,13 @@ func (m *Manager) handle(r *request) {
 		}
 		return
 	}
-	m.apiTotal++
 	if h := testHook.Load(); h != nil {
 		(*h)(r.subject)
 	}
 	resp := m.api(r)
+	if resp != nil {
+		m.apiTotal++ // as nats-server: answered requests, counted after the answer (pulls and direct gets are not)
+	}
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)
 	}

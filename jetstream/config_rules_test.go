@@ -152,3 +152,46 @@ func TestPullRequestLimits(t *testing.T) {
 		t.Fatalf("pull within limits: %v, %v", msg, err)
 	}
 }
+
+// TestInactiveThreshold: a durable consumer with inactive_threshold goes
+// when idle, as nats-server's since 2.9; a push consumer counts as active
+// while its deliver subject has a subscriber.
+func TestInactiveThreshold(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	st, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "IT", Subjects: []string{"it.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync("out.watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const idle = 300 * time.Millisecond
+	for _, cfg := range []jetstream.ConsumerConfig{
+		{Durable: "PULL", InactiveThreshold: idle},
+		{Durable: "PUSH", DeliverSubject: "out.nobody", InactiveThreshold: idle},
+		{Durable: "WATCHED", DeliverSubject: "out.watched", InactiveThreshold: idle},
+	} {
+		if _, err := st.CreateConsumer(ctx(t), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(name string) bool {
+		return request(t, nc, "$JS.API.CONSUMER.INFO.IT."+name, nil).Error == nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for exists("PULL") || exists("PUSH") {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle durable consumers still there: PULL %v, PUSH %v", exists("PULL"), exists("PUSH"))
+		}
+		time.Sleep(50 * time.Millisecond) // polling: deletion sends no signal a client sees
+	}
+	if !exists("WATCHED") {
+		t.Fatal("a push consumer with a subscriber was removed")
+	}
+}

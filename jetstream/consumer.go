@@ -53,6 +53,7 @@ type ConsumerConfig struct {
 	FlowControl       bool              `json:"flow_control,omitempty"`
 	Heartbeat         time.Duration     `json:"idle_heartbeat,omitempty"`
 	Metadata          map[string]string `json:"metadata,omitempty"`
+	PauseUntil        *time.Time        `json:"pause_until,omitempty"`
 }
 
 // SequenceInfo is a consumer/stream sequence pair.
@@ -74,6 +75,8 @@ type ConsumerInfo struct {
 	NumRedelivered int            `json:"num_redelivered"`
 	NumWaiting     int            `json:"num_waiting"`
 	NumPending     uint64         `json:"num_pending"`
+	Paused         bool           `json:"paused,omitempty"`
+	PauseRemaining time.Duration  `json:"pause_remaining,omitempty"`
 	TS             time.Time      `json:"ts"`
 }
 
@@ -334,7 +337,7 @@ func (c *consumer) numPending() uint64 {
 // pump delivers to waiting requests while there are messages and room, and
 // the destination takes more (a held push consumer waits for resume).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 && !c.held {
+	for len(c.waiting) > 0 && !c.held && !c.paused(now) {
 		if c.push() && !m.host.Interest(c.waiting[0].reply) {
 			break // nobody subscribes yet: the tick tries again
 		}
@@ -673,7 +676,7 @@ func (c *consumer) info(now time.Time) *ConsumerInfo {
 	}
 	ackFloor := c.ackFloor
 	ackFloor.Last = lastActive(c.lastAcked)
-	return &ConsumerInfo{
+	info := &ConsumerInfo{
 		Stream: c.st.cfg.Name, Name: c.name, Created: c.created, Config: c.cfg, TS: now,
 		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1, Last: lastActive(c.lastDelivered)},
 		AckFloor:       ackFloor,
@@ -682,6 +685,35 @@ func (c *consumer) info(now time.Time) *ConsumerInfo {
 		NumWaiting:     waiting,
 		NumPending:     c.numPending(),
 	}
+	if info.Paused = c.paused(now); info.Paused {
+		info.PauseRemaining = c.cfg.PauseUntil.Sub(now)
+	}
+	return info
+}
+
+// paused reports whether c is paused at now: it delivers nothing until its
+// pause_until passes, when the next tick resumes it. Requests still queue,
+// expire and get heartbeats.
+func (c *consumer) paused(now time.Time) bool {
+	return c.cfg.PauseUntil != nil && now.Before(*c.cfg.PauseUntil)
+}
+
+// inactive reports whether c has been idle past its inactive threshold and
+// should go, durable or not (as nats-server since 2.9): a pull consumer with
+// no waiting request, pull or ack for that long; a push consumer with no
+// subscriber on its deliver subject for that long.
+func (m *Manager) inactive(c *consumer, now time.Time) bool {
+	if c.cfg.InactiveThreshold <= 0 {
+		return false
+	}
+	if c.push() {
+		if m.host.Interest(c.cfg.DeliverSubject) {
+			c.active = now
+		}
+	} else if len(c.waiting) > 0 {
+		return false
+	}
+	return now.Sub(c.active) > c.cfg.InactiveThreshold
 }
 
 // lastActive is a last_active value: absent until something happened.

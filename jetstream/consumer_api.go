@@ -18,6 +18,7 @@ const (
 	typeConsumerDelete = "io.nats.jetstream.api.v1.consumer_delete_response"
 	typeConsumerNames  = "io.nats.jetstream.api.v1.consumer_names_response"
 	typeConsumerList   = "io.nats.jetstream.api.v1.consumer_list_response"
+	typeConsumerPause  = "io.nats.jetstream.api.v1.consumer_pause_response"
 )
 
 type createConsumerRequest struct {
@@ -86,6 +87,8 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		}
 		m.deleteConsumer(c)
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
+	case len(toks) == 4 && toks[1] == "PAUSE":
+		return m.consumerPause(toks[2], toks[3], r.data, now)
 	case len(toks) == 3 && (toks[1] == "NAMES" || toks[1] == "LIST"):
 		return m.consumerNames(toks[2], toks[1] == "LIST", r.data, now)
 	}

@@ -83,6 +83,7 @@ var (
 	errPullRateLimit     = errDef{400, 10086, "consumer in pull mode can not have rate limit set"}
 	errHBRequiresPush    = errDef{400, 10088, "consumer idle heartbeat requires a push based consumer"}
 	errFCRequiresPush    = errDef{400, 10089, "consumer flow control requires a push based consumer"}
+	errConsumerStore     = errDef{500, 10104, "error creating store for consumer: {err}"}
 	errSealed            = errDef{400, 10109, "invalid operation on sealed stream"}
 	errConsumerReplicas  = errDef{400, 10126, "consumer config replica count exceeds parent stream"}
 	errRequiredLevel     = errDef{412, 10185, "JetStream minimum api level required: {field} needs api level {level}, this server has {have}"}

@@ -34,7 +34,7 @@ var featureLevel = map[string]int{
 	"allow_msg_counter": 2, "allow_atomic": 2, "allow_msg_schedules": 2, "persist_mode": 2,
 	"allow_batched": 4,
 	// consumers
-	"pause_until": 1, "priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
+	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }
 
 // defaultValues are non-zero JSON values that mean the default.

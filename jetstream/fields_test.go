@@ -111,7 +111,7 @@ var consumerFields = map[string]consumerField{
 	"Direct":             {refused, nil},
 	"Sourcing":           {refused, nil},
 	"Metadata":           {honoured, func(c *server.ConsumerConfig) { c.Metadata = map[string]string{"owner": "ops"} }},
-	"PauseUntil": {refused, func(c *server.ConsumerConfig) {
+	"PauseUntil": {honoured, func(c *server.ConsumerConfig) {
 		t := time.Now().Add(time.Hour).UTC()
 		c.PauseUntil = &t
 	}},

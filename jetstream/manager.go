@@ -196,7 +196,7 @@ func (m *Manager) tick(now time.Time) {
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
-			if c.cfg.InactiveThreshold > 0 && len(c.waiting) == 0 && now.Sub(c.active) > c.cfg.InactiveThreshold && c.cfg.Durable == "" {
+			if m.inactive(c, now) {
 				m.deleteConsumer(c)
 				continue
 			}

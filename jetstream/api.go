@@ -50,6 +50,14 @@ type StreamConfig struct {
 	Compression       string            `json:"compression,omitempty"`
 	FirstSeq          uint64            `json:"first_seq,omitempty"`
 	Placement         *Placement        `json:"placement,omitempty"`
+	ConsumerLimits    ConsumerLimits    `json:"consumer_limits"`
+}
+
+// ConsumerLimits are a stream's defaults and ceilings for its consumers'
+// inactive_threshold and max_ack_pending; zero: none.
+type ConsumerLimits struct {
+	InactiveThreshold time.Duration `json:"inactive_threshold,omitempty"`
+	MaxAckPending     int           `json:"max_ack_pending,omitempty"`
 }
 
 // Placement asks for a cluster and server tags. A single server is every

@@ -195,3 +195,34 @@ func TestInactiveThreshold(t *testing.T) {
 		t.Fatal("a push consumer with a subscriber was removed")
 	}
 }
+
+// TestStreamConsumerLimits: a stream's consumer_limits default and cap its
+// consumers' max_ack_pending and inactive_threshold, and an update may not
+// lower them under an existing consumer.
+func TestStreamConsumerLimits(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	cfg := jetstream.StreamConfig{Name: "CL", Subjects: []string{"cl.>"},
+		ConsumerLimits: jetstream.StreamConsumerLimits{MaxAckPending: 10, InactiveThreshold: time.Hour}}
+	st, err := js.CreateStream(ctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config; got.MaxAckPending != 10 || got.InactiveThreshold != time.Hour {
+		t.Fatalf("defaults from the stream: max_ack_pending %d, inactive_threshold %v", got.MaxAckPending, got.InactiveThreshold)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "D", MaxAckPending: 20}); apiErrCode(err) != 10121 {
+		t.Fatalf("max_ack_pending over the stream's: %v, want 10121", err)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "D", InactiveThreshold: 2 * time.Hour}); apiErrCode(err) != 10153 {
+		t.Fatalf("inactive_threshold over the stream's: %v, want 10153", err)
+	}
+	cfg.ConsumerLimits.MaxAckPending = 5
+	if _, err := js.UpdateStream(ctx(t), cfg); apiErrCode(err) != 10069 {
+		t.Fatalf("limits under consumer C: %v, want 10069", err)
+	}
+}

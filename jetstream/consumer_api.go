@@ -132,7 +132,11 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	if e := checkConsumerLimits(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
+	applyConsumerLimits(st.cfg.ConsumerLimits, &cfg)
 	if e := normalizeConsumer(&cfg); e != nil {
+		return m.fail(typ, e)
+	}
+	if e := overConsumerLimits(st.cfg.ConsumerLimits, cfg); e != nil {
 		return m.fail(typ, e)
 	}
 	if e := deliverCycle(st.cfg.Subjects, cfg.DeliverSubject); e != nil {

@@ -83,6 +83,9 @@ var (
 	errPullRateLimit     = errDef{400, 10086, "consumer in pull mode can not have rate limit set"}
 	errHBRequiresPush    = errDef{400, 10088, "consumer idle heartbeat requires a push based consumer"}
 	errFCRequiresPush    = errDef{400, 10089, "consumer flow control requires a push based consumer"}
+	errStreamUpdate      = errDef{500, 10069, "{err}"}
+	errMaxAckPendingOver = errDef{400, 10121, "consumer max ack pending exceeds system limit of {limit}"}
+	errInactiveOver      = errDef{400, 10153, "consumer inactive threshold exceeds system limit of {limit}"}
 	errConsumerStore     = errDef{500, 10104, "error creating store for consumer: {err}"}
 	errSealed            = errDef{400, 10109, "invalid operation on sealed stream"}
 	errConsumerReplicas  = errDef{400, 10126, "consumer config replica count exceeds parent stream"}

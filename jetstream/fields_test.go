@@ -63,7 +63,7 @@ var streamFields = map[string]streamField{
 	"DenyDelete":             {honoured, nil},
 	"DenyPurge":              {honoured, nil},
 	"AllowRollup":            {honoured, nil},
-	"ConsumerLimits":         {refused, func(c *server.StreamConfig) { c.ConsumerLimits.MaxAckPending = 10 }},
+	"ConsumerLimits":         {honoured, func(c *server.StreamConfig) { c.ConsumerLimits.MaxAckPending = 10 }},
 	"AllowMsgTTL":            {refused, nil},
 	"SubjectDeleteMarkerTTL": {refused, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = false, time.Second }},
 	"AllowMsgCounter":        {refused, nil},

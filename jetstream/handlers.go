@@ -171,6 +171,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if e := updateRules(existing.cfg, &cfg); e != nil {
 			return m.fail(typ, e)
 		}
+		if e := limitsViolated(existing, cfg.ConsumerLimits); e != nil {
+			return m.fail(typ, e)
+		}
 		if e := updateFormsCycle(existing, &cfg); e != nil {
 			return m.fail(typ, e)
 		}

@@ -179,7 +179,7 @@ func TestInfoDifferential(t *testing.T) {
 	var diffs []string
 	jsonDiff("account", wantAcc, gotAcc, []string{".memory", ".storage", ".api.level"}, &diffs)
 	skip := []string{".created", ".ts", ".first_ts", ".last_ts", ".last_active", ".config.metadata", ".state.bytes",
-		".cluster.leader", ".config.allow_msg_ttl", ".config.consumer_limits"}
+		".cluster.leader", ".config.allow_msg_ttl"}
 	jsonDiff("stream", wantSt, gotSt, skip, &diffs)
 	jsonDiff("pull consumer", wantC, gotC, skip, &diffs)
 	jsonDiff("push consumer", wantP, gotP, skip, &diffs)

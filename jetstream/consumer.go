@@ -194,6 +194,9 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.DeliverSubject == "" && cfg.FlowControl {
 		return newErr(errFCRequiresPush)
 	}
+	if cfg.FlowControl && cfg.Heartbeat <= 0 {
+		return newErr(errFCNeedsHeartbeat)
+	}
 	if cfg.DeliverSubject != "" && cfg.MaxWaiting != 0 {
 		return newErr(errPushMaxWaiting)
 	}

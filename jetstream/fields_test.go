@@ -97,7 +97,7 @@ var consumerFields = map[string]consumerField{
 	"SampleFrequency":    {refused, func(c *server.ConsumerConfig) { c.SampleFrequency = "50%" }},
 	"MaxWaiting":         {honoured, nil},
 	"MaxAckPending":      {honoured, nil},
-	"FlowControl":        {honoured, func(c *server.ConsumerConfig) { pushed(c); c.FlowControl = true }},
+	"FlowControl":        {honoured, func(c *server.ConsumerConfig) { pushed(c); c.FlowControl, c.Heartbeat = true, time.Second }},
 	"HeadersOnly":        {honoured, nil},
 	"MaxRequestBatch":    {honoured, nil},
 	"MaxRequestExpires":  {honoured, nil},
@@ -160,6 +160,17 @@ type createReply struct {
 	Config map[string]json.RawMessage `json:"config"`
 }
 
+// connectURL connects nats.go to url for the test's duration.
+func connectURL(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 // request sends a JetStream API request through nats.go and decodes it.
 func request(t *testing.T, nc *nats.Conn, subject string, body any) createReply {
 	t.Helper()
@@ -213,6 +224,7 @@ func sameJSONValue(a, b json.RawMessage) bool {
 func TestStreamConfigFieldWalk(t *testing.T) {
 	s := startJS(t, loop.Options{})
 	nc, _ := connectJS(t, s)
+	ref := connectURL(t, startReferenceJS(t))
 	typ := reflect.TypeFor[server.StreamConfig]()
 	seen := map[string]bool{}
 	for i := 0; i < typ.NumField(); i++ {
@@ -238,6 +250,11 @@ func TestStreamConfigFieldWalk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if row.verdict == honoured { // the value is one nats-server takes
+				if r := request(t, ref, "$JS.API.STREAM.CREATE."+name, json.RawMessage(sent)); r.Error != nil {
+					t.Fatalf("nats-server refuses the value: %+v", *r.Error)
+				}
+			}
 			r := request(t, nc, "$JS.API.STREAM.CREATE."+name, json.RawMessage(sent))
 			checkVerdict(t, row.verdict, jsonKey(f), sent, r)
 			info := request(t, nc, "$JS.API.STREAM.INFO."+name, nil)
@@ -257,8 +274,11 @@ func TestStreamConfigFieldWalk(t *testing.T) {
 func TestConsumerConfigFieldWalk(t *testing.T) {
 	s := startJS(t, loop.Options{})
 	nc, _ := connectJS(t, s)
-	if r := request(t, nc, "$JS.API.STREAM.CREATE.CF", server.StreamConfig{Name: "CF", Subjects: []string{"f.>"}, Storage: server.FileStorage}); r.Error != nil {
-		t.Fatal(*r.Error)
+	ref := connectURL(t, startReferenceJS(t))
+	for _, conn := range []*nats.Conn{nc, ref} {
+		if r := request(t, conn, "$JS.API.STREAM.CREATE.CF", server.StreamConfig{Name: "CF", Subjects: []string{"f.>"}, Storage: server.FileStorage}); r.Error != nil {
+			t.Fatal(*r.Error)
+		}
 	}
 	typ := reflect.TypeFor[server.ConsumerConfig]()
 	seen := map[string]bool{}
@@ -289,6 +309,11 @@ func TestConsumerConfigFieldWalk(t *testing.T) {
 			subject := "$JS.API.CONSUMER.CREATE.CF." + name
 			if cfg.FilterSubject != "" {
 				subject += "." + cfg.FilterSubject
+			}
+			if row.verdict == honoured {
+				if r := request(t, ref, subject, body); r.Error != nil {
+					t.Fatalf("nats-server refuses the value: %+v", *r.Error)
+				}
 			}
 			r := request(t, nc, subject, body)
 			checkVerdict(t, row.verdict, jsonKey(f), sent, r)

@@ -226,3 +226,22 @@ func TestStreamConsumerLimits(t *testing.T) {
 		t.Fatalf("limits under consumer C: %v, want 10069", err)
 	}
 }
+
+// TestPedanticRefused: evnats has no pedantic mode, so a create asking
+// for one is refused (10157) rather than served without it.
+func TestPedanticRefused(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	r := request(t, nc, "$JS.API.STREAM.CREATE.PD", map[string]any{"name": "PD", "pedantic": true})
+	if r.Error == nil || r.Error.ErrCode != 10157 {
+		t.Fatalf("pedantic stream create: %+v", r)
+	}
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "PD"}); err != nil {
+		t.Fatal(err)
+	}
+	r = request(t, nc, "$JS.API.CONSUMER.CREATE.PD.C", map[string]any{"stream_name": "PD", "pedantic": true,
+		"config": map[string]any{"durable_name": "C", "ack_policy": "explicit"}})
+	if r.Error == nil || r.Error.ErrCode != 10157 {
+		t.Fatalf("pedantic consumer create: %+v", r)
+	}
+}

@@ -113,9 +113,13 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	}
 	cfg := req.Config
 	var raw struct {
-		Config json.RawMessage `json:"config"`
+		Config   json.RawMessage `json:"config"`
+		Pedantic bool            `json:"pedantic"`
 	}
 	_ = json.Unmarshal(body, &raw) // decoded above: it is valid JSON
+	if raw.Pedantic {
+		return m.fail(typ, errNoPedantic())
+	}
 	if k := unsupportedField(raw.Config, consumerFields); k != "" {
 		return m.fail(typ, refuseConsumerField(k, cfg.DeliverSubject != ""))
 	}

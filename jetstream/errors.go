@@ -88,6 +88,7 @@ var (
 	errInactiveOver      = errDef{400, 10153, "consumer inactive threshold exceeds system limit of {limit}"}
 	errConsumerStore     = errDef{500, 10104, "error creating store for consumer: {err}"}
 	errFCNeedsHeartbeat  = errDef{400, 10108, "consumer with flow control also needs heartbeats"}
+	errPedantic          = errDef{400, 10157, "pedantic mode: {err}"}
 	errSealed            = errDef{400, 10109, "invalid operation on sealed stream"}
 	errConsumerReplicas  = errDef{400, 10126, "consumer config replica count exceeds parent stream"}
 	errRequiredLevel     = errDef{412, 10185, "JetStream minimum api level required: {field} needs api level {level}, this server has {have}"}

@@ -117,8 +117,16 @@ func isZero(x any) bool {
 	return false
 }
 
+// errNoPedantic refuses a request's "pedantic": true: evnats adjusts
+// configs (defaults, sealing) as nats-server does outside pedantic mode and
+// has no mode that refuses instead.
+func errNoPedantic() *APIError { return newErr(errPedantic, "err", "not supported by this server") }
+
 // refuseStreamField is the error for a stream config field evnats lacks.
 func refuseStreamField(key string) *APIError {
+	if key == "pedantic" { // the create request's flag, beside the config's fields
+		return errNoPedantic()
+	}
 	if e := levelTooLow(key); e != nil {
 		return e
 	}

@@ -95,6 +95,10 @@ func infoScenario(t *testing.T, url string) (account, stream, pull, push map[str
 	if _, err := sub.NextMsg(5 * time.Second); err != nil { // the one message left
 		t.Fatal(err)
 	}
+	// The push consumer paused till a fixed time, for paused and pause_until.
+	if _, err := js.PauseConsumer(ctx(t), "ORDERS", "P", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
 	// An API error, for api.errors.
 	if _, err := js.Stream(ctx(t), "MISSING"); err == nil {
 		t.Fatal("missing stream found")
@@ -179,7 +183,7 @@ func TestInfoDifferential(t *testing.T) {
 	var diffs []string
 	jsonDiff("account", wantAcc, gotAcc, []string{".memory", ".storage", ".api.level"}, &diffs)
 	skip := []string{".created", ".ts", ".first_ts", ".last_ts", ".last_active", ".config.metadata", ".state.bytes",
-		".cluster.leader", ".config.allow_msg_ttl"}
+		".cluster.leader", ".config.allow_msg_ttl", ".pause_remaining"}
 	jsonDiff("stream", wantSt, gotSt, skip, &diffs)
 	jsonDiff("pull consumer", wantC, gotC, skip, &diffs)
 	jsonDiff("push consumer", wantP, gotP, skip, &diffs)
@@ -191,6 +195,7 @@ func TestInfoDifferential(t *testing.T) {
 		bothHave(t, "push consumer", wantP, gotP, p...)
 	}
 	bothHave(t, "stream", wantSt, gotSt, "cluster", "leader")
+	bothHave(t, "push consumer", wantP, gotP, "pause_remaining")
 	if l, _ := gotAcc["api"].(map[string]any)["level"].(float64); l != 0 {
 		t.Errorf("api.level %v, want 0: evnats has no level 1 features", l)
 	}

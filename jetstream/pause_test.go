@@ -87,3 +87,51 @@ func TestConsumerPause(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRestartKeepsPauseSealAndFirstSeq: a paused durable consumer stays
+// paused, a sealed stream sealed, and first_seq holds across a restart.
+func TestRestartKeepsPauseSealAndFirstSeq(t *testing.T) {
+	dir := t.TempDir()
+	s := startJS(t, loop.Options{StoreDir: dir})
+	_, js := connectJS(t, s)
+	cfg := jetstream.StreamConfig{Name: "RS", Subjects: []string{"rs.>"}, FirstSeq: 42}
+	st, err := js.CreateStream(ctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "C", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx(t), "rs.a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PauseConsumer(ctx(t), "RS", "C", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown()
+
+	s2 := startJS(t, loop.Options{StoreDir: dir})
+	_, js2 := connectJS(t, s2)
+	st2, err := js2.Stream(ctx(t), "RS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st2.CachedInfo()
+	if !info.Config.Sealed || info.Config.FirstSeq != 42 || info.State.FirstSeq != 42 {
+		t.Fatalf("after restart: sealed %v, first_seq %d, state first %d", info.Config.Sealed, info.Config.FirstSeq, info.State.FirstSeq)
+	}
+	c, err := st2.Consumer(ctx(t), "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci := c.CachedInfo(); !ci.Paused {
+		t.Fatalf("consumer not paused after restart: %+v", ci)
+	}
+	if n := fetchN(t, c, 1, 300*time.Millisecond); n != 0 {
+		t.Fatalf("paused consumer delivered %d after restart", n)
+	}
+}

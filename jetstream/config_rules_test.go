@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -243,5 +244,50 @@ func TestPedanticRefused(t *testing.T) {
 		"config": map[string]any{"durable_name": "C", "ack_policy": "explicit"}})
 	if r.Error == nil || r.Error.ErrCode != 10157 {
 		t.Fatalf("pedantic consumer create: %+v", r)
+	}
+}
+
+// TestDeliverGroup: a push consumer with a deliver group hands each
+// message to one member of the queue group on its deliver subject.
+func TestDeliverGroup(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	st, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "DG", Subjects: []string{"dg.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 100)
+	for range 2 {
+		if _, err := nc.QueueSubscribe("out.dg", "workers", func(m *nats.Msg) {
+			got <- string(m.Data)
+			_ = m.Ack()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "G", DeliverSubject: "out.dg", DeliverGroup: "workers", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		if _, err := js.Publish(ctx(t), "dg.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	timeout := time.After(5 * time.Second)
+	for len(seen) < n {
+		select {
+		case d := <-got:
+			if seen[d] {
+				t.Fatalf("message %s delivered to two members", d)
+			}
+			seen[d] = true
+		case <-timeout:
+			t.Fatalf("got %d of %d", len(seen), n)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -267,4 +268,71 @@ func sameState(got, want, acked metaModel) bool {
 		}
 	}
 	return true
+}
+
+// TestRecoveryCopesWithLeftovers starts on every state an interrupted
+// metadata write or delete leaves on disk: a torn meta.json.tmp beside a
+// stream's and a consumer's config, a stream directory with messages but no
+// config (a create never acknowledged, or a delete cut short), a config
+// without message files, a full trash. The server starts, keeps what has a
+// config, clears the temp files and the trash, and a stream created under
+// the leftover directory's name starts empty.
+func TestRecoveryCopesWithLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s, _, js := storeServer(t, loop.IOGoroutine, dir)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Description: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(c, "s", []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(c, "S", jetstream.ConsumerConfig{Durable: "D", Description: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "V", Subjects: []string{"v"}, Description: "no data"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown()
+	streams := filepath.Join(dir, "jetstream", "$G", "streams")
+	torn := []byte(`{"config":{"name":"S","subj`)
+	writeFile(t, filepath.Join(streams, "S", "meta.json.tmp"), torn)
+	writeFile(t, filepath.Join(streams, "S", "obs", "D", "meta.json.tmp"), torn)
+	copyFile(t, filepath.Join(streams, "S", "msgs", "00000001.blk"), filepath.Join(streams, "U", "msgs", "00000001.blk"))
+	writeFile(t, filepath.Join(streams, "U", "meta.json.tmp"), []byte(`{"config":{"name":"U","subjects":["u"],"storage":"file"}}`))
+	if err := os.RemoveAll(filepath.Join(streams, "V", "msgs")); err != nil {
+		t.Fatal(err)
+	}
+	trash := filepath.Join(dir, "jetstream", "$G", "trash")
+	copyFile(t, filepath.Join(streams, "S", "meta.json"), filepath.Join(trash, "1-1", "meta.json"))
+
+	_, _, js = storeServer(t, loop.IOGoroutine, dir)
+	got := observe(t, js)
+	want := metaModel{"S": streamSig("kept", -1), "#S": "1", "S/D": "kept", "V": streamSig("no data", -1)}
+	if !sameState(got, want, want) {
+		t.Fatalf("after restart %v, want %v", got, want)
+	}
+	for _, p := range []string{filepath.Join(streams, "S", "meta.json.tmp"), filepath.Join(streams, "S", "obs", "D", "meta.json.tmp"),
+		filepath.Join(trash, "1-1")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after recovery: %v", p, err)
+		}
+	}
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "U", Subjects: []string{"u"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := st.Info(c); info.State.Msgs != 0 {
+		t.Fatalf("stream U created over a leftover directory has %d messages", info.State.Msgs)
+	}
+}
+
+func writeFile(t *testing.T, name string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

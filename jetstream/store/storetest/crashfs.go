@@ -173,11 +173,12 @@ func (fs *CrashFS) parent(path string) (*node, string) {
 func (fs *CrashFS) MkdirAll(dir string) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	n := fs.root
+	n, path := fs.root, "/"
 	for _, e := range split(dir) {
+		path = filepath.Join(path, e)
 		c := n.live[e]
 		if c == nil {
-			if err := fs.change("mkdir", dir); err != nil {
+			if err := fs.change("mkdir", path); err != nil {
 				return err
 			}
 			c = newDir()

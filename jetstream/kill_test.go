@@ -226,7 +226,7 @@ func TestStreamDefinitionsSurviveKill9(t *testing.T) {
 	c := ctx(t)
 
 	var mu sync.Mutex
-	want := map[string]string{} // acknowledged: stream or stream/consumer -> description; "" deleted
+	want := map[string]string{}   // acknowledged: stream or stream/consumer -> description; "" deleted
 	deleting := map[string]bool{} // streams whose delete was sent
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {

@@ -253,6 +253,9 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 	st.recovering = true
 	defer func() { st.recovering = false }()
 	for _, name := range names {
+		if !validName(name) {
+			continue // not a directory this store made
+		}
 		dir := filepath.Join(obs, name)
 		_ = m.cfg.FS.Remove(filepath.Join(dir, "meta.json"+store.TempSuffix))
 		b, err := m.cfg.FS.ReadFile(filepath.Join(dir, "meta.json"))
@@ -263,7 +266,7 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return err
 		}
-		if meta.Config.Durable != name || !validName(name) {
+		if meta.Config.Durable != name {
 			m.logf("jetstream: stream %s: skipping consumer directory %s: its meta.json names %q", st.cfg.Name, name, meta.Config.Durable)
 			continue
 		}

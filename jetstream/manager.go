@@ -427,6 +427,10 @@ func (m *Manager) recover() error {
 	m.recovering = true
 	defer func() { m.recovering = false }()
 	for _, name := range names {
+		if !validName(name) {
+			m.logf("jetstream: skipping %s: not a stream name", name)
+			continue
+		}
 		dir := filepath.Join(m.streamsDir, name)
 		_ = fs.Remove(filepath.Join(dir, "meta.json"+store.TempSuffix)) // never renamed: not acknowledged
 		b, err := fs.ReadFile(filepath.Join(dir, "meta.json"))
@@ -437,7 +441,7 @@ func (m *Manager) recover() error {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return fmt.Errorf("jetstream: stream %s: %w", name, err)
 		}
-		if meta.Config.Name != name || !validName(name) {
+		if meta.Config.Name != name {
 			// Not a directory this store made for that stream: a config
 			// written there by other means must not become a stream.
 			m.logf("jetstream: skipping %s: its meta.json names stream %q", name, meta.Config.Name)

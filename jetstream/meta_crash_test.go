@@ -336,3 +336,35 @@ func writeFile(t *testing.T, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeletesStayInsideTheStore: the longest names a client may use are
+// created and deleted through the trash (whose entries are numbers, never
+// names) and leave nothing behind, inside the store or outside.
+func TestDeletesStayInsideTheStore(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "store")
+	_, _, js := storeServer(t, loop.IOGoroutine, dir)
+	c := ctx(t)
+	long := strings.Repeat("é", 127) + "x" // 255 bytes
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: long, Subjects: []string{"l"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{long, "D"} {
+		if _, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DeleteConsumer(c, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(c, long); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"streams", "trash"} {
+		if names, err := os.ReadDir(filepath.Join(dir, "jetstream", "$G", sub)); err != nil || len(names) != 0 {
+			t.Fatalf("%s after the deletes: %v %v", sub, names, err)
+		}
+	}
+	onlyStore(t, root)
+}

@@ -414,9 +414,12 @@ func (m *Manager) recover() error {
 	if err := fs.RemoveAll(m.trashDir); err != nil {
 		m.logf("jetstream: emptying %s: %v", m.trashDir, err)
 	}
-	if err := store.MkdirDurable(fs, m.streamsDir, filepath.Dir(filepath.Clean(m.cfg.StoreDir))); err != nil {
+	if err := store.MkdirDurable(fs, m.streamsDir, m.cfg.StoreDir); err != nil {
 		return err
 	}
+	// The store directory's own entry, for a store created just now; its
+	// parent is not ours and may not be readable, so this is best effort.
+	_ = fs.SyncDir(filepath.Dir(filepath.Clean(m.cfg.StoreDir)))
 	if err := store.MkdirDurable(fs, m.trashDir, m.cfg.StoreDir); err != nil {
 		return err
 	}

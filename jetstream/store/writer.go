@@ -133,7 +133,7 @@ func (w *Writer) forgetPrefix(prefix string) {
 		}
 	}
 	for dir := range w.newDirs {
-		if strings.HasPrefix(dir, prefix) {
+		if dir == prefix || strings.HasPrefix(dir, prefix+string(filepath.Separator)) {
 			delete(w.newDirs, dir)
 		}
 	}

@@ -389,8 +389,10 @@ func (m *Manager) saveMeta(st *stream) error {
 	if err != nil {
 		return err
 	}
-	if err := store.MkdirDurable(m.cfg.FS, dir, m.streamsDir); err != nil {
-		return err
+	if _, err := m.cfg.FS.ReadDir(dir); err != nil { // a memory stream's first config
+		if err := store.MkdirDurable(m.cfg.FS, dir, m.streamsDir); err != nil {
+			return err
+		}
 	}
 	b, _ := json.MarshalIndent(streamMeta{st.cfg, st.created}, "", "  ")
 	return store.WriteFileDurable(m.cfg.FS, dir, "meta.json", b)

@@ -125,8 +125,7 @@ func (w *Writer) barrier(forget string) {
 func (w *Writer) forgetPrefix(prefix string) {
 	for name, f := range w.files {
 		if strings.HasPrefix(name, prefix) {
-			_ = f.Sync()
-			_ = f.Close()
+			_ = f.Close() // no sync: its contents are about to be deleted
 			delete(w.files, name)
 			delete(w.dirty, name)
 			delete(w.broken, name)

@@ -55,6 +55,7 @@ func TestAckedMessagesSurviveKill9(t *testing.T) {
 			_ = p.Process.Signal(syscall.SIGKILL) // mid-stream, acks in flight
 		}
 	}
+	_ = p.Process.Signal(syscall.SIGKILL) // also when publishing stalled before 15000
 	_, _ = p.Process.Wait()
 	nc.Close()
 	time.Sleep(100 * time.Millisecond) // let the ack goroutines record what arrived
@@ -71,6 +72,7 @@ func TestAckedMessagesSurviveKill9(t *testing.T) {
 	}
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
+	c = ctx(t) // the checks get their own time: thousands of requests, slow under -race on a loaded host
 	st, err := js2.Stream(c, "K")
 	if err != nil {
 		t.Fatal(err)

@@ -72,7 +72,6 @@ func TestAckedMessagesSurviveKill9(t *testing.T) {
 	}
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
-	c = ctx(t) // the checks get their own time: thousands of requests, slow under -race on a loaded host
 	st, err := js2.Stream(c, "K")
 	if err != nil {
 		t.Fatal(err)

@@ -83,3 +83,36 @@ func TestReportRendersEveryRow(t *testing.T) {
 		t.Errorf("svg:\n%s", svg)
 	}
 }
+
+// TestConsumerRowsMeasureNoWait runs each JetStream consumer row over a
+// message count that is not a multiple of any batch size: the timed window
+// must hold the deliveries only, never a fetch left waiting out its expiry
+// for messages the stream does not have (which made every server read
+// ~395 msgs/s in bench-quick).
+func TestConsumerRowsMeasureNoWait(t *testing.T) {
+	s := looptest.Start(t, loop.Options{Loops: 2, JetStream: true})
+	const n = 1100
+	const idle = 5 * time.Second // the expiry the rows give a fetch
+	if fetchSize(100) != 100 || fetchSize(1000) != 256 {
+		t.Fatalf("fetchSize asks for more than remains: %d, %d", fetchSize(100), fetchSize(1000))
+	}
+	found := 0
+	for _, r := range rows {
+		if r.Consume == "" {
+			continue
+		}
+		found++
+		t.Run(r.Name, func(t *testing.T) {
+			w := &window{}
+			if _, err := runRow(r, target{URL: s.ClientURL()}, w, n); err != nil {
+				t.Fatal(err)
+			}
+			if d := w.end.Sub(w.start); d <= 0 || d >= idle/2 {
+				t.Fatalf("timed window %v for %d messages: it holds an idle wait", d, n)
+			}
+		})
+	}
+	if found < 3 {
+		t.Fatalf("%d consumer rows, want ordered, consume and fetch", found)
+	}
+}

@@ -48,7 +48,7 @@ type row struct {
 	ReqRep  bool
 	JS      string // "memory" or "file": a JetStream publish row
 	Async   bool   // JetStream: pipelined publishes
-	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
+	Consume string // JetStream: "ordered", "consume" or "fetch" reads a prefilled stream
 	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
 	Stalled bool   // core: a raw subscriber on the subject never reads
 	TLS     bool   // clients connect with TLS (tls:// and the bench CA)
@@ -80,6 +80,7 @@ var rows = []row{
 	{Name: "JetStream sync publish 16B memory", Payload: 16, N: 20_000, Kind: "js", JS: "memory"},
 	{Name: "JetStream async publish 128B file", Payload: 128, N: 200_000, Kind: "js", JS: "file", Async: true},
 	{Name: "JetStream ordered consumer 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "ordered"},
+	{Name: "JetStream durable consume 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "consume"},
 	{Name: "JetStream durable fetch 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "fetch"},
 	{Name: "MQTT pub/sub 128B QoS 0", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "qos0"},
 	{Name: "MQTT pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "qos1"},

@@ -156,7 +156,10 @@ func prepareNatscli(rs []row, flagValue, binDir string, noBuild bool) []row {
 		natscliBin, err = buildNatscli(binDir)
 	}
 	if err == nil {
-		return rs
+		// absolute: natscli runs in the temporary directory
+		if natscliBin, err = filepath.Abs(natscliBin); err == nil {
+			return rs
+		}
 	}
 	keep, note := withoutNatscli(rs, err)
 	progress("%s", note)

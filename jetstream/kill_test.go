@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -70,17 +71,21 @@ func TestAckedMessagesSurviveKill9(t *testing.T) {
 	}
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
-	st, err := js2.Stream(c, "K")
+	// Its own deadline: one get per acked message (up to 15,000) outlasts
+	// the publish phase's context under -race on a loaded machine.
+	vc, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := js2.Stream(vc, "K")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for seq, data := range acked {
-		m, err := st.GetMsg(c, seq)
+		m, err := st.GetMsg(vc, seq)
 		if err != nil || string(m.Data) != data {
 			t.Fatalf("acked message %d lost after kill -9: %v", seq, err)
 		}
 	}
-	info, _ := st.Info(c)
+	info, _ := st.Info(vc)
 	t.Logf("%d acked before SIGKILL; %d stored after restart", len(acked), info.State.Msgs)
 }
 

@@ -54,6 +54,7 @@ type Config struct {
 	MaxStore   int64
 	MaxStreams int
 	FS         store.FS // default store.OSFS
+	ServerName string   // shown as every stream's leader in stream info
 	// Errorf logs a server-side error (a handler's panic, a skipped
 	// directory on recovery); nil discards.
 	Errorf func(format string, args ...any)
@@ -195,7 +196,7 @@ func (m *Manager) tick(now time.Time) {
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
-			if c.cfg.InactiveThreshold > 0 && len(c.waiting) == 0 && now.Sub(c.active) > c.cfg.InactiveThreshold && c.cfg.Durable == "" {
+			if m.inactive(c, now) {
 				m.deleteConsumer(c)
 				continue
 			}
@@ -227,11 +228,13 @@ func (m *Manager) handle(r *request) {
 		}
 		return
 	}
-	m.apiTotal++
 	if h := testHook.Load(); h != nil {
 		(*h)(r.subject)
 	}
 	resp := m.api(r)
+	if resp != nil {
+		m.apiTotal++ // as nats-server: answered requests, counted after the answer (pulls and direct gets are not)
+	}
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)
 	}

@@ -79,7 +79,7 @@ func withoutNatscli(rs []row, why error) ([]row, string) {
 // window (filling the stream or bucket), Measure inside it; "N" in either
 // stands for the row's message count.
 type natscliRow struct {
-	Setup   []string
+	Setup   [][]string
 	Measure []string
 }
 
@@ -92,8 +92,8 @@ func runNatscli(r row, url string, w *window, n int) (sample, error) {
 	}
 	defer cleanNatscli(url)
 	cleanNatscli(url) // a shared server (-url, tests) may hold a previous row's stream
-	if r.CLI.Setup != nil {
-		if _, err := natscli(url, r.CLI.Setup, n, r.Payload); err != nil {
+	for _, args := range r.CLI.Setup {
+		if _, err := natscli(url, args, n, r.Payload); err != nil {
 			return sample{}, fmt.Errorf("setup: %w", err)
 		}
 	}

@@ -96,9 +96,11 @@ var rows = []row{
 	{Name: "JetStream durable consume 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "consume"},
 	{Name: "JetStream durable fetch 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "fetch"},
 	{Name: "natscli js pub sync 16B memory", Payload: 16, N: 20_000, Kind: "natscli", JS: "memory", CLI: &natscliRow{
-		Measure: []string{"bench", "js", "--no-progress", "pub", "sync", "bench.js", "--create", "--storage", "memory", "--msgs", "N", "--size", "SIZE"}}},
+		Setup:   [][]string{natscliStream("memory")},
+		Measure: []string{"bench", "js", "--no-progress", "pub", "sync", "bench.js", "--msgs", "N", "--size", "SIZE"}}},
 	{Name: "natscli js pub async 128B file", Payload: 128, N: 200_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
-		Measure: []string{"bench", "js", "--no-progress", "pub", "async", "bench.js", "--create", "--storage", "file", "--msgs", "N", "--size", "SIZE"}}},
+		Setup:   [][]string{natscliStream("file")},
+		Measure: []string{"bench", "js", "--no-progress", "pub", "async", "bench.js", "--msgs", "N", "--size", "SIZE"}}},
 	{Name: "natscli js ordered 128B file", Payload: 128, N: 100_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
 		Setup:   natscliFill,
 		Measure: []string{"bench", "js", "--no-progress", "ordered", "--msgs", "N", "--size", "SIZE"}}},
@@ -111,7 +113,7 @@ var rows = []row{
 	{Name: "natscli kv put 128B file", Payload: 128, N: 20_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
 		Measure: []string{"bench", "kv", "--no-progress", "put", "--msgs", "N", "--size", "SIZE"}}},
 	{Name: "natscli kv get 128B file", Payload: 128, N: 20_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
-		Setup:   []string{"bench", "kv", "--no-progress", "put", "--msgs", "N", "--size", "SIZE"},
+		Setup:   [][]string{{"bench", "kv", "--no-progress", "put", "--msgs", "N", "--size", "SIZE"}},
 		Measure: []string{"bench", "kv", "--no-progress", "get", "--msgs", "N", "--size", "SIZE"}}},
 	{Name: "MQTT pub/sub 128B QoS 0", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "qos0"},
 	{Name: "MQTT pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "qos1"},
@@ -119,8 +121,17 @@ var rows = []row{
 	{Name: "MQTT session setup QoS 1", N: 10_000, Kind: "mqtt", MQTT: "sessions"},
 }
 
-// natscliFill publishes a consumer row's messages before its window.
-var natscliFill = []string{"bench", "js", "--no-progress", "pub", "async", "bench.js", "--create", "--storage", "file", "--msgs", "N", "--size", "SIZE"}
+// natscliStream creates natscli's bench stream with `nats stream add`, as
+// a user would before `nats bench js pub` without --create: natscli
+// v0.5.0's --create asks for fast batch publishing (allow_batched), which
+// evnats refuses as a feature it lacks.
+func natscliStream(storage string) []string {
+	return []string{"stream", "add", "benchstream", "--subjects", "bench.js", "--storage", storage, "--defaults"}
+}
+
+// natscliFill creates the stream and publishes a consumer row's messages
+// before its window.
+var natscliFill = [][]string{natscliStream("file"), {"bench", "js", "--no-progress", "pub", "async", "bench.js", "--msgs", "N", "--size", "SIZE"}}
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{}

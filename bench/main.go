@@ -63,10 +63,9 @@ func main() {
 			}
 		}
 	}
-	if *sweep || *sessions != "" || *conns != "" {
-		*cli = "off" // those modes run no natscli row
+	if !*sweep && *sessions == "" && *conns == "" { // those modes run no natscli row
+		selected = prepareNatscli(selected, *cli, *bin, *noBuild)
 	}
-	selected = prepareNatscli(selected, *cli, *bin, *noBuild)
 	if *url != "" {
 		rootCA = *tlsCA
 		runAgainst(*url, *mqttAddr, selected, *scale)

@@ -66,7 +66,8 @@ func (p *chunkPool) put(chunks [][]byte) {
 type outBuf struct {
 	pool   *chunkPool
 	chunks [][]byte
-	size   int
+	head   int // bytes of chunks[0] already written (peek/consume)
+	size   int // bytes pending, head excluded
 	total  int // bytes ever written; total-size-(transport pending) went out
 }
 
@@ -95,6 +96,13 @@ func (o *outBuf) take(dst [][]byte) [][]byte { return o.takeN(dst, maxIovecs) }
 func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
 	n := min(len(o.chunks), max)
 	dst = append(dst, o.chunks[:n]...)
+	if n > 0 && o.head > 0 {
+		// Part written by peek/consume: the rest goes; the chunk, resliced,
+		// is not pooled (rare: a direct write cut short, then a close).
+		dst[len(dst)-n] = o.chunks[0][o.head:]
+		o.size += o.head // subtracted again with the chunk's length below
+		o.head = 0
+	}
 	for _, c := range o.chunks[:n] {
 		o.size -= len(c)
 	}
@@ -104,10 +112,45 @@ func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
 	return dst
 }
 
+// peek is take that leaves the chunks in place, for a write that may take
+// only part of them; consume then drops what was written.
+func (o *outBuf) peek(dst [][]byte) [][]byte {
+	n := min(len(o.chunks), maxIovecs)
+	dst = append(dst, o.chunks[:n]...)
+	if n > 0 {
+		dst[len(dst)-n] = o.chunks[0][o.head:]
+	}
+	return dst
+}
+
+// consume drops the first n pending bytes, which the socket took, handing
+// whole chunks back to the pool.
+func (o *outBuf) consume(n int) {
+	o.size -= n
+	done := 0
+	for done < len(o.chunks) {
+		left := len(o.chunks[done]) - o.head
+		if n < left {
+			o.head += n
+			break
+		}
+		n -= left
+		o.head = 0
+		done++
+	}
+	if done > 0 {
+		o.pool.put(o.chunks[:done])
+		rest := copy(o.chunks, o.chunks[done:])
+		clear(o.chunks[rest:])
+		o.chunks = o.chunks[:rest]
+	}
+}
+
 // reset drops everything pending.
 func (o *outBuf) reset() {
 	o.pool.put(o.chunks)
 	clear(o.chunks)
 	o.chunks = o.chunks[:0]
 	o.size = 0
+	o.head = 0
 }

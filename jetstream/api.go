@@ -49,7 +49,23 @@ type StreamConfig struct {
 	Metadata          map[string]string `json:"metadata,omitempty"`
 	Compression       string            `json:"compression,omitempty"`
 	FirstSeq          uint64            `json:"first_seq,omitempty"`
-	AllowMsgTTL       bool              `json:"allow_msg_ttl,omitempty"`
+	Placement         *Placement        `json:"placement,omitempty"`
+	ConsumerLimits    ConsumerLimits    `json:"consumer_limits"`
+}
+
+// ConsumerLimits are a stream's defaults and ceilings for its consumers'
+// inactive_threshold and max_ack_pending; zero: none.
+type ConsumerLimits struct {
+	InactiveThreshold time.Duration `json:"inactive_threshold,omitempty"`
+	MaxAckPending     int           `json:"max_ack_pending,omitempty"`
+}
+
+// Placement asks for a cluster and server tags. A single server is every
+// placement that names no other cluster; tags are echoed, not matched.
+type Placement struct {
+	Cluster   string   `json:"cluster,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Preferred string   `json:"preferred,omitempty"`
 }
 
 // StreamState is the state part of StreamInfo.
@@ -70,7 +86,13 @@ type StreamInfo struct {
 	Config  StreamConfig `json:"config"`
 	Created time.Time    `json:"created"`
 	State   StreamState  `json:"state"`
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
 	TS      time.Time    `json:"ts"`
+}
+
+// ClusterInfo names a stream's leader: on a single server, the server.
+type ClusterInfo struct {
+	Leader string `json:"leader,omitempty"`
 }
 
 type apiResponse struct {
@@ -84,22 +106,41 @@ type streamInfoResponse struct {
 	DidCreate bool `json:"did_create,omitempty"`
 }
 
+// streamInfoPaged is STREAM.INFO's answer, which pages the subject and
+// deleted-sequence details; evnats sends neither, so the page is empty.
+type streamInfoPaged struct {
+	apiResponse
+	Total  int `json:"total"`
+	Offset int `json:"offset"`
+	Limit  int `json:"limit"`
+	*StreamInfo
+}
+
+// accountInfoResponse is shaped as nats-server's for an account whose
+// limits are in the default tier, as the one account here is: usage and
+// limits at the top, no "tiers" object.
 type accountInfoResponse struct {
 	apiResponse
-	Memory    uint64        `json:"memory"`
-	Storage   uint64        `json:"storage"`
-	Streams   int           `json:"streams"`
-	Consumers int           `json:"consumers"`
-	Limits    accountLimits `json:"limits"`
-	API       apiStats      `json:"api"`
-	Domain    string        `json:"domain,omitempty"`
+	Memory         uint64        `json:"memory"`
+	Storage        uint64        `json:"storage"`
+	ReservedMemory uint64        `json:"reserved_memory"`
+	ReservedStore  uint64        `json:"reserved_storage"`
+	Streams        int           `json:"streams"`
+	Consumers      int           `json:"consumers"`
+	Limits         accountLimits `json:"limits"`
+	Domain         string        `json:"domain,omitempty"`
+	API            apiStats      `json:"api"`
 }
 
 type accountLimits struct {
-	MaxMemory    int64 `json:"max_memory"`
-	MaxStorage   int64 `json:"max_storage"`
-	MaxStreams   int   `json:"max_streams"`
-	MaxConsumers int   `json:"max_consumers"`
+	MaxMemory            int64 `json:"max_memory"`
+	MaxStorage           int64 `json:"max_storage"`
+	MaxStreams           int   `json:"max_streams"`
+	MaxConsumers         int   `json:"max_consumers"`
+	MaxAckPending        int   `json:"max_ack_pending"`
+	MemoryMaxStreamBytes int64 `json:"memory_max_stream_bytes"`
+	StoreMaxStreamBytes  int64 `json:"storage_max_stream_bytes"`
+	MaxBytesRequired     bool  `json:"max_bytes_required"`
 }
 
 type apiStats struct {

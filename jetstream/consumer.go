@@ -53,6 +53,7 @@ type ConsumerConfig struct {
 	FlowControl       bool              `json:"flow_control,omitempty"`
 	Heartbeat         time.Duration     `json:"idle_heartbeat,omitempty"`
 	Metadata          map[string]string `json:"metadata,omitempty"`
+	PauseUntil        *time.Time        `json:"pause_until,omitempty"`
 }
 
 // SequenceInfo is a consumer/stream sequence pair.
@@ -74,6 +75,8 @@ type ConsumerInfo struct {
 	NumRedelivered int            `json:"num_redelivered"`
 	NumWaiting     int            `json:"num_waiting"`
 	NumPending     uint64         `json:"num_pending"`
+	Paused         bool           `json:"paused,omitempty"`
+	PauseRemaining time.Duration  `json:"pause_remaining,omitempty"`
 	TS             time.Time      `json:"ts"`
 }
 
@@ -98,6 +101,10 @@ type consumer struct {
 	active   time.Time      // last pull request or ack, for the inactive threshold
 	sinceFC  int            // push with flow control: deliveries since the last request
 	log      *consumerLog   // durable consumers of file streams; nil otherwise
+
+	// For info's last_active: the last delivery, and the last ack that
+	// settled a message. In memory only: zero (not shown) after a restart.
+	lastDelivered, lastAcked time.Time
 
 	// A push consumer stops delivering while its destination is over its
 	// high-water mark (held) until the server calls resume, which queues
@@ -171,6 +178,28 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.ReplayPolicy == "" {
 		cfg.ReplayPolicy = "instant"
 	}
+	switch cfg.ReplayPolicy {
+	case "instant":
+	case "original": // pacing by the stored gaps is not implemented
+		return bad("replay policy \"original\" is not supported by this server")
+	default:
+		return bad("invalid replay policy " + strconv.Quote(cfg.ReplayPolicy))
+	}
+	if cfg.Replicas > 1 { // every stream here has one replica
+		return newErr(errConsumerReplicas)
+	}
+	if cfg.DeliverSubject == "" && cfg.Heartbeat > 0 {
+		return newErr(errHBRequiresPush)
+	}
+	if cfg.DeliverSubject == "" && cfg.FlowControl {
+		return newErr(errFCRequiresPush)
+	}
+	if cfg.FlowControl && cfg.Heartbeat <= 0 {
+		return newErr(errFCNeedsHeartbeat)
+	}
+	if cfg.DeliverSubject != "" && cfg.MaxWaiting != 0 {
+		return newErr(errPushMaxWaiting)
+	}
 	if cfg.AckWait == 0 {
 		cfg.AckWait = defaultAckWait
 	}
@@ -180,7 +209,7 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = -1
 	}
-	if cfg.MaxWaiting == 0 {
+	if cfg.MaxWaiting == 0 && cfg.DeliverSubject == "" {
 		cfg.MaxWaiting = defaultMaxWaiting
 	}
 	if cfg.MaxAckPending == 0 && cfg.AckPolicy != "none" {
@@ -311,7 +340,7 @@ func (c *consumer) numPending() uint64 {
 // pump delivers to waiting requests while there are messages and room, and
 // the destination takes more (a held push consumer waits for resume).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 && !c.held {
+	for len(c.waiting) > 0 && !c.held && !c.paused(now) {
 		if c.push() && !m.host.Interest(c.waiting[0].reply) {
 			break // nobody subscribes yet: the tick tries again
 		}
@@ -365,6 +394,7 @@ func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
 
 func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) {
 	c.dseq++
+	c.lastDelivered = now
 	deliveries := 1
 	if p := c.pending[msg.Seq]; p != nil {
 		p.deliveries++
@@ -376,6 +406,7 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	}
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
+		c.lastAcked = now
 		defer c.st.dropIfUninterested(msg.Seq) // after the delivery has used the message
 	}
 	if redelivery && deliveries == 2 {
@@ -521,6 +552,7 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 		// below it costs neither a scan of pending nor a log record
 		if p != nil || (c.cfg.AckPolicy == "all" && sseq > c.ackFloor.Stream && sseq < c.next) {
 			c.applyAck(sseq)
+			c.lastAcked = now
 			c.logAck(sseq, confirmed)
 			confirmed = nil
 		}
@@ -641,15 +673,59 @@ func (c *consumer) advanceAckFloor() {
 }
 
 func (c *consumer) info(now time.Time) *ConsumerInfo {
-	return &ConsumerInfo{
+	waiting := len(c.waiting)
+	if c.push() {
+		waiting = 0 // the endless request to the deliver subject is no client's pull
+	}
+	ackFloor := c.ackFloor
+	ackFloor.Last = lastActive(c.lastAcked)
+	info := &ConsumerInfo{
 		Stream: c.st.cfg.Name, Name: c.name, Created: c.created, Config: c.cfg, TS: now,
-		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1},
-		AckFloor:       c.ackFloor,
+		Delivered:      SequenceInfo{Consumer: c.dseq, Stream: c.next - 1, Last: lastActive(c.lastDelivered)},
+		AckFloor:       ackFloor,
 		NumAckPending:  len(c.pending),
 		NumRedelivered: c.redelivN,
-		NumWaiting:     len(c.waiting),
+		NumWaiting:     waiting,
 		NumPending:     c.numPending(),
 	}
+	if info.Paused = c.paused(now); info.Paused {
+		info.PauseRemaining = c.cfg.PauseUntil.Sub(now)
+	}
+	return info
+}
+
+// paused reports whether c is paused at now: it delivers nothing until its
+// pause_until passes, when the next tick resumes it. Requests still queue,
+// expire and get heartbeats.
+func (c *consumer) paused(now time.Time) bool {
+	return c.cfg.PauseUntil != nil && now.Before(*c.cfg.PauseUntil)
+}
+
+// inactive reports whether c has been idle past its inactive threshold and
+// should go, durable or not (as nats-server since 2.9): a pull consumer with
+// no waiting request, pull or ack for that long; a push consumer with no
+// subscriber on its deliver subject for that long.
+func (m *Manager) inactive(c *consumer, now time.Time) bool {
+	if c.cfg.InactiveThreshold <= 0 {
+		return false
+	}
+	if c.push() {
+		if m.host.Interest(c.cfg.DeliverSubject) {
+			c.active = now
+		}
+	} else if len(c.waiting) > 0 {
+		return false
+	}
+	return now.Sub(c.active) > c.cfg.InactiveThreshold
+}
+
+// lastActive is a last_active value: absent until something happened.
+func lastActive(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // appendHeader adds one header to a NATS/1.0 header block.

@@ -18,6 +18,7 @@ const (
 	typeConsumerDelete = "io.nats.jetstream.api.v1.consumer_delete_response"
 	typeConsumerNames  = "io.nats.jetstream.api.v1.consumer_names_response"
 	typeConsumerList   = "io.nats.jetstream.api.v1.consumer_list_response"
+	typeConsumerPause  = "io.nats.jetstream.api.v1.consumer_pause_response"
 )
 
 type createConsumerRequest struct {
@@ -84,8 +85,12 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		if toks[1] == "INFO" {
 			return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 		}
-		m.deleteConsumer(c)
+		if err := m.deleteConsumer(c); err != nil {
+			return m.fail(typ, newErr(errStreamGeneral, "err", m.publicErr(err)))
+		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
+	case len(toks) == 4 && toks[1] == "PAUSE":
+		return m.consumerPause(toks[2], toks[3], r.data, now)
 	case len(toks) == 3 && (toks[1] == "NAMES" || toks[1] == "LIST"):
 		return m.consumerNames(toks[2], toks[1] == "LIST", r.data, now)
 	}
@@ -109,6 +114,17 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 		return m.fail(typ, newErr(errStreamMismatch))
 	}
 	cfg := req.Config
+	var raw struct {
+		Config   json.RawMessage `json:"config"`
+		Pedantic bool            `json:"pedantic"`
+	}
+	_ = json.Unmarshal(body, &raw) // decoded above: it is valid JSON
+	if raw.Pedantic {
+		return m.fail(typ, errNoPedantic())
+	}
+	if k := unsupportedField(raw.Config, consumerFields); k != "" {
+		return m.fail(typ, refuseConsumerField(k, cfg.DeliverSubject != ""))
+	}
 	if e := consumerName(kind, name, &cfg); e != nil {
 		return m.fail(typ, e)
 	}
@@ -122,7 +138,11 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	if e := checkConsumerLimits(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
+	applyConsumerLimits(st.cfg.ConsumerLimits, &cfg)
 	if e := normalizeConsumer(&cfg); e != nil {
+		return m.fail(typ, e)
+	}
+	if e := overConsumerLimits(st.cfg.ConsumerLimits, cfg); e != nil {
 		return m.fail(typ, e)
 	}
 	if e := deliverCycle(st.cfg.Subjects, cfg.DeliverSubject); e != nil {
@@ -161,10 +181,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	c := m.newConsumer(st, cname, cfg, now, now)
 	c.start()
 	if c.durable() {
-		err := m.openLog(c)
-		if err == nil {
-			c.snapshot() // the starting position
-		} else {
+		if err := m.createLog(c); err != nil {
 			m.deleteConsumer(c)
 			return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 		}
@@ -237,17 +254,20 @@ func randomName() string {
 	return string(b)
 }
 
-func (m *Manager) deleteConsumer(c *consumer) {
+// deleteConsumer removes c; the error says its files could not be removed
+// (it is gone from memory either way).
+func (m *Manager) deleteConsumer(c *consumer) error {
 	if c.unsub != nil {
 		c.unsub()
 	}
-	m.closeLog(c, true)
+	err := m.closeLog(c, true)
 	for _, r := range c.waiting {
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer Deleted\r\n\r\n"), nil)
 	}
 	c.waiting = nil
 	delete(c.st.consumers, c.name)
 	c.st.sweepInterest() // what only this consumer still needed goes now
+	return err
 }
 
 func (m *Manager) consumerNames(streamName string, list bool, body []byte, now time.Time) []byte {
@@ -296,6 +316,10 @@ func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
 		return
 	}
+	if c.push() {
+		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer is push based\r\n\r\n"), nil)
+		return
+	}
 	if m.queuePull(c, r.reply, r.data, now) {
 		m.pump(c, now)
 	}
@@ -321,6 +345,14 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 	nr.Batch = max(nr.Batch, 1)
 	if c.cfg.MaxRequestBatch > 0 && nr.Batch > c.cfg.MaxRequestBatch {
 		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
+		return false
+	}
+	if nr.Expires > 0 && c.cfg.MaxRequestExpires > 0 && nr.Expires > c.cfg.MaxRequestExpires {
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestExpires of "+c.cfg.MaxRequestExpires.String()+"\r\n\r\n"), nil)
+		return false
+	}
+	if nr.MaxBytes > 0 && c.cfg.MaxRequestBytes > 0 && nr.MaxBytes > c.cfg.MaxRequestBytes {
+		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestMaxBytes of "+strconv.Itoa(c.cfg.MaxRequestBytes)+"\r\n\r\n"), nil)
 		return false
 	}
 	if len(c.waiting) >= c.cfg.MaxWaiting {

@@ -31,6 +31,20 @@ type errDef struct {
 // The error table: every API error evnats sends comes from here.
 var (
 	errBadRequest        = errDef{400, 10003, "bad request"}
+	errNoPeers           = errDef{400, 10005, "{err}"}
+	errPushMaxWaiting    = errDef{400, 10080, "consumer in push mode can not set max waiting"}
+	errPullRateLimit     = errDef{400, 10086, "consumer in pull mode can not have rate limit set"}
+	errHBRequiresPush    = errDef{400, 10088, "consumer idle heartbeat requires a push based consumer"}
+	errFCRequiresPush    = errDef{400, 10089, "consumer flow control requires a push based consumer"}
+	errStreamUpdate      = errDef{500, 10069, "{err}"}
+	errMaxAckPendingOver = errDef{400, 10121, "consumer max ack pending exceeds system limit of {limit}"}
+	errInactiveOver      = errDef{400, 10153, "consumer inactive threshold exceeds system limit of {limit}"}
+	errConsumerStore     = errDef{500, 10104, "error creating store for consumer: {err}"}
+	errFCNeedsHeartbeat  = errDef{400, 10108, "consumer with flow control also needs heartbeats"}
+	errPedantic          = errDef{400, 10157, "pedantic mode: {err}"}
+	errSealed            = errDef{400, 10109, "invalid operation on sealed stream"}
+	errConsumerReplicas  = errDef{400, 10126, "consumer config replica count exceeds parent stream"}
+	errRequiredLevel     = errDef{412, 10185, "JetStream minimum api level required: {field} needs api level {level}, this server has {have}"}
 	errConsumerCreate    = errDef{500, 10012, "{err}"}
 	errConsumerNameInUse = errDef{400, 10013, "consumer name already in use"}
 	errConsumerNotFound  = errDef{404, 10014, "consumer not found"}
@@ -78,6 +92,7 @@ var (
 	errRollup            = errDef{500, 10111, "{err}"}
 	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
+	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 )
 
 // newErr fills the definition's placeholders from name/value pairs.

@@ -16,7 +16,6 @@ import (
 const (
 	namesPage = 1024
 	listPage  = 256
-	apiLevel  = 1
 )
 
 // api serves one $JS.API request and returns the JSON reply.
@@ -61,7 +60,7 @@ func (m *Manager) api(r *request) []byte {
 	now := time.Now()
 	switch verb {
 	case "STREAM.INFO":
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: st.info(now)})
+		return mustJSON(streamInfoPaged{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: m.streamInfo(st, now)})
 	case "STREAM.DELETE":
 		if err := m.deleteStream(st); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
@@ -73,6 +72,9 @@ func (m *Manager) api(r *request) []byte {
 			if err := json.Unmarshal(r.data, &req); err != nil {
 				return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 			}
+		}
+		if st.cfg.Sealed {
+			return m.fail(typ, newErr(errSealed))
 		}
 		if st.cfg.DenyPurge {
 			return m.fail(typ, newErr(errStreamPurge, "err", "stream purge not permitted"))
@@ -88,6 +90,9 @@ func (m *Manager) api(r *request) []byte {
 		var req msgDeleteRequest
 		if err := json.Unmarshal(r.data, &req); err != nil {
 			return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
+		}
+		if st.cfg.Sealed {
+			return m.fail(typ, newErr(errSealed))
 		}
 		if st.cfg.DenyDelete {
 			return m.fail(typ, newErr(errMsgDelete, "err", errDeleteDenied.Error()))
@@ -106,20 +111,24 @@ func (m *Manager) fail(typ string, e *APIError) []byte {
 }
 
 func (m *Manager) accountInfo() []byte {
-	var mem, disk uint64
-	for _, st := range m.streams {
-		if st.cfg.Storage == "memory" {
-			mem += st.store.State().Bytes
-		} else {
-			disk += st.store.State().Bytes
-		}
-	}
-	return mustJSON(accountInfoResponse{
-		apiResponse: apiResponse{Type: typeInfo}, Memory: mem, Storage: disk, Streams: len(m.streams),
+	resp := accountInfoResponse{apiResponse: apiResponse{Type: typeInfo}, Streams: len(m.streams),
 		Limits: accountLimits{MaxMemory: orUnlimited(m.cfg.MaxMemory), MaxStorage: orUnlimited(m.cfg.MaxStore),
-			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1},
+			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1, MaxAckPending: -1,
+			MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1},
 		API: apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
-	})
+	}
+	for _, st := range m.streams {
+		used, reserved := &resp.Storage, &resp.ReservedStore
+		if st.cfg.Storage == "memory" {
+			used, reserved = &resp.Memory, &resp.ReservedMemory
+		}
+		*used += st.store.State().Bytes
+		if st.cfg.MaxBytes > 0 { // a stream's max_bytes is reserved for it
+			*reserved += uint64(st.cfg.MaxBytes)
+		}
+		resp.Consumers += len(st.consumers)
+	}
+	return mustJSON(resp)
 }
 
 func orUnlimited(v int64) int64 {
@@ -144,6 +153,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	if cfg.Name != name {
 		return m.fail(typ, newErr(errStreamMismatch))
 	}
+	if k := unsupportedField(body, streamFields); k != "" {
+		return m.fail(typ, refuseStreamField(k))
+	}
 	if e := normalize(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
@@ -156,8 +168,11 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	case update && existing == nil:
 		return m.fail(typ, newErr(errStreamNotFound))
 	case update:
-		if cfg.Storage != existing.cfg.Storage {
-			return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration update can not change storage type"))
+		if e := updateRules(existing.cfg, &cfg); e != nil {
+			return m.fail(typ, e)
+		}
+		if e := limitsViolated(existing, cfg.ConsumerLimits); e != nil {
+			return m.fail(typ, e)
 		}
 		if e := updateFormsCycle(existing, &cfg); e != nil {
 			return m.fail(typ, e)
@@ -168,17 +183,23 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		m.subscribe(existing)
 		existing.enforceLimits("")
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:
 		if !sameJSON(existing.cfg, cfg) {
 			return m.fail(typ, newErr(errStreamNameInUse))
 		}
-		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: existing.info(now)})
+		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
+	}
+	if cfg.Sealed {
+		return m.fail(typ, newErr(errStreamConfig, "err", "stream configuration for create can not be sealed"))
 	}
 	if m.cfg.MaxStreams > 0 && len(m.streams) >= m.cfg.MaxStreams {
 		return m.fail(typ, newErr(errMaxStreams))
 	}
 	st, err := m.addStream(cfg, now)
+	if err == nil && cfg.FirstSeq > 1 {
+		_, err = st.store.Compact(cfg.FirstSeq) // an empty store: the next append gets first_seq
+	}
 	if err == nil {
 		err = m.saveMeta(st)
 	}
@@ -188,7 +209,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 	}
-	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: st.info(now), DidCreate: true})
+	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(st, now), DidCreate: true})
 }
 
 func (m *Manager) streamNames(body []byte) []byte {
@@ -219,7 +240,7 @@ func (m *Manager) streamList(body []byte) []byte {
 	off := pageOffset(req.Offset, len(all))
 	resp := listResponse{apiResponse: apiResponse{Type: typeList}, Total: len(all), Offset: off, Limit: listPage, Streams: []*StreamInfo{}}
 	for _, st := range all[off:min(len(all), off+listPage)] {
-		resp.Streams = append(resp.Streams, st.info(now))
+		resp.Streams = append(resp.Streams, m.streamInfo(st, now))
 	}
 	return mustJSON(resp)
 }
@@ -273,4 +294,13 @@ func (st *stream) lastFor(subject string) (*store.Msg, error) {
 		return nil, store.ErrNotFound
 	}
 	return best, nil
+}
+
+// streamInfo is st's info as the API shows it: this server leads it.
+func (m *Manager) streamInfo(st *stream, now time.Time) *StreamInfo {
+	info := st.info(now)
+	if m.cfg.ServerName != "" {
+		info.Cluster = &ClusterInfo{Leader: m.cfg.ServerName}
+	}
+	return info
 }

@@ -3,7 +3,9 @@ package jetstream
 // Concurrency: pure validation and values; any goroutine, no locks.
 
 import (
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -27,6 +29,9 @@ func streamLimits(cfg *StreamConfig) *APIError {
 	}
 	if cfg.Replicas < 0 {
 		return newErr(errNegativeReplicas)
+	}
+	if cfg.ConsumerLimits.InactiveThreshold < 0 || cfg.ConsumerLimits.MaxAckPending < 0 {
+		return bad("consumer limits can not be negative")
 	}
 	for _, p := range []*int64{&cfg.MaxMsgs, &cfg.MaxBytes, &cfg.MaxMsgsPerSubject} {
 		if *p == 0 || *p < -1 {
@@ -106,4 +111,42 @@ func metadataLen(md map[string]string) int {
 		n += len(k) + len(v)
 	}
 	return n
+}
+
+// applyConsumerLimits fills a consumer's unset inactive_threshold and
+// max_ack_pending from its stream's consumer_limits, before the defaults.
+func applyConsumerLimits(lim ConsumerLimits, cfg *ConsumerConfig) {
+	if cfg.MaxAckPending == 0 {
+		cfg.MaxAckPending = lim.MaxAckPending
+	}
+	if cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = lim.InactiveThreshold
+	}
+}
+
+// overConsumerLimits refuses a consumer above its stream's consumer_limits.
+func overConsumerLimits(lim ConsumerLimits, cfg ConsumerConfig) *APIError {
+	if lim.MaxAckPending > 0 && cfg.MaxAckPending > lim.MaxAckPending {
+		return newErr(errMaxAckPendingOver, "limit", strconv.Itoa(lim.MaxAckPending))
+	}
+	if lim.InactiveThreshold > 0 && cfg.InactiveThreshold > lim.InactiveThreshold {
+		return newErr(errInactiveOver, "limit", lim.InactiveThreshold.String())
+	}
+	return nil
+}
+
+// limitsViolated names the consumers a stream update's consumer_limits
+// would leave above them, which refuses the update, as nats-server.
+func limitsViolated(st *stream, lim ConsumerLimits) *APIError {
+	var names []string
+	for name, c := range st.consumers {
+		if overConsumerLimits(lim, c.cfg) != nil {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	return newErr(errStreamUpdate, "err", "change to limits violates consumers: "+strings.Join(names, ", "))
 }

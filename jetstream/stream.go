@@ -66,6 +66,9 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 			return publishResult{ack: &PubAck{Stream: name, Seq: d.seq, Duplicate: true}}
 		}
 	}
+	if st.cfg.Sealed {
+		return fail(newErr(errSealed))
+	}
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
 	}
@@ -387,6 +390,60 @@ func normalize(cfg *StreamConfig) *APIError {
 	case "", "none", "s2":
 	default:
 		return newErr(errStreamConfig, "err", "invalid compression "+strconv.Quote(cfg.Compression))
+	}
+	if cfg.MirrorDirect {
+		return refuseStreamField("mirror_direct") // it only means something on a mirror
+	}
+	return placementRules(cfg)
+}
+
+// placementRules accepts a placement a single server satisfies: no
+// cluster (evnats is not in one) and no preferred server, as nats-server.
+func placementRules(cfg *StreamConfig) *APIError {
+	p := cfg.Placement
+	if p == nil {
+		return nil
+	}
+	if p.Cluster == "" && len(p.Tags) == 0 && p.Preferred == "" {
+		cfg.Placement = nil
+		return nil
+	}
+	if p.Preferred != "" {
+		return newErr(errStreamConfig, "err", "preferred server not permitted in placement")
+	}
+	if p.Cluster != "" {
+		return newErr(errNoPeers, "err", "no suitable peers for placement: this server is in no cluster, "+strconv.Quote(p.Cluster)+" requested")
+	}
+	return nil
+}
+
+// updateRules checks an update against the stream's config as nats-server
+// does, and applies what sealing implies: a sealed stream takes no more
+// messages, deletes, purges or expiry, and stays sealed.
+func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
+	bad := func(msg string) *APIError {
+		return newErr(errStreamConfig, "err", "stream configuration update can not "+msg)
+	}
+	if cfg.FirstSeq == 0 {
+		cfg.FirstSeq = old.FirstSeq // not restated: unchanged
+	}
+	switch {
+	case cfg.Storage != old.Storage:
+		return bad("change storage type")
+	case old.Sealed && !cfg.Sealed:
+		return bad("unseal a sealed stream")
+	case old.DenyDelete && !cfg.DenyDelete:
+		return bad("cancel deny message deletes")
+	case old.DenyPurge && !cfg.DenyPurge:
+		return bad("cancel deny purge")
+	case cfg.FirstSeq != old.FirstSeq:
+		return bad("change first sequence")
+	}
+	if cfg.Sealed {
+		cfg.MaxAge = 0
+		cfg.Discard = "new"
+		cfg.DenyDelete, cfg.DenyPurge = true, true
+		cfg.AllowRollup = false
 	}
 	return nil
 }

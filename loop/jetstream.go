@@ -58,7 +58,7 @@ func (s *Server) startJetStream() error {
 	m, err := jetstream.Start(jetstream.Config{
 		StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
 		MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
-		FS: s.opts.JetStreamFS, Errorf: s.Errorf,
+		FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName,
 	}, &jsHost{s: s, deliverCache: router.NewCache(s.sl, 1024)})
 	if err != nil {
 		return err

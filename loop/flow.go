@@ -15,10 +15,11 @@ import (
 // message went through a closed gate stops reading its socket (gnet:
 // PauseRead after the current read; goroutine transport: its reader blocks)
 // and waits at the gate until the destination drains below the low-water
-// mark. A client gate that sees no bytes accepted by its socket for
-// the stall window while closed is marked stalled: its waiters are let go and
-// publishers no longer wait for it; it buffers up to max_pending and is cut
-// as a slow consumer beyond that or after write_deadline without progress.
+// mark. A client gate that sees no bytes accepted by its socket for the
+// stall window while closed (time the server ran to see it: stallCredit) is
+// marked stalled: its waiters are let go and publishers no longer wait for
+// it; it buffers up to max_pending and is cut as a slow consumer beyond that
+// or after write_deadline without progress.
 //
 // Concurrency: a gate's state is written by its owner (the client's
 // context: its loop, or under its outLock; for a loop inbox, pushers and the
@@ -187,11 +188,15 @@ type flowState struct {
 	_        [cacheLine]byte
 	gate     flowGate
 	_        [cacheLine]byte
-	lastAcc  int           // bytes accepted by the socket at the last progress
-	lastProg time.Time     // when accepted bytes last grew
-	next     time.Duration // gnet: when to re-check a closed gate
-	watched  bool          // on its loop's congested list (gnet)
-	high     int           // the high-water mark, below max_pending
+	lastAcc  int       // bytes accepted by the socket at the last progress
+	lastProg time.Time // when accepted bytes last grew
+	// Stall time: while closed without progress, each check adds the time
+	// since the one before, at most stallCredit (see flowProgress).
+	lastCheck time.Time
+	idle      time.Duration
+	next      time.Duration // gnet: when to re-check a closed gate
+	watched   bool          // on its loop's congested list (gnet)
+	high      int           // the high-water mark, below max_pending
 
 	// As a publisher; owned by the client's reader (its loop, or reader
 	// goroutine).
@@ -244,7 +249,9 @@ func (c *client) flowCheck(p int) bool {
 	case st == flowStalled && c.accepted(p) == c.fc.lastAcc:
 		// still not reading: publishers do not wait for it
 	case st != flowOver && p > c.fc.high: // over the mark, or a stalled one reading again
-		c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), time.Now(), flowRecheckFirst
+		now := time.Now()
+		c.fc.lastAcc, c.fc.lastProg, c.fc.next = c.accepted(p), now, flowRecheckFirst
+		c.fc.lastCheck, c.fc.idle = now, 0
 		c.fc.gate.set(flowOver)
 		c.watchFlow()
 	case st == flowStalled: // reading again, below the mark
@@ -288,15 +295,31 @@ func (c *client) flowProgress(now time.Time) bool {
 			c.fc.next = time.Duration(float64(dt) * float64(p-c.srv.flowLow()) / float64(acc-c.fc.lastAcc))
 		}
 		c.fc.lastAcc, c.fc.lastProg = acc, now
+		c.fc.lastCheck, c.fc.idle = now, 0
 		return true
 	}
 	c.fc.next = flowRecheckMax
-	if now.Sub(c.fc.lastProg) >= c.srv.opts.FlowStallWindow {
+	c.fc.idle += min(now.Sub(c.fc.lastCheck), c.stallCredit())
+	c.fc.lastCheck = now
+	if c.fc.idle >= c.srv.opts.FlowStallWindow {
 		c.srv.Debugf("client %d: stalled with %d bytes pending; publishers no longer wait for it", c.id, p)
 		c.fc.gate.stall()
 		return false
 	}
 	return true
+}
+
+// stallCredit is the most one check adds to a closed gate's stall time. A
+// check that comes much later than it was due means this process was not
+// running (the host is overloaded, a long GC pause), so the subscriber had
+// no chance to be seen reading: the stall window counts time the server
+// was watching, not time it was starved. gnet loops check every
+// flowRecheckMax at most; the goroutine transport every half window.
+func (c *client) stallCredit() time.Duration {
+	if c.lp != nil {
+		return 2 * flowRecheckMax
+	}
+	return c.srv.opts.FlowStallWindow / 2
 }
 
 // writeDeadlineExpired reports, from c's per-second tick on a loop, whether
@@ -422,7 +445,8 @@ func (lp *evLoop) recheck() {
 }
 
 // waitFlow blocks the goroutine transport's reader while its publisher
-// waits at a gate, checking the destination's progress every stall window.
+// waits at a gate, checking the destination's progress every half stall
+// window (stallCredit).
 func (g *goConn) waitFlow() {
 	c := g.c
 	defer func() {
@@ -430,7 +454,7 @@ func (g *goConn) waitFlow() {
 		c.fc.paused.Store(false)
 	}()
 	gate := c.fc.wait
-	window := g.t.srv.opts.FlowStallWindow
+	window := g.t.srv.opts.FlowStallWindow / 2
 	t := time.NewTimer(window)
 	defer t.Stop()
 	for {

@@ -301,6 +301,9 @@ type gnetConn struct {
 	c    *client
 	gone bool     // gnet has closed the connection
 	tls  *tlsConn // the TLS codec (tlsconn.go); nil for plaintext
+	// full: a direct write left output in c.out because the socket was
+	// full; flushes wait for OnWritable instead of trying again.
+	full bool
 }
 
 // onRead hands what the socket delivered to the client, through the TLS
@@ -355,6 +358,9 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 		}
 		out = g.tls.output(c) // sealed records; plaintext INFO before the handshake
 	}
+	if g.tls == nil && c.ws == nil && !c.closing {
+		return g.flushDirect(iov)
+	}
 	for !g.gone {
 		if c.ws != nil && g.tls == nil {
 			iov = c.ws.take(iov[:0], maxIovecs) // framed (wsconn.go)
@@ -376,6 +382,44 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 		_ = g.lp.el.Close(g.conn) // runs OnClose synchronously
 	}
 	return iov
+}
+
+// flushDirect writes plaintext output straight from c.out: what the socket
+// does not take stays there (never copied into gnet's buffer) until
+// OnWritable says the socket has room again.
+func (g *gnetConn) flushDirect(iov [][]byte) [][]byte {
+	out := &g.c.out
+	for !g.gone && !g.full && out.size > 0 {
+		iov = out.peek(iov[:0])
+		want := 0
+		for _, b := range iov {
+			want += len(b)
+		}
+		n, err := g.conn.WritevSome(iov)
+		out.consume(n)
+		if err != nil {
+			break
+		}
+		g.full = n < want
+	}
+	clear(iov) // no references to pooled chunks
+	return iov[:0]
+}
+
+// OnWritable: the socket of a connection that a direct write filled has
+// room again; write what waits.
+func (t *gnetTransport) OnWritable(gc gnet.Conn) gnet.Action {
+	gt, ok := gc.Context().(*gnetConn)
+	if !ok || gt.gone {
+		return gnet.None
+	}
+	gt.full = false
+	if gt.c.closing {
+		gt.flushSoon()
+		return gnet.None
+	}
+	gt.lp.iov = gt.flush(gt.lp.iov)
+	return gnet.None
 }
 
 // gnetLogger routes gnet's log lines into the server log, dropping its

@@ -69,7 +69,8 @@ func (p *chunkPool) put(chunks [][]byte) {
 type outBuf struct {
 	pool   *chunkPool
 	chunks [][]byte
-	size   int
+	head   int // bytes of chunks[0] already written (peek/consume)
+	size   int // bytes pending, head excluded
 	total  int // bytes ever written; total-size-(transport pending) went out
 }
 
@@ -107,6 +108,12 @@ func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
 // that the part taken never shares memory with the rest once the writer
 // gives it back to the pool.
 func (o *outBuf) takeBytes(dst [][]byte, maxBytes, maxChunks int) ([][]byte, int) {
+	if o.head > 0 {
+		// Part written by peek/consume: the rest goes; the chunk, resliced,
+		// is not pooled (rare: a direct write cut short, then a close).
+		o.chunks[0] = o.chunks[0][o.head:]
+		o.head = 0
+	}
 	n, size := 0, 0
 	for n < len(o.chunks) && n < maxChunks && size+len(o.chunks[n]) <= maxBytes {
 		size += len(o.chunks[n])
@@ -126,10 +133,45 @@ func (o *outBuf) takeBytes(dst [][]byte, maxBytes, maxChunks int) ([][]byte, int
 	return dst, size
 }
 
+// peek is take that leaves the chunks in place, for a write that may take
+// only part of them; consume then drops what was written.
+func (o *outBuf) peek(dst [][]byte) [][]byte {
+	n := min(len(o.chunks), maxIovecs)
+	dst = append(dst, o.chunks[:n]...)
+	if n > 0 {
+		dst[len(dst)-n] = o.chunks[0][o.head:]
+	}
+	return dst
+}
+
+// consume drops the first n pending bytes, which the socket took, handing
+// whole chunks back to the pool.
+func (o *outBuf) consume(n int) {
+	o.size -= n
+	done := 0
+	for done < len(o.chunks) {
+		left := len(o.chunks[done]) - o.head
+		if n < left {
+			o.head += n
+			break
+		}
+		n -= left
+		o.head = 0
+		done++
+	}
+	if done > 0 {
+		o.pool.put(o.chunks[:done])
+		rest := copy(o.chunks, o.chunks[done:])
+		clear(o.chunks[rest:])
+		o.chunks = o.chunks[:rest]
+	}
+}
+
 // reset drops everything pending.
 func (o *outBuf) reset() {
 	o.pool.put(o.chunks)
 	clear(o.chunks)
 	o.chunks = o.chunks[:0]
 	o.size = 0
+	o.head = 0
 }

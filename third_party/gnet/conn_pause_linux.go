@@ -19,10 +19,11 @@ package gnet
 const resumeNeedsRead = false
 
 // pauseRead drops EPOLLIN (and EPOLLRDHUP) from the interest of c, keeping
-// EPOLLOUT while there is outbound data to flush (always in ET mode).
+// EPOLLOUT while there is outbound data to flush or a WritevSome caller
+// waits for room (always in ET mode).
 func (el *eventloop) pauseRead(c *conn) error {
 	isET := el.engine.opts.EdgeTriggeredIO
-	if isET || !c.outboundBuffer.IsEmpty() {
+	if isET || !c.outboundBuffer.IsEmpty() || c.wantWritable { // wantWritable: evnats patch 4
 		return el.poller.ModWrite(&c.pollAttachment, isET)
 	}
 	return el.poller.ModNone(&c.pollAttachment)
@@ -31,7 +32,7 @@ func (el *eventloop) pauseRead(c *conn) error {
 // resumeRead restores the interest c would have had without the pause.
 func (el *eventloop) resumeRead(c *conn) error {
 	isET := el.engine.opts.EdgeTriggeredIO
-	if isET || !c.outboundBuffer.IsEmpty() {
+	if isET || !c.outboundBuffer.IsEmpty() || c.wantWritable { // wantWritable: evnats patch 4
 		return el.poller.ModReadWrite(&c.pollAttachment, isET)
 	}
 	return el.poller.ModRead(&c.pollAttachment, false)

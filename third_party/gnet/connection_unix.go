@@ -55,6 +55,7 @@ type conn struct {
 	readPaused     bool                   // reading from the socket is paused by PauseRead
 	readYielded    bool                   // an ET read cut short is yielded to the next poll round (evnats patch 3)
 	writeYielded   bool                   // an ET write cut short is yielded to the next poll round (evnats patch 3)
+	wantWritable   bool                   // WritevSome left data with its caller: call OnWritable when writable (evnats patch 4)
 }
 
 func newStreamConn(proto string, fd int, el *eventloop, sa unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
@@ -96,6 +97,7 @@ func (c *conn) release() {
 	c.readPaused = false
 	c.readYielded = false
 	c.writeYielded = false
+	c.wantWritable = false
 	c.ctx = nil
 	c.buffer = nil
 	if addr, ok := c.localAddr.(*net.TCPAddr); ok && len(c.loop.listeners) == 0 && len(addr.Zone) > 0 {
@@ -433,6 +435,47 @@ func (c *conn) Writev(bs [][]byte) (int, error) {
 		return 0, errorx.ErrUnsupportedOp
 	}
 	return c.writev(bs)
+}
+
+// WritevSome writes what the socket takes of bs now and keeps nothing
+// (evnats patch 4): the caller keeps the rest and is called back through
+// WritableHandler.OnWritable once the socket has room again.
+func (c *conn) WritevSome(bs [][]byte) (int, error) {
+	if c.isDatagram {
+		return 0, errorx.ErrUnsupportedOp
+	}
+	if !c.opened {
+		return 0, net.ErrClosed
+	}
+	if !c.outboundBuffer.IsEmpty() {
+		// What is buffered goes first; its drain ends in write, which calls back.
+		c.wantWritable = true
+		return 0, nil
+	}
+	if len(bs) > iovMax {
+		bs = bs[:iovMax]
+	}
+	total := 0
+	for _, b := range bs {
+		total += len(b)
+	}
+	n, err := gio.Writev(c.fd, bs)
+	switch {
+	case err == unix.EAGAIN:
+		n, err = 0, nil
+	case err != nil:
+		_ = c.loop.close(c, os.NewSyscallError("writev", err))
+		return 0, err
+	}
+	if n < total && !c.wantWritable {
+		c.wantWritable = true
+		if !c.loop.engine.opts.EdgeTriggeredIO {
+			if err := c.loop.modReadWrite(c); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
 }
 
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {

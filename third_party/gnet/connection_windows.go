@@ -520,6 +520,10 @@ func (c *conn) Wake(cb AsyncCallback) (err error) {
 	return
 }
 
+// WritevSome is Writev on Windows: the rest is buffered, and OnWritable
+// is never called (evnats patch 4).
+func (c *conn) WritevSome(bs [][]byte) (int, error) { return c.Writev(bs) }
+
 // PauseRead is not supported on Windows.
 func (*conn) PauseRead() error { return errorx.ErrUnsupportedOp }
 

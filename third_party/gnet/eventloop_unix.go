@@ -320,6 +320,28 @@ loop:
 	return nil
 }
 
+// writable calls back a WritevSome caller once the socket has room and the
+// outbound buffer is empty (evnats patch 4), then stops watching for
+// writability in LT mode unless the callback left data with its caller again.
+func (el *eventloop) writable(c *conn) error {
+	if !c.wantWritable {
+		return nil
+	}
+	c.wantWritable = false
+	if h, ok := el.eventHandler.(WritableHandler); ok {
+		if h.OnWritable(c) == Close {
+			return el.close(c, nil)
+		}
+	}
+	if !c.opened {
+		return nil
+	}
+	if !el.engine.opts.EdgeTriggeredIO && !c.wantWritable && c.outboundBuffer.IsEmpty() {
+		return el.modRead(c)
+	}
+	return nil
+}
+
 // write0 continues an ET write cut short at EdgeTriggeredIOChunk (evnats patch 3).
 func (el *eventloop) write0(a any) error {
 	c := a.(*conn)
@@ -332,7 +354,7 @@ const iovMax = 1024
 
 func (el *eventloop) write(c *conn) error {
 	if c.outboundBuffer.IsEmpty() {
-		return nil
+		return el.writable(c)
 	}
 
 	isET := el.engine.opts.EdgeTriggeredIO
@@ -368,8 +390,13 @@ loop:
 
 	// All data have been sent, it's no need to monitor the writable events for LT mode,
 	// remove the writable event from poller to help the future event-loops if necessary.
-	if !isET && c.outboundBuffer.IsEmpty() {
-		return el.modRead(c)
+	if c.outboundBuffer.IsEmpty() {
+		if c.wantWritable { // evnats patch 4
+			return el.writable(c)
+		}
+		if !isET {
+			return el.modRead(c)
+		}
 	}
 
 	// To prevent infinite writing in ET mode and starving other events,

@@ -467,6 +467,15 @@ type Conn interface {
 	// does nothing. It's not concurrency-safe, see PauseRead.
 	ResumeRead() error
 
+	// WritevSome writes what the socket takes of bs now, without copying the rest into the
+	// outbound buffer, and returns how many bytes it wrote (evnats patch 4). The caller keeps
+	// the rest; when the socket has room again, the event-loop calls the EventHandler's
+	// OnWritable if it implements WritableHandler. When the outbound buffer holds data
+	// (from Write/Writev), WritevSome writes nothing and OnWritable follows its drain.
+	// At most 1024 buffers are written per call. It must be called on the connection's
+	// event-loop, like PauseRead. Stream connections only; on Windows it is Writev.
+	WritevSome(bs [][]byte) (n int, err error)
+
 	// CloseWithCallback closes the current connection, it's concurrency-safe.
 	// Usually you should provide a non-nil callback for this method,
 	// otherwise your better choice is Close().
@@ -816,4 +825,12 @@ func determineEventLoops(opts *Options) int {
 		numEventLoop = gfd.EventLoopIndexMax
 	}
 	return numEventLoop
+}
+
+// WritableHandler is implemented by an EventHandler that uses Conn.WritevSome
+// (evnats patch 4). OnWritable fires on the connection's event-loop once the
+// socket has room again after WritevSome wrote less than it was given;
+// returning Close closes the connection.
+type WritableHandler interface {
+	OnWritable(c Conn) (action Action)
 }

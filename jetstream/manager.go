@@ -193,6 +193,7 @@ const consumerTick = 50 * time.Millisecond
 
 func (m *Manager) tick(now time.Time) {
 	defer m.recoverTick()
+	m.tickLinks(now)
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
@@ -272,16 +273,22 @@ func (m *Manager) publish(r *request) {
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {
-		now := time.Now()
-		for _, c := range st.consumers {
-			if len(c.waiting) > 0 {
-				m.pump(c, now)
-			}
-		}
-		if st.cfg.Retention == "interest" {
-			st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
+		m.afterStore(st, time.Now())
+	}
+}
+
+// afterStore serves what a stored message makes possible: waiting pulls
+// and push consumers, interest retention, and the streams that copy st.
+func (m *Manager) afterStore(st *stream, now time.Time) {
+	for _, c := range st.consumers {
+		if len(c.waiting) > 0 {
+			m.pump(c, now)
 		}
 	}
+	if st.cfg.Retention == "interest" {
+		st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
+	}
+	m.feed(st, now)
 }
 
 // overLimit reports whether n more bytes in st would exceed the account's
@@ -351,6 +358,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	st.recount()
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
+	m.setLinks(st)
 	return st, nil
 }
 
@@ -435,6 +443,7 @@ func (m *Manager) deleteStream(st *stream) error {
 		m.deleteConsumer(c)
 	}
 	delete(m.streams, st.cfg.Name)
+	m.rewire()
 	st.store.Close()
 	if st.dir == "" {
 		dir, err := storePath(m.streamsDir, st.cfg.Name)

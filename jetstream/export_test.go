@@ -11,3 +11,10 @@ func SetAPIHandlerPanicking(subject string) (restore func()) {
 	testHook.Store(&h)
 	return func() { testHook.Store(nil) }
 }
+
+// SetLinkCatchUp sets how many messages a mirror or source copies per
+// tick until the returned function restores the default.
+func SetLinkCatchUp(n int) (restore func()) {
+	old := linkCatchUp.Swap(int64(n))
+	return func() { linkCatchUp.Store(old) }
+}

@@ -5,6 +5,7 @@ package jetstream
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -26,10 +27,13 @@ import (
 // stored but not yet written when the process died is not on disk, so it
 // is copied again; one on disk is not.
 
-const (
-	linkStep    = 256  // messages per link copied after a publish to its origin
-	linkCatchUp = 4096 // messages per link copied per Manager tick
-)
+const linkStep = 256 // messages per link copied after a publish to its origin
+
+// linkCatchUp is the number of messages per link copied per Manager tick;
+// tests lower it to stop a server in the middle of a copy.
+var linkCatchUp atomic.Int64
+
+func init() { linkCatchUp.Store(4096) }
 
 // link copies one origin stream's messages into its stream: the stream's
 // mirror or one of its sources. Owned by the Manager goroutine.
@@ -178,7 +182,7 @@ func (m *Manager) feed(origin *stream, now time.Time) {
 func (m *Manager) tickLinks(now time.Time) {
 	for _, d := range m.streams {
 		for _, l := range d.links {
-			m.pull(d, l, now, linkCatchUp)
+			m.pull(d, l, now, int(linkCatchUp.Load()))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	jsapi "github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -226,6 +227,8 @@ func TestMirrorAndSourceSurviveRestart(t *testing.T) {
 	case <-c.Done():
 		t.Fatal("async publishes not acked")
 	}
+	restore := jsapi.SetLinkCatchUp(50) // 3,000 messages take about 60 ticks
+	defer restore()
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: "M", Mirror: &jetstream.StreamSource{Name: "ORIGIN"}},
 		{Name: "S", Sources: []*jetstream.StreamSource{{Name: "ORIGIN"}}},
@@ -234,7 +237,15 @@ func TestMirrorAndSourceSurviveRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Shutdown() // most likely mid-copy: 3,000 messages take more than one step
+	until(t, "copying to start", func() bool {
+		return streamInfo(t, js, "M").State.Msgs > 0 && streamInfo(t, js, "S").State.Msgs > 0
+	})
+	m, src := streamInfo(t, js, "M").State.Msgs, streamInfo(t, js, "S").State.Msgs
+	s.Shutdown()
+	if m >= first || src >= first {
+		t.Fatalf("copies finished before the restart (%d, %d): nothing resumes", m, src)
+	}
+	restore()
 	s2 := startJS(t, loop.Options{StoreDir: dir})
 	_, js = connectJS(t, s2)
 	publishN(t, js, subj, first+1, total)

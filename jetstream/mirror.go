@@ -44,6 +44,7 @@ type link struct {
 	trs    []transform // filters and destinations; none: every subject, unchanged
 	filter string      // a single filter the store can seek by; "" with several
 	next   uint64      // the next origin sequence to look at; 0 until placed
+	copied uint64      // the last origin sequence copied; 0: none yet
 	lag    uint64      // origin messages from next that this link would copy
 	last   time.Time   // last time the origin was there to copy from; zero: never
 	err    *APIError   // why copying is not progressing, for stream info
@@ -97,7 +98,7 @@ func (m *Manager) setLinks(st *stream) {
 		nl := newLink(cfg, mirror)
 		for _, o := range old {
 			if o.mirror == mirror && o.iname == nl.iname {
-				nl.next, nl.lag, nl.last = o.next, o.lag, o.last
+				nl.next, nl.copied, nl.lag, nl.last = o.next, o.copied, o.lag, o.last
 			}
 		}
 		if nl.next == 0 {
@@ -135,7 +136,7 @@ func (st *stream) resumeSources(links []*link) {
 			continue
 		}
 		if in, oseq, ok := parseSourceHeader(v); ok && want[in] != nil {
-			want[in].next = oseq + 1
+			want[in].next, want[in].copied = oseq+1, oseq
 			delete(want, in)
 		}
 	}
@@ -191,7 +192,7 @@ func (m *Manager) tickLinks(now time.Time) {
 func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) {
 	o := m.streams[l.cfg.Name]
 	if o == nil || o == d {
-		l.err = l.setupErr(errOriginMissing.Error())
+		l.err = newErr(errStreamNotFound) // as nats-server shows it, retried every tick
 		return
 	}
 	l.err = nil
@@ -218,7 +219,7 @@ func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) {
 			l.err = m.public(e)
 			break // retried on the next tick: nothing is skipped
 		}
-		l.next = msg.Seq + 1
+		l.next, l.copied = msg.Seq+1, msg.Seq
 		copied++
 	}
 	l.lag = o.store.NumPending(l.next, l.countMatch())
@@ -303,6 +304,9 @@ func (l *link) info(now time.Time) *StreamSourceInfo {
 		SubjectTransforms: l.cfg.SubjectTransforms}
 	if !l.last.IsZero() {
 		si.Active = now.Sub(l.last)
+	}
+	if !l.mirror {
+		si.Seq = l.copied // as nats-server: a mirror's are its own
 	}
 	return si
 }

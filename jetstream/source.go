@@ -5,7 +5,6 @@ package jetstream
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -35,6 +34,7 @@ type StreamSource struct {
 type StreamSourceInfo struct {
 	Name              string                   `json:"name"`
 	Lag               uint64                   `json:"lag"`
+	Seq               uint64                   `json:"seq,omitempty"`
 	Active            time.Duration            `json:"active"`
 	Error             *APIError                `json:"error,omitempty"`
 	FilterSubject     string                   `json:"filter_subject,omitempty"`
@@ -299,5 +299,3 @@ func sourcedHeader(hdr []byte, value string) []byte {
 	out = append(out, value...)
 	return append(out, "\r\n\r\n"...)
 }
-
-var errOriginMissing = errors.New("stream not found")

@@ -285,10 +285,10 @@ func (m *Manager) afterStore(st *stream, now time.Time) {
 			m.pump(c, now)
 		}
 	}
+	m.feed(st, now) // before interest retention drops it
 	if st.cfg.Retention == "interest" {
 		st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
 	}
-	m.feed(st, now)
 }
 
 // overLimit reports whether n more bytes in st would exceed the account's

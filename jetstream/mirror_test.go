@@ -9,6 +9,7 @@ import (
 
 	jsapi "github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -300,59 +301,74 @@ func TestOriginCreatedLater(t *testing.T) {
 }
 
 // TestMirrorSourceConfigRules: the configs nats-server refuses are refused
-// with its codes, and what evnats lacks (external, consumer) is refused
-// rather than dropped.
+// with its codes (checked against an in-process nats-server), and what
+// evnats lacks (external, consumer, mapping functions) is refused rather
+// than dropped.
 func TestMirrorSourceConfigRules(t *testing.T) {
-	s := startJS(t, loop.Options{})
-	nc, js := connectJS(t, s)
-	c := ctx(t)
-	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "O", Subjects: []string{"o.>"}, MaxMsgSize: 1024}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "B", Subjects: []string{"b"}, Sources: []*jetstream.StreamSource{{Name: "A"}}}); err != nil {
-		t.Fatal(err)
-	}
 	cases := []struct {
 		name, body string
 		code       int
+		evnatsOnly bool // nats-server accepts it; evnats does not implement it
 	}{
-		{"itself", `{"name":"X","mirror":{"name":"X"}}`, 10052},
-		{"source cycle", `{"name":"A","subjects":["a"],"sources":[{"name":"B"}]}`, 10052},
-		{"mirror cycle", `{"name":"A","mirror":{"name":"B"}}`, 10052},
-		{"mirror and sources", `{"name":"X","mirror":{"name":"O"},"sources":[{"name":"O"}]}`, 10031},
-		{"subjects on a mirror", `{"name":"X","subjects":["x"],"mirror":{"name":"O"}}`, 10034},
-		{"first_seq on a mirror", `{"name":"X","first_seq":5,"mirror":{"name":"O"}}`, 10143},
-		{"start seq and time", `{"name":"X","mirror":{"name":"O","opt_start_seq":2,"opt_start_time":"2024-01-01T00:00:00Z"}}`, 10032},
-		{"bad mirror name", `{"name":"X","mirror":{"name":"a.b"}}`, 10142},
-		{"bad source name", `{"name":"X","sources":[{"name":""}]}`, 10141},
-		{"null source", `{"name":"X","sources":[null]}`, 10141},
-		{"duplicate source", `{"name":"X","sources":[{"name":"O"},{"name":"O"}]}`, 10140},
-		{"filter and transforms", `{"name":"X","sources":[{"name":"O","filter_subject":"o.a","subject_transforms":[{"src":"o.b","dest":"p"}]}]}`, 10144},
-		{"overlapping transforms", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"p"},{"src":"o.a","dest":"q"}]}]}`, 10147},
-		{"bad transform dest", `{"name":"X","mirror":{"name":"O","subject_transforms":[{"src":"o.*","dest":"p.{{wildcard(2)}}"}]}}`, 10154},
-		{"unsupported mapping", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"{{partition(3,1)}}"}]}]}`, 10146},
-		{"mirror smaller max msg size", `{"name":"X","max_msg_size":10,"mirror":{"name":"O"}}`, 10030},
-		{"external", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API","deliver":""}}}`, 10052},
-		{"source consumer", `{"name":"X","sources":[{"name":"O","consumer":{"name":"c","deliver_subject":"d"}}]}`, 10052},
+		{"itself", `{"name":"X","mirror":{"name":"X"}}`, 10052, false},
+		{"source cycle", `{"name":"A","subjects":["a"],"sources":[{"name":"B"}]}`, 10052, false},
+		{"mirror cycle", `{"name":"A","mirror":{"name":"B"}}`, 10052, false},
+		{"mirror and sources", `{"name":"X","mirror":{"name":"O"},"sources":[{"name":"O"}]}`, 10031, false},
+		{"subjects on a mirror", `{"name":"X","subjects":["x"],"mirror":{"name":"O"}}`, 10034, false},
+		{"first_seq on a mirror", `{"name":"X","first_seq":5,"mirror":{"name":"O"}}`, 10143, false},
+		{"bad mirror name", `{"name":"X","mirror":{"name":"a.b"}}`, 10142, false},
+		{"bad source name", `{"name":"X","sources":[{"name":""}]}`, 10141, false},
+		{"null source", `{"name":"X","sources":[null]}`, 10141, false},
+		{"duplicate source", `{"name":"X","sources":[{"name":"O"},{"name":"O"}]}`, 10140, false},
+		{"filter and transforms", `{"name":"X","sources":[{"name":"O","filter_subject":"o.a","subject_transforms":[{"src":"o.b","dest":"p"}]}]}`, 10144, false},
+		{"overlapping transforms", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"p"},{"src":"o.a","dest":"q"}]}]}`, 10147, false},
+		{"bad transform dest", `{"name":"X","mirror":{"name":"O","subject_transforms":[{"src":"o.*","dest":"p.{{wildcard(2)}}"}]}}`, 10154, false},
+		{"mirror smaller max msg size", `{"name":"X","max_msg_size":10,"mirror":{"name":"O"}}`, 10030, false},
+		{"start seq and time", `{"name":"X","mirror":{"name":"O","opt_start_seq":2,"opt_start_time":"2024-01-01T00:00:00Z"}}`, 10032, true},
+		{"unsupported mapping", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"{{partition(3,1)}}"}]}]}`, 10146, true},
+		{"external", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API","deliver":""}}}`, 10052, true},
+		{"source consumer", `{"name":"X","sources":[{"name":"O","consumer":{"name":"c","deliver_subject":"d"}}]}`, 10052, true},
 	}
-	for _, tc := range cases {
-		name := strings.Split(strings.Split(tc.body, `"name":"`)[1], `"`)[0]
-		r := apiCall(t, nc, "$JS.API.STREAM.CREATE."+name, tc.body)
-		wantAPIError(t, r, tc.code, tc.name)
+	for _, server := range []string{"nats-server", "evnats"} {
+		t.Run(server, func(t *testing.T) {
+			var url string
+			if server == "evnats" {
+				url = startJS(t, loop.Options{}).ClientURL()
+			} else {
+				url = startReferenceJS(t)
+			}
+			nc, err := nats.Connect(url, nats.NoReconnect())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			wantAPIOK(t, apiCall(t, nc, "$JS.API.STREAM.CREATE.O", `{"name":"O","subjects":["o.>"],"max_msg_size":1024}`))
+			wantAPIOK(t, apiCall(t, nc, "$JS.API.STREAM.CREATE.B", `{"name":"B","subjects":["b"],"sources":[{"name":"A"}]}`))
+			for _, tc := range cases {
+				if tc.evnatsOnly && server != "evnats" {
+					continue
+				}
+				name := strings.Split(strings.Split(tc.body, `"name":"`)[1], `"`)[0]
+				wantAPIError(t, apiCall(t, nc, "$JS.API.STREAM.CREATE."+name, tc.body), tc.code, tc.name)
+			}
+			if server != "evnats" {
+				return
+			}
+			r := apiCall(t, nc, "$JS.API.STREAM.CREATE.X", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API"}}}`)
+			if r.Error == nil || !strings.Contains(r.Error.Description, "mirror.external") {
+				t.Fatalf("external: %+v", r.Error)
+			}
+			names := apiCall(t, nc, "$JS.API.STREAM.NAMES", "")
+			if names.Error != nil || names.Total != 2 {
+				t.Fatalf("streams after refusals: %s", names.Streams)
+			}
+		})
 	}
-	r := apiCall(t, nc, "$JS.API.STREAM.CREATE.X", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API"}}}`)
-	if r.Error == nil || !strings.Contains(r.Error.Description, "mirror.external") {
-		t.Fatalf("external: %+v", r.Error)
-	}
-	if names := js.StreamNames(c); names.Err() != nil {
-		t.Fatal(names.Err())
-	} else {
-		n := 0
-		for range names.Name() {
-			n++
-		}
-		if n != 2 {
-			t.Fatalf("%d streams after refusals, want 2", n)
-		}
+}
+
+func wantAPIOK(t *testing.T, r apiReply) {
+	t.Helper()
+	if r.Error != nil {
+		t.Fatalf("api error %+v", r.Error)
 	}
 }

@@ -75,13 +75,13 @@ func compileTransform(cfg SubjectTransformConfig) (transform, error) {
 			p = piece{rest: true}
 		case strings.HasPrefix(tok, "$"):
 			n, err := strconv.Atoi(tok[1:])
-			if err != nil {
+			if err != nil || n < 1 {
 				return t, fmt.Errorf("%w: bad wildcard reference %q", errBadTransform, tok)
 			}
 			p = piece{wildcard: n}
 		case strings.Contains(tok, "{{"):
 			n, ok := wildcardFunc(tok)
-			if !ok {
+			if !ok || n < 1 {
 				return t, fmt.Errorf("%w: mapping function %q is not supported by this server", errBadTransform, tok)
 			}
 			p = piece{wildcard: n}

@@ -283,11 +283,34 @@ func TestOriginCreatedLater(t *testing.T) {
 		m := streamInfo(t, js, "M").Mirror
 		return m != nil && m.Error != nil && m.Active == -1
 	})
+	// A consumer of the mirror waits for what the mirror will copy.
+	cons, err := js.CreateOrUpdateConsumer(c, "M", jetstream.ConsumerConfig{Durable: "C", AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan string, 3)
+	go func() {
+		defer close(fetched)
+		batch, err := cons.Fetch(3, jetstream.FetchMaxWait(8*time.Second))
+		if err != nil {
+			return
+		}
+		for m := range batch.Messages() {
+			fetched <- string(m.Data())
+		}
+	}()
 	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later"}}); err != nil {
 		t.Fatal(err)
 	}
 	publishN(t, js, func(int) string { return "later" }, 1, 3)
 	until(t, "the copies", func() bool { return streamInfo(t, js, "M").State.Msgs == 3 })
+	var got []string
+	for d := range fetched {
+		got = append(got, d)
+	}
+	if strings.Join(got, ",") != "1,2,3" {
+		t.Fatalf("the mirror's consumer got %v", got)
+	}
 	if m := streamInfo(t, js, "M").Mirror; m.Error != nil || m.Lag != 0 {
 		t.Fatalf("mirror info after the origin came: %+v", m)
 	}

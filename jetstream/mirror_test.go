@@ -395,3 +395,43 @@ func wantAPIOK(t *testing.T, r apiReply) {
 		t.Fatalf("api error %+v", r.Error)
 	}
 }
+
+// TestSourcesUpdate: an update that adds a source starts copying it; a
+// source kept across the update goes on from where it was, copying
+// nothing twice; a removed one stops.
+func TestSourcesUpdate(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	for _, n := range []string{"A", "B"} {
+		if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: n, Subjects: []string{strings.ToLower(n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishN(t, js, func(int) string { return "a" }, 1, 3)
+	publishN(t, js, func(int) string { return "b" }, 1, 2)
+	cfg := jetstream.StreamConfig{Name: "S", Sources: []*jetstream.StreamSource{{Name: "A"}}}
+	if _, err := js.CreateStream(c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "A copied", func() bool { return streamInfo(t, js, "S").State.Msgs == 3 })
+	cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{Name: "B"})
+	if _, err := js.UpdateStream(c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "B copied", func() bool { return streamInfo(t, js, "S").State.Msgs == 5 })
+	cfg.Sources = cfg.Sources[1:] // only B
+	if _, err := js.UpdateStream(c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, func(int) string { return "a" }, 4, 4)
+	publishN(t, js, func(int) string { return "b" }, 3, 3)
+	until(t, "B's new message", func() bool { return streamInfo(t, js, "S").State.Msgs == 6 })
+	info := streamInfo(t, js, "S")
+	if len(info.Sources) != 1 || info.Sources[0].Name != "B" {
+		t.Fatalf("sources after the update: %+v", info.Sources)
+	}
+	if m := getMsg(t, js, "S", 6); m.Header.Get("Nats-Stream-Source") != "B 3 > > b" {
+		t.Fatalf("last message: %q", m.Header.Get("Nats-Stream-Source"))
+	}
+}

@@ -16,7 +16,7 @@ import (
 // instead of through an internal consumer: no flow control, no acks, no
 // heartbeats, and a restart cannot race an in-flight delivery. The copy
 // runs in bounded steps (linkStep messages after a publish to the origin,
-// linkCatchUp per link per tick), so a large backlog never holds the
+// linkCatchUp per tick for all links together), so a large backlog never holds the
 // Manager for long; the file store's writes still go to its Writer.
 //
 // Where a link resumes after a restart is derived from what was stored,
@@ -29,7 +29,7 @@ import (
 
 const linkStep = 256 // messages per link copied after a publish to its origin
 
-// linkCatchUp is the number of messages per link copied per Manager tick;
+// linkCatchUp is the number of messages all links copy per Manager tick;
 // tests lower it to stop a server in the middle of a copy.
 var linkCatchUp atomic.Int64
 
@@ -179,29 +179,34 @@ func (m *Manager) feed(origin *stream, now time.Time) {
 	}
 }
 
-// tickLinks retries missing origins and catches up lagging links.
+// tickLinks retries missing origins and catches up lagging links, all of
+// them together copying at most linkCatchUp messages, so a tick's work is
+// bounded however many links lag. Map order varies, so no link starves.
 func (m *Manager) tickLinks(now time.Time) {
+	budget := int(linkCatchUp.Load())
 	for _, d := range m.streams {
 		for _, l := range d.links {
-			m.pull(d, l, now, int(linkCatchUp.Load()))
+			budget -= m.pull(d, l, now, budget)
 		}
 	}
 }
 
-// pull copies up to budget messages of l's origin into d.
-func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) {
+// pull copies messages of l's origin into d, reading at most budget of
+// them, and returns how many it read; with no budget it only refreshes
+// l's error and lag.
+func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) int {
 	o := m.streams[l.cfg.Name]
 	if o == nil || o == d {
 		l.err = newErr(errStreamNotFound) // as nats-server shows it, retried every tick
-		return
+		return 0
 	}
 	l.err = nil
 	l.last = now
 	if l.next == 0 {
 		l.next = startSeq(l, d, o)
 	}
-	copied := 0
-	for n := 0; n < budget && !d.cfg.Sealed; n++ {
+	copied, n := 0, 0
+	for ; n < budget && !d.cfg.Sealed; n++ {
 		msg, err := o.store.LoadNext(l.filter, l.next)
 		if errors.Is(err, store.ErrNotFound) {
 			break
@@ -226,6 +231,7 @@ func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) {
 	if copied > 0 {
 		m.afterStore(d, now)
 	}
+	return n
 }
 
 func (l *link) countMatch() func(string) bool {

@@ -12,9 +12,10 @@ func SetAPIHandlerPanicking(subject string) (restore func()) {
 	return func() { testHook.Store(nil) }
 }
 
-// SetLinkCatchUp sets how many messages a mirror or source copies per
-// tick until the returned function restores the default.
+// SetLinkCatchUp makes mirrors and sources copy n messages per tick and
+// no more, until the returned function restores the default.
 func SetLinkCatchUp(n int) (restore func()) {
 	old := linkCatchUp.Swap(int64(n))
-	return func() { linkCatchUp.Store(old) }
+	linkPaced.Store(true)
+	return func() { linkCatchUp.Store(old); linkPaced.Store(false) }
 }

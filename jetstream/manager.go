@@ -85,6 +85,7 @@ type Manager struct {
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
 	ackBuf        []byte // formats deliveries' ack subjects
+	linksBehind   bool   // a mirror or source has more to copy (mirror.go: catchUp)
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
@@ -171,6 +172,7 @@ func (m *Manager) run() {
 			m.handle(&batch[i])
 		}
 		clear(batch)
+		m.catchUp()
 		if stopped {
 			m.unsubAPI()
 			for _, st := range m.streams {
@@ -193,7 +195,9 @@ const consumerTick = 50 * time.Millisecond
 
 func (m *Manager) tick(now time.Time) {
 	defer m.recoverTick()
-	m.tickLinks(now)
+	if m.linksBehind = m.tickLinks(now); m.linksBehind {
+		m.signal()
+	}
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {

@@ -15,8 +15,9 @@ import (
 // the Manager goroutine, so a link reads its origin's store in place
 // instead of through an internal consumer: no flow control, no acks, no
 // heartbeats, and a restart cannot race an in-flight delivery. The copy
-// runs in bounded steps (linkStep messages after a publish to the origin,
-// linkCatchUp per tick for all links together), so a large backlog never holds the
+// runs in bounded steps (linkStep messages after a publish to the origin;
+// catch-up passes of at most linkCatchUp messages or linkSlice, between
+// which the Manager serves its queue), so a large backlog never holds the
 // Manager for long; the file store's writes still go to its Writer.
 //
 // Where a link resumes after a restart is derived from what was stored,
@@ -27,13 +28,20 @@ import (
 // stored but not yet written when the process died is not on disk, so it
 // is copied again; one on disk is not.
 
-const linkStep = 256 // messages per link copied after a publish to its origin
+const (
+	linkStep  = 256                  // messages a link reads at a time
+	linkSlice = 5 * time.Millisecond // the most one catch-up pass takes, give or take a step
+)
 
-// linkCatchUp is the number of messages all links copy per Manager tick;
-// tests lower it to stop a server in the middle of a copy.
-var linkCatchUp atomic.Int64
+// linkCatchUp is the number of messages all links read in one catch-up
+// pass; tests lower it, and turn linkPaced on (passes only on ticks), to
+// stop a server in the middle of a copy.
+var (
+	linkCatchUp atomic.Int64
+	linkPaced   atomic.Bool
+)
 
-func init() { linkCatchUp.Store(4096) }
+func init() { linkCatchUp.Store(2048) }
 
 // link copies one origin stream's messages into its stream: the stream's
 // mirror or one of its sources. Owned by the Manager goroutine.
@@ -180,13 +188,34 @@ func (m *Manager) feed(origin *stream, now time.Time) {
 }
 
 // tickLinks retries missing origins and catches up lagging links, all of
-// them together copying at most linkCatchUp messages, so a tick's work is
-// bounded however many links lag. Map order varies, so no link starves.
-func (m *Manager) tickLinks(now time.Time) {
+// them together reading at most linkCatchUp messages and for at most
+// linkSlice, so the Manager is never held for long however many links lag
+// (map order varies, so no link starves). It reports whether a budget ran
+// out: the Manager then serves its queue and calls again without waiting
+// for the next tick.
+func (m *Manager) tickLinks(now time.Time) (behind bool) {
 	budget := int(linkCatchUp.Load())
+	deadline := now.Add(linkSlice)
 	for _, d := range m.streams {
 		for _, l := range d.links {
-			budget -= m.pull(d, l, now, budget)
+			if budget > 0 && time.Now().After(deadline) {
+				budget = 0
+			}
+			n := m.pull(d, l, now, min(budget, linkStep))
+			budget -= n
+			behind = behind || l.lag > 0 && l.err == nil
+		}
+	}
+	return behind && !linkPaced.Load()
+}
+
+// catchUp runs tickLinks from the Manager's loop while links are behind.
+func (m *Manager) catchUp() {
+	defer m.recoverTick()
+	if m.linksBehind {
+		m.linksBehind = m.tickLinks(time.Now())
+		if m.linksBehind {
+			m.signal()
 		}
 	}
 }

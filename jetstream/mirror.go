@@ -203,7 +203,7 @@ func (m *Manager) tickLinks(now time.Time) (behind bool) {
 			}
 			n := m.pull(d, l, now, min(budget, linkStep))
 			budget -= n
-			behind = behind || l.lag > 0 && l.err == nil
+			behind = behind || l.lag > 0 && l.err == nil && !d.cfg.Sealed // else nothing would progress
 		}
 	}
 	return behind && !linkPaced.Load()

@@ -435,3 +435,29 @@ func TestSourcesUpdate(t *testing.T) {
 		t.Fatalf("last message: %q", m.Header.Get("Nats-Stream-Source"))
 	}
 }
+
+// TestSealedMirrorStops: a sealed mirror takes no more messages; its lag
+// shows what it no longer copies.
+func TestSealedMirrorStops(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "O", Subjects: []string{"o"}}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, func(int) string { return "o" }, 1, 2)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "M", Mirror: &jetstream.StreamSource{Name: "O"}}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the copies", func() bool { return streamInfo(t, js, "M").State.Msgs == 2 })
+	cfg := streamInfo(t, js, "M").Config
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, func(int) string { return "o" }, 3, 4)
+	until(t, "the lag", func() bool { return streamInfo(t, js, "M").Mirror.Lag == 2 })
+	if info := streamInfo(t, js, "M"); info.State.Msgs != 2 {
+		t.Fatalf("sealed mirror copied: %+v", info.State)
+	}
+}

@@ -118,7 +118,9 @@ func (m *Manager) setLinks(st *stream) {
 		add(*st.cfg.Mirror, true)
 	}
 	for _, s := range st.cfg.Sources {
-		add(*s, false)
+		if s != nil { // refused from clients; a config on disk is not trusted to be clean
+			add(*s, false)
+		}
 	}
 	st.resumeSources(fresh)
 	m.rewire()

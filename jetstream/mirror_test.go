@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,5 +460,91 @@ func TestSealedMirrorStops(t *testing.T) {
 	until(t, "the lag", func() bool { return streamInfo(t, js, "M").Mirror.Lag == 2 })
 	if info := streamInfo(t, js, "M"); info.State.Msgs != 2 {
 		t.Fatalf("sealed mirror copied: %+v", info.State)
+	}
+}
+
+// TestMirrorAndSourceSurviveKill9: the server is killed with SIGKILL while
+// a mirror and a source copy a 20,000-message origin; after a restart both
+// hold every origin message exactly once.
+func TestMirrorAndSourceSurviveKill9(t *testing.T) {
+	bin, dir, port := processSetup(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	p := startProc(t, bin, port, dir)
+	nc, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "O", Subjects: []string{"o.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	const total = 20000
+	for i := 1; i <= total; i++ {
+		if _, err := js.PublishAsync(fmt.Sprintf("o.%d", i%5), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-c.Done():
+		t.Fatal("publishes not acked")
+	}
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: "M", Mirror: &jetstream.StreamSource{Name: "O"}},
+		{Name: "S", Sources: []*jetstream.StreamSource{{Name: "O"}}},
+	} {
+		if _, err := js.CreateStream(c, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var atKill uint64
+	for deadline := time.Now().Add(5 * time.Second); atKill == 0 && time.Now().Before(deadline); {
+		atKill = streamInfo(t, js, "S").State.Msgs // polled without pause: the copy takes well under a second
+	}
+	_ = p.Process.Signal(syscall.SIGKILL)
+	_, _ = p.Process.Wait()
+	nc.Close()
+	t.Logf("source held %d of %d when killed", atKill, total)
+
+	startProc(t, bin, port, dir)
+	nc2, err := nats.Connect(url, nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, _ := jetstream.New(nc2)
+	until(t, "both to catch up", func() bool {
+		return streamInfo(t, js2, "M").State.Msgs == total && streamInfo(t, js2, "S").State.Msgs >= total
+	})
+	if st := streamInfo(t, js2, "S").State; st.Msgs != total || st.LastSeq != total {
+		t.Fatalf("source after restart: %+v", st)
+	}
+	if st := streamInfo(t, js2, "M").State; st.FirstSeq != 1 || st.LastSeq != total {
+		t.Fatalf("mirror after restart: %+v", st)
+	}
+	// Every origin sequence once in the source, read with one consumer.
+	cons, err := js2.OrderedConsumer(ctx(t), "S", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool, total)
+	for len(seen) < total {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			h := m.Headers().Get("Nats-Stream-Source")
+			if seen[h] {
+				t.Fatalf("source holds %q twice", h)
+			}
+			seen[h] = true
+			n++
+		}
+		if n == 0 {
+			t.Fatalf("source read stopped at %d", len(seen))
+		}
 	}
 }

@@ -514,6 +514,7 @@ func TestMirrorAndSourceSurviveKill9(t *testing.T) {
 	}
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
+	t.Logf("after the restart, before copying resumes: source %d, mirror %d", streamInfo(t, js2, "S").State.Msgs, streamInfo(t, js2, "M").State.Msgs)
 	until(t, "both to catch up", func() bool {
 		return streamInfo(t, js2, "M").State.Msgs == total && streamInfo(t, js2, "S").State.Msgs >= total
 	})

@@ -313,19 +313,33 @@ func startSeq(l *link, d *stream, o *stream) uint64 {
 	case l.cfg.OptStartSeq > 0:
 		return l.cfg.OptStartSeq
 	case l.cfg.OptStartTime != nil:
-		at := l.cfg.OptStartTime.UnixNano()
-		for seq := uint64(0); ; seq++ {
-			msg, err := o.store.LoadNext("", seq)
-			if err != nil {
-				return o.store.State().LastSeq + 1
-			}
-			if msg.Time >= at {
-				return msg.Seq
-			}
-			seq = msg.Seq
-		}
+		return seqAtTime(o, l.cfg.OptStartTime.UnixNano())
 	}
 	return 1
+}
+
+// seqAtTime is the first origin sequence stored at or after at (unix ns),
+// by binary search: stored times do not decrease with the sequence, and a
+// linear read of a large origin would hold the Manager.
+func seqAtTime(o *stream, at int64) uint64 {
+	s := o.store.State()
+	after := func(seq uint64) bool { // the first message from seq is at or after at (or there is none)
+		m, err := o.store.LoadNext("", seq)
+		return err != nil || m.Time >= at
+	}
+	lo, hi := s.FirstSeq, s.LastSeq+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if after(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if m, err := o.store.LoadNext("", lo); err == nil {
+		return m.Seq
+	}
+	return s.LastSeq + 1
 }
 
 func (l *link) setupErr(text string) *APIError {

@@ -549,3 +549,33 @@ func TestMirrorAndSourceSurviveKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestStartTime: opt_start_time starts a mirror and a source at the first
+// origin message stored at or after it.
+func TestStartTime(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "O", Subjects: []string{"o"}}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, func(int) string { return "o" }, 1, 30)
+	start := getMsg(t, js, "O", 17).Time
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: "M", Mirror: &jetstream.StreamSource{Name: "O", OptStartTime: &start}},
+		{Name: "S", Sources: []*jetstream.StreamSource{{Name: "O", OptStartTime: &start}}},
+	} {
+		if _, err := js.CreateStream(c, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "the copies", func() bool {
+		return streamInfo(t, js, "M").State.Msgs == 14 && streamInfo(t, js, "S").State.Msgs == 14
+	})
+	if st := streamInfo(t, js, "M").State; st.FirstSeq != 17 {
+		t.Fatalf("mirror starts at %d, want 17", st.FirstSeq)
+	}
+	if h := getMsg(t, js, "S", 1).Header.Get("Nats-Stream-Source"); h != "O 17 > > o" {
+		t.Fatalf("source's first message: %q", h)
+	}
+}

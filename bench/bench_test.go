@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +23,12 @@ func TestRowsSmoke(t *testing.T) {
 	}
 	ts := looptest.Start(t, loop.Options{Loops: 2, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}})
 	ws := looptest.Start(t, loop.Options{Loops: 2, Websocket: loop.WebsocketOptions{Port: -1, NoTLS: true}})
+	natscliBin = testNatscli(t)
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
+			if r.CLI != nil && natscliBin == "" {
+				t.Skip("natscli " + natscliVersion + " not in bin/ (make bench-quick builds it)")
+			}
 			w := &window{}
 			tg := target{URL: s.ClientURL(), MQTT: s.MQTTAddr().String()}
 			if r.TLS {
@@ -79,7 +85,133 @@ func TestReportRendersEveryRow(t *testing.T) {
 	if !strings.Contains(md, "| req/rep 1:1 128B latency | evnats |") {
 		t.Errorf("latency row missing:\n%s", md)
 	}
-	if svg := ratioSVG("t", []bar{{"a", 2}, {"b", 0.5}}); !strings.Contains(svg, "2.00x") || !strings.Contains(svg, "</svg>") {
+	if svg := ratioSVG("t", nil, []bar{{"a", 2}, {"b", 0.5}}); !strings.Contains(svg, "2.00x") || !strings.Contains(svg, "</svg>") {
 		t.Errorf("svg:\n%s", svg)
+	}
+}
+
+// TestConsumerRowsMeasureNoWait runs each JetStream consumer row over a
+// message count that is not a multiple of any batch size: the timed window
+// must hold the deliveries only, never a fetch left waiting out its expiry
+// for messages the stream does not have (which made every server read
+// ~395 msgs/s in bench-quick).
+func TestConsumerRowsMeasureNoWait(t *testing.T) {
+	s := looptest.Start(t, loop.Options{Loops: 2, JetStream: true})
+	const n = 1100
+	const idle = 5 * time.Second // the expiry the rows give a fetch
+	if fetchSize(100) != 100 || fetchSize(1000) != 256 {
+		t.Fatalf("fetchSize asks for more than remains: %d, %d", fetchSize(100), fetchSize(1000))
+	}
+	found := 0
+	for _, r := range rows {
+		if r.Consume == "" {
+			continue
+		}
+		found++
+		t.Run(r.Name, func(t *testing.T) {
+			w := &window{}
+			if _, err := runRow(r, target{URL: s.ClientURL()}, w, n); err != nil {
+				t.Fatal(err)
+			}
+			if d := w.end.Sub(w.start); d <= 0 || d >= idle/2 {
+				t.Fatalf("timed window %v for %d messages: it holds an idle wait", d, n)
+			}
+		})
+	}
+	if found < 3 {
+		t.Fatalf("%d consumer rows, want ordered, consume and fetch", found)
+	}
+}
+
+// testNatscli is bin/nats when a bench run has built it; building it here
+// would take minutes.
+func testNatscli(t *testing.T) string {
+	b, err := filepath.Abs(filepath.Join("..", "bin", "nats"))
+	if err != nil || !natscliHasVersion(b) {
+		return ""
+	}
+	return b
+}
+
+func TestParseNatscliRate(t *testing.T) {
+	out := "16:04:03 Starting JetStream ordered ephemeral consumer benchmark [clients=1]\n\n" +
+		"NATS JetStream ordered ephemeral consumer stats: 98,011 msgs/sec ~ 12 MiB/sec\n"
+	if r, err := parseNatscliRate(out); err != nil || r != 98011 {
+		t.Fatalf("rate %v, %v", r, err)
+	}
+	if _, err := parseNatscliRate("nats: error: stream not found\n"); err == nil {
+		t.Fatal("no error for output without a rate")
+	}
+}
+
+// TestNatscliRowsSkipWithReason: without natscli the other rows still run
+// and the report says which were left out and why.
+func TestNatscliRowsSkipWithReason(t *testing.T) {
+	defer func(n []string) { reportNotes = n }(reportNotes)
+	keep := prepareNatscli(rows, filepath.Join(t.TempDir(), "no-such-nats"), "bin", false)
+	clis := 0
+	for _, r := range rows {
+		if r.CLI != nil {
+			clis++
+		}
+	}
+	if clis < 7 || len(keep) != len(rows)-clis {
+		t.Fatalf("kept %d of %d rows with %d natscli rows", len(keep), len(rows), clis)
+	}
+	for _, r := range keep {
+		if r.CLI != nil {
+			t.Fatalf("kept natscli row %q", r.Name)
+		}
+	}
+	md := renderMarkdown([]serverKind{{Name: "evnats"}}, keep, results{}, 1, "m")
+	if !strings.Contains(md, "natscli rows skipped (7)") || !strings.Contains(md, "is not natscli") {
+		t.Fatalf("report does not say why:\n%s", md)
+	}
+}
+
+// TestRatioChart: every label and value lies inside the image, an off-scale
+// ratio gets a capped bar with its value printed, the axis is logarithmic
+// and the caption carries date, machine and command.
+func TestRatioChart(t *testing.T) {
+	long := "JetStream ordered consumer 128B file, a long label"
+	svg := ratioSVG("title", []string{"Medians, 2026-12-02, AMD EPYC, 2 CPUs.", "Command: go run ./bench -rows JetStream"},
+		[]bar{{long, 1.5}, {"MQTT session setup QoS 1", 10.06}, {"slow", 0.5}, {"even", 2}})
+	var width float64
+	fmt.Sscanf(svg[strings.Index(svg, `width="`):], `width="%g"`, &width)
+	for _, el := range strings.Split(svg, "<text ")[1:] {
+		var x float64
+		fmt.Sscanf(el, `x="%g"`, &x)
+		text := el[strings.Index(el, ">")+1 : strings.Index(el, "</text>")]
+		w := float64(len(text)) * charW
+		lo, hi := x, x+w
+		switch {
+		case strings.Contains(el, `text-anchor="end"`):
+			lo, hi = x-w, x
+		case strings.Contains(el, `text-anchor="middle"`):
+			lo, hi = x-w/2, x+w/2
+		}
+		if lo < 0 || hi > width {
+			t.Errorf("text %q spans %.0f..%.0f outside 0..%.0f", text, lo, hi, width)
+		}
+	}
+	for _, want := range []string{"10.06x (cut)", ">8x<", ">0.5x<", ">1x<", "2026-12-02", "AMD EPYC", "go run ./bench -rows JetStream"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q:\n%s", want, svg)
+		}
+	}
+	// log scale: 2x and 0.5x bars are equally long
+	var w2, w05 float64
+	for _, el := range strings.Split(svg, "<rect ")[2:] {
+		var x, y, w float64
+		fmt.Sscanf(el, `x="%g" y="%g" width="%g"`, &x, &y, &w)
+		switch y {
+		case top + 3*rowH + 2:
+			w2 = w
+		case top + 2*rowH + 2:
+			w05 = w
+		}
+	}
+	if w2 == 0 || w2 != w05 {
+		t.Errorf("2x bar %.1f px, 0.5x bar %.1f px: not a log scale", w2, w05)
 	}
 }

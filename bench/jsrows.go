@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,9 +58,14 @@ func runJS(r row, url string, w *window, n int) (sample, error) {
 	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
 }
 
+// fetchWait is how long one Fetch waits for its batch: a stall guard only,
+// since each Fetch asks for no more messages than the stream still holds.
+const fetchWait = 5 * time.Second
+
 // consumeRow fills the stream outside the window, then measures reading it
-// back: with an ordered consumer, or a durable pull consumer fetching
-// batches of 256 and acking each message.
+// back: with an ordered consumer, or a durable pull consumer (Consume's
+// callback or Fetch batches of up to 256) acking each message. The clock
+// stops at the last message, so no request's expiry is timed.
 func consumeRow(ctx context.Context, js jetstream.JetStream, r row, w *window, n int, payload []byte) (sample, error) {
 	if err := publishAsync(ctx, js, n, payload); err != nil {
 		return sample{}, err
@@ -77,27 +83,76 @@ func consumeRow(ctx context.Context, js jetstream.JetStream, r row, w *window, n
 	if err != nil {
 		return sample{}, err
 	}
+	ack := r.Consume != "ordered"
 	w.Start()
-	got := 0
-	for got < n {
-		b, err := cons.Fetch(256, jetstream.FetchMaxWait(5*time.Second))
+	if r.Consume == "fetch" {
+		err = fetchAll(cons, n, ack)
+	} else {
+		err = consumeAll(cons, n, ack)
+	}
+	if err != nil {
+		return sample{}, err
+	}
+	w.Stop()
+	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+}
+
+// fetchAll reads n messages with Fetch, never asking for more than remain:
+// a batch larger than what is left would wait fetchWait for the rest.
+func fetchAll(cons jetstream.Consumer, n int, ack bool) error {
+	for got := 0; got < n; {
+		b, err := cons.Fetch(fetchSize(n-got), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			return sample{}, err
+			return err
 		}
 		k := 0
 		for m := range b.Messages() {
-			if r.Consume == "fetch" {
+			if ack {
 				_ = m.Ack()
 			}
 			k++
 		}
 		if k == 0 {
-			return sample{}, fmt.Errorf("consumer stalled after %d of %d: %v", got, n, b.Error())
+			return fmt.Errorf("consumer stalled after %d of %d: %v", got, n, b.Error())
 		}
 		got += k
 	}
-	w.Stop()
-	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+	return nil
+}
+
+// fetchSize is the batch to request when remaining messages are left.
+func fetchSize(remaining int) int { return min(256, remaining) }
+
+// consumeAll reads n messages through Consume's callback and returns at the
+// n-th; it fails when no message arrives for fetchWait.
+func consumeAll(cons jetstream.Consumer, n int, ack bool) error {
+	var got atomic.Int64
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if ack {
+			_ = m.Ack()
+		}
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	last := int64(-1)
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-time.After(fetchWait):
+			g := got.Load()
+			if g == last {
+				return fmt.Errorf("consumer stalled after %d of %d", g, n)
+			}
+			last = g
+		}
+	}
 }
 
 // publishAsync publishes n messages pipelined and waits for every ack.

@@ -45,6 +45,7 @@ func main() {
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 		also       = flag.String("also", "", "NAME=BINARY[,...]: more servers in the same rounds (say, evnats built from main)")
 		tlsCA      = flag.String("tlsca", "", "with -url tls://...: the CA file that signs the running server's certificate")
+		cli        = flag.String("natscli", "", "nats binary for the natscli rows; empty: build natscli "+natscliVersion+" into -bin; off: skip those rows")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -52,9 +53,22 @@ func main() {
 		*rounds = 1
 		*scale *= 0.02
 	}
+	selected := rows
+	if *rowsRe != "" {
+		re := regexp.MustCompile(*rowsRe)
+		selected = nil
+		for _, r := range rows {
+			if re.MatchString(r.Name) {
+				selected = append(selected, r)
+			}
+		}
+	}
+	if !*sweep && *sessions == "" && *conns == "" { // those modes run no natscli row
+		selected = prepareNatscli(selected, *cli, *bin, *noBuild)
+	}
 	if *url != "" {
 		rootCA = *tlsCA
-		runAgainst(*url, *mqttAddr, *rowsRe, *scale)
+		runAgainst(*url, *mqttAddr, selected, *scale)
 		return
 	}
 	evBin, natsBin := filepath.Join(*bin, "evnats"), filepath.Join(*bin, "nats-server")
@@ -84,16 +98,6 @@ func main() {
 		}
 		servers = keep
 	}
-	selected := rows
-	if *rowsRe != "" {
-		re := regexp.MustCompile(*rowsRe)
-		selected = nil
-		for _, r := range rows {
-			if re.MatchString(r.Name) {
-				selected = append(selected, r)
-			}
-		}
-	}
 	env := describeMachine()
 	progress("machine: %s", env)
 	switch {
@@ -119,10 +123,51 @@ func main() {
 		md := renderMarkdown(servers, selected, res, *rounds, env)
 		fmt.Println(md)
 		if !*quick || isFlagSet("out") {
-			writeResults(*out, md, servers, selected, res)
+			writeResults(*out, md, servers, selected, res, env)
 		}
 	}
 }
+
+// prepareNatscli sets natscliBin for the selected natscli rows (building
+// natscli unless told which binary to use) or drops those rows, saying why
+// on stderr and in the report.
+func prepareNatscli(rs []row, flagValue, binDir string, noBuild bool) []row {
+	if _, note := withoutNatscli(rs, nil); note == "" {
+		return rs // no natscli row selected
+	}
+	var err error
+	switch {
+	case flagValue == "off":
+		err = fmt.Errorf("-natscli off")
+	case flagValue != "":
+		if !natscliHasVersion(flagValue) {
+			err = fmt.Errorf("%s is not natscli %s", flagValue, natscliVersion)
+		} else {
+			natscliBin = flagValue
+		}
+	case noBuild:
+		if b := filepath.Join(binDir, "nats"); natscliHasVersion(b) {
+			natscliBin = b
+		} else {
+			err = fmt.Errorf("-nobuild and no natscli %s at %s", natscliVersion, b)
+		}
+	default:
+		natscliBin, err = buildNatscli(binDir)
+	}
+	if err == nil {
+		// absolute: natscli runs in the temporary directory
+		if natscliBin, err = filepath.Abs(natscliBin); err == nil {
+			return rs
+		}
+	}
+	keep, note := withoutNatscli(rs, err)
+	progress("%s", note)
+	reportNotes = append(reportNotes, note)
+	return keep
+}
+
+// reportNotes are printed under the results table (rows skipped and why).
+var reportNotes []string
 
 // results[row][server] holds every round's sample.
 type results map[string]map[string][]sample
@@ -240,12 +285,8 @@ func runOnce(k serverKind, r row, n int) sample {
 }
 
 // runAgainst drives an already running server, e.g. one under a profiler.
-func runAgainst(url, mqttAddr, rowsRe string, scale float64) {
-	re := regexp.MustCompile(rowsRe)
-	for _, r := range rows {
-		if !re.MatchString(r.Name) {
-			continue
-		}
+func runAgainst(url, mqttAddr string, rs []row, scale float64) {
+	for _, r := range rs {
 		w := &window{}
 		s, err := runRow(r, target{URL: url, MQTT: mqttAddr}, w, max(int(float64(r.N)*scale), 1000))
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -42,6 +43,7 @@ func summarize(ss []sample) stat {
 func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians of %d alternating rounds on %s, %s.\n", rounds, env, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Command: `%s`.\n", commandLine())
 	b.WriteString("msgs/s counts published messages (each reaches every subscriber); CPU is server CPU time per published message from /proc/PID/task/*/schedstat.\n\n")
 	b.WriteString("| row |")
 	for _, s := range servers {
@@ -83,6 +85,12 @@ func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env
 		}
 		b.WriteString(" n/a | n/a | |\n")
 	}
+	for _, note := range reportNotes {
+		fmt.Fprintf(&b, "\n%s\n", note)
+	}
+	if hasNatscli(rs) {
+		b.WriteString("\nnatscli rows: msgs/s is what `nats bench` (natscli " + natscliVersion + ", one client) printed; CPU spans its whole process, connecting and finding the stream included.\n")
+	}
 	renderLatency(&b, servers, rs, res)
 	return b.String()
 }
@@ -111,7 +119,7 @@ func renderLatency(b *strings.Builder, servers []serverKind, rs []row, res resul
 	}
 }
 
-func writeResults(dir, md string, servers []serverKind, rs []row, res results) {
+func writeResults(dir, md string, servers []serverKind, rs []row, res results, env string) {
 	writeFile(dir, "results.md", md)
 	var csv strings.Builder
 	csv.WriteString("row,server,msgs_per_sec,mb_per_sec,cpu_ns_per_msg,p50_us,p90_us,p99_us,p999_us,runs,failed\n")
@@ -134,40 +142,11 @@ func writeResults(dir, md string, servers []serverKind, rs []row, res results) {
 		}
 	}
 	writeFile(dir, "results.csv", csv.String())
-	writeFile(dir, "ratios.svg", ratioSVG("evnats / nats-server throughput (medians)", bars))
-}
-
-type bar struct {
-	label string
-	ratio float64
-}
-
-// ratioSVG draws horizontal bars of ratios with a marker at 1.0x.
-func ratioSVG(title string, bars []bar) string {
-	const left, width, rowH, top = 190, 420, 26, 40
-	maxR := 2.0
-	for _, b := range bars {
-		maxR = max(maxR, b.ratio*1.1)
+	caption := []string{
+		"Medians, " + time.Now().UTC().Format("2006-01-02") + ", " + env + ".",
+		"Command: " + commandLine(),
 	}
-	h := top + rowH*len(bars) + 30
-	var s strings.Builder
-	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+width+70, h)
-	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", title)
-	x1 := left + int(float64(width)/maxR)
-	for i, b := range bars {
-		y := top + i*rowH
-		w := int(float64(width) * b.ratio / maxR)
-		color := "#2e7d32"
-		if b.ratio < 1 {
-			color = "#c62828"
-		}
-		fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="end">%s</text>`, left-8, y+15, b.label)
-		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="18" fill="%s"/>`, left, y+2, w, color)
-		fmt.Fprintf(&s, `<text x="%d" y="%d">%.2fx</text>`+"\n", left+w+5, y+15, b.ratio)
-	}
-	fmt.Fprintf(&s, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black" stroke-dasharray="4"/>`, x1, top-5, x1, h-25)
-	fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="middle">1.0x = nats-server</text>`+"\n</svg>\n", x1, h-10)
-	return s.String()
+	writeFile(dir, "ratios.svg", ratioSVG("evnats / nats-server throughput (log scale)", caption, bars))
 }
 
 func commas(f float64) string {
@@ -183,3 +162,24 @@ func commas(f float64) string {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
+
+func hasNatscli(rs []row) bool {
+	for _, r := range rs {
+		if r.CLI != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// commandLine is how this run was started, as a user would type it.
+func commandLine() string {
+	parts := []string{"go run ./bench"}
+	for _, a := range os.Args[1:] {
+		if a == "" || strings.ContainsAny(a, " |'\"*?$()<>&;") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

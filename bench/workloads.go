@@ -30,12 +30,24 @@ type sample struct {
 	Dur     time.Duration
 	CPU     time.Duration
 	Lat     latencies // request/reply only
+	Rate    float64   // msgs/s as the client tool reported it (natscli rows); 0: Msgs/Dur
 	Failure string
 }
 
-func (s sample) MsgsPerSec() float64 { return float64(s.Msgs) / s.Dur.Seconds() }
-func (s sample) MBPerSec() float64   { return float64(s.Bytes) / s.Dur.Seconds() / 1e6 }
-func (s sample) CPUPerMsg() float64  { return float64(s.CPU.Nanoseconds()) / float64(s.Msgs) }
+func (s sample) MsgsPerSec() float64 {
+	if s.Rate > 0 {
+		return s.Rate
+	}
+	return float64(s.Msgs) / s.Dur.Seconds()
+}
+
+func (s sample) MBPerSec() float64 {
+	if s.Rate > 0 && s.Msgs > 0 {
+		return s.Rate * float64(s.Bytes) / float64(s.Msgs) / 1e6
+	}
+	return float64(s.Bytes) / s.Dur.Seconds() / 1e6
+}
+func (s sample) CPUPerMsg() float64 { return float64(s.CPU.Nanoseconds()) / float64(s.Msgs) }
 
 // row is one benchmark scenario.
 type row struct {
@@ -46,13 +58,14 @@ type row struct {
 	Pubs    int
 	Subs    int
 	ReqRep  bool
-	JS      string // "memory" or "file": a JetStream publish row
-	Async   bool   // JetStream: pipelined publishes
-	Consume string // JetStream: "ordered" or "fetch" reads a prefilled stream
-	MQTT    string // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
-	Stalled bool   // core: a raw subscriber on the subject never reads
-	TLS     bool   // clients connect with TLS (tls:// and the bench CA)
-	WS      bool   // clients connect over WebSocket (ws://, websocket { no_tls: true })
+	JS      string      // "memory" or "file": a JetStream publish row
+	Async   bool        // JetStream: pipelined publishes
+	Consume string      // JetStream: "ordered", "consume" or "fetch" reads a prefilled stream
+	MQTT    string      // "qos0", "qos1", "nats" (NATS -> MQTT) or "sessions"
+	Stalled bool        // core: a raw subscriber on the subject never reads
+	TLS     bool        // clients connect with TLS (tls:// and the bench CA)
+	WS      bool        // clients connect over WebSocket (ws://, websocket { no_tls: true })
+	CLI     *natscliRow // measured by natscli's `nats bench` (JS says the storage)
 }
 
 // target is where a row's clients connect.
@@ -80,12 +93,45 @@ var rows = []row{
 	{Name: "JetStream sync publish 16B memory", Payload: 16, N: 20_000, Kind: "js", JS: "memory"},
 	{Name: "JetStream async publish 128B file", Payload: 128, N: 200_000, Kind: "js", JS: "file", Async: true},
 	{Name: "JetStream ordered consumer 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "ordered"},
+	{Name: "JetStream durable consume 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "consume"},
 	{Name: "JetStream durable fetch 128B file", Payload: 128, N: 100_000, Kind: "js", JS: "file", Consume: "fetch"},
+	{Name: "natscli js pub sync 16B memory", Payload: 16, N: 20_000, Kind: "natscli", JS: "memory", CLI: &natscliRow{
+		Setup:   [][]string{natscliStream("memory")},
+		Measure: []string{"bench", "js", "--no-progress", "pub", "sync", "bench.js", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli js pub async 128B file", Payload: 128, N: 200_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Setup:   [][]string{natscliStream("file")},
+		Measure: []string{"bench", "js", "--no-progress", "pub", "async", "bench.js", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli js ordered 128B file", Payload: 128, N: 100_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Setup:   natscliFill,
+		Measure: []string{"bench", "js", "--no-progress", "ordered", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli js consume 128B file", Payload: 128, N: 100_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Setup:   natscliFill,
+		Measure: []string{"bench", "js", "--no-progress", "consume", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli js fetch 128B file", Payload: 128, N: 100_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Setup:   natscliFill,
+		Measure: []string{"bench", "js", "--no-progress", "fetch", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli kv put 128B file", Payload: 128, N: 20_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Measure: []string{"bench", "kv", "--no-progress", "put", "--msgs", "N", "--size", "SIZE"}}},
+	{Name: "natscli kv get 128B file", Payload: 128, N: 20_000, Kind: "natscli", JS: "file", CLI: &natscliRow{
+		Setup:   [][]string{{"bench", "kv", "--no-progress", "put", "--msgs", "N", "--size", "SIZE"}},
+		Measure: []string{"bench", "kv", "--no-progress", "get", "--msgs", "N", "--size", "SIZE"}}},
 	{Name: "MQTT pub/sub 128B QoS 0", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "qos0"},
 	{Name: "MQTT pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "qos1"},
 	{Name: "NATS -> MQTT 128B", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "nats"},
 	{Name: "MQTT session setup QoS 1", N: 10_000, Kind: "mqtt", MQTT: "sessions"},
 }
+
+// natscliStream creates natscli's bench stream with `nats stream add`, as
+// a user would before `nats bench js pub` without --create: natscli
+// v0.5.0's --create asks for fast batch publishing (allow_batched), which
+// evnats refuses as a feature it lacks.
+func natscliStream(storage string) []string {
+	return []string{"stream", "add", "benchstream", "--subjects", "bench.js", "--storage", storage, "--defaults"}
+}
+
+// natscliFill creates the stream and publishes a consumer row's messages
+// before its window.
+var natscliFill = [][]string{natscliStream("file"), {"bench", "js", "--no-progress", "pub", "async", "bench.js", "--msgs", "N", "--size", "SIZE"}}
 
 // Rows for capabilities evnats does not have yet; printed as n/a.
 var pendingRows = []string{}
@@ -94,6 +140,9 @@ func runRow(r row, tg target, w *window, n int) (sample, error) {
 	url := tg.URL
 	if r.MQTT != "" {
 		return runMQTT(r, tg, w, n)
+	}
+	if r.CLI != nil {
+		return runNatscli(r, url, w, n)
 	}
 	if r.JS != "" {
 		return runJS(r, url, w, n)

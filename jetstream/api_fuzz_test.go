@@ -45,8 +45,9 @@ var fuzzSubjects = []string{
 
 // storeLayout is every path (relative to the store directory, with '/')
 // that evnats itself creates: stream and durable directories named by valid
-// names, their meta files, block files, and the MQTT bridge's directory.
-var storeLayout = regexp.MustCompile(`^(jetstream(/\$G(/streams(/[^/.*>\\\s]+(/meta\.json(\.tmp)?|/msgs(/\d+\.blk)?|/obs(/[^/.*>\\\s]+(/meta\.json(\.tmp)?|/log(/\d+\.blk)?)?)?)?)?)?)?|mqtt(/.*)?)$`)
+// names, their meta files, block files, the directory deletes go through,
+// and the MQTT bridge's directory.
+var storeLayout = regexp.MustCompile(`^(jetstream(/\$G(/trash|/streams(/[^/.*>\\\s]+(/meta\.json(\.tmp)?|/msgs(/\d+\.blk)?|/obs(/[^/.*>\\\s]+(/meta\.json(\.tmp)?|/log(/\d+\.blk)?)?)?)?)?)?)?|mqtt(/.*)?)$`)
 
 // fuzzServer is the live server one fuzz worker sends its inputs to,
 // restarted on the same directory every restartEvery inputs.

@@ -85,7 +85,9 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		if toks[1] == "INFO" {
 			return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 		}
-		m.deleteConsumer(c)
+		if err := m.deleteConsumer(c); err != nil {
+			return m.fail(typ, newErr(errStreamGeneral, "err", m.publicErr(err)))
+		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	case len(toks) == 4 && toks[1] == "PAUSE":
 		return m.consumerPause(toks[2], toks[3], r.data, now)
@@ -179,10 +181,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	c := m.newConsumer(st, cname, cfg, now, now)
 	c.start()
 	if c.durable() {
-		err := m.openLog(c)
-		if err == nil {
-			c.snapshot() // the starting position
-		} else {
+		if err := m.createLog(c); err != nil {
 			m.deleteConsumer(c)
 			return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 		}
@@ -255,17 +254,20 @@ func randomName() string {
 	return string(b)
 }
 
-func (m *Manager) deleteConsumer(c *consumer) {
+// deleteConsumer removes c; the error says its files could not be removed
+// (it is gone from memory either way).
+func (m *Manager) deleteConsumer(c *consumer) error {
 	if c.unsub != nil {
 		c.unsub()
 	}
-	m.closeLog(c, true)
+	err := m.closeLog(c, true)
 	for _, r := range c.waiting {
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer Deleted\r\n\r\n"), nil)
 	}
 	c.waiting = nil
 	delete(c.st.consumers, c.name)
 	c.st.sweepInterest() // what only this consumer still needed goes now
+	return err
 }
 
 func (m *Manager) consumerNames(streamName string, list bool, body []byte, now time.Time) []byte {

@@ -6,7 +6,6 @@ package jetstream
 import (
 	"encoding/binary"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -20,8 +19,13 @@ import (
 // (double ack) survives kill -9. Owned by the Manager goroutine.
 type consumerLog struct {
 	dir    string
+	files  store.FS // where meta.json is written
 	fs     *store.FileStore
 	events int // records since the last snapshot
+	// start is the position the consumer was created at, kept in its
+	// meta.json: that file is durable before the create is acknowledged,
+	// the log's first snapshot only per the sync policy.
+	start *consumerSnapshot
 }
 
 // Event kinds, stored as the record subject.
@@ -42,8 +46,9 @@ type consumerSnapshot struct {
 }
 
 type consumerMeta struct {
-	Config  ConsumerConfig `json:"config"`
-	Created time.Time      `json:"created"`
+	Config  ConsumerConfig    `json:"config"`
+	Created time.Time         `json:"created"`
+	Start   *consumerSnapshot `json:"start,omitempty"` // absent in stores written before it existed
 }
 
 // durable reports whether the consumer's state belongs on disk.
@@ -54,42 +59,67 @@ func (c *consumer) durable() bool {
 // consumerDir is where a durable consumer's files live, inside its stream's.
 func consumerDir(st *stream, name string) (string, error) { return storePath(st.dir, "obs", name) }
 
-// writeMeta stores the consumer's config next to its log.
+// writeMeta stores the consumer's config next to its log; when it returns
+// nil the config is durable (store.WriteFileDurable) and a create or update
+// may be acknowledged.
 func (c *consumer) writeMeta() error {
-	dir, err := consumerDir(c.st, c.name)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(consumerMeta{c.cfg, c.created}, "", "  ")
-	tmp := filepath.Join(dir, "meta.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+	b, _ := json.MarshalIndent(consumerMeta{c.cfg, c.created, c.log.start}, "", "  ")
+	return store.WriteFileDurable(c.log.files, c.log.dir, "meta.json", b)
 }
 
-// openLog writes the consumer's config and opens (or creates) its log.
-func (m *Manager) openLog(c *consumer) error {
-	if err := c.writeMeta(); err != nil {
-		return err
-	}
+// createLog gives a new durable consumer its files: a leftover directory of
+// the same name (an unacknowledged create, an interrupted delete) is
+// removed, the config and starting position are written durably, then the
+// log is opened and starts with a snapshot.
+func (m *Manager) createLog(c *consumer) error {
 	dir, err := consumerDir(c.st, c.name)
 	if err != nil {
 		return err
 	}
-	fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(dir, "log"), Writer: m.writer, MaxBlock: 1 << 20})
-	if err != nil {
+	if err := m.removeDurable(dir); err != nil {
 		return err
 	}
-	c.log = &consumerLog{dir: dir, fs: fs}
+	if err := store.MkdirDurable(m.cfg.FS, filepath.Join(dir, "log"), c.st.dir); err != nil {
+		return err
+	}
+	start := c.state()
+	c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: &start}
+	if err := c.writeMeta(); err != nil {
+		c.log = nil
+		return err
+	}
+	if err := m.openLog(c); err != nil {
+		return err
+	}
+	c.snapshot()
 	return nil
 }
 
-// replay rebuilds the consumer's state from its log.
+// openLog opens (or creates) the log in c.log.dir, whose meta.json is
+// written.
+func (m *Manager) openLog(c *consumer) error {
+	fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(c.log.dir, "log"), Writer: m.writer, MaxBlock: 1 << 20})
+	if err != nil {
+		return err // c.log stays, so deleting c removes its directory
+	}
+	c.log.fs = fs
+	return nil
+}
+
+// restore sets the consumer's position from a snapshot.
+func (c *consumer) restore(s *consumerSnapshot) {
+	c.next, c.dseq, c.ackFloor, c.redelivN = s.Next, s.DSeq, s.AckFloor, s.Redeliv
+	c.pending = make(map[uint64]*pendingAck, len(s.Pending))
+	for sseq, p := range s.Pending {
+		c.pending[sseq] = &pendingAck{dseq: uint64(p[0]), deliveries: p[1]}
+	}
+}
+
+// replay rebuilds the consumer's state from its starting position and log.
 func (c *consumer) replay(now time.Time) {
+	if c.log.start != nil {
+		c.restore(c.log.start)
+	}
 	for seq := uint64(0); ; seq++ {
 		m, err := c.log.fs.LoadNext("", seq)
 		if err != nil {
@@ -102,11 +132,7 @@ func (c *consumer) replay(now time.Time) {
 			if json.Unmarshal(m.Data, &s) != nil {
 				continue
 			}
-			c.next, c.dseq, c.ackFloor, c.redelivN = s.Next, s.DSeq, s.AckFloor, s.Redeliv
-			c.pending = make(map[uint64]*pendingAck, len(s.Pending))
-			for sseq, p := range s.Pending {
-				c.pending[sseq] = &pendingAck{dseq: uint64(p[0]), deliveries: p[1]}
-			}
+			c.restore(&s)
 		case evDelivered:
 			if len(m.Data) < 20 {
 				continue
@@ -174,46 +200,65 @@ func (c *consumer) append(kind string, data []byte, done func()) {
 	}
 }
 
-// snapshot writes the whole state and drops the events before it.
-func (c *consumer) snapshot() {
-	if c.log == nil {
-		return
-	}
+// state is the consumer's position as a snapshot records it.
+func (c *consumer) state() consumerSnapshot {
 	s := consumerSnapshot{Next: c.next, DSeq: c.dseq, AckFloor: c.ackFloor, Redeliv: c.redelivN,
 		Pending: make(map[uint64][2]int, len(c.pending))}
 	for sseq, p := range c.pending {
 		s.Pending[sseq] = [2]int{int(p.dseq), p.deliveries}
 	}
-	seq, err := c.log.fs.Append(evSnapshot, nil, mustJSON(s), 0, nil)
+	return s
+}
+
+// snapshot writes the whole state and drops the events before it.
+func (c *consumer) snapshot() {
+	if c.log == nil {
+		return
+	}
+	seq, err := c.log.fs.Append(evSnapshot, nil, mustJSON(c.state()), 0, nil)
 	if err == nil {
 		_, _ = c.log.fs.Compact(seq)
 	}
 	c.log.events = 0
 }
 
-// closeLog closes the log; remove also deletes the consumer's files.
-func (m *Manager) closeLog(c *consumer, remove bool) {
+// closeLog closes the log; remove also deletes the consumer's files, in
+// one durable step (Manager.removeDurable), unless its stream is being
+// deleted, whose directory takes them along.
+func (m *Manager) closeLog(c *consumer, remove bool) error {
 	if c.log == nil {
-		return
+		return nil
 	}
-	c.log.fs.Close()
-	if remove {
-		m.writer.Forget(c.log.dir)
-		_ = os.RemoveAll(c.log.dir)
+	if c.log.fs != nil {
+		c.log.fs.Close()
 	}
+	dir := c.log.dir
 	c.log = nil
+	if !remove || m.streams[c.st.cfg.Name] != c.st {
+		return nil
+	}
+	m.writer.Forget(dir)
+	return m.removeDurable(dir)
 }
 
-// recoverConsumers recreates a stream's durable consumers from disk.
+// recoverConsumers recreates a stream's durable consumers from disk. A
+// directory without meta.json (a create that was never acknowledged) is
+// skipped; a leftover meta.json.tmp is removed.
 func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
-	entries, err := os.ReadDir(filepath.Join(st.dir, "obs"))
+	obs := filepath.Join(st.dir, "obs")
+	names, err := m.cfg.FS.ReadDir(obs)
 	if err != nil {
 		return nil // none
 	}
 	st.recovering = true
 	defer func() { st.recovering = false }()
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(st.dir, "obs", e.Name(), "meta.json"))
+	for _, name := range names {
+		if !validName(name) {
+			continue // not a directory this store made
+		}
+		dir := filepath.Join(obs, name)
+		_ = m.cfg.FS.Remove(filepath.Join(dir, "meta.json"+store.TempSuffix))
+		b, err := m.cfg.FS.ReadFile(filepath.Join(dir, "meta.json"))
 		if err != nil {
 			continue
 		}
@@ -221,14 +266,15 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return err
 		}
-		if meta.Config.Durable != e.Name() || !validName(e.Name()) {
-			m.logf("jetstream: stream %s: skipping consumer directory %s: its meta.json names %q", st.cfg.Name, e.Name(), meta.Config.Durable)
+		if meta.Config.Durable != name {
+			m.logf("jetstream: stream %s: skipping consumer directory %s: its meta.json names %q", st.cfg.Name, name, meta.Config.Durable)
 			continue
 		}
 		if meta.Config.Name == "" {
-			meta.Config.Name = e.Name() // written before creates set it, as nats-server does
+			meta.Config.Name = name // written before creates set it, as nats-server does
 		}
-		c := m.newConsumer(st, e.Name(), meta.Config, meta.Created, now)
+		c := m.newConsumer(st, name, meta.Config, meta.Created, now)
+		c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: meta.Start}
 		if err := m.openLog(c); err != nil {
 			return err
 		}

@@ -92,6 +92,7 @@ var (
 	errRollup            = errDef{500, 10111, "{err}"}
 	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
+	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 )
 
 // newErr fills the definition's placeholders from name/value pairs.

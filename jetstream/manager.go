@@ -11,9 +11,7 @@ package jetstream
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -82,6 +80,9 @@ type Manager struct {
 	apiErrors     uint64
 	unsubAPI      func()
 	streamsDir    string
+	trashDir      string   // deleted streams and consumers are renamed here, then removed
+	trashSlot     uint64   // numbers the names in trashDir
+	recovering    bool     // recover is running: existing directories are streams, not leftovers
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
 	ackBuf        []byte // formats deliveries' ack subjects
@@ -109,7 +110,8 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
-		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), storeRoots: storeRootsOf(cfg.StoreDir)}
+		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "trash"),
+		storeRoots: storeRootsOf(cfg.StoreDir)}
 	if err := m.recover(); err != nil {
 		m.writer.Close()
 		return nil, err
@@ -344,14 +346,24 @@ func (m *Manager) handleAck(r *request) {
 func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error) {
 	st := &stream{cfg: cfg, created: created, dedupe: make(map[string]dedupeEntry), perSubj: make(map[string]uint64),
 		consumers: make(map[string]*consumer)}
+	dir, err := storePath(m.streamsDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !m.recovering {
+		// A directory without a stream is what an unacknowledged create or
+		// an interrupted delete left: its files must not join this stream.
+		if err := m.removeDurable(dir); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Storage == "memory" {
 		st.store = store.NewMemStore()
 	} else {
-		dir, err := storePath(m.streamsDir, cfg.Name)
-		if err != nil {
+		st.dir = dir
+		if err := store.MkdirDurable(m.cfg.FS, filepath.Join(dir, "msgs"), m.streamsDir); err != nil {
 			return nil, err
 		}
-		st.dir = dir
 		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer,
 			Compress: cfg.Compression == "s2"})
 		if err != nil {
@@ -378,86 +390,116 @@ func (m *Manager) subscribe(st *stream) {
 	}
 }
 
-// saveMeta writes a stream's config so it is recreated on restart.
+// streamMeta is a stream's meta.json.
+type streamMeta struct {
+	Config  StreamConfig `json:"config"`
+	Created time.Time    `json:"created"`
+}
+
+// saveMeta writes a stream's config so it is recreated on restart. When it
+// returns nil the config is durable (see store.WriteFileDurable), so a
+// create or update may be acknowledged: meta.json is the commit point.
 func (m *Manager) saveMeta(st *stream) error {
 	dir, err := storePath(m.streamsDir, st.cfg.Name)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	if _, err := m.cfg.FS.ReadDir(dir); err != nil { // a memory stream's first config
+		if err := store.MkdirDurable(m.cfg.FS, dir, m.streamsDir); err != nil {
+			return err
+		}
 	}
-	b, _ := json.MarshalIndent(struct {
-		Config  StreamConfig `json:"config"`
-		Created time.Time    `json:"created"`
-	}{st.cfg, st.created}, "", "  ")
-	tmp := filepath.Join(dir, "meta.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+	b, _ := json.MarshalIndent(streamMeta{st.cfg, st.created}, "", "  ")
+	return store.WriteFileDurable(m.cfg.FS, dir, "meta.json", b)
 }
 
-// recover recreates the streams whose configs are on disk.
+// removeDurable deletes a stream's or consumer's directory in one durable
+// step (see store.RemoveAllDurable): a crash leaves it whole or gone.
+func (m *Manager) removeDurable(dir string) error {
+	m.trashSlot++
+	slot := fmt.Sprintf("%d-%d", time.Now().UnixNano(), m.trashSlot) // never a client's name
+	return store.RemoveAllDurable(m.cfg.FS, dir, m.trashDir, slot)
+}
+
+// recover recreates the streams whose configs are on disk. Any state a
+// crash can leave is accepted: the trash is emptied, a half-written
+// meta.json.tmp is removed, a directory without meta.json (a create that was
+// never acknowledged) is skipped and cleared when its name is created again,
+// a stream without message files starts empty.
 func (m *Manager) recover() error {
-	entries, err := os.ReadDir(m.streamsDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	fs := m.cfg.FS
+	if err := fs.RemoveAll(m.trashDir); err != nil {
+		m.logf("jetstream: emptying %s: %v", m.trashDir, err)
 	}
+	if err := store.MkdirDurable(fs, m.streamsDir, m.cfg.StoreDir); err != nil {
+		return err
+	}
+	// The store directory's own entry, for a store created just now; its
+	// parent is not ours and may not be readable, so this is best effort.
+	_ = fs.SyncDir(filepath.Dir(filepath.Clean(m.cfg.StoreDir)))
+	if err := store.MkdirDurable(fs, m.trashDir, m.cfg.StoreDir); err != nil {
+		return err
+	}
+	names, err := fs.ReadDir(m.streamsDir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(m.streamsDir, e.Name(), "meta.json"))
+	m.recovering = true
+	defer func() { m.recovering = false }()
+	for _, name := range names {
+		if !validName(name) {
+			m.logf("jetstream: skipping %s: not a stream name", name)
+			continue
+		}
+		dir := filepath.Join(m.streamsDir, name)
+		_ = fs.Remove(filepath.Join(dir, "meta.json"+store.TempSuffix)) // never renamed: not acknowledged
+		b, err := fs.ReadFile(filepath.Join(dir, "meta.json"))
 		if err != nil {
-			continue // not a stream directory
+			continue // not a stream directory, or a create that did not finish
 		}
-		var meta struct {
-			Config  StreamConfig `json:"config"`
-			Created time.Time    `json:"created"`
-		}
+		var meta streamMeta
 		if err := json.Unmarshal(b, &meta); err != nil {
-			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
+			return fmt.Errorf("jetstream: stream %s: %w", name, err)
 		}
-		if meta.Config.Name != e.Name() || !validName(e.Name()) {
+		if meta.Config.Name != name {
 			// Not a directory this store made for that stream: a config
 			// written there by other means must not become a stream.
-			m.logf("jetstream: skipping %s: its meta.json names stream %q", e.Name(), meta.Config.Name)
+			m.logf("jetstream: skipping %s: its meta.json names stream %q", name, meta.Config.Name)
 			continue
 		}
 		st, err := m.addStream(meta.Config, meta.Created)
 		if err != nil {
-			return fmt.Errorf("jetstream: stream %s: %w", e.Name(), err)
+			return fmt.Errorf("jetstream: stream %s: %w", name, err)
 		}
 		if st.dir != "" {
 			if err := m.recoverConsumers(st, time.Now()); err != nil {
-				return fmt.Errorf("jetstream: stream %s consumers: %w", e.Name(), err)
+				return fmt.Errorf("jetstream: stream %s consumers: %w", name, err)
 			}
 		}
 	}
 	return nil
 }
 
-// deleteStream removes a stream and its files.
+// deleteStream removes a stream and its files. The directory goes in one
+// durable step before it returns, consumers' included, so a stream whose
+// delete was acknowledged never comes back, and one whose delete failed
+// comes back whole.
 func (m *Manager) deleteStream(st *stream) error {
 	for _, u := range st.unsub {
 		u()
 	}
+	delete(m.streams, st.cfg.Name) // first: consumers' files now go with the stream's (closeLog)
 	for _, c := range st.consumers {
 		m.deleteConsumer(c)
 	}
-	delete(m.streams, st.cfg.Name)
 	m.rewire()
 	st.store.Close()
-	if st.dir == "" {
-		dir, err := storePath(m.streamsDir, st.cfg.Name)
-		if err != nil {
-			return err
-		}
-		return os.RemoveAll(dir)
+	dir, err := storePath(m.streamsDir, st.cfg.Name)
+	if err != nil {
+		return err
 	}
-	m.writer.Forget(st.dir) // no queued write or open handle may outlive the removal
-	return os.RemoveAll(st.dir)
+	m.writer.Forget(dir) // no queued write or open handle may outlive the removal
+	return m.removeDurable(dir)
 }
 
 func (m *Manager) sortedStreams(filter string) []*stream {

@@ -356,9 +356,10 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 		out = g.tls.output(c) // sealed records; plaintext INFO before the handshake
 	}
 	for !g.gone {
-		iov = out.take(iov[:0])
-		if c.ws != nil && g.tls == nil { // frames what is taken (wsconn.go)
-			iov = c.ws.wrap(iov, c.closing && len(out.chunks) == 0)
+		if c.ws != nil && g.tls == nil {
+			iov = c.ws.take(iov[:0], maxIovecs) // framed (wsconn.go)
+		} else {
+			iov = out.take(iov[:0])
 		}
 		if len(iov) == 0 {
 			break

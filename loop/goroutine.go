@@ -288,9 +288,10 @@ func (g *goConn) writeLoop() {
 				g.c.flowProgress(time.Now()) // progress: maybe below the low-water mark
 			}
 			closing := g.c.closing
-			iov = g.c.out.takeN(iov[:0], goWriteChunks)
-			if g.c.ws != nil { // frames what is taken (wsconn.go)
-				iov = g.c.ws.wrap(iov, closing && len(g.c.out.chunks) == 0)
+			if g.c.ws != nil {
+				iov = g.c.ws.take(iov[:0], goWriteChunks) // framed (wsconn.go)
+			} else {
+				iov = g.c.out.takeN(iov[:0], goWriteChunks)
 			}
 			for _, b := range iov {
 				g.inflight += len(b)

@@ -6,7 +6,10 @@ package loop
 // client's outLock (write, reset) and by writers after a write (put); a
 // leaf.
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Outbound chunk sizes: a small first chunk keeps a large fan-out to many
 // idle-ish clients cheap; later chunks are large so big bursts take few iovecs.
@@ -93,15 +96,34 @@ func (o *outBuf) take(dst [][]byte) [][]byte { return o.takeN(dst, maxIovecs) }
 
 // takeN is take of at most max chunks.
 func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
-	n := min(len(o.chunks), max)
-	dst = append(dst, o.chunks[:n]...)
-	for _, c := range o.chunks[:n] {
-		o.size -= len(c)
+	dst, _ = o.takeBytes(dst, math.MaxInt, max)
+	return dst
+}
+
+// takeBytes moves whole chunks from the front into dst while they fit in
+// maxBytes, at most maxChunks (> 0) of them, and returns dst and the bytes
+// taken. When the first chunk alone is longer (a WebSocket frame limit
+// below the chunk size) it takes its first maxBytes, cut at their end so
+// that the part taken never shares memory with the rest once the writer
+// gives it back to the pool.
+func (o *outBuf) takeBytes(dst [][]byte, maxBytes, maxChunks int) ([][]byte, int) {
+	n, size := 0, 0
+	for n < len(o.chunks) && n < maxChunks && size+len(o.chunks[n]) <= maxBytes {
+		size += len(o.chunks[n])
+		n++
 	}
+	if n == 0 && len(o.chunks) > 0 && maxChunks > 0 {
+		b := o.chunks[0]
+		o.chunks[0] = b[maxBytes:]
+		o.size -= maxBytes
+		return append(dst, b[:maxBytes:maxBytes]), maxBytes
+	}
+	dst = append(dst, o.chunks[:n]...)
+	o.size -= size
 	rest := copy(o.chunks, o.chunks[n:])
 	clear(o.chunks[rest:])
 	o.chunks = o.chunks[:rest]
-	return dst
+	return dst, size
 }
 
 // reset drops everything pending.

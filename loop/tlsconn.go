@@ -208,8 +208,7 @@ func (t *tlsConn) sealFramed(c *client, iov [][]byte) [][]byte {
 		return iov
 	}
 	for {
-		iov = c.out.take(iov[:0])
-		iov = c.ws.wrap(iov, c.closing && len(c.out.chunks) == 0)
+		iov = c.ws.take(iov[:0], maxIovecs)
 		if len(iov) == 0 {
 			return iov
 		}

@@ -27,14 +27,17 @@ func TestWSFrameAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, decode); n > 0 {
 		t.Fatalf("%v allocations per frame decoded", n)
 	}
-	w := &wsConn{c: &client{}, state: wsOpen}
-	chunk := make([]byte, 4096)
+	c := &client{}
+	c.out.pool = &chunkPool{}
+	w := &wsConn{c: c, state: wsOpen, frameMax: wsFrameMax(DefaultMaxPayload)}
+	msg := make([]byte, 6000)
 	iov := make([][]byte, 0, 8)
-	wrap := func() {
-		iov = append(iov[:0], chunk, chunk)
-		iov = w.wrap(iov, false)
+	take := func() {
+		c.out.write(msg) // a small chunk and part of a large one
+		iov = w.take(iov[:0], maxIovecs)
+		c.out.pool.put(iov)
 	}
-	if n := testing.AllocsPerRun(1000, wrap); n > 0 {
+	if n := testing.AllocsPerRun(1000, take); n > 0 {
 		t.Fatalf("%v allocations per write framed", n)
 	}
 	if len(iov) != 3 || len(iov[0]) != 4 {

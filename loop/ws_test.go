@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -317,14 +318,6 @@ func TestWSHandshakeTimeout(t *testing.T) {
 // message arrives.
 func TestWSFlowControl(t *testing.T) {
 	eachFlowTransport(t, wsOpts(), func(t *testing.T, s *loop.Server) {
-		if o := s.Options(); o.IO == "gnet" && o.Loops > 1 {
-			// Known bug, open in issue 11: a WebSocket subscriber on another
-			// loop sometimes stops receiving (no slow consumer, nothing more
-			// delivered); it fails on the WebSocket branch's own tip too (2 of 3
-			// runs), so it is in the WebSocket path, not a merge. Passes on 1
-			// loop and on the goroutine transport.
-			t.Skip("known bug: WebSocket flow control across loops stalls (issue 11)")
-		}
 		n := 20000 / flowScale
 		sub := connectWS(t, s)
 		var got atomic.Int64
@@ -352,6 +345,69 @@ func TestWSFlowControl(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitAll(t, s, done, func() int64 { return got.Load() }, n, true)
+	})
+}
+
+// TestWSFrameSize: output is framed in frames of at most eight
+// max_payloads, the most nats.go takes (it closes the connection with
+// "websocket frame too large" otherwise): a burst larger than that, queued
+// for a subscriber in one go, reaches a raw reader in small frames and a
+// nats.go subscriber whole. A flush used to frame everything it took as
+// one frame, so a subscriber fed a loop's whole inbox at once was dropped
+// (issue 11).
+func TestWSFrameSize(t *testing.T) {
+	const maxPayload = 1 << 10
+	o := wsOpts()
+	o.MaxPayload = maxPayload
+	looptest.Each(t, o, func(t *testing.T, o loop.Options) {
+		s := looptest.Start(t, o)
+		raw := wsDial(t, s)
+		r := wsUpgrade(t, raw)
+		readFrame(t, r) // INFO
+		if _, err := raw.Write(wsFrame(0x82, []byte("CONNECT {\"verbose\":false}\r\nSUB burst 1\r\nPING\r\n"), wsKey)); err != nil {
+			t.Fatal(err)
+		}
+		if _, p := readFrame(t, r); string(p) != "PONG\r\n" {
+			t.Fatalf("got %q, want PONG", p)
+		}
+		sub := connectWS(t, s)
+		var got atomic.Int64
+		const n = 200 // 200 KiB, in one write of the publisher
+		done := make(chan struct{})
+		if _, err := sub.Subscribe("burst", func(*nats.Msg) {
+			if got.Add(1) == n {
+				close(done)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Flush(); err != nil {
+			t.Fatal(err)
+		}
+
+		payload := strings.Repeat("x", maxPayload)
+		burst := strings.Repeat("PUB burst "+strconv.Itoa(maxPayload)+"\r\n"+payload+"\r\n", n)
+		pub := dialRaw(t, s)
+		pub.send("CONNECT {\"verbose\":false}\r\n%sPING\r\n", burst)
+		pub.expect("PONG")
+
+		want := n * len("MSG burst 1 "+strconv.Itoa(maxPayload)+"\r\n"+payload+"\r\n")
+		_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for read := 0; read < want; {
+			_, p := readFrame(t, r)
+			if len(p) > 8*maxPayload {
+				t.Fatalf("frame of %d bytes, more than 8 max_payloads (%d)", len(p), 8*maxPayload)
+			}
+			read += len(p)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("nats.go subscriber got %d of %d (last error %v)", got.Load(), n, sub.LastError())
+		}
+		if !sub.IsConnected() {
+			t.Fatalf("nats.go subscriber dropped: %v", sub.LastError())
+		}
 	})
 }
 

@@ -139,7 +139,7 @@ const (
 
 // wsConn is the WebSocket codec of one connection, on either transport:
 // input is unframed before the client parses it (client.onRead), output
-// is framed as the writer takes it (wrap), one data frame per write.
+// is framed as the writer takes it (take), in frames of at most frameMax.
 type wsConn struct {
 	c   *client
 	srv *wsServer
@@ -155,9 +155,10 @@ type wsConn struct {
 	closeBuf  [4 + wsMaxControl]byte
 	closeSent bool // out
 
-	whdr   [wsMaxHeader]byte // writer: header of the frame being written
-	wpong  [2 + wsMaxControl]byte
-	wclose [4 + wsMaxControl]byte
+	frameMax int                                 // largest data frame payload (wsFrameMax)
+	whdr     [wsFramesPerWrite][wsMaxHeader]byte // writer: headers of the frames being written
+	wpong    [2 + wsMaxControl]byte
+	wclose   [4 + wsMaxControl]byte
 
 	timer *time.Timer
 	stop  bool // the client is closing: stop unframing
@@ -174,6 +175,19 @@ type wsConn struct {
 // 7.2.2), with an empty final block so that it reports EOF.
 var wsDeflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
+// Output frames. nats.go closes the connection on a frame longer than
+// eight max_payloads (the server's, from INFO), so a write's data goes out
+// in frames of at most that, and at most 1 MiB: a 14-byte header per MiB
+// costs nothing, and a reader never has to take one frame whole. One write
+// carries at most wsFramesPerWrite frames; the writer loops for more.
+const (
+	wsMaxFrameData   = 1 << 20
+	wsFramesPerWrite = 16
+)
+
+// wsFrameMax is the largest data frame payload written for max_payload.
+func wsFrameMax(maxPayload int) int { return max(min(8*maxPayload, wsMaxFrameData), 1) }
+
 // wsMaxCompressed bounds a compressed message as nats-server does: eight
 // max_payloads, at most 64 MiB.
 func wsMaxCompressed(maxPayload int) int { return min(8*maxPayload, 64<<20) }
@@ -181,7 +195,7 @@ func wsMaxCompressed(maxPayload int) int { return min(8*maxPayload, 64<<20) }
 // startWS puts the WebSocket codec on a new connection; it greets (or
 // takes the MQTT protocol) once the upgrade is done.
 func (c *client) startWS(srv *wsServer) {
-	w := &wsConn{c: c, srv: srv}
+	w := &wsConn{c: c, srv: srv, frameMax: wsFrameMax(c.srv.opts.MaxPayload)}
 	c.ws = w
 	c.parser.ConnectFirst = c.auth().required
 	w.timer = time.AfterFunc(srv.timeout, func() {
@@ -369,47 +383,38 @@ func (w *wsConn) wsControl(op byte, p []byte) bool {
 	return true
 }
 
-// wrap frames what a write takes, under outLock: iov holds the data
-// chunks taken from c.out; it returns the buffers to write: the HTTP
-// response, a pong, one frame header for all of the data, the data, and
-// the close frame when last (the connection closes after this write).
-// Before the upgrade is done, data is dropped (a timeout's -ERR).
-func (w *wsConn) wrap(iov [][]byte, last bool) [][]byte {
+// take moves what one write carries out of c.out into iov (empty on
+// entry), framed, under outLock: the HTTP response, a pong, then the data
+// of at most maxChunks chunks in at most wsFramesPerWrite frames of at
+// most frameMax bytes each (a longer chunk is split), and the close frame
+// once c is closing and nothing is left (the connection closes after this
+// write). The result fits one writev (maxIovecs). Before the upgrade is
+// done, data is dropped (a timeout's -ERR).
+func (w *wsConn) take(iov [][]byte, maxChunks int) [][]byte {
 	c := w.c
-	n := len(iov)
-	size := 0
-	for _, b := range iov {
-		size += len(b)
-	}
-	var front [3][]byte
-	k := 0
+	o := &c.out
 	if w.raw != nil {
-		front[k] = w.raw
+		iov = append(iov, w.raw)
 		w.raw = nil
-		k++
 	}
 	if w.state != wsOpen && !w.closeSent && w.closeMsg == nil {
-		// no frames yet (or refused): drop the data
-		c.out.pool.put(iov)
-		clear(iov)
-		iov = append(iov[:0], front[:k]...)
+		o.reset() // no frames yet (or refused): drop the data
 		return iov
 	}
 	if w.pong != nil {
-		front[k] = w.wpong[:copy(w.wpong[:], w.pong)]
+		iov = append(iov, w.wpong[:copy(w.wpong[:], w.pong)])
 		w.pong = nil
-		k++
 	}
-	if size > 0 {
-		front[k] = wsAppendHeader(w.whdr[:0], wsBinary, true, false, size)
-		k++
+	maxChunks = min(maxChunks, maxIovecs-len(iov)-wsFramesPerWrite-1)
+	for f := 0; f < wsFramesPerWrite && len(o.chunks) > 0 && maxChunks > 0; f++ {
+		h := len(iov)
+		iov = append(iov, nil) // the header, once the size is known
+		var size int
+		iov, size = o.takeBytes(iov, w.frameMax, maxChunks)
+		maxChunks -= len(iov) - h - 1
+		iov[h] = wsAppendHeader(w.whdr[f][:0], wsBinary, true, false, size)
 	}
-	if k > 0 {
-		iov = append(iov, front[:k]...)
-		copy(iov[k:], iov[:n])
-		copy(iov, front[:k])
-	}
-	if last && !w.closeSent {
+	if c.closing && len(o.chunks) == 0 && !w.closeSent {
 		w.closeSent = true
 		m := w.closeMsg
 		if m == nil {

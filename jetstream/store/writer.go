@@ -8,6 +8,7 @@ package store
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -45,14 +46,17 @@ type Writer struct {
 	// syncs hands the interval policy's fsyncs to the syncer goroutine, so a
 	// slow fsync (a second of dirty data) never holds up the writes and acks
 	// queued behind it; syncDone closes when the syncer has finished.
-	syncs    chan []File
+	syncs    chan syncRound
 	syncDone chan struct{}
 
 	// Owned by the writer goroutine.
-	files  map[string]File
-	dirty  map[string]File  // written since the last sync
-	broken map[string]error // files whose write failed: later appends would land after a torn record
-	buf    []byte
+	files map[string]File
+	dirty map[string]File // written since the last sync
+	// newDirs holds the directories of files opened since the last sync:
+	// a block's data is durable only once its directory entry is too.
+	newDirs map[string]struct{}
+	broken  map[string]error // files whose write failed: later appends would land after a torn record
+	buf     []byte
 }
 
 // writeOp is one unit of work for the writer.
@@ -70,8 +74,9 @@ func NewWriter(fs FS, policy SyncPolicy) *Writer {
 		policy.Interval = DefaultSyncInterval
 	}
 	w := &Writer{fs: fs, policy: policy, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		syncs: make(chan []File, 1), syncDone: make(chan struct{}),
-		files: make(map[string]File), dirty: make(map[string]File), broken: make(map[string]error)}
+		syncs: make(chan syncRound, 1), syncDone: make(chan struct{}),
+		files: make(map[string]File), dirty: make(map[string]File), broken: make(map[string]error),
+		newDirs: make(map[string]struct{})}
 	go w.run()
 	go w.syncer()
 	return w
@@ -120,11 +125,15 @@ func (w *Writer) barrier(forget string) {
 func (w *Writer) forgetPrefix(prefix string) {
 	for name, f := range w.files {
 		if strings.HasPrefix(name, prefix) {
-			_ = f.Sync()
-			_ = f.Close()
+			_ = f.Close() // no sync: its contents are about to be deleted
 			delete(w.files, name)
 			delete(w.dirty, name)
 			delete(w.broken, name)
+		}
+	}
+	for dir := range w.newDirs {
+		if dir == prefix || strings.HasPrefix(dir, prefix+string(filepath.Separator)) {
+			delete(w.newDirs, dir)
 		}
 	}
 }
@@ -207,6 +216,9 @@ func (w *Writer) perform(batch []writeOp) {
 		if err == nil && w.policy.Always {
 			err = w.files[op.file].Sync()
 			delete(w.dirty, op.file)
+			if err == nil {
+				err = w.syncNewDirs()
+			}
 		}
 		finish(batch[i:j], err)
 		i = j
@@ -262,7 +274,26 @@ func (w *Writer) file(name string) (File, error) {
 		return nil, err
 	}
 	w.files[name] = f
+	w.newDirs[filepath.Dir(name)] = struct{}{}
 	return f, nil
+}
+
+// syncNewDirs fsyncs the directories of newly opened files.
+func (w *Writer) syncNewDirs() error {
+	for dir := range w.newDirs {
+		if err := w.fs.SyncDir(dir); err != nil {
+			return err
+		}
+		delete(w.newDirs, dir)
+	}
+	return nil
+}
+
+// syncRound is one round of the interval policy's fsyncs: the files, then
+// the directories whose new entries they need.
+type syncRound struct {
+	files []File
+	dirs  []string
 }
 
 func (w *Writer) removeFile(name string) error {
@@ -281,16 +312,20 @@ func (w *Writer) removeFile(name string) error {
 // syncSoon hands the files written since the last sync to the syncer; if
 // it is still busy with the previous round they wait for the next tick.
 func (w *Writer) syncSoon() {
-	if len(w.dirty) == 0 {
+	if len(w.dirty) == 0 && len(w.newDirs) == 0 {
 		return
 	}
-	files := make([]File, 0, len(w.dirty))
+	r := syncRound{files: make([]File, 0, len(w.dirty)), dirs: make([]string, 0, len(w.newDirs))}
 	for _, f := range w.dirty {
-		files = append(files, f)
+		r.files = append(r.files, f)
+	}
+	for dir := range w.newDirs {
+		r.dirs = append(r.dirs, dir)
 	}
 	select {
-	case w.syncs <- files:
+	case w.syncs <- r:
 		clear(w.dirty)
+		clear(w.newDirs)
 	default:
 	}
 }
@@ -300,9 +335,12 @@ func (w *Writer) syncSoon() {
 // the error is of no interest.
 func (w *Writer) syncer() {
 	defer close(w.syncDone)
-	for files := range w.syncs {
-		for _, f := range files {
+	for r := range w.syncs {
+		for _, f := range r.files {
 			_ = f.Sync()
+		}
+		for _, dir := range r.dirs {
+			_ = w.fs.SyncDir(dir) // a directory removed meanwhile needs none
 		}
 	}
 }
@@ -311,5 +349,9 @@ func (w *Writer) syncDirty() {
 	for name, f := range w.dirty {
 		_ = f.Sync()
 		delete(w.dirty, name)
+	}
+	for dir := range w.newDirs {
+		_ = w.fs.SyncDir(dir)
+		delete(w.newDirs, dir)
 	}
 }

@@ -50,6 +50,8 @@ type StreamConfig struct {
 	Compression       string            `json:"compression,omitempty"`
 	FirstSeq          uint64            `json:"first_seq,omitempty"`
 	Placement         *Placement        `json:"placement,omitempty"`
+	Mirror            *StreamSource     `json:"mirror,omitempty"`
+	Sources           []*StreamSource   `json:"sources,omitempty"`
 	ConsumerLimits    ConsumerLimits    `json:"consumer_limits"`
 }
 
@@ -83,11 +85,13 @@ type StreamState struct {
 
 // StreamInfo describes a stream.
 type StreamInfo struct {
-	Config  StreamConfig `json:"config"`
-	Created time.Time    `json:"created"`
-	State   StreamState  `json:"state"`
-	Cluster *ClusterInfo `json:"cluster,omitempty"`
-	TS      time.Time    `json:"ts"`
+	Config  StreamConfig        `json:"config"`
+	Created time.Time           `json:"created"`
+	State   StreamState         `json:"state"`
+	Mirror  *StreamSourceInfo   `json:"mirror,omitempty"`
+	Sources []*StreamSourceInfo `json:"sources,omitempty"`
+	Cluster *ClusterInfo        `json:"cluster,omitempty"`
+	TS      time.Time           `json:"ts"`
 }
 
 // ClusterInfo names a stream's leader: on a single server, the server.

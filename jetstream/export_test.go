@@ -11,3 +11,11 @@ func SetAPIHandlerPanicking(subject string) (restore func()) {
 	testHook.Store(&h)
 	return func() { testHook.Store(nil) }
 }
+
+// SetLinkCatchUp makes mirrors and sources copy n messages per tick and
+// no more, until the returned function restores the default.
+func SetLinkCatchUp(n int) (restore func()) {
+	old := linkCatchUp.Swap(int64(n))
+	linkPaced.Store(true)
+	return func() { linkCatchUp.Store(old); linkPaced.Store(false) }
+}

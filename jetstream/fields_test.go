@@ -48,8 +48,8 @@ var streamFields = map[string]streamField{
 	"NoAck":        {honoured, nil},
 	"Duplicates":   {honoured, nil},
 	"Placement":    {honoured, func(c *server.StreamConfig) { c.Placement = &server.Placement{Tags: []string{"ssd"}} }},
-	"Mirror":       {refused, func(c *server.StreamConfig) { c.Mirror = &server.StreamSource{Name: "ORIGIN"}; c.Subjects = nil }},
-	"Sources":      {refused, func(c *server.StreamConfig) { c.Sources = []*server.StreamSource{{Name: "ORIGIN"}} }},
+	"Mirror":       {honoured, func(c *server.StreamConfig) { c.Mirror = &server.StreamSource{Name: "ORIGIN"}; c.Subjects = nil }},
+	"Sources":      {honoured, func(c *server.StreamConfig) { c.Sources = []*server.StreamSource{{Name: "ORIGIN"}} }},
 	"Compression":  {honoured, func(c *server.StreamConfig) { c.Compression = server.S2Compression }},
 	"FirstSeq":     {honoured, nil},
 	"SubjectTransform": {refused, func(c *server.StreamConfig) {

@@ -156,7 +156,13 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 	if k := unsupportedField(body, streamFields); k != "" {
 		return m.fail(typ, refuseStreamField(k))
 	}
+	if k := unsupportedSourceField(body); k != "" {
+		return m.fail(typ, refuseStreamField(k))
+	}
 	if e := normalize(&cfg); e != nil {
+		return m.fail(typ, e)
+	}
+	if e := m.originRules(&cfg); e != nil {
 		return m.fail(typ, e)
 	}
 	if m.overlaps(&cfg) {
@@ -171,6 +177,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if e := updateRules(existing.cfg, &cfg); e != nil {
 			return m.fail(typ, e)
 		}
+		if e := mirrorUpdateRules(&existing.cfg, &cfg); e != nil {
+			return m.fail(typ, e)
+		}
 		if e := limitsViolated(existing, cfg.ConsumerLimits); e != nil {
 			return m.fail(typ, e)
 		}
@@ -182,6 +191,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		m.subscribe(existing)
+		m.setLinks(existing)
 		existing.enforceLimits("")
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:

@@ -50,7 +50,7 @@ func streamLimits(cfg *StreamConfig) *APIError {
 	if cfg.MaxAge != 0 && cfg.MaxAge < minMaxAge {
 		return bad("max age needs to be >= 100ms")
 	}
-	if cfg.Duplicates == 0 {
+	if cfg.Duplicates == 0 && !cfg.copies() { // as nats-server: a mirror or source stream has no default window
 		cfg.Duplicates = defaultDuplicateWindow
 		if cfg.MaxAge != 0 && cfg.MaxAge < cfg.Duplicates {
 			cfg.Duplicates = cfg.MaxAge
@@ -62,7 +62,7 @@ func streamLimits(cfg *StreamConfig) *APIError {
 	if cfg.MaxAge != 0 && cfg.Duplicates > cfg.MaxAge {
 		return bad("duplicates window can not be larger then max age")
 	}
-	if cfg.Duplicates < minMaxAge {
+	if cfg.Duplicates > 0 && cfg.Duplicates < minMaxAge {
 		return bad("duplicates window needs to be >= 100ms")
 	}
 	return nil

@@ -86,6 +86,7 @@ type Manager struct {
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
 	ackBuf        []byte // formats deliveries' ack subjects
+	linksBehind   bool   // a mirror or source has more to copy (mirror.go: catchUp)
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
@@ -173,6 +174,7 @@ func (m *Manager) run() {
 			m.handle(&batch[i])
 		}
 		clear(batch)
+		m.catchUp()
 		if stopped {
 			m.unsubAPI()
 			for _, st := range m.streams {
@@ -195,6 +197,9 @@ const consumerTick = 50 * time.Millisecond
 
 func (m *Manager) tick(now time.Time) {
 	defer m.recoverTick()
+	if m.linksBehind = m.tickLinks(now); m.linksBehind {
+		m.signal()
+	}
 	for _, st := range m.streams {
 		st.expire(now)
 		for _, c := range st.consumers {
@@ -274,15 +279,21 @@ func (m *Manager) publish(r *request) {
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {
-		now := time.Now()
-		for _, c := range st.consumers {
-			if len(c.waiting) > 0 {
-				m.pump(c, now)
-			}
+		m.afterStore(st, time.Now())
+	}
+}
+
+// afterStore serves what a stored message makes possible: waiting pulls
+// and push consumers, interest retention, and the streams that copy st.
+func (m *Manager) afterStore(st *stream, now time.Time) {
+	for _, c := range st.consumers {
+		if len(c.waiting) > 0 {
+			m.pump(c, now)
 		}
-		if st.cfg.Retention == "interest" {
-			st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
-		}
+	}
+	m.feed(st, now) // before interest retention drops it
+	if st.cfg.Retention == "interest" {
+		st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
 	}
 }
 
@@ -363,6 +374,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	st.recount()
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
+	m.setLinks(st)
 	return st, nil
 }
 
@@ -480,6 +492,7 @@ func (m *Manager) deleteStream(st *stream) error {
 	for _, c := range st.consumers {
 		m.deleteConsumer(c)
 	}
+	m.rewire()
 	st.store.Close()
 	dir, err := storePath(m.streamsDir, st.cfg.Name)
 	if err != nil {

@@ -41,6 +41,9 @@ type stream struct {
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool
+	links      []*link   // its mirror or sources (mirror.go)
+	feeds      []*stream // the streams with a link to this one, set by rewire
+	feeding    bool      // feed is copying from this stream: it does not recur
 }
 
 type dedupeEntry struct {
@@ -290,11 +293,13 @@ func (st *stream) recount() {
 
 func (st *stream) info(now time.Time) *StreamInfo {
 	s := st.store.State()
-	return &StreamInfo{Config: st.cfg, Created: st.created, TS: now, State: StreamState{
+	info := &StreamInfo{Config: st.cfg, Created: st.created, TS: now, State: StreamState{
 		Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, FirstTime: s.FirstTime.UTC(),
 		LastSeq: s.LastSeq, LastTime: s.LastTime.UTC(), NumDeleted: s.Deleted, NumSubjects: len(st.perSubj),
 		Consumers: len(st.consumers),
 	}}
+	st.linkInfo(info, now)
+	return info
 }
 
 // headerValue returns the first value of key (in any case) in a NATS/1.0
@@ -354,7 +359,10 @@ func normalize(cfg *StreamConfig) *APIError {
 		return newErr(errReplicas)
 	}
 	cfg.Replicas = 1
-	if len(cfg.Subjects) == 0 {
+	if e := copyRules(cfg); e != nil {
+		return e
+	}
+	if len(cfg.Subjects) == 0 && !cfg.copies() { // as nats-server: a mirror or sourcing stream may have none
 		cfg.Subjects = []string{cfg.Name}
 	}
 	for _, s := range cfg.Subjects {

@@ -1,0 +1,301 @@
+package jetstream
+
+// Concurrency: pure validation and values; any goroutine, no locks, except
+// originRules, which reads the Manager's streams on its goroutine.
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evnats/evnats/router"
+)
+
+// Mirrors and sources: the config a client sends, the rules nats-server
+// applies to it, and the Nats-Stream-Source header a sourced message
+// carries. The copying itself is in mirror.go.
+
+// StreamSource names an origin stream that a mirror or a source copies,
+// and which of its messages. nats-server's "external" (another domain's
+// API prefix) and "consumer" (a durable on the origin) are refused by
+// sourceFields: every origin here is a stream on this server.
+type StreamSource struct {
+	Name              string                   `json:"name"`
+	OptStartSeq       uint64                   `json:"opt_start_seq,omitempty"`
+	OptStartTime      *time.Time               `json:"opt_start_time,omitempty"`
+	FilterSubject     string                   `json:"filter_subject,omitempty"`
+	SubjectTransforms []SubjectTransformConfig `json:"subject_transforms,omitempty"`
+}
+
+// StreamSourceInfo is a mirror's or source's state in stream info.
+// Active is the time since the last message copied, -1 before any.
+type StreamSourceInfo struct {
+	Name              string                   `json:"name"`
+	Lag               uint64                   `json:"lag"`
+	Seq               uint64                   `json:"seq,omitempty"`
+	Active            time.Duration            `json:"active"`
+	Error             *APIError                `json:"error,omitempty"`
+	FilterSubject     string                   `json:"filter_subject,omitempty"`
+	SubjectTransforms []SubjectTransformConfig `json:"subject_transforms,omitempty"`
+}
+
+// hdrStreamSource marks a sourced message with where it came from:
+// "<origin> <origin seq> <filters> <destinations> <original subject>".
+const hdrStreamSource = "Nats-Stream-Source"
+
+// Errors of mirror and source configs, as nats-server's.
+var (
+	errMirrorFirstSeq     = errDef{400, 10143, "stream mirrors can not have first sequence configured"}
+	errMirrorSubjects     = errDef{400, 10034, "stream mirrors can not contain subjects"}
+	errMirrorSources      = errDef{400, 10031, "stream mirrors can not also contain other sources"}
+	errMirrorStartBoth    = errDef{400, 10032, "stream mirrors can not have both start seq and start time configured"}
+	errMirrorFilterAndTr  = errDef{400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter"}
+	errMirrorTrSource     = errDef{400, 10151, "mirror transform source: {err}"}
+	errMirrorTrDest       = errDef{400, 10154, "mirror transform: {err}"}
+	errMirrorTrOverlap    = errDef{400, 10152, "mirror subject filters can not overlap"}
+	errMirrorName         = errDef{400, 10142, "mirrored stream name is invalid"}
+	errMirrorMsgSize      = errDef{400, 10030, "stream mirror must have max message size >= source"}
+	errMirrorNotUpdatable = errDef{400, 10055, "stream mirror configuration can not be updated"}
+	errSourceName         = errDef{400, 10141, "sourced stream name is invalid"}
+	errSourceDuplicate    = errDef{400, 10140, "duplicate source configuration detected"}
+	errSourceFilterAndTr  = errDef{400, 10144, "source with multiple subject transforms cannot also have a single subject filter"}
+	errSourceTrSource     = errDef{400, 10145, "source transform source: {err}"}
+	errSourceTrDest       = errDef{400, 10146, "source transform: {err}"}
+	errSourceTrOverlap    = errDef{400, 10147, "source filters can not overlap"}
+	errSourceMsgSize      = errDef{400, 10046, "stream source must have max message size >= target"}
+	errStreamCreate       = errDef{500, 10049, "{err}"}
+	errMirrorSetup        = errDef{500, 10029, "{err}"}
+	errSourceSetup        = errDef{500, 10045, "{err}"}
+)
+
+// copies reports whether the stream is a mirror or has sources.
+func (cfg *StreamConfig) copies() bool { return cfg.Mirror != nil || len(cfg.Sources) > 0 }
+
+var sourceFields = jsonFields(reflect.TypeFor[StreamSource]())
+
+// unsupportedSourceField finds a key of the request's mirror or sources
+// that evnats lacks ("external", "consumer"), as "mirror.external", for
+// the refusal: json.Unmarshal would drop it without a word.
+func unsupportedSourceField(body []byte) string {
+	var raw struct {
+		Mirror  json.RawMessage   `json:"mirror"`
+		Sources []json.RawMessage `json:"sources"`
+	}
+	if json.Unmarshal(body, &raw) != nil {
+		return ""
+	}
+	if len(raw.Mirror) > 0 {
+		if k := unsupportedField(raw.Mirror, sourceFields); k != "" {
+			return "mirror." + k
+		}
+	}
+	for _, s := range raw.Sources {
+		if k := unsupportedField(s, sourceFields); k != "" {
+			return "sources." + k
+		}
+	}
+	return ""
+}
+
+// copyRules checks a mirror's or sources' config on its own, in
+// nats-server's order; normalize calls it before subjects get defaults.
+func copyRules(cfg *StreamConfig) *APIError {
+	if mr := cfg.Mirror; mr != nil {
+		switch {
+		case cfg.FirstSeq > 0:
+			return newErr(errMirrorFirstSeq)
+		case len(cfg.Subjects) > 0:
+			return newErr(errMirrorSubjects)
+		case len(cfg.Sources) > 0:
+			return newErr(errMirrorSources)
+		case mr.FilterSubject != "" && len(mr.SubjectTransforms) > 0:
+			return newErr(errMirrorFilterAndTr)
+		case mr.OptStartSeq > 0 && mr.OptStartTime != nil:
+			return newErr(errMirrorStartBoth)
+		case !validName(mr.Name) || len(mr.Name) > maxNameLen:
+			return newErr(errMirrorName)
+		}
+		if e := transformRules(mr, errMirrorTrSource, errMirrorTrDest, errMirrorTrOverlap); e != nil {
+			return e
+		}
+		if mr.FilterSubject != "" && !router.ValidSubject(mr.FilterSubject) {
+			return newErr(errStreamCreate, "err", "subject filter '"+mr.FilterSubject+"' for the mirror: invalid subject")
+		}
+	}
+	seen := make(map[string]bool)
+	for _, src := range cfg.Sources {
+		if src == nil || !validName(src.Name) || len(src.Name) > maxNameLen {
+			return newErr(errSourceName)
+		}
+		if in := src.iname(); seen[in] {
+			return newErr(errSourceDuplicate)
+		} else {
+			seen[in] = true
+		}
+		if src.FilterSubject != "" && len(src.SubjectTransforms) > 0 {
+			return newErr(errSourceFilterAndTr)
+		}
+		if e := transformRules(src, errSourceTrSource, errSourceTrDest, errSourceTrOverlap); e != nil {
+			return e
+		}
+		if src.FilterSubject != "" && !router.ValidSubject(src.FilterSubject) {
+			return newErr(errStreamCreate, "err", "subject filter '"+src.FilterSubject+"' for the source: invalid subject")
+		}
+	}
+	return nil
+}
+
+// transformRules compiles a source's transforms and refuses overlapping
+// filters, which would copy one message twice.
+func transformRules(s *StreamSource, badSrc, badDest, overlap errDef) *APIError {
+	for i, tc := range s.SubjectTransforms {
+		if tc.Source != "" && !router.ValidSubject(tc.Source) {
+			return newErr(badSrc, "err", "invalid subject "+tc.Source)
+		}
+		if _, err := compileTransform(tc); err != nil {
+			return newErr(badDest, "err", err.Error())
+		}
+		for j, o := range s.SubjectTransforms {
+			if i != j && router.SubjectsCollide(orAll(tc.Source), orAll(o.Source)) {
+				return newErr(overlap)
+			}
+		}
+	}
+	return nil
+}
+
+func orAll(filter string) string {
+	if filter == "" {
+		return ">"
+	}
+	return filter
+}
+
+// originRules checks a config against the streams that exist: no cycle of
+// mirrors and sources (one that reaches back to cfg with subjects it would
+// copy again), and a max message size that takes the origin's messages.
+// An origin that does not exist yet is allowed: copying starts when it
+// appears, as nats-server's.
+func (m *Manager) originRules(cfg *StreamConfig) *APIError {
+	lookup := func(name string) *StreamConfig {
+		if name == cfg.Name {
+			return cfg
+		}
+		if st := m.streams[name]; st != nil {
+			return &st.cfg
+		}
+		return nil
+	}
+	sizeOK := func(o *StreamConfig) bool {
+		return o == nil || o == cfg || cfg.MaxMsgSize <= 0 || o.MaxMsgSize <= 0 || cfg.MaxMsgSize >= o.MaxMsgSize
+	}
+	if mr := cfg.Mirror; mr != nil && !sizeOK(lookup(mr.Name)) {
+		return newErr(errMirrorMsgSize)
+	}
+	for _, src := range cfg.Sources {
+		if !sizeOK(lookup(src.Name)) {
+			return newErr(errSourceMsgSize)
+		}
+	}
+	cycle := newErr(errStreamConfig, "err", "detected cycle")
+	visited := map[string]bool{}
+	queue := []*StreamConfig{cfg}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		visited[c.Name] = true
+		for _, src := range c.Sources {
+			if visited[src.Name] {
+				if src.FilterSubject == "" || collidesAny(src.FilterSubject, c.Subjects) {
+					return cycle
+				}
+			} else if o := lookup(src.Name); o != nil {
+				queue = append(queue, o)
+			}
+		}
+		if mr := c.Mirror; mr != nil {
+			if visited[mr.Name] {
+				return cycle
+			}
+			if o := lookup(mr.Name); o != nil {
+				queue = append(queue, o)
+			}
+		}
+		if len(visited) > 10_000 {
+			return cycle // a graph this deep is refused rather than walked on
+		}
+	}
+	return nil
+}
+
+// mirrorUpdateRules refuses a change to a mirror's config, as nats-server;
+// removing it promotes the mirror to a plain stream.
+func mirrorUpdateRules(old, cfg *StreamConfig) *APIError {
+	if cfg.Mirror != nil && !sameJSON(old.Mirror, cfg.Mirror) {
+		return newErr(errMirrorNotUpdatable)
+	}
+	return nil
+}
+
+// iname identifies a source by what it copies, as nats-server's index
+// name: "<origin> <filters> <destinations>", each list joined by '\f',
+// ">" for an empty filter or destination. Sourced messages carry it in
+// their header, which is how a restart finds where each source stopped.
+func (s *StreamSource) iname() string {
+	src, dest := orAll(s.FilterSubject), ">"
+	if len(s.SubjectTransforms) > 0 {
+		var srcs, dests []string
+		for _, t := range s.SubjectTransforms {
+			srcs, dests = append(srcs, orAll(t.Source)), append(dests, orAll(t.Destination))
+		}
+		src, dest = strings.Join(srcs, "\f"), strings.Join(dests, "\f")
+	}
+	return s.Name + " " + src + " " + dest
+}
+
+// sourceHeaderValue is the Nats-Stream-Source value for origin message seq
+// on subject, copied by the source named iname.
+func sourceHeaderValue(iname string, seq uint64, subject string) string {
+	name, rest, _ := strings.Cut(iname, " ")
+	return name + " " + strconv.FormatUint(seq, 10) + " " + rest + " " + subject
+}
+
+// parseSourceHeader returns the iname and origin sequence of a
+// Nats-Stream-Source value, or ok false.
+func parseSourceHeader(v string) (iname string, seq uint64, ok bool) {
+	f := strings.Split(v, " ")
+	if len(f) < 4 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return f[0] + " " + f[2] + " " + f[3], seq, true
+}
+
+// sourcedHeader is hdr with the headers a copy must not keep (an earlier
+// hop's Nats-Stream-Source, the Nats-Expected-* checks, meant for the
+// origin) removed and this copy's Nats-Stream-Source appended.
+func sourcedHeader(hdr []byte, value string) []byte {
+	out := []byte("NATS/1.0\r\n")
+	if len(hdr) > 0 {
+		status, rest, _ := strings.Cut(string(hdr), "\r\n")
+		out = append(out[:0], status...)
+		out = append(out, "\r\n"...)
+		for _, line := range strings.Split(rest, "\r\n") {
+			k, _, _ := strings.Cut(line, ":")
+			k = strings.TrimSpace(k)
+			if line == "" || strings.EqualFold(k, hdrStreamSource) || len(k) >= 14 && strings.EqualFold(k[:14], "Nats-Expected-") {
+				continue
+			}
+			out = append(out, line...)
+			out = append(out, "\r\n"...)
+		}
+	}
+	out = append(out, hdrStreamSource+": "...)
+	out = append(out, value...)
+	return append(out, "\r\n\r\n"...)
+}

@@ -41,6 +41,9 @@ type stream struct {
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool
+
+	ttls    ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	ageFrom uint64   // max_age scan start: below it only never-expiring messages remain
 }
 
 type dedupeEntry struct {
@@ -72,6 +75,9 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
 	}
+	if e := st.ttlDisabled(hdr); e != nil {
+		return fail(e)
+	}
 	state := st.store.State()
 	if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != state.LastSeq {
@@ -99,6 +105,10 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 			return fail(newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup)))
 		}
 	}
+	hdr, ttl, e := st.prepareTTL(hdr)
+	if e != nil {
+		return fail(e)
+	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
 		return fail(newErr(errMsgTooBig))
@@ -119,6 +129,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
 	st.perSubj[subject]++
+	st.trackTTL(seq, now.UnixNano(), ttl)
 	switch rollup {
 	case "sub": // this message replaces every earlier one on its subject
 		for {
@@ -199,26 +210,17 @@ func (st *stream) sweepInterest() {
 	}
 }
 
-// expire removes messages older than max_age and forgets old dedupe ids.
+// expire removes messages older than max_age or past their TTL (ttl.go)
+// and forgets old dedupe ids.
 func (st *stream) expire(now time.Time) {
 	for id, d := range st.dedupe {
 		if now.Sub(d.at) >= st.cfg.Duplicates {
 			delete(st.dedupe, id)
 		}
 	}
-	if st.cfg.MaxAge <= 0 {
-		return
-	}
-	for {
-		s := st.store.State()
-		if s.Msgs == 0 || now.Sub(s.FirstTime) < st.cfg.MaxAge {
-			return
-		}
-		m, err := st.store.LoadNext("", s.FirstSeq)
-		if err != nil {
-			return
-		}
-		st.remove(m.Seq, m.Subject)
+	st.expireTTLs(now)
+	if st.cfg.MaxAge > 0 {
+		st.expireAged(now)
 	}
 }
 
@@ -365,6 +367,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if e := captureRules(cfg); e != nil {
 		return e
 	}
+	if e := ttlRules(cfg); e != nil {
+		return e
+	}
 	defaults := []struct {
 		v   *string
 		def string
@@ -438,6 +443,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return bad("cancel deny purge")
 	case cfg.FirstSeq != old.FirstSeq:
 		return bad("change first sequence")
+	}
+	if e := ttlUpdateRules(old, cfg); e != nil {
+		return e
 	}
 	if cfg.Sealed {
 		cfg.MaxAge = 0

@@ -166,6 +166,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 		if old.log != nil {
 			if err := old.writeMeta(); err != nil {
 				old.cfg, old.filters = prevCfg, prevFilters // not persisted: nothing changed
+				_ = old.writeMeta()                         // a write that failed after its rename put the new one there
 				return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 			}
 		}

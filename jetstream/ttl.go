@@ -53,8 +53,14 @@ func parseMsgTTL(v string) (int64, bool) {
 	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
+	// Digits accumulate with int64 wrap-around, as nats-server reads them:
+	// a value that wraps negative is invalid, one that wraps to 0 is no
+	// TTL. Clients see the same verdicts from both servers.
+	var n int64
+	for i := 0; i < len(v); i++ {
+		n = n*10 + int64(v[i]-'0')
+	}
+	return max(n, 0), n >= 0
 }
 
 // msgTTL is a publish's TTL: 0 without a Nats-TTL header; ok is false when

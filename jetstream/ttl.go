@@ -108,9 +108,29 @@ func (st *stream) prepareTTL(hdr []byte) ([]byte, int64, *APIError) {
 
 // trackTTL notes a stored message's expiry.
 func (st *stream) trackTTL(seq uint64, ts int64, ttl int64) {
-	if ttl > 0 {
-		heap.Push(&st.ttls, ttlEntry{at: ts + ttl*int64(time.Second), seq: seq})
+	if ttl <= 0 {
+		return
 	}
+	heap.Push(&st.ttls, ttlEntry{at: ts + ttl*int64(time.Second), seq: seq})
+	if len(st.ttls) > 2*int(st.store.State().Msgs)+1024 {
+		st.pruneTTLs()
+	}
+}
+
+// pruneTTLs drops the entries of messages removed by other means (limits,
+// rollups, deletes) before their TTL: with a long TTL and much churn they
+// would pile up. It runs when the index holds twice the stream's
+// messages, so its loads cost O(1) per TTL publish over time.
+func (st *stream) pruneTTLs() {
+	keep := st.ttls[:0]
+	for _, e := range st.ttls {
+		if _, err := st.store.Load(e.seq); err == nil {
+			keep = append(keep, e)
+		}
+	}
+	clear(st.ttls[len(keep):])
+	st.ttls = keep
+	heap.Init(&st.ttls)
 }
 
 // indexTTLs rebuilds the expiry index from the stored messages' headers

@@ -340,3 +340,37 @@ func TestKeyValueLimitMarkers(t *testing.T) {
 		}
 	})
 }
+
+// TestMsgTTLIndexChurn: after many long-TTL messages evicted by max_msgs
+// (whose index entries are pruned, ttl.go: pruneTTLs) a short TTL still
+// expires on time and the survivors stay.
+func TestMsgTTLIndexChurn(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "C", Storage: jetstream.MemoryStorage, AllowMsgTTL: true, MaxMsgs: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3000; i++ {
+		if _, err := js.PublishAsync("C", []byte("x"), jetstream.WithMsgTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-c.Done():
+		t.Fatal("publishes not acknowledged")
+	}
+	ack, err := js.Publish(c, "C", []byte("short"), jetstream.WithMsgTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the short message expires", func() bool {
+		_, err := st.GetMsg(c, ack.Sequence)
+		return errors.Is(err, jetstream.ErrMsgNotFound)
+	})
+	if info, _ := st.Info(c); info.State.Msgs != 9 {
+		t.Fatalf("messages %d, want 9", info.State.Msgs)
+	}
+}

@@ -6,6 +6,7 @@ package jetstream
 import (
 	"bytes"
 	"container/heap"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -111,7 +112,11 @@ func (st *stream) trackTTL(seq uint64, ts int64, ttl int64) {
 	if ttl <= 0 {
 		return
 	}
-	heap.Push(&st.ttls, ttlEntry{at: ts + ttl*int64(time.Second), seq: seq})
+	at := int64(math.MaxInt64) // a TTL past what int64 nanoseconds hold: not in this lifetime
+	if ttl <= (math.MaxInt64-ts)/int64(time.Second) {
+		at = ts + ttl*int64(time.Second)
+	}
+	heap.Push(&st.ttls, ttlEntry{at: at, seq: seq})
 	if len(st.ttls) > 2*int(st.store.State().Msgs)+1024 {
 		st.pruneTTLs()
 	}

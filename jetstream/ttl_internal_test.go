@@ -31,3 +31,24 @@ func TestTTLIndexPruned(t *testing.T) {
 		t.Fatalf("after the TTL: %d messages, %d index entries", s.Msgs, len(st.ttls))
 	}
 }
+
+// TestTTLFarFuture: a TTL whose expiry is past int64 nanoseconds does not
+// wrap around and expire at once.
+func TestTTLFarFuture(t *testing.T) {
+	cfg := StreamConfig{Name: "F", AllowMsgTTL: true}
+	if e := normalize(&cfg); e != nil {
+		t.Fatal(e)
+	}
+	st := &stream{cfg: cfg, store: store.NewMemStore(), dedupe: map[string]dedupeEntry{},
+		perSubj: map[string]uint64{}, consumers: map[string]*consumer{}}
+	now := time.Now()
+	for _, v := range []string{"9223372036854775807", "2562047h", "9000000000"} {
+		if res := st.storeMsg("f", []byte("NATS/1.0\r\nNats-TTL: "+v+"\r\n\r\n"), nil, now, nil); !res.pending {
+			t.Fatalf("%s: %+v", v, res.ack)
+		}
+	}
+	st.expire(now.Add(time.Hour))
+	if n := st.store.State().Msgs; n != 3 {
+		t.Fatalf("%d of 3 far-future messages left after an hour", n)
+	}
+}

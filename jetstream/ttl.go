@@ -179,8 +179,8 @@ func (st *stream) expireTTLs(now time.Time) {
 func (st *stream) expireAged(now time.Time) {
 	for {
 		s := st.store.State()
-		if s.Msgs == 0 {
-			return
+		if s.Msgs == 0 || (st.ageFrom <= s.FirstSeq && now.Sub(s.FirstTime) < st.cfg.MaxAge) {
+			return // the common case, from the state alone: nothing has aged
 		}
 		m, err := st.store.LoadNext("", max(s.FirstSeq, st.ageFrom))
 		if err != nil || now.Sub(time.Unix(0, m.Time)) < st.cfg.MaxAge {

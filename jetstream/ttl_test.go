@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -372,5 +373,57 @@ func TestMsgTTLIndexChurn(t *testing.T) {
 	})
 	if info, _ := st.Info(c); info.State.Msgs != 9 {
 		t.Fatalf("messages %d, want 9", info.State.Msgs)
+	}
+}
+
+// TestSubjectDeleteMarkersDifferential runs the same max_age and TTL
+// expiry against nats-server and evnats and compares what a consumer
+// receives (sequence, subject, headers) and the final state.
+func TestSubjectDeleteMarkersDifferential(t *testing.T) {
+	run := func(url string) []string {
+		nc, err := nats.Connect(url, nats.NoReconnect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		c := ctx(t)
+		st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "S", Subjects: []string{"k.>"},
+			MaxAge: 500 * time.Millisecond, SubjectDeleteMarkerTTL: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := st.CreateConsumer(c, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, subj := range []string{"k.a", "k.a"} {
+			if _, err := js.Publish(c, subj, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := js.Publish(c, "k.b", nil, jetstream.WithMsgTTL(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for range 5 {
+			m := nextMsg(t, cons, 3*time.Second)
+			md, _ := m.Metadata()
+			got = append(got, fmt.Sprintf("%d %s %v", md.Sequence.Stream, m.Subject(), m.Headers()))
+		}
+		waitFor(t, 5*time.Second, "the markers expire", func() bool {
+			info, err := st.Info(c)
+			return err == nil && info.State.Msgs == 0
+		})
+		info, _ := st.Info(c)
+		return append(got, fmt.Sprintf("first %d last %d", info.State.FirstSeq, info.State.LastSeq))
+	}
+	s := startJS(t, loop.Options{})
+	want := run(startReferenceJS(t))
+	got := run(s.ClientURL())
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: evnats %q, nats-server %q", i, got[i], want[i])
+		}
 	}
 }

@@ -53,6 +53,9 @@ type StreamConfig struct {
 	Mirror            *StreamSource     `json:"mirror,omitempty"`
 	Sources           []*StreamSource   `json:"sources,omitempty"`
 	ConsumerLimits    ConsumerLimits    `json:"consumer_limits"`
+	// Per-message TTLs and subject delete markers (ttl.go).
+	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
+	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'

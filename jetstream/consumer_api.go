@@ -160,10 +160,13 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 		if req.Action == "create" && !sameJSON(old.cfg, cfg) {
 			return m.fail(typ, newErr(errConsumerExists))
 		}
-		old.cfg = cfg // update: the mutable fields take effect
+		prevCfg, prevFilters := old.cfg, old.filters
+		old.cfg = cfg // update: the mutable fields take effect (writeMeta writes c.cfg)
 		old.filters = filtersOf(cfg)
 		if old.log != nil {
 			if err := old.writeMeta(); err != nil {
+				old.cfg, old.filters = prevCfg, prevFilters // not persisted: nothing changed
+				_ = old.writeMeta()                         // a write that failed after its rename put the new one there
 				return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 			}
 		}

@@ -92,6 +92,8 @@ var (
 	errRollup            = errDef{500, 10111, "{err}"}
 	errStreamNamePath    = errDef{400, 10128, "Stream name can not contain path separators"}
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
+	errMsgTTLInvalid     = errDef{400, 10165, "invalid per-message TTL"}
+	errMsgTTLDisabled    = errDef{400, 10166, "per-message TTL is disabled"}
 	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 )
 

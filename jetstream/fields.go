@@ -20,9 +20,10 @@ import (
 // default (clients send defaults such as "consumer_limits":{} always).
 
 // apiLevel is the JetStream API level whose features evnats really has.
-// Level 1 (nats-server 2.11) brought per-message TTLs, delete markers and
-// priority groups, none of which evnats implements; clients (nats.go's KV
-// limit markers, natscli) gate those on this number, so it stays 0.
+// Level 1 (nats-server 2.11) brought per-message TTLs, delete markers,
+// consumer pause and priority groups; evnats has all but priority groups,
+// and clients (nats.go's KV limit markers, natscli) gate those on this
+// number, so it stays 0 until groups are there too.
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for
@@ -30,7 +31,6 @@ const apiLevel = 0
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
 	// streams
-	"allow_msg_ttl": 1, "subject_delete_marker_ttl": 1,
 	"allow_msg_counter": 2, "allow_atomic": 2, "allow_msg_schedules": 2, "persist_mode": 2,
 	"allow_batched": 4,
 	// consumers

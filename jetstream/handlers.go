@@ -186,8 +186,11 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if e := updateFormsCycle(existing, &cfg); e != nil {
 			return m.fail(typ, e)
 		}
-		existing.cfg = cfg
+		prev := existing.cfg
+		existing.cfg = cfg // saveMeta writes st.cfg
 		if err := m.saveMeta(existing); err != nil {
+			existing.cfg = prev      // not persisted: the client is told it failed, so nothing changed
+			_ = m.saveMeta(existing) // a write that failed after its rename put the new one there
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		m.subscribe(existing)

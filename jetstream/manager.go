@@ -372,6 +372,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 		st.store = fs
 	}
 	st.recount()
+	st.indexTTLs()
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
 	m.setLinks(st)

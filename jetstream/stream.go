@@ -44,6 +44,9 @@ type stream struct {
 	links      []*link   // its mirror or sources (mirror.go)
 	feeds      []*stream // the streams with a link to this one, set by rewire
 	feeding    bool      // feed is copying from this stream: it does not recur
+
+	ttls    ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	ageFrom uint64   // max_age scan start: below it only never-expiring messages remain
 }
 
 type dedupeEntry struct {
@@ -75,6 +78,9 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
 	}
+	if e := st.ttlDisabled(hdr); e != nil {
+		return fail(e)
+	}
 	state := st.store.State()
 	if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != state.LastSeq {
@@ -102,6 +108,10 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 			return fail(newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup)))
 		}
 	}
+	hdr, ttl, e := st.prepareTTL(hdr)
+	if e != nil {
+		return fail(e)
+	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
 		return fail(newErr(errMsgTooBig))
@@ -122,6 +132,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
 	st.perSubj[subject]++
+	st.trackTTL(seq, now.UnixNano(), ttl)
 	switch rollup {
 	case "sub": // this message replaces every earlier one on its subject
 		for {
@@ -202,26 +213,17 @@ func (st *stream) sweepInterest() {
 	}
 }
 
-// expire removes messages older than max_age and forgets old dedupe ids.
+// expire removes messages older than max_age or past their TTL (ttl.go)
+// and forgets old dedupe ids.
 func (st *stream) expire(now time.Time) {
 	for id, d := range st.dedupe {
 		if now.Sub(d.at) >= st.cfg.Duplicates {
 			delete(st.dedupe, id)
 		}
 	}
-	if st.cfg.MaxAge <= 0 {
-		return
-	}
-	for {
-		s := st.store.State()
-		if s.Msgs == 0 || now.Sub(s.FirstTime) < st.cfg.MaxAge {
-			return
-		}
-		m, err := st.store.LoadNext("", s.FirstSeq)
-		if err != nil {
-			return
-		}
-		st.remove(m.Seq, m.Subject)
+	st.expireTTLs(now)
+	if st.cfg.MaxAge > 0 {
+		st.expireAged(now)
 	}
 }
 
@@ -373,6 +375,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if e := captureRules(cfg); e != nil {
 		return e
 	}
+	if e := ttlRules(cfg); e != nil {
+		return e
+	}
 	defaults := []struct {
 		v   *string
 		def string
@@ -446,6 +451,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return bad("cancel deny purge")
 	case cfg.FirstSeq != old.FirstSeq:
 		return bad("change first sequence")
+	}
+	if e := ttlUpdateRules(old, cfg); e != nil {
+		return e
 	}
 	if cfg.Sealed {
 		cfg.MaxAge = 0

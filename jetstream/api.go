@@ -51,6 +51,7 @@ type StreamConfig struct {
 	FirstSeq          uint64            `json:"first_seq,omitempty"`
 	Placement         *Placement        `json:"placement,omitempty"`
 	ConsumerLimits    ConsumerLimits    `json:"consumer_limits"`
+	AllowAtomic       bool              `json:"allow_atomic,omitempty"`
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'
@@ -218,6 +219,8 @@ type PubAck struct {
 	Seq       uint64    `json:"seq"`
 	Duplicate bool      `json:"duplicate,omitempty"`
 	Domain    string    `json:"domain,omitempty"`
+	Batch     string    `json:"batch,omitempty"` // an atomic batch's id, on its commit's ack
+	Count     int       `json:"count,omitempty"` // the messages the batch stored
 	Error     *APIError `json:"error,omitempty"`
 }
 

@@ -22,7 +22,8 @@ import (
 // apiLevel is the JetStream API level whose features evnats really has.
 // Level 1 (nats-server 2.11) brought per-message TTLs, delete markers and
 // priority groups, none of which evnats implements; clients (nats.go's KV
-// limit markers, natscli) gate those on this number, so it stays 0.
+// limit markers, natscli) gate those on this number, so it stays 0 even
+// though atomic batch publish (level 2) is implemented (batch.go).
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for
@@ -31,7 +32,7 @@ const apiLevel = 0
 var featureLevel = map[string]int{
 	// streams
 	"allow_msg_ttl": 1, "subject_delete_marker_ttl": 1,
-	"allow_msg_counter": 2, "allow_atomic": 2, "allow_msg_schedules": 2, "persist_mode": 2,
+	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
 	"allow_batched": 4,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,

@@ -67,7 +67,7 @@ var streamFields = map[string]streamField{
 	"AllowMsgTTL":            {refused, nil},
 	"SubjectDeleteMarkerTTL": {refused, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = false, time.Second }},
 	"AllowMsgCounter":        {refused, nil},
-	"AllowAtomicPublish":     {refused, nil},
+	"AllowAtomicPublish":     {honoured, nil},
 	"AllowMsgSchedules":      {refused, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
 	"AllowBatchPublish":      {refused, nil},

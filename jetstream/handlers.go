@@ -178,6 +178,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 			return m.fail(typ, e)
 		}
 		existing.cfg = cfg
+		if !cfg.AllowAtomic {
+			existing.batches = nil // as nats-server: disabling drops staged batches
+		}
 		if err := m.saveMeta(existing); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}

@@ -197,6 +197,7 @@ func (m *Manager) tick(now time.Time) {
 	defer m.recoverTick()
 	for _, st := range m.streams {
 		st.expire(now)
+		st.abandonBatches(now)
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
@@ -259,6 +260,10 @@ func (m *Manager) publish(r *request) {
 		}
 		return
 	}
+	if id := headerValue(r.hdr, hdrBatchID); id != "" {
+		m.publishAtomic(r, reply, id)
+		return
+	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
 		if reply == "" {
 			return
@@ -274,14 +279,22 @@ func (m *Manager) publish(r *request) {
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}
 	if res.pending {
-		now := time.Now()
-		for _, c := range st.consumers {
-			if len(c.waiting) > 0 {
-				m.pump(c, now)
-			}
+		last := st.store.State().LastSeq
+		m.stored(st, last, last, time.Now())
+	}
+}
+
+// stored serves waiting consumers the messages first..last just stored,
+// and drops from an interest stream those nobody is there to keep.
+func (m *Manager) stored(st *stream, first, last uint64, now time.Time) {
+	for _, c := range st.consumers {
+		if len(c.waiting) > 0 {
+			m.pump(c, now)
 		}
-		if st.cfg.Retention == "interest" {
-			st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
+	}
+	if st.cfg.Retention == "interest" {
+		for seq := first; seq <= last && seq != 0; seq++ {
+			st.dropIfUninterested(seq)
 		}
 	}
 }

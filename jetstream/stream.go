@@ -38,6 +38,7 @@ type stream struct {
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
 	consumers map[string]*consumer
+	batches   map[string]*atomicBatch // staged atomic batches by id (batch.go)
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool
@@ -91,13 +92,8 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
 	}
 	rollup := headerValue(hdr, hdrRollup)
-	if rollup != "" {
-		if !st.cfg.AllowRollup || st.cfg.DenyPurge {
-			return fail(newErr(errRollup, "err", "rollup not permitted"))
-		}
-		if rollup != "sub" && rollup != "all" {
-			return fail(newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup)))
-		}
+	if e := st.rollupAllowed(rollup); e != nil {
+		return fail(e)
 	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
@@ -119,6 +115,31 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
 	st.perSubj[subject]++
+	st.applyRollup(rollup, subject, seq)
+	if msgID != "" {
+		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
+		st.lastMsgID = msgID
+	}
+	st.enforceLimits(subject)
+	return publishResult{pending: true}
+}
+
+// rollupAllowed checks a Nats-Rollup header value ("": none).
+func (st *stream) rollupAllowed(rollup string) *APIError {
+	switch {
+	case rollup == "":
+		return nil
+	case !st.cfg.AllowRollup || st.cfg.DenyPurge:
+		return newErr(errRollup, "err", "rollup not permitted")
+	case rollup != "sub" && rollup != "all":
+		return newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup))
+	}
+	return nil
+}
+
+// applyRollup removes what message seq, just stored on subject with this
+// Nats-Rollup value, replaces.
+func (st *stream) applyRollup(rollup, subject string, seq uint64) {
 	switch rollup {
 	case "sub": // this message replaces every earlier one on its subject
 		for {
@@ -132,12 +153,6 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		_, _ = st.store.Compact(seq)
 		st.recount()
 	}
-	if msgID != "" {
-		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
-		st.lastMsgID = msgID
-	}
-	st.enforceLimits(subject)
-	return publishResult{pending: true}
 }
 
 // enforceLimits discards the oldest messages beyond the stream's limits.

@@ -27,8 +27,11 @@ const (
 	maxAtomicBatchSize   = 1000
 	maxInflightPerStream = 50
 	maxInflightTotal     = 1000
-	batchTimeout         = 10 * time.Second
 )
+
+// batchTimeout is how long a batch may go without a message before it is
+// abandoned (nats-server's default; a variable for tests).
+var batchTimeout = 10 * time.Second
 
 // atomicBatch is one staged batch. Owned by the Manager goroutine.
 type atomicBatch struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	jsapi "github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -271,5 +272,22 @@ func TestNatsBenchStreamConfig(t *testing.T) {
 	}
 	if json.Unmarshal(r.Data, &resp); resp.Error != nil || !resp.Config.AllowAtomic {
 		t.Fatalf("%s", r.Data)
+	}
+}
+
+// TestAtomicBatchTimeout: a batch that sees no message for the timeout is
+// abandoned; its next message is answered as an incomplete batch.
+func TestAtomicBatchTimeout(t *testing.T) {
+	t.Cleanup(jsapi.SetBatchTimeout(100 * time.Millisecond)) // restored after the server stops
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "B", Subjects: []string{"b"}, AllowAtomicPublish: true}); err != nil {
+		t.Fatal(err)
+	}
+	batchMsg(t, nc, "b", "slow", 1, "")
+	time.Sleep(300 * time.Millisecond) // past the timeout: what is tested is the passing of time
+	wantBatchErr(t, batchMsg(t, nc, "b", "slow", 2, "1"), 10176, "atomic publish batch is incomplete")
+	if n := msgCount(t, js, "B"); n != 0 {
+		t.Fatalf("%d stored", n)
 	}
 }

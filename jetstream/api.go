@@ -56,6 +56,7 @@ type StreamConfig struct {
 	// Per-message TTLs and subject delete markers (ttl.go).
 	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
+	AllowAtomic       bool              `json:"allow_atomic,omitempty"`
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'
@@ -225,6 +226,8 @@ type PubAck struct {
 	Seq       uint64    `json:"seq"`
 	Duplicate bool      `json:"duplicate,omitempty"`
 	Domain    string    `json:"domain,omitempty"`
+	Batch     string    `json:"batch,omitempty"` // an atomic batch's id, on its commit's ack
+	Count     int       `json:"count,omitempty"` // the messages the batch stored
 	Error     *APIError `json:"error,omitempty"`
 }
 

@@ -95,6 +95,18 @@ var (
 	errMsgTTLInvalid     = errDef{400, 10165, "invalid per-message TTL"}
 	errMsgTTLDisabled    = errDef{400, 10166, "per-message TTL is disabled"}
 	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
+
+	// Atomic batch publish.
+	errAtomicDisabled      = errDef{400, 10174, "atomic publish is disabled"}
+	errAtomicMissingSeq    = errDef{400, 10175, "atomic publish sequence is missing"}
+	errAtomicIncomplete    = errDef{400, 10176, "atomic publish batch is incomplete"}
+	errAtomicHeader        = errDef{400, 10177, "atomic publish unsupported header used: {header}"}
+	errAtomicBatchID       = errDef{400, 10179, "atomic publish batch ID is invalid"}
+	errAtomicTooLarge      = errDef{400, 10199, "atomic publish batch is too large: {size}"}
+	errAtomicCommit        = errDef{400, 10200, "atomic publish batch commit is invalid"}
+	errAtomicDuplicate     = errDef{400, 10201, "atomic publish batch contains duplicate message id"}
+	errAtomicInflight      = errDef{429, 10210, "atomic publish too many inflight"}
+	errWrongLastSeqInBatch = errDef{400, 10164, "wrong last sequence"}
 )
 
 // newErr fills the definition's placeholders from name/value pairs.

@@ -1,5 +1,7 @@
 package jetstream
 
+import "time"
+
 // SetAPIHandlerPanicking makes every API request on subject panic inside
 // its handler until the returned function is called.
 func SetAPIHandlerPanicking(subject string) (restore func()) {
@@ -18,4 +20,12 @@ func SetLinkCatchUp(n int) (restore func()) {
 	old := linkCatchUp.Swap(int64(n))
 	linkPaced.Store(true)
 	return func() { linkCatchUp.Store(old); linkPaced.Store(false) }
+}
+
+// SetBatchTimeout changes the atomic batch inactivity timeout until the
+// returned function is called. Not for parallel tests.
+func SetBatchTimeout(d time.Duration) (restore func()) {
+	old := batchTimeout
+	batchTimeout = d
+	return func() { batchTimeout = old }
 }

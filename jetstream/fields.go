@@ -23,7 +23,8 @@ import (
 // Level 1 (nats-server 2.11) brought per-message TTLs, delete markers,
 // consumer pause and priority groups; evnats has all but priority groups,
 // and clients (nats.go's KV limit markers, natscli) gate those on this
-// number, so it stays 0 until groups are there too.
+// number, so it stays 0 until groups are there too, even though atomic
+// batch publish (level 2) is implemented (batch.go).
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for
@@ -31,7 +32,7 @@ const apiLevel = 0
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
 	// streams
-	"allow_msg_counter": 2, "allow_atomic": 2, "allow_msg_schedules": 2, "persist_mode": 2,
+	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
 	"allow_batched": 4,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,

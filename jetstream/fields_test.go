@@ -67,7 +67,7 @@ var streamFields = map[string]streamField{
 	"AllowMsgTTL":            {honoured, nil},
 	"SubjectDeleteMarkerTTL": {honoured, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = true, time.Second }},
 	"AllowMsgCounter":        {refused, nil},
-	"AllowAtomicPublish":     {refused, nil},
+	"AllowAtomicPublish":     {honoured, nil},
 	"AllowMsgSchedules":      {refused, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
 	"AllowBatchPublish":      {refused, nil},

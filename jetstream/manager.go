@@ -202,6 +202,7 @@ func (m *Manager) tick(now time.Time) {
 	}
 	for _, st := range m.streams {
 		st.expire(now)
+		st.abandonBatches(now)
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
@@ -264,6 +265,10 @@ func (m *Manager) publish(r *request) {
 		}
 		return
 	}
+	if id := headerValue(r.hdr, hdrBatchID); id != "" {
+		m.publishAtomic(r, reply, id)
+		return
+	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
 		if reply == "" {
 			return
@@ -283,9 +288,16 @@ func (m *Manager) publish(r *request) {
 	}
 }
 
-// afterStore serves what a stored message makes possible: waiting pulls
-// and push consumers, interest retention, and the streams that copy st.
+// afterStore is stored for the one message just appended to st.
 func (m *Manager) afterStore(st *stream, now time.Time) {
+	last := st.store.State().LastSeq
+	m.stored(st, last, last, now)
+}
+
+// stored serves what the messages first..last just stored in st make
+// possible: waiting pulls and push consumers, the streams that copy st,
+// then interest retention (after the copies: nobody to keep them for).
+func (m *Manager) stored(st *stream, first, last uint64, now time.Time) {
 	for _, c := range st.consumers {
 		if len(c.waiting) > 0 {
 			m.pump(c, now)
@@ -293,7 +305,9 @@ func (m *Manager) afterStore(st *stream, now time.Time) {
 	}
 	m.feed(st, now) // before interest retention drops it
 	if st.cfg.Retention == "interest" {
-		st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
+		for seq := first; seq <= last && seq != 0; seq++ {
+			st.dropIfUninterested(seq)
+		}
 	}
 }
 

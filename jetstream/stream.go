@@ -38,6 +38,7 @@ type stream struct {
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
 	consumers map[string]*consumer
+	batches   map[string]*atomicBatch // staged atomic batches by id (batch.go)
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool
@@ -100,13 +101,8 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
 	}
 	rollup := headerValue(hdr, hdrRollup)
-	if rollup != "" {
-		if !st.cfg.AllowRollup || st.cfg.DenyPurge {
-			return fail(newErr(errRollup, "err", "rollup not permitted"))
-		}
-		if rollup != "sub" && rollup != "all" {
-			return fail(newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup)))
-		}
+	if e := st.rollupAllowed(rollup); e != nil {
+		return fail(e)
 	}
 	hdr, ttl, e := st.prepareTTL(hdr)
 	if e != nil {
@@ -133,6 +129,31 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	}
 	st.perSubj[subject]++
 	st.trackTTL(seq, now.UnixNano(), ttl)
+	st.applyRollup(rollup, subject, seq)
+	if msgID != "" {
+		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
+		st.lastMsgID = msgID
+	}
+	st.enforceLimits(subject)
+	return publishResult{pending: true}
+}
+
+// rollupAllowed checks a Nats-Rollup header value ("": none).
+func (st *stream) rollupAllowed(rollup string) *APIError {
+	switch {
+	case rollup == "":
+		return nil
+	case !st.cfg.AllowRollup || st.cfg.DenyPurge:
+		return newErr(errRollup, "err", "rollup not permitted")
+	case rollup != "sub" && rollup != "all":
+		return newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup))
+	}
+	return nil
+}
+
+// applyRollup removes what message seq, just stored on subject with this
+// Nats-Rollup value, replaces.
+func (st *stream) applyRollup(rollup, subject string, seq uint64) {
 	switch rollup {
 	case "sub": // this message replaces every earlier one on its subject
 		for {
@@ -146,12 +167,6 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		_, _ = st.store.Compact(seq)
 		st.recount()
 	}
-	if msgID != "" {
-		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
-		st.lastMsgID = msgID
-	}
-	st.enforceLimits(subject)
-	return publishResult{pending: true}
 }
 
 // enforceLimits discards the oldest messages beyond the stream's limits.

@@ -195,6 +195,8 @@ func (s *FileStore) apply(r record, b *block, off, n int64) {
 		s.removeIndex(r.seq)
 	case recCompact:
 		s.compactIndex(min(r.seq, MaxSeq+1))
+	case recBatch:
+		s.applyBatch(r, b, off)
 	}
 }
 

@@ -63,6 +63,9 @@ type Store interface {
 	// (may be nil) reports durability. After a write failure the store
 	// refuses further appends with that error.
 	Append(subject string, hdr, data []byte, ts int64, done DoneFunc) (uint64, error)
+	// AppendBatch stores msgs under consecutive sequences, all or none
+	// (also across a crash), and returns the first; done reports the last.
+	AppendBatch(msgs []BatchMsg, ts int64, done DoneFunc) (uint64, error)
 	// Load returns the message with sequence seq.
 	Load(seq uint64) (*Msg, error)
 	// LoadLast returns the newest message on exactly this subject.

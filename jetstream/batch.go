@@ -1,0 +1,280 @@
+package jetstream
+
+// Concurrency: runs on the JetStream Manager goroutine only, like the
+// stream it stages for; the commit's done callback runs on the store's
+// Writer goroutine and only publishes the ack.
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
+)
+
+// Atomic batch publish (nats-server 2.12, API level 2): messages carrying
+// Nats-Batch-Id are staged, unstored, until the one carrying
+// Nats-Batch-Commit; then every staged message is checked and the batch is
+// stored as one store record (store.AppendBatch), all or none, also across
+// a crash. Staged messages get an empty reply; the commit gets the PubAck
+// with batch and count.
+const (
+	hdrBatchID     = "Nats-Batch-Id"
+	hdrBatchSeq    = "Nats-Batch-Sequence"
+	hdrBatchCommit = "Nats-Batch-Commit"
+
+	// nats-server's defaults for these limits.
+	maxBatchIDLen        = 64
+	maxAtomicBatchSize   = 1000
+	maxInflightPerStream = 50
+	maxInflightTotal     = 1000
+)
+
+// batchTimeout is how long a batch may go without a message before it is
+// abandoned (nats-server's default; a variable for tests).
+var batchTimeout = 10 * time.Second
+
+// atomicBatch is one staged batch. Owned by the Manager goroutine.
+type atomicBatch struct {
+	msgs []store.BatchMsg // staged in batch sequence order; the requests' own copies
+	last time.Time        // the latest message, for the inactivity timeout
+}
+
+// stageResult is what one batch message decided: an error to answer, the
+// batch to commit, or neither (staged: answer with an empty message).
+type stageResult struct {
+	err    *APIError
+	commit []store.BatchMsg
+}
+
+// stageAtomic applies one message that carries Nats-Batch-Id, with
+// nats-server's checks in its order. inflight is the number of batches
+// staged in every stream of the server.
+func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Time, inflight int) stageResult {
+	fail := func(e *APIError) stageResult { return stageResult{err: e} }
+	if st.cfg.Sealed {
+		return fail(newErr(errSealed))
+	}
+	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
+		return fail(newErr(errMsgTooBig))
+	}
+	if !st.cfg.AllowAtomic {
+		return fail(newErr(errAtomicDisabled))
+	}
+	if len(id) > maxBatchIDLen {
+		return fail(newErr(errAtomicBatchID))
+	}
+	seq, err := strconv.ParseUint(headerValue(hdr, hdrBatchSeq), 10, 64)
+	if err != nil {
+		return fail(newErr(errAtomicMissingSeq))
+	}
+	commitVal := headerValue(hdr, hdrBatchCommit)
+	commit, eob := commitVal != "", commitVal == "eob"
+	size := seq // the end-of-batch marker is not a message of the batch
+	if eob {
+		size--
+	}
+	tooLarge := func() *APIError { return newErr(errAtomicTooLarge, "size", strconv.Itoa(maxAtomicBatchSize)) }
+	b := st.batches[id]
+	if b != nil && now.Sub(b.last) >= batchTimeout {
+		delete(st.batches, id) // abandoned; the tick had not got to it yet
+		b = nil
+	}
+	if b == nil {
+		if seq != 1 {
+			if size > maxAtomicBatchSize {
+				return fail(tooLarge())
+			}
+			return fail(newErr(errAtomicIncomplete))
+		}
+		if len(st.batches)+1 > maxInflightPerStream || inflight+1 > maxInflightTotal {
+			return fail(newErr(errAtomicInflight))
+		}
+		b = &atomicBatch{}
+		if st.batches == nil {
+			st.batches = make(map[string]*atomicBatch)
+		}
+		st.batches[id] = b
+	}
+	abandon := func(e *APIError) stageResult {
+		delete(st.batches, id)
+		return fail(e)
+	}
+	if commit && !eob && commitVal != "1" {
+		return abandon(newErr(errAtomicCommit))
+	}
+	if seq != uint64(len(b.msgs))+1 || (seq == 1 && eob) {
+		return abandon(newErr(errAtomicIncomplete))
+	}
+	if size > maxAtomicBatchSize {
+		return abandon(tooLarge())
+	}
+	if !eob {
+		b.msgs = append(b.msgs, store.BatchMsg{Subject: subject, Hdr: hdr, Data: data})
+	}
+	b.last = now
+	if !commit {
+		return stageResult{}
+	}
+	delete(st.batches, id)
+	if eob { // the last stored message says it committed, as nats-server stores it
+		last := &b.msgs[len(b.msgs)-1]
+		last.Hdr = appendHeader(last.Hdr, hdrBatchCommit, "1")
+	}
+	if e := st.checkAtomic(b.msgs, now); e != nil {
+		return fail(e)
+	}
+	return stageResult{commit: b.msgs}
+}
+
+// checkAtomic applies the publish rules to a batch about to be committed,
+// each message seeing the stream as if the ones before it were stored.
+// Rules that cannot hold inside a batch (a second expected last sequence,
+// an expectation on a subject the batch already wrote) refuse it.
+func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
+	state := st.store.State()
+	ids := make(map[string]bool)
+	written := make(map[string]int64) // messages per subject in the batch so far
+	var bytes int64
+	for i, m := range msgs {
+		hdr, subject := m.Hdr, m.Subject
+		if headerValue(hdr, hdrExpectedLastMsgID) != "" {
+			return newErr(errAtomicHeader, "header", hdrExpectedLastMsgID)
+		}
+		if v := headerValue(hdr, hdrExpectedStream); v != "" && v != st.cfg.Name {
+			return newErr(errExpectedStream)
+		}
+		if id := headerValue(hdr, hdrMsgID); id != "" {
+			if d, ok := st.dedupe[id]; ids[id] || (ok && now.Sub(d.at) < st.cfg.Duplicates) {
+				return newErr(errAtomicDuplicate)
+			}
+			ids[id] = true
+		}
+		if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
+			last := state.LastSeq + uint64(i)
+			if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != last {
+				return newErr(errWrongLastSeq, "seq", strconv.FormatUint(last, 10))
+			}
+			if i > 0 {
+				return newErr(errWrongLastSeqInBatch)
+			}
+		}
+		if v := headerValue(hdr, hdrExpectedSubjSeq); v != "" {
+			if written[subject] > 0 {
+				return newErr(errWrongLastSeqInBatch)
+			}
+			var last uint64
+			if lm, err := st.store.LoadLast(subject); err == nil {
+				last = lm.Seq
+			}
+			if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != last {
+				return newErr(errWrongLastSeq, "seq", strconv.FormatUint(last, 10))
+			}
+		}
+		rollup := headerValue(hdr, hdrRollup)
+		if e := st.rollupAllowed(rollup); e != nil {
+			return e
+		}
+		switch {
+		case rollup == "sub" && written[subject] > 0:
+			return newErr(errRollup, "err", "batch rollup sub invalid")
+		case rollup == "all" && i > 0:
+			return newErr(errRollup, "err", "batch rollup all invalid")
+		}
+		written[subject]++
+		bytes += int64(len(subject) + len(hdr) + len(m.Data))
+		if st.cfg.Discard != "new" {
+			continue
+		}
+		if st.cfg.MaxMsgs > 0 && int64(state.Msgs)+int64(i+1) > st.cfg.MaxMsgs {
+			return newErr(errStoreFailed, "err", "maximum messages exceeded")
+		}
+		if st.cfg.MaxBytes > 0 && int64(state.Bytes)+bytes > st.cfg.MaxBytes {
+			return newErr(errStoreFailed, "err", "maximum bytes exceeded")
+		}
+		if st.cfg.DiscardNewPer && st.cfg.MaxMsgsPerSubject > 0 && rollup == "" &&
+			int64(st.perSubj[subject])+written[subject] > st.cfg.MaxMsgsPerSubject {
+			return newErr(errMaxMsgsPerSubject)
+		}
+	}
+	return nil
+}
+
+// commitAtomic stores a checked batch and applies what each message
+// implies (rollups, dedupe ids, limits), as storeMsg does for one. It
+// returns the sequences the batch got; done reports the last one durable.
+func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.DoneFunc) (first, last uint64, e *APIError) {
+	first, err := st.store.AppendBatch(msgs, now.UnixNano(), done)
+	if err != nil {
+		return 0, 0, newErr(errStoreFailed, "err", err.Error())
+	}
+	for i, m := range msgs {
+		seq := first + uint64(i)
+		st.perSubj[m.Subject]++
+		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
+		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
+			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
+			st.lastMsgID = id
+		}
+		st.enforceLimits(m.Subject)
+	}
+	return first, first + uint64(len(msgs)) - 1, nil
+}
+
+// abandonBatches drops batches that saw no message for batchTimeout; their
+// next message is answered as an incomplete batch.
+func (st *stream) abandonBatches(now time.Time) {
+	for id, b := range st.batches {
+		if now.Sub(b.last) >= batchTimeout {
+			delete(st.batches, id)
+		}
+	}
+}
+
+// inflightBatches counts the atomic batches staged in every stream.
+func (m *Manager) inflightBatches() int {
+	n := 0
+	for _, st := range m.streams {
+		n += len(st.batches)
+	}
+	return n
+}
+
+// publishAtomic handles a message of an atomic batch.
+func (m *Manager) publishAtomic(r *request, reply, id string) {
+	st := r.st
+	name := st.cfg.Name
+	now := time.Now()
+	answer := func(e *APIError) {
+		if reply != "" {
+			m.public(e)
+			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: e}))
+		}
+	}
+	res := st.stageAtomic(id, r.subject, r.hdr, r.data, now, m.inflightBatches())
+	switch {
+	case res.err != nil:
+		answer(res.err)
+		return
+	case res.commit == nil:
+		if reply != "" {
+			m.host.Publish(reply, "", nil, nil) // staged: nats-server's empty reply
+		}
+		return
+	}
+	count := len(res.commit)
+	first, last, e := st.commitAtomic(res.commit, now, func(seq uint64, err error) {
+		if reply == "" {
+			return
+		}
+		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: count}
+		if err != nil {
+			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
+		}
+		m.host.Publish(reply, "", nil, mustJSON(ack))
+	})
+	if e != nil {
+		answer(e)
+		return
+	}
+	m.stored(st, first, last, now)
+}

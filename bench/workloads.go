@@ -66,6 +66,7 @@ type row struct {
 	TLS     bool        // clients connect with TLS (tls:// and the bench CA)
 	WS      bool        // clients connect over WebSocket (ws://, websocket { no_tls: true })
 	CLI     *natscliRow // measured by natscli's `nats bench` (JS says the storage)
+	Connect bool        // N connections made and closed (TLS: full handshakes); msgs/s is connections/s
 }
 
 // target is where a row's clients connect.
@@ -83,6 +84,7 @@ var rows = []row{
 	{Name: "TLS pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, TLS: true},
 	{Name: "WebSocket pub-only 128B", Payload: 128, N: 2_000_000, Kind: "core", Pubs: 1, WS: true},
 	{Name: "WebSocket pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, WS: true},
+	{Name: "TLS handshakes (connections/s)", N: 3_000, Kind: "core", TLS: true, Connect: true},
 	{Name: "pub/sub 1:1 16KiB", Payload: 16 << 10, N: 100_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1},
 	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
@@ -150,7 +152,47 @@ func runRow(r row, tg target, w *window, n int) (sample, error) {
 	if r.ReqRep {
 		return runReqRep(r, url, w, n)
 	}
+	if r.Connect {
+		return runConnect(url, w, n)
+	}
 	return runPubSub(r, url, w, n)
+}
+
+// runConnect makes n client connections, connectConcurrency at a time,
+// each a full nats.go connect (with tls://, a TLS handshake, no session
+// resumption) through its first PING/PONG, then closed.
+func runConnect(url string, w *window, n int) (sample, error) {
+	const connectConcurrency = 16
+	var next atomic.Int64
+	errs := make(chan error, connectConcurrency)
+	w.Start()
+	for range connectConcurrency {
+		go func() {
+			for next.Add(1) <= int64(n) {
+				nc, err := dial(url)
+				if err == nil {
+					err = nc.Flush()
+					nc.Close()
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range connectConcurrency {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	w.Stop()
+	if first != nil {
+		return sample{}, first
+	}
+	return sample{Msgs: int64(n)}, nil
 }
 
 // rootCA is the CA file that signs the servers' certificate in TLS rows

@@ -21,6 +21,7 @@ func TestRowsSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(removeBenchTLS) // after the servers below stop (cleanups run last first)
 	ts := looptest.Start(t, loop.Options{Loops: 2, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}})
 	ws := looptest.Start(t, loop.Options{Loops: 2, Websocket: loop.WebsocketOptions{Port: -1, NoTLS: true}})
 	natscliBin = testNatscli(t)

@@ -27,6 +27,7 @@ import (
 )
 
 func main() {
+	defer removeBenchTLS()
 	var (
 		rounds     = flag.Int("rounds", 5, "rounds; servers alternate within each round")
 		quick      = flag.Bool("quick", false, "smoke run: 1 round, 2% of the messages, no files unless -out is given")

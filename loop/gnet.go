@@ -352,6 +352,17 @@ func (g *gnetConn) outUnlock() {}
 func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	c := g.c
 	out := &c.out
+	if !c.closing && !g.gone && (g.full || g.conn.OutboundBuffered() > 0) {
+		// The socket is full (gnet holds what Writev could not write):
+		// output waits in c.out, neither sealed, framed nor copied into
+		// gnet's buffer, until OnWritable. WritevSome with gnet's buffer
+		// non-empty writes nothing and asks for that callback.
+		if !g.full {
+			_, _ = g.conn.WritevSome(nil)
+			g.full = true
+		}
+		return iov
+	}
 	if g.tls != nil {
 		if c.ws != nil { // wss: frame, then seal the frames
 			iov = g.tls.sealFramed(c, iov)
@@ -375,6 +386,11 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 		out.pool.put(sent)
 		g.lp.sent = sent[:0]
 		if err != nil {
+			break
+		}
+		if !c.closing && g.conn.OutboundBuffered() > 0 { // full: the rest waits (see above)
+			_, _ = g.conn.WritevSome(nil)
+			g.full = true
 			break
 		}
 	}
@@ -406,8 +422,9 @@ func (g *gnetConn) flushDirect(iov [][]byte) [][]byte {
 	return iov[:0]
 }
 
-// OnWritable: the socket of a connection that a direct write filled has
-// room again; write what waits.
+// OnWritable: the socket of a connection that a write filled has room
+// again (and gnet's buffer, if it held anything, is empty); write what
+// waits.
 func (t *gnetTransport) OnWritable(gc gnet.Conn) gnet.Action {
 	gt, ok := gc.Context().(*gnetConn)
 	if !ok || gt.gone {

@@ -251,8 +251,8 @@ func TestAtomicBatchDisabledByUpdate(t *testing.T) {
 }
 
 // TestNatsBenchStreamConfig: the stream `nats bench js pub --create`
-// (natscli v0.5.0) asks for, as its JSON, minus allow_batched (fast
-// batch publish, not implemented: refused at its API level).
+// (natscli v0.5.0) asks for, as its JSON: created, with atomic and fast
+// batch publish on.
 func TestNatsBenchStreamConfig(t *testing.T) {
 	s := startJS(t, loop.Options{})
 	nc, _ := connectJS(t, s)
@@ -260,18 +260,19 @@ func TestNatsBenchStreamConfig(t *testing.T) {
 		`"max_msgs_per_subject":-1,"max_msgs":-1,"max_bytes":1073741824,"max_age":0,"max_msg_size":-1,` +
 		`"storage":"file","discard":"new","num_replicas":1,"duplicate_window":120000000000,"sealed":false,` +
 		`"deny_delete":false,"deny_purge":false,"allow_rollup_hdrs":false,"allow_direct":true,"mirror_direct":false,` +
-		`"allow_atomic":true,"consumer_limits":{}}`
+		`"allow_atomic":true,"allow_batched":true,"consumer_limits":{}}`
 	r, err := nc.Request("$JS.API.STREAM.CREATE.benchstream", []byte(req), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var resp struct {
 		Config struct {
-			AllowAtomic bool `json:"allow_atomic"`
+			AllowAtomic  bool `json:"allow_atomic"`
+			AllowBatched bool `json:"allow_batched"`
 		} `json:"config"`
 		Error any `json:"error"`
 	}
-	if json.Unmarshal(r.Data, &resp); resp.Error != nil || !resp.Config.AllowAtomic {
+	if json.Unmarshal(r.Data, &resp); resp.Error != nil || !resp.Config.AllowAtomic || !resp.Config.AllowBatched {
 		t.Fatalf("%s", r.Data)
 	}
 }

@@ -33,7 +33,6 @@ const apiLevel = 0
 var featureLevel = map[string]int{
 	// streams
 	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
-	"allow_batched": 4,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }

@@ -78,10 +78,12 @@ func parseFastReply(reply string) (fr fastReply, ok bool) {
 		return fr, false
 	}
 	flow := int64(defaultFastFlow)
-	if n, err := strconv.ParseInt(t[1], 10, 64); err == nil && n > 0 {
-		flow = min(n, math.MaxUint16)
-	} else if ne, isNum := err.(*strconv.NumError); isNum && ne.Err == strconv.ErrRange && !strings.HasPrefix(t[1], "-") {
-		flow = math.MaxUint16
+	if t[1] != "" && strings.TrimLeft(t[1], "0123456789") == "" { // digits only, as nats-server reads it
+		if n, err := strconv.ParseInt(t[1], 10, 64); err != nil {
+			flow = math.MaxUint16 // out of range: as large as a flow goes
+		} else if n > 0 {
+			flow = min(n, math.MaxUint16)
+		}
 	}
 	return fastReply{id: t[0], flow: uint16(flow), gapOK: t[2] == "ok", seq: seq, op: op}, true
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/evnats/evnats/jetstream/store"
 	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -363,5 +366,74 @@ func TestFastBatchMirrorRefused(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.ErrorCode != tc.code {
 			t.Fatalf("%s: want %d, got %v", tc.cfg.Name, tc.code, err)
 		}
+	}
+}
+
+// gatedDisk is an OS file system whose writes wait while its gate is shut.
+type gatedDisk struct {
+	store.OSFS
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+}
+
+type gatedFile struct {
+	store.File
+	d *gatedDisk
+}
+
+func (d *gatedDisk) OpenFile(name string, flag int, perm os.FileMode) (store.File, error) {
+	f, err := d.OSFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedFile{File: f, d: d}, nil
+}
+
+func (f *gatedFile) Write(p []byte) (int, error) {
+	f.d.mu.Lock()
+	g := f.d.gate
+	f.d.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	return f.File.Write(p)
+}
+
+// TestFastBatchAckWaitsForStore: a flow ack confirms stored messages, so
+// it waits for the store's write, as a single publish's ack does.
+func TestFastBatchAckWaitsForStore(t *testing.T) {
+	disk := &gatedDisk{}
+	s := startJS(t, loop.Options{StoreDir: t.TempDir(), JetStreamFS: disk})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "F", Subjects: []string{"f"}, AllowBatchPublish: true}); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	disk.mu.Lock()
+	disk.gate = gate
+	disk.mu.Unlock()
+	var open sync.Once
+	release := func() {
+		open.Do(func() {
+			disk.mu.Lock()
+			disk.gate = nil
+			disk.mu.Unlock()
+			close(gate)
+		})
+	}
+	t.Cleanup(release)                 // before the server stops (cleanups run last first), even on failure
+	fp := newFastPub(t, nc, 1, "fail") // an ack for every message
+	fp.send("f", 1, 0, []byte("1"))
+	if f := fp.next(); f.Type != "ack" || f.Seq != 0 {
+		t.Fatalf("first reply %+v", f)
+	}
+	select {
+	case m := <-fp.replies:
+		t.Fatalf("acked before the write: %s", m.Data)
+	case <-time.After(300 * time.Millisecond): // what is tested is that nothing comes
+	}
+	release()
+	if f := fp.next(); f.Type != "ack" || f.Seq != 1 {
+		t.Fatalf("flow ack after the write %+v", f)
 	}
 }

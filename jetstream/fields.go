@@ -24,7 +24,8 @@ import (
 // consumer pause and priority groups; evnats has all but priority groups,
 // and clients (nats.go's KV limit markers, natscli) gate those on this
 // number, so it stays 0 until groups are there too, even though atomic
-// batch publish (level 2) is implemented (batch.go).
+// batch publish (level 2, batch.go) and fast batch publish (level 4,
+// fastbatch.go) are implemented.
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for

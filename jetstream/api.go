@@ -56,7 +56,8 @@ type StreamConfig struct {
 	// Per-message TTLs and subject delete markers (ttl.go).
 	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
-	AllowAtomic       bool              `json:"allow_atomic,omitempty"`
+	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
+	AllowBatched           bool          `json:"allow_batched,omitempty"` // fast batch publish (fastbatch.go)
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'

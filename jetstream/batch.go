@@ -143,6 +143,12 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 		if v := headerValue(hdr, hdrExpectedStream); v != "" && v != st.cfg.Name {
 			return newErr(errExpectedStream)
 		}
+		if e := st.ttlDisabled(hdr); e != nil {
+			return e
+		}
+		if _, ok := msgTTL(hdr); !ok {
+			return newErr(errMsgTTLInvalid)
+		}
 		if id := headerValue(hdr, hdrMsgID); id != "" {
 			if d, ok := st.dedupe[id]; ids[id] || (ok && now.Sub(d.at) < st.cfg.Duplicates) {
 				return newErr(errAtomicDuplicate)
@@ -203,6 +209,10 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 // implies (rollups, dedupe ids, limits), as storeMsg does for one. It
 // returns the sequences the batch got; done reports the last one durable.
 func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.DoneFunc) (first, last uint64, e *APIError) {
+	ttls := make([]int64, len(msgs)) // checkAtomic refused invalid ones
+	for i := range msgs {
+		msgs[i].Hdr, ttls[i], _ = st.prepareTTL(msgs[i].Hdr)
+	}
 	first, err := st.store.AppendBatch(msgs, now.UnixNano(), done)
 	if err != nil {
 		return 0, 0, newErr(errStoreFailed, "err", err.Error())
@@ -210,6 +220,7 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 	for i, m := range msgs {
 		seq := first + uint64(i)
 		st.perSubj[m.Subject]++
+		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
 			st.dedupe[id] = dedupeEntry{seq: seq, at: now}

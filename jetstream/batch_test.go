@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -250,8 +251,8 @@ func TestAtomicBatchDisabledByUpdate(t *testing.T) {
 }
 
 // TestNatsBenchStreamConfig: the stream `nats bench js pub --create`
-// (natscli v0.5.0) asks for, as its JSON, minus allow_batched (fast
-// batch publish, not implemented: refused at its API level).
+// (natscli v0.5.0) asks for, as its JSON: created, with atomic and fast
+// batch publish on.
 func TestNatsBenchStreamConfig(t *testing.T) {
 	s := startJS(t, loop.Options{})
 	nc, _ := connectJS(t, s)
@@ -259,18 +260,19 @@ func TestNatsBenchStreamConfig(t *testing.T) {
 		`"max_msgs_per_subject":-1,"max_msgs":-1,"max_bytes":1073741824,"max_age":0,"max_msg_size":-1,` +
 		`"storage":"file","discard":"new","num_replicas":1,"duplicate_window":120000000000,"sealed":false,` +
 		`"deny_delete":false,"deny_purge":false,"allow_rollup_hdrs":false,"allow_direct":true,"mirror_direct":false,` +
-		`"allow_atomic":true,"consumer_limits":{}}`
+		`"allow_atomic":true,"allow_batched":true,"consumer_limits":{}}`
 	r, err := nc.Request("$JS.API.STREAM.CREATE.benchstream", []byte(req), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var resp struct {
 		Config struct {
-			AllowAtomic bool `json:"allow_atomic"`
+			AllowAtomic  bool `json:"allow_atomic"`
+			AllowBatched bool `json:"allow_batched"`
 		} `json:"config"`
 		Error any `json:"error"`
 	}
-	if json.Unmarshal(r.Data, &resp); resp.Error != nil || !resp.Config.AllowAtomic {
+	if json.Unmarshal(r.Data, &resp); resp.Error != nil || !resp.Config.AllowAtomic || !resp.Config.AllowBatched {
 		t.Fatalf("%s", r.Data)
 	}
 }
@@ -289,5 +291,48 @@ func TestAtomicBatchTimeout(t *testing.T) {
 	wantBatchErr(t, batchMsg(t, nc, "b", "slow", 2, "1"), 10176, "atomic publish batch is incomplete")
 	if n := msgCount(t, js, "B"); n != 0 {
 		t.Fatalf("%d stored", n)
+	}
+}
+
+// TestAtomicBatchTTL: a Nats-TTL inside an atomic batch is refused, raised
+// and expired exactly as on a single publish.
+func TestAtomicBatchTTL(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "N", Subjects: []string{"n"}, AllowAtomicPublish: true}); err != nil {
+		t.Fatal(err)
+	}
+	batchMsg(t, nc, "n", "off", 1, "")
+	wantBatchErr(t, batchMsg(t, nc, "n", "off", 2, "1", "Nats-TTL", "1s"), 10166, "")
+	st, err := js.CreateStream(c, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, AllowAtomicPublish: true, AllowMsgTTL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchMsg(t, nc, "t.a", "bad", 1, "", "Nats-TTL", "500ms")
+	wantBatchErr(t, batchMsg(t, nc, "t.a", "bad", 2, "1"), 10165, "")
+	if n := msgCount(t, js, "N") + msgCount(t, js, "T"); n != 0 {
+		t.Fatalf("%d stored from refused batches", n)
+	}
+	batchMsg(t, nc, "t.short", "ok", 1, "", "Nats-TTL", "1s")
+	if a := batchMsg(t, nc, "t.long", "ok", 2, "1"); a.Error != nil || a.Seq != 2 {
+		t.Fatalf("%+v %+v", a, a.Error)
+	}
+	waitFor(t, 5*time.Second, "the batch's 1s message expires", func() bool {
+		_, err := st.GetMsg(c, 1)
+		return errors.Is(err, jetstream.ErrMsgNotFound)
+	})
+	if _, err := st.GetMsg(c, 2); err != nil {
+		t.Fatalf("the message without a TTL went: %v", err)
+	}
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "M", Subjects: []string{"m"}, AllowAtomicPublish: true,
+		SubjectDeleteMarkerTTL: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if a := batchMsg(t, nc, "m", "raise", 1, "1", "Nats-TTL", "1"); a.Error != nil {
+		t.Fatalf("%+v", a.Error)
+	}
+	if m, err := getBatchMsg(t, js, "M", 1); err != nil || m.Header.Get("Nats-TTL") != "5" {
+		t.Fatalf("stored %+v %v: want the TTL raised to the marker TTL", m, err)
 	}
 }

@@ -97,15 +97,24 @@ var (
 	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 
 	// Atomic batch publish.
-	errAtomicDisabled      = errDef{400, 10174, "atomic publish is disabled"}
-	errAtomicMissingSeq    = errDef{400, 10175, "atomic publish sequence is missing"}
-	errAtomicIncomplete    = errDef{400, 10176, "atomic publish batch is incomplete"}
-	errAtomicHeader        = errDef{400, 10177, "atomic publish unsupported header used: {header}"}
-	errAtomicBatchID       = errDef{400, 10179, "atomic publish batch ID is invalid"}
-	errAtomicTooLarge      = errDef{400, 10199, "atomic publish batch is too large: {size}"}
-	errAtomicCommit        = errDef{400, 10200, "atomic publish batch commit is invalid"}
-	errAtomicDuplicate     = errDef{400, 10201, "atomic publish batch contains duplicate message id"}
-	errAtomicInflight      = errDef{429, 10210, "atomic publish too many inflight"}
+	errAtomicDisabled   = errDef{400, 10174, "atomic publish is disabled"}
+	errAtomicMissingSeq = errDef{400, 10175, "atomic publish sequence is missing"}
+	errAtomicIncomplete = errDef{400, 10176, "atomic publish batch is incomplete"}
+	errAtomicHeader     = errDef{400, 10177, "atomic publish unsupported header used: {header}"}
+	errAtomicBatchID    = errDef{400, 10179, "atomic publish batch ID is invalid"}
+	errAtomicTooLarge   = errDef{400, 10199, "atomic publish batch is too large: {size}"}
+	errAtomicCommit     = errDef{400, 10200, "atomic publish batch commit is invalid"}
+	errAtomicDuplicate  = errDef{400, 10201, "atomic publish batch contains duplicate message id"}
+	errAtomicInflight   = errDef{429, 10210, "atomic publish too many inflight"}
+	// Fast batch publish.
+	errFastDisabled = errDef{400, 10205, "batch publish is disabled"}
+	errFastPattern  = errDef{400, 10206, "batch publish pattern is invalid"}
+	errFastBatchID  = errDef{400, 10207, "batch publish ID is invalid"}
+	errFastUnknown  = errDef{400, 10208, "batch publish ID unknown"}
+	errFastInflight = errDef{429, 10211, "batch publish too many inflight"}
+	// Nothing publishes to a mirror.
+	errMirrorAtomic        = errDef{400, 10198, "stream mirrors can not also use atomic publishing"}
+	errMirrorBatched       = errDef{400, 10209, "stream mirrors can not also use batch publishing"}
 	errWrongLastSeqInBatch = errDef{400, 10164, "wrong last sequence"}
 )
 

@@ -24,7 +24,8 @@ import (
 // consumer pause and priority groups; evnats has all but priority groups,
 // and clients (nats.go's KV limit markers, natscli) gate those on this
 // number, so it stays 0 until groups are there too, even though atomic
-// batch publish (level 2) is implemented (batch.go).
+// batch publish (level 2, batch.go) and fast batch publish (level 4,
+// fastbatch.go) are implemented.
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for
@@ -33,7 +34,6 @@ const apiLevel = 0
 var featureLevel = map[string]int{
 	// streams
 	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
-	"allow_batched": 4,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }

@@ -70,7 +70,7 @@ var streamFields = map[string]streamField{
 	"AllowAtomicPublish":     {honoured, nil},
 	"AllowMsgSchedules":      {refused, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
-	"AllowBatchPublish":      {refused, nil},
+	"AllowBatchPublish":      {honoured, nil},
 	"Metadata":               {honoured, func(c *server.StreamConfig) { c.Metadata = map[string]string{"owner": "ops"} }},
 }
 

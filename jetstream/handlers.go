@@ -191,6 +191,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if !cfg.AllowAtomic {
 			existing.batches = nil // as nats-server: disabling drops staged batches
 		}
+		if !cfg.AllowBatched {
+			existing.fast = nil
+		}
 		if err := m.saveMeta(existing); err != nil {
 			existing.cfg = prev      // not persisted: the client is told it failed, so nothing changed
 			_ = m.saveMeta(existing) // a write that failed after its rename put the new one there

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,6 +204,7 @@ func (m *Manager) tick(now time.Time) {
 	for _, st := range m.streams {
 		st.expire(now)
 		st.abandonBatches(now)
+		st.abandonFast(now)
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
@@ -263,6 +265,10 @@ func (m *Manager) publish(r *request) {
 		if reply != "" {
 			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: newErr(errInsufficient)}))
 		}
+		return
+	}
+	if strings.HasSuffix(r.reply, fastSuffix) { // before atomic, as nats-server
+		m.publishFast(r)
 		return
 	}
 	if id := headerValue(r.hdr, hdrBatchID); id != "" {

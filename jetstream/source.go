@@ -110,6 +110,10 @@ func copyRules(cfg *StreamConfig) *APIError {
 			return newErr(errMirrorSubjects)
 		case len(cfg.Sources) > 0:
 			return newErr(errMirrorSources)
+		case cfg.AllowAtomic:
+			return newErr(errMirrorAtomic)
+		case cfg.AllowBatched:
+			return newErr(errMirrorBatched)
 		case mr.FilterSubject != "" && len(mr.SubjectTransforms) > 0:
 			return newErr(errMirrorFilterAndTr)
 		case mr.OptStartSeq > 0 && mr.OptStartTime != nil:

@@ -39,6 +39,7 @@ type stream struct {
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
 	consumers map[string]*consumer
 	batches   map[string]*atomicBatch // staged atomic batches by id (batch.go)
+	fast      map[string]*fastBatch   // fast batches in progress by id (fastbatch.go)
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool

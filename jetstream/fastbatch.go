@@ -1,0 +1,350 @@
+package jetstream
+
+// Concurrency: runs on the JetStream Manager goroutine, like the stream it
+// stores for, except durableTail (see there), which the store's done
+// callbacks on the Writer goroutine share.
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fast batch publish (nats-server 2.14, API level 4, allow_batched): the
+// batch travels in the reply subject,
+//
+//	<inbox>.<batch id>.<flow>.<gap mode>.<batch seq>.<op>.$FI
+//
+// and each message is stored as it comes, as a plain publish would be; no
+// staging, no all-or-none. The server answers on that reply subject with
+// flow acks ({"type":"ack","seq":N,"msgs":M}: messages up to batch
+// sequence N are stored, the next ack comes M messages on), gap reports,
+// per-message errors, and one PubAck with batch and count when the batch
+// ends: a commit message, an end-of-batch marker (not stored), a gap in
+// "fail" mode or an error. Acks for stored messages are sent only once the
+// store made them durable, as a single publish's ack is.
+const (
+	fastSuffix = ".$FI"
+
+	// nats-server's defaults.
+	maxFastInflightPerStream = 1000
+	maxFastInflightTotal     = 50_000
+	maxFastFlow              = 500 // the widest gap between flow acks the server grants
+	defaultFastFlow          = 10  // a flow token that is not a positive number
+)
+
+// Operations, the reply subject's next to last token.
+const (
+	fastOpStart = iota
+	fastOpAppend
+	fastOpCommit
+	fastOpCommitEOB
+	fastOpPing
+)
+
+// fastReply is what a fast batch message's reply subject says.
+type fastReply struct {
+	id    string
+	flow  uint16 // the widest gap between flow acks the client allows
+	gapOK bool
+	seq   uint64
+	op    int
+}
+
+// parseFastReply reads a reply subject ending in .$FI; ok is false when
+// its tokens do not form the pattern.
+func parseFastReply(reply string) (fr fastReply, ok bool) {
+	rest, _ := strings.CutSuffix(reply, fastSuffix)
+	t := strings.Split(rest, ".")
+	if len(t) < 6 { // an inbox token, then the five the batch needs
+		return fr, false
+	}
+	t = t[len(t)-5:]
+	op, err := strconv.Atoi(t[4])
+	if err != nil || op < fastOpStart || op > fastOpPing || strings.TrimLeft(t[4], "0123456789") != "" {
+		return fr, false
+	}
+	seq, err := strconv.ParseUint(t[3], 10, 64)
+	switch {
+	case err != nil || seq == 0 || seq == math.MaxUint64,
+		op == fastOpCommitEOB && seq == 1, // a batch of nothing
+		op == fastOpStart && seq != 1,
+		op == fastOpAppend && seq == 1:
+		return fr, false
+	}
+	if t[2] != "fail" && t[2] != "ok" {
+		return fr, false
+	}
+	flow := int64(defaultFastFlow)
+	if t[1] != "" && strings.TrimLeft(t[1], "0123456789") == "" { // digits only, as nats-server reads it
+		if n, err := strconv.ParseInt(t[1], 10, 64); err != nil {
+			flow = math.MaxUint16 // out of range: as large as a flow goes
+		} else if n > 0 {
+			flow = min(n, math.MaxUint16)
+		}
+	}
+	return fastReply{id: t[0], flow: uint16(flow), gapOK: t[2] == "ok", seq: seq, op: op}, true
+}
+
+// fastBatch is one fast batch in progress. Owned by the Manager goroutine;
+// its tail is shared with the store's done callbacks.
+type fastBatch struct {
+	gapOK   bool
+	maxFlow uint16 // the client's flow: acks never further apart
+	flow    uint16 // messages between flow acks now
+	lseq    uint64 // the highest batch sequence taken (stored, skipped or a gap)
+	fseq    uint64 // the batch sequence the last flow ack confirmed
+	sseq    uint64 // the stream sequence of the batch's last stored message
+	last    time.Time
+	tail    *durableTail
+}
+
+// durableTail holds replies that may go only once the batch's messages
+// appended so far are durable. Shared by the Manager goroutine, which
+// appends and queues, and the store's Writer goroutine, whose done
+// callbacks release; mu guards every field.
+type durableTail struct {
+	mu       sync.Mutex
+	appended uint64 // the last batch sequence appended
+	durable  uint64 // the last batch sequence the store made durable
+	queued   []queuedReply
+}
+
+type queuedReply struct {
+	at   uint64 // batch sequence that must be durable first
+	data []byte
+}
+
+// JSON bodies of the flow messages, as nats-server words them.
+func flowAckJSON(seq uint64, msgs uint16) []byte {
+	return []byte(`{"type":"ack","seq":` + strconv.FormatUint(seq, 10) + `,"msgs":` + strconv.Itoa(int(msgs)) + `}`)
+}
+
+func flowGapJSON(expected, got uint64) []byte {
+	return []byte(`{"type":"gap","last_seq":` + strconv.FormatUint(expected, 10) + `,"seq":` + strconv.FormatUint(got, 10) + `}`)
+}
+
+func flowErrJSON(seq uint64, e *APIError) []byte {
+	return mustJSON(struct {
+		Type  string    `json:"type"`
+		Seq   uint64    `json:"seq"`
+		Error *APIError `json:"error"`
+	}{"err", seq, e})
+}
+
+// flowDue reports whether the batch taken up to lseq is owed a flow ack,
+// and if so moves fseq there (one ack for several steps) and widens or
+// narrows the flow toward the stream's share: nats-server's 500 messages
+// split among the stream's fast batches, never beyond the client's flow.
+func (b *fastBatch) flowDue(batches int) bool {
+	am := uint64(b.flow)
+	if b.lseq < b.fseq+am {
+		return false
+	}
+	b.fseq += (b.lseq - b.fseq) / am * am
+	limit := min(uint16(max(maxFastFlow/max(batches, 1), 1)), b.maxFlow)
+	switch {
+	case b.flow < limit:
+		b.flow = min(b.flow*2, limit)
+	case b.flow > limit:
+		b.flow = max(b.flow/2, limit)
+	}
+	return true
+}
+
+// inflightFast counts the fast batches in progress in every stream.
+func (m *Manager) inflightFast() int {
+	n := 0
+	for _, st := range m.streams {
+		n += len(st.fast)
+	}
+	return n
+}
+
+// abandonFast drops fast batches that saw no message for batchTimeout;
+// their next message (or ping) is answered as an unknown batch.
+func (st *stream) abandonFast(now time.Time) {
+	for id, b := range st.fast {
+		if now.Sub(b.last) >= batchTimeout {
+			delete(st.fast, id)
+		}
+	}
+}
+
+// whenDurable sends data on reply once every message the batch appended
+// so far is durable: at once if they are, else from the done callback.
+func (m *Manager) whenDurable(reply string, t *durableTail, data []byte) {
+	t.mu.Lock()
+	if t.durable < t.appended {
+		t.queued = append(t.queued, queuedReply{at: t.appended, data: data})
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	m.host.Publish(reply, "", nil, data)
+}
+
+// fastDone is a fast batch message's store callback (the Writer
+// goroutine): it releases the replies that waited for it.
+func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) {
+	if err != nil {
+		e := m.public(newErr(errStoreFailed, "err", m.publicErr(err)))
+		m.host.Publish(reply, "", nil, flowErrJSON(seq, e))
+		return
+	}
+	t.mu.Lock()
+	t.durable = max(t.durable, seq)
+	n := 0
+	for n < len(t.queued) && t.queued[n].at <= t.durable {
+		n++
+	}
+	ready := t.queued[:n:n]
+	t.queued = t.queued[n:]
+	t.mu.Unlock()
+	for _, q := range ready {
+		m.host.Publish(reply, "", nil, q.data)
+	}
+}
+
+// publishFast handles a message whose reply subject ends in .$FI, with
+// nats-server's checks in its order.
+func (m *Manager) publishFast(r *request) {
+	st, reply := r.st, r.reply
+	name := st.cfg.Name
+	canRespond := !st.cfg.NoAck
+	refuse := func(e *APIError) {
+		if canRespond {
+			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: m.public(e)}))
+		}
+	}
+	if st.cfg.Sealed {
+		refuse(newErr(errSealed))
+		return
+	}
+	if st.cfg.MaxMsgSize > 0 && int64(len(r.hdr)+len(r.data)) > int64(st.cfg.MaxMsgSize) {
+		refuse(newErr(errMsgTooBig))
+		return
+	}
+	if !st.cfg.AllowBatched {
+		refuse(newErr(errFastDisabled))
+		return
+	}
+	fr, ok := parseFastReply(reply)
+	if !ok {
+		refuse(newErr(errFastPattern))
+		return
+	}
+	if len(fr.id) > maxBatchIDLen {
+		refuse(newErr(errFastBatchID))
+		return
+	}
+	now := time.Now()
+	b := st.fast[fr.id]
+	if b != nil && now.Sub(b.last) >= batchTimeout {
+		delete(st.fast, fr.id) // abandoned; the tick had not got to it yet
+		b = nil
+	}
+	if b == nil {
+		if fr.seq != 1 || fr.op == fastOpPing {
+			refuse(newErr(errFastUnknown))
+			return
+		}
+		if len(st.fast)+1 > maxFastInflightPerStream || m.inflightFast()+1 > maxFastInflightTotal {
+			refuse(newErr(errFastInflight))
+			return
+		}
+		if st.fast == nil {
+			st.fast = make(map[string]*fastBatch)
+		}
+		b = &fastBatch{gapOK: fr.gapOK, maxFlow: fr.flow, flow: min(maxFastFlow, fr.flow), tail: &durableTail{}}
+		if len(st.fast) > 0 {
+			b.flow = 1 // others publish too: start slow, flowDue widens
+		}
+		st.fast[fr.id] = b
+	}
+	b.last = now
+	send := func(data []byte) { m.host.Publish(reply, "", nil, data) }
+	ack := func() { m.whenDurable(reply, b.tail, flowAckJSON(b.fseq, b.flow)) }
+
+	if fr.op == fastOpPing { // the client heard nothing for a while: say where the batch is
+		if fr.seq > b.lseq {
+			send(flowGapJSON(b.lseq+1, fr.seq+1))
+			if !b.gapOK {
+				m.endFast(st, fr.id, b, reply)
+				return
+			}
+			b.lseq = fr.seq
+			b.flowDue(len(st.fast))
+		}
+		ack()
+		return
+	}
+	b.lseq++
+	if fr.seq != b.lseq {
+		send(flowGapJSON(b.lseq, fr.seq))
+		if !b.gapOK || fr.seq < b.lseq { // lost messages in fail mode, or one seen twice
+			b.lseq--
+			m.endFast(st, fr.id, b, reply)
+			return
+		}
+		b.lseq = fr.seq
+	}
+	if fr.op == fastOpCommitEOB { // the marker is no message
+		b.lseq--
+		m.endFast(st, fr.id, b, reply)
+		return
+	}
+	commit := fr.op == fastOpCommit
+	if fr.seq == 1 && canRespond && !commit {
+		send(flowAckJSON(0, b.flow)) // the first reply: the flow the client is granted
+	}
+	tail, seq := b.tail, fr.seq
+	res := st.storeMsg(r.subject, r.hdr, r.data, now, func(_ uint64, err error) { m.fastDone(reply, tail, seq, err) })
+	switch {
+	case res.pending:
+		tail.mu.Lock()
+		tail.appended = seq
+		tail.mu.Unlock()
+		b.sseq = st.store.State().LastSeq
+		if commit {
+			delete(st.fast, fr.id)
+			if canRespond {
+				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: int(seq)}))
+			}
+		} else if b.flowDue(len(st.fast)) {
+			ack()
+		}
+		m.afterStore(st, now)
+	case res.ack.Duplicate && !commit: // skipped, but counts as taken
+		if b.flowDue(len(st.fast)) {
+			ack()
+		}
+	case !b.gapOK && b.lseq == 1: // the first message failed: answered as a single publish
+		delete(st.fast, fr.id)
+		if res.ack.Duplicate {
+			res.ack.Batch, res.ack.Count = fr.id, int(seq)
+		}
+		if canRespond {
+			m.public(res.ack.Error)
+			send(mustJSON(res.ack))
+		}
+	default:
+		if !res.ack.Duplicate {
+			send(flowErrJSON(seq, m.public(res.ack.Error)))
+			if b.gapOK && !commit {
+				return // the batch goes on without it
+			}
+			b.lseq--
+		}
+		m.endFast(st, fr.id, b, reply)
+	}
+}
+
+// endFast ends a batch before or without a stored commit: its PubAck
+// names the last stored message and counts the batch sequences taken.
+func (m *Manager) endFast(st *stream, id string, b *fastBatch, reply string) {
+	delete(st.fast, id)
+	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: int(b.lseq)}))
+}

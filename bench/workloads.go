@@ -124,9 +124,9 @@ var rows = []row{
 }
 
 // natscliStream creates natscli's bench stream with `nats stream add`, as
-// a user would before `nats bench js pub` without --create: natscli
-// v0.5.0's --create asks for fast batch publishing (allow_batched), which
-// evnats refuses as a feature it lacks.
+// a user would before `nats bench js pub` without --create (rows made when
+// --create, whose stream asks for allow_atomic and allow_batched, was
+// refused by evnats; both are implemented now).
 func natscliStream(storage string) []string {
 	return []string{"stream", "add", "benchstream", "--subjects", "bench.js", "--storage", storage, "--defaults"}
 }

@@ -10,33 +10,16 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/evnats/evnats/loop/tlstest"
 	"github.com/nats-io/nats.go"
 )
 
 // natscli finds natscli: $EVNATS_NATSCLI, the bench's bin/nats, or nats on
-// PATH. Without it the test skips, unless EVNATS_REQUIRE_TOOLS=1 (CI
-// builds it into bin/).
+// PATH (CI builds it into bin/).
 func natscli(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("EVNATS_NATSCLI"), filepath.Join("..", "bin", "nats")} {
-		if p == "" {
-			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				return abs
-			}
-		}
-	}
-	if p, err := exec.LookPath("nats"); err == nil {
-		return p
-	}
-	if os.Getenv("EVNATS_REQUIRE_TOOLS") == "1" {
-		t.Fatal("natscli not found (bin/nats, $EVNATS_NATSCLI, PATH), and EVNATS_REQUIRE_TOOLS=1")
-	}
-	t.Skip("natscli not found: go install github.com/nats-io/natscli/nats@v0.5.0, or set EVNATS_NATSCLI")
-	return ""
+	return looptest.Tool(t, "nats", "go install github.com/nats-io/natscli/nats@v0.5.0, or set EVNATS_NATSCLI",
+		os.Getenv("EVNATS_NATSCLI"), filepath.Join("..", "bin", "nats"))
 }
 
 // TestNatscliTLS runs the README's natscli commands against a server that

@@ -4,30 +4,16 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/evnats/evnats/loop/tlstest"
 	"github.com/nats-io/nats.go"
 )
-
-// needTool returns the path of an external client, skipping the test when
-// it is not installed, unless EVNATS_REQUIRE_TOOLS=1 (CI installs them).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("EVNATS_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not installed, and EVNATS_REQUIRE_TOOLS=1", name)
-		}
-		t.Skipf("%s not installed (apt-get install mosquitto-clients)", name)
-	}
-	return p
-}
 
 // TestMosquittoClients runs the README's mosquitto_sub/mosquitto_pub
 // commands against evnats, plain and over TLS with --cafile: a retained
@@ -35,7 +21,8 @@ func needTool(t *testing.T, name string) string {
 // a QoS 1 publish follows it, a NATS subscriber sees the same messages,
 // and a client that trusts another CA is refused.
 func TestMosquittoClients(t *testing.T) {
-	pub, sub := needTool(t, "mosquitto_pub"), needTool(t, "mosquitto_sub")
+	const hint = "apt-get install mosquitto-clients"
+	pub, sub := looptest.Tool(t, "mosquitto_pub", hint), looptest.Tool(t, "mosquitto_sub", hint)
 	f := tlstest.New(t)
 	for _, secure := range []bool{false, true} {
 		name := "tcp"

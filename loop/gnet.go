@@ -355,12 +355,8 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	if !c.closing && !g.gone && (g.full || g.conn.OutboundBuffered() > 0) {
 		// The socket is full (gnet holds what Writev could not write):
 		// output waits in c.out, neither sealed, framed nor copied into
-		// gnet's buffer, until OnWritable. WritevSome with gnet's buffer
-		// non-empty writes nothing and asks for that callback.
-		if !g.full {
-			_, _ = g.conn.WritevSome(nil)
-			g.full = true
-		}
+		// gnet's buffer, until OnWritable.
+		g.waitWritable()
 		return iov
 	}
 	if g.tls != nil {
@@ -389,8 +385,7 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 			break
 		}
 		if !c.closing && g.conn.OutboundBuffered() > 0 { // full: the rest waits (see above)
-			_, _ = g.conn.WritevSome(nil)
-			g.full = true
+			g.waitWritable()
 			break
 		}
 	}
@@ -398,6 +393,16 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 		_ = g.lp.el.Close(g.conn) // runs OnClose synchronously
 	}
 	return iov
+}
+
+// waitWritable marks the connection full while gnet holds output it could
+// not write: WritevSome with gnet's buffer non-empty writes nothing and asks
+// for OnWritable after that buffer drains.
+func (g *gnetConn) waitWritable() {
+	if !g.full {
+		_, _ = g.conn.WritevSome(nil)
+		g.full = true
+	}
 }
 
 // flushDirect writes plaintext output straight from c.out: what the socket

@@ -124,7 +124,7 @@ func (c *client) setUser(name string, u *userEntry) {
 	}
 	c.user = name
 	if u.perms != nil {
-		c.perms = newPermissions(u.perms)
+		c.perms.Store(newPermissions(u.perms))
 	}
 }
 

@@ -111,7 +111,7 @@ type client struct {
 	opts      connectOpts
 	echo      bool
 	user      string
-	perms     *permissions
+	perms     atomic.Pointer[permissions] // swapped by a reload (reload.go: reauthorize)
 
 	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
@@ -156,9 +156,10 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	}
 	c.fc.gate.owner = c
 	c.fc.high = s.flowHigh()
-	c.parser.MaxControlLine = s.opts.MaxControlLine
-	c.parser.MaxPayload = s.opts.MaxPayload
-	c.parser.ConnectFirst = s.authCfg.required
+	lv := s.live.Load()
+	c.parser.MaxControlLine = lv.maxControlLine
+	c.parser.MaxPayload = lv.maxPayload
+	c.parser.ConnectFirst = lv.auth.required
 	c.parser.Reset(c)
 	s.numConns.Add(1)
 	s.totalConns.Add(1)
@@ -169,14 +170,14 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 // away if the server is full (nats-server sends INFO first too).
 func (c *client) greet() {
 	if c.proto != nil {
-		if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
+		if c.srv.numConns.Load() > int64(c.srv.live.Load().maxConnections) {
 			c.srv.Noticef("MQTT client %d (%s): maximum connections exceeded; closing", c.id, c.ip)
 			c.closeWithErr("")
 		}
 		return // MQTT clients speak first
 	}
 	c.sendProto(c.info())
-	if c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
+	if c.srv.numConns.Load() > int64(c.srv.live.Load().maxConnections) {
 		c.closeWithErr("maximum connections exceeded")
 	}
 }
@@ -184,6 +185,8 @@ func (c *client) greet() {
 // info is the client's INFO line.
 func (c *client) info() []byte {
 	info := c.srv.infoBase
+	lv := c.srv.live.Load()
+	info.MaxPayload, info.AuthRequired = lv.maxPayload, lv.auth.required
 	info.ClientID = c.id
 	info.ClientIP = c.ip
 	if c.ws != nil {
@@ -209,7 +212,7 @@ func (c *client) sendErr(msg string) {
 	if c.proto != nil {
 		return // a plug-in's protocol has its own errors (MQTT has none); callers log
 	}
-	if c.srv.opts.Trace {
+	if c.srv.log.tracing() {
 		c.tracef("->> -ERR '%s'", msg)
 	}
 	c.sendProto(codec.AppendErr(nil, msg))
@@ -286,7 +289,7 @@ func (errClose) Error() string { return "connection closing" }
 
 // ProcessConnect handles CONNECT: options, then authentication.
 func (c *client) ProcessConnect(arg []byte) error {
-	if c.srv.opts.Trace {
+	if c.srv.log.tracing() {
 		c.tracef("<<- CONNECT %s", redactConnect(arg))
 	}
 	o := defaultConnectOpts // fields the client leaves out keep nats-server's defaults
@@ -378,7 +381,7 @@ func (c *client) auth() *authConfig {
 	if c.ws != nil && c.ws.srv.auth != nil {
 		return c.ws.srv.auth
 	}
-	return c.srv.authCfg
+	return c.srv.live.Load().auth
 }
 
 // authTimeout is how long the client has to log in: the websocket
@@ -387,7 +390,7 @@ func (c *client) authTimeout() time.Duration {
 	if c.ws != nil && c.ws.srv.authTimeout > 0 {
 		return c.ws.srv.authTimeout
 	}
-	return c.srv.opts.AuthTimeout
+	return c.srv.live.Load().authTimeout
 }
 
 // requireConnect enforces CONNECT first when the server requires auth.
@@ -401,7 +404,7 @@ func (c *client) requireConnect() error {
 
 // ProcessPub routes one published message.
 func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error {
-	if c.srv.opts.Trace {
+	if c.srv.log.tracing() {
 		c.tracef("<<- PUB %s %s hdr=%d size=%d", subject, reply, hdrLen, len(msg))
 	}
 	if err := c.requireConnect(); err != nil {
@@ -416,7 +419,7 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 		c.sendOK() // nats-server acknowledges the PUB after the error too
 		return nil
 	}
-	if c.perms != nil && !c.perms.canPublish(subject) {
+	if p := c.perms.Load(); p != nil && !p.canPublish(subject) {
 		c.sendErr(`Permissions Violation for Publish to "` + string(subject) + `"`)
 		return nil
 	}
@@ -461,7 +464,7 @@ func (c *client) noResponders(subject, reply []byte) {
 
 // ProcessSub adds a subscription.
 func (c *client) ProcessSub(subject, queue, sid []byte) error {
-	if c.srv.opts.Trace {
+	if c.srv.log.tracing() {
 		c.tracef("<<- SUB %s %s %s", subject, queue, sid)
 	}
 	if err := c.requireConnect(); err != nil {
@@ -476,7 +479,8 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.sendErr("Invalid Queue Name")
 		return nil
 	}
-	if c.perms != nil && !c.perms.canSubscribe(subj, string(queue)) {
+	perms := c.perms.Load()
+	if perms != nil && !perms.canSubscribe(subj, string(queue)) {
 		c.sendErr(`Permissions Violation for Subscription to "` + subj + `"`)
 		return nil
 	}
@@ -490,7 +494,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.okLocked()
 		return nil
 	}
-	if max := c.srv.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
+	if max := c.srv.live.Load().maxSubscriptions; max > 0 && len(c.subs) >= max {
 		c.out.write(codec.AppendErr(c.scratch[:0], "maximum subscriptions exceeded"))
 		c.t.flushSoon()
 		return nil
@@ -499,7 +503,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 	s.Subject = subj
 	s.Queue = string(queue)
 	s.SID = append([]byte(nil), sid...)
-	s.deny = c.perms.deliveryDeny(subj, s.Queue)
+	s.deny = perms.deliveryDeny(subj, s.Queue)
 	c.addSub(s)
 	c.okLocked()
 	return nil
@@ -507,7 +511,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 
 // ProcessUnsub removes a subscription now, or after max more deliveries.
 func (c *client) ProcessUnsub(sid []byte, max int) error {
-	if c.srv.opts.Trace {
+	if c.srv.log.tracing() {
 		c.tracef("<<- UNSUB %s %d", sid, max)
 	}
 	if err := c.requireConnect(); err != nil {
@@ -652,7 +656,8 @@ func (c *client) tick(now time.Time) {
 		}
 		return
 	}
-	if now.Sub(c.lastPing) < c.srv.opts.PingInterval {
+	lv := c.srv.live.Load()
+	if now.Sub(c.lastPing) < lv.pingInterval {
 		return
 	}
 	if c.fc.paused.Load() {
@@ -662,7 +667,7 @@ func (c *client) tick(now time.Time) {
 		return
 	}
 	c.lastPing = now
-	if int(c.pingsOut.Load()) >= c.srv.opts.MaxPingsOut {
+	if int(c.pingsOut.Load()) >= lv.maxPingsOut {
 		c.srv.staleConns.Add(1)
 		c.srv.Debugf("client %d: stale connection", c.id)
 		c.closeWithErr("Stale Connection")
@@ -700,11 +705,11 @@ func (c *client) cleanup() {
 
 // tracef logs one protocol operation of this client when tracing (-V) is
 // on: "<<-" for what the client sent, "->>" for what the server answered.
-// Callers on the per-message path check opts.Trace first, so that building
+// Callers on the per-message path check log.tracing() first, so that building
 // the arguments costs nothing when tracing is off.
 func (c *client) tracef(format string, args ...any) {
-	if c.srv.opts.Trace {
-		c.srv.log.Printf("[TRC] cid:%d (%s) "+format, append([]any{c.id, c.ip}, args...)...)
+	if c.srv.log.tracing() {
+		c.srv.log.Tracef("cid:%d (%s) "+format, append([]any{c.id, c.ip}, args...)...)
 	}
 }
 

@@ -121,6 +121,24 @@ type Options struct {
 
 	Debug, Trace bool
 	LogWriter    io.Writer // where the server logs; nil means standard error
+
+	// Logging as nats-server's (log.go): to LogFile, rotated past
+	// LogSizeLimit bytes (0: never) keeping LogMaxFiles files, the live
+	// one included (0: all); else to the local Syslog or RemoteSyslog
+	// ("udp://host:514"); else to LogWriter. NoLogTime drops timestamps
+	// (-T=false); LogTimeUTC writes them in UTC.
+	LogFile      string
+	LogSizeLimit int64
+	LogMaxFiles  int
+	NoLogTime    bool
+	LogTimeUTC   bool
+	Syslog       bool
+	RemoteSyslog string
+
+	// PidFile and ConfigFile are cmd/evnats's; the server only names them
+	// in its start-up lines.
+	PidFile    string
+	ConfigFile string
 }
 
 // User is one entry of a users list, with optional permissions.

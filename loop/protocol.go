@@ -163,7 +163,7 @@ func (k *Conn) SetConnected() { k.connected.Store(true) }
 func (k *Conn) Connected() bool { return k.connected.Load() }
 
 // Tracing reports whether protocol tracing (-V) is on; Tracef logs one line.
-func (k *Conn) Tracing() bool { return k.srv.opts.Trace }
+func (k *Conn) Tracing() bool { return k.srv.log.tracing() }
 
 // Tracef logs one traced operation of this connection.
 func (k *Conn) Tracef(format string, args ...any) { k.c().tracef(format, args...) }
@@ -172,7 +172,7 @@ func (k *Conn) Tracef(format string, args ...any) { k.c().tracef(format, args...
 func (k *Conn) User() string { return k.user }
 
 // Perms are the user's permissions; nil allows everything.
-func (k *Conn) Perms() *Perms { return k.perms }
+func (k *Conn) Perms() *Perms { return k.perms.Load() }
 
 // NumSubs is the number of the connection's subscriptions. Caller holds Lock.
 func (k *Conn) NumSubs() int { return len(k.subs) }
@@ -182,7 +182,7 @@ func (k *Conn) NumSubs() int { return len(k.subs) }
 // unique on the connection. It returns nil once the connection is closed.
 // Caller holds Lock.
 func (k *Conn) AddSub(subject, sid string, tag uint32) *Sub {
-	s := &subscription{tag: tag, deny: k.perms.deliveryDeny(subject, "")}
+	s := &subscription{tag: tag, deny: k.perms.Load().deliveryDeny(subject, "")}
 	s.Subject = subject
 	s.SID = []byte(sid)
 	if !k.c().ownSub(s) {
@@ -216,7 +216,7 @@ const (
 func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResult {
 	c := k.c()
 	o := connectOpts{User: user, Pass: pass}
-	if c.srv.authCfg.token != "" {
+	if c.srv.live.Load().auth.token != "" {
 		o.Token = pass
 	}
 	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
@@ -264,12 +264,12 @@ func (s *Server) ShuttingDown() bool { return s.shuttingDown() }
 
 // HasUsers reports whether clients authenticate as users of a users list
 // (so that each has a name of its own).
-func (s *Server) HasUsers() bool { return s.authCfg.users != nil }
+func (s *Server) HasUsers() bool { return s.live.Load().auth.users != nil }
 
 // UserPerms returns the permissions of a configured user; nil when the user
 // is unknown or has none.
 func (s *Server) UserPerms(name string) *Perms {
-	if u := s.authCfg.users[name]; u != nil && u.perms != nil {
+	if u := s.live.Load().auth.users[name]; u != nil && u.perms != nil {
 		return newPermissions(u.perms)
 	}
 	return nil

@@ -9,10 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -32,8 +30,8 @@ type Server struct {
 	opts     Options
 	id       string
 	sl       *subList
-	authCfg  *authConfig
-	slowAuth *slowAuth // bounds bcrypt checks, run off the loops
+	authCfg  *authConfig // as started; a reload's is live.auth
+	slowAuth *slowAuth   // bounds bcrypt checks, run off the loops
 	start    time.Time
 	infoBase serverInfo // immutable after New; copied per connection
 
@@ -60,7 +58,11 @@ type Server struct {
 		shutdown bool
 	}
 	done chan struct{}
-	log  *log.Logger
+	log  *Logger
+	live atomic.Pointer[liveOpts] // what a reload may change (reload.go)
+	// reloadMu serialises reloads; cfgTime is when the options in force were loaded.
+	reloadMu sync.Mutex
+	cfgTime  atomic.Int64
 }
 
 // serverTransport is what Server needs from a transport (gnet or goroutine).
@@ -165,10 +167,11 @@ func New(opts Options) (*Server, error) {
 		wsTLS:   wts,
 	}
 	s.slowAuth = newSlowAuth()
-	if opts.LogWriter == nil {
-		opts.LogWriter = os.Stderr
+	if s.log, err = newLogger(&opts); err != nil {
+		return nil, err
 	}
-	s.log = log.New(opts.LogWriter, "", log.LstdFlags|log.Lmicroseconds)
+	s.live.Store(liveOf(&opts, ac))
+	s.cfgTime.Store(time.Now().UnixNano())
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
 	}
@@ -222,13 +225,7 @@ func (s *Server) Start() error {
 		}
 	}
 	go s.housekeeping()
-	s.Noticef("evnats %s listening on %s (io=%s, loops=%d)", Version, s.tr.addr(), s.opts.IO, s.opts.Loops)
-	if a := s.MQTTAddr(); a != nil {
-		s.Noticef("MQTT listening on %s", a)
-	}
-	if a := s.WebsocketAddr(); a != nil {
-		s.Noticef("WebSocket listening on %s", a)
-	}
+	s.logStartup()
 	return nil
 }
 
@@ -345,14 +342,27 @@ func infoLine(info *serverInfo) []byte {
 func (s *Server) shard(i int) *statShard { return &s.stats[i%len(s.stats)] }
 
 // Noticef logs at notice level.
-func (s *Server) Noticef(format string, args ...any) { s.log.Printf("[INF] "+format, args...) }
+func (s *Server) Noticef(format string, args ...any) { s.log.Noticef(format, args...) }
 
-// Debugf logs when debug is on.
-func (s *Server) Debugf(format string, args ...any) {
-	if s.opts.Debug {
-		s.log.Printf("[DBG] "+format, args...)
-	}
-}
+// Warnf logs a warning.
+func (s *Server) Warnf(format string, args ...any) { s.log.Warnf(format, args...) }
+
+// Debugf logs when debug (-D) is on.
+func (s *Server) Debugf(format string, args ...any) { s.log.Debugf(format, args...) }
 
 // Errorf logs an error.
-func (s *Server) Errorf(format string, args ...any) { s.log.Printf("[ERR] "+format, args...) }
+func (s *Server) Errorf(format string, args ...any) { s.log.Errorf(format, args...) }
+
+// ReopenLogFile closes and reopens the log file (SIGUSR1), for a log
+// rotated by an outside tool such as logrotate.
+func (s *Server) ReopenLogFile() {
+	isFile, err := s.log.Reopen()
+	switch {
+	case !isFile:
+		s.Noticef("File log re-open ignored, not a file logger")
+	case err != nil:
+		s.Errorf("File log re-open: %v; still writing to the old file", err)
+	default:
+		s.Noticef("File log re-opened")
+	}
+}

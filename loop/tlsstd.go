@@ -34,7 +34,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 	}
 	_ = g.nc.SetDeadline(time.Now().Add(srv.timeout))
 	if !first {
-		if _, err := g.nc.Write(c.info()); err != nil || c.srv.numConns.Load() > int64(c.srv.opts.MaxConnections) {
+		if _, err := g.nc.Write(c.info()); err != nil || c.srv.numConns.Load() > int64(c.srv.live.Load().maxConnections) {
 			_, _ = g.nc.Write(codec.AppendErr(nil, "maximum connections exceeded"))
 			return false
 		}

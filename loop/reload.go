@@ -1,0 +1,202 @@
+package loop
+
+// Concurrency: Reload runs on the caller's goroutine (cmd/evnats's signal
+// loop), one at a time under reloadMu. What it changes is published as a
+// new *liveOpts that readers load atomically, and by the logger's own
+// lock; each connection's permissions are swapped in the context that
+// owns the connection (eachClient).
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/evnats/evnats/codec"
+)
+
+// liveOpts are the settings a reload may change; a reload replaces the
+// whole value, so a reader that loads it once sees one configuration.
+type liveOpts struct {
+	maxConnections   int
+	maxSubscriptions int
+	maxPayload       int // for connections accepted after the reload
+	maxControlLine   int // likewise
+	maxPingsOut      int
+	pingInterval     time.Duration
+	authTimeout      time.Duration
+	auth             *authConfig
+}
+
+func liveOf(o *Options, a *authConfig) *liveOpts {
+	return &liveOpts{
+		maxConnections: o.MaxConnections, maxSubscriptions: o.MaxSubscriptions,
+		maxPayload: o.MaxPayload, maxControlLine: o.MaxControlLine,
+		maxPingsOut: o.MaxPingsOut, pingInterval: o.PingInterval,
+		authTimeout: o.AuthTimeout, auth: a,
+	}
+}
+
+// reloadable are the Options fields Reload applies; a change to any other
+// field refuses the reload. PidFile and ConfigFile are cmd/evnats's own,
+// LogWriter and JetStreamFS are for tests.
+var reloadable = map[string]bool{
+	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
+	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
+	"Token": true, "Username": true, "Password": true, "Users": true,
+	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
+	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
+	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
+}
+
+// configKeys names Options fields as the configuration file does, for
+// the refusal message; a field not here is named as it is.
+var configKeys = map[string]string{
+	"ServerName": "server_name", "Host": "host", "Port": "port", "HTTPPort": "http_port",
+	"Loops": "loops", "IO": "io", "MaxPending": "max_pending", "WriteDeadline": "write_deadline",
+	"FlowHighWater": "flow_high_water", "FlowLowWater": "flow_low_water",
+	"FlowStallWindow": "flow_stall_window", "LameDuckDuration": "lame_duck_duration",
+	"LameDuckGrace": "lame_duck_grace_period", "JetStream": "jetstream",
+	"StoreDir": "jetstream store_dir", "JetStreamSync": "jetstream sync_interval",
+	"JetStreamMaxMemory": "jetstream max_memory_store", "JetStreamMaxStore": "jetstream max_file_store",
+	"MQTTHost": "mqtt host", "MQTTPort": "mqtt port", "MQTTTLS": "mqtt tls",
+	"MQTTMaxSessionQueueMsgs": "mqtt max_session_queue_msgs", "MQTTMaxSessionQueueBytes": "mqtt max_session_queue_bytes",
+	"MQTTMaxRetainedMsgs": "mqtt max_retained_msgs", "MQTTMaxRetainedBytes": "mqtt max_retained_bytes",
+	"TLS": "tls", "Websocket": "websocket",
+}
+
+// Reload applies o, the configuration read again (flags merged), to the
+// running server without dropping clients: limits (max_connections,
+// max_subscriptions, ping_interval, ping_max, authorization timeout;
+// max_payload and max_control_line for connections accepted from now on),
+// authorization (token, user/password, users and their permissions),
+// logging (debug, trace, log file, its rotation, timestamps, syslog), and
+// TLS certificates, read again from the same files. A connected client
+// whose credentials no longer pass is closed with "Authorization
+// Violation"; one that stays gets its user's new permissions, and its
+// subscriptions they no longer allow are removed with a permissions
+// error, as nats-server does. If o changes anything else, nothing is
+// applied and the error names every such setting.
+func (s *Server) Reload(o Options) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	o.setDefaults()
+	if o.ServerName == "" {
+		o.ServerName = s.opts.ServerName // New named it after the server id
+	}
+	if o.LogWriter == nil {
+		o.LogWriter = s.opts.LogWriter
+	}
+	if fixed := s.fixedChanges(&o); len(fixed) > 0 {
+		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
+			strings.Join(fixed, ", "), map[bool]string{true: "it", false: "them"}[len(fixed) == 1])
+	}
+	ac, err := newAuthConfig(&o)
+	if err != nil {
+		return err
+	}
+	if err := s.log.configure(logConfigOf(&o), o.Debug, o.Trace); err != nil {
+		return err
+	}
+	old := s.live.Swap(liveOf(&o, ac))
+	if err := s.ReloadTLS(); err != nil {
+		s.Errorf("reload: %v; keeping the certificates in use", err)
+	}
+	if !reflect.DeepEqual(old.auth, ac) {
+		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
+	}
+	s.cfgTime.Store(time.Now().UnixNano())
+	s.Noticef("Reloaded server configuration")
+	return nil
+}
+
+// ConfigLoadTime is when the options in force were loaded: the start, or
+// the last successful Reload.
+func (s *Server) ConfigLoadTime() time.Time { return time.Unix(0, s.cfgTime.Load()) }
+
+// fixedChanges names the settings o changes that Reload cannot apply.
+func (s *Server) fixedChanges(o *Options) []string {
+	var names []string
+	cur, next := reflect.ValueOf(&s.opts).Elem(), reflect.ValueOf(o).Elem()
+	for i := range cur.NumField() {
+		f := cur.Type().Field(i).Name
+		if reloadable[f] || reflect.DeepEqual(cur.Field(i).Interface(), next.Field(i).Interface()) {
+			continue
+		}
+		if k, ok := configKeys[f]; ok {
+			f = k
+		}
+		names = append(names, f)
+	}
+	return names
+}
+
+// reauthorize checks, after a reload changed authorization from old to
+// a, that c may stay, and gives it its user's new permissions. Only NATS
+// connections are checked: an MQTT connection keeps what it logged in
+// with, and a WebSocket connection under the websocket block's own
+// authorization (which a reload does not change) is left alone. Runs in
+// c's context (eachClient).
+func (c *client) reauthorize(old, a *authConfig) {
+	if c.proto != nil || !c.connected.Load() || (c.ws != nil && c.ws.srv.auth != nil) {
+		return
+	}
+	c.t.outLock() // deliveries read opts too; a second CONNECT writes it under the lock
+	opts := c.opts
+	c.t.outUnlock()
+	u, ok := a.readmit(old, c.user, &opts)
+	if !ok {
+		c.srv.Noticef("client %d (%s): authorization violation after reload", c.id, c.ip)
+		c.closeWithErr("Authorization Violation")
+		return
+	}
+	var p *permissions
+	if u != nil && u.perms != nil {
+		p = newPermissions(u.perms)
+	}
+	c.perms.Store(p)
+	c.t.outLock()
+	defer c.t.outUnlock()
+	for _, s := range c.subs {
+		if p != nil && !p.canSubscribe(s.Subject, s.Queue) {
+			c.removeSub(s)
+			c.out.write(codec.AppendErr(c.scratch[:0], `Permissions Violation for Subscription to "`+s.Subject+`"`))
+			c.t.flushSoon()
+		}
+	}
+}
+
+// readmit reports whether a client admitted under old still passes a,
+// with its user's entry in a. Plain secrets are checked again against
+// what the client sent; a bcrypt one is not run again on the loop but
+// passes only if the configuration kept it unchanged for this user.
+func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*userEntry, bool) {
+	switch {
+	case !a.required:
+		return nil, true
+	case a.certMap:
+		u := a.users[user]
+		return u, u != nil
+	case a.token != "":
+		return nil, equalSecret(o.Token, a.token)
+	case a.user != "":
+		kept := old.required && old.user == a.user && old.pass == a.pass
+		return nil, o.User == a.user && passStill(o.Pass, a.pass, kept)
+	}
+	u := a.users[o.User]
+	if u == nil {
+		return nil, false
+	}
+	ou := old.users[o.User]
+	kept := old.required && ou != nil && ou.pass == u.pass
+	return u, passStill(o.Pass, u.pass, kept)
+}
+
+// passStill checks a client's password against the configured one; a
+// bcrypt hash passes when kept (unchanged since the client logged in).
+func passStill(given, want string, kept bool) bool {
+	if isBcrypt(want) {
+		return kept
+	}
+	return equalSecret(given, want)
+}

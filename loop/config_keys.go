@@ -1,0 +1,370 @@
+package loop
+
+// Concurrency: as config.go, once per load on the caller's goroutine.
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// The blocks of a configuration file: for each, the keys evnats takes
+// (with nats-server's aliases) and the keys nats-server takes that evnats
+// does not serve yet, so that config errors tell a typo from a missing
+// feature. Names as nats-server 2.15 spells them.
+
+func alias(keys map[string]setter, set setter, names ...string) {
+	for _, n := range names {
+		keys[n] = set
+	}
+}
+
+func setStr(p *string) setter { return func(v any) (err error) { *p, err = str(v); return } }
+func setInt(p *int) setter    { return func(v any) (err error) { *p, err = integer(v); return } }
+func setNonNeg(p *int) setter { return func(v any) (err error) { *p, err = nonNegative(v); return } }
+func setBool(p *bool) setter  { return func(v any) (err error) { *p, err = boolean(v); return } }
+func setDur(p *time.Duration) setter {
+	return func(v any) (err error) { *p, err = duration(v); return }
+}
+func setList(p *[]string) setter { return func(v any) (err error) { *p, err = strList(v); return } }
+func setTLS(p **TLSOptions) setter {
+	return func(v any) (err error) { *p, err = parseTLS(plain(v)); return }
+}
+func setListen(h *string, p *int) setter { return func(v any) error { return parseListen(v, h, p) } }
+func setSize(p *int64) setter {
+	return func(v any) error {
+		n, err := nonNegative(v)
+		*p = int64(n)
+		return err
+	}
+}
+
+// topBlock is the top level of the file.
+func (w *cfgWalker) topBlock(o *Options) block {
+	k := map[string]setter{}
+	var httpHost string
+	alias(k, setStr(&o.ServerName), "server_name")
+	alias(k, setStr(&o.Host), "host", "net")
+	alias(k, setInt(&o.Port), "port")
+	alias(k, setListen(&o.Host, &o.Port), "listen")
+	alias(k, setInt(&o.HTTPPort), "http_port", "monitor_port")
+	alias(k, setListen(&httpHost, &o.HTTPPort), "http")
+	alias(k, setInt(&o.Loops), "loops")
+	alias(k, setStr(&o.IO), "io")
+	alias(k, setInt(&o.MaxPayload), "max_payload")
+	alias(k, setInt(&o.MaxControlLine), "max_control_line")
+	alias(k, setInt(&o.MaxPending), "max_pending")
+	alias(k, setInt(&o.MaxConnections), "max_connections", "max_conn")
+	alias(k, setInt(&o.MaxSubscriptions), "max_subscriptions", "max_subs")
+	alias(k, setDur(&o.PingInterval), "ping_interval")
+	alias(k, setInt(&o.MaxPingsOut), "ping_max")
+	alias(k, setDur(&o.WriteDeadline), "write_deadline")
+	alias(k, setInt(&o.FlowHighWater), "flow_high_water")
+	alias(k, setInt(&o.FlowLowWater), "flow_low_water")
+	alias(k, setDur(&o.FlowStallWindow), "flow_stall_window")
+	alias(k, setDur(&o.LameDuckDuration), "lame_duck_duration")
+	alias(k, setDur(&o.LameDuckGrace), "lame_duck_grace_period")
+	alias(k, setBool(&o.Debug), "debug")
+	alias(k, setBool(&o.Trace), "trace")
+	alias(k, func(v any) error { b, err := boolean(v); o.NoLogTime = !b; return err }, "logtime")
+	alias(k, setBool(&o.LogTimeUTC), "logtime_utc")
+	alias(k, setStr(&o.LogFile), "log_file", "logfile")
+	alias(k, setSize(&o.LogSizeLimit), "log_size_limit", "logfile_size_limit")
+	alias(k, setNonNeg(&o.LogMaxFiles), "logfile_max_num", "log_max_num")
+	alias(k, setBool(&o.Syslog), "syslog")
+	alias(k, setStr(&o.RemoteSyslog), "remote_syslog")
+	alias(k, setStr(&o.PidFile), "pid_file", "pidfile")
+	alias(k, setStr(&o.StoreDir), "store_dir", "storedir")
+	alias(k, w.sub(w.authBlock("authorization", o)), "authorization")
+	alias(k, w.jetStream(o), "jetstream")
+	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
+	alias(k, setTLS(&o.TLS), "tls")
+	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
+	return block{keys: k, native: []string{
+		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
+		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
+		"https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
+		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
+		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
+		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
+		"root_operators", "root_operator", "resolver", "account_resolver",
+		"accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
+		"no_auth_user", "system_account", "system", "no_system_account", "no_system",
+		"no_sys_acc", "no_header_support", "trusted", "trusted_keys",
+		"connect_error_reports", "reconnect_error_reports",
+	}}
+}
+
+// jetStream accepts `jetstream: enabled|disabled|true|false` or a block
+// with store_dir, max_memory_store, max_file_store, sync_interval
+// ("always" for an fsync per write) and enabled.
+func (w *cfgWalker) jetStream(o *Options) setter {
+	k := map[string]setter{}
+	alias(k, setStr(&o.StoreDir), "store_dir", "store", "storedir")
+	alias(k, setSize(&o.JetStreamMaxMemory), "max_memory_store", "max_mem_store", "max_mem")
+	alias(k, setSize(&o.JetStreamMaxStore), "max_file_store", "max_file")
+	alias(k, func(v any) (err error) {
+		if s, ok := v.(string); ok && s == "always" {
+			o.JetStreamSync.Always = true
+			return nil
+		}
+		o.JetStreamSync.Interval, err = duration(v)
+		return err
+	}, "sync_interval", "sync")
+	alias(k, setBool(&o.JetStream), "enabled", "enable")
+	b := block{path: "jetstream", keys: k, native: []string{
+		"disabled", "disable", "strict", "domain", "key", "ek", "encryption_key", "prev_key",
+		"prev_ek", "prev_encryption_key", "cipher", "extension_hint", "limits", "tpm",
+		"unique_tag", "max_outstanding_catchup", "max_buffered_size", "max_buffered_msgs",
+		"request_queue_limit", "info_queue_limit", "meta_compact", "meta_compact_size",
+		"meta_compact_sync", "max_concurrent_io",
+	}}
+	return func(v any) error {
+		switch t := v.(type) {
+		case bool:
+			o.JetStream = t
+			return nil
+		case string:
+			switch t {
+			case "enabled", "enable", "true":
+				o.JetStream = true
+			case "disabled", "disable", "false":
+				o.JetStream = false
+			default:
+				return fmt.Errorf("want enabled, disabled, true, false or a block, got %q", t)
+			}
+			return nil
+		case map[string]any:
+			o.JetStream = true
+			w.walk(b, t)
+			return nil
+		}
+		return fmt.Errorf("want enabled, disabled, true, false or a block, got %s", kind(v))
+	}
+}
+
+// mqttBlock: the MQTT listener and its limits.
+func (w *cfgWalker) mqttBlock(o *Options) block {
+	k := map[string]setter{}
+	alias(k, setStr(&o.MQTTHost), "host", "net")
+	alias(k, setInt(&o.MQTTPort), "port")
+	alias(k, setListen(&o.MQTTHost, &o.MQTTPort), "listen")
+	alias(k, setNonNeg(&o.MQTTMaxSessionQueueMsgs), "max_session_queue_msgs")
+	alias(k, setNonNeg(&o.MQTTMaxSessionQueueBytes), "max_session_queue_bytes")
+	alias(k, setNonNeg(&o.MQTTMaxRetainedMsgs), "max_retained_msgs")
+	alias(k, setNonNeg(&o.MQTTMaxRetainedBytes), "max_retained_bytes")
+	alias(k, setTLS(&o.MQTTTLS), "tls")
+	return block{path: "mqtt", keys: k, native: []string{
+		"authorization", "authentication", "no_auth_user", "ack_wait", "ackwait",
+		"js_api_timeout", "api_timeout", "max_ack_pending", "max_pending", "max_inflight",
+		"js_domain", "stream_replicas", "consumer_replicas", "consumer_memory_storage",
+		"consumer_inactive_threshold", "consumer_auto_cleanup", "reject_qos2_publish",
+		"downgrade_qos2_subscribe",
+	}}
+}
+
+// websocketBlock: the WebSocket listener.
+func (w *cfgWalker) websocketBlock(ws *WebsocketOptions) block {
+	k := map[string]setter{}
+	alias(k, setStr(&ws.Host), "host", "net")
+	alias(k, setInt(&ws.Port), "port")
+	alias(k, setListen(&ws.Host, &ws.Port), "listen")
+	alias(k, setBool(&ws.NoTLS), "no_tls")
+	alias(k, setTLS(&ws.TLS), "tls")
+	alias(k, setBool(&ws.SameOrigin), "same_origin")
+	alias(k, setList(&ws.AllowedOrigins), "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin")
+	alias(k, setDur(&ws.HandshakeTimeout), "handshake_timeout")
+	alias(k, setBool(&ws.Compression), "compression", "compress")
+	ak := map[string]setter{}
+	alias(ak, setStr(&ws.Username), "user", "username")
+	alias(ak, setStr(&ws.Password), "password", "pass")
+	alias(ak, setStr(&ws.Token), "token")
+	alias(ak, setDur(&ws.AuthTimeout), "timeout")
+	auth := block{path: "websocket.authorization", keys: ak, native: []string{
+		"users", "default_permission", "default_permissions", "permissions", "auth_callout", "auth_hook", "proxy_required",
+	}}
+	alias(k, w.sub(auth), "authorization", "authentication")
+	return block{path: "websocket", keys: k, native: []string{
+		"advertise", "jwt_cookie", "user_cookie", "pass_cookie", "token_cookie",
+		"no_auth_user", "headers", "ping_interval",
+	}}
+}
+
+// authBlock: the server's authorization.
+func (w *cfgWalker) authBlock(path string, o *Options) block {
+	k := map[string]setter{}
+	alias(k, setStr(&o.Token), "token")
+	alias(k, setStr(&o.Username), "user", "username")
+	alias(k, setStr(&o.Password), "password", "pass")
+	alias(k, setDur(&o.AuthTimeout), "timeout")
+	alias(k, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a list of users, got %s", kind(v))
+		}
+		o.Users = o.Users[:0]
+		for i, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("%q: want a block, got %s", fmt.Sprintf("%s.users[%d]", path, i), kind(e)))
+				continue
+			}
+			u := &User{}
+			w.walk(w.userBlock(fmt.Sprintf("%s.users[%d]", path, i), u), m)
+			o.Users = append(o.Users, u)
+		}
+		return nil
+	}, "users")
+	return block{path: path, keys: k, native: []string{
+		"default_permission", "default_permissions", "permissions", "auth_callout", "auth_hook", "proxy_required",
+	}}
+}
+
+// userBlock: one entry of a users list.
+func (w *cfgWalker) userBlock(path string, u *User) block {
+	k := map[string]setter{}
+	alias(k, setStr(&u.Username), "user", "username")
+	alias(k, setStr(&u.Password), "password", "pass")
+	alias(k, func(v any) error {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block, got %s", kind(v))
+		}
+		u.Permissions = &Permissions{}
+		w.walk(w.permsBlock(path+".permissions", u.Permissions), m)
+		return nil
+	}, "permissions", "permission", "authorization")
+	return block{path: path, keys: k, native: []string{
+		"nkey", "allowed_connection_types", "connection_types", "clients", "proxy_required",
+		"issuer", "account", "acc", "auth_users", "xkey", "key", "allowed_accounts",
+	}}
+}
+
+// permsBlock: a user's publish and subscribe permissions.
+func (w *cfgWalker) permsBlock(path string, p *Permissions) block {
+	k := map[string]setter{}
+	alias(k, func(v any) (err error) { p.Publish, err = parseSubjectPermission(v); return }, "publish", "pub")
+	alias(k, func(v any) (err error) { p.Subscribe, err = parseSubjectPermission(v); return }, "subscribe", "sub")
+	return block{path: path, keys: k, native: []string{"import", "export", "publish_allow_responses", "allow_responses"}}
+}
+
+// nonNegative reads a count or size that may not be negative.
+func nonNegative(v any) (int, error) {
+	n, err := integer(v)
+	if err == nil && n < 0 {
+		err = fmt.Errorf("may not be negative: %d", n)
+	}
+	return n, err
+}
+
+// parseSubjectPermission accepts a subject, a list (allow), or {allow, deny}.
+func parseSubjectPermission(v any) (*SubjectPermission, error) {
+	switch t := bare(v).(type) {
+	case string, []any:
+		l, err := strList(t)
+		return &SubjectPermission{Allow: l}, err
+	case map[string]any:
+		sp := &SubjectPermission{}
+		for k, v := range t {
+			l, err := strList(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			switch k {
+			case "allow":
+				sp.Allow = l
+			case "deny":
+				sp.Deny = l
+			default:
+				return nil, fmt.Errorf("unknown key %q (want allow or deny)", k)
+			}
+		}
+		return sp, nil
+	}
+	return nil, fmt.Errorf("want a subject, a list or {allow, deny}, got %s", kind(v))
+}
+
+func strList(v any) ([]string, error) {
+	switch t := bare(v).(type) {
+	case string:
+		return []string{t}, nil
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			s, err := str(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a string or a list, got %s", kind(v))
+}
+
+// parseListen accepts "host:port", ":port" or a port number.
+func parseListen(v any, host *string, port *int) error {
+	v = bare(v)
+	if p, ok := v.(int64); ok {
+		*port = int(p)
+		return nil
+	}
+	s, err := str(v)
+	if err != nil {
+		return fmt.Errorf("want host:port or a port, got %s", kind(v))
+	}
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number", p)
+	}
+	if h != "" {
+		*host = h
+	}
+	*port = n
+	return nil
+}
+
+func str(v any) (string, error) {
+	if s, ok := bare(v).(string); ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("want a string, got %s", kind(v))
+}
+
+func integer(v any) (int, error) {
+	if n, ok := bare(v).(int64); ok {
+		if int64(int(n)) != n {
+			return 0, fmt.Errorf("%d is too large", n)
+		}
+		return int(n), nil
+	}
+	return 0, fmt.Errorf("want a number, got %s", kind(v))
+}
+
+func boolean(v any) (bool, error) {
+	if b, ok := bare(v).(bool); ok {
+		return b, nil
+	}
+	return false, fmt.Errorf("want true or false, got %s", kind(v))
+}
+
+// duration accepts "2m"-style strings or a number of seconds.
+func duration(v any) (time.Duration, error) {
+	switch t := bare(v).(type) {
+	case string:
+		return time.ParseDuration(t)
+	case int64:
+		if t > int64(time.Duration(1<<63-1)/time.Second) || t < 0 {
+			return 0, fmt.Errorf("%d seconds is out of range", t)
+		}
+		return time.Duration(t) * time.Second, nil
+	case float64:
+		return time.Duration(t * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("want a duration (\"2s\") or seconds, got %s", kind(v))
+}

@@ -4,6 +4,7 @@ package loop
 // goroutine, and reads only what Start set up.
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 )
@@ -24,7 +25,14 @@ func (s *Server) logStartup() {
 		s.Noticef("PID file: %s", o.PidFile)
 	}
 	if o.LogFile != "" {
-		s.Noticef("Log file: %s (size limit %d bytes, 0: none; files kept %d, 0: all)", o.LogFile, o.LogSizeLimit, o.LogMaxFiles)
+		rot := ""
+		if o.LogSizeLimit > 0 {
+			rot = fmt.Sprintf(", rotated past %d bytes", o.LogSizeLimit)
+		}
+		if o.LogMaxFiles > 0 {
+			rot += fmt.Sprintf(", keeping %d files", o.LogMaxFiles)
+		}
+		s.Noticef("Log file: %s%s", o.LogFile, rot)
 	}
 	if o.IO == IOGnet {
 		s.Noticef("Transport: gnet event loops, %d loops", o.Loops)

@@ -63,6 +63,15 @@ var configKeys = map[string]string{
 	"MQTTMaxSessionQueueMsgs": "mqtt max_session_queue_msgs", "MQTTMaxSessionQueueBytes": "mqtt max_session_queue_bytes",
 	"MQTTMaxRetainedMsgs": "mqtt max_retained_msgs", "MQTTMaxRetainedBytes": "mqtt max_retained_bytes",
 	"TLS": "tls", "Websocket": "websocket",
+	"MaxConnections": "max_connections", "MaxSubscriptions": "max_subscriptions",
+	"MaxPayload": "max_payload", "MaxControlLine": "max_control_line",
+	"PingInterval": "ping_interval", "MaxPingsOut": "ping_max",
+	"AuthTimeout": "authorization timeout", "Token": "authorization token",
+	"Username": "authorization user", "Password": "authorization password",
+	"Users": "authorization users", "Debug": "debug", "Trace": "trace",
+	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
+	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
+	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
 }
 
 // Reload applies o, the configuration read again (flags merged), to the
@@ -88,6 +97,9 @@ func (s *Server) Reload(o Options) error {
 		o.LogWriter = s.opts.LogWriter
 	}
 	if fixed := s.fixedChanges(&o); len(fixed) > 0 {
+		for i, f := range fixed {
+			fixed[i] = keyName(f)
+		}
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), map[bool]string{true: "it", false: "them"}[len(fixed) == 1])
 	}
@@ -106,7 +118,16 @@ func (s *Server) Reload(o Options) error {
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
-	s.Noticef("Reloaded server configuration")
+	changed := diffFields(&s.inForce, &o)
+	for i, f := range changed {
+		changed[i] = keyName(f)
+	}
+	s.inForce = o
+	if len(changed) == 0 {
+		s.Noticef("Reloaded server configuration: no changes (TLS certificates read again)")
+	} else {
+		s.Noticef("Reloaded server configuration: %s", strings.Join(changed, ", "))
+	}
 	return nil
 }
 
@@ -116,19 +137,36 @@ func (s *Server) ConfigLoadTime() time.Time { return time.Unix(0, s.cfgTime.Load
 
 // fixedChanges names the settings o changes that Reload cannot apply.
 func (s *Server) fixedChanges(o *Options) []string {
-	var names []string
-	cur, next := reflect.ValueOf(&s.opts).Elem(), reflect.ValueOf(o).Elem()
-	for i := range cur.NumField() {
-		f := cur.Type().Field(i).Name
-		if reloadable[f] || reflect.DeepEqual(cur.Field(i).Interface(), next.Field(i).Interface()) {
-			continue
+	var fixed []string
+	for _, f := range diffFields(&s.opts, o) {
+		if !reloadable[f] {
+			fixed = append(fixed, f)
 		}
-		if k, ok := configKeys[f]; ok {
-			f = k
+	}
+	return fixed
+}
+
+// diffFields names the fields that differ between a and b as the
+// configuration file does (configKeys), or by their Go name.
+func diffFields(a, b *Options) []string {
+	var names []string
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	for i := range va.NumField() {
+		f := va.Type().Field(i).Name
+		if f == "LogWriter" || f == "JetStreamFS" || reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			continue
 		}
 		names = append(names, f)
 	}
 	return names
+}
+
+// keyName is how the configuration file names an Options field.
+func keyName(f string) string {
+	if k, ok := configKeys[f]; ok {
+		return k
+	}
+	return f
 }
 
 // reauthorize checks, after a reload changed authorization from old to

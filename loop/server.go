@@ -60,8 +60,10 @@ type Server struct {
 	done chan struct{}
 	log  *Logger
 	live atomic.Pointer[liveOpts] // what a reload may change (reload.go)
-	// reloadMu serialises reloads; cfgTime is when the options in force were loaded.
+	// reloadMu serialises reloads and guards inForce, the options as
+	// last loaded (opts stays as started); cfgTime is when they were.
 	reloadMu sync.Mutex
+	inForce  Options
 	cfgTime  atomic.Int64
 }
 
@@ -175,6 +177,7 @@ func New(opts Options) (*Server, error) {
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
 	}
+	s.inForce = s.opts
 	s.infoBase = serverInfo{
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,

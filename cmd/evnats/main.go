@@ -8,9 +8,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with -profile
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 
 	"github.com/evnats/evnats/loop"
 	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
@@ -26,12 +24,15 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("evnats", flag.ContinueOnError)
 	var (
-		o          loop.Options
-		configFile string
-		lameDuck   bool
-		version    bool
-		profPort   int
-		tf         tlsFlags
+		o           loop.Options
+		configFile  string
+		lameDuck    bool
+		version     bool
+		profPort    int
+		tf          tlsFlags
+		logTime     bool
+		sig         string
+		dv, dvv, vv bool
 	)
 	fs.StringVar(&o.Host, "a", "", "bind address (default 0.0.0.0)")
 	fs.StringVar(&o.Host, "addr", "", "bind address (default 0.0.0.0)")
@@ -74,6 +75,23 @@ func run(args []string) error {
 	fs.BoolVar(&o.Debug, "debug", false, "enable debug logging")
 	fs.BoolVar(&o.Trace, "V", false, "enable protocol tracing")
 	fs.BoolVar(&o.Trace, "trace", false, "enable protocol tracing")
+	fs.BoolVar(&vv, "VV", false, "protocol tracing (evnats has no system account to trace apart: as -V)")
+	fs.BoolVar(&dv, "DV", false, "debug logging and protocol tracing")
+	fs.BoolVar(&dvv, "DVV", false, "debug logging and protocol tracing (as -DV)")
+	fs.StringVar(&o.LogFile, "l", "", "log to this file")
+	fs.StringVar(&o.LogFile, "log", "", "log to this file")
+	fs.Int64Var(&o.LogSizeLimit, "log_size_limit", 0, "rotate the log file past this many bytes (0: never)")
+	fs.BoolVar(&logTime, "T", true, "timestamp log lines")
+	fs.BoolVar(&logTime, "logtime", true, "timestamp log lines")
+	fs.BoolVar(&o.LogTimeUTC, "logtime_utc", false, "log timestamps in UTC")
+	fs.BoolVar(&o.Syslog, "s", false, "log to the local syslog")
+	fs.BoolVar(&o.Syslog, "syslog", false, "log to the local syslog")
+	fs.StringVar(&o.RemoteSyslog, "r", "", "log to a remote syslog (udp://host:514)")
+	fs.StringVar(&o.RemoteSyslog, "remote_syslog", "", "log to a remote syslog (udp://host:514)")
+	fs.StringVar(&o.PidFile, "P", "", "write the process id to this file")
+	fs.StringVar(&o.PidFile, "pid", "", "write the process id to this file")
+	fs.StringVar(&sig, "sl", "", "send a signal to a running evnats: stop, quit, term, reopen, reload or ldm, as cmd[=pid or pid file]")
+	fs.StringVar(&sig, "signal", "", "send a signal to a running evnats: stop, quit, term, reopen, reload or ldm, as cmd[=pid or pid file]")
 	fs.BoolVar(&lameDuck, "lame_duck", false, "start in lame duck mode: serve no new clients, drain, exit")
 	fs.IntVar(&profPort, "profile", 0, "serve Go pprof on this port (127.0.0.1) for profiling")
 	fs.BoolVar(&version, "v", false, "print version and exit")
@@ -87,53 +105,44 @@ func run(args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if configFile != "" {
-		// The file sets the base; flags given on the command line win.
-		var fromFile loop.Options
-		if err := loop.ApplyConfigFile(&fromFile, configFile); err != nil {
-			return err
-		}
-		o = mergeFlags(fromFile, o, set)
+	// -DV, -VV and -DVV are nats-server's shorthands.
+	if dv || dvv {
+		o.Debug, o.Trace = true, true
+		set["D"], set["V"] = true, true
 	}
-	if err := tf.apply(&o, set); err != nil {
+	if vv {
+		o.Trace, set["V"] = true, true
+	}
+	o.NoLogTime = !logTime
+	o.ConfigFile = configFile
+	// load builds the options from the file (read again on each reload)
+	// with the command line's flags over it.
+	load := func() (loop.Options, error) {
+		opts := o
+		if configFile != "" {
+			var fromFile loop.Options
+			if err := loop.ApplyConfigFile(&fromFile, configFile); err != nil {
+				return opts, err
+			}
+			opts = mergeFlags(fromFile, o, set)
+		}
+		return opts, tf.apply(&opts, set)
+	}
+	if sig != "" {
+		pidFile := o.PidFile
+		if opts, err := load(); err == nil && !set["P"] && !set["pid"] {
+			pidFile = opts.PidFile
+		}
+		return sendSignal(sig, pidFile)
+	}
+	opts, err := load()
+	if err != nil {
 		return err
 	}
 	if profPort > 0 {
 		go func() { _ = http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", profPort), nil) }()
 	}
-	s, err := loop.New(o)
-	if err != nil {
-		return err
-	}
-	if err := s.Start(); err != nil {
-		return err
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
-	if lameDuck {
-		go s.LameDuck()
-	}
-	for {
-		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGUSR2 {
-				go s.LameDuck()
-				continue
-			}
-			if sig == syscall.SIGHUP {
-				// Certificates only; other settings need a restart.
-				if err := s.ReloadTLS(); err != nil {
-					s.Errorf("reload: %v; keeping the certificates in use", err)
-				}
-				continue
-			}
-			s.Noticef("trapped %v signal", sig)
-			s.Shutdown()
-			return nil
-		case <-s.Done():
-			return nil
-		}
-	}
+	return serve(opts, load, lameDuck)
 }
 
 // mergeFlags overlays the flags the user set on the options from the file.
@@ -224,6 +233,28 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	if pick("V", "trace") {
 		base.Trace = flags.Trace
 	}
+	if pick("l", "log") {
+		base.LogFile = flags.LogFile
+	}
+	if pick("log_size_limit") {
+		base.LogSizeLimit = flags.LogSizeLimit
+	}
+	if pick("T", "logtime") {
+		base.NoLogTime = flags.NoLogTime
+	}
+	if pick("logtime_utc") {
+		base.LogTimeUTC = flags.LogTimeUTC
+	}
+	if pick("s", "syslog") {
+		base.Syslog = flags.Syslog
+	}
+	if pick("r", "remote_syslog") {
+		base.RemoteSyslog = flags.RemoteSyslog
+	}
+	if pick("P", "pid") {
+		base.PidFile = flags.PidFile
+	}
+	base.ConfigFile = flags.ConfigFile
 	return base
 }
 

@@ -125,6 +125,11 @@ func (w *cfgWalker) add(v any, msg string) {
 	e := ConfigError{File: w.file, Msg: msg}
 	if p, ok := v.(positioned); ok {
 		e.Line, e.Col = p.Line(), p.Position()
+		if e.Line == 1 {
+			// The lexer counts columns from the newline before a line, so
+			// from 1, except on the first line, which has none.
+			e.Col++
+		}
 		if f := p.SourceFile(); f != "" {
 			e.File = f
 		}

@@ -89,14 +89,15 @@ var configKeys = map[string]string{
 func (s *Server) Reload(o Options) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	given := o
 	o.setDefaults()
-	if o.ServerName == "" {
-		o.ServerName = s.opts.ServerName // New named it after the server id
-	}
 	if o.LogWriter == nil {
 		o.LogWriter = s.opts.LogWriter
 	}
-	if fixed := s.fixedChanges(&o); len(fixed) > 0 {
+	// Settings are compared as given, before defaults, so that a setting
+	// derived from another (flow_high_water from max_pending) is not
+	// named as changed.
+	if fixed := s.fixedChanges(&given); len(fixed) > 0 {
 		for i, f := range fixed {
 			fixed[i] = keyName(f)
 		}
@@ -118,11 +119,11 @@ func (s *Server) Reload(o Options) error {
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
-	changed := diffFields(&s.inForce, &o)
+	changed := diffFields(&s.inForce, &given)
 	for i, f := range changed {
 		changed[i] = keyName(f)
 	}
-	s.inForce = o
+	s.inForce = given
 	if len(changed) == 0 {
 		s.Noticef("Reloaded server configuration: no changes (TLS certificates read again)")
 	} else {
@@ -138,7 +139,7 @@ func (s *Server) ConfigLoadTime() time.Time { return time.Unix(0, s.cfgTime.Load
 // fixedChanges names the settings o changes that Reload cannot apply.
 func (s *Server) fixedChanges(o *Options) []string {
 	var fixed []string
-	for _, f := range diffFields(&s.opts, o) {
+	for _, f := range diffFields(&s.started, o) {
 		if !reloadable[f] {
 			fixed = append(fixed, f)
 		}

@@ -60,8 +60,11 @@ type Server struct {
 	done chan struct{}
 	log  *Logger
 	live atomic.Pointer[liveOpts] // what a reload may change (reload.go)
-	// reloadMu serialises reloads and guards inForce, the options as
-	// last loaded (opts stays as started); cfgTime is when they were.
+	// started are the options New was given, before defaults, which a
+	// reload compares with; reloadMu serialises reloads and guards
+	// inForce, the options as last loaded (opts stays as started);
+	// cfgTime is when they were.
+	started  Options
 	reloadMu sync.Mutex
 	inForce  Options
 	cfgTime  atomic.Int64
@@ -106,6 +109,7 @@ type serverInfo struct {
 
 // New validates opts and returns a server that is not yet listening.
 func New(opts Options) (*Server, error) {
+	given := opts
 	opts.setDefaults()
 	if opts.IO != IOGnet && opts.IO != IOGoroutine {
 		return nil, fmt.Errorf("loop: unknown io transport %q (want %q or %q)", opts.IO, IOGnet, IOGoroutine)
@@ -177,7 +181,7 @@ func New(opts Options) (*Server, error) {
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
 	}
-	s.inForce = s.opts
+	s.started, s.inForce = given, given
 	s.infoBase = serverInfo{
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,

@@ -22,6 +22,47 @@ func main() {
 }
 
 func run(args []string) error {
+	cl, err := parseCmdline(args)
+	if err != nil || cl.version {
+		return err
+	}
+	if cl.signal != "" {
+		return sendSignal(cl.signal, cl.pidFile())
+	}
+	opts, err := cl.load()
+	if err != nil {
+		return err
+	}
+	if cl.profPort > 0 {
+		go func() { _ = http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", cl.profPort), nil) }()
+	}
+	return serve(opts, cl.load, cl.lameDuck)
+}
+
+// cmdline is what the command line asks for.
+type cmdline struct {
+	version, lameDuck bool
+	profPort          int
+	signal            string // --signal's argument; "" to serve
+	flagPidFile       string // -P, when given
+	// load builds the options from the configuration file, read again
+	// on each call (each reload), with the command line's flags over it.
+	load func() (loop.Options, error)
+}
+
+// pidFile is where --signal finds the pid without "=pid": -P, else the
+// configuration file's pid_file.
+func (cl *cmdline) pidFile() string {
+	if cl.flagPidFile != "" {
+		return cl.flagPidFile
+	}
+	if o, err := cl.load(); err == nil {
+		return o.PidFile
+	}
+	return ""
+}
+
+func parseCmdline(args []string) (*cmdline, error) {
 	fs := flag.NewFlagSet("evnats", flag.ContinueOnError)
 	var (
 		o           loop.Options
@@ -97,11 +138,11 @@ func run(args []string) error {
 	fs.BoolVar(&version, "v", false, "print version and exit")
 	fs.BoolVar(&version, "version", false, "print version and exit")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if version {
 		fmt.Println("evnats", loop.Version)
-		return nil
+		return &cmdline{version: true}, nil
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -115,8 +156,6 @@ func run(args []string) error {
 	}
 	o.NoLogTime = !logTime
 	o.ConfigFile = configFile
-	// load builds the options from the file (read again on each reload)
-	// with the command line's flags over it.
 	load := func() (loop.Options, error) {
 		opts := o
 		if configFile != "" {
@@ -128,21 +167,7 @@ func run(args []string) error {
 		}
 		return opts, tf.apply(&opts, set)
 	}
-	if sig != "" {
-		pidFile := o.PidFile
-		if opts, err := load(); err == nil && !set["P"] && !set["pid"] {
-			pidFile = opts.PidFile
-		}
-		return sendSignal(sig, pidFile)
-	}
-	opts, err := load()
-	if err != nil {
-		return err
-	}
-	if profPort > 0 {
-		go func() { _ = http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", profPort), nil) }()
-	}
-	return serve(opts, load, lameDuck)
+	return &cmdline{lameDuck: lameDuck, profPort: profPort, signal: sig, flagPidFile: o.PidFile, load: load}, nil
 }
 
 // mergeFlags overlays the flags the user set on the options from the file.

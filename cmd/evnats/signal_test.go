@@ -74,31 +74,57 @@ func waitFile(t *testing.T, path, want string) string {
 	}
 }
 
-// TestSignals runs the real binary from a configuration file with a pid
-// file and a log file, and drives it with --signal as an operator would:
-// reload applies a changed limit to a connected client, which stays;
-// reopen starts a new log file after the old one was moved away; quit
-// stops the server, which removes its pid file.
-func TestSignals(t *testing.T) {
+// running is an evnats process started by a test.
+type running struct {
+	dir, conf, pid, log string
+	exited              chan error
+	stderr              *bytes.Buffer
+}
+
+// startBinary runs the binary from a configuration file with a pid file
+// and a log file, on a random port, and waits until it is ready.
+func startBinary(t *testing.T, conf string) *running {
+	t.Helper()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "evnats.conf")
-	pid := filepath.Join(dir, "evnats.pid")
-	logf := filepath.Join(dir, "evnats.log")
-	os.WriteFile(conf, []byte("max_subscriptions: 3\n"), 0o644)
-	srv := exec.Command(evnatsBinary(t), "-c", conf, "-a", "127.0.0.1", "-p", "-1", "-P", pid, "-l", logf, "--sd", dir)
-	var stderr bytes.Buffer
-	srv.Stderr = &stderr
+	r := &running{dir: dir, conf: filepath.Join(dir, "evnats.conf"), pid: filepath.Join(dir, "evnats.pid"),
+		log: filepath.Join(dir, "evnats.log"), exited: make(chan error, 1), stderr: &bytes.Buffer{}}
+	os.WriteFile(r.conf, []byte(conf), 0o644)
+	srv := exec.Command(evnatsBinary(t), "-c", r.conf, "-a", "127.0.0.1", "-p", "-1", "-P", r.pid, "-l", r.log, "--sd", dir)
+	srv.Stderr = r.stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
+	go func() { r.exited <- srv.Wait() }()
 	t.Cleanup(func() {
 		_ = srv.Process.Kill()
-		<-exited
+		r.exited <- <-r.exited
 	})
+	waitFile(t, r.pid, "")
+	waitFile(t, r.log, "Server is ready")
+	return r
+}
 
-	waitFile(t, pid, "")
+// wait waits for the process to end and returns how it ended.
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.exited:
+		r.exited <- err // for the cleanup
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("server still running after 10s")
+		return nil
+	}
+}
+
+// TestSignals drives the real binary with --signal as an operator would:
+// reload applies a changed limit to a connected client, which stays, and
+// a reload of a broken file changes nothing and logs where it is broken;
+// reopen starts a new log file after the old one was moved away; quit
+// stops the server, which removes its pid file.
+func TestSignals(t *testing.T) {
+	r := startBinary(t, "max_subscriptions: 3\n")
+	conf, pid, logf := r.conf, r.pid, r.log
 	log := waitFile(t, logf, "Server is ready")
 	url := regexp.MustCompile(`Listening for client connections on (nats://\S+)`).FindStringSubmatch(log)
 	if url == nil {
@@ -159,20 +185,49 @@ func TestSignals(t *testing.T) {
 	if out, err := evnatsCmd(t, "--signal", "quit="+pid); err != nil {
 		t.Fatalf("--signal quit: %v\n%s", err, out)
 	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("server exited with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server still running 10s after --signal quit")
+	if err := r.wait(t); err != nil {
+		t.Fatalf("server exited with %v\n%s", err, r.stderr.String())
 	}
 	if _, err := os.Stat(pid); !os.IsNotExist(err) {
 		t.Fatalf("pid file after exit: %v", err)
 	}
 	if !strings.Contains(waitFile(t, logf, "server shut down"), `Trapped "interrupt" signal`) {
 		t.Fatal("no trapped signal line")
+	}
+}
+
+// TestSignalStops: term stops cleanly (exit 0, pid file removed), ldm
+// goes through lame duck mode first, stop kills.
+func TestSignalStops(t *testing.T) {
+	for _, c := range []struct {
+		cmd, conf, log string
+		clean          bool
+	}{
+		{"term", "", `Trapped "terminated" signal`, true},
+		{"ldm", "lame_duck_duration: \"500ms\"\nlame_duck_grace_period: \"100ms\"\n", "entering lame duck mode", true},
+		{"stop", "", "", false},
+	} {
+		t.Run(c.cmd, func(t *testing.T) {
+			r := startBinary(t, c.conf)
+			if out, err := evnatsCmd(t, "--signal", c.cmd+"="+r.pid); err != nil {
+				t.Fatalf("--signal %s: %v\n%s", c.cmd, err, out)
+			}
+			err := r.wait(t)
+			if !c.clean {
+				if err == nil || !strings.Contains(err.Error(), "killed") {
+					t.Fatalf("after stop: %v, want killed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("exit %v\n%s", err, r.stderr.String())
+			}
+			if _, err := os.Stat(r.pid); !os.IsNotExist(err) {
+				t.Fatalf("pid file after exit: %v", err)
+			}
+			waitFile(t, r.log, c.log)
+			waitFile(t, r.log, "server shut down")
+		})
 	}
 }
 

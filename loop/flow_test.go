@@ -37,32 +37,51 @@ func eachFlowTransport(t *testing.T, opts loop.Options, f func(t *testing.T, s *
 // goes to one subscriber with unlimited pending limits, and checks that
 // every one arrives and nobody is cut as a slow consumer.
 func streamOneToOne(t *testing.T, s *loop.Server, n, size int, opts ...nats.Option) {
-	sub := connect(t, s, opts...)
-	var got atomic.Int64
-	done := make(chan struct{})
-	sb, err := sub.Subscribe("flow", func(*nats.Msg) {
-		if got.Add(1) == int64(n) {
-			close(done)
+	c := countTo(t, connect(t, s, opts...), "flow", n)
+	publishN(t, connect(t, s, opts...), "flow", n, size)
+	waitAll(t, s, c.done, c.got.Load, n, true)
+}
+
+// counted is a subscription that counts its messages; done closes at the
+// nth.
+type counted struct {
+	got  atomic.Int64
+	done chan struct{}
+}
+
+// countTo subscribes nc to subject with unlimited pending limits (nats.go
+// must never be the one to drop) and counts what arrives.
+func countTo(t *testing.T, nc *nats.Conn, subject string, n int) *counted {
+	t.Helper()
+	c := &counted{done: make(chan struct{})}
+	sb, err := nc.Subscribe(subject, func(*nats.Msg) {
+		if c.got.Add(1) == int64(n) {
+			close(c.done)
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = sb.SetPendingLimits(-1, -1)
-	if err := sub.Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub := connect(t, s, opts...)
+	return c
+}
+
+// publishN publishes n messages of size bytes as fast as nats.go goes,
+// then waits for the server to have read them all.
+func publishN(t *testing.T, nc *nats.Conn, subject string, n, size int) {
+	t.Helper()
 	payload := make([]byte, size)
 	for i := 0; i < n; i++ {
-		if err := pub.Publish("flow", payload); err != nil {
+		if err := nc.Publish(subject, payload); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := pub.FlushTimeout(60 * time.Second); err != nil {
+	if err := nc.FlushTimeout(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitAll(t, s, done, func() int64 { return got.Load() }, n, true)
 }
 
 // waitAll waits for done, failing at once if noSlow and a slow consumer

@@ -14,7 +14,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,21 +302,7 @@ func TestTLSHandshakeStorm(t *testing.T) {
 			o.TLS.Timeout = 30 * time.Second // the storm itself must not time out on a slow box
 			s := startServer(t, o)
 			n := 100000 / stormScale
-			sub := connectTLS(t, s, f)
-			var got atomic.Int64
-			done := make(chan struct{})
-			sb, err := sub.Subscribe("stream", func(*nats.Msg) {
-				if got.Add(1) == int64(n) {
-					close(done)
-				}
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = sb.SetPendingLimits(-1, -1)
-			if err := sub.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			c := countTo(t, connectTLS(t, s, f), "stream", n)
 			pub := connectTLS(t, s, f)
 
 			clients := 300 / stormScale
@@ -340,16 +325,8 @@ func TestTLSHandshakeStorm(t *testing.T) {
 				}()
 			}
 			close(start)
-			payload := make([]byte, 128)
-			for i := 0; i < n; i++ {
-				if err := pub.Publish("stream", payload); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := pub.FlushTimeout(60 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-			waitAll(t, s, done, func() int64 { return got.Load() }, n, true)
+			publishN(t, pub, "stream", n, 128)
+			waitAll(t, s, c.done, c.got.Load, n, true)
 			wg.Wait()
 			close(errs)
 			for err := range errs {
@@ -642,17 +619,8 @@ func TestTLSMaxPending(t *testing.T) {
 			t.Fatalf("got %q, %v; want PONG", line, err)
 		} // and it reads no more
 
-		const n = 2000 // 32 MiB of 16 KiB messages: eight times max_pending
-		pub := connectTLS(t, s, f)
-		payload := make([]byte, 16<<10)
-		for i := 0; i < n; i++ {
-			if err := pub.Publish("flow", payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.FlushTimeout(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
+		// 32 MiB of 16 KiB messages: eight times max_pending.
+		publishN(t, connectTLS(t, s, f), "flow", 2000, 16<<10)
 		waitFor(t, func() bool { return s.SlowConsumers() == 1 })
 		closedWithin(t, raw, 10*time.Second)
 	})

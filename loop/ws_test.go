@@ -319,32 +319,9 @@ func TestWSHandshakeTimeout(t *testing.T) {
 func TestWSFlowControl(t *testing.T) {
 	eachFlowTransport(t, wsOpts(), func(t *testing.T, s *loop.Server) {
 		n := 20000 / flowScale
-		sub := connectWS(t, s)
-		var got atomic.Int64
-		done := make(chan struct{})
-		sb, err := sub.Subscribe("flow", func(*nats.Msg) {
-			if got.Add(1) == int64(n) {
-				close(done)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = sb.SetPendingLimits(-1, -1)
-		if err := sub.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		pub := connectWS(t, s)
-		payload := make([]byte, 16<<10)
-		for i := 0; i < n; i++ {
-			if err := pub.Publish("flow", payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.FlushTimeout(60 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		waitAll(t, s, done, func() int64 { return got.Load() }, n, true)
+		c := countTo(t, connectWS(t, s), "flow", n)
+		publishN(t, connectWS(t, s), "flow", n, 16<<10)
+		waitAll(t, s, c.done, c.got.Load, n, true)
 	})
 }
 
@@ -427,17 +404,8 @@ func TestWSMaxPending(t *testing.T) {
 		if _, p := readFrame(t, r); string(p) != "PONG\r\n" {
 			t.Fatalf("got %q, want PONG", p)
 		} // and it reads no more
-		const n = 2000 // 32 MiB of 16 KiB messages: eight times max_pending
-		pub := connectWS(t, s)
-		payload := make([]byte, 16<<10)
-		for i := 0; i < n; i++ {
-			if err := pub.Publish("flow", payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.FlushTimeout(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
+		// 32 MiB of 16 KiB messages: eight times max_pending.
+		publishN(t, connectWS(t, s), "flow", 2000, 16<<10)
 		waitFor(t, func() bool { return s.SlowConsumers() == 1 })
 		closedWithin(t, raw, 10*time.Second)
 	})

@@ -1,0 +1,24 @@
+package mqtt_test
+
+import (
+	"testing"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
+)
+
+// TestNodeMQTTJS: MQTT.js, the Node.js client, unmodified (MQTT 3.1.1),
+// over TCP and over WebSocket at /mqtt on every transport: QoS 0/1/2,
+// a 200 KiB payload, order at QoS 1, retained messages and a persistent
+// session (looptest/node/mqtt.mjs).
+func TestNodeMQTTJS(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTTWS(t, o)
+		t.Run("tcp", func(t *testing.T) {
+			looptest.NodeScript(t, "mqtt.mjs", "mqtt://"+s.MQTTAddr().String())
+		})
+		t.Run("ws", func(t *testing.T) {
+			looptest.NodeScript(t, "mqtt.mjs", "ws://"+s.WebsocketAddr().String()+"/mqtt")
+		})
+	})
+}

@@ -5,7 +5,8 @@
 package loop
 
 // Concurrency: Options are copied into the Server by New and never change
-// after; any goroutine reads them.
+// after; any goroutine reads them. What a reload changes is published
+// apart, as one atomic liveOpts (reload.go), and in the Logger.
 
 import (
 	"fmt"

@@ -8,7 +8,8 @@ package main
 //     ending in `&` runs in the background until the block ends; any other
 //     line must exit 0 within 30 s.
 //   - `make run &` starts the server as the Makefile's run target does; a
-//     line starting `evnats ` starts the built binary with its arguments.
+//     line starting `evnats ` starts the built binary with its arguments,
+//     except `evnats --signal ...`, which runs like any other line.
 //     The harness adds the monitoring port (-m) to either and waits for
 //     /healthz. A background client line must add a subscription (it waits
 //     for /varz to show one more), so what follows cannot outrun it.
@@ -254,7 +255,7 @@ func runBlock(t *testing.T, b readmeBlock, bin, toolDir, runArgs string) {
 		case cmd == "make run":
 			cmd = "evnats " + runArgs
 			fallthrough
-		case strings.HasPrefix(cmd, "evnats "):
+		case strings.HasPrefix(cmd, "evnats ") && !strings.HasPrefix(cmd, "evnats --signal "):
 			if !background {
 				t.Fatalf("README line %q: a server line must end in &", raw)
 			}

@@ -219,3 +219,29 @@ func TestReloadAuthTurnsOn(t *testing.T) {
 		t.Fatalf("new client without the token: %v", err)
 	}
 }
+
+// TestReloadLimits: max_connections, ping_interval and max_payload from a
+// reload: a connection past the new maximum is turned away, a connected
+// client is pinged at the new interval, a new connection's INFO carries
+// the new max_payload.
+func TestReloadLimits(t *testing.T) {
+	r := startFromFile(t, loop.Options{}, "max_connections: 10\nmax_payload: 1MB\n")
+	first := dialRaw(t, r.s)
+	first.send("CONNECT {\"verbose\":false}\r\nPING\r\n")
+	first.expect("PONG")
+	if err := r.rewrite(t, "max_connections: 1\nmax_payload: 2KB\nping_interval: \"1s\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	second := dialRaw(t, r.s)
+	second.expect("-ERR 'maximum connections exceeded'")
+	second.expectClosed()
+	first.expect("PING") // within the new interval (the housekeeping tick is 1s)
+
+	if err := r.rewrite(t, "max_connections: 10\nmax_payload: 2KB\nping_interval: \"1s\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	third := dialRawKeep(t, r.s)
+	if !strings.Contains(third, `"max_payload":2048`) {
+		t.Fatalf("INFO after the reload: %s", third)
+	}
+}

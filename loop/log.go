@@ -45,6 +45,7 @@ func logConfigOf(o *Options) logConfig {
 // file, or the text alone to syslog, which stamps its own.
 type Logger struct {
 	debug, trace atomic.Bool
+	pid          string // "[pid] ", the prefix of every line
 
 	mu struct {
 		sync.Mutex
@@ -58,7 +59,7 @@ type Logger struct {
 }
 
 func newLogger(o *Options) (*Logger, error) {
-	l := &Logger{}
+	l := &Logger{pid: "[" + strconv.Itoa(os.Getpid()) + "] "}
 	if err := l.configure(logConfigOf(o), o.Debug, o.Trace); err != nil {
 		return nil, err
 	}
@@ -157,22 +158,6 @@ func (l *Logger) Reopen() (bool, error) {
 	return true, nil
 }
 
-// Close closes the log file or syslog connection; later lines go to
-// standard error.
-func (l *Logger) Close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.mu.file != nil {
-		_ = l.mu.file.Close()
-		l.mu.file = nil
-	}
-	if l.mu.sys != nil {
-		_ = l.mu.sys.Close()
-		l.mu.sys = nil
-	}
-	l.mu.w = os.Stderr
-}
-
 func (l *Logger) debugging() bool { return l.debug.Load() }
 func (l *Logger) tracing() bool   { return l.trace.Load() }
 
@@ -226,9 +211,7 @@ func (l *Logger) logf(level, format string, args ...any) {
 
 // writeLineLocked formats and writes one line; l.mu is held.
 func (l *Logger) writeLineLocked(level, format string, args ...any) {
-	b := append(l.mu.line[:0], '[')
-	b = strconv.AppendInt(b, int64(os.Getpid()), 10)
-	b = append(b, "] "...)
+	b := append(l.mu.line[:0], l.pid...)
 	if !l.mu.cfg.noTime {
 		now := time.Now()
 		if l.mu.cfg.utc {

@@ -101,8 +101,12 @@ func (s *Server) Reload(o Options) error {
 		for i, f := range fixed {
 			fixed[i] = keyName(f)
 		}
+		them := "them"
+		if len(fixed) == 1 {
+			them = "it"
+		}
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
-			strings.Join(fixed, ", "), map[bool]string{true: "it", false: "them"}[len(fixed) == 1])
+			strings.Join(fixed, ", "), them)
 	}
 	ac, err := newAuthConfig(&o)
 	if err != nil {
@@ -125,7 +129,7 @@ func (s *Server) Reload(o Options) error {
 	}
 	s.inForce = given
 	if len(changed) == 0 {
-		s.Noticef("Reloaded server configuration: no changes (TLS certificates read again)")
+		s.Noticef("Reloaded server configuration: no changes")
 	} else {
 		s.Noticef("Reloaded server configuration: %s", strings.Join(changed, ", "))
 	}

@@ -144,12 +144,19 @@ func (w *cfgWalker) jetStream(o *Options) setter {
 	}
 }
 
+// listenerKeys are a listener block's address keys: host (net), port and
+// listen ("host:port").
+func listenerKeys(host *string, port *int) map[string]setter {
+	k := map[string]setter{}
+	alias(k, setStr(host), "host", "net")
+	alias(k, setInt(port), "port")
+	alias(k, setListen(host, port), "listen")
+	return k
+}
+
 // mqttBlock: the MQTT listener and its limits.
 func (w *cfgWalker) mqttBlock(o *Options) block {
-	k := map[string]setter{}
-	alias(k, setStr(&o.MQTTHost), "host", "net")
-	alias(k, setInt(&o.MQTTPort), "port")
-	alias(k, setListen(&o.MQTTHost, &o.MQTTPort), "listen")
+	k := listenerKeys(&o.MQTTHost, &o.MQTTPort)
 	alias(k, setNonNeg(&o.MQTTMaxSessionQueueMsgs), "max_session_queue_msgs")
 	alias(k, setNonNeg(&o.MQTTMaxSessionQueueBytes), "max_session_queue_bytes")
 	alias(k, setNonNeg(&o.MQTTMaxRetainedMsgs), "max_retained_msgs")
@@ -166,10 +173,7 @@ func (w *cfgWalker) mqttBlock(o *Options) block {
 
 // websocketBlock: the WebSocket listener.
 func (w *cfgWalker) websocketBlock(ws *WebsocketOptions) block {
-	k := map[string]setter{}
-	alias(k, setStr(&ws.Host), "host", "net")
-	alias(k, setInt(&ws.Port), "port")
-	alias(k, setListen(&ws.Host, &ws.Port), "listen")
+	k := listenerKeys(&ws.Host, &ws.Port)
 	alias(k, setBool(&ws.NoTLS), "no_tls")
 	alias(k, setTLS(&ws.TLS), "tls")
 	alias(k, setBool(&ws.SameOrigin), "same_origin")

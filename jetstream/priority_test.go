@@ -343,7 +343,7 @@ func TestPinnedConsume(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "C", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: time.Second,
+		AckWait:        time.Second,
 		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"G"}, PinnedTTL: time.Second}); err != nil {
 		t.Fatal(err)
 	}

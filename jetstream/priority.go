@@ -194,7 +194,7 @@ func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
 		case policyOverflow:
 			if r.minPending > 0 || r.minAckPending > 0 {
 				if r.minPending > 0 && pending < 0 {
-					pending = int64(min(c.numPending(), 1<<62)) + 1
+					pending = c.overflowPending()
 				}
 				if !(r.minPending > 0 && r.minPending <= pending || r.minAckPending > 0 && r.minAckPending <= int64(len(c.pending))) {
 					i++ // the consumer is not that far behind yet
@@ -213,6 +213,14 @@ func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
 		return i
 	}
 	return -1
+}
+
+// overflowPending is what min_pending is compared with, as nats-server
+// counts it: the messages not yet delivered, plus the one at hand. O(1)
+// for an unfiltered stream without gaps, like the ack subject's count.
+func (c *consumer) overflowPending() int64 {
+	first := c.st.store.State().FirstSeq
+	return int64(min(c.numPendingFast(max(c.next, first)-1), 1<<62)) + 1
 }
 
 // dropRequest ends the waiting request at i with status, saying what it

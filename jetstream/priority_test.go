@@ -404,3 +404,61 @@ func TestPinnedConsume(t *testing.T) {
 		}
 	}
 }
+
+// TestOverflowUnfilteredCount: on an unfiltered stream without gaps the
+// min_pending count comes from the sequence numbers instead of a scan (the
+// differential scenario's consumer filters). The message at hand counts,
+// so min_pending N serves one message when N are pending, and a
+// redelivery is counted on top; nats-server must agree.
+func TestOverflowUnfilteredCount(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	want := []int{0, 1, 2, 1}
+	for _, url := range []string{startReferenceJS(t), s.ClientURL()} {
+		if got := overflowCounts(t, url); !slices.Equal(got, want) {
+			t.Errorf("%s: fetched %v, want %v", url, got, want)
+		}
+	}
+}
+
+// overflowCounts fetches with min_pending 6, 5, 3, then (after a nak) 3
+// from a 5-message stream and returns how many messages each fetch got.
+func overflowCounts(t *testing.T, url string) []int {
+	nc := connectURL(t, url)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "OU", Subjects: []string{"ou.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := js.Publish(ctx(t), "ou.a", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{Durable: "C", AckPolicy: jetstream.AckExplicitPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyOverflow, PriorityGroups: []string{"G"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	var last []jetstream.Msg
+	for i, minPending := range []int64{6, 5, 3, 3} {
+		if i == 3 {
+			if err := last[0].Nak(); err != nil { // due again, on top of the 2 pending
+				t.Fatal(err)
+			}
+		}
+		batch, err := c.Fetch(5, jetstream.FetchPriorityGroup("G"), jetstream.FetchMinPending(minPending), jetstream.FetchMaxWait(400*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = last[:0]
+		for m := range batch.Messages() {
+			last = append(last, m)
+		}
+		counts = append(counts, len(last))
+	}
+	return counts
+}

@@ -175,7 +175,7 @@ func (c *consumer) served(i int) {
 // it now. Requests that can never take it (too small a max_bytes, a stale
 // pin id) are answered and dropped on the way.
 func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
-	pending := int64(-1) // numPending()+1, computed once when an overflow pull asks
+	pending := int64(-1) // overflowPending(), computed once if a pull asks
 	for i := 0; i < len(c.waiting); {
 		r := c.waiting[i]
 		pinned := false // the pin was given to r just now

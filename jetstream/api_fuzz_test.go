@@ -38,6 +38,8 @@ var fuzzSubjects = []string{
 	"$JS.API.CONSUMER.NAMES.%1",
 	"$JS.API.CONSUMER.LIST.%1",
 	"$JS.API.CONSUMER.MSG.NEXT.%1.%2",
+	"$JS.API.CONSUMER.UNPIN.%1.%2",
+	"$JS.API.CONSUMER.PAUSE.%1.%2",
 	"$JS.API.DIRECT.GET.%1",
 	"%1", // a publish to a stream subject
 	"%1", // the same with header %2: <body>
@@ -189,12 +191,17 @@ func FuzzJetStreamAPI(f *testing.F) {
 		{8, "S", "", `{"seq":18446744073709551615}`, 0},
 		{8, "S", "", `{"last_by_subj":"s.*"}`, 0},
 		{9, "S", "", `{"seq":0}`, 0},
-		{18, "S", "", `{"seq":-1}`, 0},
+		{20, "S", "", `{"seq":-1}`, 0},
 		{5, "S", "", `{"filter":"s.>","keep":18446744073709551615}`, 0},
 		{5, "S", "", `{"seq":18446744073709551615}`, 0},
-		{19, "s.a", "", `x`, 0},
-		{19, "s.a", "", `x`, 0},
+		{21, "s.a", "", `x`, 0},
+		{21, "s.a", "", `x`, 0},
 		{14, "S", "D", ``, 0},
+		{12, "S", "G", `{"stream_name":"S","config":{"durable_name":"G","priority_policy":"pinned_client","priority_groups":["A"],"priority_timeout":-1}}`, 0},
+		{17, "S", "G", `{"batch":2,"group":"A","id":"x","min_pending":-1,"min_ack_pending":9223372036854775807}`, 0},
+		{18, "S", "G", `{"group":"A"}`, 0},
+		{18, "S", "G", `{"group":"../../x"}`, 0},
+		{19, "S", "G", `{"pause_until":"2999-01-01T00:00:00Z"}`, 0},
 		{4, "S", "", ``, 0},
 		// Valid shapes, hostile numbers: %n is the input's n.
 		{1, "T", "", `{"name":"T","subjects":["t"],"max_msgs":%n,"max_bytes":%n,"max_msgs_per_subject":%n}`, -2},
@@ -203,6 +210,7 @@ func FuzzJetStreamAPI(f *testing.F) {
 		{11, "T", "C", `{"stream_name":"T","config":{"ack_wait":%n,"max_deliver":%n,"max_ack_pending":%n,"max_waiting":%n}}`, -7},
 		{11, "T", "C", `{"stream_name":"T","config":{"deliver_policy":"by_start_sequence","opt_start_seq":%n}}`, math.MaxInt64},
 		{17, "T", "C", `{"batch":%n,"expires":%n,"max_bytes":%n,"no_wait":true}`, math.MinInt64},
+		{17, "S", "G", `{"batch":1,"group":"A","priority":%n,"min_pending":%n}`, math.MinInt64},
 		{6, "", "", `{"offset":%n}`, math.MinInt64},
 		{16, "T", "", `{"offset":%n}`, math.MaxInt64},
 	} {

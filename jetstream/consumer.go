@@ -54,6 +54,9 @@ type ConsumerConfig struct {
 	Heartbeat         time.Duration     `json:"idle_heartbeat,omitempty"`
 	Metadata          map[string]string `json:"metadata,omitempty"`
 	PauseUntil        *time.Time        `json:"pause_until,omitempty"`
+	PriorityGroups    []string          `json:"priority_groups,omitempty"`
+	PriorityPolicy    string            `json:"priority_policy,omitempty"`
+	PinnedTTL         time.Duration     `json:"priority_timeout,omitempty"`
 }
 
 // SequenceInfo is a consumer/stream sequence pair.
@@ -65,19 +68,20 @@ type SequenceInfo struct {
 
 // ConsumerInfo describes a consumer.
 type ConsumerInfo struct {
-	Stream         string         `json:"stream_name"`
-	Name           string         `json:"name"`
-	Created        time.Time      `json:"created"`
-	Config         ConsumerConfig `json:"config"`
-	Delivered      SequenceInfo   `json:"delivered"`
-	AckFloor       SequenceInfo   `json:"ack_floor"`
-	NumAckPending  int            `json:"num_ack_pending"`
-	NumRedelivered int            `json:"num_redelivered"`
-	NumWaiting     int            `json:"num_waiting"`
-	NumPending     uint64         `json:"num_pending"`
-	Paused         bool           `json:"paused,omitempty"`
-	PauseRemaining time.Duration  `json:"pause_remaining,omitempty"`
-	TS             time.Time      `json:"ts"`
+	Stream         string               `json:"stream_name"`
+	Name           string               `json:"name"`
+	Created        time.Time            `json:"created"`
+	Config         ConsumerConfig       `json:"config"`
+	Delivered      SequenceInfo         `json:"delivered"`
+	AckFloor       SequenceInfo         `json:"ack_floor"`
+	NumAckPending  int                  `json:"num_ack_pending"`
+	NumRedelivered int                  `json:"num_redelivered"`
+	NumWaiting     int                  `json:"num_waiting"`
+	NumPending     uint64               `json:"num_pending"`
+	Paused         bool                 `json:"paused,omitempty"`
+	PauseRemaining time.Duration        `json:"pause_remaining,omitempty"`
+	TS             time.Time            `json:"ts"`
+	PriorityGroups []PriorityGroupState `json:"priority_groups,omitempty"`
 }
 
 // consumer is one pull consumer's state machine. Owned by the Manager
@@ -111,6 +115,12 @@ type consumer struct {
 	// a request to pump it again: one per hold, never one per message.
 	held   bool
 	resume func() // set for push consumers; safe from any goroutine
+
+	// pinned_client priority policy (priority.go): the pin id the pinned
+	// client's pulls carry, when it was given, and when it goes unless the
+	// client pulls again first. In memory only, as nats-server's.
+	pin                   string
+	pinnedTS, pinDeadline time.Time
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -137,6 +147,13 @@ type pullRequest struct {
 	heartbeat time.Duration
 	lastSent  time.Time
 	delivered int
+
+	// Priority groups (priority.go); zero for a pull without a JSON body.
+	group         string
+	minPending    int64
+	minAckPending int64
+	pinID         string
+	priority      int
 }
 
 type nextRequest struct {
@@ -145,6 +162,7 @@ type nextRequest struct {
 	MaxBytes  int           `json:"max_bytes,omitempty"`
 	NoWait    bool          `json:"no_wait,omitempty"`
 	Heartbeat time.Duration `json:"idle_heartbeat,omitempty"`
+	pullPriority
 }
 
 // normalizeConsumer fills defaults and validates a pull consumer config.
@@ -223,7 +241,7 @@ func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 			return bad("invalid filter subject " + strconv.Quote(f))
 		}
 	}
-	return nil
+	return normalizePriority(cfg)
 }
 
 func (c *consumer) matches(subject string) bool {
@@ -347,19 +365,17 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
 			break // max ack pending: wait for acks
 		}
-		req := c.waiting[0]
 		msg, redelivery, ok := c.nextMsg()
 		if !ok {
 			break
 		}
 		size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
-		if req.maxBytes > 0 && size > req.maxBytes {
+		i := m.pickRequest(c, size, now)
+		if i < 0 {
 			c.requeue(msg, redelivery)
-			code := "409 Message Size Exceeds MaxBytes"
-			m.host.Publish(req.reply, "", []byte("NATS/1.0 "+code+"\r\n\r\n"), nil)
-			c.waiting = c.waiting[1:]
-			continue
+			break // no request may take it now: a later pull, ack or tick retries
 		}
+		req := c.waiting[i]
 		m.deliver(c, req, msg, redelivery, now)
 		req.batch--
 		if req.maxBytes > 0 {
@@ -367,9 +383,7 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 				req.batch = 0 // its byte budget is spent
 			}
 		}
-		if req.batch <= 0 {
-			c.waiting = c.waiting[1:]
-		}
+		c.served(i)
 	}
 	// no_wait requests end once nothing is left to deliver now.
 	keep := c.waiting[:0]
@@ -383,12 +397,17 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 	c.waiting = keep
 }
 
-// requeue puts back a message that could not be delivered.
+// requeue puts back a message that could not be delivered, where nextMsg
+// took it from: the redeliveries, the stream (next had moved just past
+// it), or the last_per_subject list.
 func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
-	if redelivery {
+	switch {
+	case redelivery:
 		c.redeliv = append([]uint64{msg.Seq}, c.redeliv...)
-	} else {
+	case c.next == msg.Seq+1:
 		c.next = msg.Seq
+	default:
+		c.pre = append([]uint64{msg.Seq}, c.pre...)
 	}
 }
 
@@ -421,7 +440,7 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	}
 	m.ackBuf = b
 	ackSubject := string(b)
-	hdr, data := msg.Hdr, msg.Data
+	hdr, data := c.pinHeader(msg.Hdr), msg.Data
 	if c.cfg.HeadersOnly {
 		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
 		data = nil
@@ -482,6 +501,7 @@ func (m *Manager) tickConsumer(c *consumer, now time.Time) {
 		keep = append(keep, r)
 	}
 	c.waiting = keep
+	pinGone := c.tickPin(now)
 	var due []uint64
 	for seq, p := range c.pending {
 		if now.After(p.deadline) && !c.isQueued(seq) {
@@ -493,7 +513,7 @@ func (m *Manager) tickConsumer(c *consumer, now time.Time) {
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
 	c.redeliv = append(c.redeliv, due...)
-	if len(due) > 0 || len(c.waiting) > 0 {
+	if len(due) > 0 || len(c.waiting) > 0 || pinGone {
 		m.pump(c, now)
 	}
 }
@@ -687,6 +707,7 @@ func (c *consumer) info(now time.Time) *ConsumerInfo {
 		NumRedelivered: c.redelivN,
 		NumWaiting:     waiting,
 		NumPending:     c.numPending(),
+		PriorityGroups: c.priorityState(),
 	}
 	if info.Paused = c.paused(now); info.Paused {
 		info.PauseRemaining = c.cfg.PauseUntil.Sub(now)

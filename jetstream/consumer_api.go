@@ -91,6 +91,8 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	case len(toks) == 4 && toks[1] == "PAUSE":
 		return m.consumerPause(toks[2], toks[3], r.data, now)
+	case len(toks) == 4 && toks[1] == "UNPIN":
+		return m.consumerUnpin(toks[2], toks[3], r.data, now)
 	case len(toks) == 3 && (toks[1] == "NAMES" || toks[1] == "LIST"):
 		return m.consumerNames(toks[2], toks[1] == "LIST", r.data, now)
 	}
@@ -161,6 +163,9 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 			return m.fail(typ, newErr(errConsumerExists))
 		}
 		prevCfg, prevFilters := old.cfg, old.filters
+		if cfg.PriorityPolicy != policyPinned {
+			old.unpin() // no longer pinned_client: nothing carries the pin
+		}
 		old.cfg = cfg // update: the mutable fields take effect (writeMeta writes c.cfg)
 		old.filters = filtersOf(cfg)
 		if old.log != nil {
@@ -334,6 +339,7 @@ func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time
 func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Time) bool {
 	var nr nextRequest
 	body := strings.TrimSpace(string(data))
+	isJSON := false
 	switch {
 	case body == "":
 		nr.Batch = 1
@@ -342,6 +348,7 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 			m.host.Publish(reply, "", []byte("NATS/1.0 400 Bad Request\r\n\r\n"), nil)
 			return false
 		}
+		isJSON = true
 	default:
 		nr.Batch, _ = strconv.Atoi(body)
 	}
@@ -358,15 +365,19 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestMaxBytes of "+strconv.Itoa(c.cfg.MaxRequestBytes)+"\r\n\r\n"), nil)
 		return false
 	}
+	if isJSON && !m.admitPull(c, nr.pullPriority, reply, now) {
+		return false
+	}
 	if len(c.waiting) >= c.cfg.MaxWaiting {
 		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"), nil)
 		return false
 	}
-	req := &pullRequest{reply: reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now}
+	req := &pullRequest{reply: reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now,
+		group: nr.Group, minPending: nr.MinPending, minAckPending: nr.MinAckPending, pinID: nr.ID, priority: nr.Priority}
 	if nr.Expires > 0 {
 		req.expires = now.Add(nr.Expires)
 	}
 	c.active = now
-	c.waiting = append(c.waiting, req)
+	c.enqueuePull(req)
 	return true
 }

@@ -96,6 +96,14 @@ var (
 	errMsgTTLDisabled    = errDef{400, 10166, "per-message TTL is disabled"}
 	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 
+	// Priority groups.
+	errPolicyWithoutGroup     = errDef{400, 10159, "Setting PriorityPolicy requires at least one PriorityGroup to be set"}
+	errNoSuchGroup            = errDef{400, 10160, "Provided priority group does not exist for this consumer"}
+	errEmptyGroupName         = errDef{400, 10161, "Group name cannot be an empty string"}
+	errInvalidGroupName       = errDef{400, 10162, "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters"}
+	errPushWithPriority       = errDef{400, 10178, "priority groups can not be used with push consumers"}
+	errGroupsWithoutPolicy    = errDef{400, 10196, "consumer can not have priority groups when policy is none"}
+	errPinnedTTLWithoutPolicy = errDef{400, 10197, "PinnedTTL cannot be set when PriorityPolicy is none"}
 	// Atomic batch publish.
 	errAtomicDisabled   = errDef{400, 10174, "atomic publish is disabled"}
 	errAtomicMissingSeq = errDef{400, 10175, "atomic publish sequence is missing"}

@@ -20,28 +20,25 @@ import (
 // default (clients send defaults such as "consumer_limits":{} always).
 
 // apiLevel is the JetStream API level whose features evnats really has.
-// Level 1 (nats-server 2.11) brought per-message TTLs, delete markers,
-// consumer pause and priority groups; evnats has all but priority groups,
-// and clients (nats.go's KV limit markers, natscli) gate those on this
-// number, so it stays 0 until groups are there too, even though atomic
-// batch publish (level 2, batch.go) and fast batch publish (level 4,
-// fastbatch.go) are implemented.
-const apiLevel = 0
+// Level 1 (nats-server 2.11) is per-message TTLs, delete markers, consumer
+// pause and priority groups: all here. Level 2 (2.12) adds counters,
+// message schedules and async persist, which evnats lacks, so it stays 1
+// even though atomic batch publish (level 2, batch.go) and fast batch
+// publish (level 4, fastbatch.go) are implemented: clients (nats.go,
+// natscli) gate features on this number, and a higher one would promise
+// what is not there.
+const apiLevel = 1
 
 // featureLevel is the API level that introduced a field evnats lacks, for
 // fields newer than level 0; a client asking for one is told its server's
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
-	// streams
 	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
-	// consumers
-	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }
 
 // defaultValues are non-zero JSON values that mean the default.
 var defaultValues = map[string]string{
-	"persist_mode":    `"default"`,
-	"priority_policy": `"none"`,
+	"persist_mode": `"default"`,
 }
 
 var (

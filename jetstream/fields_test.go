@@ -115,11 +115,15 @@ var consumerFields = map[string]consumerField{
 		t := time.Now().Add(time.Hour).UTC()
 		c.PauseUntil = &t
 	}},
-	"PriorityGroups": {refused, func(c *server.ConsumerConfig) { c.PriorityGroups = []string{"jobs"} }},
-	"PriorityPolicy": {refused, func(c *server.ConsumerConfig) {
+	"PriorityGroups": {honoured, func(c *server.ConsumerConfig) {
 		c.PriorityGroups, c.PriorityPolicy = []string{"jobs"}, server.PriorityOverflow
 	}},
-	"PinnedTTL": {refused, nil},
+	"PriorityPolicy": {honoured, func(c *server.ConsumerConfig) {
+		c.PriorityGroups, c.PriorityPolicy = []string{"jobs"}, server.PriorityPinnedClient
+	}},
+	"PinnedTTL": {honoured, func(c *server.ConsumerConfig) {
+		c.PriorityGroups, c.PriorityPolicy, c.PinnedTTL = []string{"jobs"}, server.PriorityPinnedClient, 5*time.Second
+	}},
 }
 
 // pushed makes c a push consumer, as the push-only fields need.

@@ -287,25 +287,15 @@ func TestSubjectDeleteMarkers(t *testing.T) {
 	})
 }
 
-// TestKeyValueLimitMarkers binds nats.go's KV to a bucket stream made as
-// CreateKeyValue with LimitMarkerTTL makes it, and checks a key created
-// with KeyTTL goes away as a purge a watcher sees. CreateKeyValue itself
-// refuses LimitMarkerTTL while evnats reports API level 0 (priority
-// groups, the rest of level 1, are missing).
+// TestKeyValueLimitMarkers creates a KV bucket with LimitMarkerTTL through
+// nats.go, which asks for API level 1 first, and checks a key created with
+// KeyTTL goes away as a purge a watcher sees.
 func TestKeyValueLimitMarkers(t *testing.T) {
 	eachSetup(t, func(t *testing.T, js jetstream.JetStream, storage jetstream.StorageType) {
 		c := ctx(t)
-		if _, err := js.CreateKeyValue(c, jetstream.KeyValueConfig{Bucket: "lm", LimitMarkerTTL: time.Second}); !errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-			t.Fatalf("LimitMarkerTTL at API level 0: %v", err)
-		}
-		if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "KV_lm", Subjects: []string{"$KV.lm.>"}, Storage: storage,
-			MaxMsgsPerSubject: 1, AllowRollup: true, DenyDelete: true, AllowDirect: true, Discard: jetstream.DiscardNew,
-			AllowMsgTTL: true, SubjectDeleteMarkerTTL: time.Second}); err != nil {
-			t.Fatal(err)
-		}
-		kv, err := js.KeyValue(c, "lm")
+		kv, err := js.CreateKeyValue(c, jetstream.KeyValueConfig{Bucket: "lm", LimitMarkerTTL: time.Second, Storage: storage})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("LimitMarkerTTL at API level 1: %v", err)
 		}
 		if st, _ := kv.Status(c); st.LimitMarkerTTL() != time.Second {
 			t.Fatalf("limit marker TTL %v", st.LimitMarkerTTL())

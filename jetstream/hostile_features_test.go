@@ -82,3 +82,46 @@ func TestPauseUntilOutOfJSONRange(t *testing.T) {
 }
 
 var _ = nats.Connect
+
+// TestSourceCycleThroughFilters: A sources C (subject b.x) and B filtered
+// to b.x; B sources A filtered to b.x. Neither stream's own subjects take
+// b.x, but each holds b.x messages copied from the other, so one publish
+// to C would circle between A and B for ever. The cycle must be refused,
+// or at least copy a bounded number of messages.
+func TestSourceCycleThroughFilters(t *testing.T) {
+	var log looptest.LogBuffer
+	s := startJS(t, loop.Options{LogWriter: &log})
+	nc, js := connectJS(t, s)
+	mk := func(body string) apiReply {
+		var c struct{ Name string }
+		json.Unmarshal([]byte(body), &c)
+		return apiCall(t, nc, "$JS.API.STREAM.CREATE."+c.Name, body)
+	}
+	for _, body := range []string{
+		`{"name":"C","subjects":["b.x"],"storage":"memory"}`,
+		`{"name":"A","subjects":["a.>"],"storage":"memory","sources":[{"name":"C"},{"name":"B","filter_subject":"b.x"}]}`,
+	} {
+		if r := mk(body); r.Error != nil {
+			t.Fatalf("%s: %+v", body, r.Error)
+		}
+	}
+	r := mk(`{"name":"B","subjects":["c.>"],"storage":"memory","sources":[{"name":"A","filter_subject":"b.x"}]}`)
+	if r.Error != nil {
+		return // refused as a cycle: nothing can circle
+	}
+	if _, err := js.Publish(ctx(t), "b.x", []byte("once")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		a, err := js.Stream(ctx(t), "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := a.CachedInfo().State.Msgs; n > 10 {
+			t.Fatalf("one publish became %d messages in A: the sources circle", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	noPanics(t, &log)
+}

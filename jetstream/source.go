@@ -212,7 +212,7 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 		visited[c.Name] = true
 		for _, src := range c.Sources {
 			if visited[src.Name] {
-				if src.FilterSubject == "" || collidesAny(src.FilterSubject, c.Subjects) {
+				if src.FilterSubject == "" || collidesAny(src.FilterSubject, heldSubjects(c, lookup, map[string]bool{})) {
 					return cycle
 				}
 			} else if o := lookup(src.Name); o != nil {
@@ -232,6 +232,54 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 		}
 	}
 	return nil
+}
+
+// heldSubjects is every subject c can hold: its own, and those its mirror
+// and sources copy in (a filter, a transform's destination with its
+// wildcards as '*', or all the origin holds). nats-server looks at c's own
+// subjects only, which misses a cycle carried by copied subjects: a
+// message would then circle for ever.
+func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[string]bool) []string {
+	if seen[c.Name] {
+		return nil
+	}
+	seen[c.Name] = true
+	held := append([]string(nil), c.Subjects...)
+	from := func(s *StreamSource) {
+		switch {
+		case len(s.SubjectTransforms) > 0:
+			for _, t := range s.SubjectTransforms {
+				held = append(held, wildDest(orAll(t.Destination)))
+			}
+		case s.FilterSubject != "":
+			held = append(held, s.FilterSubject)
+		default:
+			if o := lookup(s.Name); o != nil {
+				held = append(held, heldSubjects(o, lookup, seen)...)
+			}
+		}
+	}
+	if c.Mirror != nil {
+		from(c.Mirror)
+	}
+	for _, s := range c.Sources {
+		if s != nil {
+			from(s)
+		}
+	}
+	return held
+}
+
+// wildDest is a transform destination as a filter: each token that
+// takes a part of the subject ("{{wildcard(1)}}", "$1") matches any.
+func wildDest(dest string) string {
+	t := strings.Split(dest, ".")
+	for i, tok := range t {
+		if strings.Contains(tok, "{{") || strings.HasPrefix(tok, "$") {
+			t[i] = "*"
+		}
+	}
+	return strings.Join(t, ".")
 }
 
 // mirrorUpdateRules refuses a change to a mirror's config, as nats-server;

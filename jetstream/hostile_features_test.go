@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	jsapi "github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
@@ -81,7 +82,7 @@ func TestPauseUntilOutOfJSONRange(t *testing.T) {
 	noPanics(t, &log)
 }
 
-var _ = nats.Connect
+
 
 // TestSourceCycleThroughFilters: A sources C (subject b.x) and B filtered
 // to b.x; B sources A filtered to b.x. Neither stream's own subjects take
@@ -124,4 +125,50 @@ func TestSourceCycleThroughFilters(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	noPanics(t, &log)
+}
+
+// TestAtomicBatchStagedBytesBounded: staged atomic batches are held in
+// memory, so their bytes are bounded, not only their count: a client that
+// opens batches of large messages and never commits is refused (429) once
+// the bound is reached, and the refused batch's bytes are released.
+func TestAtomicBatchStagedBytesBounded(t *testing.T) {
+	defer jsapi.SetMaxStagedBytes(1 << 20)()
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "SB", Subjects: []string{"sb"},
+		Storage: jetstream.MemoryStorage, AllowAtomicPublish: true}); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 100<<10)
+	send := func(id string, seq int) batchAck {
+		m := nats.NewMsg("sb")
+		m.Data = big
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", fmt.Sprint(seq))
+		r, err := nc.RequestMsg(m, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a batchAck
+		if a.empty = len(r.Data) == 0; !a.empty {
+			json.Unmarshal(r.Data, &a)
+		}
+		return a
+	}
+	refused := false
+	for i := 0; i < 40 && !refused; i++ { // 4 MiB offered against a 1 MiB bound
+		a := send(fmt.Sprint("b", i%4), i/4+1)
+		if !a.empty {
+			if a.Error == nil || a.Error.ErrCode != 10210 {
+				t.Fatalf("message %d: %+v", i, a)
+			}
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("4 MiB staged in uncommitted batches with a 1 MiB bound")
+	}
+	if a := batchMsg(t, nc, "sb", "small", 1, "1"); a.Error != nil || a.Count != 1 {
+		t.Fatalf("a small batch after the refusal: %+v", a)
+	}
 }

@@ -82,8 +82,6 @@ func TestPauseUntilOutOfJSONRange(t *testing.T) {
 	noPanics(t, &log)
 }
 
-
-
 // TestSourceCycleThroughFilters: A sources C (subject b.x) and B filtered
 // to b.x; B sources A filtered to b.x. Neither stream's own subjects take
 // b.x, but each holds b.x messages copied from the other, so one publish

@@ -170,3 +170,35 @@ func TestAtomicBatchStagedBytesBounded(t *testing.T) {
 		t.Fatalf("a small batch after the refusal: %+v", a)
 	}
 }
+
+// TestRareFilterSourceIsNotRescanned: a source whose filter matches
+// nothing must not make every publish to its origin rescan the origin from
+// where the filter last matched (twice: the next match, then the lag), on
+// the Manager goroutine that serves all of JetStream.
+func TestRareFilterSourceIsNotRescanned(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	const fill = 100_000
+	for i := 0; i < fill; i++ { // core publishes, flushed once: the fast way to fill
+		if err := nc.Publish("big.fill", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "the fill", func() bool { return streamInfo(t, js, "BIG").State.Msgs == fill })
+	timed := func() time.Duration {
+		start := time.Now()
+		publishN(t, js, func(int) string { return "big.fill" }, 1, 200)
+		return time.Since(start)
+	}
+	base := timed()
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "RARE", Storage: jetstream.MemoryStorage,
+		Sources: []*jetstream.StreamSource{{Name: "BIG", FilterSubject: "big.rare"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if with := timed(); with > 4*base+time.Second {
+		t.Fatalf("200 publishes took %v with a rare-filter source, %v without", with, base)
+	}
+}

@@ -202,3 +202,79 @@ func TestRareFilterSourceIsNotRescanned(t *testing.T) {
 		t.Fatalf("200 publishes took %v with a rare-filter source, %v without", with, base)
 	}
 }
+
+// TestSequencesDoNotWrapAtTheTop: a stream whose first_seq is the largest
+// sequence takes that one message; the next publish, batch or copy must be
+// refused or skipped, never stored at sequence 0 or 1 again.
+func TestSequencesDoNotWrapAtTheTop(t *testing.T) {
+	var log looptest.LogBuffer
+	for _, storage := range []string{"memory", "file"} {
+		t.Run(storage, func(t *testing.T) {
+			s := startJS(t, loop.Options{LogWriter: &log})
+			nc, js := connectJS(t, s)
+			r := apiCall(t, nc, "$JS.API.STREAM.CREATE.TOP", `{"name":"TOP","subjects":["top"],"storage":"`+storage+`","first_seq":18446744073709551614,"allow_atomic":true}`)
+			if r.Error != nil {
+				t.Logf("refused: %+v", r.Error)
+				return
+			}
+			var seqs []uint64
+			for i := 0; i < 3; i++ {
+				a, err := js.Publish(ctx(t), "top", []byte("x"))
+				if err == nil {
+					seqs = append(seqs, a.Sequence)
+				}
+			}
+			a := batchMsg(t, nc, "top", "b", 1, "1")
+			if a.Error == nil {
+				seqs = append(seqs, a.Seq)
+			}
+			for i, s := range seqs {
+				if s < 18446744073709551614 || (i > 0 && s <= seqs[i-1]) {
+					t.Fatalf("sequences wrapped: %v", seqs)
+				}
+			}
+			t.Logf("stored at %v", seqs)
+			info := streamInfo(t, js, "TOP")
+			if info.State.LastSeq < info.State.FirstSeq && info.State.Msgs > 0 {
+				t.Fatalf("state wrapped: %+v", info.State)
+			}
+		})
+	}
+	noPanics(t, &log)
+}
+
+// TestLinksAtTheLastSequence: an origin holding the largest sequence is
+// copied once by a mirror and a source; the link's next position must not
+// wrap to 0 and start the copy over.
+func TestLinksAtTheLastSequence(t *testing.T) {
+	var log looptest.LogBuffer
+	s := startJS(t, loop.Options{LogWriter: &log})
+	nc, js := connectJS(t, s)
+	r := apiCall(t, nc, "$JS.API.STREAM.CREATE.MAX", `{"name":"MAX","subjects":["max"],"storage":"memory","first_seq":18446744073709551614}`)
+	if r.Error != nil {
+		t.Skipf("refused: %+v", r.Error)
+	}
+	if a, err := js.Publish(ctx(t), "max", []byte("x")); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("stored at %d", a.Sequence)
+	}
+	for _, body := range []string{
+		`{"name":"M","storage":"memory","mirror":{"name":"MAX"}}`,
+		`{"name":"S","storage":"memory","sources":[{"name":"MAX"}]}`,
+	} {
+		var c struct{ Name string }
+		json.Unmarshal([]byte(body), &c)
+		if r := apiCall(t, nc, "$JS.API.STREAM.CREATE."+c.Name, body); r.Error != nil {
+			t.Fatalf("%s: %+v", body, r.Error)
+		}
+	}
+	until(t, "the copies", func() bool { return streamInfo(t, js, "S").State.Msgs >= 1 })
+	time.Sleep(300 * time.Millisecond) // ticks that would copy again
+	for _, name := range []string{"M", "S"} {
+		if info := streamInfo(t, js, name); info.State.Msgs != 1 {
+			t.Fatalf("%s holds %d copies of one message: %+v", name, info.State.Msgs, info.State)
+		}
+	}
+	noPanics(t, &log)
+}

@@ -291,7 +291,7 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: count}
+		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count)}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}

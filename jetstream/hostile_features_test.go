@@ -278,3 +278,36 @@ func TestLinksAtTheLastSequence(t *testing.T) {
 	}
 	noPanics(t, &log)
 }
+
+// TestFastBatchCountDoesNotWrap: in gap "ok" mode a client may jump to
+// any batch sequence; the PubAck's count is that sequence and must not
+// come out negative.
+func TestFastBatchCountDoesNotWrap(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "FW", Subjects: []string{"fw"},
+		Storage: jetstream.MemoryStorage, AllowBatchPublish: true}); err != nil {
+		t.Fatal(err)
+	}
+	fp := newFastPub(t, nc, 10, "ok")
+	fp.add("fw", []byte("1"))
+	const top = 18446744073709551614
+	fp.send("fw", top, 2, []byte("last"))
+	var raw json.RawMessage
+	for raw == nil {
+		select {
+		case m := <-fp.replies:
+			if !strings.Contains(string(m.Data), `"type"`) {
+				raw = m.Data
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no PubAck")
+		}
+	}
+	var ack struct {
+		Count uint64 `json:"count"`
+	}
+	if err := json.Unmarshal(raw, &ack); err != nil || ack.Count != top {
+		t.Fatalf("PubAck %s: count %d, %v; want %d", raw, ack.Count, err, uint64(top))
+	}
+}

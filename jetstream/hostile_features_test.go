@@ -311,3 +311,34 @@ func TestFastBatchCountDoesNotWrap(t *testing.T) {
 		t.Fatalf("PubAck %s: count %d, %v; want %d", raw, ack.Count, err, uint64(top))
 	}
 }
+
+// TestManyLinkTransformsRefused: a source with 30,000 subject transforms
+// (one 1 MB request) is refused at once, not checked pair by pair on the
+// Manager goroutine for close to a minute while all of JetStream waits.
+func TestManyLinkTransformsRefused(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, _ := connectJS(t, s)
+	var b strings.Builder
+	for i := range 30000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"src":"a.%d","dest":"b.%d"}`, i, i)
+	}
+	for _, link := range []string{"sources", "mirror"} {
+		body := `{"name":"T","storage":"memory","sources":[{"name":"O","subject_transforms":[` + b.String() + `]}]}`
+		want := 10146
+		if link == "mirror" {
+			body = `{"name":"T","storage":"memory","mirror":{"name":"O","subject_transforms":[` + b.String() + `]}}`
+			want = 10154
+		}
+		start := time.Now()
+		msg, err := nc.Request("$JS.API.STREAM.CREATE.T", []byte(body), 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v after %v", link, err, time.Since(start))
+		}
+		var r apiReply
+		json.Unmarshal(msg.Data, &r)
+		wantAPIError(t, r, want, link+" with 30,000 transforms")
+	}
+}

@@ -151,9 +151,17 @@ func copyRules(cfg *StreamConfig) *APIError {
 	return nil
 }
 
+// maxLinkTransforms bounds a mirror's or source's transforms: their
+// overlap check compares every pair on the Manager goroutine, and 30,000
+// of them (one request's worth) held it for 52 seconds.
+const maxLinkTransforms = 1000
+
 // transformRules compiles a source's transforms and refuses overlapping
 // filters, which would copy one message twice.
 func transformRules(s *StreamSource, badSrc, badDest, overlap errDef) *APIError {
+	if len(s.SubjectTransforms) > maxLinkTransforms {
+		return newErr(badDest, "err", "more than "+strconv.Itoa(maxLinkTransforms)+" subject transforms")
+	}
 	for i, tc := range s.SubjectTransforms {
 		if tc.Source != "" && !router.ValidSubject(tc.Source) {
 			return newErr(badSrc, "err", "invalid subject "+tc.Source)
@@ -161,8 +169,8 @@ func transformRules(s *StreamSource, badSrc, badDest, overlap errDef) *APIError 
 		if _, err := compileTransform(tc); err != nil {
 			return newErr(badDest, "err", err.Error())
 		}
-		for j, o := range s.SubjectTransforms {
-			if i != j && router.SubjectsCollide(orAll(tc.Source), orAll(o.Source)) {
+		for _, o := range s.SubjectTransforms[i+1:] {
+			if router.SubjectsCollide(orAll(tc.Source), orAll(o.Source)) {
 				return newErr(overlap)
 			}
 		}

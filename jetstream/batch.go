@@ -6,6 +6,7 @@ package jetstream
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -36,8 +37,10 @@ var batchTimeout = 10 * time.Second
 // maxStagedBytes bounds the bytes staged by all atomic batches together:
 // nats-server stages a file stream's batches on disk, evnats in memory,
 // where the count limits alone would let clients pin 1000 batches of 1000
-// maximum-size messages (a variable for tests).
-var maxStagedBytes int64 = 256 << 20
+// maximum-size messages (atomic: tests lower it while servers run).
+var maxStagedBytes atomic.Int64
+
+func init() { maxStagedBytes.Store(256 << 20) }
 
 // atomicBatch is one staged batch. Owned by the Manager goroutine.
 type atomicBatch struct {
@@ -115,7 +118,7 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 	if size > maxAtomicBatchSize {
 		return abandon(tooLarge())
 	}
-	if n := int64(len(subject) + len(hdr) + len(data)); !eob && staged+n > maxStagedBytes {
+	if n := int64(len(subject) + len(hdr) + len(data)); !eob && staged+n > maxStagedBytes.Load() {
 		return abandon(newErr(errAtomicInflight))
 	} else if !eob {
 		b.size += n

@@ -33,7 +33,6 @@ func SetBatchTimeout(d time.Duration) (restore func()) {
 // SetMaxStagedBytes changes the bound on bytes staged by atomic batches
 // until the returned function is called. Not for parallel tests.
 func SetMaxStagedBytes(n int64) (restore func()) {
-	old := maxStagedBytes
-	maxStagedBytes = n
-	return func() { maxStagedBytes = old }
+	old := maxStagedBytes.Swap(n)
+	return func() { maxStagedBytes.Store(old) }
 }

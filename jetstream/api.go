@@ -228,7 +228,7 @@ type PubAck struct {
 	Duplicate bool      `json:"duplicate,omitempty"`
 	Domain    string    `json:"domain,omitempty"`
 	Batch     string    `json:"batch,omitempty"` // an atomic batch's id, on its commit's ack
-	Count     int       `json:"count,omitempty"` // the messages the batch stored
+	Count     uint64    `json:"count,omitempty"` // the messages the batch stored
 	Error     *APIError `json:"error,omitempty"`
 }
 

@@ -6,6 +6,7 @@ package jetstream
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -33,10 +34,19 @@ const (
 // abandoned (nats-server's default; a variable for tests).
 var batchTimeout = 10 * time.Second
 
+// maxStagedBytes bounds the bytes staged by all atomic batches together:
+// nats-server stages a file stream's batches on disk, evnats in memory,
+// where the count limits alone would let clients pin 1000 batches of 1000
+// maximum-size messages (atomic: tests lower it while servers run).
+var maxStagedBytes atomic.Int64
+
+func init() { maxStagedBytes.Store(256 << 20) }
+
 // atomicBatch is one staged batch. Owned by the Manager goroutine.
 type atomicBatch struct {
 	msgs []store.BatchMsg // staged in batch sequence order; the requests' own copies
 	last time.Time        // the latest message, for the inactivity timeout
+	size int64            // bytes staged, counted against maxStagedBytes
 }
 
 // stageResult is what one batch message decided: an error to answer, the
@@ -48,8 +58,8 @@ type stageResult struct {
 
 // stageAtomic applies one message that carries Nats-Batch-Id, with
 // nats-server's checks in its order. inflight is the number of batches
-// staged in every stream of the server.
-func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Time, inflight int) stageResult {
+// staged in every stream of the server, staged the bytes they hold.
+func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Time, inflight int, staged int64) stageResult {
 	fail := func(e *APIError) stageResult { return stageResult{err: e} }
 	if st.cfg.Sealed {
 		return fail(newErr(errSealed))
@@ -108,7 +118,10 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 	if size > maxAtomicBatchSize {
 		return abandon(tooLarge())
 	}
-	if !eob {
+	if n := int64(len(subject) + len(hdr) + len(data)); !eob && staged+n > maxStagedBytes.Load() {
+		return abandon(newErr(errAtomicInflight))
+	} else if !eob {
+		b.size += n
 		b.msgs = append(b.msgs, store.BatchMsg{Subject: subject, Hdr: hdr, Data: data})
 	}
 	b.last = now
@@ -241,13 +254,16 @@ func (st *stream) abandonBatches(now time.Time) {
 	}
 }
 
-// inflightBatches counts the atomic batches staged in every stream.
-func (m *Manager) inflightBatches() int {
-	n := 0
+// inflightBatches counts the atomic batches staged in every stream and
+// the bytes they hold.
+func (m *Manager) inflightBatches() (n int, bytes int64) {
 	for _, st := range m.streams {
 		n += len(st.batches)
+		for _, b := range st.batches {
+			bytes += b.size
+		}
 	}
-	return n
+	return n, bytes
 }
 
 // publishAtomic handles a message of an atomic batch.
@@ -261,7 +277,8 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: e}))
 		}
 	}
-	res := st.stageAtomic(id, r.subject, r.hdr, r.data, now, m.inflightBatches())
+	inflight, staged := m.inflightBatches()
+	res := st.stageAtomic(id, r.subject, r.hdr, r.data, now, inflight, staged)
 	switch {
 	case res.err != nil:
 		answer(res.err)
@@ -277,7 +294,7 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: count}
+		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count)}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}

@@ -29,3 +29,10 @@ func SetBatchTimeout(d time.Duration) (restore func()) {
 	batchTimeout = d
 	return func() { batchTimeout = old }
 }
+
+// SetMaxStagedBytes changes the bound on bytes staged by atomic batches
+// until the returned function is called. Not for parallel tests.
+func SetMaxStagedBytes(n int64) (restore func()) {
+	old := maxStagedBytes.Swap(n)
+	return func() { maxStagedBytes.Store(old) }
+}

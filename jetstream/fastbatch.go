@@ -311,7 +311,7 @@ func (m *Manager) publishFast(r *request) {
 		if commit {
 			delete(st.fast, fr.id)
 			if canRespond {
-				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: int(seq)}))
+				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq}))
 			}
 		} else if b.flowDue(len(st.fast)) {
 			ack()
@@ -324,7 +324,7 @@ func (m *Manager) publishFast(r *request) {
 	case !b.gapOK && b.lseq == 1: // the first message failed: answered as a single publish
 		delete(st.fast, fr.id)
 		if res.ack.Duplicate {
-			res.ack.Batch, res.ack.Count = fr.id, int(seq)
+			res.ack.Batch, res.ack.Count = fr.id, seq
 		}
 		if canRespond {
 			m.public(res.ack.Error)
@@ -346,5 +346,5 @@ func (m *Manager) publishFast(r *request) {
 // names the last stored message and counts the batch sequences taken.
 func (m *Manager) endFast(st *stream, id string, b *fastBatch, reply string) {
 	delete(st.fast, id)
-	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: int(b.lseq)}))
+	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq}))
 }

@@ -240,6 +240,9 @@ func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) int {
 	for ; n < budget && !d.cfg.Sealed; n++ {
 		msg, err := o.store.LoadNext(l.filter, l.next)
 		if errors.Is(err, store.ErrNotFound) {
+			// Nothing more matches: look from the origin's end next time,
+			// or a rare filter rescans the origin on every publish.
+			l.next = max(l.next, o.store.State().LastSeq+1)
 			break
 		}
 		if err != nil {

@@ -41,6 +41,9 @@ func (m *Manager) consumerPause(streamName, name string, body []byte, now time.T
 		return m.fail(typ, newErr(errConsumerNotFound))
 	}
 	until := req.PauseUntil.UTC()
+	if _, err := until.MarshalJSON(); err != nil { // a year-0 time with a positive offset is year -1 in UTC
+		return m.fail(typ, newErr(errInvalidJSON, "err", err.Error()))
+	}
 	prev := c.cfg.PauseUntil
 	c.cfg.PauseUntil = nil
 	if !until.IsZero() {

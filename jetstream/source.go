@@ -151,9 +151,17 @@ func copyRules(cfg *StreamConfig) *APIError {
 	return nil
 }
 
+// maxLinkTransforms bounds a mirror's or source's transforms: their
+// overlap check compares every pair on the Manager goroutine, and 30,000
+// of them (one request's worth) held it for 52 seconds.
+const maxLinkTransforms = 1000
+
 // transformRules compiles a source's transforms and refuses overlapping
 // filters, which would copy one message twice.
 func transformRules(s *StreamSource, badSrc, badDest, overlap errDef) *APIError {
+	if len(s.SubjectTransforms) > maxLinkTransforms {
+		return newErr(badDest, "err", "more than "+strconv.Itoa(maxLinkTransforms)+" subject transforms")
+	}
 	for i, tc := range s.SubjectTransforms {
 		if tc.Source != "" && !router.ValidSubject(tc.Source) {
 			return newErr(badSrc, "err", "invalid subject "+tc.Source)
@@ -161,8 +169,8 @@ func transformRules(s *StreamSource, badSrc, badDest, overlap errDef) *APIError 
 		if _, err := compileTransform(tc); err != nil {
 			return newErr(badDest, "err", err.Error())
 		}
-		for j, o := range s.SubjectTransforms {
-			if i != j && router.SubjectsCollide(orAll(tc.Source), orAll(o.Source)) {
+		for _, o := range s.SubjectTransforms[i+1:] {
+			if router.SubjectsCollide(orAll(tc.Source), orAll(o.Source)) {
 				return newErr(overlap)
 			}
 		}
@@ -212,7 +220,7 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 		visited[c.Name] = true
 		for _, src := range c.Sources {
 			if visited[src.Name] {
-				if src.FilterSubject == "" || collidesAny(src.FilterSubject, c.Subjects) {
+				if src.FilterSubject == "" || collidesAny(src.FilterSubject, heldSubjects(c, lookup, map[string]bool{})) {
 					return cycle
 				}
 			} else if o := lookup(src.Name); o != nil {
@@ -232,6 +240,54 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 		}
 	}
 	return nil
+}
+
+// heldSubjects is every subject c can hold: its own, and those its mirror
+// and sources copy in (a filter, a transform's destination with its
+// wildcards as '*', or all the origin holds). nats-server looks at c's own
+// subjects only, which misses a cycle carried by copied subjects: a
+// message would then circle for ever.
+func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[string]bool) []string {
+	if seen[c.Name] {
+		return nil
+	}
+	seen[c.Name] = true
+	held := append([]string(nil), c.Subjects...)
+	from := func(s *StreamSource) {
+		switch {
+		case len(s.SubjectTransforms) > 0:
+			for _, t := range s.SubjectTransforms {
+				held = append(held, wildDest(orAll(t.Destination)))
+			}
+		case s.FilterSubject != "":
+			held = append(held, s.FilterSubject)
+		default:
+			if o := lookup(s.Name); o != nil {
+				held = append(held, heldSubjects(o, lookup, seen)...)
+			}
+		}
+	}
+	if c.Mirror != nil {
+		from(c.Mirror)
+	}
+	for _, s := range c.Sources {
+		if s != nil {
+			from(s)
+		}
+	}
+	return held
+}
+
+// wildDest is a transform destination as a filter: each token that
+// takes a part of the subject ("{{wildcard(1)}}", "$1") matches any.
+func wildDest(dest string) string {
+	t := strings.Split(dest, ".")
+	for i, tok := range t {
+		if strings.Contains(tok, "{{") || strings.HasPrefix(tok, "$") {
+			t[i] = "*"
+		}
+	}
+	return strings.Join(t, ".")
 }
 
 // mirrorUpdateRules refuses a change to a mirror's config, as nats-server;

@@ -398,7 +398,9 @@ func (w *wsConn) wsControl(op byte, p []byte) bool {
 // take moves what one write carries out of c.out into iov (empty on
 // entry), framed, under outLock: the HTTP response, a pong, then the data
 // of at most maxChunks chunks in at most wsFramesPerWrite frames of at
-// most frameMax bytes each (a longer chunk is split), and the close frame
+// most frameMax bytes each (a longer chunk is split), or, with
+// permessage-deflate and more than wsDeflateMin bytes pending, one
+// compressed message (takeDeflated), and the close frame
 // once c is closing and nothing is left (the connection closes after this
 // write). The result fits one writev (maxIovecs). Before the upgrade is
 // done, data is dropped (a timeout's -ERR).

@@ -31,7 +31,8 @@ type evLoop struct {
 	flushScheduled bool      // a flush is due before the loop polls again (a task queued, or a drain under way)
 	flushTask      gnet.Runnable
 	iov, sent      [][]byte
-	tlsPlain       []byte // decrypted input of the TLS connection being read (tlsconn.go)
+	tlsPlain       []byte     // decrypted input of the TLS connection being read (tlsconn.go)
+	wsz            wsDeflater // compresses its WebSocket connections' output at flush (wsdeflate.go)
 
 	// out[i] is the batch being built this tick for loop i (nil for self).
 	out []*batch

@@ -91,6 +91,31 @@ func (o *outBuf) write(p []byte) {
 	}
 }
 
+// Write is write as an io.Writer (a compressor's output, wsdeflate.go).
+func (o *outBuf) Write(p []byte) (int, error) {
+	o.write(p)
+	return len(p), nil
+}
+
+// unwrite drops the last n (<= size) bytes written, handing chunks left
+// empty back to the pool.
+func (o *outBuf) unwrite(n int) {
+	o.size -= n
+	o.total -= n
+	for n > 0 {
+		last := len(o.chunks) - 1
+		b := o.chunks[last]
+		k := min(n, len(b))
+		o.chunks[last] = b[:len(b)-k]
+		n -= k
+		if len(b) == k {
+			o.pool.put(o.chunks[last:])
+			o.chunks[last] = nil
+			o.chunks = o.chunks[:last]
+		}
+	}
+}
+
 // take moves the pending chunks (at most maxIovecs) into dst and returns it;
 // the caller writes them and hands them back with o.pool.put.
 func (o *outBuf) take(dst [][]byte) [][]byte { return o.takeN(dst, maxIovecs) }

@@ -160,6 +160,11 @@ type wsConn struct {
 	wpong    [2 + wsMaxControl]byte
 	wclose   [4 + wsMaxControl]byte
 
+	// z compresses output when permessage-deflate was negotiated (nil:
+	// never): the loop's on gnet, the connection's own on the goroutine
+	// transport (wsdeflate.go). Set at the upgrade under outLock.
+	z *wsDeflater
+
 	timer *time.Timer
 	stop  bool // the client is closing: stop unframing
 
@@ -272,6 +277,13 @@ func (w *wsConn) upgrade(u *wsUpgrade) bool {
 	}
 	w.state = wsOpen
 	w.raw = wsAccept(u)
+	if u.compress {
+		if c.lp != nil {
+			w.z = &c.lp.wsz
+		} else {
+			w.z = new(wsDeflater)
+		}
+	}
 	c.t.flushSoon()
 	c.t.outUnlock()
 	if u.mqtt {
@@ -386,7 +398,9 @@ func (w *wsConn) wsControl(op byte, p []byte) bool {
 // take moves what one write carries out of c.out into iov (empty on
 // entry), framed, under outLock: the HTTP response, a pong, then the data
 // of at most maxChunks chunks in at most wsFramesPerWrite frames of at
-// most frameMax bytes each (a longer chunk is split), and the close frame
+// most frameMax bytes each (a longer chunk is split), or, with
+// permessage-deflate and more than wsDeflateMin bytes pending, one
+// compressed message (takeDeflated), and the close frame
 // once c is closing and nothing is left (the connection closes after this
 // write). The result fits one writev (maxIovecs). Before the upgrade is
 // done, data is dropped (a timeout's -ERR).
@@ -406,13 +420,19 @@ func (w *wsConn) take(iov [][]byte, maxChunks int) [][]byte {
 		w.pong = nil
 	}
 	maxChunks = min(maxChunks, maxIovecs-len(iov)-wsFramesPerWrite-1)
-	for f := 0; f < wsFramesPerWrite && len(o.chunks) > 0 && maxChunks > 0; f++ {
-		h := len(iov)
-		iov = append(iov, nil) // the header, once the size is known
-		var size int
-		iov, size = o.takeBytes(iov, w.frameMax, maxChunks)
-		maxChunks -= len(iov) - h - 1
-		iov[h] = wsAppendHeader(w.whdr[f][:0], wsBinary, true, false, size)
+	if w.z != nil && o.size > wsDeflateMin {
+		// One compressed message of at most 16 frameMax bytes (and 1 MiB)
+		// before compression: under a hundred buffers in all.
+		iov = w.takeDeflated(iov, maxChunks)
+	} else {
+		for f := 0; f < wsFramesPerWrite && len(o.chunks) > 0 && maxChunks > 0; f++ {
+			h := len(iov)
+			iov = append(iov, nil) // the header, once the size is known
+			var size int
+			iov, size = o.takeBytes(iov, w.frameMax, maxChunks)
+			maxChunks -= len(iov) - h - 1
+			iov[h] = wsAppendHeader(w.whdr[f][:0], wsBinary, true, false, size)
+		}
 	}
 	if c.closing && len(o.chunks) == 0 && !w.closeSent {
 		w.closeSent = true

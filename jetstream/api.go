@@ -58,6 +58,7 @@ type StreamConfig struct {
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
 	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
 	AllowBatched           bool          `json:"allow_batched,omitempty"` // fast batch publish (fastbatch.go)
+	RePublish              *RePublish    `json:"republish,omitempty"`     // republish.go
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'

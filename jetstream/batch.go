@@ -213,12 +213,19 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 	for i := range msgs {
 		msgs[i].Hdr, ttls[i], _ = st.prepareTTL(msgs[i].Hdr)
 	}
+	plans, prevInBatch := st.planBatchRepublish(msgs)
 	first, err := st.store.AppendBatch(msgs, now.UnixNano(), done)
 	if err != nil {
 		return 0, 0, newErr(errStoreFailed, "err", err.Error())
 	}
 	for i, m := range msgs {
 		seq := first + uint64(i)
+		if plans != nil {
+			if j := prevInBatch[i]; j >= 0 {
+				plans[i].last = first + uint64(j)
+			}
+			st.queueRepublish(plans[i], m.Subject, seq, now.UnixNano(), m.Hdr, m.Data)
+		}
 		st.perSubj[m.Subject]++
 		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)

@@ -55,7 +55,7 @@ var streamFields = map[string]streamField{
 	"SubjectTransform": {refused, func(c *server.StreamConfig) {
 		c.SubjectTransform = &server.SubjectTransformConfig{Source: "f.>", Destination: "g.>"}
 	}},
-	"RePublish":              {refused, func(c *server.StreamConfig) { c.RePublish = &server.RePublish{Source: ">", Destination: "rp.>"} }},
+	"RePublish":              {honoured, func(c *server.StreamConfig) { c.RePublish = &server.RePublish{Source: ">", Destination: "rp.>"} }},
 	"AllowDirect":            {honoured, nil},
 	"MirrorDirect":           {refused, nil},
 	"DiscardNewPer":          {honoured, func(c *server.StreamConfig) { c.DiscardNewPer, c.Discard, c.MaxMsgsPer = true, server.DiscardNew, 1 }},

@@ -203,6 +203,7 @@ func (m *Manager) tick(now time.Time) {
 	}
 	for _, st := range m.streams {
 		st.expire(now)
+		m.flushOutbox(st) // delete markers' republishes
 		st.abandonBatches(now)
 		st.abandonFast(now)
 		for _, c := range st.consumers {
@@ -304,6 +305,7 @@ func (m *Manager) afterStore(st *stream, now time.Time) {
 // possible: waiting pulls and push consumers, the streams that copy st,
 // then interest retention (after the copies: nobody to keep them for).
 func (m *Manager) stored(st *stream, first, last uint64, now time.Time) {
+	m.flushOutbox(st)
 	for _, c := range st.consumers {
 		if len(c.waiting) > 0 {
 			m.pump(c, now)
@@ -393,6 +395,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	}
 	st.recount()
 	st.indexTTLs()
+	st.compileStreamTransforms()
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
 	m.setLinks(st)

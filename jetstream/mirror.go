@@ -294,9 +294,11 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 	if msg.Seq <= d.store.State().LastSeq {
 		return nil // already here (the origin was recreated below our position)
 	}
+	rp := d.planRepublish(subject)
 	if _, err := sa.AppendAt(msg.Seq, subject, msg.Hdr, msg.Data, msg.Time, nil); err != nil {
 		return newErr(errStoreFailed, "err", m.publicErr(err))
 	}
+	d.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
 	d.perSubj[subject]++
 	d.enforceLimits(subject)
 	return nil

@@ -47,8 +47,12 @@ type stream struct {
 	feeds      []*stream // the streams with a link to this one, set by rewire
 	feeding    bool      // feed is copying from this stream: it does not recur
 
-	ttls    ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
-	ageFrom uint64   // max_age scan start: below it only never-expiring messages remain
+	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	// republish is the compiled republish transform (republish.go); outbox
+	// holds what stores queued for the Manager to publish.
+	republish *transform
+	outbox    []outMsg
+	ageFrom   uint64 // max_age scan start: below it only never-expiring messages remain
 }
 
 type dedupeEntry struct {
@@ -124,10 +128,12 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 			return fail(newErr(errMaxMsgsPerSubject))
 		}
 	}
+	rp := st.planRepublish(subject)
 	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
 	if err != nil {
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
+	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
 	st.perSubj[subject]++
 	st.trackTTL(seq, now.UnixNano(), ttl)
 	st.applyRollup(rollup, subject, seq)
@@ -392,6 +398,9 @@ func normalize(cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := ttlRules(cfg); e != nil {
+		return e
+	}
+	if e := republishRules(cfg); e != nil {
 		return e
 	}
 	defaults := []struct {

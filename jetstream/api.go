@@ -59,6 +59,8 @@ type StreamConfig struct {
 	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
 	AllowBatched           bool          `json:"allow_batched,omitempty"` // fast batch publish (fastbatch.go)
 	RePublish              *RePublish    `json:"republish,omitempty"`     // republish.go
+	// stream_transform.go
+	SubjectTransform *SubjectTransformConfig `json:"subject_transform,omitempty"`
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'

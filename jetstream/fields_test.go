@@ -52,7 +52,7 @@ var streamFields = map[string]streamField{
 	"Sources":      {honoured, func(c *server.StreamConfig) { c.Sources = []*server.StreamSource{{Name: "ORIGIN"}} }},
 	"Compression":  {honoured, func(c *server.StreamConfig) { c.Compression = server.S2Compression }},
 	"FirstSeq":     {honoured, nil},
-	"SubjectTransform": {refused, func(c *server.StreamConfig) {
+	"SubjectTransform": {honoured, func(c *server.StreamConfig) {
 		c.SubjectTransform = &server.SubjectTransformConfig{Source: "f.>", Destination: "g.>"}
 	}},
 	"RePublish":              {honoured, func(c *server.StreamConfig) { c.RePublish = &server.RePublish{Source: ">", Destination: "rp.>"} }},

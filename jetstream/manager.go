@@ -257,6 +257,7 @@ func (m *Manager) publish(r *request) {
 	if m.streams[st.cfg.Name] != st {
 		return // the stream was deleted after this message was queued
 	}
+	r.subject = st.ingestSubject(r.subject)
 	reply := r.reply
 	if st.cfg.NoAck {
 		reply = ""

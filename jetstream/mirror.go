@@ -277,6 +277,7 @@ func (l *link) countMatch() func(string) bool {
 // Nats-Stream-Source header, through the publish rules (dedupe by
 // Nats-Msg-Id, limits, discard).
 func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, now time.Time) *APIError {
+	subject = d.ingestSubject(subject) // d's own subject_transform, after the link's
 	if m.overLimit(d, len(subject)+len(msg.Hdr)+len(msg.Data)) {
 		return newErr(errInsufficient)
 	}

@@ -6,7 +6,6 @@ package jetstream
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -68,6 +67,12 @@ func republishRules(cfg *StreamConfig) *APIError {
 	if rp.Source == "" {
 		rp.Source = ">"
 	}
+	if rp.Destination == ">" && rp.Source == ">" && cfg.SubjectTransform != nil &&
+		len(cfg.Subjects) == 1 && cfg.SubjectTransform.Source == cfg.Subjects[0] {
+		// Republish what the transform stored: the stored subjects are no
+		// stream subjects, so this is no cycle.
+		rp.Source, rp.Destination = cfg.SubjectTransform.Destination, cfg.SubjectTransform.Destination
+	}
 	if rp.Destination == "" {
 		return nil // as nats-server: accepted, and nothing is republished
 	}
@@ -76,45 +81,10 @@ func republishRules(cfg *StreamConfig) *APIError {
 			return newErr(errStreamConfig, "err", "stream configuration for republish destination forms a cycle")
 		}
 	}
-	if _, ok := strictTransform(rp.Source, rp.Destination); !ok {
+	if _, reason := streamTransform(rp.Source, rp.Destination); reason != "" {
 		return newErr(errStreamConfig, "err", "stream configuration for republish with transform from '"+rp.Source+"' to '"+rp.Destination+"' not valid")
 	}
 	return nil
-}
-
-// strictTransform compiles a stream-level transform (republish,
-// subject_transform) with nats-server's rules for those: the destination
-// has no "*" and has a ">" exactly when the source has one.
-func strictTransform(src, dest string) (*transform, bool) {
-	if src == "" {
-		src = ">"
-	}
-	if !router.ValidSubject(src) || !router.ValidSubject(dest) {
-		return nil, false
-	}
-	srcFwc, destFwc := strings.HasSuffix("."+src, ".>"), strings.HasSuffix("."+dest, ".>")
-	if srcFwc != destFwc {
-		return nil, false
-	}
-	for _, tok := range strings.Split(dest, ".") {
-		if tok == "*" {
-			return nil, false
-		}
-	}
-	t, err := compileTransform(SubjectTransformConfig{Source: src, Destination: dest})
-	if err != nil {
-		return nil, false
-	}
-	return &t, true
-}
-
-// compileStreamTransforms builds the stream's republish transform from its
-// (validated) config; called when the stream opens and on each update.
-func (st *stream) compileStreamTransforms() {
-	st.republish = nil
-	if rp := st.cfg.RePublish; rp != nil && rp.Destination != "" {
-		st.republish, _ = strictTransform(rp.Source, rp.Destination)
-	}
 }
 
 // planRepublish is called before a message is appended on subject.

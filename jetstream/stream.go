@@ -48,8 +48,10 @@ type stream struct {
 	feeding    bool      // feed is copying from this stream: it does not recur
 
 	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
-	// republish is the compiled republish transform (republish.go); outbox
-	// holds what stores queued for the Manager to publish.
+	// ingest and republish are the compiled subject_transform and
+	// republish transforms (stream_transform.go); outbox holds what
+	// stores queued for the Manager to publish (republish.go).
+	ingest    *transform
 	republish *transform
 	outbox    []outMsg
 	ageFrom   uint64 // max_age scan start: below it only never-expiring messages remain
@@ -398,6 +400,9 @@ func normalize(cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := ttlRules(cfg); e != nil {
+		return e
+	}
+	if e := subjectTransformRules(cfg); e != nil {
 		return e
 	}
 	if e := republishRules(cfg); e != nil {

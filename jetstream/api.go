@@ -57,8 +57,9 @@ type StreamConfig struct {
 	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
 	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
-	AllowBatched           bool          `json:"allow_batched,omitempty"` // fast batch publish (fastbatch.go)
-	RePublish              *RePublish    `json:"republish,omitempty"`     // republish.go
+	AllowBatched           bool          `json:"allow_batched,omitempty"`     // fast batch publish (fastbatch.go)
+	AllowMsgCounter        bool          `json:"allow_msg_counter,omitempty"` // counter.go
+	RePublish              *RePublish    `json:"republish,omitempty"`         // republish.go
 	// stream_transform.go
 	SubjectTransform *SubjectTransformConfig `json:"subject_transform,omitempty"`
 }
@@ -232,6 +233,7 @@ type PubAck struct {
 	Domain    string    `json:"domain,omitempty"`
 	Batch     string    `json:"batch,omitempty"` // an atomic batch's id, on its commit's ack
 	Count     int       `json:"count,omitempty"` // the messages the batch stored
+	Value     string    `json:"val,omitempty"`   // a counter's new total (counter.go)
 	Error     *APIError `json:"error,omitempty"`
 }
 

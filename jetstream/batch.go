@@ -135,8 +135,13 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 	ids := make(map[string]bool)
 	written := make(map[string]int64) // messages per subject in the batch so far
 	var bytes int64
+	counters := make(map[string]*counterState) // totals the batch wrote so far
 	for i, m := range msgs {
 		hdr, subject := m.Hdr, m.Subject
+		incr, e := st.checkIncr(hdr, m.Data, false)
+		if e != nil {
+			return e
+		}
 		if headerValue(hdr, hdrExpectedLastMsgID) != "" {
 			return newErr(errAtomicHeader, "header", hdrExpectedLastMsgID)
 		}
@@ -185,6 +190,18 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 			return newErr(errRollup, "err", "batch rollup sub invalid")
 		case rollup == "all" && i > 0:
 			return newErr(errRollup, "err", "batch rollup all invalid")
+		}
+		if st.cfg.AllowMsgCounter {
+			prev, ok := counters[subject]
+			if !ok {
+				if prev, e = st.lastCounter(subject); e != nil {
+					return e
+				}
+			}
+			if msgs[i].Hdr, msgs[i].Data, counters[subject], e = st.counterMsg(subject, hdr, m.Data, incr, prev); e != nil {
+				return e
+			}
+			hdr, m.Data = msgs[i].Hdr, msgs[i].Data
 		}
 		written[subject]++
 		bytes += int64(len(subject) + len(hdr) + len(m.Data))

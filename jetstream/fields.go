@@ -33,7 +33,7 @@ const apiLevel = 0
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
 	// streams
-	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
+	"allow_msg_schedules": 2, "persist_mode": 2,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }

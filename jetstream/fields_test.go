@@ -66,7 +66,7 @@ var streamFields = map[string]streamField{
 	"ConsumerLimits":         {honoured, func(c *server.StreamConfig) { c.ConsumerLimits.MaxAckPending = 10 }},
 	"AllowMsgTTL":            {honoured, nil},
 	"SubjectDeleteMarkerTTL": {honoured, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = true, time.Second }},
-	"AllowMsgCounter":        {refused, nil},
+	"AllowMsgCounter":        {honoured, nil},
 	"AllowAtomicPublish":     {honoured, nil},
 	"AllowMsgSchedules":      {refused, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},

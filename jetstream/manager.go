@@ -277,11 +277,11 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
+	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, func(seq uint64, val string, err error) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq}
+		ack := &PubAck{Stream: name, Seq: seq, Value: val}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}

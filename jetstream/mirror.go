@@ -283,7 +283,7 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 	}
 	if !l.mirror {
 		hdr := sourcedHeader(msg.Hdr, sourceHeaderValue(l.iname, msg.Seq, msg.Subject))
-		if res := d.storeMsg(subject, hdr, msg.Data, now, nil); res.ack != nil && !res.ack.Duplicate {
+		if res := d.storeMsg(subject, hdr, msg.Data, now, true, nil); res.ack != nil && !res.ack.Duplicate {
 			return res.ack.Error
 		}
 		return nil

@@ -25,7 +25,7 @@ func BenchmarkStoreMsgHeaders(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for range b.N {
-		st.storeMsg("b", hdr, data, now, nil)
+		st.storeMsg("b", hdr, data, now, false, nil)
 	}
 }
 

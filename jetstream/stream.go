@@ -69,9 +69,14 @@ type publishResult struct {
 	pending bool
 }
 
+// storedFunc is told a stored message's sequence once its append is
+// durable, or why it failed, with a counter's new total ("" for others).
+type storedFunc func(seq uint64, val string, err error)
+
 // store applies the publish rules and appends the message. done is called
 // once the append is durable (possibly on the store's writer goroutine).
-func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done store.DoneFunc) publishResult {
+// sourced marks a source's copy, which counters treat apart.
+func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done storedFunc) publishResult {
 	name := st.cfg.Name
 	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
 	msgID := headerValue(hdr, hdrMsgID)
@@ -82,6 +87,10 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	}
 	if st.cfg.Sealed {
 		return fail(newErr(errSealed))
+	}
+	incr, e := st.checkIncr(hdr, data, sourced)
+	if e != nil {
+		return fail(e)
 	}
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
@@ -115,6 +124,18 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	if e != nil {
 		return fail(e)
 	}
+	var val string
+	if st.cfg.AllowMsgCounter {
+		prev, e := st.lastCounter(subject)
+		var next *counterState
+		if e == nil {
+			hdr, data, next, e = st.counterMsg(subject, hdr, data, incr, prev)
+		}
+		if e != nil {
+			return fail(e)
+		}
+		val = next.val
+	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
 		return fail(newErr(errMsgTooBig))
@@ -131,7 +152,11 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 		}
 	}
 	rp := st.planRepublish(subject)
-	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
+	var appended store.DoneFunc
+	if done != nil {
+		appended = func(seq uint64, err error) { done(seq, val, err) }
+	}
+	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), appended)
 	if err != nil {
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
@@ -402,6 +427,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if e := ttlRules(cfg); e != nil {
 		return e
 	}
+	if e := counterRules(cfg); e != nil {
+		return e
+	}
 	if e := subjectTransformRules(cfg); e != nil {
 		return e
 	}
@@ -483,6 +511,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return bad("change first sequence")
 	}
 	if e := ttlUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := counterUpdateRules(old, cfg); e != nil {
 		return e
 	}
 	if cfg.Sealed {

@@ -57,9 +57,10 @@ type StreamConfig struct {
 	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
 	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
-	AllowBatched           bool          `json:"allow_batched,omitempty"`     // fast batch publish (fastbatch.go)
-	AllowMsgCounter        bool          `json:"allow_msg_counter,omitempty"` // counter.go
-	RePublish              *RePublish    `json:"republish,omitempty"`         // republish.go
+	AllowBatched           bool          `json:"allow_batched,omitempty"`       // fast batch publish (fastbatch.go)
+	AllowMsgCounter        bool          `json:"allow_msg_counter,omitempty"`   // counter.go
+	AllowMsgSchedules      bool          `json:"allow_msg_schedules,omitempty"` // schedule.go
+	RePublish              *RePublish    `json:"republish,omitempty"`           // republish.go
 	// stream_transform.go
 	SubjectTransform *SubjectTransformConfig `json:"subject_transform,omitempty"`
 }

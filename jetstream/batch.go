@@ -142,6 +142,10 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 		if e != nil {
 			return e
 		}
+		if msgs[i].Hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
+			return e
+		}
+		hdr = msgs[i].Hdr
 		if headerValue(hdr, hdrExpectedLastMsgID) != "" {
 			return newErr(errAtomicHeader, "header", hdrExpectedLastMsgID)
 		}
@@ -246,6 +250,7 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 		st.perSubj[m.Subject]++
 		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
+		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
 			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
 			st.lastMsgID = id

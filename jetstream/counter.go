@@ -59,6 +59,8 @@ func counterRules(cfg *StreamConfig) *APIError {
 		return bad("cannot use discard new")
 	case cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL > 0:
 		return bad("cannot use message TTLs")
+	case cfg.AllowMsgSchedules:
+		return bad("cannot use message schedules")
 	case cfg.Retention != "" && cfg.Retention != "limits":
 		return bad("can only use limits retention")
 	}

@@ -24,8 +24,9 @@ import (
 // consumer pause and priority groups; evnats has all but priority groups,
 // and clients (nats.go's KV limit markers, natscli) gate those on this
 // number, so it stays 0 until groups are there too, even though atomic
-// batch publish (level 2, batch.go) and fast batch publish (level 4,
-// fastbatch.go) are implemented.
+// batch publish, counters and message schedules (level 2: batch.go,
+// counter.go, schedule.go) and fast batch publish (level 4, fastbatch.go)
+// are implemented.
 const apiLevel = 0
 
 // featureLevel is the API level that introduced a field evnats lacks, for
@@ -33,7 +34,7 @@ const apiLevel = 0
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
 	// streams
-	"allow_msg_schedules": 2, "persist_mode": 2,
+	"persist_mode": 2,
 	// consumers
 	"priority_groups": 1, "priority_policy": 1, "priority_timeout": 1,
 }

@@ -68,7 +68,7 @@ var streamFields = map[string]streamField{
 	"SubjectDeleteMarkerTTL": {honoured, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = true, time.Second }},
 	"AllowMsgCounter":        {honoured, nil},
 	"AllowAtomicPublish":     {honoured, nil},
-	"AllowMsgSchedules":      {refused, nil},
+	"AllowMsgSchedules":      {honoured, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
 	"AllowBatchPublish":      {honoured, nil},
 	"Metadata":               {honoured, func(c *server.StreamConfig) { c.Metadata = map[string]string{"owner": "ops"} }},

@@ -203,6 +203,7 @@ func (m *Manager) tick(now time.Time) {
 	}
 	for _, st := range m.streams {
 		st.expire(now)
+		m.fireSchedules(st, now)
 		m.flushOutbox(st) // delete markers' republishes
 		st.abandonBatches(now)
 		st.abandonFast(now)
@@ -397,6 +398,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	st.recount()
 	st.indexTTLs()
 	st.compileStreamTransforms()
+	st.indexSchedules(time.Now())
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
 	m.setLinks(st)

@@ -54,7 +54,8 @@ type stream struct {
 	ingest    *transform
 	republish *transform
 	outbox    []outMsg
-	ageFrom   uint64 // max_age scan start: below it only never-expiring messages remain
+	schedules map[string]scheduleEntry // by subject (schedule.go)
+	ageFrom   uint64                   // max_age scan start: below it only never-expiring messages remain
 }
 
 type dedupeEntry struct {
@@ -116,6 +117,11 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
 		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
 	}
+	if !sourced {
+		if hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
+			return fail(e)
+		}
+	}
 	rollup := headerValue(hdr, hdrRollup)
 	if e := st.rollupAllowed(rollup); e != nil {
 		return fail(e)
@@ -164,6 +170,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	st.perSubj[subject]++
 	st.trackTTL(seq, now.UnixNano(), ttl)
 	st.applyRollup(rollup, subject, seq)
+	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now)
 	if msgID != "" {
 		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
 		st.lastMsgID = msgID
@@ -430,6 +437,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if e := counterRules(cfg); e != nil {
 		return e
 	}
+	if e := scheduleRules(cfg); e != nil {
+		return e
+	}
 	if e := subjectTransformRules(cfg); e != nil {
 		return e
 	}
@@ -514,6 +524,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := counterUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := scheduleUpdateRules(old, cfg); e != nil {
 		return e
 	}
 	if cfg.Sealed {

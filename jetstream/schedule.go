@@ -90,6 +90,22 @@ func scheduleUpdateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 	return nil
 }
 
+// hasSchedulingHeader reports whether hdr has a key starting with
+// "Nats-Schedule" (any case): one scan, so that publishes without any
+// skip the several lookups the schedule rules make.
+func hasSchedulingHeader(hdr []byte) bool {
+	const prefix = "Nats-Schedule"
+	_, rest, _ := bytes.Cut(hdr, crlf)
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, crlf)
+		if len(line) >= len(prefix) && equalFoldASCII(line[:len(prefix)], prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // headerLookup is headerValue that also says whether key is there.
 func headerLookup(hdr []byte, key string) (string, bool) {
 	_, rest, _ := bytes.Cut(hdr, crlf)
@@ -141,7 +157,7 @@ func scheduleOf(hdr []byte, ts int64, now time.Time) (time.Time, bool, *APIError
 // client's publish (sourced and fired messages are not checked) and
 // returns the header to store: a schedule rolls up its subject.
 func (st *stream) checkSchedule(subject string, hdr []byte, now time.Time) ([]byte, *APIError) {
-	if len(hdr) == 0 {
+	if !hasSchedulingHeader(hdr) { // also covers Nats-Scheduler
 		return hdr, nil
 	}
 	allowed := st.cfg.AllowMsgSchedules
@@ -197,7 +213,7 @@ func (st *stream) checkSchedule(subject string, hdr []byte, now time.Time) ([]by
 // noteSchedule updates the index and purges for message seq, just stored
 // on subject at ts.
 func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64, now time.Time) {
-	if len(hdr) == 0 {
+	if !hasSchedulingHeader(hdr) {
 		delete(st.schedules, subject) // a plain message replaced the subject's schedule
 		return
 	}
@@ -249,9 +265,7 @@ func (st *stream) indexSchedules(now time.Time) {
 			return
 		}
 		seq = m.Seq
-		if len(m.Hdr) > 0 && bytes.Contains(m.Hdr, []byte("Nats-Schedule")) {
-			st.noteSchedule(m.Seq, m.Subject, m.Hdr, m.Time, now)
-		}
+		st.noteSchedule(m.Seq, m.Subject, m.Hdr, m.Time, now)
 	}
 }
 

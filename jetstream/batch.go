@@ -250,7 +250,7 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 		st.perSubj[m.Subject]++
 		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
-		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now)
+		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now, false)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
 			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
 			st.lastMsgID = id

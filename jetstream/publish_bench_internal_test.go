@@ -73,7 +73,7 @@ func BenchmarkFeatureHeaderRules(b *testing.B) {
 	for range b.N {
 		_, _ = st.checkIncr(hdr, nil, false)
 		_, _ = st.checkSchedule("b", hdr, now)
-		st.noteSchedule(1, "b", hdr, 0, now)
+		st.noteSchedule(1, "b", hdr, 0, now, false)
 	}
 }
 
@@ -84,7 +84,7 @@ func TestFeatureHeaderRulesAllocateNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		_, _ = st.checkIncr(hdr, nil, false)
 		_, _ = st.checkSchedule("b", hdr, now)
-		st.noteSchedule(1, "b", hdr, 0, now)
+		st.noteSchedule(1, "b", hdr, 0, now, false)
 	}); n != 0 {
 		t.Errorf("%v allocations", n)
 	}

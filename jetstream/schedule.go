@@ -210,9 +210,11 @@ func (st *stream) checkSchedule(subject string, hdr []byte, now time.Time) ([]by
 	return hdr, nil
 }
 
-// noteSchedule updates the index and purges for message seq, just stored
-// on subject at ts.
-func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64, now time.Time) {
+// noteSchedule updates the index for message seq, just stored on subject
+// at ts, and purges the schedule a one-off firing ends. On replay (the
+// index rebuilt when the stream opens) nothing is purged: that was done
+// when the message was stored, and the subject may hold a newer schedule.
+func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64, now time.Time, replay bool) {
 	if !hasSchedulingHeader(hdr) {
 		delete(st.schedules, subject) // a plain message replaced the subject's schedule
 		return
@@ -220,7 +222,10 @@ func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64,
 	scheduler := headerValue(hdr, hdrScheduler)
 	next := headerValue(hdr, hdrScheduleNext)
 	if next == scheduleNextPurge && scheduler != "" {
-		st.purgeSubject(scheduler)
+		if !replay {
+			st.purgeSubject(scheduler)
+		}
+		delete(st.schedules, scheduler)
 	}
 	if !st.cfg.AllowMsgSchedules {
 		return
@@ -265,7 +270,7 @@ func (st *stream) indexSchedules(now time.Time) {
 			return
 		}
 		seq = m.Seq
-		st.noteSchedule(m.Seq, m.Subject, m.Hdr, m.Time, now)
+		st.noteSchedule(m.Seq, m.Subject, m.Hdr, m.Time, now, true)
 	}
 }
 

@@ -214,4 +214,19 @@ func TestMsgScheduleSurvivesRestart(t *testing.T) {
 	if _, err := st.GetLastMsgForSubject(c, "r.s"); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("schedule after firing: %v", err)
 	}
+	// A new schedule on the same subject survives the next restart: the
+	// replayed firing's purge is not applied again.
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if r := schedulePublish(t, js, "r.s", "Nats-Schedule", "@at "+later, "Nats-Schedule-Target", "r.t"); r != "ok" {
+		t.Fatal(r)
+	}
+	s.Shutdown()
+	s = startJS(t, loop.Options{StoreDir: dir})
+	_, js = connectJS(t, s)
+	if st, err = js.Stream(c, "R"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.GetLastMsgForSubject(c, "r.s"); err != nil || m.Header.Get("Nats-Schedule") != "@at "+later {
+		t.Fatalf("new schedule after a restart: %v %v", m, err)
+	}
 }

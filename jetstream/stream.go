@@ -170,7 +170,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	st.perSubj[subject]++
 	st.trackTTL(seq, now.UnixNano(), ttl)
 	st.applyRollup(rollup, subject, seq)
-	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now)
+	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
 	if msgID != "" {
 		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
 		st.lastMsgID = msgID

@@ -44,3 +44,20 @@ func TestCronNext(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleFarFuture: a time past what int64 nanoseconds hold is
+// indexed as never, not wrapped into the past (which fired it at once).
+func TestScheduleFarFuture(t *testing.T) {
+	for _, at := range []string{"9999-12-31T23:59:59Z", "2262-04-12T00:00:00Z"} {
+		tm, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := unixNanos(tm); n < time.Now().UnixNano() {
+			t.Errorf("%s: %d is in the past", at, n)
+		}
+	}
+	if n := unixNanos(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)); n > 0 {
+		t.Errorf("year 1: %d", n)
+	}
+}

@@ -1,12 +1,15 @@
 package jetstream
 
 // Concurrency: runs on the JetStream Manager goroutine only, which owns
-// streams and their stores; no locks.
+// streams and their stores; the time zone cache (zones) has its own mutex,
+// a leaf, as Managers of several servers in one process share it.
 
 import (
 	"bytes"
+	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evnats/evnats/router"
@@ -129,10 +132,43 @@ func scheduleLocation(hdr []byte) (*time.Location, *APIError) {
 	if tz == "" {
 		return nil, newErr(errScheduleTimeZone)
 	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := loadLocation(tz)
 	if err != nil {
 		return nil, newErr(errScheduleTimeZone)
 	}
+	return loc, nil
+}
+
+// zones caches the time zones schedules named: time.LoadLocation reads
+// the zone database on every call, and a time zone is read on each publish
+// and firing of a schedule. Only zones that load are kept, at most
+// maxZones (a client can not grow it without bound: there are ~600).
+var zones struct {
+	sync.Mutex
+	m map[string]*time.Location
+}
+
+const maxZones = 1024
+
+func loadLocation(name string) (*time.Location, error) {
+	zones.Lock()
+	loc, ok := zones.m[name]
+	zones.Unlock()
+	if ok {
+		return loc, nil
+	}
+	loc, err := time.LoadLocation(name) // refuses "..", absolute paths
+	if err != nil {
+		return nil, err
+	}
+	zones.Lock()
+	if zones.m == nil {
+		zones.m = make(map[string]*time.Location)
+	}
+	if len(zones.m) < maxZones {
+		zones.m[name] = loc
+	}
+	zones.Unlock()
 	return loc, nil
 }
 
@@ -234,18 +270,31 @@ func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64,
 		st.schedules = make(map[string]scheduleEntry)
 	}
 	if at, _, e := scheduleOf(hdr, ts, now); e == nil && !at.IsZero() {
-		st.schedules[subject] = scheduleEntry{seq: seq, at: at.UnixNano()}
+		st.schedules[subject] = scheduleEntry{seq: seq, at: unixNanos(at)}
 	} else if scheduler == "" {
 		delete(st.schedules, subject) // a plain message replaced the subject's schedule
 	}
 	if next != "" && next != scheduleNextPurge && scheduler != "" {
 		if t, err := time.Parse(time.RFC3339Nano, next); err == nil {
 			if e, ok := st.schedules[scheduler]; ok {
-				e.at = t.UnixNano()
+				e.at = unixNanos(t)
 				st.schedules[scheduler] = e
 			}
 		}
 	}
+}
+
+// unixNanos is t in unix nanoseconds, saturated: UnixNano wraps for times
+// past 2262 (or before 1677), and "@at 9999-12-31T23:59:59Z" must not
+// come out in the past and fire at once.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 // purgeSubject removes every message on subject.

@@ -52,12 +52,7 @@ func incr(t *testing.T, nc *nats.Conn, subject, by, body string, hdr ...string) 
 // per outcome.
 func counterScenario(t *testing.T, url string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := dial(t, url)
 	c := ctx(t)
 	var out []string
 	for _, cfg := range []jetstream.StreamConfig{
@@ -82,7 +77,7 @@ func counterScenario(t *testing.T, url string) []string {
 		t.Fatal(err)
 	}
 	cnt.AllowMsgCounter = false
-	_, err = js.UpdateStream(c, cnt)
+	_, err := js.UpdateStream(c, cnt)
 	out = append(out, fmt.Sprintf("update off: %v", err))
 	big := "123456789012345678901234567890123456789"
 	for _, p := range [][]string{
@@ -154,21 +149,7 @@ func counterScenario(t *testing.T, url string) []string {
 // TestCounterDifferential compares config errors, acks, stored totals
 // and a sourced aggregate with nats-server's.
 func TestCounterDifferential(t *testing.T) {
-	s := startJS(t, loop.Options{})
-	got := counterScenario(t, s.ClientURL())
-	want := counterScenario(t, startReferenceJS(t))
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("line %d:\n evnats      %s\n nats-server %s", i, g, w)
-		}
-	}
+	differential(t, counterScenario)
 }
 
 // TestCounterHostile: increments and totals beyond evnats' cap of 256

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,12 +18,7 @@ import (
 // errors, one line each.
 func republishScenario(t *testing.T, url string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := dial(t, url)
 	c := ctx(t)
 	var out []string
 	for _, cfg := range []jetstream.StreamConfig{
@@ -112,21 +106,7 @@ func republishScenario(t *testing.T, url string) []string {
 // TestRePublishDifferential compares the republished messages and config
 // errors of evnats with nats-server's.
 func TestRePublishDifferential(t *testing.T) {
-	s := startJS(t, loop.Options{})
-	got := republishScenario(t, s.ClientURL())
-	want := republishScenario(t, startReferenceJS(t))
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("line %d:\n evnats      %s\n nats-server %s", i, g, w)
-		}
-	}
+	differential(t, republishScenario)
 }
 
 // TestRePublishAllPaths checks republish from each store path: a plain

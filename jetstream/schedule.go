@@ -109,20 +109,6 @@ func hasSchedulingHeader(hdr []byte) bool {
 	return false
 }
 
-// headerLookup is headerValue that also says whether key is there.
-func headerLookup(hdr []byte, key string) (string, bool) {
-	_, rest, _ := bytes.Cut(hdr, crlf)
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, crlf)
-		k, v, ok := bytes.Cut(line, colon)
-		if ok && equalFoldASCII(bytes.TrimSpace(k), key) {
-			return string(bytes.TrimSpace(v)), true
-		}
-	}
-	return "", false
-}
-
 // scheduleLocation reads Nats-Schedule-Time-Zone: nil without one.
 func scheduleLocation(hdr []byte) (*time.Location, *APIError) {
 	tz, ok := headerLookup(hdr, hdrScheduleTimeZone)

@@ -53,12 +53,7 @@ func headerKeys(h nats.Header) string {
 // with schedule headers, and firings, and returns one line per outcome.
 func scheduleScenario(t *testing.T, url, later string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := dial(t, url)
 	c := ctx(t)
 	var out []string
 	for _, cfg := range []jetstream.StreamConfig{
@@ -176,22 +171,8 @@ func scheduleScenario(t *testing.T, url, later string) []string {
 // TestMsgScheduleDifferential compares config errors, publish verdicts,
 // stored schedules and fired messages with nats-server's.
 func TestMsgScheduleDifferential(t *testing.T) {
-	s := startJS(t, loop.Options{})
 	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339) // the same in both runs
-	got := scheduleScenario(t, s.ClientURL(), later)
-	want := scheduleScenario(t, startReferenceJS(t), later)
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("line %d:\n evnats      %s\n nats-server %s", i, g, w)
-		}
-	}
+	differential(t, func(t *testing.T, url string) []string { return scheduleScenario(t, url, later) })
 }
 
 // TestMsgScheduleSurvivesRestart: a one-off schedule stored before a

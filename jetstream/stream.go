@@ -364,16 +364,22 @@ func (st *stream) info(now time.Time) *StreamInfo {
 // header block. storeMsg asks for six keys per publish with headers, so it
 // scans in place: it allocates only the value it returns.
 func headerValue(hdr []byte, key string) string {
+	v, _ := headerLookup(hdr, key)
+	return v
+}
+
+// headerLookup is headerValue that also says whether key is there.
+func headerLookup(hdr []byte, key string) (string, bool) {
 	_, rest, _ := bytes.Cut(hdr, crlf) // the status line
 	for len(rest) > 0 {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, crlf)
 		k, v, ok := bytes.Cut(line, colon)
 		if ok && equalFoldASCII(bytes.TrimSpace(k), key) {
-			return string(bytes.TrimSpace(v))
+			return string(bytes.TrimSpace(v)), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 var crlf, colon = []byte("\r\n"), []byte(":")

@@ -17,12 +17,7 @@ import (
 // the echoed configs, one line each.
 func transformScenario(t *testing.T, url string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := dial(t, url)
 	c := ctx(t)
 	var out []string
 	for i, tc := range []jetstream.SubjectTransformConfig{
@@ -110,21 +105,7 @@ func transformScenario(t *testing.T, url string) []string {
 // TestSubjectTransformDifferential compares stored subjects and config
 // errors with nats-server's.
 func TestSubjectTransformDifferential(t *testing.T) {
-	s := startJS(t, loop.Options{})
-	got := transformScenario(t, s.ClientURL())
-	want := transformScenario(t, startReferenceJS(t))
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("line %d:\n evnats      %s\n nats-server %s", i, g, w)
-		}
-	}
+	differential(t, transformScenario)
 }
 
 // TestSubjectTransformUnsupportedFunction: the mapping functions evnats

@@ -361,8 +361,8 @@ func (st *stream) info(now time.Time) *StreamInfo {
 }
 
 // headerValue returns the first value of key (in any case) in a NATS/1.0
-// header block. storeMsg asks for six keys per publish with headers, so it
-// scans in place: it allocates only the value it returns.
+// header block. storeMsg asks for a dozen keys per publish with headers,
+// so it scans in place: it allocates only the value it returns.
 func headerValue(hdr []byte, key string) string {
 	v, _ := headerLookup(hdr, key)
 	return v

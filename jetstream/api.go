@@ -57,7 +57,12 @@ type StreamConfig struct {
 	AllowMsgTTL            bool          `json:"allow_msg_ttl"`
 	SubjectDeleteMarkerTTL time.Duration `json:"subject_delete_marker_ttl,omitempty"`
 	AllowAtomic            bool          `json:"allow_atomic,omitempty"`
-	AllowBatched           bool          `json:"allow_batched,omitempty"` // fast batch publish (fastbatch.go)
+	AllowBatched           bool          `json:"allow_batched,omitempty"`       // fast batch publish (fastbatch.go)
+	AllowMsgCounter        bool          `json:"allow_msg_counter,omitempty"`   // counter.go
+	AllowMsgSchedules      bool          `json:"allow_msg_schedules,omitempty"` // schedule.go
+	RePublish              *RePublish    `json:"republish,omitempty"`           // republish.go
+	// stream_transform.go
+	SubjectTransform *SubjectTransformConfig `json:"subject_transform,omitempty"`
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'
@@ -229,6 +234,7 @@ type PubAck struct {
 	Domain    string    `json:"domain,omitempty"`
 	Batch     string    `json:"batch,omitempty"` // an atomic batch's id, on its commit's ack
 	Count     uint64    `json:"count,omitempty"` // the messages the batch stored
+	Value     string    `json:"val,omitempty"`   // a counter's new total (counter.go)
 	Error     *APIError `json:"error,omitempty"`
 }
 

@@ -148,8 +148,17 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 	ids := make(map[string]bool)
 	written := make(map[string]int64) // messages per subject in the batch so far
 	var bytes int64
+	counters := make(map[string]*counterState) // totals the batch wrote so far
 	for i, m := range msgs {
 		hdr, subject := m.Hdr, m.Subject
+		incr, e := st.checkIncr(hdr, m.Data, false)
+		if e != nil {
+			return e
+		}
+		if msgs[i].Hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
+			return e
+		}
+		hdr = msgs[i].Hdr
 		if headerValue(hdr, hdrExpectedLastMsgID) != "" {
 			return newErr(errAtomicHeader, "header", hdrExpectedLastMsgID)
 		}
@@ -199,6 +208,18 @@ func (st *stream) checkAtomic(msgs []store.BatchMsg, now time.Time) *APIError {
 		case rollup == "all" && i > 0:
 			return newErr(errRollup, "err", "batch rollup all invalid")
 		}
+		if st.cfg.AllowMsgCounter {
+			prev, ok := counters[subject]
+			if !ok {
+				if prev, e = st.lastCounter(subject); e != nil {
+					return e
+				}
+			}
+			if msgs[i].Hdr, msgs[i].Data, counters[subject], e = st.counterMsg(subject, hdr, m.Data, incr, prev); e != nil {
+				return e
+			}
+			hdr, m.Data = msgs[i].Hdr, msgs[i].Data
+		}
 		written[subject]++
 		bytes += int64(len(subject) + len(hdr) + len(m.Data))
 		if st.cfg.Discard != "new" {
@@ -226,15 +247,23 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 	for i := range msgs {
 		msgs[i].Hdr, ttls[i], _ = st.prepareTTL(msgs[i].Hdr)
 	}
+	plans, prevInBatch := st.planBatchRepublish(msgs)
 	first, err := st.store.AppendBatch(msgs, now.UnixNano(), done)
 	if err != nil {
 		return 0, 0, newErr(errStoreFailed, "err", err.Error())
 	}
 	for i, m := range msgs {
 		seq := first + uint64(i)
+		if plans != nil {
+			if j := prevInBatch[i]; j >= 0 {
+				plans[i].last = first + uint64(j)
+			}
+			st.queueRepublish(plans[i], m.Subject, seq, now.UnixNano(), m.Hdr, m.Data)
+		}
 		st.perSubj[m.Subject]++
 		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
+		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now, false)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
 			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
 			st.lastMsgID = id

@@ -94,6 +94,8 @@ var (
 	errMaxMsgsPerSubject = errDef{503, 10077, "maximum messages per subject exceeded"}
 	errMsgTTLInvalid     = errDef{400, 10165, "invalid per-message TTL"}
 	errMsgTTLDisabled    = errDef{400, 10166, "per-message TTL is disabled"}
+	errTransformSource   = errDef{400, 10155, "stream transform source: {err}"}
+	errTransformDest     = errDef{400, 10156, "stream transform: {err}"}
 	errStreamGeneral     = errDef{500, 10051, "{err}"} // a consumer delete that could not remove its files
 
 	// Priority groups.

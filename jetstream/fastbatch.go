@@ -301,7 +301,7 @@ func (m *Manager) publishFast(r *request) {
 		send(flowAckJSON(0, b.flow)) // the first reply: the flow the client is granted
 	}
 	tail, seq := b.tail, fr.seq
-	res := st.storeMsg(r.subject, r.hdr, r.data, now, func(_ uint64, err error) { m.fastDone(reply, tail, seq, err) })
+	res := st.storeMsg(r.subject, r.hdr, r.data, now, false, func(_ uint64, _ string, err error) { m.fastDone(reply, tail, seq, err) })
 	switch {
 	case res.pending:
 		tail.mu.Lock()

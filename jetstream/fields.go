@@ -21,19 +21,19 @@ import (
 
 // apiLevel is the JetStream API level whose features evnats really has.
 // Level 1 (nats-server 2.11) is per-message TTLs, delete markers, consumer
-// pause and priority groups: all here. Level 2 (2.12) adds counters,
-// message schedules and async persist, which evnats lacks, so it stays 1
-// even though atomic batch publish (level 2, batch.go) and fast batch
-// publish (level 4, fastbatch.go) are implemented: clients (nats.go,
-// natscli) gate features on this number, and a higher one would promise
-// what is not there.
+// pause and priority groups: all here. Level 2 (2.12) adds counters and
+// message schedules (here: counter.go, schedule.go) and async persist,
+// which evnats lacks, so it stays 1 even though atomic batch publish
+// (level 2, batch.go) and fast batch publish (level 4, fastbatch.go) are
+// implemented: clients (nats.go, natscli) gate features on this number,
+// and a higher one would promise what is not there.
 const apiLevel = 1
 
 // featureLevel is the API level that introduced a field evnats lacks, for
 // fields newer than level 0; a client asking for one is told its server's
 // level is too low (err_code 10185) rather than that its config is wrong.
 var featureLevel = map[string]int{
-	"allow_msg_counter": 2, "allow_msg_schedules": 2, "persist_mode": 2,
+	"persist_mode": 2,
 }
 
 // defaultValues are non-zero JSON values that mean the default.

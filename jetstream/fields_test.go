@@ -52,10 +52,10 @@ var streamFields = map[string]streamField{
 	"Sources":      {honoured, func(c *server.StreamConfig) { c.Sources = []*server.StreamSource{{Name: "ORIGIN"}} }},
 	"Compression":  {honoured, func(c *server.StreamConfig) { c.Compression = server.S2Compression }},
 	"FirstSeq":     {honoured, nil},
-	"SubjectTransform": {refused, func(c *server.StreamConfig) {
+	"SubjectTransform": {honoured, func(c *server.StreamConfig) {
 		c.SubjectTransform = &server.SubjectTransformConfig{Source: "f.>", Destination: "g.>"}
 	}},
-	"RePublish":              {refused, func(c *server.StreamConfig) { c.RePublish = &server.RePublish{Source: ">", Destination: "rp.>"} }},
+	"RePublish":              {honoured, func(c *server.StreamConfig) { c.RePublish = &server.RePublish{Source: ">", Destination: "rp.>"} }},
 	"AllowDirect":            {honoured, nil},
 	"MirrorDirect":           {refused, nil},
 	"DiscardNewPer":          {honoured, func(c *server.StreamConfig) { c.DiscardNewPer, c.Discard, c.MaxMsgsPer = true, server.DiscardNew, 1 }},
@@ -66,9 +66,9 @@ var streamFields = map[string]streamField{
 	"ConsumerLimits":         {honoured, func(c *server.StreamConfig) { c.ConsumerLimits.MaxAckPending = 10 }},
 	"AllowMsgTTL":            {honoured, nil},
 	"SubjectDeleteMarkerTTL": {honoured, func(c *server.StreamConfig) { c.AllowMsgTTL, c.SubjectDeleteMarkerTTL = true, time.Second }},
-	"AllowMsgCounter":        {refused, nil},
+	"AllowMsgCounter":        {honoured, nil},
 	"AllowAtomicPublish":     {honoured, nil},
-	"AllowMsgSchedules":      {refused, nil},
+	"AllowMsgSchedules":      {honoured, nil},
 	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
 	"AllowBatchPublish":      {honoured, nil},
 	"Metadata":               {honoured, func(c *server.StreamConfig) { c.Metadata = map[string]string{"owner": "ops"} }},

@@ -188,6 +188,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		prev := existing.cfg
 		existing.cfg = cfg // saveMeta writes st.cfg
+		existing.compileStreamTransforms()
 		if !cfg.AllowAtomic {
 			existing.batches = nil // as nats-server: disabling drops staged batches
 		}
@@ -195,7 +196,8 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 			existing.fast = nil
 		}
 		if err := m.saveMeta(existing); err != nil {
-			existing.cfg = prev      // not persisted: the client is told it failed, so nothing changed
+			existing.cfg = prev // not persisted: the client is told it failed, so nothing changed
+			existing.compileStreamTransforms()
 			_ = m.saveMeta(existing) // a write that failed after its rename put the new one there
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}

@@ -21,16 +21,7 @@ func startJS(t *testing.T, o loop.Options) *loop.Server {
 
 func connectJS(t *testing.T, s *loop.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return dial(t, s.ClientURL())
 }
 
 func ctx(t *testing.T) context.Context {

@@ -203,6 +203,8 @@ func (m *Manager) tick(now time.Time) {
 	}
 	for _, st := range m.streams {
 		st.expire(now)
+		m.fireSchedules(st, now)
+		m.flushOutbox(st) // delete markers' republishes
 		st.abandonBatches(now)
 		st.abandonFast(now)
 		for _, c := range st.consumers {
@@ -256,6 +258,7 @@ func (m *Manager) publish(r *request) {
 	if m.streams[st.cfg.Name] != st {
 		return // the stream was deleted after this message was queued
 	}
+	r.subject = st.ingestSubject(r.subject)
 	reply := r.reply
 	if st.cfg.NoAck {
 		reply = ""
@@ -275,11 +278,11 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), func(seq uint64, err error) {
+	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, func(seq uint64, val string, err error) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq}
+		ack := &PubAck{Stream: name, Seq: seq, Value: val}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
@@ -304,6 +307,7 @@ func (m *Manager) afterStore(st *stream, now time.Time) {
 // possible: waiting pulls and push consumers, the streams that copy st,
 // then interest retention (after the copies: nobody to keep them for).
 func (m *Manager) stored(st *stream, first, last uint64, now time.Time) {
+	m.flushOutbox(st)
 	for _, c := range st.consumers {
 		if len(c.waiting) > 0 {
 			m.pump(c, now)
@@ -393,6 +397,8 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	}
 	st.recount()
 	st.indexTTLs()
+	st.compileStreamTransforms()
+	st.indexSchedules(time.Now())
 	m.streams[cfg.Name] = st
 	m.subscribe(st)
 	m.setLinks(st)

@@ -280,12 +280,13 @@ func (l *link) countMatch() func(string) bool {
 // Nats-Stream-Source header, through the publish rules (dedupe by
 // Nats-Msg-Id, limits, discard).
 func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, now time.Time) *APIError {
+	subject = d.ingestSubject(subject) // d's own subject_transform, after the link's
 	if m.overLimit(d, len(subject)+len(msg.Hdr)+len(msg.Data)) {
 		return newErr(errInsufficient)
 	}
 	if !l.mirror {
 		hdr := sourcedHeader(msg.Hdr, sourceHeaderValue(l.iname, msg.Seq, msg.Subject))
-		if res := d.storeMsg(subject, hdr, msg.Data, now, nil); res.ack != nil && !res.ack.Duplicate {
+		if res := d.storeMsg(subject, hdr, msg.Data, now, true, nil); res.ack != nil && !res.ack.Duplicate {
 			return res.ack.Error
 		}
 		return nil
@@ -297,9 +298,11 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 	if msg.Seq <= d.store.State().LastSeq {
 		return nil // already here (the origin was recreated below our position)
 	}
+	rp := d.planRepublish(subject)
 	if _, err := sa.AppendAt(msg.Seq, subject, msg.Hdr, msg.Data, msg.Time, nil); err != nil {
 		return newErr(errStoreFailed, "err", m.publicErr(err))
 	}
+	d.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
 	d.perSubj[subject]++
 	d.enforceLimits(subject)
 	return nil

@@ -25,7 +25,7 @@ func BenchmarkStoreMsgHeaders(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for range b.N {
-		st.storeMsg("b", hdr, data, now, nil)
+		st.storeMsg("b", hdr, data, now, false, nil)
 	}
 }
 
@@ -59,5 +59,33 @@ func TestHeaderValue(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { headerValue(hdr, "Nats-Rollup") }); n != 0 {
 		t.Errorf("headerValue of a missing key: %v allocations", n)
+	}
+}
+
+// BenchmarkFeatureHeaderRules runs the header rules counters and schedules
+// add to every publish, on headers neither uses: one scan each, no
+// allocation.
+func BenchmarkFeatureHeaderRules(b *testing.B) {
+	st := benchStream()
+	hdr := []byte("NATS/1.0\r\nTraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nX-Tenant: acme\r\n\r\n")
+	now := time.Now()
+	b.ReportAllocs()
+	for range b.N {
+		_, _ = st.checkIncr(hdr, nil, false)
+		_, _ = st.checkSchedule("b", hdr, now)
+		st.noteSchedule(1, "b", hdr, 0, now, false)
+	}
+}
+
+func TestFeatureHeaderRulesAllocateNothing(t *testing.T) {
+	st := benchStream()
+	hdr := []byte("NATS/1.0\r\nTraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nX-Tenant: acme\r\n\r\n")
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() {
+		_, _ = st.checkIncr(hdr, nil, false)
+		_, _ = st.checkSchedule("b", hdr, now)
+		st.noteSchedule(1, "b", hdr, 0, now, false)
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
 	}
 }

@@ -110,6 +110,8 @@ func copyRules(cfg *StreamConfig) *APIError {
 			return newErr(errMirrorSubjects)
 		case len(cfg.Sources) > 0:
 			return newErr(errMirrorSources)
+		case cfg.AllowMsgCounter:
+			return newErr(errMirrorCounters)
 		case cfg.AllowAtomic:
 			return newErr(errMirrorAtomic)
 		case cfg.AllowBatched:

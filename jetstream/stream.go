@@ -47,8 +47,15 @@ type stream struct {
 	feeds      []*stream // the streams with a link to this one, set by rewire
 	feeding    bool      // feed is copying from this stream: it does not recur
 
-	ttls    ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
-	ageFrom uint64   // max_age scan start: below it only never-expiring messages remain
+	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	// ingest and republish are the compiled subject_transform and
+	// republish transforms (stream_transform.go); outbox holds what
+	// stores queued for the Manager to publish (republish.go).
+	ingest    *transform
+	republish *transform
+	outbox    []outMsg
+	schedules map[string]scheduleEntry // by subject (schedule.go)
+	ageFrom   uint64                   // max_age scan start: below it only never-expiring messages remain
 }
 
 type dedupeEntry struct {
@@ -63,9 +70,14 @@ type publishResult struct {
 	pending bool
 }
 
+// storedFunc is told a stored message's sequence once its append is
+// durable, or why it failed, with a counter's new total ("" for others).
+type storedFunc func(seq uint64, val string, err error)
+
 // store applies the publish rules and appends the message. done is called
 // once the append is durable (possibly on the store's writer goroutine).
-func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done store.DoneFunc) publishResult {
+// sourced marks a source's copy, which counters treat apart.
+func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done storedFunc) publishResult {
 	name := st.cfg.Name
 	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
 	msgID := headerValue(hdr, hdrMsgID)
@@ -76,6 +88,10 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	}
 	if st.cfg.Sealed {
 		return fail(newErr(errSealed))
+	}
+	incr, e := st.checkIncr(hdr, data, sourced)
+	if e != nil {
+		return fail(e)
 	}
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
@@ -101,6 +117,11 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
 		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
 	}
+	if !sourced {
+		if hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
+			return fail(e)
+		}
+	}
 	rollup := headerValue(hdr, hdrRollup)
 	if e := st.rollupAllowed(rollup); e != nil {
 		return fail(e)
@@ -108,6 +129,18 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 	hdr, ttl, e := st.prepareTTL(hdr)
 	if e != nil {
 		return fail(e)
+	}
+	var val string
+	if st.cfg.AllowMsgCounter {
+		prev, e := st.lastCounter(subject)
+		var next *counterState
+		if e == nil {
+			hdr, data, next, e = st.counterMsg(subject, hdr, data, incr, prev)
+		}
+		if e != nil {
+			return fail(e)
+		}
+		val = next.val
 	}
 	size := int64(len(subject) + len(hdr) + len(data))
 	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
@@ -124,13 +157,20 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, done
 			return fail(newErr(errMaxMsgsPerSubject))
 		}
 	}
-	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
+	rp := st.planRepublish(subject)
+	var appended store.DoneFunc
+	if done != nil {
+		appended = func(seq uint64, err error) { done(seq, val, err) }
+	}
+	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), appended)
 	if err != nil {
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
+	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
 	st.perSubj[subject]++
 	st.trackTTL(seq, now.UnixNano(), ttl)
 	st.applyRollup(rollup, subject, seq)
+	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
 	if msgID != "" {
 		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
 		st.lastMsgID = msgID
@@ -321,19 +361,25 @@ func (st *stream) info(now time.Time) *StreamInfo {
 }
 
 // headerValue returns the first value of key (in any case) in a NATS/1.0
-// header block. storeMsg asks for six keys per publish with headers, so it
-// scans in place: it allocates only the value it returns.
+// header block. storeMsg asks for a dozen keys per publish with headers,
+// so it scans in place: it allocates only the value it returns.
 func headerValue(hdr []byte, key string) string {
+	v, _ := headerLookup(hdr, key)
+	return v
+}
+
+// headerLookup is headerValue that also says whether key is there.
+func headerLookup(hdr []byte, key string) (string, bool) {
 	_, rest, _ := bytes.Cut(hdr, crlf) // the status line
 	for len(rest) > 0 {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, crlf)
 		k, v, ok := bytes.Cut(line, colon)
 		if ok && equalFoldASCII(bytes.TrimSpace(k), key) {
-			return string(bytes.TrimSpace(v))
+			return string(bytes.TrimSpace(v)), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 var crlf, colon = []byte("\r\n"), []byte(":")
@@ -392,6 +438,18 @@ func normalize(cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := ttlRules(cfg); e != nil {
+		return e
+	}
+	if e := counterRules(cfg); e != nil {
+		return e
+	}
+	if e := scheduleRules(cfg); e != nil {
+		return e
+	}
+	if e := subjectTransformRules(cfg); e != nil {
+		return e
+	}
+	if e := republishRules(cfg); e != nil {
 		return e
 	}
 	defaults := []struct {
@@ -469,6 +527,12 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return bad("change first sequence")
 	}
 	if e := ttlUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := counterUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := scheduleUpdateRules(old, cfg); e != nil {
 		return e
 	}
 	if cfg.Sealed {

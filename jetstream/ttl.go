@@ -206,7 +206,7 @@ func (st *stream) expireMsg(seq uint64, subject string, hdr []byte, now time.Tim
 	}
 	marker := []byte("NATS/1.0\r\n" + hdrMarkerReason + ": MaxAge\r\n" + hdrMsgTTL + ": " +
 		st.cfg.SubjectDeleteMarkerTTL.Truncate(time.Second).String() + "\r\n" + hdrRollup + ": sub\r\n\r\n")
-	if res := st.storeMsg(subject, marker, nil, now, nil); res.pending && st.cfg.Retention == "interest" {
+	if res := st.storeMsg(subject, marker, nil, now, false, nil); res.pending && st.cfg.Retention == "interest" {
 		st.dropIfUninterested(st.store.State().LastSeq) // nobody to keep it for
 	}
 }

@@ -19,7 +19,7 @@ func TestTTLIndexPruned(t *testing.T) {
 	hdr := []byte("NATS/1.0\r\nNats-TTL: 1h\r\n\r\n")
 	now := time.Now()
 	for i := 0; i < 10000; i++ {
-		if res := st.storeMsg("p", hdr, nil, now, nil); !res.pending {
+		if res := st.storeMsg("p", hdr, nil, now, false, nil); !res.pending {
 			t.Fatalf("store %d: %+v", i, res.ack)
 		}
 	}
@@ -43,7 +43,7 @@ func TestTTLFarFuture(t *testing.T) {
 		perSubj: map[string]uint64{}, consumers: map[string]*consumer{}}
 	now := time.Now()
 	for _, v := range []string{"9223372036854775807", "2562047h", "9000000000"} {
-		if res := st.storeMsg("f", []byte("NATS/1.0\r\nNats-TTL: "+v+"\r\n\r\n"), nil, now, nil); !res.pending {
+		if res := st.storeMsg("f", []byte("NATS/1.0\r\nNats-TTL: "+v+"\r\n\r\n"), nil, now, false, nil); !res.pending {
 			t.Fatalf("%s: %+v", v, res.ack)
 		}
 	}

@@ -113,9 +113,14 @@ type client struct {
 	user      string
 	perms     atomic.Pointer[permissions] // swapped by a reload (reload.go: reauthorize)
 
-	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
-	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
-	ws    *wsConn           // the WebSocket codec (wsconn.go); nil for a plain socket
+	proto Protocol // set for a connection on a plug-in's listener (MQTT); nil: NATS
+	// protoSet is stored after proto is assigned (setProto). Code outside
+	// the client's context (housekeeping's tick and a reload's reauthorize
+	// on the goroutine transport) reads proto only through sharedProto, so
+	// a WebSocket upgrade that assigns it on the reader is published to them.
+	protoSet atomic.Bool
+	peer     *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
+	ws       *wsConn           // the WebSocket codec (wsconn.go); nil for a plain socket
 
 	lastPing time.Time    // last time the server pinged or heard from the client
 	pingsOut atomic.Int32 // reset by the reader, raised by housekeeping
@@ -644,8 +649,8 @@ func (c *client) tick(now time.Time) {
 		c.markSlow("write deadline of " + c.srv.opts.WriteDeadline.String() + " exceeded")
 		return
 	}
-	if c.proto != nil {
-		c.proto.Tick(now)
+	if p := c.sharedProto(); p != nil {
+		p.Tick(now)
 		return
 	}
 	if !c.connected.Load() {
@@ -675,6 +680,22 @@ func (c *client) tick(now time.Time) {
 	}
 	c.pingsOut.Add(1)
 	c.sendProto(codec.PingLine)
+}
+
+// setProto makes c a plug-in's connection. Called in c's context before
+// its first byte is parsed (accept, or a WebSocket upgrade).
+func (c *client) setProto(p Protocol) {
+	c.proto = p
+	c.protoSet.Store(true)
+}
+
+// sharedProto is proto for callers outside c's context (see protoSet):
+// nil until setProto has run.
+func (c *client) sharedProto() Protocol {
+	if !c.protoSet.Load() {
+		return nil
+	}
+	return c.proto
 }
 
 // cleanup removes the client's subscriptions once its connection is gone.

@@ -198,7 +198,7 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := newClient(s, gt, gc.RemoteAddr(), lp)
 	c.out.pool = &lp.pool
 	if t.isMQTT(gc) {
-		c.proto = s.mqtt.NewConn((*Conn)(c))
+		c.setProto(s.mqtt.NewConn((*Conn)(c)))
 	}
 	gt.c = c
 	gc.SetContext(gt)

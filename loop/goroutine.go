@@ -122,7 +122,7 @@ func (t *goTransport) acceptLoop(ln net.Listener, kind int) {
 		c.fc.wake = make(chan struct{}, 1)
 		switch kind {
 		case listenMQTT:
-			c.proto = t.srv.mqtt.NewConn((*Conn)(c))
+			c.setProto(t.srv.mqtt.NewConn((*Conn)(c)))
 		case listenWS:
 			c.startWS(t.srv.ws)
 		}

@@ -181,7 +181,7 @@ func keyName(f string) string {
 // authorization (which a reload does not change) is left alone. Runs in
 // c's context (eachClient).
 func (c *client) reauthorize(old, a *authConfig) {
-	if c.proto != nil || !c.connected.Load() || (c.ws != nil && c.ws.srv.auth != nil) {
+	if c.sharedProto() != nil || !c.connected.Load() || (c.ws != nil && c.ws.srv.auth != nil) {
 		return
 	}
 	c.t.outLock() // deliveries read opts too; a second CONNECT writes it under the lock

@@ -65,7 +65,7 @@ func NewTestConn(s *Server, mqtt bool) (*TestConn, error) {
 			}
 			s.mqtt = p
 		}
-		c.proto = s.mqtt.NewConn((*Conn)(c))
+		c.setProto(s.mqtt.NewConn((*Conn)(c)))
 	}
 	return &TestConn{c: c, ft: ft}, nil
 }

@@ -287,7 +287,7 @@ func (w *wsConn) upgrade(u *wsUpgrade) bool {
 	c.t.flushSoon()
 	c.t.outUnlock()
 	if u.mqtt {
-		c.proto = c.srv.mqtt.NewConn((*Conn)(c))
+		c.setProto(c.srv.mqtt.NewConn((*Conn)(c)))
 	}
 	c.greet()
 	return true

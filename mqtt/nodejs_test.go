@@ -18,12 +18,6 @@ func TestNodeMQTTJS(t *testing.T) {
 			looptest.NodeScript(t, "mqtt.mjs", "mqtt://"+s.MQTTAddr().String())
 		})
 		t.Run("ws", func(t *testing.T) {
-			if o.IO == loop.IOGoroutine {
-				// Known race (found by this test, to fix next): the goroutine
-				// transport's wsConn.upgrade sets c.proto for /mqtt without
-				// outLock while housekeeping's tick reads it.
-				t.Skip("known race: wsConn.upgrade sets proto without outLock on --io=goroutine")
-			}
 			looptest.NodeScript(t, "mqtt.mjs", "ws://"+s.WebsocketAddr().String()+"/mqtt")
 		})
 	})

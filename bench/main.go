@@ -89,6 +89,14 @@ func main() {
 			servers = append(servers, serverKind{Name: name, Bin: path})
 		}
 	}
+	if hasMQTT(selected) || *sessions != "" {
+		ks, notes := mqttBrokers(*bin, *noBuild)
+		servers = append(servers, ks...)
+		for _, n := range notes {
+			progress("%s", n)
+			reportNotes = append(reportNotes, n)
+		}
+	}
 	if *skipServer != "" {
 		re := regexp.MustCompile(*skipServer)
 		var keep []serverKind
@@ -175,7 +183,14 @@ type results map[string]map[string][]sample
 
 func runMatrix(servers []serverKind, rs []row, rounds int, scale float64) results {
 	res := results{}
-	total := rounds * len(rs) * len(servers)
+	total := 0
+	for _, r := range rs {
+		for _, k := range servers {
+			if k.serves(r) {
+				total += rounds
+			}
+		}
+	}
 	done := 0
 	start := time.Now()
 	for round := 0; round < rounds; round++ {
@@ -187,6 +202,9 @@ func runMatrix(servers []serverKind, rs []row, rounds int, scale float64) result
 			// Rotate the server order each round so none always goes first.
 			for i := range servers {
 				k := servers[(i+round)%len(servers)]
+				if !k.serves(r) {
+					continue
+				}
 				s := runOnce(k, r, n)
 				res[r.Name][k.Name] = append(res[r.Name][k.Name], s)
 				done++
@@ -202,6 +220,9 @@ func runMatrix(servers []serverKind, rs []row, rounds int, scale float64) result
 }
 
 func runOnce(k serverKind, r row, n int) sample {
+	if k.MQTTOnly != "" {
+		return runOnceMQTTOnly(k, r, n)
+	}
 	if r.JS != "" {
 		dir, err := os.MkdirTemp("", "evbench-js-")
 		if err != nil {
@@ -283,6 +304,37 @@ func runOnce(k serverKind, r row, n int) sample {
 	s.Dur = w.end.Sub(w.start)
 	s.CPU = time.Duration(w.cpu1 - w.cpu0)
 	return s
+}
+
+// runOnceMQTTOnly runs an MQTT row against an MQTT-only broker.
+func runOnceMQTTOnly(k serverKind, r row, n int) sample {
+	dir, err := os.MkdirTemp("", "evbench-broker-")
+	if err != nil {
+		return sample{Failure: err.Error()}
+	}
+	defer os.RemoveAll(dir)
+	p, addr, err := startMQTTBroker(k, dir)
+	if err != nil {
+		return sample{Failure: err.Error()}
+	}
+	defer p.stop()
+	w := &window{pid: p.pid()}
+	s, err := runRow(r, target{MQTT: addr}, w, n)
+	if err != nil {
+		return sample{Failure: err.Error()}
+	}
+	s.Dur = w.end.Sub(w.start)
+	s.CPU = time.Duration(w.cpu1 - w.cpu0)
+	return s
+}
+
+func hasMQTT(rs []row) bool {
+	for _, r := range rs {
+		if r.Kind == "mqtt" {
+			return true
+		}
+	}
+	return false
 }
 
 // runAgainst drives an already running server, e.g. one under a profiler.

@@ -50,8 +50,17 @@ func dialMQTT(addr, id string, clean bool) (paho.Client, error) {
 // QoS 0 or 1, or from a nats.go client (r.MQTT "nats"). Publishers stay at
 // most lagMsgs ahead of the subscriber on every server alike.
 func runMQTT(r row, tg target, w *window, n int) (sample, error) {
-	if r.MQTT == "sessions" {
+	switch r.MQTT {
+	case "sessions":
 		return runMQTTSessions(tg, w, n)
+	case "fanout":
+		return runMQTTFanout(r, tg, w, n)
+	case "shared":
+		return runMQTTShared(r, tg, w, n)
+	case "v5qos0":
+		return runMQTT5(r, tg, w, n, 0)
+	case "v5qos1":
+		return runMQTT5(r, tg, w, n, 1)
 	}
 	const lagMsgs = 20_000
 	qos := byte(0)
@@ -267,17 +276,23 @@ func sessionScale(k serverKind, n, subs int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args, err := mqttArgs(k, port, dir)
-	if err != nil {
-		return "", err
-	}
-	k.Args = append(append([]string(nil), k.Args...), args...)
-	p, err := startServer(k)
-	if err != nil {
-		return "", err
+	var p *proc
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if k.MQTTOnly != "" {
+		if p, addr, err = startMQTTBroker(k, dir); err != nil {
+			return "", err
+		}
+	} else {
+		args, err := mqttArgs(k, port, dir)
+		if err != nil {
+			return "", err
+		}
+		k.Args = append(append([]string(nil), k.Args...), args...)
+		if p, err = startServer(k); err != nil {
+			return "", err
+		}
 	}
 	defer p.stop()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if err := waitListening(addr); err != nil {
 		return "", err
 	}

@@ -40,7 +40,13 @@ func summarize(ss []sample) stat {
 	return st
 }
 
-func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env string) string {
+func renderMarkdown(all []serverKind, rs []row, res results, rounds int, env string) string {
+	var servers []serverKind // the NATS servers; MQTT-only brokers get their own table
+	for _, k := range all {
+		if k.MQTTOnly == "" {
+			servers = append(servers, k)
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians of %d alternating rounds on %s, %s.\n", rounds, env, time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "Command: `%s`.\n", commandLine())
@@ -92,7 +98,59 @@ func renderMarkdown(servers []serverKind, rs []row, res results, rounds int, env
 		b.WriteString("\nnatscli rows: msgs/s is what `nats bench` (natscli " + natscliVersion + ", one client) printed; CPU spans its whole process, connecting and finding the stream included.\n")
 	}
 	renderLatency(&b, servers, rs, res)
+	renderMQTTBrokers(&b, all, rs, res)
 	return b.String()
+}
+
+// renderMQTTBrokers compares the MQTT rows across every server that runs
+// them, MQTT-only brokers included, against the best of the others.
+func renderMQTTBrokers(b *strings.Builder, servers []serverKind, rs []row, res results) {
+	var mrows []row
+	for _, r := range rs {
+		if r.Kind == "mqtt" {
+			mrows = append(mrows, r)
+		}
+	}
+	if len(mrows) == 0 {
+		return
+	}
+	b.WriteString("\nMQTT rows against the brokers MQTT users pick (msgs/s; server CPU ns per published message):\n\n| row |")
+	for _, k := range servers {
+		fmt.Fprintf(b, " %s | %s CPU |", k.Name, k.Name)
+	}
+	b.WriteString(" evnats / best other |\n|---|")
+	for range servers {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("---:|\n")
+	for _, r := range mrows {
+		fmt.Fprintf(b, "| %s |", r.Name)
+		var ev, best stat
+		bestName := ""
+		for _, k := range servers {
+			if !k.serves(r) {
+				b.WriteString(" n/a | |")
+				continue
+			}
+			st := summarize(res[r.Name][k.Name])
+			if st.n == 0 {
+				b.WriteString(" failed | |")
+				continue
+			}
+			fmt.Fprintf(b, " %s | %.0f |", commas(st.rate), st.cpu)
+			switch {
+			case k.Name == "evnats":
+				ev = st
+			case !strings.HasPrefix(k.Name, "evnats") && st.rate > best.rate:
+				best, bestName = st, k.Name
+			}
+		}
+		if ev.n > 0 && best.n > 0 {
+			fmt.Fprintf(b, " **%.2fx** (%s) |\n", ev.rate/best.rate, bestName)
+		} else {
+			b.WriteString(" n/a |\n")
+		}
+	}
 }
 
 // renderLatency adds the request/reply latency histogram: each percentile
@@ -127,6 +185,9 @@ func writeResults(dir, md string, servers []serverKind, rs []row, res results, e
 	for _, r := range rs {
 		var ev, ns stat
 		for _, s := range servers {
+			if !s.serves(r) {
+				continue
+			}
 			st := summarize(res[r.Name][s.Name])
 			fmt.Fprintf(&csv, "%q,%s,%.0f,%.2f,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%d\n", r.Name, s.Name, st.rate, st.mbs, st.cpu,
 				float64(st.lat.P50)/1e3, float64(st.lat.P90)/1e3, float64(st.lat.P99)/1e3, float64(st.lat.P999)/1e3, st.n, st.failed)

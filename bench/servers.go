@@ -16,6 +16,9 @@ type serverKind struct {
 	Name string   // column name in the report
 	Bin  string   // binary path
 	Args []string // extra arguments
+	// MQTTOnly names an MQTT-only broker (mqttbrokers.go); empty for a
+	// NATS server.
+	MQTTOnly string
 }
 
 // buildBinaries compiles evnats and the pinned nats-server into binDir.

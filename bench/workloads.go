@@ -121,6 +121,10 @@ var rows = []row{
 	{Name: "MQTT pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "qos1"},
 	{Name: "NATS -> MQTT 128B", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "nats"},
 	{Name: "MQTT session setup QoS 1", N: 10_000, Kind: "mqtt", MQTT: "sessions"},
+	{Name: "MQTT fan-out 1:100 128B QoS 0", Payload: 128, N: 20_000, Kind: "mqtt", MQTT: "fanout", Subs: 100},
+	{Name: "MQTT shared sub 1:4 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "shared", Subs: 4},
+	{Name: "MQTT 5 pub/sub 128B QoS 0", Payload: 128, N: 300_000, Kind: "mqtt", MQTT: "v5qos0"},
+	{Name: "MQTT 5 pub/sub 128B QoS 1", Payload: 128, N: 100_000, Kind: "mqtt", MQTT: "v5qos1"},
 }
 
 // natscliStream creates natscli's bench stream with `nats stream add`, as

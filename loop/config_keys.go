@@ -57,6 +57,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setInt(&o.MaxPending), "max_pending")
 	alias(k, setInt(&o.MaxConnections), "max_connections", "max_conn")
 	alias(k, setInt(&o.MaxSubscriptions), "max_subscriptions", "max_subs")
+	alias(k, setInt(&o.MaxClosedClients), "max_closed_clients")
 	alias(k, setDur(&o.PingInterval), "ping_interval")
 	alias(k, setInt(&o.MaxPingsOut), "ping_max")
 	alias(k, setDur(&o.WriteDeadline), "write_deadline")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/jetstream"
+	"github.com/evnats/evnats/loop/monitor"
 	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
@@ -53,6 +54,8 @@ type Server struct {
 	http     *http.Server
 	httpAddr net.Addr
 
+	closed closedRing // recently closed connections (connsnap.go)
+
 	mu struct {
 		sync.Mutex
 		shutdown bool
@@ -78,6 +81,8 @@ type serverTransport interface {
 	wsListenAddr() net.Addr   // nil when WebSocket is off
 	// eachClient runs fn on every client in the context that owns it.
 	eachClient(fn func(c *client))
+	// loopStats reads each event loop's counters on that loop.
+	loopStats() []monitor.LoopStat
 	stop()
 }
 
@@ -173,6 +178,7 @@ func New(opts Options) (*Server, error) {
 		wsTLS:   wts,
 	}
 	s.slowAuth = newSlowAuth()
+	s.closed.size = opts.MaxClosedClients
 	if s.log, err = newLogger(&opts); err != nil {
 		return nil, err
 	}

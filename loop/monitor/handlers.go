@@ -14,6 +14,7 @@ import (
 
 	"github.com/evnats/evnats/router"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -35,7 +36,8 @@ type Monitor struct {
 func New(src Source) *Monitor {
 	m := &Monitor{src: src, mux: http.NewServeMux(), reqs: make(map[string]uint64)}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(m))
+	reg.MustRegister(newCollector(m), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	h := map[string]http.HandlerFunc{
 		"/varz":           m.varz,

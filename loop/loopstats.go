@@ -6,6 +6,7 @@ package loop
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,7 @@ func (t *gnetTransport) loopStats() []monitor.LoopStat {
 		}
 	}
 	wg.Wait()
+	slices.SortFunc(out, func(a, b monitor.LoopStat) int { return a.Index - b.Index })
 	for i := range out {
 		sh := t.srv.shard(out[i].Index)
 		out[i].InMsgs, out[i].OutMsgs = sh.inMsgs.Load(), sh.outMsgs.Load()

@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/monitor"
+	"github.com/evnats/evnats/loop/tlstest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -491,6 +493,41 @@ func TestMonitorMQTT(t *testing.T) {
 			metricSum(fams, "evnats_mqtt_retained_messages", nil) != 1 {
 			t.Errorf("mqtt metrics: sessions %v conns %v retained %v", metricSum(fams, "evnats_mqtt_sessions", nil),
 				metricSum(fams, "evnats_mqtt_connections", nil), metricSum(fams, "evnats_mqtt_retained_messages", nil))
+		}
+	})
+}
+
+// TestMonitorConnzTLSAuth: a TLS connection shows its version and cipher,
+// and auth=1 its user; without auth=1 the user is not shown.
+func TestMonitorConnzTLSAuth(t *testing.T) {
+	f := tlstest.New(t)
+	o := tlsOpts(f)
+	o.HTTPPort = -1
+	o.Users = []*loop.User{{Username: "alice", Password: "secret"}}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		nc := connectTLS(t, s, f, nats.UserInfo("alice", "secret"))
+		st, err := nc.TLSConnectionState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cz server.Connz
+		monJSON(t, s, "/connz?auth=1", &cz)
+		if len(cz.Conns) != 1 {
+			t.Fatalf("connz %+v", cz.Conns)
+		}
+		c := cz.Conns[0]
+		if c.TLSVersion != "1.3" || c.TLSCipher != tls.CipherSuiteName(st.CipherSuite) || c.AuthorizedUser != "alice" || c.Account != "$G" {
+			t.Errorf("tls/auth conn: version %q cipher %q user %q account %q", c.TLSVersion, c.TLSCipher, c.AuthorizedUser, c.Account)
+		}
+		var plain server.Connz
+		monJSON(t, s, "/connz?user=alice", &plain)
+		if len(plain.Conns) != 1 || plain.Conns[0].AuthorizedUser != "" {
+			t.Errorf("connz without auth=1 shows the user: %+v", plain.Conns)
+		}
+		var v server.Varz
+		monJSON(t, s, "/varz", &v)
+		if !v.TLSRequired || !v.AuthRequired {
+			t.Errorf("varz tls_required %v auth_required %v", v.TLSRequired, v.AuthRequired)
 		}
 	})
 }

@@ -20,7 +20,7 @@ import (
 
 // Endpoints are the paths served, as nats-server names them.
 var Endpoints = []string{"/", "/varz", "/connz", "/subsz", "/jsz", "/accountz", "/accstatz",
-	"/healthz", "/routez", "/gatewayz", "/leafz", "/expvarz", "/metrics"}
+	"/healthz", "/routez", "/gatewayz", "/leafz", "/expvarz", "/metrics", "/loopz"}
 
 // Monitor serves the endpoints for one server.
 type Monitor struct {
@@ -53,6 +53,7 @@ func New(src Source) *Monitor {
 		"/leafz":          m.leafz,
 		"/expvarz":        expvar.Handler().ServeHTTP,
 		"/metrics":        metrics.ServeHTTP,
+		"/loopz":          m.loopz,
 		"/":               m.root,
 	}
 	for path, f := range h {
@@ -270,6 +271,15 @@ func (m *Monitor) healthz(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(hs)
+}
+
+func (m *Monitor) loopz(w http.ResponseWriter, _ *http.Request) {
+	v := m.src.Varz()
+	lz := &Loopz{ID: v.ID, Now: time.Now().UTC(), IO: v.IO, Loops: m.src.Loops()}
+	if lz.Loops == nil {
+		lz.Loops = []LoopStat{}
+	}
+	writeJSON(w, lz)
 }
 
 func (m *Monitor) routez(w http.ResponseWriter, _ *http.Request) {

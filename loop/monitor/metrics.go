@@ -36,8 +36,8 @@ var (
 	mMaxConns      = metric{"evnats_max_connections", "The max_connections limit in force.", nil}
 	mMaxPayload    = metric{"evnats_max_payload_bytes", "The max_payload limit in force.", nil}
 	mLoopConns     = metric{"evnats_loop_connections", "Connections owned by the event loop.", []string{"loop"}}
-	mLoopReads     = metric{"evnats_loop_reads_total", "Socket reads the loop parsed (one per readable connection per tick).", []string{"loop"}}
-	mLoopFlushes   = metric{"evnats_loop_flushes_total", "End-of-tick flushes; messages per tick is rate(evnats_loop_in_msgs_total + evnats_loop_out_msgs_total) / rate(this).", []string{"loop"}}
+	mLoopReads     = metric{"evnats_loop_reads_total", "Socket reads the loop parsed (one per readable connection per tick); messages per read is rate(evnats_loop_in_msgs_total) / rate(this).", []string{"loop"}}
+	mLoopFlushes   = metric{"evnats_loop_flushes_total", "End-of-tick flushes (one per loop iteration that produced output); messages delivered per flush is rate(evnats_loop_out_msgs_total) / rate(this).", []string{"loop"}}
 	mLoopWritev    = metric{"evnats_loop_writev_calls_total", "writev calls the loop made.", []string{"loop"}}
 	mLoopIovecs    = metric{"evnats_loop_writev_iovecs_total", "Buffers those writev calls carried; iovecs per call is the ratio of the two rates.", []string{"loop"}}
 	mLoopBatches   = metric{"evnats_loop_inbox_batches_total", "Batches of messages from other loops the loop drained.", []string{"loop"}}

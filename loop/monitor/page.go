@@ -1,4 +1,9 @@
 package monitor
 
-// livePage is the page served at / to a browser.
-var livePage = []byte(`<!doctype html><title>evnats</title><p>evnats monitoring: <a href="varz">varz</a> <a href="connz">connz</a> <a href="subsz">subsz</a> <a href="jsz">jsz</a> <a href="metrics">metrics</a>`)
+import _ "embed"
+
+// livePage is the page served at / to a browser: one file, no external
+// resources, that polls /varz, /loopz and /jsz and draws them.
+//
+//go:embed live.html
+var livePage []byte

@@ -54,17 +54,25 @@ type ConsumerUsage struct {
 // LoopStat is one event loop's counters; each loop writes its own and a
 // scrape reads them on that loop.
 type LoopStat struct {
-	Index        int
-	Conns        int
-	Reads        uint64        // OnTraffic calls (socket reads handed to the parser)
-	Flushes      uint64        // end-of-tick flushes
-	Writevs      uint64        // writev calls
-	Iovecs       uint64        // buffers written by them
-	InboxBatches uint64        // batches drained from other loops
-	InboxMsgs    uint64        // messages in them
-	Busy         time.Duration // time spent reading, draining and flushing
-	InMsgs       int64         // messages published on the loop
-	OutMsgs      int64         // messages delivered by the loop
+	Index        int           `json:"loop"`
+	Conns        int           `json:"connections"`
+	Reads        uint64        `json:"reads"`         // OnTraffic calls (socket reads handed to the parser)
+	Flushes      uint64        `json:"flushes"`       // end-of-tick flushes
+	Writevs      uint64        `json:"writev_calls"`  // writev calls
+	Iovecs       uint64        `json:"writev_iovecs"` // buffers written by them
+	InboxBatches uint64        `json:"inbox_batches"` // batches drained from other loops
+	InboxMsgs    uint64        `json:"inbox_msgs"`    // messages in them
+	Busy         time.Duration `json:"busy_ns"`       // time spent reading, draining and flushing
+	InMsgs       int64         `json:"in_msgs"`       // messages published on the loop
+	OutMsgs      int64         `json:"out_msgs"`      // messages delivered by the loop
+}
+
+// Loopz is the /loopz document (evnats' own): each event loop's counters.
+type Loopz struct {
+	ID    string     `json:"server_id"`
+	Now   time.Time  `json:"now"`
+	IO    string     `json:"io"`
+	Loops []LoopStat `json:"loops"`
 }
 
 // MQTTStat is MQTT's state.

@@ -39,8 +39,6 @@ func (s *Server) startMonitor() error {
 // Varz returns a snapshot of server state and counters, without the CPU
 // figure and request counts the monitor adds.
 func (s *Server) Varz() *monitor.Varz {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
 	now := time.Now()
 	lv := s.live.Load()
 	v := &monitor.Varz{
@@ -58,7 +56,9 @@ func (s *Server) Varz() *monitor.Varz {
 		Subscriptions: uint32(s.sl.Count()), ConfigLoadTime: s.ConfigLoadTime().UTC(),
 		IO: s.opts.IO, Loops: s.opts.Loops,
 	}
-	if v.Mem == 0 {
+	if v.Mem == 0 { // no /proc: what the Go runtime holds, without stopping the world
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
 		v.Mem = int64(ms.Sys)
 	}
 	if a, ok := s.httpAddr.(*net.TCPAddr); ok {

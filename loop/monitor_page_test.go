@@ -94,7 +94,7 @@ func TestMonitorLivePage(t *testing.T) {
 
 	url := "http://" + s.MonitorAddr().String() + "/"
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
-		"--window-size=1280,820", "--virtual-time-budget=6000"}
+		"--window-size=1280,820"}
 	run := func(extra ...string) []byte {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
@@ -105,7 +105,7 @@ func TestMonitorLivePage(t *testing.T) {
 		}
 		return out
 	}
-	dom := string(run("--dump-dom"))
+	dom := string(run("--virtual-time-budget=6000", "--dump-dom"))
 	maxOf := func(id string) float64 {
 		m := regexp.MustCompile(`<canvas id="` + id + `" [^>]*data-max="([0-9.e+-]+)"`).FindStringSubmatch(dom)
 		if m == nil {
@@ -129,7 +129,7 @@ func TestMonitorLivePage(t *testing.T) {
 	} else if path, err = filepath.Abs(path); err != nil {
 		t.Fatal(err)
 	}
-	run("--screenshot=" + path)
+	run("--virtual-time-budget=30000", "--screenshot="+path) // 30 polls: a longer history for the picture
 	if st, err := os.Stat(path); err != nil || st.Size() < 10_000 {
 		t.Fatalf("screenshot %s: %v", path, err)
 	}

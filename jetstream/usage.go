@@ -20,20 +20,21 @@ type Usage struct {
 	Streams                       []StreamUsage
 }
 
-// StreamUsage is one stream's info and its consumers'.
+// StreamUsage is one stream's info and, when asked for, its consumers'.
 type StreamUsage struct {
 	Info      *StreamInfo
-	Consumers []*ConsumerInfo
+	Consumers []*ConsumerInfo // sorted by name; nil unless Usage was asked for them
 }
 
 // ErrUsageTimeout is Usage's error when the Manager did not answer in time.
 var ErrUsageTimeout = errors.New("jetstream: usage: manager did not answer in time")
 
-// Usage asks the Manager goroutine for every stream's and consumer's
-// state, sorted by name; it waits at most timeout.
-func (m *Manager) Usage(timeout time.Duration) (*Usage, error) {
+// Usage asks the Manager goroutine for every stream's state, sorted by
+// name, and with consumers each consumer's (whose pending count may cost
+// a walk of a filtered stream); it waits at most timeout.
+func (m *Manager) Usage(consumers bool, timeout time.Duration) (*Usage, error) {
 	done := make(chan *Usage, 1)
-	m.enqueue(request{run: func() { done <- m.usage(time.Now()) }})
+	m.enqueue(request{run: func() { done <- m.usage(time.Now(), consumers) }})
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -47,7 +48,7 @@ func (m *Manager) Usage(timeout time.Duration) (*Usage, error) {
 }
 
 // usage runs on the Manager goroutine.
-func (m *Manager) usage(now time.Time) *Usage {
+func (m *Manager) usage(now time.Time, consumers bool) *Usage {
 	u := &Usage{APILevel: apiLevel, APITotal: m.apiTotal, APIErrors: m.apiErrors}
 	for _, st := range m.streams {
 		su := StreamUsage{Info: m.streamInfo(st, now)}
@@ -60,6 +61,9 @@ func (m *Manager) usage(now time.Time) *Usage {
 			*reserved += uint64(st.cfg.MaxBytes)
 		}
 		for _, c := range st.consumers {
+			if !consumers {
+				break
+			}
 			su.Consumers = append(su.Consumers, c.info(now))
 		}
 		sort.Slice(su.Consumers, func(i, j int) bool { return su.Consumers[i].Name < su.Consumers[j].Name })

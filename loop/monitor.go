@@ -86,7 +86,7 @@ func (s *Server) Varz() *monitor.Varz {
 	if s.js != nil {
 		cfg := s.jsConfig()
 		v.JetStream.Config = &cfg
-		if u := s.JetStream(false); u != nil {
+		if u := s.JetStream(false, false); u != nil {
 			v.JetStream.Stats = &u.Stats
 		}
 	}
@@ -121,11 +121,11 @@ const usageTimeout = 5 * time.Second
 
 // JetStream reports JetStream's usage for the monitor; nil when it is off
 // or its Manager did not answer in time.
-func (s *Server) JetStream(detail bool) *monitor.JSUsage {
+func (s *Server) JetStream(consumers, detail bool) *monitor.JSUsage {
 	if s.js == nil {
 		return nil
 	}
-	u, err := s.js.Usage(usageTimeout)
+	u, err := s.js.Usage(consumers, usageTimeout)
 	if err != nil {
 		return nil
 	}
@@ -134,7 +134,8 @@ func (s *Server) JetStream(detail bool) *monitor.JSUsage {
 		Accounts: 1, API: monitor.APIStats{Level: u.APILevel, Total: u.APITotal, Errors: u.APIErrors}}}
 	for _, st := range u.Streams {
 		su := monitor.StreamUsage{Name: st.Info.Config.Name, Storage: string(st.Info.Config.Storage),
-			Created: st.Info.Created, Msgs: st.Info.State.Msgs, Bytes: st.Info.State.Bytes}
+			Created: st.Info.Created, Msgs: st.Info.State.Msgs, Bytes: st.Info.State.Bytes,
+			NumConsumers: st.Info.State.Consumers}
 		if su.Storage == "" {
 			su.Storage = "file"
 		}

@@ -171,7 +171,8 @@ func (m *Monitor) jsz(w http.ResponseWriter, r *http.Request) {
 	}
 	v := m.src.Varz()
 	info := &JSInfo{ID: v.ID, Now: time.Now().UTC()}
-	u := m.src.JetStream(accounts && (streams || consumers || config))
+	detail := accounts && (streams || consumers || config)
+	u := m.src.JetStream(detail && consumers, detail)
 	if u == nil {
 		info.Disabled = true
 		writeJSON(w, info)
@@ -181,7 +182,7 @@ func (m *Monitor) jsz(w http.ResponseWriter, r *http.Request) {
 	info.Config = u.Config
 	info.Streams = len(u.Streams)
 	for _, s := range u.Streams {
-		info.Consumers += len(s.Consumers)
+		info.Consumers += s.NumConsumers
 		info.Messages += s.Msgs
 		info.Bytes += s.Bytes
 	}

@@ -137,7 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mLoopOut, float64(l.OutMsgs), i)
 	}
 
-	if u := src.JetStream(false); u == nil {
+	if u := src.JetStream(true, false); u == nil {
 		gauge(mJSEnabled, 0)
 	} else {
 		gauge(mJSEnabled, 1)
@@ -149,7 +149,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range u.Streams {
 			gauge(mStMsgs, float64(s.Msgs), s.Name, s.Storage)
 			gauge(mStBytes, float64(s.Bytes), s.Name, s.Storage)
-			gauge(mStConsumers, float64(len(s.Consumers)), s.Name)
+			gauge(mStConsumers, float64(s.NumConsumers), s.Name)
 			var pend, ack, red float64
 			for _, co := range s.Consumers {
 				pend += float64(co.Pending)

@@ -15,9 +15,9 @@ type Source interface {
 	Closed() []*ConnInfo
 	// Subs lists every client subscription and Sublist's figures.
 	Subs() ([]SubDetail, SublistStats)
-	// JetStream reports JetStream's usage; nil when it is off. Streams and
-	// their details are filled only when detail is set.
-	JetStream(detail bool) *JSUsage
+	// JetStream reports JetStream's usage; nil when it is off. Consumers'
+	// figures are filled with consumers, the streams' JSON with detail.
+	JetStream(consumers, detail bool) *JSUsage
 	// Loops reports each event loop's counters (none on the goroutine
 	// transport).
 	Loops() []LoopStat
@@ -38,8 +38,9 @@ type StreamUsage struct {
 	Name, Storage string
 	Created       time.Time
 	Msgs, Bytes   uint64
-	Consumers     []ConsumerUsage
-	Detail        StreamDetail // Config, State, Cluster, Consumer filled
+	NumConsumers  int
+	Consumers     []ConsumerUsage // with consumers only
+	Detail        StreamDetail    // Config, State, Cluster, Consumer filled
 }
 
 // ConsumerUsage is one consumer's figures.

@@ -531,3 +531,23 @@ func TestMonitorConnzTLSAuth(t *testing.T) {
 		}
 	})
 }
+
+// TestMonitorMaxClosedClientsKey: the config key sizes the closed ring;
+// negative keeps none.
+func TestMonitorMaxClosedClientsKey(t *testing.T) {
+	var o loop.Options
+	if err := loop.ApplyConfigFile(&o, writeConf(t, "max_closed_clients: -1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxClosedClients != -1 {
+		t.Fatalf("MaxClosedClients %d", o.MaxClosedClients)
+	}
+	o.HTTPPort = -1
+	s := startServer(t, o)
+	connect(t, s).Close()
+	var cz server.Connz
+	monJSON(t, s, "/connz?state=closed", &cz)
+	if cz.Total != 0 {
+		t.Errorf("closed ring kept %d with max_closed_clients -1", cz.Total)
+	}
+}

@@ -82,7 +82,7 @@ func (m *Monitor) connz(w http.ResponseWriter, r *http.Request) {
 		state = "open"
 	case "closed", "any", "all":
 	default:
-		badRequest(w, "Error decoding connection state: invalid connection state %q", state)
+		badRequest(w, "Error decoding state for %s", q.Get("state"))
 		return
 	}
 	if state == "any" {

@@ -9,6 +9,8 @@ package loop
 // plug-in under its own locks.
 
 import (
+	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -20,21 +22,50 @@ import (
 	"github.com/evnats/evnats/loop/monitor"
 )
 
-// startMonitor serves the monitoring endpoints nats-server users expect.
+// startMonitor serves the monitoring endpoints nats-server users expect,
+// over HTTP and, with https_port, over TLS with the tls block's
+// certificate (reloaded with it).
 func (s *Server) startMonitor() error {
-	port := s.opts.HTTPPort
-	if port < 0 {
-		port = 0
+	host := s.opts.HTTPHost
+	if host == "" {
+		host = s.opts.Host
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(port)))
-	if err != nil {
-		return err
+	listen := func(port int) (net.Listener, error) {
+		return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(max(port, 0))))
+	}
+	var ln, tln net.Listener
+	var err error
+	if s.opts.HTTPPort != 0 {
+		if ln, err = listen(s.opts.HTTPPort); err != nil {
+			return err
+		}
+	}
+	if s.opts.HTTPSPort != 0 {
+		if tln, err = listen(s.opts.HTTPSPort); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return err
+		}
+		ts := s.tls
+		tln = tls.NewListener(tln, &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return ts.cfg.Load(), nil
+		}})
 	}
 	s.http = &http.Server{Handler: monitor.New(s), ReadHeaderTimeout: 5 * time.Second}
-	s.httpAddr = ln.Addr()
-	go func() { _ = s.http.Serve(ln) }()
+	if ln != nil {
+		s.httpAddr = ln.Addr()
+		go func() { _ = s.http.Serve(ln) }()
+	}
+	if tln != nil {
+		s.httpsAddr = tln.Addr()
+		go func() { _ = s.http.Serve(tln) }()
+	}
 	return nil
 }
+
+// MonitorTLSAddr returns the HTTPS monitoring address, or nil.
+func (s *Server) MonitorTLSAddr() net.Addr { return s.httpsAddr }
 
 // Varz returns a snapshot of server state and counters, without the CPU
 // figure and request counts the monitor adds.
@@ -46,7 +77,7 @@ func (s *Server) Varz() *monitor.Varz {
 		Host: s.opts.Host, Port: s.infoBase.Port, AuthRequired: lv.auth.required,
 		MaxConn: lv.maxConnections, MaxSubs: lv.maxSubscriptions,
 		PingInterval: lv.pingInterval, MaxPingsOut: lv.maxPingsOut,
-		HTTPHost:    s.opts.Host,
+		HTTPHost:    cmp.Or(s.opts.HTTPHost, s.opts.Host),
 		AuthTimeout: lv.authTimeout.Seconds(), MaxControlLine: int32(lv.maxControlLine),
 		MaxPayload: lv.maxPayload, MaxPending: int64(s.opts.MaxPending), WriteDeadline: s.opts.WriteDeadline,
 		Start: s.start, Now: now.UTC(), Uptime: fmtUptime(now.Sub(s.start)),
@@ -63,6 +94,9 @@ func (s *Server) Varz() *monitor.Varz {
 	}
 	if a, ok := s.httpAddr.(*net.TCPAddr); ok {
 		v.HTTPPort = a.Port
+	}
+	if a, ok := s.httpsAddr.(*net.TCPAddr); ok {
+		v.HTTPSPort = a.Port
 	}
 	if s.tls != nil {
 		v.TLSRequired, v.TLSVerify = true, s.infoBase.TLSVerify

@@ -3,10 +3,13 @@ package loop_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -549,5 +552,36 @@ func TestMonitorMaxClosedClientsKey(t *testing.T) {
 	monJSON(t, s, "/connz?state=closed", &cz)
 	if cz.Total != 0 {
 		t.Errorf("closed ring kept %d with max_closed_clients -1", cz.Total)
+	}
+}
+
+// TestMonitorHTTPS: https_port serves the endpoints with the tls block's
+// certificate; /varz names both ports; without a tls block it is refused.
+func TestMonitorHTTPS(t *testing.T) {
+	f := tlstest.New(t)
+	o := tlsOpts(f)
+	o.HTTPPort, o.HTTPSPort = -1, -1
+	s := startServer(t, o)
+	pem, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	resp, err := cl.Get("https://" + s.MonitorTLSAddr().String() + "/varz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v server.Varz
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v.HTTPSPort != s.MonitorTLSAddr().(*net.TCPAddr).Port || v.HTTPPort != s.MonitorAddr().(*net.TCPAddr).Port {
+		t.Errorf("varz ports http %d https %d", v.HTTPPort, v.HTTPSPort)
+	}
+	if _, err := loop.New(loop.Options{HTTPSPort: -1}); err == nil || !strings.Contains(err.Error(), "https_port needs the tls block") {
+		t.Errorf("https_port without tls: %v", err)
 	}
 }

@@ -55,8 +55,12 @@ type Options struct {
 	Host       string
 	Port       int // 0 picks the default; -1 picks a random free port
 	HTTPPort   int // monitoring port; 0 disables, -1 random
-	Loops      int // gnet reactor loops; 0 means GOMAXPROCS
-	IO         string
+	// HTTPSPort serves the monitoring endpoints over TLS with the tls
+	// block's certificate (nats-server's https_port); 0 disables, -1 random.
+	HTTPSPort int
+	HTTPHost  string // the monitoring ports' address; "": Host
+	Loops     int    // gnet reactor loops; 0 means GOMAXPROCS
+	IO        string
 
 	MaxPayload       int
 	MaxControlLine   int

@@ -44,15 +44,16 @@ type Server struct {
 	staleConns atomic.Uint64
 	lameDuck   atomic.Bool
 
-	js       *jetstream.Manager // nil unless JetStream is enabled
-	mqtt     Plugin             // serves the MQTT listener; nil when it is off
-	tls      *tlsServer         // nil unless clients connect with TLS
-	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
-	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
-	wsTLS    *tlsServer         // wss://: nil unless the websocket block has tls
-	tr       serverTransport
-	http     *http.Server
-	httpAddr net.Addr
+	js        *jetstream.Manager // nil unless JetStream is enabled
+	mqtt      Plugin             // serves the MQTT listener; nil when it is off
+	tls       *tlsServer         // nil unless clients connect with TLS
+	mqttTLS   *tlsServer         // nil unless MQTT clients connect with TLS
+	ws        *wsServer          // the WebSocket listener's setup; nil when it is off
+	wsTLS     *tlsServer         // wss://: nil unless the websocket block has tls
+	tr        serverTransport
+	http      *http.Server // monitoring, on httpAddr and httpsAddr
+	httpAddr  net.Addr
+	httpsAddr net.Addr
 
 	closed closedRing // recently closed connections (connsnap.go)
 
@@ -131,6 +132,9 @@ func New(opts Options) (*Server, error) {
 	ac, err := newAuthConfig(&opts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.HTTPSPort != 0 && opts.TLS == nil {
+		return nil, fmt.Errorf("loop: https_port needs the tls block (its certificate serves the monitoring endpoints)")
 	}
 	var ts *tlsServer
 	if opts.TLS != nil {
@@ -228,7 +232,7 @@ func (s *Server) Start() error {
 		}
 		return err
 	}
-	if s.opts.HTTPPort != 0 {
+	if s.opts.HTTPPort != 0 || s.opts.HTTPSPort != 0 {
 		if err := s.startMonitor(); err != nil {
 			if s.js != nil {
 				s.js.Stop()

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,17 +72,25 @@ func (c *client) setReason(r string) {
 	}
 }
 
-// closeReason is nats-server's reason for closing with -ERR msg.
+// closeReason is nats-server's close reason (its ClosedState) for a
+// connection closed with -ERR msg.
 func closeReason(msg string) string {
-	switch msg {
-	case "Authentication Timeout", "Authorization Violation", "Stale Connection":
+	switch {
+	case msg == "Authentication Timeout", msg == "Stale Connection", msg == "Maximum Control Line Exceeded":
 		return msg
-	case "maximum connections exceeded":
+	case msg == "Authorization Violation":
+		return "Authentication Failure"
+	case msg == "maximum connections exceeded":
 		return "Maximum Connections Exceeded"
-	case "maximum subscriptions exceeded":
-		return "Maximum Subscriptions Exceeded"
-	case "Slow Consumer":
-		return "Slow Consumer (Pending Bytes)"
+	case msg == "Maximum Payload Violation":
+		return "Maximum Message Payload Exceeded"
+	case msg == "Invalid Client Protocol":
+		return "Bad Client Protocol Version"
+	case strings.HasPrefix(msg, "Message Headers Not Supported"):
+		return "Message Header Violation"
+	case strings.HasPrefix(msg, "Unknown Protocol Operation"), strings.HasPrefix(msg, "Invalid "),
+		strings.HasPrefix(msg, "Message Payload Size Mismatch"):
+		return "Parse Error"
 	}
 	return "Protocol Violation"
 }

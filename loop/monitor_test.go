@@ -585,3 +585,38 @@ func TestMonitorHTTPS(t *testing.T) {
 		t.Errorf("https_port without tls: %v", err)
 	}
 }
+
+// TestMonitorCloseReasons: closed connections carry nats-server's reason
+// for what closed them.
+func TestMonitorCloseReasons(t *testing.T) {
+	o := loop.Options{HTTPPort: -1, MaxPayload: 16, Users: []*loop.User{{Username: "u", Password: "p"}}}
+	eachTransport(t, o, func(t *testing.T, s *loop.Server) {
+		bad := dialRaw(t, s)
+		bad.send("CONNECT {\"user\":\"u\",\"pass\":\"wrong\"}\r\n")
+		bad.expect("-ERR 'Authorization Violation'")
+		big := dialRaw(t, s)
+		big.send("CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nPUB x 100\r\n")
+		garbage := dialRaw(t, s)
+		garbage.send("CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nHELLO\r\n")
+		connect(t, s, nats.UserInfo("u", "p")).Close()
+		want := map[string]bool{"Authentication Failure": true, "Maximum Message Payload Exceeded": true,
+			"Parse Error": true, "Client Closed": true}
+		eventually(t, func() string {
+			var cz server.Connz
+			monJSON(t, s, "/connz?state=closed&sort=reason", &cz)
+			got := map[string]bool{}
+			for _, c := range cz.Conns {
+				got[c.Reason] = true
+			}
+			if len(got) != len(want) {
+				return fmt.Sprintf("reasons %v, want %v", got, want)
+			}
+			for r := range want {
+				if !got[r] {
+					return fmt.Sprintf("reasons %v, want %v", got, want)
+				}
+			}
+			return ""
+		})
+	})
+}

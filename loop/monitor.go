@@ -85,7 +85,9 @@ func (s *Server) Varz() *monitor.Varz {
 		Connections: s.NumClients(), TotalConnections: s.totalConns.Load(),
 		SlowConsumers: int64(s.slowCons.Load()), StaleConnections: int64(s.staleConns.Load()),
 		Subscriptions: uint32(s.sl.Count()), ConfigLoadTime: s.ConfigLoadTime().UTC(),
-		IO: s.opts.IO, Loops: s.opts.Loops,
+		SlowStats:  &monitor.KindCounts{Clients: s.slowCons.Load()},
+		StaleStats: &monitor.KindCounts{Clients: s.staleConns.Load()},
+		IO:         s.opts.IO, Loops: s.opts.Loops,
 	}
 	if v.Mem == 0 { // no /proc: what the Go runtime holds, without stopping the world
 		var ms runtime.MemStats

@@ -125,6 +125,9 @@ func TestMonitorTraffic(t *testing.T) {
 			v.Mem <= 0 || v.Uptime == "" || v.Now.IsZero() || v.ConfigLoadTime.IsZero() || v.Routes != 0 || v.Leafs != 0 {
 			t.Errorf("varz limits or process figures: %+v", v)
 		}
+		if v.SlowConsumersStats == nil || v.StaleConnectionStats == nil {
+			t.Errorf("varz without slow_consumer_stats or stale_connection_stats")
+		}
 		if v.HTTPReqStats["/varz"] == 0 {
 			t.Errorf("http_req_stats %v", v.HTTPReqStats)
 		}

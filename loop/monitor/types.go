@@ -76,9 +76,19 @@ type Varz struct {
 	HTTPReqStats     map[string]uint64 `json:"http_req_stats"`
 	ConfigLoadTime   time.Time         `json:"config_load_time"`
 	SystemAccount    string            `json:"system_account,omitempty"`
+	SlowStats        *KindCounts       `json:"slow_consumer_stats"`
+	StaleStats       *KindCounts       `json:"stale_connection_stats,omitempty"`
 	// evnats' own: the transport and how many event loops serve clients.
 	IO    string `json:"evnats_io"`
 	Loops int    `json:"evnats_loops"`
+}
+
+// KindCounts counts events by connection kind (evnats has clients only).
+type KindCounts struct {
+	Clients  uint64 `json:"clients"`
+	Routes   uint64 `json:"routes"`
+	Gateways uint64 `json:"gateways"`
+	Leafs    uint64 `json:"leafs"`
 }
 
 // MQTTVarz is /varz's mqtt section (empty when MQTT is off).

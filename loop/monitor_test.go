@@ -452,6 +452,9 @@ func TestMonitorOtherEndpoints(t *testing.T) {
 	if _, ok := ev["memstats"]; !ok {
 		t.Errorf("expvarz has no memstats")
 	}
+	if _, ok := ev["cmdline"]; ok {
+		t.Errorf("expvarz shows the command line")
+	}
 	var jsz server.JSInfo
 	monJSON(t, s, "/jsz", &jsz)
 	if !jsz.Disabled {

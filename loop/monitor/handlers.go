@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"encoding/json"
-	"expvar"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -51,7 +50,7 @@ func New(src Source) *Monitor {
 		"/routez":         m.routez,
 		"/gatewayz":       m.gatewayz,
 		"/leafz":          m.leafz,
-		"/expvarz":        expvar.Handler().ServeHTTP,
+		"/expvarz":        expvarz,
 		"/metrics":        metrics.ServeHTTP,
 		"/loopz":          m.loopz,
 		"/":               m.root,
@@ -383,6 +382,11 @@ func cmpU(a, b uint64) int {
 	return 0
 }
 
-func init() {
-	expvar.Publish("evnats_goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
+// expvarz is expvar's document without its cmdline, which may hold a
+// password or token given as a flag.
+func expvarz(w http.ResponseWriter, _ *http.Request) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	writeJSON(w, map[string]any{"memstats": &ms, "goroutines": runtime.NumGoroutine(),
+		"gomaxprocs": runtime.GOMAXPROCS(0), "num_cpu": runtime.NumCPU(), "go": runtime.Version()})
 }

@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/evnats
 
-.PHONY: build run test vet bench bench-quick bench-loops bench-conns microbench clean
+.PHONY: build run test vet bench bench-quick bench-loops bench-conns microbench screenshot clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/evnats
@@ -31,6 +31,11 @@ bench-loops:
 
 bench-conns:
 	$(GO) run ./bench -conns 10000,50000
+
+# The monitoring page under load in headless Chromium (apt-get install
+# chromium); keeps the screenshot the README shows.
+screenshot:
+	$(GO) test -count=1 -run TestMonitorLivePage ./loop -args -screenshot=$(CURDIR)/docs/monitor.png
 
 # Hot-path micro-benchmarks (parser, sublist, encoders).
 microbench:

@@ -46,6 +46,7 @@ func main() {
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 		also       = flag.String("also", "", "NAME=BINARY[,...]: more servers in the same rounds (say, evnats built from main)")
 		tlsCA      = flag.String("tlsca", "", "with -url tls://...: the CA file that signs the running server's certificate")
+		scrape     = flag.Duration("scrape", 0, "add an evnats-scraped column: evnats with /varz, /connz and /metrics fetched this often (say 100ms)")
 		cli        = flag.String("natscli", "", "nats binary for the natscli rows; empty: build natscli "+natscliVersion+" into -bin; off: skip those rows")
 	)
 	flag.Parse()
@@ -83,6 +84,9 @@ func main() {
 		{Name: "evnats", Bin: evBin},
 		{Name: "evnats-goroutine", Bin: evBin, Args: []string{"--io", "goroutine"}},
 		{Name: "nats-server", Bin: natsBin},
+	}
+	if *scrape > 0 {
+		servers = append(servers, serverKind{Name: "evnats-scraped", Bin: evBin, Scrape: *scrape})
 	}
 	for _, kv := range strings.Split(*also, ",") {
 		if name, path, ok := strings.Cut(kv, "="); ok {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,10 @@ type serverKind struct {
 	// MQTTOnly names an MQTT-only broker (mqttbrokers.go); empty for a
 	// NATS server.
 	MQTTOnly string
+	// Scrape, when set, opens the monitoring port and fetches /varz,
+	// /connz and /metrics every Scrape while the server runs: the cost of
+	// being watched (a Prometheus scrape, a dashboard).
+	Scrape time.Duration
 }
 
 // buildBinaries compiles evnats and the pinned nats-server into binDir.
@@ -38,9 +44,11 @@ func buildBinaries(binDir string) (evnats, natsServer string, err error) {
 
 // proc is a running server process.
 type proc struct {
-	cmd  *exec.Cmd
-	port int
-	URL  string
+	cmd        *exec.Cmd
+	port       int
+	URL        string
+	stopScrape chan struct{} // closed by stop; nil without scraping
+	scraped    chan struct{} // closed when the scraper has stopped
 }
 
 func startServer(k serverKind) (*proc, error) {
@@ -49,6 +57,13 @@ func startServer(k serverKind) (*proc, error) {
 		return nil, err
 	}
 	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}, k.Args...)
+	mport := 0
+	if k.Scrape > 0 {
+		if mport, err = freePort(); err != nil {
+			return nil, err
+		}
+		args = append(args, "-m", strconv.Itoa(mport))
+	}
 	cmd := exec.Command(k.Bin, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -61,6 +76,9 @@ func startServer(k serverKind) (*proc, error) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {
 			c.Close()
+			if mport != 0 {
+				p.scrape(mport, k.Scrape)
+			}
 			return p, nil
 		}
 		if time.Now().After(deadline) {
@@ -89,7 +107,35 @@ func waitListening(addr string) error {
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
+// scrape fetches the monitoring endpoints every d until stop.
+func (p *proc) scrape(port int, d time.Duration) {
+	p.stopScrape, p.scraped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(p.scraped)
+		cl := &http.Client{Timeout: 5 * time.Second}
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stopScrape:
+				return
+			case <-t.C:
+			}
+			for _, path := range []string{"/varz", "/connz", "/metrics"} {
+				if resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path)); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}
+	}()
+}
+
 func (p *proc) stop() {
+	if p.stopScrape != nil {
+		close(p.stopScrape)
+		<-p.scraped
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()

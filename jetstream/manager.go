@@ -95,6 +95,7 @@ type request struct {
 	st      *stream   // set for a publish to a stream
 	ack     *consumer // set for an ack to a consumer
 	resume  *consumer // set when a held push consumer's destination drained
+	run     func()    // set for a monitoring question (usage.go), run as is
 	subject string
 	reply   string
 	hdr     []byte
@@ -231,6 +232,10 @@ func (m *Manager) handle(r *request) {
 	}
 	if r.ack != nil {
 		m.handleAck(r)
+		return
+	}
+	if r.run != nil {
+		r.run()
 		return
 	}
 	if c := r.resume; c != nil {

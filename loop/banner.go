@@ -45,6 +45,9 @@ func (s *Server) logStartup() {
 	if a := s.MonitorAddr(); a != nil {
 		s.Noticef("Starting http monitor on %s", a)
 	}
+	if a := s.MonitorTLSAddr(); a != nil {
+		s.Noticef("Starting https monitor on %s", a)
+	}
 	if a := s.MQTTAddr(); a != nil {
 		s.Noticef("Listening for MQTT clients on %s%s", scheme(o.MQTTTLS != nil, "mqtt", "tls"), a)
 	}

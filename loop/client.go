@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -104,7 +105,9 @@ type client struct {
 	parser codec.Parser
 	id     uint64
 	ip     string
+	port   int
 	shard  *statShard
+	stat   connStat // what /connz shows (connsnap.go)
 	start  time.Time
 
 	connected atomic.Bool // CONNECT accepted; read by housekeeping too
@@ -157,7 +160,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 		c.shard = s.shard(int(c.id))
 	}
 	if a, ok := remote.(*net.TCPAddr); ok {
-		c.ip = a.IP.String()
+		c.ip, c.port = a.IP.String(), a.Port
 	}
 	c.fc.gate.owner = c
 	c.fc.high = s.flowHigh()
@@ -242,6 +245,7 @@ func (c *client) okLocked() {
 // once what is queued has been written. Called in the client's own context.
 func (c *client) closeWithErr(msg string) {
 	if msg != "" {
+		c.setReason(closeReason(msg))
 		c.sendErr(msg)
 	}
 	c.t.closeConn()
@@ -251,6 +255,7 @@ func (c *client) closeWithErr(msg string) {
 // reported to the client before the connection closes. It returns false when
 // the connection is to close.
 func (c *client) onRead(b []byte) bool {
+	c.stat.last.Store(time.Now().UnixNano())
 	if c.ws != nil {
 		return c.ws.read(b) // unframes, then feeds
 	}
@@ -370,6 +375,7 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		return errClose{}
 	}
 	c.setUser(o.User, u)
+	c.stat.meta.Store(&connMeta{user: c.user})
 	c.parser.ConnectFirst = false
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
 	c.opts = *o
@@ -430,6 +436,8 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 	}
 	c.shard.inMsgs.Add(1)
 	c.shard.inBytes.Add(int64(len(msg)))
+	c.stat.inMsgs.Add(1)
+	c.stat.inBytes.Add(int64(len(msg)))
 	c.sendOK() // before any delivery, as nats-server orders them
 	if !c.routeMsg(subject, reply, hdrLen, msg) && len(reply) > 0 && c.opts.NoResponders && c.opts.Headers {
 		c.noResponders(subject, reply)
@@ -588,6 +596,7 @@ func (c *client) ProcessPing() error {
 func (c *client) ProcessPong() error {
 	c.tracef("<<- PONG")
 	c.pingsOut.Store(0)
+	c.pong()
 	return nil
 }
 
@@ -620,6 +629,8 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 	c.out.write(codec.CRLF)
 	c.shard.outMsgs.Add(1)
 	c.shard.outBytes.Add(int64(len(msg)))
+	c.stat.outMsgs.Add(1)
+	c.stat.outBytes.Add(int64(len(msg)))
 	if s.max > 0 && s.delivered >= s.max {
 		c.removeSub(s)
 	}
@@ -631,6 +642,11 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 func (c *client) markSlow(why string) {
 	c.slow = true
 	c.srv.slowCons.Add(1)
+	if strings.Contains(why, "write deadline") {
+		c.setReason("Slow Consumer (Write Deadline)")
+	} else {
+		c.setReason("Slow Consumer (Pending Bytes)")
+	}
 	c.srv.Noticef("client %d (%s): slow consumer detected, %s", c.id, c.ip, why)
 	c.releaseFlow()
 	c.out.reset()
@@ -679,6 +695,7 @@ func (c *client) tick(now time.Time) {
 		return
 	}
 	c.pingsOut.Add(1)
+	c.stat.pingAt.CompareAndSwap(0, now.UnixNano())
 	c.sendProto(codec.PingLine)
 }
 
@@ -712,6 +729,7 @@ func (c *client) cleanup() {
 		c.t.outUnlock()
 		return
 	}
+	c.remember()
 	c.closed = true
 	c.releaseFlow()
 	for _, s := range c.subs {

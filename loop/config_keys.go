@@ -43,13 +43,14 @@ func setSize(p *int64) setter {
 // topBlock is the top level of the file.
 func (w *cfgWalker) topBlock(o *Options) block {
 	k := map[string]setter{}
-	var httpHost string
 	alias(k, setStr(&o.ServerName), "server_name")
 	alias(k, setStr(&o.Host), "host", "net")
 	alias(k, setInt(&o.Port), "port")
 	alias(k, setListen(&o.Host, &o.Port), "listen")
 	alias(k, setInt(&o.HTTPPort), "http_port", "monitor_port")
-	alias(k, setListen(&httpHost, &o.HTTPPort), "http")
+	alias(k, setListen(&o.HTTPHost, &o.HTTPPort), "http")
+	alias(k, setInt(&o.HTTPSPort), "https_port")
+	alias(k, setListen(&o.HTTPHost, &o.HTTPSPort), "https")
 	alias(k, setInt(&o.Loops), "loops")
 	alias(k, setStr(&o.IO), "io")
 	alias(k, setInt(&o.MaxPayload), "max_payload")
@@ -57,6 +58,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setInt(&o.MaxPending), "max_pending")
 	alias(k, setInt(&o.MaxConnections), "max_connections", "max_conn")
 	alias(k, setInt(&o.MaxSubscriptions), "max_subscriptions", "max_subs")
+	alias(k, setInt(&o.MaxClosedClients), "max_closed_clients")
 	alias(k, setDur(&o.PingInterval), "ping_interval")
 	alias(k, setInt(&o.MaxPingsOut), "ping_max")
 	alias(k, setDur(&o.WriteDeadline), "write_deadline")
@@ -84,7 +86,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
 		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
-		"https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
+		"http_base_path", "cluster", "gateway", "leaf", "leafnodes",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
 		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",

@@ -46,6 +46,8 @@ type evLoop struct {
 	inbox     inbox
 	drainTask gnet.Runnable
 
+	mon loopCounters // what /metrics shows of the loop (loopstats.go)
+
 	// Flow control (flow.go): clients over their high-water mark, re-checked
 	// every flowRecheck while any is.
 	congested []*client
@@ -91,6 +93,8 @@ func (lp *evLoop) scheduleFlush() {
 // flush ends a loop tick: hands forwarded batches to their loops, then
 // writes every dirty client's output with one writev each.
 func (lp *evLoop) flush() {
+	t0 := time.Now()
+	defer lp.mon.flushed(t0)
 	lp.flushScheduled = false
 	lp.sendBatches()
 	for i := 0; i < len(lp.dirty); i++ { // closing may append; index, not range

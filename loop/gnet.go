@@ -229,6 +229,7 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	lp := gt.lp
+	t0 := time.Now()
 	lp.inTraffic = true
 	gt.onRead(buf)
 	lp.inTraffic = false
@@ -237,6 +238,8 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 		lp.forwarded = false
 		lp.sendBatches()
 	}
+	lp.mon.reads++
+	lp.mon.busy += time.Since(t0)
 	return gnet.None
 }
 
@@ -378,6 +381,7 @@ func (g *gnetConn) flush(iov [][]byte) [][]byte {
 			break
 		}
 		sent := append(g.lp.sent[:0], iov...) // Writev reslices iov entries
+		g.lp.mon.wrote(len(iov))
 		_, err := g.conn.Writev(iov)
 		out.pool.put(sent)
 		g.lp.sent = sent[:0]
@@ -416,6 +420,7 @@ func (g *gnetConn) flushDirect(iov [][]byte) [][]byte {
 		for _, b := range iov {
 			want += len(b)
 		}
+		g.lp.mon.wrote(len(iov))
 		n, err := g.conn.WritevSome(iov)
 		out.consume(n)
 		if err != nil {

@@ -8,6 +8,7 @@ package loop
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxBatchBytes hands a batch over early when a tick forwards a lot, to bound
@@ -142,6 +143,7 @@ func (lp *evLoop) sendBatch(dst int) {
 // drain delivers every batch waiting in the inbox, then flushes. A queue
 // member that turns a message down passes it on (dispatch.go: queue).
 func (lp *evLoop) drain() {
+	t0 := time.Now()
 	lp.inbox.scheduled.Store(false) // a push after this wakes us again
 	lp.inbox.mu.Lock()
 	batches := lp.inbox.batches
@@ -154,8 +156,10 @@ func (lp *evLoop) drain() {
 	lp.flushScheduled = true
 	n := 0
 	d := delivery{origin: origin{lp: lp}}
+	lp.mon.batches += uint64(len(batches))
 	for _, b := range batches {
 		n += len(b.buf)
+		lp.mon.batchMsgs += uint64(len(b.msgs))
 		for i := range b.msgs {
 			m := &b.msgs[i]
 			start := 0
@@ -182,5 +186,6 @@ func (lp *evLoop) drain() {
 	if lp.inbox.gate.closed() {
 		lp.inbox.gate.open(flowOK)
 	}
+	lp.mon.busy += time.Since(t0) // the flush counts its own
 	lp.flush()
 }

@@ -1,111 +1,115 @@
 package loop
 
-// Concurrency: HTTP handlers run on net/http goroutines and read only
-// immutable options, atomics (counters, stat shards) and Sublist.Count.
+// Concurrency: the monitor's handlers run on net/http goroutines. What
+// they read is either immutable (opts, infoBase), atomic (counters, stat
+// shards, live options), behind the sublist's lock (Count), or gathered in
+// the context that owns it: connections through eachClient (connsnap.go),
+// event-loop counters by a task on each loop (Loops), JetStream by a
+// request the Manager goroutine answers (jetstream/usage.go), MQTT by the
+// plug-in under its own locks.
 
 import (
+	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/evnats/evnats/loop/monitor"
 )
 
-// startMonitor serves the monitoring endpoints nats-server users expect.
+// startMonitor serves the monitoring endpoints nats-server users expect,
+// over HTTP and, with https_port, over TLS with the tls block's
+// certificate (reloaded with it).
 func (s *Server) startMonitor() error {
-	port := s.opts.HTTPPort
-	if port < 0 {
-		port = 0
+	host := s.opts.HTTPHost
+	if host == "" {
+		host = s.opts.Host
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(port)))
-	if err != nil {
-		return err
+	listen := func(port int) (net.Listener, error) {
+		return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(max(port, 0))))
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("/varz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Varz()) })
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
+	var ln, tln net.Listener
+	var err error
+	if s.opts.HTTPPort != 0 {
+		if ln, err = listen(s.opts.HTTPPort); err != nil {
+			return err
 		}
-		_, _ = w.Write([]byte("evnats monitoring: /healthz /varz\n"))
-	})
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.httpAddr = ln.Addr()
-	go func() { _ = s.http.Serve(ln) }()
+	}
+	if s.opts.HTTPSPort != 0 {
+		if tln, err = listen(s.opts.HTTPSPort); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return err
+		}
+		ts := s.tls
+		tln = tls.NewListener(tln, &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return ts.cfg.Load(), nil
+		}})
+	}
+	s.http = &http.Server{Handler: monitor.New(s), ReadHeaderTimeout: 5 * time.Second}
+	if ln != nil {
+		s.httpAddr = ln.Addr()
+		go func() { _ = s.http.Serve(ln) }()
+	}
+	if tln != nil {
+		s.httpsAddr = tln.Addr()
+		go func() { _ = s.http.Serve(tln) }()
+	}
 	return nil
 }
 
-// Varz is the /varz document; field names as nats-server names them.
-type Varz struct {
-	ID               string    `json:"server_id"`
-	Name             string    `json:"server_name"`
-	Version          string    `json:"version"`
-	Proto            int       `json:"proto"`
-	GoVersion        string    `json:"go"`
-	Host             string    `json:"host"`
-	Port             int       `json:"port"`
-	AuthRequired     bool      `json:"auth_required,omitempty"`
-	MaxConn          int       `json:"max_connections"`
-	MaxSubs          int       `json:"max_subscriptions,omitempty"`
-	PingInterval     int64     `json:"ping_interval"`
-	MaxPingsOut      int       `json:"ping_max"`
-	HTTPPort         int       `json:"http_port"`
-	AuthTimeout      float64   `json:"auth_timeout"`
-	TLSRequired      bool      `json:"tls_required,omitempty"`
-	TLSVerify        bool      `json:"tls_verify,omitempty"`
-	TLSTimeout       float64   `json:"tls_timeout"`
-	MaxControlLine   int       `json:"max_control_line"`
-	MaxPayload       int       `json:"max_payload"`
-	MaxPending       int       `json:"max_pending"`
-	WriteDeadline    int64     `json:"write_deadline"`
-	Start            time.Time `json:"start"`
-	Now              time.Time `json:"now"`
-	Uptime           string    `json:"uptime"`
-	Mem              int64     `json:"mem"`
-	Cores            int       `json:"cores"`
-	MaxProcs         int       `json:"gomaxprocs"`
-	Connections      int       `json:"connections"`
-	TotalConnections uint64    `json:"total_connections"`
-	InMsgs           int64     `json:"in_msgs"`
-	OutMsgs          int64     `json:"out_msgs"`
-	InBytes          int64     `json:"in_bytes"`
-	OutBytes         int64     `json:"out_bytes"`
-	SlowConsumers    uint64    `json:"slow_consumers"`
-	StaleConnections uint64    `json:"stale_connections"`
-	Subscriptions    uint32    `json:"subscriptions"`
-	IO               string    `json:"evnats_io"`
-	Loops            int       `json:"evnats_loops"`
-}
+// MonitorTLSAddr returns the HTTPS monitoring address, or nil.
+func (s *Server) MonitorTLSAddr() net.Addr { return s.httpsAddr }
 
-// Varz returns a snapshot of server state and counters.
-func (s *Server) Varz() *Varz {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+// Varz returns a snapshot of server state and counters, without the CPU
+// figure and request counts the monitor adds.
+func (s *Server) Varz() *monitor.Varz {
 	now := time.Now()
-	v := &Varz{
+	lv := s.live.Load()
+	v := &monitor.Varz{
 		ID: s.id, Name: s.opts.ServerName, Version: Version, Proto: 1, GoVersion: runtime.Version(),
-		Host: s.opts.Host, Port: s.infoBase.Port, AuthRequired: s.authCfg.required,
-		MaxConn: s.opts.MaxConnections, MaxSubs: s.opts.MaxSubscriptions,
-		PingInterval: int64(s.opts.PingInterval), MaxPingsOut: s.opts.MaxPingsOut,
-		AuthTimeout: s.opts.AuthTimeout.Seconds(), MaxControlLine: s.opts.MaxControlLine,
-		MaxPayload: s.opts.MaxPayload, MaxPending: s.opts.MaxPending, WriteDeadline: int64(s.opts.WriteDeadline),
-		Start: s.start, Now: now, Uptime: now.Sub(s.start).Round(time.Second).String(),
-		Mem: int64(ms.Sys), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),
+		Host: s.opts.Host, Port: s.infoBase.Port, AuthRequired: lv.auth.required,
+		MaxConn: lv.maxConnections, MaxSubs: lv.maxSubscriptions,
+		PingInterval: lv.pingInterval, MaxPingsOut: lv.maxPingsOut,
+		HTTPHost:    cmp.Or(s.opts.HTTPHost, s.opts.Host),
+		AuthTimeout: lv.authTimeout.Seconds(), MaxControlLine: int32(lv.maxControlLine),
+		MaxPayload: lv.maxPayload, MaxPending: int64(s.opts.MaxPending), WriteDeadline: s.opts.WriteDeadline,
+		Start: s.start, Now: now.UTC(), Uptime: fmtUptime(now.Sub(s.start)),
+		Mem: monitor.RSS(), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),
 		Connections: s.NumClients(), TotalConnections: s.totalConns.Load(),
-		SlowConsumers: s.slowCons.Load(), StaleConnections: s.staleConns.Load(),
-		Subscriptions: uint32(s.sl.Count()), IO: s.opts.IO, Loops: s.opts.Loops,
+		SlowConsumers: int64(s.slowCons.Load()), StaleConnections: int64(s.staleConns.Load()),
+		Subscriptions: uint32(s.sl.Count()), ConfigLoadTime: s.ConfigLoadTime().UTC(),
+		SlowStats:  &monitor.KindCounts{Clients: s.slowCons.Load()},
+		StaleStats: &monitor.KindCounts{Clients: s.staleConns.Load()},
+		IO:         s.opts.IO, Loops: s.opts.Loops,
+	}
+	if v.Mem == 0 { // no /proc: what the Go runtime holds, without stopping the world
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		v.Mem = int64(ms.Sys)
 	}
 	if a, ok := s.httpAddr.(*net.TCPAddr); ok {
 		v.HTTPPort = a.Port
 	}
+	if a, ok := s.httpsAddr.(*net.TCPAddr); ok {
+		v.HTTPSPort = a.Port
+	}
 	if s.tls != nil {
 		v.TLSRequired, v.TLSVerify = true, s.infoBase.TLSVerify
 		v.TLSTimeout = s.tls.timeout.Seconds()
+	}
+	if a, ok := s.MQTTAddr().(*net.TCPAddr); ok {
+		v.MQTT = monitor.MQTTVarz{Host: s.opts.Host, Port: a.Port}
+	}
+	if a, ok := s.WebsocketAddr().(*net.TCPAddr); ok {
+		v.Websocket = monitor.WebsocketVarz{Host: s.opts.Host, Port: a.Port, NoTLS: s.wsTLS == nil,
+			TLSRequired: s.wsTLS != nil, Compression: s.opts.Websocket.Compression}
 	}
 	for i := range s.stats {
 		st := &s.stats[i]
@@ -114,12 +118,122 @@ func (s *Server) Varz() *Varz {
 		v.OutMsgs += st.outMsgs.Load()
 		v.OutBytes += st.outBytes.Load()
 	}
+	v.InClientMsgs, v.InClientBytes, v.OutClientMsgs, v.OutClientBytes = v.InMsgs, v.InBytes, v.OutMsgs, v.OutBytes
+	if s.js != nil {
+		cfg := s.jsConfig()
+		v.JetStream.Config = &cfg
+		if u := s.JetStream(false, false); u != nil {
+			v.JetStream.Stats = &u.Stats
+		}
+	}
 	return v
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+// fmtUptime is nats-server's uptime: "1d2h3m4s", "5m6s", "7s".
+func fmtUptime(d time.Duration) string {
+	d = max(d, 0).Truncate(time.Second)
+	days := int64(d / (24 * time.Hour))
+	h, m, sec := int64(d/time.Hour)%24, int64(d/time.Minute)%60, int64(d/time.Second)%60
+	it := strconv.FormatInt
+	switch {
+	case days > 0:
+		return it(days, 10) + "d" + it(h, 10) + "h" + it(m, 10) + "m" + it(sec, 10) + "s"
+	case h > 0:
+		return it(h, 10) + "h" + it(m, 10) + "m" + it(sec, 10) + "s"
+	case m > 0:
+		return it(m, 10) + "m" + it(sec, 10) + "s"
+	}
+	return it(sec, 10) + "s"
 }
+
+func (s *Server) jsConfig() monitor.JetStreamConfig {
+	return monitor.JetStreamConfig{MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
+		StoreDir: s.opts.StoreDir}
+}
+
+// usageTimeout bounds how long a monitoring request waits for the
+// JetStream Manager, which may be busy with a large batch.
+const usageTimeout = 5 * time.Second
+
+// JetStream reports JetStream's usage for the monitor; nil when it is off
+// or its Manager did not answer in time.
+func (s *Server) JetStream(consumers, detail bool) *monitor.JSUsage {
+	if s.js == nil {
+		return nil
+	}
+	u, err := s.js.Usage(consumers, usageTimeout)
+	if err != nil {
+		return nil
+	}
+	ju := &monitor.JSUsage{Config: s.jsConfig(), Stats: monitor.JetStreamStats{
+		Memory: u.Memory, Store: u.Store, ReservedMemory: u.ReservedMemory, ReservedStore: u.ReservedStore,
+		Accounts: 1, API: monitor.APIStats{Level: u.APILevel, Total: u.APITotal, Errors: u.APIErrors}}}
+	for _, st := range u.Streams {
+		su := monitor.StreamUsage{Name: st.Info.Config.Name, Storage: string(st.Info.Config.Storage),
+			Created: st.Info.Created, Msgs: st.Info.State.Msgs, Bytes: st.Info.State.Bytes,
+			NumConsumers: st.Info.State.Consumers}
+		if su.Storage == "" {
+			su.Storage = "file"
+		}
+		for _, c := range st.Consumers {
+			su.Consumers = append(su.Consumers, monitor.ConsumerUsage{Name: c.Name, Pending: c.NumPending,
+				AckPending: c.NumAckPending, Redelivered: c.NumRedelivered, Waiting: c.NumWaiting})
+		}
+		if detail {
+			d := monitor.StreamDetail{Name: su.Name, Created: st.Info.Created.UTC()}
+			d.Config, _ = json.Marshal(st.Info.Config)
+			d.State, _ = json.Marshal(st.Info.State)
+			if st.Info.Cluster != nil {
+				d.Cluster, _ = json.Marshal(st.Info.Cluster)
+			}
+			for _, c := range st.Consumers {
+				b, _ := json.Marshal(c)
+				d.Consumer = append(d.Consumer, b)
+			}
+			su.Detail = d
+		}
+		ju.Streams = append(ju.Streams, su)
+	}
+	return ju
+}
+
+// Subs lists every client subscription, each read in its owner's context.
+func (s *Server) Subs() ([]monitor.SubDetail, monitor.SublistStats) {
+	var list []monitor.SubDetail
+	var mu sync.Mutex
+	s.tr.eachClient(func(c *client) {
+		c.t.outLock()
+		var mine []monitor.SubDetail
+		for _, sub := range c.subs {
+			mine = append(mine, sub.detail(c.id))
+		}
+		c.t.outUnlock()
+		mu.Lock()
+		list = append(list, mine...)
+		mu.Unlock()
+	})
+	return list, monitor.SublistStats{NumSubs: uint32(s.sl.Count())}
+}
+
+// MQTTStats is what an MQTT plug-in reports for monitoring.
+type MQTTStats struct {
+	Sessions, Connected, Retained int
+	RetainedBytes                 int64
+}
+
+// mqttStatser is implemented by the MQTT plug-in.
+type mqttStatser interface{ Stats() MQTTStats }
+
+// MQTT reports MQTT's sessions and retained messages.
+func (s *Server) MQTT() (monitor.MQTTStat, bool) {
+	p, ok := s.mqtt.(mqttStatser)
+	if !ok {
+		return monitor.MQTTStat{}, false
+	}
+	st := p.Stats()
+	return monitor.MQTTStat{Sessions: st.Sessions, Connected: st.Connected, Retained: st.Retained,
+		RetainedBytes: st.RetainedBytes}, true
+}
+
+// Loops reports each event loop's counters (none on the goroutine transport).
+func (s *Server) Loops() []monitor.LoopStat { return s.tr.loopStats() }

@@ -32,13 +32,15 @@ const (
 	DefaultMaxControlLine = 4096
 	DefaultMaxPending     = 64 << 20
 	DefaultMaxConnections = 64 * 1024
-	DefaultPingInterval   = 2 * time.Minute
-	DefaultMaxPingsOut    = 2
-	DefaultAuthTimeout    = 2 * time.Second
-	DefaultWriteDeadline  = 10 * time.Second
-	DefaultLameDuck       = 2 * time.Minute
-	DefaultLameDuckGrace  = 10 * time.Second
-	DefaultStoreDir       = "./data"
+	// DefaultMaxClosedClients is nats-server's size of the closed-connection ring.
+	DefaultMaxClosedClients = 10000
+	DefaultPingInterval     = 2 * time.Minute
+	DefaultMaxPingsOut      = 2
+	DefaultAuthTimeout      = 2 * time.Second
+	DefaultWriteDeadline    = 10 * time.Second
+	DefaultLameDuck         = 2 * time.Minute
+	DefaultLameDuckGrace    = 10 * time.Second
+	DefaultStoreDir         = "./data"
 
 	// Flow control (not in nats-server; see docs/ARCHITECTURE.md "Flow
 	// control"). The high-water mark defaults to max_pending/4, at most
@@ -53,14 +55,21 @@ type Options struct {
 	Host       string
 	Port       int // 0 picks the default; -1 picks a random free port
 	HTTPPort   int // monitoring port; 0 disables, -1 random
-	Loops      int // gnet reactor loops; 0 means GOMAXPROCS
-	IO         string
+	// HTTPSPort serves the monitoring endpoints over TLS with the tls
+	// block's certificate (nats-server's https_port); 0 disables, -1 random.
+	HTTPSPort int
+	HTTPHost  string // the monitoring ports' address; "": Host
+	Loops     int    // gnet reactor loops; 0 means GOMAXPROCS
+	IO        string
 
 	MaxPayload       int
 	MaxControlLine   int
 	MaxPending       int
 	MaxConnections   int
 	MaxSubscriptions int // per connection; 0 is unlimited
+	// MaxClosedClients is how many closed connections /connz?state=closed
+	// remembers; 0: DefaultMaxClosedClients, negative: none.
+	MaxClosedClients int
 	PingInterval     time.Duration
 	MaxPingsOut      int
 	WriteDeadline    time.Duration
@@ -186,6 +195,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
+	}
+	if o.MaxClosedClients == 0 {
+		o.MaxClosedClients = DefaultMaxClosedClients
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultMaxConnections

@@ -118,12 +118,16 @@ func (k *Conn) AfterDeliver() { k.c().afterDeliver() }
 func (k *Conn) CountOut(n int) {
 	k.shard.outMsgs.Add(1)
 	k.shard.outBytes.Add(int64(n))
+	k.stat.outMsgs.Add(1)
+	k.stat.outBytes.Add(int64(n))
 }
 
 // CountIn counts a message of n payload bytes received from the client.
 func (k *Conn) CountIn(n int) {
 	k.shard.inMsgs.Add(1)
 	k.shard.inBytes.Add(int64(n))
+	k.stat.inMsgs.Add(1)
+	k.stat.inBytes.Add(int64(n))
 }
 
 // Send queues b (a control packet) and flushes it, unless the connection
@@ -154,6 +158,7 @@ func (k *Conn) Identify(name string) {
 	k.opts.Headers = true
 	k.opts.Name = name
 	k.t.outUnlock()
+	k.stat.meta.Store(&connMeta{user: k.user})
 }
 
 // SetConnected marks the login complete (no more login timeout).

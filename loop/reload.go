@@ -53,6 +53,7 @@ var reloadable = map[string]bool{
 // the refusal message; a field not here is named as it is.
 var configKeys = map[string]string{
 	"ServerName": "server_name", "Host": "host", "Port": "port", "HTTPPort": "http_port",
+	"HTTPSPort": "https_port", "HTTPHost": "http", "MaxClosedClients": "max_closed_clients",
 	"Loops": "loops", "IO": "io", "MaxPending": "max_pending", "WriteDeadline": "write_deadline",
 	"FlowHighWater": "flow_high_water", "FlowLowWater": "flow_low_water",
 	"FlowStallWindow": "flow_stall_window", "LameDuckDuration": "lame_duck_duration",

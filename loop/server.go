@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/jetstream"
+	"github.com/evnats/evnats/loop/monitor"
 	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
@@ -43,15 +44,18 @@ type Server struct {
 	staleConns atomic.Uint64
 	lameDuck   atomic.Bool
 
-	js       *jetstream.Manager // nil unless JetStream is enabled
-	mqtt     Plugin             // serves the MQTT listener; nil when it is off
-	tls      *tlsServer         // nil unless clients connect with TLS
-	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
-	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
-	wsTLS    *tlsServer         // wss://: nil unless the websocket block has tls
-	tr       serverTransport
-	http     *http.Server
-	httpAddr net.Addr
+	js        *jetstream.Manager // nil unless JetStream is enabled
+	mqtt      Plugin             // serves the MQTT listener; nil when it is off
+	tls       *tlsServer         // nil unless clients connect with TLS
+	mqttTLS   *tlsServer         // nil unless MQTT clients connect with TLS
+	ws        *wsServer          // the WebSocket listener's setup; nil when it is off
+	wsTLS     *tlsServer         // wss://: nil unless the websocket block has tls
+	tr        serverTransport
+	http      *http.Server // monitoring, on httpAddr and httpsAddr
+	httpAddr  net.Addr
+	httpsAddr net.Addr
+
+	closed closedRing // recently closed connections (connsnap.go)
 
 	mu struct {
 		sync.Mutex
@@ -78,6 +82,8 @@ type serverTransport interface {
 	wsListenAddr() net.Addr   // nil when WebSocket is off
 	// eachClient runs fn on every client in the context that owns it.
 	eachClient(fn func(c *client))
+	// loopStats reads each event loop's counters on that loop.
+	loopStats() []monitor.LoopStat
 	stop()
 }
 
@@ -127,6 +133,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.HTTPSPort != 0 && opts.TLS == nil {
+		return nil, fmt.Errorf("loop: https_port needs the tls block (its certificate serves the monitoring endpoints)")
+	}
 	var ts *tlsServer
 	if opts.TLS != nil {
 		if ts, err = newTLSServer(opts.TLS); err != nil {
@@ -173,6 +182,7 @@ func New(opts Options) (*Server, error) {
 		wsTLS:   wts,
 	}
 	s.slowAuth = newSlowAuth()
+	s.closed.size = opts.MaxClosedClients
 	if s.log, err = newLogger(&opts); err != nil {
 		return nil, err
 	}
@@ -222,7 +232,7 @@ func (s *Server) Start() error {
 		}
 		return err
 	}
-	if s.opts.HTTPPort != 0 {
+	if s.opts.HTTPPort != 0 || s.opts.HTTPSPort != 0 {
 		if err := s.startMonitor(); err != nil {
 			if s.js != nil {
 				s.js.Stop()

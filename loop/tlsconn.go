@@ -117,7 +117,7 @@ func (g *gnetConn) handshakeDone(err error) {
 	}
 	t.state = tlsRecords
 	t.br.toRecords(&t.sealed)
-	g.c.peer = peerCert(t.tc)
+	g.c.setTLS(t.tc)
 	if t.inPaused {
 		t.inPaused = false
 		_ = g.conn.ResumeRead()

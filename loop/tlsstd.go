@@ -53,7 +53,7 @@ func (g *goConn) handshake(srv *tlsServer) bool {
 	}
 	_ = g.nc.SetDeadline(time.Time{})
 	g.rw = tc
-	c.peer = peerCert(tc)
+	c.setTLS(tc)
 	if first && c.ws == nil { // wss greets after the upgrade
 		c.greet()
 	}

@@ -482,3 +482,20 @@ func originQoS(msg []byte, hdrLen int) byte {
 	}
 	return v[0] - '0'
 }
+
+// Stats reports sessions (connected or kept for a client that left) and
+// retained messages, for /metrics; it takes mu, then the retained set's.
+func (b *bridge) Stats() loop.MQTTStats {
+	var st loop.MQTTStats
+	b.mu.Lock()
+	st.Sessions = len(b.holds)
+	for _, h := range b.holds {
+		if h.owner != nil {
+			st.Connected++
+		}
+	}
+	b.mu.Unlock()
+	msgs, bytes := b.retained.Held()
+	st.Retained, st.RetainedBytes = msgs, int64(bytes)
+	return st
+}

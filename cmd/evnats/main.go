@@ -81,6 +81,8 @@ func parseCmdline(args []string) (*cmdline, error) {
 	fs.IntVar(&o.Port, "port", 0, "client port (default 4222)")
 	fs.IntVar(&o.HTTPPort, "m", 0, "HTTP monitoring port (0: off)")
 	fs.IntVar(&o.HTTPPort, "http_port", 0, "HTTP monitoring port (0: off)")
+	fs.IntVar(&o.HTTPSPort, "ms", 0, "HTTPS monitoring port, with the tls certificate (0: off)")
+	fs.IntVar(&o.HTTPSPort, "https_port", 0, "HTTPS monitoring port, with the tls certificate (0: off)")
 	fs.StringVar(&o.ServerName, "n", "", "server name")
 	fs.StringVar(&o.ServerName, "name", "", "server name")
 	fs.IntVar(&o.Loops, "loops", 0, fmt.Sprintf("gnet event loops (default GOMAXPROCS=%d)", runtime.GOMAXPROCS(0)))
@@ -188,6 +190,9 @@ func mergeFlags(base, flags loop.Options, set map[string]bool) loop.Options {
 	}
 	if pick("m", "http_port") {
 		base.HTTPPort = flags.HTTPPort
+	}
+	if pick("ms", "https_port") {
+		base.HTTPSPort = flags.HTTPSPort
 	}
 	if pick("n", "name") {
 		base.ServerName = flags.ServerName

@@ -353,7 +353,7 @@ func (m *conn) release(upto uint64) {
 }
 
 // MQTTAck handles PUBACK, PUBREC, PUBREL and PUBCOMP.
-func (m *conn) MQTTAck(kind byte, id uint16) error {
+func (m *conn) MQTTAck(kind byte, id uint16, reason byte) error {
 	c := m.c
 	var next []*Msg
 	switch kind {
@@ -539,10 +539,16 @@ func (m *conn) MQTTPingreq() error {
 }
 
 // MQTTDisconnect ends the connection normally: the will is discarded.
-func (m *conn) MQTTDisconnect() error {
+func (m *conn) MQTTDisconnect(d *mcodec.Disconnect) error {
 	m.disconnected = true
 	m.c.Close()
 	return errClose{}
+}
+
+// MQTTAuth answers enhanced authentication, which the broker does not
+// support.
+func (m *conn) MQTTAuth(a *mcodec.Auth) error {
+	return &mcodec.ReasonError{Code: mcodec.ReasonBadAuthMethod, Msg: "mqtt: enhanced authentication (AUTH) is not supported"}
 }
 
 // Tick closes a client silent for 1.5 times its keep-alive, or one that has

@@ -46,7 +46,7 @@ func (r *rec) MQTTUnsubscribe(id uint16, f [][]byte) error {
 	r.ops = append(r.ops, fmt.Sprintf("UNSUBSCRIBE %d %s", id, bytes.Join(f, []byte(","))))
 	return nil
 }
-func (r *rec) MQTTPingreq() error    { r.ops = append(r.ops, "PINGREQ"); return nil }
+func (r *rec) MQTTPingreq() error { r.ops = append(r.ops, "PINGREQ"); return nil }
 func (r *rec) MQTTDisconnect(d *Disconnect) error {
 	if d.Reason != 0 || d.Props.Present != 0 {
 		r.ops = append(r.ops, fmt.Sprintf("DISCONNECT reason=%#x%s", d.Reason, propString(&d.Props)))

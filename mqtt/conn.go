@@ -198,7 +198,7 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 		m.setup5(cn)
 		expiry, persistent = m.expiry, m.expiry > 0
 	}
-	c.Identify(id)                                                // headers on: deliveries carry the Nmqtt-Pub header through the router
+	c.Identify(id)                                                 // headers on: deliveries carry the Nmqtt-Pub header through the router
 	sess, present, ok := m.b.attach(m, id, cleanStart, persistent) // sets m.sess
 	if !ok {
 		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")

@@ -40,6 +40,7 @@ type pendingRequest struct {
 // Locking rule: mu guards pending.
 type requests struct {
 	b       *bridge
+	once    sync.Once // subscribes requestPrefix on the first request
 	mu      sync.Mutex
 	pending map[string]*pendingRequest
 }
@@ -47,8 +48,6 @@ type requests struct {
 func (r *requests) init(b *bridge) {
 	r.b = b
 	r.pending = make(map[string]*pendingRequest)
-	sub := b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
-	b.srv.ReplaceSubs(nil, []*loop.Sub{sub})
 }
 
 // replySubject returns the reply subject of a request whose response topic
@@ -58,6 +57,10 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 	if len(corr) == 0 {
 		return subject
 	}
+	r.once.Do(func() {
+		sub := r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
+		r.b.srv.ReplaceSubs(nil, []*loop.Sub{sub})
+	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.pending) >= maxRequests {

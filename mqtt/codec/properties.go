@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -152,6 +153,22 @@ func (p *Properties) Has(id byte) bool { return p.Present&(1<<id) != 0 }
 
 // Set marks property id present (its value is set by the caller).
 func (p *Properties) Set(id byte) { p.Present |= 1 << id }
+
+// Clone returns a copy of p that shares no memory with it (nor with the
+// parser's buffer).
+func (p *Properties) Clone() Properties {
+	c := *p
+	for _, f := range []*[]byte{&c.ContentType, &c.ResponseTopic, &c.CorrelationData, &c.AssignedClientID,
+		&c.AuthMethod, &c.AuthData, &c.ResponseInfo, &c.ServerReference, &c.ReasonString} {
+		*f = bytes.Clone(*f)
+	}
+	c.SubIDs = slices.Clone(p.SubIDs)
+	c.User = make([]UserProperty, len(p.User))
+	for i, u := range p.User {
+		c.User[i] = UserProperty{Key: bytes.Clone(u.Key), Value: bytes.Clone(u.Value)}
+	}
+	return c
+}
 
 // reset empties p, keeping the capacity of its repeatable lists.
 func (p *Properties) reset() {

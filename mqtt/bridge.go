@@ -554,6 +554,32 @@ func (b *bridge) publishWill(w *delayedWill) {
 	b.srv.PublishInternal(r.Subject, "", hdr, r.Payload)
 }
 
+// redeliverShared gives the QoS 1/2 messages a shared subscription left
+// unacknowledged in sess, whose client has left for good, to another
+// member of their group (MQTT or NATS), if one is left.
+func (b *bridge) redeliverShared(sess *Session) {
+	msgs := sess.Unacked()
+	if len(msgs) == 0 {
+		return
+	}
+	n := 0
+	for _, msg := range msgs {
+		subject, err := TopicToSubject(msg.Topic, false)
+		if err != nil {
+			continue
+		}
+		hdr := msg.Hdr
+		if hdr == nil {
+			hdr = append([]byte(mqttHeaderPrefix), '0'+msg.QoS, '\r', '\n', '\r', '\n')
+		}
+		if b.srv.PublishToQueue(subject, msg.Group, hdr, msg.Payload) {
+			n++
+		}
+	}
+	b.srv.Noticef("MQTT session %q: %d unacknowledged messages of shared subscriptions passed to other members (%d had none left)",
+		sess.ID, n, len(msgs)-n)
+}
+
 // mqttHeaderPrefix starts the header nats-server puts on messages published
 // by MQTT clients: "Nmqtt-Pub:<qos>".
 const mqttHeaderPrefix = "NATS/1.0\r\nNmqtt-Pub:"

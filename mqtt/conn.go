@@ -338,7 +338,7 @@ func (m *conn) Deliver(s *loop.Sub, subject, reply []byte, hdrLen int, msg []byt
 	topic := m.topicOf(subject)
 	if qos == 0 {
 		m.writePublish(topic, msg, 0, false, false, 0)
-	} else if pm, dropped := m.sess.SendCopy(topic, msg, qos); pm != nil {
+	} else if pm, dropped := m.sendCopy(s, topic, nil, msg, qos); pm != nil {
 		m.writePublish(topic, msg, qos, false, false, pm.ID)
 	} else {
 		if dropped {
@@ -794,6 +794,18 @@ func (m *conn) Close() {
 	if held && w != nil && w.due == 0 {
 		m.b.publishWill(w)
 	}
+	if held && (m.sess.Clean || m.sess.Expiry() == 0) {
+		m.b.redeliverShared(m.sess)
+	}
+}
+
+// sendCopy is Session.SendCopy5 for a delivery to s, recording the shared
+// subscription group it came through. Caller holds Lock.
+func (m *conn) sendCopy(s *loop.Sub, topic string, hdr, msg []byte, qos byte) (*Msg, bool) {
+	if s.Tag()&tagShared != 0 {
+		return m.sess.SendShared(topic, s.Queue, hdr, msg, qos)
+	}
+	return m.sess.SendCopy5(topic, hdr, msg, qos)
 }
 
 // errClose stops the parse after the connection has been told to close.

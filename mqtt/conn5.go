@@ -167,7 +167,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	}
 	if qos == 0 {
 		m.writePublish5(topic, msg, 0, retain, false, 0)
-	} else if pm, dropped := m.sess.SendCopy5(topic, hdr, msg, qos); pm != nil {
+	} else if pm, dropped := m.sendCopy(s, topic, hdr, msg, qos); pm != nil {
 		m.writePublish5(topic, msg, qos, retain, false, pm.ID)
 	} else {
 		if dropped {

@@ -482,3 +482,37 @@ func TestMQTT5WillDelay(t *testing.T) {
 		t.Fatalf("will %q", m.Topic)
 	}
 }
+
+// TestMQTTSharedRedelivery: QoS 1 messages a shared subscription member
+// (MQTT 3.1.1, clean session) received and never acknowledged go to
+// another member of the group when it disconnects.
+func TestMQTTSharedRedelivery(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		addr := s.MQTTAddr().String()
+		lazy := dialRaw(t, s)
+		lazy.connect("lazy", true, 0)
+		lazy.subscribe(1, "$share/g/red/+", 1)
+		b := connect5(t, addr, nil)
+		b.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "$share/g/red/+", QoS: 1}}})
+		pub := connect5(t, addr, nil)
+		const n = 20
+		for i := range n {
+			pub.pub(t, &paho5.Publish{Topic: "red/x", QoS: 1, Payload: []byte(fmt.Sprint(i))})
+		}
+		got := map[string]bool{}
+		for len(got) < n {
+			select {
+			case m := <-b.msgs:
+				got[string(m.Payload)] = true
+			case <-time.After(300 * time.Millisecond):
+				if lazy != nil {
+					lazy.conn.Close() // gone with its messages unacknowledged
+					lazy = nil
+					continue
+				}
+				t.Fatalf("%d of %d reached the remaining member", len(got), n)
+			}
+		}
+	})
+}

@@ -48,6 +48,10 @@ type Msg struct {
 	// Expires is when an MQTT 5 message expiry interval runs out (unix
 	// seconds; 0: never). A queued message past it is dropped unsent.
 	Expires int64 `json:"exp,omitempty"`
+	// Group is the shared subscription group the message came through
+	// ("" for none): if the client leaves for good with it unacknowledged,
+	// another member of the group gets it.
+	Group string `json:"group,omitempty"`
 }
 
 // size is what a message counts against the byte limit.
@@ -332,29 +336,60 @@ func (s *Session) Subs() map[string]byte {
 // full and the message is discarded (dropped reports that). The session
 // keeps payload, which must be a copy.
 func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, nil, payload, qos, false)
+	return s.send(topic, "", nil, payload, qos, false)
 }
 
 // Send5 is Send for a message with its header block (MQTT 5 properties),
 // which the session keeps (hdr must be a copy, or nil).
 func (s *Session) Send5(topic string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, hdr, payload, qos, false)
+	return s.send(topic, "", hdr, payload, qos, false)
 }
 
 // SendCopy is Send for a payload the caller does not own (a routed
 // message): it is copied only once the session has room for it, so a full
 // session costs a discarded message no allocation.
 func (s *Session) SendCopy(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, nil, payload, qos, true)
+	return s.send(topic, "", nil, payload, qos, true)
 }
 
 // SendCopy5 is SendCopy for a message whose header block (MQTT 5
 // properties) the session keeps, copied with the payload.
 func (s *Session) SendCopy5(topic string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, hdr, payload, qos, true)
+	return s.send(topic, "", hdr, payload, qos, true)
 }
 
-func (s *Session) send(topic string, hdr, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
+// SendShared is SendCopy5 for a message that came through shared
+// subscription group group.
+func (s *Session) SendShared(topic, group string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, group, hdr, payload, qos, true)
+}
+
+// Unacked removes and returns the messages that came through shared
+// subscriptions and were not acknowledged (nor, at QoS 2, received), for
+// the group's other members: the session's client has left for good.
+func (s *Session) Unacked() []*Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Msg
+	take := func(list []*Msg) []*Msg {
+		keep := list[:0]
+		for _, m := range list {
+			if m.Group != "" && !m.Released {
+				s.release(m)
+				out = append(out, m)
+			} else {
+				keep = append(keep, m)
+			}
+		}
+		clear(list[len(keep):])
+		return keep
+	}
+	s.inflight = take(s.inflight)
+	s.queue = take(s.queue)
+	return out
+}
+
+func (s *Session) send(topic, group string, hdr, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fullFor(topic, payload) {
@@ -364,7 +399,7 @@ func (s *Session) send(topic string, hdr, payload []byte, qos byte, clone bool) 
 		payload = bytes.Clone(payload)
 		hdr = bytes.Clone(hdr)
 	}
-	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: headerExpires(hdr)}
+	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: headerExpires(hdr), Group: group}
 	s.hold(m)
 	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
 		s.dirty = true

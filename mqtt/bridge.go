@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
 
 // bridge is the server-wide MQTT state, the loop.Plugin of the MQTT
@@ -274,7 +275,14 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 	h.owner = c
 	if old != nil {
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
-		old.c.Kick()
+		if old.v5 { // MQTT 5 says why: session taken over
+			oc := old.c
+			oc.Run(func() {
+				oc.Write(mcodec.AppendDisconnect5(nil, mcodec.ReasonSessionTakenOver, nil))
+				oc.FlushSoon()
+			})
+		}
+		old.c.Kick() // closes once what is queued, the DISCONNECT too, is written
 	}
 	return h.sess, present, true
 }

@@ -173,3 +173,21 @@ func TestMQTT5FlowAndAliases(t *testing.T) {
 		t.Fatalf("UNSUBACK type %d % x", typ, b)
 	}
 }
+
+// TestMQTT5TakeoverReason: a second connection with the same client id
+// takes the session over; the first, an MQTT 5 client, gets DISCONNECT
+// 0x8E (session taken over) before the close.
+func TestMQTT5TakeoverReason(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		first := dialRaw(t, s)
+		first.connect5("twin", props5(mcodec.PropSessionExpiry, 0, 0, 0, 60))
+		second := dialRaw(t, s)
+		body := second.connect5("twin", props5(mcodec.PropSessionExpiry, 0, 0, 0, 60))
+		if body[0] != 0 {
+			// clean start is set by connect5: no session present
+			t.Fatalf("CONNACK % x", body)
+		}
+		first.expectDisconnect5(mcodec.ReasonSessionTakenOver)
+	})
+}

@@ -27,9 +27,6 @@ func TestRowsSmoke(t *testing.T) {
 	natscliBin = testNatscli(t)
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
-			if r.MQTT == "shared" || strings.HasPrefix(r.MQTT, "v5") {
-				t.Skip("evnats has no MQTT 5 or shared subscriptions yet (issue 16)")
-			}
 			if r.CLI != nil && natscliBin == "" {
 				t.Skip("natscli " + natscliVersion + " not in bin/ (make bench-quick builds it)")
 			}

@@ -47,6 +47,21 @@ func (s *Server) PublishInternal(subject, reply string, hdr, data []byte) {
 	s.deliverInternal(subject, subject, reply, hdr, data)
 }
 
+// PublishToQueue delivers a server-originated message to one member of
+// queue group queue among the subscribers of subject, and reports whether
+// the group has a member there (MQTT: a shared subscription's messages
+// left in flight by a member that went away). Safe from any goroutine.
+func (s *Server) PublishToQueue(subject, queue string, hdr, data []byte) bool {
+	r := s.sl.Match(subject)
+	for _, q := range r.Queues {
+		if len(q) > 0 && q[0].Queue == queue {
+			s.deliverMatched(&matchResult{Queues: [][]*routerSub{q}}, subject, "", hdr, data)
+			return true
+		}
+	}
+	return false
+}
+
 // deliverInternal routes a server-originated message by the subscribers of
 // to, while clients see it under subject.
 func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {

@@ -187,8 +187,15 @@ func (k *Conn) NumSubs() int { return len(k.subs) }
 // unique on the connection. It returns nil once the connection is closed.
 // Caller holds Lock.
 func (k *Conn) AddSub(subject, sid string, tag uint32) *Sub {
-	s := &subscription{tag: tag, deny: k.perms.Load().deliveryDeny(subject, "")}
+	return k.AddQueueSub(subject, "", sid, tag)
+}
+
+// AddQueueSub is AddSub for a member of queue group queue ("" for none): an
+// MQTT shared subscription. Caller holds Lock.
+func (k *Conn) AddQueueSub(subject, queue, sid string, tag uint32) *Sub {
+	s := &subscription{tag: tag, deny: k.perms.Load().deliveryDeny(subject, queue)}
 	s.Subject = subject
+	s.Queue = queue
 	s.SID = []byte(sid)
 	if !k.c().ownSub(s) {
 		return nil
@@ -256,6 +263,12 @@ func (p *permissions) CanPublish(subject []byte) bool { return p == nil || p.can
 // CanSubscribe reports whether p allows a plain subscription to subject.
 func (p *permissions) CanSubscribe(subject string) bool {
 	return p == nil || p.canSubscribe(subject, "")
+}
+
+// CanQueueSubscribe reports whether p allows a queue subscription to
+// subject in group queue.
+func (p *permissions) CanQueueSubscribe(subject, queue string) bool {
+	return p == nil || p.canSubscribe(subject, queue)
 }
 
 // LimitsSubscribe reports whether p refuses some subscriptions.

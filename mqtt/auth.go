@@ -49,5 +49,6 @@ func detachConnect(cn *mcodec.Connect) *mcodec.Connect {
 	for _, f := range []*[]byte{&d.ClientID, &d.WillTopic, &d.WillMessage, &d.Username, &d.Password} {
 		*f = bytes.Clone(*f)
 	}
+	d.Props, d.WillProps = cn.Props.Clone(), cn.WillProps.Clone() // MQTT 5
 	return &d
 }

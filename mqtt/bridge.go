@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
 
 // bridge is the server-wide MQTT state, the loop.Plugin of the MQTT
@@ -36,6 +37,11 @@ type bridge struct {
 	mu     sync.Mutex
 	holds  map[string]*hold
 	closed bool // the persister is closed: housekeeping saves no more
+	// wills are MQTT 5 wills waiting out their will delay interval, by
+	// client id; a client that comes back in time cancels its will.
+	wills map[string]*delayedWill
+
+	rr requests // MQTT 5 requests waiting for NATS replies (request.go)
 
 	// dropped counts messages discarded because a session was full;
 	// dropLogged is when that was last logged (unix nanoseconds), so a
@@ -71,7 +77,9 @@ func newBridge(s *loop.Server) (*bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bridge{srv: s, opts: o, retained: NewRetainedSet(), persist: p, holds: make(map[string]*hold)}
+	b := &bridge{srv: s, opts: o, retained: NewRetainedSet(), persist: p, holds: make(map[string]*hold),
+		wills: make(map[string]*delayedWill)}
+	b.rr.init(b)
 	b.retained.SetLimits(o.MQTTMaxRetainedMsgs, o.MQTTMaxRetainedBytes)
 	sessions, retained, err := p.Load()
 	if err != nil {
@@ -85,7 +93,11 @@ func newBridge(s *loop.Server) (*bridge, error) {
 		s.Noticef("MQTT: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
 			msgs, bytes)
 	}
+	now := unixNow()
 	for _, sess := range sessions {
+		if sess.Expiry() != ExpiryNever && !sess.offlineKnown() {
+			sess.SetOffline(now) // stopped while its client was connected
+		}
 		b.journal(sess)
 		perms := s.UserPerms(sess.Owner()) // the owner's, when users authenticate
 		if perms != nil {
@@ -113,8 +125,43 @@ func init() {
 // NewConn makes the protocol of a connection accepted on the MQTT listener.
 func (b *bridge) NewConn(c *loop.Conn) loop.Protocol { return newConn(c, b) }
 
-// Housekeep saves the sessions that changed; once a second.
-func (b *bridge) Housekeep() { b.saveDirty(false) }
+// Housekeep ends expired sessions, publishes wills whose delay is over,
+// forgets unanswered requests and saves the sessions that changed; once a
+// second.
+func (b *bridge) Housekeep() {
+	now := unixNow()
+	b.expire(now)
+	b.rr.sweep(now)
+	b.saveDirty(false)
+}
+
+// expire ends the offline sessions whose expiry interval has passed and
+// publishes the wills that are due.
+func (b *bridge) expire(now int64) {
+	var due []*delayedWill
+	b.mu.Lock()
+	for id, h := range b.holds {
+		if h.owner == nil && h.sess.Expired(now) {
+			b.srv.ReplaceSubs(h.offline, nil)
+			delete(b.holds, id)
+			_ = b.persist.DeleteSession(h.sess)
+			if w := b.wills[id]; w != nil {
+				w.due = 1 // the session ended first: due now
+			}
+		}
+	}
+	nowMs := time.Now().UnixMilli()
+	for id, w := range b.wills {
+		if nowMs >= w.due {
+			due = append(due, w)
+			delete(b.wills, id)
+		}
+	}
+	b.mu.Unlock()
+	for _, w := range due {
+		b.publishWill(w)
+	}
+}
 
 // Close saves the sessions and closes their stores, after every connection
 // has released its session.
@@ -184,19 +231,20 @@ func (h *hold) routed() []*loop.Sub {
 // ones) in one step; what was already routed to the previous holder goes
 // into the session's queue (see conn.deliver). It reports ok false,
 // touching nothing, when the session belongs to another user.
-func (b *bridge) attach(c *conn, id string, clean bool) (sess *Session, present, ok bool) {
+func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *Session, present, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[id]
 	if h != nil && !b.mayHold(c, h.sess) {
 		return nil, false, false
 	}
+	delete(b.wills, id) // back within the will delay: no will
 	var old *conn
 	if h != nil && h.owner != nil {
 		old = h.owner
 		old.handedOver.Store(true)
 	}
-	present = h != nil && !clean && !h.sess.Clean
+	present = h != nil && !cleanStart && !h.sess.Clean
 	if !present {
 		if h != nil {
 			b.srv.ReplaceSubs(h.routed(), nil)
@@ -204,8 +252,8 @@ func (b *bridge) attach(c *conn, id string, clean bool) (sess *Session, present,
 				_ = b.persist.DeleteSession(h.sess)
 			}
 		}
-		h = &hold{sess: NewSession(id, clean)}
-		if clean {
+		h = &hold{sess: NewSession(id, !persistent)}
+		if !persistent {
 			h.sess.SetLimits(b.maxMsgs(), b.maxBytes())
 		} else {
 			b.journal(h.sess)
@@ -218,8 +266,8 @@ func (b *bridge) attach(c *conn, id string, clean bool) (sess *Session, present,
 	}
 	if present {
 		b.prune(h.sess, c.c.Perms())
-		for filter, qos := range h.sess.Subs() {
-			c.addFilter(filter, qos)
+		for filter, opts := range h.sess.Subs() {
+			c.addFilter(filter, opts, h.sess.SubID(filter))
 		}
 		b.srv.ReplaceSubs(h.routed(), c.routed())
 		h.offline = nil
@@ -227,7 +275,14 @@ func (b *bridge) attach(c *conn, id string, clean bool) (sess *Session, present,
 	h.owner = c
 	if old != nil {
 		b.srv.Noticef("MQTT client %q: taken over by a new connection; closing the old one", id)
-		old.c.Kick()
+		if old.v5 { // MQTT 5 says why: session taken over
+			oc := old.c
+			oc.Run(func() {
+				oc.Write(mcodec.AppendDisconnect5(nil, mcodec.ReasonSessionTakenOver, nil))
+				oc.FlushSoon()
+			})
+		}
+		old.c.Kick() // closes once what is queued, the DISCONNECT too, is written
 	}
 	return h.sess, present, true
 }
@@ -298,14 +353,14 @@ func (b *bridge) capSubs(sess *Session) {
 
 // subscribe gives c's session filter at qos, replacing the filter's earlier
 // subscriptions in one step, if c still holds the session.
-func (b *bridge) subscribe(c *conn, filter string, qos byte) {
+func (b *bridge) subscribe(c *conn, filter string, opts byte, subID uint32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding(c) {
 		return
 	}
 	old := c.filterSubs(filter)
-	c.addFilter(filter, qos)
+	c.addFilter(filter, opts, subID)
 	b.srv.ReplaceSubs(old, c.filterSubs(filter))
 }
 
@@ -330,7 +385,10 @@ func (b *bridge) holding(c *conn) bool {
 // release is called when c's connection ends. A clean session ends with it;
 // a persistent one stays, its QoS 1/2 messages queued until the client
 // returns. It reports whether c still held its session (not taken over).
-func (b *bridge) release(c *conn, sess *Session) bool {
+//
+// w, when not nil, is the client's will: one with a delay (due set) waits
+// in wills unless the session ends now, which makes it due at once.
+func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.holds[sess.ID]
@@ -340,11 +398,21 @@ func (b *bridge) release(c *conn, sess *Session) bool {
 	c.handedOver.Store(true)
 	online := c.routed()
 	h.owner = nil
-	if sess.Clean {
+	if sess.Clean || sess.Expiry() == 0 { // MQTT 5: expiry interval 0 ends it with the connection
 		b.srv.ReplaceSubs(online, nil)
 		delete(b.holds, sess.ID)
+		if !sess.Clean {
+			_ = b.persist.DeleteSession(sess)
+		}
+		if w != nil {
+			w.due = 0
+		}
 		return true
 	}
+	if w != nil && w.due != 0 {
+		b.wills[sess.ID] = w
+	}
+	sess.SetOffline(unixNow())
 	h.offline = b.offlineSubs(sess, c.c.Perms())
 	b.srv.ReplaceSubs(online, h.offline)
 	if err := b.persist.SaveSession(sess, true); err != nil {
@@ -359,9 +427,13 @@ func (b *bridge) release(c *conn, sess *Session) bool {
 // subscribe deny entries filter out of a live subscription.
 func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 	var subs []*loop.Sub
-	for filter, qos := range sess.Subs() {
+	for filter, opts := range sess.Subs() {
+		qos := opts & optQoS
 		if qos == 0 {
 			continue // QoS 0 messages are not kept for an absent client
+		}
+		if group, _, _ := SharedFilter(filter); group != "" {
+			continue // the group's other members take them meanwhile
 		}
 		subjects, err := FilterSubjects(filter)
 		if err != nil {
@@ -377,11 +449,12 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 				if q == 0 {
 					return
 				}
+				var hdr []byte
 				if hdrLen > 0 {
-					msg = msg[hdrLen:]
+					hdr, msg = msg[:hdrLen], msg[hdrLen:]
 				}
 				// Dropped before its topic is mapped or its payload copied.
-				if sess.Discards(len(msg)) || !sess.EnqueueCopy(SubjectToTopic(string(subj)), msg, q) {
+				if sess.Discards(len(msg)) || !sess.EnqueueCopy5(SubjectToTopic(string(subj)), hdr, msg, q) {
 					b.full(sess)
 				}
 			})
@@ -417,13 +490,19 @@ func (b *bridge) saveDirty(force bool) {
 // setRetained stores (or, with an empty payload, clears) a topic's retained
 // message.
 func (b *bridge) setRetained(topic, subject string, qos byte, payload []byte) {
+	b.setRetained5(topic, subject, qos, nil, payload)
+}
+
+// setRetained5 is setRetained keeping the message's header block (MQTT 5
+// properties; nil for 3.1.1).
+func (b *bridge) setRetained5(topic, subject string, qos byte, hdr, payload []byte) {
 	if len(payload) == 0 {
 		if b.retained.Clear(subject) {
 			_ = b.persist.DeleteRetained(subject)
 		}
 		return
 	}
-	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload)}
+	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload), Hdr: bytes.Clone(hdr)}
 	stored, cleared := b.retained.Set(r)
 	if !stored {
 		if cleared {
@@ -459,6 +538,54 @@ func (b *bridge) close() {
 	if err := b.persist.Close(); err != nil {
 		b.srv.Errorf("MQTT: closing the session store: %v", err)
 	}
+}
+
+// delayedWill is a will on its way: published when due (unix
+// milliseconds; 0: at once), unless its client comes back first. Guarded by bridge.mu
+// while in wills.
+type delayedWill struct {
+	r      *Retained // topic, subject, QoS, payload, header block (nil: 3.1.1)
+	retain bool
+	due    int64
+}
+
+// publishWill publishes a will (the caller checked its permission).
+func (b *bridge) publishWill(w *delayedWill) {
+	r := w.r
+	hdr := r.Hdr
+	if hdr == nil {
+		hdr = append([]byte(mqttHeaderPrefix), '0'+r.QoS, '\r', '\n', '\r', '\n')
+	}
+	if w.retain {
+		b.setRetained5(r.Topic, r.Subject, r.QoS, r.Hdr, r.Payload)
+	}
+	b.srv.PublishInternal(r.Subject, "", hdr, r.Payload)
+}
+
+// redeliverShared gives the QoS 1/2 messages a shared subscription left
+// unacknowledged in sess, whose client has left for good, to another
+// member of their group (MQTT or NATS), if one is left.
+func (b *bridge) redeliverShared(sess *Session) {
+	msgs := sess.Unacked()
+	if len(msgs) == 0 {
+		return
+	}
+	n := 0
+	for _, msg := range msgs {
+		subject, err := TopicToSubject(msg.Topic, false)
+		if err != nil {
+			continue
+		}
+		hdr := msg.Hdr
+		if hdr == nil {
+			hdr = append([]byte(mqttHeaderPrefix), '0'+msg.QoS, '\r', '\n', '\r', '\n')
+		}
+		if b.srv.PublishToQueue(subject, msg.Group, hdr, msg.Payload) {
+			n++
+		}
+	}
+	b.srv.Noticef("MQTT session %q: %d unacknowledged messages of shared subscriptions passed to other members (%d had none left)",
+		sess.ID, n, len(msgs)-n)
 }
 
 // mqttHeaderPrefix starts the header nats-server puts on messages published

@@ -61,6 +61,23 @@ type conn struct {
 	heldTotal, releasedTotal uint64
 
 	authResult *loop.AuthResult // a bcrypt check's result for the re-run CONNECT
+
+	// MQTT 5 (zero on 3.1.1): v5, expiry and the limits are set by CONNECT
+	// before anything is delivered; aliasIn and noLocal belong to the
+	// reading goroutine; aliasOut, props, oprops, corr and subIDs are
+	// guarded by Lock (deliveries read them).
+	v5          bool
+	expiry      uint32            // session expiry interval from CONNECT
+	maxOut      int               // the client's maximum packet size (0: none)
+	aliasIn     map[uint16][]byte // the client's topic aliases
+	aliasOutMax uint16            // the client's topic alias maximum
+	aliasOut    map[string]uint16 // aliases given to topics sent
+	props       mcodec.Properties // of the PUBLISH being formatted
+	oprops      outProps
+	corr        []byte            // decoded correlation data of that PUBLISH
+	subIDs      map[string]uint32 // filter -> subscription identifier
+	noLocal     int               // filters with no local: publishes name their source
+	willDelay   uint32
 }
 
 // maxMQTTClientID bounds a client id (MQTT 3.1.1 lets a server refuse ids
@@ -70,7 +87,7 @@ const maxMQTTClientID = 1024
 func newConn(c *loop.Conn, b *bridge) *conn {
 	m := &conn{c: c, b: b, filters: make(map[string][]*loop.Sub), scratch: make([]byte, 0, 256)}
 	m.parser = mcodec.NewParser(m)
-	m.parser.MaxPacket = m.b.opts.MaxPayload + 64<<10 // payload plus topic and header room
+	m.parser.MaxPacket = m.b.opts.MaxPayload + 64<<10 // payload plus topic and header room (and MQTT 5 properties)
 	m.lastRecv.Store(time.Now().UnixNano())
 	return m
 }
@@ -89,6 +106,15 @@ func (m *conn) parsed(err error) bool {
 	}
 	if !errors.Is(err, errClose{}) {
 		m.c.Server().Noticef("MQTT client %d (%s): %v; closing", m.c.ID(), m.c.IP(), err)
+		if m.parser.Level() == 5 {
+			// MQTT 5 names the reason: in CONNACK when CONNECT itself is
+			// bad, else in DISCONNECT.
+			if m.sess == nil {
+				m.send(mcodec.AppendConnack5(nil, false, mcodec.Reason(err), nil))
+			} else {
+				m.send(mcodec.AppendDisconnect5(nil, mcodec.Reason(err), nil))
+			}
+		}
 	}
 	m.c.Close()
 	return false
@@ -115,14 +141,25 @@ var pingresp = mcodec.AppendPingresp(nil)
 // MQTTConnect authenticates, attaches the session and answers CONNACK.
 func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 	c := m.c
+	v5 := cn.Level == 5
 	refuse := func(code byte, why string) error {
 		c.Server().Noticef("MQTT client %d (%s): connection refused: %s", c.ID(), c.IP(), why)
-		m.send(mcodec.AppendConnack(nil, false, code))
+		if v5 {
+			m.send(mcodec.AppendConnack5(nil, false, connackReason5(code), nil))
+		} else {
+			m.send(mcodec.AppendConnack(nil, false, code))
+		}
 		c.Close()
 		return errClose{}
 	}
-	if cn.Level != 4 {
+	if cn.Level != 4 && !v5 {
 		return refuse(mcodec.RefusedProtocolVersion, "unacceptable protocol version "+strconv.Itoa(int(cn.Level)))
+	}
+	if v5 && cn.Props.Has(mcodec.PropAuthMethod) {
+		c.Server().Noticef("MQTT client %d (%s): connection refused: enhanced authentication %q is not supported", c.ID(), c.IP(), cn.Props.AuthMethod)
+		m.send(mcodec.AppendConnack5(nil, false, mcodec.ReasonBadAuthMethod, nil))
+		c.Close()
+		return errClose{}
 	}
 	if len(cn.ClientID) > maxMQTTClientID {
 		// The id keys the session's stored records: unbounded, a client could
@@ -130,11 +167,12 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 		return refuse(mcodec.RefusedIdentifier, "client id longer than "+strconv.Itoa(maxMQTTClientID)+" bytes")
 	}
 	id := string(cn.ClientID)
+	assigned := false
 	if id == "" {
-		if !cn.CleanSession {
+		if !cn.CleanSession && !v5 {
 			return refuse(mcodec.RefusedIdentifier, "empty client id needs a clean session")
 		}
-		id = nuid.Next()
+		id, assigned = nuid.Next(), v5
 	}
 	if ok, err := m.authenticate(cn); err != nil {
 		return err // checked off the loop; MQTTConnect runs again with the result
@@ -148,37 +186,73 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 		}
 		m.will = &Retained{Topic: string(cn.WillTopic), Subject: subject, QoS: cn.WillQoS, Payload: bytes.Clone(cn.WillMessage)}
 		m.willRetain = cn.WillRetain
+		if v5 {
+			m.will.Hdr = m.pubHeader(nil, cn.WillQoS, &cn.WillProps, false)
+			m.willDelay = cn.WillProps.WillDelay
+		}
 	}
 	m.keepAlive = time.Duration(cn.KeepAlive) * time.Second
-	c.Identify(id)                                          // headers on: deliveries carry the Nmqtt-Pub header through the router
-	sess, present, ok := m.b.attach(m, id, cn.CleanSession) // sets m.sess
+	cleanStart, persistent := cn.CleanSession, !cn.CleanSession
+	expiry := ExpiryNever
+	if v5 {
+		m.setup5(cn)
+		expiry, persistent = m.expiry, m.expiry > 0
+	}
+	c.Identify(id)                                                 // headers on: deliveries carry the Nmqtt-Pub header through the router
+	sess, present, ok := m.b.attach(m, id, cleanStart, persistent) // sets m.sess
 	if !ok {
 		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")
 	}
+	sess.SetV5(v5, expiry, int(cn.Props.ReceiveMaximum))
 	c.SetConnected()
 	if c.Tracing() {
 		c.Tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)
 	}
 	c.Lock()
-	c.Write(mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted))
-	for _, msg := range sess.Resume() {
-		m.writeSessionMsg(msg, true)
+	if v5 {
+		c.Write(m.connack5(present, assigned, id))
+	} else {
+		c.Write(mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted))
 	}
+	m.writeSessionMsgs(sess.Resume(), true)
 	c.FlushSoon()
 	c.Unlock()
 	return nil
 }
 
+// writeSessionMsgs writes QoS 1/2 messages the session tracks; on MQTT 5
+// one too large for the client is dropped as if acknowledged, and what
+// that lets into the window follows. Caller holds outLock.
+func (m *conn) writeSessionMsgs(msgs []*Msg, resend bool) {
+	for len(msgs) > 0 {
+		msg := msgs[0]
+		msgs = msgs[1:]
+		if !m.writeSessionMsg(msg, resend) {
+			msgs = append(msgs, m.sess.Acked(msg.ID)...)
+		}
+	}
+}
+
 // writeSessionMsg writes a QoS 1/2 message the session tracks: the message
-// (with DUP when resent) or, once the client has PUBREC'd it, PUBREL.
-// Caller holds outLock.
-func (m *conn) writeSessionMsg(msg *Msg, resend bool) {
+// (with DUP when resent) or, once the client has PUBREC'd it, PUBREL. It
+// reports false, writing nothing, for a message over an MQTT 5 client's
+// maximum packet size. Caller holds outLock.
+func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 	c := m.c
 	if msg.Released {
 		c.Write(mcodec.AppendAck(m.scratch[:0], mcodec.PUBREL, msg.ID))
-		return
+		return true
+	}
+	if m.v5 {
+		m.buildProps(msg.Hdr, nil, 0, msg.Expires)
+		if !m.fits(msg.Topic, len(msg.Payload), msg.QoS) {
+			return false
+		}
+		m.writePublish5(msg.Topic, msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+		return true
 	}
 	m.writePublish(msg.Topic, msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+	return true
 }
 
 // writePublish formats PUBLISH into the client's buffer: the header in
@@ -202,28 +276,50 @@ func (m *conn) trimScratch() {
 }
 
 // subTag is what an MQTT subscription carries in its loop.Sub tag: the
-// granted QoS, and whether its filter starts with a wildcard and so skips
-// '$' topics.
-func subTag(qos byte, skipDollar bool) uint32 {
-	t := uint32(qos)
+// granted QoS and MQTT 5 options (the session's option byte), whether its
+// filter starts with a wildcard and so skips '$' topics, and whether it is
+// a shared subscription (a queue group member).
+func subTag(opts byte, skipDollar, shared bool) uint32 {
+	t := uint32(opts)
 	if skipDollar {
 		t |= tagSkipDollar
+	}
+	if shared {
+		t |= tagShared
 	}
 	return t
 }
 
-const tagSkipDollar = 1 << 8
+const (
+	tagSkipDollar = 1 << 8
+	tagShared     = 1 << 9
+)
+
+// A session records each filter's granted QoS with its MQTT 5 options in
+// one byte.
+const (
+	optQoS     byte = 0x03
+	optNoLocal byte = 0x04
+	optRAP     byte = 0x08 // retain as published
+)
 
 // Deliver formats a routed message for MQTT subscription s. Caller holds
 // the connection's Lock (on an event loop: runs on its loop). Like a NATS
-// delivery it reports true: MQTT subscriptions are never queue members.
-func (m *conn) Deliver(s *loop.Sub, subject, _ []byte, hdrLen int, msg []byte) bool {
+// delivery it reports true, except for a shared subscription (a queue
+// group member) that cannot take the message, which passes it on.
+func (m *conn) Deliver(s *loop.Sub, subject, reply []byte, hdrLen int, msg []byte) bool {
 	c := m.c
 	tag := s.Tag()
 	if tag&tagSkipDollar != 0 && len(subject) > 0 && subject[0] == '$' {
 		return true
 	}
-	qos := min(byte(tag), originQoS(msg, hdrLen))
+	qos := min(byte(tag)&optQoS, originQoS(msg, hdrLen))
+	if m.v5 {
+		return m.deliver5(s, tag, subject, reply, hdrLen, msg, qos)
+	}
+	if tag&tagShared != 0 && (m.handedOver.Load() || c.Closed() || s.Closed() || c.Slow()) {
+		return false
+	}
 	if hdrLen > 0 {
 		msg = msg[hdrLen:]
 	}
@@ -242,7 +338,7 @@ func (m *conn) Deliver(s *loop.Sub, subject, _ []byte, hdrLen int, msg []byte) b
 	topic := m.topicOf(subject)
 	if qos == 0 {
 		m.writePublish(topic, msg, 0, false, false, 0)
-	} else if pm, dropped := m.sess.SendCopy(topic, msg, qos); pm != nil {
+	} else if pm, dropped := m.sendCopy(s, topic, nil, msg, qos); pm != nil {
 		m.writePublish(topic, msg, qos, false, false, pm.ID)
 	} else {
 		if dropped {
@@ -282,6 +378,13 @@ func (m *conn) subjectOf(topic []byte) ([]byte, error) {
 // the Nmqtt-Pub header, keeps it when retained, and acknowledges it.
 func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 	c := m.c
+	if m.v5 {
+		t, err := m.resolveAlias(p)
+		if err != nil {
+			return err
+		}
+		p.Topic = t
+	}
 	if c.Tracing() {
 		c.Tracef("<<- MQTT PUBLISH %s qos=%d retain=%v id=%d size=%d", p.Topic, p.QoS, p.Retain, p.PacketID, len(p.Payload))
 	}
@@ -293,12 +396,21 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 	}
 	writes := m.b.persist.Writes()
 	deliver := true
+	reason := byte(0)
 	if p.QoS == 2 && !m.sess.IncomingQoS2(p.PacketID) {
 		deliver = false // a resent PUBLISH before PUBREL: delivered already
 	}
 	if deliver && !c.Perms().CanPublish(subject) {
 		c.Server().Noticef("MQTT client %d (%s): permissions violation for publish to %q", c.ID(), c.IP(), subject)
 		deliver = false
+		reason = mcodec.ReasonNotAuthorized
+	}
+	if m.v5 {
+		if deliver {
+			m.publish5(p, subject)
+		}
+		m.ack5(p, reason, writes)
+		return nil
 	}
 	if deliver {
 		if p.Retain {
@@ -325,16 +437,22 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 // until they are written, as a JetStream PubAck does; acks after a waiting
 // one wait too, since MQTT acknowledges in order.
 func (m *conn) ack(kind byte, id uint16, writesBefore uint64) {
+	m.ackReason(kind, id, 0, writesBefore)
+}
+
+// ackReason is ack with an MQTT 5 reason code (0 on 3.1.1).
+func (m *conn) ackReason(kind byte, id uint16, reason byte, writesBefore uint64) {
 	c := m.c
 	c.Lock()
 	if m.b.persist.Writes() == writesBefore && len(m.held) == 0 {
-		c.Write(mcodec.AppendAck(m.scratch[:0], kind, id))
+		c.Write(mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil))
 		c.FlushSoon()
 		c.Unlock()
 		return
 	}
-	m.held = mcodec.AppendAck(m.held, kind, id)
-	m.heldTotal += 4
+	n := len(m.held)
+	m.held = mcodec.AppendAck5(m.held, kind, id, reason, nil)
+	m.heldTotal += uint64(len(m.held) - n)
 	upto := m.heldTotal
 	c.Unlock()
 	m.b.persist.AfterWrites(func() { c.Run(func() { m.release(upto) }) })
@@ -353,13 +471,17 @@ func (m *conn) release(upto uint64) {
 }
 
 // MQTTAck handles PUBACK, PUBREC, PUBREL and PUBCOMP.
-func (m *conn) MQTTAck(kind byte, id uint16) error {
+func (m *conn) MQTTAck(kind byte, id uint16, reason byte) error {
 	c := m.c
 	var next []*Msg
 	switch kind {
 	case mcodec.PUBACK, mcodec.PUBCOMP:
 		next = m.sess.Acked(id)
 	case mcodec.PUBREC:
+		if reason >= 0x80 { // MQTT 5: the client refused it; the delivery ends here
+			next = m.sess.Acked(id)
+			break
+		}
 		m.sess.Received(id)
 		m.sendAck(mcodec.PUBREL, id)
 		return nil
@@ -370,9 +492,7 @@ func (m *conn) MQTTAck(kind byte, id uint16) error {
 	}
 	if len(next) > 0 {
 		c.Lock()
-		for _, msg := range next {
-			m.writeSessionMsg(msg, false)
-		}
+		m.writeSessionMsgs(next, false)
 		c.FlushSoon()
 		c.Unlock()
 	}
@@ -380,7 +500,8 @@ func (m *conn) MQTTAck(kind byte, id uint16) error {
 }
 
 // MQTTSubscribe subscribes each filter, answers SUBACK with the granted QoS
-// (0x80 where refused), then sends the matching retained messages.
+// (0x80, or on MQTT 5 the reason, where refused), then sends the matching
+// retained messages.
 func (m *conn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	c := m.c
 	if m.handedOver.Load() {
@@ -388,16 +509,24 @@ func (m *conn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	}
 	m.codes = m.codes[:0]
 	refused, firstRefused, whyRefused := 0, "", error(nil)
-	for _, sub := range subs {
+	var existed uint64 // MQTT 5 retain handling 1: bit i set when filter i was subscribed already
+	for i, sub := range subs {
 		filter := string(sub.Filter)
 		if c.Tracing() {
 			c.Tracef("<<- MQTT SUBSCRIBE %s qos=%d", filter, sub.QoS)
 		}
-		subjects, err := FilterSubjects(filter)
+		code := mcodec.SubackFailure
+		group, _, err := SharedFilter(filter)
+		var subjects []string
 		if err == nil {
+			subjects, err = FilterSubjects(filter)
+		}
+		if err != nil {
+			code = mcodec.ReasonTopicFilterInvalid
+		} else {
 			for _, subj := range subjects {
-				if !c.Perms().CanSubscribe(subj) {
-					err = errors.New("permissions violation")
+				if !c.Perms().CanQueueSubscribe(subj, group) {
+					err, code = errors.New("permissions violation"), mcodec.ReasonNotAuthorized
 				}
 			}
 		}
@@ -405,16 +534,29 @@ func (m *conn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			m.numSubs()-len(m.filters[filter])+len(subjects) > max {
 			// As nats-server: MQTT subscriptions count toward max_subs
 			// ("foo/#" is two); a filter past it is refused in SUBACK.
-			err = errors.New("maximum subscriptions exceeded")
+			err, code = errors.New("maximum subscriptions exceeded"), mcodec.ReasonQuotaExceeded
 		}
 		if err != nil {
 			if refused++; refused == 1 { // one log line a packet, not one a filter
 				firstRefused, whyRefused = filter, err
 			}
-			m.codes = append(m.codes, mcodec.SubackFailure)
+			if !m.v5 {
+				code = mcodec.SubackFailure
+			}
+			m.codes = append(m.codes, code)
 			continue
 		}
-		m.b.subscribe(m, filter, sub.QoS)
+		if i < 64 && m.filters[filter] != nil {
+			existed |= 1 << i
+		}
+		opts := sub.QoS
+		if sub.NoLocal {
+			opts |= optNoLocal
+		}
+		if sub.RetainAsPublished {
+			opts |= optRAP
+		}
+		m.b.subscribe(m, filter, opts, sub.SubID)
 		m.codes = append(m.codes, sub.QoS)
 	}
 	if refused > 0 {
@@ -429,21 +571,33 @@ func (m *conn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 	// delivery.
 	c.Lock()
 	defer c.Unlock()
-	m.scratch = mcodec.AppendSuback(m.scratch[:0], id, m.codes)
+	if m.v5 {
+		m.scratch = mcodec.AppendSuback5(m.scratch[:0], mcodec.SUBACK, id, m.codes, nil)
+	} else {
+		m.scratch = mcodec.AppendSuback(m.scratch[:0], id, m.codes)
+	}
 	c.Write(m.scratch)
 	m.trimScratch()
 	for i, sub := range subs {
-		if m.codes[i] == mcodec.SubackFailure {
+		if m.codes[i] >= 0x80 {
 			continue
 		}
 		filter := string(sub.Filter)
+		if group, _, _ := SharedFilter(filter); group != "" {
+			continue // shared subscriptions get no retained messages
+		}
+		if sub.RetainHandling == 2 || sub.RetainHandling == 1 && i < 64 && existed&(1<<i) != 0 {
+			continue // MQTT 5 retain handling: never, or only for a new subscription
+		}
 		subjects, _ := FilterSubjects(filter)
 		for _, r := range m.b.retained.Match(subjects, SkipsDollarTopics(filter)) {
 			if !c.Perms().CanSubscribe(r.Subject) {
 				continue
 			}
 			qos := min(sub.QoS, r.QoS)
-			if qos == 0 {
+			if m.v5 {
+				m.writeRetained5(r, qos, sub.SubID)
+			} else if qos == 0 {
 				m.writePublish(r.Topic, r.Payload, 0, true, false, 0)
 			} else if pm, _ := m.sess.Send(r.Topic, r.Payload, qos); pm != nil {
 				m.writePublish(r.Topic, r.Payload, qos, true, false, pm.ID)
@@ -473,25 +627,43 @@ func (m *conn) numSubs() int {
 
 // addFilter makes filter's subscriptions (two for "foo/#") this
 // connection's, replacing earlier ones for the same filter, and records it
-// in the session. The bridge puts them in the sublist.
-func (m *conn) addFilter(filter string, qos byte) {
+// in the session with its options byte (QoS and MQTT 5 options) and
+// subscription identifier. A shared filter's subscriptions are members of
+// its group's NATS queue group. The bridge puts them in the sublist.
+func (m *conn) addFilter(filter string, opts byte, subID uint32) {
 	c := m.c
+	group, _, err := SharedFilter(filter)
+	if err != nil {
+		return
+	}
 	subjects, err := FilterSubjects(filter)
 	if err != nil {
 		return
 	}
 	m.dropFilter(filter)
-	tag := subTag(qos, SkipsDollarTopics(filter))
+	tag := subTag(opts, SkipsDollarTopics(filter), group != "")
 	c.Lock()
 	defer c.Unlock()
 	for i, subj := range subjects {
-		s := c.AddSub(subj, filter+"\x00"+strconv.Itoa(i), tag) // the sid is unique per client; never sent
+		s := c.AddQueueSub(subj, group, filter+"\x00"+strconv.Itoa(i), tag) // the sid is unique per client; never sent
 		if s == nil {
 			return // closing: the filter dies with the connection
 		}
 		m.filters[filter] = append(m.filters[filter], s)
 	}
-	m.sess.Subscribe(filter, qos)
+	if opts&optNoLocal != 0 {
+		m.noLocal++
+	}
+	if subID != 0 {
+		if m.subIDs == nil {
+			m.subIDs = make(map[string]uint32)
+		}
+		m.subIDs[filter] = subID
+	}
+	m.sess.Subscribe(filter, opts)
+	if m.v5 || subID != 0 {
+		m.sess.SetSubID(filter, subID)
+	}
 }
 
 // dropFilter forgets filter's subscriptions on this connection (the
@@ -499,9 +671,14 @@ func (m *conn) addFilter(filter string, qos byte) {
 func (m *conn) dropFilter(filter string) {
 	c := m.c
 	c.Lock()
-	for _, s := range m.filters[filter] {
+	fs := m.filters[filter]
+	for _, s := range fs {
 		c.DropSub(s)
 	}
+	if len(fs) > 0 && byte(fs[0].Tag())&optNoLocal != 0 {
+		m.noLocal--
+	}
+	delete(m.subIDs, filter)
 	c.Unlock()
 	delete(m.filters, filter)
 }
@@ -525,8 +702,26 @@ func (m *conn) MQTTUnsubscribe(id uint16, filters [][]byte) error {
 	if m.handedOver.Load() {
 		return nil // the session has moved on; this connection is closing
 	}
+	m.codes = m.codes[:0]
 	for _, f := range filters {
+		code := mcodec.ReasonSuccess
+		if m.filters[string(f)] == nil {
+			code = mcodec.ReasonNoSubscriptionExisted
+		}
+		m.codes = append(m.codes, code)
 		m.b.unsubscribe(m, string(f))
+	}
+	if m.v5 {
+		c := m.c
+		c.Lock()
+		if !c.Closed() {
+			m.scratch = mcodec.AppendSuback5(m.scratch[:0], mcodec.UNSUBACK, id, m.codes, nil)
+			c.Write(m.scratch)
+			m.trimScratch()
+			c.FlushSoon()
+		}
+		c.Unlock()
+		return nil
 	}
 	m.sendAck(mcodec.UNSUBACK, id)
 	return nil
@@ -538,11 +733,26 @@ func (m *conn) MQTTPingreq() error {
 	return nil
 }
 
-// MQTTDisconnect ends the connection normally: the will is discarded.
-func (m *conn) MQTTDisconnect() error {
-	m.disconnected = true
+// MQTTDisconnect ends the connection normally: the will is discarded,
+// unless an MQTT 5 client asks for it (reason 0x04). An MQTT 5 client may
+// change its session expiry interval, but not from 0.
+func (m *conn) MQTTDisconnect(d *mcodec.Disconnect) error {
+	if m.v5 && d.Props.Has(mcodec.PropSessionExpiry) {
+		if m.expiry == 0 && d.Props.SessionExpiry != 0 {
+			return &mcodec.ReasonError{Code: mcodec.ReasonProtocolError, Msg: "mqtt: DISCONNECT sets a session expiry interval after CONNECT set 0"}
+		}
+		m.expiry = d.Props.SessionExpiry
+		m.sess.SetExpiry(m.expiry)
+	}
+	m.disconnected = !m.v5 || d.Reason != mcodec.ReasonDisconnectWithWill
 	m.c.Close()
 	return errClose{}
+}
+
+// MQTTAuth answers enhanced authentication, which the broker does not
+// support: DISCONNECT with bad authentication method.
+func (m *conn) MQTTAuth(a *mcodec.Auth) error {
+	return &mcodec.ReasonError{Code: mcodec.ReasonBadAuthMethod, Msg: "mqtt: enhanced authentication (AUTH) is not supported"}
 }
 
 // Tick closes a client silent for 1.5 times its keep-alive, or one that has
@@ -558,28 +768,44 @@ func (m *conn) Tick(now time.Time) {
 	}
 	if m.keepAlive > 0 && now.Sub(time.Unix(0, m.lastRecv.Load())) > m.keepAlive*3/2 {
 		c.Server().Noticef("MQTT client %d (%s): keep-alive timeout; closing", c.ID(), c.IP())
+		if m.v5 {
+			m.send(mcodec.AppendDisconnect5(nil, mcodec.ReasonKeepAliveTimeout, nil))
+		}
 		c.Close()
 	}
 }
 
 // Close releases the session and, unless the client said DISCONNECT or was
-// taken over, publishes its will. Runs once, in the connection's context,
+// taken over, publishes its will (an MQTT 5 will after its delay, unless
+// the client is back by then). Runs once, in the connection's context,
 // when it has ended.
 func (m *conn) Close() {
 	if m.sess == nil {
 		return
 	}
-	held := m.b.release(m, m.sess)
-	if w := m.will; w != nil && held && !m.disconnected && !m.c.Server().ShuttingDown() {
-		if !m.c.Perms().CanPublish([]byte(w.Subject)) {
-			return
+	var w *delayedWill
+	if m.will != nil && !m.disconnected && !m.c.Server().ShuttingDown() && m.c.Perms().CanPublish([]byte(m.will.Subject)) {
+		w = &delayedWill{r: m.will, retain: m.willRetain}
+		if m.willDelay > 0 {
+			w.due = time.Now().UnixMilli() + 1000*int64(min(m.willDelay, m.expiry))
 		}
-		if m.willRetain {
-			m.b.setRetained(w.Topic, w.Subject, w.QoS, w.Payload)
-		}
-		hdr := append([]byte(mqttHeaderPrefix), '0'+w.QoS, '\r', '\n', '\r', '\n')
-		m.c.Server().PublishInternal(w.Subject, "", hdr, w.Payload)
 	}
+	held := m.b.release(m, m.sess, w)
+	if held && w != nil && w.due == 0 {
+		m.b.publishWill(w)
+	}
+	if held && (m.sess.Clean || m.sess.Expiry() == 0) {
+		m.b.redeliverShared(m.sess)
+	}
+}
+
+// sendCopy is Session.SendCopy5 for a delivery to s, recording the shared
+// subscription group it came through. Caller holds Lock.
+func (m *conn) sendCopy(s *loop.Sub, topic string, hdr, msg []byte, qos byte) (*Msg, bool) {
+	if s.Tag()&tagShared != 0 {
+		return m.sess.SendShared(topic, s.Queue, hdr, msg, qos)
+	}
+	return m.sess.SendCopy5(topic, hdr, msg, qos)
 }
 
 // errClose stops the parse after the connection has been told to close.

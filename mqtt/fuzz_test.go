@@ -33,6 +33,25 @@ func FuzzMQTTSession(f *testing.F) {
 	f.Add(seq(connect(0, "p"), sub, mcodec.AppendAck(nil, mcodec.PUBACK, 1), mcodec.AppendAck(nil, mcodec.PUBREC, 2)))
 	f.Add(seq(connect(2, ""), []byte{0x30, 0xff, 0xff, 0xff, 0xff}))
 	f.Add([]byte{0x10, 0x00})
+	// MQTT 5: properties, aliases, options, shared filters, AUTH, DISCONNECT.
+	connect5 := func(id string, props ...byte) []byte {
+		body := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0xc2, 0, 0}
+		body = append(append(mcodec.AppendRemainingLength(body, len(props)), props...), 0, byte(len(id)))
+		body = append(body, id...)
+		body = append(body, 0, 1, 'u', 0, 1, 'p')
+		return append(mcodec.AppendRemainingLength([]byte{0x10}, len(body)), body...)
+	}
+	pkt := func(first byte, body ...byte) []byte {
+		return append(mcodec.AppendRemainingLength([]byte{first}, len(body)), body...)
+	}
+	sub5 := pkt(0x82, 0, 1, 2, 0x0b, 7, 0, 3, 'a', '/', '#', 0x2d, 0, 11, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 'a', '/', '+', 1)
+	pub5 := pkt(0x33, 0, 3, 'a', '/', 'b', 0, 9, 9, 0x23, 0, 1, 0x26, 0, 1, 'k', 0, 1, 'v', 'x')
+	alias5 := pkt(0x32, 0, 0, 0, 10, 3, 0x23, 0, 1, 'y')
+	req5 := pkt(0x30, 0, 3, 'a', '/', 'c', 10, 0x08, 0, 3, 'r', '/', 's', 0x09, 0, 1, 'c', 'z')
+	f.Add(seq(connect5("v5", 0x11, 0, 0, 0, 5, 0x21, 0, 1, 0x22, 0, 4, 0x27, 0, 0, 0, 60), sub5, pub5, alias5, req5,
+		pkt(0xa2, 0, 2, 0, 0, 3, 'a', '/', '#'), pkt(0xe0, 1, 0x04), mcodec.AppendAck(nil, mcodec.PUBACK, 1)))
+	f.Add(seq(connect5(""), pkt(0xf0, 0x18, 0), pub5))
+	f.Add(seq(connect5("x", 0x15, 0, 1, 'm'), pub5))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := loop.New(loop.Options{IO: loop.IOGoroutine, Loops: 1, MaxPayload: 1024,
 			Users: []*loop.User{{Username: "u", Password: "p", Permissions: &loop.Permissions{

@@ -18,6 +18,8 @@ type Retained struct {
 	Subject string `json:"subject"`
 	QoS     byte   `json:"qos"`
 	Payload []byte `json:"payload"`
+	// Hdr is the header block of an MQTT 5 message (its properties).
+	Hdr []byte `json:"hdr,omitempty"`
 }
 
 // DefaultMaxRetainedMsgs and DefaultMaxRetainedBytes bound the retained
@@ -54,7 +56,7 @@ func (rs *RetainedSet) SetLimits(msgs, bytes int) {
 }
 
 // size is what a retained message counts toward the byte limit.
-func (r *Retained) size() int { return len(r.Topic) + len(r.Payload) }
+func (r *Retained) size() int { return len(r.Topic) + len(r.Payload) + len(r.Hdr) }
 
 // Set stores r, replacing the topic's previous retained message, and
 // reports true; when r would take the set past its limits it is not stored

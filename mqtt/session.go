@@ -42,10 +42,28 @@ type Msg struct {
 	// Seq is the message's journal record (0: not journaled, sent at once to
 	// a connected client and kept, payload and all, in the snapshot).
 	Seq uint64 `json:"seq,omitempty"`
+	// Hdr is the NATS header block the message was routed with, kept for
+	// MQTT 5 sessions only: it carries the message's MQTT 5 properties.
+	Hdr []byte `json:"hdr,omitempty"`
+	// Expires is when an MQTT 5 message expiry interval runs out (unix
+	// seconds; 0: never). A queued message past it is dropped unsent.
+	Expires int64 `json:"exp,omitempty"`
+	// Group is the shared subscription group the message came through
+	// ("" for none): if the client leaves for good with it unacknowledged,
+	// another member of the group gets it.
+	Group string `json:"group,omitempty"`
 }
 
 // size is what a message counts against the byte limit.
-func (m *Msg) size() int { return len(m.Topic) + len(m.Payload) }
+func (m *Msg) size() int { return len(m.Topic) + len(m.Payload) + len(m.Hdr) }
+
+// expired reports whether m's expiry interval has run out at now (unix
+// seconds).
+func (m *Msg) expired(now int64) bool { return m.Expires != 0 && now >= m.Expires }
+
+// ExpiryNever is the MQTT 5 session expiry interval of a session that
+// never expires (and of an MQTT 3.1.1 persistent session).
+const ExpiryNever = ^uint32(0)
 
 // Session is the server side of one MQTT client id: its subscriptions and
 // its QoS 1/2 delivery state. A session outlives its connections unless it
@@ -81,12 +99,109 @@ type Session struct {
 	// Persister.SaveSession for the lock order).
 	journal func(*Msg) uint64
 	forget  func(seq uint64)
+
+	// v5 is set for a session last held by an MQTT 5 client: its queued
+	// messages keep their headers (properties). expiry is its session
+	// expiry interval in seconds (ExpiryNever for 3.1.1 persistent
+	// sessions), offlineSince when its client left (unix seconds; 0 while
+	// held). subIDs are the MQTT 5 subscription identifiers by filter.
+	v5           bool
+	expiry       uint32
+	offlineSince int64
+	subIDs       map[string]uint32
+}
+
+// SetV5 records the protocol and session expiry interval of the client now
+// holding the session, and the most QoS 1/2 messages it may have inflight
+// (its receive maximum; 0: the default).
+func (s *Session) SetV5(v5 bool, expiry uint32, receiveMax int) {
+	s.mu.Lock()
+	if s.v5 != v5 || s.expiry != expiry {
+		s.dirty = true
+	}
+	s.v5, s.expiry = v5, expiry
+	s.maxInflight = min(cmp.Or(receiveMax, DefaultMaxInflight), DefaultMaxInflight)
+	s.offlineSince = 0
+	s.mu.Unlock()
+}
+
+// V5 reports whether an MQTT 5 client held the session last.
+func (s *Session) V5() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.v5
+}
+
+// Expiry returns the session expiry interval in seconds.
+func (s *Session) Expiry() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiry
+}
+
+// SetExpiry changes the session expiry interval (an MQTT 5 DISCONNECT may).
+func (s *Session) SetExpiry(expiry uint32) {
+	s.mu.Lock()
+	if s.expiry != expiry {
+		s.expiry = expiry
+		s.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// SetOffline records when the client left (unix seconds).
+func (s *Session) SetOffline(now int64) {
+	s.mu.Lock()
+	s.offlineSince = now
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+// offlineKnown reports whether the session records when its client left.
+func (s *Session) offlineKnown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offlineSince != 0
+}
+
+// Expired reports whether the session, offline, has outlived its expiry
+// interval at now (unix seconds).
+func (s *Session) Expired(now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiry != ExpiryNever && s.offlineSince != 0 && now-s.offlineSince >= int64(s.expiry)
+}
+
+// SubID returns the MQTT 5 subscription identifier of filter (0: none).
+func (s *Session) SubID(filter string) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subIDs[filter]
+}
+
+// SetSubID records filter's subscription identifier (0 removes it).
+func (s *Session) SetSubID(filter string, id uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == 0 {
+		if _, ok := s.subIDs[filter]; ok {
+			delete(s.subIDs, filter)
+			s.dirty = true
+		}
+		return
+	}
+	if s.subIDs == nil {
+		s.subIDs = make(map[string]uint32)
+	}
+	s.subIDs[filter] = id
+	s.dirty = true
 }
 
 // NewSession returns an empty session.
 func NewSession(id string, clean bool) *Session {
 	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
-		maxInflight: DefaultMaxInflight, maxMsgs: DefaultMaxQueueMsgs, maxBytes: DefaultMaxQueueBytes}
+		maxInflight: DefaultMaxInflight, maxMsgs: DefaultMaxQueueMsgs, maxBytes: DefaultMaxQueueBytes,
+		expiry: ExpiryNever}
 }
 
 // SetLimits sets the most messages and bytes the session holds (0: the
@@ -199,6 +314,7 @@ func (s *Session) Subscribe(filter string, qos byte) {
 func (s *Session) Unsubscribe(filter string) {
 	s.mu.Lock()
 	delete(s.subs, filter)
+	delete(s.subIDs, filter)
 	s.dirty = true
 	s.mu.Unlock()
 }
@@ -220,17 +336,60 @@ func (s *Session) Subs() map[string]byte {
 // full and the message is discarded (dropped reports that). The session
 // keeps payload, which must be a copy.
 func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, payload, qos, false)
+	return s.send(topic, "", nil, payload, qos, false)
+}
+
+// Send5 is Send for a message with its header block (MQTT 5 properties),
+// which the session keeps (hdr must be a copy, or nil).
+func (s *Session) Send5(topic string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, "", hdr, payload, qos, false)
 }
 
 // SendCopy is Send for a payload the caller does not own (a routed
 // message): it is copied only once the session has room for it, so a full
 // session costs a discarded message no allocation.
 func (s *Session) SendCopy(topic string, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, payload, qos, true)
+	return s.send(topic, "", nil, payload, qos, true)
 }
 
-func (s *Session) send(topic string, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
+// SendCopy5 is SendCopy for a message whose header block (MQTT 5
+// properties) the session keeps, copied with the payload.
+func (s *Session) SendCopy5(topic string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, "", hdr, payload, qos, true)
+}
+
+// SendShared is SendCopy5 for a message that came through shared
+// subscription group group.
+func (s *Session) SendShared(topic, group string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
+	return s.send(topic, group, hdr, payload, qos, true)
+}
+
+// Unacked removes and returns the messages that came through shared
+// subscriptions and were not acknowledged (nor, at QoS 2, received), for
+// the group's other members: the session's client has left for good.
+func (s *Session) Unacked() []*Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Msg
+	take := func(list []*Msg) []*Msg {
+		keep := list[:0]
+		for _, m := range list {
+			if m.Group != "" && !m.Released {
+				s.release(m)
+				out = append(out, m)
+			} else {
+				keep = append(keep, m)
+			}
+		}
+		clear(list[len(keep):])
+		return keep
+	}
+	s.inflight = take(s.inflight)
+	s.queue = take(s.queue)
+	return out
+}
+
+func (s *Session) send(topic, group string, hdr, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fullFor(topic, payload) {
@@ -238,8 +397,9 @@ func (s *Session) send(topic string, payload []byte, qos byte, clone bool) (m *M
 	}
 	if clone {
 		payload = bytes.Clone(payload)
+		hdr = bytes.Clone(hdr)
 	}
-	m = &Msg{Topic: topic, QoS: qos, Payload: payload}
+	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: headerExpires(hdr), Group: group}
 	s.hold(m)
 	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
 		s.dirty = true
@@ -253,25 +413,35 @@ func (s *Session) send(topic string, payload []byte, qos byte, clone bool) (m *M
 // Enqueue keeps a message for later (the client is offline). It reports
 // false when the session is full and the message is discarded.
 func (s *Session) Enqueue(topic string, payload []byte, qos byte) bool {
-	return s.enqueueMsg(topic, payload, qos, false)
+	return s.enqueueMsg(topic, nil, payload, qos, false)
 }
 
 // EnqueueCopy is Enqueue for a payload the caller does not own: it is
 // copied only once the session has room for it.
 func (s *Session) EnqueueCopy(topic string, payload []byte, qos byte) bool {
-	return s.enqueueMsg(topic, payload, qos, true)
+	return s.enqueueMsg(topic, nil, payload, qos, true)
 }
 
-func (s *Session) enqueueMsg(topic string, payload []byte, qos byte, clone bool) bool {
+// EnqueueCopy5 is EnqueueCopy keeping the message's header block when an
+// MQTT 5 client held the session last.
+func (s *Session) EnqueueCopy5(topic string, hdr, payload []byte, qos byte) bool {
+	return s.enqueueMsg(topic, hdr, payload, qos, true)
+}
+
+func (s *Session) enqueueMsg(topic string, hdr, payload []byte, qos byte, clone bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.v5 {
+		hdr = nil
+	}
 	if s.fullFor(topic, payload) {
 		return false
 	}
 	if clone {
 		payload = bytes.Clone(payload)
+		hdr = bytes.Clone(hdr)
 	}
-	m := &Msg{Topic: topic, QoS: qos, Payload: payload}
+	m := &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: headerExpires(hdr)}
 	s.hold(m)
 	s.enqueue(m)
 	return true
@@ -353,10 +523,21 @@ func (s *Session) Acked(id uint16) []*Msg {
 // refill moves queued messages into the window. Caller holds mu.
 func (s *Session) refill() []*Msg {
 	var out []*Msg
+	now := int64(0)
 	for len(s.queue) > 0 && len(s.inflight) < s.maxInflight {
 		m := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
+		if m.Expires != 0 {
+			if now == 0 {
+				now = unixNow()
+			}
+			if m.expired(now) { // its message expiry interval ran out while queued
+				s.release(m)
+				s.dirty = true
+				continue
+			}
+		}
 		s.assign(m)
 		out = append(out, m)
 		s.dirty = true
@@ -420,6 +601,12 @@ type snapshot struct {
 	Inflight []Msg           `json:"inflight,omitempty"`
 	NextID   uint16          `json:"next_id,omitempty"`
 	QoS2In   []uint16        `json:"qos2_in,omitempty"`
+	// MQTT 5: the protocol, the session expiry interval (absent: never),
+	// when the client left, the subscription identifiers.
+	V5      bool              `json:"v5,omitempty"`
+	Expiry  *uint32           `json:"expiry,omitempty"`
+	Offline int64             `json:"offline,omitempty"`
+	SubIDs  map[string]uint32 `json:"sub_ids,omitempty"`
 	// Queue is read from snapshots of earlier versions only.
 	Queue []*Msg `json:"queue,omitempty"`
 }
@@ -431,7 +618,11 @@ func (s *Session) snapshot(force bool) []byte {
 		return nil
 	}
 	s.dirty = false
-	snap := snapshot{ID: s.ID, Owner: s.owner, Subs: s.subs, NextID: s.nextID}
+	snap := snapshot{ID: s.ID, Owner: s.owner, Subs: s.subs, NextID: s.nextID,
+		V5: s.v5, Offline: s.offlineSince, SubIDs: s.subIDs}
+	if s.expiry != ExpiryNever {
+		snap.Expiry = &s.expiry
+	}
 	snap.Inflight = make([]Msg, len(s.inflight))
 	for i, m := range s.inflight {
 		snap.Inflight[i] = *m
@@ -455,6 +646,10 @@ func restoreSession(b []byte) (*Session, error) {
 	}
 	s := NewSession(snap.ID, false)
 	s.owner = snap.Owner
+	s.v5, s.offlineSince, s.subIDs = snap.V5, snap.Offline, snap.SubIDs
+	if snap.Expiry != nil {
+		s.expiry = *snap.Expiry
+	}
 	if snap.Subs != nil {
 		s.subs = snap.Subs
 	}

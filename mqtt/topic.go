@@ -1,4 +1,4 @@
-// Package mqtt bridges MQTT 3.1.1 clients onto the NATS router. This file
+// Package mqtt bridges MQTT 3.1.1 and 5 clients onto the NATS router. This file
 // maps MQTT topics and filters to NATS subjects and back, exactly as
 // nats-server maps them, so mixed deployments see the same subjects.
 package mqtt
@@ -65,9 +65,32 @@ func SubjectToTopic(subject string) string {
 	return strings.Join(tokens, "/")
 }
 
+// ErrSharedFilter is a "$share/" filter without a valid group and filter.
+var ErrSharedFilter = errors.New("mqtt: shared subscription needs $share/<group>/<filter>")
+
+// SharedFilter splits a shared subscription's filter "$share/<group>/<f>"
+// into its group, which becomes a NATS queue group, and f; group is ""
+// for a filter that is not shared.
+func SharedFilter(filter string) (group, f string, err error) {
+	rest, ok := strings.CutPrefix(filter, "$share/")
+	if !ok {
+		return "", filter, nil
+	}
+	group, f, ok = strings.Cut(rest, "/")
+	if !ok || group == "" || f == "" || strings.ContainsAny(group, "+# \t\r\n") {
+		return "", "", ErrSharedFilter
+	}
+	return group, f, nil
+}
+
 // FilterSubjects returns the NATS subjects an MQTT filter subscribes to:
 // "foo/#" also matches "foo" itself, so it needs "foo" as well as "foo.>".
+// A shared filter subscribes its inner filter's subjects (SharedFilter).
 func FilterSubjects(filter string) ([]string, error) {
+	_, filter, err := SharedFilter(filter)
+	if err != nil {
+		return nil, err
+	}
 	s, err := TopicToSubject(filter, true)
 	if err != nil {
 		return nil, err
@@ -81,5 +104,8 @@ func FilterSubjects(filter string) ([]string, error) {
 // SkipsDollarTopics reports whether a filter must not match topics that start
 // with '$' (MQTT 3.1.1 section 4.7.2): filters starting with a wildcard.
 func SkipsDollarTopics(filter string) bool {
+	if _, f, err := SharedFilter(filter); err == nil {
+		filter = f
+	}
 	return strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")
 }

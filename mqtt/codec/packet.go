@@ -1,4 +1,4 @@
-// Package codec is the MQTT 3.1.1 wire codec: a resumable packet parser and
+// Package codec is the MQTT 3.1.1 and 5.0 wire codec: a resumable packet parser and
 // encoders for what the broker sends. Like the NATS codec it is a pure,
 // single-threaded core with no goroutines and no broker imports, so it can be
 // fuzzed on its own.
@@ -75,6 +75,9 @@ type Connect struct {
 	HasUsername  bool
 	Password     []byte
 	HasPassword  bool
+	// Props and WillProps are the MQTT 5 CONNECT and will properties.
+	Props     Properties
+	WillProps Properties
 }
 
 // Publish is a decoded PUBLISH; Topic and Payload are valid only during the
@@ -86,22 +89,43 @@ type Publish struct {
 	Topic    []byte
 	PacketID uint16
 	Payload  []byte
+	Props    Properties // MQTT 5
 }
 
 // Subscription is one topic filter of a SUBSCRIBE.
 type Subscription struct {
 	Filter []byte
 	QoS    byte
+	// MQTT 5 subscription options and the SUBSCRIBE's identifier (0: none).
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	SubID             uint32
+}
+
+// Disconnect is a decoded DISCONNECT (MQTT 5: with a reason and properties).
+type Disconnect struct {
+	Reason byte
+	Props  Properties
+}
+
+// Auth is a decoded MQTT 5 AUTH.
+type Auth struct {
+	Reason byte
+	Props  Properties
 }
 
 // Handler receives decoded packets.
 type Handler interface {
 	MQTTConnect(c *Connect) error
 	MQTTPublish(p *Publish) error
-	// MQTTAck is PUBACK, PUBREC, PUBREL or PUBCOMP.
-	MQTTAck(kind byte, packetID uint16) error
+	// MQTTAck is PUBACK, PUBREC, PUBREL or PUBCOMP with its reason code
+	// (always 0 on MQTT 3.1.1).
+	MQTTAck(kind byte, packetID uint16, reason byte) error
 	MQTTSubscribe(packetID uint16, subs []Subscription) error
 	MQTTUnsubscribe(packetID uint16, filters [][]byte) error
 	MQTTPingreq() error
-	MQTTDisconnect() error
+	MQTTDisconnect(d *Disconnect) error
+	// MQTTAuth is an MQTT 5 AUTH.
+	MQTTAuth(a *Auth) error
 }

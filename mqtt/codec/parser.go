@@ -28,7 +28,18 @@ type Parser struct {
 	filters   [][]byte
 	conn      Connect
 	pub       Publish
+	// level is the protocol level of CONNECT, once read (5: MQTT 5 packets).
+	level byte
+	disc  Disconnect
+	auth  Auth
+	props Properties // of SUBSCRIBE and UNSUBSCRIBE
 }
+
+// Level returns the protocol level the client's CONNECT named (0 before it
+// was read): 4 for MQTT 3.1.1, 5 for MQTT 5.
+func (p *Parser) Level() byte { return p.level }
+
+func (p *Parser) v5() bool { return p.level == 5 }
 
 // NewParser returns a parser reporting to h.
 func NewParser(h Handler) *Parser { return &Parser{h: h, MaxPacket: DefaultMaxPacket} }
@@ -173,27 +184,90 @@ func (p *Parser) packet(first byte, body []byte) error {
 		if flags != want {
 			return ErrFlags
 		}
-		if len(body) != 2 {
-			return ErrTruncated
-		}
-		return p.h.MQTTAck(kind, binary.BigEndian.Uint16(body))
+		return p.ack(kind, body)
 	case SUBSCRIBE:
 		return p.subscribe(flags, body)
 	case UNSUBSCRIBE:
 		return p.unsubscribe(flags, body)
-	case PINGREQ, DISCONNECT:
+	case PINGREQ:
 		if flags != 0 {
 			return ErrFlags
 		}
 		if len(body) != 0 {
 			return ErrTruncated
 		}
-		if kind == PINGREQ {
-			return p.h.MQTTPingreq()
+		return p.h.MQTTPingreq()
+	case DISCONNECT:
+		if flags != 0 {
+			return ErrFlags
 		}
-		return p.h.MQTTDisconnect()
+		d := &p.disc
+		d.Reason = 0
+		d.Props.reset()
+		if !p.v5() && len(body) != 0 {
+			return ErrTruncated
+		}
+		if len(body) > 0 {
+			r := reader{b: body}
+			d.Reason = r.u8()
+			if len(r.b) > 0 {
+				if err := r.properties(DISCONNECT, &d.Props); err != nil {
+					return err
+				}
+			}
+			if len(r.b) > 0 {
+				return ErrTruncated
+			}
+		}
+		return p.h.MQTTDisconnect(d)
+	case AUTH:
+		if !p.v5() {
+			return ErrPacketType
+		}
+		if flags != 0 {
+			return ErrFlags
+		}
+		a := &p.auth
+		a.Reason = 0
+		a.Props.reset()
+		if len(body) > 0 {
+			r := reader{b: body}
+			a.Reason = r.u8()
+			if len(r.b) > 0 {
+				if err := r.properties(AUTH, &a.Props); err != nil {
+					return err
+				}
+			}
+			if len(r.b) > 0 {
+				return ErrTruncated
+			}
+		}
+		return p.h.MQTTAuth(a)
 	}
 	return ErrPacketType
+}
+
+// ack decodes PUBACK, PUBREC, PUBREL or PUBCOMP: the packet id, and on
+// MQTT 5 an optional reason code and properties.
+func (p *Parser) ack(kind byte, body []byte) error {
+	if len(body) < 2 || (!p.v5() && len(body) != 2) {
+		return ErrTruncated
+	}
+	id := binary.BigEndian.Uint16(body)
+	reason := byte(0)
+	if len(body) > 2 {
+		r := reader{b: body[2:]}
+		reason = r.u8()
+		if len(r.b) > 0 {
+			if err := r.properties(kind, &p.props); err != nil {
+				return err
+			}
+		}
+		if len(r.b) > 0 {
+			return ErrTruncated
+		}
+	}
+	return p.h.MQTTAck(kind, id, reason)
 }
 
 // reader walks a packet body.
@@ -246,16 +320,32 @@ func (p *Parser) connect(body []byte) error {
 	if string(name) != "MQTT" && string(name) != "MQIsdp" {
 		return ErrProtocolName
 	}
+	p.level = level
 	c := &p.conn
+	c.Props.reset()
+	c.WillProps.reset()
+	props, willProps := c.Props, c.WillProps // keep their lists' capacity
 	*c = Connect{ProtocolName: string(name), Level: level, KeepAlive: keep,
 		CleanSession: flags&0x02 != 0, WillFlag: flags&0x04 != 0,
 		WillQoS: flags >> 3 & 0x03, WillRetain: flags&0x20 != 0,
-		HasPassword: flags&0x40 != 0, HasUsername: flags&0x80 != 0}
-	if flags&0x01 != 0 || c.WillQoS > 2 || (!c.WillFlag && (c.WillQoS != 0 || c.WillRetain)) || (c.HasPassword && !c.HasUsername) {
+		HasPassword: flags&0x40 != 0, HasUsername: flags&0x80 != 0,
+		Props: props, WillProps: willProps}
+	// MQTT 5 lets a password come without a user name.
+	if flags&0x01 != 0 || c.WillQoS > 2 || (!c.WillFlag && (c.WillQoS != 0 || c.WillRetain)) || (c.HasPassword && !c.HasUsername && level != 5) {
 		return ErrConnectFlags
+	}
+	if level == 5 {
+		if err := r.properties(CONNECT, &c.Props); err != nil {
+			return err
+		}
 	}
 	c.ClientID = r.bytes()
 	if c.WillFlag {
+		if level == 5 {
+			if err := r.properties(WILL, &c.WillProps); err != nil {
+				return err
+			}
+		}
 		c.WillTopic = r.bytes()
 		c.WillMessage = r.bytes()
 	}
@@ -271,12 +361,19 @@ func (p *Parser) connect(body []byte) error {
 	if c.WillFlag && !ValidTopicName(c.WillTopic) {
 		return ErrTopic
 	}
+	if c.WillFlag && c.WillProps.PayloadFormat == 1 && !utf8.Valid(c.WillMessage) {
+		return ErrPayloadFormat
+	}
+	if level == 5 && len(r.b) > 0 {
+		return ErrTruncated // bytes after the last field
+	}
 	return nil
 }
 
 func (p *Parser) publish(flags byte, body []byte) error {
 	pub := &p.pub
-	*pub = Publish{Dup: flags&0x08 != 0, QoS: flags >> 1 & 0x03, Retain: flags&0x01 != 0}
+	pub.Dup, pub.QoS, pub.Retain = flags&0x08 != 0, flags>>1&0x03, flags&0x01 != 0
+	pub.PacketID = 0
 	if pub.QoS > 2 || (pub.QoS == 0 && pub.Dup) {
 		return ErrQoS
 	}
@@ -291,13 +388,46 @@ func (p *Parser) publish(flags byte, body []byte) error {
 	if pub.QoS > 0 && pub.PacketID == 0 {
 		return ErrPacketID
 	}
-	if !ValidTopicName(pub.Topic) {
+	if p.v5() {
+		if err := p.publish5(pub, &r); err != nil {
+			return err
+		}
+	} else if !ValidTopicName(pub.Topic) {
 		return ErrTopic
 	}
 	pub.Payload = r.b
 	err := p.h.MQTTPublish(pub)
-	*pub = Publish{} // don't pin the payload's buffer
+	pub.Topic, pub.Payload = nil, nil // don't pin the payload's buffer
+	if p.v5() {
+		pub.Props.reset()
+	}
 	return err
+}
+
+// publish5 reads an MQTT 5 PUBLISH's properties and checks them: a topic
+// may be empty only when an alias names it.
+func (p *Parser) publish5(pub *Publish, r *reader) error {
+	if err := r.properties(PUBLISH, &pub.Props); err != nil {
+		return err
+	}
+	pr := &pub.Props
+	if pr.Has(PropSubscriptionID) {
+		return ErrClientSubID
+	}
+	if pr.Has(PropTopicAlias) && pr.TopicAlias == 0 {
+		return ErrTopicAliasZero
+	}
+	if len(pub.Topic) == 0 {
+		if !pr.Has(PropTopicAlias) {
+			return ErrEmptyTopicAlias
+		}
+	} else if !ValidTopicName(pub.Topic) {
+		return ErrTopic
+	}
+	if pr.PayloadFormat == 1 && !utf8.Valid(r.b) {
+		return ErrPayloadFormat
+	}
+	return nil
 }
 
 // listHeader checks the fixed flags and reads the packet id that start a
@@ -327,6 +457,18 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 	if err != nil {
 		return err
 	}
+	var subID uint32
+	if p.v5() {
+		if err := r.properties(SUBSCRIBE, &p.props); err != nil {
+			return err
+		}
+		if len(p.props.SubIDs) > 1 {
+			return ErrPropertyDup
+		}
+		if len(p.props.SubIDs) == 1 {
+			subID = p.props.SubIDs[0]
+		}
+	}
 	p.subs = p.subs[:0]
 	for len(r.b) > 0 {
 		f := r.bytes()
@@ -334,13 +476,28 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		if q&0xfc != 0 || q > 2 {
+		s := Subscription{Filter: f, QoS: q & 3, SubID: subID}
+		if p.v5() {
+			if q&0xc0 != 0 {
+				return ErrSubOptions
+			}
+			s.NoLocal, s.RetainAsPublished, s.RetainHandling = q&0x04 != 0, q&0x08 != 0, q>>4&3
+			if s.RetainHandling == 3 {
+				return ErrRetainHandling
+			}
+			if s.NoLocal && bytes.HasPrefix(f, []byte("$share/")) {
+				return ErrSharedNoLocal
+			}
+		} else if q&0xfc != 0 {
+			return ErrQoS
+		}
+		if s.QoS > 2 {
 			return ErrQoS
 		}
 		if !ValidTopicFilter(f) {
 			return ErrTopic
 		}
-		p.subs = append(p.subs, Subscription{Filter: f, QoS: q})
+		p.subs = append(p.subs, s)
 	}
 	if len(p.subs) == 0 {
 		return ErrEmptySubscribe
@@ -357,6 +514,11 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 	id, r, err := listHeader(flags, body)
 	if err != nil {
 		return err
+	}
+	if p.v5() {
+		if err := r.properties(UNSUBSCRIBE, &p.props); err != nil {
+			return err
+		}
 	}
 	p.filters = p.filters[:0]
 	for len(r.b) > 0 {

@@ -16,14 +16,18 @@ type rec struct{ ops []string }
 func (r *rec) MQTTConnect(c *Connect) error {
 	r.ops = append(r.ops, fmt.Sprintf("CONNECT %s/%d clean=%v ka=%d id=%q will=%v/%d/%v %q=%q user=%q pass=%q",
 		c.ProtocolName, c.Level, c.CleanSession, c.KeepAlive, c.ClientID, c.WillFlag, c.WillQoS, c.WillRetain,
-		c.WillTopic, c.WillMessage, c.Username, c.Password))
+		c.WillTopic, c.WillMessage, c.Username, c.Password)+propString(&c.Props)+propString(&c.WillProps))
 	return nil
 }
 func (r *rec) MQTTPublish(p *Publish) error {
-	r.ops = append(r.ops, fmt.Sprintf("PUBLISH %q q%d r=%v d=%v id=%d %q", p.Topic, p.QoS, p.Retain, p.Dup, p.PacketID, p.Payload))
+	r.ops = append(r.ops, fmt.Sprintf("PUBLISH %q q%d r=%v d=%v id=%d %q", p.Topic, p.QoS, p.Retain, p.Dup, p.PacketID, p.Payload)+propString(&p.Props))
 	return nil
 }
-func (r *rec) MQTTAck(kind byte, id uint16) error {
+func (r *rec) MQTTAck(kind byte, id uint16, reason byte) error {
+	if reason != 0 {
+		r.ops = append(r.ops, fmt.Sprintf("ACK %d %d reason=%#x", kind, id, reason))
+		return nil
+	}
 	r.ops = append(r.ops, fmt.Sprintf("ACK %d %d", kind, id))
 	return nil
 }
@@ -31,6 +35,9 @@ func (r *rec) MQTTSubscribe(id uint16, subs []Subscription) error {
 	s := fmt.Sprintf("SUBSCRIBE %d", id)
 	for _, x := range subs {
 		s += fmt.Sprintf(" %s:%d", x.Filter, x.QoS)
+		if x.NoLocal || x.RetainAsPublished || x.RetainHandling != 0 || x.SubID != 0 {
+			s += fmt.Sprintf("(nl=%v rap=%v rh=%d id=%d)", x.NoLocal, x.RetainAsPublished, x.RetainHandling, x.SubID)
+		}
 	}
 	r.ops = append(r.ops, s)
 	return nil
@@ -39,8 +46,56 @@ func (r *rec) MQTTUnsubscribe(id uint16, f [][]byte) error {
 	r.ops = append(r.ops, fmt.Sprintf("UNSUBSCRIBE %d %s", id, bytes.Join(f, []byte(","))))
 	return nil
 }
-func (r *rec) MQTTPingreq() error    { r.ops = append(r.ops, "PINGREQ"); return nil }
-func (r *rec) MQTTDisconnect() error { r.ops = append(r.ops, "DISCONNECT"); return nil }
+func (r *rec) MQTTPingreq() error { r.ops = append(r.ops, "PINGREQ"); return nil }
+func (r *rec) MQTTDisconnect(d *Disconnect) error {
+	if d.Reason != 0 || d.Props.Present != 0 {
+		r.ops = append(r.ops, fmt.Sprintf("DISCONNECT reason=%#x%s", d.Reason, propString(&d.Props)))
+		return nil
+	}
+	r.ops = append(r.ops, "DISCONNECT")
+	return nil
+}
+func (r *rec) MQTTAuth(a *Auth) error {
+	r.ops = append(r.ops, fmt.Sprintf("AUTH reason=%#x%s", a.Reason, propString(&a.Props)))
+	return nil
+}
+
+// propString lists the present properties, " {id=value ...}", or "".
+func propString(p *Properties) string {
+	if p.Present == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" {")
+	for id := byte(1); id < byte(len(propTable)); id++ {
+		if !p.Has(id) {
+			continue
+		}
+		fmt.Fprintf(&b, " %#x=", id)
+		switch id {
+		case PropUserProperty:
+			for _, u := range p.User {
+				fmt.Fprintf(&b, "%s:%s;", u.Key, u.Value)
+			}
+			continue
+		case PropSubscriptionID:
+			fmt.Fprint(&b, p.SubIDs)
+			continue
+		}
+		switch propTable[id].typ {
+		case tByte:
+			fmt.Fprint(&b, p.byteOf(id))
+		case tU16:
+			fmt.Fprint(&b, p.u16Of(id))
+		case tU32:
+			fmt.Fprint(&b, p.u32Of(id))
+		default:
+			fmt.Fprintf(&b, "%q", p.bytesOf(id))
+		}
+	}
+	b.WriteString(" }")
+	return b.String()
+}
 
 func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 

@@ -1,0 +1,269 @@
+package mqtt
+
+// Concurrency: as conn.go. setup5, connack5, publish5 and ack5 run in the
+// connection's reading context; deliver5, buildProps, fits,
+// writePublish5 and writeRetained5 with the connection's Lock held.
+
+import (
+	"strconv"
+
+	"github.com/evnats/evnats/codec"
+	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// topicAliasMax is the topic alias maximum the server offers MQTT 5
+// clients (CONNACK): each alias keeps one topic of up to 64 KiB.
+const topicAliasMax = 64
+
+// maxAliasOut bounds the aliases the server gives topics it sends, whatever
+// the client allows.
+const maxAliasOut = 1024
+
+// setup5 takes an MQTT 5 CONNECT's session expiry, limits and aliases.
+func (m *conn) setup5(cn *mcodec.Connect) {
+	m.v5 = true
+	m.expiry = cn.Props.SessionExpiry // absent: 0, the session ends with the connection
+	m.maxOut = int(cn.Props.MaximumPacketSize)
+	m.aliasOutMax = min(cn.Props.TopicAliasMaximum, maxAliasOut)
+}
+
+// connackReason5 is the MQTT 5 reason code for a 3.1.1 CONNACK refusal.
+func connackReason5(code byte) byte {
+	switch code {
+	case mcodec.RefusedProtocolVersion:
+		return mcodec.ReasonUnsupportedVersion
+	case mcodec.RefusedIdentifier:
+		return mcodec.ReasonClientIDNotValid
+	case mcodec.RefusedServerUnavailable:
+		return mcodec.ReasonServerUnavailable
+	case mcodec.RefusedBadCredentials:
+		return mcodec.ReasonBadUserOrPassword
+	}
+	return mcodec.ReasonNotAuthorized
+}
+
+// connack5 formats an MQTT 5 CONNACK in scratch: the assigned client id,
+// the server's topic alias and packet size maximums. Caller holds Lock.
+func (m *conn) connack5(present, assigned bool, id string) []byte {
+	var p mcodec.Properties
+	if assigned {
+		p.Set(mcodec.PropAssignedClientID)
+		p.AssignedClientID = []byte(id)
+	}
+	p.Set(mcodec.PropTopicAliasMaximum)
+	p.TopicAliasMaximum = topicAliasMax
+	p.Set(mcodec.PropMaximumPacketSize)
+	p.MaximumPacketSize = uint32(m.parser.MaxPacket + 5) // remaining length plus the fixed header
+	m.scratch = mcodec.AppendConnack5(m.scratch[:0], present, mcodec.ReasonSuccess, &p)
+	return m.scratch
+}
+
+// pubHeader appends the NATS header block of an MQTT 5 PUBLISH (or will):
+// Nmqtt-Pub and the properties (props.go).
+func (m *conn) pubHeader(dst []byte, qos byte, p *mcodec.Properties, retain bool) []byte {
+	dst = append(append(dst, mqttHeaderPrefix...), '0'+qos, '\r', '\n')
+	src := uint64(0)
+	if m.noLocal > 0 {
+		src = m.c.ID()
+	}
+	dst = appendPropHeaders(dst, p, retain, src)
+	return append(dst, '\r', '\n')
+}
+
+// resolveAlias applies an MQTT 5 PUBLISH's topic alias: it records the
+// topic under the alias, or returns the topic an empty one stands for.
+func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
+	if !p.Props.Has(mcodec.PropTopicAlias) {
+		return p.Topic, nil
+	}
+	a := p.Props.TopicAlias
+	if a > topicAliasMax {
+		return nil, &mcodec.ReasonError{Code: mcodec.ReasonTopicAliasInvalid, Msg: "mqtt: topic alias " + strconv.Itoa(int(a)) + " above the maximum " + strconv.Itoa(topicAliasMax)}
+	}
+	if len(p.Topic) == 0 {
+		t, ok := m.aliasIn[a]
+		if !ok {
+			return nil, &mcodec.ReasonError{Code: mcodec.ReasonProtocolError, Msg: "mqtt: unknown topic alias " + strconv.Itoa(int(a))}
+		}
+		return t, nil
+	}
+	if m.aliasIn == nil {
+		m.aliasIn = make(map[uint16][]byte)
+	}
+	m.aliasIn[a] = append(m.aliasIn[a][:0], p.Topic...)
+	return p.Topic, nil
+}
+
+// publish5 routes an MQTT 5 PUBLISH with its properties as headers and its
+// response topic as reply subject, and keeps it when retained.
+func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
+	c := m.c
+	var reply []byte
+	if p.Props.Has(mcodec.PropResponseTopic) {
+		rs, err := TopicToSubject(string(p.Props.ResponseTopic), false)
+		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) {
+			reply = []byte(m.b.rr.replySubject(rs, p.Props.CorrelationData))
+		}
+	}
+	m.pubBuf = m.pubHeader(m.pubBuf[:0], p.QoS, &p.Props, p.Retain)
+	hdrLen := len(m.pubBuf)
+	if p.Retain {
+		m.b.setRetained5(string(p.Topic), string(subject), p.QoS, m.pubBuf, p.Payload)
+	}
+	m.pubBuf = append(m.pubBuf, p.Payload...)
+	c.CountIn(len(p.Payload))
+	c.Publish(subject, reply, hdrLen, m.pubBuf)
+	m.pubBuf = codec.Reuse(m.pubBuf)
+}
+
+// ack5 acknowledges an MQTT 5 PUBLISH with its reason code.
+func (m *conn) ack5(p *mcodec.Publish, reason byte, writes uint64) {
+	switch p.QoS {
+	case 1:
+		m.ackReason(mcodec.PUBACK, p.PacketID, reason, writes)
+	case 2:
+		if reason >= 0x80 {
+			m.sess.Release(p.PacketID) // refused: no PUBREL follows
+		}
+		m.ackReason(mcodec.PUBREC, p.PacketID, reason, writes)
+	}
+}
+
+// deliver5 is Deliver for an MQTT 5 client: no local, retain as
+// published, subscription identifiers, the properties from the headers,
+// the maximum packet size and topic aliases. Caller holds Lock.
+func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen int, msg []byte, qos byte) bool {
+	c := m.c
+	shared := tag&tagShared != 0
+	var hdr []byte
+	if hdrLen > 0 {
+		hdr, msg = msg[:hdrLen], msg[hdrLen:]
+	}
+	if m.handedOver.Load() {
+		if shared {
+			return false
+		}
+		if qos > 0 && !m.sess.Clean && !m.sess.EnqueueCopy5(m.topicOf(subject), hdr, msg, qos) {
+			m.b.full(m.sess)
+		}
+		return true
+	}
+	if c.Closed() || s.Closed() || c.Slow() {
+		return !shared
+	}
+	if byte(tag)&optNoLocal != 0 && m.fromSelf(hdr) {
+		return true
+	}
+	subID := uint32(0)
+	if len(m.subIDs) > 0 {
+		subID = m.subIDs[filterOf(s)]
+	}
+	m.buildProps(hdr, reply, subID, 0)
+	retain := byte(tag)&optRAP != 0 && m.oprops.retain
+	topic := m.topicOf(subject)
+	if !m.fits(topic, len(msg), qos) {
+		return true // MQTT 5: a packet over the client's maximum is not sent
+	}
+	if qos == 0 {
+		m.writePublish5(topic, msg, 0, retain, false, 0)
+	} else if pm, dropped := m.sendCopy(s, topic, hdr, msg, qos); pm != nil {
+		m.writePublish5(topic, msg, qos, retain, false, pm.ID)
+	} else {
+		if dropped {
+			m.b.full(m.sess)
+		}
+		return true
+	}
+	c.AfterDeliver()
+	return true
+}
+
+// filterOf returns the filter a subscription was made for (its sid up to
+// the NUL, see addFilter).
+func filterOf(s *loop.Sub) string {
+	sid := s.SID
+	for i, b := range sid {
+		if b == 0 {
+			return string(sid[:i])
+		}
+	}
+	return string(sid)
+}
+
+// fromSelf reports whether hdr names this connection as the publisher.
+func (m *conn) fromSelf(hdr []byte) bool {
+	v := headerValue(hdr, hdrSrc)
+	if v == nil {
+		return false
+	}
+	var buf [20]byte
+	return string(strconv.AppendUint(buf[:0], m.c.ID(), 10)) == string(v)
+}
+
+// buildProps fills m.props for a PUBLISH to this MQTT 5 client: the
+// properties the header block carries, the response topic from the reply
+// subject, the subscription identifier. Caller holds Lock.
+func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64) {
+	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops)
+	if len(reply) > 0 {
+		m.props.Set(mcodec.PropResponseTopic)
+		m.props.ResponseTopic = []byte(SubjectToTopic(string(reply)))
+	}
+	if subID != 0 {
+		m.props.Set(mcodec.PropSubscriptionID)
+		m.props.SubIDs = append(m.props.SubIDs, subID)
+	}
+	if cap(m.corr) > 4096 {
+		m.corr = nil
+	}
+}
+
+// fits reports whether a PUBLISH of topic and n payload bytes with m.props
+// is within the client's maximum packet size. Caller holds Lock.
+func (m *conn) fits(topic string, n int, qos byte) bool {
+	return m.maxOut == 0 || mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+}
+
+// writePublish5 formats an MQTT 5 PUBLISH with m.props, giving its topic
+// an alias when the client allows more. Caller holds Lock.
+func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup bool, id uint16) {
+	c := m.c
+	sent := topic
+	if m.aliasOutMax > 0 {
+		a, ok := m.aliasOut[topic]
+		if ok {
+			sent = "" // the alias stands for it
+		} else if len(m.aliasOut) < int(m.aliasOutMax) {
+			if m.aliasOut == nil {
+				m.aliasOut = make(map[string]uint16)
+			}
+			a = uint16(len(m.aliasOut) + 1)
+			m.aliasOut[topic] = a
+			ok = true
+		}
+		if ok {
+			m.props.Set(mcodec.PropTopicAlias)
+			m.props.TopicAlias = a
+		}
+	}
+	m.scratch = mcodec.AppendPublishHeader5(m.scratch[:0], sent, len(payload), qos, retain, dup, id, &m.props)
+	c.Write(m.scratch)
+	m.trimScratch()
+	c.Write(payload)
+	c.CountOut(len(payload))
+}
+
+// writeRetained5 sends a retained message to an MQTT 5 subscriber on
+// SUBSCRIBE. Caller holds Lock.
+func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
+	m.buildProps(r.Hdr, nil, subID, 0)
+	if !m.fits(r.Topic, len(r.Payload), qos) {
+		return
+	}
+	if qos == 0 {
+		m.writePublish5(r.Topic, r.Payload, 0, true, false, 0)
+	} else if pm, _ := m.sess.Send5(r.Topic, r.Hdr, r.Payload, qos); pm != nil {
+		m.writePublish5(r.Topic, r.Payload, qos, true, false, pm.ID)
+	}
+}

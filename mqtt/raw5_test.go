@@ -1,0 +1,193 @@
+package mqtt_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// props5 is a property list from raw id/value bytes.
+func props5(raw ...byte) []byte { return append(mcodec.AppendRemainingLength(nil, len(raw)), raw...) }
+
+// connect5Packet builds an MQTT 5 CONNECT with clean start and properties.
+func connect5Packet(id string, props []byte) []byte {
+	body := str(nil, "MQTT")
+	body = append(body, 5, 0x02, 0, 0)
+	body = append(body, props...)
+	return packet(mcodec.CONNECT<<4, str(body, id))
+}
+
+// connect5 sends an MQTT 5 CONNECT and checks CONNACK accepts it.
+func (r *rawMQTT) connect5(id string, props []byte) []byte {
+	r.t.Helper()
+	r.send(connect5Packet(id, props))
+	typ, _, body := r.read()
+	if typ != mcodec.CONNACK || len(body) < 3 || body[1] != 0 {
+		r.t.Fatalf("CONNACK: type %d body % x", typ, body)
+	}
+	return body
+}
+
+// expectDisconnect5 reads DISCONNECT with reason, then the close.
+func (r *rawMQTT) expectDisconnect5(reason byte) {
+	r.t.Helper()
+	typ, _, body := r.read()
+	if typ != mcodec.DISCONNECT || len(body) < 1 || body[0] != reason {
+		r.t.Fatalf("want DISCONNECT %#x, got type %d % x", reason, typ, body)
+	}
+	r.expectClosed()
+}
+
+// TestMQTT5MalformedPackets: every malformed MQTT 5 packet gets the
+// DISCONNECT reason code MQTT 5.0 names for it, then the close, and a log
+// line; a bad CONNECT gets the reason in CONNACK.
+func TestMQTT5MalformedPackets(t *testing.T) {
+	s := startMQTT(t, loop.Options{MaxPayload: 1024})
+	cases := []struct {
+		name   string
+		pkt    []byte
+		reason byte
+	}{
+		{"unknown property id", packet(mcodec.PUBLISH<<4, append(str(nil, "a"), props5(0x7f, 0)...)), mcodec.ReasonMalformed},
+		{"duplicated property", packet(mcodec.PUBLISH<<4, append(str(nil, "a"), props5(mcodec.PropContentType, 0, 0, mcodec.PropContentType, 0, 0)...)), mcodec.ReasonProtocolError},
+		{"property in the wrong packet", packet(mcodec.PUBLISH<<4, append(str(nil, "a"), props5(mcodec.PropSessionExpiry, 0, 0, 0, 1)...)), mcodec.ReasonMalformed},
+		{"topic alias 0", packet(mcodec.PUBLISH<<4, append(str(nil, "a"), props5(mcodec.PropTopicAlias, 0, 0)...)), mcodec.ReasonTopicAliasInvalid},
+		{"topic alias above the maximum", packet(mcodec.PUBLISH<<4, append(str(nil, "a"), props5(mcodec.PropTopicAlias, 0xff, 0xff)...)), mcodec.ReasonTopicAliasInvalid},
+		{"unknown topic alias", packet(mcodec.PUBLISH<<4, append(str(nil, ""), props5(mcodec.PropTopicAlias, 0, 9)...)), mcodec.ReasonProtocolError},
+		{"packet above the maximum size", packet(mcodec.PUBLISH<<4, append(append(str(nil, "a"), props5()...), make([]byte, 128<<10)...)), mcodec.ReasonPacketTooLarge},
+		{"retain handling 3", packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "a"), 0x30)...)), mcodec.ReasonProtocolError},
+		{"payload not UTF-8", packet(mcodec.PUBLISH<<4, append(append(str(nil, "a"), props5(mcodec.PropPayloadFormat, 1)...), 0xff)), mcodec.ReasonPayloadFormatInvalid},
+		{"AUTH", packet(mcodec.AUTH<<4, []byte{0x18, 0}), mcodec.ReasonBadAuthMethod},
+		{"session expiry set after 0", packet(mcodec.DISCONNECT<<4, append([]byte{0}, props5(mcodec.PropSessionExpiry, 0, 0, 0, 5)...)), mcodec.ReasonProtocolError},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := dialRaw(t, s)
+			r.connect5("bad", props5())
+			r.send(c.pkt)
+			r.expectDisconnect5(c.reason)
+		})
+	}
+	// CONNECT itself malformed: CONNACK with the reason, then the close.
+	for _, c := range []struct {
+		name   string
+		props  []byte
+		reason byte
+	}{
+		{"connect: duplicated property", props5(mcodec.PropReceiveMaximum, 0, 1, mcodec.PropReceiveMaximum, 0, 1), mcodec.ReasonProtocolError},
+		{"connect: wrong packet", props5(mcodec.PropTopicAlias, 0, 1), mcodec.ReasonMalformed},
+		{"connect: receive maximum 0", props5(mcodec.PropReceiveMaximum, 0, 0), mcodec.ReasonProtocolError},
+		{"connect: enhanced authentication", props5(append([]byte{mcodec.PropAuthMethod}, str(nil, "SCRAM-SHA-1")...)...), mcodec.ReasonBadAuthMethod},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := dialRaw(t, s)
+			r.send(connect5Packet("bad", c.props))
+			typ, _, body := r.read()
+			if typ != mcodec.CONNACK || len(body) < 2 || body[1] != c.reason {
+				t.Fatalf("want CONNACK %#x, got type %d % x", c.reason, typ, body)
+			}
+			r.expectClosed()
+		})
+	}
+	// A level neither 4 nor 5 is still refused as on 3.1.1.
+	r := dialRaw(t, s)
+	body := append(str(nil, "MQTT"), 6, 2, 0, 0)
+	r.send(packet(mcodec.CONNECT<<4, str(body, "x")))
+	if typ, _, b := r.read(); typ != mcodec.CONNACK || !bytes.Equal(b, []byte{0, 1}) {
+		t.Fatalf("level 6: type %d % x", typ, b)
+	}
+}
+
+// TestMQTT5FlowAndAliases: the server honours the client's receive
+// maximum (one QoS 1 message in flight), maximum packet size (a larger
+// message is not sent) and topic alias maximum (the second message on a
+// topic carries only its alias); it answers PUBACK for a publish it may
+// not route with reason 0x87, and UNSUBACK with a reason per filter.
+func TestMQTT5FlowAndAliases(t *testing.T) {
+	s := startMQTT(t, loop.Options{Users: []*loop.User{{Username: "u", Password: "p",
+		Permissions: &loop.Permissions{Publish: &loop.SubjectPermission{Deny: []string{"denied.>"}}}}}})
+	login := func(r *rawMQTT, id string, props []byte) {
+		t.Helper()
+		body := append(str(nil, "MQTT"), 5, 0x02|0xc0, 0, 0)
+		body = append(body, props...)
+		r.send(packet(mcodec.CONNECT<<4, str(str(str(body, id), "u"), "p")))
+		if typ, _, b := r.read(); typ != mcodec.CONNACK || b[1] != 0 {
+			t.Fatalf("CONNACK % x", b)
+		}
+	}
+	sub := dialRaw(t, s)
+	login(sub, "flow", props5(mcodec.PropReceiveMaximum, 0, 1, mcodec.PropMaximumPacketSize, 0, 0, 0, 100, mcodec.PropTopicAliasMaximum, 0, 4))
+	sub.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "f/#"), 1)...)))
+	if typ, _, b := sub.read(); typ != mcodec.SUBACK || !bytes.Equal(b, []byte{0, 1, 0, 1}) {
+		t.Fatalf("SUBACK type %d % x", typ, b)
+	}
+	pub := dialRaw(t, s)
+	login(pub, "pub", props5())
+	for i, p := range []string{"one", strings.Repeat("x", 200), "two", "three"} {
+		pub.send(packet(mcodec.PUBLISH<<4|1<<1, append(append(str(nil, "f/t"), 0, byte(i+1)), append(props5(), p...)...)))
+		pub.expectAck(mcodec.PUBACK, uint16(i+1))
+	}
+	read := func() (topic string, alias int, payload string, id uint16) {
+		typ, _, b := sub.read()
+		if typ != mcodec.PUBLISH {
+			t.Fatalf("type %d % x", typ, b)
+		}
+		n := int(b[0])<<8 | int(b[1])
+		topic = string(b[2 : 2+n])
+		b = b[2+n:]
+		id = uint16(b[0])<<8 | uint16(b[1])
+		b = b[2:]
+		pl := int(b[0]) // short property lists only
+		props := b[1 : 1+pl]
+		if i := bytes.IndexByte(props, mcodec.PropTopicAlias); i >= 0 {
+			alias = int(props[i+1])<<8 | int(props[i+2])
+		}
+		return topic, alias, string(b[1+pl:]), id
+	}
+	topic, alias, payload, id := read()
+	if topic != "f/t" || alias != 1 || payload != "one" {
+		t.Fatalf("first: %q alias %d %q", topic, alias, payload)
+	}
+	sub.pingPong() // receive maximum 1: nothing more until PUBACK
+	sub.send(mcodec.AppendAck(nil, mcodec.PUBACK, id))
+	topic, alias, payload, id = read() // the 200-byte one was over the maximum packet size
+	if topic != "" || alias != 1 || payload != "two" {
+		t.Fatalf("second: %q alias %d %q", topic, alias, payload)
+	}
+	sub.send(mcodec.AppendAck(nil, mcodec.PUBACK, id))
+	if _, _, payload, _ = read(); payload != "three" {
+		t.Fatalf("third: %q", payload)
+	}
+
+	// PUBACK 0x87 for a publish the permissions refuse.
+	sub.send(packet(mcodec.PUBLISH<<4|1<<1, append(append(str(nil, "denied/x"), 0, 9), props5()...)))
+	if typ, _, b := sub.read(); typ != mcodec.PUBACK || !bytes.Equal(b, []byte{0, 9, mcodec.ReasonNotAuthorized, 0}) {
+		t.Fatalf("PUBACK type %d % x", typ, b)
+	}
+	// UNSUBACK: success for f/#, no subscription existed for g.
+	sub.send(packet(mcodec.UNSUBSCRIBE<<4|2, append(append([]byte{0, 2}, props5()...), append(str(nil, "f/#"), str(nil, "g")...)...)))
+	if typ, _, b := sub.read(); typ != mcodec.UNSUBACK || !bytes.Equal(b, []byte{0, 2, 0, 0, mcodec.ReasonNoSubscriptionExisted}) {
+		t.Fatalf("UNSUBACK type %d % x", typ, b)
+	}
+}
+
+// TestMQTT5TakeoverReason: a second connection with the same client id
+// takes the session over; the first, an MQTT 5 client, gets DISCONNECT
+// 0x8E (session taken over) before the close.
+func TestMQTT5TakeoverReason(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		first := dialRaw(t, s)
+		first.connect5("twin", props5(mcodec.PropSessionExpiry, 0, 0, 0, 60))
+		second := dialRaw(t, s)
+		body := second.connect5("twin", props5(mcodec.PropSessionExpiry, 0, 0, 0, 60))
+		if body[0] != 0 {
+			// clean start is set by connect5: no session present
+			t.Fatalf("CONNACK % x", body)
+		}
+		first.expectDisconnect5(mcodec.ReasonSessionTakenOver)
+	})
+}

@@ -86,8 +86,9 @@ type Manager struct {
 	recovering    bool     // recover is running: existing directories are streams, not leftovers
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
-	ackBuf        []byte // formats deliveries' ack subjects
-	linksBehind   bool   // a mirror or source has more to copy (mirror.go: catchUp)
+	ackBuf        []byte        // formats deliveries' ack subjects
+	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
+	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
@@ -112,7 +113,7 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
 		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "trash"),
-		storeRoots: storeRootsOf(cfg.StoreDir)}
+		storeRoots: storeRootsOf(cfg.StoreDir), subjects: newSubjectIndex()}
 	if err := m.recover(); err != nil {
 		m.writer.Close()
 		return nil, err
@@ -405,7 +406,10 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	return st, nil
 }
 
+// subscribe (re)subscribes a stream to its subjects and indexes them for
+// the overlap check.
 func (m *Manager) subscribe(st *stream) {
+	m.subjects.set(st.cfg.Name, st.cfg.Subjects)
 	for _, u := range st.unsub {
 		u()
 	}
@@ -516,6 +520,7 @@ func (m *Manager) deleteStream(st *stream) error {
 		u()
 	}
 	delete(m.streams, st.cfg.Name) // first: consumers' files now go with the stream's (closeLog)
+	m.subjects.set(st.cfg.Name, nil)
 	for _, c := range st.consumers {
 		m.deleteConsumer(c)
 	}
@@ -550,19 +555,10 @@ func collidesAny(subject string, list []string) bool {
 	return false
 }
 
-// overlaps reports whether cfg's subjects overlap another stream's.
+// overlaps reports whether cfg's subjects overlap another stream's: one
+// walk of the subject index per subject (subjindex.go).
 func (m *Manager) overlaps(cfg *StreamConfig) bool {
-	for name, st := range m.streams {
-		if name == cfg.Name {
-			continue
-		}
-		for _, s := range cfg.Subjects {
-			if collidesAny(s, st.cfg.Subjects) {
-				return true
-			}
-		}
-	}
-	return false
+	return m.subjects.anyCollides(cfg.Subjects, cfg.Name)
 }
 
 func clone(b []byte) []byte {

@@ -279,7 +279,7 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, func(seq uint64, val string, err error) {
+	done := func(seq uint64, val string, err error) {
 		if reply == "" {
 			return
 		}
@@ -288,7 +288,15 @@ func (m *Manager) publish(r *request) {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
 		m.host.Publish(reply, "", nil, mustJSON(ack))
-	})
+	}
+	async := st.asyncAck()
+	if async {
+		done = nil // acked below, before the Writer has written it (persist.go)
+	}
+	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
+	if async && res.pending && reply != "" {
+		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val}))
+	}
 	if res.ack != nil && reply != "" {
 		m.public(res.ack.Error)
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))

@@ -68,6 +68,8 @@ type dedupeEntry struct {
 type publishResult struct {
 	ack     *PubAck
 	pending bool
+	seq     uint64 // with pending: the sequence given to the message
+	val     string // with pending: a counter's new total
 }
 
 // storedFunc is told a stored message's sequence once its append is
@@ -176,7 +178,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 		st.lastMsgID = msgID
 	}
 	st.enforceLimits(subject)
-	return publishResult{pending: true}
+	return publishResult{pending: true, seq: seq, val: val}
 }
 
 // rollupAllowed checks a Nats-Rollup header value ("": none).
@@ -481,6 +483,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if cfg.MirrorDirect {
 		return refuseStreamField("mirror_direct") // it only means something on a mirror
 	}
+	if e := persistRules(cfg); e != nil {
+		return e
+	}
 	return placementRules(cfg)
 }
 
@@ -533,6 +538,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := scheduleUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := persistUpdateRules(old, cfg); e != nil {
 		return e
 	}
 	if cfg.Sealed {

@@ -189,6 +189,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		prev := existing.cfg
 		existing.cfg = cfg // saveMeta writes st.cfg
 		existing.compileStreamTransforms()
+		if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+			existing.indexTTLs() // copies stored before carry TTLs that now count, as in nats-server
+		}
 		if !cfg.AllowAtomic {
 			existing.batches = nil // as nats-server: disabling drops staged batches
 		}
@@ -198,12 +201,18 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if err := m.saveMeta(existing); err != nil {
 			existing.cfg = prev // not persisted: the client is told it failed, so nothing changed
 			existing.compileStreamTransforms()
+			if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+				existing.indexTTLs()
+			}
 			_ = m.saveMeta(existing) // a write that failed after its rename put the new one there
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		m.subscribe(existing)
 		m.setLinks(existing)
 		existing.enforceLimits("")
+		if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+			existing.expireTTLs(now) // what is past its TTL goes before the reply, as in nats-server
+		}
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:
 		if !sameJSON(existing.cfg, cfg) {

@@ -98,7 +98,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
 	}
-	if e := st.ttlDisabled(hdr); e != nil {
+	if e := st.ttlDisabled(hdr); e != nil && !sourced { // a copy keeps its TTL; it expires only with allow_msg_ttl
 		return fail(e)
 	}
 	state := st.store.State()
@@ -170,7 +170,9 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	}
 	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
 	st.perSubj[subject]++
-	st.trackTTL(seq, now.UnixNano(), ttl)
+	if st.cfg.AllowMsgTTL {
+		st.trackTTL(seq, now.UnixNano(), ttl)
+	}
 	st.applyRollup(rollup, subject, seq)
 	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
 	if msgID != "" {

@@ -85,7 +85,9 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		if toks[1] == "INFO" {
 			return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 		}
-		if err := m.deleteConsumer(c); err != nil {
+		err := m.deleteConsumer(c)
+		m.adviseConsumer(advConsumerDeleted, actionDelete, c) // gone from memory either way
+		if err != nil {
 			return m.fail(typ, newErr(errStreamGeneral, "err", m.publicErr(err)))
 		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
@@ -194,6 +196,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 			return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 		}
 	}
+	m.adviseConsumer(advConsumerCreated, actionCreate, c)
 	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 }
 

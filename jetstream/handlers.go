@@ -62,9 +62,17 @@ func (m *Manager) api(r *request) []byte {
 	case "STREAM.INFO":
 		return mustJSON(streamInfoPaged{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: m.streamInfo(st, now)})
 	case "STREAM.DELETE":
+		consumers := make([]*consumer, 0, len(st.consumers))
+		for _, c := range st.consumers {
+			consumers = append(consumers, c)
+		}
 		if err := m.deleteStream(st); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
+		for _, c := range consumers { // as nats-server: the consumers' first, then the stream's
+			m.adviseConsumer(advConsumerDeleted, actionDelete, c)
+		}
+		m.adviseStream(advStreamDeleted, actionDelete, name)
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	case "STREAM.PURGE":
 		var req purgeRequest
@@ -213,6 +221,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
 			existing.expireTTLs(now) // what is past its TTL goes before the reply, as in nats-server
 		}
+		m.adviseStream(advStreamUpdated, actionModify, name)
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:
 		if !sameJSON(existing.cfg, cfg) {
@@ -239,6 +248,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 	}
+	m.adviseStream(advStreamCreated, actionCreate, name)
 	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(st, now), DidCreate: true})
 }
 

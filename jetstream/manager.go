@@ -211,6 +211,7 @@ func (m *Manager) tick(now time.Time) {
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
+				m.adviseConsumer(advConsumerDeleted, actionDelete, c)
 				continue
 			}
 			m.tickConsumer(c, now)
@@ -250,6 +251,9 @@ func (m *Manager) handle(r *request) {
 	}
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)
+	}
+	if resp != nil {
+		m.adviseAudit(r, resp)
 	}
 }
 
@@ -356,7 +360,8 @@ func (m *Manager) handleAck(r *request) {
 	if c.st.consumers[c.name] != c {
 		return
 	}
-	sseq, ok := parseAckSubject(r.subject, c)
+	t, ok := parseAckSubject(r.subject, c)
+	sseq := t.sseq
 	if !ok {
 		return // not an ack subject this consumer hands out: ignored, unlogged
 	}
@@ -373,6 +378,9 @@ func (m *Manager) handleAck(r *request) {
 		confirmed = func() { m.host.Publish(reply, "", nil, nil) } // after the ack is on disk
 	}
 	m.ack(c, sseq, r.data, time.Now(), confirmed)
+	if bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+TERM")) {
+		m.adviseTerm(c, t, r.data)
+	}
 }
 
 // addStream creates a stream from a normalized config, opening its store.

@@ -25,6 +25,15 @@ func (m *Manager) api(r *request) []byte {
 		m.directGet(op, r)
 		return nil
 	}
+	if needsHigherLevel(r.hdr) { // reqlevel.go
+		if strings.HasPrefix(op, "CONSUMER.MSG.NEXT.") {
+			if r.reply != "" {
+				m.host.Publish(r.reply, "", []byte("NATS/1.0 412 Required Api Level\r\n\r\n"), nil)
+			}
+			return nil
+		}
+		return m.fail(apiResponseType(op), newErr(errLevelRequired))
+	}
 	if strings.HasPrefix(op, "CONSUMER.") {
 		return m.consumerAPI(op, r)
 	}

@@ -357,8 +357,16 @@ const identDigits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 // SHA-256 of its creation time (RFC 3339, ns, UTC). A stream deleted and
 // created again under the same name has another, so a source that sees
 // its origin's change starts over (pull).
+// It is computed once (created never changes): links ask on every copy.
 func (st *stream) identity() string {
-	sum := sha256.Sum256([]byte(st.created.UTC().Format(time.RFC3339Nano)))
+	if st.ident == "" {
+		st.ident = identityOf(st.created)
+	}
+	return st.ident
+}
+
+func identityOf(created time.Time) string {
+	sum := sha256.Sum256([]byte(created.UTC().Format(time.RFC3339Nano)))
 	var b [8]byte
 	for i := range b {
 		b[i] = identDigits[int(sum[i])%len(identDigits)]

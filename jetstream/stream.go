@@ -30,6 +30,7 @@ const defaultDuplicateWindow = 2 * time.Minute
 type stream struct {
 	cfg     StreamConfig
 	created time.Time
+	ident   string // identity(), once computed
 	store   store.Store
 	dir     string // file storage only
 	unsub   []func()

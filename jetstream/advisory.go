@@ -24,6 +24,13 @@ const (
 	advMaxDeliveries   = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
 	advMsgTerminated   = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."
 	advMsgNaked        = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED."
+	advPause           = "$JS.EVENT.ADVISORY.CONSUMER.PAUSE."
+	advPinned          = "$JS.EVENT.ADVISORY.CONSUMER.PINNED."
+	advUnpinned        = "$JS.EVENT.ADVISORY.CONSUMER.UNPINNED."
+	typePause          = "io.nats.jetstream.advisory.v1.consumer_pause"
+	typePinned         = "io.nats.jetstream.advisory.v1.consumer_group_pinned"
+	typeUnpinned       = "io.nats.jetstream.advisory.v1.consumer_group_unpinned"
+	globalAccount      = "$G" // the account nats-server names in pin advisories; evnats has only this one
 	typeNak            = "io.nats.jetstream.advisory.v1.nak"
 	advAPIAudit        = "$JS.EVENT.ADVISORY.API"
 	typeStreamAction   = "io.nats.jetstream.advisory.v1.stream_action"
@@ -174,5 +181,92 @@ func (m *Manager) adviseTerm(c *consumer, t ackTokens, body []byte) {
 		reason := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(body)), "+TERM"))
 		return terminatedAdvisory{typedEvent: event(typeTerminated), Stream: stream, Consumer: name,
 			ConsumerSeq: t.dseq, StreamSeq: t.sseq, Deliveries: t.delivered, Reason: reason}
+	})
+}
+
+type pauseAdvisory struct {
+	typedEvent
+	Stream     string    `json:"stream"`
+	Consumer   string    `json:"consumer"`
+	Paused     bool      `json:"paused"`
+	PauseUntil time.Time `json:"pause_until,omitempty"` // a struct: always there, zero when resumed (as nats-server's)
+	Domain     string    `json:"domain,omitempty"`
+}
+
+// pauseChanged follows a change of c's pause_until from prev: an advisory
+// when the time differs (as nats-server's config update), and a watch for
+// its end when it is in the future.
+func (m *Manager) pauseChanged(c *consumer, prev *time.Time, now time.Time) {
+	var old, cur time.Time
+	if prev != nil {
+		old = *prev
+	}
+	if c.cfg.PauseUntil != nil {
+		cur = *c.cfg.PauseUntil
+	}
+	if old.Equal(cur) {
+		return
+	}
+	c.pauseEnds = c.paused(now)
+	m.advisePause(c, cur, now)
+}
+
+// tickPause sends the advisory that a pause ended when its time passes.
+func (m *Manager) tickPause(c *consumer, now time.Time) {
+	if !c.pauseEnds || c.paused(now) {
+		return
+	}
+	c.pauseEnds = false
+	var until time.Time
+	if c.cfg.PauseUntil != nil {
+		until = *c.cfg.PauseUntil
+	}
+	m.advisePause(c, until, now)
+}
+
+func (m *Manager) advisePause(c *consumer, until, now time.Time) {
+	stream, name := c.st.cfg.Name, c.name
+	m.advise(advPause+stream+"."+name, func() any {
+		return pauseAdvisory{typedEvent: event(typePause), Stream: stream, Consumer: name, Paused: now.Before(until),
+			PauseUntil: until}
+	})
+}
+
+type pinnedAdvisory struct {
+	typedEvent
+	Account  string `json:"account,omitempty"`
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Domain   string `json:"domain,omitempty"`
+	Group    string `json:"group"`
+	PinnedID string `json:"pinned_id"`
+}
+
+type unpinnedAdvisory struct {
+	typedEvent
+	Account  string `json:"account,omitempty"`
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Domain   string `json:"domain,omitempty"`
+	Group    string `json:"group"`
+	Reason   string `json:"reason"`
+}
+
+// advisePinned reports the pin c just gave.
+func (m *Manager) advisePinned(c *consumer) {
+	stream, name, group, id := c.st.cfg.Name, c.name, c.pinGroup, c.pin
+	m.advise(advPinned+stream+"."+name, func() any {
+		return pinnedAdvisory{typedEvent: event(typePinned), Account: globalAccount, Stream: stream, Consumer: name,
+			Group: group, PinnedID: id}
+	})
+}
+
+// adviseUnpinned reports a pin dropped by its timeout ("timeout") or by
+// the UNPIN API ("admin").
+func (m *Manager) adviseUnpinned(c *consumer, group, reason string) {
+	stream, name := c.st.cfg.Name, c.name
+	m.advise(advUnpinned+stream+"."+name, func() any {
+		return unpinnedAdvisory{typedEvent: event(typeUnpinned), Account: globalAccount, Stream: stream, Consumer: name,
+			Group: group, Reason: reason}
 	})
 }

@@ -79,6 +79,40 @@ func advisoryScenario(t *testing.T, url string) []string {
 		t.Fatal(err)
 	}
 	await("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.C")
+	// A pause that ends by itself, then one lifted by a resume.
+	if _, err := js.PauseConsumer(c, "S", "C", time.Now().Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	await("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.S.C")
+	await("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.S.C")
+	if _, err := js.PauseConsumer(c, "S", "C", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	await("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.S.C")
+	if _, err := js.ResumeConsumer(c, "S", "C"); err != nil {
+		t.Fatal(err)
+	}
+	await("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.S.C")
+	// A pin given to a pull of group g, then taken back by UNPIN.
+	if _, err := js.CreateConsumer(c, "S", jetstream.ConsumerConfig{Durable: "P", AckPolicy: jetstream.AckExplicitPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"g"}}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.S.P", []byte(`{"batch":1,"group":"g","expires":2000000000}`), 5*time.Second); err != nil || msg.Header.Get("Nats-Pin-Id") == "" {
+		t.Fatalf("pinned pull: %v %v", msg, err)
+	}
+	await("$JS.EVENT.ADVISORY.CONSUMER.PINNED.S.P")
+	st, err := js.Stream(c, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UnpinConsumer(c, "P", "g"); err != nil {
+		t.Fatal(err)
+	}
+	await("$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.S.P")
+	if err := js.DeleteConsumer(c, "S", "P"); err != nil {
+		t.Fatal(err)
+	}
 	if err := js.DeleteConsumer(c, "S", "C"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +189,18 @@ func advisoryLine(t *testing.T, msg *nats.Msg) string {
 		decode(&a)
 		return fmt.Sprintf("%s terminated %s %s cseq %d sseq %d deliveries %d reason %q", msg.Subject, a.Stream, a.Consumer,
 			a.ConsumerSeq, a.StreamSeq, a.Deliveries, a.Reason)
+	case server.JSConsumerPauseAdvisoryType:
+		var a server.JSConsumerPauseAdvisory
+		decode(&a)
+		return fmt.Sprintf("%s pause %s %s paused %v until set %v", msg.Subject, a.Stream, a.Consumer, a.Paused, !a.PauseUntil.IsZero())
+	case server.JSConsumerGroupPinnedAdvisoryType:
+		var a server.JSConsumerGroupPinnedAdvisory
+		decode(&a)
+		return fmt.Sprintf("%s pinned %s %s %s group %s id %d chars", msg.Subject, a.Account, a.Stream, a.Consumer, a.Group, len(a.PinnedClientId))
+	case server.JSConsumerGroupUnpinnedAdvisoryType:
+		var a server.JSConsumerGroupUnpinnedAdvisory
+		decode(&a)
+		return fmt.Sprintf("%s unpinned %s %s %s group %s reason %s", msg.Subject, a.Account, a.Stream, a.Consumer, a.Group, a.Reason)
 	case server.JSAPIAuditType:
 		var a server.JSAPIAudit
 		decode(&a)

@@ -120,7 +120,12 @@ type consumer struct {
 	// client's pulls carry, when it was given, and when it goes unless the
 	// client pulls again first. In memory only, as nats-server's.
 	pin                   string
+	pinGroup              string // the group the pin was given for
 	pinnedTS, pinDeadline time.Time
+
+	// pauseEnds is set while a pause_until in the future awaits the
+	// advisory that says it ended (advisory.go: tickPause).
+	pauseEnds bool
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -502,7 +507,8 @@ func (m *Manager) tickConsumer(c *consumer, now time.Time) {
 		keep = append(keep, r)
 	}
 	c.waiting = keep
-	pinGone := c.tickPin(now)
+	pinGone := m.tickPin(c, now)
+	m.tickPause(c, now)
 	var due []uint64
 	for seq, p := range c.pending {
 		if now.After(p.deadline) && !c.isQueued(seq) {

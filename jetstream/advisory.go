@@ -30,6 +30,11 @@ const (
 	typePause          = "io.nats.jetstream.advisory.v1.consumer_pause"
 	typePinned         = "io.nats.jetstream.advisory.v1.consumer_group_pinned"
 	typeUnpinned       = "io.nats.jetstream.advisory.v1.consumer_group_unpinned"
+	advBatchAbandoned  = "$JS.EVENT.ADVISORY.STREAM.BATCH_ABANDONED."
+	typeBatchAbandoned = "io.nats.jetstream.advisory.v1.stream_batch_abandoned"
+	batchTimedOut      = "timeout"
+	batchIncomplete    = "incomplete"
+	batchLarge         = "large"
 	globalAccount      = "$G" // the account nats-server names in pin advisories; evnats has only this one
 	typeNak            = "io.nats.jetstream.advisory.v1.nak"
 	advAPIAudit        = "$JS.EVENT.ADVISORY.API"
@@ -268,5 +273,24 @@ func (m *Manager) adviseUnpinned(c *consumer, group, reason string) {
 	m.advise(advUnpinned+stream+"."+name, func() any {
 		return unpinnedAdvisory{typedEvent: event(typeUnpinned), Account: globalAccount, Stream: stream, Consumer: name,
 			Group: group, Reason: reason}
+	})
+}
+
+type batchAbandonedAdvisory struct {
+	typedEvent
+	Account string `json:"account,omitempty"`
+	Stream  string `json:"stream"`
+	Domain  string `json:"domain,omitempty"`
+	BatchID string `json:"batch"`
+	Reason  string `json:"reason"`
+}
+
+// adviseBatchAbandoned reports an atomic batch dropped before its commit:
+// it timed out, had a gap, or grew too large. As in an account of
+// nats-server (its system account's copy adds the account name).
+func (m *Manager) adviseBatchAbandoned(st *stream, id, reason string) {
+	stream := st.cfg.Name
+	m.advise(advBatchAbandoned+stream, func() any {
+		return batchAbandonedAdvisory{typedEvent: event(typeBatchAbandoned), Stream: stream, BatchID: id, Reason: reason}
 	})
 }

@@ -206,7 +206,7 @@ func (m *Manager) tick(now time.Time) {
 		st.expire(now)
 		m.fireSchedules(st, now)
 		m.flushOutbox(st) // delete markers' republishes
-		st.abandonBatches(now)
+		m.abandonBatches(st, now)
 		st.abandonFast(now)
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {

@@ -35,6 +35,7 @@ const (
 	batchTimedOut      = "timeout"
 	batchIncomplete    = "incomplete"
 	batchLarge         = "large"
+	batchUnsupported   = "unsupported"
 	globalAccount      = "$G" // the account nats-server names in pin advisories; evnats has only this one
 	typeNak            = "io.nats.jetstream.advisory.v1.nak"
 	advAPIAudit        = "$JS.EVENT.ADVISORY.API"

@@ -6,6 +6,7 @@ package jetstream
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +117,12 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 	}
 	if commit && !eob && commitVal != "1" {
 		return abandon(newErr(errAtomicCommit), "") // dropped without an advisory, as nats-server
+	}
+	if headerValue(hdr, hdrRequiredLevel) != "" { // reqlevel.go; the header is never stored
+		if needsHigherLevel(hdr) {
+			return abandon(newErr(errLevelRequired), batchUnsupported)
+		}
+		hdr = withoutHeaders(hdr, func(k string) bool { return strings.EqualFold(k, hdrRequiredLevel) })
 	}
 	if seq != uint64(len(b.msgs))+1 || (seq == 1 && eob) {
 		return abandon(newErr(errAtomicIncomplete), batchIncomplete)

@@ -14,8 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// batchAbandonScenario drops one atomic batch by a gap and lets another
-// time out, and reports each publish's answer and each advisory decoded
+// batchAbandonScenario drops one atomic batch by a gap, lets another time
+// out, has a third ask for an API level above the server's, commits a
+// fourth that asks for level 1 (the header is not stored), and reports each publish's answer and each advisory decoded
 // into nats-server's JSStreamBatchAbandonedAdvisory.
 func batchAbandonScenario(t *testing.T, url string) []string {
 	nc, js := dial(t, url)
@@ -27,8 +28,15 @@ func batchAbandonScenario(t *testing.T, url string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	publish := func(id string, seq int) {
+	publish := func(id string, seq int, level ...string) {
 		msg := nats.NewMsg("b")
+		if len(level) > 0 {
+			msg.Header.Set("Nats-Required-Api-Level", level[0])
+		}
+		if seq < 0 { // commit
+			seq = -seq
+			msg.Header.Set("Nats-Batch-Commit", "1")
+		}
 		msg.Header.Set("Nats-Batch-Id", id)
 		msg.Header.Set("Nats-Batch-Sequence", fmt.Sprint(seq))
 		resp, err := nc.RequestMsg(msg, 5*time.Second)
@@ -61,6 +69,22 @@ func batchAbandonScenario(t *testing.T, url string) []string {
 	advisory()
 	publish("slow", 1)
 	advisory() // after the batch timeout
+	publish("level", 1)
+	publish("level", 2, "99")
+	advisory()
+	publish("ok", 1, "1")
+	publish("ok", -2)
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := js.Stream(ctx(t), "B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := m.GetMsg(ctx(t), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("stored %d: level header %q", seq, raw.Header.Get("Nats-Required-Api-Level")))
+	}
 	return out
 }
 

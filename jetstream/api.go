@@ -63,6 +63,7 @@ type StreamConfig struct {
 	RePublish              *RePublish    `json:"republish,omitempty"`           // republish.go
 	// stream_transform.go
 	SubjectTransform *SubjectTransformConfig `json:"subject_transform,omitempty"`
+	PersistMode      PersistMode             `json:"persist_mode,omitempty"` // persist.go
 }
 
 // ConsumerLimits are a stream's defaults and ceilings for its consumers'

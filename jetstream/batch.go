@@ -6,6 +6,7 @@ package jetstream
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,9 @@ type atomicBatch struct {
 type stageResult struct {
 	err    *APIError
 	commit []store.BatchMsg
+	// abandoned is why a staged batch was dropped ("timeout",
+	// "incomplete", "large": nats-server's reasons), for the advisory.
+	abandoned string
 }
 
 // stageAtomic applies one message that carries Nats-Batch-Id, with
@@ -85,10 +89,12 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 	}
 	tooLarge := func() *APIError { return newErr(errAtomicTooLarge, "size", strconv.Itoa(maxAtomicBatchSize)) }
 	b := st.batches[id]
+	timedOut := ""
 	if b != nil && now.Sub(b.last) >= batchTimeout {
 		delete(st.batches, id) // abandoned; the tick had not got to it yet
-		b = nil
+		b, timedOut = nil, batchTimedOut
 	}
+	fail = func(e *APIError) stageResult { return stageResult{err: e, abandoned: timedOut} }
 	if b == nil {
 		if seq != 1 {
 			if size > maxAtomicBatchSize {
@@ -105,21 +111,27 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 		}
 		st.batches[id] = b
 	}
-	abandon := func(e *APIError) stageResult {
+	abandon := func(e *APIError, reason string) stageResult {
 		delete(st.batches, id)
-		return fail(e)
+		return stageResult{err: e, abandoned: reason}
 	}
 	if commit && !eob && commitVal != "1" {
-		return abandon(newErr(errAtomicCommit))
+		return abandon(newErr(errAtomicCommit), "") // dropped without an advisory, as nats-server
+	}
+	if headerValue(hdr, hdrRequiredLevel) != "" { // reqlevel.go; the header is never stored
+		if needsHigherLevel(hdr) {
+			return abandon(newErr(errLevelRequired), batchUnsupported)
+		}
+		hdr = withoutHeaders(hdr, func(k string) bool { return strings.EqualFold(k, hdrRequiredLevel) })
 	}
 	if seq != uint64(len(b.msgs))+1 || (seq == 1 && eob) {
-		return abandon(newErr(errAtomicIncomplete))
+		return abandon(newErr(errAtomicIncomplete), batchIncomplete)
 	}
 	if size > maxAtomicBatchSize {
-		return abandon(tooLarge())
+		return abandon(tooLarge(), batchLarge)
 	}
 	if n := int64(len(subject) + len(hdr) + len(data)); !eob && staged+n > maxStagedBytes.Load() {
-		return abandon(newErr(errAtomicInflight))
+		return abandon(newErr(errAtomicInflight), "")
 	} else if !eob {
 		b.size += n
 		b.msgs = append(b.msgs, store.BatchMsg{Subject: subject, Hdr: hdr, Data: data})
@@ -275,10 +287,11 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 
 // abandonBatches drops batches that saw no message for batchTimeout; their
 // next message is answered as an incomplete batch.
-func (st *stream) abandonBatches(now time.Time) {
+func (m *Manager) abandonBatches(st *stream, now time.Time) {
 	for id, b := range st.batches {
 		if now.Sub(b.last) >= batchTimeout {
 			delete(st.batches, id)
+			m.adviseBatchAbandoned(st, id, batchTimedOut)
 		}
 	}
 }
@@ -308,6 +321,9 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 	}
 	inflight, staged := m.inflightBatches()
 	res := st.stageAtomic(id, r.subject, r.hdr, r.data, now, inflight, staged)
+	if res.abandoned != "" {
+		m.adviseBatchAbandoned(st, id, res.abandoned)
+	}
 	switch {
 	case res.err != nil:
 		answer(res.err)

@@ -22,6 +22,7 @@ var errDeliverCycle = errDef{400, 10081, "consumer deliver subject forms a cycle
 // system API subjects unless the stream sends no acks.
 func captureRules(cfg *StreamConfig) *APIError {
 	bad := func(err error) *APIError { return newErr(errStreamConfig, "err", err.Error()) }
+	first, with := firstSelfOverlap(cfg.Subjects, router.SubjectsCollide)
 	for i, subj := range cfg.Subjects {
 		if subj == ">" && !cfg.NoAck {
 			return bad(errors.New("capturing all subjects requires no-ack to be true"))
@@ -36,10 +37,8 @@ func captureRules(cfg *StreamConfig) *APIError {
 				return bad(errors.New("subjects that overlap with system api require no-ack to be true"))
 			}
 		}
-		for _, other := range cfg.Subjects[i+1:] {
-			if router.SubjectsCollide(other, subj) {
-				return bad(fmt.Errorf("subject %q overlaps with %q", subj, other))
-			}
+		if i == first { // the first pair a pairwise loop would meet, found in O(n)
+			return bad(fmt.Errorf("subject %q overlaps with %q", subj, cfg.Subjects[with]))
 		}
 	}
 	return nil

@@ -120,7 +120,12 @@ type consumer struct {
 	// client's pulls carry, when it was given, and when it goes unless the
 	// client pulls again first. In memory only, as nats-server's.
 	pin                   string
+	pinGroup              string // the group the pin was given for
 	pinnedTS, pinDeadline time.Time
+
+	// pauseEnds is set while a pause_until in the future awaits the
+	// advisory that says it ended (advisory.go: tickPause).
+	pauseEnds bool
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -135,6 +140,7 @@ type pendingAck struct {
 	dseq       uint64
 	deliveries int
 	deadline   time.Time
+	exceeded   bool // its max-deliveries advisory went out (advisory.go)
 }
 
 // pullRequest is one waiting MSG.NEXT request.
@@ -501,11 +507,13 @@ func (m *Manager) tickConsumer(c *consumer, now time.Time) {
 		keep = append(keep, r)
 	}
 	c.waiting = keep
-	pinGone := c.tickPin(now)
+	pinGone := m.tickPin(c, now)
+	m.tickPause(c, now)
 	var due []uint64
 	for seq, p := range c.pending {
 		if now.After(p.deadline) && !c.isQueued(seq) {
 			if c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
+				m.adviseMaxDeliver(c, seq, p)
 				continue // given up on: stays pending until acked or terminated
 			}
 			due = append(due, seq)
@@ -527,37 +535,48 @@ func (c *consumer) isQueued(seq uint64) bool {
 	return false
 }
 
-// parseAckSubject returns the stream sequence of an ack subject
+// ackTokens are the numbers of an ack subject: how many times the message
+// was delivered, its stream and consumer sequences.
+type ackTokens struct {
+	delivered, sseq, dseq uint64
+}
+
+// parseAckSubject reads an ack subject
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, the
 // only form c hands out; ok is false for anything else (a forged or mangled
 // subject). It does not allocate.
-func parseAckSubject(subject string, c *consumer) (sseq uint64, ok bool) {
+func parseAckSubject(subject string, c *consumer) (t ackTokens, ok bool) {
 	rest, found := strings.CutPrefix(subject, "$JS.ACK.")
 	if !found {
-		return 0, false
+		return t, false
 	}
 	for _, want := range [2]string{c.st.cfg.Name, c.name} {
 		tok, tail, more := strings.Cut(rest, ".")
 		if !more || tok != want {
-			return 0, false
+			return t, false
 		}
 		rest = tail
 	}
 	for i := 0; i < 5; i++ {
 		tok, tail, more := strings.Cut(rest, ".")
 		if more == (i == 4) {
-			return 0, false // not exactly five numeric tokens
+			return t, false // not exactly five numeric tokens
 		}
 		n, err := strconv.ParseUint(tok, 10, 64)
 		if err != nil {
-			return 0, false
+			return t, false
 		}
-		if i == 1 {
-			sseq = n
+		switch i {
+		case 0:
+			t.delivered = n
+		case 1:
+			t.sseq = n
+		case 2:
+			t.dseq = n
 		}
 		rest = tail
 	}
-	return sseq, sseq != 0
+	return t, t.sseq != 0
 }
 
 // ack applies one ack body for the message with stream sequence sseq;
@@ -578,13 +597,22 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 		}
 	case "-NAK":
 		if p != nil {
+			m.adviseNak(c, sseq, p)
+		}
+		if p != nil && c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
+			m.adviseMaxDeliver(c, sseq, p) // no redelivery past max_deliver
+		} else if p != nil {
 			delay := time.Duration(0)
 			if len(arg) > 0 {
 				var d struct {
 					Delay time.Duration `json:"delay"`
 				}
-				if json.Unmarshal(arg, &d) == nil {
-					delay = d.Delay
+				if arg[0] == '{' {
+					if json.Unmarshal(arg, &d) == nil {
+						delay = d.Delay
+					}
+				} else if v, err := time.ParseDuration(string(arg)); err == nil { // "-NAK 5s", as nats-server
+					delay = v
 				}
 			}
 			p.deadline = now.Add(delay)

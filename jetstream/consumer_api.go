@@ -85,7 +85,9 @@ func (m *Manager) consumerAPI(op string, r *request) []byte {
 		if toks[1] == "INFO" {
 			return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 		}
-		if err := m.deleteConsumer(c); err != nil {
+		err := m.deleteConsumer(c)
+		m.adviseConsumer(advConsumerDeleted, actionDelete, c) // gone from memory either way
+		if err != nil {
 			return m.fail(typ, newErr(errStreamGeneral, "err", m.publicErr(err)))
 		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
@@ -163,6 +165,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 			return m.fail(typ, newErr(errConsumerExists))
 		}
 		prevCfg, prevFilters := old.cfg, old.filters
+		defer m.pauseChanged(old, prevCfg.PauseUntil, now) // after a failed write the config is prevCfg again: no change
 		if cfg.PriorityPolicy != policyPinned {
 			old.unpin() // no longer pinned_client: nothing carries the pin
 		}
@@ -194,6 +197,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 			return m.fail(typ, newErr(errConsumerCreate, "err", m.publicErr(err)))
 		}
 	}
+	m.adviseConsumer(advConsumerCreated, actionCreate, c)
 	return mustJSON(consumerInfoResponse{apiResponse{Type: typ}, c.info(now)})
 }
 
@@ -206,6 +210,7 @@ func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, creat
 		c.waiting = []*pullRequest{{reply: cfg.DeliverSubject, batch: int(^uint(0) >> 1), heartbeat: cfg.Heartbeat}}
 		c.resume = func() { m.enqueue(request{resume: c}) }
 	}
+	c.pauseEnds = c.paused(now)
 	st.consumers[name] = c
 	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+name+".>", func(subject, reply string, hdr, data []byte) {
 		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})

@@ -21,25 +21,21 @@ import (
 
 // apiLevel is the JetStream API level whose features evnats really has.
 // Level 1 (nats-server 2.11) is per-message TTLs, delete markers, consumer
-// pause and priority groups: all here. Level 2 (2.12) adds counters and
-// message schedules (here: counter.go, schedule.go) and async persist,
-// which evnats lacks, so it stays 1 even though atomic batch publish
-// (level 2, batch.go) and fast batch publish (level 4, fastbatch.go) are
-// implemented: clients (nats.go, natscli) gate features on this number,
-// and a higher one would promise what is not there.
-const apiLevel = 1
+// pause and priority groups: all here. Level 2 (2.12) adds counters,
+// message schedules, atomic batch publish and async persist: all here
+// (counter.go, schedule.go, batch.go, persist.go). Level 4 (2.14) adds
+// fast batch publish (here, fastbatch.go) and the flow_control ack policy
+// (not here), so the level is 2: clients (nats.go, natscli) gate features
+// on this number, and a higher one would promise what is not there.
+const apiLevel = 2
 
 // featureLevel is the API level that introduced a field evnats lacks, for
 // fields newer than level 0; a client asking for one is told its server's
 // level is too low (err_code 10185) rather than that its config is wrong.
-var featureLevel = map[string]int{
-	"persist_mode": 2,
-}
+var featureLevel = map[string]int{}
 
 // defaultValues are non-zero JSON values that mean the default.
-var defaultValues = map[string]string{
-	"persist_mode": `"default"`,
-}
+var defaultValues = map[string]string{}
 
 var (
 	streamFields   = jsonFields(reflect.TypeFor[StreamConfig]())

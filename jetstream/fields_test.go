@@ -69,7 +69,7 @@ var streamFields = map[string]streamField{
 	"AllowMsgCounter":        {honoured, nil},
 	"AllowAtomicPublish":     {honoured, nil},
 	"AllowMsgSchedules":      {honoured, nil},
-	"PersistMode":            {refused, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
+	"PersistMode":            {honoured, func(c *server.StreamConfig) { c.PersistMode = server.AsyncPersistMode }},
 	"AllowBatchPublish":      {honoured, nil},
 	"Metadata":               {honoured, func(c *server.StreamConfig) { c.Metadata = map[string]string{"owner": "ops"} }},
 }

@@ -25,6 +25,15 @@ func (m *Manager) api(r *request) []byte {
 		m.directGet(op, r)
 		return nil
 	}
+	if needsHigherLevel(r.hdr) { // reqlevel.go
+		if strings.HasPrefix(op, "CONSUMER.MSG.NEXT.") {
+			if r.reply != "" {
+				m.host.Publish(r.reply, "", []byte("NATS/1.0 412 Required Api Level\r\n\r\n"), nil)
+			}
+			return nil
+		}
+		return m.fail(apiResponseType(op), newErr(errLevelRequired))
+	}
 	if strings.HasPrefix(op, "CONSUMER.") {
 		return m.consumerAPI(op, r)
 	}
@@ -62,9 +71,17 @@ func (m *Manager) api(r *request) []byte {
 	case "STREAM.INFO":
 		return mustJSON(streamInfoPaged{apiResponse: apiResponse{Type: typeStreamInfo}, StreamInfo: m.streamInfo(st, now)})
 	case "STREAM.DELETE":
+		consumers := make([]*consumer, 0, len(st.consumers))
+		for _, c := range st.consumers {
+			consumers = append(consumers, c)
+		}
 		if err := m.deleteStream(st); err != nil {
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
+		for _, c := range consumers { // as nats-server: the consumers' first, then the stream's
+			m.adviseConsumer(advConsumerDeleted, actionDelete, c)
+		}
+		m.adviseStream(advStreamDeleted, actionDelete, name)
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	case "STREAM.PURGE":
 		var req purgeRequest
@@ -189,6 +206,9 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		prev := existing.cfg
 		existing.cfg = cfg // saveMeta writes st.cfg
 		existing.compileStreamTransforms()
+		if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+			existing.indexTTLs() // copies stored before carry TTLs that now count, as in nats-server
+		}
 		if !cfg.AllowAtomic {
 			existing.batches = nil // as nats-server: disabling drops staged batches
 		}
@@ -198,12 +218,19 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		if err := m.saveMeta(existing); err != nil {
 			existing.cfg = prev // not persisted: the client is told it failed, so nothing changed
 			existing.compileStreamTransforms()
+			if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+				existing.indexTTLs()
+			}
 			_ = m.saveMeta(existing) // a write that failed after its rename put the new one there
 			return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 		}
 		m.subscribe(existing)
 		m.setLinks(existing)
 		existing.enforceLimits("")
+		if cfg.AllowMsgTTL && !prev.AllowMsgTTL {
+			existing.expireTTLs(now) // what is past its TTL goes before the reply, as in nats-server
+		}
+		m.adviseStream(advStreamUpdated, actionModify, name)
 		return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(existing, now)})
 	case existing != nil:
 		if !sameJSON(existing.cfg, cfg) {
@@ -230,6 +257,7 @@ func (m *Manager) streamCreate(name string, body []byte, update bool) []byte {
 		}
 		return m.fail(typ, newErr(errStreamConfig, "err", m.publicErr(err)))
 	}
+	m.adviseStream(advStreamCreated, actionCreate, name)
 	return mustJSON(streamInfoResponse{apiResponse: apiResponse{Type: typ}, StreamInfo: m.streamInfo(st, now), DidCreate: true})
 }
 

@@ -196,7 +196,7 @@ func TestInfoDifferential(t *testing.T) {
 	}
 	bothHave(t, "stream", wantSt, gotSt, "cluster", "leader")
 	bothHave(t, "push consumer", wantP, gotP, "pause_remaining")
-	if l, _ := gotAcc["api"].(map[string]any)["level"].(float64); l != 1 {
-		t.Errorf("api.level %v, want 1: evnats has every level 1 feature, not counters or schedules (level 2)", l)
+	if l, _ := gotAcc["api"].(map[string]any)["level"].(float64); l != 2 {
+		t.Errorf("api.level %v, want 2: evnats has every level 2 feature (counters, schedules, atomic batches, async persist), not level 4's flow_control acks", l)
 	}
 }

@@ -86,8 +86,9 @@ type Manager struct {
 	recovering    bool     // recover is running: existing directories are streams, not leftovers
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
-	ackBuf        []byte // formats deliveries' ack subjects
-	linksBehind   bool   // a mirror or source has more to copy (mirror.go: catchUp)
+	ackBuf        []byte        // formats deliveries' ack subjects
+	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
+	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
@@ -113,7 +114,7 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
 		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "trash"),
-		storeRoots: storeRootsOf(cfg.StoreDir)}
+		storeRoots: storeRootsOf(cfg.StoreDir), subjects: newSubjectIndex()}
 	if err := m.recover(); err != nil {
 		m.writer.Close()
 		return nil, err
@@ -206,11 +207,12 @@ func (m *Manager) tick(now time.Time) {
 		st.expire(now)
 		m.fireSchedules(st, now)
 		m.flushOutbox(st) // delete markers' republishes
-		st.abandonBatches(now)
+		m.abandonBatches(st, now)
 		st.abandonFast(now)
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
+				m.adviseConsumer(advConsumerDeleted, actionDelete, c)
 				continue
 			}
 			m.tickConsumer(c, now)
@@ -255,6 +257,9 @@ func (m *Manager) handle(r *request) {
 	if resp != nil && r.reply != "" {
 		m.host.Publish(r.reply, "", nil, resp)
 	}
+	if resp != nil {
+		m.adviseAudit(r, resp)
+	}
 }
 
 // publish stores a message published on a stream subject and acks it.
@@ -283,7 +288,7 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, func(seq uint64, val string, err error) {
+	done := func(seq uint64, val string, err error) {
 		if reply == "" {
 			return
 		}
@@ -292,7 +297,15 @@ func (m *Manager) publish(r *request) {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
 		m.host.Publish(reply, "", nil, mustJSON(ack))
-	})
+	}
+	async := st.asyncAck()
+	if async {
+		done = nil // acked below, before the Writer has written it (persist.go)
+	}
+	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
+	if async && res.pending && reply != "" {
+		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val}))
+	}
 	if res.ack != nil && reply != "" {
 		m.public(res.ack.Error)
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
@@ -352,7 +365,8 @@ func (m *Manager) handleAck(r *request) {
 	if c.st.consumers[c.name] != c {
 		return
 	}
-	sseq, ok := parseAckSubject(r.subject, c)
+	t, ok := parseAckSubject(r.subject, c)
+	sseq := t.sseq
 	if !ok {
 		return // not an ack subject this consumer hands out: ignored, unlogged
 	}
@@ -369,6 +383,9 @@ func (m *Manager) handleAck(r *request) {
 		confirmed = func() { m.host.Publish(reply, "", nil, nil) } // after the ack is on disk
 	}
 	m.ack(c, sseq, r.data, time.Now(), confirmed)
+	if bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+TERM")) {
+		m.adviseTerm(c, t, r.data)
+	}
 }
 
 // addStream creates a stream from a normalized config, opening its store.
@@ -410,7 +427,10 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	return st, nil
 }
 
+// subscribe (re)subscribes a stream to its subjects and indexes them for
+// the overlap check.
 func (m *Manager) subscribe(st *stream) {
+	m.subjects.set(st.cfg.Name, st.cfg.Subjects)
 	for _, u := range st.unsub {
 		u()
 	}
@@ -521,6 +541,7 @@ func (m *Manager) deleteStream(st *stream) error {
 		u()
 	}
 	delete(m.streams, st.cfg.Name) // first: consumers' files now go with the stream's (closeLog)
+	m.subjects.set(st.cfg.Name, nil)
 	for _, c := range st.consumers {
 		m.deleteConsumer(c)
 	}
@@ -555,19 +576,10 @@ func collidesAny(subject string, list []string) bool {
 	return false
 }
 
-// overlaps reports whether cfg's subjects overlap another stream's.
+// overlaps reports whether cfg's subjects overlap another stream's: one
+// walk of the subject index per subject (subjindex.go).
 func (m *Manager) overlaps(cfg *StreamConfig) bool {
-	for name, st := range m.streams {
-		if name == cfg.Name {
-			continue
-		}
-		for _, s := range cfg.Subjects {
-			if collidesAny(s, st.cfg.Subjects) {
-				return true
-			}
-		}
-	}
-	return false
+	return m.subjects.anyCollides(cfg.Subjects, cfg.Name)
 }
 
 func clone(b []byte) []byte {

@@ -56,6 +56,7 @@ type link struct {
 	lag    uint64      // origin messages from next that this link would copy
 	last   time.Time   // last time the origin was there to copy from; zero: never
 	err    *APIError   // why copying is not progressing, for stream info
+	ident  string      // the origin incarnation copied from (stream.identity); "": not known yet
 }
 
 func newLink(cfg StreamSource, mirror bool) *link {
@@ -106,7 +107,7 @@ func (m *Manager) setLinks(st *stream) {
 		nl := newLink(cfg, mirror)
 		for _, o := range old {
 			if o.mirror == mirror && o.iname == nl.iname {
-				nl.next, nl.copied, nl.lag, nl.last = o.next, o.copied, o.lag, o.last
+				nl.next, nl.copied, nl.lag, nl.last, nl.ident = o.next, o.copied, o.lag, o.last, o.ident
 			}
 		}
 		if nl.next == 0 {
@@ -145,8 +146,8 @@ func (st *stream) resumeSources(links []*link) {
 		if v == "" {
 			continue
 		}
-		if in, oseq, ok := parseSourceHeader(v); ok && want[in] != nil {
-			want[in].next, want[in].copied = oseq+1, oseq
+		if in, oseq, ident, ok := parseSourceHeader(v); ok && want[in] != nil {
+			want[in].next, want[in].copied, want[in].ident = oseq+1, oseq, ident
 			delete(want, in)
 		}
 	}
@@ -233,6 +234,16 @@ func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) int {
 	}
 	l.err = nil
 	l.last = now
+	if id := o.identity(); l.ident != id {
+		if l.ident != "" && !l.mirror {
+			// The origin was deleted and created again (its sequences
+			// start over): a source starts over from its configured start,
+			// as nats-server 2.15 does. A mirror keeps its sequences, so it
+			// goes on after its last one, as there.
+			l.next, l.copied = 0, 0
+		}
+		l.ident = id
+	}
 	if l.next == 0 {
 		l.next = startSeq(l, d, o)
 	}
@@ -285,7 +296,7 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 		return newErr(errInsufficient)
 	}
 	if !l.mirror {
-		hdr := sourcedHeader(msg.Hdr, sourceHeaderValue(l.iname, msg.Seq, msg.Subject))
+		hdr := sourcedHeader(msg.Hdr, sourceHeaderValue(l.iname, msg.Seq, msg.Subject, l.ident))
 		if res := d.storeMsg(subject, hdr, msg.Data, now, true, nil); res.ack != nil && !res.ack.Duplicate {
 			return res.ack.Error
 		}
@@ -303,6 +314,11 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 		return newErr(errStoreFailed, "err", m.publicErr(err))
 	}
 	d.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
+	if d.cfg.AllowMsgTTL { // expires at the origin's time plus its TTL, as in nats-server
+		if ttl, ok := msgTTL(msg.Hdr); ok {
+			d.trackTTL(msg.Seq, msg.Time, ttl)
+		}
+	}
 	d.perSubj[subject]++
 	d.enforceLimits(subject)
 	return nil

@@ -55,6 +55,7 @@ func (m *Manager) consumerPause(streamName, name string, body []byte, now time.T
 			return m.fail(typ, newErr(errConsumerStore, "err", m.publicErr(err)))
 		}
 	}
+	m.pauseChanged(c, prev, now)
 	resp := pauseResponse{apiResponse: apiResponse{Type: typ}, PauseUntil: until}
 	if resp.Paused = c.paused(now); resp.Paused {
 		resp.PauseRemaining = until.Sub(now)

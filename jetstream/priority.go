@@ -210,6 +210,9 @@ func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
 			m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Message Size Exceeds MaxBytes\r\n\r\n"), nil)
 			continue
 		}
+		if pinned {
+			m.advisePinned(c)
+		}
 		return i
 	}
 	return -1
@@ -237,22 +240,24 @@ func (c *consumer) pinTo(r *pullRequest, now time.Time) bool {
 	if r.group == "" {
 		return false
 	}
-	c.pin, c.pinnedTS, c.pinDeadline = newPinID(), now.UTC(), now.Add(c.cfg.PinnedTTL)
+	c.pin, c.pinGroup, c.pinnedTS, c.pinDeadline = newPinID(), r.group, now.UTC(), now.Add(c.cfg.PinnedTTL)
 	r.pinID = c.pin
 	return true
 }
 
 func (c *consumer) unpin() {
-	c.pin, c.pinnedTS, c.pinDeadline = "", time.Time{}, time.Time{}
+	c.pin, c.pinGroup, c.pinnedTS, c.pinDeadline = "", "", time.Time{}, time.Time{}
 }
 
 // tickPin drops a pin whose client sent no pull for priority_timeout and
 // reports whether it did, so the waiting pulls are served.
-func (c *consumer) tickPin(now time.Time) bool {
+func (m *Manager) tickPin(c *consumer, now time.Time) bool {
 	if c.pin == "" || now.Before(c.pinDeadline) {
 		return false
 	}
+	group := c.pinGroup
 	c.unpin()
+	m.adviseUnpinned(c, group, "timeout")
 	return true
 }
 
@@ -312,6 +317,7 @@ func (m *Manager) consumerUnpin(streamName, name string, body []byte, now time.T
 		return m.fail(typ, newErr(errNoSuchGroup))
 	}
 	c.unpin()
+	m.adviseUnpinned(c, req.Group, "admin")
 	m.pump(c, now)
 	return mustJSON(apiResponse{Type: typ})
 }

@@ -4,6 +4,7 @@ package jetstream
 // originRules, which reads the Manager's streams on its goroutine.
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -118,6 +119,8 @@ func copyRules(cfg *StreamConfig) *APIError {
 			return newErr(errMirrorBatched)
 		case mr.FilterSubject != "" && len(mr.SubjectTransforms) > 0:
 			return newErr(errMirrorFilterAndTr)
+		case cfg.SubjectDeleteMarkerTTL > 0: // a marker would take a sequence the origin's message needs
+			return newErr(errStreamConfig, "err", "subject delete markers forbidden on mirrors")
 		case mr.OptStartSeq > 0 && mr.OptStartTime != nil:
 			return newErr(errMirrorStartBoth)
 		case !validName(mr.Name) || len(mr.Name) > maxNameLen:
@@ -319,28 +322,62 @@ func (s *StreamSource) iname() string {
 
 // sourceHeaderValue is the Nats-Stream-Source value for origin message seq
 // on subject, copied by the source named iname.
-func sourceHeaderValue(iname string, seq uint64, subject string) string {
+func sourceHeaderValue(iname string, seq uint64, subject, ident string) string {
 	name, rest, _ := strings.Cut(iname, " ")
-	return name + " " + strconv.FormatUint(seq, 10) + " " + rest + " " + subject
+	v := name + " " + strconv.FormatUint(seq, 10) + " " + rest + " " + subject
+	if ident != "" {
+		v += " " + ident
+	}
+	return v
 }
 
-// parseSourceHeader returns the iname and origin sequence of a
+// parseSourceHeader returns the iname, origin sequence and origin
+// identity ("" in headers older than nats-server 2.15's) of a
 // Nats-Stream-Source value, or ok false.
-func parseSourceHeader(v string) (iname string, seq uint64, ok bool) {
+func parseSourceHeader(v string) (iname string, seq uint64, ident string, ok bool) {
 	f := strings.Split(v, " ")
 	if len(f) < 4 {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	seq, err := strconv.ParseUint(f[1], 10, 64)
 	if err != nil {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	return f[0] + " " + f[2] + " " + f[3], seq, true
+	if len(f) >= 6 {
+		ident = f[5]
+	}
+	return f[0] + " " + f[2] + " " + f[3], seq, ident, true
+}
+
+// identDigits are the digits of a stream identity.
+const identDigits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// identity names one incarnation of a stream as nats-server 2.15 does in
+// the sixth field of Nats-Stream-Source: eight base-62 digits of the
+// SHA-256 of its creation time (RFC 3339, ns, UTC). A stream deleted and
+// created again under the same name has another, so a source that sees
+// its origin's change starts over (pull).
+// It is computed once (created never changes): links ask on every copy.
+func (st *stream) identity() string {
+	if st.ident == "" {
+		st.ident = identityOf(st.created)
+	}
+	return st.ident
+}
+
+func identityOf(created time.Time) string {
+	sum := sha256.Sum256([]byte(created.UTC().Format(time.RFC3339Nano)))
+	var b [8]byte
+	for i := range b {
+		b[i] = identDigits[int(sum[i])%len(identDigits)]
+	}
+	return string(b[:])
 }
 
 // sourcedHeader is hdr with the headers a copy must not keep (an earlier
 // hop's Nats-Stream-Source, the Nats-Expected-* checks, meant for the
-// origin) removed and this copy's Nats-Stream-Source appended.
+// origin; Nats-Batch-*, as nats-server: a copy is no batch) removed and
+// this copy's Nats-Stream-Source appended.
 func sourcedHeader(hdr []byte, value string) []byte {
 	out := []byte("NATS/1.0\r\n")
 	if len(hdr) > 0 {
@@ -350,7 +387,7 @@ func sourcedHeader(hdr []byte, value string) []byte {
 		for _, line := range strings.Split(rest, "\r\n") {
 			k, _, _ := strings.Cut(line, ":")
 			k = strings.TrimSpace(k)
-			if line == "" || strings.EqualFold(k, hdrStreamSource) || len(k) >= 14 && strings.EqualFold(k[:14], "Nats-Expected-") {
+			if line == "" || strings.EqualFold(k, hdrStreamSource) || hasPrefixFold(k, "Nats-Expected-") || hasPrefixFold(k, "Nats-Batch-") {
 				continue
 			}
 			out = append(out, line...)

@@ -30,6 +30,7 @@ const defaultDuplicateWindow = 2 * time.Minute
 type stream struct {
 	cfg     StreamConfig
 	created time.Time
+	ident   string // identity(), once computed
 	store   store.Store
 	dir     string // file storage only
 	unsub   []func()
@@ -68,6 +69,8 @@ type dedupeEntry struct {
 type publishResult struct {
 	ack     *PubAck
 	pending bool
+	seq     uint64 // with pending: the sequence given to the message
+	val     string // with pending: a counter's new total
 }
 
 // storedFunc is told a stored message's sequence once its append is
@@ -96,7 +99,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
 		return fail(newErr(errExpectedStream))
 	}
-	if e := st.ttlDisabled(hdr); e != nil {
+	if e := st.ttlDisabled(hdr); e != nil && !sourced { // a copy keeps its TTL; it expires only with allow_msg_ttl
 		return fail(e)
 	}
 	state := st.store.State()
@@ -168,7 +171,9 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 	}
 	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
 	st.perSubj[subject]++
-	st.trackTTL(seq, now.UnixNano(), ttl)
+	if st.cfg.AllowMsgTTL {
+		st.trackTTL(seq, now.UnixNano(), ttl)
+	}
 	st.applyRollup(rollup, subject, seq)
 	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
 	if msgID != "" {
@@ -176,7 +181,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 		st.lastMsgID = msgID
 	}
 	st.enforceLimits(subject)
-	return publishResult{pending: true}
+	return publishResult{pending: true, seq: seq, val: val}
 }
 
 // rollupAllowed checks a Nats-Rollup header value ("": none).
@@ -481,6 +486,9 @@ func normalize(cfg *StreamConfig) *APIError {
 	if cfg.MirrorDirect {
 		return refuseStreamField("mirror_direct") // it only means something on a mirror
 	}
+	if e := persistRules(cfg); e != nil {
+		return e
+	}
 	return placementRules(cfg)
 }
 
@@ -533,6 +541,9 @@ func updateRules(old StreamConfig, cfg *StreamConfig) *APIError {
 		return e
 	}
 	if e := scheduleUpdateRules(old, cfg); e != nil {
+		return e
+	}
+	if e := persistUpdateRules(old, cfg); e != nil {
 		return e
 	}
 	if cfg.Sealed {

@@ -50,17 +50,21 @@ func TestSourceHeader(t *testing.T) {
 	if in != "O a.*\fc.> b.$1\f>" {
 		t.Fatalf("iname %q", in)
 	}
-	v := sourceHeaderValue(in, 42, "a.x")
-	got, seq, ok := parseSourceHeader(v)
-	if !ok || got != in || seq != 42 {
-		t.Fatalf("%q parsed as %q %d %v", v, got, seq, ok)
+	v := sourceHeaderValue(in, 42, "a.x", "")
+	got, seq, ident, ok := parseSourceHeader(v)
+	if !ok || got != in || seq != 42 || ident != "" {
+		t.Fatalf("%q parsed as %q %d %q %v", v, got, seq, ident, ok)
+	}
+	v = sourceHeaderValue(in, 43, "a.x", "Ab3dE9zQ")
+	if got, seq, ident, ok := parseSourceHeader(v); !ok || got != in || seq != 43 || ident != "Ab3dE9zQ" {
+		t.Fatalf("%q parsed as %q %d %q %v", v, got, seq, ident, ok)
 	}
 	hdr := sourcedHeader([]byte("NATS/1.0\r\nNats-Msg-Id: 1\r\nNats-Expected-Stream: O\r\nNats-Stream-Source: Z 1 > > q\r\n\r\n"), "O 1 > > a")
 	if string(hdr) != "NATS/1.0\r\nNats-Msg-Id: 1\r\nNats-Stream-Source: O 1 > > a\r\n\r\n" {
 		t.Fatalf("header %q", hdr)
 	}
 	for _, bad := range []string{"", "O", "O x > > a", "O 1 >"} {
-		if _, _, ok := parseSourceHeader(bad); ok {
+		if _, _, _, ok := parseSourceHeader(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}

@@ -79,8 +79,9 @@ func advisoryScenario(t *testing.T, url string) []string {
 		t.Fatal(err)
 	}
 	await("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.C")
-	// A pause that ends by itself, then one lifted by a resume.
-	if _, err := js.PauseConsumer(c, "S", "C", time.Now().Add(300*time.Millisecond)); err != nil {
+	// A pause that ends by itself (long enough that a loaded machine still
+	// handles the request before it ends), then one lifted by a resume.
+	if _, err := js.PauseConsumer(c, "S", "C", time.Now().Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	await("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.S.C")

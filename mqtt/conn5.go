@@ -16,6 +16,10 @@ import (
 // clients (CONNACK): each alias keeps one topic of up to 64 KiB.
 const topicAliasMax = 64
 
+// maxAliasBytes bounds the bytes of the topics a client's aliases stand
+// for: 64 aliases of 64 KiB topics would keep 4 MiB per connection.
+const maxAliasBytes = 64 << 10
+
 // maxAliasOut bounds the aliases the server gives topics it sends, whatever
 // the client allows.
 const maxAliasOut = 1024
@@ -91,7 +95,12 @@ func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
 	if m.aliasIn == nil {
 		m.aliasIn = make(map[uint16][]byte)
 	}
-	m.aliasIn[a] = append(m.aliasIn[a][:0], p.Topic...)
+	old := m.aliasIn[a]
+	if m.aliasBytes-len(old)+len(p.Topic) > maxAliasBytes {
+		return nil, &mcodec.ReasonError{Code: mcodec.ReasonQuotaExceeded, Msg: "mqtt: topic aliases stand for more than " + strconv.Itoa(maxAliasBytes) + " bytes of topics"}
+	}
+	m.aliasBytes += len(p.Topic) - len(old)
+	m.aliasIn[a] = append(old[:0], p.Topic...)
 	return p.Topic, nil
 }
 

@@ -440,8 +440,9 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 			continue
 		}
 		skipDollar := SkipsDollarTopics(filter)
+		v5, subID := sess.V5(), sess.SubID(filter)
 		for _, subject := range subjects {
-			sub := b.srv.NewInternalSub(subject, perms, 0, func(subj, _ []byte, hdrLen int, msg []byte) {
+			sub := b.srv.NewInternalSub(subject, perms, 0, func(subj, reply []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -454,7 +455,14 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 					hdr, msg = msg[:hdrLen], msg[hdrLen:]
 				}
 				// Dropped before its topic is mapped or its payload copied.
-				if sess.Discards(len(msg)) || !sess.EnqueueCopy5(SubjectToTopic(string(subj)), hdr, msg, q) {
+				if sess.Discards(len(msg)) {
+					b.full(sess)
+					return
+				}
+				if v5 {
+					hdr = storedHeader(hdr, reply, subID) // sent later with its response topic and identifier
+				}
+				if !sess.EnqueueCopy5(SubjectToTopic(string(subj)), hdr, msg, q) {
 					b.full(sess)
 				}
 			})

@@ -149,24 +149,24 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	if hdrLen > 0 {
 		hdr, msg = msg[:hdrLen], msg[hdrLen:]
 	}
-	if m.handedOver.Load() {
-		if shared {
-			return false
-		}
-		if qos > 0 && !m.sess.Clean && !m.sess.EnqueueCopy5(m.topicOf(subject), hdr, msg, qos) {
-			m.b.full(m.sess)
-		}
-		return true
-	}
-	if c.Closed() || s.Closed() || c.Slow() {
-		return !shared
-	}
 	if byte(tag)&optNoLocal != 0 && m.fromSelf(hdr) {
 		return true
 	}
 	subID := uint32(0)
 	if len(m.subIDs) > 0 {
 		subID = m.subIDs[filterOf(s)]
+	}
+	if m.handedOver.Load() {
+		if shared {
+			return false
+		}
+		if qos > 0 && !m.sess.Clean && !m.sess.EnqueueCopy5(m.topicOf(subject), storedHeader(hdr, reply, subID), msg, qos) {
+			m.b.full(m.sess)
+		}
+		return true
+	}
+	if c.Closed() || s.Closed() || c.Slow() {
+		return !shared
 	}
 	m.buildProps(hdr, reply, subID, 0)
 	retain := byte(tag)&optRAP != 0 && m.oprops.retain
@@ -176,7 +176,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	}
 	if qos == 0 {
 		m.writePublish5(topic, msg, 0, retain, false, 0)
-	} else if pm, dropped := m.sendCopy(s, topic, hdr, msg, qos); pm != nil {
+	} else if pm, dropped := m.sendCopy(s, topic, storedHeader(hdr, reply, subID), msg, qos); pm != nil {
 		m.writePublish5(topic, msg, qos, retain, false, pm.ID)
 	} else {
 		if dropped {

@@ -139,11 +139,13 @@ func (b *bridge) Housekeep() {
 // publishes the wills that are due.
 func (b *bridge) expire(now int64) {
 	var due []*delayedWill
+	var ended []*Session
 	b.mu.Lock()
 	for id, h := range b.holds {
 		if h.owner == nil && h.sess.Expired(now) {
 			b.srv.ReplaceSubs(h.offline, nil)
 			delete(b.holds, id)
+			ended = append(ended, h.sess)
 			_ = b.persist.DeleteSession(h.sess)
 			if w := b.wills[id]; w != nil {
 				w.due = 1 // the session ended first: due now
@@ -160,6 +162,9 @@ func (b *bridge) expire(now int64) {
 	b.mu.Unlock()
 	for _, w := range due {
 		b.publishWill(w)
+	}
+	for _, sess := range ended {
+		b.redeliverShared(sess)
 	}
 }
 

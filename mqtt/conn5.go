@@ -5,6 +5,7 @@ package mqtt
 // writePublish5 and writeRetained5 with the connection's Lock held.
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/evnats/evnats/codec"
@@ -154,7 +155,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	}
 	subID := uint32(0)
 	if len(m.subIDs) > 0 {
-		subID = m.subIDs[filterOf(s)]
+		subID = m.subIDs[string(filterOf(s))] // no string is made for the lookup
 	}
 	if m.handedOver.Load() {
 		if shared {
@@ -190,14 +191,12 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 
 // filterOf returns the filter a subscription was made for (its sid up to
 // the NUL, see addFilter).
-func filterOf(s *loop.Sub) string {
+func filterOf(s *loop.Sub) []byte {
 	sid := s.SID
-	for i, b := range sid {
-		if b == 0 {
-			return string(sid[:i])
-		}
+	if i := bytes.IndexByte(sid, 0); i >= 0 {
+		return sid[:i]
 	}
-	return string(sid)
+	return sid
 }
 
 // fromSelf reports whether hdr names this connection as the publisher.

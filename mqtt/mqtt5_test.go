@@ -30,6 +30,12 @@ func connect5(t *testing.T, addr string, cp *paho5.Connect) *client5 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return connect5Conn(t, conn, cp)
+}
+
+// connect5Conn is connect5 over a connection already made (TLS).
+func connect5Conn(t *testing.T, conn net.Conn, cp *paho5.Connect) *client5 {
+	t.Helper()
 	c := &client5{msgs: make(chan *paho5.Publish, 1000)}
 	c.Client = paho5.NewClient(paho5.ClientConfig{
 		Conn: conn,

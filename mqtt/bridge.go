@@ -139,11 +139,13 @@ func (b *bridge) Housekeep() {
 // publishes the wills that are due.
 func (b *bridge) expire(now int64) {
 	var due []*delayedWill
+	var ended []*Session
 	b.mu.Lock()
 	for id, h := range b.holds {
 		if h.owner == nil && h.sess.Expired(now) {
 			b.srv.ReplaceSubs(h.offline, nil)
 			delete(b.holds, id)
+			ended = append(ended, h.sess)
 			_ = b.persist.DeleteSession(h.sess)
 			if w := b.wills[id]; w != nil {
 				w.due = 1 // the session ended first: due now
@@ -160,6 +162,9 @@ func (b *bridge) expire(now int64) {
 	b.mu.Unlock()
 	for _, w := range due {
 		b.publishWill(w)
+	}
+	for _, sess := range ended {
+		b.redeliverShared(sess)
 	}
 }
 
@@ -440,8 +445,9 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 			continue
 		}
 		skipDollar := SkipsDollarTopics(filter)
+		v5, subID := sess.V5(), sess.SubID(filter)
 		for _, subject := range subjects {
-			sub := b.srv.NewInternalSub(subject, perms, 0, func(subj, _ []byte, hdrLen int, msg []byte) {
+			sub := b.srv.NewInternalSub(subject, perms, 0, func(subj, reply []byte, hdrLen int, msg []byte) {
 				if skipDollar && len(subj) > 0 && subj[0] == '$' {
 					return
 				}
@@ -454,7 +460,14 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 					hdr, msg = msg[:hdrLen], msg[hdrLen:]
 				}
 				// Dropped before its topic is mapped or its payload copied.
-				if sess.Discards(len(msg)) || !sess.EnqueueCopy5(SubjectToTopic(string(subj)), hdr, msg, q) {
+				if sess.Discards(len(msg)) {
+					b.full(sess)
+					return
+				}
+				if v5 {
+					hdr = storedHeader(hdr, reply, subID) // sent later with its response topic and identifier
+				}
+				if !sess.EnqueueCopy5(SubjectToTopic(string(subj)), hdr, msg, q) {
 					b.full(sess)
 				}
 			})

@@ -70,6 +70,7 @@ type conn struct {
 	expiry      uint32            // session expiry interval from CONNECT
 	maxOut      int               // the client's maximum packet size (0: none)
 	aliasIn     map[uint16][]byte // the client's topic aliases
+	aliasBytes  int               // the bytes of the topics in aliasIn
 	aliasOutMax uint16            // the client's topic alias maximum
 	aliasOut    map[string]uint16 // aliases given to topics sent
 	props       mcodec.Properties // of the PUBLISH being formatted

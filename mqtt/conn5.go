@@ -5,6 +5,7 @@ package mqtt
 // writePublish5 and writeRetained5 with the connection's Lock held.
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/evnats/evnats/codec"
@@ -15,6 +16,10 @@ import (
 // topicAliasMax is the topic alias maximum the server offers MQTT 5
 // clients (CONNACK): each alias keeps one topic of up to 64 KiB.
 const topicAliasMax = 64
+
+// maxAliasBytes bounds the bytes of the topics a client's aliases stand
+// for: 64 aliases of 64 KiB topics would keep 4 MiB per connection.
+const maxAliasBytes = 64 << 10
 
 // maxAliasOut bounds the aliases the server gives topics it sends, whatever
 // the client allows.
@@ -91,7 +96,12 @@ func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
 	if m.aliasIn == nil {
 		m.aliasIn = make(map[uint16][]byte)
 	}
-	m.aliasIn[a] = append(m.aliasIn[a][:0], p.Topic...)
+	old := m.aliasIn[a]
+	if m.aliasBytes-len(old)+len(p.Topic) > maxAliasBytes {
+		return nil, &mcodec.ReasonError{Code: mcodec.ReasonQuotaExceeded, Msg: "mqtt: topic aliases stand for more than " + strconv.Itoa(maxAliasBytes) + " bytes of topics"}
+	}
+	m.aliasBytes += len(p.Topic) - len(old)
+	m.aliasIn[a] = append(old[:0], p.Topic...)
 	return p.Topic, nil
 }
 
@@ -140,24 +150,24 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	if hdrLen > 0 {
 		hdr, msg = msg[:hdrLen], msg[hdrLen:]
 	}
+	if byte(tag)&optNoLocal != 0 && m.fromSelf(hdr) {
+		return true
+	}
+	subID := uint32(0)
+	if len(m.subIDs) > 0 {
+		subID = m.subIDs[string(filterOf(s))] // no string is made for the lookup
+	}
 	if m.handedOver.Load() {
 		if shared {
 			return false
 		}
-		if qos > 0 && !m.sess.Clean && !m.sess.EnqueueCopy5(m.topicOf(subject), hdr, msg, qos) {
+		if qos > 0 && !m.sess.Clean && !m.sess.EnqueueCopy5(m.topicOf(subject), storedHeader(hdr, reply, subID), msg, qos) {
 			m.b.full(m.sess)
 		}
 		return true
 	}
 	if c.Closed() || s.Closed() || c.Slow() {
 		return !shared
-	}
-	if byte(tag)&optNoLocal != 0 && m.fromSelf(hdr) {
-		return true
-	}
-	subID := uint32(0)
-	if len(m.subIDs) > 0 {
-		subID = m.subIDs[filterOf(s)]
 	}
 	m.buildProps(hdr, reply, subID, 0)
 	retain := byte(tag)&optRAP != 0 && m.oprops.retain
@@ -167,7 +177,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	}
 	if qos == 0 {
 		m.writePublish5(topic, msg, 0, retain, false, 0)
-	} else if pm, dropped := m.sendCopy(s, topic, hdr, msg, qos); pm != nil {
+	} else if pm, dropped := m.sendCopy(s, topic, storedHeader(hdr, reply, subID), msg, qos); pm != nil {
 		m.writePublish5(topic, msg, qos, retain, false, pm.ID)
 	} else {
 		if dropped {
@@ -181,14 +191,12 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 
 // filterOf returns the filter a subscription was made for (its sid up to
 // the NUL, see addFilter).
-func filterOf(s *loop.Sub) string {
+func filterOf(s *loop.Sub) []byte {
 	sid := s.SID
-	for i, b := range sid {
-		if b == 0 {
-			return string(sid[:i])
-		}
+	if i := bytes.IndexByte(sid, 0); i >= 0 {
+		return sid[:i]
 	}
-	return string(sid)
+	return sid
 }
 
 // fromSelf reports whether hdr names this connection as the publisher.

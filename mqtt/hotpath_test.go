@@ -58,3 +58,34 @@ func TestFullSessionDiscardAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per message discarded by a full session", n)
 	}
 }
+
+// TestMQTT5PublishPathAllocs: an MQTT 5 QoS 0 PUBLISH with a user property
+// and a content type, to an MQTT 5 subscriber (properties rebuilt from the
+// headers, a subscription identifier, a topic alias) and a NATS one,
+// allocates nothing per message either.
+func TestMQTT5PublishPathAllocs(t *testing.T) {
+	s, err := loop.New(loop.Options{IO: loop.IOGoroutine, Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loop.NewTestConn(s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CONNECT level 5, topic alias maximum 5; SUBSCRIBE a/+ with id 3.
+	c.Read([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 0, 3, 0x22, 0, 5, 0, 1, 'm'})
+	c.Read([]byte{0x82, 11, 0, 1, 2, 0x0b, 3, 0, 3, 'a', '/', '+', 0})
+	nc, _ := loop.NewTestConn(s, false)
+	nc.Read([]byte("CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB a.b 1\r\n"))
+	props := []byte{0x26, 0, 1, 'k', 0, 1, 'v', 0x03, 0, 4, 'j', 's', 'o', 'n'}
+	body := append([]byte{0, 3, 'a', '/', 'b', byte(len(props))}, props...)
+	pub := append([]byte{0x30, byte(len(body) + 2)}, append(body, 'h', 'i')...)
+	before := s.OutMsgs()
+	c.Read(pub) // warm caches and chunk pools
+	if got := s.OutMsgs() - before; got != 2 {
+		t.Fatalf("PUBLISH reached %d subscribers, want 2", got)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.Read(pub) }); n != 0 {
+		t.Fatalf("%v allocations per MQTT 5 PUBLISH", n)
+	}
+}

@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"bytes"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -19,40 +20,7 @@ func TestQueuedMessagesSurviveKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
-	bin := filepath.Join(t.TempDir(), "evnats")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	natsPort, mqttPort := freePort(t), freePort(t)
-	addr := "127.0.0.1:" + strconv.Itoa(mqttPort)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "--mqtt_port", strconv.Itoa(mqttPort), "-js", "-sd", dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				return cmd
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("server did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	dialAt := func() *rawMQTT {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return newRaw(t, conn)
-	}
-
+	start, dialAt := evnatsProcess(t)
 	p := start()
 	r := dialAt()
 	r.connect("away", false, 0)
@@ -85,6 +53,114 @@ func TestQueuedMessagesSurviveKill9(t *testing.T) {
 		if !got[strconv.Itoa(i)] {
 			t.Fatalf("acknowledged message %d lost", i)
 		}
+	}
+}
+
+// evnatsProcess builds evnats and returns how to start it (with JetStream
+// in a fixed store directory, MQTT on a fixed port) and how to dial its
+// MQTT port.
+func evnatsProcess(t *testing.T) (start func() *exec.Cmd, dialAt func() *rawMQTT) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "evnats")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	natsPort, mqttPort := freePort(t), freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(mqttPort)
+	start = func() *exec.Cmd {
+		cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "--mqtt_port", strconv.Itoa(mqttPort), "-js", "-sd", dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				return cmd
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("server did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	dialAt = func() *rawMQTT {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return newRaw(t, conn)
+	}
+
+	return start, dialAt
+}
+
+// TestMQTT5SessionSurvivesKill9: MQTT 5 session state (the session expiry
+// interval, subscription identifiers, queued messages with their
+// properties) survives SIGKILL; a session whose interval has passed by
+// the time the server is back is gone.
+func TestMQTT5SessionSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	start, dialAt := evnatsProcess(t)
+	p := start()
+	for _, c := range []struct {
+		id     string
+		expiry byte
+	}{{"long5", 0xff}, {"short5", 1}} {
+		r := dialAt()
+		r.connect5(c.id, props5(mcodec.PropSessionExpiry, 0, 0, c.expiry, c.expiry))
+		r.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5(mcodec.PropSubscriptionID, 9)...), append(str(nil, "k5/#"), 1)...)))
+		if typ, _, _ := r.read(); typ != mcodec.SUBACK {
+			t.Fatalf("SUBACK type %d", typ)
+		}
+		r.send([]byte{mcodec.DISCONNECT << 4, 0})
+		r.expectClosed()
+	}
+	pub := dialAt()
+	pub.connect5("pub5", props5())
+	pubProps := props5(append([]byte{mcodec.PropUserProperty}, append(str(nil, "k"), str(nil, "v")...)...)...)
+	pub.send(packet(mcodec.PUBLISH<<4|1<<1, append(append(str(nil, "k5/x"), 0, 1), append(pubProps, "kept"...)...)))
+	pub.expectAck(mcodec.PUBACK, 1)
+	pub.pingPong()
+	_ = p.Process.Signal(syscall.SIGKILL)
+	_, _ = p.Process.Wait()
+	time.Sleep(1100 * time.Millisecond) // past short5's expiry interval
+
+	start()
+	r := dialAt()
+	body := append(str(nil, "MQTT"), 5, 0, 0, 0) // clean start off
+	body = append(body, props5(mcodec.PropSessionExpiry, 0, 0, 0xff, 0xff)...)
+	r.send(packet(mcodec.CONNECT<<4, str(body, "long5")))
+	if typ, _, b := r.read(); typ != mcodec.CONNACK || b[0] != 1 || b[1] != 0 {
+		t.Fatalf("long5 after kill: CONNACK type %d % x (want session present)", typ, b)
+	}
+	typ, _, b := r.read()
+	if typ != mcodec.PUBLISH || !bytes.HasSuffix(b, []byte("kept")) || !bytes.Contains(b, []byte{mcodec.PropUserProperty, 0, 1, 'k', 0, 1, 'v'}) {
+		t.Fatalf("long5's queued message: type %d % x", typ, b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := dialAt()
+		body := append(str(nil, "MQTT"), 5, 0, 0, 0)
+		body = append(body, props5()...)
+		r.send(packet(mcodec.CONNECT<<4, str(body, "short5")))
+		typ, _, b := r.read()
+		if typ != mcodec.CONNACK {
+			t.Fatalf("short5: type %d", typ)
+		}
+		if b[0] == 0 {
+			break // expired while the server was down, or since
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("short5 did not expire")
+		}
+		r.conn.Close()
+		time.Sleep(200 * time.Millisecond) // housekeeping ends expired sessions once a second
 	}
 }
 

@@ -30,6 +30,12 @@ func connect5(t *testing.T, addr string, cp *paho5.Connect) *client5 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return connect5Conn(t, conn, cp)
+}
+
+// connect5Conn is connect5 over a connection already made (TLS).
+func connect5Conn(t *testing.T, conn net.Conn, cp *paho5.Connect) *client5 {
+	t.Helper()
 	c := &client5{msgs: make(chan *paho5.Publish, 1000)}
 	c.Client = paho5.NewClient(paho5.ClientConfig{
 		Conn: conn,
@@ -380,13 +386,14 @@ func TestMQTT5SessionExpiry(t *testing.T) {
 	c.Disconnect(&paho5.Disconnect{})
 	pub := connect5(t, addr, nil)
 	pub.pub(t, &paho5.Publish{Topic: "exp/q", QoS: 1, Payload: []byte("queued"),
-		Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "u", Value: "1"}}}})
+		Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "u", Value: "1"}}, ResponseTopic: "r/t"}})
 	c = connect5(t, addr, &paho5.Connect{ClientID: "exp", Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(1)}})
 	if !c.connack.SessionPresent {
 		t.Fatal("session gone within its expiry interval")
 	}
 	m := c.next(t)
-	if string(m.Payload) != "queued" || fmt.Sprint(m.Properties.User) != "[{u 1}]" {
+	if string(m.Payload) != "queued" || fmt.Sprint(m.Properties.User) != "[{u 1}]" || m.Properties.ResponseTopic != "r/t" ||
+		m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 42 {
 		t.Fatalf("queued message %q %+v", m.Payload, m.Properties)
 	}
 	c.Disconnect(&paho5.Disconnect{})

@@ -208,9 +208,12 @@ func (p *Persister) Durable() bool { return p.writer != nil }
 // A queued message's record is the session id as subject, a header and
 // the payload as data: no encoding, no copy beyond the record's. The header
 // is a flags byte (the QoS in its low bits, flagReleased, flagReplaces),
-// with flagReplaces the 8-byte sequence of the record it replaces, then the
+// with flagReplaces the 8-byte sequence of the record it replaces, with
+// flagV5 what an MQTT 5 message adds (4-byte length and header block,
+// 8-byte expiry, 2-byte length and shared subscription group), then the
 // topic. (Records with no header are the JSON of an earlier version.)
 const (
+	flagV5       = 0x20
 	flagReleased = 0x40
 	flagReplaces = 0x80
 )
@@ -224,6 +227,14 @@ func encodeQueued(m *Msg, replaces uint64) []byte {
 	if replaces != 0 {
 		flags |= flagReplaces
 		hdr = binary.BigEndian.AppendUint64(hdr, replaces)
+	}
+	if m.Hdr != nil || m.Expires != 0 || m.Group != "" {
+		flags |= flagV5
+		hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(m.Hdr)))
+		hdr = append(hdr, m.Hdr...)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(m.Expires))
+		hdr = binary.BigEndian.AppendUint16(hdr, uint16(len(m.Group)))
+		hdr = append(hdr, m.Group...)
 	}
 	hdr[0] = flags
 	return append(hdr, m.Topic...)
@@ -241,6 +252,26 @@ func decodeQueued(r *store.Msg, m *Msg) (replaces uint64, err error) {
 			return 0, errors.New("mqtt: short queued message header")
 		}
 		replaces, h = binary.BigEndian.Uint64(h), h[8:]
+	}
+	if flags&flagV5 != 0 {
+		short := errors.New("mqtt: short queued MQTT 5 message header")
+		if len(h) < 4 {
+			return 0, short
+		}
+		n := int(binary.BigEndian.Uint32(h))
+		if len(h) < 4+n+10 {
+			return 0, short
+		}
+		m.Hdr, h = h[4:4+n:4+n], h[4+n:]
+		m.Expires, h = int64(binary.BigEndian.Uint64(h)), h[8:]
+		g := int(binary.BigEndian.Uint16(h))
+		if len(h) < 2+g {
+			return 0, short
+		}
+		m.Group, h = string(h[2:2+g]), h[2+g:]
+		if len(m.Hdr) == 0 {
+			m.Hdr = nil
+		}
 	}
 	if flags&3 > 2 {
 		return 0, errors.New("mqtt: queued message with an invalid QoS")

@@ -196,6 +196,14 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 				o.retain = string(v) == "1"
 			case "Src":
 				o.src = v
+			case "Reply": // stored with a queued message (storedHeader)
+				p.Set(mcodec.PropResponseTopic)
+				p.ResponseTopic = []byte(SubjectToTopic(string(v)))
+			case "Sub":
+				if n, err := strconv.ParseUint(string(v), 10, 32); err == nil && n > 0 {
+					p.Set(mcodec.PropSubscriptionID)
+					p.SubIDs = append(p.SubIDs, uint32(n))
+				}
 			}
 		case bytes.EqualFold(k, []byte(hdrContent)):
 			if validUTF8String(v) {
@@ -214,6 +222,31 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 		p.MessageExpiry = uint32(max(left, 1))
 	}
 	return corr
+}
+
+// storedHeader returns the header block an MQTT 5 session keeps with a
+// QoS 1/2 message: hdr plus, when there are any, the reply subject
+// (Nmqtt-Reply) and subscription identifier (Nmqtt-Sub) the message was
+// delivered with, so that it is sent later with its response topic and
+// identifier. It allocates only when it adds something.
+func storedHeader(hdr, reply []byte, subID uint32) []byte {
+	if len(reply) == 0 && subID == 0 {
+		return hdr
+	}
+	var out []byte
+	if len(hdr) >= 4 {
+		out = append(out, hdr[:len(hdr)-2]...) // up to the blank line
+	} else {
+		out = append(out, "NATS/1.0\r\n"...)
+	}
+	if len(reply) > 0 {
+		out = append(append(append(out, "Nmqtt-Reply:"...), reply...), '\r', '\n')
+	}
+	if subID != 0 {
+		out = strconv.AppendUint(append(out, "Nmqtt-Sub:"...), uint64(subID), 10)
+		out = append(out, '\r', '\n')
+	}
+	return append(out, '\r', '\n')
 }
 
 // validUTF8String reports whether b may be an MQTT UTF-8 string.

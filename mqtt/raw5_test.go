@@ -191,3 +191,16 @@ func TestMQTT5TakeoverReason(t *testing.T) {
 		first.expectDisconnect5(mcodec.ReasonSessionTakenOver)
 	})
 }
+
+// TestMQTT5AliasQuota: topic aliases may not stand for more than 64 KiB of
+// topics on one connection (DISCONNECT 0x97, quota exceeded).
+func TestMQTT5AliasQuota(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	r := dialRaw(t, s)
+	r.connect5("alias", props5())
+	long := strings.Repeat("t", 40<<10)
+	for a := byte(1); a <= 2; a++ {
+		r.send(packet(mcodec.PUBLISH<<4, append(str(nil, long+string('0'+a)), props5(mcodec.PropTopicAlias, 0, a)...)))
+	}
+	r.expectDisconnect5(mcodec.ReasonQuotaExceeded)
+}

@@ -26,6 +26,8 @@ const (
 	// maxRequests bounds the requests waiting at once; past it a request
 	// gets the response topic itself as reply subject, without correlation.
 	maxRequests = 100_000
+	// maxRequestBytes bounds the correlation data they keep, together.
+	maxRequestBytes = 16 << 20
 )
 
 // pendingRequest is where replies to one request go.
@@ -37,12 +39,13 @@ type pendingRequest struct {
 
 // requests are the MQTT 5 requests waiting for replies.
 //
-// Locking rule: mu guards pending.
+// Locking rule: mu guards pending and bytes.
 type requests struct {
 	b       *bridge
 	once    sync.Once // subscribes requestPrefix on the first request
 	mu      sync.Mutex
 	pending map[string]*pendingRequest
+	bytes   int // correlation data held in pending
 }
 
 func (r *requests) init(b *bridge) {
@@ -63,11 +66,12 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) >= maxRequests {
+	if len(r.pending) >= maxRequests || r.bytes+len(corr) > maxRequestBytes {
 		return subject
 	}
 	token := nuid.Next()
 	r.pending[token] = &pendingRequest{subject: subject, corr: append([]byte(nil), corr...), expires: unixNow() + requestTTL}
+	r.bytes += len(corr)
 	return requestPrefix + token
 }
 
@@ -105,6 +109,7 @@ func (r *requests) sweep(now int64) {
 	for t, p := range r.pending {
 		if now >= p.expires {
 			delete(r.pending, t)
+			r.bytes -= len(p.corr)
 		}
 	}
 	r.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	packets5 "github.com/eclipse/paho.golang/packets"
+	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/tlstest"
@@ -105,5 +107,39 @@ func TestMQTTOverWSS(t *testing.T) {
 		ch := subscribe(t, sub, "w/#", 1)
 		wait(t, pub.Publish("w/x", 1, false, "over wss"))
 		expect(t, ch, "w/x", "over wss")
+	})
+}
+
+// TestMQTT5OverTLS: paho.golang (MQTT 5) over TLS: properties and a
+// subscription identifier through the TLS codec.
+func TestMQTT5OverTLS(t *testing.T) {
+	f := tlstest.New(t)
+	pem, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		o.MQTTTLS = &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}
+		s := startMQTT(t, o)
+		dial := func() *client5 {
+			conn, err := tls.Dial("tcp", s.MQTTAddr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return connect5Conn(t, packets5.NewThreadSafeConn(conn), nil)
+		}
+		sub, pub := dial(), dial()
+		sid := 11
+		sub.sub(t, &paho5.Subscribe{Properties: &paho5.SubscribeProperties{SubscriptionIdentifier: &sid},
+			Subscriptions: []paho5.SubscribeOptions{{Topic: "secure5/#", QoS: 1}}})
+		pub.pub(t, &paho5.Publish{Topic: "secure5/a", QoS: 1, Payload: []byte("over tls"),
+			Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "k", Value: "v"}}}})
+		m := sub.next(t)
+		if string(m.Payload) != "over tls" || m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 11 ||
+			len(m.Properties.User) != 1 {
+			t.Fatalf("got %q %+v", m.Payload, m.Properties)
+		}
 	})
 }

@@ -28,15 +28,16 @@ func TestSubscribeDenyFiltersWildcards(t *testing.T) {
 			checkDenyFilters(t, s, func(subj string) { pub.Publish(subj, nil) }, pub.Flush)
 		})
 		t.Run("internal", func(t *testing.T) {
+			// The client run's connections are gone from the server (their
+			// queue members would otherwise still be picked, and lose what
+			// they get).
+			waitFor(t, func() bool { return s.NumClients() == 0 })
 			checkDenyFilters(t, s, func(subj string) { s.PublishInternal(subj, "", nil, nil) }, func() error { return nil })
 		})
 	})
 }
 
 func checkDenyFilters(t *testing.T, s *loop.Server, publish func(subject string), flush func() error) {
-	// The previous run's clients are gone from the server (their queue
-	// members would otherwise still be picked, and lose what they get).
-	waitFor(t, func() bool { return s.NumClients() == 0 })
 	reader := connect(t, s, nats.UserInfo("reader", "p"))
 	admin := connect(t, s, nats.UserInfo("admin", "p"))
 	defer reader.Close()

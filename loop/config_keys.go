@@ -50,6 +50,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setInt(&o.HTTPPort), "http_port", "monitor_port")
 	alias(k, setListen(&o.HTTPHost, &o.HTTPPort), "http")
 	alias(k, setInt(&o.HTTPSPort), "https_port")
+	alias(k, setStr(&o.HTTPBasePath), "http_base_path")
 	alias(k, setListen(&o.HTTPHost, &o.HTTPSPort), "https")
 	alias(k, setInt(&o.Loops), "loops")
 	alias(k, setStr(&o.IO), "io")
@@ -86,7 +87,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
 		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
-		"http_base_path", "cluster", "gateway", "leaf", "leafnodes",
+		"cluster", "gateway", "leaf", "leafnodes",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
 		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",

@@ -14,8 +14,10 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"path"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +54,8 @@ func (s *Server) startMonitor() error {
 			return ts.cfg.Load(), nil
 		}})
 	}
-	s.http = &http.Server{Handler: monitor.New(s), ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: underBasePath(basePath(s.opts.HTTPBasePath), monitor.New(s)),
+		ReadHeaderTimeout: 5 * time.Second}
 	if ln != nil {
 		s.httpAddr = ln.Addr()
 		go func() { _ = s.http.Serve(ln) }()
@@ -62,6 +65,37 @@ func (s *Server) startMonitor() error {
 		go func() { _ = s.http.Serve(tln) }()
 	}
 	return nil
+}
+
+// basePath is http_base_path as nats-server cleans it: "/" when empty,
+// with a leading slash and no trailing one.
+func basePath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	return path.Clean(p)
+}
+
+// underBasePath serves h under base: base/varz reaches h's /varz, and
+// base itself is redirected to base/ (the live page's links are relative).
+func underBasePath(base string, h http.Handler) http.Handler {
+	if base == "/" {
+		return h
+	}
+	strip := http.StripPrefix(base, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == base:
+			http.Redirect(w, r, base+"/", http.StatusMovedPermanently)
+		case strings.HasPrefix(r.URL.Path, base+"/"):
+			strip.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 // MonitorTLSAddr returns the HTTPS monitoring address, or nil.
@@ -77,7 +111,7 @@ func (s *Server) Varz() *monitor.Varz {
 		Host: s.opts.Host, Port: s.infoBase.Port, AuthRequired: lv.auth.required,
 		MaxConn: lv.maxConnections, MaxSubs: lv.maxSubscriptions,
 		PingInterval: lv.pingInterval, MaxPingsOut: lv.maxPingsOut,
-		HTTPHost:    cmp.Or(s.opts.HTTPHost, s.opts.Host),
+		HTTPHost: cmp.Or(s.opts.HTTPHost, s.opts.Host), HTTPBasePath: basePath(s.opts.HTTPBasePath),
 		AuthTimeout: lv.authTimeout.Seconds(), MaxControlLine: int32(lv.maxControlLine),
 		MaxPayload: lv.maxPayload, MaxPending: int64(s.opts.MaxPending), WriteDeadline: s.opts.WriteDeadline,
 		Start: s.start, Now: now.UTC(), Uptime: fmtUptime(now.Sub(s.start)),

@@ -626,3 +626,25 @@ func TestMonitorCloseReasons(t *testing.T) {
 		})
 	})
 }
+
+// TestMonitorBasePath: http_base_path prefixes every endpoint, the bare
+// prefix redirects to the page, and the old paths are gone.
+func TestMonitorBasePath(t *testing.T) {
+	var o loop.Options
+	if err := loop.ApplyConfigFile(&o, writeConf(t, "http_base_path: \"nats/\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	o.HTTPPort = -1
+	s := startServer(t, o)
+	var v server.Varz
+	monJSON(t, s, "/nats/varz", &v)
+	if v.HTTPBasePath != "/nats" {
+		t.Errorf("http_base_path %q", v.HTTPBasePath)
+	}
+	if code, _ := monGet(t, s, "/varz"); code != http.StatusNotFound {
+		t.Errorf("/varz outside the base path: %d", code)
+	}
+	if code, body := monGet(t, s, "/nats"); code != http.StatusOK || !strings.Contains(string(body), "/connz") {
+		t.Errorf("/nats (redirected to /nats/): %d %s", code, body)
+	}
+}

@@ -59,8 +59,10 @@ type Options struct {
 	// block's certificate (nats-server's https_port); 0 disables, -1 random.
 	HTTPSPort int
 	HTTPHost  string // the monitoring ports' address; "": Host
-	Loops     int    // gnet reactor loops; 0 means GOMAXPROCS
-	IO        string
+	// HTTPBasePath prefixes every monitoring path ("/nats": /nats/varz).
+	HTTPBasePath string
+	Loops        int // gnet reactor loops; 0 means GOMAXPROCS
+	IO           string
 
 	MaxPayload       int
 	MaxControlLine   int

@@ -54,7 +54,8 @@ var reloadable = map[string]bool{
 var configKeys = map[string]string{
 	"ServerName": "server_name", "Host": "host", "Port": "port", "HTTPPort": "http_port",
 	"HTTPSPort": "https_port", "HTTPHost": "http", "MaxClosedClients": "max_closed_clients",
-	"Loops": "loops", "IO": "io", "MaxPending": "max_pending", "WriteDeadline": "write_deadline",
+	"HTTPBasePath": "http_base_path",
+	"Loops":        "loops", "IO": "io", "MaxPending": "max_pending", "WriteDeadline": "write_deadline",
 	"FlowHighWater": "flow_high_water", "FlowLowWater": "flow_low_water",
 	"FlowStallWindow": "flow_stall_window", "LameDuckDuration": "lame_duck_duration",
 	"LameDuckGrace": "lame_duck_grace_period", "JetStream": "jetstream",

@@ -5,6 +5,7 @@ package loop
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -79,12 +80,13 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, w.sub(w.authBlock("authorization", o)), "authorization")
 	alias(k, w.jetStream(o), "jetstream")
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
+	alias(k, w.sub(w.leafBlock(o)), "leafnodes", "leaf")
 	alias(k, setTLS(&o.TLS), "tls")
 	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
 		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
-		"https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
+		"https", "https_port", "http_base_path", "cluster", "gateway",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
 		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
@@ -371,4 +373,122 @@ func duration(v any) (time.Duration, error) {
 		return time.Duration(t * float64(time.Second)), nil
 	}
 	return 0, fmt.Errorf("want a duration (\"2s\") or seconds, got %s", kind(v))
+}
+
+// leafBlock: leaf-node links to hubs (leafnodes { remotes [...],
+// reconnect }). The accepting side (listen, authorization) is not served
+// yet, nor TLS on a link.
+func (w *cfgWalker) leafBlock(o *Options) block {
+	k := map[string]setter{}
+	alias(k, setDur(&o.LeafReconnect), "reconnect", "reconnect_delay")
+	alias(k, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a list of remotes, got %s", kind(v))
+		}
+		for _, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("leafnodes remote: want a block, got %s", kind(bare(e))))
+				continue
+			}
+			var r LeafRemote
+			w.walk(w.leafRemoteBlock(&r), m)
+			if len(r.URLs) == 0 {
+				w.add(e, "leafnodes remote: url or urls is required")
+				continue
+			}
+			o.LeafRemotes = append(o.LeafRemotes, r)
+		}
+		return nil
+	}, "remotes")
+	return block{path: "leafnodes", keys: k, native: []string{
+		"host", "net", "port", "listen", "authorization", "tls", "advertise", "no_advertise",
+		"compression", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
+		"write_deadline", "write_timeout",
+	}}
+}
+
+// leafRemoteBlock is one remote of leafnodes { remotes }.
+func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
+	k := map[string]setter{}
+	addURL := func(v any) error {
+		u, err := str(v)
+		if err != nil {
+			return err
+		}
+		if err := checkLeafURL(u); err != nil {
+			return err
+		}
+		r.URLs = append(r.URLs, u)
+		return nil
+	}
+	alias(k, addURL, "url")
+	alias(k, func(v any) error {
+		l, err := strList(v)
+		if err != nil {
+			return err
+		}
+		for _, u := range l {
+			if err := addURL(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "urls")
+	alias(k, setStr(&r.Credentials), "credentials", "creds")
+	alias(k, func(v any) error {
+		a, err := str(v)
+		if err == nil && a != "" && a != "$G" {
+			err = fmt.Errorf("account %q: only the global account $G exists in evnats so far", a)
+		}
+		r.Account = a
+		return err
+	}, "account", "local")
+	alias(k, func(v any) error {
+		return fmt.Errorf("TLS on the leaf link is not supported by evnats yet")
+	}, "tls")
+	alias(k, func(v any) error {
+		c, err := str(v)
+		if err != nil {
+			if b, berr := boolean(v); berr == nil {
+				c, err = map[bool]string{true: "s2_auto", false: "off"}[b], nil
+			}
+		}
+		switch c {
+		case "", "off", "disabled", "false":
+			r.Compression = "off"
+		default:
+			return fmt.Errorf("compression %q: s2 on the leaf link is not supported by evnats yet (use off)", c)
+		}
+		return err
+	}, "compression")
+	return block{path: "leafnodes.remotes", keys: k, native: []string{
+		"deny_imports", "deny_exports", "first_info_timeout", "hub", "ws_compression",
+		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
+		"disabled", "proxy", "request_isolation", "local_isolation",
+	}}
+}
+
+// checkLeafURL validates a remote's URL where it enters: a scheme a leaf
+// dials in plaintext, a host and a port.
+func checkLeafURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("leafnode url %q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "nats-leaf", "nats", "leafnode", "":
+	case "tls", "wss", "ws":
+		return fmt.Errorf("leafnode url %q: %s on the leaf link is not supported by evnats yet", s, u.Scheme)
+	default:
+		return fmt.Errorf("leafnode url %q: unknown scheme %q", s, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("leafnode url %q: no host", s)
+	}
+	if _, p, err := net.SplitHostPort(u.Host); err != nil || p == "" {
+		return fmt.Errorf("leafnode url %q: no port", s)
+	}
+	return nil
 }

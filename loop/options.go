@@ -116,6 +116,13 @@ type Options struct {
 	// TLS for NATS clients on the client port; nil is plaintext.
 	TLS *TLSOptions
 
+	// LeafRemotes are the hubs this server joins as a leaf node
+	// (leafnodes { remotes }), served by loop/leaf. LeafReconnect is the
+	// delay before a new attempt after a link fails (leafnodes {
+	// reconnect }); 0 means the default, 1s.
+	LeafRemotes   []LeafRemote
+	LeafReconnect time.Duration
+
 	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
 	// (port 0: off, -1: random); see wsconn.go.
 	Websocket WebsocketOptions
@@ -276,4 +283,20 @@ func (o *Options) validateFlow() error {
 
 func (o *Options) authRequired() bool {
 	return o.Token != "" || o.Username != "" || len(o.Users) > 0
+}
+
+// LeafRemote is one hub a leaf connects to (leafnodes { remotes [ ... ] }).
+type LeafRemote struct {
+	// URLs are tried in turn: nats-leaf://[user:pass@]host:port (or
+	// nats://, leafnode:// as nats-server accepts).
+	URLs []string
+	// Credentials is a .creds file (user JWT and nkey seed) that signs
+	// the hub's nonce; empty for none.
+	Credentials string
+	// Account is the local account the link binds to: "$G" (the only one
+	// until accounts exist).
+	Account string
+	// Compression is the s2 mode asked for on the link: "off" or empty
+	// (none), or "s2_auto", "s2_fast", "s2_better", "s2_best", "accept".
+	Compression string
 }

@@ -1,0 +1,62 @@
+package leaf_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+)
+
+func applyConf(t *testing.T, text string) (*loop.Options, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "leaf.conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &loop.Options{}
+	return o, loop.ApplyConfigFile(o, path)
+}
+
+// TestLeafConfig: leafnodes { remotes, reconnect } as nats-server spells
+// them, and clear errors for what the leaf does not do yet.
+func TestLeafConfig(t *testing.T) {
+	o, err := applyConf(t, `
+leafnodes {
+  reconnect: "250ms"
+  remotes = [
+    { url: "nats-leaf://edge:pw@hub1:7422", account: "$G" }
+    { urls: ["nats-leaf://hub2:7422", "nats://hub3:7422"], credentials: "/etc/edge.creds" }
+  ]
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 2 {
+		t.Fatalf("got %+v", o)
+	}
+	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" {
+		t.Fatalf("remote 0: %+v", r)
+	}
+	if r := o.LeafRemotes[1]; len(r.URLs) != 2 || r.Credentials != "/etc/edge.creds" {
+		t.Fatalf("remote 1: %+v", r)
+	}
+
+	for _, c := range []struct{ conf, want string }{
+		{`leafnodes { remotes = [ { url: "tls://hub:7422" } ] }`, "tls on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", tls { ca_file: "ca.pem" } } ] }`, "TLS on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "APP" } ] }`, `account "APP": only the global account $G`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_fast } ] }`, "s2 on the leaf link is not supported"},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub" } ] }`, "no port"},
+		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},
+		{`leafnodes { port: 7422 }`, `"leafnodes.port": nats-server feature not supported by evnats yet`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a"] } ] }`, `"leafnodes.remotes.deny_imports": nats-server feature not supported`},
+	} {
+		_, err := applyConf(t, c.conf)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s:\n got %v\nwant %s", c.conf, err, c.want)
+		}
+	}
+}

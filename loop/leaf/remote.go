@@ -34,12 +34,13 @@ const (
 	writeDeadline    = 10 * time.Second
 	pingInterval     = 30 * time.Second
 	maxPingsOut      = 2
-	// maxPending bounds what waits to be written to the hub: a link that
-	// falls this far behind is cut as a slow consumer (and reconnects,
-	// resending its interest), so local delivery never waits for it.
-	maxPending = 64 << 20
-	readBuf    = 64 << 10
+	readBuf          = 64 << 10
 )
+
+// maxPending bounds what waits to be written to the hub: a link that falls
+// this far behind is cut as a slow consumer (and reconnects, resending its
+// interest), so local delivery never waits for it. A variable for tests.
+var maxPending = 64 << 20
 
 // remote is one configured hub (leafnodes { remotes [ ... ] }) and the
 // link to it. It is a loop.Link: publishers call Forward on their own
@@ -70,6 +71,9 @@ type remote struct {
 		up   bool     // handshake sent: messages and interest go to out
 		out  []byte   // bytes waiting for the writer
 		slow bool     // cut as a slow consumer
+		// maxPayload is the hub's max_payload: a bigger message would
+		// make the hub close the link, so it is not sent.
+		maxPayload int
 	}
 }
 
@@ -178,6 +182,7 @@ func (r *remote) attempt(u *url.URL) (up bool, err error) {
 // hubInfo is what the leaf reads of the hub's INFO.
 type hubInfo struct {
 	ID            string   `json:"server_id"`
+	MaxPayload    int      `json:"max_payload"`
 	Name          string   `json:"server_name"`
 	CID           uint64   `json:"client_id"`
 	Nonce         string   `json:"nonce"`
@@ -246,6 +251,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	r.mu.out = r.m.snapshotLocked(r.mu.out)
 	r.mu.out = append(r.mu.out, "PING\r\n"...)
 	r.mu.up, r.mu.slow = true, false
+	r.mu.maxPayload = info.MaxPayload
 	r.mu.Unlock()
 	r.m.mu.Unlock()
 	done := make(chan struct{})
@@ -475,7 +481,7 @@ func (r *remote) queueProto(add func([]byte) []byte) {
 // cuts the link as a slow consumer when too much is waiting already.
 func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string) {
 	r.mu.Lock()
-	if !r.mu.up {
+	if !r.mu.up || r.mu.maxPayload > 0 && len(msg) > r.mu.maxPayload {
 		r.mu.Unlock()
 		return
 	}

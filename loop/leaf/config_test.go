@@ -44,6 +44,21 @@ leafnodes {
 		t.Fatalf("remote 1: %+v", r)
 	}
 
+	// The README's edge example.
+	o, err = applyConf(t, `
+server_name: site-berlin
+port: 4222
+leafnodes {
+  reconnect: "2s"            # first retry delay; doubles to 30s, with jitter
+  remotes = [
+    { urls: ["nats-leaf://edge:s3cret@hub1.example:7422",
+             "nats-leaf://edge:s3cret@hub2.example:7422"] }
+  ]
+}`)
+	if err != nil || len(o.LeafRemotes) != 1 || len(o.LeafRemotes[0].URLs) != 2 || o.LeafReconnect != 2*time.Second {
+		t.Fatalf("README example: %v %+v", err, o)
+	}
+
 	for _, c := range []struct{ conf, want string }{
 		{`leafnodes { remotes = [ { url: "tls://hub:7422" } ] }`, "tls on the leaf link is not supported by evnats yet"},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", tls { ca_file: "ca.pem" } } ] }`, "TLS on the leaf link is not supported by evnats yet"},

@@ -449,19 +449,28 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		return fmt.Errorf("TLS on the leaf link is not supported by evnats yet")
 	}, "tls")
 	alias(k, func(v any) error {
+		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
+			v = bare(m["mode"])
+		}
 		c, err := str(v)
 		if err != nil {
-			if b, berr := boolean(v); berr == nil {
-				c, err = map[bool]string{true: "s2_auto", false: "off"}[b], nil
+			b, berr := boolean(v)
+			if berr != nil {
+				return err
 			}
+			c = map[bool]string{true: "s2_auto", false: "off"}[b]
 		}
 		switch c {
-		case "", "off", "disabled", "false":
+		case "off", "disabled", "false":
 			r.Compression = "off"
+		case "", "on", "enabled", "true":
+			r.Compression = "s2_auto"
+		case "accept", "s2_auto", "s2_uncompressed", "s2_fast", "s2_better", "s2_best":
+			r.Compression = c
 		default:
-			return fmt.Errorf("compression %q: s2 on the leaf link is not supported by evnats yet (use off)", c)
+			return fmt.Errorf("compression %q: want off, accept, s2_auto, s2_uncompressed, s2_fast, s2_better or s2_best", c)
 		}
-		return err
+		return nil
 	}, "compression")
 	return block{path: "leafnodes.remotes", keys: k, native: []string{
 		"deny_imports", "deny_exports", "first_info_timeout", "hub", "ws_compression",
@@ -471,7 +480,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 }
 
 // checkLeafURL validates a remote's URL where it enters: a scheme a leaf
-// dials in plaintext, a host and a port.
+// dials in plaintext and a host (the port defaults to 7422).
 func checkLeafURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -486,9 +495,6 @@ func checkLeafURL(s string) error {
 	}
 	if u.Host == "" {
 		return fmt.Errorf("leafnode url %q: no host", s)
-	}
-	if _, p, err := net.SplitHostPort(u.Host); err != nil || p == "" {
-		return fmt.Errorf("leafnode url %q: no port", s)
 	}
 	return nil
 }

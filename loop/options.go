@@ -296,7 +296,8 @@ type LeafRemote struct {
 	// Account is the local account the link binds to: "$G" (the only one
 	// until accounts exist).
 	Account string
-	// Compression is the s2 mode asked for on the link: "off" or empty
-	// (none), or "s2_auto", "s2_fast", "s2_better", "s2_best", "accept".
+	// Compression is the s2 mode asked for on the link, as nats-server
+	// spells it: "off", "accept", "s2_auto" (also ""; the default),
+	// "s2_uncompressed", "s2_fast", "s2_better" or "s2_best".
 	Compression string
 }

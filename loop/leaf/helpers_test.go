@@ -52,7 +52,9 @@ func leafURL(o *natsserver.Options, userinfo string) string {
 // startLeaf starts an evnats leaf of the given hub URLs.
 func startLeaf(t *testing.T, o loop.Options, urls ...string) *loop.Server {
 	t.Helper()
-	o.LeafRemotes = []loop.LeafRemote{{URLs: urls}}
+	if len(o.LeafRemotes) == 0 {
+		o.LeafRemotes = []loop.LeafRemote{{URLs: urls}}
+	}
 	if o.LogWriter == nil {
 		o.LogWriter = io.Discard
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nkeys"
 
 	"github.com/evnats/evnats/loop"
@@ -85,8 +86,8 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	if cfg.Account != "" && cfg.Account != "$G" {
 		return nil, fmt.Errorf("remote account %q: only $G exists in evnats so far", cfg.Account)
 	}
-	if cfg.Compression != "" && cfg.Compression != "off" {
-		return nil, fmt.Errorf("remote compression %q: s2 on the leaf link is not supported by evnats yet", cfg.Compression)
+	if _, err := ParseCompression(cfg.Compression); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	r := &remote{m: m, cfg: cfg, delay: delay, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
@@ -99,6 +100,9 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		case "nats-leaf", "nats", "leafnode":
 		default:
 			return nil, fmt.Errorf("remote url %q: scheme %q is not supported by evnats yet", s, u.Scheme)
+		}
+		if u.Port() == "" {
+			u.Host = net.JoinHostPort(u.Hostname(), "7422") // nats-server's default leafnode port
 		}
 		r.urls = append(r.urls, u)
 	}
@@ -183,6 +187,7 @@ func (r *remote) attempt(u *url.URL) (up bool, err error) {
 type hubInfo struct {
 	ID            string   `json:"server_id"`
 	MaxPayload    int      `json:"max_payload"`
+	Compression   string   `json:"compression"`
 	Name          string   `json:"server_name"`
 	CID           uint64   `json:"client_id"`
 	Nonce         string   `json:"nonce"`
@@ -206,6 +211,15 @@ type connectInfo struct {
 	Headers       bool   `json:"headers"`
 	RemoteAccount string `json:"remote_account,omitempty"`
 	Proto         int    `json:"protocol,omitempty"`
+	Compression   string `json:"compress_mode,omitempty"`
+}
+
+// leafInfo is the INFO a leaf sends to ask for compression.
+type leafInfo struct {
+	ID          string `json:"server_id"`
+	Name        string `json:"server_name"`
+	Headers     bool   `json:"headers"`
+	Compression string `json:"compression"`
 }
 
 var (
@@ -216,26 +230,55 @@ var (
 // serve runs the handshake and then reads the hub until the connection
 // fails.
 func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
+	start := time.Now()
 	br := bufio.NewReaderSize(c, readBuf)
 	_ = c.SetReadDeadline(time.Now().Add(firstInfoTimeout))
-	line, err := br.ReadSlice('\n')
+	info, err := readInfo(br)
 	if err != nil {
-		return false, fmt.Errorf("no INFO from hub: %w", err)
+		return false, err
 	}
-	if !hasOp(line, "INFO ") {
-		return false, errWrongPort
-	}
-	var info hubInfo
-	if err := json.Unmarshal(bytes.TrimSpace(line[5:]), &info); err != nil {
-		return false, fmt.Errorf("hub INFO: %w", err)
-	}
+	rtt := time.Since(start)
 	if info.TLSRequired {
 		return false, errHubTLS
 	}
 	if info.CID == 0 || info.LeafNodeURLs == nil && !info.InfoOnConnect {
 		return false, errWrongPort
 	}
-	connect, err := r.connectProto(u, info.Nonce)
+	var w io.Writer = c
+	var cw *s2.Writer
+	mode, err := r.negotiate(info.Compression)
+	if err != nil {
+		return false, err
+	}
+	if needsCompression(mode) {
+		if mode == compAuto {
+			mode = autoMode(rtt)
+		}
+		// Our INFO goes in plain text; everything after it, both ways,
+		// is s2. The hub sends nothing until it has read it, so nothing
+		// plain may be left in br.
+		infoMode := mode
+		if r.cfg.Compression == "" || r.cfg.Compression == compAuto {
+			infoMode = compAuto
+		}
+		o := r.m.s.Options()
+		li, _ := json.Marshal(leafInfo{ID: r.m.s.ID(), Name: o.ServerName, Headers: true, Compression: infoMode})
+		_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
+		if _, err := c.Write(append(append([]byte("INFO "), li...), "\r\n"...)); err != nil {
+			return false, fmt.Errorf("sending INFO: %w", err)
+		}
+		if br.Buffered() > 0 {
+			return false, errors.New("hub sent data before compression started")
+		}
+		br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+		if info, err = readInfo(br); err != nil {
+			return false, fmt.Errorf("compressed INFO: %w", err)
+		}
+		cw = newCompressor(mode)
+		cw.Reset(c)
+		w = cw
+	}
+	connect, err := r.connectProto(u, info.Nonce, mode)
 	if err != nil {
 		return false, err
 	}
@@ -256,17 +299,49 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	r.m.mu.Unlock()
 	done := make(chan struct{})
 	defer close(done)
-	go r.writeLoop(c, done)
+	go r.writeLoop(c, w, cw, done)
 	r.signal()
-	return r.readLoop(c, br, &info)
+	return r.readLoop(c, br, info)
+}
+
+// negotiate picks the link's compression from this remote's setting and
+// the hub's.
+func (r *remote) negotiate(hub string) (string, error) {
+	ours := r.cfg.Compression
+	if ours == "" {
+		ours = compAuto
+	}
+	if !needsCompression(ours) {
+		if hub == "" {
+			return compNotSupported, nil
+		}
+		return compOff, nil
+	}
+	return selectMode(ours, hub)
+}
+
+// readInfo reads the hub's INFO line.
+func readInfo(br *bufio.Reader) (*hubInfo, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return nil, fmt.Errorf("no INFO from hub: %w", err)
+	}
+	if !hasOp(line, "INFO ") {
+		return nil, errWrongPort
+	}
+	var info hubInfo
+	if err := json.Unmarshal(bytes.TrimSpace(line[5:]), &info); err != nil {
+		return nil, fmt.Errorf("hub INFO: %w", err)
+	}
+	return &info, nil
 }
 
 // connectProto builds the CONNECT line: user and password from the URL,
 // or a credentials file's JWT and the nonce signed with its seed.
-func (r *remote) connectProto(u *url.URL, nonce string) ([]byte, error) {
+func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 	o := r.m.s.Options()
 	ci := connectInfo{Version: loop.Version, ID: r.m.s.ID(), Name: o.ServerName,
-		Headers: true, RemoteAccount: "$G", Proto: 1}
+		Headers: true, RemoteAccount: "$G", Proto: 1, Compression: mode}
 	if ui := u.User; ui != nil {
 		ci.User = ui.Username()
 		if p, ok := ui.Password(); ok {
@@ -421,9 +496,9 @@ func (r *remote) down(c net.Conn) {
 	}
 }
 
-// writeLoop writes what is queued, a batch per wakeup, and pings the hub;
-// it ends when done closes or a write fails.
-func (r *remote) writeLoop(c net.Conn, done <-chan struct{}) {
+// writeLoop writes what is queued to w (c, or cw over c), a batch per
+// wakeup, and pings the hub; it ends when done closes or a write fails.
+func (r *remote) writeLoop(c net.Conn, w io.Writer, cw *s2.Writer, done <-chan struct{}) {
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
 	var buf []byte
@@ -448,7 +523,11 @@ func (r *remote) writeLoop(c net.Conn, done <-chan struct{}) {
 			continue
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
-		if _, err := c.Write(buf); err != nil {
+		_, err := w.Write(buf)
+		if err == nil && cw != nil {
+			err = cw.Flush()
+		}
+		if err != nil {
 			c.Close()
 			return
 		}

@@ -182,4 +182,14 @@ func TestLeafClusterHub(t *testing.T) {
 	none(t, fsub, lnc, far)
 	none(t, fq)
 	none(t, lsub)
+
+	// The node the leaf is linked to goes: the leaf fails over to a node
+	// it learnt from the hub's INFO, and resends its interest there.
+	nodes[0].Shutdown()
+	waitFor(t, "the leaf on another node", func() bool { return nodes[1].NumLeafNodes()+nodes[2].NumLeafNodes() == 1 })
+	waitHubInterest(t, nodes[2], "edge.x", 1)
+	far.Publish("edge.x", []byte("after"))
+	if m := next(t, lsub); string(m.Data) != "after" {
+		t.Fatalf("leaf got %q after failover", m.Data)
+	}
 }

@@ -36,6 +36,7 @@ const (
 	pingInterval     = 30 * time.Second
 	maxPingsOut      = 2
 	readBuf          = 64 << 10
+	maxURLs          = 64 // configured and discovered URLs of one remote
 )
 
 // maxPending bounds what waits to be written to the hub: a link that falls
@@ -301,7 +302,30 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	defer close(done)
 	go r.writeLoop(c, w, cw, done)
 	r.signal()
-	return r.readLoop(c, br, info)
+	r.discover(info.LeafNodeURLs, u)
+	return r.readLoop(c, br, info, u)
+}
+
+// discover adds the leafnode URLs a hub advertises (the other nodes of its
+// cluster) to those this remote tries, with u's user, as nats-server's
+// leaves do, so that the link fails over to another node. Run goroutine
+// only (r.urls).
+func (r *remote) discover(hostports []string, u *url.URL) {
+	for _, hp := range hostports {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			continue
+		}
+		known := false
+		for _, k := range r.urls {
+			if k.Host == hp {
+				known = true
+				break
+			}
+		}
+		if !known && len(r.urls) < maxURLs {
+			r.urls = append(r.urls, &url.URL{Scheme: "nats-leaf", Host: hp, User: u.User})
+		}
+	}
 }
 
 // negotiate picks the link's compression from this remote's setting and
@@ -389,7 +413,7 @@ func signNonce(path, nonce string) (jwt, sig string, err error) {
 
 // readLoop reads the hub's protocol until an error. It owns br, the
 // link's subscriptions and pub.
-func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo) (up bool, err error) {
+func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo, u *url.URL) (up bool, err error) {
 	var (
 		line    []byte // the control line, copied out of br
 		args    = make([][]byte, 0, 16)
@@ -446,7 +470,12 @@ func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo) (up bool,
 				return up, fmt.Errorf("hub refused the link: %s (check the user, password or credentials of this remote)", text)
 			}
 			r.m.s.Errorf("Leafnode link: hub error: %s", text)
-		case hasOp(line, "INFO "), hasOp(line, "+OK"):
+		case hasOp(line, "INFO "):
+			var update hubInfo
+			if json.Unmarshal(bytes.TrimSpace(line[5:]), &update) == nil {
+				r.discover(update.LeafNodeURLs, u)
+			}
+		case hasOp(line, "+OK"):
 		default:
 			return up, fmt.Errorf("unknown protocol from hub: %q", bytes.TrimSpace(line))
 		}

@@ -83,3 +83,37 @@ func TestLeafSlowLinkDoesNotStall(t *testing.T) {
 		}
 	})
 }
+
+// TestLeafHostileHub: a hub that sends nonsense gets its bad interest
+// ignored and its link closed on a bad message; the leaf neither crashes
+// nor stops serving locally, and says why in its log.
+func TestLeafHostileHub(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "INFO {\"server_id\":\"BAD\",\"client_id\":1,\"info_on_connect\":true,\"leafnode_urls\":[]}\r\n")
+			br := bufio.NewReader(c)
+			br.ReadString('\n')
+			fmt.Fprintf(c, "LS+ \r\nLS+ foo bar\r\nLS+ foo..bar\r\nLS+ a b -1\r\nLS- nothing\r\nLS+ ok.x q 1\r\n"+
+				"LMSG bad..subject 2\r\nhi\r\nPONG\r\nLMSG ok.x 99999999999\r\n")
+			served <- struct{}{}
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	var log looptest.LogBuffer
+	s := startLeaf(t, loop.Options{LogWriter: &log}, "nats-leaf://"+l.Addr().String())
+	<-served
+	waitFor(t, "the bad message in the log", func() bool { return contains(log.String(), "bad message from hub") })
+	localService(t, s)
+	<-served // reconnected
+}

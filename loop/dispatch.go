@@ -43,9 +43,12 @@ type origin struct {
 
 // qpick is a queue-group delivery in flight: member pick of the group is
 // tried, then the next ones that take the message, left in all at most.
-// skip is the no-echo publisher, never picked. left == 0: not a queue.
+// skip is the no-echo publisher, never picked; from is the link the
+// message came over, whose members are never picked. left == 0: not a
+// queue.
 type qpick struct {
 	skip       *client
+	from       Link
 	pick, left int
 }
 
@@ -111,7 +114,7 @@ func (d *delivery) dispatch(r *matchResult) {
 		if !d.remote(q[i].Loop) && d.deliverHere(q[i].Owner) {
 			continue
 		}
-		d.queue(q, qpick{skip: d.skip, pick: i, left: len(q)})
+		d.queue(q, qpick{skip: d.skip, from: d.from, pick: i, left: len(q)})
 	}
 	if d.lk.l != nil {
 		d.flushLink()
@@ -129,7 +132,7 @@ func (d *delivery) queue(q []*routerSub, qp qpick) {
 		if d.deliverHere(rs.Owner) {
 			return
 		}
-		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip, d.from)
+		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip, qp.from)
 	}
 }
 

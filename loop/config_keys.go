@@ -445,9 +445,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		r.Account = a
 		return err
 	}, "account", "local")
-	alias(k, func(v any) error {
-		return fmt.Errorf("TLS on the leaf link is not supported by evnats yet")
-	}, "tls")
+	alias(k, setTLS(&r.TLS), "tls")
 	alias(k, func(v any) error {
 		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
 			v = bare(m["mode"])
@@ -480,16 +478,16 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 }
 
 // checkLeafURL validates a remote's URL where it enters: a scheme a leaf
-// dials in plaintext and a host (the port defaults to 7422).
+// dials (tls:// for TLS) and a host (the port defaults to 7422).
 func checkLeafURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("leafnode url %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "nats-leaf", "nats", "leafnode", "":
-	case "tls", "wss", "ws":
-		return fmt.Errorf("leafnode url %q: %s on the leaf link is not supported by evnats yet", s, u.Scheme)
+	case "nats-leaf", "nats", "leafnode", "tls":
+	case "wss", "ws":
+		return fmt.Errorf("leafnode url %q: WebSocket on the leaf link is not supported by evnats yet", s)
 	default:
 		return fmt.Errorf("leafnode url %q: unknown scheme %q", s, u.Scheme)
 	}

@@ -300,4 +300,10 @@ type LeafRemote struct {
 	// spells it: "off", "accept", "s2_auto" (also ""; the default),
 	// "s2_uncompressed", "s2_fast", "s2_better" or "s2_best".
 	Compression string
+	// TLS secures the link (the remote's tls block): CAFile verifies the
+	// hub (system roots when empty), CertFile and KeyFile are the leaf's
+	// certificate if the hub asks for one, HandshakeFirst starts TLS
+	// before the hub's INFO. A tls:// URL, or a hub that requires TLS,
+	// makes the link TLS even without the block.
+	TLS *TLSOptions
 }

@@ -29,12 +29,13 @@ leafnodes {
   remotes = [
     { url: "nats-leaf://edge:pw@hub1:7422", account: "$G" }
     { urls: ["nats-leaf://hub2:7422", "nats://hub3:7422"], credentials: "/etc/edge.creds" }
+    { url: "tls://hub4:7422", tls { ca_file: "/etc/ca.pem", cert_file: "/etc/leaf.pem", key_file: "/etc/leaf-key.pem" } }
   ]
 }`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 2 {
+	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 3 {
 		t.Fatalf("got %+v", o)
 	}
 	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" {
@@ -42,6 +43,9 @@ leafnodes {
 	}
 	if r := o.LeafRemotes[1]; len(r.URLs) != 2 || r.Credentials != "/etc/edge.creds" {
 		t.Fatalf("remote 1: %+v", r)
+	}
+	if r := o.LeafRemotes[2]; r.TLS == nil || r.TLS.CAFile != "/etc/ca.pem" || r.TLS.CertFile != "/etc/leaf.pem" {
+		t.Fatalf("remote 2: %+v", r)
 	}
 
 	// The README's edge example.
@@ -60,8 +64,8 @@ leafnodes {
 	}
 
 	for _, c := range []struct{ conf, want string }{
-		{`leafnodes { remotes = [ { url: "tls://hub:7422" } ] }`, "tls on the leaf link is not supported by evnats yet"},
-		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", tls { ca_file: "ca.pem" } } ] }`, "TLS on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "wss://hub:443" } ] }`, "WebSocket on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "tls://hub:7422", tls { ca_flie: "ca.pem" } } ] }`, `unsupported key "ca_flie"`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "APP" } ] }`, `account "APP": only the global account $G`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},

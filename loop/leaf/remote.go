@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -59,6 +61,7 @@ type remote struct {
 	delay time.Duration
 	pub   *loop.LinkPublisher
 	subs  map[ikey]func() // the hub's interest, as link subscriptions
+	tls   *tls.Config     // from the remote's tls block; nil: none
 
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
@@ -98,7 +101,7 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 			return nil, fmt.Errorf("remote url %q: not a host:port URL", s)
 		}
 		switch u.Scheme {
-		case "nats-leaf", "nats", "leafnode":
+		case "nats-leaf", "nats", "leafnode", "tls":
 		default:
 			return nil, fmt.Errorf("remote url %q: scheme %q is not supported by evnats yet", s, u.Scheme)
 		}
@@ -109,6 +112,13 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	}
 	if len(r.urls) == 0 {
 		return nil, errors.New("remote without url")
+	}
+	if cfg.TLS != nil {
+		tc, err := clientTLS(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		r.tls = tc
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.pub = m.s.NewLinkPublisher(r)
@@ -225,22 +235,34 @@ type leafInfo struct {
 
 var (
 	errWrongPort = errors.New("attempted to connect to wrong port (not a leafnode port)")
-	errHubTLS    = errors.New("hub requires TLS: TLS on the leaf link is not supported by evnats yet")
 )
 
 // serve runs the handshake and then reads the hub until the connection
 // fails.
 func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	start := time.Now()
-	br := bufio.NewReaderSize(c, readBuf)
 	_ = c.SetReadDeadline(time.Now().Add(firstInfoTimeout))
+	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst
+	if first {
+		if c, err = r.handshake(c, u); err != nil {
+			return false, err
+		}
+	}
+	br := bufio.NewReaderSize(c, readBuf)
 	info, err := readInfo(br)
 	if err != nil {
 		return false, err
 	}
 	rtt := time.Since(start)
-	if info.TLSRequired {
-		return false, errHubTLS
+	if !first && (info.TLSRequired || r.tls != nil || u.Scheme == "tls") {
+		// The hub's INFO came in plain text; all else goes over TLS.
+		if br.Buffered() > 0 {
+			return false, errors.New("hub sent data before the TLS handshake")
+		}
+		if c, err = r.handshake(c, u); err != nil {
+			return false, err
+		}
+		br = bufio.NewReaderSize(c, readBuf)
 	}
 	if info.CID == 0 || info.LeafNodeURLs == nil && !info.InfoOnConnect {
 		return false, errWrongPort
@@ -326,6 +348,54 @@ func (r *remote) discover(hostports []string, u *url.URL) {
 			r.urls = append(r.urls, &url.URL{Scheme: "nats-leaf", Host: hp, User: u.User})
 		}
 	}
+}
+
+// handshake runs the TLS client handshake on c, verifying the hub as
+// u's host (or by the remote's CA), within the read deadline set.
+func (r *remote) handshake(c net.Conn, u *url.URL) (net.Conn, error) {
+	cfg := r.tls
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(r.ctx); err != nil {
+		return nil, fmt.Errorf("TLS handshake with hub: %w", err)
+	}
+	r.mu.Lock()
+	r.mu.conn = tc // close() closes the TLS connection (and c under it)
+	r.mu.Unlock()
+	return tc, nil
+}
+
+// clientTLS builds the leaf's tls.Config from a remote's tls block.
+func clientTLS(o *loop.TLSOptions) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: o.CipherSuites, CurvePreferences: o.CurvePreferences}
+	if o.MinVersion != 0 {
+		cfg.MinVersion = o.MinVersion
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("remote tls: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("remote tls: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("remote tls: no certificates in ca_file %s", o.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // negotiate picks the link's compression from this remote's setting and

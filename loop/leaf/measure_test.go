@@ -15,8 +15,8 @@ import (
 )
 
 // TestLeafMeasureThroughput (LEAF_MEASURE=1) measures messages/s from a
-// publisher on a leaf to a subscriber on a nats-server hub, with an
-// evnats leaf and with a nats-server leaf in the same place. A rough,
+// publisher on a leaf to a subscriber on a nats-server hub and back, with
+// an evnats leaf and with a nats-server leaf in the same place. A rough,
 // one-box number, not a benchmark: the hub, both leaves and the clients
 // share the CPUs.
 func TestLeafMeasureThroughput(t *testing.T) {
@@ -24,8 +24,8 @@ func TestLeafMeasureThroughput(t *testing.T) {
 		t.Skip("set LEAF_MEASURE=1")
 	}
 	const n, size = 500_000, 128
-	run := func(name, leafURL string, hub *natsserver.Server) {
-		hnc := connect(t, hubURL(hub))
+	run := func(name, pubURL, subURL string) {
+		hnc := connect(t, subURL)
 		got := make(chan struct{})
 		var count atomic.Int64
 		sub, _ := hnc.Subscribe("measure", func(*nats.Msg) {
@@ -35,7 +35,7 @@ func TestLeafMeasureThroughput(t *testing.T) {
 		})
 		sub.SetPendingLimits(-1, -1)
 		hnc.Flush()
-		lnc := connect(t, leafURL)
+		lnc := connect(t, pubURL)
 		waitFor(t, "interest at "+name, func() bool {
 			_, err := lnc.Request("measure", nil, 50*time.Millisecond)
 			return err == nats.ErrTimeout
@@ -54,7 +54,7 @@ func TestLeafMeasureThroughput(t *testing.T) {
 			t.Fatalf("%s: %d of %d", name, count.Load(), n)
 		}
 		d := time.Since(start)
-		t.Logf("%-18s %d msgs of %d B leaf->hub in %v: %.0f msgs/s", name, n, size, d.Round(time.Millisecond), float64(n)/d.Seconds())
+		t.Logf("%-28s %d msgs of %d B in %v: %.0f msgs/s", name, n, size, d.Round(time.Millisecond), float64(n)/d.Seconds())
 		sub.Unsubscribe()
 	}
 	for _, comp := range []string{"off", "s2_auto"} {
@@ -68,7 +68,9 @@ func TestLeafMeasureThroughput(t *testing.T) {
 				Compression: natsserver.CompressionOpts{Mode: comp}}}}}
 		ns := startHub(t, no)
 		waitLinked(t, hub, 2)
-		run(fmt.Sprintf("evnats leaf %s", comp), ev.ClientURL(), hub)
-		run(fmt.Sprintf("nats-server leaf %s", comp), ns.ClientURL(), hub)
+		run(fmt.Sprintf("evnats leaf->hub %s", comp), ev.ClientURL(), hub.ClientURL())
+		run(fmt.Sprintf("nats-server leaf->hub %s", comp), ns.ClientURL(), hub.ClientURL())
+		run(fmt.Sprintf("hub->evnats leaf %s", comp), hub.ClientURL(), ev.ClientURL())
+		run(fmt.Sprintf("hub->nats-server leaf %s", comp), hub.ClientURL(), ns.ClientURL())
 	}
 }

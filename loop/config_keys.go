@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/evnats/evnats/router"
 )
 
 // The blocks of a configuration file: for each, the keys evnats takes
@@ -446,6 +448,27 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		return err
 	}, "account", "local")
 	alias(k, setTLS(&r.TLS), "tls")
+	setSubjects := func(p *[]string) setter {
+		return func(v any) error {
+			l, err := strList(v)
+			if err != nil {
+				if one, serr := str(v); serr == nil {
+					l, err = []string{one}, nil
+				} else {
+					return err
+				}
+			}
+			for _, subj := range l {
+				if !router.ValidSubject(subj) {
+					return fmt.Errorf("invalid subject %q", subj)
+				}
+			}
+			*p = l
+			return nil
+		}
+	}
+	alias(k, setSubjects(&r.DenyImports), "deny_imports", "deny_import")
+	alias(k, setSubjects(&r.DenyExports), "deny_exports", "deny_export")
 	alias(k, func(v any) error {
 		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
 			v = bare(m["mode"])
@@ -471,7 +494,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		return nil
 	}, "compression")
 	return block{path: "leafnodes.remotes", keys: k, native: []string{
-		"deny_imports", "deny_exports", "first_info_timeout", "hub", "ws_compression",
+		"first_info_timeout", "hub", "ws_compression",
 		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
 		"disabled", "proxy", "request_isolation", "local_isolation",
 	}}

@@ -36,9 +36,11 @@ type Link interface {
 }
 
 // LinkSubscribe registers the peer's interest in subject (queue "" for
-// plain interest) and returns what withdraws it. Safe for concurrent use.
-func (s *Server) LinkSubscribe(l Link, subject, queue string) (remove func()) {
-	sub := &subscription{link: l}
+// plain interest) and returns what withdraws it; messages on subjects
+// matching deny (patterns inside subject) are not sent for it. Safe for
+// concurrent use.
+func (s *Server) LinkSubscribe(l Link, subject, queue string, deny []string) (remove func()) {
+	sub := &subscription{link: l, deny: deny}
 	sub.Subject = subject
 	sub.Queue = queue
 	sub.Loop = internalLoop
@@ -143,7 +145,7 @@ type linkOut struct {
 
 // toLink records that link subscription s takes the message.
 func (d *delivery) toLink(s *subscription) bool {
-	if s.link == d.from {
+	if s.link == d.from || s.denies(d.subject) {
 		return false
 	}
 	lo := &d.lk

@@ -306,4 +306,8 @@ type LeafRemote struct {
 	// before the hub's INFO. A tls:// URL, or a hub that requires TLS,
 	// makes the link TLS even without the block.
 	TLS *TLSOptions
+	// DenyImports are subjects (wildcards allowed) the leaf does not take
+	// from the hub: no interest in them is shown and messages on them are
+	// dropped. DenyExports are subjects it does not send to the hub.
+	DenyImports, DenyExports []string
 }

@@ -27,7 +27,7 @@ func TestLeafConfig(t *testing.T) {
 leafnodes {
   reconnect: "250ms"
   remotes = [
-    { url: "nats-leaf://edge:pw@hub1:7422", account: "$G" }
+    { url: "nats-leaf://edge:pw@hub1:7422", account: "$G", deny_imports: ["a.>"], deny_exports: "b" }
     { urls: ["nats-leaf://hub2:7422", "nats://hub3:7422"], credentials: "/etc/edge.creds" }
     { url: "tls://hub4:7422", tls { ca_file: "/etc/ca.pem", cert_file: "/etc/leaf.pem", key_file: "/etc/leaf-key.pem" } }
   ]
@@ -38,7 +38,8 @@ leafnodes {
 	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 3 {
 		t.Fatalf("got %+v", o)
 	}
-	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" {
+	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" ||
+		len(r.DenyImports) != 1 || r.DenyImports[0] != "a.>" || len(r.DenyExports) != 1 || r.DenyExports[0] != "b" {
 		t.Fatalf("remote 0: %+v", r)
 	}
 	if r := o.LeafRemotes[1]; len(r.URLs) != 2 || r.Credentials != "/etc/edge.creds" {
@@ -71,7 +72,8 @@ leafnodes {
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},
 		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},
 		{`leafnodes { port: 7422 }`, `"leafnodes.port": nats-server feature not supported by evnats yet`},
-		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a"] } ] }`, `"leafnodes.remotes.deny_imports": nats-server feature not supported`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", hub: true } ] }`, `"leafnodes.remotes.hub": nats-server feature not supported`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a..b"] } ] }`, `invalid subject "a..b"`},
 	} {
 		_, err := applyConf(t, c.conf)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -84,23 +84,29 @@ func (m *manager) watch(subject, queue string, added bool) {
 	}
 	switch {
 	case n == 0:
-		m.each(func(b []byte) []byte { return appendUnsub(b, subject, queue) })
+		m.each(subject, func(b []byte) []byte { return appendUnsub(b, subject, queue) })
 	case queue != "" || n == 1 && added:
-		m.each(func(b []byte) []byte { return appendSub(b, subject, queue, n) })
+		m.each(subject, func(b []byte) []byte { return appendSub(b, subject, queue, n) })
 	}
 }
 
-// each queues what add appends on every connected remote. m.mu is held.
-func (m *manager) each(add func([]byte) []byte) {
+// each queues what add appends on every connected remote that imports
+// subject. m.mu is held.
+func (m *manager) each(subject string, add func([]byte) []byte) {
 	for _, r := range m.remotes {
-		r.queueProto(add)
+		if r.imports(subject) {
+			r.queueProto(add)
+		}
 	}
 }
 
-// snapshot appends LS+ for all local interest. m.mu is held.
-func (m *manager) snapshotLocked(b []byte) []byte {
+// snapshotLocked appends LS+ for all local interest r imports. m.mu is
+// held.
+func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
 	for k, n := range m.interest {
-		b = appendSub(b, k.subject, k.queue, n)
+		if r.imports(k.subject) {
+			b = appendSub(b, k.subject, k.queue, n)
+		}
 	}
 	return b
 }

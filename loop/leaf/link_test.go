@@ -193,3 +193,45 @@ func TestLeafClusterHub(t *testing.T) {
 		t.Fatalf("leaf got %q after failover", m.Data)
 	}
 }
+
+// TestLeafDenyImportsExports: deny_exports keeps subjects from going to
+// the hub (a wildcard interest of the hub's filtered per message),
+// deny_imports keeps the hub's messages on subjects out, and the leaf
+// shows no interest in them.
+func TestLeafDenyImportsExports(t *testing.T) {
+	ho := hubOpts()
+	hub := startHub(t, ho)
+	o := loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{leafURL(ho, "")},
+		DenyExports: []string{"exp.secret", "private.>"}, DenyImports: []string{"imp.secret"}}}}
+	leaf := startLeaf(t, o)
+	waitLinked(t, hub, 1, leaf)
+	hnc := connect(t, hubURL(hub))
+	lnc := connect(t, leaf.ClientURL())
+	hexp, _ := hnc.SubscribeSync("exp.*")
+	hpriv, _ := hnc.SubscribeSync("private.x")
+	limp, _ := lnc.SubscribeSync("imp.*")
+	lsecret, _ := lnc.SubscribeSync("imp.secret")
+	hnc.Flush()
+	lnc.Flush()
+	waitHubInterest(t, hub, "imp.ok", 1)
+	waitLeafSubs(t, leaf, 3) // exp.*, imp.*, imp.secret; private.x is not taken
+	if n := hub.GlobalAccount().Interest("imp.secret"); n != 1 {
+		t.Fatalf("hub sees %d interests in imp.secret, want 1 (the wildcard only)", n)
+	}
+	for _, s := range []string{"exp.secret", "private.x", "exp.ok"} {
+		lnc.Publish(s, []byte(s))
+	}
+	for _, s := range []string{"imp.secret", "imp.ok"} {
+		hnc.Publish(s, []byte(s))
+	}
+	if m := next(t, hexp); m.Subject != "exp.ok" {
+		t.Fatalf("hub got %s", m.Subject)
+	}
+	if m := next(t, limp); m.Subject != "imp.ok" {
+		t.Fatalf("leaf got %s", m.Subject)
+	}
+	none(t, hexp, lnc, hnc)
+	none(t, hpriv)
+	none(t, limp)
+	none(t, lsecret)
+}

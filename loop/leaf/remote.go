@@ -211,18 +211,19 @@ type hubInfo struct {
 // connectInfo is the leaf's CONNECT, with nats-server's field names. It
 // has no "lang": that is how a hub tells a client on the wrong port.
 type connectInfo struct {
-	Version       string `json:"version,omitempty"`
-	ID            string `json:"server_id,omitempty"`
-	Name          string `json:"name,omitempty"`
-	User          string `json:"user,omitempty"`
-	Pass          string `json:"pass,omitempty"`
-	Token         string `json:"auth_token,omitempty"`
-	JWT           string `json:"jwt,omitempty"`
-	Sig           string `json:"sig,omitempty"`
-	Headers       bool   `json:"headers"`
-	RemoteAccount string `json:"remote_account,omitempty"`
-	Proto         int    `json:"protocol,omitempty"`
-	Compression   string `json:"compress_mode,omitempty"`
+	Version       string   `json:"version,omitempty"`
+	ID            string   `json:"server_id,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	User          string   `json:"user,omitempty"`
+	Pass          string   `json:"pass,omitempty"`
+	Token         string   `json:"auth_token,omitempty"`
+	JWT           string   `json:"jwt,omitempty"`
+	Sig           string   `json:"sig,omitempty"`
+	Headers       bool     `json:"headers"`
+	RemoteAccount string   `json:"remote_account,omitempty"`
+	Proto         int      `json:"protocol,omitempty"`
+	Compression   string   `json:"compress_mode,omitempty"`
+	DenyPub       []string `json:"deny_pub,omitempty"`
 }
 
 // leafInfo is the INFO a leaf sends to ask for compression.
@@ -314,7 +315,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	r.m.mu.Lock()
 	r.mu.Lock()
 	r.mu.out = append(r.mu.out[:0], connect...)
-	r.mu.out = r.m.snapshotLocked(r.mu.out)
+	r.mu.out = r.m.snapshotLocked(r.mu.out, r)
 	r.mu.out = append(r.mu.out, "PING\r\n"...)
 	r.mu.up, r.mu.slow = true, false
 	r.mu.maxPayload = info.MaxPayload
@@ -435,7 +436,7 @@ func readInfo(br *bufio.Reader) (*hubInfo, error) {
 func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 	o := r.m.s.Options()
 	ci := connectInfo{Version: loop.Version, ID: r.m.s.ID(), Name: o.ServerName,
-		Headers: true, RemoteAccount: "$G", Proto: 1, Compression: mode}
+		Headers: true, RemoteAccount: "$G", Proto: 1, Compression: mode, DenyPub: r.cfg.DenyImports}
 	if ui := u.User; ui != nil {
 		ci.User = ui.Username()
 		if p, ok := ui.Password(); ok {
@@ -514,7 +515,7 @@ func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo, u *url.UR
 			if p[m.size] != '\r' || p[m.size+1] != '\n' {
 				return up, errors.New("hub message without CRLF after its payload")
 			}
-			if !router.ValidLiteralSubject(m.subject) {
+			if !router.ValidLiteralSubject(m.subject) || r.importDenied(m.subject) {
 				continue
 			}
 			r.pub.Publish(m.subject, m.reply, m.hdr, p[:m.size], m.queues)
@@ -572,12 +573,53 @@ func (r *remote) hubSub(args [][]byte, add bool) {
 	}
 	if add {
 		if _, ok := r.subs[k]; !ok {
-			r.subs[k] = r.m.s.LinkSubscribe(r, k.subject, k.queue)
+			deny, all := r.exportDeny(k.subject)
+			if all {
+				return // nothing on it may go to the hub
+			}
+			r.subs[k] = r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
 		}
 	} else if remove, ok := r.subs[k]; ok {
 		remove()
 		delete(r.subs, k)
 	}
+}
+
+// imports reports whether local interest in subject is shown to the hub:
+// no deny_imports entry covers it. Safe for concurrent use (cfg is fixed).
+func (r *remote) imports(subject string) bool {
+	for _, d := range r.cfg.DenyImports {
+		if router.SubjectCovers(d, subject) {
+			return false
+		}
+	}
+	return true
+}
+
+// importDenied reports whether a message from the hub on the literal
+// subject is refused (deny_imports).
+func (r *remote) importDenied(subject []byte) bool {
+	for _, d := range r.cfg.DenyImports {
+		if router.SubjectMatches(d, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// exportDeny sorts the hub's interest in subject against deny_exports:
+// all when an entry covers it (none of it may go), else the entries
+// inside it, filtered per message.
+func (r *remote) exportDeny(subject string) (deny []string, all bool) {
+	for _, d := range r.cfg.DenyExports {
+		if router.SubjectCovers(d, subject) {
+			return nil, true
+		}
+		if router.SubjectsCollide(d, subject) {
+			deny = append(deny, d)
+		}
+	}
+	return deny, false
 }
 
 // down ends connection c: nothing more is queued for it, and the hub's

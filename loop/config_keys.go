@@ -467,6 +467,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 			return nil
 		}
 	}
+	alias(k, setDur(&r.FirstInfoTimeout), "first_info_timeout")
 	alias(k, setSubjects(&r.DenyImports), "deny_imports", "deny_import")
 	alias(k, setSubjects(&r.DenyExports), "deny_exports", "deny_export")
 	alias(k, func(v any) error {
@@ -494,7 +495,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		return nil
 	}, "compression")
 	return block{path: "leafnodes.remotes", keys: k, native: []string{
-		"first_info_timeout", "hub", "ws_compression",
+		"hub", "ws_compression",
 		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
 		"disabled", "proxy", "request_isolation", "local_isolation",
 	}}

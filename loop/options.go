@@ -310,4 +310,6 @@ type LeafRemote struct {
 	// from the hub: no interest in them is shown and messages on them are
 	// dropped. DenyExports are subjects it does not send to the hub.
 	DenyImports, DenyExports []string
+	// FirstInfoTimeout bounds the wait for the hub's first INFO (0: 1s).
+	FirstInfoTimeout time.Duration
 }

@@ -28,7 +28,7 @@ leafnodes {
   reconnect: "250ms"
   remotes = [
     { url: "nats-leaf://edge:pw@hub1:7422", account: "$G", deny_imports: ["a.>"], deny_exports: "b" }
-    { urls: ["nats-leaf://hub2:7422", "nats://hub3:7422"], credentials: "/etc/edge.creds" }
+    { urls: ["nats-leaf://hub2:7422", "nats://hub3:7422"], credentials: "/etc/edge.creds", first_info_timeout: "3s" }
     { url: "tls://hub4:7422", tls { ca_file: "/etc/ca.pem", cert_file: "/etc/leaf.pem", key_file: "/etc/leaf-key.pem" } }
   ]
 }`)
@@ -42,7 +42,7 @@ leafnodes {
 		len(r.DenyImports) != 1 || r.DenyImports[0] != "a.>" || len(r.DenyExports) != 1 || r.DenyExports[0] != "b" {
 		t.Fatalf("remote 0: %+v", r)
 	}
-	if r := o.LeafRemotes[1]; len(r.URLs) != 2 || r.Credentials != "/etc/edge.creds" {
+	if r := o.LeafRemotes[1]; len(r.URLs) != 2 || r.Credentials != "/etc/edge.creds" || r.FirstInfoTimeout != 3*time.Second {
 		t.Fatalf("remote 1: %+v", r)
 	}
 	if r := o.LeafRemotes[2]; r.TLS == nil || r.TLS.CAFile != "/etc/ca.pem" || r.TLS.CertFile != "/etc/leaf.pem" {

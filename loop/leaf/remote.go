@@ -33,7 +33,8 @@ const (
 	defaultReconnect = time.Second
 	maxBackoff       = 30 * time.Second
 	dialTimeout      = 2 * time.Second
-	firstInfoTimeout = 5 * time.Second
+	firstInfoTimeout = time.Second     // nats-server's default wait for the hub's INFO
+	tlsTimeout       = 2 * time.Second // nats-server's default TLS handshake bound
 	writeDeadline    = 10 * time.Second
 	pingInterval     = 30 * time.Second
 	maxPingsOut      = 2
@@ -242,13 +243,17 @@ var (
 // fails.
 func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	start := time.Now()
-	_ = c.SetReadDeadline(time.Now().Add(firstInfoTimeout))
+	infoWait := firstInfoTimeout
+	if r.cfg.FirstInfoTimeout > 0 {
+		infoWait = r.cfg.FirstInfoTimeout
+	}
 	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst
 	if first {
 		if c, err = r.handshake(c, u); err != nil {
 			return false, err
 		}
 	}
+	_ = c.SetReadDeadline(time.Now().Add(infoWait))
 	br := bufio.NewReaderSize(c, readBuf)
 	info, err := readInfo(br)
 	if err != nil {
@@ -264,6 +269,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 			return false, err
 		}
 		br = bufio.NewReaderSize(c, readBuf)
+		_ = c.SetReadDeadline(time.Now().Add(infoWait))
 	}
 	if info.CID == 0 || info.LeafNodeURLs == nil && !info.InfoOnConnect {
 		return false, errWrongPort
@@ -362,8 +368,14 @@ func (r *remote) handshake(c net.Conn, u *url.URL) (net.Conn, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
+	wait := tlsTimeout
+	if r.cfg.TLS != nil && r.cfg.TLS.Timeout > 0 {
+		wait = r.cfg.TLS.Timeout
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, wait)
+	defer cancel()
 	tc := tls.Client(c, cfg)
-	if err := tc.HandshakeContext(r.ctx); err != nil {
+	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("TLS handshake with hub: %w", err)
 	}
 	r.mu.Lock()

@@ -17,6 +17,8 @@ package leaf
 import (
 	"errors"
 	"strconv"
+
+	"github.com/evnats/evnats/codec"
 )
 
 // maxMsgSize bounds what a hub may announce for one message, so that a
@@ -138,28 +140,13 @@ func parseMsgArgs(args [][]byte, hdr bool) (m msgArgs, err error) {
 	default:
 		return m, errProto
 	}
-	if m.size = atoi(args[len(args)-1]); m.size < 0 || m.size > maxMsgSize {
+	if m.size = codec.ParseSize(args[len(args)-1]); m.size < 0 || m.size > maxMsgSize {
 		return m, errProto
 	}
 	if hdr {
-		if m.hdr = atoi(args[len(args)-2]); m.hdr < 0 || m.hdr > m.size {
+		if m.hdr = codec.ParseSize(args[len(args)-2]); m.hdr < 0 || m.hdr > m.size {
 			return m, errProto
 		}
 	}
 	return m, nil
-}
-
-// atoi parses a non-negative decimal, -1 when b is not one.
-func atoi(b []byte) int {
-	if len(b) == 0 || len(b) > 10 {
-		return -1
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }

@@ -377,12 +377,19 @@ func duration(v any) (time.Duration, error) {
 	return 0, fmt.Errorf("want a duration (\"2s\") or seconds, got %s", kind(v))
 }
 
-// leafBlock: leaf-node links to hubs (leafnodes { remotes [...],
-// reconnect }). The accepting side (listen, authorization) is not served
-// yet, nor TLS on a link.
+// leafBlock: leaf-node links: to hubs (leafnodes { remotes [...],
+// reconnect }) and from leaves (host, port or listen, authorization with
+// user and password). TLS on accepted links is not served yet.
 func (w *cfgWalker) leafBlock(o *Options) block {
-	k := map[string]setter{}
+	k := listenerKeys(&o.LeafHost, &o.LeafPort)
 	alias(k, setDur(&o.LeafReconnect), "reconnect", "reconnect_delay")
+	ak := map[string]setter{}
+	alias(ak, setStr(&o.LeafUsername), "user", "username")
+	alias(ak, setStr(&o.LeafPassword), "password", "pass")
+	alias(ak, setDur(&o.LeafAuthTimeout), "timeout")
+	alias(k, w.sub(block{path: "leafnodes.authorization", keys: ak, native: []string{
+		"users", "account", "nkey", "token", "proxy_required",
+	}}), "authorization")
 	alias(k, func(v any) error {
 		list, ok := v.([]any)
 		if !ok {
@@ -405,7 +412,7 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 		return nil
 	}, "remotes")
 	return block{path: "leafnodes", keys: k, native: []string{
-		"host", "net", "port", "listen", "authorization", "tls", "advertise", "no_advertise",
+		"tls", "advertise", "no_advertise",
 		"compression", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
 		"write_deadline", "write_timeout",
 	}}

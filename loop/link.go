@@ -18,6 +18,7 @@ package loop
 
 import (
 	"errors"
+	"net"
 	"strings"
 
 	"github.com/evnats/evnats/router"
@@ -49,21 +50,23 @@ func (s *Server) LinkSubscribe(l Link, subject, queue string, deny []string) (re
 	return func() { s.sl.Remove(&sub.Subscription) }
 }
 
-// WatchInterest calls fn for every local subscription present now and for
-// every later one as it comes (added) and goes, in order, so that a link
-// can tell its peer what this server wants. Links' own subscriptions and
-// the server's internal ones are not shown. fn is called with the sublist
-// locked: it must be quick, must not subscribe, unsubscribe or publish,
-// and any lock it takes ranks below the sublist's. One watcher at a time;
-// nil stops watching.
-func (s *Server) WatchInterest(fn func(subject, queue string, added bool)) {
+// WatchInterest calls fn for every subscription present now and for
+// every later one as it comes (added) and goes, in order, so that links
+// can tell their peers what this server wants. src is the link whose peer
+// the interest is (nil for this server's own); the server's internal
+// subscriptions on its own subjects ($JS., $SYS., ...) are not shown. fn
+// is called with the sublist locked: it must be quick, must not
+// subscribe, unsubscribe or publish, and any lock it takes ranks below
+// the sublist's. One watcher at a time; nil stops watching.
+func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
 	if fn == nil {
 		s.sl.Watch(nil)
 		return
 	}
 	s.sl.Watch(func(rs *routerSub, added bool) {
-		if sub := rs.Owner; sub.link == nil && (sub.c != nil || !reservedSubject(rs.Subject)) {
-			fn(rs.Subject, rs.Queue, added)
+		sub := rs.Owner
+		if sub.link != nil || sub.c != nil || !reservedSubject(rs.Subject) {
+			fn(rs.Subject, rs.Queue, sub.link, added)
 		}
 	})
 }
@@ -119,9 +122,17 @@ var leafPlugin func(s *Server) (interface{ Close() }, error)
 
 var errNoLeaf = errors.New("leaf nodes are not built in (import github.com/evnats/evnats/loop/leaf)")
 
-// openLeaf starts the leaf remotes, when there are any.
+// LeafAddr is the leafnode listener's address, nil when there is none.
+func (s *Server) LeafAddr() net.Addr {
+	if a, ok := s.leaf.(interface{ Addr() net.Addr }); ok {
+		return a.Addr()
+	}
+	return nil
+}
+
+// openLeaf starts the leaf remotes and listener, when there are any.
 func (s *Server) openLeaf() (interface{ Close() }, error) {
-	if len(s.opts.LeafRemotes) == 0 {
+	if len(s.opts.LeafRemotes) == 0 && s.opts.LeafPort == 0 {
 		return nil, nil
 	}
 	if leafPlugin == nil {

@@ -122,6 +122,15 @@ type Options struct {
 	// reconnect }); 0 means the default, 1s.
 	LeafRemotes   []LeafRemote
 	LeafReconnect time.Duration
+	// LeafHost and LeafPort: the listener for leaf connections in
+	// (leafnodes { port }; 0: off, -1: random). LeafUsername and
+	// LeafPassword, when set, are what a leaf must log in with
+	// (leafnodes { authorization }); LeafAuthTimeout bounds the wait for
+	// its CONNECT (0: 2s).
+	LeafHost                   string
+	LeafPort                   int
+	LeafUsername, LeafPassword string
+	LeafAuthTimeout            time.Duration
 
 	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
 	// (port 0: off, -1: random); see wsconn.go.

@@ -25,6 +25,8 @@ func applyConf(t *testing.T, text string) (*loop.Options, error) {
 func TestLeafConfig(t *testing.T) {
 	o, err := applyConf(t, `
 leafnodes {
+  listen: "127.0.0.1:7433"
+  authorization { user: site, password: pw, timeout: 3 }
   reconnect: "250ms"
   remotes = [
     { url: "nats-leaf://edge:pw@hub1:7422", account: "$G", deny_imports: ["a.>"], deny_exports: "b" }
@@ -35,7 +37,8 @@ leafnodes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 3 {
+	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 3 || o.LeafHost != "127.0.0.1" || o.LeafPort != 7433 ||
+		o.LeafUsername != "site" || o.LeafPassword != "pw" || o.LeafAuthTimeout != 3*time.Second {
 		t.Fatalf("got %+v", o)
 	}
 	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" ||
@@ -71,7 +74,8 @@ leafnodes {
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},
 		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},
-		{`leafnodes { port: 7422 }`, `"leafnodes.port": nats-server feature not supported by evnats yet`},
+		{`leafnodes { port: 7422, tls { cert_file: "a" } }`, `"leafnodes.tls": nats-server feature not supported by evnats yet`},
+		{`leafnodes { port: 7422, authorization { users: [] } }`, `"leafnodes.authorization.users": nats-server feature not supported by evnats yet`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", hub: true } ] }`, `"leafnodes.remotes.hub": nats-server feature not supported`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a..b"] } ] }`, `invalid subject "a..b"`},
 	} {

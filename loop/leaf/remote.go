@@ -61,8 +61,11 @@ type remote struct {
 	urls  []*url.URL
 	delay time.Duration
 	pub   *loop.LinkPublisher
-	subs  map[ikey]func() // the hub's interest, as link subscriptions
-	tls   *tls.Config     // from the remote's tls block; nil: none
+	subs  map[ikey]func() // the peer's interest, as link subscriptions
+	// accepted: a leaf that connected to this server (the hub side), not
+	// a configured remote.
+	accepted bool
+	tls      *tls.Config // from the remote's tls block; nil: none
 
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
@@ -317,16 +320,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	// Up: CONNECT, then all local interest, then a PING whose PONG says
 	// the hub took us, queued as one step with the interest watcher held
 	// off, so that no change is lost or sent twice.
-	r.pingsOut.Store(0)
-	r.m.mu.Lock()
-	r.mu.Lock()
-	r.mu.out = append(r.mu.out[:0], connect...)
-	r.mu.out = r.m.snapshotLocked(r.mu.out, r)
-	r.mu.out = append(r.mu.out, "PING\r\n"...)
-	r.mu.up, r.mu.slow = true, false
-	r.mu.maxPayload = info.MaxPayload
-	r.mu.Unlock()
-	r.m.mu.Unlock()
+	r.up(connect, info.MaxPayload, false)
 	done := make(chan struct{})
 	defer close(done)
 	go r.writeLoop(c, w, cw, done)
@@ -340,6 +334,9 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 // leaves do, so that the link fails over to another node. Run goroutine
 // only (r.urls).
 func (r *remote) discover(hostports []string, u *url.URL) {
+	if u == nil {
+		return // an accepted leaf: nothing to dial
+	}
 	for _, hp := range hostports {
 		if _, _, err := net.SplitHostPort(hp); err != nil {
 			continue
@@ -409,6 +406,26 @@ func clientTLS(o *loop.TLSOptions) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// up queues first (CONNECT, or nothing), all the interest the peer may
+// see and a PING, and opens the link to messages and interest changes:
+// one step under manager.mu, so that no change is lost or sent twice;
+// join adds an accepted link to the manager's list in the same step.
+func (r *remote) up(first []byte, maxPayload int, join bool) {
+	r.pingsOut.Store(0)
+	r.m.mu.Lock()
+	if join {
+		r.m.links = append(r.m.links, r)
+	}
+	r.mu.Lock()
+	r.mu.out = append(r.mu.out[:0], first...)
+	r.mu.out = r.m.snapshotLocked(r.mu.out, r)
+	r.mu.out = append(r.mu.out, "PING\r\n"...)
+	r.mu.up, r.mu.slow = true, false
+	r.mu.maxPayload = maxPayload
+	r.mu.Unlock()
+	r.m.mu.Unlock()
 }
 
 // negotiate picks the link's compression from this remote's setting and
@@ -539,7 +556,9 @@ func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo, u *url.UR
 			r.queueProto(func(b []byte) []byte { return append(b, "PONG\r\n"...) })
 		case hasOp(line, "PONG"):
 			r.pingsOut.Store(0)
-			if !up {
+			if !up && r.accepted {
+				up = true
+			} else if !up {
 				up = true
 				name := info.Name
 				if name == "" {
@@ -549,10 +568,10 @@ func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo, u *url.UR
 			}
 		case hasOp(line, "-ERR"):
 			text := strings.Trim(strings.TrimSpace(string(line[4:])), "'")
-			if strings.Contains(strings.ToLower(text), "authorization") {
+			if strings.Contains(strings.ToLower(text), "authorization") && !r.accepted {
 				return up, fmt.Errorf("hub refused the link: %s (check the user, password or credentials of this remote)", text)
 			}
-			r.m.s.Errorf("Leafnode link: hub error: %s", text)
+			r.m.s.Errorf("Leafnode link: peer error: %s", text)
 		case hasOp(line, "INFO "):
 			var update hubInfo
 			if json.Unmarshal(bytes.TrimSpace(line[5:]), &update) == nil {
@@ -646,6 +665,16 @@ func (r *remote) down(c net.Conn) {
 	for k, remove := range r.subs {
 		remove()
 		delete(r.subs, k)
+	}
+	if r.accepted {
+		r.m.mu.Lock()
+		for i, l := range r.m.links {
+			if l == r {
+				r.m.links = append(r.m.links[:i], r.m.links[i+1:]...)
+				break
+			}
+		}
+		r.m.mu.Unlock()
 	}
 }
 

@@ -1,0 +1,212 @@
+package leaf
+
+// The hub side: leaf connections taken in on leafnodes { port }, from
+// nats-server (or evnats) leaves. The handshake is the mirror of a
+// remote's: this server sends INFO (no compression offered), reads the
+// leaf's CONNECT, checks its user, then the link runs as a remote's does.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+)
+
+// defaultLeafAuthTimeout bounds the wait for an accepted leaf's CONNECT.
+const defaultLeafAuthTimeout = 2 * time.Second
+
+// listen opens the leafnode listener and starts accepting.
+func (m *manager) listen(o loop.Options) error {
+	host := o.LeafHost
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	port := max(o.LeafPort, 0)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("leafnode listener: %w", err)
+	}
+	m.ln = ln
+	m.s.Noticef("Listening for leafnode connections on %s", ln.Addr())
+	m.wg.Add(1)
+	go m.acceptLoop(o)
+	return nil
+}
+
+// Addr is the leafnode listener's address, nil when there is none
+// (loop.Server.LeafAddr).
+func (m *manager) Addr() net.Addr {
+	if m.ln == nil {
+		return nil
+	}
+	return m.ln.Addr()
+}
+
+// acceptLoop takes leaf connections until the listener closes.
+func (m *manager) acceptLoop(o loop.Options) {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // out of descriptors, say: do not spin
+			continue
+		}
+		r := newAccepted(m)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			r.serveAccepted(c, &o)
+		}()
+	}
+}
+
+// newAccepted is the link of one accepted leaf connection.
+func newAccepted(m *manager) *remote {
+	r := &remote{m: m, accepted: true, subs: map[ikey]func(){},
+		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.pub = m.s.NewLinkPublisher(r)
+	return r
+}
+
+// acceptInfo is the INFO a hub sends a leaf, with nats-server's names.
+type acceptInfo struct {
+	ID            string   `json:"server_id"`
+	Name          string   `json:"server_name"`
+	Version       string   `json:"version"`
+	Proto         int      `json:"proto"`
+	Headers       bool     `json:"headers"`
+	AuthRequired  bool     `json:"auth_required,omitempty"`
+	MaxPayload    int      `json:"max_payload"`
+	CID           uint64   `json:"client_id"`
+	Nonce         string   `json:"nonce"`
+	Compression   string   `json:"compression"`
+	InfoOnConnect bool     `json:"info_on_connect"`
+	LeafNodeURLs  []string `json:"leafnode_urls"`
+	// In the INFO that answers CONNECT: the leaf finishes connecting
+	// (sends its interest) only when it sees connect_info.
+	ConnectInfo   bool   `json:"connect_info,omitempty"`
+	RemoteAccount string `json:"remote_account,omitempty"`
+}
+
+// leafConnect is what a hub reads of a leaf's CONNECT.
+type leafConnect struct {
+	connectInfo
+	Lang string `json:"lang"`
+}
+
+// serveAccepted runs an accepted leaf connection to its end.
+func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
+	defer close(r.exited)
+	r.mu.Lock()
+	r.mu.conn = c
+	r.mu.Unlock()
+	defer r.down(c)
+	err := r.acceptHandshake(c, o)
+	if err != nil && r.ctx.Err() == nil {
+		r.m.s.Errorf("Leafnode connection from %s: %v", c.RemoteAddr(), err)
+	}
+}
+
+// acceptHandshake sends INFO, checks the leaf's CONNECT and serves the
+// link until it ends.
+func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
+	r.m.mu.Lock()
+	r.m.nextCID++
+	cid := r.m.nextCID
+	r.m.mu.Unlock()
+	var nb [12]byte
+	_, _ = rand.Read(nb[:])
+	info := acceptInfo{ID: r.m.s.ID(), Name: o.ServerName, Version: loop.Version, Proto: 1,
+		Headers: true, AuthRequired: o.LeafUsername != "", MaxPayload: o.MaxPayload, CID: cid,
+		Nonce: base64.RawURLEncoding.EncodeToString(nb[:]), Compression: compOff,
+		InfoOnConnect: true, LeafNodeURLs: []string{r.m.ln.Addr().String()}}
+	if info.MaxPayload <= 0 {
+		info.MaxPayload = 1 << 20
+	}
+	ij, _ := json.Marshal(info)
+	_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
+	if _, err := c.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
+		return err
+	}
+	wait := o.LeafAuthTimeout
+	if wait <= 0 {
+		wait = defaultLeafAuthTimeout
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	br := bufio.NewReaderSize(c, readBuf)
+	var line []byte
+	for {
+		l, err := br.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("no CONNECT: %w", err)
+		}
+		if hasOp(l, "INFO ") {
+			continue // a leaf that asked for compression; we offered none
+		}
+		line = l
+		break
+	}
+	if !hasOp(line, "CONNECT ") {
+		return fmt.Errorf("expected CONNECT, got %q", bytes.TrimSpace(line))
+	}
+	var ci leafConnect
+	if err := json.Unmarshal(bytes.TrimSpace(line[8:]), &ci); err != nil {
+		return fmt.Errorf("bad CONNECT: %w", err)
+	}
+	if ci.Lang != "" {
+		r.writeErr(c, "attempted to connect to leaf node port")
+		return errors.New("a client connected to the leafnode port")
+	}
+	if !leafAuthorized(o, &ci) {
+		r.writeErr(c, "Authorization Violation")
+		return fmt.Errorf("authorization violation (user %q)", ci.User)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	info.ConnectInfo, info.RemoteAccount = true, "$G"
+	ij, _ = json.Marshal(info)
+	r.up(append(append([]byte("INFO "), ij...), "\r\n"...), 0, true)
+	done := make(chan struct{})
+	defer close(done)
+	go r.writeLoop(c, c, nil, done)
+	r.signal()
+	name := ci.Name
+	if name == "" {
+		name = ci.ID
+	}
+	r.m.s.Noticef("Leafnode connection created from %q at %s", name, c.RemoteAddr())
+	_, err := r.readLoop(c, br, &hubInfo{ID: ci.ID, Name: name}, nil)
+	return err
+}
+
+// leafAuthorized checks an accepted leaf's user and password.
+func leafAuthorized(o *loop.Options, ci *leafConnect) bool {
+	if o.LeafUsername == "" {
+		return true
+	}
+	user, pass := ci.User, ci.Pass
+	if user == "" {
+		user = ci.Token
+	}
+	return subtle.ConstantTimeCompare([]byte(user), []byte(o.LeafUsername)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(pass), []byte(o.LeafPassword)) == 1
+}
+
+// writeErr sends -ERR before the connection closes.
+func (r *remote) writeErr(c net.Conn, text string) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = fmt.Fprintf(c, "-ERR '%s'\r\n", text)
+}

@@ -164,3 +164,42 @@ func TestHubLeafAuth(t *testing.T) {
 		t.Fatal("a leaf with a wrong password linked")
 	}
 }
+
+// TestHubEvnatsLeaf: evnats on both sides of the link.
+func TestHubEvnatsLeaf(t *testing.T) {
+	hub := startHubEvnats(t, loop.Options{LeafUsername: "site", LeafPassword: "pw"})
+	leaf := startLeaf(t, loop.Options{}, "nats-leaf://site:pw@"+hub.LeafAddr().String())
+	hnc := connect(t, hub.ClientURL())
+	lnc := connect(t, leaf.ClientURL())
+	hsub, _ := hnc.SubscribeSync("up")
+	lsub, _ := lnc.SubscribeSync("down")
+	hnc.Flush()
+	lnc.Flush()
+	waitFor(t, "interest both ways", func() bool {
+		_, e1 := lnc.Request("up", nil, 50*time.Millisecond)
+		_, e2 := hnc.Request("down", nil, 50*time.Millisecond)
+		return e1 == nats.ErrTimeout && e2 == nats.ErrTimeout
+	})
+	next(t, hsub)
+	next(t, lsub)
+	hnc.Subscribe("svc", func(m *nats.Msg) { m.Respond(append([]byte("re:"), m.Data...)) })
+	hnc.Flush()
+	waitFor(t, "svc at the leaf", func() bool {
+		r, err := lnc.Request("svc", []byte("x"), 100*time.Millisecond)
+		return err == nil && string(r.Data) == "re:x"
+	})
+	for i := range 10 {
+		lnc.Publish("up", fmt.Appendf(nil, "%d", i))
+		hnc.Publish("down", fmt.Appendf(nil, "%d", i))
+	}
+	for i := range 10 {
+		if m := next(t, hsub); string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("hub got %q", m.Data)
+		}
+		if m := next(t, lsub); string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("leaf got %q", m.Data)
+		}
+	}
+	none(t, hsub, lnc, hnc)
+	none(t, lsub)
+}

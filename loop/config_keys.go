@@ -383,6 +383,7 @@ func duration(v any) (time.Duration, error) {
 func (w *cfgWalker) leafBlock(o *Options) block {
 	k := listenerKeys(&o.LeafHost, &o.LeafPort)
 	alias(k, setDur(&o.LeafReconnect), "reconnect", "reconnect_delay")
+	alias(k, setCompression(&o.LeafCompression), "compression")
 	ak := map[string]setter{}
 	alias(ak, setStr(&o.LeafUsername), "user", "username")
 	alias(ak, setStr(&o.LeafPassword), "password", "pass")
@@ -412,8 +413,7 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 		return nil
 	}, "remotes")
 	return block{path: "leafnodes", keys: k, native: []string{
-		"tls", "advertise", "no_advertise",
-		"compression", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
+		"tls", "advertise", "no_advertise", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
 		"write_deadline", "write_timeout",
 	}}
 }
@@ -477,30 +477,7 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 	alias(k, setDur(&r.FirstInfoTimeout), "first_info_timeout")
 	alias(k, setSubjects(&r.DenyImports), "deny_imports", "deny_import")
 	alias(k, setSubjects(&r.DenyExports), "deny_exports", "deny_export")
-	alias(k, func(v any) error {
-		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
-			v = bare(m["mode"])
-		}
-		c, err := str(v)
-		if err != nil {
-			b, berr := boolean(v)
-			if berr != nil {
-				return err
-			}
-			c = map[bool]string{true: "s2_auto", false: "off"}[b]
-		}
-		switch c {
-		case "off", "disabled", "false":
-			r.Compression = "off"
-		case "", "on", "enabled", "true":
-			r.Compression = "s2_auto"
-		case "accept", "s2_auto", "s2_uncompressed", "s2_fast", "s2_better", "s2_best":
-			r.Compression = c
-		default:
-			return fmt.Errorf("compression %q: want off, accept, s2_auto, s2_uncompressed, s2_fast, s2_better or s2_best", c)
-		}
-		return nil
-	}, "compression")
+	alias(k, setCompression(&r.Compression), "compression")
 	return block{path: "leafnodes.remotes", keys: k, native: []string{
 		"hub", "ws_compression",
 		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
@@ -526,4 +503,33 @@ func checkLeafURL(s string) error {
 		return fmt.Errorf("leafnode url %q: no host", s)
 	}
 	return nil
+}
+
+// setCompression takes an s2 mode as nats-server spells it (a string, a
+// bool, or a block with mode).
+func setCompression(p *string) setter {
+	return func(v any) error {
+		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
+			v = bare(m["mode"])
+		}
+		c, err := str(v)
+		if err != nil {
+			b, berr := boolean(v)
+			if berr != nil {
+				return err
+			}
+			c = map[bool]string{true: "s2_auto", false: "off"}[b]
+		}
+		switch c {
+		case "off", "disabled", "false":
+			*p = "off"
+		case "", "on", "enabled", "true":
+			*p = "s2_auto"
+		case "accept", "s2_auto", "s2_uncompressed", "s2_fast", "s2_better", "s2_best":
+			*p = c
+		default:
+			return fmt.Errorf("compression %q: want off, accept, s2_auto, s2_uncompressed, s2_fast, s2_better or s2_best", c)
+		}
+		return nil
+	}
 }

@@ -131,6 +131,9 @@ type Options struct {
 	LeafPort                   int
 	LeafUsername, LeafPassword string
 	LeafAuthTimeout            time.Duration
+	// LeafCompression is the s2 mode offered to accepted leaves
+	// (leafnodes { compression }), spelled as LeafRemote.Compression.
+	LeafCompression string
 
 	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
 	// (port 0: off, -1: random); see wsconn.go.

@@ -2,8 +2,9 @@ package leaf
 
 // The hub side: leaf connections taken in on leafnodes { port }, from
 // nats-server (or evnats) leaves. The handshake is the mirror of a
-// remote's: this server sends INFO (no compression offered), reads the
-// leaf's CONNECT, checks its user, then the link runs as a remote's does.
+// remote's: this server sends INFO (with its compression mode), switches
+// to s2 if the leaf asks, reads the leaf's CONNECT, checks its user, then
+// the link runs as a remote's does.
 
 import (
 	"bufio"
@@ -15,9 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/evnats/evnats/loop"
 )
@@ -132,16 +136,24 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	_, _ = rand.Read(nb[:])
 	info := acceptInfo{ID: r.m.s.ID(), Name: o.ServerName, Version: loop.Version, Proto: 1,
 		Headers: true, AuthRequired: o.LeafUsername != "", MaxPayload: o.MaxPayload, CID: cid,
-		Nonce: base64.RawURLEncoding.EncodeToString(nb[:]), Compression: compOff,
+		Nonce:         base64.RawURLEncoding.EncodeToString(nb[:]),
 		InfoOnConnect: true, LeafNodeURLs: []string{r.m.ln.Addr().String()}}
 	if info.MaxPayload <= 0 {
 		info.MaxPayload = 1 << 20
 	}
+	mode, err := ParseCompression(o.LeafCompression)
+	if err != nil {
+		return err
+	}
+	info.Compression = mode
 	ij, _ := json.Marshal(info)
 	_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
+	sent := time.Now()
 	if _, err := c.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
 		return err
 	}
+	var w io.Writer = c
+	var cw *s2.Writer
 	wait := o.LeafAuthTimeout
 	if wait <= 0 {
 		wait = defaultLeafAuthTimeout
@@ -155,7 +167,41 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 			return fmt.Errorf("no CONNECT: %w", err)
 		}
 		if hasOp(l, "INFO ") {
-			continue // a leaf that asked for compression; we offered none
+			// A leaf that wants compression says its mode in plain text;
+			// from then on both directions are s2 streams, starting with
+			// our INFO again.
+			var li leafInfo
+			if json.Unmarshal(bytes.TrimSpace(l[5:]), &li) != nil || !needsCompression(mode) {
+				continue
+			}
+			cm, err := selectMode(mode, li.Compression)
+			if err != nil {
+				return err
+			}
+			if cm == compAuto {
+				cm = autoMode(time.Since(sent))
+			}
+			if !needsCompression(cm) {
+				continue
+			}
+			if br.Buffered() > 0 {
+				return errors.New("leaf sent data before compression started")
+			}
+			br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+			cw = newCompressor(cm)
+			cw.Reset(c)
+			w = cw
+			if mode != compAuto {
+				info.Compression = cm
+			}
+			ij, _ = json.Marshal(info)
+			if _, err := cw.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
+				return err
+			}
+			if err := cw.Flush(); err != nil {
+				return err
+			}
+			continue
 		}
 		line = l
 		break
@@ -181,14 +227,14 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	r.up(append(append([]byte("INFO "), ij...), "\r\n"...), 0, true)
 	done := make(chan struct{})
 	defer close(done)
-	go r.writeLoop(c, c, nil, done)
+	go r.writeLoop(c, w, cw, done)
 	r.signal()
 	name := ci.Name
 	if name == "" {
 		name = ci.ID
 	}
 	r.m.s.Noticef("Leafnode connection created from %q at %s", name, c.RemoteAddr())
-	_, err := r.readLoop(c, br, &hubInfo{ID: ci.ID, Name: name}, nil)
+	_, err = r.readLoop(c, br, &hubInfo{ID: ci.ID, Name: name}, nil)
 	return err
 }
 

@@ -26,6 +26,7 @@ func TestLeafConfig(t *testing.T) {
 	o, err := applyConf(t, `
 leafnodes {
   listen: "127.0.0.1:7433"
+  compression: s2_fast
   authorization { user: site, password: pw, timeout: 3 }
   reconnect: "250ms"
   remotes = [
@@ -38,7 +39,7 @@ leafnodes {
 		t.Fatal(err)
 	}
 	if o.LeafReconnect != 250*time.Millisecond || len(o.LeafRemotes) != 3 || o.LeafHost != "127.0.0.1" || o.LeafPort != 7433 ||
-		o.LeafUsername != "site" || o.LeafPassword != "pw" || o.LeafAuthTimeout != 3*time.Second {
+		o.LeafUsername != "site" || o.LeafPassword != "pw" || o.LeafAuthTimeout != 3*time.Second || o.LeafCompression != "s2_fast" {
 		t.Fatalf("got %+v", o)
 	}
 	if r := o.LeafRemotes[0]; len(r.URLs) != 1 || r.URLs[0] != "nats-leaf://edge:pw@hub1:7422" || r.Account != "$G" ||

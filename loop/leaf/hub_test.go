@@ -203,3 +203,70 @@ func TestHubEvnatsLeaf(t *testing.T) {
 	none(t, hsub, lnc, hnc)
 	none(t, lsub)
 }
+
+// TestHubCompression: s2 negotiated with accepted leaves, nats-server's
+// and evnats', as nats-server hubs do; big and small messages cross both
+// ways whatever the pair of modes.
+func TestHubCompression(t *testing.T) {
+	for _, c := range []struct{ hub, leaf, want string }{
+		// want is the nats-server leaf's side: its own mode, unless it
+		// only accepts.
+		{"", "s2_fast", "s2_fast"},
+		{"s2_best", "s2_auto", "s2_uncompressed"}, // the leaf's s2_auto on a local RTT
+		{"s2_better", "accept", "s2_better"},
+		{"accept", "accept", "off"},
+		{"off", "s2_fast", "off"},
+	} {
+		t.Run(fmt.Sprintf("hub=%s,leaf=%s", c.hub, c.leaf), func(t *testing.T) {
+			hub := startHubEvnats(t, loop.Options{LeafCompression: c.hub})
+			lu, _ := url.Parse("nats-leaf://" + hub.LeafAddr().String())
+			leaf := startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond,
+					Remotes: []*natsserver.RemoteLeafOpts{{URLs: []*url.URL{lu},
+						Compression: natsserver.CompressionOpts{Mode: c.leaf}}}}})
+			edge := startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://" + hub.LeafAddr().String()}, Compression: c.leaf}}})
+			waitFor(t, "the nats-server leaf linked", func() bool { return leaf.NumLeafNodes() == 1 })
+			lz, _ := leaf.Leafz(nil)
+			if got := lz.Leafs[0].Compression; got != c.want && !(c.want == "off" && got == "") {
+				t.Errorf("leaf-side compression %q, want %q", got, c.want)
+			}
+			hnc := connect(t, hub.ClientURL())
+			hsub, _ := hnc.SubscribeSync("up")
+			hnc.Flush()
+			big := make([]byte, 200_000)
+			for i := range big {
+				big[i] = byte('a' + i%7)
+			}
+			for _, l := range []string{leaf.ClientURL(), edge.ClientURL()} {
+				lnc := connect(t, l)
+				lsub, _ := lnc.SubscribeSync("down")
+				lnc.Flush()
+				waitFor(t, "interest both ways", func() bool {
+					_, e1 := lnc.Request("up", nil, 50*time.Millisecond)
+					_, e2 := hnc.Request("down", nil, 50*time.Millisecond)
+					return e1 == nats.ErrTimeout && e2 == nats.ErrTimeout
+				})
+				next(t, hsub)
+				next(t, lsub)
+				for range 5 {
+					lnc.Publish("up", big)
+					hnc.Publish("down", big)
+					lnc.Publish("up", []byte("s"))
+					hnc.Publish("down", []byte("s"))
+				}
+				for range 5 {
+					for _, want := range [][]byte{big, []byte("s")} {
+						if m := next(t, hsub); string(m.Data) != string(want) {
+							t.Fatalf("hub got %d bytes, want %d", len(m.Data), len(want))
+						}
+						if m := next(t, lsub); string(m.Data) != string(want) {
+							t.Fatalf("leaf got %d bytes, want %d", len(m.Data), len(want))
+						}
+					}
+				}
+				lsub.Unsubscribe()
+				lnc.Close()
+			}
+		})
+	}
+}

@@ -379,11 +379,12 @@ func duration(v any) (time.Duration, error) {
 
 // leafBlock: leaf-node links: to hubs (leafnodes { remotes [...],
 // reconnect }) and from leaves (host, port or listen, authorization with
-// user and password). TLS on accepted links is not served yet.
+// user and password, tls, compression).
 func (w *cfgWalker) leafBlock(o *Options) block {
 	k := listenerKeys(&o.LeafHost, &o.LeafPort)
 	alias(k, setDur(&o.LeafReconnect), "reconnect", "reconnect_delay")
 	alias(k, setCompression(&o.LeafCompression), "compression")
+	alias(k, setTLS(&o.LeafTLS), "tls")
 	ak := map[string]setter{}
 	alias(ak, setStr(&o.LeafUsername), "user", "username")
 	alias(ak, setStr(&o.LeafPassword), "password", "pass")
@@ -413,7 +414,7 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 		return nil
 	}, "remotes")
 	return block{path: "leafnodes", keys: k, native: []string{
-		"tls", "advertise", "no_advertise", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
+		"advertise", "no_advertise", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
 		"write_deadline", "write_timeout",
 	}}
 }

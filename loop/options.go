@@ -134,6 +134,10 @@ type Options struct {
 	// LeafCompression is the s2 mode offered to accepted leaves
 	// (leafnodes { compression }), spelled as LeafRemote.Compression.
 	LeafCompression string
+	// LeafTLS makes accepted leaves use TLS (leafnodes { tls }): INFO
+	// says tls_required and the handshake follows it (or comes first with
+	// handshake_first); verify asks for the leaf's certificate.
+	LeafTLS *TLSOptions
 
 	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
 	// (port 0: off, -1: random); see wsconn.go.

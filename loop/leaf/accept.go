@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,13 @@ const defaultLeafAuthTimeout = 2 * time.Second
 
 // listen opens the leafnode listener and starts accepting.
 func (m *manager) listen(o loop.Options) error {
+	if o.LeafTLS != nil {
+		cfg, err := o.LeafTLS.ServerConfig()
+		if err != nil {
+			return fmt.Errorf("leafnodes tls: %w", err)
+		}
+		m.tls = cfg
+	}
 	host := o.LeafHost
 	if host == "" {
 		host = "0.0.0.0"
@@ -99,6 +107,7 @@ type acceptInfo struct {
 	Nonce         string   `json:"nonce"`
 	Compression   string   `json:"compression"`
 	InfoOnConnect bool     `json:"info_on_connect"`
+	TLSRequired   bool     `json:"tls_required,omitempty"`
 	LeafNodeURLs  []string `json:"leafnode_urls"`
 	// In the INFO that answers CONNECT: the leaf finishes connecting
 	// (sends its interest) only when it sees connect_info.
@@ -146,11 +155,23 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 		return err
 	}
 	info.Compression = mode
+	info.TLSRequired = r.m.tls != nil
+	first := o.LeafTLS != nil && o.LeafTLS.HandshakeFirst
+	if first {
+		if c, err = r.serverHandshake(c, o); err != nil {
+			return err
+		}
+	}
 	ij, _ := json.Marshal(info)
 	_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
 	sent := time.Now()
 	if _, err := c.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
 		return err
+	}
+	if r.m.tls != nil && !first {
+		if c, err = r.serverHandshake(c, o); err != nil {
+			return err
+		}
 	}
 	var w io.Writer = c
 	var cw *s2.Writer
@@ -236,6 +257,25 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	r.m.s.Noticef("Leafnode connection created from %q at %s", name, c.RemoteAddr())
 	_, err = r.readLoop(c, br, &hubInfo{ID: ci.ID, Name: name}, nil)
 	return err
+}
+
+// serverHandshake runs the TLS server handshake on an accepted leaf's
+// connection, within the tls block's timeout (2s by default).
+func (r *remote) serverHandshake(c net.Conn, o *loop.Options) (net.Conn, error) {
+	wait := tlsTimeout
+	if o.LeafTLS.Timeout > 0 {
+		wait = o.LeafTLS.Timeout
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, wait)
+	defer cancel()
+	tc := tls.Server(c, r.m.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	r.mu.Lock()
+	r.mu.conn = tc
+	r.mu.Unlock()
+	return tc, nil
 }
 
 // leafAuthorized checks an accepted leaf's user and password.

@@ -75,7 +75,7 @@ leafnodes {
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},
 		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},
-		{`leafnodes { port: 7422, tls { cert_file: "a" } }`, `"leafnodes.tls": nats-server feature not supported by evnats yet`},
+		{`leafnodes { port: 7422, tls { cert_flie: "a" } }`, `unsupported key "cert_flie"`},
 		{`leafnodes { port: 7422, authorization { users: [] } }`, `"leafnodes.authorization.users": nats-server feature not supported by evnats yet`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", hub: true } ] }`, `"leafnodes.remotes.hub": nats-server feature not supported`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a..b"] } ] }`, `invalid subject "a..b"`},

@@ -17,6 +17,7 @@
 package leaf
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 
@@ -31,6 +32,7 @@ type manager struct {
 	s       *loop.Server
 	remotes []*remote // the configured hubs; fixed after open
 	ln      net.Listener
+	tls     *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
 	wg      sync.WaitGroup // accepted connections and the accept loop
 
 	// mu guards interest and links; a link's mu is taken under it, never

@@ -2,9 +2,12 @@ package leaf_test
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
@@ -75,4 +78,54 @@ func TestLeafTLS(t *testing.T) {
 		}
 		localService(t, leaf)
 	})
+}
+
+// TestHubTLS: an evnats hub whose leafnode port requires TLS takes a
+// nats-server leaf and an evnats leaf that verify it (and, with verify,
+// show their own certificates).
+func TestHubTLS(t *testing.T) {
+	f := tlstest.New(t)
+	for _, verify := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verify=%v", verify), func(t *testing.T) {
+			var log looptest.LogBuffer
+			defer func() {
+				if t.Failed() {
+					t.Log(log.String())
+				}
+			}()
+			hub := startHubEvnats(t, loop.Options{LogWriter: &log, LeafTLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, Verify: verify}})
+			tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: f.ClientCert, KeyFile: f.ClientKey, CaFile: f.CA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.RootCAs = tc.ClientCAs // as nats-server's remote tls block does with ca_file
+			lu, _ := url.Parse("tls://" + hub.LeafAddr().String())
+			ns := startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond,
+					Remotes: []*natsserver.RemoteLeafOpts{{URLs: []*url.URL{lu}, TLS: true, TLSConfig: tc}}}})
+			edge := startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{"tls://" + hub.LeafAddr().String()},
+				TLS: &loop.TLSOptions{CAFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey}}}})
+			waitFor(t, "the nats-server leaf linked", func() bool { return ns.NumLeafNodes() == 1 })
+			hnc := connect(t, hub.ClientURL())
+			hsub, _ := hnc.SubscribeSync("up")
+			hnc.Flush()
+			for _, l := range []string{ns.ClientURL(), edge.ClientURL()} {
+				lnc := connect(t, l)
+				waitFor(t, "hub interest at the leaf", func() bool {
+					_, err := lnc.Request("up", nil, 50*time.Millisecond)
+					return err == nats.ErrTimeout
+				})
+				next(t, hsub)
+				lnc.Publish("up", []byte("tls"))
+				if m := next(t, hsub); string(m.Data) != "tls" {
+					t.Fatalf("hub got %q", m.Data)
+				}
+			}
+			if verify { // a leaf without a certificate is turned away
+				startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{"tls://" + hub.LeafAddr().String()},
+					TLS: &loop.TLSOptions{CAFile: f.CA}}}})
+				waitFor(t, "the refusal in the hub's log", func() bool { return contains(log.String(), "TLS handshake: tls: client didn't provide a certificate") })
+			}
+		})
+	}
 }

@@ -77,10 +77,21 @@ func (m *manager) acceptLoop(o loop.Options) {
 			continue
 		}
 		r := newAccepted(m)
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			c.Close()
+			return
+		}
+		m.accepted[r] = struct{}{}
 		m.wg.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
 			r.serveAccepted(c, &o)
+			m.mu.Lock()
+			delete(m.accepted, r)
+			m.mu.Unlock()
 		}()
 	}
 }
@@ -125,6 +136,11 @@ type leafConnect struct {
 func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
 	defer close(r.exited)
 	r.mu.Lock()
+	if r.ctx.Err() != nil { // closed before it started
+		r.mu.Unlock()
+		c.Close()
+		return
+	}
 	r.mu.conn = c
 	r.mu.Unlock()
 	defer r.down(c)

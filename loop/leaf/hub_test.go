@@ -1,7 +1,9 @@
 package leaf_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -268,5 +270,24 @@ func TestHubCompression(t *testing.T) {
 				lnc.Close()
 			}
 		})
+	}
+}
+
+// TestHubShutdownWithPendingLeaf: a leaf connection still in its
+// handshake does not hold up shutdown, nor does a silent one.
+func TestHubShutdownWithPendingLeaf(t *testing.T) {
+	hub := startHubEvnats(t, loop.Options{LeafAuthTimeout: time.Minute})
+	c, err := net.Dial("tcp", hub.LeafAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil { // the INFO: it is being served
+		t.Fatal(err)
+	}
+	start := time.Now()
+	hub.Shutdown()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %v", d)
 	}
 }

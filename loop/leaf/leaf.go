@@ -39,7 +39,9 @@ type manager struct {
 	// the other way round.
 	mu       sync.Mutex
 	interest map[ikey]*icount
-	links    []*remote // every link: remotes, then accepted connections
+	links    []*remote            // every link that is up or retrying: remotes, then accepted ones
+	accepted map[*remote]struct{} // accepted connections, from accept to end
+	closed   bool                 // Close has begun: accept no more
 	nextCID  uint64
 }
 
@@ -73,7 +75,7 @@ func (c *icount) visible(r *remote) int {
 // or not a hub answers.
 func open(s *loop.Server) (interface{ Close() }, error) {
 	o := s.Options()
-	m := &manager{s: s, interest: map[ikey]*icount{}}
+	m := &manager{s: s, interest: map[ikey]*icount{}, accepted: map[*remote]struct{}{}}
 	for i := range o.LeafRemotes {
 		r, err := newRemote(m, o.LeafRemotes[i], o.LeafReconnect)
 		if err != nil {
@@ -104,12 +106,14 @@ func (m *manager) Close() {
 		r.close()
 	}
 	m.mu.Lock()
-	links := append([]*remote(nil), m.links...)
+	m.closed = true
+	var acc []*remote
+	for r := range m.accepted {
+		acc = append(acc, r)
+	}
 	m.mu.Unlock()
-	for _, r := range links {
-		if r.accepted {
-			r.close()
-		}
+	for _, r := range acc {
+		r.close()
 	}
 	m.wg.Wait()
 }

@@ -31,6 +31,7 @@ func TestLeafPubSubBothWays(t *testing.T) {
 		lnc.Flush()
 		waitHubInterest(t, hub, "to.leaf.x", 1)
 		waitHubInterest(t, hub, "to.hub.x", 2)
+		waitLeafSubs(t, leaf, 3) // its two and the hub's to.hub.>
 
 		for i := range 10 {
 			if err := lnc.Publish("to.hub.x", fmt.Appendf(nil, "l%d", i)); err != nil {

@@ -122,6 +122,31 @@ var leafPlugin func(s *Server) (interface{ Close() }, error)
 
 var errNoLeaf = errors.New("leaf nodes are not built in (import github.com/evnats/evnats/loop/leaf)")
 
+// LeafLink describes one leaf-node link, with /leafz's field names.
+type LeafLink struct {
+	ID          uint64 `json:"id"`
+	Name        string `json:"name"`
+	IsSpoke     bool   `json:"is_spoke"` // this server is the leaf (a remote), not the hub
+	Account     string `json:"account"`
+	IP          string `json:"ip"`
+	Port        int    `json:"port"`
+	InMsgs      int64  `json:"in_msgs"`
+	OutMsgs     int64  `json:"out_msgs"`
+	InBytes     int64  `json:"in_bytes"`
+	OutBytes    int64  `json:"out_bytes"`
+	NumSubs     uint32 `json:"subscriptions"` // the peer's interest held here
+	Compression string `json:"compression,omitempty"`
+}
+
+// LeafLinks returns the leaf-node links that are up, for monitoring.
+// Safe for concurrent use.
+func (s *Server) LeafLinks() []LeafLink {
+	if l, ok := s.leaf.(interface{ Links() []LeafLink }); ok {
+		return l.Links()
+	}
+	return nil
+}
+
 // LeafAddr is the leafnode listener's address, nil when there is none.
 func (s *Server) LeafAddr() net.Addr {
 	if a, ok := s.leaf.(interface{ Addr() net.Addr }); ok {

@@ -261,15 +261,22 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	_ = c.SetReadDeadline(time.Time{})
 	info.ConnectInfo, info.RemoteAccount = true, "$G"
 	ij, _ = json.Marshal(info)
-	r.up(append(append([]byte("INFO "), ij...), "\r\n"...), 0, true)
-	done := make(chan struct{})
-	defer close(done)
-	go r.writeLoop(c, w, cw, done)
-	r.signal()
 	name := ci.Name
 	if name == "" {
 		name = ci.ID
 	}
+	comp := compOff
+	if cw != nil {
+		comp = info.Compression
+	}
+	r.mu.Lock()
+	r.mu.cid = cid
+	r.mu.Unlock()
+	r.up(append(append([]byte("INFO "), ij...), "\r\n"...), 0, true, name, comp)
+	done := make(chan struct{})
+	defer close(done)
+	go r.writeLoop(c, w, cw, done)
+	r.signal()
 	r.m.s.Noticef("Leafnode connection created from %q at %s", name, c.RemoteAddr())
 	_, err = r.readLoop(c, br, &hubInfo{ID: ci.ID, Name: name}, nil)
 	return err

@@ -117,6 +117,10 @@ func TestHubNatsServerLeaf(t *testing.T) {
 		}
 		none(t, lq, lnc, hnc)
 		none(t, hq)
+		if links := hub.LeafLinks(); len(links) != 1 || links[0].Name != leaf.Name() || links[0].IsSpoke ||
+			links[0].InMsgs < 10 || links[0].OutMsgs < 10 || links[0].ID == 0 {
+			t.Fatalf("links %+v", links)
+		}
 
 		// Withdrawal: the leaf's subscriber goes, the hub answers
 		// no-responders.

@@ -81,6 +81,8 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 		if err != nil {
 			return nil, err
 		}
+		m.nextCID++
+		r.mu.cid = m.nextCID
 		m.remotes = append(m.remotes, r)
 	}
 	m.links = append(m.links, m.remotes...)
@@ -178,4 +180,29 @@ func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
 		}
 	}
 	return b
+}
+
+// Links describes the links that are up (loop.Server.LeafLinks).
+func (m *manager) Links() []loop.LeafLink {
+	m.mu.Lock()
+	links := append([]*remote(nil), m.links...)
+	m.mu.Unlock()
+	var out []loop.LeafLink
+	for _, r := range links {
+		r.mu.Lock()
+		if !r.mu.up || r.mu.conn == nil {
+			r.mu.Unlock()
+			continue
+		}
+		l := loop.LeafLink{ID: r.mu.cid, Name: r.mu.peer, IsSpoke: !r.accepted, Account: "$G",
+			OutMsgs: r.mu.outMsgs, OutBytes: r.mu.outBytes, Compression: r.mu.compression}
+		if a, ok := r.mu.conn.RemoteAddr().(*net.TCPAddr); ok {
+			l.IP, l.Port = a.IP.String(), a.Port
+		}
+		r.mu.Unlock()
+		l.InMsgs, l.InBytes = r.inMsgs.Load(), r.inBytes.Load()
+		l.NumSubs = uint32(r.nsubs.Load())
+		out = append(out, l)
+	}
+	return out
 }

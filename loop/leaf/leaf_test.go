@@ -55,6 +55,15 @@ func TestLeafPubSubBothWays(t *testing.T) {
 		none(t, hsub, lnc, hnc)
 		none(t, llocal)
 		none(t, lsub)
+
+		links := leaf.LeafLinks()
+		if len(links) != 1 {
+			t.Fatalf("links %+v", links)
+		}
+		l := links[0]
+		if l.Name != hub.Name() || !l.IsSpoke || l.OutMsgs < 10 || l.InMsgs < 10 || l.NumSubs < hubBase || l.IP != "127.0.0.1" || l.Port != ho.LeafNode.Port {
+			t.Fatalf("link %+v", l)
+		}
 	})
 }
 

@@ -83,7 +83,14 @@ type remote struct {
 		// maxPayload is the hub's max_payload: a bigger message would
 		// make the hub close the link, so it is not sent.
 		maxPayload int
+		// For monitoring (Links): the peer, the link's id and mode, and
+		// what went out (counted by Forward, which holds mu anyway).
+		peer, compression string
+		cid               uint64
+		outMsgs, outBytes int64
 	}
+	inMsgs, inBytes atomic.Int64 // counted by the reader
+	nsubs           atomic.Int32 // len(subs), for monitoring
 }
 
 // newRemote validates a remote's settings where they enter.
@@ -320,7 +327,11 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	// Up: CONNECT, then all local interest, then a PING whose PONG says
 	// the hub took us, queued as one step with the interest watcher held
 	// off, so that no change is lost or sent twice.
-	r.up(connect, info.MaxPayload, false)
+	peer := info.Name
+	if peer == "" {
+		peer = info.ID
+	}
+	r.up(connect, info.MaxPayload, false, peer, mode)
 	done := make(chan struct{})
 	defer close(done)
 	go r.writeLoop(c, w, cw, done)
@@ -412,7 +423,7 @@ func clientTLS(o *loop.TLSOptions) (*tls.Config, error) {
 // see and a PING, and opens the link to messages and interest changes:
 // one step under manager.mu, so that no change is lost or sent twice;
 // join adds an accepted link to the manager's list in the same step.
-func (r *remote) up(first []byte, maxPayload int, join bool) {
+func (r *remote) up(first []byte, maxPayload int, join bool, peer, compression string) {
 	r.pingsOut.Store(0)
 	r.m.mu.Lock()
 	if join {
@@ -424,6 +435,7 @@ func (r *remote) up(first []byte, maxPayload int, join bool) {
 	r.mu.out = append(r.mu.out, "PING\r\n"...)
 	r.mu.up, r.mu.slow = true, false
 	r.mu.maxPayload = maxPayload
+	r.mu.peer, r.mu.compression = peer, compression
 	r.mu.Unlock()
 	r.m.mu.Unlock()
 }
@@ -547,6 +559,8 @@ func (r *remote) readLoop(c net.Conn, br *bufio.Reader, info *hubInfo, u *url.UR
 			if !router.ValidLiteralSubject(m.subject) || r.importDenied(m.subject) {
 				continue
 			}
+			r.inMsgs.Add(1)
+			r.inBytes.Add(int64(m.size))
 			r.pub.Publish(m.subject, m.reply, m.hdr, p[:m.size], m.queues)
 		case hasOp(line, "LS+ "):
 			r.hubSub(splitArgs(line[4:], args), true)
@@ -609,10 +623,12 @@ func (r *remote) hubSub(args [][]byte, add bool) {
 				return // nothing on it may go to the hub
 			}
 			r.subs[k] = r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
+			r.nsubs.Store(int32(len(r.subs)))
 		}
 	} else if remove, ok := r.subs[k]; ok {
 		remove()
 		delete(r.subs, k)
+		r.nsubs.Store(int32(len(r.subs)))
 	}
 }
 
@@ -666,6 +682,7 @@ func (r *remote) down(c net.Conn) {
 		remove()
 		delete(r.subs, k)
 	}
+	r.nsubs.Store(0)
 	if r.accepted {
 		r.m.mu.Lock()
 		for i, l := range r.m.links {
@@ -758,6 +775,8 @@ func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues [
 		return
 	}
 	r.mu.out = appendMsg(r.mu.out, subject, reply, hdrLen, msg, queues)
+	r.mu.outMsgs++
+	r.mu.outBytes += int64(len(msg))
 	r.mu.Unlock()
 	r.signal()
 }

@@ -170,7 +170,8 @@ func (s *Server) openLeaf() (interface{ Close() }, error) {
 func (s *Server) ID() string { return s.id }
 
 // linkOut is what a dispatch collects for one link: whether plain interest
-// matched and which of the peer's queue groups were picked.
+// matched and which of the peer's queue groups were picked. It lives in a
+// delivery, on the dispatching goroutine's stack.
 type linkOut struct {
 	l     Link
 	plain bool

@@ -49,7 +49,7 @@ type manager struct {
 type ikey struct{ subject, queue string }
 
 // icount is how many subscriptions want one line of interest: this
-// server's own, and each link peer's.
+// server's own, and each link peer's. Guarded by manager.mu.
 type icount struct {
 	local int
 	by    map[*remote]int // nil until a link's peer shows the interest

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	_ "github.com/evnats/evnats/loop/leaf" // leaf links (loop.RegisterLeaf)
 	"github.com/evnats/evnats/loop/looptest"
 	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
 )
@@ -24,6 +25,8 @@ func TestRowsSmoke(t *testing.T) {
 	t.Cleanup(removeBenchTLS) // after the servers below stop (cleanups run last first)
 	ts := looptest.Start(t, loop.Options{Loops: 2, TLS: &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}})
 	ws := looptest.Start(t, loop.Options{Loops: 2, Websocket: loop.WebsocketOptions{Port: -1, NoTLS: true}})
+	hub := looptest.Start(t, loop.Options{Loops: 2, LeafHost: "127.0.0.1", LeafPort: -1})
+	leaf := looptest.Start(t, loop.Options{Loops: 2, LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://" + hub.LeafAddr().String()}}}})
 	natscliBin = testNatscli(t)
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
@@ -37,6 +40,9 @@ func TestRowsSmoke(t *testing.T) {
 			}
 			if r.WS {
 				tg = target{URL: "ws://" + ws.WebsocketAddr().String()}
+			}
+			if r.Leaf {
+				tg = target{URL: leaf.ClientURL(), Sub: hub.ClientURL()}
 			}
 			smp, err := runRow(r, tg, w, 2000)
 			if err != nil {

@@ -80,6 +80,7 @@ func main() {
 			fatal(err)
 		}
 	}
+	hubBin = natsBin
 	servers := []serverKind{
 		{Name: "evnats", Bin: evBin},
 		{Name: "evnats-goroutine", Bin: evBin, Args: []string{"--io", "goroutine"}},
@@ -280,6 +281,15 @@ func runOnce(k serverKind, r row, n int) sample {
 		k.Args = append(append([]string(nil), k.Args...), args...)
 		tg.MQTT = fmt.Sprintf("127.0.0.1:%d", port)
 	}
+	if r.Leaf {
+		hub, args, cleanup, err := startLeafHub()
+		if err != nil {
+			return sample{Failure: err.Error()}
+		}
+		defer cleanup()
+		k.Args = append(append([]string(nil), k.Args...), args...)
+		tg.Sub = hub.URL
+	}
 	p, err := startServer(k)
 	if err != nil {
 		return sample{Failure: err.Error()}
@@ -339,6 +349,40 @@ func hasMQTT(rs []row) bool {
 		}
 	}
 	return false
+}
+
+// hubBin is the nats-server binary leaf rows start as the hub.
+var hubBin string
+
+// startLeafHub starts a nats-server hub with a leafnode port for a leaf
+// row, and returns the arguments that make the measured server its leaf
+// (a config file both servers read alike) and what stops the hub.
+func startLeafHub() (*proc, []string, func(), error) {
+	dir, err := os.MkdirTemp("", "evbench-leaf-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lport, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	hubConf, leafConf := filepath.Join(dir, "hub.conf"), filepath.Join(dir, "leaf.conf")
+	if err := os.WriteFile(hubConf, fmt.Appendf(nil, "leafnodes { listen: \"127.0.0.1:%d\" }\n", lport), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	body := fmt.Sprintf("leafnodes { remotes = [ { url: \"nats-leaf://127.0.0.1:%d\" } ] }\n", lport)
+	if err := os.WriteFile(leafConf, []byte(body), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	hub, err := startServer(serverKind{Name: "hub", Bin: hubBin, Args: []string{"-c", hubConf}})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	return hub, []string{"-c", leafConf}, func() { hub.stop(); os.RemoveAll(dir) }, nil
 }
 
 // runAgainst drives an already running server, e.g. one under a profiler.

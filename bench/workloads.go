@@ -67,6 +67,7 @@ type row struct {
 	WS      bool        // clients connect over WebSocket (ws://, websocket { no_tls: true })
 	CLI     *natscliRow // measured by natscli's `nats bench` (JS says the storage)
 	Connect bool        // N connections made and closed (TLS: full handshakes); msgs/s is connections/s
+	Leaf    bool        // the server is a leaf of a nats-server hub: publishers on it, subscribers on the hub
 }
 
 // target is where a row's clients connect.
@@ -74,6 +75,7 @@ type target struct {
 	URL  string // nats://
 	MQTT string // host:port of the MQTT listener, for MQTT rows
 	WS   string // host:port of the WebSocket listener, for WebSocket rows
+	Sub  string // nats:// of the server subscribers use when not URL (leaf rows: the hub)
 }
 
 var rows = []row{
@@ -90,6 +92,7 @@ var rows = []row{
 	{Name: "pub/sub 1:1 512B + stalled sub", Payload: 512, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Stalled: true},
 	{Name: "fan-out 1:4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 4},
 	{Name: "4x4 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 4, Subs: 4},
+	{Name: "leaf -> hub pub/sub 1:1 128B", Payload: 128, N: 1_000_000, Kind: "core", Pubs: 1, Subs: 1, Leaf: true},
 	{Name: "req/rep 1:1 128B", Payload: 128, N: 50_000, Kind: "core", Pubs: 1, Subs: 1, ReqRep: true},
 	{Name: "req/rep 10c:2q 16B", Payload: 16, N: 100_000, Kind: "core", Pubs: 10, Subs: 2, ReqRep: true},
 	{Name: "JetStream sync publish 16B memory", Payload: 16, N: 20_000, Kind: "js", JS: "memory"},
@@ -159,7 +162,11 @@ func runRow(r row, tg target, w *window, n int) (sample, error) {
 	if r.Connect {
 		return runConnect(url, w, n)
 	}
-	return runPubSub(r, url, w, n)
+	sub := tg.Sub
+	if sub == "" {
+		sub = url
+	}
+	return runPubSub(r, url, sub, w, n)
 }
 
 // runConnect makes n client connections, connectConcurrency at a time,
@@ -215,7 +222,7 @@ func dial(url string) (*nats.Conn, error) {
 // of r.Subs subscribers has received all of them. Publishers keep at most
 // lagBytes of payload ahead of the slowest subscriber, the same for every
 // server, so no server is pushed into slow-consumer cut-offs.
-func runPubSub(r row, url string, w *window, n int) (sample, error) {
+func runPubSub(r row, url, subURL string, w *window, n int) (sample, error) {
 	const subject = "bench.subject"
 	const lagBytes = 16 << 20
 	maxLag := int64(max(lagBytes/r.Payload, 64))
@@ -238,7 +245,7 @@ func runPubSub(r row, url string, w *window, n int) (sample, error) {
 	counts := make([]atomic.Int64, r.Subs)
 	done := make(chan struct{}, r.Subs)
 	for i := 0; i < r.Subs; i++ {
-		nc, err := dial(url)
+		nc, err := dial(subURL)
 		if err != nil {
 			return sample{}, err
 		}
@@ -272,6 +279,26 @@ func runPubSub(r row, url string, w *window, n int) (sample, error) {
 		}
 		conns = append(conns, nc)
 		pubs[i] = nc
+	}
+	if subURL != url && r.Subs > 0 {
+		// The publishers' server learns the subscribers' interest over a
+		// link: wait until a probe subscribed after them answers there
+		// (interest arrives in order, so theirs is in place too).
+		if _, err := conns[0].Subscribe("bench.probe", func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+			return sample{}, err
+		}
+		if err := conns[0].Flush(); err != nil {
+			return sample{}, err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := pubs[0].Request("bench.probe", nil, 200*time.Millisecond); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return sample{}, fmt.Errorf("no interest across the link")
+			}
+		}
 	}
 	payload := make([]byte, r.Payload)
 	var published atomic.Int64

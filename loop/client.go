@@ -73,6 +73,7 @@ type subscription struct {
 	router.Subscription[*subscription]
 	c        *client         // nil for an internal subscription
 	internal InternalHandler // set for an internal subscription
+	link     Link            // set for a link peer's interest (link.go)
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 

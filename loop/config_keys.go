@@ -5,8 +5,11 @@ package loop
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/evnats/evnats/router"
 )
 
 // The blocks of a configuration file: for each, the keys evnats takes
@@ -82,12 +85,13 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, w.sub(w.authBlock("authorization", o)), "authorization")
 	alias(k, w.jetStream(o), "jetstream")
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
+	alias(k, w.sub(w.leafBlock(o)), "leafnodes", "leaf")
 	alias(k, setTLS(&o.TLS), "tls")
 	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
 		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
-		"cluster", "gateway", "leaf", "leafnodes",
+		"cluster", "gateway",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
 		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
@@ -374,4 +378,162 @@ func duration(v any) (time.Duration, error) {
 		return time.Duration(t * float64(time.Second)), nil
 	}
 	return 0, fmt.Errorf("want a duration (\"2s\") or seconds, got %s", kind(v))
+}
+
+// leafBlock: leaf-node links: to hubs (leafnodes { remotes [...],
+// reconnect }) and from leaves (host, port or listen, authorization with
+// user and password, tls, compression).
+func (w *cfgWalker) leafBlock(o *Options) block {
+	k := listenerKeys(&o.LeafHost, &o.LeafPort)
+	alias(k, setDur(&o.LeafReconnect), "reconnect", "reconnect_delay")
+	alias(k, setCompression(&o.LeafCompression), "compression")
+	alias(k, setTLS(&o.LeafTLS), "tls")
+	ak := map[string]setter{}
+	alias(ak, setStr(&o.LeafUsername), "user", "username")
+	alias(ak, setStr(&o.LeafPassword), "password", "pass")
+	alias(ak, setDur(&o.LeafAuthTimeout), "timeout")
+	alias(k, w.sub(block{path: "leafnodes.authorization", keys: ak, native: []string{
+		"users", "account", "nkey", "token", "proxy_required",
+	}}), "authorization")
+	alias(k, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a list of remotes, got %s", kind(v))
+		}
+		for _, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("leafnodes remote: want a block, got %s", kind(bare(e))))
+				continue
+			}
+			var r LeafRemote
+			w.walk(w.leafRemoteBlock(&r), m)
+			if len(r.URLs) == 0 {
+				w.add(e, "leafnodes remote: url or urls is required")
+				continue
+			}
+			o.LeafRemotes = append(o.LeafRemotes, r)
+		}
+		return nil
+	}, "remotes")
+	return block{path: "leafnodes", keys: k, native: []string{
+		"advertise", "no_advertise", "min_version", "isolate_leafnode_interest", "tls_handshake_first",
+		"write_deadline", "write_timeout",
+	}}
+}
+
+// leafRemoteBlock is one remote of leafnodes { remotes }.
+func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
+	k := map[string]setter{}
+	addURL := func(v any) error {
+		u, err := str(v)
+		if err != nil {
+			return err
+		}
+		if err := checkLeafURL(u); err != nil {
+			return err
+		}
+		r.URLs = append(r.URLs, u)
+		return nil
+	}
+	alias(k, addURL, "url")
+	alias(k, func(v any) error {
+		l, err := strList(v)
+		if err != nil {
+			return err
+		}
+		for _, u := range l {
+			if err := addURL(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "urls")
+	alias(k, setStr(&r.Credentials), "credentials", "creds")
+	alias(k, func(v any) error {
+		a, err := str(v)
+		if err == nil && a != "" && a != "$G" {
+			err = fmt.Errorf("account %q: only the global account $G exists in evnats so far", a)
+		}
+		r.Account = a
+		return err
+	}, "account", "local")
+	alias(k, setTLS(&r.TLS), "tls")
+	setSubjects := func(p *[]string) setter {
+		return func(v any) error {
+			l, err := strList(v)
+			if err != nil {
+				if one, serr := str(v); serr == nil {
+					l, err = []string{one}, nil
+				} else {
+					return err
+				}
+			}
+			for _, subj := range l {
+				if !router.ValidSubject(subj) {
+					return fmt.Errorf("invalid subject %q", subj)
+				}
+			}
+			*p = l
+			return nil
+		}
+	}
+	alias(k, setDur(&r.FirstInfoTimeout), "first_info_timeout")
+	alias(k, setSubjects(&r.DenyImports), "deny_imports", "deny_import")
+	alias(k, setSubjects(&r.DenyExports), "deny_exports", "deny_export")
+	alias(k, setCompression(&r.Compression), "compression")
+	return block{path: "leafnodes.remotes", keys: k, native: []string{
+		"hub", "ws_compression",
+		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
+		"disabled", "proxy", "request_isolation", "local_isolation",
+	}}
+}
+
+// checkLeafURL validates a remote's URL where it enters: a scheme a leaf
+// dials (tls:// for TLS) and a host (the port defaults to 7422).
+func checkLeafURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("leafnode url %q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "nats-leaf", "nats", "leafnode", "tls":
+	case "wss", "ws":
+		return fmt.Errorf("leafnode url %q: WebSocket on the leaf link is not supported by evnats yet", s)
+	default:
+		return fmt.Errorf("leafnode url %q: unknown scheme %q", s, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("leafnode url %q: no host", s)
+	}
+	return nil
+}
+
+// setCompression takes an s2 mode as nats-server spells it (a string, a
+// bool, or a block with mode).
+func setCompression(p *string) setter {
+	return func(v any) error {
+		if m, ok := v.(map[string]any); ok { // { mode: ..., rtt_thresholds: ... }
+			v = bare(m["mode"])
+		}
+		c, err := str(v)
+		if err != nil {
+			b, berr := boolean(v)
+			if berr != nil {
+				return err
+			}
+			c = map[bool]string{true: "s2_auto", false: "off"}[b]
+		}
+		switch c {
+		case "off", "disabled", "false":
+			*p = "off"
+		case "", "on", "enabled", "true":
+			*p = "s2_auto"
+		case "accept", "s2_auto", "s2_uncompressed", "s2_fast", "s2_better", "s2_best":
+			*p = c
+		default:
+			return fmt.Errorf("compression %q: want off, accept, s2_auto, s2_uncompressed, s2_fast, s2_better or s2_best", c)
+		}
+		return nil
+	}
 }

@@ -73,9 +73,9 @@ mqtt { port: 1883, ack_wait: "1m" }
 
 // TestConfigErrorOne: a single problem reads as one line.
 func TestConfigErrorOne(t *testing.T) {
-	path := writeConf(t, "port: 4222\nleafnodes { port: 7422 }\n")
+	path := writeConf(t, "port: 4222\ngateway { port: 7422 }\n")
 	err := loop.ApplyConfigFile(&loop.Options{}, path)
-	want := "config: " + path + `:2:1: "leafnodes": nats-server feature not supported by evnats yet`
+	want := "config: " + path + `:2:1: "gateway": nats-server feature not supported by evnats yet`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %s", err, want)
 	}

@@ -43,9 +43,12 @@ type origin struct {
 
 // qpick is a queue-group delivery in flight: member pick of the group is
 // tried, then the next ones that take the message, left in all at most.
-// skip is the no-echo publisher, never picked. left == 0: not a queue.
+// skip is the no-echo publisher, never picked; from is the link the
+// message came over, whose members are never picked. left == 0: not a
+// queue.
 type qpick struct {
 	skip       *client
+	from       Link
 	pick, left int
 }
 
@@ -57,6 +60,14 @@ type delivery struct {
 	subject, reply []byte
 	hdrLen         int
 	msg            []byte
+
+	// Links (link.go): from is the link the message came over (never sent
+	// back there); when filterQ, only queue groups named in onlyQ get it;
+	// lk collects what goes to a link, sent once at the end.
+	from    Link
+	onlyQ   [][]byte
+	filterQ bool
+	lk      linkOut
 }
 
 // dispatch delivers one message to the subscriptions in r. msg holds headers
@@ -66,6 +77,11 @@ func dispatch(o origin, r *matchResult, subject, reply []byte, hdrLen int, msg [
 	if o.pub != nil && !o.pub.echo {
 		d.skip = o.pub
 	}
+	d.dispatch(r)
+}
+
+// dispatch delivers d's message to r; a link that takes it gets it once.
+func (d *delivery) dispatch(r *matchResult) {
 	for _, sp := range r.Spans {
 		subs := r.Plain[sp.Start:sp.End]
 		if d.remote(sp.Loop) {
@@ -80,13 +96,17 @@ func dispatch(o origin, r *matchResult, subject, reply []byte, hdrLen int, msg [
 		}
 	}
 	for _, q := range r.Queues {
+		// From a link, only the groups its peer picked this server for.
+		if d.filterQ && !d.listedQueue(q[0].Queue) {
+			continue
+		}
 		var i int
-		if o.lp != nil {
-			i = o.lp.randn(len(q))
+		if d.lp != nil {
+			i = d.lp.randn(len(q))
 		} else {
 			i = rand.IntN(len(q))
 		}
-		if i = pickQueueMember(q, i, subject, d.skip); i < 0 {
+		if i = pickQueueMember(q, i, d.subject, d.skip, d.from); i < 0 {
 			continue
 		}
 		// The common case, a member served here that takes it, without
@@ -94,7 +114,10 @@ func dispatch(o origin, r *matchResult, subject, reply []byte, hdrLen int, msg [
 		if !d.remote(q[i].Loop) && d.deliverHere(q[i].Owner) {
 			continue
 		}
-		d.queue(q, qpick{skip: d.skip, pick: i, left: len(q)})
+		d.queue(q, qpick{skip: d.skip, from: d.from, pick: i, left: len(q)})
+	}
+	if d.lk.l != nil {
+		d.flushLink()
 	}
 }
 
@@ -109,7 +132,7 @@ func (d *delivery) queue(q []*routerSub, qp qpick) {
 		if d.deliverHere(rs.Owner) {
 			return
 		}
-		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip)
+		qp.pick = nextQueueMember(q, qp.pick, d.subject, qp.skip, qp.from)
 	}
 }
 
@@ -140,6 +163,9 @@ func (d *delivery) send(dst int, subs []*routerSub, qp qpick) {
 // deliverHere delivers to s, served where dispatch runs, and reports
 // whether s took the message.
 func (d *delivery) deliverHere(s *subscription) bool {
+	if s.link != nil {
+		return d.toLink(s)
+	}
 	if s.internal != nil {
 		if s.denies(d.subject) {
 			return false
@@ -188,15 +214,21 @@ func (lp *evLoop) holdForRemote(c *client, dst int, subs []*routerSub) {
 // A member over its high-water mark or stalled (flow.go) is passed over
 // while another will do, a stalled one last, so one that stops reading
 // stops getting work.
-func pickQueueMember(q []*routerSub, start int, subject []byte, skip *client) int {
-	best, rank := -1, int32(0)
+func pickQueueMember(q []*routerSub, start int, subject []byte, skip *client, from Link) int {
+	best, rank, link := -1, int32(0), -1
 	for k := range q {
 		i := start + k
 		if i >= len(q) {
 			i -= len(q)
 		}
 		s := q[i].Owner
-		if !s.takes(subject, skip) {
+		if !s.takes(subject, skip, from) {
+			continue
+		}
+		if s.link != nil {
+			if link < 0 {
+				link = i // a member across a link only when none here will do
+			}
 			continue
 		}
 		if s.c == nil {
@@ -214,15 +246,17 @@ func pickQueueMember(q []*routerSub, start int, subject []byte, skip *client) in
 	}
 	if best >= 0 {
 		q[best].Owner.spendQuota()
+		return best
 	}
-	return best
+	return link
 }
 
 // takes reports whether queue member s may be given a message on subject:
 // it is not the no-echo publisher skip, its deny filter lets the subject
 // through, and its auto-unsubscribe quota is not used up.
-func (s *subscription) takes(subject []byte, skip *client) bool {
-	return !s.denies(subject) && (skip == nil || s.c != skip) && s.quota.Load() != 1
+func (s *subscription) takes(subject []byte, skip *client, from Link) bool {
+	return !s.denies(subject) && (skip == nil || s.c != skip) && s.quota.Load() != 1 &&
+		(s.link == nil || s.link != from)
 }
 
 // spendQuota counts one pick of a limited queue member. Publishers racing
@@ -236,13 +270,13 @@ func (s *subscription) spendQuota() {
 
 // nextQueueMember returns the member after i (wrapping, i itself excluded)
 // that may take a message member i turned down, or -1.
-func nextQueueMember(q []*routerSub, i int, subject []byte, skip *client) int {
+func nextQueueMember(q []*routerSub, i int, subject []byte, skip *client, from Link) int {
 	for k := 1; k < len(q); k++ {
 		j := i + k
 		if j >= len(q) {
 			j -= len(q)
 		}
-		if q[j].Owner.takes(subject, skip) {
+		if q[j].Owner.takes(subject, skip, from) {
 			return j
 		}
 	}

@@ -172,10 +172,13 @@ func (lp *evLoop) drain() {
 			d.hdrLen = m.hdrLen
 			if m.q.left > 0 {
 				d.queue(m.subs, m.q)
-				continue
+			} else {
+				for _, rs := range m.subs {
+					d.deliverHere(rs.Owner)
+				}
 			}
-			for _, rs := range m.subs {
-				d.deliverHere(rs.Owner)
+			if d.lk.l != nil {
+				d.flushLink()
 			}
 		}
 		putBatch(b)

@@ -127,6 +127,29 @@ type Options struct {
 	// TLS for NATS clients on the client port; nil is plaintext.
 	TLS *TLSOptions
 
+	// LeafRemotes are the hubs this server joins as a leaf node
+	// (leafnodes { remotes }), served by loop/leaf. LeafReconnect is the
+	// delay before a new attempt after a link fails (leafnodes {
+	// reconnect }); 0 means the default, 1s.
+	LeafRemotes   []LeafRemote
+	LeafReconnect time.Duration
+	// LeafHost and LeafPort: the listener for leaf connections in
+	// (leafnodes { port }; 0: off, -1: random). LeafUsername and
+	// LeafPassword, when set, are what a leaf must log in with
+	// (leafnodes { authorization }); LeafAuthTimeout bounds the wait for
+	// its CONNECT (0: 2s).
+	LeafHost                   string
+	LeafPort                   int
+	LeafUsername, LeafPassword string
+	LeafAuthTimeout            time.Duration
+	// LeafCompression is the s2 mode offered to accepted leaves
+	// (leafnodes { compression }), spelled as LeafRemote.Compression.
+	LeafCompression string
+	// LeafTLS makes accepted leaves use TLS (leafnodes { tls }): INFO
+	// says tls_required and the handshake follows it (or comes first with
+	// handshake_first); verify asks for the leaf's certificate.
+	LeafTLS *TLSOptions
+
 	// Websocket: the listener for NATS (and MQTT at /mqtt) over WebSocket
 	// (port 0: off, -1: random); see wsconn.go.
 	Websocket WebsocketOptions
@@ -290,4 +313,33 @@ func (o *Options) validateFlow() error {
 
 func (o *Options) authRequired() bool {
 	return o.Token != "" || o.Username != "" || len(o.Users) > 0
+}
+
+// LeafRemote is one hub a leaf connects to (leafnodes { remotes [ ... ] }).
+type LeafRemote struct {
+	// URLs are tried in turn: nats-leaf://[user:pass@]host:port (or
+	// nats://, leafnode:// as nats-server accepts).
+	URLs []string
+	// Credentials is a .creds file (user JWT and nkey seed) that signs
+	// the hub's nonce; empty for none.
+	Credentials string
+	// Account is the local account the link binds to: "$G" (the only one
+	// until accounts exist).
+	Account string
+	// Compression is the s2 mode asked for on the link, as nats-server
+	// spells it: "off", "accept", "s2_auto" (also ""; the default),
+	// "s2_uncompressed", "s2_fast", "s2_better" or "s2_best".
+	Compression string
+	// TLS secures the link (the remote's tls block): CAFile verifies the
+	// hub (system roots when empty), CertFile and KeyFile are the leaf's
+	// certificate if the hub asks for one, HandshakeFirst starts TLS
+	// before the hub's INFO. A tls:// URL, or a hub that requires TLS,
+	// makes the link TLS even without the block.
+	TLS *TLSOptions
+	// DenyImports are subjects (wildcards allowed) the leaf does not take
+	// from the hub: no interest in them is shown and messages on them are
+	// dropped. DenyExports are subjects it does not send to the hub.
+	DenyImports, DenyExports []string
+	// FirstInfoTimeout bounds the wait for the hub's first INFO (0: 1s).
+	FirstInfoTimeout time.Duration
 }

@@ -74,6 +74,7 @@ var configKeys = map[string]string{
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
 	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
+	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
 }
 
 // Reload applies o, the configuration read again (flags merged), to the

@@ -44,12 +44,13 @@ type Server struct {
 	staleConns atomic.Uint64
 	lameDuck   atomic.Bool
 
-	js        *jetstream.Manager // nil unless JetStream is enabled
-	mqtt      Plugin             // serves the MQTT listener; nil when it is off
-	tls       *tlsServer         // nil unless clients connect with TLS
-	mqttTLS   *tlsServer         // nil unless MQTT clients connect with TLS
-	ws        *wsServer          // the WebSocket listener's setup; nil when it is off
-	wsTLS     *tlsServer         // wss://: nil unless the websocket block has tls
+	js        *jetstream.Manager   // nil unless JetStream is enabled
+	mqtt      Plugin               // serves the MQTT listener; nil when it is off
+	leaf      interface{ Close() } // the leaf-node remotes (loop/leaf); nil when none
+	tls       *tlsServer           // nil unless clients connect with TLS
+	mqttTLS   *tlsServer           // nil unless MQTT clients connect with TLS
+	ws        *wsServer            // the WebSocket listener's setup; nil when it is off
+	wsTLS     *tlsServer           // wss://: nil unless the websocket block has tls
 	tr        serverTransport
 	http      *http.Server // monitoring, on httpAddr and httpsAddr
 	httpAddr  net.Addr
@@ -241,6 +242,12 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	lf, err := s.openLeaf()
+	if err != nil {
+		s.Shutdown()
+		return fmt.Errorf("loop: leafnodes: %w", err)
+	}
+	s.leaf = lf
 	go s.housekeeping()
 	s.logStartup()
 	return nil
@@ -290,6 +297,9 @@ func (s *Server) Shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.http.Shutdown(ctx)
 		cancel()
+	}
+	if s.leaf != nil {
+		s.leaf.Close() // no more messages from hubs
 	}
 	if s.js != nil {
 		s.js.Stop() // finish queued publishes and flush stores while loops still run

@@ -87,6 +87,10 @@ func (t *TLSOptions) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ServerConfig builds the tls.Config of a listener from t, as for the
+// client port (plug-ins' listeners: the leafnode port).
+func (t *TLSOptions) ServerConfig() (*tls.Config, error) { return t.tlsConfig() }
+
 // parseTLS reads a tls block: cert_file, key_file, ca_file, verify,
 // verify_and_map, timeout, handshake_first (first, immediate), min_version, cipher_suites,
 // curve_preferences. Keys nats-server knows that evnats does not serve

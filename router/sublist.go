@@ -3,7 +3,8 @@ package router
 // Concurrency: one Sublist is shared by every goroutine. mu (RWMutex)
 // guards the trie and count: Match takes it shared; Insert, Remove and
 // Replace exclusively. gen is bumped under mu and read lock-free by Caches.
-// mu is a leaf: nothing is called while it is held. Subscriptions are
+// mu is a leaf except for the interest watcher (Watch), which is called
+// with it held and must not call back. Subscriptions are
 // immutable once inserted and Results never change, so both are used freely
 // after the lock is dropped.
 
@@ -54,6 +55,11 @@ type Sublist[O any] struct {
 	empty *Result[O] // what every empty match returns, shared
 	count int
 	gen   atomic.Uint64
+	// watch, when set (Watch), sees every insertion and removal, called
+	// with mu held (exclusively) so that what it sees is in the order
+	// matches see it. It must not call back into the Sublist; it may take
+	// its own locks, which then rank below mu.
+	watch func(sub *Subscription[O], added bool)
 }
 
 type level[O any] struct {
@@ -88,6 +94,49 @@ func (s *Sublist[O]) Insert(sub *Subscription[O]) {
 	defer s.mu.Unlock()
 	s.insert(sub)
 	s.gen.Add(1)
+	if s.watch != nil {
+		s.watch(sub, true)
+	}
+}
+
+// Watch installs fn to observe interest: it is called at once for every
+// subscription already present (added), then for every later insertion
+// and removal, always with mu held exclusively, so the calls come in the
+// order the changes take effect and none is missed or seen twice. fn must
+// be quick and must not call the Sublist (mu is held); any lock it takes
+// ranks below mu. A nil fn stops watching. One watcher at a time.
+func (s *Sublist[O]) Watch(fn func(sub *Subscription[O], added bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch = fn
+	if fn != nil {
+		eachSub(s.root, fn)
+	}
+}
+
+// eachSub calls fn(sub, true) for every subscription below l.
+func eachSub[O any](l *level[O], fn func(*Subscription[O], bool)) {
+	visit := func(n *node[O]) {
+		if n == nil {
+			return
+		}
+		for sub := range n.plain {
+			fn(sub, true)
+		}
+		for _, members := range n.queue {
+			for sub := range members {
+				fn(sub, true)
+			}
+		}
+		if n.next != nil {
+			eachSub(n.next, fn)
+		}
+	}
+	for _, n := range l.nodes {
+		visit(n)
+	}
+	visit(l.pwc)
+	visit(l.fwc)
 }
 
 // Replace removes old and inserts new as one change: every match sees
@@ -99,10 +148,16 @@ func (s *Sublist[O]) Replace(old, new []*Subscription[O]) {
 	for _, sub := range old {
 		if removeFrom(s.root, sub.Subject, sub) {
 			s.count--
+			if s.watch != nil {
+				s.watch(sub, false)
+			}
 		}
 	}
 	for _, sub := range new {
 		s.insert(sub)
+		if s.watch != nil {
+			s.watch(sub, true)
+		}
 	}
 	s.gen.Add(1)
 }
@@ -169,6 +224,9 @@ func (s *Sublist[O]) Remove(sub *Subscription[O]) bool {
 	}
 	s.count--
 	s.gen.Add(1)
+	if s.watch != nil {
+		s.watch(sub, false)
+	}
 	return true
 }
 

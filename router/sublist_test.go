@@ -341,3 +341,35 @@ func TestCacheOneOffSubjects(t *testing.T) {
 		t.Fatalf("after an insert, plain %v spans %v", r.Plain, r.Spans)
 	}
 }
+
+func TestWatchSeesEveryChangeOnce(t *testing.T) {
+	sl := NewSublist[int]()
+	a := &Subscription[int]{Subject: "a.b"}
+	b := &Subscription[int]{Subject: "a.*", Queue: "q"}
+	c := &Subscription[int]{Subject: ">"}
+	sl.Insert(a)
+	sl.Insert(b)
+	live := map[*Subscription[int]]int{}
+	sl.Watch(func(s *Subscription[int], added bool) {
+		if added {
+			live[s]++
+		} else {
+			live[s]--
+		}
+	})
+	if live[a] != 1 || live[b] != 1 || len(live) != 2 {
+		t.Fatalf("replay: %v", live)
+	}
+	sl.Insert(c)
+	sl.Remove(a)
+	sl.Remove(a) // absent: not seen
+	sl.Replace([]*Subscription[int]{b}, []*Subscription[int]{a})
+	if live[a] != 1 || live[b] != 0 || live[c] != 1 {
+		t.Fatalf("after changes: a=%d b=%d c=%d", live[a], live[b], live[c])
+	}
+	sl.Watch(nil)
+	sl.Remove(c)
+	if live[c] != 1 {
+		t.Fatal("a removed watcher still called")
+	}
+}

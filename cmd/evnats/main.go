@@ -11,7 +11,8 @@ import (
 	"runtime"
 
 	"github.com/evnats/evnats/loop"
-	_ "github.com/evnats/evnats/mqtt" // serves the MQTT listener (loop.RegisterMQTT)
+	_ "github.com/evnats/evnats/loop/leaf" // joins hubs as a leaf node (loop.RegisterLeaf)
+	_ "github.com/evnats/evnats/mqtt"      // serves the MQTT listener (loop.RegisterMQTT)
 )
 
 func main() {

@@ -25,3 +25,20 @@ func TestMQTTNeedsPlugin(t *testing.T) {
 		t.Fatalf("error %q does not say what to import", err)
 	}
 }
+
+// TestLeafNeedsPlugin: the same for leaf-node remotes and loop/leaf.
+func TestLeafNeedsPlugin(t *testing.T) {
+	s, err := loop.New(loop.Options{Host: "127.0.0.1", Port: -1,
+		LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://127.0.0.1:7422"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start()
+	if err == nil {
+		s.Shutdown()
+		t.Fatal("started leaf remotes without the leaf plug-in")
+	}
+	if !strings.Contains(err.Error(), "github.com/evnats/evnats/loop/leaf") {
+		t.Fatalf("error %q does not say what to import", err)
+	}
+}

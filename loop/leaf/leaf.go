@@ -1,0 +1,208 @@
+// Package leaf links an evnats server with other NATS servers as leaf
+// nodes: it connects out to nats-server hubs (leafnodes { remotes }) and
+// takes leaf connections in (leafnodes { port }). Each connection is a
+// link (loop.Link): the peer's interest becomes link subscriptions in the
+// global sublist, so local publishes reach the peer only where it wants
+// them, and the peer's messages enter the server's one delivery path
+// (loop.LinkPublisher). Interest is watched on the sublist
+// (loop.Server.WatchInterest) and told to every peer as LS+/LS-.
+//
+// Concurrency: the manager's interest table and link list are guarded by
+// manager.mu; the interest watcher runs with the sublist locked and takes
+// manager.mu, then a link's mu, so the lock order is sublist <
+// manager.mu < remote.mu and neither leaf lock is held while calling into
+// the sublist. Each remote runs one goroutine that dials, reads and
+// dispatches, and one writer per connection; each accepted connection
+// runs a reader and a writer goroutine; the listener one accept loop.
+package leaf
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+
+	"github.com/evnats/evnats/loop"
+)
+
+func init() { loop.RegisterLeaf(open) }
+
+// manager owns the links of one server and the table of interest they
+// advertise.
+type manager struct {
+	s       *loop.Server
+	remotes []*remote // the configured hubs; fixed after open
+	ln      net.Listener
+	tls     *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
+	wg      sync.WaitGroup // accepted connections and the accept loop
+
+	// mu guards interest and links; a link's mu is taken under it, never
+	// the other way round.
+	mu       sync.Mutex
+	interest map[ikey]*icount
+	links    []*remote            // every link that is up or retrying: remotes, then accepted ones
+	accepted map[*remote]struct{} // accepted connections, from accept to end
+	closed   bool                 // Close has begun: accept no more
+	nextCID  uint64
+}
+
+// ikey is one line of interest: a subject, and a queue group or "".
+type ikey struct{ subject, queue string }
+
+// icount is how many subscriptions want one line of interest: this
+// server's own, and each link peer's. Guarded by manager.mu.
+type icount struct {
+	local int
+	by    map[*remote]int // nil until a link's peer shows the interest
+}
+
+// visible is how much of c link r's peer is told of: a peer hears this
+// server's own interest and that of peers it is a hub for (accepted
+// links); interest learnt from a hub (a remote) goes only to accepted
+// links, as nats-server's spoke rule has it, and a peer never hears its
+// own back.
+func (c *icount) visible(r *remote) int {
+	n := c.local
+	for src, k := range c.by {
+		if src != r && (src.accepted || r.accepted) {
+			n += k
+		}
+	}
+	return n
+}
+
+// open starts every configured remote and the leafnode listener; the
+// links come up in the background, so the server serves locally whether
+// or not a hub answers.
+func open(s *loop.Server) (interface{ Close() }, error) {
+	o := s.Options()
+	m := &manager{s: s, interest: map[ikey]*icount{}, accepted: map[*remote]struct{}{}}
+	for i := range o.LeafRemotes {
+		r, err := newRemote(m, o.LeafRemotes[i], o.LeafReconnect)
+		if err != nil {
+			return nil, err
+		}
+		m.nextCID++
+		r.mu.cid = m.nextCID
+		m.remotes = append(m.remotes, r)
+	}
+	m.links = append(m.links, m.remotes...)
+	if o.LeafPort != 0 {
+		if err := m.listen(o); err != nil {
+			return nil, err
+		}
+	}
+	s.WatchInterest(m.watch)
+	for _, r := range m.remotes {
+		go r.run()
+	}
+	return m, nil
+}
+
+// Close stops every link, the listener and the interest watch.
+func (m *manager) Close() {
+	m.s.WatchInterest(nil)
+	if m.ln != nil {
+		m.ln.Close()
+	}
+	for _, r := range m.remotes {
+		r.close()
+	}
+	m.mu.Lock()
+	m.closed = true
+	var acc []*remote
+	for r := range m.accepted {
+		acc = append(acc, r)
+	}
+	m.mu.Unlock()
+	for _, r := range acc {
+		r.close()
+	}
+	m.wg.Wait()
+}
+
+// watch counts interest and tells each connected peer when a line of what
+// it may see appears, disappears, or (queue groups) changes weight. It
+// runs with the sublist locked (loop.Server.WatchInterest).
+func (m *manager) watch(subject, queue string, src loop.Link, added bool) {
+	k := ikey{subject, queue}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.interest[k]
+	if c == nil {
+		if !added {
+			return
+		}
+		c = &icount{}
+		m.interest[k] = c
+	}
+	from, _ := src.(*remote)
+	before := make([]int, 0, 8)
+	for _, r := range m.links {
+		before = append(before, c.visible(r))
+	}
+	d := -1
+	if added {
+		d = 1
+	}
+	if from == nil {
+		c.local = max(c.local+d, 0)
+	} else {
+		if c.by == nil {
+			c.by = map[*remote]int{}
+		}
+		if n := c.by[from] + d; n > 0 {
+			c.by[from] = n
+		} else {
+			delete(c.by, from)
+		}
+	}
+	for i, r := range m.links {
+		n := c.visible(r)
+		switch {
+		case n == before[i] || !r.imports(subject):
+		case n == 0:
+			r.queueProto(func(b []byte) []byte { return appendUnsub(b, subject, queue) })
+		case queue != "" || before[i] == 0:
+			r.queueProto(func(b []byte) []byte { return appendSub(b, subject, queue, n) })
+		}
+	}
+	if c.local == 0 && len(c.by) == 0 {
+		delete(m.interest, k)
+	}
+}
+
+// snapshotLocked appends LS+ for all interest r's peer may see. m.mu is
+// held.
+func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
+	for k, c := range m.interest {
+		if n := c.visible(r); n > 0 && r.imports(k.subject) {
+			b = appendSub(b, k.subject, k.queue, n)
+		}
+	}
+	return b
+}
+
+// Links describes the links that are up (loop.Server.LeafLinks).
+func (m *manager) Links() []loop.LeafLink {
+	m.mu.Lock()
+	links := append([]*remote(nil), m.links...)
+	m.mu.Unlock()
+	var out []loop.LeafLink
+	for _, r := range links {
+		r.mu.Lock()
+		if !r.mu.up || r.mu.conn == nil {
+			r.mu.Unlock()
+			continue
+		}
+		l := loop.LeafLink{ID: r.mu.cid, Name: r.mu.peer, IsSpoke: !r.accepted, Account: "$G",
+			OutMsgs: r.mu.outMsgs, OutBytes: r.mu.outBytes, Compression: r.mu.compression}
+		if a, ok := r.mu.conn.RemoteAddr().(*net.TCPAddr); ok {
+			l.IP, l.Port = a.IP.String(), a.Port
+		}
+		r.mu.Unlock()
+		l.InMsgs, l.InBytes = r.inMsgs.Load(), r.inBytes.Load()
+		l.NumSubs = uint32(r.nsubs.Load())
+		out = append(out, l)
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package loop
+
+// Links to other servers (leaf nodes, loop/leaf): the loop side.
+//
+// A link's peer shows interest with subscriptions the link inserts here
+// (LinkSubscribe); they live in the global sublist like internal ones, but
+// dispatch collects them instead of calling them, so that one message goes
+// over a link once, naming the queue groups the peer was picked for, however
+// many of its interests matched. A queue member across a link is picked only
+// when no local member takes the message (pickQueueMember). Messages from
+// the peer enter the one delivery path through a LinkPublisher, which never
+// hands them back to the link they came from.
+//
+// Concurrency: LinkSubscribe, WatchInterest and RegisterLeaf are safe for
+// concurrent use. Link.Forward is called on the publisher's goroutine (any
+// loop, reader goroutine or internal publisher) with no evnats lock held.
+// A LinkPublisher belongs to one goroutine (the link's reader).
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/evnats/evnats/router"
+)
+
+// Link is a connection to another server that messages cross.
+type Link interface {
+	// Forward sends the peer a message published here that it has
+	// interest in. queues names the peer's queue groups it was picked for
+	// (nil when only plain interest matched); msg holds headers then
+	// payload when hdrLen >= 0. It runs on the publisher's goroutine, must
+	// not block (a link that cannot keep up drops, as a slow consumer),
+	// and must copy what it keeps: every slice is valid only until it
+	// returns.
+	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string)
+}
+
+// LinkSubscribe registers the peer's interest in subject (queue "" for
+// plain interest) and returns what withdraws it; messages on subjects
+// matching deny (patterns inside subject) are not sent for it. Safe for
+// concurrent use.
+func (s *Server) LinkSubscribe(l Link, subject, queue string, deny []string) (remove func()) {
+	sub := &subscription{link: l, deny: deny}
+	sub.Subject = subject
+	sub.Queue = queue
+	sub.Loop = internalLoop
+	sub.Owner = sub
+	s.sl.Insert(&sub.Subscription)
+	return func() { s.sl.Remove(&sub.Subscription) }
+}
+
+// WatchInterest calls fn for every subscription present now and for
+// every later one as it comes (added) and goes, in order, so that links
+// can tell their peers what this server wants. src is the link whose peer
+// the interest is (nil for this server's own); the server's internal
+// subscriptions on its own subjects ($JS., $SYS., ...) are not shown. fn
+// is called with the sublist locked: it must be quick, must not
+// subscribe, unsubscribe or publish, and any lock it takes ranks below
+// the sublist's. One watcher at a time; nil stops watching.
+func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
+	if fn == nil {
+		s.sl.Watch(nil)
+		return
+	}
+	s.sl.Watch(func(rs *routerSub, added bool) {
+		sub := rs.Owner
+		if sub.link != nil || sub.c != nil || !reservedSubject(rs.Subject) {
+			fn(rs.Subject, rs.Queue, sub.link, added)
+		}
+	})
+}
+
+// reservedSubject reports whether an internal subscription on subject is
+// this server's own business (JetStream's API, system subjects), not
+// interest to show across a link.
+func reservedSubject(subject string) bool {
+	return strings.HasPrefix(subject, "$JS.") || strings.HasPrefix(subject, "$JSC.") ||
+		strings.HasPrefix(subject, "$SYS.") || strings.HasPrefix(subject, "$KV.") ||
+		strings.HasPrefix(subject, "$O.") || strings.HasPrefix(subject, "$MQTT.")
+}
+
+// LinkPublisher delivers the messages that arrive over one link. Owned by
+// the link's reader goroutine.
+type LinkPublisher struct {
+	s     *Server
+	l     Link
+	cache *router.Cache[*subscription]
+}
+
+// NewLinkPublisher returns the publisher for messages arriving over l.
+func (s *Server) NewLinkPublisher(l Link) *LinkPublisher {
+	return &LinkPublisher{s: s, l: l, cache: router.NewCache(s.sl, 1024)}
+}
+
+// Publish delivers a message from the peer to local subscribers: every
+// plain one, and one member of each queue group named in queues (the
+// peer picked this server for them); other links' interest is served as
+// for a local publish, never the link it came from. msg holds headers then
+// payload when hdrLen >= 0. Slices are not kept.
+func (p *LinkPublisher) Publish(subject, reply []byte, hdrLen int, msg []byte, queues [][]byte) {
+	r := p.cache.Match(subject)
+	if r.Empty() {
+		return
+	}
+	sh := p.s.shard(0)
+	sh.inMsgs.Add(1)
+	sh.inBytes.Add(int64(len(msg)))
+	var o origin
+	if g, ok := p.s.tr.(*gnetTransport); ok {
+		o.inj = g
+	}
+	d := delivery{origin: o, subject: subject, reply: reply, hdrLen: hdrLen, msg: msg, from: p.l, onlyQ: queues, filterQ: true}
+	d.dispatch(r)
+}
+
+// RegisterLeaf installs what opens the leaf-node remotes (leafnodes {
+// remotes }); loop/leaf calls it from init, so loop imports nothing of it.
+func RegisterLeaf(open func(s *Server) (interface{ Close() }, error)) { leafPlugin = open }
+
+var leafPlugin func(s *Server) (interface{ Close() }, error)
+
+var errNoLeaf = errors.New("leaf nodes are not built in (import github.com/evnats/evnats/loop/leaf)")
+
+// LeafLink describes one leaf-node link, with /leafz's field names.
+type LeafLink struct {
+	ID          uint64 `json:"id"`
+	Name        string `json:"name"`
+	IsSpoke     bool   `json:"is_spoke"` // this server is the leaf (a remote), not the hub
+	Account     string `json:"account"`
+	IP          string `json:"ip"`
+	Port        int    `json:"port"`
+	InMsgs      int64  `json:"in_msgs"`
+	OutMsgs     int64  `json:"out_msgs"`
+	InBytes     int64  `json:"in_bytes"`
+	OutBytes    int64  `json:"out_bytes"`
+	NumSubs     uint32 `json:"subscriptions"` // the peer's interest held here
+	Compression string `json:"compression,omitempty"`
+}
+
+// LeafLinks returns the leaf-node links that are up, for monitoring.
+// Safe for concurrent use.
+func (s *Server) LeafLinks() []LeafLink {
+	if l, ok := s.leaf.(interface{ Links() []LeafLink }); ok {
+		return l.Links()
+	}
+	return nil
+}
+
+// LeafAddr is the leafnode listener's address, nil when there is none.
+func (s *Server) LeafAddr() net.Addr {
+	if a, ok := s.leaf.(interface{ Addr() net.Addr }); ok {
+		return a.Addr()
+	}
+	return nil
+}
+
+// openLeaf starts the leaf remotes and listener, when there are any.
+func (s *Server) openLeaf() (interface{ Close() }, error) {
+	if len(s.opts.LeafRemotes) == 0 && s.opts.LeafPort == 0 {
+		return nil, nil
+	}
+	if leafPlugin == nil {
+		return nil, errNoLeaf
+	}
+	return leafPlugin(s)
+}
+
+// ID returns the server's unique id (server_id in INFO).
+func (s *Server) ID() string { return s.id }
+
+// linkOut is what a dispatch collects for one link: whether plain interest
+// matched and which of the peer's queue groups were picked. It lives in a
+// delivery, on the dispatching goroutine's stack.
+type linkOut struct {
+	l     Link
+	plain bool
+	n     int
+	q     [4]string
+	more  []string
+}
+
+// toLink records that link subscription s takes the message.
+func (d *delivery) toLink(s *subscription) bool {
+	if s.link == d.from || s.denies(d.subject) {
+		return false
+	}
+	lo := &d.lk
+	if lo.l != nil && lo.l != s.link {
+		// A second link in one dispatch (several remotes): sent apart.
+		var q []string
+		if s.Queue != "" {
+			q = []string{s.Queue}
+		}
+		s.link.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+		return true
+	}
+	lo.l = s.link
+	if s.Queue == "" {
+		lo.plain = true
+	} else if lo.n < len(lo.q) {
+		lo.q[lo.n] = s.Queue
+		lo.n++
+	} else {
+		lo.more = append(lo.more, s.Queue)
+	}
+	return true
+}
+
+// flushLink sends the message over the link it collected, once.
+func (d *delivery) flushLink() {
+	lo := &d.lk
+	if lo.l == nil {
+		return
+	}
+	var q []string
+	if lo.n > 0 {
+		qs := make([]string, 0, lo.n+len(lo.more))
+		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
+	}
+	lo.l.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+	*lo = linkOut{}
+}
+
+// listedQueue reports whether queue group name is one the peer named.
+func (d *delivery) listedQueue(name string) bool {
+	for _, q := range d.onlyQ {
+		if string(q) == name {
+			return true
+		}
+	}
+	return false
+}

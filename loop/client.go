@@ -59,6 +59,8 @@ type connectOpts struct {
 	User         string `json:"user"`
 	Pass         string `json:"pass"`
 	Token        string `json:"auth_token"`
+	Nkey         string `json:"nkey"`
+	Sig          string `json:"sig"`
 }
 
 // defaultConnectOpts are in force before CONNECT and for fields it omits;
@@ -112,6 +114,12 @@ type client struct {
 	echo      bool
 	user      string
 	perms     atomic.Pointer[permissions] // swapped by a reload (reload.go: reauthorize)
+	// acc is the client's account: $G until a CONNECT logs it into
+	// another, then fixed (a later CONNECT may not move it). cache is
+	// its loop's cache of acc's sublist. Both change only before the
+	// client has a subscription, in its own context.
+	acc   *account
+	nonce []byte // what INFO asked an nkey user to sign; nil without nkey users
 
 	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
@@ -143,6 +151,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 		opts:     defaultConnectOpts,
 		scratch:  make([]byte, 0, 256),
 		lastPing: time.Now(),
+		acc:      s.gacc,
 	}
 	if lp != nil {
 		c.cache = lp.cache
@@ -189,6 +198,12 @@ func (c *client) info() []byte {
 	info.MaxPayload, info.AuthRequired = lv.maxPayload, lv.auth.required
 	info.ClientID = c.id
 	info.ClientIP = c.ip
+	if lv.auth.nkeys != nil {
+		if c.nonce == nil {
+			c.nonce = newNonce()
+		}
+		info.Nonce = string(c.nonce)
+	}
 	if c.ws != nil {
 		info.TLSRequired, info.TLSVerify = c.ws.tls, false
 		if a := c.ws.srv.auth; a != nil {
@@ -337,13 +352,14 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 		}
 		return AuthRefused
 	}
+	nonce := c.nonce
 	if !a.isSlow(o) {
-		u, ok := a.verify(o)
+		u, ok := a.verify(o, nonce)
 		return u, result(ok)
 	}
 	var u *userEntry
 	oc := *o // the check may outlive the caller's copy
-	check := func() (ok bool) { u, ok = a.verify(&oc); return }
+	check := func() (ok bool) { u, ok = a.verify(&oc, nonce); return }
 	if c.lp == nil {
 		ok, expired := c.srv.slowAuth.check(c.authDeadline(), check)
 		if expired {
@@ -364,6 +380,11 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
+	if !c.joinAccount(u) {
+		c.srv.Noticef("client %d (%s): authorization violation: a second CONNECT into another account", c.id, c.ip)
+		c.closeWithErr("Authorization Violation")
+		return errClose{}
+	}
 	c.setUser(o.User, u)
 	c.parser.ConnectFirst = false
 	c.t.outLock() // deliveries from other goroutines read opts.Headers
@@ -373,6 +394,32 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	c.connected.Store(true)
 	c.sendOK()
 	return nil
+}
+
+// joinAccount moves c into user u's account (nil: $G) and its loop's
+// cache of it. It refuses a move once c is connected or has
+// subscriptions: they live in the account it has.
+func (c *client) joinAccount(u *userEntry) bool {
+	acc := c.srv.gacc
+	if u != nil && u.acc != nil {
+		acc = u.acc
+	}
+	if acc == c.acc {
+		return true
+	}
+	c.t.outLock()
+	busy := c.connected.Load() || len(c.subs) > 0 || c.closed
+	c.t.outUnlock()
+	if busy {
+		return false
+	}
+	c.acc = acc
+	if c.lp != nil {
+		c.cache = c.lp.cacheFor(acc)
+	} else {
+		c.cache = router.NewCache(acc.sl, 256)
+	}
+	return true
 }
 
 // auth is the authentication setup the client is checked against: the
@@ -537,7 +584,7 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 // owned by c's loop, in c's table and the sublist. Caller holds outLock.
 func (c *client) addSub(s *subscription) {
 	if c.ownSub(s) {
-		c.srv.sl.Insert(&s.Subscription)
+		c.acc.sl.Insert(&s.Subscription)
 	}
 }
 
@@ -566,7 +613,7 @@ func (c *client) removeSub(s *subscription) {
 	}
 	s.closed = true
 	delete(c.subs, string(s.SID))
-	c.srv.sl.Remove(&s.Subscription)
+	c.acc.sl.Remove(&s.Subscription)
 }
 
 // ProcessPing answers PING.
@@ -695,7 +742,7 @@ func (c *client) cleanup() {
 	c.releaseFlow()
 	for _, s := range c.subs {
 		s.closed = true
-		c.srv.sl.Remove(&s.Subscription)
+		c.acc.sl.Remove(&s.Subscription)
 	}
 	c.subs = nil
 	c.out.reset()

@@ -77,20 +77,23 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setStr(&o.PidFile), "pid_file", "pidfile")
 	alias(k, setStr(&o.StoreDir), "store_dir", "storedir")
 	alias(k, w.sub(w.authBlock("authorization", o)), "authorization")
+	alias(k, w.accounts(o), "accounts")
+	alias(k, setStr(&o.NoAuthUser), "no_auth_user")
+	alias(k, setStr(&o.SystemAccount), "system_account", "system")
 	alias(k, w.jetStream(o), "jetstream")
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
 	alias(k, setTLS(&o.TLS), "tls")
 	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
-		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
+		"disable_sublist_cache", "no_sublist_cache", "default_sentinel",
 		"https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
 		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
 		"root_operators", "root_operator", "resolver", "account_resolver",
 		"accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
-		"no_auth_user", "system_account", "system", "no_system_account", "no_system",
+		"no_system_account", "no_system",
 		"no_sys_acc", "no_header_support", "trusted", "trusted_keys",
 		"connect_error_reports", "reconnect_error_reports",
 	}}
@@ -220,6 +223,23 @@ func (w *cfgWalker) authBlock(path string, o *Options) block {
 		}
 		return nil
 	}, "users")
+	alias(k, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a list of nkey users, got %s", kind(v))
+		}
+		for i, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("%q: want a block, got %s", fmt.Sprintf("%s.nkeys[%d]", path, i), kind(e)))
+				continue
+			}
+			u := &User{}
+			w.walk(w.userBlock(fmt.Sprintf("%s.nkeys[%d]", path, i), u), m)
+			o.Users = append(o.Users, u)
+		}
+		return nil
+	}, "nkeys")
 	return block{path: path, keys: k, native: []string{
 		"default_permission", "default_permissions", "permissions", "auth_callout", "auth_hook", "proxy_required",
 	}}
@@ -230,6 +250,7 @@ func (w *cfgWalker) userBlock(path string, u *User) block {
 	k := map[string]setter{}
 	alias(k, setStr(&u.Username), "user", "username")
 	alias(k, setStr(&u.Password), "password", "pass")
+	alias(k, setStr(&u.Nkey), "nkey")
 	alias(k, func(v any) error {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -240,7 +261,7 @@ func (w *cfgWalker) userBlock(path string, u *User) block {
 		return nil
 	}, "permissions", "permission", "authorization")
 	return block{path: path, keys: k, native: []string{
-		"nkey", "allowed_connection_types", "connection_types", "clients", "proxy_required",
+		"allowed_connection_types", "connection_types", "clients", "proxy_required",
 		"issuer", "account", "acc", "auth_users", "xkey", "key", "allowed_accounts",
 	}}
 }

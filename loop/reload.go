@@ -44,6 +44,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
+	"Accounts": true, "NoAuthUser": true, "SystemAccount": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
@@ -68,7 +69,8 @@ var configKeys = map[string]string{
 	"PingInterval": "ping_interval", "MaxPingsOut": "ping_max",
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
-	"Users": "authorization users", "Debug": "debug", "Trace": "trace",
+	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
+	"SystemAccount": "system_account", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
 	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
@@ -108,7 +110,7 @@ func (s *Server) Reload(o Options) error {
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), them)
 	}
-	ac, err := newAuthConfig(&o)
+	ac, err := newAuthConfig(&o, s.live.Load().auth, s.gacc)
 	if err != nil {
 		return err
 	}
@@ -116,10 +118,19 @@ func (s *Server) Reload(o Options) error {
 		return err
 	}
 	old := s.live.Swap(liveOf(&o, ac))
+	// Imports change as one: the old ones go, the new ones come (a
+	// message published in between crosses no account).
+	for _, undo := range s.importUndo {
+		undo()
+	}
+	s.importUndo = s.installImports(ac.accounts)
 	if err := s.ReloadTLS(); err != nil {
 		s.Errorf("reload: %v; keeping the certificates in use", err)
 	}
-	if !reflect.DeepEqual(old.auth, ac) {
+	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
+		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
+		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap {
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
@@ -188,6 +199,13 @@ func (c *client) reauthorize(old, a *authConfig) {
 	opts := c.opts
 	c.t.outUnlock()
 	u, ok := a.readmit(old, c.user, &opts)
+	if ok {
+		acc := c.srv.gacc
+		if u != nil && u.acc != nil {
+			acc = u.acc
+		}
+		ok = acc == c.acc // a user moved to another account logs in again
+	}
 	if !ok {
 		c.srv.Noticef("client %d (%s): authorization violation after reload", c.id, c.ip)
 		c.closeWithErr("Authorization Violation")
@@ -225,6 +243,12 @@ func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*use
 	case a.user != "":
 		kept := old.required && old.user == a.user && old.pass == a.pass
 		return nil, o.User == a.user && passStill(o.Pass, a.pass, kept)
+	case o.Nkey != "": // its signature was checked at CONNECT
+		u := a.nkeys[o.Nkey]
+		return u, u != nil
+	}
+	if u := a.noAuthFor(o); u != nil {
+		return u, true
 	}
 	u := a.users[o.User]
 	if u == nil {

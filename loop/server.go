@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/jetstream"
-	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
 
@@ -29,7 +28,8 @@ const Version = "2.10.0"
 type Server struct {
 	opts     Options
 	id       string
-	sl       *subList
+	sl       *subList // the global account's ($G: gacc.sl)
+	gacc     *account
 	authCfg  *authConfig // as started; a reload's is live.auth
 	slowAuth *slowAuth   // bounds bcrypt checks, run off the loops
 	start    time.Time
@@ -68,6 +68,9 @@ type Server struct {
 	reloadMu sync.Mutex
 	inForce  Options
 	cfgTime  atomic.Int64
+	// importUndo removes the internal subscriptions that carry the
+	// imports in force (account.go: installImports); under reloadMu.
+	importUndo []func()
 }
 
 // serverTransport is what Server needs from a transport (gnet or goroutine).
@@ -105,6 +108,7 @@ type serverInfo struct {
 	TLSVerify    bool   `json:"tls_verify,omitempty"`
 	LameDuckMode bool   `json:"ldm,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
+	Nonce        string `json:"nonce,omitempty"`
 }
 
 // New validates opts and returns a server that is not yet listening.
@@ -123,7 +127,8 @@ func New(opts Options) (*Server, error) {
 	if opts.MQTTMaxRetainedMsgs < 0 || opts.MQTTMaxRetainedBytes < 0 {
 		return nil, fmt.Errorf("loop: mqtt max_retained_msgs and max_retained_bytes may not be negative")
 	}
-	ac, err := newAuthConfig(&opts)
+	gacc := newAccount(globalAccount, nil)
+	ac, err := newAuthConfig(&opts, nil, gacc)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +167,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
-		sl:      router.NewSublist[*subscription](),
+		sl:      gacc.sl,
+		gacc:    gacc,
 		authCfg: ac,
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),
@@ -177,6 +183,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(liveOf(&opts, ac))
+	s.importUndo = s.installImports(ac.accounts)
 	s.cfgTime.Store(time.Now().UnixNano())
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
@@ -334,6 +341,7 @@ func (s *Server) housekeeping() {
 			return
 		case now := <-t.C:
 			s.tr.eachClient(func(c *client) { c.tick(now) })
+			s.expireResponses(now)
 			if s.mqtt != nil {
 				s.mqtt.Housekeep()
 			}

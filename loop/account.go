@@ -108,8 +108,8 @@ func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map
 		if err := validAccountName(ac.Name); err != nil {
 			return nil, err
 		}
-		if ac.JetStream && ac.Name != globalAccount {
-			return nil, fmt.Errorf("loop: account %q: jetstream per account is not supported by evnats yet (JetStream serves the global account $G)", ac.Name)
+		if ac.JetStream && !o.JetStream && ac.Name != globalAccount {
+			return nil, fmt.Errorf("loop: account %q: jetstream enabled in the account needs jetstream enabled on the server", ac.Name)
 		}
 		sp := specs[ac.Name]
 		if sp != nil && ac.Name != globalAccount {

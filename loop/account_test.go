@@ -2,9 +2,12 @@ package loop_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
 
@@ -299,7 +303,7 @@ func TestAccountsImportRefused(t *testing.T) {
 			`import forms a cycle`},
 		{`accounts { A { users = [ {user: a, password: a} ] } }
 		  no_auth_user: nobody`, `no_auth_user: "nobody" not present as user or nkey`},
-		{`accounts { A { jetstream: enabled } }`, `jetstream per account is not supported`},
+		{`accounts { A { jetstream: enabled } }`, `needs jetstream enabled on the server`},
 	} {
 		o := loop.Options{}
 		if err := loop.ApplyConfigFile(&o, writeConf(t, tc.conf)); err != nil {
@@ -357,6 +361,83 @@ func TestAccountsReload(t *testing.T) {
 		}
 		if !a.IsConnected() || errors.Is(a.LastError(), nats.ErrAuthorization) {
 			t.Fatal("a dropped by a refused reload")
+		}
+	})
+}
+
+// TestAccountsJetStream: accounts with jetstream enabled each have their
+// own streams (both may have ORDERS), kept apart on disk under
+// jetstream/<account>/ and recovered after a restart; max_streams is
+// enforced with error 10027; an account without JetStream has no API.
+func TestAccountsJetStream(t *testing.T) {
+	conf := `
+jetstream: enabled
+accounts {
+  A { users = [ {user: a, password: a} ], jetstream: enabled }
+  B { users = [ {user: b, password: b} ], jetstream: { max_streams: 1, max_mem: 1MB } }
+  C { users = [ {user: c, password: c} ] }
+}
+`
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		r := startFromFile(t, o, conf)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, u := range []string{"a", "b"} {
+			js, _ := jetstream.New(connUser(t, r.s, u, u))
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage}); err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+		}
+		ja, _ := jetstream.New(connUser(t, r.s, "a", "a"))
+		for i := 0; i < 3; i++ {
+			if _, err := ja.Publish(ctx, "orders.x", []byte("a")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		jb, _ := jetstream.New(connUser(t, r.s, "b", "b"))
+		if _, err := jb.Publish(ctx, "orders.x", []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := jb.CreateStream(ctx, jetstream.StreamConfig{Name: "MORE", Subjects: []string{"more"}})
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10027 {
+			t.Fatalf("second stream in B: %v, want 10027", err)
+		}
+		if ai, err := jb.AccountInfo(ctx); err != nil || ai.Limits.MaxStreams != 1 || ai.Streams != 1 {
+			t.Fatalf("B account info %+v %v", ai, err)
+		}
+		jc, _ := jetstream.New(connUser(t, r.s, "c", "c"))
+		if _, err := jc.AccountInfo(ctx); err == nil {
+			t.Fatal("account C without jetstream answered")
+		}
+		counts := func() (uint64, uint64) {
+			sa, err := ja.Stream(ctx, "ORDERS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb, err := jb.Stream(ctx, "ORDERS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ia, _ := sa.Info(ctx)
+			ib, _ := sb.Info(ctx)
+			return ia.State.Msgs, ib.State.Msgs
+		}
+		if na, nb := counts(); na != 3 || nb != 1 {
+			t.Fatalf("ORDERS: A %d, B %d messages; want 3 and 1", na, nb)
+		}
+		for _, acc := range []string{"A", "B"} {
+			if _, err := os.Stat(filepath.Join(r.base.StoreDir, "jetstream", acc, "streams", "ORDERS")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Restart on the same store.
+		r.s.Shutdown()
+		r.s = looptest.Start(t, r.load(t))
+		ja, _ = jetstream.New(connUser(t, r.s, "a", "a"))
+		jb, _ = jetstream.New(connUser(t, r.s, "b", "b"))
+		if na, nb := counts(); na != 3 || nb != 1 {
+			t.Fatalf("after restart ORDERS: A %d, B %d messages; want 3 and 1", na, nb)
 		}
 	})
 }

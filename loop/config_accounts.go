@@ -81,6 +81,15 @@ func (w *cfgWalker) accountBlock(path string, a *Account) block {
 			}
 		case map[string]any:
 			a.JetStream = true
+			lk := map[string]setter{}
+			l := &a.JetStreamLimits
+			alias(lk, setSize(&l.MaxMemory), "max_mem", "max_memory", "max_memory_store")
+			alias(lk, setSize(&l.MaxStore), "max_file", "max_store", "max_file_store")
+			alias(lk, setNonNeg(&l.MaxStreams), "max_streams")
+			w.walk(block{path: path + ".jetstream", keys: lk, native: []string{
+				"max_consumers", "max_ack_pending", "max_bytes_required", "mem_max_stream_bytes", "disk_max_stream_bytes",
+				"memory_max_stream_bytes", "cluster_traffic", "tiered_limits",
+			}}, t)
 			return nil
 		}
 		return fmt.Errorf("want enabled, disabled or a block of limits, got %s", kind(v))

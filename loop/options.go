@@ -161,11 +161,21 @@ type User struct {
 
 // Account is one entry of the accounts block.
 type Account struct {
-	Name      string
-	Users     []*User
-	Exports   []*Export
-	Imports   []*Import
-	JetStream bool
+	Name    string
+	Users   []*User
+	Exports []*Export
+	Imports []*Import
+	// JetStream gives the account streams of its own (server-wide
+	// JetStream must be on), within JetStreamLimits.
+	JetStream       bool
+	JetStreamLimits AccountJSLimits
+}
+
+// AccountJSLimits bound one account's JetStream: bytes in memory and file
+// streams, and streams (0: unlimited).
+type AccountJSLimits struct {
+	MaxMemory, MaxStore int64
+	MaxStreams          int
 }
 
 // Export makes a stream or a service (exactly one of them, a subject that

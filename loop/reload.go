@@ -110,6 +110,9 @@ func (s *Server) Reload(o Options) error {
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), them)
 	}
+	if jsAccounts(&s.started) != jsAccounts(&given) {
+		return fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
+	}
 	ac, err := newAuthConfig(&o, s.live.Load().auth, s.gacc)
 	if err != nil {
 		return err
@@ -266,4 +269,16 @@ func passStill(given, want string, kept bool) bool {
 		return kept
 	}
 	return equalSecret(given, want)
+}
+
+// jsAccounts describes which accounts of o have JetStream and their
+// limits: the Managers started with the server, which a reload keeps.
+func jsAccounts(o *Options) string {
+	var b strings.Builder
+	for _, a := range o.Accounts {
+		if a.JetStream {
+			fmt.Fprintf(&b, "%s:%+v;", a.Name, a.JetStreamLimits)
+		}
+	}
+	return b.String()
 }

@@ -43,12 +43,13 @@ type Server struct {
 	staleConns atomic.Uint64
 	lameDuck   atomic.Bool
 
-	js       *jetstream.Manager // nil unless JetStream is enabled
-	mqtt     Plugin             // serves the MQTT listener; nil when it is off
-	tls      *tlsServer         // nil unless clients connect with TLS
-	mqttTLS  *tlsServer         // nil unless MQTT clients connect with TLS
-	ws       *wsServer          // the WebSocket listener's setup; nil when it is off
-	wsTLS    *tlsServer         // wss://: nil unless the websocket block has tls
+	js       *jetstream.Manager   // nil unless JetStream is enabled
+	jsAcc    []*jetstream.Manager // one per other account with jetstream enabled
+	mqtt     Plugin               // serves the MQTT listener; nil when it is off
+	tls      *tlsServer           // nil unless clients connect with TLS
+	mqttTLS  *tlsServer           // nil unless MQTT clients connect with TLS
+	ws       *wsServer            // the WebSocket listener's setup; nil when it is off
+	wsTLS    *tlsServer           // wss://: nil unless the websocket block has tls
 	tr       serverTransport
 	http     *http.Server
 	httpAddr net.Addr
@@ -213,17 +214,13 @@ func (s *Server) Start() error {
 	if s.opts.MQTTPort != 0 {
 		mq, err := s.openMQTT()
 		if err != nil {
-			if s.js != nil {
-				s.js.Stop()
-			}
+			s.stopJetStream()
 			return fmt.Errorf("loop: mqtt: %w", err)
 		}
 		s.mqtt = mq
 	}
 	if err := s.tr.start(); err != nil {
-		if s.js != nil {
-			s.js.Stop()
-		}
+		s.stopJetStream()
 		if s.mqtt != nil {
 			s.mqtt.Close()
 		}
@@ -231,9 +228,7 @@ func (s *Server) Start() error {
 	}
 	if s.opts.HTTPPort != 0 {
 		if err := s.startMonitor(); err != nil {
-			if s.js != nil {
-				s.js.Stop()
-			}
+			s.stopJetStream()
 			s.tr.stop()
 			return err
 		}
@@ -288,9 +283,7 @@ func (s *Server) Shutdown() {
 		_ = s.http.Shutdown(ctx)
 		cancel()
 	}
-	if s.js != nil {
-		s.js.Stop() // finish queued publishes and flush stores while loops still run
-	}
+	s.stopJetStream() // finish queued publishes and flush stores while loops still run
 	s.tr.stop()
 	if s.mqtt != nil {
 		s.mqtt.Close() // after every connection released its session

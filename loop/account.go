@@ -419,13 +419,25 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 					s.serviceResponse(svc, subject, hdrLen, msg)
 				}))
 			})
-			sub := internalSub(from, func(subject, reply []byte, hdrLen int, msg []byte) {
+			sub := internalSub(from, func([]byte, []byte, int, []byte) {}) // request is called instead
+			sub.Owner.request = func(pub *client, subject, reply []byte, hdrLen int, msg []byte) {
+				target := mapSubject(string(subject), from, to)
+				r := svc.sl.Match(target)
+				if r.Empty() {
+					// As nats-server: a requester that asked for it hears
+					// that nobody serves the import (on its own goroutine:
+					// internal subscriptions are served where dispatch runs).
+					if pub != nil && len(reply) > 0 && pub.opts.NoResponders && pub.opts.Headers {
+						pub.noResponders(subject, reply)
+					}
+					return
+				}
 				var rep []byte
 				if len(reply) > 0 {
 					rep = svc.mapReply(dst, reply, ttl, stream)
 				}
-				s.deliverIn(svc, mapSubject(string(subject), from, to), rep, hdrLen, msg)
-			})
+				s.deliverMatchedIn(r, target, rep, hdrLen, msg)
+			}
 			dst.sl.Insert(sub)
 			undo = append(undo, func() { dst.sl.Remove(sub) })
 		}
@@ -484,10 +496,13 @@ func (s *Server) expireResponses(now time.Time) {
 // to a's subscribers, from whatever goroutine the import's handler runs
 // on: as the server publishes, so on gnet through the loops' inboxes.
 func (s *Server) deliverIn(a *account, subject string, reply []byte, hdrLen int, msg []byte) {
-	r := a.sl.Match(subject)
-	if r.Empty() {
-		return
+	if r := a.sl.Match(subject); !r.Empty() {
+		s.deliverMatchedIn(r, subject, reply, hdrLen, msg)
 	}
+}
+
+// deliverMatchedIn is deliverIn with the match done.
+func (s *Server) deliverMatchedIn(r *matchResult, subject string, reply []byte, hdrLen int, msg []byte) {
 	var o origin
 	if g, ok := s.tr.(*gnetTransport); ok {
 		o.inj = g

@@ -74,6 +74,10 @@ type subscription struct {
 	router.Subscription[*subscription]
 	c        *client         // nil for an internal subscription
 	internal InternalHandler // set for an internal subscription
+	// request, set for a service import's internal subscription
+	// (account.go) instead of calling internal, also gets the publisher
+	// (nil when the server publishes), to tell it no one answers.
+	request func(pub *client, subject, reply []byte, hdrLen int, msg []byte)
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 

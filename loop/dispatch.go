@@ -144,6 +144,10 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		if s.denies(d.subject) {
 			return false
 		}
+		if s.request != nil {
+			s.request(d.pub, d.subject, d.reply, d.hdrLen, d.msg)
+			return true
+		}
 		s.internal(d.subject, d.reply, d.hdrLen, d.msg)
 		return true
 	}

@@ -40,6 +40,7 @@ accounts {
       {stream: {account: A, subject: "events.>"}, prefix: "x"}
       {service: {account: A, subject: "svc.echo"}, to: "local.echo"}
       {service: {account: A, subject: "feed.>"}}
+      {service: {account: A, subject: "svc.*.up"}, to: "remote.*.up"}
     ]
   }
 }
@@ -164,6 +165,12 @@ func TestAccountsServiceImport(t *testing.T) {
 		}
 		if !strings.HasPrefix(seenReply, "_R_.") {
 			t.Fatalf("service saw reply %q, want a mapped _R_ subject", seenReply)
+		}
+		// A wildcard `to` maps token by token.
+		a.Subscribe("svc.*.up", func(m *nats.Msg) { m.Respond([]byte(m.Subject)) })
+		a.Flush()
+		if r, err := b.Request("remote.node7.up", nil, 5*time.Second); err != nil || string(r.Data) != "svc.node7.up" {
+			t.Fatalf("remote.node7.up: %v %v", r, err)
 		}
 		// The exporter's own subject is not B's.
 		if _, err := b.Request("svc.echo", nil, 200*time.Millisecond); err == nil {
@@ -362,6 +369,20 @@ func TestAccountsReload(t *testing.T) {
 		if !a.IsConnected() || errors.Is(a.LastError(), nats.ErrAuthorization) {
 			t.Fatal("a dropped by a refused reload")
 		}
+		// A reload that adds an account importing A's stream: it flows.
+		if err := r.rewrite(t, `accounts {
+		  A { users = [ {user: a, password: a} ], exports = [ {stream: "r"} ] }
+		  B { users = [ {user: b, password: b} ], imports = [ {stream: {account: A, subject: "r"}, prefix: "a"} ] } }`); err != nil {
+			t.Fatal(err)
+		}
+		b := connUser(t, r.s, "b", "b")
+		sb, _ := b.SubscribeSync("a.r")
+		b.Flush()
+		a.Publish("r", []byte("imported"))
+		if m := nextMsg(t, sb); string(m.Data) != "imported" {
+			t.Fatalf("got %q", m.Data)
+		}
+		nextMsg(t, sa) // a still subscribed in A through every reload
 	})
 }
 

@@ -121,12 +121,15 @@ func (s *Server) Reload(o Options) error {
 		return err
 	}
 	old := s.live.Swap(liveOf(&o, ac))
-	// Imports change as one: the old ones go, the new ones come (a
-	// message published in between crosses no account).
-	for _, undo := range s.importUndo {
-		undo()
+	// Imports change as one, and only when the configuration changed
+	// them: the old ones go, the new ones come (a message published in
+	// between crosses no account).
+	if !sameImports(old.auth.accounts, ac.accounts) {
+		for _, undo := range s.importUndo {
+			undo()
+		}
+		s.importUndo = s.installImports(ac.accounts)
 	}
-	s.importUndo = s.installImports(ac.accounts)
 	if err := s.ReloadTLS(); err != nil {
 		s.Errorf("reload: %v; keeping the certificates in use", err)
 	}
@@ -281,4 +284,19 @@ func jsAccounts(o *Options) string {
 		}
 	}
 	return b.String()
+}
+
+// sameImports reports whether two loads give the same accounts the same
+// imports and exports, so that the installed imports can stay.
+func sameImports(a, b map[string]*accountSpec) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, sa := range a {
+		sb := b[name]
+		if sb == nil || sa.acc != sb.acc || !reflect.DeepEqual(sa.imports, sb.imports) || !reflect.DeepEqual(sa.exports, sb.exports) {
+			return false
+		}
+	}
+	return true
 }

@@ -395,12 +395,12 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 				if im.Prefix != "" {
 					pfx = im.Prefix + "."
 				}
-				sub := internalSub(from, func(subject, reply []byte, hdrLen int, msg []byte) {
+				sub := crossSub(from, func(o origin, subject, reply []byte, hdrLen int, msg []byte) {
 					if pfx != "" {
-						s.deliverIn(dst, pfx+string(subject), reply, hdrLen, msg)
+						deliverIn(o, dst, pfx+string(subject), reply, hdrLen, msg)
 						return
 					}
-					s.deliverIn(dst, mapSubject(string(subject), from, to), reply, hdrLen, msg)
+					deliverIn(o, dst, mapSubject(string(subject), from, to), reply, hdrLen, msg)
 				})
 				src.sl.Insert(sub)
 				undo = append(undo, func() { src.sl.Remove(sub) })
@@ -415,19 +415,18 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 				ttl = defaultRespThreshold
 			}
 			svc.respOnce.Do(func() {
-				svc.sl.Insert(internalSub(svc.respPrefix+">", func(subject, _ []byte, hdrLen int, msg []byte) {
-					s.serviceResponse(svc, subject, hdrLen, msg)
+				svc.sl.Insert(crossSub(svc.respPrefix+">", func(o origin, subject, _ []byte, hdrLen int, msg []byte) {
+					svc.serviceResponse(o, subject, hdrLen, msg)
 				}))
 			})
-			sub := internalSub(from, func([]byte, []byte, int, []byte) {}) // request is called instead
-			sub.Owner.request = func(pub *client, subject, reply []byte, hdrLen int, msg []byte) {
+			sub := crossSub(from, func(o origin, subject, reply []byte, hdrLen int, msg []byte) {
 				target := mapSubject(string(subject), from, to)
 				r := svc.sl.Match(target)
 				if r.Empty() {
 					// As nats-server: a requester that asked for it hears
 					// that nobody serves the import (on its own goroutine:
 					// internal subscriptions are served where dispatch runs).
-					if pub != nil && len(reply) > 0 && pub.opts.NoResponders && pub.opts.Headers {
+					if pub := o.pub; pub != nil && len(reply) > 0 && pub.opts.NoResponders && pub.opts.Headers {
 						pub.noResponders(subject, reply)
 					}
 					return
@@ -436,8 +435,8 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 				if len(reply) > 0 {
 					rep = svc.mapReply(dst, reply, ttl, stream)
 				}
-				s.deliverMatchedIn(r, target, rep, hdrLen, msg)
-			}
+				dispatch(o, r, []byte(target), rep, hdrLen, msg)
+			})
 			dst.sl.Insert(sub)
 			undo = append(undo, func() { dst.sl.Remove(sub) })
 		}
@@ -463,7 +462,7 @@ func (a *account) mapReply(to *account, reply []byte, ttl time.Duration, stream 
 
 // serviceResponse takes a response published in account a to a mapped
 // reply subject back to the requester's account and reply subject.
-func (s *Server) serviceResponse(a *account, subject []byte, hdrLen int, msg []byte) {
+func (a *account) serviceResponse(o origin, subject []byte, hdrLen int, msg []byte) {
 	a.mu.Lock()
 	p := a.mu.resp[string(subject)]
 	if p != nil && !p.stream {
@@ -473,7 +472,7 @@ func (s *Server) serviceResponse(a *account, subject []byte, hdrLen int, msg []b
 	if p == nil || time.Now().UnixNano() > p.expires {
 		return
 	}
-	s.deliverIn(p.to, p.reply, nil, hdrLen, msg)
+	deliverIn(o, p.to, p.reply, nil, hdrLen, msg)
 }
 
 // expireResponses drops service reply mappings past their threshold;
@@ -493,21 +492,22 @@ func (s *Server) expireResponses(now time.Time) {
 }
 
 // deliverIn delivers a message that crosses into account a (an import)
-// to a's subscribers, from whatever goroutine the import's handler runs
-// on: as the server publishes, so on gnet through the loops' inboxes.
-func (s *Server) deliverIn(a *account, subject string, reply []byte, hdrLen int, msg []byte) {
+// to a's subscribers. It runs inside the dispatch of the message in the
+// account it leaves, on the publisher's goroutine, and dispatches again
+// from the same origin: the publisher's loop forwards to other loops and
+// waits for slow subscribers of a as it does for its own account's.
+func deliverIn(o origin, a *account, subject string, reply []byte, hdrLen int, msg []byte) {
 	if r := a.sl.Match(subject); !r.Empty() {
-		s.deliverMatchedIn(r, subject, reply, hdrLen, msg)
+		dispatch(o, r, []byte(subject), reply, hdrLen, msg)
 	}
 }
 
-// deliverMatchedIn is deliverIn with the match done.
-func (s *Server) deliverMatchedIn(r *matchResult, subject string, reply []byte, hdrLen int, msg []byte) {
-	var o origin
-	if g, ok := s.tr.(*gnetTransport); ok {
-		o.inj = g
-	}
-	dispatch(o, r, []byte(subject), reply, hdrLen, msg)
+// crossSub builds, without inserting, an import's internal subscription:
+// fn gets the origin of the dispatch that matched it (deliverHere).
+func crossSub(subject string, fn func(o origin, subject, reply []byte, hdrLen int, msg []byte)) *routerSub {
+	sub := internalSub(subject, func([]byte, []byte, int, []byte) {}) // cross is called instead
+	sub.Owner.cross = fn
+	return sub
 }
 
 // cacheFor is this loop's cache of account a's sublist, made on first use.

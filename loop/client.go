@@ -74,10 +74,11 @@ type subscription struct {
 	router.Subscription[*subscription]
 	c        *client         // nil for an internal subscription
 	internal InternalHandler // set for an internal subscription
-	// request, set for a service import's internal subscription
-	// (account.go) instead of calling internal, also gets the publisher
-	// (nil when the server publishes), to tell it no one answers.
-	request func(pub *client, subject, reply []byte, hdrLen int, msg []byte)
+	// cross, set for an import's internal subscription (account.go), is
+	// called instead of internal with the dispatch's origin, so that the
+	// message crosses into the importing account from where it was
+	// published (flow control, a 503 to the requester).
+	cross func(o origin, subject, reply []byte, hdrLen int, msg []byte)
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 

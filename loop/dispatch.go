@@ -144,8 +144,8 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		if s.denies(d.subject) {
 			return false
 		}
-		if s.request != nil {
-			s.request(d.pub, d.subject, d.reply, d.hdrLen, d.msg)
+		if s.cross != nil {
+			s.cross(d.origin, d.subject, d.reply, d.hdrLen, d.msg)
 			return true
 		}
 		s.internal(d.subject, d.reply, d.hdrLen, d.msg)

@@ -98,7 +98,7 @@ func (s *Server) Varz() *Varz {
 		Mem: int64(ms.Sys), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),
 		Connections: s.NumClients(), TotalConnections: s.totalConns.Load(),
 		SlowConsumers: s.slowCons.Load(), StaleConnections: s.staleConns.Load(),
-		Subscriptions: uint32(s.sl.Count()), IO: s.opts.IO, Loops: s.opts.Loops,
+		Subscriptions: uint32(s.NumSubscriptions()), IO: s.opts.IO, Loops: s.opts.Loops,
 	}
 	if a, ok := s.httpAddr.(*net.TCPAddr); ok {
 		v.HTTPPort = a.Port

@@ -263,8 +263,14 @@ func (s *Server) MonitorAddr() net.Addr { return s.httpAddr }
 // NumClients returns the number of open client connections.
 func (s *Server) NumClients() int { return int(s.numConns.Load()) }
 
-// NumSubscriptions returns the number of subscriptions.
-func (s *Server) NumSubscriptions() int { return s.sl.Count() }
+// NumSubscriptions returns the number of subscriptions in every account.
+func (s *Server) NumSubscriptions() int {
+	n := 0
+	for _, sp := range s.live.Load().auth.accounts {
+		n += sp.acc.sl.Count()
+	}
+	return n
+}
 
 // SlowConsumers returns how many connections were closed as slow consumers.
 func (s *Server) SlowConsumers() uint64 { return s.slowCons.Load() }

@@ -26,6 +26,7 @@ type authConfig struct {
 	nkeys    map[string]*userEntry // by public nkey; nil when there are none (INFO then has no nonce)
 	noAuth   *userEntry            // no_auth_user: who a client without credentials is
 	gacc     *account              // the global account $G
+	sysAcc   *account              // the system account ($SYS unless system_account names another)
 	accounts map[string]*accountSpec
 }
 
@@ -62,6 +63,11 @@ func newAuthConfig(o *Options, prev *authConfig, gacc *account) (*authConfig, er
 	if a.accounts, err = buildAccounts(o, prevAcc, gacc); err != nil {
 		return nil, err
 	}
+	sys := o.SystemAccount
+	if sys == "" {
+		sys = defaultSystemAccount
+	}
+	a.sysAcc = a.accounts[sys].acc
 	if o.TLS != nil && o.TLS.VerifyAndMap {
 		if len(o.Users) == 0 {
 			return nil, errors.New("loop: tls verify_and_map needs a users list to map certificates to")

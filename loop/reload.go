@@ -44,7 +44,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
-	"Accounts": true, "NoAuthUser": true, "SystemAccount": true,
+	"Accounts": true, "NoAuthUser": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,

@@ -72,6 +72,7 @@ type Server struct {
 	// importUndo removes the internal subscriptions that carry the
 	// imports in force (account.go: installImports); under reloadMu.
 	importUndo []func()
+	sysReqs    chan sysReq // server requests in the system account (sysacc.go)
 }
 
 // serverTransport is what Server needs from a transport (gnet or goroutine).
@@ -211,6 +212,7 @@ func (s *Server) Start() error {
 	if err := s.startJetStream(); err != nil {
 		return err
 	}
+	s.startSysHandlers()
 	if s.opts.MQTTPort != 0 {
 		mq, err := s.openMQTT()
 		if err != nil {
@@ -234,6 +236,9 @@ func (s *Server) Start() error {
 		}
 	}
 	go s.housekeeping()
+	if s.sysReqs != nil {
+		go s.answerSys()
+	}
 	s.logStartup()
 	return nil
 }

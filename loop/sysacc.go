@@ -1,0 +1,177 @@
+package loop
+
+// Concurrency: the $SYS request handlers are internal subscriptions in
+// the system account; they run on the requester's goroutine and only
+// queue the request (sysReqs, non-blocking: past its capacity a request
+// is dropped, as a busy nats-server would time out). One goroutine,
+// started by Start and ended by Shutdown (done), builds each answer (a
+// varz reads memory statistics, which must not run on a loop) and
+// publishes it into the system account as the server does.
+
+import (
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// sysReq is one request to the system account's server endpoints.
+type sysReq struct {
+	endpoint string // STATSZ, VARZ, HEALTHZ
+	reply    string
+	body     []byte
+}
+
+// sysServerInfo is nats-server's ServerInfo: who answers.
+type sysServerInfo struct {
+	Name      string    `json:"name"`
+	Host      string    `json:"host"`
+	ID        string    `json:"id"`
+	Version   string    `json:"ver"`
+	JetStream bool      `json:"jetstream"`
+	Flags     uint64    `json:"flags"`
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+}
+
+// sysMsgBytes is nats-server's DataStats without routes and gateways.
+type sysMsgBytes struct {
+	Msgs  int64 `json:"msgs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// sysStats is nats-server's ServerStats, the fields evnats has.
+type sysStats struct {
+	Start            time.Time   `json:"start"`
+	Mem              int64       `json:"mem"`
+	Cores            int         `json:"cores"`
+	CPU              float64     `json:"cpu"`
+	Connections      int         `json:"connections"`
+	TotalConnections uint64      `json:"total_connections"`
+	ActiveAccounts   int         `json:"active_accounts"`
+	NumSubs          uint32      `json:"subscriptions"`
+	Sent             sysMsgBytes `json:"sent"`
+	Received         sysMsgBytes `json:"received"`
+	SlowConsumers    int64       `json:"slow_consumers"`
+	StaleConnections int64       `json:"stale_connections,omitempty"`
+	MaxProcs         int         `json:"gomaxprocs,omitempty"`
+}
+
+// The server endpoints a system user may request, as
+// $SYS.REQ.SERVER.PING.<endpoint> (every server answers) or
+// $SYS.REQ.SERVER.<id>.<endpoint>; $SYS.REQ.SERVER.PING alone is STATSZ.
+var sysEndpoints = []string{"STATSZ", "VARZ", "HEALTHZ", "IDZ"}
+
+const sysReqQueue = 256
+
+// startSysHandlers subscribes the server endpoints in the system account;
+// Start then runs answerSys.
+func (s *Server) startSysHandlers() {
+	sys := s.live.Load().auth.sysAcc
+	if sys == nil {
+		return
+	}
+	s.sysReqs = make(chan sysReq, sysReqQueue)
+	enqueue := func(endpoint string) InternalHandler {
+		return func(_, reply []byte, hdrLen int, msg []byte) {
+			if len(reply) == 0 {
+				return
+			}
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: endpoint, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}
+	}
+	sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING", enqueue("STATSZ")))
+	for _, e := range sysEndpoints {
+		sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING."+e, enqueue(e)))
+		sys.sl.Insert(internalSub("$SYS.REQ.SERVER."+s.id+"."+e, enqueue(e)))
+	}
+}
+
+// answerSys answers queued server requests until shutdown.
+func (s *Server) answerSys() {
+	sys := s.live.Load().auth.sysAcc
+	var seq atomic.Uint64
+	for {
+		select {
+		case <-s.done:
+			return
+		case r := <-s.sysReqs:
+			if !s.sysFilterMatches(r.body) {
+				continue
+			}
+			info := &sysServerInfo{
+				Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version,
+				JetStream: s.js != nil, Seq: seq.Add(1), Time: time.Now().UTC(),
+			}
+			if s.js != nil {
+				info.Flags = 1 // nats-server's JetStreamEnabled capability
+			}
+			var out any
+			switch r.endpoint {
+			case "STATSZ":
+				out = struct {
+					Server *sysServerInfo `json:"server"`
+					Stats  *sysStats      `json:"statsz"`
+				}{info, s.sysStats()}
+			default:
+				var data any
+				switch r.endpoint {
+				case "VARZ":
+					data = s.Varz()
+				case "HEALTHZ":
+					data = map[string]string{"status": "ok"}
+				case "IDZ":
+					data = map[string]string{"server_id": s.id, "server_name": s.opts.ServerName}
+				}
+				out = struct {
+					Server *sysServerInfo `json:"server"`
+					Data   any            `json:"data,omitempty"`
+				}{info, data}
+			}
+			b, err := json.Marshal(out)
+			if err != nil {
+				continue
+			}
+			s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+		}
+	}
+}
+
+// sysFilterMatches applies the filter a ping may carry (nats-server's
+// EventFilterOptions): a server name, host or id that is not this
+// server's means another server is asked.
+func (s *Server) sysFilterMatches(body []byte) bool {
+	if len(body) == 0 {
+		return true
+	}
+	var f struct {
+		Name string `json:"server_name"`
+		Host string `json:"host"`
+		ID   string `json:"server_id"`
+	}
+	if json.Unmarshal(body, &f) != nil {
+		return true
+	}
+	return (f.Name == "" || strings.Contains(s.opts.ServerName, f.Name)) &&
+		(f.Host == "" || strings.Contains(s.opts.Host, f.Host)) &&
+		(f.ID == "" || f.ID == s.id)
+}
+
+// sysStats is the server's statsz.
+func (s *Server) sysStats() *sysStats {
+	v := s.Varz()
+	return &sysStats{
+		Start: s.start, Mem: v.Mem, Cores: v.Cores, Connections: v.Connections,
+		TotalConnections: v.TotalConnections, ActiveAccounts: len(s.live.Load().auth.accounts),
+		NumSubs: v.Subscriptions, Sent: sysMsgBytes{v.OutMsgs, v.OutBytes},
+		Received: sysMsgBytes{v.InMsgs, v.InBytes}, SlowConsumers: int64(v.SlowConsumers),
+		StaleConnections: int64(v.StaleConnections), MaxProcs: v.MaxProcs,
+	}
+}

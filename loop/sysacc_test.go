@@ -1,0 +1,71 @@
+package loop_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+const sysConf = `
+server_name: edge1
+accounts {
+  SYS { users = [ {user: sys, password: sys} ] }
+  APP { users = [ {user: app, password: app} ] }
+}
+system_account: SYS
+`
+
+// TestSystemAccountRequests: a system user's $SYS.REQ.SERVER.PING gets
+// nats-server's ServerStatsMsg, PING.VARZ and <id>.VARZ a ServerAPIResponse
+// with the varz, HEALTHZ ok; a ping filtered to another server name gets
+// no answer; a user of another account gets no responders.
+func TestSystemAccountRequests(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, sysConf).s
+		sys := connUser(t, s, "sys", "sys")
+		app := connUser(t, s, "app", "app")
+		app.Subscribe("anything", func(*nats.Msg) {}) // counted in statsz
+		app.Flush()
+
+		m, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st natsserver.ServerStatsMsg
+		if err := json.Unmarshal(m.Data, &st); err != nil {
+			t.Fatalf("%s: %v", m.Data, err)
+		}
+		if st.Server.Name != "edge1" || st.Server.ID == "" || st.Stats.Connections != 2 || st.Stats.NumSubs == 0 {
+			t.Fatalf("statsz %s", m.Data)
+		}
+		for _, subj := range []string{"$SYS.REQ.SERVER.PING.VARZ", "$SYS.REQ.SERVER." + st.Server.ID + ".VARZ"} {
+			m, err := sys.Request(subj, nil, 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", subj, err)
+			}
+			var v struct {
+				Server natsserver.ServerInfo `json:"server"`
+				Data   natsserver.Varz       `json:"data"`
+			}
+			if err := json.Unmarshal(m.Data, &v); err != nil || v.Data.ID != st.Server.ID || v.Data.Name != "edge1" {
+				t.Fatalf("%s: %s %v", subj, m.Data, err)
+			}
+		}
+		m, err = sys.Request("$SYS.REQ.SERVER.PING.HEALTHZ", nil, 5*time.Second)
+		if err != nil || !json.Valid(m.Data) {
+			t.Fatalf("healthz: %v", err)
+		}
+		if _, err := sys.Request("$SYS.REQ.SERVER.PING", []byte(`{"server_name":"other"}`), 300*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("filtered ping: %v, want a timeout", err)
+		}
+		if _, err := app.Request("$SYS.REQ.SERVER.PING", nil, 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			t.Fatalf("app user: %v, want no responders", err)
+		}
+	})
+}

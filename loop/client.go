@@ -396,8 +396,11 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	c.opts = *o
 	c.t.outUnlock()
 	c.echo = o.Echo == nil || *o.Echo
-	c.connected.Store(true)
+	first := !c.connected.Swap(true)
 	c.sendOK()
+	if first {
+		c.accountEvent(true)
+	}
 	return nil
 }
 
@@ -753,6 +756,9 @@ func (c *client) cleanup() {
 	c.out.reset()
 	c.t.outUnlock()
 	c.srv.numConns.Add(-1)
+	if c.connected.Load() && c.proto == nil {
+		c.accountEvent(false)
+	}
 }
 
 // tracef logs one protocol operation of this client when tracing (-V) is

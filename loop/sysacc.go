@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nuid"
 )
 
 // sysReq is one request to the system account's server endpoints.
@@ -174,4 +176,68 @@ func (s *Server) sysStats() *sysStats {
 		Received: sysMsgBytes{v.InMsgs, v.InBytes}, SlowConsumers: int64(v.SlowConsumers),
 		StaleConnections: int64(v.StaleConnections), MaxProcs: v.MaxProcs,
 	}
+}
+
+// sysClientInfo is nats-server's ClientInfo, the fields evnats knows.
+type sysClientInfo struct {
+	Start   *time.Time `json:"start,omitempty"`
+	Host    string     `json:"host,omitempty"`
+	ID      uint64     `json:"id,omitempty"`
+	Account string     `json:"acc,omitempty"`
+	User    string     `json:"user,omitempty"`
+	Name    string     `json:"name,omitempty"`
+	Lang    string     `json:"lang,omitempty"`
+	Version string     `json:"ver,omitempty"`
+	Server  string     `json:"server,omitempty"`
+	Stop    *time.Time `json:"stop,omitempty"`
+	Kind    string     `json:"kind,omitempty"`
+	Type    string     `json:"client_type,omitempty"`
+}
+
+// accountEvent publishes $SYS.ACCOUNT.<account>.CONNECT or .DISCONNECT
+// for c, as nats-server's advisories, when a subscriber of the system
+// account listens (else it costs one match). Runs in c's context, holding
+// no lock.
+func (c *client) accountEvent(connect bool) {
+	sys := c.srv.live.Load().auth.sysAcc
+	if sys == nil || c.acc == nil {
+		return
+	}
+	kind, typ := "CONNECT", "io.nats.server.advisory.v1.client_connect"
+	if !connect {
+		kind, typ = "DISCONNECT", "io.nats.server.advisory.v1.client_disconnect"
+	}
+	subj := "$SYS.ACCOUNT." + c.acc.name + "." + kind
+	r := sys.sl.Match(subj)
+	if r.Empty() {
+		return
+	}
+	now := time.Now().UTC()
+	start := c.start.UTC()
+	ci := sysClientInfo{
+		Start: &start, Host: c.ip, ID: c.id, Account: c.acc.name, User: c.user,
+		Name: c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, Server: c.srv.opts.ServerName,
+		Kind: "Client", Type: "nats",
+	}
+	ev := struct {
+		Type     string        `json:"type"`
+		ID       string        `json:"id"`
+		Time     time.Time     `json:"timestamp"`
+		Server   sysServerInfo `json:"server"`
+		Client   sysClientInfo `json:"client"`
+		Sent     *sysMsgBytes  `json:"sent,omitempty"`
+		Received *sysMsgBytes  `json:"received,omitempty"`
+		Reason   string        `json:"reason,omitempty"`
+	}{Type: typ, ID: nuid.Next(), Time: now, Client: ci,
+		Server: sysServerInfo{Name: c.srv.opts.ServerName, Host: c.srv.opts.Host, ID: c.srv.id, Version: Version, JetStream: c.srv.js != nil, Time: now}}
+	if !connect {
+		ev.Client.Stop = &now
+		ev.Sent, ev.Received = &sysMsgBytes{}, &sysMsgBytes{}
+		ev.Reason = "Client Closed"
+	}
+	b, err := json.Marshal(&ev)
+	if err != nil {
+		return
+	}
+	c.srv.deliverMatched(r, subj, "", nil, b)
 }

@@ -69,3 +69,33 @@ func TestSystemAccountRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestSystemAccountConnectEvents: a system user sees
+// $SYS.ACCOUNT.<acc>.CONNECT and .DISCONNECT for another account's client,
+// in nats-server's ConnectEventMsg and DisconnectEventMsg form.
+func TestSystemAccountConnectEvents(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, sysConf).s
+		sys := connUser(t, s, "sys", "sys")
+		conn, _ := sys.SubscribeSync("$SYS.ACCOUNT.*.CONNECT")
+		disc, _ := sys.SubscribeSync("$SYS.ACCOUNT.APP.DISCONNECT")
+		sys.Flush()
+		app, err := nats.Connect(s.ClientURL(), nats.UserInfo("app", "app"), nats.Name("sensor-7"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nextMsg(t, conn)
+		var ce natsserver.ConnectEventMsg
+		if err := json.Unmarshal(m.Data, &ce); err != nil || m.Subject != "$SYS.ACCOUNT.APP.CONNECT" ||
+			ce.Type != natsserver.ConnectEventMsgType || ce.Client.Account != "APP" || ce.Client.User != "app" ||
+			ce.Client.Name != "sensor-7" || ce.Server.Name != "edge1" {
+			t.Fatalf("%s %s %v", m.Subject, m.Data, err)
+		}
+		app.Close()
+		m = nextMsg(t, disc)
+		var de natsserver.DisconnectEventMsg
+		if err := json.Unmarshal(m.Data, &de); err != nil || de.Type != natsserver.DisconnectEventMsgType || de.Client.Account != "APP" {
+			t.Fatalf("%s %v", m.Data, err)
+		}
+	})
+}

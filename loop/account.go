@@ -94,6 +94,7 @@ func randToken(n int) string {
 // accountSpec is an account as one configuration describes it, checked.
 type accountSpec struct {
 	acc     *account
+	cfg     *Account // as configured (or made from an account JWT); nil for $G and $SYS left implicit
 	exports []*Export
 	imports []*Import
 }
@@ -124,7 +125,7 @@ func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map
 			}
 			specs[ac.Name] = sp
 		}
-		sp.exports, sp.imports = ac.Exports, ac.Imports
+		sp.cfg, sp.exports, sp.imports = ac, ac.Exports, ac.Imports
 	}
 	sys := o.SystemAccount
 	if sys == "" {

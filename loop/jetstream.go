@@ -81,8 +81,9 @@ func (s *Server) startJetStream() error {
 	}
 	s.js = m
 	accs := s.live.Load().auth.accounts
-	for _, ac := range s.opts.Accounts {
-		if !ac.JetStream || ac.Name == globalAccount {
+	for _, name := range sortedKeys(accs) {
+		ac := accs[name].cfg
+		if ac == nil || !ac.JetStream || ac.Name == globalAccount {
 			continue
 		}
 		l := ac.JetStreamLimits

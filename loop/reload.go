@@ -9,6 +9,7 @@ package loop
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -110,12 +111,12 @@ func (s *Server) Reload(o Options) error {
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), them)
 	}
-	if jsAccounts(&s.started) != jsAccounts(&given) {
-		return fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
-	}
 	ac, err := newAuthConfig(&o, s.live.Load().auth, s.gacc)
 	if err != nil {
 		return err
+	}
+	if jsAccounts(s.live.Load().auth.accounts) != jsAccounts(ac.accounts) {
+		return fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
 	}
 	if err := s.log.configure(logConfigOf(&o), o.Debug, o.Trace); err != nil {
 		return err
@@ -274,16 +275,25 @@ func passStill(given, want string, kept bool) bool {
 	return equalSecret(given, want)
 }
 
-// jsAccounts describes which accounts of o have JetStream and their
-// limits: the Managers started with the server, which a reload keeps.
-func jsAccounts(o *Options) string {
+// jsAccounts describes which accounts have JetStream and their limits:
+// the Managers started with the server, which a reload keeps.
+func jsAccounts(specs map[string]*accountSpec) string {
 	var b strings.Builder
-	for _, a := range o.Accounts {
-		if a.JetStream {
+	for _, name := range sortedKeys(specs) {
+		if a := specs[name].cfg; a != nil && a.JetStream {
 			fmt.Fprintf(&b, "%s:%+v;", a.Name, a.JetStreamLimits)
 		}
 	}
 	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // sameImports reports whether two loads give the same accounts the same

@@ -241,28 +241,31 @@ func exportFor(exports []*Export, service bool, importer, subject string) *Expor
 	return nil
 }
 
-// mappable reports whether subjects matching a can be rewritten to b
-// token by token: b is literal, or has its wildcards where a has them.
+// mappable reports whether subjects matching a can be rewritten to b: b
+// is literal, or has the same wildcards as a in the same order (literal
+// tokens may differ in number), so that the k-th wildcard of b takes what
+// the k-th of a matched.
 func mappable(a, b string) bool {
 	if router.ValidLiteralSubject(b) {
 		return true
 	}
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	if len(at) != len(bt) {
-		return false
-	}
-	for i := range at {
-		wa, wb := at[i] == "*" || at[i] == ">", bt[i] == "*" || bt[i] == ">"
-		if (wa || wb) && at[i] != bt[i] {
-			return false
+	return wildcards(a) == wildcards(b)
+}
+
+// wildcards is the sequence of a pattern's wildcard tokens.
+func wildcards(p string) string {
+	var w []byte
+	for _, t := range strings.Split(p, ".") {
+		if t == "*" || t == ">" {
+			w = append(w, t[0])
 		}
 	}
-	return true
+	return string(w)
 }
 
 // mapSubject rewrites subject, which matches pattern from, to pattern to
-// (mappable): to's literal tokens, the subject's tokens where to has
-// wildcards.
+// (mappable): to's literal tokens, and what from's wildcards matched in
+// place of to's.
 func mapSubject(subject, from, to string) string {
 	if from == to {
 		return subject
@@ -270,29 +273,38 @@ func mapSubject(subject, from, to string) string {
 	if router.ValidLiteralSubject(to) {
 		return to
 	}
+	var caps []string
+	rest := ""
+	st := strings.Split(subject, ".")
+	for i, t := range strings.Split(from, ".") {
+		if i >= len(st) {
+			break
+		}
+		if t == "*" {
+			caps = append(caps, st[i])
+		} else if t == ">" {
+			rest = strings.Join(st[i:], ".")
+			break
+		}
+	}
 	var b strings.Builder
 	b.Grow(len(subject) + len(to))
-	rest, pat := subject, to
-	for i := 0; ; i++ {
-		pt, prest, pmore := strings.Cut(pat, ".")
-		st, srest, smore := strings.Cut(rest, ".")
+	k := 0
+	for i, t := range strings.Split(to, ".") {
 		if i > 0 {
 			b.WriteByte('.')
 		}
-		switch pt {
-		case ">":
+		switch {
+		case t == "*" && k < len(caps):
+			b.WriteString(caps[k])
+			k++
+		case t == ">":
 			b.WriteString(rest)
-			return b.String()
-		case "*":
-			b.WriteString(st)
 		default:
-			b.WriteString(pt)
+			b.WriteString(t)
 		}
-		if !pmore || !smore {
-			return b.String()
-		}
-		pat, rest = prest, srest
 	}
+	return b.String()
 }
 
 // importTarget is where an import's messages go in the receiving account:

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/evnats/evnats/router"
 	"golang.org/x/crypto/bcrypt"
@@ -27,6 +28,7 @@ type authConfig struct {
 	noAuth   *userEntry            // no_auth_user: who a client without credentials is
 	gacc     *account              // the global account $G
 	sysAcc   *account              // the system account ($SYS unless system_account names another)
+	op       *operatorMode         // operator mode: users log in with JWTs; nil otherwise
 	accounts map[string]*accountSpec
 }
 
@@ -36,6 +38,11 @@ type userEntry struct {
 	nkey  bool
 	acc   *account
 	perms *Permissions
+	// From a user JWT: when it expires (zero: never) and its limits
+	// (0: the server's).
+	expires    time.Time
+	maxSubs    int
+	maxPayload int
 }
 
 // newAuthConfig checks o's authorization and accounts. prev is the setup
@@ -59,7 +66,16 @@ func newAuthConfig(o *Options, prev *authConfig, gacc *account) (*authConfig, er
 	if prev != nil {
 		prevAcc = prev.accounts
 	}
-	var err error
+	op, jwtAccs, err := loadOperator(o)
+	if err != nil {
+		return nil, err
+	}
+	if op != nil {
+		a.op, a.required = op, true
+		oc := *o
+		oc.Accounts = append(append([]*Account(nil), o.Accounts...), jwtAccs...)
+		o = &oc
+	}
 	if a.accounts, err = buildAccounts(o, prevAcc, gacc); err != nil {
 		return nil, err
 	}
@@ -159,6 +175,8 @@ func (a *authConfig) verify(o *connectOpts, nonce []byte) (*userEntry, bool) {
 	switch {
 	case !a.required:
 		return nil, true
+	case a.op != nil:
+		return a.op.verifyJWT(a, o, nonce)
 	case a.token != "":
 		return nil, equalSecret(o.Token, a.token)
 	case a.user != "":
@@ -190,7 +208,7 @@ func (a *authConfig) noAuthFor(o *connectOpts) *userEntry {
 // takes milliseconds of CPU and so must not run on an event loop.
 func (a *authConfig) isSlow(o *connectOpts) bool {
 	switch {
-	case !a.required || a.token != "" || o.Nkey != "" || a.noAuthFor(o) != nil:
+	case !a.required || a.op != nil || a.token != "" || o.Nkey != "" || a.noAuthFor(o) != nil:
 		return false
 	case a.user != "":
 		return isBcrypt(a.pass)
@@ -207,6 +225,10 @@ func (c *client) setUser(name string, u *userEntry) {
 	c.user = u.name
 	if u.perms != nil {
 		c.perms.Store(newPermissions(u.perms))
+	}
+	c.expires, c.maxSubs = u.expires, u.maxSubs
+	if u.maxPayload > 0 && u.maxPayload < c.parser.MaxPayload {
+		c.parser.MaxPayload = u.maxPayload
 	}
 }
 

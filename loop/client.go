@@ -61,6 +61,7 @@ type connectOpts struct {
 	Token        string `json:"auth_token"`
 	Nkey         string `json:"nkey"`
 	Sig          string `json:"sig"`
+	JWT          string `json:"jwt"`
 }
 
 // defaultConnectOpts are in force before CONNECT and for fields it omits;
@@ -125,6 +126,10 @@ type client struct {
 	// client has a subscription, in its own context.
 	acc   *account
 	nonce []byte // what INFO asked an nkey user to sign; nil without nkey users
+	// From a user JWT (jwt.go): when the login expires (zero: never) and
+	// the most subscriptions it may hold (0: the server's limit).
+	expires time.Time
+	maxSubs int
 
 	proto Protocol          // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	peer  *x509.Certificate // the verified TLS client certificate (verify_and_map); set before CONNECT
@@ -203,7 +208,7 @@ func (c *client) info() []byte {
 	info.MaxPayload, info.AuthRequired = lv.maxPayload, lv.auth.required
 	info.ClientID = c.id
 	info.ClientIP = c.ip
-	if lv.auth.nkeys != nil {
+	if lv.auth.nkeys != nil || lv.auth.op != nil {
 		if c.nonce == nil {
 			c.nonce = newNonce()
 		}
@@ -549,7 +554,11 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.okLocked()
 		return nil
 	}
-	if max := c.srv.live.Load().maxSubscriptions; max > 0 && len(c.subs) >= max {
+	max := c.srv.live.Load().maxSubscriptions
+	if c.maxSubs > 0 && (max == 0 || c.maxSubs < max) {
+		max = c.maxSubs
+	}
+	if max > 0 && len(c.subs) >= max {
 		c.out.write(codec.AppendErr(c.scratch[:0], "maximum subscriptions exceeded"))
 		c.t.flushSoon()
 		return nil
@@ -709,6 +718,11 @@ func (c *client) tick(now time.Time) {
 		if now.Sub(c.start) > c.authTimeout() {
 			c.closeWithErr("Authentication Timeout")
 		}
+		return
+	}
+	if !c.expires.IsZero() && now.After(c.expires) {
+		c.srv.Noticef("client %d (%s): user JWT expired", c.id, c.ip)
+		c.closeWithErr("User Authentication Expired")
 		return
 	}
 	lv := c.srv.live.Load()

@@ -4,7 +4,11 @@ package loop
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
 )
 
 // accounts reads the accounts block: `accounts { NAME { users, exports,
@@ -158,4 +162,43 @@ func (w *cfgWalker) importBlock(path string, im *Import) block {
 	alias(k, setStr(&im.Prefix), "prefix")
 	alias(k, setStr(&im.To), "to")
 	return block{path: path, keys: k, native: []string{"share", "allow_trace"}}
+}
+
+// operators reads `operator`: a JWT, a file holding one (as nsc writes
+// them, decorated or not), or a list of those.
+func (w *cfgWalker) operators(o *Options) setter {
+	return func(v any) error {
+		list, err := strList(v)
+		if err != nil {
+			return err
+		}
+		o.Operators = o.Operators[:0]
+		for _, e := range list {
+			tok, err := readJWT(e)
+			if err != nil {
+				return err
+			}
+			o.Operators = append(o.Operators, tok)
+		}
+		return nil
+	}
+}
+
+// readJWT returns s when it is a JWT, else the JWT in file s.
+func readJWT(s string) (string, error) {
+	if strings.HasPrefix(s, "eyJ") {
+		return s, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return "", err
+	}
+	if len(b) > 1<<20 {
+		return "", fmt.Errorf("%s: too large for a JWT", s)
+	}
+	tok, err := jwt.ParseDecoratedJWT(b)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", s, err)
+	}
+	return tok, nil
 }

@@ -80,6 +80,30 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, w.accounts(o), "accounts")
 	alias(k, setStr(&o.NoAuthUser), "no_auth_user")
 	alias(k, setStr(&o.SystemAccount), "system_account", "system")
+	alias(k, w.operators(o), "operator", "operators", "root_operators", "root_operator", "roots", "root")
+	alias(k, func(v any) error {
+		if s, ok := v.(string); ok {
+			o.Resolver = s
+			return nil
+		}
+		return fmt.Errorf("only resolver: MEMORY is supported by evnats yet (the nats-account-resolver block is not), got %s", kind(v))
+	}, "resolver", "account_resolver", "accounts_resolver")
+	alias(k, func(v any) error {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of account public key: JWT, got %s", kind(v))
+		}
+		o.ResolverPreload = make(map[string]string, len(m))
+		for key, e := range m {
+			s, err := str(e)
+			if err != nil {
+				w.add(e, fmt.Sprintf("%q: %v", "resolver_preload."+key, err))
+				continue
+			}
+			o.ResolverPreload[key] = s
+		}
+		return nil
+	}, "resolver_preload")
 	alias(k, w.jetStream(o), "jetstream")
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
 	alias(k, setTLS(&o.TLS), "tls")
@@ -90,9 +114,7 @@ func (w *cfgWalker) topBlock(o *Options) block {
 		"https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
-		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
-		"root_operators", "root_operator", "resolver", "account_resolver",
-		"accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
+		"allow_non_tls", "write_timeout", "resolver_tls", "resolver_pinned_accounts",
 		"no_system_account", "no_system",
 		"no_sys_acc", "no_header_support", "trusted", "trusted_keys",
 		"connect_error_reports", "reconnect_error_reports",

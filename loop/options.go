@@ -90,6 +90,12 @@ type Options struct {
 	Accounts      []*Account
 	NoAuthUser    string
 	SystemAccount string
+	// Operator mode (jwt.go): the operator JWTs whose keys sign account
+	// JWTs, the resolver (only "MEMORY") and the account JWTs it holds,
+	// by account public key. Users then log in with user JWTs.
+	Operators       []string
+	Resolver        string
+	ResolverPreload map[string]string
 
 	// JetStream: enabled, where file streams live, sync policy, and the
 	// limits reported to clients (0: unlimited).

@@ -45,7 +45,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
-	"Accounts": true, "NoAuthUser": true,
+	"Accounts": true, "NoAuthUser": true, "ResolverPreload": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
@@ -71,7 +71,8 @@ var configKeys = map[string]string{
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
 	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
-	"SystemAccount": "system_account", "Debug": "debug", "Trace": "trace",
+	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver",
+	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
 	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
@@ -137,7 +138,7 @@ func (s *Server) Reload(o Options) error {
 	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
 		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
 		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
-		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap {
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
@@ -242,6 +243,12 @@ func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*use
 	switch {
 	case !a.required:
 		return nil, true
+	case a.op != nil: // the nonce was checked at CONNECT; the JWT is checked again
+		uc, ac, ok := a.op.userClaims(a, o.JWT)
+		if !ok {
+			return nil, false
+		}
+		return a.op.entry(a, uc, ac), true
 	case a.certMap:
 		u := a.users[user]
 		return u, u != nil

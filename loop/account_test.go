@@ -428,7 +428,10 @@ accounts {
 			t.Fatalf("B account info %+v %v", ai, err)
 		}
 		jc, _ := jetstream.New(connUser(t, r.s, "c", "c"))
-		if _, err := jc.AccountInfo(ctx); err == nil {
+		short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond) // nats.go retries a 503 until it ends
+		_, err = jc.AccountInfo(short)
+		cancelShort()
+		if err == nil {
 			t.Fatal("account C without jetstream answered")
 		}
 		counts := func() (uint64, uint64) {

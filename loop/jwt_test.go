@@ -1,6 +1,8 @@
 package loop_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
 
@@ -137,6 +140,26 @@ func TestOperatorMode(t *testing.T) {
 		nextMsg(t, sa)
 		if m := nextMsg(t, sb); m.Subject != "a.events.x" {
 			t.Fatalf("B got %q", m.Subject)
+		}
+		// JetStream from the account JWT's limits: A has it (2 streams at
+		// most), B has none.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ja, _ := jetstream.New(a)
+		for i, name := range []string{"S1", "S2", "S3"} {
+			_, err := ja.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"js." + name}})
+			var apiErr *jetstream.APIError
+			if i < 2 && err != nil || i == 2 && (!errors.As(err, &apiErr) || apiErr.ErrorCode != 10027) {
+				t.Fatalf("stream %s in A: %v", name, err)
+			}
+		}
+		jb, _ := jetstream.New(b)
+		// nats.go retries a 503 until its context ends: a short one.
+		short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := jb.AccountInfo(short)
+		cancelShort()
+		if err == nil {
+			t.Fatal("B has JetStream without limits in its JWT")
 		}
 		errs := newAsyncErrs()
 		lim := connect(t, s, nats.UserCredentials(climited), nats.ErrorHandler(errs.handler))

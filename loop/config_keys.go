@@ -82,11 +82,20 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setStr(&o.SystemAccount), "system_account", "system")
 	alias(k, w.operators(o), "operator", "operators", "root_operators", "root_operator", "roots", "root")
 	alias(k, func(v any) error {
-		if s, ok := v.(string); ok {
-			o.Resolver = s
+		switch t := v.(type) {
+		case string:
+			o.Resolver = t
+			return nil
+		case map[string]any:
+			rk := map[string]setter{}
+			alias(rk, setStr(&o.Resolver), "type")
+			alias(rk, setStr(&o.ResolverDir), "dir")
+			w.walk(block{path: "resolver", keys: rk, native: []string{
+				"allow_delete", "interval", "limit", "timeout", "hard_delete",
+			}}, t)
 			return nil
 		}
-		return fmt.Errorf("only resolver: MEMORY is supported by evnats yet (the nats-account-resolver block is not), got %s", kind(v))
+		return fmt.Errorf("want MEMORY or a block {type: full, dir: ...}, got %s", kind(v))
 	}, "resolver", "account_resolver", "accounts_resolver")
 	alias(k, func(v any) error {
 		m, ok := v.(map[string]any)

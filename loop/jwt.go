@@ -40,12 +40,23 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: operator mode: account %q has users; in operator mode users come from JWTs", a.Name)
 		}
 	}
+	jwts := make(map[string]string, len(o.ResolverPreload))
+	for k, v := range o.ResolverPreload {
+		jwts[k] = v
+	}
 	switch strings.ToUpper(o.Resolver) {
 	case "MEMORY", "MEM":
+	case "FULL", "CACHE":
+		if o.ResolverDir == "" {
+			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
+		}
+		if err := readResolverDir(o.ResolverDir, jwts); err != nil {
+			return nil, nil, err
+		}
 	case "":
-		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload)")
+		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
 	default:
-		return nil, nil, fmt.Errorf("loop: resolver %q: only MEMORY is supported by evnats yet", o.Resolver)
+		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
 	}
 	om := &operatorMode{trusted: map[string]bool{}, accounts: map[string]*jwt.AccountClaims{}}
 	now := time.Now().Unix()
@@ -63,8 +74,8 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		}
 	}
 	var accs []*Account
-	for _, pub := range sortedKeys(o.ResolverPreload) {
-		ac, err := jwt.DecodeAccountClaims(o.ResolverPreload[pub])
+	for _, pub := range sortedKeys(jwts) {
+		ac, err := jwt.DecodeAccountClaims(jwts[pub])
 		if err != nil {
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: %w", pub, err)
 		}
@@ -77,7 +88,9 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT expired", pub)
 		}
 		om.accounts[pub] = ac
-		accs = append(accs, accountOfJWT(ac))
+		acc := accountOfJWT(ac)
+		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
+		accs = append(accs, acc)
 	}
 	return om, accs, nil
 }

@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -249,4 +250,75 @@ func TestOperatorConfigRefused(t *testing.T) {
 			t.Errorf("%.60s...: %v, want %q", tc.conf, err, tc.want)
 		}
 	}
+}
+
+// TestOperatorDirResolver: with the full directory resolver, a system
+// user pushes account JWTs over $SYS.REQ.CLAIMS.UPDATE and
+// $SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE: a new account's users log in, a
+// revocation disconnects the user, a JWT signed by an untrusted operator
+// is refused with nats-server's error shape, and what was pushed is in
+// the directory after a restart.
+func TestOperatorDirResolver(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		op := newOpSetup(t)
+		dir := t.TempDir()
+		conf := strings.Replace(op.conf(), "resolver: MEMORY", "resolver: {type: full, dir: \""+dir+"\"}", 1)
+		conf = strings.Replace(conf, "jetstream: enabled\n", "", 1)
+		r := startFromFile(t, o, conf)
+		sysCreds, _ := creds(t, op.sys, nil)
+		sys := connect(t, r.s, nats.UserCredentials(sysCreds))
+		push := func(subject, tok string) map[string]any {
+			t.Helper()
+			m, err := sys.Request(subject, []byte(tok), 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", subject, err)
+			}
+			var resp map[string]any
+			if err := json.Unmarshal(m.Data, &resp); err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		// A new account, pushed.
+		c, _ := nkeys.CreateAccount()
+		cPub, _ := c.PublicKey()
+		cc, _ := creds(t, c, nil)
+		wantAuthViolation(t, r.s, "user of an account not yet pushed", nats.UserCredentials(cc))
+		ctok, _ := jwt.NewAccountClaims(cPub).Encode(op.op)
+		if resp := push("$SYS.REQ.CLAIMS.UPDATE", ctok); resp["data"] == nil {
+			t.Fatalf("push: %v", resp)
+		}
+		connect(t, r.s, nats.UserCredentials(cc))
+		// A revocation, pushed for A.
+		cr, ukp := creds(t, op.a, nil)
+		revoked := make(chan struct{})
+		connect(t, r.s, nats.UserCredentials(cr), nats.ClosedHandler(func(*nats.Conn) { close(revoked) }))
+		upub, _ := ukp.PublicKey()
+		op.aClaims.Revoke(upub)
+		op.sign(t, op.aClaims)
+		if resp := push("$SYS.REQ.ACCOUNT."+op.aPub+".CLAIMS.UPDATE", op.jwts[op.aPub]); resp["data"] == nil {
+			t.Fatalf("push A: %v", resp)
+		}
+		select {
+		case <-revoked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("revoked user still connected")
+		}
+		// An untrusted signer.
+		rogue, _ := nkeys.CreateOperator()
+		bad, _ := jwt.NewAccountClaims(cPub).Encode(rogue)
+		resp := push("$SYS.REQ.CLAIMS.UPDATE", bad)
+		e, _ := resp["error"].(map[string]any)
+		if e == nil || !strings.Contains(e["description"].(string), "jwt update resulted in error") {
+			t.Fatalf("rogue push: %v", resp)
+		}
+		// Restart: the pushed accounts are read back from the directory.
+		if _, err := os.Stat(filepath.Join(dir, cPub+".jwt")); err != nil {
+			t.Fatal(err)
+		}
+		r.s.Shutdown()
+		r.s = looptest.Start(t, r.load(t))
+		connect(t, r.s, nats.UserCredentials(cc))
+		wantAuthViolation(t, r.s, "revoked user after restart", nats.UserCredentials(cr))
+	})
 }

@@ -94,7 +94,8 @@ type Options struct {
 	// JWTs, the resolver (only "MEMORY") and the account JWTs it holds,
 	// by account public key. Users then log in with user JWTs.
 	Operators       []string
-	Resolver        string
+	Resolver        string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
+	ResolverDir     string
 	ResolverPreload map[string]string
 
 	// JetStream: enabled, where file streams live, sync policy, and the

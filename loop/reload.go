@@ -71,7 +71,7 @@ var configKeys = map[string]string{
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
 	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
-	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver",
+	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir",
 	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
@@ -112,34 +112,16 @@ func (s *Server) Reload(o Options) error {
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), them)
 	}
-	ac, err := newAuthConfig(&o, s.live.Load().auth, s.gacc)
+	ac, err := s.checkAuthLocked(&o)
 	if err != nil {
 		return err
-	}
-	if jsAccounts(s.live.Load().auth.accounts) != jsAccounts(ac.accounts) {
-		return fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
 	}
 	if err := s.log.configure(logConfigOf(&o), o.Debug, o.Trace); err != nil {
 		return err
 	}
-	old := s.live.Swap(liveOf(&o, ac))
-	// Imports change as one, and only when the configuration changed
-	// them: the old ones go, the new ones come (a message published in
-	// between crosses no account).
-	if !sameImports(old.auth.accounts, ac.accounts) {
-		for _, undo := range s.importUndo {
-			undo()
-		}
-		s.importUndo = s.installImports(ac.accounts)
-	}
+	s.swapAuthLocked(&o, ac)
 	if err := s.ReloadTLS(); err != nil {
 		s.Errorf("reload: %v; keeping the certificates in use", err)
-	}
-	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
-		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
-		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
-		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
-		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
 	changed := diffFields(&s.inForce, &given)
@@ -152,6 +134,53 @@ func (s *Server) Reload(o Options) error {
 	} else {
 		s.Noticef("Reloaded server configuration: %s", strings.Join(changed, ", "))
 	}
+	return nil
+}
+
+// checkAuthLocked builds the authorization and accounts o describes,
+// refusing what cannot change while running. Caller holds reloadMu.
+func (s *Server) checkAuthLocked(o *Options) (*authConfig, error) {
+	ac, err := newAuthConfig(o, s.live.Load().auth, s.gacc)
+	if err != nil {
+		return nil, err
+	}
+	if jsAccounts(s.live.Load().auth.accounts) != jsAccounts(ac.accounts) {
+		return nil, fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
+	}
+	return ac, nil
+}
+
+// swapAuthLocked makes o's settings, with ac, the live ones: imports
+// follow, and connected clients are checked against ac. Caller holds
+// reloadMu.
+func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
+	old := s.live.Swap(liveOf(o, ac))
+	s.liveSrc = *o
+	// Imports change as one, and only when the configuration changed
+	// them: the old ones go, the new ones come (a message published in
+	// between crosses no account).
+	if !sameImports(old.auth.accounts, ac.accounts) {
+		for _, undo := range s.importUndo {
+			undo()
+		}
+		s.importUndo = s.installImports(ac.accounts)
+	}
+	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
+		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
+		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
+		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
+	}
+}
+
+// applyAuthLocked takes o's accounts again (a claims update changed the
+// resolver directory). Caller holds reloadMu.
+func (s *Server) applyAuthLocked(o *Options) error {
+	ac, err := s.checkAuthLocked(o)
+	if err != nil {
+		return err
+	}
+	s.swapAuthLocked(o, ac)
 	return nil
 }
 

@@ -73,6 +73,9 @@ type Server struct {
 	// imports in force (account.go: installImports); under reloadMu.
 	importUndo []func()
 	sysReqs    chan sysReq // server requests in the system account (sysacc.go)
+	// liveSrc are the options (defaults filled in) the live settings
+	// were made from, which a claims update takes again; under reloadMu.
+	liveSrc Options
 }
 
 // serverTransport is what Server needs from a transport (gnet or goroutine).
@@ -191,6 +194,7 @@ func New(opts Options) (*Server, error) {
 		s.opts.ServerName = s.id
 	}
 	s.started, s.inForce = given, given
+	s.liveSrc = opts
 	s.infoBase = serverInfo{
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,

@@ -19,7 +19,8 @@ import (
 
 // sysReq is one request to the system account's server endpoints.
 type sysReq struct {
-	endpoint string // STATSZ, VARZ, HEALTHZ
+	endpoint string // STATSZ, VARZ, HEALTHZ, IDZ, CLAIMS.UPDATE
+	acc      string // CLAIMS.UPDATE: the account the subject names, or ""
 	reply    string
 	body     []byte
 }
@@ -90,6 +91,24 @@ func (s *Server) startSysHandlers() {
 		}
 	}
 	sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING", enqueue("STATSZ")))
+	if dirResolver(&s.opts) && s.live.Load().auth.op != nil {
+		update := func(subject, reply []byte, hdrLen int, msg []byte) {
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			acc := ""
+			if t := strings.Split(string(subject), "."); len(t) == 6 {
+				acc = t[3] // $SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.UPDATE", acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.UPDATE", update))
+		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", update))
+	}
 	for _, e := range sysEndpoints {
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING."+e, enqueue(e)))
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER."+s.id+"."+e, enqueue(e)))
@@ -105,7 +124,11 @@ func (s *Server) answerSys() {
 		case <-s.done:
 			return
 		case r := <-s.sysReqs:
-			if !s.sysFilterMatches(r.body) {
+			if r.endpoint == "CLAIMS.UPDATE" {
+				s.answerClaimsUpdate(sys, r)
+				continue
+			}
+			if r.reply == "" || !s.sysFilterMatches(r.body) {
 				continue
 			}
 			info := &sysServerInfo{
@@ -240,4 +263,34 @@ func (c *client) accountEvent(connect bool) {
 		return
 	}
 	c.srv.deliverMatched(r, subj, "", nil, b)
+}
+
+// answerClaimsUpdate applies a pushed account JWT and answers as
+// nats-server does (ServerAPIClaimUpdateResponse).
+func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
+	pub, err := s.claimsUpdate(r.acc, r.body)
+	if err != nil {
+		s.Errorf("jwt update resulted in error - %s - %v", pub, err)
+	}
+	if r.reply == "" {
+		return
+	}
+	type status struct {
+		Account     string `json:"account,omitempty"`
+		Code        int    `json:"code"`
+		Message     string `json:"message,omitempty"`
+		Description string `json:"description,omitempty"`
+	}
+	resp := struct {
+		Server *sysServerInfo `json:"server"`
+		Data   *status        `json:"data,omitempty"`
+		Error  *status        `json:"error,omitempty"`
+	}{Server: &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version, Time: time.Now().UTC()}}
+	if err == nil {
+		resp.Data = &status{Account: pub, Code: 200, Message: "jwt updated"}
+	} else {
+		resp.Error = &status{Account: pub, Code: 500, Description: "jwt update resulted in error - " + err.Error()}
+	}
+	b, _ := json.Marshal(&resp)
+	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
 }

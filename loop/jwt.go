@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
 )
 
 // operatorMode is what operator mode adds to an authConfig: the keys an
@@ -80,6 +81,8 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: %w", pub, err)
 		}
 		switch {
+		case !nkeys.IsValidPublicAccountKey(pub):
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: not an account public key", pub)
 		case ac.Subject != pub:
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: the JWT is account %q's", pub, ac.Subject)
 		case !om.trusted[ac.Issuer]:

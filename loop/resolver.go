@@ -77,6 +77,9 @@ func (s *Server) claimsUpdate(want string, body []byte) (string, error) {
 		return "n/a", err
 	}
 	pub := ac.Subject
+	if !nkeys.IsValidPublicAccountKey(pub) { // it names a file
+		return "n/a", errors.New("not an account public key")
+	}
 	if want != "" && want != pub {
 		return pub, fmt.Errorf("subject %q does not match the jwt's account", want)
 	}

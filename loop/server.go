@@ -73,6 +73,7 @@ type Server struct {
 	// imports in force (account.go: installImports); under reloadMu.
 	importUndo []func()
 	sysReqs    chan sysReq // server requests in the system account (sysacc.go)
+	sysSubs    atomic.Int32 // how many subscriptions sysacc.go made, not counted as subscriptions
 	// liveSrc are the options (defaults filled in) the live settings
 	// were made from, which a claims update takes again; under reloadMu.
 	liveSrc Options
@@ -272,9 +273,10 @@ func (s *Server) MonitorAddr() net.Addr { return s.httpAddr }
 // NumClients returns the number of open client connections.
 func (s *Server) NumClients() int { return int(s.numConns.Load()) }
 
-// NumSubscriptions returns the number of subscriptions in every account.
+// NumSubscriptions returns the number of subscriptions in every account,
+// but for the server's own system-account handlers.
 func (s *Server) NumSubscriptions() int {
-	n := 0
+	n := -int(s.sysSubs.Load())
 	for _, sp := range s.live.Load().auth.accounts {
 		n += sp.acc.sl.Count()
 	}

@@ -75,6 +75,8 @@ func (s *Server) startSysHandlers() {
 		return
 	}
 	s.sysReqs = make(chan sysReq, sysReqQueue)
+	before := sys.sl.Count()
+	defer func() { s.sysSubs.Store(int32(sys.sl.Count() - before)) }()
 	enqueue := func(endpoint string) InternalHandler {
 		return func(_, reply []byte, hdrLen int, msg []byte) {
 			if len(reply) == 0 {

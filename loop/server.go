@@ -72,7 +72,7 @@ type Server struct {
 	// importUndo removes the internal subscriptions that carry the
 	// imports in force (account.go: installImports); under reloadMu.
 	importUndo []func()
-	sysReqs    chan sysReq // server requests in the system account (sysacc.go)
+	sysReqs    chan sysReq  // server requests in the system account (sysacc.go)
 	sysSubs    atomic.Int32 // how many subscriptions sysacc.go made, not counted as subscriptions
 	// liveSrc are the options (defaults filled in) the live settings
 	// were made from, which a claims update takes again; under reloadMu.

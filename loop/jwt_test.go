@@ -322,3 +322,37 @@ func TestOperatorDirResolver(t *testing.T) {
 		wantAuthViolation(t, r.s, "revoked user after restart", nats.UserCredentials(cr))
 	})
 }
+
+// TestAuthHostileConnect: garbage in the nkey, sig and jwt fields of
+// CONNECT gets -ERR 'Authorization Violation' and a close, exactly, and
+// the server keeps serving.
+func TestAuthHostileConnect(t *testing.T) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	op := newOpSetup(t)
+	for _, tc := range []struct{ name, conf string }{
+		{"nkeys", `accounts { A { users = [ {nkey: ` + pub + `} ] } }`},
+		{"operator", strings.Replace(op.conf(), "jetstream: enabled\n", "", 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startFromFile(t, loop.Options{}, tc.conf).s
+			for _, connect := range []string{
+				`{"nkey":"garbage","sig":"!!!"}`,
+				`{"nkey":"` + pub + `","sig":"` + strings.Repeat("A", 3000) + `"}`,
+				`{"nkey":"` + pub + `"}`,
+				`{"jwt":"eyJ.eyJ.sig","sig":"x"}`,
+				`{"jwt":"` + strings.Repeat("e", 3000) + `","nkey":"` + pub + `","sig":""}`,
+				`{"user":"a","pass":"a","jwt":"a.b.c"}`,
+			} {
+				rc := dialRaw(t, s)
+				rc.send("CONNECT %s\r\nPING\r\n", connect)
+				rc.expect("-ERR 'Authorization Violation'")
+				rc.expectClosed()
+			}
+			// Still serving: a signed login works (nkeys case).
+			if tc.name == "nkeys" {
+				connect(t, s, nats.Nkey(pub, func(n []byte) ([]byte, error) { return kp.Sign(n) }))
+			}
+		})
+	}
+}

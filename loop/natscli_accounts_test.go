@@ -48,6 +48,7 @@ system_account: SYS
 			{"sys", []string{"server", "ping", "1"}, "edge1"},
 			{"sys", []string{"server", "info"}, "Server information for edge1"},
 			{"sys", []string{"server", "list", "1"}, "edge1"},
+			{"sys", []string{"server", "report", "connections"}, "SYS"},
 			{"app", []string{"stream", "add", "ORDERS", "--subjects", "orders.>", "--defaults"}, "Stream ORDERS was created"},
 			{"ops", []string{"stream", "add", "ORDERS", "--subjects", "orders.>", "--defaults"}, "Stream ORDERS was created"},
 			{"ops", []string{"account", "info"}, "Streams: 1 of 5"},

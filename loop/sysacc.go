@@ -10,7 +10,9 @@ package loop
 
 import (
 	"encoding/json"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,7 +65,7 @@ type sysStats struct {
 // The server endpoints a system user may request, as
 // $SYS.REQ.SERVER.PING.<endpoint> (every server answers) or
 // $SYS.REQ.SERVER.<id>.<endpoint>; $SYS.REQ.SERVER.PING alone is STATSZ.
-var sysEndpoints = []string{"STATSZ", "VARZ", "HEALTHZ", "IDZ"}
+var sysEndpoints = []string{"STATSZ", "VARZ", "HEALTHZ", "IDZ", "CONNZ"}
 
 const sysReqQueue = 256
 
@@ -156,6 +158,8 @@ func (s *Server) answerSys() {
 					data = map[string]string{"status": "ok"}
 				case "IDZ":
 					data = map[string]string{"server_id": s.id, "server_name": s.opts.ServerName}
+				case "CONNZ":
+					data = s.connz(r.body)
 				}
 				out = struct {
 					Server *sysServerInfo `json:"server"`
@@ -295,4 +299,93 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 	}
 	b, _ := json.Marshal(&resp)
 	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+}
+
+// sysConnInfo is nats-server's ConnInfo, the fields evnats has (per
+// connection message counters are not kept: zero).
+type sysConnInfo struct {
+	Cid          uint64    `json:"cid"`
+	Kind         string    `json:"kind,omitempty"`
+	Type         string    `json:"type,omitempty"`
+	IP           string    `json:"ip"`
+	Port         int       `json:"port"`
+	Start        time.Time `json:"start"`
+	LastActivity time.Time `json:"last_activity"`
+	Uptime       string    `json:"uptime"`
+	Idle         string    `json:"idle"`
+	Pending      int       `json:"pending_bytes"`
+	InMsgs       int64     `json:"in_msgs"`
+	OutMsgs      int64     `json:"out_msgs"`
+	InBytes      int64     `json:"in_bytes"`
+	OutBytes     int64     `json:"out_bytes"`
+	NumSubs      uint32    `json:"subscriptions"`
+	Name         string    `json:"name,omitempty"`
+	Lang         string    `json:"lang,omitempty"`
+	Version      string    `json:"version,omitempty"`
+	User         string    `json:"authorized_user,omitempty"`
+	Account      string    `json:"account,omitempty"`
+}
+
+// sysConnz is nats-server's Connz.
+type sysConnz struct {
+	ID       string         `json:"server_id"`
+	Now      time.Time      `json:"now"`
+	NumConns int            `json:"num_connections"`
+	Total    int            `json:"total"`
+	Offset   int            `json:"offset"`
+	Limit    int            `json:"limit"`
+	Conns    []*sysConnInfo `json:"connections"`
+}
+
+// connz lists the open NATS connections for a CONNZ request (nats-server's
+// ConnzOptions: offset, limit, user, acc, state), by connection id. It
+// visits every client in its owner's context (eachClient), so it runs on
+// answerSys, never on a loop.
+func (s *Server) connz(body []byte) *sysConnz {
+	var opt struct {
+		Offset int    `json:"offset"`
+		Limit  int    `json:"limit"`
+		User   string `json:"user"`
+		Acc    string `json:"acc"`
+		State  int    `json:"state"`
+	}
+	_ = json.Unmarshal(body, &opt)
+	if opt.Limit <= 0 || opt.Limit > 1024 {
+		opt.Limit = 1024
+	}
+	opt.Offset = max(opt.Offset, 0)
+	now := time.Now().UTC()
+	var mu sync.Mutex
+	var all []*sysConnInfo
+	if opt.State != 1 { // 1: closed connections, which evnats does not keep
+		s.tr.eachClient(func(c *client) {
+			if c.proto != nil || !c.connected.Load() {
+				return
+			}
+			c.t.outLock()
+			ci := &sysConnInfo{
+				Cid: c.id, Kind: "Client", Type: "nats", IP: c.ip, Start: c.start,
+				LastActivity: c.start, Uptime: now.Sub(c.start).Round(time.Second).String(), Idle: "0s",
+				Pending: c.out.size + c.t.pendingOut(), NumSubs: uint32(len(c.subs)),
+				Name: c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, User: c.user,
+			}
+			if c.acc != nil {
+				ci.Account = c.acc.name
+			}
+			c.t.outUnlock()
+			if opt.User != "" && ci.User != opt.User || opt.Acc != "" && ci.Account != opt.Acc {
+				return
+			}
+			mu.Lock()
+			all = append(all, ci)
+			mu.Unlock()
+		})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Cid < all[j].Cid })
+	cz := &sysConnz{ID: s.id, Now: now, Total: len(all), Offset: opt.Offset, Limit: opt.Limit, Conns: []*sysConnInfo{}}
+	if opt.Offset < len(all) {
+		cz.Conns = all[opt.Offset:min(len(all), opt.Offset+opt.Limit)]
+	}
+	cz.NumConns = len(cz.Conns)
+	return cz
 }

@@ -57,6 +57,12 @@ func TestSystemAccountRequests(t *testing.T) {
 				t.Fatalf("%s: %s %v", subj, m.Data, err)
 			}
 		}
+		m, err = sys.Request("$SYS.REQ.SERVER.PING.CONNZ", []byte(`{"acc":"APP"}`), 5*time.Second)
+		var cz natsserver.ServerAPIConnzResponse
+		if err != nil || json.Unmarshal(m.Data, &cz) != nil || cz.Data == nil || cz.Data.NumConns != 1 ||
+			cz.Data.Conns[0].Account != "APP" || cz.Data.Conns[0].AuthorizedUser != "app" || cz.Data.Conns[0].NumSubs != 1 {
+			t.Fatalf("connz: %v %s", err, m.Data)
+		}
 		m, err = sys.Request("$SYS.REQ.SERVER.PING.HEALTHZ", nil, 5*time.Second)
 		if err != nil || !json.Valid(m.Data) {
 			t.Fatalf("healthz: %v", err)

@@ -54,6 +54,11 @@ type Config struct {
 	MaxStreams int
 	FS         store.FS // default store.OSFS
 	ServerName string   // shown as every stream's leader in stream info
+	// Account is the account whose streams this Manager serves ("": the
+	// global account $G); its streams live under
+	// <StoreDir>/jetstream/<Account>/. The server checks the name (no
+	// path separator, no dot).
+	Account string
 	// Errorf logs a server-side error (a handler's panic, a skipped
 	// directory on recovery); nil discards.
 	Errorf func(format string, args ...any)
@@ -108,12 +113,18 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	if cfg.FS == nil {
 		cfg.FS = store.OSFS{}
 	}
+	if cfg.Account == "" {
+		cfg.Account = "$G"
+	}
+	if !validName(cfg.Account) {
+		return nil, fmt.Errorf("jetstream: invalid account name %q", cfg.Account)
+	}
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = -1
 	}
 	m := &Manager{cfg: cfg, host: host, writer: store.NewWriter(cfg.FS, cfg.Sync),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
-		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "trash"),
+		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "trash"),
 		storeRoots: storeRootsOf(cfg.StoreDir), subjects: newSubjectIndex()}
 	if err := m.recover(); err != nil {
 		m.writer.Close()

@@ -9,30 +9,52 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/evnats/evnats/router"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// authConfig is the server's immutable authentication setup.
+// authConfig is the server's immutable authentication setup, with the
+// accounts its users log into.
 type authConfig struct {
 	required bool
 	certMap  bool // verify_and_map: the user comes from the TLS client certificate (tlsmap.go)
 	token    string
 	user     string
 	pass     string
-	users    map[string]*userEntry
+	users    map[string]*userEntry // by name, every account's
+	nkeys    map[string]*userEntry // by public nkey; nil when there are none (INFO then has no nonce)
+	noAuth   *userEntry            // no_auth_user: who a client without credentials is
+	gacc     *account              // the global account $G
+	sysAcc   *account              // the system account ($SYS unless system_account names another)
+	op       *operatorMode         // operator mode: users log in with JWTs; nil otherwise
+	accounts map[string]*accountSpec
 }
 
 type userEntry struct {
+	name  string // the user name, or the public nkey
 	pass  string
+	nkey  bool
+	acc   *account
 	perms *Permissions
+	// From a user JWT: when it expires (zero: never) and its limits
+	// (0: the server's).
+	expires    time.Time
+	maxSubs    int
+	maxPayload int
 }
 
-func newAuthConfig(o *Options) (*authConfig, error) {
-	a := &authConfig{required: o.authRequired(), token: o.Token, user: o.Username, pass: o.Password}
+// newAuthConfig checks o's authorization and accounts. prev is the setup
+// in force (nil at start): accounts it has keep their *account.
+func newAuthConfig(o *Options, prev *authConfig, gacc *account) (*authConfig, error) {
+	a := &authConfig{required: o.authRequired(), token: o.Token, user: o.Username, pass: o.Password, gacc: gacc}
 	n := 0
-	for _, set := range []bool{o.Token != "", o.Username != "", len(o.Users) > 0} {
+	accUsers := false
+	for _, ac := range o.Accounts {
+		accUsers = accUsers || len(ac.Users) > 0
+	}
+	for _, set := range []bool{o.Token != "", o.Username != "", len(o.Users) > 0 || accUsers} {
 		if set {
 			n++
 		}
@@ -40,6 +62,28 @@ func newAuthConfig(o *Options) (*authConfig, error) {
 	if n > 1 {
 		return nil, errors.New("loop: configure only one of token, user/password or users")
 	}
+	var prevAcc map[string]*accountSpec
+	if prev != nil {
+		prevAcc = prev.accounts
+	}
+	op, jwtAccs, err := loadOperator(o)
+	if err != nil {
+		return nil, err
+	}
+	if op != nil {
+		a.op, a.required = op, true
+		oc := *o
+		oc.Accounts = append(append([]*Account(nil), o.Accounts...), jwtAccs...)
+		o = &oc
+	}
+	if a.accounts, err = buildAccounts(o, prevAcc, gacc); err != nil {
+		return nil, err
+	}
+	sys := o.SystemAccount
+	if sys == "" {
+		sys = defaultSystemAccount
+	}
+	a.sysAcc = a.accounts[sys].acc
 	if o.TLS != nil && o.TLS.VerifyAndMap {
 		if len(o.Users) == 0 {
 			return nil, errors.New("loop: tls verify_and_map needs a users list to map certificates to")
@@ -49,19 +93,57 @@ func newAuthConfig(o *Options) (*authConfig, error) {
 	if o.Username != "" && o.Password == "" {
 		return nil, errors.New("loop: user without password")
 	}
-	if len(o.Users) > 0 {
-		a.users = make(map[string]*userEntry, len(o.Users))
-		for _, u := range o.Users {
-			if u.Username == "" {
-				return nil, errors.New("loop: users entry without user name")
+	add := func(u *User, acc *account) error {
+		if u.Nkey != "" {
+			if u.Username != "" || u.Password != "" {
+				return fmt.Errorf("loop: nkey user %q with a user name or password", u.Nkey)
 			}
-			if _, dup := a.users[u.Username]; dup {
-				return nil, fmt.Errorf("loop: duplicate user %q", u.Username)
+			if !validUserNkey(u.Nkey) {
+				return fmt.Errorf("loop: not a valid public user nkey: %q", u.Nkey)
+			}
+			if _, dup := a.nkeys[u.Nkey]; dup {
+				return fmt.Errorf("loop: duplicate nkey %q", u.Nkey)
 			}
 			if err := validatePerms(u.Permissions); err != nil {
-				return nil, fmt.Errorf("loop: user %q: %w", u.Username, err)
+				return fmt.Errorf("loop: nkey %q: %w", u.Nkey, err)
 			}
-			a.users[u.Username] = &userEntry{pass: u.Password, perms: u.Permissions}
+			if a.nkeys == nil {
+				a.nkeys = make(map[string]*userEntry)
+			}
+			a.nkeys[u.Nkey] = &userEntry{name: u.Nkey, nkey: true, acc: acc, perms: u.Permissions}
+			return nil
+		}
+		if u.Username == "" {
+			return errors.New("loop: users entry without user name")
+		}
+		if _, dup := a.users[u.Username]; dup {
+			return fmt.Errorf("loop: duplicate user %q", u.Username)
+		}
+		if err := validatePerms(u.Permissions); err != nil {
+			return fmt.Errorf("loop: user %q: %w", u.Username, err)
+		}
+		if a.users == nil {
+			a.users = make(map[string]*userEntry)
+		}
+		a.users[u.Username] = &userEntry{name: u.Username, pass: u.Password, acc: acc, perms: u.Permissions}
+		return nil
+	}
+	for _, u := range o.Users {
+		if err := add(u, gacc); err != nil {
+			return nil, err
+		}
+	}
+	for _, ac := range o.Accounts {
+		for _, u := range ac.Users {
+			if err := add(u, a.accounts[ac.Name].acc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.NoAuthUser != "" {
+		if a.noAuth = a.users[o.NoAuthUser]; a.noAuth == nil {
+			// nats-server's text
+			return nil, fmt.Errorf("no_auth_user: %q not present as user or nkey in authorization block or account configuration", o.NoAuthUser)
 		}
 	}
 	return a, nil
@@ -86,16 +168,25 @@ func validatePerms(p *Permissions) error {
 }
 
 // verify checks CONNECT credentials and returns the matching users entry
-// (nil for token or single-user auth). It touches no client state, so it
-// may run off the client's loop; see isSlow.
-func (a *authConfig) verify(o *connectOpts) (*userEntry, bool) {
+// (nil for token or single-user auth). nonce is what INFO gave the client
+// to sign (nkey users). It touches no client state, so it may run off the
+// client's loop; see isSlow.
+func (a *authConfig) verify(o *connectOpts, nonce []byte) (*userEntry, bool) {
 	switch {
 	case !a.required:
 		return nil, true
+	case a.op != nil:
+		return a.op.verifyJWT(a, o, nonce)
 	case a.token != "":
 		return nil, equalSecret(o.Token, a.token)
 	case a.user != "":
 		return nil, o.User == a.user && checkPassword(o.Pass, a.pass)
+	case o.Nkey != "":
+		u := a.nkeys[o.Nkey]
+		return u, u != nil && verifyNonce(o.Nkey, o.Sig, nonce)
+	}
+	if u := a.noAuthFor(o); u != nil {
+		return u, true
 	}
 	u := a.users[o.User]
 	if u == nil || !checkPassword(o.Pass, u.pass) {
@@ -104,11 +195,20 @@ func (a *authConfig) verify(o *connectOpts) (*userEntry, bool) {
 	return u, true
 }
 
+// noAuthFor is the no_auth_user's entry when o carries no credentials at
+// all, else nil.
+func (a *authConfig) noAuthFor(o *connectOpts) *userEntry {
+	if a.noAuth == nil || o.User != "" || o.Pass != "" || o.Token != "" || o.Nkey != "" {
+		return nil
+	}
+	return a.noAuth
+}
+
 // isSlow reports whether verifying o costs a bcrypt comparison, which
 // takes milliseconds of CPU and so must not run on an event loop.
 func (a *authConfig) isSlow(o *connectOpts) bool {
 	switch {
-	case !a.required || a.token != "":
+	case !a.required || a.op != nil || a.token != "" || o.Nkey != "" || a.noAuthFor(o) != nil:
 		return false
 	case a.user != "":
 		return isBcrypt(a.pass)
@@ -122,9 +222,13 @@ func (c *client) setUser(name string, u *userEntry) {
 	if u == nil {
 		return
 	}
-	c.user = name
+	c.user = u.name
 	if u.perms != nil {
 		c.perms.Store(newPermissions(u.perms))
+	}
+	c.expires, c.maxSubs = u.expires, u.maxSubs
+	if u.maxPayload > 0 && u.maxPayload < c.parser.MaxPayload {
+		c.parser.MaxPayload = u.maxPayload
 	}
 }
 

@@ -60,6 +60,9 @@ type connectOpts struct {
 	User         string `json:"user"`
 	Pass         string `json:"pass"`
 	Token        string `json:"auth_token"`
+	Nkey         string `json:"nkey"`
+	Sig          string `json:"sig"`
+	JWT          string `json:"jwt"`
 }
 
 // defaultConnectOpts are in force before CONNECT and for fields it omits;
@@ -74,6 +77,11 @@ type subscription struct {
 	c        *client         // nil for an internal subscription
 	internal InternalHandler // set for an internal subscription
 	link     Link            // set for a link peer's interest (link.go)
+	// cross, set for an import's internal subscription (account.go), is
+	// called instead of internal with the dispatch's origin, so that the
+	// message crosses into the importing account from where it was
+	// published (flow control, a 503 to the requester).
+	cross func(o origin, subject, reply []byte, hdrLen int, msg []byte)
 
 	deny []string // subscribe deny patterns inside Subject, filtered at delivery; usually nil
 
@@ -116,6 +124,16 @@ type client struct {
 	echo      bool
 	user      string
 	perms     atomic.Pointer[permissions] // swapped by a reload (reload.go: reauthorize)
+	// acc is the client's account: $G until a CONNECT logs it into
+	// another, then fixed (a later CONNECT may not move it). cache is
+	// its loop's cache of acc's sublist. Both change only before the
+	// client has a subscription, in its own context.
+	acc   *account
+	nonce []byte // what INFO asked an nkey user to sign; nil without nkey users
+	// From a user JWT (jwt.go): when the login expires (zero: never) and
+	// the most subscriptions it may hold (0: the server's limit).
+	expires time.Time
+	maxSubs int
 
 	proto Protocol // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	// protoSet is stored after proto is assigned (setProto). Code outside
@@ -152,6 +170,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 		opts:     defaultConnectOpts,
 		scratch:  make([]byte, 0, 256),
 		lastPing: time.Now(),
+		acc:      s.gacc,
 	}
 	if lp != nil {
 		c.cache = lp.cache
@@ -198,6 +217,12 @@ func (c *client) info() []byte {
 	info.MaxPayload, info.AuthRequired = lv.maxPayload, lv.auth.required
 	info.ClientID = c.id
 	info.ClientIP = c.ip
+	if lv.auth.nkeys != nil || lv.auth.op != nil {
+		if c.nonce == nil {
+			c.nonce = newNonce()
+		}
+		info.Nonce = string(c.nonce)
+	}
 	if c.ws != nil {
 		info.TLSRequired, info.TLSVerify = c.ws.tls, false
 		if a := c.ws.srv.auth; a != nil {
@@ -348,13 +373,14 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 		}
 		return AuthRefused
 	}
+	nonce := c.nonce
 	if !a.isSlow(o) {
-		u, ok := a.verify(o)
+		u, ok := a.verify(o, nonce)
 		return u, result(ok)
 	}
 	var u *userEntry
 	oc := *o // the check may outlive the caller's copy
-	check := func() (ok bool) { u, ok = a.verify(&oc); return }
+	check := func() (ok bool) { u, ok = a.verify(&oc, nonce); return }
 	if c.lp == nil {
 		ok, expired := c.srv.slowAuth.check(c.authDeadline(), check)
 		if expired {
@@ -375,6 +401,11 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
+	if !c.joinAccount(u) {
+		c.srv.Noticef("client %d (%s): authorization violation: a second CONNECT into another account", c.id, c.ip)
+		c.closeWithErr("Authorization Violation")
+		return errClose{}
+	}
 	c.setUser(o.User, u)
 	c.stat.meta.Store(&connMeta{user: c.user})
 	c.parser.ConnectFirst = false
@@ -382,9 +413,38 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	c.opts = *o
 	c.t.outUnlock()
 	c.echo = o.Echo == nil || *o.Echo
-	c.connected.Store(true)
+	first := !c.connected.Swap(true)
 	c.sendOK()
+	if first {
+		c.accountEvent(true)
+	}
 	return nil
+}
+
+// joinAccount moves c into user u's account (nil: $G) and its loop's
+// cache of it. It refuses a move once c is connected or has
+// subscriptions: they live in the account it has.
+func (c *client) joinAccount(u *userEntry) bool {
+	acc := c.srv.gacc
+	if u != nil && u.acc != nil {
+		acc = u.acc
+	}
+	if acc == c.acc {
+		return true
+	}
+	c.t.outLock()
+	busy := c.connected.Load() || len(c.subs) > 0 || c.closed
+	c.t.outUnlock()
+	if busy {
+		return false
+	}
+	c.acc = acc
+	if c.lp != nil {
+		c.cache = c.lp.cacheFor(acc)
+	} else {
+		c.cache = router.NewCache(acc.sl, 256)
+	}
+	return true
 }
 
 // auth is the authentication setup the client is checked against: the
@@ -508,7 +568,11 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.okLocked()
 		return nil
 	}
-	if max := c.srv.live.Load().maxSubscriptions; max > 0 && len(c.subs) >= max {
+	max := c.srv.live.Load().maxSubscriptions
+	if c.maxSubs > 0 && (max == 0 || c.maxSubs < max) {
+		max = c.maxSubs
+	}
+	if max > 0 && len(c.subs) >= max {
 		c.out.write(codec.AppendErr(c.scratch[:0], "maximum subscriptions exceeded"))
 		c.t.flushSoon()
 		return nil
@@ -551,7 +615,7 @@ func (c *client) ProcessUnsub(sid []byte, max int) error {
 // owned by c's loop, in c's table and the sublist. Caller holds outLock.
 func (c *client) addSub(s *subscription) {
 	if c.ownSub(s) {
-		c.srv.sl.Insert(&s.Subscription)
+		c.acc.sl.Insert(&s.Subscription)
 	}
 }
 
@@ -580,7 +644,7 @@ func (c *client) removeSub(s *subscription) {
 	}
 	s.closed = true
 	delete(c.subs, string(s.SID))
-	c.srv.sl.Remove(&s.Subscription)
+	c.acc.sl.Remove(&s.Subscription)
 }
 
 // ProcessPing answers PING.
@@ -678,6 +742,11 @@ func (c *client) tick(now time.Time) {
 		}
 		return
 	}
+	if !c.expires.IsZero() && now.After(c.expires) {
+		c.srv.Noticef("client %d (%s): user JWT expired", c.id, c.ip)
+		c.closeWithErr("User Authentication Expired")
+		return
+	}
 	lv := c.srv.live.Load()
 	if now.Sub(c.lastPing) < lv.pingInterval {
 		return
@@ -735,12 +804,15 @@ func (c *client) cleanup() {
 	c.releaseFlow()
 	for _, s := range c.subs {
 		s.closed = true
-		c.srv.sl.Remove(&s.Subscription)
+		c.acc.sl.Remove(&s.Subscription)
 	}
 	c.subs = nil
 	c.out.reset()
 	c.t.outUnlock()
 	c.srv.numConns.Add(-1)
+	if c.connected.Load() && c.proto == nil {
+		c.accountEvent(false)
+	}
 }
 
 // tracef logs one protocol operation of this client when tracing (-V) is

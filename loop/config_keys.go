@@ -83,6 +83,42 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, setStr(&o.PidFile), "pid_file", "pidfile")
 	alias(k, setStr(&o.StoreDir), "store_dir", "storedir")
 	alias(k, w.sub(w.authBlock("authorization", o)), "authorization")
+	alias(k, w.accounts(o), "accounts")
+	alias(k, setStr(&o.NoAuthUser), "no_auth_user")
+	alias(k, setStr(&o.SystemAccount), "system_account", "system")
+	alias(k, w.operators(o), "operator", "operators", "root_operators", "root_operator", "roots", "root")
+	alias(k, func(v any) error {
+		switch t := v.(type) {
+		case string:
+			o.Resolver = t
+			return nil
+		case map[string]any:
+			rk := map[string]setter{}
+			alias(rk, setStr(&o.Resolver), "type")
+			alias(rk, setStr(&o.ResolverDir), "dir")
+			w.walk(block{path: "resolver", keys: rk, native: []string{
+				"allow_delete", "interval", "limit", "timeout", "hard_delete",
+			}}, t)
+			return nil
+		}
+		return fmt.Errorf("want MEMORY or a block {type: full, dir: ...}, got %s", kind(v))
+	}, "resolver", "account_resolver", "accounts_resolver")
+	alias(k, func(v any) error {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of account public key: JWT, got %s", kind(v))
+		}
+		o.ResolverPreload = make(map[string]string, len(m))
+		for key, e := range m {
+			s, err := str(e)
+			if err != nil {
+				w.add(e, fmt.Sprintf("%q: %v", "resolver_preload."+key, err))
+				continue
+			}
+			o.ResolverPreload[key] = s
+		}
+		return nil
+	}, "resolver_preload")
 	alias(k, w.jetStream(o), "jetstream")
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
 	alias(k, w.sub(w.leafBlock(o)), "leafnodes", "leaf")
@@ -90,14 +126,12 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
 	return block{keys: k, native: []string{
 		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
-		"disable_sublist_cache", "no_sublist_cache", "accounts", "default_sentinel",
+		"disable_sublist_cache", "no_sublist_cache", "default_sentinel",
 		"cluster", "gateway",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",
 		"max_traced_msg_len", "max_sub_tokens", "max_subscription_tokens", "ocsp",
-		"allow_non_tls", "write_timeout", "operator", "operators", "roots", "root",
-		"root_operators", "root_operator", "resolver", "account_resolver",
-		"accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
-		"no_auth_user", "system_account", "system", "no_system_account", "no_system",
+		"allow_non_tls", "write_timeout", "resolver_tls", "resolver_pinned_accounts",
+		"no_system_account", "no_system",
 		"no_sys_acc", "no_header_support", "trusted", "trusted_keys",
 		"connect_error_reports", "reconnect_error_reports",
 	}}
@@ -227,6 +261,23 @@ func (w *cfgWalker) authBlock(path string, o *Options) block {
 		}
 		return nil
 	}, "users")
+	alias(k, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a list of nkey users, got %s", kind(v))
+		}
+		for i, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("%q: want a block, got %s", fmt.Sprintf("%s.nkeys[%d]", path, i), kind(e)))
+				continue
+			}
+			u := &User{}
+			w.walk(w.userBlock(fmt.Sprintf("%s.nkeys[%d]", path, i), u), m)
+			o.Users = append(o.Users, u)
+		}
+		return nil
+	}, "nkeys")
 	return block{path: path, keys: k, native: []string{
 		"default_permission", "default_permissions", "permissions", "auth_callout", "auth_hook", "proxy_required",
 	}}
@@ -237,6 +288,7 @@ func (w *cfgWalker) userBlock(path string, u *User) block {
 	k := map[string]setter{}
 	alias(k, setStr(&u.Username), "user", "username")
 	alias(k, setStr(&u.Password), "password", "pass")
+	alias(k, setStr(&u.Nkey), "nkey")
 	alias(k, func(v any) error {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -247,7 +299,7 @@ func (w *cfgWalker) userBlock(path string, u *User) block {
 		return nil
 	}, "permissions", "permission", "authorization")
 	return block{path: path, keys: k, native: []string{
-		"nkey", "allowed_connection_types", "connection_types", "clients", "proxy_required",
+		"allowed_connection_types", "connection_types", "clients", "proxy_required",
 		"issuer", "account", "acc", "auth_users", "xkey", "key", "allowed_accounts",
 	}}
 }

@@ -170,6 +170,10 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		if s.denies(d.subject) {
 			return false
 		}
+		if s.cross != nil {
+			s.cross(d.origin, d.subject, d.reply, d.hdrLen, d.msg)
+			return true
+		}
 		s.internal(d.subject, d.reply, d.hdrLen, d.msg)
 		return true
 	}

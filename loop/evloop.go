@@ -22,9 +22,12 @@ type evLoop struct {
 	srv   *Server
 	tr    *gnetTransport
 	el    gnet.EventLoop // set once, on the loop's first connection
-	cache *matchCache
-	pool  chunkPool
-	rng   *rand.PCG
+	cache *matchCache    // of the global account $G (Server.sl)
+	// accCaches are its caches of other accounts' sublists, made when a
+	// client of that account connects here (account.go: cacheFor).
+	accCaches map[*account]*matchCache
+	pool      chunkPool
+	rng       *rand.PCG
 
 	clients        map[*client]struct{}
 	dirty          []*client // clients with output to flush this tick

@@ -5,22 +5,26 @@ package loop
 // since deliverCache takes no lock.
 
 import (
+	"fmt"
+
 	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/router"
 )
 
-// jsHost lets the JetStream manager subscribe and publish inside the server.
+// jsHost lets a JetStream manager subscribe and publish inside the server,
+// in its account's subject space (acc; $G for the server's own manager).
 // deliverCache is used only by Deliver, which the manager calls from its
 // own goroutine alone: consumers deliver to the same few inboxes again and
 // again, so their matches come from a cache that needs no lock.
 type jsHost struct {
 	s            *Server
+	acc          *account
 	deliverCache *matchCache
 	toBuf        []byte // Deliver's inbox subject as bytes, reused
 }
 
 func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
-	return h.s.SubscribeInternal(subject, func(subj, reply []byte, hdrLen int, msg []byte) {
+	sub := internalSub(subject, func(subj, reply []byte, hdrLen int, msg []byte) {
 		var hdr []byte
 		data := msg
 		if hdrLen >= 0 {
@@ -28,10 +32,13 @@ func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, d
 		}
 		fn(string(subj), string(reply), hdr, data)
 	})
+	sl := h.acc.sl
+	sl.Insert(sub)
+	return func() { sl.Remove(sub) }
 }
 
 func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
-	h.s.PublishInternal(subject, reply, hdr, data)
+	h.s.deliverMatched(h.acc.sl.Match(subject), subject, reply, hdr, data)
 }
 
 // Deliver delivers a consumer's message; with resume set (a push
@@ -50,20 +57,61 @@ func (h *jsHost) Interest(to string) bool {
 	return !h.deliverCache.Match(h.toBuf).Empty()
 }
 
-// startJetStream starts the manager when JetStream is enabled.
+// startJetStream starts the manager of the global account when JetStream
+// is enabled, and one per other account that enables it, each with its
+// streams under <store_dir>/jetstream/<account>/ and its limits.
 func (s *Server) startJetStream() error {
 	if !s.opts.JetStream {
 		return nil
 	}
-	m, err := jetstream.Start(jetstream.Config{
-		StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
-		MaxMemory: s.opts.JetStreamMaxMemory, MaxStore: s.opts.JetStreamMaxStore,
-		FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName,
-	}, &jsHost{s: s, deliverCache: router.NewCache(s.sl, 1024)})
+	start := func(acc *account, maxMem, maxStore int64, maxStreams int) (*jetstream.Manager, error) {
+		name := ""
+		if acc != s.gacc {
+			name = acc.name
+		}
+		return jetstream.Start(jetstream.Config{
+			StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
+			MaxMemory: maxMem, MaxStore: maxStore, MaxStreams: maxStreams,
+			FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName, Account: name,
+		}, &jsHost{s: s, acc: acc, deliverCache: router.NewCache(acc.sl, 1024)})
+	}
+	m, err := start(s.gacc, s.opts.JetStreamMaxMemory, s.opts.JetStreamMaxStore, 0)
 	if err != nil {
 		return err
 	}
 	s.js = m
+	accs := s.live.Load().auth.accounts
+	for _, name := range sortedKeys(accs) {
+		ac := accs[name].cfg
+		if ac == nil || !ac.JetStream || ac.Name == globalAccount {
+			continue
+		}
+		l := ac.JetStreamLimits
+		m, err := start(accs[ac.Name].acc, orUnset(l.MaxMemory), orUnset(l.MaxStore), l.MaxStreams)
+		if err != nil {
+			s.stopJetStream()
+			return fmt.Errorf("loop: jetstream for account %q: %w", ac.Name, err)
+		}
+		s.jsAcc = append(s.jsAcc, m)
+	}
 	s.Noticef("JetStream enabled, store directory %s", s.opts.StoreDir)
 	return nil
+}
+
+// orUnset is a configured limit, or 0 (unlimited, as reported) when unset.
+func orUnset(n int64) int64 {
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// stopJetStream stops every JetStream manager.
+func (s *Server) stopJetStream() {
+	if s.js != nil {
+		s.js.Stop()
+	}
+	for _, m := range s.jsAcc {
+		m.Stop()
+	}
 }

@@ -118,7 +118,7 @@ func (s *Server) Varz() *monitor.Varz {
 		Mem: monitor.RSS(), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),
 		Connections: s.NumClients(), TotalConnections: s.totalConns.Load(),
 		SlowConsumers: int64(s.slowCons.Load()), StaleConnections: int64(s.staleConns.Load()),
-		Subscriptions: uint32(s.sl.Count()), ConfigLoadTime: s.ConfigLoadTime().UTC(),
+		Subscriptions: uint32(s.NumSubscriptions()), ConfigLoadTime: s.ConfigLoadTime().UTC(),
 		SlowStats:  &monitor.KindCounts{Clients: s.slowCons.Load()},
 		StaleStats: &monitor.KindCounts{Clients: s.staleConns.Load()},
 		IO:         s.opts.IO, Loops: s.opts.Loops,

@@ -93,6 +93,22 @@ type Options struct {
 	Users       []*User
 	AuthTimeout time.Duration
 
+	// Accounts (account.go): each its own subject space, with its users
+	// and the streams and services it exports and imports. Users outside
+	// any account (Users above) are in the global account $G. NoAuthUser
+	// is the user a client that sends no credentials logs in as;
+	// SystemAccount names the system account ("$SYS" when empty).
+	Accounts      []*Account
+	NoAuthUser    string
+	SystemAccount string
+	// Operator mode (jwt.go): the operator JWTs whose keys sign account
+	// JWTs, the resolver (only "MEMORY") and the account JWTs it holds,
+	// by account public key. Users then log in with user JWTs.
+	Operators       []string
+	Resolver        string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
+	ResolverDir     string
+	ResolverPreload map[string]string
+
 	// JetStream: enabled, where file streams live, sync policy, and the
 	// limits reported to clients (0: unlimited).
 	JetStream          bool
@@ -180,7 +196,54 @@ type Options struct {
 type User struct {
 	Username    string
 	Password    string // plain text, or a bcrypt hash ("$2a$...")
+	Nkey        string // a user nkey ("U..."): logs in by signing the nonce; no Username
 	Permissions *Permissions
+}
+
+// Account is one entry of the accounts block.
+type Account struct {
+	Name    string
+	Users   []*User
+	Exports []*Export
+	Imports []*Import
+	// JetStream gives the account streams of its own (server-wide
+	// JetStream must be on), within JetStreamLimits.
+	JetStream       bool
+	JetStreamLimits AccountJSLimits
+}
+
+// AccountJSLimits bound one account's JetStream: bytes in memory and file
+// streams, and streams (0: unlimited).
+type AccountJSLimits struct {
+	MaxMemory, MaxStore int64
+	MaxStreams          int
+}
+
+// Export makes a stream or a service (exactly one of them, a subject that
+// may hold wildcards) of an account importable by others: by every
+// account, or only by those named in Accounts.
+type Export struct {
+	Stream, Service string
+	// ResponseType of a service: "singleton" (the default: one response
+	// per request), "stream" or "chunked" (any number until
+	// ResponseThreshold, 2m when 0, passes).
+	ResponseType      string
+	ResponseThreshold time.Duration
+	Accounts          []string
+}
+
+// Import brings another account's exported stream or service (exactly one
+// of Stream and Service) into an account. A stream's messages appear under
+// Prefix + "." + their subject (or To, when set); a service is requested
+// on To here (its subject when To is empty).
+type Import struct {
+	Stream, Service *ImportSource
+	Prefix, To      string
+}
+
+// ImportSource names what an import takes: an account's exported subject.
+type ImportSource struct {
+	Account, Subject string
 }
 
 // Permissions restricts the subjects a user may publish and subscribe to.
@@ -312,7 +375,15 @@ func (o *Options) validateFlow() error {
 }
 
 func (o *Options) authRequired() bool {
-	return o.Token != "" || o.Username != "" || len(o.Users) > 0
+	if o.Token != "" || o.Username != "" || len(o.Users) > 0 {
+		return true
+	}
+	for _, a := range o.Accounts {
+		if len(a.Users) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // LeafRemote is one hub a leaf connects to (leafnodes { remotes [ ... ] }).

@@ -232,7 +232,7 @@ func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResul
 		o.Token = pass
 	}
 	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
-		if !ok {
+		if !ok || !c.plugInAccount(u) {
 			later(AuthRefused)
 			return
 		}
@@ -240,9 +240,23 @@ func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResul
 		later(AuthOK)
 	})
 	if res == AuthOK {
+		if !c.plugInAccount(u) {
+			return AuthRefused
+		}
 		c.setUser(user, u)
 	}
 	return res
+}
+
+// plugInAccount reports whether a plug-in's connection may log in as u:
+// plug-ins (MQTT) serve the global account $G only, so a user of another
+// account is refused rather than let into $G's subjects.
+func (c *client) plugInAccount(u *userEntry) bool {
+	if u == nil || u.acc == nil || u.acc == c.srv.gacc {
+		return true
+	}
+	c.srv.Noticef("client %d (%s): user %q is in account %q; MQTT serves the global account only", c.id, c.ip, u.name, u.acc.name)
+	return false
 }
 
 // Sub is a connection's or an internal subscription, as plug-ins see it.

@@ -9,6 +9,7 @@ package loop
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
+	"Accounts": true, "NoAuthUser": true, "ResolverPreload": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
@@ -70,7 +72,9 @@ var configKeys = map[string]string{
 	"PingInterval": "ping_interval", "MaxPingsOut": "ping_max",
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
-	"Users": "authorization users", "Debug": "debug", "Trace": "trace",
+	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
+	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir",
+	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
 	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
@@ -111,19 +115,16 @@ func (s *Server) Reload(o Options) error {
 		return fmt.Errorf("config reload not supported for %s: restart the server to change %s",
 			strings.Join(fixed, ", "), them)
 	}
-	ac, err := newAuthConfig(&o)
+	ac, err := s.checkAuthLocked(&o)
 	if err != nil {
 		return err
 	}
 	if err := s.log.configure(logConfigOf(&o), o.Debug, o.Trace); err != nil {
 		return err
 	}
-	old := s.live.Swap(liveOf(&o, ac))
+	s.swapAuthLocked(&o, ac)
 	if err := s.ReloadTLS(); err != nil {
 		s.Errorf("reload: %v; keeping the certificates in use", err)
-	}
-	if !reflect.DeepEqual(old.auth, ac) {
-		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
 	}
 	s.cfgTime.Store(time.Now().UnixNano())
 	changed := diffFields(&s.inForce, &given)
@@ -136,6 +137,53 @@ func (s *Server) Reload(o Options) error {
 	} else {
 		s.Noticef("Reloaded server configuration: %s", strings.Join(changed, ", "))
 	}
+	return nil
+}
+
+// checkAuthLocked builds the authorization and accounts o describes,
+// refusing what cannot change while running. Caller holds reloadMu.
+func (s *Server) checkAuthLocked(o *Options) (*authConfig, error) {
+	ac, err := newAuthConfig(o, s.live.Load().auth, s.gacc)
+	if err != nil {
+		return nil, err
+	}
+	if jsAccounts(s.live.Load().auth.accounts) != jsAccounts(ac.accounts) {
+		return nil, fmt.Errorf("config reload not supported for accounts jetstream: restart the server to change it")
+	}
+	return ac, nil
+}
+
+// swapAuthLocked makes o's settings, with ac, the live ones: imports
+// follow, and connected clients are checked against ac. Caller holds
+// reloadMu.
+func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
+	old := s.live.Swap(liveOf(o, ac))
+	s.liveSrc = *o
+	// Imports change as one, and only when the configuration changed
+	// them: the old ones go, the new ones come (a message published in
+	// between crosses no account).
+	if !sameImports(old.auth.accounts, ac.accounts) {
+		for _, undo := range s.importUndo {
+			undo()
+		}
+		s.importUndo = s.installImports(ac.accounts)
+	}
+	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
+		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
+		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
+		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
+	}
+}
+
+// applyAuthLocked takes o's accounts again (a claims update changed the
+// resolver directory). Caller holds reloadMu.
+func (s *Server) applyAuthLocked(o *Options) error {
+	ac, err := s.checkAuthLocked(o)
+	if err != nil {
+		return err
+	}
+	s.swapAuthLocked(o, ac)
 	return nil
 }
 
@@ -191,6 +239,13 @@ func (c *client) reauthorize(old, a *authConfig) {
 	opts := c.opts
 	c.t.outUnlock()
 	u, ok := a.readmit(old, c.user, &opts)
+	if ok {
+		acc := c.srv.gacc
+		if u != nil && u.acc != nil {
+			acc = u.acc
+		}
+		ok = acc == c.acc // a user moved to another account logs in again
+	}
 	if !ok {
 		c.srv.Noticef("client %d (%s): authorization violation after reload", c.id, c.ip)
 		c.closeWithErr("Authorization Violation")
@@ -220,6 +275,12 @@ func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*use
 	switch {
 	case !a.required:
 		return nil, true
+	case a.op != nil: // the nonce was checked at CONNECT; the JWT is checked again
+		uc, ac, ok := a.op.userClaims(a, o.JWT)
+		if !ok {
+			return nil, false
+		}
+		return a.op.entry(a, uc, ac), true
 	case a.certMap:
 		u := a.users[user]
 		return u, u != nil
@@ -228,6 +289,12 @@ func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*use
 	case a.user != "":
 		kept := old.required && old.user == a.user && old.pass == a.pass
 		return nil, o.User == a.user && passStill(o.Pass, a.pass, kept)
+	case o.Nkey != "": // its signature was checked at CONNECT
+		u := a.nkeys[o.Nkey]
+		return u, u != nil
+	}
+	if u := a.noAuthFor(o); u != nil {
+		return u, true
 	}
 	u := a.users[o.User]
 	if u == nil {
@@ -245,4 +312,40 @@ func passStill(given, want string, kept bool) bool {
 		return kept
 	}
 	return equalSecret(given, want)
+}
+
+// jsAccounts describes which accounts have JetStream and their limits:
+// the Managers started with the server, which a reload keeps.
+func jsAccounts(specs map[string]*accountSpec) string {
+	var b strings.Builder
+	for _, name := range sortedKeys(specs) {
+		if a := specs[name].cfg; a != nil && a.JetStream {
+			fmt.Fprintf(&b, "%s:%+v;", a.Name, a.JetStreamLimits)
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// sameImports reports whether two loads give the same accounts the same
+// imports and exports, so that the installed imports can stay.
+func sameImports(a, b map[string]*accountSpec) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, sa := range a {
+		sb := b[name]
+		if sb == nil || sa.acc != sb.acc || !reflect.DeepEqual(sa.imports, sb.imports) || !reflect.DeepEqual(sa.exports, sb.exports) {
+			return false
+		}
+	}
+	return true
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop/monitor"
-	"github.com/evnats/evnats/router"
 	"github.com/nats-io/nuid"
 )
 
@@ -30,7 +29,8 @@ const Version = "2.10.0"
 type Server struct {
 	opts     Options
 	id       string
-	sl       *subList
+	sl       *subList // the global account's ($G: gacc.sl)
+	gacc     *account
 	authCfg  *authConfig // as started; a reload's is live.auth
 	slowAuth *slowAuth   // bounds bcrypt checks, run off the loops
 	start    time.Time
@@ -46,6 +46,7 @@ type Server struct {
 
 	js        *jetstream.Manager   // nil unless JetStream is enabled
 	mqtt      Plugin               // serves the MQTT listener; nil when it is off
+	jsAcc     []*jetstream.Manager // one per other account with jetstream enabled
 	leaf      interface{ Close() } // the leaf-node remotes (loop/leaf); nil when none
 	tls       *tlsServer           // nil unless clients connect with TLS
 	mqttTLS   *tlsServer           // nil unless MQTT clients connect with TLS
@@ -73,6 +74,14 @@ type Server struct {
 	reloadMu sync.Mutex
 	inForce  Options
 	cfgTime  atomic.Int64
+	// importUndo removes the internal subscriptions that carry the
+	// imports in force (account.go: installImports); under reloadMu.
+	importUndo []func()
+	sysReqs    chan sysReq  // server requests in the system account (sysacc.go)
+	sysSubs    atomic.Int32 // how many subscriptions sysacc.go made, not counted as subscriptions
+	// liveSrc are the options (defaults filled in) the live settings
+	// were made from, which a claims update takes again; under reloadMu.
+	liveSrc Options
 }
 
 // serverTransport is what Server needs from a transport (gnet or goroutine).
@@ -112,6 +121,7 @@ type serverInfo struct {
 	TLSVerify    bool   `json:"tls_verify,omitempty"`
 	LameDuckMode bool   `json:"ldm,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
+	Nonce        string `json:"nonce,omitempty"`
 }
 
 // New validates opts and returns a server that is not yet listening.
@@ -130,7 +140,8 @@ func New(opts Options) (*Server, error) {
 	if opts.MQTTMaxRetainedMsgs < 0 || opts.MQTTMaxRetainedBytes < 0 {
 		return nil, fmt.Errorf("loop: mqtt max_retained_msgs and max_retained_bytes may not be negative")
 	}
-	ac, err := newAuthConfig(&opts)
+	gacc := newAccount(globalAccount, nil)
+	ac, err := newAuthConfig(&opts, nil, gacc)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +183,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		id:      nuid.Next(),
-		sl:      router.NewSublist[*subscription](),
+		sl:      gacc.sl,
+		gacc:    gacc,
 		authCfg: ac,
 		start:   time.Now(),
 		stats:   make([]statShard, opts.Loops),
@@ -188,11 +200,13 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(liveOf(&opts, ac))
+	s.importUndo = s.installImports(ac.accounts)
 	s.cfgTime.Store(time.Now().UnixNano())
 	if s.opts.ServerName == "" {
 		s.opts.ServerName = s.id
 	}
 	s.started, s.inForce = given, given
+	s.liveSrc = opts
 	s.infoBase = serverInfo{
 		ServerID: s.id, ServerName: s.opts.ServerName, Version: Version, Proto: 1,
 		Go: runtime.Version(), Host: opts.Host, Port: opts.Port, Headers: true,
@@ -214,20 +228,17 @@ func (s *Server) Start() error {
 	if err := s.startJetStream(); err != nil {
 		return err
 	}
+	s.startSysHandlers()
 	if s.opts.MQTTPort != 0 {
 		mq, err := s.openMQTT()
 		if err != nil {
-			if s.js != nil {
-				s.js.Stop()
-			}
+			s.stopJetStream()
 			return fmt.Errorf("loop: mqtt: %w", err)
 		}
 		s.mqtt = mq
 	}
 	if err := s.tr.start(); err != nil {
-		if s.js != nil {
-			s.js.Stop()
-		}
+		s.stopJetStream()
 		if s.mqtt != nil {
 			s.mqtt.Close()
 		}
@@ -235,9 +246,7 @@ func (s *Server) Start() error {
 	}
 	if s.opts.HTTPPort != 0 || s.opts.HTTPSPort != 0 {
 		if err := s.startMonitor(); err != nil {
-			if s.js != nil {
-				s.js.Stop()
-			}
+			s.stopJetStream()
 			s.tr.stop()
 			return err
 		}
@@ -249,6 +258,9 @@ func (s *Server) Start() error {
 	}
 	s.leaf = lf
 	go s.housekeeping()
+	if s.sysReqs != nil {
+		go s.answerSys()
+	}
 	s.logStartup()
 	return nil
 }
@@ -278,8 +290,15 @@ func (s *Server) MonitorAddr() net.Addr { return s.httpAddr }
 // NumClients returns the number of open client connections.
 func (s *Server) NumClients() int { return int(s.numConns.Load()) }
 
-// NumSubscriptions returns the number of subscriptions.
-func (s *Server) NumSubscriptions() int { return s.sl.Count() }
+// NumSubscriptions returns the number of subscriptions in every account,
+// but for the server's own system-account handlers.
+func (s *Server) NumSubscriptions() int {
+	n := -int(s.sysSubs.Load())
+	for _, sp := range s.live.Load().auth.accounts {
+		n += sp.acc.sl.Count()
+	}
+	return n
+}
 
 // SlowConsumers returns how many connections were closed as slow consumers.
 func (s *Server) SlowConsumers() uint64 { return s.slowCons.Load() }
@@ -301,9 +320,7 @@ func (s *Server) Shutdown() {
 	if s.leaf != nil {
 		s.leaf.Close() // no more messages from hubs
 	}
-	if s.js != nil {
-		s.js.Stop() // finish queued publishes and flush stores while loops still run
-	}
+	s.stopJetStream() // finish queued publishes and flush stores while loops still run
 	s.tr.stop()
 	if s.mqtt != nil {
 		s.mqtt.Close() // after every connection released its session
@@ -354,6 +371,7 @@ func (s *Server) housekeeping() {
 			return
 		case now := <-t.C:
 			s.tr.eachClient(func(c *client) { c.tick(now) })
+			s.expireResponses(now)
 			if s.mqtt != nil {
 				s.mqtt.Housekeep()
 			}

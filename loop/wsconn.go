@@ -79,7 +79,7 @@ func newWSServer(o *Options) (*wsServer, error) {
 		if wo.Username != "" && wo.Token != "" {
 			return nil, errors.New("loop: websocket authorization: configure only one of token or user/password")
 		}
-		a, err := newAuthConfig(&Options{Username: wo.Username, Password: wo.Password, Token: wo.Token})
+		a, err := newAuthConfig(&Options{Username: wo.Username, Password: wo.Password, Token: wo.Token}, nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("loop: websocket authorization: %w", err)
 		}

@@ -1,0 +1,207 @@
+package loop
+
+// Concurrency: operator mode is read once per load (New, Reload) on the
+// caller's goroutine into the authConfig, which is immutable after; a
+// user JWT is checked in verify, on the client's goroutine (or a
+// verifySlow one), touching only its arguments and the authConfig.
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// operatorMode is what operator mode adds to an authConfig: the keys an
+// account JWT must be signed by, and the accounts the resolver holds by
+// public key.
+type operatorMode struct {
+	trusted  map[string]bool
+	accounts map[string]*jwt.AccountClaims
+}
+
+// loadOperator checks o's operator JWTs and the resolver's preloaded
+// account JWTs, and returns the accounts they define as Account entries
+// (named by public key) to add to the configured ones.
+func loadOperator(o *Options) (*operatorMode, []*Account, error) {
+	if len(o.Operators) == 0 {
+		if len(o.ResolverPreload) > 0 || o.Resolver != "" {
+			return nil, nil, errors.New("loop: resolver and resolver_preload need an operator")
+		}
+		return nil, nil, nil
+	}
+	if o.Token != "" || o.Username != "" || len(o.Users) > 0 || o.NoAuthUser != "" {
+		return nil, nil, errors.New("loop: operator mode: authorization users, token or no_auth_user cannot be used with an operator (users come from JWTs)")
+	}
+	for _, a := range o.Accounts {
+		if len(a.Users) > 0 {
+			return nil, nil, fmt.Errorf("loop: operator mode: account %q has users; in operator mode users come from JWTs", a.Name)
+		}
+	}
+	jwts := make(map[string]string, len(o.ResolverPreload))
+	for k, v := range o.ResolverPreload {
+		jwts[k] = v
+	}
+	switch strings.ToUpper(o.Resolver) {
+	case "MEMORY", "MEM":
+	case "FULL", "CACHE":
+		if o.ResolverDir == "" {
+			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
+		}
+		if err := readResolverDir(o.ResolverDir, jwts); err != nil {
+			return nil, nil, err
+		}
+	case "":
+		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
+	default:
+		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
+	}
+	om := &operatorMode{trusted: map[string]bool{}, accounts: map[string]*jwt.AccountClaims{}}
+	now := time.Now().Unix()
+	for _, tok := range o.Operators {
+		oc, err := jwt.DecodeOperatorClaims(tok)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loop: operator: %w", err)
+		}
+		if oc.Expires > 0 && oc.Expires < now {
+			return nil, nil, fmt.Errorf("loop: operator %q: JWT expired", oc.Subject)
+		}
+		om.trusted[oc.Subject] = true
+		for _, k := range oc.SigningKeys {
+			om.trusted[k] = true
+		}
+	}
+	var accs []*Account
+	for _, pub := range sortedKeys(jwts) {
+		ac, err := jwt.DecodeAccountClaims(jwts[pub])
+		if err != nil {
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: %w", pub, err)
+		}
+		switch {
+		case !nkeys.IsValidPublicAccountKey(pub):
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: not an account public key", pub)
+		case ac.Subject != pub:
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: the JWT is account %q's", pub, ac.Subject)
+		case !om.trusted[ac.Issuer]:
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT not signed by a trusted operator", pub)
+		case ac.Expires > 0 && ac.Expires < now:
+			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT expired", pub)
+		}
+		om.accounts[pub] = ac
+		acc := accountOfJWT(ac)
+		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
+		accs = append(accs, acc)
+	}
+	return om, accs, nil
+}
+
+// accountOfJWT is the Account entry an account JWT describes: its exports,
+// imports and JetStream limits.
+func accountOfJWT(ac *jwt.AccountClaims) *Account {
+	a := &Account{Name: ac.Subject}
+	for _, e := range ac.Exports {
+		x := &Export{}
+		if e.IsService() {
+			x.Service = string(e.Subject)
+			x.ResponseType = strings.ToLower(string(e.ResponseType))
+			x.ResponseThreshold = e.ResponseThreshold
+		} else {
+			x.Stream = string(e.Subject)
+		}
+		a.Exports = append(a.Exports, x)
+	}
+	for _, im := range ac.Imports {
+		src := &ImportSource{Account: im.Account, Subject: string(im.Subject)}
+		x := &Import{}
+		local := string(im.LocalSubject)
+		if local == "" {
+			local = string(im.To)
+		}
+		if im.IsService() {
+			x.Service, x.To = src, local
+		} else {
+			x.Stream = src
+			if local != "" {
+				x.To = local
+			}
+		}
+		a.Imports = append(a.Imports, x)
+	}
+	js := ac.Limits.JetStreamLimits
+	if js.MemoryStorage != 0 || js.DiskStorage != 0 {
+		a.JetStream = true
+		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0))}
+	}
+	return a
+}
+
+// verifyJWT checks a CONNECT in operator mode: a user JWT signed by a
+// known account (or one of its signing keys), not expired nor revoked,
+// and the nonce signed by the user's key. The entry it returns is made
+// for this connection.
+func (om *operatorMode) verifyJWT(a *authConfig, o *connectOpts, nonce []byte) (*userEntry, bool) {
+	uc, ac, ok := om.userClaims(a, o.JWT)
+	if !ok || !verifyNonce(uc.Subject, o.Sig, nonce) {
+		return nil, false
+	}
+	return om.entry(a, uc, ac), true
+}
+
+// userClaims decodes a user JWT and finds its account; it checks the
+// signatures, the issuer, expiry and revocation, not the nonce.
+func (om *operatorMode) userClaims(a *authConfig, tok string) (*jwt.UserClaims, *jwt.AccountClaims, bool) {
+	if tok == "" {
+		return nil, nil, false
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil {
+		return nil, nil, false
+	}
+	accKey := uc.Issuer
+	if uc.IssuerAccount != "" {
+		accKey = uc.IssuerAccount
+	}
+	ac := om.accounts[accKey]
+	if ac == nil || a.accounts[accKey] == nil {
+		return nil, nil, false
+	}
+	if uc.Issuer != ac.Subject && !ac.SigningKeys.Contains(uc.Issuer) {
+		return nil, nil, false
+	}
+	now := time.Now().Unix()
+	if uc.Expires > 0 && uc.Expires < now || ac.IsClaimRevoked(uc) {
+		return nil, nil, false
+	}
+	return uc, ac, true
+}
+
+// entry is the users entry of a verified user JWT.
+func (om *operatorMode) entry(a *authConfig, uc *jwt.UserClaims, ac *jwt.AccountClaims) *userEntry {
+	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc}
+	if uc.Expires > 0 {
+		u.expires = time.Unix(uc.Expires, 0)
+	}
+	p := uc.Permissions
+	if len(p.Pub.Allow)+len(p.Pub.Deny)+len(p.Sub.Allow)+len(p.Sub.Deny) > 0 {
+		u.perms = &Permissions{}
+		if len(p.Pub.Allow)+len(p.Pub.Deny) > 0 {
+			u.perms.Publish = &SubjectPermission{Allow: p.Pub.Allow, Deny: p.Pub.Deny}
+		}
+		if len(p.Sub.Allow)+len(p.Sub.Deny) > 0 {
+			u.perms.Subscribe = &SubjectPermission{Allow: p.Sub.Allow, Deny: p.Sub.Deny}
+		}
+		if validatePerms(u.perms) != nil {
+			u.perms = &Permissions{Publish: &SubjectPermission{Deny: []string{">"}}, Subscribe: &SubjectPermission{Deny: []string{">"}}}
+		}
+	}
+	if uc.Limits.Subs > 0 {
+		u.maxSubs = int(min(uc.Limits.Subs, 1<<31))
+	}
+	if uc.Limits.Payload > 0 {
+		u.maxPayload = int(min(uc.Limits.Payload, 1<<31))
+	}
+	return u
+}

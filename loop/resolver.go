@@ -1,0 +1,115 @@
+package loop
+
+// Concurrency: the directory is read when a configuration is taken (New,
+// Reload, a claims update), under reloadMu or before Start. Claims updates
+// arrive as system-account requests, are queued like the other server
+// requests (sysacc.go) and applied on the answerSys goroutine, which takes
+// reloadMu: one configuration change at a time, signal or update.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// maxAccountJWT bounds one account JWT file or update.
+const maxAccountJWT = 1 << 20
+
+// dirResolver reports whether o's resolver keeps account JWTs in a
+// directory (nats-server's full or cache nats-account-resolver).
+func dirResolver(o *Options) bool {
+	t := strings.ToLower(o.Resolver)
+	return t == "full" || t == "cache"
+}
+
+// readResolverDir adds to jwts (account public key -> JWT) the account
+// JWTs in the resolver directory, <public key>.jwt each; a file and a
+// preloaded JWT for the same account: the one issued last wins.
+func readResolverDir(dir string, jwts map[string]string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loop: resolver dir: %w", err)
+	}
+	for _, e := range ents {
+		pub, ok := strings.CutSuffix(e.Name(), ".jwt")
+		if !ok || !e.Type().IsRegular() || !nkeys.IsValidPublicAccountKey(pub) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || len(b) > maxAccountJWT {
+			continue
+		}
+		tok := strings.TrimSpace(string(b))
+		if cur, ok := jwts[pub]; ok && issuedAt(cur) > issuedAt(tok) {
+			continue
+		}
+		jwts[pub] = tok
+	}
+	return nil
+}
+
+func issuedAt(tok string) int64 {
+	if c, err := jwt.DecodeGeneric(tok); err == nil {
+		return c.IssuedAt
+	}
+	return 0
+}
+
+// claimsUpdate applies an account JWT pushed to $SYS.REQ.CLAIMS.UPDATE or
+// $SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE (want: <acc>, or ""): it must be
+// signed by a trusted operator key and not older than the one in force;
+// it is written to the resolver directory and the accounts are taken
+// again, as a reload takes them. It returns the account and an error.
+func (s *Server) claimsUpdate(want string, body []byte) (string, error) {
+	if len(body) > maxAccountJWT {
+		return "n/a", errors.New("jwt too large")
+	}
+	ac, err := jwt.DecodeAccountClaims(strings.TrimSpace(string(body)))
+	if err != nil {
+		return "n/a", err
+	}
+	pub := ac.Subject
+	if !nkeys.IsValidPublicAccountKey(pub) { // it names a file
+		return "n/a", errors.New("not an account public key")
+	}
+	if want != "" && want != pub {
+		return pub, fmt.Errorf("subject %q does not match the jwt's account", want)
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	a := s.live.Load().auth
+	if a.op == nil || !dirResolver(&s.liveSrc) {
+		return pub, errors.New("no directory resolver")
+	}
+	if !a.op.trusted[ac.Issuer] {
+		return pub, errors.New("not trusted")
+	}
+	if cur := a.op.accounts[pub]; cur != nil && cur.IssuedAt > ac.IssuedAt {
+		return pub, errors.New("jwt is older than the one in force")
+	}
+	dir := s.liveSrc.ResolverDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return pub, err
+	}
+	tmp := filepath.Join(dir, pub+".jwt.tmp")
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
+		return pub, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, pub+".jwt")); err != nil {
+		return pub, err
+	}
+	o := s.liveSrc
+	if err := s.applyAuthLocked(&o); err != nil {
+		return pub, err
+	}
+	s.Noticef("account %s: jwt updated", pub)
+	return pub, nil
+}

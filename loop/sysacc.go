@@ -1,0 +1,391 @@
+package loop
+
+// Concurrency: the $SYS request handlers are internal subscriptions in
+// the system account; they run on the requester's goroutine and only
+// queue the request (sysReqs, non-blocking: past its capacity a request
+// is dropped, as a busy nats-server would time out). One goroutine,
+// started by Start and ended by Shutdown (done), builds each answer (a
+// varz reads memory statistics, which must not run on a loop) and
+// publishes it into the system account as the server does.
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nuid"
+)
+
+// sysReq is one request to the system account's server endpoints.
+type sysReq struct {
+	endpoint string // STATSZ, VARZ, HEALTHZ, IDZ, CLAIMS.UPDATE
+	acc      string // CLAIMS.UPDATE: the account the subject names, or ""
+	reply    string
+	body     []byte
+}
+
+// sysServerInfo is nats-server's ServerInfo: who answers.
+type sysServerInfo struct {
+	Name      string    `json:"name"`
+	Host      string    `json:"host"`
+	ID        string    `json:"id"`
+	Version   string    `json:"ver"`
+	JetStream bool      `json:"jetstream"`
+	Flags     uint64    `json:"flags"`
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+}
+
+// sysMsgBytes is nats-server's DataStats without routes and gateways.
+type sysMsgBytes struct {
+	Msgs  int64 `json:"msgs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// sysStats is nats-server's ServerStats, the fields evnats has.
+type sysStats struct {
+	Start            time.Time   `json:"start"`
+	Mem              int64       `json:"mem"`
+	Cores            int         `json:"cores"`
+	CPU              float64     `json:"cpu"`
+	Connections      int         `json:"connections"`
+	TotalConnections uint64      `json:"total_connections"`
+	ActiveAccounts   int         `json:"active_accounts"`
+	NumSubs          uint32      `json:"subscriptions"`
+	Sent             sysMsgBytes `json:"sent"`
+	Received         sysMsgBytes `json:"received"`
+	SlowConsumers    int64       `json:"slow_consumers"`
+	StaleConnections int64       `json:"stale_connections,omitempty"`
+	MaxProcs         int         `json:"gomaxprocs,omitempty"`
+}
+
+// The server endpoints a system user may request, as
+// $SYS.REQ.SERVER.PING.<endpoint> (every server answers) or
+// $SYS.REQ.SERVER.<id>.<endpoint>; $SYS.REQ.SERVER.PING alone is STATSZ.
+var sysEndpoints = []string{"STATSZ", "VARZ", "HEALTHZ", "IDZ", "CONNZ"}
+
+const sysReqQueue = 256
+
+// startSysHandlers subscribes the server endpoints in the system account;
+// Start then runs answerSys.
+func (s *Server) startSysHandlers() {
+	sys := s.live.Load().auth.sysAcc
+	if sys == nil {
+		return
+	}
+	s.sysReqs = make(chan sysReq, sysReqQueue)
+	before := sys.sl.Count()
+	defer func() { s.sysSubs.Store(int32(sys.sl.Count() - before)) }()
+	enqueue := func(endpoint string) InternalHandler {
+		return func(_, reply []byte, hdrLen int, msg []byte) {
+			if len(reply) == 0 {
+				return
+			}
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: endpoint, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}
+	}
+	sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING", enqueue("STATSZ")))
+	if dirResolver(&s.opts) && s.live.Load().auth.op != nil {
+		update := func(subject, reply []byte, hdrLen int, msg []byte) {
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			acc := ""
+			if t := strings.Split(string(subject), "."); len(t) == 6 {
+				acc = t[3] // $SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.UPDATE", acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.UPDATE", update))
+		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", update))
+	}
+	for _, e := range sysEndpoints {
+		sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING."+e, enqueue(e)))
+		sys.sl.Insert(internalSub("$SYS.REQ.SERVER."+s.id+"."+e, enqueue(e)))
+	}
+}
+
+// answerSys answers queued server requests until shutdown.
+func (s *Server) answerSys() {
+	sys := s.live.Load().auth.sysAcc
+	var seq atomic.Uint64
+	for {
+		select {
+		case <-s.done:
+			return
+		case r := <-s.sysReqs:
+			if r.endpoint == "CLAIMS.UPDATE" {
+				s.answerClaimsUpdate(sys, r)
+				continue
+			}
+			if r.reply == "" || !s.sysFilterMatches(r.body) {
+				continue
+			}
+			info := &sysServerInfo{
+				Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version,
+				JetStream: s.js != nil, Seq: seq.Add(1), Time: time.Now().UTC(),
+			}
+			if s.js != nil {
+				info.Flags = 1 // nats-server's JetStreamEnabled capability
+			}
+			var out any
+			switch r.endpoint {
+			case "STATSZ":
+				out = struct {
+					Server *sysServerInfo `json:"server"`
+					Stats  *sysStats      `json:"statsz"`
+				}{info, s.sysStats()}
+			default:
+				var data any
+				switch r.endpoint {
+				case "VARZ":
+					data = s.Varz()
+				case "HEALTHZ":
+					data = map[string]string{"status": "ok"}
+				case "IDZ":
+					data = map[string]string{"server_id": s.id, "server_name": s.opts.ServerName}
+				case "CONNZ":
+					data = s.connz(r.body)
+				}
+				out = struct {
+					Server *sysServerInfo `json:"server"`
+					Data   any            `json:"data,omitempty"`
+				}{info, data}
+			}
+			b, err := json.Marshal(out)
+			if err != nil {
+				continue
+			}
+			s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+		}
+	}
+}
+
+// sysFilterMatches applies the filter a ping may carry (nats-server's
+// EventFilterOptions): a server name, host or id that is not this
+// server's means another server is asked.
+func (s *Server) sysFilterMatches(body []byte) bool {
+	if len(body) == 0 {
+		return true
+	}
+	var f struct {
+		Name string `json:"server_name"`
+		Host string `json:"host"`
+		ID   string `json:"server_id"`
+	}
+	if json.Unmarshal(body, &f) != nil {
+		return true
+	}
+	return (f.Name == "" || strings.Contains(s.opts.ServerName, f.Name)) &&
+		(f.Host == "" || strings.Contains(s.opts.Host, f.Host)) &&
+		(f.ID == "" || f.ID == s.id)
+}
+
+// sysStats is the server's statsz.
+func (s *Server) sysStats() *sysStats {
+	v := s.Varz()
+	return &sysStats{
+		Start: s.start, Mem: v.Mem, Cores: v.Cores, Connections: v.Connections,
+		TotalConnections: v.TotalConnections, ActiveAccounts: len(s.live.Load().auth.accounts),
+		NumSubs: v.Subscriptions, Sent: sysMsgBytes{v.OutMsgs, v.OutBytes},
+		Received: sysMsgBytes{v.InMsgs, v.InBytes}, SlowConsumers: int64(v.SlowConsumers),
+		StaleConnections: int64(v.StaleConnections), MaxProcs: v.MaxProcs,
+	}
+}
+
+// sysClientInfo is nats-server's ClientInfo, the fields evnats knows.
+type sysClientInfo struct {
+	Start   *time.Time `json:"start,omitempty"`
+	Host    string     `json:"host,omitempty"`
+	ID      uint64     `json:"id,omitempty"`
+	Account string     `json:"acc,omitempty"`
+	User    string     `json:"user,omitempty"`
+	Name    string     `json:"name,omitempty"`
+	Lang    string     `json:"lang,omitempty"`
+	Version string     `json:"ver,omitempty"`
+	Server  string     `json:"server,omitempty"`
+	Stop    *time.Time `json:"stop,omitempty"`
+	Kind    string     `json:"kind,omitempty"`
+	Type    string     `json:"client_type,omitempty"`
+}
+
+// accountEvent publishes $SYS.ACCOUNT.<account>.CONNECT or .DISCONNECT
+// for c, as nats-server's advisories, when a subscriber of the system
+// account listens (else it costs one match). Runs in c's context, holding
+// no lock.
+func (c *client) accountEvent(connect bool) {
+	sys := c.srv.live.Load().auth.sysAcc
+	if sys == nil || c.acc == nil {
+		return
+	}
+	kind, typ := "CONNECT", "io.nats.server.advisory.v1.client_connect"
+	if !connect {
+		kind, typ = "DISCONNECT", "io.nats.server.advisory.v1.client_disconnect"
+	}
+	subj := "$SYS.ACCOUNT." + c.acc.name + "." + kind
+	r := sys.sl.Match(subj)
+	if r.Empty() {
+		return
+	}
+	now := time.Now().UTC()
+	start := c.start.UTC()
+	ci := sysClientInfo{
+		Start: &start, Host: c.ip, ID: c.id, Account: c.acc.name, User: c.user,
+		Name: c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, Server: c.srv.opts.ServerName,
+		Kind: "Client", Type: "nats",
+	}
+	ev := struct {
+		Type     string        `json:"type"`
+		ID       string        `json:"id"`
+		Time     time.Time     `json:"timestamp"`
+		Server   sysServerInfo `json:"server"`
+		Client   sysClientInfo `json:"client"`
+		Sent     *sysMsgBytes  `json:"sent,omitempty"`
+		Received *sysMsgBytes  `json:"received,omitempty"`
+		Reason   string        `json:"reason,omitempty"`
+	}{Type: typ, ID: nuid.Next(), Time: now, Client: ci,
+		Server: sysServerInfo{Name: c.srv.opts.ServerName, Host: c.srv.opts.Host, ID: c.srv.id, Version: Version, JetStream: c.srv.js != nil, Time: now}}
+	if !connect {
+		ev.Client.Stop = &now
+		ev.Sent, ev.Received = &sysMsgBytes{}, &sysMsgBytes{}
+		ev.Reason = "Client Closed"
+	}
+	b, err := json.Marshal(&ev)
+	if err != nil {
+		return
+	}
+	c.srv.deliverMatched(r, subj, "", nil, b)
+}
+
+// answerClaimsUpdate applies a pushed account JWT and answers as
+// nats-server does (ServerAPIClaimUpdateResponse).
+func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
+	pub, err := s.claimsUpdate(r.acc, r.body)
+	if err != nil {
+		s.Errorf("jwt update resulted in error - %s - %v", pub, err)
+	}
+	if r.reply == "" {
+		return
+	}
+	type status struct {
+		Account     string `json:"account,omitempty"`
+		Code        int    `json:"code"`
+		Message     string `json:"message,omitempty"`
+		Description string `json:"description,omitempty"`
+	}
+	resp := struct {
+		Server *sysServerInfo `json:"server"`
+		Data   *status        `json:"data,omitempty"`
+		Error  *status        `json:"error,omitempty"`
+	}{Server: &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version, Time: time.Now().UTC()}}
+	if err == nil {
+		resp.Data = &status{Account: pub, Code: 200, Message: "jwt updated"}
+	} else {
+		resp.Error = &status{Account: pub, Code: 500, Description: "jwt update resulted in error - " + err.Error()}
+	}
+	b, _ := json.Marshal(&resp)
+	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+}
+
+// sysConnInfo is nats-server's ConnInfo, the fields evnats has (per
+// connection message counters are not kept: zero).
+type sysConnInfo struct {
+	Cid          uint64    `json:"cid"`
+	Kind         string    `json:"kind,omitempty"`
+	Type         string    `json:"type,omitempty"`
+	IP           string    `json:"ip"`
+	Port         int       `json:"port"`
+	Start        time.Time `json:"start"`
+	LastActivity time.Time `json:"last_activity"`
+	Uptime       string    `json:"uptime"`
+	Idle         string    `json:"idle"`
+	Pending      int       `json:"pending_bytes"`
+	InMsgs       int64     `json:"in_msgs"`
+	OutMsgs      int64     `json:"out_msgs"`
+	InBytes      int64     `json:"in_bytes"`
+	OutBytes     int64     `json:"out_bytes"`
+	NumSubs      uint32    `json:"subscriptions"`
+	Name         string    `json:"name,omitempty"`
+	Lang         string    `json:"lang,omitempty"`
+	Version      string    `json:"version,omitempty"`
+	User         string    `json:"authorized_user,omitempty"`
+	Account      string    `json:"account,omitempty"`
+}
+
+// sysConnz is nats-server's Connz.
+type sysConnz struct {
+	ID       string         `json:"server_id"`
+	Now      time.Time      `json:"now"`
+	NumConns int            `json:"num_connections"`
+	Total    int            `json:"total"`
+	Offset   int            `json:"offset"`
+	Limit    int            `json:"limit"`
+	Conns    []*sysConnInfo `json:"connections"`
+}
+
+// connz lists the open NATS connections for a CONNZ request (nats-server's
+// ConnzOptions: offset, limit, user, acc, state), by connection id. It
+// visits every client in its owner's context (eachClient), so it runs on
+// answerSys, never on a loop.
+func (s *Server) connz(body []byte) *sysConnz {
+	var opt struct {
+		Offset int    `json:"offset"`
+		Limit  int    `json:"limit"`
+		User   string `json:"user"`
+		Acc    string `json:"acc"`
+		State  int    `json:"state"`
+	}
+	_ = json.Unmarshal(body, &opt)
+	if opt.Limit <= 0 || opt.Limit > 1024 {
+		opt.Limit = 1024
+	}
+	opt.Offset = max(opt.Offset, 0)
+	now := time.Now().UTC()
+	var mu sync.Mutex
+	var all []*sysConnInfo
+	if opt.State != 1 { // 1: closed connections, which evnats does not keep
+		s.tr.eachClient(func(c *client) {
+			if c.proto != nil || !c.connected.Load() {
+				return
+			}
+			c.t.outLock()
+			ci := &sysConnInfo{
+				Cid: c.id, Kind: "Client", Type: "nats", IP: c.ip, Start: c.start,
+				LastActivity: c.start, Uptime: now.Sub(c.start).Round(time.Second).String(), Idle: "0s",
+				Pending: c.out.size + c.t.pendingOut(), NumSubs: uint32(len(c.subs)),
+				Name: c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, User: c.user,
+			}
+			if c.acc != nil {
+				ci.Account = c.acc.name
+			}
+			c.t.outUnlock()
+			if opt.User != "" && ci.User != opt.User || opt.Acc != "" && ci.Account != opt.Acc {
+				return
+			}
+			mu.Lock()
+			all = append(all, ci)
+			mu.Unlock()
+		})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Cid < all[j].Cid })
+	cz := &sysConnz{ID: s.id, Now: now, Total: len(all), Offset: opt.Offset, Limit: opt.Limit, Conns: []*sysConnInfo{}}
+	if opt.Offset < len(all) {
+		cz.Conns = all[opt.Offset:min(len(all), opt.Offset+opt.Limit)]
+	}
+	cz.NumConns = len(cz.Conns)
+	return cz
+}

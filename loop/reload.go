@@ -79,6 +79,9 @@ var configKeys = map[string]string{
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
 	"RemoteSyslog": "remote_syslog", "PidFile": "pid_file", "ConfigFile": "config file",
 	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
+	"LeafHost": "leafnodes host", "LeafPort": "leafnodes port", "LeafUsername": "leafnodes authorization user",
+	"LeafPassword": "leafnodes authorization password", "LeafAuthTimeout": "leafnodes authorization timeout",
+	"LeafCompression": "leafnodes compression", "LeafTLS": "leafnodes tls",
 }
 
 // Reload applies o, the configuration read again (flags merged), to the

@@ -117,6 +117,20 @@ func TestHubNatsServerLeaf(t *testing.T) {
 		}
 		none(t, lq, lnc, hnc)
 		none(t, hq)
+		// With no member left on the leaf, its publishes cross to the
+		// hub's member (LMSG naming the group), once each.
+		lq.Unsubscribe()
+		lnc.Flush()
+		waitFor(t, "the leaf member gone", func() bool { return leaf.GlobalAccount().Interest("work") == 1 })
+		for range 20 {
+			lnc.Publish("work", []byte("x"))
+		}
+		for range 20 {
+			if m := next(t, hq); string(m.Data) != "x" {
+				t.Fatalf("hub member got %q", m.Data)
+			}
+		}
+		none(t, hq, lnc, hnc)
 		if links := hub.LeafLinks(); len(links) != 1 || links[0].Name != leaf.Name() || links[0].IsSpoke ||
 			links[0].InMsgs < 10 || links[0].OutMsgs < 10 || links[0].ID == 0 {
 			t.Fatalf("links %+v", links)

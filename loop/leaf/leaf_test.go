@@ -161,6 +161,24 @@ func TestLeafQueuePrefersLocal(t *testing.T) {
 			}
 		}
 		none(t, hq, lnc, hnc)
+
+		// The other way: the hub's publishes reach the group's only
+		// member, on the leaf (LMSG naming the group), once each.
+		lq2, _ := lnc.QueueSubscribeSync("work", "q")
+		lnc.Flush()
+		hq.Unsubscribe()
+		hnc.Flush()
+		waitHubInterest(t, hub, "work", 1)
+		waitLeafSubs(t, leaf, 1)
+		for range n {
+			hnc.Publish("work", []byte("z"))
+		}
+		for range n {
+			if m := next(t, lq2); string(m.Data) != "z" {
+				t.Fatalf("leaf member got %q", m.Data)
+			}
+		}
+		none(t, lq2, hnc, lnc)
 	})
 }
 
@@ -247,4 +265,36 @@ func TestLeafInterestWithdrawal(t *testing.T) {
 	if _, err := hnc.Request("svc", nil, 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("request after withdrawal: %v, want no responders", err)
 	}
+}
+
+// TestLeafHubQueueNotDuplicated: the hub keeps its publishes for its own
+// queue member and sends the leaf the message for its plain subscriber
+// only; the leaf's member of the same group must not get it too.
+func TestLeafHubQueueNotDuplicated(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		ho := hubOpts()
+		hub := startHub(t, ho)
+		leaf := startLeaf(t, o, leafURL(ho, ""))
+		waitLinked(t, hub, 1, leaf)
+		hnc := connect(t, hubURL(hub))
+		lnc := connect(t, leaf.ClientURL())
+		hq, _ := hnc.QueueSubscribeSync("jobs", "q")
+		lq, _ := lnc.QueueSubscribeSync("jobs", "q")
+		lplain, _ := lnc.SubscribeSync("jobs")
+		hnc.Flush()
+		lnc.Flush()
+		waitHubInterest(t, hub, "jobs", 3)
+		waitLeafSubs(t, leaf, 3)
+		const n = 50
+		for range n {
+			hnc.Publish("jobs", []byte("h"))
+		}
+		for range n {
+			next(t, hq)
+			next(t, lplain)
+		}
+		none(t, lq, hnc, lnc)
+		none(t, hq)
+		none(t, lplain)
+	})
 }

@@ -232,7 +232,7 @@ func TestHubCompression(t *testing.T) {
 		// want is the nats-server leaf's side: its own mode, unless it
 		// only accepts.
 		{"", "s2_fast", "s2_fast"},
-		{"s2_best", "s2_auto", "s2_uncompressed"}, // the leaf's s2_auto on a local RTT
+		{"s2_best", "s2_auto", "s2_uncompressed"}, // the leaf's s2_auto on a local RTT (below its first threshold)
 		{"s2_better", "accept", "s2_better"},
 		{"accept", "accept", "off"},
 		{"off", "s2_fast", "off"},
@@ -240,10 +240,16 @@ func TestHubCompression(t *testing.T) {
 		t.Run(fmt.Sprintf("hub=%s,leaf=%s", c.hub, c.leaf), func(t *testing.T) {
 			hub := startHubEvnats(t, loop.Options{LeafCompression: c.hub})
 			lu, _ := url.Parse("nats-leaf://" + hub.LeafAddr().String())
+			// s2_auto's first RTT threshold is 1 s here (default 10 ms), so
+			// a loaded test machine's RTT still counts as local.
+			var rtts []time.Duration
+			if c.leaf == "s2_auto" {
+				rtts = []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
+			}
 			leaf := startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond,
 					Remotes: []*natsserver.RemoteLeafOpts{{URLs: []*url.URL{lu},
-						Compression: natsserver.CompressionOpts{Mode: c.leaf}}}}})
+						Compression: natsserver.CompressionOpts{Mode: c.leaf, RTTThresholds: rtts}}}}})
 			edge := startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://" + hub.LeafAddr().String()}, Compression: c.leaf}}})
 			waitFor(t, "the nats-server leaf linked", func() bool { return leaf.NumLeafNodes() == 1 })
 			lz, _ := leaf.Leafz(nil)

@@ -54,7 +54,7 @@ func (s *Server) startMonitor() error {
 			return ts.cfg.Load(), nil
 		}})
 	}
-	s.http = &http.Server{Handler: underBasePath(basePath(s.opts.HTTPBasePath), monitor.New(s)),
+	s.http = &http.Server{Handler: underBasePath(basePath(s.opts.HTTPBasePath), s.Monitor()),
 		ReadHeaderTimeout: 5 * time.Second}
 	if ln != nil {
 		s.httpAddr = ln.Addr()
@@ -65,6 +65,13 @@ func (s *Server) startMonitor() error {
 		go func() { _ = s.http.Serve(tln) }()
 	}
 	return nil
+}
+
+// Monitor returns the server's monitoring endpoints, made on first use;
+// they answer without a monitoring port too (Monitor.Request).
+func (s *Server) Monitor() *monitor.Monitor {
+	s.monOnce.Do(func() { s.mon = monitor.New(s) })
+	return s.mon
 }
 
 // basePath is http_base_path as nats-server cleans it: "/" when empty,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -646,5 +647,20 @@ func TestMonitorBasePath(t *testing.T) {
 	}
 	if code, body := monGet(t, s, "/nats"); code != http.StatusOK || !strings.Contains(string(body), "/connz") {
 		t.Errorf("/nats (redirected to /nats/): %d %s", code, body)
+	}
+}
+
+// TestMonitorRequestWithoutPort: the endpoints answer through
+// Monitor.Request with no monitoring port, as a $SYS responder would ask.
+func TestMonitorRequestWithoutPort(t *testing.T) {
+	s := startServer(t, loop.Options{})
+	connect(t, s, nats.Name("x"))
+	code, body := s.Monitor().Request("/connz", url.Values{"sort": {"cid"}, "subs": {"1"}})
+	var cz server.Connz
+	if err := json.Unmarshal(body, &cz); code != http.StatusOK || err != nil || cz.NumConns != 1 || cz.Conns[0].Name != "x" {
+		t.Fatalf("connz: %d %s", code, body)
+	}
+	if code, body := s.Monitor().Request("/connz", url.Values{"sort": {"nope"}}); code != http.StatusBadRequest {
+		t.Errorf("bad sort: %d %s", code, body)
 	}
 }

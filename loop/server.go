@@ -56,6 +56,8 @@ type Server struct {
 	http      *http.Server // monitoring, on httpAddr and httpsAddr
 	httpAddr  net.Addr
 	httpsAddr net.Addr
+	monOnce   sync.Once
+	mon       *monitor.Monitor // made once by Monitor
 
 	closed closedRing // recently closed connections (connsnap.go)
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
@@ -59,6 +61,17 @@ func New(src Source) *Monitor {
 		m.mux.HandleFunc(path, m.count(path, f))
 	}
 	return m
+}
+
+// Request answers one endpoint without HTTP: path as served ("/connz"),
+// q its query parameters. It returns the status and the body (JSON, or
+// the error text of a 400), for responders that are not HTTP (a system
+// account's $SYS.REQ.SERVER.PING.CONNZ, say). Safe for concurrent use.
+func (m *Monitor) Request(path string, q url.Values) (int, []byte) {
+	r := httptest.NewRequest(http.MethodGet, (&url.URL{Path: path, RawQuery: q.Encode()}).String(), nil)
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	return w.Code, w.Body.Bytes()
 }
 
 // ServeHTTP serves the monitoring endpoints.

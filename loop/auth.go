@@ -226,7 +226,11 @@ func (c *client) setUser(name string, u *userEntry) {
 	if u.perms != nil {
 		c.perms.Store(newPermissions(u.perms))
 	}
-	c.expires, c.maxSubs = u.expires, u.maxSubs
+	c.maxSubs = u.maxSubs
+	c.expires.Store(0)
+	if !u.expires.IsZero() {
+		c.expires.Store(u.expires.UnixNano())
+	}
 	if u.maxPayload > 0 && u.maxPayload < c.parser.MaxPayload {
 		c.parser.MaxPayload = u.maxPayload
 	}

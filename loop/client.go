@@ -130,9 +130,11 @@ type client struct {
 	// client has a subscription, in its own context.
 	acc   *account
 	nonce []byte // what INFO asked an nkey user to sign; nil without nkey users
-	// From a user JWT (jwt.go): when the login expires (zero: never) and
-	// the most subscriptions it may hold (0: the server's limit).
-	expires time.Time
+	// From a user JWT (jwt.go): when the login expires (unix nanoseconds,
+	// 0: never; atomic, as housekeeping reads it on the goroutine
+	// transport) and the most subscriptions it may hold (0: the server's
+	// limit).
+	expires atomic.Int64
 	maxSubs int
 
 	proto Protocol // set for a connection on a plug-in's listener (MQTT); nil: NATS
@@ -742,7 +744,7 @@ func (c *client) tick(now time.Time) {
 		}
 		return
 	}
-	if !c.expires.IsZero() && now.After(c.expires) {
+	if e := c.expires.Load(); e != 0 && now.UnixNano() > e {
 		c.srv.Noticef("client %d (%s): user JWT expired", c.id, c.ip)
 		c.closeWithErr("User Authentication Expired")
 		return

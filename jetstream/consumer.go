@@ -124,8 +124,12 @@ type consumer struct {
 	pinnedTS, pinDeadline time.Time
 
 	// pauseEnds is set while a pause_until in the future awaits the
-	// advisory that says it ended (advisory.go: tickPause).
+	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
+
+	// fx is what the state machine's steps ask of the Manager until it
+	// performs them (consumer_core.go).
+	fx effects
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -317,7 +321,12 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 	for len(c.redeliv) > 0 {
 		seq := c.redeliv[0]
 		c.redeliv = c.redeliv[1:]
-		if _, still := c.pending[seq]; !still {
+		p, still := c.pending[seq]
+		if !still {
+			continue
+		}
+		if c.exhausted(p) { // NAKed after its last delivery: dropped now, as nats-server
+			c.exceed(seq, p)
 			continue
 		}
 		if msg, err := c.st.store.Load(seq); err == nil {
@@ -401,6 +410,11 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 		keep = append(keep, r)
 	}
 	c.waiting = keep
+	// Messages dropped past max_deliver on the way (nextMsg) are reported.
+	for _, n := range c.fx.maxDeliver {
+		m.adviseMaxDeliver(c, n)
+	}
+	c.fx.maxDeliver = c.fx.maxDeliver[:0]
 }
 
 // requeue puts back a message that could not be delivered, where nextMsg
@@ -489,41 +503,17 @@ func (m *Manager) endRequest(c *consumer, r *pullRequest, nothing bool) {
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
 		return
 	}
-	m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n\r\n", max(r.batch, 0), max(r.maxBytes, 0)), nil)
+	m.host.Publish(r.reply, "", timeoutStatus(r), nil)
 }
 
-// tick handles time: request expiry and heartbeats, ack-wait redeliveries.
+// tickConsumer feeds the time to c's state machine (consumer_core.go)
+// and performs what it asks; pins that timed out go here too.
 func (m *Manager) tickConsumer(c *consumer, now time.Time) {
-	keep := c.waiting[:0]
-	for _, r := range c.waiting {
-		if !r.expires.IsZero() && !now.Before(r.expires) {
-			m.endRequest(c, r, false)
-			continue
-		}
-		if r.heartbeat > 0 && now.Sub(r.lastSent) >= r.heartbeat {
-			m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n\r\n", c.dseq, c.next-1), nil)
-			r.lastSent = now
-		}
-		keep = append(keep, r)
+	c.tick(now)
+	if m.tickPin(c, now) {
+		c.fx.pump = true
 	}
-	c.waiting = keep
-	pinGone := m.tickPin(c, now)
-	m.tickPause(c, now)
-	var due []uint64
-	for seq, p := range c.pending {
-		if now.After(p.deadline) && !c.isQueued(seq) {
-			if c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
-				m.adviseMaxDeliver(c, seq, p)
-				continue // given up on: stays pending until acked or terminated
-			}
-			due = append(due, seq)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
-	c.redeliv = append(c.redeliv, due...)
-	if len(due) > 0 || len(c.waiting) > 0 || pinGone {
-		m.pump(c, now)
-	}
+	m.perform(c, now)
 }
 
 func (c *consumer) isQueued(seq uint64) bool {
@@ -596,39 +586,28 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 			confirmed = nil
 		}
 	case "-NAK":
-		if p != nil {
-			m.adviseNak(c, sseq, p)
-		}
-		if p != nil && c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
-			m.adviseMaxDeliver(c, sseq, p) // no redelivery past max_deliver
-		} else if p != nil {
-			delay := time.Duration(0)
-			if len(arg) > 0 {
-				var d struct {
-					Delay time.Duration `json:"delay"`
-				}
-				if arg[0] == '{' {
-					if json.Unmarshal(arg, &d) == nil {
-						delay = d.Delay
-					}
-				} else if v, err := time.ParseDuration(string(arg)); err == nil { // "-NAK 5s", as nats-server
-					delay = v
-				}
+		delay := time.Duration(0)
+		if len(arg) > 0 {
+			var d struct {
+				Delay time.Duration `json:"delay"`
 			}
-			p.deadline = now.Add(delay)
-			if delay == 0 && !c.isQueued(sseq) {
-				c.redeliv = append(c.redeliv, sseq)
+			if arg[0] == '{' {
+				if json.Unmarshal(arg, &d) == nil {
+					delay = d.Delay
+				}
+			} else if v, err := time.ParseDuration(string(arg)); err == nil { // "-NAK 5s", as nats-server
+				delay = v
 			}
 		}
+		c.nak(sseq, delay, now)
 	case "+WPI":
-		if p != nil {
-			p.deadline = now.Add(c.ackWait(p.deliveries))
-		}
+		c.progress(sseq, now)
 	}
 	if confirmed != nil {
 		confirmed()
 	}
-	m.pump(c, now)
+	c.fx.pump = true
+	m.perform(c, now)
 }
 
 // applyAck settles sseq (and, with ack policy all, everything below it).
@@ -750,22 +729,12 @@ func (c *consumer) paused(now time.Time) bool {
 	return c.cfg.PauseUntil != nil && now.Before(*c.cfg.PauseUntil)
 }
 
-// inactive reports whether c has been idle past its inactive threshold and
-// should go, durable or not (as nats-server since 2.9): a pull consumer with
-// no waiting request, pull or ack for that long; a push consumer with no
-// subscriber on its deliver subject for that long.
+// inactive reports whether c has been idle past its inactive threshold
+// (consumer_core.go: idle), asking the host about a push consumer's
+// subscribers only when that matters.
 func (m *Manager) inactive(c *consumer, now time.Time) bool {
-	if c.cfg.InactiveThreshold <= 0 {
-		return false
-	}
-	if c.push() {
-		if m.host.Interest(c.cfg.DeliverSubject) {
-			c.active = now
-		}
-	} else if len(c.waiting) > 0 {
-		return false
-	}
-	return now.Sub(c.active) > c.cfg.InactiveThreshold
+	interest := c.push() && c.cfg.InactiveThreshold > 0 && m.host.Interest(c.cfg.DeliverSubject)
+	return c.idle(now, interest)
 }
 
 // lastActive is a last_active value: absent until something happened.

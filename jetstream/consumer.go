@@ -404,17 +404,14 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 	keep := c.waiting[:0]
 	for _, r := range c.waiting {
 		if r.noWait {
-			m.endRequest(c, r, r.delivered == 0)
+			c.endRequest(r, r.delivered == 0)
 			continue
 		}
 		keep = append(keep, r)
 	}
 	c.waiting = keep
-	// Messages dropped past max_deliver on the way (nextMsg) are reported.
-	for _, n := range c.fx.maxDeliver {
-		m.adviseMaxDeliver(c, n)
-	}
-	c.fx.maxDeliver = c.fx.maxDeliver[:0]
+	c.fx.pump = false // done now
+	m.emit(c, now)    // the ended requests' statuses, what nextMsg dropped
 }
 
 // requeue puts back a message that could not be delivered, where nextMsg
@@ -498,12 +495,12 @@ func (c *consumer) ackWait(deliveries int) time.Duration {
 
 // endRequest finishes a pull request with a status: 404 when nothing was
 // delivered to a no_wait request, 408 otherwise.
-func (m *Manager) endRequest(c *consumer, r *pullRequest, nothing bool) {
+func (c *consumer) endRequest(r *pullRequest, nothing bool) {
 	if nothing && r.noWait {
-		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
+		c.status(r.reply, []byte("NATS/1.0 404 No Messages\r\n\r\n"))
 		return
 	}
-	m.host.Publish(r.reply, "", timeoutStatus(r), nil)
+	c.status(r.reply, timeoutStatus(r))
 }
 
 // tickConsumer feeds the time to c's state machine (consumer_core.go)

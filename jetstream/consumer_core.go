@@ -12,6 +12,7 @@ package jetstream
 //
 // Inputs and their steps:
 //
+//	a pull request (MSG.NEXT) c.request(reply, body, now)
 //	a tick at now            c.tick(now)
 //	-NAK [delay]              c.nak(sseq, delay, now)
 //	+WPI                      c.progress(sseq, now)
@@ -54,6 +55,11 @@ type statusMsg struct {
 type pendingNote struct {
 	sseq, dseq uint64
 	deliveries int
+}
+
+// status records a status message to an inbox.
+func (c *consumer) status(to string, hdr []byte) {
+	c.fx.statuses = append(c.fx.statuses, statusMsg{to, hdr})
 }
 
 // ready returns the effects recorded since the last call and clears them.
@@ -214,10 +220,23 @@ func (c *consumer) heartbeatStatus() []byte {
 		"\r\nNats-Last-Stream: " + strconv.FormatUint(c.next-1, 10) + "\r\n\r\n")
 }
 
-// perform carries out what c's steps asked for, in a fixed order: status
-// messages, advisories, then deliveries.
+// perform carries out what c's steps asked for: status messages and
+// advisories (emit), then deliveries (pump), which emit what they add.
 func (m *Manager) perform(c *consumer, now time.Time) {
+	pump := c.fx.pump
+	c.fx.pump = false
+	m.emit(c, now)
+	if pump && c.st.consumers[c.name] == c {
+		m.pump(c, now)
+	}
+}
+
+// emit publishes the status messages and advisories c's steps recorded,
+// in a fixed order, and clears them; a pump asked for stays asked.
+func (m *Manager) emit(c *consumer, now time.Time) {
+	pump := c.fx.pump
 	fx := c.ready()
+	c.fx.pump = pump
 	for _, s := range fx.statuses {
 		m.host.Publish(s.to, "", s.hdr, nil)
 	}
@@ -233,8 +252,5 @@ func (m *Manager) perform(c *consumer, now time.Time) {
 			until = *c.cfg.PauseUntil
 		}
 		m.advisePause(c, until, now)
-	}
-	if fx.pump && c.st.consumers[c.name] == c {
-		m.pump(c, now)
 	}
 }

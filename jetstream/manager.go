@@ -374,7 +374,7 @@ func (m *Manager) handleAck(r *request) {
 		// +NXT acks and asks for more: its reply subject is a pull
 		// request's. The ack's pump serves the request queued first.
 		now := time.Now()
-		m.queuePull(c, r.reply, body[len("+NXT"):], now)
+		c.request(r.reply, body[len("+NXT"):], now)
 		m.ack(c, sseq, nil, now, nil)
 		return
 	}

@@ -108,9 +108,9 @@ type pullPriority struct {
 // admitPull checks a JSON pull request's priority fields against c, as
 // nats-server does when the request arrives, and answers the refused ones
 // itself. A request with c's pin id renews the pin's timeout.
-func (m *Manager) admitPull(c *consumer, p pullPriority, reply string, now time.Time) bool {
+func (c *consumer) admitPull(p pullPriority, reply string, now time.Time) bool {
 	refuse := func(status string) bool {
-		m.host.Publish(reply, "", []byte("NATS/1.0 "+status+"\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 "+status+"\r\n\r\n"))
 		return false
 	}
 	policy := c.cfg.PriorityPolicy

@@ -241,9 +241,9 @@ type unpinnedAdvisory struct {
 	Reason   string `json:"reason"`
 }
 
-// advisePinned reports the pin c just gave.
-func (m *Manager) advisePinned(c *consumer) {
-	stream, name, group, id := c.st.cfg.Name, c.name, c.pinGroup, c.pin
+// advisePinned reports the pin c gave to a pull of group.
+func (m *Manager) advisePinned(c *consumer, group, id string) {
+	stream, name := c.st.cfg.Name, c.name
 	m.advise(advPinned+stream+"."+name, func() any {
 		return pinnedAdvisory{typedEvent: event(typePinned), Account: globalAccount, Stream: stream, Consumer: name,
 			Group: group, PinnedID: id}

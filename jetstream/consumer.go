@@ -127,6 +127,8 @@ type consumer struct {
 	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
 
+	ackBuf []byte // formats deliveries' ack subjects
+
 	// fx is what the state machine's steps ask of the Manager until it
 	// performs them (consumer_core.go).
 	fx effects
@@ -371,36 +373,77 @@ func (c *consumer) numPending() uint64 {
 }
 
 // pump delivers to waiting requests while there are messages and room, and
-// the destination takes more (a held push consumer waits for resume).
+// the destination takes more (a held push consumer waits for resume): the
+// consumer picks each delivery (nextDelivery), the Manager hands it to the
+// host and feeds back whether the destination is full (delivered).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 && !c.held && !c.paused(now) {
-		if c.push() && !m.host.Interest(c.waiting[0].reply) {
-			break // nobody subscribes yet: the tick tries again
+	for {
+		interest := true
+		if c.push() && len(c.waiting) > 0 {
+			interest = m.host.Interest(c.waiting[0].reply) // nobody subscribes yet: the tick tries again
 		}
-		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
-			break // max ack pending: wait for acks
-		}
-		msg, redelivery, ok := c.nextMsg()
+		d, ok := c.nextDelivery(now, interest)
 		if !ok {
 			break
 		}
-		size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
-		i := m.pickRequest(c, size, now)
-		if i < 0 {
-			c.requeue(msg, redelivery)
-			break // no request may take it now: a later pull, ack or tick retries
+		c.delivered(d, m.host.Deliver(d.to, d.subject, d.reply, d.hdr, d.data, c.resume))
+		if d.flow {
+			m.emit(c, now) // the flow control request right behind its message
 		}
-		req := c.waiting[i]
-		m.deliver(c, req, msg, redelivery, now)
-		req.batch--
-		if req.maxBytes > 0 {
-			if req.maxBytes -= size; req.maxBytes == 0 {
-				req.batch = 0 // its byte budget is spent
-			}
-		}
-		c.served(i)
 	}
-	// no_wait requests end once nothing is left to deliver now.
+	c.endNoWait()
+	c.fx.pump = false // done now
+	m.emit(c, now)    // the ended requests' statuses, what nextMsg dropped, pins
+}
+
+// delivery is one stream message for the Manager to hand to Host.Deliver:
+// to the request's inbox, shown under the stream subject with the ack
+// subject as reply.
+type delivery struct {
+	to, subject, reply string
+	hdr, data          []byte
+	seq                uint64
+	ackNone            bool // settled on delivery: the stream may drop it after
+	flow               bool // a flow control request goes out after it
+}
+
+// nextDelivery is the delivery input of the state machine: the next
+// message for a waiting request, with the consumer's state moved past it
+// (pending, sequences, the request's budget). ok is false when nothing
+// may be delivered now: no request, no message, no room under
+// max_ack_pending, paused, held, or (interest false) nobody subscribes to
+// a push consumer's deliver subject.
+func (c *consumer) nextDelivery(now time.Time, interest bool) (d delivery, ok bool) {
+	if len(c.waiting) == 0 || c.held || c.paused(now) || !interest {
+		return d, false
+	}
+	if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
+		return d, false // max ack pending: wait for acks
+	}
+	msg, redelivery, ok := c.nextMsg()
+	if !ok {
+		return d, false
+	}
+	size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
+	i := c.pickRequest(size, now)
+	if i < 0 {
+		c.requeue(msg, redelivery)
+		return d, false // no request may take it now: a later pull, ack or tick retries
+	}
+	req := c.waiting[i]
+	d = c.deliver(req, msg, redelivery, now)
+	req.batch--
+	if req.maxBytes > 0 {
+		if req.maxBytes -= size; req.maxBytes == 0 {
+			req.batch = 0 // its byte budget is spent
+		}
+	}
+	c.served(i)
+	return d, true
+}
+
+// endNoWait ends the no_wait requests once nothing is left to deliver now.
+func (c *consumer) endNoWait() {
 	keep := c.waiting[:0]
 	for _, r := range c.waiting {
 		if r.noWait {
@@ -409,9 +452,8 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 		}
 		keep = append(keep, r)
 	}
+	clear(c.waiting[len(keep):])
 	c.waiting = keep
-	c.fx.pump = false // done now
-	m.emit(c, now)    // the ended requests' statuses, what nextMsg dropped
 }
 
 // requeue puts back a message that could not be delivered, where nextMsg
@@ -428,7 +470,9 @@ func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
 	}
 }
 
-func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) {
+// deliver moves c's state past delivering msg to req and returns the
+// delivery.
+func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) delivery {
 	c.dseq++
 	c.lastDelivered = now
 	deliveries := 1
@@ -443,36 +487,48 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
 		c.lastAcked = now
-		defer c.st.dropIfUninterested(msg.Seq) // after the delivery has used the message
 	}
 	if redelivery && deliveries == 2 {
 		c.redelivN++
 	}
 	c.logDelivered(msg.Seq, c.dseq, deliveries)
 	pending := c.numPendingFast(msg.Seq)
-	b := append(m.ackBuf[:0], "$JS.ACK."...)
+	b := append(c.ackBuf[:0], "$JS.ACK."...)
 	b = append(append(append(b, c.st.cfg.Name...), '.'), c.name...)
 	for _, n := range [...]uint64{uint64(deliveries), msg.Seq, c.dseq, uint64(msg.Time), pending} {
 		b = strconv.AppendUint(append(b, '.'), n, 10)
 	}
-	m.ackBuf = b
-	ackSubject := string(b)
-	hdr, data := c.pinHeader(msg.Hdr), msg.Data
+	c.ackBuf = b
+	d := delivery{to: req.reply, subject: msg.Subject, reply: string(b), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
+	d.hdr, d.data = c.pinHeader(msg.Hdr), msg.Data
 	if c.cfg.HeadersOnly {
-		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
-		data = nil
-	}
-	if !m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data, c.resume) {
-		c.held = true // delivered; the destination is full: wait for resume
+		d.hdr = appendHeader(d.hdr, "Nats-Msg-Size", strconv.Itoa(len(d.data)))
+		d.data = nil
 	}
 	req.delivered++
 	req.lastSent = now
 	if c.push() && c.cfg.FlowControl {
 		if c.sinceFC++; c.sinceFC >= flowControlEvery {
 			c.sinceFC = 0
-			fc := fmt.Sprintf("$JS.FC.%s.%s.%s", c.st.cfg.Name, c.name, randomName())
-			m.host.Publish(req.reply, fc, []byte("NATS/1.0 100 FlowControl Request\r\n\r\n"), nil)
+			d.flow = true
 		}
+	}
+	return d
+}
+
+// delivered is the host's answer to a delivery: taken is false when the
+// destination is over its high-water mark (the message went; deliver no
+// more until resume).
+func (c *consumer) delivered(d delivery, taken bool) {
+	if !taken {
+		c.held = true
+	}
+	if d.flow {
+		c.fx.statuses = append(c.fx.statuses, statusMsg{to: d.to, hdr: []byte("NATS/1.0 100 FlowControl Request\r\n\r\n"),
+			reply: fmt.Sprintf("$JS.FC.%s.%s.%s", c.st.cfg.Name, c.name, randomName())})
+	}
+	if d.ackNone {
+		c.st.dropIfUninterested(d.seq) // after the delivery has used the message
 	}
 }
 
@@ -504,12 +560,9 @@ func (c *consumer) endRequest(r *pullRequest, nothing bool) {
 }
 
 // tickConsumer feeds the time to c's state machine (consumer_core.go)
-// and performs what it asks; pins that timed out go here too.
+// and performs what it asks.
 func (m *Manager) tickConsumer(c *consumer, now time.Time) {
 	c.tick(now)
-	if m.tickPin(c, now) {
-		c.fx.pump = true
-	}
 	m.perform(c, now)
 }
 

@@ -40,16 +40,22 @@ type effects struct {
 	statuses   []statusMsg   // to pull requests' inboxes
 	naked      []pendingNote // MSG_NAKED advisories
 	maxDeliver []pendingNote // MAX_DELIVERIES advisories, once per message
+	pins       []pinNote     // PINNED advisories
+	unpins     []pinNote     // UNPINNED advisories, reason timeout
 	pauseEnded bool          // a pause_until passed: PAUSE advisory, then pump
 	pump       bool          // deliver what may be delivered now
 	wake       time.Time     // the earliest deadline waited for; zero: none
 }
 
-// statusMsg is a header-only status message to an inbox.
+// statusMsg is a header-only status message to an inbox (a flow control
+// request has a reply subject).
 type statusMsg struct {
-	to  string
-	hdr []byte
+	to, reply string
+	hdr       []byte
 }
+
+// pinNote names a pin given or taken back.
+type pinNote struct{ group, id string }
 
 // pendingNote names one pending delivery for an advisory.
 type pendingNote struct {
@@ -59,7 +65,7 @@ type pendingNote struct {
 
 // status records a status message to an inbox.
 func (c *consumer) status(to string, hdr []byte) {
-	c.fx.statuses = append(c.fx.statuses, statusMsg{to, hdr})
+	c.fx.statuses = append(c.fx.statuses, statusMsg{to: to, hdr: hdr})
 }
 
 // ready returns the effects recorded since the last call and clears them.
@@ -77,17 +83,20 @@ func (c *consumer) tick(now time.Time) {
 	keep := c.waiting[:0]
 	for _, r := range c.waiting {
 		if !r.expires.IsZero() && !now.Before(r.expires) {
-			c.fx.statuses = append(c.fx.statuses, statusMsg{r.reply, timeoutStatus(r)})
+			c.fx.statuses = append(c.fx.statuses, statusMsg{to: r.reply, hdr: timeoutStatus(r)})
 			continue
 		}
 		if r.heartbeat > 0 && now.Sub(r.lastSent) >= r.heartbeat {
-			c.fx.statuses = append(c.fx.statuses, statusMsg{r.reply, c.heartbeatStatus()})
+			c.fx.statuses = append(c.fx.statuses, statusMsg{to: r.reply, hdr: c.heartbeatStatus()})
 			r.lastSent = now
 		}
 		keep = append(keep, r)
 	}
 	clear(c.waiting[len(keep):])
 	c.waiting = keep
+	if c.tickPin(now) {
+		c.fx.pump = true
+	}
 	if c.pauseEnds && !c.paused(now) {
 		c.pauseEnds = false
 		c.fx.pauseEnded = true
@@ -201,6 +210,9 @@ func (c *consumer) nextDeadline(now time.Time) time.Time {
 	if c.pauseEnds && c.cfg.PauseUntil != nil {
 		soonest(*c.cfg.PauseUntil)
 	}
+	if c.pin != "" {
+		soonest(c.pinDeadline)
+	}
 	if c.cfg.InactiveThreshold > 0 && (c.push() || len(c.waiting) == 0) {
 		soonest(c.active.Add(c.cfg.InactiveThreshold + time.Nanosecond))
 	}
@@ -238,13 +250,19 @@ func (m *Manager) emit(c *consumer, now time.Time) {
 	fx := c.ready()
 	c.fx.pump = pump
 	for _, s := range fx.statuses {
-		m.host.Publish(s.to, "", s.hdr, nil)
+		m.host.Publish(s.to, s.reply, s.hdr, nil)
 	}
 	for _, n := range fx.naked {
 		m.adviseNak(c, n)
 	}
 	for _, n := range fx.maxDeliver {
 		m.adviseMaxDeliver(c, n)
+	}
+	for _, p := range fx.pins {
+		m.advisePinned(c, p.group, p.id)
+	}
+	for _, p := range fx.unpins {
+		m.adviseUnpinned(c, p.group, "timeout")
 	}
 	if fx.pauseEnded {
 		var until time.Time

@@ -504,3 +504,75 @@ func TestClockLastActive(t *testing.T) {
 		t.Fatalf("ack_floor.last_active %v", i.AckFloor.Last)
 	}
 }
+
+// TestClockPinTimeout: a pinned_client pin goes when priority_timeout
+// passes without a pull carrying it (UNPINNED advisory, reason timeout); a
+// pull with the pin id keeps it.
+func TestClockPinTimeout(t *testing.T) {
+	r := newClockRig(t, ConsumerConfig{PriorityPolicy: policyPinned, PriorityGroups: []string{"g"}, PinnedTTL: 2 * time.Second})
+	r.publish(1)
+	out := r.pull("in.1", `{"batch":1,"group":"g"}`)
+	if got := advisories(out); !same(got, []string{"CONSUMER.PINNED.S.C"}) {
+		t.Fatalf("advisories %v", got)
+	}
+	if r.c.pin == "" || len(deliveries(out)) != 1 || !strings.Contains(out[0].hdr, "Nats-Pin-Id: "+r.c.pin) {
+		t.Fatalf("pinned delivery %v", out)
+	}
+	r.at(1500 * time.Millisecond)
+	r.pull("in.2", `{"batch":1,"group":"g","id":"`+r.c.pin+`","expires":60000000000}`) // renews to 3.5 s
+	if out := r.at(3500*time.Millisecond - 1); len(advisories(out)) != 0 {
+		t.Fatalf("unpinned early: %v", out)
+	}
+	out = r.at(3500 * time.Millisecond)
+	if got := advisories(out); !same(got, []string{"CONSUMER.UNPINNED.S.C"}) || r.c.pin != "" {
+		t.Fatalf("at the timeout: %v, pin %q", got, r.c.pin)
+	}
+	if !strings.Contains(out[0].data, `"reason":"timeout"`) {
+		t.Fatalf("advisory %s", out[0].data)
+	}
+}
+
+// TestCoreNextDelivery: the delivery step alone decides nothing may go
+// while the consumer is paused, held, without interest or at
+// max_ack_pending, and moves the state past what it hands out.
+func TestCoreNextDelivery(t *testing.T) {
+	r := newClockRig(t, ConsumerConfig{MaxAckPending: 2})
+	for i := 0; i < 3; i++ {
+		r.st.storeMsg("s.x", nil, []byte("x"), r.now, false, nil)
+	}
+	c := r.c
+	if _, ok := c.nextDelivery(r.now, true); ok {
+		t.Fatal("delivered with no request waiting")
+	}
+	c.request("in.1", []byte(`{"batch":10,"expires":60000000000}`), r.now)
+	if _, ok := c.nextDelivery(r.now, false); ok {
+		t.Fatal("delivered without interest")
+	}
+	c.held = true
+	if _, ok := c.nextDelivery(r.now, true); ok {
+		t.Fatal("delivered while held")
+	}
+	c.held = false
+	until := r.now.Add(time.Second)
+	c.cfg.PauseUntil = &until
+	if _, ok := c.nextDelivery(r.now, true); ok {
+		t.Fatal("delivered while paused")
+	}
+	c.cfg.PauseUntil = nil
+	for want := uint64(1); want <= 2; want++ {
+		d, ok := c.nextDelivery(r.now, true)
+		if !ok || d.seq != want || d.to != "in.1" || d.subject != "s.x" ||
+			d.reply != fmt.Sprintf("$JS.ACK.S.C.1.%d.%d.%d.%d", want, want, r.now.UnixNano(), 3-want) {
+			t.Fatalf("delivery %d: %+v %v", want, d, ok)
+		}
+	}
+	if _, ok := c.nextDelivery(r.now, true); ok {
+		t.Fatal("delivered past max_ack_pending")
+	}
+	if i := r.info(); i.NumAckPending != 2 || i.Delivered.Consumer != 2 || i.NumPending != 1 {
+		t.Fatalf("info after two deliveries: %+v", i)
+	}
+	if len(r.h.out) != 0 {
+		t.Fatalf("the step published by itself: %v", r.h.out)
+	}
+}

@@ -86,7 +86,6 @@ type Manager struct {
 	recovering    bool     // recover is running: existing directories are streams, not leftovers
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
-	ackBuf        []byte        // formats deliveries' ack subjects
 	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
 	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
 }

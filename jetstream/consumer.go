@@ -619,9 +619,21 @@ func parseAckSubject(subject string, c *consumer) (t ackTokens, ok bool) {
 	return t, t.sseq != 0
 }
 
-// ack applies one ack body for the message with stream sequence sseq;
-// confirmed (may be nil) runs once the ack is durable, for double acks.
+// ack applies one ack body for the message with stream sequence sseq and
+// performs what it asks; confirmed (may be nil) runs once the ack is
+// durable, for double acks.
 func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
+	if !c.ack(sseq, body, now, confirmed) && confirmed != nil {
+		confirmed() // nothing to make durable
+	}
+	m.perform(c, now)
+}
+
+// ack is the ack input of the state machine (consumer_core.go): +ACK,
+// +TERM, +NXT (its pull is c.request's), -NAK, +WPI for stream sequence
+// sseq. It reports whether confirmed went with a log record, to run once
+// that is durable; otherwise the caller confirms.
+func (c *consumer) ack(sseq uint64, body []byte, now time.Time, confirmed func()) (logged bool) {
 	c.active = now
 	kind, arg, _ := bytes.Cut(bytes.TrimSpace(body), []byte(" ")) // no copy of the body per ack
 	p := c.pending[sseq]
@@ -633,7 +645,7 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 			c.applyAck(sseq)
 			c.lastAcked = now
 			c.logAck(sseq, confirmed)
-			confirmed = nil
+			logged = true
 		}
 	case "-NAK":
 		delay := time.Duration(0)
@@ -653,11 +665,8 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 	case "+WPI":
 		c.progress(sseq, now)
 	}
-	if confirmed != nil {
-		confirmed()
-	}
 	c.fx.pump = true
-	m.perform(c, now)
+	return logged
 }
 
 // applyAck settles sseq (and, with ack policy all, everything below it).

@@ -154,7 +154,10 @@ func (c *consumer) nak(sseq uint64, delay time.Duration, now time.Time) {
 	}
 	c.fx.naked = append(c.fx.naked, pendingNote{sseq, p.dseq, p.deliveries})
 	p.deadline = now.Add(delay)
-	if delay <= 0 && !c.isQueued(sseq) {
+	switch {
+	case delay > 0: // due at the deadline, not before, even if queued
+		c.redeliv = slices.DeleteFunc(c.redeliv, func(q uint64) bool { return q == sseq })
+	case !c.isQueued(sseq):
 		c.redeliv = append(c.redeliv, sseq)
 	}
 	c.fx.pump = true

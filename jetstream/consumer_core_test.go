@@ -9,6 +9,7 @@ package jetstream
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -574,5 +575,74 @@ func TestCoreNextDelivery(t *testing.T) {
 	}
 	if len(r.h.out) != 0 {
 		t.Fatalf("the step published by itself: %v", r.h.out)
+	}
+}
+
+// TestCoreAck: the ack input on three delivered messages, per ack policy:
+// what stays pending, where the ack floor lands, what is due again, and
+// the NAK advisory effect; nothing is published by the step itself.
+func TestCoreAck(t *testing.T) {
+	type ack struct {
+		seq  uint64
+		body string
+	}
+	cases := []struct {
+		name    string
+		policy  string
+		acks    []ack
+		pending []uint64
+		floor   uint64
+		redeliv []uint64
+		naked   int
+	}{
+		{"explicit one", "explicit", []ack{{2, "+ACK"}}, []uint64{1, 3}, 0, nil, 0},
+		{"explicit floor", "explicit", []ack{{2, "+ACK"}, {1, ""}}, []uint64{3}, 2, nil, 0},
+		{"term settles", "explicit", []ack{{1, "+TERM bad"}}, []uint64{2, 3}, 1, nil, 0},
+		{"all below", "all", []ack{{2, "+ACK"}}, []uint64{3}, 2, nil, 0},
+		{"forged", "explicit", []ack{{9, "+ACK"}, {0, "+ACK"}}, []uint64{1, 2, 3}, 0, nil, 0},
+		{"nak", "explicit", []ack{{2, "-NAK"}, {2, "-NAK"}}, []uint64{1, 2, 3}, 0, []uint64{2}, 2},
+		{"nak delay", "explicit", []ack{{3, "-NAK"}, {3, "-NAK 5s"}}, []uint64{1, 2, 3}, 0, nil, 2},
+		{"progress", "explicit", []ack{{1, "+WPI"}}, []uint64{1, 2, 3}, 0, nil, 0},
+		{"unknown", "explicit", []ack{{1, "+WHAT"}}, []uint64{1, 2, 3}, 0, nil, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newClockRig(t, ConsumerConfig{AckPolicy: tc.policy})
+			r.publish(3)
+			if got := deliveries(r.pull("in", "3")); len(got) != 3 {
+				t.Fatalf("deliveries %v", got)
+			}
+			r.now = r.now.Add(time.Second)
+			for _, a := range tc.acks {
+				r.c.ack(a.seq, []byte(a.body), r.now, nil)
+			}
+			var pending []uint64
+			for seq := range r.c.pending {
+				pending = append(pending, seq)
+			}
+			slices.Sort(pending)
+			if fmt.Sprint(pending) != fmt.Sprint(tc.pending) && !(len(pending) == 0 && len(tc.pending) == 0) {
+				t.Fatalf("pending %v, want %v", pending, tc.pending)
+			}
+			if r.c.ackFloor.Stream != tc.floor {
+				t.Fatalf("ack floor %d, want %d", r.c.ackFloor.Stream, tc.floor)
+			}
+			if fmt.Sprint(r.c.redeliv) != fmt.Sprint(tc.redeliv) && !(len(r.c.redeliv) == 0 && len(tc.redeliv) == 0) {
+				t.Fatalf("due again %v, want %v", r.c.redeliv, tc.redeliv)
+			}
+			fx := r.c.ready()
+			if len(fx.naked) != tc.naked || !fx.pump {
+				t.Fatalf("effects %+v", fx)
+			}
+			if tc.name == "progress" && !r.c.pending[1].deadline.Equal(r.now.Add(r.c.cfg.AckWait)) {
+				t.Fatalf("+WPI deadline %v", r.c.pending[1].deadline)
+			}
+			if tc.name == "nak delay" && !r.c.pending[3].deadline.Equal(r.now.Add(5*time.Second)) {
+				t.Fatalf("-NAK 5s deadline %v", r.c.pending[3].deadline)
+			}
+			if len(r.h.out) != 0 {
+				t.Fatalf("the step published by itself: %v", r.h.out)
+			}
+		})
 	}
 }

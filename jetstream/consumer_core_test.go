@@ -28,6 +28,7 @@ type sent struct {
 type clockHost struct {
 	out        []sent
 	noInterest map[string]bool
+	full       int // Deliver reports the destination full after this many more (0: never)
 }
 
 func (h *clockHost) Subscribe(string, func(subject, reply string, hdr, data []byte)) func() {
@@ -38,6 +39,10 @@ func (h *clockHost) Publish(subject, reply string, hdr, data []byte) {
 }
 func (h *clockHost) Deliver(to, subject, reply string, hdr, data []byte, _ func()) bool {
 	h.out = append(h.out, sent{to: to, subject: subject, reply: reply, hdr: string(hdr), data: string(data)})
+	if h.full > 0 {
+		h.full--
+		return h.full > 0
+	}
 	return true
 }
 func (h *clockHost) Interest(subject string) bool { return !h.noInterest[subject] }
@@ -644,5 +649,34 @@ func TestCoreAck(t *testing.T) {
 				t.Fatalf("the step published by itself: %v", r.h.out)
 			}
 		})
+	}
+}
+
+// TestClockPushFlowControl: a flow-controlled push consumer sends a flow
+// control request right behind every 1024th delivery; when the host says
+// the destination is full it stops (held) until resume, then goes on.
+func TestClockPushFlowControl(t *testing.T) {
+	r := newClockRig(t, ConsumerConfig{DeliverSubject: "push.in", FlowControl: true, Heartbeat: time.Minute, AckPolicy: "none"})
+	out := r.publish(flowControlEvery + 1)
+	if len(out) != flowControlEvery+2 {
+		t.Fatalf("%d messages sent for %d stored", len(out), flowControlEvery+1)
+	}
+	fc := out[flowControlEvery]
+	if fc.to != "push.in" || !strings.HasPrefix(fc.reply, "$JS.FC.S.C.") || fc.hdr != "NATS/1.0 100 FlowControl Request\r\n\r\n" {
+		t.Fatalf("after delivery %d: %+v", flowControlEvery, fc)
+	}
+	if got := deliveries(out[flowControlEvery+1:]); len(got) != 1 {
+		t.Fatalf("after the request: %v", got)
+	}
+	r.h.full = 2 // the second delivery from now fills the destination
+	if got := deliveries(r.publish(5)); len(got) != 2 || !r.c.held {
+		t.Fatalf("delivered %d while filling, held %v", len(got), r.c.held)
+	}
+	if out := r.at(time.Second); len(out) != 0 {
+		t.Fatalf("held, yet the tick sent %v", out)
+	}
+	r.m.handle(&request{resume: r.c})
+	if got := deliveries(r.h.take()); len(got) != 3 || r.c.held {
+		t.Fatalf("after resume: %v, held %v", got, r.c.held)
 	}
 }

@@ -3,28 +3,31 @@ package jetstream
 // Concurrency: runs on the JetStream Manager goroutine only, which owns
 // streams, consumers and their stores; no locks.
 
-// The consumer's timing as a state machine, in the manner of etcd's raft
-// package: a step takes one input and the current time (never time.Now,
-// no timers, no goroutines), changes the consumer's state and records what
-// it asks of the world in c.fx; the Manager then performs those effects
-// (perform) and clears them. Tests drive the steps with a fake clock and
-// read c.fx, without a Manager or a socket (consumer_core_test.go).
+// The consumer as a state machine, in the manner of etcd's raft package:
+// a step takes one input and the current time (never time.Now, no timers,
+// no goroutines), changes the consumer's state and records what it asks
+// of the world in c.fx; the Manager then performs those effects (perform:
+// emit, then pump) and clears them. Tests drive the steps with a fake
+// clock and read c.fx and what a fake Host was given, without a Manager
+// goroutine or a socket (consumer_core_test.go). docs/JETSTREAM.md
+// ("Consumer state machine") has the table of inputs and effects.
 //
 // Inputs and their steps:
 //
-//	a pull request (MSG.NEXT) c.request(reply, body, now)
-//	a tick at now            c.tick(now)
-//	-NAK [delay]              c.nak(sseq, delay, now)
-//	+WPI                      c.progress(sseq, now)
-//	a delivery attempt        c.nextMsg (drops what is past max_deliver)
-//	the inactive-threshold    c.idle(now, interest)
+//	a pull request (MSG.NEXT, +NXT)  c.request(reply, body, now)
+//	an ack, +TERM, -NAK, +WPI        c.ack(sseq, body, now, confirmed)
+//	the time                         c.tick(now)
+//	the inactive threshold           c.idle(now, interest)
+//	a delivery attempt               c.nextDelivery(now, interest)
+//	the host's answer to a delivery  c.delivered(d, taken)
+//	the end of a pump                c.endNoWait()
 //
-// Effects (effects below): status messages to request inboxes (408 on
-// expiry, 100 idle heartbeats), advisories (NAK, MAX_DELIVERIES, a pause
-// that ran out), "pump" (deliver now what may be delivered: the Manager
-// reads the store and calls Host.Deliver, whose flow-control answer comes
-// back as the held input), and the next deadline the consumer waits for
-// (wake: the timer to arm; the Manager's 50 ms tick stands for it).
+// Effects (effects below): status messages to request inboxes (404, 408,
+// 409, 423, 100 idle heartbeats and flow control requests), advisories
+// (NAK, MAX_DELIVERIES, PINNED, UNPINNED, a pause that ran out), "pump"
+// (deliver what may be delivered now: the Manager takes nextDelivery's
+// deliveries to Host.Deliver), and the next deadline the consumer waits
+// for (wake: the timer to arm; the Manager's 50 ms tick stands for it).
 // State to persist is the consumer log's records (consumer_log.go), which
 // the steps append through c.log to the store Writer's queue.
 

@@ -146,17 +146,13 @@ func (m *Manager) adviseAudit(r *request, resp []byte) {
 	})
 }
 
-// adviseMaxDeliver reports, once per message, that c gave up redelivering
-// stream sequence seq after deliveries attempts.
-func (m *Manager) adviseMaxDeliver(c *consumer, seq uint64, p *pendingAck) {
-	if p.exceeded {
-		return
-	}
-	p.exceeded = true
+// adviseMaxDeliver reports that c gave up redelivering a message after
+// n.deliveries attempts (consumer_core.go: exceed, once per message).
+func (m *Manager) adviseMaxDeliver(c *consumer, n pendingNote) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advMaxDeliveries+stream+"."+name, func() any {
-		return maxDeliverAdvisory{typedEvent: event(typeMaxDeliver), Stream: stream, Consumer: name, StreamSeq: seq,
-			Deliveries: uint64(p.deliveries)}
+		return maxDeliverAdvisory{typedEvent: event(typeMaxDeliver), Stream: stream, Consumer: name, StreamSeq: n.sseq,
+			Deliveries: uint64(n.deliveries)}
 	})
 }
 
@@ -171,11 +167,11 @@ type nakAdvisory struct {
 }
 
 // adviseNak reports a -NAK of a message c has pending.
-func (m *Manager) adviseNak(c *consumer, seq uint64, p *pendingAck) {
+func (m *Manager) adviseNak(c *consumer, n pendingNote) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advMsgNaked+stream+"."+name, func() any {
-		return nakAdvisory{typedEvent: event(typeNak), Stream: stream, Consumer: name, ConsumerSeq: p.dseq,
-			StreamSeq: seq, Deliveries: uint64(p.deliveries)}
+		return nakAdvisory{typedEvent: event(typeNak), Stream: stream, Consumer: name, ConsumerSeq: n.dseq,
+			StreamSeq: n.sseq, Deliveries: uint64(n.deliveries)}
 	})
 }
 
@@ -217,19 +213,6 @@ func (m *Manager) pauseChanged(c *consumer, prev *time.Time, now time.Time) {
 	m.advisePause(c, cur, now)
 }
 
-// tickPause sends the advisory that a pause ended when its time passes.
-func (m *Manager) tickPause(c *consumer, now time.Time) {
-	if !c.pauseEnds || c.paused(now) {
-		return
-	}
-	c.pauseEnds = false
-	var until time.Time
-	if c.cfg.PauseUntil != nil {
-		until = *c.cfg.PauseUntil
-	}
-	m.advisePause(c, until, now)
-}
-
 func (m *Manager) advisePause(c *consumer, until, now time.Time) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advPause+stream+"."+name, func() any {
@@ -258,9 +241,9 @@ type unpinnedAdvisory struct {
 	Reason   string `json:"reason"`
 }
 
-// advisePinned reports the pin c just gave.
-func (m *Manager) advisePinned(c *consumer) {
-	stream, name, group, id := c.st.cfg.Name, c.name, c.pinGroup, c.pin
+// advisePinned reports the pin c gave to a pull of group.
+func (m *Manager) advisePinned(c *consumer, group, id string) {
+	stream, name := c.st.cfg.Name, c.name
 	m.advise(advPinned+stream+"."+name, func() any {
 		return pinnedAdvisory{typedEvent: event(typePinned), Account: globalAccount, Stream: stream, Consumer: name,
 			Group: group, PinnedID: id}

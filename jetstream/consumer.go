@@ -124,8 +124,14 @@ type consumer struct {
 	pinnedTS, pinDeadline time.Time
 
 	// pauseEnds is set while a pause_until in the future awaits the
-	// advisory that says it ended (advisory.go: tickPause).
+	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
+
+	ackBuf []byte // formats deliveries' ack subjects
+
+	// fx is what the state machine's steps ask of the Manager until it
+	// performs them (consumer_core.go).
+	fx effects
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -317,7 +323,12 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 	for len(c.redeliv) > 0 {
 		seq := c.redeliv[0]
 		c.redeliv = c.redeliv[1:]
-		if _, still := c.pending[seq]; !still {
+		p, still := c.pending[seq]
+		if !still {
+			continue
+		}
+		if c.exhausted(p) { // NAKed after its last delivery: dropped now, as nats-server
+			c.exceed(seq, p)
 			continue
 		}
 		if msg, err := c.st.store.Load(seq); err == nil {
@@ -362,44 +373,86 @@ func (c *consumer) numPending() uint64 {
 }
 
 // pump delivers to waiting requests while there are messages and room, and
-// the destination takes more (a held push consumer waits for resume).
+// the destination takes more (a held push consumer waits for resume): the
+// consumer picks each delivery (nextDelivery), the Manager hands it to the
+// host and feeds back whether the destination is full (delivered).
 func (m *Manager) pump(c *consumer, now time.Time) {
-	for len(c.waiting) > 0 && !c.held && !c.paused(now) {
-		if c.push() && !m.host.Interest(c.waiting[0].reply) {
-			break // nobody subscribes yet: the tick tries again
+	for {
+		interest := true
+		if c.push() && len(c.waiting) > 0 {
+			interest = m.host.Interest(c.waiting[0].reply) // nobody subscribes yet: the tick tries again
 		}
-		if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
-			break // max ack pending: wait for acks
-		}
-		msg, redelivery, ok := c.nextMsg()
+		d, ok := c.nextDelivery(now, interest)
 		if !ok {
 			break
 		}
-		size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
-		i := m.pickRequest(c, size, now)
-		if i < 0 {
-			c.requeue(msg, redelivery)
-			break // no request may take it now: a later pull, ack or tick retries
+		c.delivered(d, m.host.Deliver(d.to, d.subject, d.reply, d.hdr, d.data, c.resume))
+		if d.flow {
+			m.emit(c, now) // the flow control request right behind its message
 		}
-		req := c.waiting[i]
-		m.deliver(c, req, msg, redelivery, now)
-		req.batch--
-		if req.maxBytes > 0 {
-			if req.maxBytes -= size; req.maxBytes == 0 {
-				req.batch = 0 // its byte budget is spent
-			}
-		}
-		c.served(i)
 	}
-	// no_wait requests end once nothing is left to deliver now.
+	c.endNoWait()
+	c.fx.pump = false // done now
+	m.emit(c, now)    // the ended requests' statuses, what nextMsg dropped, pins
+}
+
+// delivery is one stream message for the Manager to hand to Host.Deliver:
+// to the request's inbox, shown under the stream subject with the ack
+// subject as reply.
+type delivery struct {
+	to, subject, reply string
+	hdr, data          []byte
+	seq                uint64
+	ackNone            bool // settled on delivery: the stream may drop it after
+	flow               bool // a flow control request goes out after it
+}
+
+// nextDelivery is the delivery input of the state machine: the next
+// message for a waiting request, with the consumer's state moved past it
+// (pending, sequences, the request's budget). ok is false when nothing
+// may be delivered now: no request, no message, no room under
+// max_ack_pending, paused, held, or (interest false) nobody subscribes to
+// a push consumer's deliver subject.
+func (c *consumer) nextDelivery(now time.Time, interest bool) (d delivery, ok bool) {
+	if len(c.waiting) == 0 || c.held || c.paused(now) || !interest {
+		return d, false
+	}
+	if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
+		return d, false // max ack pending: wait for acks
+	}
+	msg, redelivery, ok := c.nextMsg()
+	if !ok {
+		return d, false
+	}
+	size := len(msg.Subject) + len(msg.Hdr) + len(msg.Data)
+	i := c.pickRequest(size, now)
+	if i < 0 {
+		c.requeue(msg, redelivery)
+		return d, false // no request may take it now: a later pull, ack or tick retries
+	}
+	req := c.waiting[i]
+	d = c.deliver(req, msg, redelivery, now)
+	req.batch--
+	if req.maxBytes > 0 {
+		if req.maxBytes -= size; req.maxBytes == 0 {
+			req.batch = 0 // its byte budget is spent
+		}
+	}
+	c.served(i)
+	return d, true
+}
+
+// endNoWait ends the no_wait requests once nothing is left to deliver now.
+func (c *consumer) endNoWait() {
 	keep := c.waiting[:0]
 	for _, r := range c.waiting {
 		if r.noWait {
-			m.endRequest(c, r, r.delivered == 0)
+			c.endRequest(r, r.delivered == 0)
 			continue
 		}
 		keep = append(keep, r)
 	}
+	clear(c.waiting[len(keep):])
 	c.waiting = keep
 }
 
@@ -417,7 +470,9 @@ func (c *consumer) requeue(msg *store.Msg, redelivery bool) {
 	}
 }
 
-func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) {
+// deliver moves c's state past delivering msg to req and returns the
+// delivery.
+func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, now time.Time) delivery {
 	c.dseq++
 	c.lastDelivered = now
 	deliveries := 1
@@ -432,36 +487,48 @@ func (m *Manager) deliver(c *consumer, req *pullRequest, msg *store.Msg, redeliv
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}
 		c.lastAcked = now
-		defer c.st.dropIfUninterested(msg.Seq) // after the delivery has used the message
 	}
 	if redelivery && deliveries == 2 {
 		c.redelivN++
 	}
 	c.logDelivered(msg.Seq, c.dseq, deliveries)
 	pending := c.numPendingFast(msg.Seq)
-	b := append(m.ackBuf[:0], "$JS.ACK."...)
+	b := append(c.ackBuf[:0], "$JS.ACK."...)
 	b = append(append(append(b, c.st.cfg.Name...), '.'), c.name...)
 	for _, n := range [...]uint64{uint64(deliveries), msg.Seq, c.dseq, uint64(msg.Time), pending} {
 		b = strconv.AppendUint(append(b, '.'), n, 10)
 	}
-	m.ackBuf = b
-	ackSubject := string(b)
-	hdr, data := c.pinHeader(msg.Hdr), msg.Data
+	c.ackBuf = b
+	d := delivery{to: req.reply, subject: msg.Subject, reply: string(b), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
+	d.hdr, d.data = c.pinHeader(msg.Hdr), msg.Data
 	if c.cfg.HeadersOnly {
-		hdr = appendHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
-		data = nil
-	}
-	if !m.host.Deliver(req.reply, msg.Subject, ackSubject, hdr, data, c.resume) {
-		c.held = true // delivered; the destination is full: wait for resume
+		d.hdr = appendHeader(d.hdr, "Nats-Msg-Size", strconv.Itoa(len(d.data)))
+		d.data = nil
 	}
 	req.delivered++
 	req.lastSent = now
 	if c.push() && c.cfg.FlowControl {
 		if c.sinceFC++; c.sinceFC >= flowControlEvery {
 			c.sinceFC = 0
-			fc := fmt.Sprintf("$JS.FC.%s.%s.%s", c.st.cfg.Name, c.name, randomName())
-			m.host.Publish(req.reply, fc, []byte("NATS/1.0 100 FlowControl Request\r\n\r\n"), nil)
+			d.flow = true
 		}
+	}
+	return d
+}
+
+// delivered is the host's answer to a delivery: taken is false when the
+// destination is over its high-water mark (the message went; deliver no
+// more until resume).
+func (c *consumer) delivered(d delivery, taken bool) {
+	if !taken {
+		c.held = true
+	}
+	if d.flow {
+		c.fx.statuses = append(c.fx.statuses, statusMsg{to: d.to, hdr: []byte("NATS/1.0 100 FlowControl Request\r\n\r\n"),
+			reply: fmt.Sprintf("$JS.FC.%s.%s.%s", c.st.cfg.Name, c.name, randomName())})
+	}
+	if d.ackNone {
+		c.st.dropIfUninterested(d.seq) // after the delivery has used the message
 	}
 }
 
@@ -484,46 +551,19 @@ func (c *consumer) ackWait(deliveries int) time.Duration {
 
 // endRequest finishes a pull request with a status: 404 when nothing was
 // delivered to a no_wait request, 408 otherwise.
-func (m *Manager) endRequest(c *consumer, r *pullRequest, nothing bool) {
+func (c *consumer) endRequest(r *pullRequest, nothing bool) {
 	if nothing && r.noWait {
-		m.host.Publish(r.reply, "", []byte("NATS/1.0 404 No Messages\r\n\r\n"), nil)
+		c.status(r.reply, []byte("NATS/1.0 404 No Messages\r\n\r\n"))
 		return
 	}
-	m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n\r\n", max(r.batch, 0), max(r.maxBytes, 0)), nil)
+	c.status(r.reply, timeoutStatus(r))
 }
 
-// tick handles time: request expiry and heartbeats, ack-wait redeliveries.
+// tickConsumer feeds the time to c's state machine (consumer_core.go)
+// and performs what it asks.
 func (m *Manager) tickConsumer(c *consumer, now time.Time) {
-	keep := c.waiting[:0]
-	for _, r := range c.waiting {
-		if !r.expires.IsZero() && !now.Before(r.expires) {
-			m.endRequest(c, r, false)
-			continue
-		}
-		if r.heartbeat > 0 && now.Sub(r.lastSent) >= r.heartbeat {
-			m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n\r\n", c.dseq, c.next-1), nil)
-			r.lastSent = now
-		}
-		keep = append(keep, r)
-	}
-	c.waiting = keep
-	pinGone := m.tickPin(c, now)
-	m.tickPause(c, now)
-	var due []uint64
-	for seq, p := range c.pending {
-		if now.After(p.deadline) && !c.isQueued(seq) {
-			if c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
-				m.adviseMaxDeliver(c, seq, p)
-				continue // given up on: stays pending until acked or terminated
-			}
-			due = append(due, seq)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
-	c.redeliv = append(c.redeliv, due...)
-	if len(due) > 0 || len(c.waiting) > 0 || pinGone {
-		m.pump(c, now)
-	}
+	c.tick(now)
+	m.perform(c, now)
 }
 
 func (c *consumer) isQueued(seq uint64) bool {
@@ -579,9 +619,21 @@ func parseAckSubject(subject string, c *consumer) (t ackTokens, ok bool) {
 	return t, t.sseq != 0
 }
 
-// ack applies one ack body for the message with stream sequence sseq;
-// confirmed (may be nil) runs once the ack is durable, for double acks.
+// ack applies one ack body for the message with stream sequence sseq and
+// performs what it asks; confirmed (may be nil) runs once the ack is
+// durable, for double acks.
 func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, confirmed func()) {
+	if !c.ack(sseq, body, now, confirmed) && confirmed != nil {
+		confirmed() // nothing to make durable
+	}
+	m.perform(c, now)
+}
+
+// ack is the ack input of the state machine (consumer_core.go): +ACK,
+// +TERM, +NXT (its pull is c.request's), -NAK, +WPI for stream sequence
+// sseq. It reports whether confirmed went with a log record, to run once
+// that is durable; otherwise the caller confirms.
+func (c *consumer) ack(sseq uint64, body []byte, now time.Time, confirmed func()) (logged bool) {
 	c.active = now
 	kind, arg, _ := bytes.Cut(bytes.TrimSpace(body), []byte(" ")) // no copy of the body per ack
 	p := c.pending[sseq]
@@ -593,42 +645,28 @@ func (m *Manager) ack(c *consumer, sseq uint64, body []byte, now time.Time, conf
 			c.applyAck(sseq)
 			c.lastAcked = now
 			c.logAck(sseq, confirmed)
-			confirmed = nil
+			logged = true
 		}
 	case "-NAK":
-		if p != nil {
-			m.adviseNak(c, sseq, p)
-		}
-		if p != nil && c.cfg.MaxDeliver > 0 && p.deliveries >= c.cfg.MaxDeliver {
-			m.adviseMaxDeliver(c, sseq, p) // no redelivery past max_deliver
-		} else if p != nil {
-			delay := time.Duration(0)
-			if len(arg) > 0 {
-				var d struct {
-					Delay time.Duration `json:"delay"`
-				}
-				if arg[0] == '{' {
-					if json.Unmarshal(arg, &d) == nil {
-						delay = d.Delay
-					}
-				} else if v, err := time.ParseDuration(string(arg)); err == nil { // "-NAK 5s", as nats-server
-					delay = v
-				}
+		delay := time.Duration(0)
+		if len(arg) > 0 {
+			var d struct {
+				Delay time.Duration `json:"delay"`
 			}
-			p.deadline = now.Add(delay)
-			if delay == 0 && !c.isQueued(sseq) {
-				c.redeliv = append(c.redeliv, sseq)
+			if arg[0] == '{' {
+				if json.Unmarshal(arg, &d) == nil {
+					delay = d.Delay
+				}
+			} else if v, err := time.ParseDuration(string(arg)); err == nil { // "-NAK 5s", as nats-server
+				delay = v
 			}
 		}
+		c.nak(sseq, delay, now)
 	case "+WPI":
-		if p != nil {
-			p.deadline = now.Add(c.ackWait(p.deliveries))
-		}
+		c.progress(sseq, now)
 	}
-	if confirmed != nil {
-		confirmed()
-	}
-	m.pump(c, now)
+	c.fx.pump = true
+	return logged
 }
 
 // applyAck settles sseq (and, with ack policy all, everything below it).
@@ -750,22 +788,12 @@ func (c *consumer) paused(now time.Time) bool {
 	return c.cfg.PauseUntil != nil && now.Before(*c.cfg.PauseUntil)
 }
 
-// inactive reports whether c has been idle past its inactive threshold and
-// should go, durable or not (as nats-server since 2.9): a pull consumer with
-// no waiting request, pull or ack for that long; a push consumer with no
-// subscriber on its deliver subject for that long.
+// inactive reports whether c has been idle past its inactive threshold
+// (consumer_core.go: idle), asking the host about a push consumer's
+// subscribers only when that matters.
 func (m *Manager) inactive(c *consumer, now time.Time) bool {
-	if c.cfg.InactiveThreshold <= 0 {
-		return false
-	}
-	if c.push() {
-		if m.host.Interest(c.cfg.DeliverSubject) {
-			c.active = now
-		}
-	} else if len(c.waiting) > 0 {
-		return false
-	}
-	return now.Sub(c.active) > c.cfg.InactiveThreshold
+	interest := c.push() && c.cfg.InactiveThreshold > 0 && m.host.Interest(c.cfg.DeliverSubject)
+	return c.idle(now, interest)
 }
 
 // lastActive is a last_active value: absent until something happened.

@@ -333,15 +333,17 @@ func (m *Manager) nextRequest(streamName, name string, r *request, now time.Time
 		m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Consumer is push based\r\n\r\n"), nil)
 		return
 	}
-	if m.queuePull(c, r.reply, r.data, now) {
-		m.pump(c, now)
+	if c.request(r.reply, r.data, now) {
+		c.fx.pump = true
 	}
+	m.perform(c, now)
 }
 
-// queuePull parses a pull request body (empty, a batch count, or JSON) and
-// queues it on c, answering the reply itself when the request is refused.
+// request is the pull-request input of c's state machine
+// (consumer_core.go): it parses a body (empty, a batch count, or JSON) and
+// queues the request, or refuses it with a status effect to reply.
 // MSG.NEXT and +NXT acks share it.
-func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Time) bool {
+func (c *consumer) request(reply string, data []byte, now time.Time) bool {
 	var nr nextRequest
 	body := strings.TrimSpace(string(data))
 	isJSON := false
@@ -350,7 +352,7 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 		nr.Batch = 1
 	case body[0] == '{':
 		if json.Unmarshal([]byte(body), &nr) != nil {
-			m.host.Publish(reply, "", []byte("NATS/1.0 400 Bad Request\r\n\r\n"), nil)
+			c.status(reply, []byte("NATS/1.0 400 Bad Request\r\n\r\n"))
 			return false
 		}
 		isJSON = true
@@ -359,22 +361,22 @@ func (m *Manager) queuePull(c *consumer, reply string, data []byte, now time.Tim
 	}
 	nr.Batch = max(nr.Batch, 1)
 	if c.cfg.MaxRequestBatch > 0 && nr.Batch > c.cfg.MaxRequestBatch {
-		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 409 Exceeded MaxRequestBatch of "+strconv.Itoa(c.cfg.MaxRequestBatch)+"\r\n\r\n"))
 		return false
 	}
 	if nr.Expires > 0 && c.cfg.MaxRequestExpires > 0 && nr.Expires > c.cfg.MaxRequestExpires {
-		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestExpires of "+c.cfg.MaxRequestExpires.String()+"\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 409 Exceeded MaxRequestExpires of "+c.cfg.MaxRequestExpires.String()+"\r\n\r\n"))
 		return false
 	}
 	if nr.MaxBytes > 0 && c.cfg.MaxRequestBytes > 0 && nr.MaxBytes > c.cfg.MaxRequestBytes {
-		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxRequestMaxBytes of "+strconv.Itoa(c.cfg.MaxRequestBytes)+"\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 409 Exceeded MaxRequestMaxBytes of "+strconv.Itoa(c.cfg.MaxRequestBytes)+"\r\n\r\n"))
 		return false
 	}
-	if isJSON && !m.admitPull(c, nr.pullPriority, reply, now) {
+	if isJSON && !c.admitPull(nr.pullPriority, reply, now) {
 		return false
 	}
 	if len(c.waiting) >= c.cfg.MaxWaiting {
-		m.host.Publish(reply, "", []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n"))
 		return false
 	}
 	req := &pullRequest{reply: reply, batch: nr.Batch, maxBytes: nr.MaxBytes, noWait: nr.NoWait, heartbeat: nr.Heartbeat, lastSent: now,

@@ -33,6 +33,7 @@ const (
 	evSnapshot  = "S"
 	evDelivered = "D"
 	evAck       = "A" // also +TERM: the message is done either way
+	evDropped   = "X" // given up on after max_deliver: leaves pending, acks nothing else
 )
 
 const snapshotEvery = 4096
@@ -152,6 +153,10 @@ func (c *consumer) replay(now time.Time) {
 			if len(m.Data) >= 8 {
 				c.applyAck(binary.LittleEndian.Uint64(m.Data))
 			}
+		case evDropped:
+			if len(m.Data) >= 8 {
+				delete(c.pending, binary.LittleEndian.Uint64(m.Data))
+			}
 		}
 	}
 	for _, p := range c.pending {
@@ -185,6 +190,16 @@ func (c *consumer) logAck(sseq uint64, done func()) {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], sseq)
 	c.append(evAck, b[:], done)
+}
+
+// logDropped records a delivery given up on after max_deliver.
+func (c *consumer) logDropped(sseq uint64) {
+	if c.log == nil {
+		return
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], sseq)
+	c.append(evDropped, b[:], nil)
 }
 
 func (c *consumer) append(kind string, data []byte, done func()) {

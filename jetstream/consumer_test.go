@@ -421,3 +421,62 @@ func TestAckNext(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxDeliverDropSurvivesRestart: a message NAKed on its last allowed
+// delivery leaves pending at the next delivery attempt (as nats-server
+// 2.15), and a durable consumer's log keeps that across a restart: it is
+// not pending, nor redelivered, afterwards.
+func TestMaxDeliverDropSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startJS(t, loop.Options{StoreDir: dir})
+	_, js := connectJS(t, s)
+	c := ctx(t)
+	st := setupStream(t, js, jetstream.FileStorage, 3)
+	cons, err := st.CreateOrUpdateConsumer(c, jetstream.ConsumerConfig{Durable: "md", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(cons jetstream.Consumer) jetstream.Msg {
+		t.Helper()
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := next(cons); string(m.Data()) != "1" {
+		t.Fatalf("first %q", m.Data())
+	} else if err := m.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	m := next(cons)
+	if string(m.Data()) != "2" {
+		t.Fatalf("after the NAK past max_deliver got %q, want the next message", m.Data())
+	}
+	if err := m.DoubleAck(c); err != nil { // on disk, and the drop before it
+		t.Fatal(err)
+	}
+	check := func(cons jetstream.Consumer, when string) {
+		t.Helper()
+		info, err := cons.Info(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending != 0 || info.AckFloor.Stream != 2 || info.Delivered.Stream != 2 {
+			t.Fatalf("%s: ack pending %d, ack floor %+v, delivered %+v", when, info.NumAckPending, info.AckFloor, info.Delivered)
+		}
+	}
+	check(cons, "before the restart")
+	s.Shutdown()
+
+	s2 := startJS(t, loop.Options{StoreDir: dir})
+	_, js2 := connectJS(t, s2)
+	cons2, err := js2.Consumer(c, "EV", "md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(cons2, "after the restart")
+	if m := next(cons2); string(m.Data()) != "3" {
+		t.Fatalf("after the restart got %q, want message 3", m.Data())
+	}
+}

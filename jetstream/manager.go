@@ -91,7 +91,6 @@ type Manager struct {
 	recovering    bool     // recover is running: existing directories are streams, not leftovers
 	storeRoots    []string // the store directory as errors may spell it; cut from client-visible text
 	nextSubjectID int
-	ackBuf        []byte        // formats deliveries' ack subjects
 	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
 	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
 }
@@ -385,7 +384,7 @@ func (m *Manager) handleAck(r *request) {
 		// +NXT acks and asks for more: its reply subject is a pull
 		// request's. The ack's pump serves the request queued first.
 		now := time.Now()
-		m.queuePull(c, r.reply, body[len("+NXT"):], now)
+		c.request(r.reply, body[len("+NXT"):], now)
 		m.ack(c, sseq, nil, now, nil)
 		return
 	}

@@ -108,9 +108,9 @@ type pullPriority struct {
 // admitPull checks a JSON pull request's priority fields against c, as
 // nats-server does when the request arrives, and answers the refused ones
 // itself. A request with c's pin id renews the pin's timeout.
-func (m *Manager) admitPull(c *consumer, p pullPriority, reply string, now time.Time) bool {
+func (c *consumer) admitPull(p pullPriority, reply string, now time.Time) bool {
 	refuse := func(status string) bool {
-		m.host.Publish(reply, "", []byte("NATS/1.0 "+status+"\r\n\r\n"), nil)
+		c.status(reply, []byte("NATS/1.0 "+status+"\r\n\r\n"))
 		return false
 	}
 	policy := c.cfg.PriorityPolicy
@@ -174,7 +174,7 @@ func (c *consumer) served(i int) {
 // (size bytes, as pump counts them) goes to, or -1 when no request may take
 // it now. Requests that can never take it (too small a max_bytes, a stale
 // pin id) are answered and dropped on the way.
-func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
+func (c *consumer) pickRequest(size int, now time.Time) int {
 	pending := int64(-1) // overflowPending(), computed once if a pull asks
 	for i := 0; i < len(c.waiting); {
 		r := c.waiting[i]
@@ -185,7 +185,7 @@ func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
 			case c.pin == "" && r.pinID == "":
 				pinned = c.pinTo(r, now)
 			case c.pin == "" || (r.pinID != "" && r.pinID != c.pin):
-				m.dropRequest(c, i, "423 Nats-Wrong-Pin-Id")
+				c.dropRequest(i, "423 Nats-Wrong-Pin-Id")
 				continue
 			case r.pinID != c.pin:
 				i++ // not the pinned client: waits for the pin to go
@@ -207,11 +207,11 @@ func (m *Manager) pickRequest(c *consumer, size int, now time.Time) int {
 				c.unpin()
 			}
 			c.waiting = slices.Delete(c.waiting, i, i+1)
-			m.host.Publish(r.reply, "", []byte("NATS/1.0 409 Message Size Exceeds MaxBytes\r\n\r\n"), nil)
+			c.status(r.reply, []byte("NATS/1.0 409 Message Size Exceeds MaxBytes\r\n\r\n"))
 			continue
 		}
 		if pinned {
-			m.advisePinned(c)
+			c.fx.pins = append(c.fx.pins, pinNote{group: c.pinGroup, id: c.pin})
 		}
 		return i
 	}
@@ -228,10 +228,10 @@ func (c *consumer) overflowPending() int64 {
 
 // dropRequest ends the waiting request at i with status, saying what it
 // had left.
-func (m *Manager) dropRequest(c *consumer, i int, status string) {
+func (c *consumer) dropRequest(i int, status string) {
 	r := c.waiting[i]
 	c.waiting = slices.Delete(c.waiting, i, i+1)
-	m.host.Publish(r.reply, "", fmt.Appendf(nil, "NATS/1.0 %s\r\nNats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n\r\n", status, max(r.batch, 0), max(r.maxBytes, 0)), nil)
+	c.status(r.reply, fmt.Appendf(nil, "NATS/1.0 %s\r\nNats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n\r\n", status, max(r.batch, 0), max(r.maxBytes, 0)))
 }
 
 // pinTo pins c to the client that sent r, when r names a group (a pull
@@ -251,13 +251,12 @@ func (c *consumer) unpin() {
 
 // tickPin drops a pin whose client sent no pull for priority_timeout and
 // reports whether it did, so the waiting pulls are served.
-func (m *Manager) tickPin(c *consumer, now time.Time) bool {
+func (c *consumer) tickPin(now time.Time) bool {
 	if c.pin == "" || now.Before(c.pinDeadline) {
 		return false
 	}
-	group := c.pinGroup
+	c.fx.unpins = append(c.fx.unpins, pinNote{group: c.pinGroup})
 	c.unpin()
-	m.adviseUnpinned(c, group, "timeout")
 	return true
 }
 

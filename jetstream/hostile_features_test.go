@@ -333,7 +333,7 @@ func TestManyLinkTransformsRefused(t *testing.T) {
 			want = 10154
 		}
 		start := time.Now()
-		msg, err := nc.Request("$JS.API.STREAM.CREATE.T", []byte(body), 5*time.Second)
+		msg, err := nc.Request("$JS.API.STREAM.CREATE.T", []byte(body), 20*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v after %v", link, err, time.Since(start))
 		}

@@ -111,8 +111,11 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
 	c := m.c
 	var reply []byte
 	if p.Props.Has(mcodec.PropResponseTopic) {
+		// The replies are published there on the requester's behalf (by
+		// the server, with its correlation data): the requester must be
+		// allowed to publish there as well as to receive its replies.
 		rs, err := TopicToSubject(string(p.Props.ResponseTopic), false)
-		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) {
+		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) && c.Perms().CanPublish([]byte(rs)) {
 			reply = []byte(m.b.rr.replySubject(rs, p.Props.CorrelationData))
 		}
 	}

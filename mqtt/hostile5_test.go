@@ -1,0 +1,59 @@
+package mqtt_test
+
+import (
+	"testing"
+	"time"
+
+	paho5 "github.com/eclipse/paho.golang/paho"
+	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
+)
+
+// TestMQTT5ResponseTopicNeedsPublishPermission: a response topic is where
+// the server publishes the replies to a request (with the requester's
+// correlation data), so it is checked like a publish of the requester: a
+// client that may subscribe to "cmd/x" but not publish there cannot make a
+// service's reply land on it. A response topic it may publish to works.
+func TestMQTT5ResponseTopicNeedsPublishPermission(t *testing.T) {
+	s := startMQTT(t, loop.Options{Users: []*loop.User{
+		{Username: "dev", Password: "pw", Permissions: &loop.Permissions{
+			Publish: &loop.SubjectPermission{Allow: []string{"svc.>"}},
+		}},
+		{Username: "admin", Password: "pw"},
+	}})
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "pw"), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(append([]byte("echo: "), m.Data...)) }); err != nil {
+		t.Fatal(err)
+	}
+	victim, err := nc.SubscribeSync("cmd.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	dev := connect5(t, s.MQTTAddr().String(), &paho5.Connect{CleanStart: true, ClientID: "dev",
+		Username: "dev", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true})
+	dev.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "svc/r", QoS: 1}}})
+	dev.pub(t, &paho5.Publish{Topic: "svc/echo", QoS: 1, Payload: []byte("reboot"),
+		Properties: &paho5.PublishProperties{ResponseTopic: "cmd/x", CorrelationData: []byte("c1")}})
+	dev.pub(t, &paho5.Publish{Topic: "svc/echo", QoS: 1, Payload: []byte("ok"),
+		Properties: &paho5.PublishProperties{ResponseTopic: "svc/r", CorrelationData: []byte("c2")}})
+	if m := dev.next(t); m.Topic != "svc/r" || string(m.Payload) != "echo: ok" || string(m.Properties.CorrelationData) != "c2" {
+		t.Fatalf("reply %q %q", m.Topic, m.Payload)
+	}
+	// The service answered in order: any reply to the first request is
+	// on cmd.x before this marker.
+	if err := nc.Publish("cmd.x", []byte("marker")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := victim.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "marker" {
+		t.Fatalf("cmd.x got %q (header %v) from a request whose requester may not publish there", m.Data, m.Header)
+	}
+}

@@ -18,7 +18,8 @@ import (
 const topicAliasMax = 64
 
 // maxAliasBytes bounds the bytes of the topics a client's aliases stand
-// for: 64 aliases of 64 KiB topics would keep 4 MiB per connection.
+// for (64 aliases of 64 KiB topics would keep 4 MiB per connection), and
+// those of the aliases the server gives the topics it sends.
 const maxAliasBytes = 64 << 10
 
 // maxAliasOut bounds the aliases the server gives topics it sends, whatever
@@ -245,12 +246,16 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 		a, ok := m.aliasOut[topic]
 		if ok {
 			sent = "" // the alias stands for it
-		} else if len(m.aliasOut) < int(m.aliasOutMax) {
+		} else if len(m.aliasOut) < int(m.aliasOutMax) && m.aliasOutBytes+len(topic) <= maxAliasBytes {
+			// The map keeps each aliased topic for the connection's life:
+			// bounded in bytes as the client's aliases are, or 1024
+			// topics of 64 KiB would keep 64 MiB per subscriber.
 			if m.aliasOut == nil {
 				m.aliasOut = make(map[string]uint16)
 			}
 			a = uint16(len(m.aliasOut) + 1)
 			m.aliasOut[topic] = a
+			m.aliasOutBytes += len(topic)
 			ok = true
 		}
 		if ok {

@@ -1,11 +1,13 @@
 package mqtt_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/evnats/evnats/loop"
+	mcodec "github.com/evnats/evnats/mqtt/codec"
 	"github.com/nats-io/nats.go"
 )
 
@@ -55,5 +57,45 @@ func TestMQTT5ResponseTopicNeedsPublishPermission(t *testing.T) {
 	}
 	if string(m.Data) != "marker" {
 		t.Fatalf("cmd.x got %q (header %v) from a request whose requester may not publish there", m.Data, m.Header)
+	}
+}
+
+// TestMQTT5AliasOutBounded: the topic aliases the server gives the topics
+// it sends stand for at most 64 KiB of topics on one connection, as the
+// client's do: a subscriber that allows 1024 aliases cannot make the
+// server keep 1024 topics of 64 KiB (64 MiB) for it. Topics past the bound
+// are sent in full.
+func TestMQTT5AliasOutBounded(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	sub := dialRaw(t, s)
+	sub.connect5("sub", props5(mcodec.PropTopicAliasMaximum, 0x04, 0x00))
+	sub.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "#"), 0)...)))
+	if typ, _, _ := sub.read(); typ != mcodec.SUBACK {
+		t.Fatalf("SUBACK type %d", typ)
+	}
+	pub := dialRaw(t, s)
+	pub.connect5("pub", props5())
+	const n, size = 24, 4000
+	for i := range n {
+		pub.send(packet(mcodec.PUBLISH<<4, append(str(nil, fmt.Sprintf("%0*d", size, i)), props5()...)))
+	}
+	aliased := 0
+	for i := range n {
+		typ, _, b := sub.read()
+		if typ != mcodec.PUBLISH {
+			t.Fatalf("type %d", typ)
+		}
+		tl := int(b[0])<<8 | int(b[1])
+		b = b[2+tl:]
+		props := b[1 : 1+int(b[0])] // short property lists only
+		if tl != size {
+			t.Fatalf("message %d: topic of %d bytes", i, tl)
+		}
+		if len(props) >= 3 && props[0] == mcodec.PropTopicAlias {
+			aliased += tl
+		}
+	}
+	if aliased == 0 || aliased > 64<<10 {
+		t.Fatalf("aliases stand for %d bytes of topics", aliased)
 	}
 }

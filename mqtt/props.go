@@ -163,10 +163,7 @@ type outProps struct {
 // overrides the header's expiry interval with the time left (queued
 // messages).
 func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int64, o *outProps) []byte {
-	user := p.User[:0]
-	clear(p.User)
-	subIDs := p.SubIDs[:0]
-	*p = mcodec.Properties{User: user, SubIDs: subIDs}
+	p.Reset()
 	*o = outProps{}
 	if len(hdr) == 0 {
 		return corr

@@ -1,0 +1,26 @@
+package mqtt
+
+import (
+	"strings"
+	"testing"
+
+	mcodec "github.com/evnats/evnats/mqtt/codec"
+)
+
+// TestPropsFromHeadersListNotKept: a NATS message with 200,000 one-letter
+// headers (under 1 MB) becomes 200,000 user properties for each MQTT 5
+// subscriber; the subscriber's connection must not keep that list (48
+// bytes an entry, ten times the message) until it closes.
+func TestPropsFromHeadersListNotKept(t *testing.T) {
+	hdr := "NATS/1.0\r\n" + strings.Repeat("a:\r\n", 200_000) + "\r\n"
+	var p mcodec.Properties
+	var o outProps
+	propsFromHeaders(&p, []byte(hdr), nil, 0, &o)
+	if len(p.User) != 200_000 {
+		t.Fatalf("%d user properties", len(p.User))
+	}
+	propsFromHeaders(&p, []byte("NATS/1.0\r\nk:v\r\n\r\n"), nil, 0, &o)
+	if len(p.User) != 1 || cap(p.User) > 1024 {
+		t.Fatalf("after a small message: %d user properties, a list of %d kept", len(p.User), cap(p.User))
+	}
+}

@@ -97,12 +97,22 @@ func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
 	if m.aliasIn == nil {
 		m.aliasIn = make(map[uint16][]byte)
 	}
+	// The quota counts the buffers kept, not the topics' lengths: an
+	// alias moved from a 64 KiB topic to a short one gets a buffer of its
+	// size (re-used only while it is no more than twice that).
 	old := m.aliasIn[a]
-	if m.aliasBytes-len(old)+len(p.Topic) > maxAliasBytes {
+	buf := old[:0]
+	if cap(old) < len(p.Topic) || cap(old) > 2*len(p.Topic) {
+		buf = nil
+	}
+	if m.aliasBytes-cap(old)+max(cap(buf), len(p.Topic)) > maxAliasBytes {
 		return nil, &mcodec.ReasonError{Code: mcodec.ReasonQuotaExceeded, Msg: "mqtt: topic aliases stand for more than " + strconv.Itoa(maxAliasBytes) + " bytes of topics"}
 	}
-	m.aliasBytes += len(p.Topic) - len(old)
-	m.aliasIn[a] = append(old[:0], p.Topic...)
+	if buf == nil {
+		buf = make([]byte, 0, len(p.Topic))
+	}
+	m.aliasBytes += cap(buf) - cap(old)
+	m.aliasIn[a] = append(buf, p.Topic...)
 	return p.Topic, nil
 }
 

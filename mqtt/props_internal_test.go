@@ -24,3 +24,29 @@ func TestPropsFromHeadersListNotKept(t *testing.T) {
 		t.Fatalf("after a small message: %d user properties, a list of %d kept", len(p.User), cap(p.User))
 	}
 }
+
+// TestAliasQuotaCountsKeptBytes: a client that gives each alias a 40 KiB
+// topic, then a 1-byte one, must not leave each alias holding 40 KiB of
+// buffer while the 64 KiB quota counts 1 byte (64 aliases: 2.5 MiB a
+// connection).
+func TestAliasQuotaCountsKeptBytes(t *testing.T) {
+	m := &conn{}
+	long := []byte(strings.Repeat("t", 40<<10))
+	for a := uint16(1); a <= topicAliasMax; a++ {
+		for _, topic := range [][]byte{long, []byte("x")} {
+			p := &mcodec.Publish{Topic: topic}
+			p.Props.Set(mcodec.PropTopicAlias)
+			p.Props.TopicAlias = a
+			if _, err := m.resolveAlias(p); err != nil {
+				t.Fatalf("alias %d: %v", a, err)
+			}
+		}
+	}
+	kept := 0
+	for _, topic := range m.aliasIn {
+		kept += cap(topic)
+	}
+	if kept > maxAliasBytes || kept != m.aliasBytes {
+		t.Fatalf("aliases keep %d bytes, counted %d (quota %d)", kept, m.aliasBytes, maxAliasBytes)
+	}
+}

@@ -99,3 +99,39 @@ func TestMQTT5AliasOutBounded(t *testing.T) {
 		t.Fatalf("aliases stand for %d bytes of topics", aliased)
 	}
 }
+
+// TestMQTTSharedSubscriptionDenyFilters: a shared subscription "$share/g/#"
+// wider than a subscribe deny entry is granted, as a plain "#" is, but
+// never delivers a denied topic: the queue group member filters at
+// delivery like any subscription.
+func TestMQTTSharedSubscriptionDenyFilters(t *testing.T) {
+	s := startMQTT(t, loop.Options{Users: []*loop.User{
+		{Username: "dev", Password: "pw", Permissions: &loop.Permissions{
+			Subscribe: &loop.SubjectPermission{Deny: []string{"secret.>"}},
+		}},
+		{Username: "admin", Password: "pw"},
+	}})
+	addr := s.MQTTAddr().String()
+	login := func(id string) *paho5.Connect {
+		return &paho5.Connect{CleanStart: true, ClientID: id, Username: "dev", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true}
+	}
+	dev := connect5(t, addr, login("dev"))
+	if sa := dev.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "$share/g/#", QoS: 1}}}); sa.Reasons[0] != 1 {
+		t.Fatalf("SUBACK %v", sa.Reasons)
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "pw"), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, subj := range []string{"secret.x", "public.x", "done.x"} {
+		if err := nc.Publish(subj, []byte(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"public/x", "done/x"} {
+		if m := dev.next(t); m.Topic != want {
+			t.Fatalf("got %q, want %q", m.Topic, want)
+		}
+	}
+}

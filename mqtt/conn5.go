@@ -229,8 +229,10 @@ func (m *conn) fromSelf(hdr []byte) bool {
 func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64) {
 	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops)
 	if len(reply) > 0 {
-		m.props.Set(mcodec.PropResponseTopic)
-		m.props.ResponseTopic = []byte(SubjectToTopic(string(reply)))
+		if t := SubjectToTopic(string(reply)); len(t) < 1<<16 { // a topic's length is 2 bytes
+			m.props.Set(mcodec.PropResponseTopic)
+			m.props.ResponseTopic = []byte(t)
+		}
 	}
 	if subID != 0 {
 		m.props.Set(mcodec.PropSubscriptionID)

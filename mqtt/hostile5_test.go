@@ -1,7 +1,9 @@
 package mqtt_test
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,6 +134,44 @@ func TestMQTTSharedSubscriptionDenyFilters(t *testing.T) {
 	for _, want := range []string{"public/x", "done/x"} {
 		if m := dev.next(t); m.Topic != want {
 			t.Fatalf("got %q, want %q", m.Topic, want)
+		}
+	}
+}
+
+// TestMQTT5OversizedHeaderProperties: a NATS message whose Nmqtt-Corr
+// header decodes to more than 65,535 bytes, or whose Nmqtt-Reply is
+// longer than a topic may be, cannot become an MQTT 5 property (a 2-byte
+// length): written anyway, its length wrapped and the rest of its bytes
+// were read as properties the NATS publisher chose, or the packet was
+// malformed and the subscriber dropped the connection. The message
+// arrives without them.
+func TestMQTT5OversizedHeaderProperties(t *testing.T) {
+	s := startMQTT(t, loop.Options{MaxPayload: 1 << 20})
+	sub := connect5(t, s.MQTTAddr().String(), nil)
+	sub.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "h/#", QoS: 0}}})
+	nc := connectNATS(t, s)
+	big := make([]byte, 70_000)
+	for i := range big {
+		big[i] = mcodec.PropUserProperty // read as properties once the length wraps
+	}
+	for _, h := range []struct{ k, v string }{
+		{"Nmqtt-Corr", base64.StdEncoding.EncodeToString(big)},
+		{"Nmqtt-Reply", strings.Repeat("r", 70_000)},
+		{"Nmqtt-Corr", base64.StdEncoding.EncodeToString([]byte("ok"))},
+	} {
+		m := nats.NewMsg("h.x")
+		m.Header.Set(h.k, h.v)
+		m.Data = []byte(h.k)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		got := sub.next(t)
+		if string(got.Payload) != h.k || got.Properties == nil {
+			t.Fatalf("got %q %+v", got.Payload, got.Properties)
+		}
+		if len(got.Properties.CorrelationData) > 65535 || len(got.Properties.ResponseTopic) > 65535 || len(got.Properties.User) != 0 {
+			t.Fatalf("properties: corr %d bytes, response topic %d bytes, %d user properties",
+				len(got.Properties.CorrelationData), len(got.Properties.ResponseTopic), len(got.Properties.User))
 		}
 	}
 }

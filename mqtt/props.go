@@ -185,7 +185,9 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 			case "Corr":
 				var err error
 				start := len(corr)
-				if corr, err = base64.StdEncoding.AppendDecode(corr, v); err == nil {
+				// A property value has a 2-byte length: a longer one
+				// would wrap it, and its bytes would be read as properties.
+				if corr, err = base64.StdEncoding.AppendDecode(corr, v); err == nil && len(corr)-start < 1<<16 {
 					p.Set(mcodec.PropCorrelationData)
 					p.CorrelationData = corr[start:]
 				}
@@ -194,8 +196,10 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 			case "Src":
 				o.src = v
 			case "Reply": // stored with a queued message (storedHeader)
-				p.Set(mcodec.PropResponseTopic)
-				p.ResponseTopic = []byte(SubjectToTopic(string(v)))
+				if t := SubjectToTopic(string(v)); len(t) < 1<<16 {
+					p.Set(mcodec.PropResponseTopic)
+					p.ResponseTopic = []byte(t)
+				}
 			case "Sub":
 				if n, err := strconv.ParseUint(string(v), 10, 32); err == nil && n > 0 {
 					p.Set(mcodec.PropSubscriptionID)

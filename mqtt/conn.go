@@ -246,7 +246,7 @@ func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 		return true
 	}
 	if m.v5 {
-		m.buildProps(msg.Hdr, nil, 0, msg.Expires)
+		m.buildProps(msg.Hdr, nil, 0, msg.Expires, true)
 		if !m.fits(msg.Topic, len(msg.Payload), msg.QoS) {
 			return false
 		}

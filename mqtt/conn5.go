@@ -183,7 +183,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	if c.Closed() || s.Closed() || c.Slow() {
 		return !shared
 	}
-	m.buildProps(hdr, reply, subID, 0)
+	m.buildProps(hdr, reply, subID, 0, false)
 	retain := byte(tag)&optRAP != 0 && m.oprops.retain
 	topic := m.topicOf(subject)
 	if !m.fits(topic, len(msg), qos) {
@@ -226,8 +226,8 @@ func (m *conn) fromSelf(hdr []byte) bool {
 // buildProps fills m.props for a PUBLISH to this MQTT 5 client: the
 // properties the header block carries, the response topic from the reply
 // subject, the subscription identifier. Caller holds Lock.
-func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64) {
-	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops)
+func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64, stored bool) {
+	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops, stored)
 	if len(reply) > 0 {
 		if t := SubjectToTopic(string(reply)); len(t) < 1<<16 { // a topic's length is 2 bytes
 			m.props.Set(mcodec.PropResponseTopic)
@@ -285,7 +285,7 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 // writeRetained5 sends a retained message to an MQTT 5 subscriber on
 // SUBSCRIBE. Caller holds Lock.
 func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
-	m.buildProps(r.Hdr, nil, subID, 0)
+	m.buildProps(r.Hdr, nil, subID, 0, false)
 	if !m.fits(r.Topic, len(r.Payload), qos) {
 		return
 	}

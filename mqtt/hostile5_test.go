@@ -175,3 +175,55 @@ func TestMQTT5OversizedHeaderProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestMQTT5ForgedSessionHeaders: Nmqtt-Sub and Nmqtt-Reply are the headers
+// an MQTT 5 session keeps with a queued message (its subscription
+// identifier and response topic); a NATS publisher that sets them must not
+// choose a subscriber's subscription identifier (4294967295 does not even
+// fit the 4-byte variable integer: the client dropped the connection) or
+// response topic, on a live delivery or a queued one.
+func TestMQTT5ForgedSessionHeaders(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	addr := s.MQTTAddr().String()
+	live := connect5(t, addr, nil)
+	live.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "h/#", QoS: 1}}})
+	cp := &paho5.Connect{ClientID: "away", CleanStart: true, Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(60)}}
+	away := connect5(t, addr, cp)
+	away.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "h/#", QoS: 1}, {Topic: "zz", QoS: 0}}})
+	n := s.NumSubscriptions() // "zz", QoS 0, is routed only while the client is online
+	_ = away.Disconnect(&paho5.Disconnect{})
+	for deadline := time.Now().Add(5 * time.Second); s.NumSubscriptions() != n-1; {
+		if time.Now().After(deadline) {
+			t.Fatal("session still online")
+		}
+		time.Sleep(5 * time.Millisecond) // the server notices the close on its own loop
+	}
+	nc := connectNATS(t, s)
+	for _, v := range []string{"4294967295", "7"} {
+		m := nats.NewMsg("h.x")
+		m.Header.Set("Nmqtt-Pub", "1")
+		m.Header.Set("Nmqtt-Sub", v)
+		m.Header.Set("nmqtt-reply", "evil.topic")
+		m.Data = []byte(v)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	check := func(c *client5, who string) {
+		t.Helper()
+		for _, v := range []string{"4294967295", "7"} {
+			got := c.next(t)
+			if string(got.Payload) != v || got.Properties == nil {
+				t.Fatalf("%s: got %q %+v", who, got.Payload, got.Properties)
+			}
+			if got.Properties.SubscriptionIdentifier != nil || got.Properties.ResponseTopic != "" {
+				t.Fatalf("%s: subscription identifier %v, response topic %q from the publisher's headers",
+					who, *got.Properties.SubscriptionIdentifier, got.Properties.ResponseTopic)
+			}
+		}
+	}
+	check(live, "live")
+	cp.CleanStart = false
+	check(connect5(t, addr, cp), "queued")
+}

@@ -15,11 +15,11 @@ func TestPropsFromHeadersListNotKept(t *testing.T) {
 	hdr := "NATS/1.0\r\n" + strings.Repeat("a:\r\n", 200_000) + "\r\n"
 	var p mcodec.Properties
 	var o outProps
-	propsFromHeaders(&p, []byte(hdr), nil, 0, &o)
+	propsFromHeaders(&p, []byte(hdr), nil, 0, &o, false)
 	if len(p.User) != 200_000 {
 		t.Fatalf("%d user properties", len(p.User))
 	}
-	propsFromHeaders(&p, []byte("NATS/1.0\r\nk:v\r\n\r\n"), nil, 0, &o)
+	propsFromHeaders(&p, []byte("NATS/1.0\r\nk:v\r\n\r\n"), nil, 0, &o, false)
 	if len(p.User) != 1 || cap(p.User) > 1024 {
 		t.Fatalf("after a small message: %d user properties, a list of %d kept", len(p.User), cap(p.User))
 	}

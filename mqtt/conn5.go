@@ -246,7 +246,19 @@ func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64, stored
 // fits reports whether a PUBLISH of topic and n payload bytes with m.props
 // is within the client's maximum packet size. Caller holds Lock.
 func (m *conn) fits(topic string, n int, qos byte) bool {
-	return m.maxOut == 0 || mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	if m.maxOut == 0 {
+		return true
+	}
+	if m.aliasOutMax == 0 {
+		return mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	}
+	// writePublish5 may add a topic alias (3 bytes, and the property
+	// list's length may take one more): counted with the topic, at worst.
+	present := m.props.Present
+	m.props.Set(mcodec.PropTopicAlias)
+	ok := mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	m.props.Present = present
+	return ok
 }
 
 // writePublish5 formats an MQTT 5 PUBLISH with m.props, giving its topic

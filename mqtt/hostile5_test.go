@@ -227,3 +227,26 @@ func TestMQTT5ForgedSessionHeaders(t *testing.T) {
 	cp.CleanStart = false
 	check(connect5(t, addr, cp), "queued")
 }
+
+// TestMQTT5MaxPacketSizeCountsAlias: a PUBLISH that fits the client's
+// maximum packet size without a topic alias must not be sent with one
+// that takes it 3 bytes over (the client then has to disconnect).
+func TestMQTT5MaxPacketSizeCountsAlias(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	const max = 18 // a QoS 0 PUBLISH of "f/t" with 10 payload bytes, no properties
+	sub := dialRaw(t, s)
+	sub.connect5("small", props5(mcodec.PropMaximumPacketSize, 0, 0, 0, max, mcodec.PropTopicAliasMaximum, 0, 4))
+	sub.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "f/#"), 0)...)))
+	if typ, _, _ := sub.read(); typ != mcodec.SUBACK {
+		t.Fatalf("SUBACK type %d", typ)
+	}
+	pub := dialRaw(t, s)
+	pub.connect5("pub", props5())
+	for _, p := range []string{"0123456789", "x"} {
+		pub.send(packet(mcodec.PUBLISH<<4, append(append(str(nil, "f/t"), props5()...), p...)))
+	}
+	typ, _, b := sub.read()
+	if size := 2 + len(b); typ != mcodec.PUBLISH || size > max {
+		t.Fatalf("type %d: a packet of %d bytes, above the client's maximum %d", typ, size, max)
+	}
+}

@@ -250,3 +250,38 @@ func TestMQTT5MaxPacketSizeCountsAlias(t *testing.T) {
 		t.Fatalf("type %d: a packet of %d bytes, above the client's maximum %d", typ, size, max)
 	}
 }
+
+// TestMQTT5RequestBytesCountTopics: the 16 MiB the waiting requests may
+// hold counts their response topics (up to 64 KiB each), not only their
+// correlation data: 100,000 requests with 64 KiB topics and 1 byte of
+// correlation data would hold 6.4 GB for two minutes. Past the bound a
+// request gets its response topic's subject as reply subject.
+func TestMQTT5RequestBytesCountTopics(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	nc := connectNATS(t, s)
+	reqs, err := nc.SubscribeSync("svc.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	c := connect5(t, s.MQTTAddr().String(), nil)
+	topic := "r/" + strings.Repeat("t", 64000)
+	const n = 300 // 19.2 MB of response topics
+	for i := range n {
+		c.pub(t, &paho5.Publish{Topic: "svc/x", QoS: 1, Payload: []byte(fmt.Sprint(i)),
+			Properties: &paho5.PublishProperties{ResponseTopic: topic, CorrelationData: []byte("c")}})
+	}
+	inbox := 0
+	for range n {
+		m, err := reqs.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(m.Reply, "$MQTT.rr.") {
+			inbox++
+		}
+	}
+	if inbox*len(topic) > 16<<20 {
+		t.Fatalf("%d requests wait with %d bytes of response topics", inbox, inbox*len(topic))
+	}
+}

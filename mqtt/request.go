@@ -26,7 +26,8 @@ const (
 	// maxRequests bounds the requests waiting at once; past it a request
 	// gets the response topic itself as reply subject, without correlation.
 	maxRequests = 100_000
-	// maxRequestBytes bounds the correlation data they keep, together.
+	// maxRequestBytes bounds the response topics and correlation data
+	// they keep, together (a response topic may be 64 KiB).
 	maxRequestBytes = 16 << 20
 )
 
@@ -45,7 +46,7 @@ type requests struct {
 	once    sync.Once // subscribes requestPrefix on the first request
 	mu      sync.Mutex
 	pending map[string]*pendingRequest
-	bytes   int // correlation data held in pending
+	bytes   int // response topics and correlation data held in pending
 }
 
 func (r *requests) init(b *bridge) {
@@ -66,12 +67,13 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) >= maxRequests || r.bytes+len(corr) > maxRequestBytes {
+	size := len(subject) + len(corr)
+	if len(r.pending) >= maxRequests || r.bytes+size > maxRequestBytes {
 		return subject
 	}
 	token := nuid.Next()
 	r.pending[token] = &pendingRequest{subject: subject, corr: append([]byte(nil), corr...), expires: unixNow() + requestTTL}
-	r.bytes += len(corr)
+	r.bytes += size
 	return requestPrefix + token
 }
 
@@ -109,7 +111,7 @@ func (r *requests) sweep(now int64) {
 	for t, p := range r.pending {
 		if now >= p.expires {
 			delete(r.pending, t)
-			r.bytes -= len(p.corr)
+			r.bytes -= len(p.subject) + len(p.corr)
 		}
 	}
 	r.mu.Unlock()

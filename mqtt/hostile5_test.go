@@ -285,3 +285,39 @@ func TestMQTT5RequestBytesCountTopics(t *testing.T) {
 		t.Fatalf("%d requests wait with %d bytes of response topics", inbox, inbox*len(topic))
 	}
 }
+
+// TestMQTTSharedFilterPrunedByQueuePerms: a resumed session's filters are
+// checked against the user's permissions again, a shared one as the queue
+// subscription it is: with "jobs.> workers" (that queue group only) the
+// session's "$share/workers/jobs/+" survives the reconnect; checked as a
+// plain subscription it was dropped, and a deny naming a group let that
+// group's shared filter through.
+func TestMQTTSharedFilterPrunedByQueuePerms(t *testing.T) {
+	s := startMQTT(t, loop.Options{Users: []*loop.User{{Username: "w", Password: "pw", Permissions: &loop.Permissions{
+		Subscribe: &loop.SubjectPermission{Allow: []string{"jobs.> workers"}},
+	}}, {Username: "admin", Password: "pw"}}})
+	addr := s.MQTTAddr().String()
+	cp := &paho5.Connect{ClientID: "worker", CleanStart: true, Username: "w", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true,
+		Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(60)}}
+	c := connect5(t, addr, cp)
+	if sa := c.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "$share/workers/jobs/+", QoS: 1}}}); sa.Reasons[0] != 1 {
+		t.Fatalf("SUBACK %v", sa.Reasons)
+	}
+	_ = c.Disconnect(&paho5.Disconnect{})
+	cp.CleanStart = false
+	c = connect5(t, addr, cp)
+	if !c.connack.SessionPresent {
+		t.Fatal("no session present")
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "pw"), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("jobs.1", []byte("job")); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.next(t); m.Topic != "jobs/1" {
+		t.Fatalf("got %q", m.Topic)
+	}
+}

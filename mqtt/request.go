@@ -44,6 +44,7 @@ type pendingRequest struct {
 type requests struct {
 	b       *bridge
 	once    sync.Once // subscribes requestPrefix on the first request
+	sub     *loop.Sub // that subscription, set once (by once)
 	mu      sync.Mutex
 	pending map[string]*pendingRequest
 	bytes   int // response topics and correlation data held in pending
@@ -62,8 +63,8 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 		return subject
 	}
 	r.once.Do(func() {
-		sub := r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
-		r.b.srv.ReplaceSubs(nil, []*loop.Sub{sub})
+		r.sub = r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
+		r.b.srv.ReplaceSubs(nil, []*loop.Sub{r.sub})
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -311,12 +311,16 @@ func (b *bridge) prune(sess *Session, p *loop.Perms) {
 		return // nothing is refused
 	}
 	filters, msgs := sess.Prune(func(filter string) bool {
+		group, _, err := SharedFilter(filter)
+		if err != nil {
+			return false
+		}
 		subjects, err := FilterSubjects(filter)
 		if err != nil {
 			return false
 		}
 		for _, subj := range subjects {
-			if !p.CanSubscribe(subj) {
+			if !p.CanQueueSubscribe(subj, group) { // a shared filter is a queue subscription in its group
 				return false
 			}
 		}

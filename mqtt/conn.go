@@ -66,19 +66,20 @@ type conn struct {
 	// before anything is delivered; aliasIn and noLocal belong to the
 	// reading goroutine; aliasOut, props, oprops, corr and subIDs are
 	// guarded by Lock (deliveries read them).
-	v5          bool
-	expiry      uint32            // session expiry interval from CONNECT
-	maxOut      int               // the client's maximum packet size (0: none)
-	aliasIn     map[uint16][]byte // the client's topic aliases
-	aliasBytes  int               // the bytes of the topics in aliasIn
-	aliasOutMax uint16            // the client's topic alias maximum
-	aliasOut    map[string]uint16 // aliases given to topics sent
-	props       mcodec.Properties // of the PUBLISH being formatted
-	oprops      outProps
-	corr        []byte            // decoded correlation data of that PUBLISH
-	subIDs      map[string]uint32 // filter -> subscription identifier
-	noLocal     int               // filters with no local: publishes name their source
-	willDelay   uint32
+	v5            bool
+	expiry        uint32            // session expiry interval from CONNECT
+	maxOut        int               // the client's maximum packet size (0: none)
+	aliasIn       map[uint16][]byte // the client's topic aliases
+	aliasBytes    int               // the bytes of the topics in aliasIn
+	aliasOutMax   uint16            // the client's topic alias maximum
+	aliasOut      map[string]uint16 // aliases given to topics sent
+	aliasOutBytes int               // the bytes of the topics in aliasOut
+	props         mcodec.Properties // of the PUBLISH being formatted
+	oprops        outProps
+	corr          []byte            // decoded correlation data of that PUBLISH
+	subIDs        map[string]uint32 // filter -> subscription identifier
+	noLocal       int               // filters with no local: publishes name their source
+	willDelay     uint32
 }
 
 // maxMQTTClientID bounds a client id (MQTT 3.1.1 lets a server refuse ids
@@ -245,7 +246,7 @@ func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 		return true
 	}
 	if m.v5 {
-		m.buildProps(msg.Hdr, nil, 0, msg.Expires)
+		m.buildProps(msg.Hdr, nil, 0, msg.Expires, true)
 		if !m.fits(msg.Topic, len(msg.Payload), msg.QoS) {
 			return false
 		}

@@ -18,7 +18,8 @@ import (
 const topicAliasMax = 64
 
 // maxAliasBytes bounds the bytes of the topics a client's aliases stand
-// for: 64 aliases of 64 KiB topics would keep 4 MiB per connection.
+// for (64 aliases of 64 KiB topics would keep 4 MiB per connection), and
+// those of the aliases the server gives the topics it sends.
 const maxAliasBytes = 64 << 10
 
 // maxAliasOut bounds the aliases the server gives topics it sends, whatever
@@ -96,12 +97,22 @@ func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
 	if m.aliasIn == nil {
 		m.aliasIn = make(map[uint16][]byte)
 	}
+	// The quota counts the buffers kept, not the topics' lengths: an
+	// alias moved from a 64 KiB topic to a short one gets a buffer of its
+	// size (re-used only while it is no more than twice that).
 	old := m.aliasIn[a]
-	if m.aliasBytes-len(old)+len(p.Topic) > maxAliasBytes {
+	buf := old[:0]
+	if cap(old) < len(p.Topic) || cap(old) > 2*len(p.Topic) {
+		buf = nil
+	}
+	if m.aliasBytes-cap(old)+max(cap(buf), len(p.Topic)) > maxAliasBytes {
 		return nil, &mcodec.ReasonError{Code: mcodec.ReasonQuotaExceeded, Msg: "mqtt: topic aliases stand for more than " + strconv.Itoa(maxAliasBytes) + " bytes of topics"}
 	}
-	m.aliasBytes += len(p.Topic) - len(old)
-	m.aliasIn[a] = append(old[:0], p.Topic...)
+	if buf == nil {
+		buf = make([]byte, 0, len(p.Topic))
+	}
+	m.aliasBytes += cap(buf) - cap(old)
+	m.aliasIn[a] = append(buf, p.Topic...)
 	return p.Topic, nil
 }
 
@@ -111,8 +122,11 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
 	c := m.c
 	var reply []byte
 	if p.Props.Has(mcodec.PropResponseTopic) {
+		// The replies are published there on the requester's behalf (by
+		// the server, with its correlation data): the requester must be
+		// allowed to publish there as well as to receive its replies.
 		rs, err := TopicToSubject(string(p.Props.ResponseTopic), false)
-		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) {
+		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) && c.Perms().CanPublish([]byte(rs)) {
 			reply = []byte(m.b.rr.replySubject(rs, p.Props.CorrelationData))
 		}
 	}
@@ -169,7 +183,7 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	if c.Closed() || s.Closed() || c.Slow() {
 		return !shared
 	}
-	m.buildProps(hdr, reply, subID, 0)
+	m.buildProps(hdr, reply, subID, 0, false)
 	retain := byte(tag)&optRAP != 0 && m.oprops.retain
 	topic := m.topicOf(subject)
 	if !m.fits(topic, len(msg), qos) {
@@ -212,11 +226,13 @@ func (m *conn) fromSelf(hdr []byte) bool {
 // buildProps fills m.props for a PUBLISH to this MQTT 5 client: the
 // properties the header block carries, the response topic from the reply
 // subject, the subscription identifier. Caller holds Lock.
-func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64) {
-	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops)
+func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64, stored bool) {
+	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops, stored)
 	if len(reply) > 0 {
-		m.props.Set(mcodec.PropResponseTopic)
-		m.props.ResponseTopic = []byte(SubjectToTopic(string(reply)))
+		if t := SubjectToTopic(string(reply)); len(t) < 1<<16 { // a topic's length is 2 bytes
+			m.props.Set(mcodec.PropResponseTopic)
+			m.props.ResponseTopic = []byte(t)
+		}
 	}
 	if subID != 0 {
 		m.props.Set(mcodec.PropSubscriptionID)
@@ -230,7 +246,19 @@ func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64) {
 // fits reports whether a PUBLISH of topic and n payload bytes with m.props
 // is within the client's maximum packet size. Caller holds Lock.
 func (m *conn) fits(topic string, n int, qos byte) bool {
-	return m.maxOut == 0 || mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	if m.maxOut == 0 {
+		return true
+	}
+	if m.aliasOutMax == 0 {
+		return mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	}
+	// writePublish5 may add a topic alias (3 bytes, and the property
+	// list's length may take one more): counted with the topic, at worst.
+	present := m.props.Present
+	m.props.Set(mcodec.PropTopicAlias)
+	ok := mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	m.props.Present = present
+	return ok
 }
 
 // writePublish5 formats an MQTT 5 PUBLISH with m.props, giving its topic
@@ -242,12 +270,16 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 		a, ok := m.aliasOut[topic]
 		if ok {
 			sent = "" // the alias stands for it
-		} else if len(m.aliasOut) < int(m.aliasOutMax) {
+		} else if len(m.aliasOut) < int(m.aliasOutMax) && m.aliasOutBytes+len(topic) <= maxAliasBytes {
+			// The map keeps each aliased topic for the connection's life:
+			// bounded in bytes as the client's aliases are, or 1024
+			// topics of 64 KiB would keep 64 MiB per subscriber.
 			if m.aliasOut == nil {
 				m.aliasOut = make(map[string]uint16)
 			}
 			a = uint16(len(m.aliasOut) + 1)
 			m.aliasOut[topic] = a
+			m.aliasOutBytes += len(topic)
 			ok = true
 		}
 		if ok {
@@ -265,7 +297,7 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 // writeRetained5 sends a retained message to an MQTT 5 subscriber on
 // SUBSCRIBE. Caller holds Lock.
 func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
-	m.buildProps(r.Hdr, nil, subID, 0)
+	m.buildProps(r.Hdr, nil, subID, 0, false)
 	if !m.fits(r.Topic, len(r.Payload), qos) {
 		return
 	}

@@ -162,11 +162,12 @@ type outProps struct {
 // data; the returned slice is the grown scratch. expires, when not 0,
 // overrides the header's expiry interval with the time left (queued
 // messages).
-func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int64, o *outProps) []byte {
-	user := p.User[:0]
-	clear(p.User)
-	subIDs := p.SubIDs[:0]
-	*p = mcodec.Properties{User: user, SubIDs: subIDs}
+//
+// Nmqtt-Reply and Nmqtt-Sub are honoured only for stored: a session's
+// queued message, whose header storedHeader made; on a message as
+// published they are a publisher's forgery.
+func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int64, o *outProps, stored bool) []byte {
+	p.Reset()
 	*o = outProps{}
 	if len(hdr) == 0 {
 		return corr
@@ -188,7 +189,9 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 			case "Corr":
 				var err error
 				start := len(corr)
-				if corr, err = base64.StdEncoding.AppendDecode(corr, v); err == nil {
+				// A property value has a 2-byte length: a longer one
+				// would wrap it, and its bytes would be read as properties.
+				if corr, err = base64.StdEncoding.AppendDecode(corr, v); err == nil && len(corr)-start < 1<<16 {
 					p.Set(mcodec.PropCorrelationData)
 					p.CorrelationData = corr[start:]
 				}
@@ -197,10 +200,18 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 			case "Src":
 				o.src = v
 			case "Reply": // stored with a queued message (storedHeader)
-				p.Set(mcodec.PropResponseTopic)
-				p.ResponseTopic = []byte(SubjectToTopic(string(v)))
+				if !stored {
+					break
+				}
+				if t := SubjectToTopic(string(v)); len(t) < 1<<16 {
+					p.Set(mcodec.PropResponseTopic)
+					p.ResponseTopic = []byte(t)
+				}
 			case "Sub":
-				if n, err := strconv.ParseUint(string(v), 10, 32); err == nil && n > 0 {
+				if !stored {
+					break
+				}
+				if n, err := strconv.ParseUint(string(v), 10, 32); err == nil && n > 0 && n <= maxSubID {
 					p.Set(mcodec.PropSubscriptionID)
 					p.SubIDs = append(p.SubIDs, uint32(n))
 				}
@@ -229,13 +240,25 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 // (Nmqtt-Reply) and subscription identifier (Nmqtt-Sub) the message was
 // delivered with, so that it is sent later with its response topic and
 // identifier. It allocates only when it adds something.
+//
+// Nmqtt-Reply and Nmqtt-Sub lines the publisher put in hdr are left out:
+// the session's own are the only ones it may keep.
 func storedHeader(hdr, reply []byte, subID uint32) []byte {
-	if len(reply) == 0 && subID == 0 {
+	forged := hasSessionHeader(hdr)
+	if len(reply) == 0 && subID == 0 && !forged {
 		return hdr
 	}
 	var out []byte
-	if len(hdr) >= 4 {
+	if len(hdr) >= 4 && !forged {
 		out = append(out, hdr[:len(hdr)-2]...) // up to the blank line
+	} else if len(hdr) >= 4 {
+		i := bytes.Index(hdr, []byte("\r\n"))
+		out = append(out, hdr[:i+2]...) // the status line
+		eachHeader(hdr, func(k, v []byte) {
+			if !isSessionHeader(k) {
+				out = append(append(append(append(out, k...), ':'), v...), '\r', '\n')
+			}
+		})
 	} else {
 		out = append(out, "NATS/1.0\r\n"...)
 	}
@@ -247,6 +270,36 @@ func storedHeader(hdr, reply []byte, subID uint32) []byte {
 		out = append(out, '\r', '\n')
 	}
 	return append(out, '\r', '\n')
+}
+
+// maxSubID is the largest subscription identifier (a 4-byte variable
+// byte integer).
+const maxSubID = 268_435_455
+
+// isSessionHeader reports whether header name k is Nmqtt-Reply or
+// Nmqtt-Sub, as propsFromHeaders matches them (any case).
+func isSessionHeader(k []byte) bool {
+	if !hasPrefixFold(k, hdrPrefix) {
+		return false
+	}
+	rest := string(k[len(hdrPrefix):])
+	return rest == "Reply" || rest == "Sub"
+}
+
+// hasSessionHeader reports whether hdr has a Nmqtt-Reply or Nmqtt-Sub
+// line. It allocates nothing.
+func hasSessionHeader(hdr []byte) bool {
+	for len(hdr) > 0 {
+		i := bytes.Index(hdr, []byte("\r\n"))
+		if i < 0 {
+			i = len(hdr)
+		}
+		if c := bytes.IndexByte(hdr[:i], ':'); c > 0 && isSessionHeader(hdr[:c]) {
+			return true
+		}
+		hdr = hdr[min(i+2, len(hdr)):]
+	}
+	return false
 }
 
 // validUTF8String reports whether b may be an MQTT UTF-8 string.

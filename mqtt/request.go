@@ -26,7 +26,8 @@ const (
 	// maxRequests bounds the requests waiting at once; past it a request
 	// gets the response topic itself as reply subject, without correlation.
 	maxRequests = 100_000
-	// maxRequestBytes bounds the correlation data they keep, together.
+	// maxRequestBytes bounds the response topics and correlation data
+	// they keep, together (a response topic may be 64 KiB).
 	maxRequestBytes = 16 << 20
 )
 
@@ -43,9 +44,10 @@ type pendingRequest struct {
 type requests struct {
 	b       *bridge
 	once    sync.Once // subscribes requestPrefix on the first request
+	sub     *loop.Sub // that subscription, set once (by once)
 	mu      sync.Mutex
 	pending map[string]*pendingRequest
-	bytes   int // correlation data held in pending
+	bytes   int // response topics and correlation data held in pending
 }
 
 func (r *requests) init(b *bridge) {
@@ -61,17 +63,18 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 		return subject
 	}
 	r.once.Do(func() {
-		sub := r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
-		r.b.srv.ReplaceSubs(nil, []*loop.Sub{sub})
+		r.sub = r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
+		r.b.srv.ReplaceSubs(nil, []*loop.Sub{r.sub})
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) >= maxRequests || r.bytes+len(corr) > maxRequestBytes {
+	size := len(subject) + len(corr)
+	if len(r.pending) >= maxRequests || r.bytes+size > maxRequestBytes {
 		return subject
 	}
 	token := nuid.Next()
 	r.pending[token] = &pendingRequest{subject: subject, corr: append([]byte(nil), corr...), expires: unixNow() + requestTTL}
-	r.bytes += len(corr)
+	r.bytes += size
 	return requestPrefix + token
 }
 
@@ -109,7 +112,7 @@ func (r *requests) sweep(now int64) {
 	for t, p := range r.pending {
 		if now >= p.expires {
 			delete(r.pending, t)
-			r.bytes -= len(p.corr)
+			r.bytes -= len(p.subject) + len(p.corr)
 		}
 	}
 	r.mu.Unlock()

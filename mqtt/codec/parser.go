@@ -203,7 +203,7 @@ func (p *Parser) packet(first byte, body []byte) error {
 		}
 		d := &p.disc
 		d.Reason = 0
-		d.Props.reset()
+		d.Props.Reset()
 		if !p.v5() && len(body) != 0 {
 			return ErrTruncated
 		}
@@ -229,7 +229,7 @@ func (p *Parser) packet(first byte, body []byte) error {
 		}
 		a := &p.auth
 		a.Reason = 0
-		a.Props.reset()
+		a.Props.Reset()
 		if len(body) > 0 {
 			r := reader{b: body}
 			a.Reason = r.u8()
@@ -322,8 +322,8 @@ func (p *Parser) connect(body []byte) error {
 	}
 	p.level = level
 	c := &p.conn
-	c.Props.reset()
-	c.WillProps.reset()
+	c.Props.Reset()
+	c.WillProps.Reset()
 	props, willProps := c.Props, c.WillProps // keep their lists' capacity
 	*c = Connect{ProtocolName: string(name), Level: level, KeepAlive: keep,
 		CleanSession: flags&0x02 != 0, WillFlag: flags&0x04 != 0,
@@ -399,7 +399,7 @@ func (p *Parser) publish(flags byte, body []byte) error {
 	err := p.h.MQTTPublish(pub)
 	pub.Topic, pub.Payload = nil, nil // don't pin the payload's buffer
 	if p.v5() {
-		pub.Props.reset()
+		pub.Props.Reset()
 	}
 	return err
 }
@@ -503,6 +503,7 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 		return ErrEmptySubscribe
 	}
 	err = p.h.MQTTSubscribe(id, p.subs)
+	p.props.Reset() // its values point into the read buffer
 	clear(p.subs)
 	if cap(p.subs) > keptListCap {
 		p.subs = nil
@@ -535,6 +536,7 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 		return ErrEmptySubscribe
 	}
 	err = p.h.MQTTUnsubscribe(id, p.filters)
+	p.props.Reset() // its values point into the read buffer
 	clear(p.filters)
 	if cap(p.filters) > keptListCap {
 		p.filters = nil

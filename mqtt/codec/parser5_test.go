@@ -238,3 +238,35 @@ func TestFuzzSeedsPresent(t *testing.T) {
 		t.Fatalf("seed corpus missing: %v", err)
 	}
 }
+
+// TestPropertyListsNotKept: a packet with 100,000 user properties (500 KB)
+// must not leave the parser holding a list of 100,000 entries (4.8 MB, ten
+// times the packet, for the connection's life), nor pointers into the read
+// buffer once the packet is handled.
+func TestPropertyListsNotKept(t *testing.T) {
+	var many []byte
+	for range 100_000 {
+		many = append(many, PropUserProperty, 0, 0, 0, 0)
+	}
+	p := NewParser(&rec{})
+	p.MaxPacket = 1 << 20
+	if err := p.Parse(connect5(props5())); err != nil {
+		t.Fatal(err)
+	}
+	pkts := [][]byte{
+		packet(PUBLISH<<4, str("a/b"), props5(many...), []byte("x")),
+		packet(SUBSCRIBE<<4|2, []byte{0, 1}, props5(many...), str("a/+"), []byte{0}),
+		packet(UNSUBSCRIBE<<4|2, []byte{0, 2}, props5(many...), str("a/+")),
+	}
+	for i, pkt := range pkts {
+		if err := p.Parse(pkt); err != nil {
+			t.Fatal(err)
+		}
+		if n := max(cap(p.pub.Props.User), cap(p.props.User)); n > keptListCap {
+			t.Fatalf("packet %d: the parser keeps a list of %d user properties", i, n)
+		}
+		if len(p.props.User) != 0 {
+			t.Fatalf("packet %d: the parser keeps %d user properties after the packet", i, len(p.props.User))
+		}
+	}
+}

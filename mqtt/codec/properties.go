@@ -170,10 +170,19 @@ func (p *Properties) Clone() Properties {
 	return c
 }
 
-// reset empties p, keeping the capacity of its repeatable lists.
-func (p *Properties) reset() {
+// Reset empties p, keeping the capacity of its repeatable lists unless
+// one packet grew them past keptListCap entries: a 1 MB packet of empty
+// user properties makes a list ten times its size, which a connection
+// must not keep.
+func (p *Properties) Reset() {
 	user, subs := p.User[:0], p.SubIDs[:0]
 	clear(p.User)
+	if cap(user) > keptListCap {
+		user = nil
+	}
+	if cap(subs) > keptListCap {
+		subs = nil
+	}
 	*p = Properties{User: user, SubIDs: subs}
 }
 
@@ -285,7 +294,7 @@ func (r *reader) u32() uint32 {
 
 // properties reads a property list for packet type kind into p.
 func (r *reader) properties(kind byte, p *Properties) error {
-	p.reset()
+	p.Reset()
 	n := int(r.varint())
 	if r.err != nil {
 		return r.err

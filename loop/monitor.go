@@ -130,6 +130,9 @@ func (s *Server) Varz() *monitor.Varz {
 		StaleStats: &monitor.KindCounts{Clients: s.staleConns.Load()},
 		IO:         s.opts.IO, Loops: s.opts.Loops,
 	}
+	if lv.auth.sysAcc != nil {
+		v.SystemAccount = lv.auth.sysAcc.name
+	}
 	if v.Mem == 0 { // no /proc: what the Go runtime holds, without stopping the world
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -245,8 +248,12 @@ func (s *Server) Subs() ([]monitor.SubDetail, monitor.SublistStats) {
 	s.tr.eachClient(func(c *client) {
 		c.t.outLock()
 		var mine []monitor.SubDetail
+		acc := monitor.GlobalAccount
+		if c.acc != nil {
+			acc = c.acc.name
+		}
 		for _, sub := range c.subs {
-			mine = append(mine, sub.detail(c.id))
+			mine = append(mine, sub.detail(c.id, acc))
 		}
 		c.t.outUnlock()
 		mu.Lock()
@@ -278,3 +285,26 @@ func (s *Server) MQTT() (monitor.MQTTStat, bool) {
 
 // Loops reports each event loop's counters (none on the goroutine transport).
 func (s *Server) Loops() []monitor.LoopStat { return s.tr.loopStats() }
+
+// AccountNames lists every account, sorted.
+func (s *Server) AccountNames() []string { return sortedKeys(s.live.Load().auth.accounts) }
+
+// AccountInfo describes the account name for /accountz?acc=NAME: its
+// connections (each read in its owner's context) and subscriptions.
+func (s *Server) AccountInfo(name string) (*monitor.AccountInfo, bool) {
+	auth := s.live.Load().auth
+	sp := auth.accounts[name]
+	if sp == nil {
+		return nil, false
+	}
+	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count())}
+	ai := &monitor.AccountInfo{AccountName: name, Complete: true, LastUpdate: s.start.UTC(),
+		IsSystem: sp.acc == auth.sysAcc, SubCnt: st.NumSubs, Sublist: &st,
+		JetStream: s.js != nil && (sp.acc == auth.gacc || sp.cfg != nil && sp.cfg.JetStream)}
+	for _, c := range s.Conns(false) {
+		if c.Account == name {
+			ai.ClientCnt++
+		}
+	}
+	return ai, true
+}

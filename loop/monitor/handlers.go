@@ -225,6 +225,17 @@ func (m *Monitor) accountz(w http.ResponseWriter, r *http.Request) {
 	v := m.src.Varz()
 	az := &Accountz{ID: v.ID, Now: time.Now().UTC(), SystemAccount: v.SystemAccount}
 	acc := r.URL.Query().Get("acc")
+	if as, ok := m.src.(AccountSource); ok {
+		if acc == "" {
+			az.Accounts = as.AccountNames()
+		} else if az.Account, ok = as.AccountInfo(acc); !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, "Error: account %q not found", acc)
+			return
+		}
+		writeJSON(w, az)
+		return
+	}
 	if acc == "" {
 		az.Accounts = []string{GlobalAccount}
 		writeJSON(w, az)

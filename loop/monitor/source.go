@@ -26,6 +26,16 @@ type Source interface {
 	MQTT() (st MQTTStat, ok bool)
 }
 
+// AccountSource is implemented by a Source with accounts; without it
+// /accountz knows only the global account.
+type AccountSource interface {
+	// AccountNames lists every account, sorted.
+	AccountNames() []string
+	// AccountInfo describes one account; ok is false when there is none
+	// by that name.
+	AccountInfo(name string) (info *AccountInfo, ok bool)
+}
+
 // JSUsage is JetStream's state at one moment.
 type JSUsage struct {
 	Config  JetStreamConfig

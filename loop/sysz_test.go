@@ -154,7 +154,7 @@ func TestSystemMonitorRequests(t *testing.T) {
 		}
 		m, err = sys.Request("$SYS.REQ.ACCOUNT.APP.CONNS", nil, 5*time.Second)
 		var nc natsserver.AccountNumConns
-		if err != nil || json.Unmarshal(m.Data, &nc) != nil || nc.Account != "APP" || nc.Conns != 1 || nc.NumSubs != 1 {
+		if err != nil || json.Unmarshal(m.Data, &nc) != nil || nc.Account != "APP" || nc.Conns != 1 || nc.NumSubs != 2 {
 			t.Fatalf("ACCOUNT.APP.CONNS: %v %s", err, m.Data)
 		}
 

@@ -198,21 +198,29 @@ func (m *Monitor) jsz(w http.ResponseWriter, r *http.Request) {
 		info.Messages += s.Msgs
 		info.Bytes += s.Bytes
 	}
-	if accounts && (acc == "" || acc == GlobalAccount) {
-		d := &AccountDetail{Name: GlobalAccount, ID: GlobalAccount, JetStreamStats: u.Stats}
-		if streams || consumers || config {
-			for _, s := range u.Streams {
-				sd := s.Detail
-				if !config {
-					sd.Config = nil
-				}
-				if !consumers {
-					sd.Consumer = nil
-				}
-				d.Streams = append(d.Streams, sd)
-			}
+	accs := u.Accounts
+	if len(accs) == 0 {
+		accs = []AccountJSUsage{{Name: GlobalAccount, Stats: u.Stats}}
+	}
+	for _, a := range accs {
+		if !accounts || acc != "" && acc != a.Name {
+			continue
 		}
-		info.AccountDetails = []*AccountDetail{d}
+		d := &AccountDetail{Name: a.Name, ID: a.Name, JetStreamStats: a.Stats}
+		for _, s := range u.Streams {
+			if !(streams || consumers || config) || cmpOr(s.Account, GlobalAccount) != a.Name {
+				continue
+			}
+			sd := s.Detail
+			if !config {
+				sd.Config = nil
+			}
+			if !consumers {
+				sd.Consumer = nil
+			}
+			d.Streams = append(d.Streams, sd)
+		}
+		info.AccountDetails = append(info.AccountDetails, d)
 	}
 	info.Total = len(info.AccountDetails)
 	writeJSON(w, info)
@@ -413,4 +421,11 @@ func expvarz(w http.ResponseWriter, _ *http.Request) {
 	runtime.ReadMemStats(&ms)
 	writeJSON(w, map[string]any{"memstats": &ms, "goroutines": runtime.NumGoroutine(),
 		"gomaxprocs": runtime.GOMAXPROCS(0), "num_cpu": runtime.NumCPU(), "go": runtime.Version()})
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -38,13 +38,21 @@ type AccountSource interface {
 
 // JSUsage is JetStream's state at one moment.
 type JSUsage struct {
-	Config  JetStreamConfig
-	Stats   JetStreamStats
-	Streams []StreamUsage
+	Config   JetStreamConfig
+	Stats    JetStreamStats // every account's, summed
+	Streams  []StreamUsage
+	Accounts []AccountJSUsage // by name; empty: every stream is the global account's
+}
+
+// AccountJSUsage is one account's JetStream figures.
+type AccountJSUsage struct {
+	Name  string
+	Stats JetStreamStats
 }
 
 // StreamUsage is one stream: figures for /metrics and the JSON /jsz shows.
 type StreamUsage struct {
+	Account       string // "" or the account's name
 	Name, Storage string
 	Created       time.Time
 	Msgs, Bytes   uint64

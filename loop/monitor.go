@@ -275,7 +275,7 @@ func (s *Server) Subs() ([]monitor.SubDetail, monitor.SublistStats) {
 		list = append(list, mine...)
 		mu.Unlock()
 	})
-	return list, monitor.SublistStats{NumSubs: uint32(s.sl.Count())}
+	return list, monitor.SublistStats{NumSubs: uint32(s.NumSubscriptions())}
 }
 
 // MQTTStats is what an MQTT plug-in reports for monitoring.

@@ -142,6 +142,11 @@ func TestSystemMonitorRequests(t *testing.T) {
 		if cz.NumConns != 1 || cz.Conns[0].Account != "APP" {
 			t.Fatalf("ACCOUNT.APP.CONNZ: %+v", cz)
 		}
+		var sz natsserver.Subsz
+		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.APP.SUBSZ", `{"subscriptions":true}`, &sz)
+		if sz.Total != 2 || len(sz.Subs) != 2 || sz.Subs[0].Account != "APP" || sz.Subs[1].Account != "APP" {
+			t.Fatalf("ACCOUNT.APP.SUBSZ: %+v", sz)
+		}
 		var ai natsserver.AccountInfo
 		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.APP.INFO", "", &ai)
 		if ai.AccountName != "APP" || ai.ClientCnt != 1 {
@@ -163,6 +168,11 @@ func TestSystemMonitorRequests(t *testing.T) {
 		monJSON(t, s, "/connz?acc=APP", &hc)
 		if hc.NumConns != 1 || hc.Conns[0].Account != "APP" {
 			t.Fatalf("/connz?acc=APP: %+v", hc)
+		}
+		var hs natsserver.Subsz
+		monJSON(t, s, "/subsz", &hs)
+		if hs.NumSubs < 3 { // app's two and sys's inbox at least
+			t.Fatalf("/subsz: %+v", hs)
 		}
 		var ha natsserver.Accountz
 		monJSON(t, s, "/accountz?acc=SYS", &ha)

@@ -146,7 +146,17 @@ func (m *Monitor) subsz(w http.ResponseWriter, r *http.Request) {
 		}
 		list = kept
 	}
-	if !subs && q.Get("test") == "" {
+	if acc := q.Get("acc"); acc != "" {
+		kept := list[:0]
+		for _, s := range list {
+			if s.Account == acc {
+				kept = append(kept, s)
+			}
+		}
+		list = kept
+		sz.NumSubs = uint32(len(list))
+	}
+	if !subs && q.Get("test") == "" && q.Get("acc") == "" {
 		sz.Total = int(st.NumSubs)
 		writeJSON(w, sz)
 		return

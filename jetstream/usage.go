@@ -72,3 +72,6 @@ func (m *Manager) usage(now time.Time, consumers bool) *Usage {
 	sort.Slice(u.Streams, func(i, j int) bool { return u.Streams[i].Info.Config.Name < u.Streams[j].Info.Config.Name })
 	return u
 }
+
+// Account is the account whose streams m serves ("$G": the global one).
+func (m *Manager) Account() string { return m.cfg.Account }

@@ -119,7 +119,10 @@ func (c *client) snapshot(subs bool) *monitor.ConnInfo {
 		InMsgs: c.stat.inMsgs.Load(), InBytes: c.stat.inBytes.Load(),
 		OutMsgs: c.stat.outMsgs.Load(), OutBytes: c.stat.outBytes.Load(),
 		NumSubs: uint32(len(c.subs)),
-		Name:    c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version,
+		Name:    c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, Account: monitor.GlobalAccount,
+	}
+	if c.acc != nil {
+		ci.Account = c.acc.name
 	}
 	if !c.closed {
 		ci.Pending = c.out.size + c.t.pendingOut()
@@ -149,7 +152,7 @@ func (c *client) snapshot(subs bool) *monitor.ConnInfo {
 		ci.SubsDetail = make([]monitor.SubDetail, 0, len(c.subs))
 		for _, s := range c.subs {
 			ci.Subs = append(ci.Subs, s.Subject)
-			ci.SubsDetail = append(ci.SubsDetail, s.detail(c.id))
+			ci.SubsDetail = append(ci.SubsDetail, s.detail(c.id, ci.Account))
 		}
 		slices.Sort(ci.Subs)
 		slices.SortFunc(ci.SubsDetail, func(a, b monitor.SubDetail) int {
@@ -169,8 +172,8 @@ func (c *client) snapshot(subs bool) *monitor.ConnInfo {
 }
 
 // detail is s in /subsz and /connz?subs=detail; under its client's outLock.
-func (s *subscription) detail(cid uint64) monitor.SubDetail {
-	return monitor.SubDetail{Account: monitor.GlobalAccount, Subject: s.Subject, Queue: s.Queue,
+func (s *subscription) detail(cid uint64, acc string) monitor.SubDetail {
+	return monitor.SubDetail{Account: acc, Subject: s.Subject, Queue: s.Queue,
 		Sid: string(s.SID), Msgs: int64(s.delivered), Max: int64(s.max), Cid: cid}
 }
 

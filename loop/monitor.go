@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/loop/monitor"
 )
 
@@ -130,6 +131,9 @@ func (s *Server) Varz() *monitor.Varz {
 		StaleStats: &monitor.KindCounts{Clients: s.staleConns.Load()},
 		IO:         s.opts.IO, Loops: s.opts.Loops,
 	}
+	if lv.auth.sysAcc != nil {
+		v.SystemAccount = lv.auth.sysAcc.name
+	}
 	if v.Mem == 0 { // no /proc: what the Go runtime holds, without stopping the world
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -202,40 +206,54 @@ func (s *Server) JetStream(consumers, detail bool) *monitor.JSUsage {
 	if s.js == nil {
 		return nil
 	}
-	u, err := s.js.Usage(consumers, usageTimeout)
-	if err != nil {
-		return nil
-	}
-	ju := &monitor.JSUsage{Config: s.jsConfig(), Stats: monitor.JetStreamStats{
-		Memory: u.Memory, Store: u.Store, ReservedMemory: u.ReservedMemory, ReservedStore: u.ReservedStore,
-		Accounts: 1, API: monitor.APIStats{Level: u.APILevel, Total: u.APITotal, Errors: u.APIErrors}}}
-	for _, st := range u.Streams {
-		su := monitor.StreamUsage{Name: st.Info.Config.Name, Storage: string(st.Info.Config.Storage),
-			Created: st.Info.Created, Msgs: st.Info.State.Msgs, Bytes: st.Info.State.Bytes,
-			NumConsumers: st.Info.State.Consumers}
-		if su.Storage == "" {
-			su.Storage = "file"
+	ju := &monitor.JSUsage{Config: s.jsConfig()}
+	for _, m := range append([]*jetstream.Manager{s.js}, s.jsAcc...) {
+		u, err := m.Usage(consumers, usageTimeout)
+		if err != nil {
+			return nil
 		}
-		for _, c := range st.Consumers {
-			su.Consumers = append(su.Consumers, monitor.ConsumerUsage{Name: c.Name, Pending: c.NumPending,
-				AckPending: c.NumAckPending, Redelivered: c.NumRedelivered, Waiting: c.NumWaiting})
+		st := monitor.JetStreamStats{
+			Memory: u.Memory, Store: u.Store, ReservedMemory: u.ReservedMemory, ReservedStore: u.ReservedStore,
+			Accounts: 1, API: monitor.APIStats{Level: u.APILevel, Total: u.APITotal, Errors: u.APIErrors}}
+		ju.Accounts = append(ju.Accounts, monitor.AccountJSUsage{Name: m.Account(), Stats: st})
+		t := &ju.Stats
+		t.Memory, t.Store = t.Memory+st.Memory, t.Store+st.Store
+		t.ReservedMemory, t.ReservedStore = t.ReservedMemory+st.ReservedMemory, t.ReservedStore+st.ReservedStore
+		t.Accounts++
+		t.API.Level, t.API.Total, t.API.Errors = st.API.Level, t.API.Total+st.API.Total, t.API.Errors+st.API.Errors
+		for _, st := range u.Streams {
+			ju.Streams = append(ju.Streams, streamUsage(m.Account(), st, detail))
 		}
-		if detail {
-			d := monitor.StreamDetail{Name: su.Name, Created: st.Info.Created.UTC()}
-			d.Config, _ = json.Marshal(st.Info.Config)
-			d.State, _ = json.Marshal(st.Info.State)
-			if st.Info.Cluster != nil {
-				d.Cluster, _ = json.Marshal(st.Info.Cluster)
-			}
-			for _, c := range st.Consumers {
-				b, _ := json.Marshal(c)
-				d.Consumer = append(d.Consumer, b)
-			}
-			su.Detail = d
-		}
-		ju.Streams = append(ju.Streams, su)
 	}
 	return ju
+}
+
+// streamUsage is one stream of account acc as the monitor shows it.
+func streamUsage(acc string, st jetstream.StreamUsage, detail bool) monitor.StreamUsage {
+	su := monitor.StreamUsage{Account: acc, Name: st.Info.Config.Name, Storage: string(st.Info.Config.Storage),
+		Created: st.Info.Created, Msgs: st.Info.State.Msgs, Bytes: st.Info.State.Bytes,
+		NumConsumers: st.Info.State.Consumers}
+	if su.Storage == "" {
+		su.Storage = "file"
+	}
+	for _, c := range st.Consumers {
+		su.Consumers = append(su.Consumers, monitor.ConsumerUsage{Name: c.Name, Pending: c.NumPending,
+			AckPending: c.NumAckPending, Redelivered: c.NumRedelivered, Waiting: c.NumWaiting})
+	}
+	if detail {
+		d := monitor.StreamDetail{Name: su.Name, Created: st.Info.Created.UTC()}
+		d.Config, _ = json.Marshal(st.Info.Config)
+		d.State, _ = json.Marshal(st.Info.State)
+		if st.Info.Cluster != nil {
+			d.Cluster, _ = json.Marshal(st.Info.Cluster)
+		}
+		for _, c := range st.Consumers {
+			b, _ := json.Marshal(c)
+			d.Consumer = append(d.Consumer, b)
+		}
+		su.Detail = d
+	}
+	return su
 }
 
 // Subs lists every client subscription, each read in its owner's context.
@@ -245,15 +263,19 @@ func (s *Server) Subs() ([]monitor.SubDetail, monitor.SublistStats) {
 	s.tr.eachClient(func(c *client) {
 		c.t.outLock()
 		var mine []monitor.SubDetail
+		acc := monitor.GlobalAccount
+		if c.acc != nil {
+			acc = c.acc.name
+		}
 		for _, sub := range c.subs {
-			mine = append(mine, sub.detail(c.id))
+			mine = append(mine, sub.detail(c.id, acc))
 		}
 		c.t.outUnlock()
 		mu.Lock()
 		list = append(list, mine...)
 		mu.Unlock()
 	})
-	return list, monitor.SublistStats{NumSubs: uint32(s.sl.Count())}
+	return list, monitor.SublistStats{NumSubs: uint32(s.NumSubscriptions())}
 }
 
 // MQTTStats is what an MQTT plug-in reports for monitoring.
@@ -278,3 +300,26 @@ func (s *Server) MQTT() (monitor.MQTTStat, bool) {
 
 // Loops reports each event loop's counters (none on the goroutine transport).
 func (s *Server) Loops() []monitor.LoopStat { return s.tr.loopStats() }
+
+// AccountNames lists every account, sorted.
+func (s *Server) AccountNames() []string { return sortedKeys(s.live.Load().auth.accounts) }
+
+// AccountInfo describes the account name for /accountz?acc=NAME: its
+// connections (each read in its owner's context) and subscriptions.
+func (s *Server) AccountInfo(name string) (*monitor.AccountInfo, bool) {
+	auth := s.live.Load().auth
+	sp := auth.accounts[name]
+	if sp == nil {
+		return nil, false
+	}
+	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count())}
+	ai := &monitor.AccountInfo{AccountName: name, Complete: true, LastUpdate: s.start.UTC(),
+		IsSystem: sp.acc == auth.sysAcc, SubCnt: st.NumSubs, Sublist: &st,
+		JetStream: s.js != nil && (sp.acc == auth.gacc || sp.cfg != nil && sp.cfg.JetStream)}
+	for _, c := range s.Conns(false) {
+		if c.Account == name {
+			ai.ClientCnt++
+		}
+	}
+	return ai, true
+}

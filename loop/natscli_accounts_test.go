@@ -24,7 +24,7 @@ jetstream: enabled
 accounts {
   SYS { users = [ {user: sys, password: sys} ] }
   APP { users = [ {user: app, password: app} ], jetstream: enabled }
-  OPS { users = [ {user: ops, password: ops} ], jetstream: { max_streams: 5 } }
+  OPS { users = [ {user: ops, password: ops} ], jetstream: { max_streams: 5, max_mem: 1M, max_file: 10M } }
 }
 system_account: SYS
 `
@@ -52,15 +52,24 @@ system_account: SYS
 			{"app", []string{"stream", "add", "ORDERS", "--subjects", "orders.>", "--defaults"}, "Stream ORDERS was created"},
 			{"ops", []string{"stream", "add", "ORDERS", "--subjects", "orders.>", "--defaults"}, "Stream ORDERS was created"},
 			{"ops", []string{"account", "info"}, "Streams: 1 of 5"},
+			{"ops", []string{"account", "info"}, "Memory: 0 B of 977 KiB"},
+			{"ops", []string{"account", "info"}, "Storage: 0 B of 9.5 MiB"},
+			{"app", []string{"pub", "orders.1", "x"}, "Published"},
+			{"app", []string{"account", "info"}, "Storage: 25 B"},
+			{"sys", []string{"server", "report", "jetstream"}, "JetStream Summary"},
+			{"sys", []string{"server", "report", "jetstream"}, "│ edge1  │         │ 2       │"},
+			{"sys", []string{"server", "report", "connections", "--account", "SYS"}, "Top 1 Connections out of 1"},
 		} {
 			out, err := run(tc.user, tc.args...)
 			if err != nil || !strings.Contains(out, tc.want) {
 				t.Fatalf("%s: nats %s: %v\n%s", tc.user, strings.Join(tc.args, " "), err, out)
 			}
 		}
-		out, err := run("app", "server", "ping", "1")
-		if err == nil && !strings.Contains(out, "system account") {
-			t.Fatalf("app user: server ping answered:\n%s", out)
+		for _, args := range [][]string{{"server", "ping", "1"}, {"server", "report", "jetstream"}} {
+			out, err := run("app", args...)
+			if err == nil || !strings.Contains(out, "system") {
+				t.Fatalf("app user: nats %s answered:\n%s", strings.Join(args, " "), out)
+			}
 		}
 	})
 }

@@ -10,9 +10,7 @@ package loop
 
 import (
 	"encoding/json"
-	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +63,10 @@ type sysStats struct {
 // The server endpoints a system user may request, as
 // $SYS.REQ.SERVER.PING.<endpoint> (every server answers) or
 // $SYS.REQ.SERVER.<id>.<endpoint>; $SYS.REQ.SERVER.PING alone is STATSZ.
-var sysEndpoints = []string{"STATSZ", "VARZ", "HEALTHZ", "IDZ", "CONNZ"}
+// Each but STATSZ and IDZ is answered by the monitoring endpoint of the
+// same name (sysPaths), the request's JSON options mapped to its query.
+var sysEndpoints = []string{"STATSZ", "VARZ", "CONNZ", "SUBSZ", "JSZ", "HEALTHZ", "ACCOUNTZ",
+	"LEAFZ", "ROUTEZ", "GATEWAYZ", "IDZ"}
 
 const sysReqQueue = 256
 
@@ -117,6 +118,28 @@ func (s *Server) startSysHandlers() {
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING."+e, enqueue(e)))
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER."+s.id+"."+e, enqueue(e)))
 	}
+	// $SYS.REQ.ACCOUNT.<acc>.<X>: X scoped to the account the subject
+	// names; PING names the system account itself.
+	for _, e := range sysAccEndpoints {
+		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*."+e, func(subject, reply []byte, hdrLen int, msg []byte) {
+			t := strings.Split(string(subject), ".")
+			if len(reply) == 0 || len(t) != 5 {
+				return
+			}
+			acc := t[3]
+			if acc == "PING" {
+				acc = sys.name
+			}
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: e, acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}))
+	}
 }
 
 // answerSys answers queued server requests until shutdown.
@@ -130,6 +153,10 @@ func (s *Server) answerSys() {
 		case r := <-s.sysReqs:
 			if r.endpoint == "CLAIMS.UPDATE" {
 				s.answerClaimsUpdate(sys, r)
+				continue
+			}
+			if r.endpoint == "CONNS" {
+				s.answerConns(sys, r, seq.Add(1))
 				continue
 			}
 			if r.reply == "" || !s.sysFilterMatches(r.body) {
@@ -149,22 +176,15 @@ func (s *Server) answerSys() {
 					Server *sysServerInfo `json:"server"`
 					Stats  *sysStats      `json:"statsz"`
 				}{info, s.sysStats()}
+			case "IDZ":
+				out = &sysAPIResponse{Server: info, Data: map[string]string{
+					"name": s.opts.ServerName, "host": s.opts.Host, "id": s.id}}
 			default:
-				var data any
-				switch r.endpoint {
-				case "VARZ":
-					data = s.Varz()
-				case "HEALTHZ":
-					data = map[string]string{"status": "ok"}
-				case "IDZ":
-					data = map[string]string{"server_id": s.id, "server_name": s.opts.ServerName}
-				case "CONNZ":
-					data = s.connz(r.body)
+				out = s.sysMonitor(info, r.endpoint, r.acc, r.body)
+				if r.acc != "" && out.(*sysAPIResponse).Error == nil && r.endpoint == "INFO" &&
+					s.live.Load().auth.accounts[r.acc] == nil {
+					out = &sysAPIResponse{Server: info, Error: &sysAPIError{Code: 404, Description: "account not found"}}
 				}
-				out = struct {
-					Server *sysServerInfo `json:"server"`
-					Data   any            `json:"data,omitempty"`
-				}{info, data}
 			}
 			b, err := json.Marshal(out)
 			if err != nil {
@@ -197,9 +217,9 @@ func (s *Server) sysFilterMatches(body []byte) bool {
 
 // sysStats is the server's statsz.
 func (s *Server) sysStats() *sysStats {
-	v := s.Varz()
+	v := s.Monitor().Varz()
 	return &sysStats{
-		Start: s.start, Mem: v.Mem, Cores: v.Cores, Connections: v.Connections,
+		Start: s.start, Mem: v.Mem, Cores: v.Cores, CPU: v.CPU, Connections: v.Connections,
 		TotalConnections: v.TotalConnections, ActiveAccounts: len(s.live.Load().auth.accounts),
 		NumSubs: v.Subscriptions, Sent: sysMsgBytes{v.OutMsgs, v.OutBytes},
 		Received: sysMsgBytes{v.InMsgs, v.InBytes}, SlowConsumers: int64(v.SlowConsumers),
@@ -299,93 +319,4 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 	}
 	b, _ := json.Marshal(&resp)
 	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
-}
-
-// sysConnInfo is nats-server's ConnInfo, the fields evnats has (per
-// connection message counters are not kept: zero).
-type sysConnInfo struct {
-	Cid          uint64    `json:"cid"`
-	Kind         string    `json:"kind,omitempty"`
-	Type         string    `json:"type,omitempty"`
-	IP           string    `json:"ip"`
-	Port         int       `json:"port"`
-	Start        time.Time `json:"start"`
-	LastActivity time.Time `json:"last_activity"`
-	Uptime       string    `json:"uptime"`
-	Idle         string    `json:"idle"`
-	Pending      int       `json:"pending_bytes"`
-	InMsgs       int64     `json:"in_msgs"`
-	OutMsgs      int64     `json:"out_msgs"`
-	InBytes      int64     `json:"in_bytes"`
-	OutBytes     int64     `json:"out_bytes"`
-	NumSubs      uint32    `json:"subscriptions"`
-	Name         string    `json:"name,omitempty"`
-	Lang         string    `json:"lang,omitempty"`
-	Version      string    `json:"version,omitempty"`
-	User         string    `json:"authorized_user,omitempty"`
-	Account      string    `json:"account,omitempty"`
-}
-
-// sysConnz is nats-server's Connz.
-type sysConnz struct {
-	ID       string         `json:"server_id"`
-	Now      time.Time      `json:"now"`
-	NumConns int            `json:"num_connections"`
-	Total    int            `json:"total"`
-	Offset   int            `json:"offset"`
-	Limit    int            `json:"limit"`
-	Conns    []*sysConnInfo `json:"connections"`
-}
-
-// connz lists the open NATS connections for a CONNZ request (nats-server's
-// ConnzOptions: offset, limit, user, acc, state), by connection id. It
-// visits every client in its owner's context (eachClient), so it runs on
-// answerSys, never on a loop.
-func (s *Server) connz(body []byte) *sysConnz {
-	var opt struct {
-		Offset int    `json:"offset"`
-		Limit  int    `json:"limit"`
-		User   string `json:"user"`
-		Acc    string `json:"acc"`
-		State  int    `json:"state"`
-	}
-	_ = json.Unmarshal(body, &opt)
-	if opt.Limit <= 0 || opt.Limit > 1024 {
-		opt.Limit = 1024
-	}
-	opt.Offset = max(opt.Offset, 0)
-	now := time.Now().UTC()
-	var mu sync.Mutex
-	var all []*sysConnInfo
-	if opt.State != 1 { // 1: closed connections, which evnats does not keep
-		s.tr.eachClient(func(c *client) {
-			if c.proto != nil || !c.connected.Load() {
-				return
-			}
-			c.t.outLock()
-			ci := &sysConnInfo{
-				Cid: c.id, Kind: "Client", Type: "nats", IP: c.ip, Start: c.start,
-				LastActivity: c.start, Uptime: now.Sub(c.start).Round(time.Second).String(), Idle: "0s",
-				Pending: c.out.size + c.t.pendingOut(), NumSubs: uint32(len(c.subs)),
-				Name: c.opts.Name, Lang: c.opts.Lang, Version: c.opts.Version, User: c.user,
-			}
-			if c.acc != nil {
-				ci.Account = c.acc.name
-			}
-			c.t.outUnlock()
-			if opt.User != "" && ci.User != opt.User || opt.Acc != "" && ci.Account != opt.Acc {
-				return
-			}
-			mu.Lock()
-			all = append(all, ci)
-			mu.Unlock()
-		})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Cid < all[j].Cid })
-	cz := &sysConnz{ID: s.id, Now: now, Total: len(all), Offset: opt.Offset, Limit: opt.Limit, Conns: []*sysConnInfo{}}
-	if opt.Offset < len(all) {
-		cz.Conns = all[opt.Offset:min(len(all), opt.Offset+opt.Limit)]
-	}
-	cz.NumConns = len(cz.Conns)
-	return cz
 }

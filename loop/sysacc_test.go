@@ -57,7 +57,7 @@ func TestSystemAccountRequests(t *testing.T) {
 				t.Fatalf("%s: %s %v", subj, m.Data, err)
 			}
 		}
-		m, err = sys.Request("$SYS.REQ.SERVER.PING.CONNZ", []byte(`{"acc":"APP"}`), 5*time.Second)
+		m, err = sys.Request("$SYS.REQ.SERVER.PING.CONNZ", []byte(`{"acc":"APP","auth":true}`), 5*time.Second)
 		var cz natsserver.ServerAPIConnzResponse
 		if err != nil || json.Unmarshal(m.Data, &cz) != nil || cz.Data == nil || cz.Data.NumConns != 1 ||
 			cz.Data.Conns[0].Account != "APP" || cz.Data.Conns[0].AuthorizedUser != "app" || cz.Data.Conns[0].NumSubs != 1 {

@@ -92,11 +92,7 @@ func (m *Monitor) connz(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "sort by %s only valid on closed connections", sortBy)
 		return
 	}
-	user, mqttID := q.Get("user"), q.Get("mqtt_client")
-	if acc := q.Get("acc"); acc != "" && acc != GlobalAccount {
-		writeJSON(w, &Connz{ID: m.src.Varz().ID, Now: time.Now().UTC(), Limit: limit, Conns: []*ConnInfo{}})
-		return
-	}
+	user, mqttID, acc := q.Get("user"), q.Get("mqtt_client"), q.Get("acc")
 
 	offset = max(offset, 0)
 	if limit <= 0 {
@@ -112,7 +108,11 @@ func (m *Monitor) connz(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	kept := list[:0]
 	for _, c := range list {
-		if (cid != 0 && c.Cid != cid) || (user != "" && c.AuthorizedUser != user) || (mqttID != "" && c.MQTTClient != mqttID) {
+		if c.Account == "" {
+			c.Account = GlobalAccount
+		}
+		if (cid != 0 && c.Cid != cid) || (user != "" && c.AuthorizedUser != user) || (mqttID != "" && c.MQTTClient != mqttID) ||
+			(acc != "" && c.Account != acc) {
 			continue
 		}
 		end := now
@@ -121,10 +121,11 @@ func (m *Monitor) connz(w http.ResponseWriter, r *http.Request) {
 		}
 		c.uptime, c.idle = end.Sub(c.Start), end.Sub(c.LastActivity)
 		c.Uptime, c.Idle = fmtDur(c.uptime), fmtDur(c.idle)
-		if !auth {
-			c.AuthorizedUser, c.Account = "", ""
-		} else if c.Account == "" {
-			c.Account = GlobalAccount
+		if !auth { // the account is shown when asked for by name
+			c.AuthorizedUser = ""
+			if acc == "" {
+				c.Account = ""
+			}
 		}
 		if !subs {
 			c.Subs, c.SubsDetail = nil, nil

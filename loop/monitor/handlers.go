@@ -146,7 +146,17 @@ func (m *Monitor) subsz(w http.ResponseWriter, r *http.Request) {
 		}
 		list = kept
 	}
-	if !subs && q.Get("test") == "" {
+	if acc := q.Get("acc"); acc != "" {
+		kept := list[:0]
+		for _, s := range list {
+			if s.Account == acc {
+				kept = append(kept, s)
+			}
+		}
+		list = kept
+		sz.NumSubs = uint32(len(list))
+	}
+	if !subs && q.Get("test") == "" && q.Get("acc") == "" {
 		sz.Total = int(st.NumSubs)
 		writeJSON(w, sz)
 		return
@@ -198,21 +208,29 @@ func (m *Monitor) jsz(w http.ResponseWriter, r *http.Request) {
 		info.Messages += s.Msgs
 		info.Bytes += s.Bytes
 	}
-	if accounts && (acc == "" || acc == GlobalAccount) {
-		d := &AccountDetail{Name: GlobalAccount, ID: GlobalAccount, JetStreamStats: u.Stats}
-		if streams || consumers || config {
-			for _, s := range u.Streams {
-				sd := s.Detail
-				if !config {
-					sd.Config = nil
-				}
-				if !consumers {
-					sd.Consumer = nil
-				}
-				d.Streams = append(d.Streams, sd)
-			}
+	accs := u.Accounts
+	if len(accs) == 0 {
+		accs = []AccountJSUsage{{Name: GlobalAccount, Stats: u.Stats}}
+	}
+	for _, a := range accs {
+		if !accounts || acc != "" && acc != a.Name {
+			continue
 		}
-		info.AccountDetails = []*AccountDetail{d}
+		d := &AccountDetail{Name: a.Name, ID: a.Name, JetStreamStats: a.Stats}
+		for _, s := range u.Streams {
+			if !(streams || consumers || config) || cmpOr(s.Account, GlobalAccount) != a.Name {
+				continue
+			}
+			sd := s.Detail
+			if !config {
+				sd.Config = nil
+			}
+			if !consumers {
+				sd.Consumer = nil
+			}
+			d.Streams = append(d.Streams, sd)
+		}
+		info.AccountDetails = append(info.AccountDetails, d)
 	}
 	info.Total = len(info.AccountDetails)
 	writeJSON(w, info)
@@ -225,6 +243,17 @@ func (m *Monitor) accountz(w http.ResponseWriter, r *http.Request) {
 	v := m.src.Varz()
 	az := &Accountz{ID: v.ID, Now: time.Now().UTC(), SystemAccount: v.SystemAccount}
 	acc := r.URL.Query().Get("acc")
+	if as, ok := m.src.(AccountSource); ok {
+		if acc == "" {
+			az.Accounts = as.AccountNames()
+		} else if az.Account, ok = as.AccountInfo(acc); !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, "Error: account %q not found", acc)
+			return
+		}
+		writeJSON(w, az)
+		return
+	}
 	if acc == "" {
 		az.Accounts = []string{GlobalAccount}
 		writeJSON(w, az)
@@ -402,4 +431,11 @@ func expvarz(w http.ResponseWriter, _ *http.Request) {
 	runtime.ReadMemStats(&ms)
 	writeJSON(w, map[string]any{"memstats": &ms, "goroutines": runtime.NumGoroutine(),
 		"gomaxprocs": runtime.GOMAXPROCS(0), "num_cpu": runtime.NumCPU(), "go": runtime.Version()})
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -26,15 +26,33 @@ type Source interface {
 	MQTT() (st MQTTStat, ok bool)
 }
 
+// AccountSource is implemented by a Source with accounts; without it
+// /accountz knows only the global account.
+type AccountSource interface {
+	// AccountNames lists every account, sorted.
+	AccountNames() []string
+	// AccountInfo describes one account; ok is false when there is none
+	// by that name.
+	AccountInfo(name string) (info *AccountInfo, ok bool)
+}
+
 // JSUsage is JetStream's state at one moment.
 type JSUsage struct {
-	Config  JetStreamConfig
-	Stats   JetStreamStats
-	Streams []StreamUsage
+	Config   JetStreamConfig
+	Stats    JetStreamStats // every account's, summed
+	Streams  []StreamUsage
+	Accounts []AccountJSUsage // by name; empty: every stream is the global account's
+}
+
+// AccountJSUsage is one account's JetStream figures.
+type AccountJSUsage struct {
+	Name  string
+	Stats JetStreamStats
 }
 
 // StreamUsage is one stream: figures for /metrics and the JSON /jsz shows.
 type StreamUsage struct {
+	Account       string // "" or the account's name
 	Name, Storage string
 	Created       time.Time
 	Msgs, Bytes   uint64

@@ -13,6 +13,7 @@ package loop
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,8 +33,9 @@ const (
 
 // Service replies: how long a mapping waits for its response when the
 // export names no threshold (nats-server's default), and at most how many
-// an exporting account holds, so that a flood of requests cannot grow it
-// without bound (past it a request goes on without a reply subject).
+// an exporting account holds for each importing account, so that a flood
+// of requests cannot grow it without bound nor use up another importer's
+// share (past it a request goes on without a reply subject).
 const (
 	defaultRespThreshold = 2 * time.Minute
 	maxPendingResponses  = 100_000
@@ -57,7 +59,8 @@ type account struct {
 
 	mu struct {
 		sync.Mutex
-		resp map[string]*pendingResp // by the reply subject the service saw
+		resp  map[string]*pendingResp // by the reply subject the service saw
+		count map[*account]int        // len(resp) by importing account
 	}
 }
 
@@ -77,6 +80,7 @@ func newAccount(name string, sl *subList) *account {
 	a := &account{name: name, sl: sl}
 	a.respPrefix = "_R_." + randToken(6) + "."
 	a.mu.resp = make(map[string]*pendingResp)
+	a.mu.count = make(map[*account]int)
 	return a
 }
 
@@ -461,15 +465,22 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 // to, with reply subject reply there, must go, and returns the reply
 // subject the service sees (nil when too many wait already).
 func (a *account) mapReply(to *account, reply []byte, ttl time.Duration, stream bool) []byte {
+	// The counter makes it unique, the random part unguessable: a
+	// responder must not derive another request's reply from its own.
 	n := a.nextResp.Add(1)
 	rep := strconv.AppendUint([]byte(a.respPrefix), n, 36)
+	rep = append(rep, '.')
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	rep = strconv.AppendUint(rep, binary.LittleEndian.Uint64(rnd[:]), 36)
 	p := &pendingResp{to: to, reply: string(reply), expires: time.Now().Add(ttl).UnixNano(), stream: stream}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.mu.resp) >= maxPendingResponses {
+	if a.mu.count[to] >= maxPendingResponses {
 		return nil
 	}
 	a.mu.resp[string(rep)] = p
+	a.mu.count[to]++
 	return rep
 }
 
@@ -479,13 +490,21 @@ func (a *account) serviceResponse(o origin, subject []byte, hdrLen int, msg []by
 	a.mu.Lock()
 	p := a.mu.resp[string(subject)]
 	if p != nil && !p.stream {
-		delete(a.mu.resp, string(subject))
+		a.dropResp(string(subject), p)
 	}
 	a.mu.Unlock()
 	if p == nil || time.Now().UnixNano() > p.expires {
 		return
 	}
 	deliverIn(o, p.to, p.reply, nil, hdrLen, msg)
+}
+
+// dropResp forgets the mapping p at reply subject k. Caller holds a.mu.
+func (a *account) dropResp(k string, p *pendingResp) {
+	delete(a.mu.resp, k)
+	if a.mu.count[p.to]--; a.mu.count[p.to] <= 0 {
+		delete(a.mu.count, p.to)
+	}
 }
 
 // expireResponses drops service reply mappings past their threshold;
@@ -497,7 +516,7 @@ func (s *Server) expireResponses(now time.Time) {
 		a.mu.Lock()
 		for k, p := range a.mu.resp {
 			if t > p.expires {
-				delete(a.mu.resp, k)
+				a.dropResp(k, p)
 			}
 		}
 		a.mu.Unlock()

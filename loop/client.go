@@ -20,6 +20,7 @@ import (
 
 	"github.com/evnats/evnats/codec"
 	"github.com/evnats/evnats/router"
+	"github.com/nats-io/jwt/v2"
 )
 
 // transport is what a client needs from the I/O layer that owns it.
@@ -63,6 +64,12 @@ type connectOpts struct {
 	Nkey         string `json:"nkey"`
 	Sig          string `json:"sig"`
 	JWT          string `json:"jwt"`
+
+	// Set by the server, not the client, before the credentials are
+	// checked: the peer's address and its jwt connection type ("" for a
+	// NATS client), which a user JWT may restrict.
+	host     string
+	connType string
 }
 
 // defaultConnectOpts are in force before CONNECT and for fields it omits;
@@ -376,6 +383,10 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 		return AuthRefused
 	}
 	nonce := c.nonce
+	o.host, o.connType = c.ip, ""
+	if c.ws != nil {
+		o.connType = jwt.ConnectionTypeWebsocket
+	}
 	if !a.isSlow(o) {
 		u, ok := a.verify(o, nonce)
 		return u, result(ok)

@@ -8,6 +8,7 @@ package loop
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -143,7 +144,7 @@ func accountOfJWT(ac *jwt.AccountClaims) *Account {
 // and the nonce signed by the user's key. The entry it returns is made
 // for this connection.
 func (om *operatorMode) verifyJWT(a *authConfig, o *connectOpts, nonce []byte) (*userEntry, bool) {
-	uc, ac, ok := om.userClaims(a, o.JWT)
+	uc, ac, ok := om.userClaims(a, o)
 	if !ok || !verifyNonce(uc.Subject, o.Sig, nonce) {
 		return nil, false
 	}
@@ -151,8 +152,11 @@ func (om *operatorMode) verifyJWT(a *authConfig, o *connectOpts, nonce []byte) (
 }
 
 // userClaims decodes a user JWT and finds its account; it checks the
-// signatures, the issuer, expiry and revocation, not the nonce.
-func (om *operatorMode) userClaims(a *authConfig, tok string) (*jwt.UserClaims, *jwt.AccountClaims, bool) {
+// signatures, the issuer (and a scoped signer's template), the validity
+// period of both JWTs, revocation, and the source network and connection
+// type the user JWT allows (o.host, o.connType); not the nonce.
+func (om *operatorMode) userClaims(a *authConfig, o *connectOpts) (*jwt.UserClaims, *jwt.AccountClaims, bool) {
+	tok := o.JWT
 	if tok == "" {
 		return nil, nil, false
 	}
@@ -171,11 +175,62 @@ func (om *operatorMode) userClaims(a *authConfig, tok string) (*jwt.UserClaims, 
 	if uc.Issuer != ac.Subject && !ac.SigningKeys.Contains(uc.Issuer) {
 		return nil, nil, false
 	}
+	// A user issued by a scoped signing key has the scope's permissions
+	// and limits and may not carry its own (nats-server refuses it):
+	// otherwise whoever holds the key could grant itself anything.
+	if scope, _ := ac.SigningKeys.GetScope(uc.Issuer); scope != nil {
+		us, ok := scope.(*jwt.UserScope)
+		if !ok || scope.ValidateScopedSigner(uc) != nil {
+			return nil, nil, false
+		}
+		uc.UserPermissionLimits = us.Template
+	}
 	now := time.Now().Unix()
-	if uc.Expires > 0 && uc.Expires < now || ac.IsClaimRevoked(uc) {
+	if !validNow(&uc.ClaimsData, now) || !validNow(&ac.ClaimsData, now) || ac.IsClaimRevoked(uc) {
+		return nil, nil, false
+	}
+	if len(uc.AllowedConnectionTypes) > 0 && !uc.AllowedConnectionTypes.Contains(connType(o)) {
+		return nil, nil, false
+	}
+	if len(uc.Src) > 0 && !srcAllowed(uc.Src, o.host) {
 		return nil, nil, false
 	}
 	return uc, ac, true
+}
+
+// validNow reports whether a JWT is in force at unix time now: not
+// expired and not before its nbf.
+func validNow(c *jwt.ClaimsData, now int64) bool {
+	return (c.Expires == 0 || c.Expires >= now) && (c.NotBefore == 0 || c.NotBefore <= now)
+}
+
+// connType is the jwt connection type of the client o came from.
+func connType(o *connectOpts) string {
+	if o.connType == "" {
+		return jwt.ConnectionTypeStandard
+	}
+	return o.connType
+}
+
+// srcAllowed reports whether host is in one of a user JWT's source
+// networks (CIDRs, or plain addresses).
+func srcAllowed(src jwt.CIDRList, host string) bool {
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	for _, s := range src {
+		for _, one := range strings.Split(s, ",") {
+			one = strings.TrimSpace(one)
+			if _, n, err := net.ParseCIDR(one); err == nil && n.Contains(ip) {
+				return true
+			}
+			if a := net.ParseIP(one); a != nil && a.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // entry is the users entry of a verified user JWT.

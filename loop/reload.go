@@ -279,7 +279,7 @@ func (a *authConfig) readmit(old *authConfig, user string, o *connectOpts) (*use
 	case !a.required:
 		return nil, true
 	case a.op != nil: // the nonce was checked at CONNECT; the JWT is checked again
-		uc, ac, ok := a.op.userClaims(a, o.JWT)
+		uc, ac, ok := a.op.userClaims(a, o)
 		if !ok {
 			return nil, false
 		}

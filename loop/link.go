@@ -136,13 +136,21 @@ type LeafLink struct {
 	OutBytes    int64  `json:"out_bytes"`
 	NumSubs     uint32 `json:"subscriptions"` // the peer's interest held here
 	Compression string `json:"compression,omitempty"`
+	// Subs is the peer's interest held here (subject, or "subject queue"),
+	// filled only when asked for (LeafLinksSubs).
+	Subs []string `json:"subscriptions_list,omitempty"`
 }
 
 // LeafLinks returns the leaf-node links that are up, for monitoring.
 // Safe for concurrent use.
-func (s *Server) LeafLinks() []LeafLink {
-	if l, ok := s.leaf.(interface{ Links() []LeafLink }); ok {
-		return l.Links()
+func (s *Server) LeafLinks() []LeafLink { return s.leafLinks(false) }
+
+// LeafLinksSubs is LeafLinks with each link's subscriptions listed.
+func (s *Server) LeafLinksSubs() []LeafLink { return s.leafLinks(true) }
+
+func (s *Server) leafLinks(subs bool) []LeafLink {
+	if l, ok := s.leaf.(interface{ Links(subs bool) []LeafLink }); ok {
+		return l.Links(subs)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ package leaf
 import (
 	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/evnats/evnats/loop"
@@ -183,7 +184,8 @@ func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
 }
 
 // Links describes the links that are up (loop.Server.LeafLinks).
-func (m *manager) Links() []loop.LeafLink {
+// With subs, each link's subscriptions (the peer's interest) are listed.
+func (m *manager) Links(subs bool) []loop.LeafLink {
 	m.mu.Lock()
 	links := append([]*remote(nil), m.links...)
 	m.mu.Unlock()
@@ -202,6 +204,19 @@ func (m *manager) Links() []loop.LeafLink {
 		r.mu.Unlock()
 		l.InMsgs, l.InBytes = r.inMsgs.Load(), r.inBytes.Load()
 		l.NumSubs = uint32(r.nsubs.Load())
+		if subs {
+			r.smu.Lock()
+			l.Subs = make([]string, 0, len(r.subs))
+			for k := range r.subs {
+				if k.queue == "" {
+					l.Subs = append(l.Subs, k.subject)
+				} else {
+					l.Subs = append(l.Subs, k.subject+" "+k.queue)
+				}
+			}
+			r.smu.Unlock()
+			slices.Sort(l.Subs)
+		}
 		out = append(out, l)
 	}
 	return out

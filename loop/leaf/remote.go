@@ -52,7 +52,8 @@ var maxPending = 64 << 20
 // goroutines.
 //
 // Ownership: cfg, urls, delay and pub are set at creation; subs and
-// pingsOut belong to the connection goroutines (subs: the reader, run);
+// pingsOut belong to the connection goroutines (subs: the reader, run,
+// which changes it under smu so that monitoring may list it);
 // the fields under mu are shared with publishers and the interest
 // watcher.
 type remote struct {
@@ -62,6 +63,7 @@ type remote struct {
 	delay time.Duration
 	pub   *loop.LinkPublisher
 	subs  map[ikey]func() // the peer's interest, as link subscriptions
+	smu   sync.Mutex      // a leaf: held by the reader writing subs, by Links reading it
 	// accepted: a leaf that connected to this server (the hub side), not
 	// a configured remote.
 	accepted bool
@@ -622,12 +624,17 @@ func (r *remote) hubSub(args [][]byte, add bool) {
 			if all {
 				return // nothing on it may go to the hub
 			}
-			r.subs[k] = r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
+			remove := r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
+			r.smu.Lock()
+			r.subs[k] = remove
+			r.smu.Unlock()
 			r.nsubs.Store(int32(len(r.subs)))
 		}
 	} else if remove, ok := r.subs[k]; ok {
 		remove()
+		r.smu.Lock()
 		delete(r.subs, k)
+		r.smu.Unlock()
 		r.nsubs.Store(int32(len(r.subs)))
 	}
 }
@@ -680,7 +687,9 @@ func (r *remote) down(c net.Conn) {
 	c.Close()
 	for k, remove := range r.subs {
 		remove()
+		r.smu.Lock()
 		delete(r.subs, k)
+		r.smu.Unlock()
 	}
 	r.nsubs.Store(0)
 	if r.accepted {

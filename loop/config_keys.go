@@ -444,8 +444,9 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 	alias(ak, setStr(&o.LeafUsername), "user", "username")
 	alias(ak, setStr(&o.LeafPassword), "password", "pass")
 	alias(ak, setDur(&o.LeafAuthTimeout), "timeout")
+	alias(ak, setStr(&o.LeafAccount), "account")
 	alias(k, w.sub(block{path: "leafnodes.authorization", keys: ak, native: []string{
-		"users", "account", "nkey", "token", "proxy_required",
+		"users", "nkey", "token", "proxy_required",
 	}}), "authorization")
 	alias(k, func(v any) error {
 		list, ok := v.([]any)
@@ -504,8 +505,8 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 	alias(k, setStr(&r.Credentials), "credentials", "creds")
 	alias(k, func(v any) error {
 		a, err := str(v)
-		if err == nil && a != "" && a != "$G" {
-			err = fmt.Errorf("account %q: only the global account $G exists in evnats so far", a)
+		if err == nil && a != "" {
+			err = validAccountName(a)
 		}
 		r.Account = a
 		return err

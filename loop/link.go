@@ -36,34 +36,88 @@ type Link interface {
 	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string)
 }
 
+// LinkAccount is the subject space a link is bound to: the global account
+// $G, or the account a remote names (leafnodes { remotes [ { account } ] })
+// or an accepted leaf authenticated into. Its methods are safe for
+// concurrent use; the account it stands for lives as long as the server.
+type LinkAccount struct {
+	s *Server
+	a *account
+}
+
+// LinkAccount returns the account name ("" for $G) as links see it; ok is
+// false when the configuration in force has no such account.
+func (s *Server) LinkAccount(name string) (la *LinkAccount, ok bool) {
+	if name == "" || name == globalAccount {
+		return &LinkAccount{s: s, a: s.gacc}, true
+	}
+	sp := s.live.Load().auth.accounts[name]
+	if sp == nil {
+		return nil, false
+	}
+	return &LinkAccount{s: s, a: sp.acc}, true
+}
+
+// AuthenticateLeaf checks an accepted leaf's CONNECT credentials against
+// the server's own users (a leafnodes block without a user of its own, as
+// nats-server does) and names the account the leaf binds to: its user's,
+// $G when the server needs no authorization. nonce is what the hub's INFO
+// gave the leaf to sign (nkey users). It may take a bcrypt comparison:
+// call it on the connection's goroutine, never on a loop.
+func (s *Server) AuthenticateLeaf(user, pass, token, nkey, sig, jwt string, nonce []byte) (account string, ok bool) {
+	u, ok := s.live.Load().auth.verify(&connectOpts{User: user, Pass: pass, Token: token, Nkey: nkey, Sig: sig, JWT: jwt}, nonce)
+	if !ok {
+		return "", false
+	}
+	if u == nil || u.acc == nil {
+		return globalAccount, true
+	}
+	return u.acc.name, true
+}
+
+// Name is the account's name.
+func (la *LinkAccount) Name() string { return la.a.name }
+
 // LinkSubscribe registers the peer's interest in subject (queue "" for
-// plain interest) and returns what withdraws it; messages on subjects
-// matching deny (patterns inside subject) are not sent for it. Safe for
-// concurrent use.
+// plain interest) in the global account and returns what withdraws it;
+// see LinkAccount.Subscribe.
 func (s *Server) LinkSubscribe(l Link, subject, queue string, deny []string) (remove func()) {
+	return (&LinkAccount{s: s, a: s.gacc}).Subscribe(l, subject, queue, deny)
+}
+
+// Subscribe registers the peer's interest in subject (queue "" for plain
+// interest) in the account and returns what withdraws it; messages on
+// subjects matching deny (patterns inside subject) are not sent for it.
+func (la *LinkAccount) Subscribe(l Link, subject, queue string, deny []string) (remove func()) {
 	sub := &subscription{link: l, deny: deny}
 	sub.Subject = subject
 	sub.Queue = queue
 	sub.Loop = internalLoop
 	sub.Owner = sub
-	s.sl.Insert(&sub.Subscription)
-	return func() { s.sl.Remove(&sub.Subscription) }
+	sl := la.a.sl
+	sl.Insert(&sub.Subscription)
+	return func() { sl.Remove(&sub.Subscription) }
 }
 
-// WatchInterest calls fn for every subscription present now and for
-// every later one as it comes (added) and goes, in order, so that links
-// can tell their peers what this server wants. src is the link whose peer
-// the interest is (nil for this server's own); the server's internal
+// WatchInterest watches the global account; see LinkAccount.Watch.
+func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
+	(&LinkAccount{s: s, a: s.gacc}).Watch(fn)
+}
+
+// Watch calls fn for every subscription in the account present now and
+// for every later one as it comes (added) and goes, in order, so that
+// links can tell their peers what this server wants. src is the link whose
+// peer the interest is (nil for this server's own); the server's internal
 // subscriptions on its own subjects ($JS., $SYS., ...) are not shown. fn
 // is called with the sublist locked: it must be quick, must not
 // subscribe, unsubscribe or publish, and any lock it takes ranks below
-// the sublist's. One watcher at a time; nil stops watching.
-func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
+// the sublist's. One watcher per account at a time; nil stops watching.
+func (la *LinkAccount) Watch(fn func(subject, queue string, src Link, added bool)) {
 	if fn == nil {
-		s.sl.Watch(nil)
+		la.a.sl.Watch(nil)
 		return
 	}
-	s.sl.Watch(func(rs *routerSub, added bool) {
+	la.a.sl.Watch(func(rs *routerSub, added bool) {
 		sub := rs.Owner
 		if sub.link != nil || sub.c != nil || !reservedSubject(rs.Subject) {
 			fn(rs.Subject, rs.Queue, sub.link, added)
@@ -88,9 +142,16 @@ type LinkPublisher struct {
 	cache *router.Cache[*subscription]
 }
 
-// NewLinkPublisher returns the publisher for messages arriving over l.
+// NewLinkPublisher returns the publisher for messages arriving over l
+// into the global account.
 func (s *Server) NewLinkPublisher(l Link) *LinkPublisher {
 	return &LinkPublisher{s: s, l: l, cache: router.NewCache(s.sl, 1024)}
+}
+
+// NewPublisher returns the publisher for messages arriving over l into
+// the account.
+func (la *LinkAccount) NewPublisher(l Link) *LinkPublisher {
+	return &LinkPublisher{s: la.s, l: l, cache: router.NewCache(la.a.sl, 1024)}
 }
 
 // Publish delivers a message from the peer to local subscribers: every

@@ -81,6 +81,7 @@ var configKeys = map[string]string{
 	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
 	"LeafHost": "leafnodes host", "LeafPort": "leafnodes port", "LeafUsername": "leafnodes authorization user",
 	"LeafPassword": "leafnodes authorization password", "LeafAuthTimeout": "leafnodes authorization timeout",
+	"LeafAccount":     "leafnodes authorization account",
 	"LeafCompression": "leafnodes compression", "LeafTLS": "leafnodes tls",
 }
 

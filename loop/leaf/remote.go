@@ -51,7 +51,8 @@ var maxPending = 64 << 20
 // link to it. It is a loop.Link: publishers call Forward on their own
 // goroutines.
 //
-// Ownership: cfg, urls, delay and pub are set at creation; subs and
+// Ownership: cfg, urls, delay, acc and pub are set at creation (an
+// accepted leaf's acc and pub at its CONNECT); subs and
 // pingsOut belong to the connection goroutines (subs: the reader, run,
 // which changes it under smu so that monitoring may list it);
 // the fields under mu are shared with publishers and the interest
@@ -62,8 +63,12 @@ type remote struct {
 	urls  []*url.URL
 	delay time.Duration
 	pub   *loop.LinkPublisher
-	subs  map[ikey]func() // the peer's interest, as link subscriptions
-	smu   sync.Mutex      // a leaf: held by the reader writing subs, by Links reading it
+	// acc is the account the link binds: a remote's, set at creation; an
+	// accepted leaf's, set at its CONNECT before the link is up (so
+	// before the manager's watcher can see it).
+	acc  *loop.LinkAccount
+	subs map[ikey]func() // the peer's interest, as link subscriptions
+	smu  sync.Mutex      // a leaf: held by the reader writing subs, by Links reading it
 	// accepted: a leaf that connected to this server (the hub side), not
 	// a configured remote.
 	accepted bool
@@ -100,13 +105,14 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	if delay <= 0 {
 		delay = defaultReconnect
 	}
-	if cfg.Account != "" && cfg.Account != "$G" {
-		return nil, fmt.Errorf("remote account %q: only $G exists in evnats so far", cfg.Account)
+	acc, ok := m.s.LinkAccount(cfg.Account)
+	if !ok {
+		return nil, fmt.Errorf("remote account %q: no such account", cfg.Account)
 	}
 	if _, err := ParseCompression(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	r := &remote{m: m, cfg: cfg, delay: delay, subs: map[ikey]func(){},
+	r := &remote{m: m, cfg: cfg, delay: delay, acc: acc, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for _, s := range cfg.URLs {
 		u, err := url.Parse(s)
@@ -134,7 +140,7 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		r.tls = tc
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pub = m.s.NewLinkPublisher(r)
+	r.pub = acc.NewPublisher(r)
 	return r, nil
 }
 
@@ -232,6 +238,7 @@ type connectInfo struct {
 	Token         string   `json:"auth_token,omitempty"`
 	JWT           string   `json:"jwt,omitempty"`
 	Sig           string   `json:"sig,omitempty"`
+	Nkey          string   `json:"nkey,omitempty"`
 	Headers       bool     `json:"headers"`
 	RemoteAccount string   `json:"remote_account,omitempty"`
 	Proto         int      `json:"protocol,omitempty"`
@@ -479,7 +486,7 @@ func readInfo(br *bufio.Reader) (*hubInfo, error) {
 func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 	o := r.m.s.Options()
 	ci := connectInfo{Version: loop.Version, ID: r.m.s.ID(), Name: o.ServerName,
-		Headers: true, RemoteAccount: "$G", Proto: 1, Compression: mode, DenyPub: r.cfg.DenyImports}
+		Headers: true, RemoteAccount: r.acc.Name(), Proto: 1, Compression: mode, DenyPub: r.cfg.DenyImports}
 	if ui := u.User; ui != nil {
 		ci.User = ui.Username()
 		if p, ok := ui.Password(); ok {
@@ -624,7 +631,7 @@ func (r *remote) hubSub(args [][]byte, add bool) {
 			if all {
 				return // nothing on it may go to the hub
 			}
-			remove := r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
+			remove := r.acc.Subscribe(r, k.subject, k.queue, deny)
 			r.smu.Lock()
 			r.subs[k] = remove
 			r.smu.Unlock()

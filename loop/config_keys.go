@@ -154,8 +154,16 @@ func (w *cfgWalker) jetStream(o *Options) setter {
 		return err
 	}, "sync_interval", "sync")
 	alias(k, setBool(&o.JetStream), "enabled", "enable")
+	alias(k, func(v any) error {
+		d, err := str(v)
+		if err == nil {
+			err = validDomain(d)
+		}
+		o.JetStreamDomain = d
+		return err
+	}, "domain")
 	b := block{path: "jetstream", keys: k, native: []string{
-		"disabled", "disable", "strict", "domain", "key", "ek", "encryption_key", "prev_key",
+		"disabled", "disable", "strict", "key", "ek", "encryption_key", "prev_key",
 		"prev_ek", "prev_encryption_key", "cipher", "extension_hint", "limits", "tpm",
 		"unique_tag", "max_outstanding_catchup", "max_buffered_size", "max_buffered_msgs",
 		"request_queue_limit", "info_queue_limit", "meta_compact", "meta_compact_size",

@@ -119,10 +119,26 @@ func (la *LinkAccount) Watch(fn func(subject, queue string, src Link, added bool
 	}
 	la.a.sl.Watch(func(rs *routerSub, added bool) {
 		sub := rs.Owner
-		if sub.link != nil || sub.c != nil || !reservedSubject(rs.Subject) {
+		if sub.link != nil || sub.c != nil || !la.s.hiddenSubject(rs.Subject) {
 			fn(rs.Subject, rs.Queue, sub.link, added)
 		}
 	})
+}
+
+// hiddenSubject reports whether an internal subscription on subject is
+// kept from link peers: the reserved subjects, except those a peer must
+// reach for JetStream here to be usable from across the link, as
+// nats-server shows them: acknowledgements and flow control ($JS.ACK.,
+// $JS.FC.) and the domain-prefixed API ($JS.<domain>.API.>).
+func (s *Server) hiddenSubject(subject string) bool {
+	if !reservedSubject(subject) || s.js == nil {
+		return reservedSubject(subject)
+	}
+	if strings.HasPrefix(subject, "$JS.ACK.") || strings.HasPrefix(subject, "$JS.FC.") {
+		return false
+	}
+	p := s.jsDomainPrefix()
+	return p == "" || !strings.HasPrefix(subject, p)
 }
 
 // reservedSubject reports whether an internal subscription on subject is
@@ -261,7 +277,7 @@ func (d *delivery) toLink(s *subscription) bool {
 		if s.Queue != "" {
 			q = []string{s.Queue}
 		}
-		s.link.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+		s.link.Forward(d.linkSubject(), d.reply, d.hdrLen, d.msg, q)
 		return true
 	}
 	lo.l = s.link
@@ -287,8 +303,16 @@ func (d *delivery) flushLink() {
 		qs := make([]string, 0, lo.n+len(lo.more))
 		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
 	}
-	lo.l.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+	lo.l.Forward(d.linkSubject(), d.reply, d.hdrLen, d.msg, q)
 	*lo = linkOut{}
+}
+
+// linkSubject is the subject a link is sent the message on.
+func (d *delivery) linkSubject() []byte {
+	if d.linkTo != nil {
+		return d.linkTo
+	}
+	return d.subject
 }
 
 // listedQueue reports whether queue group name is one the peer named.

@@ -117,6 +117,10 @@ type Options struct {
 	JetStreamMaxMemory int64
 	JetStreamMaxStore  int64
 	JetStreamFS        store.FS // file system for stores; nil is the OS (tests inject faults)
+	// JetStreamDomain (jetstream { domain }) makes every JetStream of this
+	// server addressable as $JS.<domain>.API.> too, as nats-server maps
+	// it: what leaf-node peers use to reach it ("" : none).
+	JetStreamDomain string
 
 	// MQTT: the listener for MQTT 3.1.1 clients (port 0: off, -1: random);
 	// sessions and retained messages persist under StoreDir/mqtt when

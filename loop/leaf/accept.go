@@ -101,6 +101,7 @@ func newAccepted(m *manager) *remote {
 	r := &remote{m: m, accepted: true, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r
 }
 

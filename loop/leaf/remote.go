@@ -63,6 +63,14 @@ type remote struct {
 	urls  []*url.URL
 	delay time.Duration
 	pub   *loop.LinkPublisher
+	// jsDeny are the subjects kept off the link both ways because this
+	// server runs its own JetStream (nats-server's rule for a leaf whose
+	// domain is not the hub's): the plain API and KV/object buckets, so a
+	// request is answered by one JetStream only; jsOwn, this server's own
+	// domain-prefixed API, is not sent out either (a peer with the same
+	// domain would answer too). Set with acc.
+	jsDeny []string
+	jsOwn  string
 	// acc is the account the link binds: a remote's, set at creation; an
 	// accepted leaf's, set at its CONNECT before the link is up (so
 	// before the manager's watcher can see it).
@@ -141,6 +149,7 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.pub = acc.NewPublisher(r)
+	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r, nil
 }
 
@@ -658,9 +667,14 @@ func (r *remote) imports(subject string) bool {
 }
 
 // importDenied reports whether a message from the hub on the literal
-// subject is refused (deny_imports).
+// subject is refused (deny_imports, jsDeny).
 func (r *remote) importDenied(subject []byte) bool {
 	for _, d := range r.cfg.DenyImports {
+		if router.SubjectMatches(d, subject) {
+			return true
+		}
+	}
+	for _, d := range r.jsDeny {
 		if router.SubjectMatches(d, subject) {
 			return true
 		}
@@ -668,11 +682,41 @@ func (r *remote) importDenied(subject []byte) bool {
 	return false
 }
 
-// exportDeny sorts the hub's interest in subject against deny_exports:
+// jsDeny is what a link of s keeps off both ways when s runs JetStream,
+// and its own domain's API, kept from going out (remote.jsDeny, jsOwn).
+func jsDeny(s *loop.Server) (both []string, own string) {
+	o := s.Options()
+	if !o.JetStream {
+		return nil, ""
+	}
+	if o.JetStreamDomain != "" {
+		own = "$JS." + o.JetStreamDomain + ".API.>"
+	}
+	return []string{"$JS.API.>", "$KV.>", "$OBJ.>"}, own
+}
+
+// exportDeny sorts the hub's interest in subject against deny_exports
+// (and jsDeny, jsOwn):
 // all when an entry covers it (none of it may go), else the entries
 // inside it, filtered per message.
 func (r *remote) exportDeny(subject string) (deny []string, all bool) {
 	for _, d := range r.cfg.DenyExports {
+		if router.SubjectCovers(d, subject) {
+			return nil, true
+		}
+		if router.SubjectsCollide(d, subject) {
+			deny = append(deny, d)
+		}
+	}
+	for _, d := range r.jsDeny {
+		if router.SubjectCovers(d, subject) {
+			return nil, true
+		}
+		if router.SubjectsCollide(d, subject) {
+			deny = append(deny, d)
+		}
+	}
+	if d := r.jsOwn; d != "" {
 		if router.SubjectCovers(d, subject) {
 			return nil, true
 		}

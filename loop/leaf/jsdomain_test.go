@@ -1,0 +1,82 @@
+package leaf_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
+)
+
+// TestLeafJetStreamDomain: an evnats leaf with jetstream { domain: edge }
+// is reached from a nats-server hub with the $JS.edge.API prefix: a hub
+// client creates a stream on the edge, publishes to it across the link,
+// and consumes with acks that cross back.
+func TestLeafJetStreamDomain(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		ho := hubOpts()
+		hub := startHub(t, ho)
+		o.JetStream, o.StoreDir, o.JetStreamDomain = true, t.TempDir(), "edge"
+		leaf := startLeaf(t, o, leafURL(ho, ""))
+		waitFor(t, "linked", func() bool { return hub.NumLeafNodes() == 1 })
+		waitHubInterest(t, hub, "$JS.edge.API.STREAM.INFO.X", 1)
+
+		hnc := connect(t, hubURL(hub))
+		js, err := jetstream.NewWithDomain(hnc, "edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SITE", Subjects: []string{"site.>"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitHubInterest(t, hub, "site.temp", 1)
+		for i := range 3 {
+			ack, err := js.Publish(ctx, "site.temp", fmt.Appendf(nil, "t%d", i))
+			if err != nil || ack.Stream != "SITE" || ack.Sequence != uint64(i+1) {
+				t.Fatalf("publish %d: %+v %v", i, ack, err)
+			}
+		}
+		// The stream is the leaf's: a leaf client sees it without prefix.
+		ljs, _ := jetstream.New(connect(t, leaf.ClientURL()))
+		if ls, err := ljs.Stream(ctx, "SITE"); err != nil || ls.CachedInfo().State.Msgs != 3 {
+			t.Fatalf("leaf's view: %v", err)
+		}
+
+		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "hq", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if string(m.Data()) != fmt.Sprintf("t%d", n) {
+				t.Fatalf("got %q", m.Data())
+			}
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatalf("ack %d: %v", n, err)
+			}
+			n++
+		}
+		if n != 3 || batch.Error() != nil {
+			t.Fatalf("fetched %d: %v", n, batch.Error())
+		}
+		ci, err := c.Info(ctx)
+		if err != nil || ci.NumAckPending != 0 || ci.AckFloor.Stream != 3 {
+			t.Fatalf("consumer %+v %v", ci, err)
+		}
+		// Account info through the domain prefix (the INFO mapping).
+		if _, err := js.AccountInfo(ctx); err != nil {
+			t.Fatalf("account info: %v", err)
+		}
+	})
+}

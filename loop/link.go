@@ -188,7 +188,33 @@ func (p *LinkPublisher) Publish(subject, reply []byte, hdrLen int, msg []byte, q
 		o.inj = g
 	}
 	d := delivery{origin: o, subject: subject, reply: reply, hdrLen: hdrLen, msg: msg, from: p.l, onlyQ: queues, filterQ: true}
+	if i := jsAckDeliverIdx(reply); i >= 0 {
+		// A JetStream delivery routed on its inbox: subscribers see the
+		// stream's subject, carried after the reply's '@'.
+		d.subject, d.reply, d.linkTo = reply[i+1:], reply[:i], subject
+	}
 	d.dispatch(r)
+}
+
+// jsAckDeliverIdx is where '@' separates a JetStream acknowledgement
+// reply from the subject a delivery is shown under, as nats-server
+// sends a delivery to a link (routed on the consumer's inbox, LMSG
+// <inbox> $JS.ACK.<stream>.<consumer>.<7 tokens>@<subject>), or -1. The
+// '@' counts only after the ack subject's eight dots (names may hold '@').
+func jsAckDeliverIdx(reply []byte) int {
+	if len(reply) < 9 || string(reply[:8]) != "$JS.ACK." {
+		return -1
+	}
+	dots := 0
+	for i, b := range reply {
+		switch {
+		case b == '.':
+			dots++
+		case b == '@' && dots >= 8 && i < len(reply)-1:
+			return i
+		}
+	}
+	return -1
 }
 
 // RegisterLeaf installs what opens the leaf-node remotes (leafnodes {
@@ -277,7 +303,8 @@ func (d *delivery) toLink(s *subscription) bool {
 		if s.Queue != "" {
 			q = []string{s.Queue}
 		}
-		s.link.Forward(d.linkSubject(), d.reply, d.hdrLen, d.msg, q)
+		subj, reply := d.linkSubject()
+		s.link.Forward(subj, reply, d.hdrLen, d.msg, q)
 		return true
 	}
 	lo.l = s.link
@@ -303,16 +330,25 @@ func (d *delivery) flushLink() {
 		qs := make([]string, 0, lo.n+len(lo.more))
 		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
 	}
-	lo.l.Forward(d.linkSubject(), d.reply, d.hdrLen, d.msg, q)
+	subj, reply := d.linkSubject()
+	lo.l.Forward(subj, reply, d.hdrLen, d.msg, q)
 	*lo = linkOut{}
 }
 
-// linkSubject is the subject a link is sent the message on.
-func (d *delivery) linkSubject() []byte {
-	if d.linkTo != nil {
-		return d.linkTo
+// linkSubject is the subject and reply a link is sent the message with:
+// as shown, or, for a JetStream delivery shown under another subject than
+// the inbox it is routed on, the inbox, with the shown subject after an
+// '@' in its ack reply, as nats-server sends it (jsAckDeliverIdx). The
+// joined reply is made per such delivery, off the client message path.
+func (d *delivery) linkSubject() (subject, reply []byte) {
+	if d.linkTo == nil {
+		return d.subject, d.reply
 	}
-	return d.subject
+	if len(d.reply) > 8 && string(d.reply[:8]) == "$JS.ACK." && jsAckDeliverIdx(d.reply) < 0 {
+		r := make([]byte, 0, len(d.reply)+1+len(d.subject))
+		return d.linkTo, append(append(append(r, d.reply...), '@'), d.subject...)
+	}
+	return d.linkTo, d.reply
 }
 
 // listedQueue reports whether queue group name is one the peer named.

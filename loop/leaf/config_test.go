@@ -73,6 +73,26 @@ leafnodes {
 	if err != nil || o.LeafAccount != "B" || o.LeafUsername != "l" {
 		t.Fatalf("authorization account: %v %+v", err, o)
 	}
+	// The README's JetStream domain and two-account site examples.
+	o, err = applyConf(t, `
+jetstream { store_dir: "/var/lib/evnats", domain: berlin }
+accounts {
+  FACTORY { users: [ { user: plc, password: p1 } ] }
+  OFFICE  { users: [ { user: desk, password: p2 } ] }
+}
+leafnodes {
+  remotes = [
+    { url: "nats-leaf://factory:s3cret@hub1.example:7422", account: FACTORY }
+    { url: "nats-leaf://office:s3cret@hub1.example:7422",  account: OFFICE }
+  ]
+}`)
+	if err != nil || o.JetStreamDomain != "berlin" || len(o.LeafRemotes) != 2 || o.LeafRemotes[1].Account != "OFFICE" {
+		t.Fatalf("README domain/accounts example: %v %+v", err, o)
+	}
+	if _, err := applyConf(t, `jetstream { domain: "a.b" }`); err == nil || !strings.Contains(err.Error(), "want one subject token") {
+		t.Errorf("domain a.b: %v", err)
+	}
+
 	// An account that does not exist stops the server starting.
 	for _, bad := range []loop.Options{
 		{LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://127.0.0.1:1"}, Account: "NOPE"}}},

@@ -59,8 +59,10 @@ func TestLeafJetStreamDomain(t *testing.T) {
 		}
 		n := 0
 		for m := range batch.Messages() {
-			if string(m.Data()) != fmt.Sprintf("t%d", n) {
-				t.Fatalf("got %q", m.Data())
+			// Shown under the stream's subject, though routed on the
+			// fetch's inbox across the link.
+			if string(m.Data()) != fmt.Sprintf("t%d", n) || m.Subject() != "site.temp" {
+				t.Fatalf("got %q on %s", m.Data(), m.Subject())
 			}
 			if err := m.DoubleAck(ctx); err != nil {
 				t.Fatalf("ack %d: %v", n, err)
@@ -79,4 +81,72 @@ func TestLeafJetStreamDomain(t *testing.T) {
 			t.Fatalf("account info: %v", err)
 		}
 	})
+}
+
+// TestLeafJetStreamDomainHubJS: with JetStream on both sides (hub domain
+// "hub", leaf domain "edge"), each side's plain API is answered by its own
+// JetStream only, the hub reaches the leaf's by domain, and a hub stream
+// sources the leaf's stream through the edge domain.
+func TestLeafJetStreamDomainHubJS(t *testing.T) {
+	ho := hubOpts()
+	ho.JetStream, ho.StoreDir, ho.JetStreamDomain = true, t.TempDir(), "hub"
+	hub := startHub(t, ho)
+	o := loop.Options{JetStream: true, StoreDir: t.TempDir(), JetStreamDomain: "edge"}
+	leaf := startLeaf(t, o, leafURL(ho, ""))
+	waitFor(t, "linked", func() bool { return hub.NumLeafNodes() == 1 })
+	waitHubInterest(t, hub, "$JS.edge.API.STREAM.INFO.X", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+
+	hnc := connect(t, hubURL(hub))
+	lnc := connect(t, leaf.ClientURL())
+	hjs, _ := jetstream.New(hnc)
+	ljs, _ := jetstream.New(lnc)
+	if _, err := ljs.CreateStream(ctx, jetstream.StreamConfig{Name: "SITE", Subjects: []string{"site.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hjs.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Each plain API lists its own streams only.
+	for name, js := range map[string]jetstream.JetStream{"SITE": ljs, "CENTRAL": hjs} {
+		var got []string
+		for n := range js.StreamNames(ctx).Name() {
+			got = append(got, n)
+		}
+		if len(got) != 1 || got[0] != name {
+			t.Fatalf("streams %v, want [%s]", got, name)
+		}
+	}
+	for i := range 3 {
+		if _, err := ljs.Publish(ctx, "site.temp", fmt.Appendf(nil, "t%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ejs, _ := jetstream.NewWithDomain(hnc, "edge")
+	if s, err := ejs.Stream(ctx, "SITE"); err != nil || s.CachedInfo().State.Msgs != 3 {
+		t.Fatalf("SITE by domain: %v", err)
+	}
+
+	// A hub stream sourcing the leaf's, through the edge domain.
+	agg, err := hjs.CreateStream(ctx, jetstream.StreamConfig{Name: "AGG",
+		Sources: []*jetstream.StreamSource{{Name: "SITE", Domain: "edge"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugState = func() any {
+		si, err := agg.Info(ctx)
+		if err != nil {
+			return err
+		}
+		return si.Sources[0].Error
+	}
+	waitFor(t, "AGG sourcing 3 messages", func() bool {
+		si, err := agg.Info(ctx)
+		return err == nil && si.State.Msgs == 3
+	})
+	m, err := agg.GetMsg(ctx, 3)
+	if err != nil || string(m.Data) != "t2" || m.Subject != "site.temp" {
+		t.Fatalf("AGG msg 3: %+v %v", m, err)
+	}
 }

@@ -3,9 +3,11 @@ package leaf_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evnats/evnats/loop"
@@ -149,4 +151,57 @@ func TestLeafJetStreamDomainHubJS(t *testing.T) {
 	if err != nil || string(m.Data) != "t2" || m.Subject != "site.temp" {
 		t.Fatalf("AGG msg 3: %+v %v", m, err)
 	}
+}
+
+// TestHubJetStreamDomainOfNatsLeaf: evnats as the hub, a nats-server leaf
+// with JetStream in domain "edge": an evnats client reaches the leaf's
+// JetStream by domain, and pulled messages (sent by nats-server routed on
+// the fetch inbox, the stream's subject after '@' in the ack reply) show
+// the stream's subject, with acks crossing back.
+func TestHubJetStreamDomainOfNatsLeaf(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		hub := startHubEvnats(t, o)
+		lo := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+			JetStream: true, StoreDir: t.TempDir(), JetStreamDomain: "edge",
+			LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond,
+				Remotes: []*natsserver.RemoteLeafOpts{{URLs: []*url.URL{hubLeafURL(t, hub, "")}}}}}
+		startHub(t, lo)
+		waitFor(t, "the leaf's domain API at the hub", func() bool { return hubHas(hub, "$G", "$JS.edge.API.STREAM.>") })
+
+		hnc := connect(t, hub.ClientURL())
+		js, _ := jetstream.NewWithDomain(hnc, "edge")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SITE", Subjects: []string{"site.>"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the stream's subjects at the hub", func() bool { return hubHas(hub, "$G", "site.>") })
+		for i := range 2 {
+			if _, err := js.Publish(ctx, "site.temp", fmt.Appendf(nil, "t%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "hq", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := c.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if string(m.Data()) != fmt.Sprintf("t%d", n) || m.Subject() != "site.temp" {
+				t.Fatalf("got %q on %s", m.Data(), m.Subject())
+			}
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 2 {
+			t.Fatalf("fetched %d: %v", n, batch.Error())
+		}
+	})
 }

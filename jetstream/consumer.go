@@ -57,6 +57,10 @@ type ConsumerConfig struct {
 	PriorityGroups    []string          `json:"priority_groups,omitempty"`
 	PriorityPolicy    string            `json:"priority_policy,omitempty"`
 	PinnedTTL         time.Duration     `json:"priority_timeout,omitempty"`
+	// Direct marks the consumer another server's stream makes on this one
+	// to mirror or source it across domains (nats-server's "direct"): it
+	// is served as the ephemeral push consumer it otherwise is.
+	Direct bool `json:"direct,omitempty"`
 }
 
 // SequenceInfo is a consumer/stream sequence pair.

@@ -154,8 +154,16 @@ func (w *cfgWalker) jetStream(o *Options) setter {
 		return err
 	}, "sync_interval", "sync")
 	alias(k, setBool(&o.JetStream), "enabled", "enable")
+	alias(k, func(v any) error {
+		d, err := str(v)
+		if err == nil {
+			err = validDomain(d)
+		}
+		o.JetStreamDomain = d
+		return err
+	}, "domain")
 	b := block{path: "jetstream", keys: k, native: []string{
-		"disabled", "disable", "strict", "domain", "key", "ek", "encryption_key", "prev_key",
+		"disabled", "disable", "strict", "key", "ek", "encryption_key", "prev_key",
 		"prev_ek", "prev_encryption_key", "cipher", "extension_hint", "limits", "tpm",
 		"unique_tag", "max_outstanding_catchup", "max_buffered_size", "max_buffered_msgs",
 		"request_queue_limit", "info_queue_limit", "meta_compact", "meta_compact_size",
@@ -444,8 +452,9 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 	alias(ak, setStr(&o.LeafUsername), "user", "username")
 	alias(ak, setStr(&o.LeafPassword), "password", "pass")
 	alias(ak, setDur(&o.LeafAuthTimeout), "timeout")
+	alias(ak, setStr(&o.LeafAccount), "account")
 	alias(k, w.sub(block{path: "leafnodes.authorization", keys: ak, native: []string{
-		"users", "account", "nkey", "token", "proxy_required",
+		"users", "nkey", "token", "proxy_required",
 	}}), "authorization")
 	alias(k, func(v any) error {
 		list, ok := v.([]any)
@@ -504,8 +513,8 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 	alias(k, setStr(&r.Credentials), "credentials", "creds")
 	alias(k, func(v any) error {
 		a, err := str(v)
-		if err == nil && a != "" && a != "$G" {
-			err = fmt.Errorf("account %q: only the global account $G exists in evnats so far", a)
+		if err == nil && a != "" {
+			err = validAccountName(a)
 		}
 		r.Account = a
 		return err

@@ -65,6 +65,7 @@ type delivery struct {
 	// back there); when filterQ, only queue groups named in onlyQ get it;
 	// lk collects what goes to a link, sent once at the end.
 	from    Link
+	linkTo  []byte // the subject matched, when not the one shown: what links are sent
 	onlyQ   [][]byte
 	filterQ bool
 	lk      linkOut

@@ -65,12 +65,20 @@ func (s *Server) PublishToQueue(subject, queue string, hdr, data []byte) bool {
 // deliverInternal routes a server-originated message by the subscribers of
 // to, while clients see it under subject.
 func (s *Server) deliverInternal(to, subject, reply string, hdr, data []byte) {
-	s.deliverMatched(s.sl.Match(to), subject, reply, hdr, data)
+	s.deliverMatchedTo(s.sl.Match(to), to, subject, reply, hdr, data)
 }
 
 // deliverMatched delivers a server-originated message to the subscribers
 // in r, showing it under subject.
 func (s *Server) deliverMatched(r *matchResult, subject, reply string, hdr, data []byte) {
+	s.deliverMatchedTo(r, "", subject, reply, hdr, data)
+}
+
+// deliverMatchedTo is deliverMatched for r matched on to ("": subject),
+// which a link is sent: its peer routes on the subject it subscribed to
+// (a JetStream delivery shown under the stream's subject crosses on the
+// consumer's inbox).
+func (s *Server) deliverMatchedTo(r *matchResult, to, subject, reply string, hdr, data []byte) {
 	msg := data
 	hdrLen := -1
 	if len(hdr) > 0 {
@@ -84,7 +92,11 @@ func (s *Server) deliverMatched(r *matchResult, subject, reply string, hdr, data
 	if g, ok := s.tr.(*gnetTransport); ok {
 		o.inj = g // gnet: through the loops' inboxes
 	}
-	dispatch(o, r, subj, rep, hdrLen, msg)
+	d := delivery{origin: o, subject: subj, reply: rep, hdrLen: hdrLen, msg: msg}
+	if to != "" && to != subject {
+		d.linkTo = []byte(to)
+	}
+	d.dispatch(r)
 }
 
 // holdInternal is flow control for an internal publisher that can wait (a

@@ -6,6 +6,7 @@ package loop
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/evnats/evnats/jetstream"
 	"github.com/evnats/evnats/router"
@@ -47,7 +48,7 @@ func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool {
 	h.toBuf = append(h.toBuf[:0], to...)
 	r := h.deliverCache.Match(h.toBuf)
-	h.s.deliverMatched(r, subject, reply, hdr, data)
+	h.s.deliverMatchedTo(r, to, subject, reply, hdr, data)
 	return resume == nil || !h.s.holdInternal(r, resume)
 }
 
@@ -75,11 +76,15 @@ func (s *Server) startJetStream() error {
 			FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName, Account: name,
 		}, &jsHost{s: s, acc: acc, deliverCache: router.NewCache(acc.sl, 1024)})
 	}
+	if err := validDomain(s.opts.JetStreamDomain); err != nil {
+		return err
+	}
 	m, err := start(s.gacc, s.opts.JetStreamMaxMemory, s.opts.JetStreamMaxStore, 0)
 	if err != nil {
 		return err
 	}
 	s.js = m
+	s.jsDomainSub(s.gacc)
 	accs := s.live.Load().auth.accounts
 	for _, name := range sortedKeys(accs) {
 		ac := accs[name].cfg
@@ -93,9 +98,54 @@ func (s *Server) startJetStream() error {
 			return fmt.Errorf("loop: jetstream for account %q: %w", ac.Name, err)
 		}
 		s.jsAcc = append(s.jsAcc, m)
+		s.jsDomainSub(accs[ac.Name].acc)
 	}
 	s.Noticef("JetStream enabled, store directory %s", s.opts.StoreDir)
 	return nil
+}
+
+// validDomain checks a JetStream domain where it enters: one subject
+// token ("" is none), so that $JS.<domain>.API.> is a subject.
+func validDomain(d string) error {
+	if d == "" {
+		return nil
+	}
+	if len(d) > 256 || strings.ContainsAny(d, " \t\r\n.*>") {
+		return fmt.Errorf("jetstream domain %q: want one subject token", d)
+	}
+	return nil
+}
+
+// jsDomainPrefix is the domain-prefixed API's start, "$JS.<domain>.API.",
+// or "" without a domain.
+func (s *Server) jsDomainPrefix() string {
+	if s.opts.JetStreamDomain == "" {
+		return ""
+	}
+	return "$JS." + s.opts.JetStreamDomain + ".API."
+}
+
+// jsDomainSub makes account acc's JetStream addressable by this server's
+// domain, as nats-server maps it: a request on $JS.<domain>.API.<rest> is
+// delivered in acc as $JS.API.<rest> ($JS.<domain>.API.$KV.<rest> as
+// $KV.<rest>, $O likewise), from the requester's own dispatch, so a
+// client across a leaf link (which the subscription's interest is shown
+// to) reaches it with the domain prefix. The subscription lives as long
+// as the account. API requests only: the mapped subject's allocation is
+// off the message path.
+func (s *Server) jsDomainSub(acc *account) {
+	prefix := s.jsDomainPrefix()
+	if prefix == "" {
+		return
+	}
+	acc.sl.Insert(crossSub(prefix+">", func(o origin, subject, reply []byte, hdrLen int, msg []byte) {
+		rest := string(subject[len(prefix):])
+		to := "$JS.API." + rest
+		if strings.HasPrefix(rest, "$KV.") || strings.HasPrefix(rest, "$O.") {
+			to = rest
+		}
+		deliverIn(o, acc, to, reply, hdrLen, msg)
+	}))
 }
 
 // orUnset is a configured limit, or 0 (unlimited, as reported) when unset.

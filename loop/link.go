@@ -36,39 +36,109 @@ type Link interface {
 	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string)
 }
 
+// LinkAccount is the subject space a link is bound to: the global account
+// $G, or the account a remote names (leafnodes { remotes [ { account } ] })
+// or an accepted leaf authenticated into. Its methods are safe for
+// concurrent use; the account it stands for lives as long as the server.
+type LinkAccount struct {
+	s *Server
+	a *account
+}
+
+// LinkAccount returns the account name ("" for $G) as links see it; ok is
+// false when the configuration in force has no such account.
+func (s *Server) LinkAccount(name string) (la *LinkAccount, ok bool) {
+	if name == "" || name == globalAccount {
+		return &LinkAccount{s: s, a: s.gacc}, true
+	}
+	sp := s.live.Load().auth.accounts[name]
+	if sp == nil {
+		return nil, false
+	}
+	return &LinkAccount{s: s, a: sp.acc}, true
+}
+
+// AuthenticateLeaf checks an accepted leaf's CONNECT credentials against
+// the server's own users (a leafnodes block without a user of its own, as
+// nats-server does) and names the account the leaf binds to: its user's,
+// $G when the server needs no authorization. nonce is what the hub's INFO
+// gave the leaf to sign (nkey users). It may take a bcrypt comparison:
+// call it on the connection's goroutine, never on a loop.
+func (s *Server) AuthenticateLeaf(user, pass, token, nkey, sig, jwt string, nonce []byte) (account string, ok bool) {
+	u, ok := s.live.Load().auth.verify(&connectOpts{User: user, Pass: pass, Token: token, Nkey: nkey, Sig: sig, JWT: jwt}, nonce)
+	if !ok {
+		return "", false
+	}
+	if u == nil || u.acc == nil {
+		return globalAccount, true
+	}
+	return u.acc.name, true
+}
+
+// Name is the account's name.
+func (la *LinkAccount) Name() string { return la.a.name }
+
 // LinkSubscribe registers the peer's interest in subject (queue "" for
-// plain interest) and returns what withdraws it; messages on subjects
-// matching deny (patterns inside subject) are not sent for it. Safe for
-// concurrent use.
+// plain interest) in the global account and returns what withdraws it;
+// see LinkAccount.Subscribe.
 func (s *Server) LinkSubscribe(l Link, subject, queue string, deny []string) (remove func()) {
+	return (&LinkAccount{s: s, a: s.gacc}).Subscribe(l, subject, queue, deny)
+}
+
+// Subscribe registers the peer's interest in subject (queue "" for plain
+// interest) in the account and returns what withdraws it; messages on
+// subjects matching deny (patterns inside subject) are not sent for it.
+func (la *LinkAccount) Subscribe(l Link, subject, queue string, deny []string) (remove func()) {
 	sub := &subscription{link: l, deny: deny}
 	sub.Subject = subject
 	sub.Queue = queue
 	sub.Loop = internalLoop
 	sub.Owner = sub
-	s.sl.Insert(&sub.Subscription)
-	return func() { s.sl.Remove(&sub.Subscription) }
+	sl := la.a.sl
+	sl.Insert(&sub.Subscription)
+	return func() { sl.Remove(&sub.Subscription) }
 }
 
-// WatchInterest calls fn for every subscription present now and for
-// every later one as it comes (added) and goes, in order, so that links
-// can tell their peers what this server wants. src is the link whose peer
-// the interest is (nil for this server's own); the server's internal
+// WatchInterest watches the global account; see LinkAccount.Watch.
+func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
+	(&LinkAccount{s: s, a: s.gacc}).Watch(fn)
+}
+
+// Watch calls fn for every subscription in the account present now and
+// for every later one as it comes (added) and goes, in order, so that
+// links can tell their peers what this server wants. src is the link whose
+// peer the interest is (nil for this server's own); the server's internal
 // subscriptions on its own subjects ($JS., $SYS., ...) are not shown. fn
 // is called with the sublist locked: it must be quick, must not
 // subscribe, unsubscribe or publish, and any lock it takes ranks below
-// the sublist's. One watcher at a time; nil stops watching.
-func (s *Server) WatchInterest(fn func(subject, queue string, src Link, added bool)) {
+// the sublist's. One watcher per account at a time; nil stops watching.
+func (la *LinkAccount) Watch(fn func(subject, queue string, src Link, added bool)) {
 	if fn == nil {
-		s.sl.Watch(nil)
+		la.a.sl.Watch(nil)
 		return
 	}
-	s.sl.Watch(func(rs *routerSub, added bool) {
+	la.a.sl.Watch(func(rs *routerSub, added bool) {
 		sub := rs.Owner
-		if sub.link != nil || sub.c != nil || !reservedSubject(rs.Subject) {
+		if sub.link != nil || sub.c != nil || !la.s.hiddenSubject(rs.Subject) {
 			fn(rs.Subject, rs.Queue, sub.link, added)
 		}
 	})
+}
+
+// hiddenSubject reports whether an internal subscription on subject is
+// kept from link peers: the reserved subjects, except those a peer must
+// reach for JetStream here to be usable from across the link, as
+// nats-server shows them: acknowledgements and flow control ($JS.ACK.,
+// $JS.FC.) and the domain-prefixed API ($JS.<domain>.API.>).
+func (s *Server) hiddenSubject(subject string) bool {
+	if !reservedSubject(subject) || s.js == nil {
+		return reservedSubject(subject)
+	}
+	if strings.HasPrefix(subject, "$JS.ACK.") || strings.HasPrefix(subject, "$JS.FC.") {
+		return false
+	}
+	p := s.jsDomainPrefix()
+	return p == "" || !strings.HasPrefix(subject, p)
 }
 
 // reservedSubject reports whether an internal subscription on subject is
@@ -88,9 +158,16 @@ type LinkPublisher struct {
 	cache *router.Cache[*subscription]
 }
 
-// NewLinkPublisher returns the publisher for messages arriving over l.
+// NewLinkPublisher returns the publisher for messages arriving over l
+// into the global account.
 func (s *Server) NewLinkPublisher(l Link) *LinkPublisher {
 	return &LinkPublisher{s: s, l: l, cache: router.NewCache(s.sl, 1024)}
+}
+
+// NewPublisher returns the publisher for messages arriving over l into
+// the account.
+func (la *LinkAccount) NewPublisher(l Link) *LinkPublisher {
+	return &LinkPublisher{s: la.s, l: l, cache: router.NewCache(la.a.sl, 1024)}
 }
 
 // Publish delivers a message from the peer to local subscribers: every
@@ -111,7 +188,33 @@ func (p *LinkPublisher) Publish(subject, reply []byte, hdrLen int, msg []byte, q
 		o.inj = g
 	}
 	d := delivery{origin: o, subject: subject, reply: reply, hdrLen: hdrLen, msg: msg, from: p.l, onlyQ: queues, filterQ: true}
+	if i := jsAckDeliverIdx(reply); i >= 0 {
+		// A JetStream delivery routed on its inbox: subscribers see the
+		// stream's subject, carried after the reply's '@'.
+		d.subject, d.reply, d.linkTo = reply[i+1:], reply[:i], subject
+	}
 	d.dispatch(r)
+}
+
+// jsAckDeliverIdx is where '@' separates a JetStream acknowledgement
+// reply from the subject a delivery is shown under, as nats-server
+// sends a delivery to a link (routed on the consumer's inbox, LMSG
+// <inbox> $JS.ACK.<stream>.<consumer>.<7 tokens>@<subject>), or -1. The
+// '@' counts only after the ack subject's eight dots (names may hold '@').
+func jsAckDeliverIdx(reply []byte) int {
+	if len(reply) < 9 || string(reply[:8]) != "$JS.ACK." {
+		return -1
+	}
+	dots := 0
+	for i, b := range reply {
+		switch {
+		case b == '.':
+			dots++
+		case b == '@' && dots >= 8 && i < len(reply)-1:
+			return i
+		}
+	}
+	return -1
 }
 
 // RegisterLeaf installs what opens the leaf-node remotes (leafnodes {
@@ -136,13 +239,21 @@ type LeafLink struct {
 	OutBytes    int64  `json:"out_bytes"`
 	NumSubs     uint32 `json:"subscriptions"` // the peer's interest held here
 	Compression string `json:"compression,omitempty"`
+	// Subs is the peer's interest held here (subject, or "subject queue"),
+	// filled only when asked for (LeafLinksSubs).
+	Subs []string `json:"subscriptions_list,omitempty"`
 }
 
 // LeafLinks returns the leaf-node links that are up, for monitoring.
 // Safe for concurrent use.
-func (s *Server) LeafLinks() []LeafLink {
-	if l, ok := s.leaf.(interface{ Links() []LeafLink }); ok {
-		return l.Links()
+func (s *Server) LeafLinks() []LeafLink { return s.leafLinks(false) }
+
+// LeafLinksSubs is LeafLinks with each link's subscriptions listed.
+func (s *Server) LeafLinksSubs() []LeafLink { return s.leafLinks(true) }
+
+func (s *Server) leafLinks(subs bool) []LeafLink {
+	if l, ok := s.leaf.(interface{ Links(subs bool) []LeafLink }); ok {
+		return l.Links(subs)
 	}
 	return nil
 }
@@ -192,7 +303,8 @@ func (d *delivery) toLink(s *subscription) bool {
 		if s.Queue != "" {
 			q = []string{s.Queue}
 		}
-		s.link.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+		subj, reply := d.linkSubject()
+		s.link.Forward(subj, reply, d.hdrLen, d.msg, q)
 		return true
 	}
 	lo.l = s.link
@@ -218,8 +330,25 @@ func (d *delivery) flushLink() {
 		qs := make([]string, 0, lo.n+len(lo.more))
 		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
 	}
-	lo.l.Forward(d.subject, d.reply, d.hdrLen, d.msg, q)
+	subj, reply := d.linkSubject()
+	lo.l.Forward(subj, reply, d.hdrLen, d.msg, q)
 	*lo = linkOut{}
+}
+
+// linkSubject is the subject and reply a link is sent the message with:
+// as shown, or, for a JetStream delivery shown under another subject than
+// the inbox it is routed on, the inbox, with the shown subject after an
+// '@' in its ack reply, as nats-server sends it (jsAckDeliverIdx). The
+// joined reply is made per such delivery, off the client message path.
+func (d *delivery) linkSubject() (subject, reply []byte) {
+	if d.linkTo == nil {
+		return d.subject, d.reply
+	}
+	if len(d.reply) > 8 && string(d.reply[:8]) == "$JS.ACK." && jsAckDeliverIdx(d.reply) < 0 {
+		r := make([]byte, 0, len(d.reply)+1+len(d.subject))
+		return d.linkTo, append(append(append(r, d.reply...), '@'), d.subject...)
+	}
+	return d.linkTo, d.reply
 }
 
 // listedQueue reports whether queue group name is one the peer named.

@@ -164,6 +164,7 @@ func (s *Server) Varz() *monitor.Varz {
 		v.OutBytes += st.outBytes.Load()
 	}
 	v.InClientMsgs, v.InClientBytes, v.OutClientMsgs, v.OutClientBytes = v.InMsgs, v.InBytes, v.OutMsgs, v.OutBytes
+	v.Leafs = len(s.LeafLinks())
 	if s.js != nil {
 		cfg := s.jsConfig()
 		v.JetStream.Config = &cfg
@@ -172,6 +173,21 @@ func (s *Server) Varz() *monitor.Varz {
 		}
 	}
 	return v
+}
+
+// Leafs lists the leaf-node links that are up for /leafz and /metrics
+// (monitor.Source).
+func (s *Server) Leafs(subs bool, acc string) []*monitor.LeafInfo {
+	var out []*monitor.LeafInfo
+	for _, l := range s.leafLinks(subs) {
+		if acc != "" && l.Account != acc {
+			continue
+		}
+		out = append(out, &monitor.LeafInfo{ID: l.ID, Name: l.Name, IsSpoke: l.IsSpoke, Account: l.Account,
+			IP: l.IP, Port: l.Port, InMsgs: l.InMsgs, OutMsgs: l.OutMsgs, InBytes: l.InBytes, OutBytes: l.OutBytes,
+			NumSubs: l.NumSubs, Subs: l.Subs, Compression: l.Compression})
+	}
+	return out
 }
 
 // fmtUptime is nats-server's uptime: "1d2h3m4s", "5m6s", "7s".

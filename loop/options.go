@@ -117,6 +117,10 @@ type Options struct {
 	JetStreamMaxMemory int64
 	JetStreamMaxStore  int64
 	JetStreamFS        store.FS // file system for stores; nil is the OS (tests inject faults)
+	// JetStreamDomain (jetstream { domain }) makes every JetStream of this
+	// server addressable as $JS.<domain>.API.> too, as nats-server maps
+	// it: what leaf-node peers use to reach it ("" : none).
+	JetStreamDomain string
 
 	// MQTT: the listener for MQTT 3.1.1 clients (port 0: off, -1: random);
 	// sessions and retained messages persist under StoreDir/mqtt when
@@ -158,6 +162,11 @@ type Options struct {
 	LeafPort                   int
 	LeafUsername, LeafPassword string
 	LeafAuthTimeout            time.Duration
+	// LeafAccount is the account a leaf logging in with LeafUsername
+	// binds to (leafnodes { authorization { account } }; "": $G). Without
+	// LeafUsername a leaf logs in as a client user and binds to that
+	// user's account, as nats-server does.
+	LeafAccount string
 	// LeafCompression is the s2 mode offered to accepted leaves
 	// (leafnodes { compression }), spelled as LeafRemote.Compression.
 	LeafCompression string
@@ -394,8 +403,9 @@ type LeafRemote struct {
 	// Credentials is a .creds file (user JWT and nkey seed) that signs
 	// the hub's nonce; empty for none.
 	Credentials string
-	// Account is the local account the link binds to: "$G" (the only one
-	// until accounts exist).
+	// Account is the local account the link binds to ("" or "$G": the
+	// global account): its interest is what the hub is told of, and the
+	// hub's messages are published in it.
 	Account string
 	// Compression is the s2 mode asked for on the link, as nats-server
 	// spells it: "off", "accept", "s2_auto" (also ""; the default),

@@ -60,7 +60,7 @@ var configKeys = map[string]string{
 	"Loops":        "loops", "IO": "io", "MaxPending": "max_pending", "WriteDeadline": "write_deadline",
 	"FlowHighWater": "flow_high_water", "FlowLowWater": "flow_low_water",
 	"FlowStallWindow": "flow_stall_window", "LameDuckDuration": "lame_duck_duration",
-	"LameDuckGrace": "lame_duck_grace_period", "JetStream": "jetstream",
+	"LameDuckGrace": "lame_duck_grace_period", "JetStream": "jetstream", "JetStreamDomain": "jetstream domain",
 	"StoreDir": "jetstream store_dir", "JetStreamSync": "jetstream sync_interval",
 	"JetStreamMaxMemory": "jetstream max_memory_store", "JetStreamMaxStore": "jetstream max_file_store",
 	"MQTTHost": "mqtt host", "MQTTPort": "mqtt port", "MQTTTLS": "mqtt tls",
@@ -81,6 +81,7 @@ var configKeys = map[string]string{
 	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
 	"LeafHost": "leafnodes host", "LeafPort": "leafnodes port", "LeafUsername": "leafnodes authorization user",
 	"LeafPassword": "leafnodes authorization password", "LeafAuthTimeout": "leafnodes authorization timeout",
+	"LeafAccount":     "leafnodes authorization account",
 	"LeafCompression": "leafnodes compression", "LeafTLS": "leafnodes tls",
 }
 

@@ -101,7 +101,7 @@ func newAccepted(m *manager) *remote {
 	r := &remote{m: m, accepted: true, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pub = m.s.NewLinkPublisher(r)
+	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r
 }
 
@@ -254,12 +254,20 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 		r.writeErr(c, "attempted to connect to leaf node port")
 		return errors.New("a client connected to the leafnode port")
 	}
-	if !leafAuthorized(o, &ci) {
+	accName, ok := r.leafAuthorized(o, &ci, info.Nonce)
+	if !ok {
 		r.writeErr(c, "Authorization Violation")
 		return fmt.Errorf("authorization violation (user %q)", ci.User)
 	}
+	acc, ok := r.m.s.LinkAccount(accName)
+	if !ok {
+		r.writeErr(c, "Authorization Violation")
+		return fmt.Errorf("leaf bound to unknown account %q", accName)
+	}
+	r.acc, r.pub = acc, acc.NewPublisher(r)
+	r.m.watch(acc)
 	_ = c.SetReadDeadline(time.Time{})
-	info.ConnectInfo, info.RemoteAccount = true, "$G"
+	info.ConnectInfo, info.RemoteAccount = true, acc.Name()
 	ij, _ = json.Marshal(info)
 	name := ci.Name
 	if name == "" {
@@ -301,17 +309,21 @@ func (r *remote) serverHandshake(c net.Conn, o *loop.Options) (net.Conn, error) 
 	return tc, nil
 }
 
-// leafAuthorized checks an accepted leaf's user and password.
-func leafAuthorized(o *loop.Options, ci *leafConnect) bool {
+// leafAuthorized checks an accepted leaf's credentials and names the
+// account it binds to: with a leafnodes user, that user and password and
+// the block's account ($G if none); without one, the server's own users,
+// the leaf binding to its user's account, as nats-server does.
+func (r *remote) leafAuthorized(o *loop.Options, ci *leafConnect, nonce string) (string, bool) {
 	if o.LeafUsername == "" {
-		return true
+		return r.m.s.AuthenticateLeaf(ci.User, ci.Pass, ci.Token, ci.Nkey, ci.Sig, ci.JWT, []byte(nonce))
 	}
 	user, pass := ci.User, ci.Pass
 	if user == "" {
 		user = ci.Token
 	}
-	return subtle.ConstantTimeCompare([]byte(user), []byte(o.LeafUsername)) == 1 &&
+	ok := subtle.ConstantTimeCompare([]byte(user), []byte(o.LeafUsername)) == 1 &&
 		subtle.ConstantTimeCompare([]byte(pass), []byte(o.LeafPassword)) == 1
+	return o.LeafAccount, ok
 }
 
 // writeErr sends -ERR before the connection closes.

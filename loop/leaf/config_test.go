@@ -1,6 +1,7 @@
 package leaf_test
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,10 +69,51 @@ leafnodes {
 		t.Fatalf("README example: %v %+v", err, o)
 	}
 
+	o, err = applyConf(t, `leafnodes { port: 7422, authorization { user: l, password: p, account: B } }`)
+	if err != nil || o.LeafAccount != "B" || o.LeafUsername != "l" {
+		t.Fatalf("authorization account: %v %+v", err, o)
+	}
+	// The README's JetStream domain and two-account site examples.
+	o, err = applyConf(t, `
+jetstream { store_dir: "/var/lib/evnats", domain: berlin }
+accounts {
+  FACTORY { users: [ { user: plc, password: p1 } ] }
+  OFFICE  { users: [ { user: desk, password: p2 } ] }
+}
+leafnodes {
+  remotes = [
+    { url: "nats-leaf://factory:s3cret@hub1.example:7422", account: FACTORY }
+    { url: "nats-leaf://office:s3cret@hub1.example:7422",  account: OFFICE }
+  ]
+}`)
+	if err != nil || o.JetStreamDomain != "berlin" || len(o.LeafRemotes) != 2 || o.LeafRemotes[1].Account != "OFFICE" {
+		t.Fatalf("README domain/accounts example: %v %+v", err, o)
+	}
+	if _, err := applyConf(t, `jetstream { domain: "a.b" }`); err == nil || !strings.Contains(err.Error(), "want one subject token") {
+		t.Errorf("domain a.b: %v", err)
+	}
+
+	// An account that does not exist stops the server starting.
+	for _, bad := range []loop.Options{
+		{LeafRemotes: []loop.LeafRemote{{URLs: []string{"nats-leaf://127.0.0.1:1"}, Account: "NOPE"}}},
+		{LeafPort: -1, LeafUsername: "l", LeafPassword: "p", LeafAccount: "NOPE"},
+	} {
+		bad.Port, bad.LogWriter = -1, io.Discard
+		s, err := loop.New(bad)
+		if err == nil {
+			if err = s.Start(); err == nil {
+				s.Shutdown()
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), `"NOPE": no such account`) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+
 	for _, c := range []struct{ conf, want string }{
 		{`leafnodes { remotes = [ { url: "wss://hub:443" } ] }`, "WebSocket on the leaf link is not supported by evnats yet"},
 		{`leafnodes { remotes = [ { url: "tls://hub:7422", tls { ca_flie: "ca.pem" } } ] }`, `unsupported key "ca_flie"`},
-		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "APP" } ] }`, `account "APP": only the global account $G`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "A B" } ] }`, `account name`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},
 		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},

@@ -18,7 +18,9 @@ package leaf
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/evnats/evnats/loop"
@@ -43,10 +45,18 @@ type manager struct {
 	accepted map[*remote]struct{} // accepted connections, from accept to end
 	closed   bool                 // Close has begun: accept no more
 	nextCID  uint64
+
+	// watchMu serialises installing interest watchers; watched (under it)
+	// holds the accounts watched, each once. Order: watchMu < sublist <
+	// mu.
+	watchMu sync.Mutex
+	watched map[string]*loop.LinkAccount
 }
 
-// ikey is one line of interest: a subject, and a queue group or "".
-type ikey struct{ subject, queue string }
+// ikey is one line of interest: an account, a subject, and a queue group
+// or "". (The peer's interest a link holds, remote.subs, leaves acc
+// empty: it is all the link's account's.)
+type ikey struct{ acc, subject, queue string }
 
 // icount is how many subscriptions want one line of interest: this
 // server's own, and each link peer's. Guarded by manager.mu.
@@ -75,7 +85,8 @@ func (c *icount) visible(r *remote) int {
 // or not a hub answers.
 func open(s *loop.Server) (interface{ Close() }, error) {
 	o := s.Options()
-	m := &manager{s: s, interest: map[ikey]*icount{}, accepted: map[*remote]struct{}{}}
+	m := &manager{s: s, interest: map[ikey]*icount{}, accepted: map[*remote]struct{}{},
+		watched: map[string]*loop.LinkAccount{}}
 	for i := range o.LeafRemotes {
 		r, err := newRemote(m, o.LeafRemotes[i], o.LeafReconnect)
 		if err != nil {
@@ -86,12 +97,17 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 		m.remotes = append(m.remotes, r)
 	}
 	m.links = append(m.links, m.remotes...)
+	if _, ok := s.LinkAccount(o.LeafAccount); !ok {
+		return nil, fmt.Errorf("leafnodes authorization account %q: no such account", o.LeafAccount)
+	}
 	if o.LeafPort != 0 {
 		if err := m.listen(o); err != nil {
 			return nil, err
 		}
 	}
-	s.WatchInterest(m.watch)
+	for _, r := range m.remotes {
+		m.watch(r.acc)
+	}
 	for _, r := range m.remotes {
 		go r.run()
 	}
@@ -100,7 +116,12 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 
 // Close stops every link, the listener and the interest watch.
 func (m *manager) Close() {
-	m.s.WatchInterest(nil)
+	m.watchMu.Lock()
+	for _, la := range m.watched {
+		la.Watch(nil)
+	}
+	m.watched = map[string]*loop.LinkAccount{}
+	m.watchMu.Unlock()
 	if m.ln != nil {
 		m.ln.Close()
 	}
@@ -120,11 +141,28 @@ func (m *manager) Close() {
 	m.wg.Wait()
 }
 
-// watch counts interest and tells each connected peer when a line of what
-// it may see appears, disappears, or (queue groups) changes weight. It
-// runs with the sublist locked (loop.Server.WatchInterest).
-func (m *manager) watch(subject, queue string, src loop.Link, added bool) {
-	k := ikey{subject, queue}
+// watch starts counting la's interest, unless it is already counted:
+// the watcher is installed once per account, and its replay of what the
+// account holds fills the table before any link of it is up.
+func (m *manager) watch(la *loop.LinkAccount) {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	name := la.Name()
+	if _, ok := m.watched[name]; ok {
+		return
+	}
+	m.watched[name] = la
+	la.Watch(func(subject, queue string, src loop.Link, added bool) {
+		m.change(name, subject, queue, src, added)
+	})
+}
+
+// change counts interest in account acc and tells each connected peer
+// bound to it when a line of what it may see appears, disappears, or
+// (queue groups) changes weight. It runs with the account's sublist
+// locked (loop.LinkAccount.Watch).
+func (m *manager) change(acc, subject, queue string, src loop.Link, added bool) {
+	k := ikey{acc, subject, queue}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.interest[k]
@@ -157,6 +195,9 @@ func (m *manager) watch(subject, queue string, src loop.Link, added bool) {
 		}
 	}
 	for i, r := range m.links {
+		if r.acc.Name() != acc {
+			continue
+		}
 		n := c.visible(r)
 		switch {
 		case n == before[i] || !r.imports(subject):
@@ -174,7 +215,11 @@ func (m *manager) watch(subject, queue string, src loop.Link, added bool) {
 // snapshotLocked appends LS+ for all interest r's peer may see. m.mu is
 // held.
 func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
+	acc := r.acc.Name()
 	for k, c := range m.interest {
+		if k.acc != acc {
+			continue
+		}
 		if n := c.visible(r); n > 0 && r.imports(k.subject) {
 			b = appendSub(b, k.subject, k.queue, n)
 		}
@@ -183,7 +228,8 @@ func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
 }
 
 // Links describes the links that are up (loop.Server.LeafLinks).
-func (m *manager) Links() []loop.LeafLink {
+// With subs, each link's subscriptions (the peer's interest) are listed.
+func (m *manager) Links(subs bool) []loop.LeafLink {
 	m.mu.Lock()
 	links := append([]*remote(nil), m.links...)
 	m.mu.Unlock()
@@ -194,7 +240,7 @@ func (m *manager) Links() []loop.LeafLink {
 			r.mu.Unlock()
 			continue
 		}
-		l := loop.LeafLink{ID: r.mu.cid, Name: r.mu.peer, IsSpoke: !r.accepted, Account: "$G",
+		l := loop.LeafLink{ID: r.mu.cid, Name: r.mu.peer, IsSpoke: !r.accepted, Account: r.acc.Name(),
 			OutMsgs: r.mu.outMsgs, OutBytes: r.mu.outBytes, Compression: r.mu.compression}
 		if a, ok := r.mu.conn.RemoteAddr().(*net.TCPAddr); ok {
 			l.IP, l.Port = a.IP.String(), a.Port
@@ -202,6 +248,19 @@ func (m *manager) Links() []loop.LeafLink {
 		r.mu.Unlock()
 		l.InMsgs, l.InBytes = r.inMsgs.Load(), r.inBytes.Load()
 		l.NumSubs = uint32(r.nsubs.Load())
+		if subs {
+			r.smu.Lock()
+			l.Subs = make([]string, 0, len(r.subs))
+			for k := range r.subs {
+				if k.queue == "" {
+					l.Subs = append(l.Subs, k.subject)
+				} else {
+					l.Subs = append(l.Subs, k.subject+" "+k.queue)
+				}
+			}
+			r.smu.Unlock()
+			slices.Sort(l.Subs)
+		}
 		out = append(out, l)
 	}
 	return out

@@ -51,8 +51,10 @@ var maxPending = 64 << 20
 // link to it. It is a loop.Link: publishers call Forward on their own
 // goroutines.
 //
-// Ownership: cfg, urls, delay and pub are set at creation; subs and
-// pingsOut belong to the connection goroutines (subs: the reader, run);
+// Ownership: cfg, urls, delay, acc and pub are set at creation (an
+// accepted leaf's acc and pub at its CONNECT); subs and
+// pingsOut belong to the connection goroutines (subs: the reader, run,
+// which changes it under smu so that monitoring may list it);
 // the fields under mu are shared with publishers and the interest
 // watcher.
 type remote struct {
@@ -61,7 +63,20 @@ type remote struct {
 	urls  []*url.URL
 	delay time.Duration
 	pub   *loop.LinkPublisher
-	subs  map[ikey]func() // the peer's interest, as link subscriptions
+	// jsDeny are the subjects kept off the link both ways because this
+	// server runs its own JetStream (nats-server's rule for a leaf whose
+	// domain is not the hub's): the plain API and KV/object buckets, so a
+	// request is answered by one JetStream only; jsOwn, this server's own
+	// domain-prefixed API, is not sent out either (a peer with the same
+	// domain would answer too). Set with acc.
+	jsDeny []string
+	jsOwn  string
+	// acc is the account the link binds: a remote's, set at creation; an
+	// accepted leaf's, set at its CONNECT before the link is up (so
+	// before the manager's watcher can see it).
+	acc  *loop.LinkAccount
+	subs map[ikey]func() // the peer's interest, as link subscriptions
+	smu  sync.Mutex      // a leaf: held by the reader writing subs, by Links reading it
 	// accepted: a leaf that connected to this server (the hub side), not
 	// a configured remote.
 	accepted bool
@@ -98,13 +113,14 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	if delay <= 0 {
 		delay = defaultReconnect
 	}
-	if cfg.Account != "" && cfg.Account != "$G" {
-		return nil, fmt.Errorf("remote account %q: only $G exists in evnats so far", cfg.Account)
+	acc, ok := m.s.LinkAccount(cfg.Account)
+	if !ok {
+		return nil, fmt.Errorf("remote account %q: no such account", cfg.Account)
 	}
 	if _, err := ParseCompression(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	r := &remote{m: m, cfg: cfg, delay: delay, subs: map[ikey]func(){},
+	r := &remote{m: m, cfg: cfg, delay: delay, acc: acc, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for _, s := range cfg.URLs {
 		u, err := url.Parse(s)
@@ -132,7 +148,8 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		r.tls = tc
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pub = m.s.NewLinkPublisher(r)
+	r.pub = acc.NewPublisher(r)
+	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r, nil
 }
 
@@ -230,6 +247,7 @@ type connectInfo struct {
 	Token         string   `json:"auth_token,omitempty"`
 	JWT           string   `json:"jwt,omitempty"`
 	Sig           string   `json:"sig,omitempty"`
+	Nkey          string   `json:"nkey,omitempty"`
 	Headers       bool     `json:"headers"`
 	RemoteAccount string   `json:"remote_account,omitempty"`
 	Proto         int      `json:"protocol,omitempty"`
@@ -477,7 +495,7 @@ func readInfo(br *bufio.Reader) (*hubInfo, error) {
 func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 	o := r.m.s.Options()
 	ci := connectInfo{Version: loop.Version, ID: r.m.s.ID(), Name: o.ServerName,
-		Headers: true, RemoteAccount: "$G", Proto: 1, Compression: mode, DenyPub: r.cfg.DenyImports}
+		Headers: true, RemoteAccount: r.acc.Name(), Proto: 1, Compression: mode, DenyPub: r.cfg.DenyImports}
 	if ui := u.User; ui != nil {
 		ci.User = ui.Username()
 		if p, ok := ui.Password(); ok {
@@ -622,12 +640,17 @@ func (r *remote) hubSub(args [][]byte, add bool) {
 			if all {
 				return // nothing on it may go to the hub
 			}
-			r.subs[k] = r.m.s.LinkSubscribe(r, k.subject, k.queue, deny)
+			remove := r.acc.Subscribe(r, k.subject, k.queue, deny)
+			r.smu.Lock()
+			r.subs[k] = remove
+			r.smu.Unlock()
 			r.nsubs.Store(int32(len(r.subs)))
 		}
 	} else if remove, ok := r.subs[k]; ok {
 		remove()
+		r.smu.Lock()
 		delete(r.subs, k)
+		r.smu.Unlock()
 		r.nsubs.Store(int32(len(r.subs)))
 	}
 }
@@ -644,9 +667,14 @@ func (r *remote) imports(subject string) bool {
 }
 
 // importDenied reports whether a message from the hub on the literal
-// subject is refused (deny_imports).
+// subject is refused (deny_imports, jsDeny).
 func (r *remote) importDenied(subject []byte) bool {
 	for _, d := range r.cfg.DenyImports {
+		if router.SubjectMatches(d, subject) {
+			return true
+		}
+	}
+	for _, d := range r.jsDeny {
 		if router.SubjectMatches(d, subject) {
 			return true
 		}
@@ -654,11 +682,41 @@ func (r *remote) importDenied(subject []byte) bool {
 	return false
 }
 
-// exportDeny sorts the hub's interest in subject against deny_exports:
+// jsDeny is what a link of s keeps off both ways when s runs JetStream,
+// and its own domain's API, kept from going out (remote.jsDeny, jsOwn).
+func jsDeny(s *loop.Server) (both []string, own string) {
+	o := s.Options()
+	if !o.JetStream {
+		return nil, ""
+	}
+	if o.JetStreamDomain != "" {
+		own = "$JS." + o.JetStreamDomain + ".API.>"
+	}
+	return []string{"$JS.API.>", "$KV.>", "$OBJ.>"}, own
+}
+
+// exportDeny sorts the hub's interest in subject against deny_exports
+// (and jsDeny, jsOwn):
 // all when an entry covers it (none of it may go), else the entries
 // inside it, filtered per message.
 func (r *remote) exportDeny(subject string) (deny []string, all bool) {
 	for _, d := range r.cfg.DenyExports {
+		if router.SubjectCovers(d, subject) {
+			return nil, true
+		}
+		if router.SubjectsCollide(d, subject) {
+			deny = append(deny, d)
+		}
+	}
+	for _, d := range r.jsDeny {
+		if router.SubjectCovers(d, subject) {
+			return nil, true
+		}
+		if router.SubjectsCollide(d, subject) {
+			deny = append(deny, d)
+		}
+	}
+	if d := r.jsOwn; d != "" {
 		if router.SubjectCovers(d, subject) {
 			return nil, true
 		}
@@ -680,7 +738,9 @@ func (r *remote) down(c net.Conn) {
 	c.Close()
 	for k, remove := range r.subs {
 		remove()
+		r.smu.Lock()
 		delete(r.subs, k)
+		r.smu.Unlock()
 	}
 	r.nsubs.Store(0)
 	if r.accepted {

@@ -335,9 +335,19 @@ func (m *Monitor) gatewayz(w http.ResponseWriter, _ *http.Request) {
 		OutboundGateways: map[string]any{}, InboundGateways: map[string][]any{}})
 }
 
-func (m *Monitor) leafz(w http.ResponseWriter, _ *http.Request) {
-	v := m.src.Varz()
-	writeJSON(w, &Leafz{ID: v.ID, Now: time.Now().UTC(), Leafs: []any{}})
+// leafz is /leafz: ?subs=1 lists each link's subscriptions, ?acc=NAME
+// keeps that account's links only.
+func (m *Monitor) leafz(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	subs, ok := decodeBool(w, q, "subs")
+	if !ok {
+		return
+	}
+	ls := m.src.Leafs(subs, q.Get("acc"))
+	if ls == nil {
+		ls = []*LeafInfo{}
+	}
+	writeJSON(w, &Leafz{ID: m.src.Varz().ID, Now: time.Now().UTC(), NumLeafs: len(ls), Leafs: ls})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -65,14 +65,26 @@ var (
 	mMQTTConns     = metric{"evnats_mqtt_connections", "Open MQTT connections.", nil}
 	mMQTTRetained  = metric{"evnats_mqtt_retained_messages", "Retained MQTT messages.", nil}
 	mMQTTRetBytes  = metric{"evnats_mqtt_retained_bytes", "Payload bytes of retained MQTT messages.", nil}
+	mLeafs         = metric{"evnats_leafnodes", "Leaf-node links that are up (to hubs and from leaves).", nil}
+	mLeafInMsgs    = metric{"evnats_leafnode_in_msgs_total", "Messages received over the leaf-node link.", leafLabels}
+	mLeafOutMsgs   = metric{"evnats_leafnode_out_msgs_total", "Messages sent over the leaf-node link.", leafLabels}
+	mLeafInBytes   = metric{"evnats_leafnode_in_bytes_total", "Payload bytes received over the leaf-node link.", leafLabels}
+	mLeafOutBytes  = metric{"evnats_leafnode_out_bytes_total", "Payload bytes sent over the leaf-node link.", leafLabels}
+	mLeafSubs      = metric{"evnats_leafnode_subscriptions", "The peer's interest held for the leaf-node link.", leafLabels}
 )
+
+// leafLabels name one leaf-node link: its id (counters restart with a new
+// id when a link reconnects), the peer server's name, its account and
+// whether this server is the leaf ("true") or the hub.
+var leafLabels = []string{"id", "name", "account", "is_spoke"}
 
 // Metrics lists every evnats_ metric, for the documentation test.
 var Metrics = []metric{mInfo, mStart, mCfgLoad, mConns, mTotalConns, mSubs, mInMsgs, mOutMsgs, mInBytes,
 	mOutBytes, mSlow, mStale, mMaxConns, mMaxPayload, mLoopConns, mLoopReads, mLoopFlushes, mLoopWritev,
 	mLoopIovecs, mLoopBatches, mLoopBatchMsgs, mLoopBusy, mLoopIn, mLoopOut, mJSEnabled, mJSAPI, mJSAPIErr,
 	mJSMem, mJSStore, mJSStreams, mStMsgs, mStBytes, mStConsumers, mStPending, mStAckPending, mStRedelivered,
-	mCoPending, mCoAckPending, mCoRedeliv, mCoWaiting, mMQTTSessions, mMQTTConns, mMQTTRetained, mMQTTRetBytes}
+	mCoPending, mCoAckPending, mCoRedeliv, mCoWaiting, mMQTTSessions, mMQTTConns, mMQTTRetained, mMQTTRetBytes,
+	mLeafs, mLeafInMsgs, mLeafOutMsgs, mLeafInBytes, mLeafOutBytes, mLeafSubs}
 
 // MetricNames returns the name of every evnats_ metric.
 func MetricNames() []string {
@@ -171,5 +183,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mMQTTConns, float64(mq.Connected))
 		gauge(mMQTTRetained, float64(mq.Retained))
 		gauge(mMQTTRetBytes, float64(mq.RetainedBytes))
+	}
+
+	leafs := src.Leafs(false, "")
+	gauge(mLeafs, float64(len(leafs)))
+	for _, l := range leafs {
+		lb := []string{strconv.FormatUint(l.ID, 10), l.Name, l.Account, strconv.FormatBool(l.IsSpoke)}
+		counter(mLeafInMsgs, float64(l.InMsgs), lb...)
+		counter(mLeafOutMsgs, float64(l.OutMsgs), lb...)
+		counter(mLeafInBytes, float64(l.InBytes), lb...)
+		counter(mLeafOutBytes, float64(l.OutBytes), lb...)
+		gauge(mLeafSubs, float64(l.NumSubs), lb...)
 	}
 }

@@ -29,9 +29,10 @@ func (f *fakeSource) Closed() []*ConnInfo { return f.closed }
 func (f *fakeSource) Subs() ([]SubDetail, SublistStats) {
 	return f.subs, SublistStats{NumSubs: uint32(len(f.subs))}
 }
-func (f *fakeSource) JetStream(bool, bool) *JSUsage { return nil }
-func (f *fakeSource) Loops() []LoopStat             { return nil }
-func (f *fakeSource) MQTT() (MQTTStat, bool)        { return MQTTStat{}, false }
+func (f *fakeSource) JetStream(bool, bool) *JSUsage  { return nil }
+func (f *fakeSource) Loops() []LoopStat              { return nil }
+func (f *fakeSource) MQTT() (MQTTStat, bool)         { return MQTTStat{}, false }
+func (f *fakeSource) Leafs(bool, string) []*LeafInfo { return nil }
 
 func get(t *testing.T, m *Monitor, path string) (int, string) {
 	t.Helper()

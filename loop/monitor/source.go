@@ -24,6 +24,9 @@ type Source interface {
 	// MQTT reports MQTT's sessions and retained messages; ok is false
 	// when MQTT is off.
 	MQTT() (st MQTTStat, ok bool)
+	// Leafs lists the leaf-node links that are up (of account acc only,
+	// unless it is ""), with the peer's subscriptions when subs is set.
+	Leafs(subs bool, acc string) []*LeafInfo
 }
 
 // AccountSource is implemented by a Source with accounts; without it

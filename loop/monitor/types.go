@@ -328,10 +328,30 @@ type Gatewayz struct {
 	InboundGateways  map[string][]any `json:"inbound_gateways"`
 }
 
-// Leafz is the /leafz document: no leaf nodes.
+// Leafz is the /leafz document: the leaf-node links that are up.
 type Leafz struct {
-	ID       string    `json:"server_id"`
-	Now      time.Time `json:"now"`
-	NumLeafs int       `json:"leafnodes"`
-	Leafs    []any     `json:"leafs"`
+	ID       string      `json:"server_id"`
+	Now      time.Time   `json:"now"`
+	NumLeafs int         `json:"leafnodes"`
+	Leafs    []*LeafInfo `json:"leafs"`
+}
+
+// LeafInfo is one leaf-node link in /leafz, with nats-server's field
+// names. IsSpoke: this server is the leaf (the link is one of its
+// remotes). Subs, the peer's interest held here, is filled with ?subs=1.
+type LeafInfo struct {
+	ID          uint64   `json:"id"`
+	Name        string   `json:"name"`
+	IsSpoke     bool     `json:"is_spoke"`
+	Account     string   `json:"account"`
+	IP          string   `json:"ip"`
+	Port        int      `json:"port"`
+	RTT         string   `json:"rtt,omitempty"`
+	InMsgs      int64    `json:"in_msgs"`
+	OutMsgs     int64    `json:"out_msgs"`
+	InBytes     int64    `json:"in_bytes"`
+	OutBytes    int64    `json:"out_bytes"`
+	NumSubs     uint32   `json:"subscriptions"`
+	Subs        []string `json:"subscriptions_list,omitempty"`
+	Compression string   `json:"compression,omitempty"`
 }

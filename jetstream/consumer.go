@@ -172,6 +172,10 @@ type pullRequest struct {
 	priority      int
 }
 
+// errDirectDurable is nats-server's refusal of a durable "direct"
+// consumer: only a server's own (ephemeral) mirror or source consumer is.
+var errDirectDurable = errDef{400, 10091, "consumer direct requires an ephemeral consumer"}
+
 type nextRequest struct {
 	Expires   time.Duration `json:"expires,omitempty"`
 	Batch     int           `json:"batch,omitempty"`
@@ -184,6 +188,9 @@ type nextRequest struct {
 // normalizeConsumer fills defaults and validates a pull consumer config.
 func normalizeConsumer(cfg *ConsumerConfig) *APIError {
 	bad := func(msg string) *APIError { return newErr(errConsumerPolicy, "err", msg) }
+	if cfg.Direct && cfg.Durable != "" {
+		return newErr(errDirectDurable)
+	}
 	if cfg.DeliverSubject != "" && !router.ValidLiteralSubject(cfg.DeliverSubject) {
 		return newErr(errDeliverSubject)
 	}

@@ -108,7 +108,7 @@ var consumerFields = map[string]consumerField{
 	"InactiveThreshold":  {honoured, nil},
 	"Replicas":           {refused, func(c *server.ConsumerConfig) { c.Replicas = 3 }},
 	"MemoryStorage":      {honoured, nil},
-	"Direct":             {refused, nil},
+	"Direct":             {refused, nil}, // durable: nats-server refuses too (10091); ephemeral direct is a mirror/source across domains: TestLeafJetStreamDomainHubJS
 	"Sourcing":           {refused, nil},
 	"Metadata":           {honoured, func(c *server.ConsumerConfig) { c.Metadata = map[string]string{"owner": "ops"} }},
 	"PauseUntil": {honoured, func(c *server.ConsumerConfig) {

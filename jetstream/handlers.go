@@ -132,7 +132,8 @@ func (m *Manager) accountInfo() []byte {
 		Limits: accountLimits{MaxMemory: orUnlimited(m.cfg.MaxMemory), MaxStorage: orUnlimited(m.cfg.MaxStore),
 			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1, MaxAckPending: -1,
 			MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1},
-		API: apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
+		API:    apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
+		Domain: m.cfg.Domain,
 	}
 	for _, st := range m.streams {
 		used, reserved := &resp.Storage, &resp.ReservedStore

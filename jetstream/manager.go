@@ -54,6 +54,7 @@ type Config struct {
 	MaxStreams int
 	FS         store.FS // default store.OSFS
 	ServerName string   // shown as every stream's leader in stream info
+	Domain     string   // the server's JetStream domain, shown in account info and pub acks ("": none)
 	// Account is the account whose streams this Manager serves ("": the
 	// global account $G); its streams live under
 	// <StoreDir>/jetstream/<Account>/. The server checks the name (no
@@ -302,7 +303,7 @@ func (m *Manager) publish(r *request) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq, Value: val}
+		ack := &PubAck{Stream: name, Seq: seq, Value: val, Domain: m.cfg.Domain}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
@@ -314,7 +315,7 @@ func (m *Manager) publish(r *request) {
 	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
 	if async && res.pending && reply != "" {
-		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val}))
+		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
 	}
 	if res.ack != nil && reply != "" {
 		m.public(res.ack.Error)

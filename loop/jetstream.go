@@ -74,6 +74,7 @@ func (s *Server) startJetStream() error {
 			StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
 			MaxMemory: maxMem, MaxStore: maxStore, MaxStreams: maxStreams,
 			FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName, Account: name,
+			Domain: s.opts.JetStreamDomain,
 		}, &jsHost{s: s, acc: acc, deliverCache: router.NewCache(acc.sl, 1024)})
 	}
 	if err := validDomain(s.opts.JetStreamDomain); err != nil {

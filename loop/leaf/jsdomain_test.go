@@ -41,7 +41,7 @@ func TestLeafJetStreamDomain(t *testing.T) {
 		waitHubInterest(t, hub, "site.temp", 1)
 		for i := range 3 {
 			ack, err := js.Publish(ctx, "site.temp", fmt.Appendf(nil, "t%d", i))
-			if err != nil || ack.Stream != "SITE" || ack.Sequence != uint64(i+1) {
+			if err != nil || ack.Stream != "SITE" || ack.Sequence != uint64(i+1) || ack.Domain != "edge" {
 				t.Fatalf("publish %d: %+v %v", i, ack, err)
 			}
 		}
@@ -79,8 +79,8 @@ func TestLeafJetStreamDomain(t *testing.T) {
 			t.Fatalf("consumer %+v %v", ci, err)
 		}
 		// Account info through the domain prefix (the INFO mapping).
-		if _, err := js.AccountInfo(ctx); err != nil {
-			t.Fatalf("account info: %v", err)
+		if ai, err := js.AccountInfo(ctx); err != nil || ai.Domain != "edge" {
+			t.Fatalf("account info: %+v %v", ai, err)
 		}
 	})
 }

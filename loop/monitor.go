@@ -312,7 +312,7 @@ func (s *Server) AccountInfo(name string) (*monitor.AccountInfo, bool) {
 	if sp == nil {
 		return nil, false
 	}
-	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count())}
+	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count() - sysImportSubs(sp.acc))}
 	ai := &monitor.AccountInfo{AccountName: name, Complete: true, LastUpdate: s.start.UTC(),
 		IsSystem: sp.acc == auth.sysAcc, SubCnt: st.NumSubs, Sublist: &st,
 		JetStream: s.js != nil && (sp.acc == auth.gacc || sp.cfg != nil && sp.cfg.JetStream)}

@@ -129,7 +129,9 @@ func (s *Server) startSysHandlers() {
 				return
 			}
 			acc := t[3]
-			if acc == "PING" {
+			if acc == "PING" && e == "STATZ" { // every account's
+				acc = ""
+			} else if acc == "PING" {
 				acc = sys.name
 			}
 			body := msg
@@ -137,7 +139,7 @@ func (s *Server) startSysHandlers() {
 				body = msg[hdrLen:]
 			}
 			select {
-			case s.sysReqs <- sysReq{endpoint: e, acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
+			case s.sysReqs <- sysReq{endpoint: sysAccEndpoint(e), acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
 			default:
 			}
 		}))
@@ -181,6 +183,12 @@ func (s *Server) answerSys() {
 			case "IDZ":
 				out = &sysAPIResponse{Server: info, Data: map[string]string{
 					"name": s.opts.ServerName, "host": s.opts.Host, "id": s.id}}
+			case "STATZ.ACC":
+				resp := s.sysMonitor(info, "STATZ", r.acc, r.body)
+				if resp.Error == nil && sysNoAccounts(resp.Data) {
+					continue // as nats-server: no answer when no account matches
+				}
+				out = resp
 			default:
 				out = s.sysMonitor(info, r.endpoint, r.acc, r.body)
 				if r.acc != "" && out.(*sysAPIResponse).Error == nil && r.endpoint == "INFO" &&

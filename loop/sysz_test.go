@@ -163,6 +163,20 @@ func TestSystemMonitorRequests(t *testing.T) {
 			t.Fatalf("ACCOUNT.APP.CONNS: %v %s", err, m.Data)
 		}
 
+		var stz natsserver.AccountStatz
+		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.APP.STATZ", "", &stz)
+		if len(stz.Accounts) != 1 || stz.Accounts[0].Account != "APP" || stz.Accounts[0].Conns != 1 ||
+			stz.Accounts[0].Received.Msgs < 3 {
+			t.Fatalf("ACCOUNT.APP.STATZ: %+v", stz.Accounts)
+		}
+		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.PING.STATZ", `{"accounts":["APP","SYS","$G"]}`, &stz)
+		if len(stz.Accounts) != 2 || stz.Accounts[0].Account != "APP" || stz.Accounts[1].Account != "SYS" {
+			t.Fatalf("ACCOUNT.PING.STATZ: %+v", stz.Accounts)
+		}
+		if _, err := sys.Request("$SYS.REQ.ACCOUNT.$G.STATZ", nil, 300*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("STATZ of an account without connections: %v, want no answer", err)
+		}
+
 		// Over HTTP, the same builders.
 		var hc natsserver.Connz
 		monJSON(t, s, "/connz?acc=APP", &hc)

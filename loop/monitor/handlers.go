@@ -277,6 +277,19 @@ func (m *Monitor) accstatz(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if as, ok := m.src.(AccountStatSource); ok {
+		var only []string
+		if a := r.URL.Query().Get("accounts"); a != "" {
+			only = strings.Split(a, ",")
+		}
+		for _, st := range as.AccountStats() {
+			if (only == nil || slices.Contains(only, st.Account)) && (st.Conns > 0 || unused) {
+				sz.Accounts = append(sz.Accounts, st)
+			}
+		}
+		writeJSON(w, sz)
+		return
+	}
 	if acc := r.URL.Query().Get("accounts"); acc != "" && acc != GlobalAccount {
 		writeJSON(w, sz)
 		return

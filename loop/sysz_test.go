@@ -97,7 +97,7 @@ func TestSystemMonitorRequests(t *testing.T) {
 			}
 			var v natsserver.Varz
 			sysAPI(t, sys, pre+"VARZ", "", &v)
-			if v.ID != id || v.InMsgs < 3 || v.SystemAccount != "SYS" {
+			if v.ID != id || v.InMsgs < 3 || v.SystemAccount != "SYS" || v.HTTPReqStats["/connz"] != 0 {
 				t.Fatalf("%sVARZ: %+v", pre, v)
 			}
 			var hz natsserver.HealthStatus

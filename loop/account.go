@@ -55,6 +55,11 @@ type account struct {
 	// respSub is the internal subscription that takes their responses.
 	respPrefix string
 	respOnce   sync.Once
+
+	// sysImports is set once the server's CONNZ responders for this
+	// account's own users are in sl (accountSysImports): those two
+	// subscriptions are not counted as the account's.
+	sysImports atomic.Bool
 	nextResp   atomic.Uint64
 
 	mu struct {

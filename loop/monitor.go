@@ -320,6 +320,32 @@ func (s *Server) Loops() []monitor.LoopStat { return s.tr.loopStats() }
 // AccountNames lists every account, sorted.
 func (s *Server) AccountNames() []string { return sortedKeys(s.live.Load().auth.accounts) }
 
+// AccountStats reports every account's open connections, their
+// subscriptions and traffic (of the connections open now), for /accstatz.
+func (s *Server) AccountStats() []*monitor.AccountStat {
+	by := map[string]*monitor.AccountStat{}
+	var out []*monitor.AccountStat
+	for _, name := range s.AccountNames() {
+		st := &monitor.AccountStat{Account: name, Name: name}
+		by[name] = st
+		out = append(out, st)
+	}
+	for _, c := range s.Conns(false) {
+		st := by[c.Account]
+		if st == nil {
+			continue
+		}
+		st.Conns++
+		st.TotalConns++
+		st.NumSubs += c.NumSubs
+		st.Sent.Msgs += c.OutMsgs
+		st.Sent.Bytes += c.OutBytes
+		st.Received.Msgs += c.InMsgs
+		st.Received.Bytes += c.InBytes
+	}
+	return out
+}
+
 // AccountInfo describes the account name for /accountz?acc=NAME: its
 // connections (each read in its owner's context) and subscriptions.
 func (s *Server) AccountInfo(name string) (*monitor.AccountInfo, bool) {
@@ -328,7 +354,7 @@ func (s *Server) AccountInfo(name string) (*monitor.AccountInfo, bool) {
 	if sp == nil {
 		return nil, false
 	}
-	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count())}
+	st := monitor.SublistStats{NumSubs: uint32(sp.acc.sl.Count() - sysImportSubs(sp.acc))}
 	ai := &monitor.AccountInfo{AccountName: name, Complete: true, LastUpdate: s.start.UTC(),
 		IsSystem: sp.acc == auth.sysAcc, SubCnt: st.NumSubs, Sublist: &st,
 		JetStream: s.js != nil && (sp.acc == auth.gacc || sp.cfg != nil && sp.cfg.JetStream)}

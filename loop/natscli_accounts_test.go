@@ -65,7 +65,8 @@ system_account: SYS
 				t.Fatalf("%s: nats %s: %v\n%s", tc.user, strings.Join(tc.args, " "), err, out)
 			}
 		}
-		for _, args := range [][]string{{"server", "ping", "1"}, {"server", "report", "jetstream"}} {
+		for _, args := range [][]string{{"server", "ping", "1"}, {"server", "report", "jetstream"},
+			{"server", "report", "connections"}} {
 			out, err := run("app", args...)
 			if err == nil || !strings.Contains(out, "system") {
 				t.Fatalf("app user: nats %s answered:\n%s", strings.Join(args, " "), out)

@@ -163,6 +163,7 @@ func (s *Server) checkAuthLocked(o *Options) (*authConfig, error) {
 func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 	old := s.live.Swap(liveOf(o, ac))
 	s.liveSrc = *o
+	s.accountSysImports(ac.accounts, ac.sysAcc)
 	// Imports change as one, and only when the configuration changed
 	// them: the old ones go, the new ones come (a message published in
 	// between crosses no account).

@@ -297,7 +297,7 @@ func (s *Server) NumClients() int { return int(s.numConns.Load()) }
 func (s *Server) NumSubscriptions() int {
 	n := -int(s.sysSubs.Load())
 	for _, sp := range s.live.Load().auth.accounts {
-		n += sp.acc.sl.Count()
+		n += sp.acc.sl.Count() - sysImportSubs(sp.acc)
 	}
 	return n
 }

@@ -19,8 +19,9 @@ import (
 
 // sysReq is one request to the system account's server endpoints.
 type sysReq struct {
-	endpoint string // STATSZ, VARZ, HEALTHZ, IDZ, CLAIMS.UPDATE
-	acc      string // CLAIMS.UPDATE: the account the subject names, or ""
+	endpoint string   // STATSZ, VARZ, HEALTHZ, IDZ, CLAIMS.UPDATE, ...
+	acc      string   // the account the subject names (CLAIMS.UPDATE, $SYS.REQ.ACCOUNT.<acc>.<X>), or ""
+	to       *account // where the reply goes: nil for the system account
 	reply    string
 	body     []byte
 }
@@ -114,6 +115,7 @@ func (s *Server) startSysHandlers() {
 		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.UPDATE", update))
 		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", update))
 	}
+	s.accountSysImports(s.live.Load().auth.accounts, sys)
 	for _, e := range sysEndpoints {
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER.PING."+e, enqueue(e)))
 		sys.sl.Insert(internalSub("$SYS.REQ.SERVER."+s.id+"."+e, enqueue(e)))
@@ -127,7 +129,9 @@ func (s *Server) startSysHandlers() {
 				return
 			}
 			acc := t[3]
-			if acc == "PING" {
+			if acc == "PING" && e == "STATZ" { // every account's
+				acc = ""
+			} else if acc == "PING" {
 				acc = sys.name
 			}
 			body := msg
@@ -135,7 +139,7 @@ func (s *Server) startSysHandlers() {
 				body = msg[hdrLen:]
 			}
 			select {
-			case s.sysReqs <- sysReq{endpoint: e, acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
+			case s.sysReqs <- sysReq{endpoint: sysAccEndpoint(e), acc: acc, reply: string(reply), body: append([]byte(nil), body...)}:
 			default:
 			}
 		}))
@@ -179,6 +183,12 @@ func (s *Server) answerSys() {
 			case "IDZ":
 				out = &sysAPIResponse{Server: info, Data: map[string]string{
 					"name": s.opts.ServerName, "host": s.opts.Host, "id": s.id}}
+			case "STATZ.ACC":
+				resp := s.sysMonitor(info, "STATZ", r.acc, r.body)
+				if resp.Error == nil && sysNoAccounts(resp.Data) {
+					continue // as nats-server: no answer when no account matches
+				}
+				out = resp
 			default:
 				out = s.sysMonitor(info, r.endpoint, r.acc, r.body)
 				if r.acc != "" && out.(*sysAPIResponse).Error == nil && r.endpoint == "INFO" &&
@@ -190,9 +200,53 @@ func (s *Server) answerSys() {
 			if err != nil {
 				continue
 			}
-			s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+			to := sys
+			if r.to != nil {
+				to = r.to
+			}
+			s.deliverMatched(to.sl.Match(r.reply), r.reply, "", nil, b)
 		}
 	}
+}
+
+// accountSysImports gives the users of every account but the system
+// account what nats-server imports into each: $SYS.REQ.SERVER.PING.CONNZ
+// and $SYS.REQ.ACCOUNT.PING.CONNZ, answered with that account's own
+// connections. Called at start and after each change of accounts (under
+// reloadMu); an account gets them once.
+func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *account) {
+	if s.sysReqs == nil {
+		return
+	}
+	for _, sp := range accounts {
+		a := sp.acc
+		if a == sys || !a.sysImports.CompareAndSwap(false, true) {
+			continue
+		}
+		h := func(_, reply []byte, hdrLen int, msg []byte) {
+			if len(reply) == 0 {
+				return
+			}
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: "CONNZ", acc: a.name, to: a, reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}
+		a.sl.Insert(internalSub("$SYS.REQ.SERVER.PING.CONNZ", h))
+		a.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.PING.CONNZ", h))
+	}
+}
+
+// sysImportSubs is how many of a's subscriptions are accountSysImports'.
+func sysImportSubs(a *account) int {
+	if a.sysImports.Load() {
+		return 2
+	}
+	return 0
 }
 
 // sysFilterMatches applies the filter a ping may carry (nats-server's

@@ -32,7 +32,7 @@ type sysAPIError struct {
 var sysPaths = map[string]string{
 	"VARZ": "/varz", "CONNZ": "/connz", "SUBSZ": "/subsz", "JSZ": "/jsz", "HEALTHZ": "/healthz",
 	"ACCOUNTZ": "/accountz", "LEAFZ": "/leafz", "ROUTEZ": "/routez", "GATEWAYZ": "/gatewayz",
-	"INFO": "/accountz",
+	"INFO": "/accountz", "STATZ": "/accstatz",
 }
 
 // sysOptions maps each endpoint's request options (nats-server's
@@ -52,11 +52,12 @@ var sysOptions = map[string]map[string]string{
 		"details": "details"},
 	"ACCOUNTZ": {"account": "acc"},
 	"LEAFZ":    {"subscriptions": "subs", "account": "acc"},
+	"STATZ":    {"accounts": "accounts", "include_unused": "unused"},
 }
 
 // sysAccParam is the query parameter that scopes an endpoint to one
 // account, for $SYS.REQ.ACCOUNT.<acc>.<X>.
-var sysAccParam = map[string]string{"CONNZ": "acc", "SUBSZ": "acc", "JSZ": "acc", "LEAFZ": "acc", "INFO": "acc"}
+var sysAccParam = map[string]string{"CONNZ": "acc", "SUBSZ": "acc", "JSZ": "acc", "LEAFZ": "acc", "INFO": "acc", "STATZ": "accounts"}
 
 // sysQuery maps a request body to the query of endpoint's monitoring
 // path; acc, when set, scopes it to that account whatever the body says.
@@ -97,6 +98,17 @@ func sysQuery(endpoint, acc string, body []byte) (url.Values, error) {
 				continue
 			}
 			val = v
+		case []any: // a list of names (AccountStatzOptions.Accounts)
+			var names []string
+			for _, n := range v {
+				if n, ok := n.(string); ok && n != "" {
+					names = append(names, n)
+				}
+			}
+			if len(names) == 0 {
+				continue
+			}
+			val = strings.Join(names, ",")
 		default:
 			continue
 		}
@@ -140,7 +152,7 @@ func (s *Server) sysMonitor(info *sysServerInfo, endpoint, acc string, body []by
 }
 
 // sysAccEndpoints are answered as $SYS.REQ.ACCOUNT.<acc>.<X>.
-var sysAccEndpoints = []string{"CONNZ", "SUBSZ", "JSZ", "INFO", "LEAFZ", "CONNS"}
+var sysAccEndpoints = []string{"CONNZ", "SUBSZ", "JSZ", "INFO", "LEAFZ", "CONNS", "STATZ"}
 
 // sysAccConns is nats-server's AccountNumConns: how many connections an
 // account has here.
@@ -185,4 +197,25 @@ func (s *Server) answerConns(sys *account, r sysReq, seq uint64) {
 		return
 	}
 	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+}
+
+// sysAccEndpoint names the queued request for $SYS.REQ.ACCOUNT.<acc>.<e>:
+// STATZ there is an account's (/accstatz), not the server's statsz.
+func sysAccEndpoint(e string) string {
+	if e == "STATZ" {
+		return "STATZ.ACC"
+	}
+	return e
+}
+
+// sysNoAccounts tells an /accstatz document that lists no account.
+func sysNoAccounts(data any) bool {
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		return false
+	}
+	var sz struct {
+		Accounts []json.RawMessage `json:"account_statz"`
+	}
+	return json.Unmarshal(raw, &sz) == nil && len(sz.Accounts) == 0
 }

@@ -97,7 +97,7 @@ func TestSystemMonitorRequests(t *testing.T) {
 			}
 			var v natsserver.Varz
 			sysAPI(t, sys, pre+"VARZ", "", &v)
-			if v.ID != id || v.InMsgs < 3 || v.SystemAccount != "SYS" {
+			if v.ID != id || v.InMsgs < 3 || v.SystemAccount != "SYS" || v.HTTPReqStats["/connz"] != 0 {
 				t.Fatalf("%sVARZ: %+v", pre, v)
 			}
 			var hz natsserver.HealthStatus
@@ -163,6 +163,20 @@ func TestSystemMonitorRequests(t *testing.T) {
 			t.Fatalf("ACCOUNT.APP.CONNS: %v %s", err, m.Data)
 		}
 
+		var stz natsserver.AccountStatz
+		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.APP.STATZ", "", &stz)
+		if len(stz.Accounts) != 1 || stz.Accounts[0].Account != "APP" || stz.Accounts[0].Conns != 1 ||
+			stz.Accounts[0].Received.Msgs < 3 {
+			t.Fatalf("ACCOUNT.APP.STATZ: %+v", stz.Accounts)
+		}
+		sysAPI(t, sys, "$SYS.REQ.ACCOUNT.PING.STATZ", `{"accounts":["APP","SYS","$G"]}`, &stz)
+		if len(stz.Accounts) != 2 || stz.Accounts[0].Account != "APP" || stz.Accounts[1].Account != "SYS" {
+			t.Fatalf("ACCOUNT.PING.STATZ: %+v", stz.Accounts)
+		}
+		if _, err := sys.Request("$SYS.REQ.ACCOUNT.$G.STATZ", nil, 300*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("STATZ of an account without connections: %v, want no answer", err)
+		}
+
 		// Over HTTP, the same builders.
 		var hc natsserver.Connz
 		monJSON(t, s, "/connz?acc=APP", &hc)
@@ -180,11 +194,54 @@ func TestSystemMonitorRequests(t *testing.T) {
 			t.Fatalf("/accountz?acc=SYS: %+v", ha.Account)
 		}
 
+		// As nats-server imports into every account: its own users' CONNZ
+		// pings see that account alone, whatever the options say.
+		for _, subj := range []string{"$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.PING.CONNZ"} {
+			var own natsserver.Connz
+			m, err := app.Request(subj, []byte(`{"acc":"SYS","auth":true}`), 5*time.Second)
+			r := natsserver.ServerAPIResponse{Data: &own}
+			if err != nil || json.Unmarshal(m.Data, &r) != nil || r.Error != nil || own.NumConns != 1 ||
+				own.Conns[0].Account != "APP" || own.Conns[0].AuthorizedUser != "app" {
+				t.Fatalf("app user %s: %v %+v", subj, err, own)
+			}
+		}
 		for _, subj := range []string{"$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.VARZ", "$SYS.REQ.SERVER." + id + ".JSZ",
 			"$SYS.REQ.ACCOUNT.APP.CONNZ"} {
 			if _, err := app.Request(subj, nil, 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 				t.Fatalf("app user %s: %v, want no responders", subj, err)
 			}
+		}
+	})
+}
+
+// TestSystemConnzImportAfterReload: an account added by a reload answers
+// its users' $SYS.REQ.SERVER.PING.CONNZ with its own connections, and
+// /varz's subscriptions do not count the server's responders.
+func TestSystemConnzImportAfterReload(t *testing.T) {
+	looptest.Each(t, loop.Options{HTTPPort: -1}, func(t *testing.T, o loop.Options) {
+		r := startFromFile(t, o, sysConf)
+		if err := r.rewrite(t, `
+server_name: edge1
+accounts {
+  SYS { users = [ {user: sys, password: sys} ] }
+  APP { users = [ {user: app, password: app} ] }
+  NEW { users = [ {user: new, password: new} ] }
+}
+system_account: SYS
+`); err != nil {
+			t.Fatal(err)
+		}
+		nc := connUser(t, r.s, "new", "new")
+		m, err := nc.Request("$SYS.REQ.SERVER.PING.CONNZ", nil, 5*time.Second)
+		var cz natsserver.Connz
+		resp := natsserver.ServerAPIResponse{Data: &cz}
+		if err != nil || json.Unmarshal(m.Data, &resp) != nil || cz.NumConns != 1 {
+			t.Fatalf("NEW: %v %+v", err, cz)
+		}
+		var v natsserver.Varz
+		monJSON(t, r.s, "/varz", &v)
+		if v.Subscriptions != 1 { // nc's reply inbox
+			t.Fatalf("varz subscriptions %d, want 1", v.Subscriptions)
 		}
 	})
 }

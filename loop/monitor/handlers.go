@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -69,10 +70,14 @@ func New(src Source) *Monitor {
 // account's $SYS.REQ.SERVER.PING.CONNZ, say). Safe for concurrent use.
 func (m *Monitor) Request(path string, q url.Values) (int, []byte) {
 	r := httptest.NewRequest(http.MethodGet, (&url.URL{Path: path, RawQuery: q.Encode()}).String(), nil)
+	r = r.WithContext(context.WithValue(r.Context(), notHTTP{}, true))
 	w := httptest.NewRecorder()
 	m.ServeHTTP(w, r)
 	return w.Code, w.Body.Bytes()
 }
+
+// notHTTP marks a request made by Request.
+type notHTTP struct{}
 
 // ServeHTTP serves the monitoring endpoints.
 func (m *Monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
@@ -83,9 +88,11 @@ func (m *Monitor) count(path string, f http.HandlerFunc) http.HandlerFunc {
 			http.NotFound(w, r)
 			return
 		}
-		m.mu.Lock()
-		m.reqs[path]++
-		m.mu.Unlock()
+		if r.Context().Value(notHTTP{}) == nil { // http_req_stats counts HTTP requests alone, as nats-server
+			m.mu.Lock()
+			m.reqs[path]++
+			m.mu.Unlock()
+		}
 		f(w, r)
 	}
 }
@@ -275,6 +282,19 @@ func (m *Monitor) accstatz(w http.ResponseWriter, r *http.Request) {
 	sz := &AccountStatz{ID: v.ID, Now: time.Now().UTC(), Accounts: []*AccountStat{}}
 	unused, ok := decodeBool(w, r.URL.Query(), "unused")
 	if !ok {
+		return
+	}
+	if as, ok := m.src.(AccountStatSource); ok {
+		var only []string
+		if a := r.URL.Query().Get("accounts"); a != "" {
+			only = strings.Split(a, ",")
+		}
+		for _, st := range as.AccountStats() {
+			if (only == nil || slices.Contains(only, st.Account)) && (st.Conns > 0 || unused) {
+				sz.Accounts = append(sz.Accounts, st)
+			}
+		}
+		writeJSON(w, sz)
 		return
 	}
 	if acc := r.URL.Query().Get("accounts"); acc != "" && acc != GlobalAccount {

@@ -39,6 +39,14 @@ type AccountSource interface {
 	AccountInfo(name string) (info *AccountInfo, ok bool)
 }
 
+// AccountStatSource is implemented by a Source with accounts; without it
+// /accstatz knows only the global account.
+type AccountStatSource interface {
+	// AccountStats reports every account's connections and traffic, by
+	// name.
+	AccountStats() []*AccountStat
+}
+
 // JSUsage is JetStream's state at one moment.
 type JSUsage struct {
 	Config   JetStreamConfig

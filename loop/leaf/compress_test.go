@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
@@ -27,6 +28,12 @@ func TestLeafCompression(t *testing.T) {
 		t.Run(fmt.Sprintf("hub=%s,leaf=%s", c.hub, c.leaf), func(t *testing.T) {
 			ho := hubOpts()
 			ho.LeafNode.Compression = natsserver.CompressionOpts{Mode: c.hub}
+			if c.hub == "s2_auto" {
+				// First RTT threshold 1 s (default 10 ms): a loaded test
+				// machine's RTT still counts as local, and the hub does not
+				// switch to s2_best (slow under -race) mid-test.
+				ho.LeafNode.Compression.RTTThresholds = []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
+			}
 			hub := startHub(t, ho)
 			o := loop.Options{}
 			o.LeafRemotes = []loop.LeafRemote{{URLs: []string{leafURL(ho, "")}, Compression: c.leaf}}

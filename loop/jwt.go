@@ -42,24 +42,6 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: operator mode: account %q has users; in operator mode users come from JWTs", a.Name)
 		}
 	}
-	jwts := make(map[string]string, len(o.ResolverPreload))
-	for k, v := range o.ResolverPreload {
-		jwts[k] = v
-	}
-	switch strings.ToUpper(o.Resolver) {
-	case "MEMORY", "MEM":
-	case "FULL", "CACHE":
-		if o.ResolverDir == "" {
-			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
-		}
-		if err := readResolverDir(o.ResolverDir, jwts); err != nil {
-			return nil, nil, err
-		}
-	case "":
-		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
-	default:
-		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
-	}
 	om := &operatorMode{trusted: map[string]bool{}, accounts: map[string]*jwt.AccountClaims{}}
 	now := time.Now().Unix()
 	for _, tok := range o.Operators {
@@ -74,6 +56,24 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		for _, k := range oc.SigningKeys {
 			om.trusted[k] = true
 		}
+	}
+	jwts := make(map[string]string, len(o.ResolverPreload))
+	for k, v := range o.ResolverPreload {
+		jwts[k] = v
+	}
+	switch strings.ToUpper(o.Resolver) {
+	case "MEMORY", "MEM":
+	case "FULL", "CACHE":
+		if o.ResolverDir == "" {
+			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
+		}
+		if err := readResolverDir(o.ResolverDir, jwts, om.trusted); err != nil {
+			return nil, nil, err
+		}
+	case "":
+		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
+	default:
+		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
 	}
 	var accs []*Account
 	for _, pub := range sortedKeys(jwts) {

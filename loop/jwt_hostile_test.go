@@ -1,6 +1,9 @@
 package loop_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +83,66 @@ func TestOperatorHostileUserJWT(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		wantAuthViolation(t, s, "user of an expired account", nats.UserCredentials(eu))
+	})
+}
+
+// TestOperatorDirResolverHostile: what is in the resolver directory
+// cannot keep the server from starting (an account JWT that has expired
+// since it was written, a damaged file, one under another account's
+// name: skipped), and a pushed claims update that is expired or that the
+// accounts cannot take (an import nobody exports) is refused and leaves
+// the directory as it was.
+func TestOperatorDirResolverHostile(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		op := newOpSetup(t)
+		dir := t.TempDir()
+		ekp, _ := nkeys.CreateAccount()
+		ePub, _ := ekp.PublicKey()
+		ec := jwt.NewAccountClaims(ePub)
+		ec.Expires = time.Now().Add(-time.Minute).Unix()
+		etok, _ := ec.Encode(op.op)
+		dkp, _ := nkeys.CreateAccount()
+		dPub, _ := dkp.PublicKey()
+		for name, body := range map[string]string{ePub: etok, dPub: "garbage", op.bPub: op.jwts[op.aPub]} {
+			if err := os.WriteFile(filepath.Join(dir, name+".jwt"), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf := strings.Replace(op.conf(), "resolver: MEMORY", "resolver: {type: full, dir: \""+dir+"\"}", 1)
+		conf = strings.Replace(conf, "jetstream: enabled\n", "", 1)
+		r := startFromFile(t, o, conf)
+		eu, _ := creds(t, ekp, nil)
+		wantAuthViolation(t, r.s, "user of an expired account", nats.UserCredentials(eu))
+		ca, _ := creds(t, op.a, nil)
+		connect(t, r.s, nats.UserCredentials(ca))
+
+		sysCreds, _ := creds(t, op.sys, nil)
+		sys := connect(t, r.s, nats.UserCredentials(sysCreds))
+		refused := func(what, tok string) {
+			t.Helper()
+			m, err := sys.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(tok), 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if !strings.Contains(string(m.Data), `"error"`) {
+				t.Fatalf("%s: %s", what, m.Data)
+			}
+		}
+		xkp, _ := nkeys.CreateAccount()
+		xPub, _ := xkp.PublicKey()
+		xc := jwt.NewAccountClaims(xPub)
+		xc.Expires = time.Now().Add(-time.Minute).Unix()
+		xtok, _ := xc.Encode(op.op)
+		refused("expired account JWT", xtok)
+		yc := jwt.NewAccountClaims(xPub)
+		yc.Imports.Add(&jwt.Import{Account: op.aPub, Subject: "private.>", Type: jwt.Stream})
+		ytok, _ := yc.Encode(op.op)
+		refused("import nobody exports", ytok)
+		if _, err := os.Stat(filepath.Join(dir, xPub+".jwt")); !os.IsNotExist(err) {
+			t.Fatalf("refused update left in the directory: %v", err)
+		}
+		r.s.Shutdown()
+		r.s = looptest.Start(t, r.load(t))
+		connect(t, r.s, nats.UserCredentials(ca))
 	})
 }

@@ -1,6 +1,8 @@
 package loop_test
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // hostileServiceConf: A exports a service that B and C import.
@@ -70,6 +73,84 @@ func TestAccountsServiceRepliesPerImporter(t *testing.T) {
 		b.Flush()
 		if r, err := c.Request("svc.x", []byte("ok"), 5*time.Second); err != nil || string(r.Data) != "done" {
 			t.Fatalf("C's request after B's flood: %v %v", r, err)
+		}
+	})
+}
+
+// TestAccountsHostileIsolation: a user of account C subscribed to
+// everything (`>`, and the reply, $SYS and JetStream prefixes explicitly)
+// receives nothing of what the other accounts do: A's JetStream API and
+// deliveries, B's requests to A's service and their responses, the
+// system account's connect events and server requests; and C cannot
+// reach A's streams through the JetStream API or the $SYS requests.
+func TestAccountsHostileIsolation(t *testing.T) {
+	conf := `
+jetstream: enabled
+accounts {
+  A { users = [ {user: a, password: a} ], jetstream: enabled, exports = [ {service: "svc.>"} ] }
+  B { users = [ {user: b, password: b} ], imports = [ {service: {account: A, subject: "svc.>"}} ] }
+  C { users = [ {user: c, password: c} ] }
+  SYS { users = [ {user: sys, password: sys} ] }
+}
+system_account: SYS
+`
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, conf).s
+		c := connUser(t, s, "c", "c")
+		var spies []*nats.Subscription
+		for _, subj := range []string{">", "_INBOX.>", "_R_.>", "$SYS.>", "$JS.>", "$JS.API.>", "$KV.>"} {
+			sub, err := c.SubscribeSync(subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spies = append(spies, sub)
+		}
+		c.Flush()
+		a, b, sys := connUser(t, s, "a", "a"), connUser(t, s, "b", "b"), connUser(t, s, "sys", "sys")
+		a.Subscribe("svc.echo", func(m *nats.Msg) { m.Respond(m.Data) })
+		a.Flush()
+		if _, err := b.Request("svc.echo", []byte("secret"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ja, _ := jetstream.New(a)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := ja.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ja.Publish(ctx, "orders.1", []byte("secret")); err != nil {
+			t.Fatal(err)
+		}
+		cons, _ := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "D", AckPolicy: jetstream.AckExplicitPolicy})
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range msgs.Messages() {
+			m.Ack()
+		}
+		if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		connUser(t, s, "a", "a").Close()
+		a.Flush()
+		for _, sub := range spies {
+			noMsg(t, c, sub)
+		}
+		// C's own requests reach nothing of A's or the server's (its own
+		// wildcard subscriptions would answer as responders: gone first).
+		for _, sub := range spies {
+			sub.Unsubscribe()
+		}
+		if m, err := c.Request("$JS.API.STREAM.INFO.ORDERS", nil, time.Second); err == nil && strings.Contains(string(m.Data), `"ORDERS"`) && !strings.Contains(string(m.Data), `"error"`) {
+			t.Fatalf("C reached A's stream: %s", m.Data)
+		}
+		if _, err := c.Request("$SYS.REQ.SERVER.PING.CONNZ", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			t.Fatalf("C's $SYS request: %v, want no responders", err)
+		}
+		if _, err := c.Request("svc.echo", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			t.Fatalf("C's request to A's service: %v, want no responders", err)
 		}
 	})
 }

@@ -1,8 +1,12 @@
 package loop_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"github.com/evnats/evnats/loop/looptest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // hostileServiceConf: A exports a service that B and C import.
@@ -151,6 +156,54 @@ system_account: SYS
 		}
 		if _, err := c.Request("svc.echo", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
 			t.Fatalf("C's request to A's service: %v, want no responders", err)
+		}
+	})
+}
+
+// TestAccountsNonceReplay: a CONNECT carrying the signature of another
+// connection's nonce (captured and replayed) is refused: each connection
+// signs its own.
+func TestAccountsNonceReplay(t *testing.T) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	conf := `accounts { A { users = [ {nkey: ` + pub + `} ] } }`
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, conf).s
+		dial := func() (net.Conn, *bufio.Reader, string) {
+			nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(nc)
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info struct {
+				Nonce string `json:"nonce"`
+			}
+			_ = json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(line), "INFO ")), &info)
+			return nc, br, info.Nonce
+		}
+		connectLine := func(nonce string) string {
+			sig, _ := kp.Sign([]byte(nonce))
+			return `CONNECT {"verbose":false,"nkey":"` + pub + `","sig":"` + base64.RawURLEncoding.EncodeToString(sig) + `"}` + "\r\nPING\r\n"
+		}
+		_, _, first := dial()
+		nc, br, second := dial()
+		if first == second {
+			t.Fatal("two connections got the same nonce")
+		}
+		nc.Write([]byte(connectLine(first)))
+		if line, _ := br.ReadString('\n'); line != "-ERR 'Authorization Violation'\r\n" {
+			t.Fatalf("replayed signature: %q", line)
+		}
+		nc, br, third := dial()
+		nc.Write([]byte(connectLine(third)))
+		if line, _ := br.ReadString('\n'); line != "PONG\r\n" {
+			t.Fatalf("own signature: %q", line)
 		}
 	})
 }

@@ -195,7 +195,44 @@ func (om *operatorMode) userClaims(a *authConfig, o *connectOpts) (*jwt.UserClai
 	if len(uc.Src) > 0 && !srcAllowed(uc.Src, o.host) {
 		return nil, nil, false
 	}
+	if len(uc.Times) > 0 && !inTimes(uc.Times, uc.Locale, time.Now()) {
+		return nil, nil, false
+	}
 	return uc, ac, true
+}
+
+// inTimes reports whether now is within one of a user JWT's connect time
+// ranges ("15:04:05" to "15:04:05", in locale or the server's zone; an
+// end before the start runs past midnight). Unparsable: never.
+func inTimes(times []jwt.TimeRange, locale string, now time.Time) bool {
+	loc := time.Local
+	if locale != "" {
+		l, err := time.LoadLocation(locale)
+		if err != nil {
+			return false
+		}
+		loc = l
+	}
+	now = now.In(loc)
+	tod := func(s string) (time.Duration, bool) {
+		t, err := time.Parse("15:04:05", s)
+		if err != nil {
+			return 0, false
+		}
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute + time.Duration(t.Second())*time.Second, true
+	}
+	cur := time.Duration(now.Hour())*time.Hour + time.Duration(now.Minute())*time.Minute + time.Duration(now.Second())*time.Second
+	for _, r := range times {
+		start, ok1 := tod(r.Start)
+		end, ok2 := tod(r.End)
+		if !ok1 || !ok2 {
+			continue
+		}
+		if start <= end && cur >= start && cur <= end || start > end && (cur >= start || cur <= end) {
+			return true
+		}
+	}
+	return false
 }
 
 // validNow reports whether a JWT is in force at unix time now: not

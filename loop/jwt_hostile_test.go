@@ -69,6 +69,21 @@ func TestOperatorHostileUserJWT(t *testing.T) {
 		std, _ := creds(t, op.a, func(uc *jwt.UserClaims) { uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeStandard) })
 		connect(t, s, nats.UserCredentials(std))
 
+		// Connect times: a window that does not hold now is refused, one
+		// that does (running past midnight) is not.
+		now := time.Now().UTC()
+		hms := func(t time.Time) string { return t.Format("15:04:05") }
+		closedWin, _ := creds(t, op.a, func(uc *jwt.UserClaims) {
+			uc.Locale = "UTC"
+			uc.Times = []jwt.TimeRange{{Start: hms(now.Add(2 * time.Hour)), End: hms(now.Add(3 * time.Hour))}}
+		})
+		wantAuthViolation(t, s, "JWT outside its connect times", nats.UserCredentials(closedWin))
+		openWin, _ := creds(t, op.a, func(uc *jwt.UserClaims) {
+			uc.Locale = "UTC"
+			uc.Times = []jwt.TimeRange{{Start: hms(now.Add(-time.Hour)), End: hms(now.Add(time.Hour))}}
+		})
+		connect(t, s, nats.UserCredentials(openWin))
+
 		eu, _ := creds(t, ekp, nil)
 		deadline := time.Now().Add(15 * time.Second)
 		for {

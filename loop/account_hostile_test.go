@@ -207,3 +207,50 @@ func TestAccountsNonceReplay(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountsJetStreamLimitsConcurrent: many clients of one account
+// creating streams at once get exactly max_streams of them; the rest get
+// 10027, and another account is not counted against it.
+func TestAccountsJetStreamLimitsConcurrent(t *testing.T) {
+	conf := `
+jetstream: enabled
+accounts {
+  A { users = [ {user: a, password: a} ], jetstream: { max_streams: 2 } }
+  B { users = [ {user: b, password: b} ], jetstream: enabled }
+}
+`
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, conf).s
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		const n = 12
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			js, _ := jetstream.New(connUser(t, s, "a", "a"))
+			go func() {
+				_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S" + strconv.Itoa(i), Subjects: []string{"s." + strconv.Itoa(i)}})
+				errs <- err
+			}()
+		}
+		ok := 0
+		for i := 0; i < n; i++ {
+			err := <-errs
+			var apiErr *jetstream.APIError
+			switch {
+			case err == nil:
+				ok++
+			case !errors.As(err, &apiErr) || apiErr.ErrorCode != 10027:
+				t.Fatalf("create: %v", err)
+			}
+		}
+		if ok != 2 {
+			t.Fatalf("%d streams created, max_streams 2", ok)
+		}
+		jb, _ := jetstream.New(connUser(t, s, "b", "b"))
+		for i := 0; i < 3; i++ {
+			if _, err := jb.CreateStream(ctx, jetstream.StreamConfig{Name: "S" + strconv.Itoa(i), Subjects: []string{"s." + strconv.Itoa(i)}}); err != nil {
+				t.Fatalf("B: %v", err)
+			}
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evnats/evnats/router"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 )
@@ -92,16 +93,60 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT expired", pub)
 		}
 		om.accounts[pub] = ac
-		acc := accountOfJWT(ac)
+	}
+	for _, pub := range sortedKeys(jwts) {
+		acc := accountOfJWT(om.accounts[pub], func(im *jwt.Import) bool { return om.importAllowed(pub, im, now) })
 		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
 		accs = append(accs, acc)
 	}
 	return om, accs, nil
 }
 
+// importAllowed reports whether account importer may have import im: an
+// export that requires a token (token_req) is imported only with an
+// activation JWT the exporter issued to importer for that subject, in
+// force and not revoked. An import no export covers is left to
+// checkImport, which refuses it with nats-server's text.
+func (om *operatorMode) importAllowed(importer string, im *jwt.Import, now int64) bool {
+	exp := om.accounts[im.Account]
+	if exp == nil {
+		return true
+	}
+	covered := false
+	for _, e := range exp.Exports {
+		if e.Type != im.Type || !router.SubjectCovers(string(e.Subject), string(im.Subject)) {
+			continue
+		}
+		covered = true
+		if !e.TokenReq || validActivation(exp, e, importer, im, now) {
+			return true
+		}
+	}
+	return !covered
+}
+
+// validActivation checks im's activation token against export e of
+// account exp.
+func validActivation(exp *jwt.AccountClaims, e *jwt.Export, importer string, im *jwt.Import, now int64) bool {
+	if im.Token == "" {
+		return false
+	}
+	act, err := jwt.DecodeActivationClaims(im.Token)
+	if err != nil || act.Subject != importer || !validNow(&act.ClaimsData, now) {
+		return false
+	}
+	if act.Issuer != exp.Subject && (act.IssuerAccount != exp.Subject || !exp.SigningKeys.Contains(act.Issuer)) {
+		return false
+	}
+	if act.ImportType != im.Type || !router.SubjectCovers(string(act.ImportSubject), string(im.Subject)) {
+		return false
+	}
+	return !e.IsClaimRevoked(act)
+}
+
 // accountOfJWT is the Account entry an account JWT describes: its exports,
 // imports and JetStream limits.
-func accountOfJWT(ac *jwt.AccountClaims) *Account {
+func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Account {
 	a := &Account{Name: ac.Subject}
 	for _, e := range ac.Exports {
 		x := &Export{}
@@ -115,6 +160,9 @@ func accountOfJWT(ac *jwt.AccountClaims) *Account {
 		a.Exports = append(a.Exports, x)
 	}
 	for _, im := range ac.Imports {
+		if !allowed(im) {
+			continue // as nats-server: an import it may not have is left out
+		}
 		src := &ImportSource{Account: im.Account, Subject: string(im.Subject)}
 		x := &Import{}
 		local := string(im.LocalSubject)

@@ -1,6 +1,7 @@
 package loop_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +160,62 @@ func TestOperatorDirResolverHostile(t *testing.T) {
 		r.s.Shutdown()
 		r.s = looptest.Start(t, r.load(t))
 		connect(t, r.s, nats.UserCredentials(ca))
+	})
+}
+
+// TestOperatorTokenRequiredExport: an export that requires a token is
+// imported only with an activation JWT its exporter issued to the
+// importing account: without one, or with one issued to another account,
+// the import is left out (no responders), as nats-server does.
+func TestOperatorTokenRequiredExport(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		op := newOpSetup(t)
+		acct := func() (nkeys.KeyPair, string) {
+			kp, _ := nkeys.CreateAccount()
+			pub, _ := kp.PublicKey()
+			return kp, pub
+		}
+		pkp, pPub := acct()
+		pc := jwt.NewAccountClaims(pPub)
+		pc.Exports.Add(&jwt.Export{Subject: "priv.>", Type: jwt.Service, TokenReq: true})
+		op.sign(t, pc)
+		activation := func(to string) string {
+			ac := jwt.NewActivationClaims(to)
+			ac.ImportSubject = "priv.>"
+			ac.ImportType = jwt.Service
+			tok, err := ac.Encode(pkp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		importer := func(token func(pub string) string) nkeys.KeyPair {
+			kp, pub := acct()
+			c := jwt.NewAccountClaims(pub)
+			c.Imports.Add(&jwt.Import{Account: pPub, Subject: "priv.>", Type: jwt.Service, Token: token(pub)})
+			op.sign(t, c)
+			return kp
+		}
+		_, otherPub := acct()
+		none := importer(func(string) string { return "" })
+		good := importer(activation)
+		stolen := importer(func(string) string { return activation(otherPub) })
+		r := startFromFile(t, o, op.conf())
+		pcreds, _ := creds(t, pkp, nil)
+		p := connect(t, r.s, nats.UserCredentials(pcreds))
+		p.Subscribe("priv.x", func(m *nats.Msg) { m.Respond([]byte("secret")) })
+		p.Flush()
+		for _, tc := range []struct {
+			what string
+			kp   nkeys.KeyPair
+			ok   bool
+		}{{"no token", none, false}, {"its token", good, true}, {"another account's token", stolen, false}} {
+			cr, _ := creds(t, tc.kp, nil)
+			nc := connect(t, r.s, nats.UserCredentials(cr))
+			m, err := nc.Request("priv.x", nil, 2*time.Second)
+			if tc.ok && (err != nil || string(m.Data) != "secret") || !tc.ok && !errors.Is(err, nats.ErrNoResponders) {
+				t.Fatalf("%s: %v %v", tc.what, m, err)
+			}
+		}
 	})
 }

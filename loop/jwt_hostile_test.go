@@ -1,7 +1,11 @@
 package loop_test
 
 import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,6 +220,48 @@ func TestOperatorTokenRequiredExport(t *testing.T) {
 			if tc.ok && (err != nil || string(m.Data) != "secret") || !tc.ok && !errors.Is(err, nats.ErrNoResponders) {
 				t.Fatalf("%s: %v %v", tc.what, m, err)
 			}
+		}
+	})
+}
+
+// TestOperatorSrcIgnoresForwardedFor: a user JWT's src networks hold for
+// the TCP peer: a websocket client claiming an allowed address in
+// X-Forwarded-For is still refused, as nats-server.
+func TestOperatorSrcIgnoresForwardedFor(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		op := newOpSetup(t)
+		o.Websocket = wsOpts().Websocket
+		r := startFromFile(t, o, op.conf())
+		c := wsDial(t, r.s)
+		req := strings.Replace(wsGoodRequest, "\r\n\r\n", "\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n", 1)
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		_, info := readFrame(t, br)
+		var in struct {
+			Nonce string `json:"nonce"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(string(info)), "INFO ")), &in); err != nil || in.Nonce == "" {
+			t.Fatalf("INFO %q: %v", info, err)
+		}
+		u, _ := nkeys.CreateUser()
+		upub, _ := u.PublicKey()
+		uc := jwt.NewUserClaims(upub)
+		uc.Src.Add("10.0.0.0/8")
+		tok, err := uc.Encode(op.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := u.Sign([]byte(in.Nonce))
+		connect := `CONNECT {"verbose":false,"jwt":"` + tok + `","sig":"` + base64.RawURLEncoding.EncodeToString(sig) + `"}` + "\r\nPING\r\n"
+		c.Write(wsFrame(0x82, []byte(connect), []byte{1, 2, 3, 4}))
+		_, got := readFrame(t, br)
+		if !strings.HasPrefix(string(got), "-ERR 'Authorization Violation'") {
+			t.Fatalf("spoofed X-Forwarded-For: %q", got)
 		}
 	})
 }

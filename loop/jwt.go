@@ -243,7 +243,7 @@ func (om *operatorMode) userClaims(a *authConfig, o *connectOpts) (*jwt.UserClai
 	if len(uc.Src) > 0 && !srcAllowed(uc.Src, o.host) {
 		return nil, nil, false
 	}
-	if len(uc.Times) > 0 && !inTimes(uc.Times, uc.Locale, time.Now()) {
+	if ok, _ := inTimes(uc.Times, uc.Locale, time.Now()); len(uc.Times) > 0 && !ok {
 		return nil, nil, false
 	}
 	return uc, ac, true
@@ -251,13 +251,14 @@ func (om *operatorMode) userClaims(a *authConfig, o *connectOpts) (*jwt.UserClai
 
 // inTimes reports whether now is within one of a user JWT's connect time
 // ranges ("15:04:05" to "15:04:05", in locale or the server's zone; an
-// end before the start runs past midnight). Unparsable: never.
-func inTimes(times []jwt.TimeRange, locale string, now time.Time) bool {
+// end before the start runs past midnight), and until when: the latest end
+// of the ranges that hold now. Unparsable: never.
+func inTimes(times []jwt.TimeRange, locale string, now time.Time) (bool, time.Time) {
 	loc := time.Local
 	if locale != "" {
 		l, err := time.LoadLocation(locale)
 		if err != nil {
-			return false
+			return false, time.Time{}
 		}
 		loc = l
 	}
@@ -270,17 +271,30 @@ func inTimes(times []jwt.TimeRange, locale string, now time.Time) bool {
 		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute + time.Duration(t.Second())*time.Second, true
 	}
 	cur := time.Duration(now.Hour())*time.Hour + time.Duration(now.Minute())*time.Minute + time.Duration(now.Second())*time.Second
+	y, m, d := now.Date()
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	var until time.Time
+	ok := false
 	for _, r := range times {
 		start, ok1 := tod(r.Start)
 		end, ok2 := tod(r.End)
 		if !ok1 || !ok2 {
 			continue
 		}
-		if start <= end && cur >= start && cur <= end || start > end && (cur >= start || cur <= end) {
-			return true
+		var e time.Time
+		switch {
+		case start <= end && cur >= start && cur <= end, start > end && cur <= end:
+			e = midnight.Add(end)
+		case start > end && cur >= start:
+			e = midnight.Add(24*time.Hour + end)
+		default:
+			continue
+		}
+		if !ok || e.After(until) {
+			ok, until = true, e
 		}
 	}
-	return false
+	return ok, until
 }
 
 // validNow reports whether a JWT is in force at unix time now: not
@@ -321,8 +335,21 @@ func srcAllowed(src jwt.CIDRList, host string) bool {
 // entry is the users entry of a verified user JWT.
 func (om *operatorMode) entry(a *authConfig, uc *jwt.UserClaims, ac *jwt.AccountClaims) *userEntry {
 	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc}
+	// It is closed when its JWT expires, its account's does, or its
+	// connect time range ends (the first of them).
+	earliest := func(t time.Time) {
+		if u.expires.IsZero() || t.Before(u.expires) {
+			u.expires = t
+		}
+	}
 	if uc.Expires > 0 {
-		u.expires = time.Unix(uc.Expires, 0)
+		earliest(time.Unix(uc.Expires, 0))
+	}
+	if ac.Expires > 0 {
+		earliest(time.Unix(ac.Expires, 0))
+	}
+	if ok, until := inTimes(uc.Times, uc.Locale, time.Now()); len(uc.Times) > 0 && ok {
+		earliest(until)
 	}
 	p := uc.Permissions
 	if len(p.Pub.Allow)+len(p.Pub.Deny)+len(p.Sub.Allow)+len(p.Sub.Deny) > 0 {

@@ -29,7 +29,7 @@ func TestOperatorHostileUserJWT(t *testing.T) {
 	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
 		op := newOpSetup(t)
 		// Account C: a scoped signing key whose users may publish only
-		// scoped.>; account E: its JWT expires in 2 s.
+		// scoped.>; account E: its JWT expires in 5 s.
 		ckp, _ := nkeys.CreateAccount()
 		cPub, _ := ckp.PublicKey()
 		skp, _ := nkeys.CreateAccount()
@@ -43,7 +43,7 @@ func TestOperatorHostileUserJWT(t *testing.T) {
 		ekp, _ := nkeys.CreateAccount()
 		ePub, _ := ekp.PublicKey()
 		ec := jwt.NewAccountClaims(ePub)
-		ec.Expires = time.Now().Add(2 * time.Second).Unix()
+		ec.Expires = time.Now().Add(5 * time.Second).Unix()
 		op.sign(t, ec)
 		r := startFromFile(t, o, op.conf())
 		s := r.s
@@ -89,7 +89,24 @@ func TestOperatorHostileUserJWT(t *testing.T) {
 		})
 		connect(t, s, nats.UserCredentials(openWin))
 
+		// Connected users are closed when their account's JWT expires or
+		// their connect time range ends.
 		eu, _ := creds(t, ekp, nil)
+		gone := make(chan struct{}, 2)
+		closedOn := func() nats.Option { return nats.ClosedHandler(func(*nats.Conn) { gone <- struct{}{} }) }
+		connect(t, s, nats.UserCredentials(eu), closedOn())
+		ending, _ := creds(t, op.a, func(uc *jwt.UserClaims) {
+			uc.Locale = "UTC"
+			uc.Times = []jwt.TimeRange{{Start: hms(now.Add(-time.Hour)), End: hms(time.Now().UTC().Add(3 * time.Second))}}
+		})
+		connect(t, s, nats.UserCredentials(ending), closedOn())
+		for i := 0; i < 2; i++ {
+			select {
+			case <-gone:
+			case <-time.After(15 * time.Second):
+				t.Fatal("user still connected past its account's expiry or its connect time range")
+			}
+		}
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect(), nats.UserCredentials(eu))

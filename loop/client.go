@@ -121,6 +121,7 @@ type client struct {
 	parser codec.Parser
 	id     uint64
 	ip     string
+	tcpIP  string // the TCP peer's address: a websocket's X-Forwarded-For changes ip, not this
 	port   int
 	shard  *statShard
 	stat   connStat // what /connz shows (connsnap.go)
@@ -190,6 +191,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	}
 	if a, ok := remote.(*net.TCPAddr); ok {
 		c.ip, c.port = a.IP.String(), a.Port
+		c.tcpIP = c.ip
 	}
 	c.fc.gate.owner = c
 	c.fc.high = s.flowHigh()
@@ -383,7 +385,7 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 		return AuthRefused
 	}
 	nonce := c.nonce
-	o.host, o.connType = c.ip, ""
+	o.host, o.connType = c.tcpIP, "" // src limits hold for the TCP peer, as nats-server
 	if c.ws != nil {
 		o.connType = jwt.ConnectionTypeWebsocket
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evnats/evnats/router"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 )
@@ -42,24 +43,6 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: operator mode: account %q has users; in operator mode users come from JWTs", a.Name)
 		}
 	}
-	jwts := make(map[string]string, len(o.ResolverPreload))
-	for k, v := range o.ResolverPreload {
-		jwts[k] = v
-	}
-	switch strings.ToUpper(o.Resolver) {
-	case "MEMORY", "MEM":
-	case "FULL", "CACHE":
-		if o.ResolverDir == "" {
-			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
-		}
-		if err := readResolverDir(o.ResolverDir, jwts); err != nil {
-			return nil, nil, err
-		}
-	case "":
-		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
-	default:
-		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
-	}
 	om := &operatorMode{trusted: map[string]bool{}, accounts: map[string]*jwt.AccountClaims{}}
 	now := time.Now().Unix()
 	for _, tok := range o.Operators {
@@ -74,6 +57,24 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		for _, k := range oc.SigningKeys {
 			om.trusted[k] = true
 		}
+	}
+	jwts := make(map[string]string, len(o.ResolverPreload))
+	for k, v := range o.ResolverPreload {
+		jwts[k] = v
+	}
+	switch strings.ToUpper(o.Resolver) {
+	case "MEMORY", "MEM":
+	case "FULL", "CACHE":
+		if o.ResolverDir == "" {
+			return nil, nil, errors.New("loop: resolver: a full or cache resolver needs a dir")
+		}
+		if err := readResolverDir(o.ResolverDir, jwts, om.trusted); err != nil {
+			return nil, nil, err
+		}
+	case "":
+		return nil, nil, errors.New("loop: operator mode needs a resolver (resolver: MEMORY with resolver_preload, or {type: full, dir: ...})")
+	default:
+		return nil, nil, fmt.Errorf("loop: resolver %q: want MEMORY, or a block with type full or cache", o.Resolver)
 	}
 	var accs []*Account
 	for _, pub := range sortedKeys(jwts) {
@@ -92,16 +93,60 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT expired", pub)
 		}
 		om.accounts[pub] = ac
-		acc := accountOfJWT(ac)
+	}
+	for _, pub := range sortedKeys(jwts) {
+		acc := accountOfJWT(om.accounts[pub], func(im *jwt.Import) bool { return om.importAllowed(pub, im, now) })
 		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
 		accs = append(accs, acc)
 	}
 	return om, accs, nil
 }
 
+// importAllowed reports whether account importer may have import im: an
+// export that requires a token (token_req) is imported only with an
+// activation JWT the exporter issued to importer for that subject, in
+// force and not revoked. An import no export covers is left to
+// checkImport, which refuses it with nats-server's text.
+func (om *operatorMode) importAllowed(importer string, im *jwt.Import, now int64) bool {
+	exp := om.accounts[im.Account]
+	if exp == nil {
+		return true
+	}
+	covered := false
+	for _, e := range exp.Exports {
+		if e.Type != im.Type || !router.SubjectCovers(string(e.Subject), string(im.Subject)) {
+			continue
+		}
+		covered = true
+		if !e.TokenReq || validActivation(exp, e, importer, im, now) {
+			return true
+		}
+	}
+	return !covered
+}
+
+// validActivation checks im's activation token against export e of
+// account exp.
+func validActivation(exp *jwt.AccountClaims, e *jwt.Export, importer string, im *jwt.Import, now int64) bool {
+	if im.Token == "" {
+		return false
+	}
+	act, err := jwt.DecodeActivationClaims(im.Token)
+	if err != nil || act.Subject != importer || !validNow(&act.ClaimsData, now) {
+		return false
+	}
+	if act.Issuer != exp.Subject && (act.IssuerAccount != exp.Subject || !exp.SigningKeys.Contains(act.Issuer)) {
+		return false
+	}
+	if act.ImportType != im.Type || !router.SubjectCovers(string(act.ImportSubject), string(im.Subject)) {
+		return false
+	}
+	return !e.IsClaimRevoked(act)
+}
+
 // accountOfJWT is the Account entry an account JWT describes: its exports,
 // imports and JetStream limits.
-func accountOfJWT(ac *jwt.AccountClaims) *Account {
+func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Account {
 	a := &Account{Name: ac.Subject}
 	for _, e := range ac.Exports {
 		x := &Export{}
@@ -115,6 +160,9 @@ func accountOfJWT(ac *jwt.AccountClaims) *Account {
 		a.Exports = append(a.Exports, x)
 	}
 	for _, im := range ac.Imports {
+		if !allowed(im) {
+			continue // as nats-server: an import it may not have is left out
+		}
 		src := &ImportSource{Account: im.Account, Subject: string(im.Subject)}
 		x := &Import{}
 		local := string(im.LocalSubject)
@@ -195,7 +243,58 @@ func (om *operatorMode) userClaims(a *authConfig, o *connectOpts) (*jwt.UserClai
 	if len(uc.Src) > 0 && !srcAllowed(uc.Src, o.host) {
 		return nil, nil, false
 	}
+	if ok, _ := inTimes(uc.Times, uc.Locale, time.Now()); len(uc.Times) > 0 && !ok {
+		return nil, nil, false
+	}
 	return uc, ac, true
+}
+
+// inTimes reports whether now is within one of a user JWT's connect time
+// ranges ("15:04:05" to "15:04:05", in locale or the server's zone; an
+// end before the start runs past midnight), and until when: the latest end
+// of the ranges that hold now. Unparsable: never.
+func inTimes(times []jwt.TimeRange, locale string, now time.Time) (bool, time.Time) {
+	loc := time.Local
+	if locale != "" {
+		l, err := time.LoadLocation(locale)
+		if err != nil {
+			return false, time.Time{}
+		}
+		loc = l
+	}
+	now = now.In(loc)
+	tod := func(s string) (time.Duration, bool) {
+		t, err := time.Parse("15:04:05", s)
+		if err != nil {
+			return 0, false
+		}
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute + time.Duration(t.Second())*time.Second, true
+	}
+	cur := time.Duration(now.Hour())*time.Hour + time.Duration(now.Minute())*time.Minute + time.Duration(now.Second())*time.Second
+	y, m, d := now.Date()
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	var until time.Time
+	ok := false
+	for _, r := range times {
+		start, ok1 := tod(r.Start)
+		end, ok2 := tod(r.End)
+		if !ok1 || !ok2 {
+			continue
+		}
+		var e time.Time
+		switch {
+		case start <= end && cur >= start && cur <= end, start > end && cur <= end:
+			e = midnight.Add(end)
+		case start > end && cur >= start:
+			e = midnight.Add(24*time.Hour + end)
+		default:
+			continue
+		}
+		if !ok || e.After(until) {
+			ok, until = true, e
+		}
+	}
+	return ok, until
 }
 
 // validNow reports whether a JWT is in force at unix time now: not
@@ -236,8 +335,21 @@ func srcAllowed(src jwt.CIDRList, host string) bool {
 // entry is the users entry of a verified user JWT.
 func (om *operatorMode) entry(a *authConfig, uc *jwt.UserClaims, ac *jwt.AccountClaims) *userEntry {
 	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc}
+	// It is closed when its JWT expires, its account's does, or its
+	// connect time range ends (the first of them).
+	earliest := func(t time.Time) {
+		if u.expires.IsZero() || t.Before(u.expires) {
+			u.expires = t
+		}
+	}
 	if uc.Expires > 0 {
-		u.expires = time.Unix(uc.Expires, 0)
+		earliest(time.Unix(uc.Expires, 0))
+	}
+	if ac.Expires > 0 {
+		earliest(time.Unix(ac.Expires, 0))
+	}
+	if ok, until := inTimes(uc.Times, uc.Locale, time.Now()); len(uc.Times) > 0 && ok {
+		earliest(until)
 	}
 	p := uc.Permissions
 	if len(p.Pub.Allow)+len(p.Pub.Deny)+len(p.Sub.Allow)+len(p.Sub.Deny) > 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -29,8 +30,12 @@ func dirResolver(o *Options) bool {
 
 // readResolverDir adds to jwts (account public key -> JWT) the account
 // JWTs in the resolver directory, <public key>.jwt each; a file and a
-// preloaded JWT for the same account: the one issued last wins.
-func readResolverDir(dir string, jwts map[string]string) error {
+// preloaded JWT for the same account: the one issued last wins. A file
+// that is not a valid account JWT in force now, of the account it is
+// named after and signed by a trusted key, is skipped: what the
+// directory holds (an account that expired since it was written, a
+// damaged file) must not keep the server from starting or reloading.
+func readResolverDir(dir string, jwts map[string]string, trusted map[string]bool) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -48,6 +53,10 @@ func readResolverDir(dir string, jwts map[string]string) error {
 			continue
 		}
 		tok := strings.TrimSpace(string(b))
+		ac, err := jwt.DecodeAccountClaims(tok)
+		if err != nil || ac.Subject != pub || !trusted[ac.Issuer] || !validNow(&ac.ClaimsData, time.Now().Unix()) {
+			continue
+		}
 		if cur, ok := jwts[pub]; ok && issuedAt(cur) > issuedAt(tok) {
 			continue
 		}
@@ -95,21 +104,39 @@ func (s *Server) claimsUpdate(want string, body []byte) (string, error) {
 	if cur := a.op.accounts[pub]; cur != nil && cur.IssuedAt > ac.IssuedAt {
 		return pub, errors.New("jwt is older than the one in force")
 	}
+	if !validNow(&ac.ClaimsData, time.Now().Unix()) {
+		return pub, errors.New("jwt expired or not yet valid")
+	}
 	dir := s.liveSrc.ResolverDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return pub, err
 	}
-	tmp := filepath.Join(dir, pub+".jwt.tmp")
-	if err := os.WriteFile(tmp, body, 0o600); err != nil {
-		return pub, err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, pub+".jwt")); err != nil {
+	file := filepath.Join(dir, pub+".jwt")
+	prev, prevErr := os.ReadFile(file)
+	if err := writeFileAtomic(file, body); err != nil {
 		return pub, err
 	}
 	o := s.liveSrc
 	if err := s.applyAuthLocked(&o); err != nil {
+		// The accounts cannot take it (an import nobody exports...):
+		// the directory goes back to what it held.
+		if prevErr == nil {
+			_ = writeFileAtomic(file, prev)
+		} else {
+			_ = os.Remove(file)
+		}
 		return pub, err
 	}
 	s.Noticef("account %s: jwt updated", pub)
 	return pub, nil
+}
+
+// writeFileAtomic replaces file with body through a temporary file in
+// the same directory.
+func writeFileAtomic(file string, body []byte) error {
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
 }

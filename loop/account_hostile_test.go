@@ -151,8 +151,29 @@ system_account: SYS
 		if m, err := c.Request("$JS.API.STREAM.INFO.ORDERS", nil, time.Second); err == nil && strings.Contains(string(m.Data), `"ORDERS"`) && !strings.Contains(string(m.Data), `"error"`) {
 			t.Fatalf("C reached A's stream: %s", m.Data)
 		}
-		if _, err := c.Request("$SYS.REQ.SERVER.PING.CONNZ", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		if _, err := c.Request("$SYS.REQ.SERVER.PING.VARZ", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
 			t.Fatalf("C's $SYS request: %v, want no responders", err)
+		}
+		// PING.CONNZ is imported into every account, as in nats-server:
+		// it answers, but with C's own connections only.
+		m, err := c.Request("$SYS.REQ.SERVER.PING.CONNZ", nil, time.Second)
+		if err != nil {
+			t.Fatalf("C's PING.CONNZ: %v", err)
+		}
+		var cz struct {
+			Data struct {
+				Conns []struct {
+					Account string `json:"account"`
+				} `json:"connections"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(m.Data, &cz); err != nil || len(cz.Data.Conns) == 0 {
+			t.Fatalf("C's PING.CONNZ: %v %s", err, m.Data)
+		}
+		for _, cn := range cz.Data.Conns {
+			if cn.Account != "C" {
+				t.Fatalf("C's PING.CONNZ lists a connection of %q: %s", cn.Account, m.Data)
+			}
 		}
 		if _, err := c.Request("svc.echo", nil, time.Second); !errors.Is(err, nats.ErrNoResponders) {
 			t.Fatalf("C's request to A's service: %v, want no responders", err)

@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -718,15 +717,18 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 	return true
 }
 
-// markSlow cuts off a client that cannot keep up; caller holds outLock.
-func (c *client) markSlow(why string) {
+// The close reasons /connz shows for a slow consumer (nats-server's).
+const (
+	reasonSlowWriteDeadline = "Slow Consumer (Write Deadline)"
+	reasonSlowPendingBytes  = "Slow Consumer (Pending Bytes)"
+)
+
+// markSlow cuts off a client that cannot keep up, closed for reason
+// (reasonSlow*) and logged with why; caller holds outLock.
+func (c *client) markSlow(reason, why string) {
 	c.slow = true
 	c.srv.slowCons.Add(1)
-	if strings.Contains(why, "write deadline") {
-		c.setReason("Slow Consumer (Write Deadline)")
-	} else {
-		c.setReason("Slow Consumer (Pending Bytes)")
-	}
+	c.setReason(reason)
 	c.srv.Noticef("client %d (%s): slow consumer detected, %s", c.id, c.ip, why)
 	c.releaseFlow()
 	c.out.reset()
@@ -742,7 +744,7 @@ func (c *client) markSlow(why string) {
 func (c *client) tick(now time.Time) {
 	if c.lp != nil && !c.slow && !c.closing && c.writeDeadlineExpired(now) {
 		// The goroutine transport's writer has a socket deadline instead.
-		c.markSlow("write deadline of " + c.srv.opts.WriteDeadline.String() + " exceeded")
+		c.markSlow(reasonSlowWriteDeadline, "write deadline of "+c.srv.opts.WriteDeadline.String()+" exceeded")
 		return
 	}
 	if p := c.sharedProto(); p != nil {

@@ -242,7 +242,7 @@ func (c *client) afterDeliver() {
 // flowCheck is afterDeliver's slow path; it reports false if c was cut.
 func (c *client) flowCheck(p int) bool {
 	if p > c.srv.opts.MaxPending {
-		c.markSlow("max pending of " + strconv.Itoa(c.srv.opts.MaxPending) + " exceeded")
+		c.markSlow(reasonSlowPendingBytes, "max pending of "+strconv.Itoa(c.srv.opts.MaxPending)+" exceeded")
 		return false
 	}
 	switch st := c.fc.gate.state.Load(); {

@@ -314,7 +314,7 @@ func (g *goConn) writeLoop() {
 				// A client already cut at max_pending (its -ERR stuck behind
 				// the blocked write) is counted once.
 				if ne, ok := err.(net.Error); ok && ne.Timeout() && !g.c.slow {
-					g.c.markSlow("write deadline of " + g.t.srv.opts.WriteDeadline.String() + " exceeded")
+					g.c.markSlow(reasonSlowWriteDeadline, "write deadline of "+g.t.srv.opts.WriteDeadline.String()+" exceeded")
 				}
 				g.c.closing = true
 				g.mu.Unlock()

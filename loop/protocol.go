@@ -109,7 +109,7 @@ func (k *Conn) FlushSoon() { k.t.flushSoon() }
 func (k *Conn) Pending() int { return k.out.size + k.t.pendingOut() }
 
 // MarkSlow cuts the connection as a slow consumer. Caller holds Lock.
-func (k *Conn) MarkSlow(why string) { k.c().markSlow(why) }
+func (k *Conn) MarkSlow(why string) { k.c().markSlow(reasonSlowPendingBytes, why) }
 
 // AfterDeliver runs flow control after a delivery. Caller holds Lock.
 func (k *Conn) AfterDeliver() { k.c().afterDeliver() }

@@ -48,59 +48,34 @@ func throttleTo(got *atomic.Int64, published int64, per int64) error {
 }
 
 // runMQTTFanout: one QoS 0 publisher, r.Subs QoS 0 subscribers on the same
-// topic (paho, MQTT 3.1.1).
+// topic (paho, MQTT 3.1.1); each message reaches every subscriber.
 func runMQTTFanout(r row, tg target, w *window, n int) (sample, error) {
-	var got atomic.Int64
-	for i := 0; i < r.Subs; i++ {
-		c, err := dialMQTT(tg.MQTT, fmt.Sprintf("bench-fan-%d", i), true)
-		if err != nil {
-			return sample{}, err
-		}
-		defer c.Disconnect(0)
-		tok := c.Subscribe("bench/fanout", 0, func(paho.Client, paho.Message) { got.Add(1) })
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return sample{}, fmt.Errorf("subscribe %d: %v", i, tok.Error())
-		}
-	}
-	pub, err := dialMQTT(tg.MQTT, "bench-fan-pub", true)
-	if err != nil {
-		return sample{}, err
-	}
-	defer pub.Disconnect(0)
-	payload := make([]byte, r.Payload)
-	w.Start()
-	for i := 0; i < n; i++ {
-		pub.Publish("bench/fanout", 0, false, payload)
-		if i%256 == 255 {
-			if err := throttleTo(&got, int64(i), int64(r.Subs)); err != nil {
-				return sample{}, err
-			}
-		}
-	}
-	if err := waitDelivered(&got, int64(n)*int64(r.Subs), 15*time.Second); err != nil {
-		return sample{}, err
-	}
-	w.Stop()
-	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
+	return runMQTTMany(r, tg, w, n, "bench/fanout", "bench/fanout", 0, int64(r.Subs))
 }
 
 // runMQTTShared: one QoS 1 publisher, r.Subs workers in the shared
 // subscription $share/bench/bench/shared (paho, MQTT 3.1.1); each message
 // reaches exactly one worker.
 func runMQTTShared(r row, tg target, w *window, n int) (sample, error) {
+	return runMQTTMany(r, tg, w, n, "bench/shared", "$share/bench/bench/shared", 1, 1)
+}
+
+// runMQTTMany publishes n messages on topic at qos to r.Subs subscribers of
+// filter, each message delivered copies times in all.
+func runMQTTMany(r row, tg target, w *window, n int, topic, filter string, qos byte, copies int64) (sample, error) {
 	var got atomic.Int64
 	for i := 0; i < r.Subs; i++ {
-		c, err := dialMQTT(tg.MQTT, fmt.Sprintf("bench-worker-%d", i), true)
+		c, err := dialMQTT(tg.MQTT, fmt.Sprintf("bench-sub-%d", i), true)
 		if err != nil {
 			return sample{}, err
 		}
 		defer c.Disconnect(0)
-		tok := c.Subscribe("$share/bench/bench/shared", 1, func(paho.Client, paho.Message) { got.Add(1) })
+		tok := c.Subscribe(filter, qos, func(paho.Client, paho.Message) { got.Add(1) })
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			return sample{}, fmt.Errorf("subscribe %d: %v", i, tok.Error())
 		}
 	}
-	pub, err := dialMQTT(tg.MQTT, "bench-shared-pub", true)
+	pub, err := dialMQTT(tg.MQTT, "bench-pub", true)
 	if err != nil {
 		return sample{}, err
 	}
@@ -108,19 +83,20 @@ func runMQTTShared(r row, tg target, w *window, n int) (sample, error) {
 	payload := make([]byte, r.Payload)
 	w.Start()
 	for i := 0; i < n; i++ {
-		pub.Publish("bench/shared", 1, false, payload)
+		pub.Publish(topic, qos, false, payload)
 		if i%256 == 255 {
-			if err := throttleTo(&got, int64(i), 1); err != nil {
+			if err := throttleTo(&got, int64(i), copies); err != nil {
 				return sample{}, err
 			}
 		}
 	}
-	if err := waitDelivered(&got, int64(n), 15*time.Second); err != nil {
+	want := int64(n) * copies
+	if err := waitDelivered(&got, want, 15*time.Second); err != nil {
 		return sample{}, err
 	}
 	w.Stop()
-	if d := got.Load(); d != int64(n) {
-		return sample{}, fmt.Errorf("shared subscription delivered %d copies of %d messages", d, n)
+	if d := got.Load(); d != want {
+		return sample{}, fmt.Errorf("delivered %d copies of %d messages, want %d", d, n, want)
 	}
 	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
 }

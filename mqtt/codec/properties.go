@@ -40,7 +40,7 @@ const (
 	PropUserProperty           byte = 0x26
 	PropMaximumPacketSize      byte = 0x27
 	PropWildcardSubAvailable   byte = 0x28
-	PropSubscriptionIDAvailabl byte = 0x29
+	PropSubscriptionIDAvailable byte = 0x29
 	PropSharedSubAvailable     byte = 0x2A
 )
 
@@ -106,7 +106,7 @@ var propTable = [0x2B]propSpec{
 	PropUserProperty:           {tPair, 0xffff},
 	PropMaximumPacketSize:      {tU32, pk(CONNECT, CONNACK)},
 	PropWildcardSubAvailable:   {tByte, pk(CONNACK)},
-	PropSubscriptionIDAvailabl: {tByte, pk(CONNACK)},
+	PropSubscriptionIDAvailable: {tByte, pk(CONNACK)},
 	PropSharedSubAvailable:     {tByte, pk(CONNACK)},
 }
 
@@ -405,7 +405,7 @@ func (r *reader) properties(kind byte, p *Properties) error {
 			p.MaximumPacketSize = u32
 		case PropWildcardSubAvailable:
 			p.WildcardSubAvail = b8
-		case PropSubscriptionIDAvailabl:
+		case PropSubscriptionIDAvailable:
 			p.SubIDAvail = b8
 		case PropSharedSubAvailable:
 			p.SharedSubAvail = b8
@@ -513,7 +513,7 @@ func (p *Properties) byteOf(id byte) byte {
 		return p.RetainAvailable
 	case PropWildcardSubAvailable:
 		return p.WildcardSubAvail
-	case PropSubscriptionIDAvailabl:
+	case PropSubscriptionIDAvailable:
 		return p.SubIDAvail
 	case PropSharedSubAvailable:
 		return p.SharedSubAvail

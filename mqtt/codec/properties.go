@@ -15,33 +15,33 @@ import (
 
 // MQTT 5 property identifiers (MQTT 5.0 section 2.2.2.2).
 const (
-	PropPayloadFormat          byte = 0x01
-	PropMessageExpiry          byte = 0x02
-	PropContentType            byte = 0x03
-	PropResponseTopic          byte = 0x08
-	PropCorrelationData        byte = 0x09
-	PropSubscriptionID         byte = 0x0B
-	PropSessionExpiry          byte = 0x11
-	PropAssignedClientID       byte = 0x12
-	PropServerKeepAlive        byte = 0x13
-	PropAuthMethod             byte = 0x15
-	PropAuthData               byte = 0x16
-	PropRequestProblemInfo     byte = 0x17
-	PropWillDelay              byte = 0x18
-	PropRequestResponseInfo    byte = 0x19
-	PropResponseInfo           byte = 0x1A
-	PropServerReference        byte = 0x1C
-	PropReasonString           byte = 0x1F
-	PropReceiveMaximum         byte = 0x21
-	PropTopicAliasMaximum      byte = 0x22
-	PropTopicAlias             byte = 0x23
-	PropMaximumQoS             byte = 0x24
-	PropRetainAvailable        byte = 0x25
-	PropUserProperty           byte = 0x26
-	PropMaximumPacketSize      byte = 0x27
-	PropWildcardSubAvailable   byte = 0x28
+	PropPayloadFormat           byte = 0x01
+	PropMessageExpiry           byte = 0x02
+	PropContentType             byte = 0x03
+	PropResponseTopic           byte = 0x08
+	PropCorrelationData         byte = 0x09
+	PropSubscriptionID          byte = 0x0B
+	PropSessionExpiry           byte = 0x11
+	PropAssignedClientID        byte = 0x12
+	PropServerKeepAlive         byte = 0x13
+	PropAuthMethod              byte = 0x15
+	PropAuthData                byte = 0x16
+	PropRequestProblemInfo      byte = 0x17
+	PropWillDelay               byte = 0x18
+	PropRequestResponseInfo     byte = 0x19
+	PropResponseInfo            byte = 0x1A
+	PropServerReference         byte = 0x1C
+	PropReasonString            byte = 0x1F
+	PropReceiveMaximum          byte = 0x21
+	PropTopicAliasMaximum       byte = 0x22
+	PropTopicAlias              byte = 0x23
+	PropMaximumQoS              byte = 0x24
+	PropRetainAvailable         byte = 0x25
+	PropUserProperty            byte = 0x26
+	PropMaximumPacketSize       byte = 0x27
+	PropWildcardSubAvailable    byte = 0x28
 	PropSubscriptionIDAvailable byte = 0x29
-	PropSharedSubAvailable     byte = 0x2A
+	PropSharedSubAvailable      byte = 0x2A
 )
 
 // Property value types.
@@ -81,33 +81,33 @@ var acks = pk(PUBACK, PUBREC, PUBREL, PUBCOMP)
 
 // propTable is MQTT 5.0 table 2-4.
 var propTable = [0x2B]propSpec{
-	PropPayloadFormat:          {tByte, pk(PUBLISH, WILL)},
-	PropMessageExpiry:          {tU32, pk(PUBLISH, WILL)},
-	PropContentType:            {tString, pk(PUBLISH, WILL)},
-	PropResponseTopic:          {tString, pk(PUBLISH, WILL)},
-	PropCorrelationData:        {tBinary, pk(PUBLISH, WILL)},
-	PropSubscriptionID:         {tVarint, pk(PUBLISH, SUBSCRIBE)},
-	PropSessionExpiry:          {tU32, pk(CONNECT, CONNACK, DISCONNECT)},
-	PropAssignedClientID:       {tString, pk(CONNACK)},
-	PropServerKeepAlive:        {tU16, pk(CONNACK)},
-	PropAuthMethod:             {tString, pk(CONNECT, CONNACK, AUTH)},
-	PropAuthData:               {tBinary, pk(CONNECT, CONNACK, AUTH)},
-	PropRequestProblemInfo:     {tByte, pk(CONNECT)},
-	PropWillDelay:              {tU32, pk(WILL)},
-	PropRequestResponseInfo:    {tByte, pk(CONNECT)},
-	PropResponseInfo:           {tString, pk(CONNACK)},
-	PropServerReference:        {tString, pk(CONNACK, DISCONNECT)},
-	PropReasonString:           {tString, pk(CONNACK, SUBACK, UNSUBACK, DISCONNECT, AUTH) | acks},
-	PropReceiveMaximum:         {tU16, pk(CONNECT, CONNACK)},
-	PropTopicAliasMaximum:      {tU16, pk(CONNECT, CONNACK)},
-	PropTopicAlias:             {tU16, pk(PUBLISH)},
-	PropMaximumQoS:             {tByte, pk(CONNACK)},
-	PropRetainAvailable:        {tByte, pk(CONNACK)},
-	PropUserProperty:           {tPair, 0xffff},
-	PropMaximumPacketSize:      {tU32, pk(CONNECT, CONNACK)},
-	PropWildcardSubAvailable:   {tByte, pk(CONNACK)},
+	PropPayloadFormat:           {tByte, pk(PUBLISH, WILL)},
+	PropMessageExpiry:           {tU32, pk(PUBLISH, WILL)},
+	PropContentType:             {tString, pk(PUBLISH, WILL)},
+	PropResponseTopic:           {tString, pk(PUBLISH, WILL)},
+	PropCorrelationData:         {tBinary, pk(PUBLISH, WILL)},
+	PropSubscriptionID:          {tVarint, pk(PUBLISH, SUBSCRIBE)},
+	PropSessionExpiry:           {tU32, pk(CONNECT, CONNACK, DISCONNECT)},
+	PropAssignedClientID:        {tString, pk(CONNACK)},
+	PropServerKeepAlive:         {tU16, pk(CONNACK)},
+	PropAuthMethod:              {tString, pk(CONNECT, CONNACK, AUTH)},
+	PropAuthData:                {tBinary, pk(CONNECT, CONNACK, AUTH)},
+	PropRequestProblemInfo:      {tByte, pk(CONNECT)},
+	PropWillDelay:               {tU32, pk(WILL)},
+	PropRequestResponseInfo:     {tByte, pk(CONNECT)},
+	PropResponseInfo:            {tString, pk(CONNACK)},
+	PropServerReference:         {tString, pk(CONNACK, DISCONNECT)},
+	PropReasonString:            {tString, pk(CONNACK, SUBACK, UNSUBACK, DISCONNECT, AUTH) | acks},
+	PropReceiveMaximum:          {tU16, pk(CONNECT, CONNACK)},
+	PropTopicAliasMaximum:       {tU16, pk(CONNECT, CONNACK)},
+	PropTopicAlias:              {tU16, pk(PUBLISH)},
+	PropMaximumQoS:              {tByte, pk(CONNACK)},
+	PropRetainAvailable:         {tByte, pk(CONNACK)},
+	PropUserProperty:            {tPair, 0xffff},
+	PropMaximumPacketSize:       {tU32, pk(CONNECT, CONNACK)},
+	PropWildcardSubAvailable:    {tByte, pk(CONNACK)},
 	PropSubscriptionIDAvailable: {tByte, pk(CONNACK)},
-	PropSharedSubAvailable:     {tByte, pk(CONNACK)},
+	PropSharedSubAvailable:      {tByte, pk(CONNACK)},
 }
 
 // UserProperty is one name/value pair of a User Property.

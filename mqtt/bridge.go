@@ -110,6 +110,14 @@ func newBridge(s *loop.Server) (*bridge, error) {
 		}
 		h := &hold{sess: sess, offline: b.offlineSubs(sess, perms)}
 		b.holds[sess.ID] = h
+		if w := sess.pendingWill(); w != nil {
+			// Checked again: the owner's permissions may have changed.
+			if perms == nil || perms.CanPublish([]byte(w.r.Subject)) {
+				b.wills[sess.ID] = w
+			} else {
+				sess.SetWill(nil)
+			}
+		}
 		s.ReplaceSubs(nil, h.offline)
 	}
 	if len(sessions)+len(retained) > 0 {
@@ -153,15 +161,31 @@ func (b *bridge) expire(now int64) {
 		}
 	}
 	nowMs := time.Now().UnixMilli()
+	var kept []*Session // sessions whose will is published: saved without it
 	for id, w := range b.wills {
 		if nowMs >= w.due {
 			due = append(due, w)
 			delete(b.wills, id)
+			if h := b.holds[id]; h != nil {
+				h.sess.SetWill(nil)
+				kept = append(kept, h.sess)
+			}
 		}
 	}
+	closed := b.closed
 	b.mu.Unlock()
 	for _, w := range due {
 		b.publishWill(w)
+	}
+	// Saved after publishing: a crash in between publishes the will
+	// again after the restart rather than never.
+	for _, sess := range kept {
+		if closed {
+			break
+		}
+		if err := b.persist.SaveSession(sess, false); err != nil {
+			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
+		}
 	}
 	for _, sess := range ended {
 		b.redeliverShared(sess)
@@ -244,6 +268,9 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 		return nil, false, false
 	}
 	delete(b.wills, id) // back within the will delay: no will
+	if h != nil {
+		h.sess.SetWill(nil)
+	}
 	var old *conn
 	if h != nil && h.owner != nil {
 		old = h.owner
@@ -420,6 +447,7 @@ func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 	}
 	if w != nil && w.due != 0 {
 		b.wills[sess.ID] = w
+		sess.SetWill(w) // in the snapshot saved below
 	}
 	sess.SetOffline(unixNow())
 	h.offline = b.offlineSubs(sess, c.c.Perms())

@@ -2,14 +2,18 @@ package mqtt_test
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
 )
 
@@ -59,7 +63,7 @@ func TestQueuedMessagesSurviveKill9(t *testing.T) {
 // evnatsProcess builds evnats and returns how to start it (with JetStream
 // in a fixed store directory, MQTT on a fixed port) and how to dial its
 // MQTT port.
-func evnatsProcess(t *testing.T) (start func() *exec.Cmd, dialAt func() *rawMQTT) {
+func evnatsProcess(t *testing.T, args ...string) (start func() *exec.Cmd, dialAt func() *rawMQTT) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "evnats")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evnats/evnats/cmd/evnats").CombinedOutput(); err != nil {
@@ -69,7 +73,7 @@ func evnatsProcess(t *testing.T) (start func() *exec.Cmd, dialAt func() *rawMQTT
 	natsPort, mqttPort := freePort(t), freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(mqttPort)
 	start = func() *exec.Cmd {
-		cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "--mqtt_port", strconv.Itoa(mqttPort), "-js", "-sd", dir)
+		cmd := exec.Command(bin, append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "--mqtt_port", strconv.Itoa(mqttPort), "-js", "-sd", dir}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -172,4 +176,74 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestMQTT5WillDelaySurvivesKill9: an MQTT 5 client with a session expiry
+// interval and a will delay drops its connection; the server is killed
+// (SIGKILL) before the delay is over and started again; the will is still
+// published, once the delay has passed, not before and not lost.
+func TestMQTT5WillDelaySurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	httpPort := freePort(t)
+	start, dialAt := evnatsProcess(t, "-m", strconv.Itoa(httpPort))
+	p := start()
+	const delay = 3
+	dropped := time.Now()
+	wc := dialAt()
+	connect5Conn(t, wc.conn, &paho5.Connect{ClientID: "k9will", KeepAlive: 30, CleanStart: true,
+		Properties:     &paho5.ConnectProperties{SessionExpiryInterval: u32(60)},
+		WillMessage:    &paho5.WillMessage{Topic: "k9will/gone", Payload: []byte("bye"), QoS: 1},
+		WillProperties: &paho5.WillProperties{WillDelayInterval: u32(delay)}})
+	// The server sees the connection end (its gauge drops to 0), then a
+	// retained QoS 1 publish's PUBACK, which waits for every record
+	// queued before it, says the session's snapshot is on disk.
+	wc.conn.Close() // no DISCONNECT: the will stands
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/metrics"
+	waitMetric(t, metricsURL, "evnats_mqtt_connections 0")
+	pub := dialAt()
+	pub.connect("k9pub", true, 0)
+	pub.send(mcodec.AppendPublish(nil, []byte("k9will/sync"), []byte("x"), 1, true, false, 1))
+	pub.expectAck(mcodec.PUBACK, 1)
+	_ = p.Process.Signal(syscall.SIGKILL)
+	_, _ = p.Process.Wait()
+
+	start()
+	sub := connect5Conn(t, dialAt().conn, nil)
+	sub.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "k9will/gone", QoS: 1}}})
+	select {
+	case m := <-sub.msgs:
+		if string(m.Payload) != "bye" {
+			t.Fatalf("will payload %q", m.Payload)
+		}
+		if since := time.Since(dropped); since < delay*time.Second {
+			t.Fatalf("will published %v after the drop, before its %ds delay", since, delay)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the will was lost in the kill")
+	}
+	sub.none(t)
+}
+
+// waitMetric polls a /metrics URL until one of its lines is line.
+func waitMetric(t *testing.T, url, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if l == line {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never showed %q", url, line)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

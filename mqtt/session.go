@@ -109,6 +109,37 @@ type Session struct {
 	expiry       uint32
 	offlineSince int64
 	subIDs       map[string]uint32
+
+	// will is the MQTT 5 will waiting out its will delay while the client
+	// is away (nil otherwise): a copy of the bridge's, kept in the
+	// snapshot so that a restart, or a kill, does not lose it.
+	will *delayedWill
+}
+
+// SetWill records the will (nil: none) waiting for the client's return.
+func (s *Session) SetWill(w *delayedWill) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w == nil && s.will == nil {
+		return
+	}
+	s.will = nil
+	if w != nil {
+		c := *w
+		s.will = &c
+	}
+	s.dirty = true
+}
+
+// pendingWill returns a copy of the will recorded by SetWill, or nil.
+func (s *Session) pendingWill() *delayedWill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.will == nil {
+		return nil
+	}
+	c := *s.will
+	return &c
 }
 
 // SetV5 records the protocol and session expiry interval of the client now
@@ -607,8 +638,17 @@ type snapshot struct {
 	Expiry  *uint32           `json:"expiry,omitempty"`
 	Offline int64             `json:"offline,omitempty"`
 	SubIDs  map[string]uint32 `json:"sub_ids,omitempty"`
+	Will    *willSnapshot     `json:"will,omitempty"`
 	// Queue is read from snapshots of earlier versions only.
 	Queue []*Msg `json:"queue,omitempty"`
+}
+
+// willSnapshot is a pending will in a snapshot: its message, retain flag
+// and when it is due (unix milliseconds).
+type willSnapshot struct {
+	Retained
+	Retain bool  `json:"retain,omitempty"`
+	Due    int64 `json:"due"`
 }
 
 // snapshot encodes the session when it changed since the last snapshot (or
@@ -622,6 +662,9 @@ func (s *Session) snapshot(force bool) []byte {
 		V5: s.v5, Offline: s.offlineSince, SubIDs: s.subIDs}
 	if s.expiry != ExpiryNever {
 		snap.Expiry = &s.expiry
+	}
+	if w := s.will; w != nil {
+		snap.Will = &willSnapshot{Retained: *w.r, Retain: w.retain, Due: w.due}
 	}
 	snap.Inflight = make([]Msg, len(s.inflight))
 	for i, m := range s.inflight {
@@ -649,6 +692,9 @@ func restoreSession(b []byte) (*Session, error) {
 	s.v5, s.offlineSince, s.subIDs = snap.V5, snap.Offline, snap.SubIDs
 	if snap.Expiry != nil {
 		s.expiry = *snap.Expiry
+	}
+	if w := snap.Will; w != nil && w.Due > 0 {
+		s.will = &delayedWill{r: &w.Retained, retain: w.Retain, due: w.Due}
 	}
 	if snap.Subs != nil {
 		s.subs = snap.Subs

@@ -93,6 +93,11 @@ type subscription struct {
 
 	tag uint32 // a protocol plug-in's own (Conn.AddSub); loop never reads it
 
+	// noLocal: messages its own connection publishes are not delivered to
+	// it (MQTT 5 no local, Conn.SetNoLocal). The publisher is known to
+	// dispatch (origin.pub), so no header a client could forge decides it.
+	noLocal bool
+
 	// quota, for a queue member with a limit, is 1 + how many more
 	// messages publishers may pick it for (0: no limit), so that publishers
 	// on other loops stop picking it before it unsubscribes (dispatch.go).

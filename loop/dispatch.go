@@ -179,6 +179,9 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		return true
 	}
 	c := s.c
+	if s.noLocal && c == d.pub {
+		return true // its own message, left out as it asked (MQTT 5 no local)
+	}
 	if d.lp == nil { // goroutine transport: c's output is shared with its writer
 		c.t.outLock()
 	}

@@ -203,6 +203,12 @@ func (k *Conn) AddQueueSub(subject, queue, sid string, tag uint32) *Sub {
 	return s
 }
 
+// SetNoLocal makes s skip the messages its own connection publishes (MQTT 5
+// no local; a connection's own subscriptions are served where it publishes,
+// so dispatch knows the publisher). Call before s is in the sublist. Caller
+// holds Lock.
+func (k *Conn) SetNoLocal(s *Sub) { s.noLocal = true }
+
 // DropSub forgets s, which the caller takes out of the sublist itself.
 // Caller holds Lock.
 func (k *Conn) DropSub(s *Sub) {

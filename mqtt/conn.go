@@ -63,7 +63,7 @@ type conn struct {
 	authResult *loop.AuthResult // a bcrypt check's result for the re-run CONNECT
 
 	// MQTT 5 (zero on 3.1.1): v5, expiry and the limits are set by CONNECT
-	// before anything is delivered; aliasIn and noLocal belong to the
+	// before anything is delivered; aliasIn belongs to the
 	// reading goroutine; aliasOut, props, oprops, corr and subIDs are
 	// guarded by Lock (deliveries read them).
 	v5            bool
@@ -78,7 +78,6 @@ type conn struct {
 	oprops        outProps
 	corr          []byte            // decoded correlation data of that PUBLISH
 	subIDs        map[string]uint32 // filter -> subscription identifier
-	noLocal       int               // filters with no local: publishes name their source
 	willDelay     uint32
 }
 
@@ -651,10 +650,10 @@ func (m *conn) addFilter(filter string, opts byte, subID uint32) {
 		if s == nil {
 			return // closing: the filter dies with the connection
 		}
+		if opts&optNoLocal != 0 {
+			c.SetNoLocal(s) // dispatch leaves out this connection's own publishes
+		}
 		m.filters[filter] = append(m.filters[filter], s)
-	}
-	if opts&optNoLocal != 0 {
-		m.noLocal++
 	}
 	if subID != 0 {
 		if m.subIDs == nil {
@@ -676,9 +675,6 @@ func (m *conn) dropFilter(filter string) {
 	fs := m.filters[filter]
 	for _, s := range fs {
 		c.DropSub(s)
-	}
-	if len(fs) > 0 && byte(fs[0].Tag())&optNoLocal != 0 {
-		m.noLocal--
 	}
 	delete(m.subIDs, filter)
 	c.Unlock()

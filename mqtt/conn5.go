@@ -69,11 +69,7 @@ func (m *conn) connack5(present, assigned bool, id string) []byte {
 // Nmqtt-Pub and the properties (props.go).
 func (m *conn) pubHeader(dst []byte, qos byte, p *mcodec.Properties, retain bool) []byte {
 	dst = append(append(dst, mqttHeaderPrefix...), '0'+qos, '\r', '\n')
-	src := uint64(0)
-	if m.noLocal > 0 {
-		src = m.c.ID()
-	}
-	dst = appendPropHeaders(dst, p, retain, src)
+	dst = appendPropHeaders(dst, p, retain)
 	return append(dst, '\r', '\n')
 }
 
@@ -164,9 +160,6 @@ func (m *conn) deliver5(s *loop.Sub, tag uint32, subject, reply []byte, hdrLen i
 	if hdrLen > 0 {
 		hdr, msg = msg[:hdrLen], msg[hdrLen:]
 	}
-	if byte(tag)&optNoLocal != 0 && m.fromSelf(hdr) {
-		return true
-	}
 	subID := uint32(0)
 	if len(m.subIDs) > 0 {
 		subID = m.subIDs[string(filterOf(s))] // no string is made for the lookup
@@ -211,16 +204,6 @@ func filterOf(s *loop.Sub) []byte {
 		return sid[:i]
 	}
 	return sid
-}
-
-// fromSelf reports whether hdr names this connection as the publisher.
-func (m *conn) fromSelf(hdr []byte) bool {
-	v := headerValue(hdr, hdrSrc)
-	if v == nil {
-		return false
-	}
-	var buf [20]byte
-	return string(strconv.AppendUint(buf[:0], m.c.ID(), 10)) == string(v)
 }
 
 // buildProps fills m.props for a PUBLISH to this MQTT 5 client: the

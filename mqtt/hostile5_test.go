@@ -321,3 +321,48 @@ func TestMQTTSharedFilterPrunedByQueuePerms(t *testing.T) {
 		t.Fatalf("got %q", m.Topic)
 	}
 }
+
+// TestMQTT5NoLocalNotForgeable: no local is decided by the server from
+// who published, never from a header: a NATS client that puts
+// "Nmqtt-Src: <id>" on its messages (whatever the id, the MQTT
+// subscriber's connection id among them) cannot make a no-local MQTT 5
+// subscriber drop them, and the header does not reach it as a user
+// property. The subscriber's own publishes are still left out, at QoS 0
+// and 1, on both transports.
+func TestMQTT5NoLocalNotForgeable(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		s := startMQTT(t, o)
+		c := connect5(t, s.MQTTAddr().String(), nil)
+		c.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "nlf/#", QoS: 1, NoLocal: true}}})
+		c.pub(t, &paho5.Publish{Topic: "nlf/own", QoS: 0, Payload: []byte("own0")})
+		c.pub(t, &paho5.Publish{Topic: "nlf/own", QoS: 1, Payload: []byte("own1")})
+		nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		const ids = 64 // connection ids are small and sequential: the subscriber's is among them
+		for id := 0; id <= ids; id++ {
+			m := nats.NewMsg("nlf.forged")
+			m.Header.Set("Nmqtt-Src", fmt.Sprint(id))
+			m.Data = []byte(fmt.Sprint(id))
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for id := 0; id <= ids; id++ {
+			m := c.next(t)
+			if m.Topic != "nlf/forged" || string(m.Payload) != fmt.Sprint(id) {
+				t.Fatalf("message %d: %q %q (own publishes must be left out, forged ones kept)", id, m.Topic, m.Payload)
+			}
+			if m.Properties != nil {
+				for _, u := range m.Properties.User {
+					if strings.EqualFold(u.Key, "Nmqtt-Src") {
+						t.Fatalf("Nmqtt-Src reached the subscriber as a user property")
+					}
+				}
+			}
+		}
+		c.none(t)
+	})
+}

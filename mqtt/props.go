@@ -22,7 +22,6 @@ import (
 //	Nmqtt-Expiry: <seconds>     message expiry interval at publish
 //	Nmqtt-Corr: <base64>        correlation data
 //	Nmqtt-Retain: 1             published with RETAIN (for retain as published)
-//	Nmqtt-Src: <client id>      the publishing connection, for no local
 //	Content-Type: <type>        content type
 //	<name>: <value>             each user property whose name is a header name
 //
@@ -32,7 +31,6 @@ const (
 	hdrExpiry  = "Nmqtt-Expiry"
 	hdrCorr    = "Nmqtt-Corr"
 	hdrRetain  = "Nmqtt-Retain"
-	hdrSrc     = "Nmqtt-Src"
 	hdrContent = "Content-Type"
 	hdrPrefix  = "Nmqtt-"
 )
@@ -113,7 +111,7 @@ func validHeaderValue(v []byte) bool { return bytes.IndexAny(v, "\r\n") < 0 }
 // appendPropHeaders appends the header lines that carry an MQTT 5
 // PUBLISH's (or will's) properties; user properties that cannot be header
 // lines are dropped (see validHeaderName).
-func appendPropHeaders(dst []byte, p *mcodec.Properties, retain bool, src uint64) []byte {
+func appendPropHeaders(dst []byte, p *mcodec.Properties, retain bool) []byte {
 	line := func(k string, v []byte) {
 		dst = append(append(append(append(dst, k...), ':'), v...), '\r', '\n')
 	}
@@ -136,11 +134,6 @@ func appendPropHeaders(dst []byte, p *mcodec.Properties, retain bool, src uint64
 	if retain {
 		line(hdrRetain, []byte{'1'})
 	}
-	if src != 0 {
-		dst = append(append(dst, hdrSrc...), ':')
-		dst = strconv.AppendUint(dst, src, 10)
-		dst = append(dst, '\r', '\n')
-	}
 	for _, u := range p.User {
 		if validHeaderName(u.Key) && validHeaderValue(u.Value) {
 			line(string(u.Key), u.Value)
@@ -152,8 +145,7 @@ func appendPropHeaders(dst []byte, p *mcodec.Properties, retain bool, src uint64
 // outProps is what a delivery to an MQTT 5 subscriber learns from a
 // message's headers, besides the Properties it fills.
 type outProps struct {
-	retain bool   // Nmqtt-Retain
-	src    []byte // Nmqtt-Src
+	retain bool // Nmqtt-Retain
 }
 
 // propsFromHeaders fills p (reset first) with the properties hdr carries
@@ -197,8 +189,6 @@ func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int
 				}
 			case "Retain":
 				o.retain = string(v) == "1"
-			case "Src":
-				o.src = v
 			case "Reply": // stored with a queued message (storedHeader)
 				if !stored {
 					break

@@ -408,7 +408,7 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 	}
 	if m.v5 {
 		if deliver {
-			m.publish5(p, subject)
+			reason = m.publish5(p, subject)
 		}
 		m.ack5(p, reason, writes)
 		return nil

@@ -113,8 +113,10 @@ func (m *conn) resolveAlias(p *mcodec.Publish) ([]byte, error) {
 }
 
 // publish5 routes an MQTT 5 PUBLISH with its properties as headers and its
-// response topic as reply subject, and keeps it when retained.
-func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
+// response topic as reply subject, and keeps it when retained. It returns
+// the reason code of a publish it refuses (0: routed): a request past the
+// client's share of the request table.
+func (m *conn) publish5(p *mcodec.Publish, subject []byte) byte {
 	c := m.c
 	var reply []byte
 	if p.Props.Has(mcodec.PropResponseTopic) {
@@ -123,7 +125,11 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
 		// allowed to publish there as well as to receive its replies.
 		rs, err := TopicToSubject(string(p.Props.ResponseTopic), false)
 		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) && c.Perms().CanPublish([]byte(rs)) {
-			reply = []byte(m.b.rr.replySubject(rs, p.Props.CorrelationData))
+			r, ok := m.b.rr.replySubject(m.sess.ID, rs, p.Props.CorrelationData)
+			if !ok {
+				return mcodec.ReasonQuotaExceeded
+			}
+			reply = []byte(r)
 		}
 	}
 	m.pubBuf = m.pubHeader(m.pubBuf[:0], p.QoS, &p.Props, p.Retain)
@@ -135,6 +141,7 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) {
 	c.CountIn(len(p.Payload))
 	c.Publish(subject, reply, hdrLen, m.pubBuf)
 	m.pubBuf = codec.Reuse(m.pubBuf)
+	return 0
 }
 
 // ack5 acknowledges an MQTT 5 PUBLISH with its reason code.

@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -264,12 +265,17 @@ func TestMQTT5RequestBytesCountTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Flush()
-	c := connect5(t, s.MQTTAddr().String(), nil)
 	topic := "r/" + strings.Repeat("t", 64000)
-	const n = 300 // 19.2 MB of response topics
-	for i := range n {
-		c.pub(t, &paho5.Publish{Topic: "svc/x", QoS: 1, Payload: []byte(fmt.Sprint(i)),
-			Properties: &paho5.PublishProperties{ResponseTopic: topic, CorrelationData: []byte("c")}})
+	// 19.2 MB of response topics from 20 clients, each within its own
+	// share (1 MiB, TestMQTT5RequestTableShare).
+	const clients, each = 20, 15
+	const n = clients * each
+	for k := range clients {
+		c := connect5(t, s.MQTTAddr().String(), nil)
+		for i := range each {
+			c.pub(t, &paho5.Publish{Topic: "svc/x", QoS: 1, Payload: []byte(fmt.Sprint(k*each + i)),
+				Properties: &paho5.PublishProperties{ResponseTopic: topic, CorrelationData: []byte("c")}})
+		}
 	}
 	inbox := 0
 	for range n {
@@ -365,4 +371,40 @@ func TestMQTT5NoLocalNotForgeable(t *testing.T) {
 		}
 		c.none(t)
 	})
+}
+
+// TestMQTT5RequestTableShare: the table of MQTT 5 requests waiting for
+// replies (response topic and correlation data, kept two minutes) is
+// shared by every client, so one client id may hold at most 10,000 of its
+// entries (and 1 MiB): a client that sends 100,001 requests nobody answers
+// gets PUBACK 0x97 (Quota exceeded) for those past its share, and another
+// client's request still gets its reply with its correlation data.
+func TestMQTT5RequestTableShare(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	nc := connectNATS(t, s)
+	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	addr := s.MQTTAddr().String()
+	hog := connect5(t, addr, &paho5.Connect{ClientID: "hog", CleanStart: true})
+	props := &paho5.PublishProperties{ResponseTopic: "hog/r", CorrelationData: []byte("h")}
+	for range 100_001 {
+		if _, err := hog.Client.Publish(context.Background(), &paho5.Publish{Topic: "void/x", Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := hog.Client.Publish(ctx, &paho5.Publish{Topic: "void/x", QoS: 1, Properties: props})
+	if r == nil || r.ReasonCode != mcodec.ReasonQuotaExceeded {
+		t.Fatalf("request past the client's share: %+v %v, want reason 0x97", r, err)
+	}
+	fair := connect5(t, addr, nil)
+	fair.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "fair/r", QoS: 1}}})
+	fair.pub(t, &paho5.Publish{Topic: "svc/echo", QoS: 1, Payload: []byte("hi"),
+		Properties: &paho5.PublishProperties{ResponseTopic: "fair/r", CorrelationData: []byte("c-fair")}})
+	if m := fair.next(t); string(m.Payload) != "hi" || m.Properties == nil || string(m.Properties.CorrelationData) != "c-fair" {
+		t.Fatalf("fair client's reply: %q %+v", m.Payload, m.Properties)
+	}
 }

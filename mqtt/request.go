@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/evnats/evnats/loop"
 	"github.com/nats-io/nuid"
@@ -29,38 +31,56 @@ const (
 	// maxRequestBytes bounds the response topics and correlation data
 	// they keep, together (a response topic may be 64 KiB).
 	maxRequestBytes = 16 << 20
+	// maxClientRequests and maxClientRequestBytes bound one client id's
+	// share of them, so that one client cannot fill the table and leave
+	// every other requester without correlation data: past either, its
+	// request is refused (PUBACK/PUBREC 0x97 Quota exceeded; a QoS 0 one
+	// is dropped).
+	maxClientRequests     = 10_000
+	maxClientRequestBytes = 1 << 20
 )
 
 // pendingRequest is where replies to one request go.
 type pendingRequest struct {
 	subject string // the response topic's subject
 	corr    []byte
-	expires int64 // unix seconds
+	expires int64  // unix seconds
+	client  string // the requester's client id
 }
+
+// clientRequests is one client id's share of the pending requests.
+type clientRequests struct{ n, bytes int }
 
 // requests are the MQTT 5 requests waiting for replies.
 //
-// Locking rule: mu guards pending and bytes.
+// Locking rule: mu guards pending, bytes and byClient.
 type requests struct {
-	b       *bridge
-	once    sync.Once // subscribes requestPrefix on the first request
-	sub     *loop.Sub // that subscription, set once (by once)
-	mu      sync.Mutex
-	pending map[string]*pendingRequest
-	bytes   int // response topics and correlation data held in pending
+	b        *bridge
+	once     sync.Once // subscribes requestPrefix on the first request
+	sub      *loop.Sub // that subscription, set once (by once)
+	mu       sync.Mutex
+	pending  map[string]*pendingRequest
+	bytes    int                        // response topics and correlation data held in pending
+	byClient map[string]*clientRequests // each client id's share of pending
+	// refused counts requests refused past a client's share; logged is
+	// when that was last logged (unix nanoseconds): a line a second.
+	refused, logged atomic.Int64
 }
 
 func (r *requests) init(b *bridge) {
 	r.b = b
 	r.pending = make(map[string]*pendingRequest)
+	r.byClient = make(map[string]*clientRequests)
 }
 
-// replySubject returns the reply subject of a request whose response topic
-// maps to subject: one of requestPrefix that restores corr on the way
-// back, or subject itself when there is no correlation data to restore.
-func (r *requests) replySubject(subject string, corr []byte) string {
+// replySubject returns the reply subject of a request of client whose
+// response topic maps to subject: one of requestPrefix that restores corr
+// on the way back, or subject itself when there is no correlation data to
+// restore (or the table is full). It reports false, keeping nothing, when
+// client holds its share of the table already.
+func (r *requests) replySubject(client, subject string, corr []byte) (string, bool) {
 	if len(corr) == 0 {
-		return subject
+		return subject, true
 	}
 	r.once.Do(func() {
 		r.sub = r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
@@ -69,13 +89,37 @@ func (r *requests) replySubject(subject string, corr []byte) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	size := len(subject) + len(corr)
+	cr := r.byClient[client]
+	if cr != nil && (cr.n >= maxClientRequests || cr.bytes+size > maxClientRequestBytes) {
+		r.refuse(client, cr)
+		return "", false
+	}
 	if len(r.pending) >= maxRequests || r.bytes+size > maxRequestBytes {
-		return subject
+		return subject, true
+	}
+	if cr == nil {
+		cr = &clientRequests{}
+		r.byClient[client] = cr
 	}
 	token := nuid.Next()
-	r.pending[token] = &pendingRequest{subject: subject, corr: append([]byte(nil), corr...), expires: unixNow() + requestTTL}
+	r.pending[token] = &pendingRequest{subject: subject, corr: append([]byte(nil), corr...), expires: unixNow() + requestTTL, client: client}
 	r.bytes += size
-	return requestPrefix + token
+	cr.n++
+	cr.bytes += size
+	return requestPrefix + token, true
+}
+
+// refuse counts and logs (a line a second) a request refused because
+// client holds its share. Caller holds mu.
+func (r *requests) refuse(client string, cr *clientRequests) {
+	n := r.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := r.logged.Load()
+	if now-last < int64(time.Second) || !r.logged.CompareAndSwap(last, now) {
+		return
+	}
+	r.b.srv.Noticef("MQTT client %q has %d requests (%d bytes) waiting for replies, its limit: refusing more (0x97 Quota exceeded; %d so far)",
+		client, cr.n, cr.bytes, n)
 }
 
 // reply forwards a reply to its request's response topic, with the
@@ -112,7 +156,15 @@ func (r *requests) sweep(now int64) {
 	for t, p := range r.pending {
 		if now >= p.expires {
 			delete(r.pending, t)
-			r.bytes -= len(p.subject) + len(p.corr)
+			size := len(p.subject) + len(p.corr)
+			r.bytes -= size
+			if cr := r.byClient[p.client]; cr != nil {
+				if cr.n--; cr.n == 0 {
+					delete(r.byClient, p.client)
+				} else {
+					cr.bytes -= size
+				}
+			}
 		}
 	}
 	r.mu.Unlock()

@@ -139,6 +139,7 @@ func (b *bridge) NewConn(c *loop.Conn) loop.Protocol { return newConn(c, b) }
 func (b *bridge) Housekeep() {
 	now := unixNow()
 	b.expire(now)
+	b.retained.Expire(now, func(subject string) { _ = b.persist.DeleteRetained(subject) })
 	b.rr.sweep(now)
 	b.saveDirty(false)
 }
@@ -547,7 +548,8 @@ func (b *bridge) setRetained5(topic, subject string, qos byte, hdr, payload []by
 		}
 		return
 	}
-	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload), Hdr: bytes.Clone(hdr)}
+	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload), Hdr: bytes.Clone(hdr),
+		Expires: headerExpires(hdr)}
 	stored, cleared := b.retained.Set(r)
 	if !stored {
 		if cleared {

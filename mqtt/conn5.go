@@ -287,7 +287,7 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 // writeRetained5 sends a retained message to an MQTT 5 subscriber on
 // SUBSCRIBE. Caller holds Lock.
 func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
-	m.buildProps(r.Hdr, nil, subID, 0, false)
+	m.buildProps(r.Hdr, nil, subID, r.Expires, false) // with the time it has left
 	if !m.fits(r.Topic, len(r.Payload), qos) {
 		return
 	}

@@ -408,3 +408,60 @@ func TestMQTT5RequestTableShare(t *testing.T) {
 		t.Fatalf("fair client's reply: %q %+v", m.Payload, m.Properties)
 	}
 }
+
+// TestMQTT5RetainedMessageExpiry: a retained message with a message expiry
+// interval is retained only that long, across a restart too: before it
+// runs out a new subscriber gets it with the time it has left, after it
+// none does. One without an interval stays.
+func TestMQTT5RetainedMessageExpiry(t *testing.T) {
+	o := loop.Options{JetStream: true, StoreDir: t.TempDir()}
+	s := startMQTT(t, o)
+	p := connect5(t, s.MQTTAddr().String(), nil)
+	published := time.Now()
+	p.pub(t, &paho5.Publish{Topic: "rx/short", QoS: 1, Retain: true, Payload: []byte("short"),
+		Properties: &paho5.PublishProperties{MessageExpiry: u32(2)}})
+	p.pub(t, &paho5.Publish{Topic: "rx/long", QoS: 1, Retain: true, Payload: []byte("long"),
+		Properties: &paho5.PublishProperties{MessageExpiry: u32(3600)}})
+	p.pub(t, &paho5.Publish{Topic: "rx/none", QoS: 1, Retain: true, Payload: []byte("none")})
+	s.Shutdown()
+	s = startMQTT(t, o)
+
+	got := func() map[string]*paho5.Publish {
+		c := connect5(t, s.MQTTAddr().String(), nil)
+		c.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "rx/#", QoS: 0}}})
+		out := map[string]*paho5.Publish{}
+		for {
+			select {
+			case m := <-c.msgs:
+				out[m.Topic] = m
+			case <-time.After(300 * time.Millisecond):
+				return out
+			}
+		}
+	}
+	before := got()
+	if time.Since(published) < 2*time.Second {
+		m := before["rx/short"]
+		if m == nil || m.Properties == nil || m.Properties.MessageExpiry == nil || *m.Properties.MessageExpiry > 2 {
+			t.Fatalf("rx/short before its expiry: %+v", m)
+		}
+	}
+	time.Sleep(time.Until(published.Add(2100 * time.Millisecond))) // the interval running out is what is tested
+	after := got()
+	if m := after["rx/short"]; m != nil {
+		t.Fatalf("rx/short retained past its message expiry interval: %q", m.Payload)
+	}
+	if m := after["rx/long"]; m == nil || m.Properties == nil || m.Properties.MessageExpiry == nil ||
+		*m.Properties.MessageExpiry > 3600 || *m.Properties.MessageExpiry < 3590 {
+		t.Fatalf("rx/long: %+v", m)
+	}
+	if after["rx/none"] == nil {
+		t.Fatal("rx/none lost")
+	}
+	// Gone from the store too: a restart does not bring it back.
+	s.Shutdown()
+	s = startMQTT(t, o)
+	if m := got()["rx/short"]; m != nil {
+		t.Fatalf("rx/short back after a restart: %q", m.Payload)
+	}
+}

@@ -20,7 +20,13 @@ type Retained struct {
 	Payload []byte `json:"payload"`
 	// Hdr is the header block of an MQTT 5 message (its properties).
 	Hdr []byte `json:"hdr,omitempty"`
+	// Expires is when an MQTT 5 message expiry interval runs out (unix
+	// seconds; 0: never): the message is retained until then.
+	Expires int64 `json:"exp,omitempty"`
 }
+
+// expired reports whether r's message expiry interval has run out at now.
+func (r *Retained) expired(now int64) bool { return r.Expires != 0 && now >= r.Expires }
 
 // DefaultMaxRetainedMsgs and DefaultMaxRetainedBytes bound the retained
 // messages the server keeps, all of them in memory: last-known states,
@@ -34,13 +40,15 @@ const (
 // RetainedSet holds one retained message per subject, within limits on
 // their number and bytes.
 //
-// Locking rule: mu guards msgs, the totals and the limits. Publishers on
+// Locking rule: mu guards msgs, the totals and the limits. Expire takes
+// Persister.mu under it; nothing holding Persister.mu takes mu. Publishers on
 // any loop set and clear entries; subscribers on any loop read matches.
 type RetainedSet struct {
 	mu                sync.RWMutex
 	msgs              map[string]*Retained
 	bytes             int
 	maxMsgs, maxBytes int
+	expiring          int // messages with an expiry: Expire scans only while there are some
 }
 
 // NewRetainedSet returns an empty set with the default limits.
@@ -73,14 +81,55 @@ func (rs *RetainedSet) Set(r *Retained) (stored, cleared bool) {
 	}
 	if msgs > rs.maxMsgs || bytes > rs.maxBytes {
 		if old != nil {
-			delete(rs.msgs, r.Subject)
-			rs.bytes -= old.size()
+			rs.drop(r.Subject, old)
 		}
 		return false, old != nil
 	}
-	rs.msgs[r.Subject] = r
+	rs.put(r, old)
 	rs.bytes = bytes
 	return true, false
+}
+
+// put stores r in place of old (nil: none), counting the expiring ones.
+// Caller holds mu.
+func (rs *RetainedSet) put(r, old *Retained) {
+	if old != nil && old.Expires != 0 {
+		rs.expiring--
+	}
+	if r.Expires != 0 {
+		rs.expiring++
+	}
+	rs.msgs[r.Subject] = r
+}
+
+// Expire removes the messages whose expiry interval has run out at now,
+// calling gone with each one's subject under mu, so that a retained
+// publish on the subject (Set, then its store record) comes wholly before
+// or after gone removes the expired message's record.
+func (rs *RetainedSet) Expire(now int64, gone func(subject string)) {
+	rs.mu.RLock()
+	n := rs.expiring
+	rs.mu.RUnlock()
+	if n == 0 {
+		return
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for subj, r := range rs.msgs {
+		if r.expired(now) {
+			rs.drop(subj, r)
+			gone(subj)
+		}
+	}
+}
+
+// drop removes r, the message of subj. Caller holds mu.
+func (rs *RetainedSet) drop(subj string, r *Retained) {
+	rs.bytes -= r.size()
+	if r.Expires != 0 {
+		rs.expiring--
+	}
+	delete(rs.msgs, subj)
 }
 
 // Restore stores r whatever the limits: a message kept before a restart
@@ -88,10 +137,11 @@ func (rs *RetainedSet) Set(r *Retained) (stored, cleared bool) {
 func (rs *RetainedSet) Restore(r *Retained) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if old := rs.msgs[r.Subject]; old != nil {
+	old := rs.msgs[r.Subject]
+	if old != nil {
 		rs.bytes -= old.size()
 	}
-	rs.msgs[r.Subject] = r
+	rs.put(r, old)
 	rs.bytes += r.size()
 }
 
@@ -108,8 +158,7 @@ func (rs *RetainedSet) Clear(subject string) bool {
 	defer rs.mu.Unlock()
 	old, ok := rs.msgs[subject]
 	if ok {
-		rs.bytes -= old.size()
-		delete(rs.msgs, subject)
+		rs.drop(subject, old)
 	}
 	return ok
 }
@@ -118,19 +167,21 @@ func (rs *RetainedSet) Clear(subject string) bool {
 // mapped to its NATS subjects) receives; filters starting with a wildcard do
 // not see '$' topics.
 func (rs *RetainedSet) Match(subjects []string, skipDollar bool) []*Retained {
+	now := unixNow() // an expired message waiting for Expire is not sent
 	rs.mu.RLock()
 	defer rs.mu.RUnlock()
 	if len(subjects) == 1 && router.ValidLiteralSubject(subjects[0]) {
 		// A filter without wildcards names one topic: no scan of the set,
 		// which a SUBSCRIBE of many filters would repeat per filter.
-		if r := rs.msgs[subjects[0]]; r != nil {
+		if r := rs.msgs[subjects[0]]; r != nil && !r.expired(now) {
 			return []*Retained{r}
 		}
 		return nil
 	}
 	var out []*Retained
+	expiring := rs.expiring > 0
 	for subj, r := range rs.msgs {
-		if skipDollar && len(r.Topic) > 0 && r.Topic[0] == '$' {
+		if skipDollar && len(r.Topic) > 0 && r.Topic[0] == '$' || expiring && r.expired(now) {
 			continue
 		}
 		for _, pattern := range subjects {

@@ -249,10 +249,10 @@ func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 		if !m.fits(msg.Topic, len(msg.Payload), msg.QoS) {
 			return false
 		}
-		m.writePublish5(msg.Topic, msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+		m.writePublish5(msg.Topic, msg.Payload, msg.QoS, false, (resend || msg.resent) && msg.ID != 0, msg.ID)
 		return true
 	}
-	m.writePublish(msg.Topic, msg.Payload, msg.QoS, false, resend && msg.ID != 0, msg.ID)
+	m.writePublish(msg.Topic, msg.Payload, msg.QoS, false, (resend || msg.resent) && msg.ID != 0, msg.ID)
 	return true
 }
 

@@ -204,3 +204,64 @@ func TestMQTT5AliasQuota(t *testing.T) {
 	}
 	r.expectDisconnect5(mcodec.ReasonQuotaExceeded)
 }
+
+// TestMQTT5ResumeHonoursReceiveMaximum: a client that comes back to its
+// session with a smaller Receive Maximum than it had gets no more
+// unacknowledged QoS 1 messages resent than it now allows; each ack lets
+// the next one through (DUP set: it was sent before).
+func TestMQTT5ResumeHonoursReceiveMaximum(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	r := dialRaw(t, s)
+	r.connect5("rm", props5(mcodec.PropSessionExpiry, 0, 0, 0, 60))
+	r.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "rm/#"), 1)...)))
+	if typ, _, _ := r.read(); typ != mcodec.SUBACK {
+		t.Fatalf("SUBACK type %d", typ)
+	}
+	pub := dialRaw(t, s)
+	pub.connect("rm-pub", true, 0)
+	const n = 5
+	for i := 1; i <= n; i++ {
+		pub.publish("rm/x", "m", 1, uint16(i), false)
+		pub.expectAck(mcodec.PUBACK, uint16(i))
+	}
+	for range n {
+		r.readPublish() // left unacknowledged
+	}
+	r.conn.Close()
+
+	r = dialRaw(t, s)
+	body := append(str(nil, "MQTT"), 5, 0, 0, 0) // clean start off
+	body = append(body, props5(mcodec.PropSessionExpiry, 0, 0, 0, 60, mcodec.PropReceiveMaximum, 0, 2)...)
+	r.send(packet(mcodec.CONNECT<<4, str(body, "rm")))
+	if typ, _, b := r.read(); typ != mcodec.CONNACK || b[0] != 1 {
+		t.Fatalf("CONNACK type %d % x", typ, b)
+	}
+	// What the server wrote on CONNECT comes before the PINGRESP.
+	resent := func() []rawPublish {
+		r.send([]byte{mcodec.PINGREQ << 4, 0})
+		var out []rawPublish
+		for {
+			typ, flags, b := r.read()
+			if typ == mcodec.PINGRESP {
+				return out
+			}
+			if typ != mcodec.PUBLISH {
+				t.Fatalf("type %d", typ)
+			}
+			out = append(out, rawPublish{dup: flags&8 != 0, id: uint16(b[6])<<8 | uint16(b[7])})
+		}
+	}
+	got := resent()
+	if len(got) != 2 {
+		t.Fatalf("resent %d messages to a client with Receive Maximum 2", len(got))
+	}
+	for k := 2; k < n; k++ {
+		r.send(mcodec.AppendAck(nil, mcodec.PUBACK, got[0].id))
+		got = got[1:]
+		more := resent()
+		if len(more) != 1 || !more[0].dup {
+			t.Fatalf("after ack %d: %+v", k-1, more)
+		}
+		got = append(got, more...)
+	}
+}

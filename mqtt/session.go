@@ -52,6 +52,11 @@ type Msg struct {
 	// ("" for none): if the client leaves for good with it unacknowledged,
 	// another member of the group gets it.
 	Group string `json:"group,omitempty"`
+
+	// resent marks an inflight message held back on Resume (the window
+	// was full) and sent later: it goes with DUP. Written under
+	// Session.mu, read by the connection after Acked returns it.
+	resent bool
 }
 
 // size is what a message counts against the byte limit.
@@ -93,6 +98,10 @@ type Session struct {
 	held, heldBytes   int
 	maxMsgs, maxBytes int
 	dirty             bool // the snapshot changed (the queue is not in it)
+	// unsent is how many inflight messages, the last ones, Resume held
+	// back because the client's window (its receive maximum) is smaller
+	// than what was inflight: acks send them before any queued one.
+	unsent int
 	// journal, set for persistent sessions, records each queued message as
 	// it arrives and returns its record's sequence; forget removes a record
 	// once its message is acknowledged or dropped. Both run under mu (see
@@ -545,10 +554,21 @@ func (s *Session) Acked(id uint16) []*Msg {
 	if i < 0 {
 		return nil
 	}
+	s.unsent = min(s.unsent, len(s.inflight)) // Prune may have taken some
+	if i >= len(s.inflight)-s.unsent {
+		s.unsent-- // acked from an earlier connection's delivery
+	}
 	s.release(s.inflight[i])
 	s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
 	s.dirty = true
-	return s.refill()
+	var out []*Msg
+	for s.unsent > 0 && len(s.inflight)-s.unsent < s.maxInflight {
+		m := s.inflight[len(s.inflight)-s.unsent]
+		m.resent = true
+		out = append(out, m)
+		s.unsent--
+	}
+	return append(out, s.refill()...)
 }
 
 // refill moves queued messages into the window. Caller holds mu.
@@ -596,7 +616,10 @@ func (s *Session) Received(id uint16) {
 func (s *Session) Resume() []*Msg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := append([]*Msg(nil), s.inflight...)
+	// No more than the client's window: the rest follow as acks free it.
+	n := min(len(s.inflight), s.maxInflight)
+	s.unsent = len(s.inflight) - n
+	out := append([]*Msg(nil), s.inflight[:n]...)
 	return append(out, s.refill()...)
 }
 

@@ -398,8 +398,17 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 	writes := m.b.persist.Writes()
 	deliver := true
 	reason := byte(0)
-	if p.QoS == 2 && !m.sess.IncomingQoS2(p.PacketID) {
-		deliver = false // a resent PUBLISH before PUBREL: delivered already
+	if p.QoS == 2 {
+		limit := 0
+		if m.v5 {
+			limit = receiveMax
+		}
+		isNew, ok := m.sess.IncomingQoS2(p.PacketID, limit)
+		if !ok {
+			return &mcodec.ReasonError{Code: mcodec.ReasonReceiveMaximumExceeded,
+				Msg: "mqtt: more QoS 2 publishes awaiting PUBREL than the receive maximum " + strconv.Itoa(receiveMax)}
+		}
+		deliver = isNew // a resent PUBLISH before PUBREL: delivered already
 	}
 	if deliver && !c.Perms().CanPublish(subject) {
 		c.Server().Noticef("MQTT client %d (%s): permissions violation for publish to %q", c.ID(), c.IP(), subject)

@@ -22,6 +22,11 @@ const topicAliasMax = 64
 // those of the aliases the server gives the topics it sends.
 const maxAliasBytes = 64 << 10
 
+// receiveMax is the Receive Maximum the server offers MQTT 5 clients
+// (CONNACK): the QoS 2 publishes awaiting PUBREL a client may have, each
+// an id the session keeps and snapshots. One more gets DISCONNECT 0x93.
+const receiveMax = 1024
+
 // maxAliasOut bounds the aliases the server gives topics it sends, whatever
 // the client allows.
 const maxAliasOut = 1024
@@ -57,6 +62,8 @@ func (m *conn) connack5(present, assigned bool, id string) []byte {
 		p.Set(mcodec.PropAssignedClientID)
 		p.AssignedClientID = []byte(id)
 	}
+	p.Set(mcodec.PropReceiveMaximum)
+	p.ReceiveMaximum = receiveMax
 	p.Set(mcodec.PropTopicAliasMaximum)
 	p.TopicAliasMaximum = topicAliasMax
 	p.Set(mcodec.PropMaximumPacketSize)

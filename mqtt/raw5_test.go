@@ -265,3 +265,47 @@ func TestMQTT5ResumeHonoursReceiveMaximum(t *testing.T) {
 		got = append(got, more...)
 	}
 }
+
+// TestMQTT5ServerReceiveMaximum: CONNACK names the server's Receive
+// Maximum (1024) and the server holds the client to it: QoS 2 publishes
+// awaiting PUBREL are its in-flight ones (each is state the session keeps
+// and snapshots), and one more than the maximum gets DISCONNECT 0x93
+// (Receive Maximum exceeded). A repeated id, or one released by PUBREL,
+// does not count.
+func TestMQTT5ServerReceiveMaximum(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	r := dialRaw(t, s)
+	ack := r.connect5("rmax", props5())
+	if !bytes.Contains(ack, []byte{mcodec.PropReceiveMaximum, 4, 0}) {
+		t.Fatalf("CONNACK without Receive Maximum 1024: % x", ack)
+	}
+	const max = 1024
+	pub := func(id uint16) {
+		r.send(packet(mcodec.PUBLISH<<4|2<<1, append(append(str(nil, "rmax/x"), byte(id>>8), byte(id)), append(props5(), 'm')...)))
+	}
+	for id := uint16(1); id <= max; id++ {
+		pub(id)
+	}
+	for id := uint16(1); id <= max; id++ {
+		if typ, _, b := r.read(); typ != mcodec.PUBREC || uint16(b[0])<<8|uint16(b[1]) != id {
+			t.Fatalf("want PUBREC %d, got type %d % x", id, typ, b)
+		}
+	}
+	pub(7) // a repeat: within the window
+	r.expectAck5(mcodec.PUBREC, 7)
+	r.send(mcodec.AppendAck(nil, mcodec.PUBREL, 1))
+	r.expectAck5(mcodec.PUBCOMP, 1)
+	pub(max + 1) // takes the place id 1 left
+	r.expectAck5(mcodec.PUBREC, max+1)
+	pub(max + 2)
+	r.expectDisconnect5(mcodec.ReasonReceiveMaximumExceeded)
+}
+
+// expectAck5 reads an MQTT 5 ack of kind for id (any reason code).
+func (r *rawMQTT) expectAck5(kind byte, id uint16) {
+	r.t.Helper()
+	typ, _, b := r.read()
+	if typ != kind || len(b) < 2 || uint16(b[0])<<8|uint16(b[1]) != id {
+		r.t.Fatalf("want ack type %d id %d, got type %d % x", kind, id, typ, b)
+	}
+}

@@ -624,16 +624,21 @@ func (s *Session) Resume() []*Msg {
 }
 
 // IncomingQoS2 records an incoming QoS 2 packet id and reports whether it is
-// new: a PUBLISH repeated before PUBREL must not be delivered twice.
-func (s *Session) IncomingQoS2(id uint16) bool {
+// new (a PUBLISH repeated before PUBREL must not be delivered twice); ok is
+// false, nothing recorded, for a new id when limit (0: none) ids already
+// await PUBREL.
+func (s *Session) IncomingQoS2(id uint16, limit int) (isNew, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.qos2In[id]; dup {
-		return false
+		return false, true
+	}
+	if limit > 0 && len(s.qos2In) >= limit {
+		return false, false
 	}
 	s.qos2In[id] = struct{}{}
 	s.dirty = true
-	return true
+	return true, true
 }
 
 // Release forgets an incoming QoS 2 id on PUBREL.

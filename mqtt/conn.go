@@ -782,8 +782,8 @@ func (m *conn) Tick(now time.Time) {
 	}
 }
 
-// Close releases the session and, unless the client said DISCONNECT or was
-// taken over, publishes its will (an MQTT 5 will after its delay, unless
+// Close releases the session and, unless the client said DISCONNECT (or,
+// on 3.1.1, was taken over), publishes its will (an MQTT 5 will after its delay, unless
 // the client is back by then). Runs once, in the connection's context,
 // when it has ended.
 func (m *conn) Close() {
@@ -798,7 +798,10 @@ func (m *conn) Close() {
 		}
 	}
 	held := m.b.release(m, m.sess, w)
-	if held && w != nil && w.due == 0 {
+	// Taken over, an MQTT 5 client's will is still published when it has
+	// no delay (MQTT 5 3.1.4; with one, the new connection came in time);
+	// a 3.1.1 client's is dropped, as nats-server drops it.
+	if w != nil && w.due == 0 && (held || m.v5) {
 		m.b.publishWill(w)
 	}
 	if held && (m.sess.Clean || m.sess.Expiry() == 0) {

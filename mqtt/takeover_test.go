@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/evnats/evnats/loop"
 )
@@ -97,4 +98,37 @@ func waitMQTT(t *testing.T, s *loop.Server, ok func(mqttStat) bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestMQTT5TakeoverPublishesWill: MQTT 5 says the will of a client whose
+// session is taken over is published as for any connection that ends
+// without DISCONNECT (3.1.4): at once with will delay 0; with a delay, the
+// new connection came in time and there is none. MQTT 3.1.1 keeps
+// nats-server's rule (a taken-over client's will is dropped).
+func TestMQTT5TakeoverPublishesWill(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	addr := s.MQTTAddr().String()
+	w := connect5(t, addr, nil)
+	w.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "tw/#", QoS: 0}}})
+	for _, c := range []struct {
+		id    string
+		delay uint32
+		will  bool
+	}{{"tw-now", 0, true}, {"tw-later", 30, false}} {
+		connect5(t, addr, &paho5.Connect{ClientID: c.id, CleanStart: true,
+			Properties:     &paho5.ConnectProperties{SessionExpiryInterval: u32(60)},
+			WillMessage:    &paho5.WillMessage{Topic: "tw/" + c.id, Payload: []byte("gone")},
+			WillProperties: &paho5.WillProperties{WillDelayInterval: u32(c.delay)}})
+		connect5(t, addr, &paho5.Connect{ClientID: c.id, Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(60)}})
+		if c.will {
+			if m := w.next(t); m.Topic != "tw/"+c.id {
+				t.Fatalf("will %q", m.Topic)
+			}
+		}
+		w.none(t)
+	}
+	old := connectMQTT(t, s, "tw-311", func(o *paho.ClientOptions) { o.SetWill("tw/311", "gone", 0, false) })
+	_ = old
+	connectMQTT(t, s, "tw-311")
+	w.none(t)
 }

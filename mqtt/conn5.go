@@ -215,6 +215,9 @@ func filterOf(s *loop.Sub) []byte {
 
 // fromSelf reports whether hdr names this connection as the publisher.
 func (m *conn) fromSelf(hdr []byte) bool {
+	if bareHeader(hdr) {
+		return false
+	}
 	v := headerValue(hdr, hdrSrc)
 	if v == nil {
 		return false

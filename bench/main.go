@@ -101,6 +101,9 @@ func main() {
 			progress("%s", n)
 			reportNotes = append(reportNotes, n)
 		}
+		if len(ks) > 0 && (hasSessionRow(selected) || *sessions != "") {
+			reportNotes = append(reportNotes, sessionStorageNote)
+		}
 	}
 	if *skipServer != "" {
 		re := regexp.MustCompile(*skipServer)
@@ -345,6 +348,15 @@ func runOnceMQTTOnly(k serverKind, r row, n int) sample {
 func hasMQTT(rs []row) bool {
 	for _, r := range rs {
 		if r.Kind == "mqtt" {
+			return true
+		}
+	}
+	return false
+}
+
+func hasSessionRow(rs []row) bool {
+	for _, r := range rs {
+		if r.MQTT == "sessions" {
 			return true
 		}
 	}

@@ -57,6 +57,11 @@ func mqttBrokers(binDir string, noBuild bool) ([]serverKind, []string) {
 	return ks, notes
 }
 
+// sessionStorageNote says how each broker keeps the persistent sessions
+// the session rows set up: they differ in what a session costs.
+const sessionStorageNote = "Session rows: evnats and nats-server write each persistent session to disk as it is set up (evnats: a record in its MQTT session store; nats-server: JetStream streams and consumers); " +
+	"mosquitto (persistence true) keeps them in memory and saves them at shutdown and every autosave interval; mochi-mqtt's command has no storage hook and keeps them in memory only."
+
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
@@ -75,7 +80,10 @@ func startMQTTBroker(k serverKind, dir string) (*proc, string, error) {
 	switch k.MQTTOnly {
 	case mqttOnlyMosquitto:
 		conf := filepath.Join(dir, "mosquitto.conf")
-		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\npersistence false\nlog_dest none\n", port)
+		// Persistence on, as for persistent sessions in production: it
+		// saves its in-memory state at shutdown and every autosave
+		// interval (30 minutes), not as sessions are set up.
+		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\npersistence true\npersistence_location %s/\nlog_dest none\n", port, dir)
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			return nil, "", err
 		}

@@ -118,15 +118,15 @@ func renderMQTTBrokers(b *strings.Builder, servers []serverKind, rs []row, res r
 	for _, k := range servers {
 		fmt.Fprintf(b, " %s | %s CPU |", k.Name, k.Name)
 	}
-	b.WriteString(" evnats / best other |\n|---|")
+	b.WriteString(" evnats / best other | CPU evnats / leanest other |\n|---|")
 	for range servers {
 		b.WriteString("---:|---:|")
 	}
-	b.WriteString("---:|\n")
+	b.WriteString("---:|---:|\n")
 	for _, r := range mrows {
 		fmt.Fprintf(b, "| %s |", r.Name)
-		var ev, best stat
-		bestName := ""
+		var ev, best, lean stat
+		bestName, leanName := "", ""
 		for _, k := range servers {
 			if !k.serves(r) {
 				b.WriteString(" n/a | |")
@@ -141,12 +141,22 @@ func renderMQTTBrokers(b *strings.Builder, servers []serverKind, rs []row, res r
 			switch {
 			case k.Name == "evnats":
 				ev = st
-			case !strings.HasPrefix(k.Name, "evnats") && st.rate > best.rate:
-				best, bestName = st, k.Name
+			case !strings.HasPrefix(k.Name, "evnats"):
+				if st.rate > best.rate {
+					best, bestName = st, k.Name
+				}
+				if st.cpu > 0 && (lean.n == 0 || st.cpu < lean.cpu) {
+					lean, leanName = st, k.Name
+				}
 			}
 		}
 		if ev.n > 0 && best.n > 0 {
-			fmt.Fprintf(b, " **%.2fx** (%s) |\n", ev.rate/best.rate, bestName)
+			fmt.Fprintf(b, " **%.2fx** (%s) |", ev.rate/best.rate, bestName)
+		} else {
+			b.WriteString(" n/a |")
+		}
+		if ev.n > 0 && ev.cpu > 0 && lean.n > 0 {
+			fmt.Fprintf(b, " %.2f (%s) |\n", ev.cpu/lean.cpu, leanName)
 		} else {
 			b.WriteString(" n/a |\n")
 		}

@@ -646,6 +646,12 @@ func originQoS(msg []byte, hdrLen int) byte {
 		return 0
 	}
 	hdr := msg[:hdrLen]
+	// An MQTT publisher's message here starts with exactly this prefix.
+	if len(hdr) > len(mqttHeaderPrefix) && string(hdr[:len(mqttHeaderPrefix)]) == mqttHeaderPrefix {
+		if v := hdr[len(mqttHeaderPrefix)]; v >= '0' && v <= '2' {
+			return v - '0'
+		}
+	}
 	i := bytes.Index(hdr, []byte("\r\nNmqtt-Pub:"))
 	if i < 0 {
 		return 0

@@ -58,6 +58,15 @@ func eachHeader(hdr []byte, fn func(k, v []byte)) {
 	}
 }
 
+// bareHeader reports whether hdr is the header block of an MQTT publish
+// without properties, "NATS/1.0\r\nNmqtt-Pub:<qos>\r\n\r\n", which names no
+// property to look for: the usual message between MQTT clients, delivered
+// without a walk over its lines.
+func bareHeader(hdr []byte) bool {
+	n := len(mqttHeaderPrefix)
+	return len(hdr) == n+5 && string(hdr[:n]) == mqttHeaderPrefix && string(hdr[n+1:]) == "\r\n\r\n"
+}
+
 // headerValue returns the value of header name in hdr (nil when absent).
 func headerValue(hdr []byte, name string) []byte {
 	var out []byte
@@ -161,7 +170,7 @@ type outProps struct {
 func propsFromHeaders(p *mcodec.Properties, hdr []byte, corr []byte, expires int64, o *outProps, stored bool) []byte {
 	p.Reset()
 	*o = outProps{}
-	if len(hdr) == 0 {
+	if len(hdr) == 0 || bareHeader(hdr) {
 		return corr
 	}
 	eachHeader(hdr, func(k, v []byte) {

@@ -50,3 +50,24 @@ func TestAliasQuotaCountsKeptBytes(t *testing.T) {
 		t.Fatalf("aliases keep %d bytes, counted %d (quota %d)", kept, m.aliasBytes, maxAliasBytes)
 	}
 }
+
+// TestBareHeader: only the header block of an MQTT publish without
+// properties skips the walk over its lines.
+func TestBareHeader(t *testing.T) {
+	for _, c := range []struct {
+		hdr  string
+		bare bool
+	}{
+		{"NATS/1.0\r\nNmqtt-Pub:0\r\n\r\n", true},
+		{"NATS/1.0\r\nNmqtt-Pub:2\r\n\r\n", true},
+		{"NATS/1.0\r\nNmqtt-Pub: 0\r\n\r\n", false},
+		{"NATS/1.0\r\nNmqtt-Pub:0\r\nNmqtt-Src:7\r\n\r\n", false},
+		{"NATS/1.0\r\nNmqtt-Pub:0\r\nk:v\r\n", false},
+		{"NATS/1.0\r\nK:0\r\n\r\n", false},
+		{"", false},
+	} {
+		if got := bareHeader([]byte(c.hdr)); got != c.bare {
+			t.Errorf("bareHeader(%q) = %v, want %v", c.hdr, got, c.bare)
+		}
+	}
+}

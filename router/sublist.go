@@ -142,11 +142,15 @@ func eachSub[O any](l *level[O], fn func(*Subscription[O], bool)) {
 // Replace removes old and inserts new as one change: every match sees
 // either all of old or all of new, never both and never neither (an owner
 // handing its subscriptions over to another loses and repeats nothing).
+// The trie nodes old leaves empty are pruned only after new is in, so a
+// handover on the same subjects (an MQTT session's client leaving or
+// coming back) keeps its nodes instead of freeing and allocating them again.
 func (s *Sublist[O]) Replace(old, new []*Subscription[O]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	prune := len(new) == 0
 	for _, sub := range old {
-		if removeFrom(s.root, sub.Subject, sub) {
+		if removeFrom(s.root, sub.Subject, sub, prune) {
 			s.count--
 			if s.watch != nil {
 				s.watch(sub, false)
@@ -159,7 +163,46 @@ func (s *Sublist[O]) Replace(old, new []*Subscription[O]) {
 			s.watch(sub, true)
 		}
 	}
+	if !prune {
+		for _, sub := range old {
+			prunePath(s.root, sub.Subject)
+		}
+	}
 	s.gen.Add(1)
+}
+
+// prunePath deletes the nodes on subject's path below l that hold no
+// subscription and lead to none.
+func prunePath[O any](l *level[O], subject string) {
+	tok, rest, more := nextToken(subject)
+	var n *node[O]
+	switch tok {
+	case "*":
+		n = l.pwc
+	case ">":
+		n = l.fwc
+	default:
+		n = l.nodes[tok]
+	}
+	if n == nil {
+		return
+	}
+	if more && n.next != nil {
+		prunePath(n.next, rest)
+		if n.next.empty() {
+			n.next = nil
+		}
+	}
+	if n.next == nil && len(n.plain) == 0 && len(n.queue) == 0 {
+		switch tok {
+		case "*":
+			l.pwc = nil
+		case ">":
+			l.fwc = nil
+		default:
+			delete(l.nodes, tok)
+		}
+	}
 }
 
 // insert adds sub; the caller holds mu and bumps gen.
@@ -219,7 +262,7 @@ func (s *Sublist[O]) insert(sub *Subscription[O]) {
 func (s *Sublist[O]) Remove(sub *Subscription[O]) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !removeFrom(s.root, sub.Subject, sub) {
+	if !removeFrom(s.root, sub.Subject, sub, true) {
 		return false
 	}
 	s.count--
@@ -230,8 +273,9 @@ func (s *Sublist[O]) Remove(sub *Subscription[O]) bool {
 	return true
 }
 
-// removeFrom removes sub below l and prunes nodes it leaves empty.
-func removeFrom[O any](l *level[O], subject string, sub *Subscription[O]) bool {
+// removeFrom removes sub below l and, with prune, prunes nodes it leaves
+// empty (without, the caller prunes them: prunePath).
+func removeFrom[O any](l *level[O], subject string, sub *Subscription[O], prune bool) bool {
 	tok, rest, more := nextToken(subject)
 	var n *node[O]
 	switch tok {
@@ -250,8 +294,8 @@ func removeFrom[O any](l *level[O], subject string, sub *Subscription[O]) bool {
 		if n.next == nil {
 			return false
 		}
-		ok = removeFrom(n.next, rest, sub)
-		if ok && n.next.empty() {
+		ok = removeFrom(n.next, rest, sub, prune)
+		if prune && ok && n.next.empty() {
 			n.next = nil
 		}
 	} else if sub.Queue == "" {
@@ -264,7 +308,7 @@ func removeFrom[O any](l *level[O], subject string, sub *Subscription[O]) bool {
 			delete(n.queue, sub.Queue)
 		}
 	}
-	if ok && n.next == nil && len(n.plain) == 0 && len(n.queue) == 0 {
+	if prune && ok && n.next == nil && len(n.plain) == 0 && len(n.queue) == 0 {
 		switch tok {
 		case "*":
 			l.pwc = nil

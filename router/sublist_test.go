@@ -373,3 +373,32 @@ func TestWatchSeesEveryChangeOnce(t *testing.T) {
 		t.Fatal("a removed watcher still called")
 	}
 }
+
+// TestSublistReplaceKeepsSharedNodes: a handover on the same subjects
+// keeps the trie's nodes (nothing freed and made again), the same
+// subscription in old and new stays, and nodes only old used are pruned.
+func TestSublistReplaceKeepsSharedNodes(t *testing.T) {
+	sl := NewSublist[int]()
+	online := []*Subscription[int]{{Subject: "bench.sessions.1.0.*", Owner: 1}, {Subject: "only.old", Owner: 1}}
+	offline := []*Subscription[int]{{Subject: "bench.sessions.1.0.*", Owner: 2}}
+	sl.Replace(nil, online)
+	level := sl.root.nodes["bench"].next
+	sl.Replace(online, offline)
+	if sl.root.nodes["bench"].next != level {
+		t.Fatal("a handover on the same subject made its trie nodes again")
+	}
+	if sl.root.nodes["only"] != nil {
+		t.Fatal("a node only the old subscriptions used was not pruned")
+	}
+	if n := len(sl.Match("bench.sessions.1.0.x").Plain); n != 1 || sl.Count() != 1 {
+		t.Fatalf("after the handover: %d matched, count %d; want 1, 1", n, sl.Count())
+	}
+	sl.Replace(offline, offline) // the same subscription in both stays
+	if n := len(sl.Match("bench.sessions.1.0.x").Plain); n != 1 || sl.Count() != 1 {
+		t.Fatalf("after replacing a subscription with itself: %d matched, count %d", n, sl.Count())
+	}
+	sl.Replace(offline, nil)
+	if len(sl.root.nodes) != 0 {
+		t.Fatalf("nodes left after every subscription went: %d", len(sl.root.nodes))
+	}
+}

@@ -547,7 +547,20 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 // ValidTopicName reports whether t may be published to: non-empty UTF-8
 // without wildcards or NUL.
 func ValidTopicName(t []byte) bool {
-	return len(t) > 0 && utf8.Valid(t) && bytes.IndexAny(t, "+#\x00") < 0
+	if len(t) == 0 {
+		return false
+	}
+	// One pass over ASCII, the usual topic; the rest of a topic with other
+	// bytes is checked as UTF-8 too.
+	for i, c := range t {
+		switch {
+		case c == '+' || c == '#' || c == 0:
+			return false
+		case c >= utf8.RuneSelf:
+			return utf8.Valid(t[i:]) && bytes.IndexAny(t[i:], "+#\x00") < 0
+		}
+	}
+	return true
 }
 
 // ValidTopicFilter reports whether f is a valid subscription filter: '+'

@@ -75,6 +75,17 @@ func (s *Server) AuthenticateLeaf(user, pass, token, nkey, sig, jwt string, nonc
 	return u.acc.name, true
 }
 
+// CheckLeafPassword reports whether given matches want, a leafnodes
+// authorization password (plain, or a bcrypt hash, compared as client
+// passwords are). A bcrypt comparison is slow: call it on the
+// connection's goroutine, never on a loop.
+func CheckLeafPassword(given, want string) bool { return checkPassword(given, want) }
+
+// VerifyLeafNkey reports whether sig (base64) is nonce signed by the
+// user nkey pub, as a leaf logging in with leafnodes { authorization {
+// nkey } } must send.
+func VerifyLeafNkey(pub, sig string, nonce []byte) bool { return verifyNonce(pub, sig, nonce) }
+
 // Name is the account's name.
 func (la *LinkAccount) Name() string { return la.a.name }
 

@@ -81,7 +81,8 @@ var configKeys = map[string]string{
 	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
 	"LeafHost": "leafnodes host", "LeafPort": "leafnodes port", "LeafUsername": "leafnodes authorization user",
 	"LeafPassword": "leafnodes authorization password", "LeafAuthTimeout": "leafnodes authorization timeout",
-	"LeafAccount":     "leafnodes authorization account",
+	"LeafAccount": "leafnodes authorization account", "LeafNkey": "leafnodes authorization nkey",
+	"LeafUsers":       "leafnodes authorization users",
 	"LeafCompression": "leafnodes compression", "LeafTLS": "leafnodes tls",
 }
 

@@ -18,7 +18,6 @@ package leaf
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -97,8 +96,8 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 		m.remotes = append(m.remotes, r)
 	}
 	m.links = append(m.links, m.remotes...)
-	if _, ok := s.LinkAccount(o.LeafAccount); !ok {
-		return nil, fmt.Errorf("leafnodes authorization account %q: no such account", o.LeafAccount)
+	if err := checkLeafAuth(s, &o); err != nil {
+		return nil, err
 	}
 	if o.LeafPort != 0 {
 		if err := m.listen(o); err != nil {

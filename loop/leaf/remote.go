@@ -115,7 +115,7 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	}
 	acc, ok := m.s.LinkAccount(cfg.Account)
 	if !ok {
-		return nil, fmt.Errorf("remote account %q: no such account", cfg.Account)
+		return nil, fmt.Errorf("cannot find local account %q specified in leafnode remote", cfg.Account)
 	}
 	if _, err := ParseCompression(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
@@ -510,6 +510,12 @@ func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 			return nil, err
 		}
 		ci.JWT, ci.Sig = jwt, sig
+	} else if r.cfg.Nkey != "" {
+		pub, sig, err := signSeed(r.cfg.Nkey, nonce)
+		if err != nil {
+			return nil, err
+		}
+		ci.Nkey, ci.Sig = pub, sig
 	}
 	b, err := json.Marshal(ci)
 	if err != nil {
@@ -539,6 +545,21 @@ func signNonce(path, nonce string) (jwt, sig string, err error) {
 		return "", "", fmt.Errorf("credentials %s: %w", path, err)
 	}
 	return jwt, base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// signSeed signs the hub's nonce with a remote's nkey seed.
+func signSeed(seed, nonce string) (pub, sig string, err error) {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return "", "", errors.New("remote nkey has malformed seed")
+	}
+	defer kp.Wipe()
+	raw, err := kp.Sign([]byte(nonce))
+	if err != nil {
+		return "", "", err
+	}
+	pub, err = kp.PublicKey()
+	return pub, base64.RawURLEncoding.EncodeToString(raw), err
 }
 
 // readLoop reads the hub's protocol until an error. It owns br, the

@@ -621,9 +621,7 @@ func checkLeafURL(s string) error {
 		return fmt.Errorf("leafnode url %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "nats-leaf", "nats", "leafnode", "tls":
-	case "wss", "ws":
-		return fmt.Errorf("leafnode url %q: WebSocket on the leaf link is not supported by evnats yet", s)
+	case "nats-leaf", "nats", "leafnode", "tls", "ws", "wss":
 	default:
 		return fmt.Errorf("leafnode url %q: unknown scheme %q", s, u.Scheme)
 	}

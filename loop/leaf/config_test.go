@@ -111,7 +111,7 @@ leafnodes {
 	}
 
 	for _, c := range []struct{ conf, want string }{
-		{`leafnodes { remotes = [ { url: "wss://hub:443" } ] }`, "WebSocket on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "ws://hub:443", ws_compression: true } ] }`, `"leafnodes.remotes.ws_compression": nats-server feature not supported`},
 		{`leafnodes { remotes = [ { url: "tls://hub:7422", tls { ca_flie: "ca.pem" } } ] }`, `unsupported key "ca_flie"`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "A B" } ] }`, `account name`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},

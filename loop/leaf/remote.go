@@ -127,13 +127,21 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("remote url %q: not a host:port URL", s)
 		}
+		port := "7422" // nats-server's default leafnode port
 		switch u.Scheme {
 		case "nats-leaf", "nats", "leafnode", "tls":
+		case "ws":
+			port = "80"
+		case "wss":
+			port = "443"
 		default:
 			return nil, fmt.Errorf("remote url %q: scheme %q is not supported by evnats yet", s, u.Scheme)
 		}
 		if u.Port() == "" {
-			u.Host = net.JoinHostPort(u.Hostname(), "7422") // nats-server's default leafnode port
+			u.Host = net.JoinHostPort(u.Hostname(), port)
+		}
+		if len(r.urls) > 0 && isWS(r.urls[0]) != isWS(u) {
+			return nil, fmt.Errorf("remote leaf node configuration cannot have a mix of websocket and non-websocket urls: %q", cfg.URLs)
 		}
 		r.urls = append(r.urls, u)
 	}
@@ -219,7 +227,32 @@ func (r *remote) attempt(u *url.URL) (up bool, err error) {
 	r.mu.conn = c
 	r.mu.Unlock()
 	defer r.down(c)
+	if isWS(u) {
+		// TLS (wss) below the WebSocket, then the upgrade; the leaf
+		// protocol runs inside the frames.
+		_ = c.SetDeadline(time.Now().Add(r.infoWait()))
+		var wc net.Conn = c
+		if u.Scheme == "wss" || r.tls != nil {
+			if wc, err = r.handshake(c, u); err != nil {
+				return false, err
+			}
+		}
+		if wc, err = wsUpgrade(wc, u); err != nil {
+			return false, err
+		}
+		_ = c.SetDeadline(time.Time{})
+		return r.serve(wc, u)
+	}
 	return r.serve(c, u)
+}
+
+// infoWait bounds the wait for the hub's first INFO (and a WebSocket
+// upgrade).
+func (r *remote) infoWait() time.Duration {
+	if r.cfg.FirstInfoTimeout > 0 {
+		return r.cfg.FirstInfoTimeout
+	}
+	return firstInfoTimeout
 }
 
 // hubInfo is what the leaf reads of the hub's INFO.
@@ -234,6 +267,7 @@ type hubInfo struct {
 	TLSRequired   bool     `json:"tls_required"`
 	InfoOnConnect bool     `json:"info_on_connect"`
 	LeafNodeURLs  []string `json:"leafnode_urls"`
+	WSConnectURLs []string `json:"ws_connect_urls"`
 }
 
 // connectInfo is the leaf's CONNECT, with nats-server's field names. It
@@ -271,11 +305,9 @@ var (
 // fails.
 func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	start := time.Now()
-	infoWait := firstInfoTimeout
-	if r.cfg.FirstInfoTimeout > 0 {
-		infoWait = r.cfg.FirstInfoTimeout
-	}
-	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst
+	infoWait := r.infoWait()
+	ws := isWS(u)
+	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst && !ws
 	if first {
 		if c, err = r.handshake(c, u); err != nil {
 			return false, err
@@ -288,7 +320,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 		return false, err
 	}
 	rtt := time.Since(start)
-	if !first && (info.TLSRequired || r.tls != nil || u.Scheme == "tls") {
+	if !first && !ws && (info.TLSRequired || r.tls != nil || u.Scheme == "tls") {
 		// The hub's INFO came in plain text; all else goes over TLS.
 		if br.Buffered() > 0 {
 			return false, errors.New("hub sent data before the TLS handshake")
@@ -328,13 +360,21 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 		if br.Buffered() > 0 {
 			return false, errors.New("hub sent data before compression started")
 		}
-		br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+		cw = newCompressor(mode)
+		if wc, ok := c.(*wsClient); ok {
+			// nats-server compresses the WebSocket frames: s2 below them.
+			if err := wc.compress(cw); err != nil {
+				return false, err
+			}
+			cw = nil // wc flushes each frame itself
+		} else {
+			br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+			cw.Reset(c)
+			w = cw
+		}
 		if info, err = readInfo(br); err != nil {
 			return false, fmt.Errorf("compressed INFO: %w", err)
 		}
-		cw = newCompressor(mode)
-		cw.Reset(c)
-		w = cw
 	}
 	connect, err := r.connectProto(u, info.Nonce, mode)
 	if err != nil {
@@ -354,7 +394,11 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	defer close(done)
 	go r.writeLoop(c, w, cw, done)
 	r.signal()
-	r.discover(info.LeafNodeURLs, u)
+	if ws {
+		r.discover(info.WSConnectURLs, u)
+	} else {
+		r.discover(info.LeafNodeURLs, u)
+	}
 	return r.readLoop(c, br, info, u)
 }
 
@@ -378,7 +422,11 @@ func (r *remote) discover(hostports []string, u *url.URL) {
 			}
 		}
 		if !known && len(r.urls) < maxURLs {
-			r.urls = append(r.urls, &url.URL{Scheme: "nats-leaf", Host: hp, User: u.User})
+			scheme := "nats-leaf"
+			if isWS(u) {
+				scheme = u.Scheme
+			}
+			r.urls = append(r.urls, &url.URL{Scheme: scheme, Host: hp, User: u.User})
 		}
 	}
 }

@@ -285,7 +285,24 @@ func (s *Server) openLeaf() (interface{ Close() }, error) {
 	if leafPlugin == nil {
 		return nil, errNoLeaf
 	}
-	return leafPlugin(s)
+	lf, err := leafPlugin(s)
+	if err != nil {
+		return nil, err
+	}
+	if la, ok := lf.(leafWSAcceptor); ok && s.opts.LeafPort != 0 {
+		s.leafWS.Store(la)
+	}
+	return lf, nil
+}
+
+// leafWSAcceptor takes leaf nodes that connect to the websocket listener
+// (at /leafnode) when leafnodes { port } is set, as nats-server does: the
+// loop/leaf manager. NewWSConn runs on the connection's loop (or reader
+// goroutine) right after the upgrade and must not block; the Protocol
+// it returns gets the unframed bytes, and what it writes (Conn.Write) is
+// framed by the connection's WebSocket codec.
+type leafWSAcceptor interface {
+	NewWSConn(c *Conn) Protocol
 }
 
 // ID returns the server's unique id (server_id in INFO).

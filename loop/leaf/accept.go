@@ -87,7 +87,7 @@ func (m *manager) acceptLoop(o loop.Options) {
 		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
-			r.serveAccepted(c, &o)
+			r.serveAccepted(c, &o, false)
 			m.mu.Lock()
 			delete(m.accepted, r)
 			m.mu.Unlock()
@@ -131,8 +131,10 @@ type leafConnect struct {
 	Lang string `json:"lang"`
 }
 
-// serveAccepted runs an accepted leaf connection to its end.
-func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
+// serveAccepted runs an accepted leaf connection to its end; ws: it
+// came in on the websocket listener (TLS, if any, is below the
+// WebSocket).
+func (r *remote) serveAccepted(c net.Conn, o *loop.Options, ws bool) {
 	defer close(r.exited)
 	r.mu.Lock()
 	if r.ctx.Err() != nil { // closed before it started
@@ -143,7 +145,7 @@ func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
 	r.mu.conn = c
 	r.mu.Unlock()
 	defer r.down(c)
-	err := r.acceptHandshake(c, o)
+	err := r.acceptHandshake(c, o, ws)
 	if err != nil && r.ctx.Err() == nil {
 		r.m.s.Errorf("Leafnode connection from %s: %v", c.RemoteAddr(), err)
 	}
@@ -151,7 +153,7 @@ func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
 
 // acceptHandshake sends INFO, checks the leaf's CONNECT and serves the
 // link until it ends.
-func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
+func (r *remote) acceptHandshake(c net.Conn, o *loop.Options, ws bool) error {
 	r.m.mu.Lock()
 	r.m.nextCID++
 	cid := r.m.nextCID
@@ -169,9 +171,13 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	if err != nil {
 		return err
 	}
+	tlsOn := r.m.tls != nil && !ws
+	if ws {
+		mode = compOff
+	}
 	info.Compression = mode
-	info.TLSRequired = r.m.tls != nil
-	first := o.LeafTLS != nil && o.LeafTLS.HandshakeFirst
+	info.TLSRequired = tlsOn
+	first := tlsOn && o.LeafTLS.HandshakeFirst
 	if first {
 		if c, err = r.serverHandshake(c, o); err != nil {
 			return err
@@ -183,7 +189,7 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	if _, err := c.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
 		return err
 	}
-	if r.m.tls != nil && !first {
+	if tlsOn && !first {
 		if c, err = r.serverHandshake(c, o); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package leaf_test
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/evnats/evnats/loop/looptest"
 	"github.com/evnats/evnats/loop/tlstest"
 )
 
@@ -44,8 +46,6 @@ func wsRoundTrip(t *testing.T, hubURL, leafURL string, leafHasSubs func(int) boo
 		_, e2 := hnc.Request("ws.down", nil, 50*time.Millisecond)
 		return e1 == nats.ErrTimeout && e2 == nats.ErrTimeout
 	})
-	next(t, hsub)
-	next(t, lsub)
 	big := make([]byte, 200<<10) // several frames' worth, both ways
 	for i := range 20 {
 		lnc.Publish("ws.up", fmt.Appendf(nil, "%d", i))
@@ -54,10 +54,10 @@ func wsRoundTrip(t *testing.T, hubURL, leafURL string, leafHasSubs func(int) boo
 	lnc.Publish("ws.up", big)
 	hnc.Publish("ws.down", big)
 	for i := range 20 {
-		if m := next(t, hsub); string(m.Data) != fmt.Sprint(i) {
+		if m := nextData(t, hsub); string(m.Data) != fmt.Sprint(i) {
 			t.Fatalf("hub got %q", m.Data)
 		}
-		if m := next(t, lsub); string(m.Data) != fmt.Sprint(i) {
+		if m := nextData(t, lsub); string(m.Data) != fmt.Sprint(i) {
 			t.Fatalf("leaf got %q", m.Data)
 		}
 	}
@@ -66,6 +66,17 @@ func wsRoundTrip(t *testing.T, hubURL, leafURL string, leafHasSubs func(int) boo
 	}
 	if m := next(t, lsub); len(m.Data) != len(big) {
 		t.Fatalf("leaf got %d bytes", len(m.Data))
+	}
+}
+
+// nextData is the next message with a payload: the empty probes that
+// found interest come first, as many as got through.
+func nextData(t *testing.T, sub *nats.Subscription) *nats.Msg {
+	t.Helper()
+	for {
+		if m := next(t, sub); len(m.Data) > 0 {
+			return m
+		}
 	}
 }
 
@@ -113,5 +124,72 @@ func TestLeafWebSocketConfig(t *testing.T) {
 	}
 	if err == nil || !contains(err.Error(), "cannot have a mix of websocket and non-websocket urls") {
 		t.Fatalf("mixed urls: %v", err)
+	}
+}
+
+// wsEvnatsHub starts an evnats hub with a leafnode port and a websocket
+// listener (wss with TLS files).
+func wsEvnatsHub(t *testing.T, f *tlstest.Files, o loop.Options) *loop.Server {
+	t.Helper()
+	o.Websocket = loop.WebsocketOptions{Host: "127.0.0.1", Port: -1, NoTLS: f == nil}
+	if f != nil {
+		o.Websocket.TLS = &loop.TLSOptions{CertFile: f.Cert, KeyFile: f.Key}
+	}
+	return startHubEvnats(t, o)
+}
+
+// TestHubWebSocket: an evnats hub takes leaves on its websocket listener
+// at /leafnode: nats-server leaves with ws:// and wss:// remotes (masked
+// frames, as nats-server sends them) and an evnats leaf with a ws://
+// remote; all on gnet and the goroutine transport.
+func TestHubWebSocket(t *testing.T) {
+	f := tlstest.New(t)
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		for _, c := range []struct {
+			name string
+			tls  bool
+		}{{"ws", false}, {"wss", true}} {
+			t.Run(c.name, func(t *testing.T) {
+				var files *tlstest.Files
+				scheme := "ws"
+				if c.tls {
+					files, scheme = &f, "wss"
+				}
+				hub := wsEvnatsHub(t, files, o)
+				u, _ := url.Parse(fmt.Sprintf("%s://%s", scheme, hub.WebsocketAddr()))
+				r := &natsserver.RemoteLeafOpts{URLs: []*url.URL{u}}
+				if c.tls {
+					tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: f.ClientCert, KeyFile: f.ClientKey, CaFile: f.CA})
+					if err != nil {
+						t.Fatal(err)
+					}
+					tc.RootCAs = tc.ClientCAs // as nats-server's remote tls block does with ca_file
+					r.TLS, r.TLSConfig = true, tc
+				}
+				no := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+					LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{r}}}
+				leaf := startHub(t, no)
+				waitFor(t, "the nats-server leaf linked", func() bool { return leaf.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
+				wsRoundTrip(t, hub.ClientURL(), leaf.ClientURL(), nil)
+				if !c.tls {
+					ev := startLeaf(t, loop.Options{}, "ws://"+hub.WebsocketAddr().String())
+					waitFor(t, "the evnats leaf linked", func() bool { return len(ev.LeafLinks()) == 1 && len(hub.LeafLinks()) == 2 })
+					wsRoundTrip(t, hub.ClientURL(), ev.ClientURL(), nil)
+				}
+			})
+		}
+	})
+}
+
+// TestHubWebSocketNoLeafPort: without leafnodes { port } a leaf on the
+// websocket listener is refused, as nats-server refuses it.
+func TestHubWebSocketNoLeafPort(t *testing.T) {
+	var log looptest.LogBuffer
+	o := loop.Options{LogWriter: &log, Websocket: loop.WebsocketOptions{Host: "127.0.0.1", Port: -1, NoTLS: true}}
+	hub := looptest.Start(t, o)
+	ev := startLeaf(t, loop.Options{}, "ws://"+hub.WebsocketAddr().String())
+	waitFor(t, "the refusal logged", func() bool { return contains(log.String(), "Not configured to accept leaf node connections") })
+	if len(ev.LeafLinks()) != 0 {
+		t.Fatal("linked")
 	}
 }

@@ -51,8 +51,8 @@ var maxPending = 64 << 20
 // link to it. It is a loop.Link: publishers call Forward on their own
 // goroutines.
 //
-// Ownership: cfg, urls, delay, acc and pub are set at creation (an
-// accepted leaf's acc and pub at its CONNECT); subs and
+// Ownership: cfg, urls, delay, acc and pub are set at creation (acc
+// and pub by bind, before run; an accepted leaf's at its CONNECT); subs and
 // pingsOut belong to the connection goroutines (subs: the reader, run,
 // which changes it under smu so that monitoring may list it);
 // the fields under mu are shared with publishers and the interest
@@ -113,14 +113,10 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	if delay <= 0 {
 		delay = defaultReconnect
 	}
-	acc, ok := m.s.LinkAccount(cfg.Account)
-	if !ok {
-		return nil, fmt.Errorf("cannot find local account %q specified in leafnode remote", cfg.Account)
-	}
 	if _, err := ParseCompression(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	r := &remote{m: m, cfg: cfg, delay: delay, acc: acc, subs: map[ikey]func(){},
+	r := &remote{m: m, cfg: cfg, delay: delay, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for _, s := range cfg.URLs {
 		u, err := url.Parse(s)
@@ -156,9 +152,19 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		r.tls = tc
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pub = acc.NewPublisher(r)
-	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r, nil
+}
+
+// bind ties a new remote to its account (before it runs): the account
+// must be in the configuration in force.
+func (r *remote) bind() error {
+	acc, ok := r.m.s.LinkAccount(r.cfg.Account)
+	if !ok {
+		return fmt.Errorf("cannot find local account %q specified in leafnode remote", r.cfg.Account)
+	}
+	r.acc, r.pub = acc, acc.NewPublisher(r)
+	r.jsDeny, r.jsOwn = jsDeny(r.m.s)
+	return nil
 }
 
 // close stops the link and waits for its goroutine.

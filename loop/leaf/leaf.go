@@ -30,10 +30,10 @@ func init() { loop.RegisterLeaf(open) }
 // manager owns the links of one server and the table of interest they
 // advertise.
 type manager struct {
-	s  *loop.Server
-	ln net.Listener
-	tls     *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
-	wg      sync.WaitGroup // accepted connections and the accept loop
+	s   *loop.Server
+	ln  net.Listener
+	tls *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
+	wg  sync.WaitGroup // accepted connections and the accept loop
 
 	// mu guards remotes, interest and links; a link's mu is taken under
 	// it, never the other way round.

@@ -32,8 +32,14 @@ type Link interface {
 	// payload when hdrLen >= 0. It runs on the publisher's goroutine, must
 	// not block (a link that cannot keep up drops, as a slow consumer),
 	// and must copy what it keeps: every slice is valid only until it
-	// returns.
-	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string)
+	// returns. With later set (a gnet loop parsing a read) it may leave
+	// its writer asleep and report true: the loop then calls Wake once,
+	// when the read is parsed, as it flushes its clients once per read
+	// rather than once per message.
+	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) (wake bool)
+	// Wake lets the link send what Forward queued with later set. It runs
+	// on the loop that called Forward and must not block.
+	Wake()
 }
 
 // LinkAccount is the subject space a link is bound to: the global account
@@ -332,7 +338,7 @@ func (d *delivery) toLink(s *subscription) bool {
 			q = []string{s.Queue}
 		}
 		subj, reply := d.linkSubject()
-		s.link.Forward(subj, reply, d.hdrLen, d.msg, q)
+		d.forward(s.link, subj, reply, q)
 		return true
 	}
 	lo.l = s.link
@@ -359,8 +365,19 @@ func (d *delivery) flushLink() {
 		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
 	}
 	subj, reply := d.linkSubject()
-	lo.l.Forward(subj, reply, d.hdrLen, d.msg, q)
+	d.forward(lo.l, subj, reply, q)
 	*lo = linkOut{}
+}
+
+// forward hands the message to l; on a gnet loop parsing a read, the
+// link's writer is woken once when the read is parsed (evLoop.wakeLinks),
+// not per message.
+func (d *delivery) forward(l Link, subject, reply []byte, queues []string) {
+	lp := d.lp
+	later := lp != nil && lp.inTraffic
+	if l.Forward(subject, reply, d.hdrLen, d.msg, queues, later) && later {
+		lp.wakeLater(l)
+	}
 }
 
 // linkSubject is the subject and reply a link is sent the message with:

@@ -8,10 +8,13 @@ type countLink struct {
 	queues []string
 }
 
-func (l *countLink) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string) {
+func (l *countLink) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) bool {
 	l.n++
 	l.queues = append(l.queues[:0], queues...)
+	return false
 }
+
+func (l *countLink) Wake() {}
 
 // TestLinkForwardOnceNoAllocs: a message matching several of a link's
 // interests goes to it once, allocating nothing; a queue group with a

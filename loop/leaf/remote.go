@@ -892,11 +892,11 @@ func (r *remote) queueProto(add func([]byte) []byte) {
 
 // Forward implements loop.Link: it queues a local message for the hub, or
 // cuts the link as a slow consumer when too much is waiting already.
-func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string) {
+func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) bool {
 	r.mu.Lock()
 	if !r.mu.up || r.mu.maxPayload > 0 && len(msg) > r.mu.maxPayload {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	if len(r.mu.out) > maxPending {
 		r.mu.up, r.mu.slow = false, true
@@ -907,14 +907,21 @@ func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues [
 		if c != nil {
 			c.Close()
 		}
-		return
+		return false
 	}
 	r.mu.out = appendMsg(r.mu.out, subject, reply, hdrLen, msg, queues)
 	r.mu.outMsgs++
 	r.mu.outBytes += int64(len(msg))
 	r.mu.Unlock()
+	if later {
+		return true // the loop calls Wake once its read is parsed
+	}
 	r.signal()
+	return false
 }
+
+// Wake wakes the writer for what Forward queued with later set.
+func (r *remote) Wake() { r.signal() }
 
 // hasOp reports whether line starts with op, in any case.
 func hasOp(line []byte, op string) bool {

@@ -127,21 +127,21 @@ func (m *Manager) advise(subject string, build func() any) {
 
 func (m *Manager) adviseStream(prefix, action, stream string) {
 	m.advise(prefix+stream, func() any {
-		return streamActionAdvisory{typedEvent: event(typeStreamAction), Stream: stream, Action: action}
+		return streamActionAdvisory{typedEvent: event(typeStreamAction), Domain: m.cfg.Domain, Stream: stream, Action: action}
 	})
 }
 
 func (m *Manager) adviseConsumer(prefix, action string, c *consumer) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(prefix+stream+"."+name, func() any {
-		return consumerActionAdvisory{typedEvent: event(typeConsumerAction), Stream: stream, Consumer: name, Action: action}
+		return consumerActionAdvisory{typedEvent: event(typeConsumerAction), Domain: m.cfg.Domain, Stream: stream, Consumer: name, Action: action}
 	})
 }
 
 // adviseAudit reports an answered API request.
 func (m *Manager) adviseAudit(r *request, resp []byte) {
 	m.advise(advAPIAudit, func() any {
-		return apiAuditAdvisory{typedEvent: event(typeAPIAudit), Server: m.cfg.ServerName, Subject: r.subject,
+		return apiAuditAdvisory{typedEvent: event(typeAPIAudit), Domain: m.cfg.Domain, Server: m.cfg.ServerName, Subject: r.subject,
 			Request: string(r.data), Response: string(resp)}
 	})
 }
@@ -151,7 +151,7 @@ func (m *Manager) adviseAudit(r *request, resp []byte) {
 func (m *Manager) adviseMaxDeliver(c *consumer, n pendingNote) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advMaxDeliveries+stream+"."+name, func() any {
-		return maxDeliverAdvisory{typedEvent: event(typeMaxDeliver), Stream: stream, Consumer: name, StreamSeq: n.sseq,
+		return maxDeliverAdvisory{typedEvent: event(typeMaxDeliver), Domain: m.cfg.Domain, Stream: stream, Consumer: name, StreamSeq: n.sseq,
 			Deliveries: uint64(n.deliveries)}
 	})
 }
@@ -170,7 +170,7 @@ type nakAdvisory struct {
 func (m *Manager) adviseNak(c *consumer, n pendingNote) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advMsgNaked+stream+"."+name, func() any {
-		return nakAdvisory{typedEvent: event(typeNak), Stream: stream, Consumer: name, ConsumerSeq: n.dseq,
+		return nakAdvisory{typedEvent: event(typeNak), Domain: m.cfg.Domain, Stream: stream, Consumer: name, ConsumerSeq: n.dseq,
 			StreamSeq: n.sseq, Deliveries: uint64(n.deliveries)}
 	})
 }
@@ -181,7 +181,7 @@ func (m *Manager) adviseTerm(c *consumer, t ackTokens, body []byte) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advMsgTerminated+stream+"."+name, func() any {
 		reason := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(body)), "+TERM"))
-		return terminatedAdvisory{typedEvent: event(typeTerminated), Stream: stream, Consumer: name,
+		return terminatedAdvisory{typedEvent: event(typeTerminated), Domain: m.cfg.Domain, Stream: stream, Consumer: name,
 			ConsumerSeq: t.dseq, StreamSeq: t.sseq, Deliveries: t.delivered, Reason: reason}
 	})
 }
@@ -216,7 +216,7 @@ func (m *Manager) pauseChanged(c *consumer, prev *time.Time, now time.Time) {
 func (m *Manager) advisePause(c *consumer, until, now time.Time) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advPause+stream+"."+name, func() any {
-		return pauseAdvisory{typedEvent: event(typePause), Stream: stream, Consumer: name, Paused: now.Before(until),
+		return pauseAdvisory{typedEvent: event(typePause), Domain: m.cfg.Domain, Stream: stream, Consumer: name, Paused: now.Before(until),
 			PauseUntil: until}
 	})
 }
@@ -245,7 +245,7 @@ type unpinnedAdvisory struct {
 func (m *Manager) advisePinned(c *consumer, group, id string) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advPinned+stream+"."+name, func() any {
-		return pinnedAdvisory{typedEvent: event(typePinned), Account: globalAccount, Stream: stream, Consumer: name,
+		return pinnedAdvisory{typedEvent: event(typePinned), Domain: m.cfg.Domain, Account: globalAccount, Stream: stream, Consumer: name,
 			Group: group, PinnedID: id}
 	})
 }
@@ -255,7 +255,7 @@ func (m *Manager) advisePinned(c *consumer, group, id string) {
 func (m *Manager) adviseUnpinned(c *consumer, group, reason string) {
 	stream, name := c.st.cfg.Name, c.name
 	m.advise(advUnpinned+stream+"."+name, func() any {
-		return unpinnedAdvisory{typedEvent: event(typeUnpinned), Account: globalAccount, Stream: stream, Consumer: name,
+		return unpinnedAdvisory{typedEvent: event(typeUnpinned), Domain: m.cfg.Domain, Account: globalAccount, Stream: stream, Consumer: name,
 			Group: group, Reason: reason}
 	})
 }
@@ -275,6 +275,6 @@ type batchAbandonedAdvisory struct {
 func (m *Manager) adviseBatchAbandoned(st *stream, id, reason string) {
 	stream := st.cfg.Name
 	m.advise(advBatchAbandoned+stream, func() any {
-		return batchAbandonedAdvisory{typedEvent: event(typeBatchAbandoned), Stream: stream, BatchID: id, Reason: reason}
+		return batchAbandonedAdvisory{typedEvent: event(typeBatchAbandoned), Domain: m.cfg.Domain, Stream: stream, BatchID: id, Reason: reason}
 	})
 }

@@ -339,7 +339,7 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 		if reply == "" {
 			return
 		}
-		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count)}
+		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count), Domain: m.cfg.Domain}
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}

@@ -311,7 +311,7 @@ func (m *Manager) publishFast(r *request) {
 		if commit {
 			delete(st.fast, fr.id)
 			if canRespond {
-				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq}))
+				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: m.cfg.Domain}))
 			}
 		} else if b.flowDue(len(st.fast)) {
 			ack()
@@ -346,5 +346,5 @@ func (m *Manager) publishFast(r *request) {
 // names the last stored message and counts the batch sequences taken.
 func (m *Manager) endFast(st *stream, id string, b *fastBatch, reply string) {
 	delete(st.fast, id)
-	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq}))
+	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq, Domain: m.cfg.Domain}))
 }

@@ -318,6 +318,9 @@ func (m *Manager) publish(r *request) {
 		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
 	}
 	if res.ack != nil && reply != "" {
+		if res.ack.Error == nil {
+			res.ack.Domain = m.cfg.Domain // a duplicate's ack, as a stored message's
+		}
 		m.public(res.ack.Error)
 		m.host.Publish(reply, "", nil, mustJSON(res.ack))
 	}

@@ -3,11 +3,14 @@ package loop
 // Concurrency: as config.go, once per load on the caller's goroutine.
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/evnats/evnats/router"
 )
@@ -453,8 +456,47 @@ func (w *cfgWalker) leafBlock(o *Options) block {
 	alias(ak, setStr(&o.LeafPassword), "password", "pass")
 	alias(ak, setDur(&o.LeafAuthTimeout), "timeout")
 	alias(ak, setStr(&o.LeafAccount), "account")
+	alias(ak, func(v any) error {
+		nk, err := str(v)
+		if err != nil {
+			return err
+		}
+		if !nkeys.IsValidPublicUserKey(nk) {
+			return errors.New("Not a valid public nkey for leafnode authorization")
+		}
+		o.LeafNkey = nk
+		return nil
+	}, "nkey")
+	alias(ak, func(v any) error {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("Expected users field to be an array, got %v", plain(v))
+		}
+		for _, e := range list {
+			m, ok := bare(e).(map[string]any)
+			if !ok {
+				w.add(e, fmt.Sprintf("Expected user entry to be a map/struct, got %v", plain(e)))
+				continue
+			}
+			var u LeafUser
+			uk := map[string]setter{}
+			alias(uk, setStr(&u.Username), "user", "username")
+			alias(uk, setStr(&u.Password), "password", "pass")
+			alias(uk, func(v any) error {
+				a, err := str(v)
+				if err == nil && a != "" {
+					err = validAccountName(a)
+				}
+				u.Account = a
+				return err
+			}, "account")
+			w.walk(block{path: "leafnodes.authorization.users", keys: uk, native: []string{"proxy_required"}}, m)
+			o.LeafUsers = append(o.LeafUsers, u)
+		}
+		return nil
+	}, "users")
 	alias(k, w.sub(block{path: "leafnodes.authorization", keys: ak, native: []string{
-		"users", "nkey", "token", "proxy_required",
+		"token", "proxy_required",
 	}}), "authorization")
 	alias(k, func(v any) error {
 		list, ok := v.([]any)
@@ -510,7 +552,28 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 		}
 		return nil
 	}, "urls")
-	alias(k, setStr(&r.Credentials), "credentials", "creds")
+	alias(k, func(v any) error {
+		c, err := str(v)
+		if err == nil && r.Nkey != "" {
+			err = errors.New("Remote leafnode can not have both creds and nkey defined")
+		}
+		r.Credentials = c
+		return err
+	}, "credentials", "creds")
+	alias(k, func(v any) error {
+		nk, err := str(v)
+		if err != nil {
+			return err
+		}
+		if pb, _, err := nkeys.DecodeSeed([]byte(nk)); err != nil || pb != nkeys.PrefixByteUser {
+			return fmt.Errorf("Remote leafnode nkey is not a valid seed: %q", nk)
+		}
+		if r.Credentials != "" {
+			return errors.New("Remote leafnode can not have both creds and nkey defined")
+		}
+		r.Nkey = nk
+		return nil
+	}, "nkey", "seed")
 	alias(k, func(v any) error {
 		a, err := str(v)
 		if err == nil && a != "" {
@@ -558,9 +621,7 @@ func checkLeafURL(s string) error {
 		return fmt.Errorf("leafnode url %q: %v", s, err)
 	}
 	switch u.Scheme {
-	case "nats-leaf", "nats", "leafnode", "tls":
-	case "wss", "ws":
-		return fmt.Errorf("leafnode url %q: WebSocket on the leaf link is not supported by evnats yet", s)
+	case "nats-leaf", "nats", "leafnode", "tls", "ws", "wss":
 	default:
 		return fmt.Errorf("leafnode url %q: unknown scheme %q", s, u.Scheme)
 	}

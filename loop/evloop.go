@@ -45,6 +45,10 @@ type evLoop struct {
 	// on this one when nothing here is dirty. The other loop's inbox
 	// still coalesces wakeups, one per batch at most.
 	inTraffic, forwarded bool
+	// links are the links given messages during this read with their
+	// writers left asleep (Link.Forward with later); OnTraffic wakes each
+	// once when the read is parsed.
+	links []Link
 
 	inbox     inbox
 	drainTask gnet.Runnable
@@ -107,6 +111,25 @@ func (lp *evLoop) flush() {
 	}
 	clear(lp.dirty)
 	lp.dirty = lp.dirty[:0]
+}
+
+// wakeLater records that l must be woken when the current read is parsed.
+func (lp *evLoop) wakeLater(l Link) {
+	for _, x := range lp.links {
+		if x == l {
+			return
+		}
+	}
+	lp.links = append(lp.links, l)
+}
+
+// wakeLinks wakes the links given messages during the read just parsed.
+func (lp *evLoop) wakeLinks() {
+	for _, l := range lp.links {
+		l.Wake()
+	}
+	clear(lp.links)
+	lp.links = lp.links[:0]
 }
 
 // randn returns a random index below n for queue member choice.

@@ -238,6 +238,9 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 		lp.forwarded = false
 		lp.sendBatches()
 	}
+	if len(lp.links) > 0 {
+		lp.wakeLinks()
+	}
 	lp.mon.reads++
 	lp.mon.busy += time.Since(t0)
 	return gnet.None

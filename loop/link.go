@@ -32,8 +32,14 @@ type Link interface {
 	// payload when hdrLen >= 0. It runs on the publisher's goroutine, must
 	// not block (a link that cannot keep up drops, as a slow consumer),
 	// and must copy what it keeps: every slice is valid only until it
-	// returns.
-	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string)
+	// returns. With later set (a gnet loop parsing a read) it may leave
+	// its writer asleep and report true: the loop then calls Wake once,
+	// when the read is parsed, as it flushes its clients once per read
+	// rather than once per message.
+	Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) (wake bool)
+	// Wake lets the link send what Forward queued with later set. It runs
+	// on the loop that called Forward and must not block.
+	Wake()
 }
 
 // LinkAccount is the subject space a link is bound to: the global account
@@ -74,6 +80,17 @@ func (s *Server) AuthenticateLeaf(user, pass, token, nkey, sig, jwt string, nonc
 	}
 	return u.acc.name, true
 }
+
+// CheckLeafPassword reports whether given matches want, a leafnodes
+// authorization password (plain, or a bcrypt hash, compared as client
+// passwords are). A bcrypt comparison is slow: call it on the
+// connection's goroutine, never on a loop.
+func CheckLeafPassword(given, want string) bool { return checkPassword(given, want) }
+
+// VerifyLeafNkey reports whether sig (base64) is nonce signed by the
+// user nkey pub, as a leaf logging in with leafnodes { authorization {
+// nkey } } must send.
+func VerifyLeafNkey(pub, sig string, nonce []byte) bool { return verifyNonce(pub, sig, nonce) }
 
 // Name is the account's name.
 func (la *LinkAccount) Name() string { return la.a.name }
@@ -274,7 +291,24 @@ func (s *Server) openLeaf() (interface{ Close() }, error) {
 	if leafPlugin == nil {
 		return nil, errNoLeaf
 	}
-	return leafPlugin(s)
+	lf, err := leafPlugin(s)
+	if err != nil {
+		return nil, err
+	}
+	if la, ok := lf.(leafWSAcceptor); ok && s.opts.LeafPort != 0 {
+		s.leafWS.Store(la)
+	}
+	return lf, nil
+}
+
+// leafWSAcceptor takes leaf nodes that connect to the websocket listener
+// (at /leafnode) when leafnodes { port } is set, as nats-server does: the
+// loop/leaf manager. NewWSConn runs on the connection's loop (or reader
+// goroutine) right after the upgrade and must not block; the Protocol
+// it returns gets the unframed bytes, and what it writes (Conn.Write) is
+// framed by the connection's WebSocket codec.
+type leafWSAcceptor interface {
+	NewWSConn(c *Conn) Protocol
 }
 
 // ID returns the server's unique id (server_id in INFO).
@@ -304,7 +338,7 @@ func (d *delivery) toLink(s *subscription) bool {
 			q = []string{s.Queue}
 		}
 		subj, reply := d.linkSubject()
-		s.link.Forward(subj, reply, d.hdrLen, d.msg, q)
+		d.forward(s.link, subj, reply, q)
 		return true
 	}
 	lo.l = s.link
@@ -331,8 +365,19 @@ func (d *delivery) flushLink() {
 		q = append(append(qs, lo.q[:lo.n]...), lo.more...)
 	}
 	subj, reply := d.linkSubject()
-	lo.l.Forward(subj, reply, d.hdrLen, d.msg, q)
+	d.forward(lo.l, subj, reply, q)
 	*lo = linkOut{}
+}
+
+// forward hands the message to l; on a gnet loop parsing a read, the
+// link's writer is woken once when the read is parsed (evLoop.wakeLinks),
+// not per message.
+func (d *delivery) forward(l Link, subject, reply []byte, queues []string) {
+	lp := d.lp
+	later := lp != nil && lp.inTraffic
+	if l.Forward(subject, reply, d.hdrLen, d.msg, queues, later) && later {
+		lp.wakeLater(l)
+	}
 }
 
 // linkSubject is the subject and reply a link is sent the message with:

@@ -1,6 +1,13 @@
 package loop
 
-import "testing"
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 // countLink is a Link that counts what it is given.
 type countLink struct {
@@ -8,10 +15,13 @@ type countLink struct {
 	queues []string
 }
 
-func (l *countLink) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string) {
+func (l *countLink) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) bool {
 	l.n++
 	l.queues = append(l.queues[:0], queues...)
+	return false
 }
+
+func (l *countLink) Wake() {}
 
 // TestLinkForwardOnceNoAllocs: a message matching several of a link's
 // interests goes to it once, allocating nothing; a queue group with a
@@ -70,5 +80,58 @@ func TestLinkPublishNoAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { p.Publish(subj, nil, -1, msg, nil) }); n != 0 {
 		t.Fatalf("%v allocations per message from a link", n)
+	}
+}
+
+// wakeLink counts what a gnet loop hands it: messages and wakeups.
+type wakeLink struct{ msgs, laters, wakes atomic.Int64 }
+
+func (l *wakeLink) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) bool {
+	l.msgs.Add(1)
+	if later {
+		l.laters.Add(1)
+	}
+	return later
+}
+
+func (l *wakeLink) Wake() { l.wakes.Add(1) }
+
+// TestLinkWokenPerRead: on a gnet loop, a read of many publishes to a
+// link wakes its writer once per read, not once per message.
+func TestLinkWokenPerRead(t *testing.T) {
+	s, err := New(Options{Host: "127.0.0.1", Port: -1, Loops: 1, LogWriter: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	l := &wakeLink{}
+	s.LinkSubscribe(l, "foo", "", nil)
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	br.ReadString('\n') // INFO
+	const n = 200
+	b := []byte("CONNECT {\"verbose\":false}\r\n")
+	for range n {
+		b = append(b, "PUB foo 2\r\nhi\r\n"...)
+	}
+	b = append(b, "PING\r\n"...)
+	nc.Write(b)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := br.ReadString('\n'); err != nil || line != "PONG\r\n" {
+		t.Fatalf("%q %v", line, err)
+	}
+	if l.msgs.Load() != n || l.laters.Load() != n {
+		t.Fatalf("%d messages, %d deferred; want %d", l.msgs.Load(), l.laters.Load(), n)
+	}
+	// One wakeup per read; the kernel may split the write into a few.
+	if w := l.wakes.Load(); w < 1 || w > n/10 {
+		t.Fatalf("%d wakeups for %d messages", w, n)
 	}
 }

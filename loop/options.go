@@ -167,6 +167,13 @@ type Options struct {
 	// LeafUsername a leaf logs in as a client user and binds to that
 	// user's account, as nats-server does.
 	LeafAccount string
+	// LeafNkey, when set, is the public user nkey a leaf must log in
+	// with, signing the hub's nonce (leafnodes { authorization { nkey }
+	// }); it binds to LeafAccount. LeafUsers are several logins, each
+	// bound to its own account (leafnodes { authorization { users [...]
+	// } }). At most one of LeafUsername, LeafNkey and LeafUsers is set.
+	LeafNkey  string
+	LeafUsers []LeafUser
 	// LeafCompression is the s2 mode offered to accepted leaves
 	// (leafnodes { compression }), spelled as LeafRemote.Compression.
 	LeafCompression string
@@ -395,6 +402,13 @@ func (o *Options) authRequired() bool {
 	return false
 }
 
+// LeafUser is one login of leafnodes { authorization { users [...] } }:
+// a leaf that sends this user and password binds to Account ("": $G).
+// Password may be a bcrypt hash.
+type LeafUser struct {
+	Username, Password, Account string
+}
+
 // LeafRemote is one hub a leaf connects to (leafnodes { remotes [ ... ] }).
 type LeafRemote struct {
 	// URLs are tried in turn: nats-leaf://[user:pass@]host:port (or
@@ -403,6 +417,9 @@ type LeafRemote struct {
 	// Credentials is a .creds file (user JWT and nkey seed) that signs
 	// the hub's nonce; empty for none.
 	Credentials string
+	// Nkey is a user nkey seed (SU...) that signs the hub's nonce
+	// (remote { nkey }); not with Credentials.
+	Nkey string
 	// Account is the local account the link binds to ("" or "$G": the
 	// global account): its interest is what the hub is told of, and the
 	// hub's messages are published in it.

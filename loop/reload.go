@@ -81,7 +81,8 @@ var configKeys = map[string]string{
 	"LeafRemotes": "leafnodes remotes", "LeafReconnect": "leafnodes reconnect",
 	"LeafHost": "leafnodes host", "LeafPort": "leafnodes port", "LeafUsername": "leafnodes authorization user",
 	"LeafPassword": "leafnodes authorization password", "LeafAuthTimeout": "leafnodes authorization timeout",
-	"LeafAccount":     "leafnodes authorization account",
+	"LeafAccount": "leafnodes authorization account", "LeafNkey": "leafnodes authorization nkey",
+	"LeafUsers":       "leafnodes authorization users",
 	"LeafCompression": "leafnodes compression", "LeafTLS": "leafnodes tls",
 }
 
@@ -90,6 +91,7 @@ var configKeys = map[string]string{
 // max_subscriptions, ping_interval, ping_max, authorization timeout;
 // max_payload and max_control_line for connections accepted from now on),
 // authorization (token, user/password, users and their permissions),
+// leafnodes remotes (added and removed, when leaf nodes are open),
 // logging (debug, trace, log file, its rotation, timestamps, syslog), and
 // TLS certificates, read again from the same files. A connected client
 // whose credentials no longer pass is closed with "Authorization
@@ -123,10 +125,15 @@ func (s *Server) Reload(o Options) error {
 	if err != nil {
 		return err
 	}
+	applyLeaf, err := s.prepareLeafLocked(&o, ac)
+	if err != nil {
+		return err
+	}
 	if err := s.log.configure(logConfigOf(&o), o.Debug, o.Trace); err != nil {
 		return err
 	}
 	s.swapAuthLocked(&o, ac)
+	applyLeaf() // after the accounts: a new remote binds to a new account
 	if err := s.ReloadTLS(); err != nil {
 		s.Errorf("reload: %v; keeping the certificates in use", err)
 	}
@@ -142,6 +149,33 @@ func (s *Server) Reload(o Options) error {
 		s.Noticef("Reloaded server configuration: %s", strings.Join(changed, ", "))
 	}
 	return nil
+}
+
+// leafReloader is loop/leaf's manager when leaf nodes are open: it
+// takes a new list of remotes on reload.
+type leafReloader interface {
+	PrepareRemotes(remotes []LeafRemote) (apply func(), err error)
+}
+
+func (s *Server) leafReloader() leafReloader {
+	lr, _ := s.leaf.(leafReloader)
+	return lr
+}
+
+// prepareLeafLocked checks o's leafnodes remotes (each account among
+// ac's) and returns what applies them; a no-op without leaf nodes.
+// Caller holds reloadMu.
+func (s *Server) prepareLeafLocked(o *Options, ac *authConfig) (func(), error) {
+	lr := s.leafReloader()
+	if lr == nil {
+		return func() {}, nil
+	}
+	for _, r := range o.LeafRemotes {
+		if r.Account != "" && r.Account != globalAccount && ac.accounts[r.Account] == nil {
+			return nil, fmt.Errorf("cannot find local account %q specified in leafnode remote", r.Account)
+		}
+	}
+	return lr.PrepareRemotes(o.LeafRemotes)
 }
 
 // checkAuthLocked builds the authorization and accounts o describes,
@@ -200,6 +234,9 @@ func (s *Server) ConfigLoadTime() time.Time { return time.Unix(0, s.cfgTime.Load
 func (s *Server) fixedChanges(o *Options) []string {
 	var fixed []string
 	for _, f := range diffFields(&s.started, o) {
+		if f == "LeafRemotes" && s.leafReloader() != nil {
+			continue // loop/leaf adds and removes remotes (PrepareRemotes)
+		}
 		if !reloadable[f] {
 			fixed = append(fixed, f)
 		}

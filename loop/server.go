@@ -48,6 +48,7 @@ type Server struct {
 	mqtt      Plugin               // serves the MQTT listener; nil when it is off
 	jsAcc     []*jetstream.Manager // one per other account with jetstream enabled
 	leaf      interface{ Close() } // the leaf-node remotes (loop/leaf); nil when none
+	leafWS    atomic.Value         // leafWSAcceptor once leaf nodes are open with a port; read by websocket upgrades
 	tls       *tlsServer           // nil unless clients connect with TLS
 	mqttTLS   *tlsServer           // nil unless MQTT clients connect with TLS
 	ws        *wsServer            // the WebSocket listener's setup; nil when it is off

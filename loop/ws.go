@@ -57,6 +57,7 @@ func wsAcceptKey(key string) string {
 type wsUpgrade struct {
 	key      string
 	mqtt     bool // the path ends in /mqtt and the client speaks MQTT
+	leaf     bool // the path ends in /leafnode: a leaf node (loop/leaf takes it)
 	compress bool // the client offers permessage-deflate
 	clientIP string
 }
@@ -92,6 +93,9 @@ func wsParseUpgrade(raw []byte, cfg *wsServer, tls bool) (wsUpgrade, *wsHTTPErro
 		if !cfg.mqtt {
 			return u, &wsHTTPError{http.StatusNotFound, "mqtt websocket endpoint not enabled"}
 		}
+	}
+	if r.URL != nil && strings.HasSuffix(r.URL.EscapedPath(), "/leafnode") {
+		u.leaf = true
 	}
 	if r.Method != http.MethodGet {
 		return u, &wsHTTPError{http.StatusMethodNotAllowed, "request method must be GET"}

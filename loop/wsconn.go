@@ -289,6 +289,18 @@ func (w *wsConn) upgrade(u *wsUpgrade) bool {
 	if u.mqtt {
 		c.setProto(c.srv.mqtt.NewConn((*Conn)(c)))
 	}
+	if u.leaf {
+		// A leaf node on the websocket listener (nats-server's /leafnode
+		// path): loop/leaf runs the link over this connection's frames.
+		la, _ := c.srv.leafWS.Load().(leafWSAcceptor)
+		if la == nil {
+			c.srv.Errorf("Not configured to accept leaf node connections")
+			c.t.closeConn()
+			return false
+		}
+		c.setProto(la.NewWSConn((*Conn)(c)))
+		return true
+	}
 	c.greet()
 	return true
 }

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -88,7 +87,7 @@ func (m *manager) acceptLoop(o loop.Options) {
 		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
-			r.serveAccepted(c, &o)
+			r.serveAccepted(c, &o, false)
 			m.mu.Lock()
 			delete(m.accepted, r)
 			m.mu.Unlock()
@@ -132,8 +131,10 @@ type leafConnect struct {
 	Lang string `json:"lang"`
 }
 
-// serveAccepted runs an accepted leaf connection to its end.
-func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
+// serveAccepted runs an accepted leaf connection to its end; ws: it
+// came in on the websocket listener (TLS, if any, is below the
+// WebSocket).
+func (r *remote) serveAccepted(c net.Conn, o *loop.Options, ws bool) {
 	defer close(r.exited)
 	r.mu.Lock()
 	if r.ctx.Err() != nil { // closed before it started
@@ -144,7 +145,7 @@ func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
 	r.mu.conn = c
 	r.mu.Unlock()
 	defer r.down(c)
-	err := r.acceptHandshake(c, o)
+	err := r.acceptHandshake(c, o, ws)
 	if err != nil && r.ctx.Err() == nil {
 		r.m.s.Errorf("Leafnode connection from %s: %v", c.RemoteAddr(), err)
 	}
@@ -152,7 +153,7 @@ func (r *remote) serveAccepted(c net.Conn, o *loop.Options) {
 
 // acceptHandshake sends INFO, checks the leaf's CONNECT and serves the
 // link until it ends.
-func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
+func (r *remote) acceptHandshake(c net.Conn, o *loop.Options, ws bool) error {
 	r.m.mu.Lock()
 	r.m.nextCID++
 	cid := r.m.nextCID
@@ -160,7 +161,7 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	var nb [12]byte
 	_, _ = rand.Read(nb[:])
 	info := acceptInfo{ID: r.m.s.ID(), Name: o.ServerName, Version: loop.Version, Proto: 1,
-		Headers: true, AuthRequired: o.LeafUsername != "", MaxPayload: o.MaxPayload, CID: cid,
+		Headers: true, AuthRequired: leafAuthRequired(o), MaxPayload: o.MaxPayload, CID: cid,
 		Nonce:         base64.RawURLEncoding.EncodeToString(nb[:]),
 		InfoOnConnect: true, LeafNodeURLs: []string{r.m.ln.Addr().String()}}
 	if info.MaxPayload <= 0 {
@@ -170,9 +171,13 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	if err != nil {
 		return err
 	}
+	tlsOn := r.m.tls != nil && !ws
+	if ws {
+		mode = compOff
+	}
 	info.Compression = mode
-	info.TLSRequired = r.m.tls != nil
-	first := o.LeafTLS != nil && o.LeafTLS.HandshakeFirst
+	info.TLSRequired = tlsOn
+	first := tlsOn && o.LeafTLS.HandshakeFirst
 	if first {
 		if c, err = r.serverHandshake(c, o); err != nil {
 			return err
@@ -184,7 +189,7 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options) error {
 	if _, err := c.Write(append(append([]byte("INFO "), ij...), "\r\n"...)); err != nil {
 		return err
 	}
-	if r.m.tls != nil && !first {
+	if tlsOn && !first {
 		if c, err = r.serverHandshake(c, o); err != nil {
 			return err
 		}
@@ -310,20 +315,64 @@ func (r *remote) serverHandshake(c net.Conn, o *loop.Options) (net.Conn, error) 
 }
 
 // leafAuthorized checks an accepted leaf's credentials and names the
-// account it binds to: with a leafnodes user, that user and password and
-// the block's account ($G if none); without one, the server's own users,
-// the leaf binding to its user's account, as nats-server does.
+// account it binds to, in nats-server's order: the leafnodes user and
+// password, or its nkey (the nonce signed), binding to the block's
+// account ($G if none); or one of its users, binding to that user's
+// account; without any of these, the server's own users, the leaf
+// binding to its user's account.
 func (r *remote) leafAuthorized(o *loop.Options, ci *leafConnect, nonce string) (string, bool) {
-	if o.LeafUsername == "" {
-		return r.m.s.AuthenticateLeaf(ci.User, ci.Pass, ci.Token, ci.Nkey, ci.Sig, ci.JWT, []byte(nonce))
+	switch {
+	case o.LeafUsername != "":
+		return o.LeafAccount, ci.User == o.LeafUsername && loop.CheckLeafPassword(ci.Pass, o.LeafPassword)
+	case o.LeafNkey != "":
+		return o.LeafAccount, ci.Nkey == o.LeafNkey && loop.VerifyLeafNkey(ci.Nkey, ci.Sig, []byte(nonce))
+	case len(o.LeafUsers) > 0:
+		for _, u := range o.LeafUsers {
+			if u.Username == ci.User {
+				return u.Account, loop.CheckLeafPassword(ci.Pass, u.Password)
+			}
+		}
+		return "", false
 	}
-	user, pass := ci.User, ci.Pass
-	if user == "" {
-		user = ci.Token
+	return r.m.s.AuthenticateLeaf(ci.User, ci.Pass, ci.Token, ci.Nkey, ci.Sig, ci.JWT, []byte(nonce))
+}
+
+// leafAuthRequired: the INFO tells a leaf to log in when the leafnodes
+// block has a login of its own or the server has users.
+func leafAuthRequired(o *loop.Options) bool {
+	return o.LeafUsername != "" || o.LeafNkey != "" || len(o.LeafUsers) > 0 ||
+		o.Username != "" || o.Token != "" || len(o.Users) > 0 || len(o.Accounts) > 0 || len(o.Operators) > 0
+}
+
+// checkLeafAuth validates the leafnodes authorization block as
+// nats-server does at start: one kind of login, no user twice, and
+// accounts that exist.
+func checkLeafAuth(s *loop.Server, o *loop.Options) error {
+	if len(o.LeafUsers) > 0 {
+		if len(o.Operators) > 0 {
+			return errors.New("operator mode does not allow specifying users in leafnode config")
+		}
+		if o.LeafUsername != "" {
+			return errors.New("can not have a single user/pass and a users array")
+		}
+		if o.LeafNkey != "" {
+			return errors.New("can not have a single nkey and a users array")
+		}
 	}
-	ok := subtle.ConstantTimeCompare([]byte(user), []byte(o.LeafUsername)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(pass), []byte(o.LeafPassword)) == 1
-	return o.LeafAccount, ok
+	seen := map[string]bool{}
+	for _, u := range o.LeafUsers {
+		if seen[u.Username] {
+			return fmt.Errorf("duplicate user %q detected in leafnode authorization", u.Username)
+		}
+		seen[u.Username] = true
+		if _, ok := s.LinkAccount(u.Account); !ok {
+			return fmt.Errorf("cannot find local account %q specified in leafnode authorization", u.Account)
+		}
+	}
+	if _, ok := s.LinkAccount(o.LeafAccount); !ok {
+		return fmt.Errorf("cannot find local account %q specified in leafnode authorization", o.LeafAccount)
+	}
+	return nil
 }
 
 // writeErr sends -ERR before the connection closes.

@@ -105,20 +105,26 @@ leafnodes {
 				s.Shutdown()
 			}
 		}
-		if err == nil || !strings.Contains(err.Error(), `"NOPE": no such account`) {
+		if err == nil || !strings.Contains(err.Error(), `cannot find local account "NOPE" specified in leafnode`) {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
 
 	for _, c := range []struct{ conf, want string }{
-		{`leafnodes { remotes = [ { url: "wss://hub:443" } ] }`, "WebSocket on the leaf link is not supported by evnats yet"},
+		{`leafnodes { remotes = [ { url: "ws://hub:443", ws_compression: true } ] }`, `"leafnodes.remotes.ws_compression": nats-server feature not supported`},
 		{`leafnodes { remotes = [ { url: "tls://hub:7422", tls { ca_flie: "ca.pem" } } ] }`, `unsupported key "ca_flie"`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", account: "A B" } ] }`, `account name`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", compression: s2_turbo } ] }`, `compression "s2_turbo": want off, accept`},
 		{`leafnodes { remotes = [ { url: "ftp://hub" } ] }`, `unknown scheme "ftp"`},
 		{`leafnodes { remotes = [ { account: "$G" } ] }`, "url or urls is required"},
 		{`leafnodes { port: 7422, tls { cert_flie: "a" } }`, `unsupported key "cert_flie"`},
-		{`leafnodes { port: 7422, authorization { users: [] } }`, `"leafnodes.authorization.users": nats-server feature not supported by evnats yet`},
+		{`leafnodes { port: 7422, authorization { users: 5 } }`, `Expected users field to be an array, got 5`},
+		{`leafnodes { port: 7422, authorization { users: [ x ] } }`, `Expected user entry to be a map/struct, got x`},
+		{`leafnodes { port: 7422, authorization { users: [ { user: a, pasword: b } ] } }`, `unknown key "leafnodes.authorization.users.pasword", did you mean "password"?`},
+		{`leafnodes { port: 7422, authorization { nkey: "UNOTAKEY" } }`, `Not a valid public nkey for leafnode authorization`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", nkey: "SUNOTASEED" } ] }`, `Remote leafnode nkey is not a valid seed: "SUNOTASEED"`},
+		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", credentials: "a.creds", nkey: "` + userSeed + `" } ] }`, `Remote leafnode can not have both creds and nkey defined`},
+		{`leafnodes { port: 7422, authorization { token: x } }`, `"leafnodes.authorization.token": nats-server feature not supported by evnats yet`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", hub: true } ] }`, `"leafnodes.remotes.hub": nats-server feature not supported`},
 		{`leafnodes { remotes = [ { url: "nats-leaf://hub:7422", deny_imports: ["a..b"] } ] }`, `invalid subject "a..b"`},
 	} {

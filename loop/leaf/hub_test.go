@@ -200,8 +200,6 @@ func TestHubEvnatsLeaf(t *testing.T) {
 		_, e2 := hnc.Request("down", nil, 50*time.Millisecond)
 		return e1 == nats.ErrTimeout && e2 == nats.ErrTimeout
 	})
-	next(t, hsub)
-	next(t, lsub)
 	hnc.Subscribe("svc", func(m *nats.Msg) { m.Respond(append([]byte("re:"), m.Data...)) })
 	hnc.Flush()
 	waitFor(t, "svc at the leaf", func() bool {
@@ -213,10 +211,10 @@ func TestHubEvnatsLeaf(t *testing.T) {
 		hnc.Publish("down", fmt.Appendf(nil, "%d", i))
 	}
 	for i := range 10 {
-		if m := next(t, hsub); string(m.Data) != fmt.Sprint(i) {
+		if m := nextData(t, hsub); string(m.Data) != fmt.Sprint(i) {
 			t.Fatalf("hub got %q", m.Data)
 		}
-		if m := next(t, lsub); string(m.Data) != fmt.Sprint(i) {
+		if m := nextData(t, lsub); string(m.Data) != fmt.Sprint(i) {
 			t.Fatalf("leaf got %q", m.Data)
 		}
 	}

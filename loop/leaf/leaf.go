@@ -18,7 +18,6 @@ package leaf
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -31,15 +30,15 @@ func init() { loop.RegisterLeaf(open) }
 // manager owns the links of one server and the table of interest they
 // advertise.
 type manager struct {
-	s       *loop.Server
-	remotes []*remote // the configured hubs; fixed after open
-	ln      net.Listener
-	tls     *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
-	wg      sync.WaitGroup // accepted connections and the accept loop
+	s   *loop.Server
+	ln  net.Listener
+	tls *tls.Config    // accepted leaves' TLS (leafnodes { tls }); nil: none
+	wg  sync.WaitGroup // accepted connections and the accept loop
 
-	// mu guards interest and links; a link's mu is taken under it, never
-	// the other way round.
+	// mu guards remotes, interest and links; a link's mu is taken under
+	// it, never the other way round.
 	mu       sync.Mutex
+	remotes  []*remote // the configured hubs (a reload adds and removes them)
 	interest map[ikey]*icount
 	links    []*remote            // every link that is up or retrying: remotes, then accepted ones
 	accepted map[*remote]struct{} // accepted connections, from accept to end
@@ -89,6 +88,9 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 		watched: map[string]*loop.LinkAccount{}}
 	for i := range o.LeafRemotes {
 		r, err := newRemote(m, o.LeafRemotes[i], o.LeafReconnect)
+		if err == nil {
+			err = r.bind()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -97,8 +99,8 @@ func open(s *loop.Server) (interface{ Close() }, error) {
 		m.remotes = append(m.remotes, r)
 	}
 	m.links = append(m.links, m.remotes...)
-	if _, ok := s.LinkAccount(o.LeafAccount); !ok {
-		return nil, fmt.Errorf("leafnodes authorization account %q: no such account", o.LeafAccount)
+	if err := checkLeafAuth(s, &o); err != nil {
+		return nil, err
 	}
 	if o.LeafPort != 0 {
 		if err := m.listen(o); err != nil {
@@ -125,7 +127,10 @@ func (m *manager) Close() {
 	if m.ln != nil {
 		m.ln.Close()
 	}
-	for _, r := range m.remotes {
+	m.mu.Lock()
+	remotes := append([]*remote(nil), m.remotes...)
+	m.mu.Unlock()
+	for _, r := range remotes {
 		r.close()
 	}
 	m.mu.Lock()

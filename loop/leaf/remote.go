@@ -51,8 +51,8 @@ var maxPending = 64 << 20
 // link to it. It is a loop.Link: publishers call Forward on their own
 // goroutines.
 //
-// Ownership: cfg, urls, delay, acc and pub are set at creation (an
-// accepted leaf's acc and pub at its CONNECT); subs and
+// Ownership: cfg, urls, delay, acc and pub are set at creation (acc
+// and pub by bind, before run; an accepted leaf's at its CONNECT); subs and
 // pingsOut belong to the connection goroutines (subs: the reader, run,
 // which changes it under smu so that monitoring may list it);
 // the fields under mu are shared with publishers and the interest
@@ -113,27 +113,31 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 	if delay <= 0 {
 		delay = defaultReconnect
 	}
-	acc, ok := m.s.LinkAccount(cfg.Account)
-	if !ok {
-		return nil, fmt.Errorf("remote account %q: no such account", cfg.Account)
-	}
 	if _, err := ParseCompression(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	r := &remote{m: m, cfg: cfg, delay: delay, acc: acc, subs: map[ikey]func(){},
+	r := &remote{m: m, cfg: cfg, delay: delay, subs: map[ikey]func(){},
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for _, s := range cfg.URLs {
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("remote url %q: not a host:port URL", s)
 		}
+		port := "7422" // nats-server's default leafnode port
 		switch u.Scheme {
 		case "nats-leaf", "nats", "leafnode", "tls":
+		case "ws":
+			port = "80"
+		case "wss":
+			port = "443"
 		default:
 			return nil, fmt.Errorf("remote url %q: scheme %q is not supported by evnats yet", s, u.Scheme)
 		}
 		if u.Port() == "" {
-			u.Host = net.JoinHostPort(u.Hostname(), "7422") // nats-server's default leafnode port
+			u.Host = net.JoinHostPort(u.Hostname(), port)
+		}
+		if len(r.urls) > 0 && isWS(r.urls[0]) != isWS(u) {
+			return nil, fmt.Errorf("remote leaf node configuration cannot have a mix of websocket and non-websocket urls: %q", cfg.URLs)
 		}
 		r.urls = append(r.urls, u)
 	}
@@ -148,9 +152,19 @@ func newRemote(m *manager, cfg loop.LeafRemote, delay time.Duration) (*remote, e
 		r.tls = tc
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pub = acc.NewPublisher(r)
-	r.jsDeny, r.jsOwn = jsDeny(m.s)
 	return r, nil
+}
+
+// bind ties a new remote to its account (before it runs): the account
+// must be in the configuration in force.
+func (r *remote) bind() error {
+	acc, ok := r.m.s.LinkAccount(r.cfg.Account)
+	if !ok {
+		return fmt.Errorf("cannot find local account %q specified in leafnode remote", r.cfg.Account)
+	}
+	r.acc, r.pub = acc, acc.NewPublisher(r)
+	r.jsDeny, r.jsOwn = jsDeny(r.m.s)
+	return nil
 }
 
 // close stops the link and waits for its goroutine.
@@ -219,7 +233,32 @@ func (r *remote) attempt(u *url.URL) (up bool, err error) {
 	r.mu.conn = c
 	r.mu.Unlock()
 	defer r.down(c)
+	if isWS(u) {
+		// TLS (wss) below the WebSocket, then the upgrade; the leaf
+		// protocol runs inside the frames.
+		_ = c.SetDeadline(time.Now().Add(r.infoWait()))
+		var wc net.Conn = c
+		if u.Scheme == "wss" || r.tls != nil {
+			if wc, err = r.handshake(c, u); err != nil {
+				return false, err
+			}
+		}
+		if wc, err = wsUpgrade(wc, u); err != nil {
+			return false, err
+		}
+		_ = c.SetDeadline(time.Time{})
+		return r.serve(wc, u)
+	}
 	return r.serve(c, u)
+}
+
+// infoWait bounds the wait for the hub's first INFO (and a WebSocket
+// upgrade).
+func (r *remote) infoWait() time.Duration {
+	if r.cfg.FirstInfoTimeout > 0 {
+		return r.cfg.FirstInfoTimeout
+	}
+	return firstInfoTimeout
 }
 
 // hubInfo is what the leaf reads of the hub's INFO.
@@ -234,6 +273,7 @@ type hubInfo struct {
 	TLSRequired   bool     `json:"tls_required"`
 	InfoOnConnect bool     `json:"info_on_connect"`
 	LeafNodeURLs  []string `json:"leafnode_urls"`
+	WSConnectURLs []string `json:"ws_connect_urls"`
 }
 
 // connectInfo is the leaf's CONNECT, with nats-server's field names. It
@@ -271,11 +311,9 @@ var (
 // fails.
 func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	start := time.Now()
-	infoWait := firstInfoTimeout
-	if r.cfg.FirstInfoTimeout > 0 {
-		infoWait = r.cfg.FirstInfoTimeout
-	}
-	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst
+	infoWait := r.infoWait()
+	ws := isWS(u)
+	first := r.cfg.TLS != nil && r.cfg.TLS.HandshakeFirst && !ws
 	if first {
 		if c, err = r.handshake(c, u); err != nil {
 			return false, err
@@ -288,7 +326,7 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 		return false, err
 	}
 	rtt := time.Since(start)
-	if !first && (info.TLSRequired || r.tls != nil || u.Scheme == "tls") {
+	if !first && !ws && (info.TLSRequired || r.tls != nil || u.Scheme == "tls") {
 		// The hub's INFO came in plain text; all else goes over TLS.
 		if br.Buffered() > 0 {
 			return false, errors.New("hub sent data before the TLS handshake")
@@ -328,13 +366,21 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 		if br.Buffered() > 0 {
 			return false, errors.New("hub sent data before compression started")
 		}
-		br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+		cw = newCompressor(mode)
+		if wc, ok := c.(*wsClient); ok {
+			// nats-server compresses the WebSocket frames: s2 below them.
+			if err := wc.compress(cw); err != nil {
+				return false, err
+			}
+			cw = nil // wc flushes each frame itself
+		} else {
+			br = bufio.NewReaderSize(s2.NewReader(c), readBuf)
+			cw.Reset(c)
+			w = cw
+		}
 		if info, err = readInfo(br); err != nil {
 			return false, fmt.Errorf("compressed INFO: %w", err)
 		}
-		cw = newCompressor(mode)
-		cw.Reset(c)
-		w = cw
 	}
 	connect, err := r.connectProto(u, info.Nonce, mode)
 	if err != nil {
@@ -354,7 +400,11 @@ func (r *remote) serve(c net.Conn, u *url.URL) (up bool, err error) {
 	defer close(done)
 	go r.writeLoop(c, w, cw, done)
 	r.signal()
-	r.discover(info.LeafNodeURLs, u)
+	if ws {
+		r.discover(info.WSConnectURLs, u)
+	} else {
+		r.discover(info.LeafNodeURLs, u)
+	}
 	return r.readLoop(c, br, info, u)
 }
 
@@ -378,7 +428,11 @@ func (r *remote) discover(hostports []string, u *url.URL) {
 			}
 		}
 		if !known && len(r.urls) < maxURLs {
-			r.urls = append(r.urls, &url.URL{Scheme: "nats-leaf", Host: hp, User: u.User})
+			scheme := "nats-leaf"
+			if isWS(u) {
+				scheme = u.Scheme
+			}
+			r.urls = append(r.urls, &url.URL{Scheme: scheme, Host: hp, User: u.User})
 		}
 	}
 }
@@ -510,6 +564,12 @@ func (r *remote) connectProto(u *url.URL, nonce, mode string) ([]byte, error) {
 			return nil, err
 		}
 		ci.JWT, ci.Sig = jwt, sig
+	} else if r.cfg.Nkey != "" {
+		pub, sig, err := signSeed(r.cfg.Nkey, nonce)
+		if err != nil {
+			return nil, err
+		}
+		ci.Nkey, ci.Sig = pub, sig
 	}
 	b, err := json.Marshal(ci)
 	if err != nil {
@@ -539,6 +599,21 @@ func signNonce(path, nonce string) (jwt, sig string, err error) {
 		return "", "", fmt.Errorf("credentials %s: %w", path, err)
 	}
 	return jwt, base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// signSeed signs the hub's nonce with a remote's nkey seed.
+func signSeed(seed, nonce string) (pub, sig string, err error) {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return "", "", errors.New("remote nkey has malformed seed")
+	}
+	defer kp.Wipe()
+	raw, err := kp.Sign([]byte(nonce))
+	if err != nil {
+		return "", "", err
+	}
+	pub, err = kp.PublicKey()
+	return pub, base64.RawURLEncoding.EncodeToString(raw), err
 }
 
 // readLoop reads the hub's protocol until an error. It owns br, the
@@ -817,11 +892,11 @@ func (r *remote) queueProto(add func([]byte) []byte) {
 
 // Forward implements loop.Link: it queues a local message for the hub, or
 // cuts the link as a slow consumer when too much is waiting already.
-func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string) {
+func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues []string, later bool) bool {
 	r.mu.Lock()
 	if !r.mu.up || r.mu.maxPayload > 0 && len(msg) > r.mu.maxPayload {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	if len(r.mu.out) > maxPending {
 		r.mu.up, r.mu.slow = false, true
@@ -832,14 +907,21 @@ func (r *remote) Forward(subject, reply []byte, hdrLen int, msg []byte, queues [
 		if c != nil {
 			c.Close()
 		}
-		return
+		return false
 	}
 	r.mu.out = appendMsg(r.mu.out, subject, reply, hdrLen, msg, queues)
 	r.mu.outMsgs++
 	r.mu.outBytes += int64(len(msg))
 	r.mu.Unlock()
+	if later {
+		return true // the loop calls Wake once its read is parsed
+	}
 	r.signal()
+	return false
 }
+
+// Wake wakes the writer for what Forward queued with later set.
+func (r *remote) Wake() { r.signal() }
 
 // hasOp reports whether line starts with op, in any case.
 func hasOp(line []byte, op string) bool {

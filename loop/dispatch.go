@@ -171,6 +171,12 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		if s.denies(d.subject) {
 			return false
 		}
+		if d.lp != nil {
+			// Internal handlers hand work to goroutines (JetStream's
+			// manager, $SYS answers): let them run before the loop
+			// blocks (gnet patch 5).
+			d.lp.el.GoschedBeforeWait()
+		}
 		if s.cross != nil {
 			s.cross(d.origin, d.subject, d.reply, d.hdrLen, d.msg)
 			return true

@@ -306,6 +306,9 @@ func (c *client) onRead(b []byte) bool {
 // feed parses what the client sent (unframed when WebSocket).
 func (c *client) feed(b []byte) bool {
 	if c.proto != nil {
+		// A protocol plug-in (MQTT) may hand work to goroutines (its
+		// session store): they run before the loop blocks (gnet patch 5).
+		c.lp.goschedBeforeWait()
 		return c.proto.OnRead(b)
 	}
 	if !c.parsed(c.parser.Parse(b)) {
@@ -411,7 +414,7 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 	c.srv.verifySlow(c.authDeadline(), check, func(ok bool) {
 		c.t.run(func() { later(u, ok) })
 	})
-	c.lp.el.GoschedBeforeWait() // the check's goroutine runs at once
+	c.lp.goschedBeforeWait() // the check's goroutine runs at once
 	return nil, AuthPending
 }
 
@@ -701,6 +704,7 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 		return false
 	}
 	if c.proto != nil {
+		c.lp.goschedBeforeWait() // as in feed
 		return c.proto.Deliver(s, subject, reply, hdrLen, msg)
 	}
 	if c.closed || s.closed || c.slow {

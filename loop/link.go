@@ -305,6 +305,7 @@ func (d *delivery) toLink(s *subscription) bool {
 		}
 		subj, reply := d.linkSubject()
 		s.link.Forward(subj, reply, d.hdrLen, d.msg, q)
+		d.readied()
 		return true
 	}
 	lo.l = s.link
@@ -332,6 +333,7 @@ func (d *delivery) flushLink() {
 	}
 	subj, reply := d.linkSubject()
 	lo.l.Forward(subj, reply, d.hdrLen, d.msg, q)
+	d.readied()
 	*lo = linkOut{}
 }
 

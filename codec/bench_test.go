@@ -42,3 +42,16 @@ func BenchmarkAppendMsg(b *testing.B) {
 		buf = AppendMsg(buf[:0], subj, sid, nil, payload)
 	}
 }
+
+// BenchmarkParsePubStream parses one 64 KiB read of back-to-back 128-byte
+// PUBs, as a publisher's socket delivers them (per message: ns/op / 400).
+func BenchmarkParsePubStream(b *testing.B) {
+	var buf []byte
+	payload := make([]byte, 128)
+	for len(buf) < 64<<10-160 {
+		buf = append(buf, "PUB bench.pubsub.subject 128\r\n"...)
+		buf = append(buf, payload...)
+		buf = append(buf, "\r\n"...)
+	}
+	benchParse(b, buf)
+}

@@ -12,7 +12,9 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 )
 
 // Default limits, matching nats-server.
@@ -400,32 +402,47 @@ func splitOp(line []byte) (op, rest []byte) {
 }
 
 // splitArgs splits on runs of spaces and tabs into args and returns how many
-// it found; a count above maxArgs means too many.
+// it found; a count above maxArgs means too many. Tokens are scanned eight
+// bytes at a time (sepIndex): a PUB's subject is the bulk of its line.
 func splitArgs(line []byte, args *[maxArgs][]byte) int {
 	n := 0
-	start := -1
-	for i, b := range line {
-		if isSpace(b) {
-			if start >= 0 {
-				if n == maxArgs {
-					return n + 1
-				}
-				args[n] = line[start:i]
-				n++
-				start = -1
-			}
-		} else if start < 0 {
-			start = i
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
 		}
-	}
-	if start >= 0 {
+		if i == len(line) {
+			return n
+		}
 		if n == maxArgs {
 			return n + 1
 		}
-		args[n] = line[start:]
+		end := i + 1 + sepIndex(line[i+1:])
+		args[n] = line[i:end]
 		n++
+		i = end
 	}
-	return n
+}
+
+// sepIndex returns the index of the first space or tab in b, or len(b).
+func sepIndex(b []byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		x, y := v^(' '*lo), v^('\t'*lo)
+		// A zero byte in x or y is a separator; the lowest flagged byte
+		// is exact (borrows only flag bytes above a zero one).
+		if m := ((x-lo)&^x | (y-lo)&^y) & hi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if isSpace(b[i]) {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // canStartOp reports whether b may begin a client operation.

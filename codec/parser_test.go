@@ -281,3 +281,52 @@ func TestParseConnectFirst(t *testing.T) {
 		t.Fatalf("err %v, ops %q", err, r.ops)
 	}
 }
+
+// TestSplitArgsMatchesNaive checks the word-at-a-time splitter against a
+// byte-at-a-time one on separators at every offset.
+func TestSplitArgsMatchesNaive(t *testing.T) {
+	naive := func(line []byte) [][]byte {
+		var out [][]byte
+		start := -1
+		for i, b := range line {
+			if b == ' ' || b == '\t' {
+				if start >= 0 {
+					out = append(out, line[start:i])
+					start = -1
+				}
+			} else if start < 0 {
+				start = i
+			}
+		}
+		if start >= 0 {
+			out = append(out, line[start:])
+		}
+		return out
+	}
+	alphabet := []byte("a. \t\x80\xff0")
+	rng := uint64(1)
+	for iter := 0; iter < 20000; iter++ {
+		line := make([]byte, iter%40)
+		for i := range line {
+			rng = rng*6364136223846793005 + 1442695040888963407
+			line[i] = alphabet[(rng>>33)%uint64(len(alphabet))]
+		}
+		var args [maxArgs][]byte
+		n := splitArgs(line, &args)
+		want := naive(line)
+		if len(want) > maxArgs {
+			if n != maxArgs+1 {
+				t.Fatalf("%q: n=%d, want %d", line, n, maxArgs+1)
+			}
+			continue
+		}
+		if n != len(want) {
+			t.Fatalf("%q: n=%d, want %d", line, n, len(want))
+		}
+		for i := range want {
+			if string(args[i]) != string(want[i]) {
+				t.Fatalf("%q: arg %d = %q, want %q", line, i, args[i], want[i])
+			}
+		}
+	}
+}

@@ -137,6 +137,11 @@ func (d *delivery) queue(q []*routerSub, qp qpick) {
 	}
 }
 
+// readied is called when the delivery may have made a goroutine runnable
+// (an internal handler's, a link's writer): on a gnet loop, that goroutine
+// runs before the loop blocks in epoll_wait (gnet patch 5).
+func (o *origin) readied() { o.lp.goschedBeforeWait() }
+
 // remote reports whether subscriptions of loop l are served elsewhere than
 // where dispatch runs. Internal subscriptions (and every subscription on
 // the goroutine transport) have no loop and are served in place.
@@ -171,6 +176,7 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		if s.denies(d.subject) {
 			return false
 		}
+		d.readied() // JetStream's manager, $SYS answers
 		if s.cross != nil {
 			s.cross(d.origin, d.subject, d.reply, d.hdrLen, d.msg)
 			return true

@@ -136,3 +136,13 @@ func (lp *evLoop) wakeLinks() {
 func (lp *evLoop) randn(n int) int {
 	return int(lp.rng.Uint64() % uint64(n))
 }
+
+// goschedBeforeWait asks the loop to yield its thread once before it next
+// blocks in epoll_wait (gnet patch 5), after the loop made a goroutine
+// runnable, so that the goroutine runs at once. A nil loop (goroutine
+// transport) or one not yet bound (tests' fake clients) does nothing.
+func (lp *evLoop) goschedBeforeWait() {
+	if lp != nil && lp.el != nil {
+		lp.el.GoschedBeforeWait()
+	}
+}

@@ -83,7 +83,7 @@ func (t *gnetTransport) start() error {
 			gnet.WithReusePort(false),
 			gnet.WithReuseAddr(true), // restart on the same port at once, as Go's net.Listen allows
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithReadBufferCap(64<<10),
+			gnet.WithReadBufferCap(readBufferCap),
 			gnet.WithLogger(gnetLogger{t.srv}),
 		)
 		select {
@@ -220,19 +220,49 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnTraffic parses everything the socket delivered. Slices into gnet's read
-// buffer are valid only until it returns; the parser copies what it keeps.
+// Reads: each loop reads a socket into one buffer of readBufferCap bytes
+// (gnet's, shared by the loop's connections), and OnTraffic parses it in
+// pieces of readChunk. A large read buffer takes a fast publisher's input
+// in few syscalls and poll rounds (docs/PERFORMANCE.md, round 14); parsing
+// in pieces keeps flow control as tight as with small reads: once the
+// publisher must wait, the rest of the read stays unparsed in gnet's
+// inbound buffer while reading is paused (at most readBufferCap per paused
+// publisher), so what it passes a gate by is at most one piece.
+const (
+	readBufferCap = 256 << 10
+	readChunk     = 64 << 10
+)
+
+// OnTraffic parses what the socket delivered, piece by piece, until the
+// publisher has to wait (flow.go). Slices into gnet's read buffer are valid
+// only until it returns; the parser copies what it keeps.
 func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	gt := gc.Context().(*gnetConn)
-	buf, _ := gc.Next(-1)
 	if gt.c.closing || gt.c.closed {
+		_, _ = gc.Discard(-1)
 		return gnet.None
 	}
+	buf, _ := gc.Peek(-1)
 	lp := gt.lp
 	t0 := time.Now()
 	lp.inTraffic = true
-	gt.onRead(buf)
+	done := 0
+	for { // at least once: a Wake (TLS records held after the handshake) reads nothing
+		end := min(done+readChunk, len(buf))
+		gt.onRead(buf[done:end])
+		done = end
+		if c := gt.c; done == len(buf) || c.fc.wait != nil || c.closing || c.closed || gt.gone {
+			break
+		}
+	}
+	if !gt.gone {
+		if gt.c.closing || gt.c.closed {
+			done = len(buf)
+		}
+		_, _ = gc.Discard(done)
+	}
 	lp.inTraffic = false
+	gt.c.foldStats()
 	gt.c.pauseIfWaiting(gc)
 	if lp.forwarded {
 		lp.forwarded = false
@@ -357,6 +387,7 @@ func (g *gnetConn) outUnlock() {}
 // buffers per call, then closes the connection if it is closing.
 func (g *gnetConn) flush(iov [][]byte) [][]byte {
 	c := g.c
+	c.foldStats()
 	out := &c.out
 	if !c.closing && !g.gone && (g.full || g.conn.OutboundBuffered() > 0) {
 		// The socket is full (gnet holds what Writev could not write):

@@ -339,6 +339,7 @@ func (d *delivery) toLink(s *subscription) bool {
 		}
 		subj, reply := d.linkSubject()
 		d.forward(s.link, subj, reply, q)
+		d.readied()
 		return true
 	}
 	lo.l = s.link
@@ -366,6 +367,7 @@ func (d *delivery) flushLink() {
 	}
 	subj, reply := d.linkSubject()
 	d.forward(lo.l, subj, reply, q)
+	d.readied()
 	*lo = linkOut{}
 }
 

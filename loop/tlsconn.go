@@ -62,6 +62,7 @@ func (g *gnetConn) startTLS(srv *tlsServer) {
 	}
 	t.timer = time.AfterFunc(srv.timeout, func() { t.br.fail(errTLSTimeout) })
 	go g.handshake(t)
+	g.lp.goschedBeforeWait()
 }
 
 // greet sends INFO in plaintext at the next flush, then the handshake goes
@@ -151,6 +152,7 @@ func (g *gnetConn) tlsRead(buf []byte) {
 	switch t.state {
 	case tlsGreeting, tlsHandshaking:
 		t.heard = t.heard || len(buf) > 0
+		g.lp.goschedBeforeWait() // the handshake goroutine has input
 		if t.br.feed(buf) > tlsHandshakeInputMax && !t.inPaused && g.conn.PauseRead() == nil {
 			t.inPaused = true
 		}

@@ -374,6 +374,7 @@ func (c *conn) Peek(n int) (buf []byte, err error) {
 	buf = append(buf, head...)
 	buf = append(buf, tail...)
 	if inBufferLen >= n {
+		c.cache = buf // evnats: Discard hands it back to the pool
 		return
 	}
 

@@ -87,6 +87,9 @@ func (el *eventloop) Execute(ctx context.Context, runnable Runnable) error {
 // runBackground runs the Runnable passed as the task's parameter.
 func runBackground(r any) error { return r.(Runnable).Run(context.Background()) }
 
+// GoschedBeforeWait: see EventLoop (evnats patch 5).
+func (el *eventloop) GoschedBeforeWait() { el.poller.GoschedBeforeWait() }
+
 func (el *eventloop) Schedule(context.Context, Runnable, time.Duration) error {
 	return errorx.ErrUnsupportedOp
 }

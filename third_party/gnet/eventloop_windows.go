@@ -71,6 +71,9 @@ func (el *eventloop) Execute(ctx context.Context, runnable Runnable) error {
 	})
 }
 
+// GoschedBeforeWait does nothing on Windows (evnats patch 5).
+func (el *eventloop) GoschedBeforeWait() {}
+
 func (el *eventloop) Schedule(context.Context, Runnable, time.Duration) error {
 	return errorx.ErrUnsupportedOp
 }

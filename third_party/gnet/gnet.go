@@ -414,6 +414,14 @@ type EventLoop interface {
 	// TODO(panjf2000): not supported yet, implement this.
 	Schedule(ctx context.Context, runnable Runnable, delay time.Duration) error
 
+	// GoschedBeforeWait makes the event-loop yield its thread to other
+	// goroutines (runtime.Gosched) once before it next blocks waiting for
+	// events; call it after making a goroutine runnable from the loop (a
+	// channel send, a go statement) so that it runs at once. The loop does
+	// not yield otherwise (evnats patch 5). It must be called on the
+	// event-loop.
+	GoschedBeforeWait()
+
 	// Close closes the given Conn that belongs to the current event-loop.
 	// It must be called on the same event-loop that the connection belongs to.
 	// This method is not concurrency-safe, you must invoke it on the event loop.

@@ -19,7 +19,6 @@ package netpoll
 import (
 	"errors"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -124,7 +123,6 @@ func (p *Poller) Polling() error {
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			if p.yielded.empty() {
 				msec = -1
-				runtime.Gosched()
 				continue
 			}
 			n = 0 // evnats patch 3: no events, but yielded work to run
@@ -132,7 +130,6 @@ func (p *Poller) Polling() error {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))
 			return err
 		}
-		msec = 0
 
 		for i := 0; i < n; i++ {
 			ev := &el.events[i]
@@ -200,6 +197,10 @@ func (p *Poller) Polling() error {
 		if err = p.yielded.run(); errors.Is(err, errorx.ErrEngineShutdown) {
 			return err
 		}
+		// evnats patch 5: block in epoll_wait at once unless yielded work
+		// waits, with no zero-timeout probe first and no Gosched unless the
+		// loop asked for one (PATCHES.md).
+		msec = p.yielded.blockMsec()
 
 		if n == el.size {
 			el.expand()

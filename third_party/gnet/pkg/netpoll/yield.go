@@ -18,6 +18,7 @@ package netpoll
 
 import (
 	"errors"
+	"runtime"
 
 	errorx "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/panjf2000/gnet/v2/pkg/queue"
@@ -35,6 +36,7 @@ type yieldedTask struct {
 type yieldList struct {
 	tasks   []yieldedTask // to run at the end of the current poll round
 	running []yieldedTask // being run
+	gosched bool          // evnats patch 5: Gosched once before the next blocking wait
 }
 
 func (l *yieldList) empty() bool { return len(l.tasks) == 0 }
@@ -65,4 +67,24 @@ func (l *yieldList) run() error {
 // a task or a yielded function); it does not wake the poller.
 func (p *Poller) Yield(fn queue.Func, param any) {
 	p.yielded.tasks = append(p.yielded.tasks, yieldedTask{fn, param})
+}
+
+// GoschedBeforeWait makes the poller call runtime.Gosched once before it next
+// blocks in its wait (evnats patch 5), so that a goroutine the loop made
+// runnable (a channel send, a go statement: it sits in the loop's P's
+// run-next slot) runs at once on this P instead of waiting until the runtime
+// takes the P from the blocked loop thread. Poller goroutine only.
+func (p *Poller) GoschedBeforeWait() { p.yielded.gosched = true }
+
+// blockMsec is the timeout for the next wait after a round: 0 while work is
+// yielded, else -1 (block), after the Gosched GoschedBeforeWait asked for.
+func (l *yieldList) blockMsec() int {
+	if len(l.tasks) > 0 {
+		return 0
+	}
+	if l.gosched {
+		l.gosched = false
+		runtime.Gosched()
+	}
+	return -1
 }

@@ -447,7 +447,8 @@ func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 	c.handedOver.Store(true)
 	online := c.routed()
 	h.owner = nil
-	sess.SetWill(nil)                     // the armed will: published now, pending below, or dropped
+	// The armed will goes: published now, pending below, or dropped.
+	sess.SetWill(nil)
 	if sess.Clean || sess.Expiry() == 0 { // MQTT 5: expiry interval 0 ends it with the connection
 		b.srv.ReplaceSubs(online, nil)
 		delete(b.holds, sess.ID)

@@ -206,7 +206,7 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 	}
 	sess.SetV5(v5, expiry, int(cn.Props.ReceiveMaximum))
 	if m.will != nil && v5 && persistent && m.b.persist.Durable() {
-		// Armed in the session's record, written before CONNACK is sent:
+		// Armed in the session's record, queued for writing before CONNACK:
 		// a server killed while an MQTT 5 client is connected publishes
 		// its will after the restart once its delay has passed, unless
 		// the client is back by then (a 3.1.1 client's is lost, as with

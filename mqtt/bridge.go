@@ -94,9 +94,21 @@ func newBridge(s *loop.Server) (*bridge, error) {
 			msgs, bytes)
 	}
 	now := unixNow()
+	nowMs := time.Now().UnixMilli()
 	for _, sess := range sessions {
-		if sess.Expiry() != ExpiryNever && !sess.offlineKnown() {
-			sess.SetOffline(now) // stopped while its client was connected
+		connected := !sess.offlineKnown() // stopped while its client was connected
+		if sess.Expiry() != ExpiryNever && connected {
+			sess.SetOffline(now)
+		}
+		if w := sess.pendingWill(); w != nil && w.due == 0 {
+			// Armed while the client was connected: the server stopping
+			// without Close (a kill, a crash) ended the connection, so
+			// the will waits out its delay from now, as if it had dropped.
+			w.due = nowMs + 1000*int64(min(w.delay, sess.Expiry()))
+			if !connected {
+				w = nil // a stale record: the client had left
+			}
+			sess.SetWill(w)
 		}
 		b.journal(sess)
 		perms := s.UserPerms(sess.Owner()) // the owner's, when users authenticate
@@ -435,6 +447,8 @@ func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 	c.handedOver.Store(true)
 	online := c.routed()
 	h.owner = nil
+	// The armed will goes: published now, pending below, or dropped.
+	sess.SetWill(nil)
 	if sess.Clean || sess.Expiry() == 0 { // MQTT 5: expiry interval 0 ends it with the connection
 		b.srv.ReplaceSubs(online, nil)
 		delete(b.holds, sess.ID)
@@ -594,6 +608,10 @@ type delayedWill struct {
 	r      *Retained // topic, subject, QoS, payload, header block (nil: 3.1.1)
 	retain bool
 	due    int64
+	// delay is the will delay interval (seconds), for an armed will: one
+	// a session records while its client is connected (due 0), made due
+	// on restore when the server stopped without the client leaving.
+	delay uint32
 }
 
 // publishWill publishes a will (the caller checked its permission).

@@ -205,6 +205,17 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")
 	}
 	sess.SetV5(v5, expiry, int(cn.Props.ReceiveMaximum))
+	if m.will != nil && v5 && persistent && m.b.persist.Durable() {
+		// Armed in the session's record, queued for writing before CONNACK:
+		// a server killed while an MQTT 5 client is connected publishes
+		// its will after the restart once its delay has passed, unless
+		// the client is back by then (a 3.1.1 client's is lost, as with
+		// nats-server).
+		sess.SetWill(&delayedWill{r: m.will, retain: m.willRetain, delay: m.willDelay})
+		if err := m.b.persist.SaveSession(sess, false); err != nil {
+			c.Server().Errorf("MQTT: saving session %q: %v", id, err)
+		}
+	}
 	c.SetConnected()
 	if c.Tracing() {
 		c.Tracef("<<- MQTT CONNECT id=%q clean=%v keepalive=%d", id, cn.CleanSession, cn.KeepAlive)

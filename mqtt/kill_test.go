@@ -247,3 +247,50 @@ func waitMetric(t *testing.T, url, line string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMQTT5WillOfConnectedClientSurvivesKill9: the server is killed while
+// an MQTT 5 client with a will (delay 2 s, session expiry 60 s) is
+// connected. That ended its connection without DISCONNECT, so after the
+// restart its will is published once the delay has passed, counted from
+// the restart; a client with a will that is back in time has none
+// published.
+func TestMQTT5WillOfConnectedClientSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	start, dialAt := evnatsProcess(t)
+	p := start()
+	const delay = 2
+	for _, id := range []string{"k9gone", "k9back"} {
+		connect5Conn(t, dialAt().conn, &paho5.Connect{ClientID: id, KeepAlive: 30, CleanStart: true,
+			Properties:     &paho5.ConnectProperties{SessionExpiryInterval: u32(60)},
+			WillMessage:    &paho5.WillMessage{Topic: "k9c/" + id, Payload: []byte("bye")},
+			WillProperties: &paho5.WillProperties{WillDelayInterval: u32(delay)}})
+	}
+	// The wills are armed in the sessions' records before CONNACK; a
+	// retained QoS 1 publish's PUBACK says they are written.
+	pub := dialAt()
+	pub.connect("k9cpub", true, 0)
+	pub.send(mcodec.AppendPublish(nil, []byte("k9c/sync"), []byte("x"), 1, true, false, 1))
+	pub.expectAck(mcodec.PUBACK, 1)
+	_ = p.Process.Signal(syscall.SIGKILL)
+	_, _ = p.Process.Wait()
+
+	start()
+	restarted := time.Now()
+	connect5Conn(t, dialAt().conn, &paho5.Connect{ClientID: "k9back", Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(60)}})
+	sub := connect5Conn(t, dialAt().conn, nil)
+	sub.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "k9c/+", QoS: 0, RetainHandling: 2}}})
+	select {
+	case m := <-sub.msgs:
+		if m.Topic != "k9c/k9gone" {
+			t.Fatalf("will on %q", m.Topic)
+		}
+		if since := time.Since(restarted); since < delay*time.Second-200*time.Millisecond {
+			t.Fatalf("will published %v after the restart, before its %ds delay", since, delay)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the will of a client connected at the kill was lost")
+	}
+	sub.none(t)
+}

@@ -120,8 +120,9 @@ type Session struct {
 	subIDs       map[string]uint32
 
 	// will is the MQTT 5 will waiting out its will delay while the client
-	// is away (nil otherwise): a copy of the bridge's, kept in the
-	// snapshot so that a restart, or a kill, does not lose it.
+	// is away (a copy of the bridge's), or armed (due 0) while a client
+	// with a will is connected; nil otherwise. It is in the snapshot so
+	// that a restart, or a kill, does not lose it.
 	will *delayedWill
 }
 
@@ -671,12 +672,14 @@ type snapshot struct {
 	Queue []*Msg `json:"queue,omitempty"`
 }
 
-// willSnapshot is a pending will in a snapshot: its message, retain flag
-// and when it is due (unix milliseconds).
+// willSnapshot is a will in a snapshot: its message, retain flag and when
+// it is due (unix milliseconds), or, armed while its client is connected
+// (due 0), its will delay interval.
 type willSnapshot struct {
 	Retained
-	Retain bool  `json:"retain,omitempty"`
-	Due    int64 `json:"due"`
+	Retain bool   `json:"retain,omitempty"`
+	Due    int64  `json:"due"`
+	Delay  uint32 `json:"delay,omitempty"`
 }
 
 // snapshot encodes the session when it changed since the last snapshot (or
@@ -692,7 +695,7 @@ func (s *Session) snapshot(force bool) []byte {
 		snap.Expiry = &s.expiry
 	}
 	if w := s.will; w != nil {
-		snap.Will = &willSnapshot{Retained: *w.r, Retain: w.retain, Due: w.due}
+		snap.Will = &willSnapshot{Retained: *w.r, Retain: w.retain, Due: w.due, Delay: w.delay}
 	}
 	snap.Inflight = make([]Msg, len(s.inflight))
 	for i, m := range s.inflight {
@@ -721,8 +724,8 @@ func restoreSession(b []byte) (*Session, error) {
 	if snap.Expiry != nil {
 		s.expiry = *snap.Expiry
 	}
-	if w := snap.Will; w != nil && w.Due > 0 {
-		s.will = &delayedWill{r: &w.Retained, retain: w.Retain, due: w.Due}
+	if w := snap.Will; w != nil {
+		s.will = &delayedWill{r: &w.Retained, retain: w.Retain, due: w.Due, delay: w.Delay}
 	}
 	if snap.Subs != nil {
 		s.subs = snap.Subs

@@ -441,6 +441,13 @@ func (d *wsDecoder) unmask(p []byte) {
 			kb[j] = d.key[(k+j)&3]
 		}
 		key := binary.LittleEndian.Uint64(kb[:])
+		for ; i+32 <= len(p); i += 32 { // four words per round: less loop overhead
+			q := p[i : i+32 : i+32]
+			binary.LittleEndian.PutUint64(q[0:], binary.LittleEndian.Uint64(q[0:])^key)
+			binary.LittleEndian.PutUint64(q[8:], binary.LittleEndian.Uint64(q[8:])^key)
+			binary.LittleEndian.PutUint64(q[16:], binary.LittleEndian.Uint64(q[16:])^key)
+			binary.LittleEndian.PutUint64(q[24:], binary.LittleEndian.Uint64(q[24:])^key)
+		}
 		for ; i+8 <= len(p); i += 8 {
 			v := binary.LittleEndian.Uint64(p[i:])
 			binary.LittleEndian.PutUint64(p[i:], v^key)

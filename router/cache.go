@@ -54,6 +54,12 @@ type Cache[O any] struct {
 	scratch  matcher[O]
 	interned map[uint64]*Result[O] // by resultHash of their contents
 	seen     []uint64              // admission filter: hashes of subjects missed once
+
+	// lastKey and lastR are the last subject found in m and its result: a
+	// publisher repeating its subject skips the map's hash and probe.
+	// Dropped with m (reset).
+	lastKey []byte
+	lastR   *Result[O]
 }
 
 // NewCache returns a cache over sl holding at most max subjects.
@@ -75,7 +81,12 @@ func (c *Cache[O]) Match(subject []byte) *Result[O] {
 		c.reset()
 		c.gen = g
 	}
+	if c.lastR != nil && string(subject) == string(c.lastKey) {
+		return c.lastR
+	}
 	if r, ok := c.m[string(subject)]; ok {
+		c.lastKey = append(c.lastKey[:0], subject...) // kept subjects are short (MaxCachedSubject)
+		c.lastR = r
 		return r
 	}
 	// The trie only looks the subject's tokens up; nothing keeps them.
@@ -156,6 +167,7 @@ func seenSlots(max int) int {
 }
 
 func (c *Cache[O]) reset() {
+	c.lastR = nil
 	clear(c.m)
 	clear(c.interned)
 	c.bytes = 0

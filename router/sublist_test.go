@@ -402,3 +402,40 @@ func TestSublistReplaceKeepsSharedNodes(t *testing.T) {
 		t.Fatalf("nodes left after every subscription went: %d", len(sl.root.nodes))
 	}
 }
+
+// TestCacheLastHit: the last-hit shortcut returns each subject's own result
+// when subjects alternate, when one is a prefix of the other, and after
+// the sublist changes.
+func TestCacheLastHit(t *testing.T) {
+	sl := NewSublist[int]()
+	a := &Subscription[int]{Subject: "a.b"}
+	b := &Subscription[int]{Subject: "a.b.c"}
+	sl.Insert(a)
+	sl.Insert(b)
+	c := NewCache(sl, 0)
+	check := func(subject string, want *Subscription[int]) {
+		t.Helper()
+		r := c.Match([]byte(subject))
+		if want == nil {
+			if !r.Empty() {
+				t.Fatalf("%s: got %d plain, want none", subject, len(r.Plain))
+			}
+			return
+		}
+		if len(r.Plain) != 1 || r.Plain[0] != want {
+			t.Fatalf("%s: got %v, want %s", subject, r.Plain, want.Subject)
+		}
+	}
+	for range 3 { // seen twice: kept; then hits, alternating
+		check("a.b", a)
+		check("a.b", a)
+		check("a.b.c", b)
+		check("a.b.c", b)
+	}
+	check("a.b", a) // the last hit
+	sl.Remove(a)
+	check("a.b", nil)
+	check("a.b.c", b)
+	check("a.b.c", b)
+	check("a.b", nil)
+}

@@ -62,6 +62,11 @@ type account struct {
 	sysImports atomic.Bool
 	nextResp   atomic.Uint64
 
+	// conns counts the account's client connections (NATS and
+	// WebSocket) from their first CONNECT until they end, leafs the leaf
+	// nodes bound to it: what its limits are checked against (admit).
+	conns, leafs atomic.Int64
+
 	mu struct {
 		sync.Mutex
 		resp  map[string]*pendingResp // by the reply subject the service saw
@@ -87,6 +92,46 @@ func newAccount(name string, sl *subList) *account {
 	a.mu.resp = make(map[string]*pendingResp)
 	a.mu.count = make(map[*account]int)
 	return a
+}
+
+// errAccountConns is nats-server's error for a connection past its
+// account's limit (limits.conn, max_connections).
+const errAccountConns = "maximum account active connections exceeded"
+
+// admit counts one more connection of the account unless max (-1:
+// unlimited) are there already. Connections racing for the last place
+// get it once: the count only moves by compare-and-swap.
+func (a *account) admit(max int) bool { return admitTo(&a.conns, max) }
+
+func admitTo(n *atomic.Int64, max int) bool {
+	for {
+		cur := n.Load()
+		if max >= 0 && cur >= int64(max) {
+			return false
+		}
+		if n.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
+}
+
+// limitsOf is acc's limits in this configuration: NoAccountLimits when
+// it has none.
+func (a *authConfig) limitsOf(acc *account) AccountLimits {
+	if sp := a.accounts[acc.name]; sp != nil && sp.cfg != nil && sp.cfg.Limits != nil {
+		return *sp.cfg.Limits
+	}
+	return NoAccountLimits
+}
+
+// subsLimit is the most subscriptions a connection may hold: the
+// server's max_subscriptions (0: unlimited) and the connection's own
+// (-1: none), whichever is smaller; -1 when neither limits.
+func subsLimit(server, own int) int {
+	if server > 0 && (own < 0 || server < own) {
+		return server
+	}
+	return own
 }
 
 // randToken is n random characters valid in a subject token.

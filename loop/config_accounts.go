@@ -98,10 +98,40 @@ func (w *cfgWalker) accountBlock(path string, a *Account) block {
 		}
 		return fmt.Errorf("want enabled, disabled or a block of limits, got %s", kind(v))
 	}, "jetstream")
+	alias(k, func(v any) error {
+		m, ok := bare(v).(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of limits, got %s", kind(v))
+		}
+		l := NoAccountLimits
+		lk := map[string]setter{}
+		alias(lk, setLimit(&l.MaxConnections), "max_connections", "max_conn")
+		alias(lk, setLimit(&l.MaxSubscriptions), "max_subscriptions", "max_subs")
+		alias(lk, setLimit(&l.MaxPayload), "max_payload", "max_pay")
+		alias(lk, setLimit(&l.MaxLeafNodes), "max_leafnodes", "max_leafs")
+		w.walk(block{path: path + ".limits", keys: lk}, m)
+		a.Limits = &l
+		return nil
+	}, "limits")
 	return block{path: path, keys: k, native: []string{
-		"default_permissions", "mappings", "maps", "limits", "nkey", "trace_dest",
+		"default_permissions", "mappings", "maps", "nkey", "trace_dest",
 		"trace_dest_sampling", "msg_trace", "cluster_traffic",
 	}}
+}
+
+// setLimit reads an account limit: a count, or -1 for unlimited.
+func setLimit(p *int) setter {
+	return func(v any) error {
+		n, err := integer(v)
+		if err != nil {
+			return err
+		}
+		if n < -1 {
+			return fmt.Errorf("want a count or -1 (unlimited), got %d", n)
+		}
+		*p = n
+		return nil
+	}
 }
 
 // listOf reads a list of blocks, each walked by each.

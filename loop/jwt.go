@@ -179,12 +179,27 @@ func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Accoun
 		}
 		a.Imports = append(a.Imports, x)
 	}
+	a.Limits = &AccountLimits{
+		MaxConnections:   jwtLimit(ac.Limits.Conn),
+		MaxSubscriptions: jwtLimit(ac.Limits.Subs),
+		MaxPayload:       jwtLimit(ac.Limits.Payload),
+		MaxLeafNodes:     jwtLimit(ac.Limits.LeafNodeConn),
+	}
 	js := ac.Limits.JetStreamLimits
 	if js.MemoryStorage != 0 || js.DiskStorage != 0 {
 		a.JetStream = true
 		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0))}
 	}
 	return a
+}
+
+// jwtLimit is a JWT's count limit as an AccountLimits one: -1 (or any
+// negative) unlimited, others clamped to an int32, as nats-server does.
+func jwtLimit(n int64) int {
+	if n < 0 {
+		return -1
+	}
+	return int(min(n, 1<<31-1))
 }
 
 // verifyJWT checks a CONNECT in operator mode: a user JWT signed by a

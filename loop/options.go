@@ -219,7 +219,23 @@ type Account struct {
 	// JetStream must be on), within JetStreamLimits.
 	JetStream       bool
 	JetStreamLimits AccountJSLimits
+	// Limits bound the account's connections, subscriptions and
+	// payloads (nats-server's account limits block, or an account
+	// JWT's); nil: none.
+	Limits *AccountLimits
 }
+
+// AccountLimits bound one account (-1: unlimited; 0 allows none, as in
+// nats-server): MaxConnections counts its client connections on this
+// server, MaxLeafNodes the leaf nodes bound to it, MaxSubscriptions and
+// MaxPayload hold per connection (the smaller of the account's, the
+// user's and the server's).
+type AccountLimits struct {
+	MaxConnections, MaxSubscriptions, MaxPayload, MaxLeafNodes int
+}
+
+// NoAccountLimits is an AccountLimits that limits nothing.
+var NoAccountLimits = AccountLimits{MaxConnections: -1, MaxSubscriptions: -1, MaxPayload: -1, MaxLeafNodes: -1}
 
 // AccountJSLimits bound one account's JetStream: bytes in memory and file
 // streams, and streams (0: unlimited).

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evnats/evnats/codec"
@@ -176,9 +177,59 @@ func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
 		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
 		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
-		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
-		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil ||
+		!reflect.DeepEqual(accountLimits(old.auth), accountLimits(ac)) {
+		kick := s.overConnLimit(ac)
+		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac, kick[c]) })
 	}
+}
+
+// accountLimits is every account's limits in a, by name.
+func accountLimits(a *authConfig) map[string]AccountLimits {
+	m := make(map[string]AccountLimits, len(a.accounts))
+	for name, sp := range a.accounts {
+		m[name] = a.limitsOf(sp.acc)
+	}
+	return m
+}
+
+// overConnLimit picks the connections that are past their account's
+// connection limit in a (a lowered limit): the newest of each account,
+// as nats-server keeps the oldest.
+func (s *Server) overConnLimit(a *authConfig) map[*client]bool {
+	over := false
+	for _, sp := range a.accounts {
+		if max := a.limitsOf(sp.acc).MaxConnections; max >= 0 && sp.acc.conns.Load() > int64(max) {
+			over = true
+		}
+	}
+	if !over {
+		return nil
+	}
+	var mu sync.Mutex
+	byAcc := map[*account][]*client{}
+	s.tr.eachClient(func(c *client) {
+		c.t.outLock()
+		counted := c.accCounted && !c.closed
+		c.t.outUnlock()
+		if counted {
+			mu.Lock()
+			byAcc[c.acc] = append(byAcc[c.acc], c)
+			mu.Unlock()
+		}
+	})
+	kick := map[*client]bool{}
+	for acc, cs := range byAcc {
+		max := a.limitsOf(acc).MaxConnections
+		if max < 0 || len(cs) <= max {
+			continue
+		}
+		sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+		for _, c := range cs[max:] {
+			kick[c] = true
+		}
+	}
+	return kick
 }
 
 // applyAuthLocked takes o's accounts again (a claims update changed the
@@ -236,8 +287,18 @@ func keyName(f string) string {
 // with, and a WebSocket connection under the websocket block's own
 // authorization (which a reload does not change) is left alone. Runs in
 // c's context (eachClient).
-func (c *client) reauthorize(old, a *authConfig) {
-	if c.sharedProto() != nil || !c.connected.Load() || (c.ws != nil && c.ws.srv.auth != nil) {
+func (c *client) reauthorize(old, a *authConfig, kick bool) {
+	if c.sharedProto() != nil || !c.connected.Load() {
+		return
+	}
+	if kick {
+		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		c.closeWithErr(errAccountConns)
+		return
+	}
+	if c.ws != nil && c.ws.srv.auth != nil {
+		c.applyLimits(nil, c.srv.live.Load())
+		c.closeOverSubs()
 		return
 	}
 	c.t.outLock() // deliveries read opts too; a second CONNECT writes it under the lock
@@ -261,6 +322,10 @@ func (c *client) reauthorize(old, a *authConfig) {
 		p = newPermissions(u.perms)
 	}
 	c.perms.Store(p)
+	c.applyLimits(u, c.srv.live.Load())
+	if c.closeOverSubs() {
+		return
+	}
 	c.t.outLock()
 	defer c.t.outUnlock()
 	for _, s := range c.subs {
@@ -270,6 +335,21 @@ func (c *client) reauthorize(old, a *authConfig) {
 			c.t.flushSoon()
 		}
 	}
+}
+
+// closeOverSubs closes c when it holds more subscriptions than its
+// limits now allow (an account's limit lowered), as nats-server does.
+func (c *client) closeOverSubs() bool {
+	max := subsLimit(c.srv.live.Load().maxSubscriptions, c.maxSubs)
+	c.t.outLock()
+	n := len(c.subs)
+	c.t.outUnlock()
+	if max < 0 || n <= max {
+		return false
+	}
+	c.srv.Noticef("client %d (%s): maximum subscriptions exceeded", c.id, c.ip)
+	c.closeWithErr("maximum subscriptions exceeded")
+	return true
 }
 
 // readmit reports whether a client admitted under old still passes a,

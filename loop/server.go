@@ -124,6 +124,11 @@ type serverInfo struct {
 	LameDuckMode bool   `json:"ldm,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
 	Nonce        string `json:"nonce,omitempty"`
+	// The INFO answering a client's first PING after CONNECT (protocol
+	// 1): the account it is bound to, with its max_payload.
+	ConnectInfo     bool   `json:"connect_info,omitempty"`
+	RemoteAccount   string `json:"remote_account,omitempty"`
+	IsSystemAccount bool   `json:"acc_is_sys,omitempty"`
 }
 
 // New validates opts and returns a server that is not yet listening.

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/evnats/evnats/router"
 )
@@ -73,6 +74,17 @@ func (s *Server) AuthenticateLeaf(user, pass, token, nkey, sig, jwt string, nonc
 		return globalAccount, true
 	}
 	return u.acc.name, true
+}
+
+// AdmitLeaf counts one more leaf node bound to the account, unless its
+// limits (max_leafnodes, an account JWT's leaf) are reached; release
+// gives the place back when the leaf's link ends. Any goroutine.
+func (la *LinkAccount) AdmitLeaf() (release func(), ok bool) {
+	if !admitTo(&la.a.leafs, la.s.live.Load().auth.limitsOf(la.a).MaxLeafNodes) {
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { la.a.leafs.Add(-1) }) }, true
 }
 
 // Name is the account's name.

@@ -60,6 +60,7 @@ type account struct {
 	// account's own users are in sl (accountSysImports): those two
 	// subscriptions are not counted as the account's.
 	sysImports atomic.Bool
+	userInfo   atomic.Bool // $SYS.REQ.USER.INFO is in sl (userInfoImport)
 	nextResp   atomic.Uint64
 
 	// conns counts the account's client connections (NATS and

@@ -43,6 +43,9 @@ type userEntry struct {
 	expires    time.Time
 	maxSubs    int
 	maxPayload int
+	// nameTag and accTag are the user JWT's and account JWT's names
+	// ($SYS.REQ.USER.INFO's user_name and account_name).
+	nameTag, accTag string
 }
 
 // newAuthConfig checks o's authorization and accounts. prev is the setup
@@ -224,6 +227,7 @@ func (c *client) setUser(name string, u *userEntry) {
 		return
 	}
 	c.user = u.name
+	c.who = u
 	if u.perms != nil {
 		c.perms.Store(newPermissions(u.perms))
 	}

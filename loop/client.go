@@ -146,7 +146,8 @@ type client struct {
 	expires    atomic.Int64
 	maxSubs    int
 	accCounted bool
-	pongSent   bool // the INFO after the first PONG went (ProcessPing)
+	pongSent   bool       // the INFO after the first PONG went (ProcessPing)
+	who        *userEntry // the user it logged in as (nil: none); its context only
 	// basePayload is the max_payload its INFO announced; its user's
 	// and account's limits may lower it (applyLimits).
 	basePayload int

@@ -96,8 +96,10 @@ func (w *cfgWalker) topBlock(o *Options) block {
 			rk := map[string]setter{}
 			alias(rk, setStr(&o.Resolver), "type")
 			alias(rk, setStr(&o.ResolverDir), "dir")
+			alias(rk, setBool(&o.ResolverAllowDelete), "allow_delete")
+			alias(rk, setBool(&o.ResolverHardDelete), "hard_delete")
 			w.walk(block{path: "resolver", keys: rk, native: []string{
-				"allow_delete", "interval", "limit", "timeout", "hard_delete",
+				"interval", "limit", "timeout",
 			}}, t)
 			return nil
 		}

@@ -23,6 +23,7 @@ import (
 type operatorMode struct {
 	trusted  map[string]bool
 	accounts map[string]*jwt.AccountClaims
+	jwts     map[string]string // the account JWTs in force, as given
 }
 
 // loadOperator checks o's operator JWTs and the resolver's preloaded
@@ -94,6 +95,7 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		}
 		om.accounts[pub] = ac
 	}
+	om.jwts = jwts
 	for _, pub := range sortedKeys(jwts) {
 		acc := accountOfJWT(om.accounts[pub], func(im *jwt.Import) bool { return om.importAllowed(pub, im, now) })
 		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
@@ -349,7 +351,7 @@ func srcAllowed(src jwt.CIDRList, host string) bool {
 
 // entry is the users entry of a verified user JWT.
 func (om *operatorMode) entry(a *authConfig, uc *jwt.UserClaims, ac *jwt.AccountClaims) *userEntry {
-	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc}
+	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc, nameTag: uc.Name, accTag: ac.Name}
 	// It is closed when its JWT expires, its account's does, or its
 	// connect time range ends (the first of them).
 	earliest := func(t time.Time) {

@@ -107,6 +107,10 @@ type Options struct {
 	Operators       []string
 	Resolver        string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
 	ResolverDir     string
+	// ResolverAllowDelete lets the operator delete account JWTs from
+	// ResolverDir ($SYS.REQ.CLAIMS.DELETE); they are renamed to
+	// <key>.jwt.deleted unless ResolverHardDelete.
+	ResolverAllowDelete, ResolverHardDelete bool
 	ResolverPreload map[string]string
 
 	// JetStream: enabled, where file streams live, sync policy, and the

@@ -75,6 +75,7 @@ var configKeys = map[string]string{
 	"Username": "authorization user", "Password": "authorization password",
 	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
 	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir",
+	"ResolverAllowDelete": "resolver allow_delete", "ResolverHardDelete": "resolver hard_delete",
 	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
@@ -322,6 +323,9 @@ func (c *client) reauthorize(old, a *authConfig, kick bool) {
 		p = newPermissions(u.perms)
 	}
 	c.perms.Store(p)
+	if u != nil {
+		c.who = u
+	}
 	c.applyLimits(u, c.srv.live.Load())
 	if c.closeOverSubs() {
 		return

@@ -79,6 +79,7 @@ func (s *Server) startSysHandlers() {
 		return
 	}
 	s.sysReqs = make(chan sysReq, sysReqQueue)
+	s.userInfoImport(sys) // counted as an import (sysImportSubs), not here
 	before := sys.sl.Count()
 	defer func() { s.sysSubs.Store(int32(sys.sl.Count() - before)) }()
 	enqueue := func(endpoint string) InternalHandler {
@@ -220,6 +221,7 @@ func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *accoun
 	}
 	for _, sp := range accounts {
 		a := sp.acc
+		s.userInfoImport(a)
 		if a == sys || !a.sysImports.CompareAndSwap(false, true) {
 			continue
 		}
@@ -243,10 +245,92 @@ func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *accoun
 
 // sysImportSubs is how many of a's subscriptions are accountSysImports'.
 func sysImportSubs(a *account) int {
+	n := 0
 	if a.sysImports.Load() {
-		return 2
+		n += 2
 	}
-	return 0
+	if a.userInfo.Load() {
+		n++
+	}
+	return n
+}
+
+// userInfoImport gives a's users $SYS.REQ.USER.INFO, as nats-server
+// imports it into every account: who the requester is, its account,
+// permissions and time left. Its handler runs on the requester's own
+// goroutine (the dispatch origin names it), reads the requester's
+// session there and answers into the requester's account.
+func (s *Server) userInfoImport(a *account) {
+	if !a.userInfo.CompareAndSwap(false, true) {
+		return
+	}
+	a.sl.Insert(crossSub("$SYS.REQ.USER.INFO", func(o origin, _, reply []byte, _ int, _ []byte) {
+		c := o.pub
+		if c == nil || len(reply) == 0 {
+			return
+		}
+		b, err := json.Marshal(&sysAPIResponse{Server: s.sysInfo(), Data: c.userInfo()})
+		if err != nil {
+			return
+		}
+		deliverIn(o, c.acc, string(reply), nil, -1, b)
+	}))
+}
+
+// sysUserInfo is nats-server's UserInfo.
+type sysUserInfo struct {
+	UserID      string          `json:"user"`
+	Account     string          `json:"account"`
+	AccountName string          `json:"account_name,omitempty"`
+	UserName    string          `json:"user_name,omitempty"`
+	Permissions *sysPermissions `json:"permissions,omitempty"`
+	Expires     time.Duration   `json:"expires,omitempty"`
+}
+
+// sysPermissions is nats-server's Permissions as JSON.
+type sysPermissions struct {
+	Publish   *sysSubjectPerm `json:"publish"`
+	Subscribe *sysSubjectPerm `json:"subscribe"`
+}
+
+type sysSubjectPerm struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+}
+
+// userInfo is what $SYS.REQ.USER.INFO tells c about itself. Runs in c's
+// context.
+func (c *client) userInfo() *sysUserInfo {
+	ui := &sysUserInfo{UserID: c.user, Account: c.acc.name, AccountName: c.acc.name}
+	if u := c.who; u != nil {
+		ui.UserName = u.nameTag
+		if u.accTag != "" {
+			ui.AccountName = u.accTag
+		}
+	}
+	if p := c.perms.Load(); p != nil {
+		ui.Permissions = &sysPermissions{Publish: &sysSubjectPerm{}, Subscribe: &sysSubjectPerm{}}
+		if p.pub != nil {
+			ui.Permissions.Publish.Allow, ui.Permissions.Publish.Deny = p.pub.Allow, p.pub.Deny
+		}
+		if p.sub != nil {
+			ui.Permissions.Subscribe.Allow, ui.Permissions.Subscribe.Deny = p.sub.Allow, p.sub.Deny
+		}
+	}
+	if exp := c.expires.Load(); exp != 0 {
+		ui.Expires = max(time.Until(time.Unix(0, exp)).Truncate(time.Second), time.Second)
+	}
+	return ui
+}
+
+// sysInfo is the server part of a $SYS answer.
+func (s *Server) sysInfo() *sysServerInfo {
+	info := &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version,
+		JetStream: s.js != nil, Time: time.Now().UTC()}
+	if s.js != nil {
+		info.Flags = 1
+	}
+	return info
 }
 
 // sysFilterMatches applies the filter a ping may carry (nats-server's

@@ -104,14 +104,14 @@ type Options struct {
 	// Operator mode (jwt.go): the operator JWTs whose keys sign account
 	// JWTs, the resolver (only "MEMORY") and the account JWTs it holds,
 	// by account public key. Users then log in with user JWTs.
-	Operators       []string
-	Resolver        string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
-	ResolverDir     string
+	Operators   []string
+	Resolver    string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
+	ResolverDir string
 	// ResolverAllowDelete lets the operator delete account JWTs from
 	// ResolverDir ($SYS.REQ.CLAIMS.DELETE); they are renamed to
 	// <key>.jwt.deleted unless ResolverHardDelete.
 	ResolverAllowDelete, ResolverHardDelete bool
-	ResolverPreload map[string]string
+	ResolverPreload                         map[string]string
 
 	// JetStream: enabled, where file streams live, sync policy, and the
 	// limits reported to clients (0: unlimited).

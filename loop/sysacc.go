@@ -115,6 +115,27 @@ func (s *Server) startSysHandlers() {
 		}
 		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.UPDATE", update))
 		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", update))
+		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP", func(subject, reply []byte, _ int, _ []byte) {
+			t := strings.Split(string(subject), ".")
+			if len(reply) == 0 || len(t) != 6 {
+				return
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.LOOKUP", acc: t[3], reply: string(reply)}:
+			default:
+			}
+		}))
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.LIST", enqueue("CLAIMS.LIST")))
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.DELETE", func(_, reply []byte, hdrLen int, msg []byte) {
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select { // a delete with no reply is still done, as an update is
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.DELETE", reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}))
 	}
 	s.accountSysImports(s.live.Load().auth.accounts, sys)
 	for _, e := range sysEndpoints {
@@ -158,6 +179,9 @@ func (s *Server) answerSys() {
 		case r := <-s.sysReqs:
 			if r.endpoint == "CLAIMS.UPDATE" {
 				s.answerClaimsUpdate(sys, r)
+				continue
+			}
+			if s.answerClaims(sys, r) {
 				continue
 			}
 			if r.endpoint == "CONNS" {
@@ -429,6 +453,28 @@ func (c *client) accountEvent(connect bool) {
 	c.srv.deliverMatched(r, subj, "", nil, b)
 }
 
+// answerClaims answers the resolver's lookups, lists and deletes, and
+// reports whether r was one of them.
+func (s *Server) answerClaims(sys *account, r sysReq) bool {
+	switch r.endpoint {
+	case "CLAIMS.LOOKUP": // the JWT itself; empty: none
+		s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, []byte(s.claimsLookup(r.acc)))
+	case "CLAIMS.LIST":
+		b, _ := json.Marshal(&sysAPIResponse{Server: s.sysInfo(), Data: s.claimsList()})
+		s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+	case "CLAIMS.DELETE":
+		issuer, msg, err := s.claimsDelete(r.body)
+		if err != nil {
+			msg = "delete accounts request by " + issuer + " failed"
+			s.Errorf("%s - %v", msg, err)
+		}
+		s.answerClaimStatus(sys, r.reply, "", msg, err)
+	default:
+		return false
+	}
+	return true
+}
+
 // answerClaimsUpdate applies a pushed account JWT and answers as
 // nats-server does (ServerAPIClaimUpdateResponse).
 func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
@@ -436,7 +482,14 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 	if err != nil {
 		s.Errorf("jwt update resulted in error - %s - %v", pub, err)
 	}
-	if r.reply == "" {
+	s.answerClaimStatus(sys, r.reply, pub, "jwt updated", err)
+}
+
+// answerClaimStatus answers a claims update or delete as nats-server
+// does (ServerAPIClaimUpdateResponse): msg with code 200, or err (its
+// description after "jwt update resulted in error" for an update).
+func (s *Server) answerClaimStatus(sys *account, reply, pub, msg string, err error) {
+	if reply == "" {
 		return
 	}
 	type status struct {
@@ -450,11 +503,14 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 		Data   *status        `json:"data,omitempty"`
 		Error  *status        `json:"error,omitempty"`
 	}{Server: &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version, Time: time.Now().UTC()}}
-	if err == nil {
-		resp.Data = &status{Account: pub, Code: 200, Message: "jwt updated"}
-	} else {
+	switch {
+	case err == nil:
+		resp.Data = &status{Account: pub, Code: 200, Message: msg}
+	case msg == "jwt updated":
 		resp.Error = &status{Account: pub, Code: 500, Description: "jwt update resulted in error - " + err.Error()}
+	default:
+		resp.Error = &status{Account: pub, Code: 500, Description: msg + " - " + err.Error()}
 	}
 	b, _ := json.Marshal(&resp)
-	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+	s.deliverMatched(sys.sl.Match(reply), reply, "", nil, b)
 }

@@ -61,7 +61,11 @@ type account struct {
 	// subscriptions are not counted as the account's.
 	sysImports atomic.Bool
 	userInfo   atomic.Bool // $SYS.REQ.USER.INFO is in sl (userInfoImport)
-	nextResp   atomic.Uint64
+
+	// maps are the account's subject mappings (mapping.go), nil when it
+	// has none; a publisher loads it once per message.
+	maps     atomic.Pointer[mappingSet]
+	nextResp atomic.Uint64
 
 	// conns counts the account's client connections (NATS and
 	// WebSocket) from their first CONNECT until they end, leafs the leaf
@@ -152,6 +156,7 @@ type accountSpec struct {
 	cfg     *Account // as configured (or made from an account JWT); nil for $G and $SYS left implicit
 	exports []*Export
 	imports []*Import
+	maps    *mappingSet
 }
 
 // buildAccounts checks o's accounts and returns them by name, $G
@@ -159,7 +164,11 @@ type accountSpec struct {
 // is the same *account, so its subscriptions stay. Import errors carry
 // nats-server's texts.
 func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map[string]*accountSpec, error) {
-	specs := map[string]*accountSpec{globalAccount: {acc: gacc}}
+	gms, err := compileMappings(o.Mappings)
+	if err != nil {
+		return nil, fmt.Errorf("loop: mappings: %w", err)
+	}
+	specs := map[string]*accountSpec{globalAccount: {acc: gacc, maps: gms}}
 	for _, ac := range o.Accounts {
 		if err := validAccountName(ac.Name); err != nil {
 			return nil, err
@@ -181,6 +190,11 @@ func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map
 			specs[ac.Name] = sp
 		}
 		sp.cfg, sp.exports, sp.imports = ac, ac.Exports, ac.Imports
+		ms, err := compileMappings(ac.Mappings)
+		if err != nil {
+			return nil, fmt.Errorf("loop: account %q: %w", ac.Name, err)
+		}
+		sp.maps = ms
 	}
 	sys := o.SystemAccount
 	if sys == "" {

@@ -556,6 +556,9 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 // routeMsg delivers a message published by c to every matching subscriber
 // and reports whether there was any.
 func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
+	if ms := c.acc.maps.Load(); ms != nil {
+		subject, _ = ms.apply(subject)
+	}
 	r := c.cache.Match(subject)
 	if r.Empty() {
 		return false

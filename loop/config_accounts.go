@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
@@ -113,10 +114,82 @@ func (w *cfgWalker) accountBlock(path string, a *Account) block {
 		a.Limits = &l
 		return nil
 	}, "limits")
+	alias(k, w.mappings(&a.Mappings), "mappings", "maps")
 	return block{path: path, keys: k, native: []string{
-		"default_permissions", "mappings", "maps", "nkey", "trace_dest",
+		"default_permissions", "nkey", "trace_dest",
 		"trace_dest_sampling", "msg_trace", "cluster_traffic",
 	}}
+}
+
+// mappings reads a mappings block: source subject -> a destination
+// subject, or a list of {destination, weight} (weight a percentage: 50
+// or "50%").
+func (w *cfgWalker) mappings(p *[]*Mapping) setter {
+	return func(v any) error {
+		m, ok := bare(v).(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of mappings, got %s", kind(v))
+		}
+		for _, src := range sortedKeys(m) {
+			mp := &Mapping{Source: src}
+			switch d := bare(m[src]).(type) {
+			case string:
+				mp.Dests = []MappingDest{{Subject: d}}
+			case []any:
+				for _, e := range d {
+					dm, ok := bare(e).(map[string]any)
+					if !ok {
+						return fmt.Errorf("mapping %q: want {destination, weight}, got %s", src, kind(e))
+					}
+					var md MappingDest
+					for k, v := range dm {
+						switch strings.ToLower(k) {
+						case "destination", "dest":
+							s, err := str(v)
+							if err != nil {
+								return fmt.Errorf("mapping %q: %w", src, err)
+							}
+							md.Subject = s
+						case "weight":
+							n, err := weight(v)
+							if err != nil {
+								return fmt.Errorf("mapping %q: %w", src, err)
+							}
+							md.Weight = n
+						case "cluster":
+							return fmt.Errorf("mapping %q: cluster-scoped mappings are not supported (no clustering)", src)
+						default:
+							return fmt.Errorf("mapping %q: unknown field %q", src, k)
+						}
+					}
+					mp.Dests = append(mp.Dests, md)
+				}
+			default:
+				return fmt.Errorf("mapping %q: want a subject or a list of destinations, got %s", src, kind(m[src]))
+			}
+			if _, err := compileMapping(mp); err != nil {
+				return err
+			}
+			*p = append(*p, mp)
+		}
+		return nil
+	}
+}
+
+// weight reads a mapping weight: 1 to 100, or the same as "n%".
+func weight(v any) (int, error) {
+	if s, ok := bare(v).(string); ok {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+		if err != nil {
+			return 0, fmt.Errorf("weight %q: want a percentage", s)
+		}
+		v = int64(n)
+	}
+	n, err := integer(v)
+	if err == nil && (n < 1 || n > 100) {
+		err = fmt.Errorf("weight %d: want 1 to 100", n)
+	}
+	return n, err
 }
 
 // setLimit reads an account limit: a count, or -1 for unlimited.

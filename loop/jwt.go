@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -180,6 +181,20 @@ func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Accoun
 			}
 		}
 		a.Imports = append(a.Imports, x)
+	}
+	srcs := make([]string, 0, len(ac.Mappings))
+	for src := range ac.Mappings {
+		srcs = append(srcs, string(src))
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs {
+		mp := &Mapping{Source: src}
+		for _, wm := range ac.Mappings[jwt.Subject(src)] {
+			mp.Dests = append(mp.Dests, MappingDest{Subject: string(wm.Subject), Weight: int(wm.GetWeight())})
+		}
+		if _, err := compileMapping(mp); err == nil { // one the server cannot do is left out
+			a.Mappings = append(a.Mappings, mp)
+		}
 	}
 	a.Limits = &AccountLimits{
 		MaxConnections:   jwtLimit(ac.Limits.Conn),

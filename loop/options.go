@@ -107,6 +107,9 @@ type Options struct {
 	Operators   []string
 	Resolver    string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
 	ResolverDir string
+	// Mappings rewrite subjects published in the global account $G
+	// (the top-level mappings block).
+	Mappings []*Mapping
 	// ResolverAllowDelete lets the operator delete account JWTs from
 	// ResolverDir ($SYS.REQ.CLAIMS.DELETE); they are renamed to
 	// <key>.jwt.deleted unless ResolverHardDelete.
@@ -227,6 +230,8 @@ type Account struct {
 	// payloads (nats-server's account limits block, or an account
 	// JWT's); nil: none.
 	Limits *AccountLimits
+	// Mappings rewrite the subjects published in the account.
+	Mappings []*Mapping
 }
 
 // AccountLimits bound one account (-1: unlimited; 0 allows none, as in

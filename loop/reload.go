@@ -46,7 +46,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
-	"Accounts": true, "NoAuthUser": true, "ResolverPreload": true,
+	"Accounts": true, "NoAuthUser": true, "Mappings": true, "ResolverPreload": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
@@ -74,7 +74,7 @@ var configKeys = map[string]string{
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
 	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
-	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir",
+	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir", "Mappings": "mappings",
 	"ResolverAllowDelete": "resolver allow_delete", "ResolverHardDelete": "resolver hard_delete",
 	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
@@ -164,6 +164,7 @@ func (s *Server) checkAuthLocked(o *Options) (*authConfig, error) {
 // reloadMu.
 func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 	old := s.live.Swap(liveOf(o, ac))
+	setMappings(ac.accounts)
 	s.liveSrc = *o
 	s.accountSysImports(ac.accounts, ac.sysAcc)
 	// Imports change as one, and only when the configuration changed

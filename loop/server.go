@@ -207,6 +207,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(liveOf(&opts, ac))
+	setMappings(ac.accounts)
 	s.importUndo = s.installImports(ac.accounts)
 	s.cfgTime.Store(time.Now().UnixNano())
 	if s.opts.ServerName == "" {

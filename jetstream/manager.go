@@ -52,6 +52,9 @@ type Config struct {
 	MaxMemory  int64            // reported account limits; -1 unlimited
 	MaxStore   int64
 	MaxStreams int
+	// MaxConsumers bounds the consumers of each stream (nats-server's
+	// account max_consumers); 0 or -1: unlimited.
+	MaxConsumers int
 	FS         store.FS // default store.OSFS
 	ServerName string   // shown as every stream's leader in stream info
 	Domain     string   // the server's JetStream domain, shown in account info and pub acks ("": none)

@@ -2,6 +2,8 @@ package loop_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/evnats/evnats/loop/looptest"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // limitsConf gives account A nats-server's account limits block.
@@ -331,6 +334,43 @@ func TestOperatorAccountLimits(t *testing.T) {
 		case <-u4.closed:
 		case <-time.After(5 * time.Second):
 			t.Fatal("subscriptions past a lowered limit: still connected")
+		}
+	})
+}
+
+// TestAccountJetStreamMaxConsumers: an account's JetStream max_consumers
+// (config block, or an account JWT's consumer limit) bounds each
+// stream's consumers as nats-server does (10026), and account info
+// reports it.
+func TestAccountJetStreamMaxConsumers(t *testing.T) {
+	const conf = `
+jetstream: enabled
+accounts { A { users = [ {user: a, password: a} ], jetstream: { max_consumers: 1 } } }
+`
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		s := startFromFile(t, o, conf).s
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		js, _ := jetstream.New(connUser(t, s, "a", "a"))
+		for _, name := range []string{"S1", "S2"} {
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name)}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.CreateConsumer(ctx, name, jetstream.ConsumerConfig{Durable: "one"}); err != nil {
+				t.Fatalf("%s: first consumer: %v", name, err)
+			}
+		}
+		_, err := js.CreateConsumer(ctx, "S1", jetstream.ConsumerConfig{Durable: "two"})
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10026 {
+			t.Fatalf("second consumer of a stream: %v, want 10026", err)
+		}
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Limits.MaxConsumers != 1 {
+			t.Fatalf("account info max_consumers %d, want 1", info.Limits.MaxConsumers)
 		}
 	})
 }

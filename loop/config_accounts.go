@@ -91,8 +91,9 @@ func (w *cfgWalker) accountBlock(path string, a *Account) block {
 			alias(lk, setSize(&l.MaxMemory), "max_mem", "max_memory", "max_memory_store")
 			alias(lk, setSize(&l.MaxStore), "max_file", "max_store", "max_file_store")
 			alias(lk, setNonNeg(&l.MaxStreams), "max_streams")
+			alias(lk, setNonNeg(&l.MaxConsumers), "max_consumers")
 			w.walk(block{path: path + ".jetstream", keys: lk, native: []string{
-				"max_consumers", "max_ack_pending", "max_bytes_required", "mem_max_stream_bytes", "disk_max_stream_bytes",
+				"max_ack_pending", "max_bytes_required", "mem_max_stream_bytes", "disk_max_stream_bytes",
 				"memory_max_stream_bytes", "cluster_traffic", "tiered_limits",
 			}}, t)
 			return nil

@@ -205,7 +205,7 @@ func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Accoun
 	js := ac.Limits.JetStreamLimits
 	if js.MemoryStorage != 0 || js.DiskStorage != 0 {
 		a.JetStream = true
-		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0))}
+		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0)), MaxConsumers: int(max(js.Consumer, 0))}
 	}
 	return a
 }

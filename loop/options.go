@@ -251,6 +251,7 @@ var NoAccountLimits = AccountLimits{MaxConnections: -1, MaxSubscriptions: -1, Ma
 type AccountJSLimits struct {
 	MaxMemory, MaxStore int64
 	MaxStreams          int
+	MaxConsumers        int // per stream, as nats-server's account max_consumers
 }
 
 // Export makes a stream or a service (exactly one of them, a subject that

@@ -55,9 +55,9 @@ type Config struct {
 	// MaxConsumers bounds the consumers of each stream (nats-server's
 	// account max_consumers); 0 or -1: unlimited.
 	MaxConsumers int
-	FS         store.FS // default store.OSFS
-	ServerName string   // shown as every stream's leader in stream info
-	Domain     string   // the server's JetStream domain, shown in account info and pub acks ("": none)
+	FS           store.FS // default store.OSFS
+	ServerName   string   // shown as every stream's leader in stream info
+	Domain       string   // the server's JetStream domain, shown in account info and pub acks ("": none)
 	// Account is the account whose streams this Manager serves ("": the
 	// global account $G); its streams live under
 	// <StoreDir>/jetstream/<Account>/. The server checks the name (no

@@ -374,3 +374,45 @@ accounts { A { users = [ {user: a, password: a} ], jetstream: { max_consumers: 1
 		}
 	})
 }
+
+// TestAccountLimitsReload: a reload that lowers an account's
+// max_connections closes its newest connections past the limit and
+// keeps the others; one that changes its mappings applies at once.
+func TestAccountLimitsReload(t *testing.T) {
+	conf := func(conns int, dest string) string {
+		return fmt.Sprintf(`accounts { A { users = [ {user: a, password: a} ], limits { max_connections: %d }, mappings { "m": %q } } }`, conns, dest)
+	}
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		r := startFromFile(t, o, conf(3, "one"))
+		var conns []*nats.Conn
+		var closed []chan struct{}
+		for range 3 {
+			ch := make(chan struct{})
+			nc, err := nats.Connect(r.s.ClientURL(), nats.UserInfo("a", "a"), nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(ch) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			conns, closed = append(conns, nc), append(closed, ch)
+		}
+		sub, _ := conns[0].SubscribeSync(">")
+		conns[0].Flush()
+		if err := r.rewrite(t, conf(1, "two")); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < 3; i++ {
+			select {
+			case <-closed[i]:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("connection %d past the lowered limit still open", i)
+			}
+			if err := conns[i].LastError(); err == nil || !strings.Contains(err.Error(), "maximum account active connections exceeded") {
+				t.Fatalf("connection %d closed with %v", i, err)
+			}
+		}
+		conns[0].Publish("m", nil)
+		if m := nextMsg(t, sub); m.Subject != "two" {
+			t.Fatalf("after the reload m went to %s, want two", m.Subject)
+		}
+	})
+}

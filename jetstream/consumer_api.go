@@ -186,7 +186,8 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 	if e := workQueueRules(st, cname, cfg); e != nil {
 		return m.fail(typ, e)
 	}
-	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers {
+	if st.cfg.MaxConsumers > 0 && len(st.consumers) >= st.cfg.MaxConsumers ||
+		m.cfg.MaxConsumers > 0 && len(st.consumers) >= m.cfg.MaxConsumers {
 		return m.fail(typ, newErr(errMaxConsumers))
 	}
 	c := m.newConsumer(st, cname, cfg, now, now)

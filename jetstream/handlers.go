@@ -130,7 +130,7 @@ func (m *Manager) fail(typ string, e *APIError) []byte {
 func (m *Manager) accountInfo() []byte {
 	resp := accountInfoResponse{apiResponse: apiResponse{Type: typeInfo}, Streams: len(m.streams),
 		Limits: accountLimits{MaxMemory: orUnlimited(m.cfg.MaxMemory), MaxStorage: orUnlimited(m.cfg.MaxStore),
-			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: -1, MaxAckPending: -1,
+			MaxStreams: int(orUnlimited(int64(m.cfg.MaxStreams))), MaxConsumers: int(orUnlimited(int64(m.cfg.MaxConsumers))), MaxAckPending: -1,
 			MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1},
 		API:    apiStats{Level: apiLevel, Total: m.apiTotal, Errors: m.apiErrors},
 		Domain: m.cfg.Domain,

@@ -52,9 +52,12 @@ type Config struct {
 	MaxMemory  int64            // reported account limits; -1 unlimited
 	MaxStore   int64
 	MaxStreams int
-	FS         store.FS // default store.OSFS
-	ServerName string   // shown as every stream's leader in stream info
-	Domain     string   // the server's JetStream domain, shown in account info and pub acks ("": none)
+	// MaxConsumers bounds the consumers of each stream (nats-server's
+	// account max_consumers); 0 or -1: unlimited.
+	MaxConsumers int
+	FS           store.FS // default store.OSFS
+	ServerName   string   // shown as every stream's leader in stream info
+	Domain       string   // the server's JetStream domain, shown in account info and pub acks ("": none)
 	// Account is the account whose streams this Manager serves ("": the
 	// global account $G); its streams live under
 	// <StoreDir>/jetstream/<Account>/. The server checks the name (no

@@ -60,7 +60,17 @@ type account struct {
 	// account's own users are in sl (accountSysImports): those two
 	// subscriptions are not counted as the account's.
 	sysImports atomic.Bool
-	nextResp   atomic.Uint64
+	userInfo   atomic.Bool // $SYS.REQ.USER.INFO is in sl (userInfoImport)
+
+	// maps are the account's subject mappings (mapping.go), nil when it
+	// has none; a publisher loads it once per message.
+	maps     atomic.Pointer[mappingSet]
+	nextResp atomic.Uint64
+
+	// conns counts the account's client connections (NATS and
+	// WebSocket) from their first CONNECT until they end, leafs the leaf
+	// nodes bound to it: what its limits are checked against (admit).
+	conns, leafs atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -89,6 +99,46 @@ func newAccount(name string, sl *subList) *account {
 	return a
 }
 
+// errAccountConns is nats-server's error for a connection past its
+// account's limit (limits.conn, max_connections).
+const errAccountConns = "maximum account active connections exceeded"
+
+// admit counts one more connection of the account unless max (-1:
+// unlimited) are there already. Connections racing for the last place
+// get it once: the count only moves by compare-and-swap.
+func (a *account) admit(max int) bool { return admitTo(&a.conns, max) }
+
+func admitTo(n *atomic.Int64, max int) bool {
+	for {
+		cur := n.Load()
+		if max >= 0 && cur >= int64(max) {
+			return false
+		}
+		if n.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
+}
+
+// limitsOf is acc's limits in this configuration: NoAccountLimits when
+// it has none.
+func (a *authConfig) limitsOf(acc *account) AccountLimits {
+	if sp := a.accounts[acc.name]; sp != nil && sp.cfg != nil && sp.cfg.Limits != nil {
+		return *sp.cfg.Limits
+	}
+	return NoAccountLimits
+}
+
+// subsLimit is the most subscriptions a connection may hold: the
+// server's max_subscriptions (0: unlimited) and the connection's own
+// (-1: none), whichever is smaller; -1 when neither limits.
+func subsLimit(server, own int) int {
+	if server > 0 && (own < 0 || server < own) {
+		return server
+	}
+	return own
+}
+
 // randToken is n random characters valid in a subject token.
 func randToken(n int) string {
 	const alpha = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -106,6 +156,7 @@ type accountSpec struct {
 	cfg     *Account // as configured (or made from an account JWT); nil for $G and $SYS left implicit
 	exports []*Export
 	imports []*Import
+	maps    *mappingSet
 }
 
 // buildAccounts checks o's accounts and returns them by name, $G
@@ -113,7 +164,11 @@ type accountSpec struct {
 // is the same *account, so its subscriptions stay. Import errors carry
 // nats-server's texts.
 func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map[string]*accountSpec, error) {
-	specs := map[string]*accountSpec{globalAccount: {acc: gacc}}
+	gms, err := compileMappings(o.Mappings)
+	if err != nil {
+		return nil, fmt.Errorf("loop: mappings: %w", err)
+	}
+	specs := map[string]*accountSpec{globalAccount: {acc: gacc, maps: gms}}
 	for _, ac := range o.Accounts {
 		if err := validAccountName(ac.Name); err != nil {
 			return nil, err
@@ -135,6 +190,11 @@ func buildAccounts(o *Options, prev map[string]*accountSpec, gacc *account) (map
 			specs[ac.Name] = sp
 		}
 		sp.cfg, sp.exports, sp.imports = ac, ac.Exports, ac.Imports
+		ms, err := compileMappings(ac.Mappings)
+		if err != nil {
+			return nil, fmt.Errorf("loop: account %q: %w", ac.Name, err)
+		}
+		sp.maps = ms
 	}
 	sys := o.SystemAccount
 	if sys == "" {

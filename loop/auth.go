@@ -43,6 +43,9 @@ type userEntry struct {
 	expires    time.Time
 	maxSubs    int
 	maxPayload int
+	// nameTag and accTag are the user JWT's and account JWT's names
+	// ($SYS.REQ.USER.INFO's user_name and account_name).
+	nameTag, accTag string
 }
 
 // newAuthConfig checks o's authorization and accounts. prev is the setup
@@ -220,19 +223,38 @@ func (a *authConfig) isSlow(o *connectOpts) bool {
 // setUser installs an authenticated user's name and permissions on c.
 func (c *client) setUser(name string, u *userEntry) {
 	if u == nil {
+		c.applyLimits(nil, c.srv.live.Load())
 		return
 	}
 	c.user = u.name
+	c.who = u
 	if u.perms != nil {
 		c.perms.Store(newPermissions(u.perms))
 	}
-	c.maxSubs = u.maxSubs
 	c.expires.Store(0)
 	if !u.expires.IsZero() {
 		c.expires.Store(u.expires.UnixNano())
 	}
-	if u.maxPayload > 0 && u.maxPayload < c.parser.MaxPayload {
-		c.parser.MaxPayload = u.maxPayload
+	c.applyLimits(u, c.srv.live.Load())
+}
+
+// applyLimits sets c's subscription and payload limits from its user
+// (u, nil for none), its account and the server, the smallest of them,
+// as nats-server does at CONNECT and when an account's limits change.
+// Runs in c's reading context.
+func (c *client) applyLimits(u *userEntry, lv *liveOpts) {
+	al := lv.auth.limitsOf(c.acc)
+	subs, pay := al.MaxSubscriptions, al.MaxPayload
+	if u != nil && u.maxSubs > 0 && (subs < 0 || u.maxSubs < subs) {
+		subs = u.maxSubs
+	}
+	if u != nil && u.maxPayload > 0 && (pay < 0 || u.maxPayload < pay) {
+		pay = u.maxPayload
+	}
+	c.maxSubs = subs
+	c.parser.MaxPayload = c.basePayload
+	if pay >= 0 && pay < c.parser.MaxPayload {
+		c.parser.MaxPayload = pay
 	}
 }
 

@@ -149,10 +149,18 @@ type client struct {
 	nonce []byte // what INFO asked an nkey user to sign; nil without nkey users
 	// From a user JWT (jwt.go): when the login expires (unix nanoseconds,
 	// 0: never; atomic, as housekeeping reads it on the goroutine
-	// transport) and the most subscriptions it may hold (0: the server's
-	// limit).
-	expires atomic.Int64
-	maxSubs int
+	// transport). maxSubs is the most subscriptions it may hold by its
+	// user's and account's limits (-1: only the server's limit);
+	// accCounted says it counts toward its account's connections
+	// (account.conns), from its first CONNECT until cleanup.
+	expires    atomic.Int64
+	maxSubs    int
+	accCounted bool
+	pongSent   bool       // the INFO after the first PONG went (ProcessPing)
+	who        *userEntry // the user it logged in as (nil: none); its context only
+	// basePayload is the max_payload its INFO announced; its user's
+	// and account's limits may lower it (applyLimits).
+	basePayload int
 
 	proto Protocol // set for a connection on a plug-in's listener (MQTT); nil: NATS
 	// protoSet is stored after proto is assigned (setProto). Code outside
@@ -179,6 +187,7 @@ type client struct {
 
 func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	c := &client{
+		maxSubs:  -1,
 		srv:      s,
 		t:        t,
 		lp:       lp,
@@ -207,6 +216,7 @@ func newClient(s *Server, t transport, remote net.Addr, lp *evLoop) *client {
 	lv := s.live.Load()
 	c.parser.MaxControlLine = lv.maxControlLine
 	c.parser.MaxPayload = lv.maxPayload
+	c.basePayload = lv.maxPayload
 	c.parser.ConnectFirst = lv.auth.required
 	c.parser.Reset(c)
 	s.numConns.Add(1)
@@ -435,6 +445,12 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 		c.closeWithErr("Authorization Violation")
 		return errClose{}
 	}
+	first := !c.connected.Load()
+	if first && c.proto == nil && !c.countInAccount() {
+		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		c.closeWithErr(errAccountConns)
+		return errClose{}
+	}
 	c.setUser(o.User, u)
 	c.stat.meta.Store(&connMeta{user: c.user})
 	c.parser.ConnectFirst = false
@@ -442,12 +458,29 @@ func (c *client) connectVerified(o *connectOpts, u *userEntry, ok bool) error {
 	c.opts = *o
 	c.t.outUnlock()
 	c.echo = o.Echo == nil || *o.Echo
-	first := !c.connected.Swap(true)
+	c.connected.Store(true)
 	c.sendOK()
 	if first {
 		c.accountEvent(true)
 	}
 	return nil
+}
+
+// countInAccount counts c toward its account's connections, unless the
+// account's limit is reached. accCounted is set and read under outLock,
+// as cleanup (which takes the count back) may run on another goroutine
+// than a CONNECT verified off the loop.
+func (c *client) countInAccount() bool {
+	c.t.outLock()
+	defer c.t.outUnlock()
+	if c.accCounted || c.closed {
+		return true // counted already, or gone: cleanup has run
+	}
+	if !c.acc.admit(c.srv.live.Load().auth.limitsOf(c.acc).MaxConnections) {
+		return false
+	}
+	c.accCounted = true
+	return true
 }
 
 // joinAccount moves c into user u's account (nil: $G) and its loop's
@@ -543,6 +576,9 @@ func (c *client) ProcessPub(subject, reply []byte, hdrLen int, msg []byte) error
 // routeMsg delivers a message published by c to every matching subscriber
 // and reports whether there was any.
 func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
+	if ms := c.acc.maps.Load(); ms != nil {
+		subject, _ = ms.apply(subject)
+	}
 	r := c.cache.Match(subject)
 	if r.Empty() {
 		return false
@@ -602,11 +638,7 @@ func (c *client) ProcessSub(subject, queue, sid []byte) error {
 		c.okLocked()
 		return nil
 	}
-	max := c.srv.live.Load().maxSubscriptions
-	if c.maxSubs > 0 && (max == 0 || c.maxSubs < max) {
-		max = c.maxSubs
-	}
-	if max > 0 && len(c.subs) >= max {
+	if max := subsLimit(c.srv.live.Load().maxSubscriptions, c.maxSubs); max >= 0 && len(c.subs) >= max {
 		c.out.write(codec.AppendErr(c.scratch[:0], "maximum subscriptions exceeded"))
 		c.t.flushSoon()
 		return nil
@@ -688,7 +720,31 @@ func (c *client) ProcessPing() error {
 		return err
 	}
 	c.sendProto(codec.PongLine)
+	if !c.pongSent && c.connected.Load() && c.opts.Protocol >= 1 {
+		// As nats-server: the first PONG after CONNECT is followed by
+		// an INFO naming the account and the client's own max_payload
+		// (its user's and account's limits applied).
+		c.pongSent = true
+		c.sendProto(c.connectInfo())
+	}
 	return nil
+}
+
+// connectInfo is the INFO sent after the first PONG (ProcessPing).
+func (c *client) connectInfo() []byte {
+	info := c.srv.infoBase
+	lv := c.srv.live.Load()
+	info.MaxPayload, info.AuthRequired = c.parser.MaxPayload, lv.auth.required
+	info.ClientID, info.ClientIP = c.id, c.ip
+	info.ConnectInfo, info.RemoteAccount = true, c.acc.name
+	info.IsSystemAccount = lv.auth.sysAcc == c.acc
+	if c.ws != nil {
+		info.TLSRequired, info.TLSVerify = c.ws.tls, false
+		if a := c.ws.srv.auth; a != nil {
+			info.AuthRequired = true
+		}
+	}
+	return infoLine(&info)
 }
 
 // ProcessPong records that the client is alive.
@@ -870,8 +926,12 @@ func (c *client) cleanup() {
 	}
 	c.subs = nil
 	c.out.reset()
+	counted := c.accCounted
 	c.t.outUnlock()
 	c.srv.numConns.Add(-1)
+	if counted {
+		c.acc.conns.Add(-1)
+	}
 	if c.connected.Load() && c.proto == nil {
 		c.accountEvent(false)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
@@ -90,18 +91,121 @@ func (w *cfgWalker) accountBlock(path string, a *Account) block {
 			alias(lk, setSize(&l.MaxMemory), "max_mem", "max_memory", "max_memory_store")
 			alias(lk, setSize(&l.MaxStore), "max_file", "max_store", "max_file_store")
 			alias(lk, setNonNeg(&l.MaxStreams), "max_streams")
+			alias(lk, setNonNeg(&l.MaxConsumers), "max_consumers")
 			w.walk(block{path: path + ".jetstream", keys: lk, native: []string{
-				"max_consumers", "max_ack_pending", "max_bytes_required", "mem_max_stream_bytes", "disk_max_stream_bytes",
+				"max_ack_pending", "max_bytes_required", "mem_max_stream_bytes", "disk_max_stream_bytes",
 				"memory_max_stream_bytes", "cluster_traffic", "tiered_limits",
 			}}, t)
 			return nil
 		}
 		return fmt.Errorf("want enabled, disabled or a block of limits, got %s", kind(v))
 	}, "jetstream")
+	alias(k, func(v any) error {
+		m, ok := bare(v).(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of limits, got %s", kind(v))
+		}
+		l := NoAccountLimits
+		lk := map[string]setter{}
+		alias(lk, setLimit(&l.MaxConnections), "max_connections", "max_conn")
+		alias(lk, setLimit(&l.MaxSubscriptions), "max_subscriptions", "max_subs")
+		alias(lk, setLimit(&l.MaxPayload), "max_payload", "max_pay")
+		alias(lk, setLimit(&l.MaxLeafNodes), "max_leafnodes", "max_leafs")
+		w.walk(block{path: path + ".limits", keys: lk}, m)
+		a.Limits = &l
+		return nil
+	}, "limits")
+	alias(k, w.mappings(&a.Mappings), "mappings", "maps")
 	return block{path: path, keys: k, native: []string{
-		"default_permissions", "mappings", "maps", "limits", "nkey", "trace_dest",
+		"default_permissions", "nkey", "trace_dest",
 		"trace_dest_sampling", "msg_trace", "cluster_traffic",
 	}}
+}
+
+// mappings reads a mappings block: source subject -> a destination
+// subject, or a list of {destination, weight} (weight a percentage: 50
+// or "50%").
+func (w *cfgWalker) mappings(p *[]*Mapping) setter {
+	return func(v any) error {
+		m, ok := bare(v).(map[string]any)
+		if !ok {
+			return fmt.Errorf("want a block of mappings, got %s", kind(v))
+		}
+		for _, src := range sortedKeys(m) {
+			mp := &Mapping{Source: src}
+			switch d := bare(m[src]).(type) {
+			case string:
+				mp.Dests = []MappingDest{{Subject: d}}
+			case []any:
+				for _, e := range d {
+					dm, ok := bare(e).(map[string]any)
+					if !ok {
+						return fmt.Errorf("mapping %q: want {destination, weight}, got %s", src, kind(e))
+					}
+					var md MappingDest
+					for k, v := range dm {
+						switch strings.ToLower(k) {
+						case "destination", "dest":
+							s, err := str(v)
+							if err != nil {
+								return fmt.Errorf("mapping %q: %w", src, err)
+							}
+							md.Subject = s
+						case "weight":
+							n, err := weight(v)
+							if err != nil {
+								return fmt.Errorf("mapping %q: %w", src, err)
+							}
+							md.Weight = n
+						case "cluster":
+							return fmt.Errorf("mapping %q: cluster-scoped mappings are not supported (no clustering)", src)
+						default:
+							return fmt.Errorf("mapping %q: unknown field %q", src, k)
+						}
+					}
+					mp.Dests = append(mp.Dests, md)
+				}
+			default:
+				return fmt.Errorf("mapping %q: want a subject or a list of destinations, got %s", src, kind(m[src]))
+			}
+			if _, err := compileMapping(mp); err != nil {
+				return err
+			}
+			*p = append(*p, mp)
+		}
+		return nil
+	}
+}
+
+// weight reads a mapping weight: 1 to 100, or the same as "n%".
+func weight(v any) (int, error) {
+	if s, ok := bare(v).(string); ok {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+		if err != nil {
+			return 0, fmt.Errorf("weight %q: want a percentage", s)
+		}
+		v = int64(n)
+	}
+	n, err := integer(v)
+	if err == nil && (n < 1 || n > 100) {
+		err = fmt.Errorf("weight %d: want 1 to 100", n)
+	}
+	return n, err
+}
+
+// setLimit reads an account limit: a count, or -1 for unlimited.
+func setLimit(p *int) setter {
+	return func(v any) error {
+		n, err := integer(v)
+		if err != nil {
+			return err
+		}
+		if n < -1 {
+			return fmt.Errorf("want a count or -1 (unlimited), got %d", n)
+		}
+		*p = n
+		return nil
+	}
 }
 
 // listOf reads a list of blocks, each walked by each.

@@ -99,8 +99,10 @@ func (w *cfgWalker) topBlock(o *Options) block {
 			rk := map[string]setter{}
 			alias(rk, setStr(&o.Resolver), "type")
 			alias(rk, setStr(&o.ResolverDir), "dir")
+			alias(rk, setBool(&o.ResolverAllowDelete), "allow_delete")
+			alias(rk, setBool(&o.ResolverHardDelete), "hard_delete")
 			w.walk(block{path: "resolver", keys: rk, native: []string{
-				"allow_delete", "interval", "limit", "timeout", "hard_delete",
+				"interval", "limit", "timeout",
 			}}, t)
 			return nil
 		}
@@ -126,9 +128,10 @@ func (w *cfgWalker) topBlock(o *Options) block {
 	alias(k, w.sub(w.mqttBlock(o)), "mqtt")
 	alias(k, w.sub(w.leafBlock(o)), "leafnodes", "leaf")
 	alias(k, setTLS(&o.TLS), "tls")
+	alias(k, w.mappings(&o.Mappings), "mappings", "maps")
 	alias(k, w.sub(w.websocketBlock(&o.Websocket)), "websocket", "ws")
 	return block{keys: k, native: []string{
-		"client_advertise", "trace_verbose", "trace_headers", "mappings", "maps",
+		"client_advertise", "trace_verbose", "trace_headers",
 		"disable_sublist_cache", "no_sublist_cache", "default_sentinel",
 		"cluster", "gateway",
 		"ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol",

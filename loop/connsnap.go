@@ -82,6 +82,10 @@ func closeReason(msg string) string {
 		return "Authentication Failure"
 	case msg == "maximum connections exceeded":
 		return "Maximum Connections Exceeded"
+	case msg == errAccountConns:
+		return "Maximum Account Connections Exceeded"
+	case msg == "maximum subscriptions exceeded":
+		return "Maximum Subscriptions Exceeded"
 	case msg == "Maximum Payload Violation":
 		return "Maximum Message Payload Exceeded"
 	case msg == "Invalid Client Protocol":

@@ -65,14 +65,14 @@ func (s *Server) startJetStream() error {
 	if !s.opts.JetStream {
 		return nil
 	}
-	start := func(acc *account, maxMem, maxStore int64, maxStreams int) (*jetstream.Manager, error) {
+	start := func(acc *account, maxMem, maxStore int64, maxStreams, maxConsumers int) (*jetstream.Manager, error) {
 		name := ""
 		if acc != s.gacc {
 			name = acc.name
 		}
 		return jetstream.Start(jetstream.Config{
 			StoreDir: s.opts.StoreDir, Sync: s.opts.JetStreamSync,
-			MaxMemory: maxMem, MaxStore: maxStore, MaxStreams: maxStreams,
+			MaxMemory: maxMem, MaxStore: maxStore, MaxStreams: maxStreams, MaxConsumers: maxConsumers,
 			FS: s.opts.JetStreamFS, Errorf: s.Errorf, ServerName: s.opts.ServerName, Account: name,
 			Domain: s.opts.JetStreamDomain,
 		}, &jsHost{s: s, acc: acc, deliverCache: router.NewCache(acc.sl, 1024)})
@@ -80,7 +80,7 @@ func (s *Server) startJetStream() error {
 	if err := validDomain(s.opts.JetStreamDomain); err != nil {
 		return err
 	}
-	m, err := start(s.gacc, s.opts.JetStreamMaxMemory, s.opts.JetStreamMaxStore, 0)
+	m, err := start(s.gacc, s.opts.JetStreamMaxMemory, s.opts.JetStreamMaxStore, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (s *Server) startJetStream() error {
 			continue
 		}
 		l := ac.JetStreamLimits
-		m, err := start(accs[ac.Name].acc, orUnset(l.MaxMemory), orUnset(l.MaxStore), l.MaxStreams)
+		m, err := start(accs[ac.Name].acc, orUnset(l.MaxMemory), orUnset(l.MaxStore), l.MaxStreams, l.MaxConsumers)
 		if err != nil {
 			s.stopJetStream()
 			return fmt.Errorf("loop: jetstream for account %q: %w", ac.Name, err)

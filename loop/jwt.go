@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 type operatorMode struct {
 	trusted  map[string]bool
 	accounts map[string]*jwt.AccountClaims
+	jwts     map[string]string // the account JWTs in force, as given
 }
 
 // loadOperator checks o's operator JWTs and the resolver's preloaded
@@ -94,6 +96,7 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		}
 		om.accounts[pub] = ac
 	}
+	om.jwts = jwts
 	for _, pub := range sortedKeys(jwts) {
 		acc := accountOfJWT(om.accounts[pub], func(im *jwt.Import) bool { return om.importAllowed(pub, im, now) })
 		acc.JetStream = acc.JetStream && o.JetStream // limits in a JWT, JetStream off: as nats-server, none
@@ -179,12 +182,41 @@ func accountOfJWT(ac *jwt.AccountClaims, allowed func(*jwt.Import) bool) *Accoun
 		}
 		a.Imports = append(a.Imports, x)
 	}
+	srcs := make([]string, 0, len(ac.Mappings))
+	for src := range ac.Mappings {
+		srcs = append(srcs, string(src))
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs {
+		mp := &Mapping{Source: src}
+		for _, wm := range ac.Mappings[jwt.Subject(src)] {
+			mp.Dests = append(mp.Dests, MappingDest{Subject: string(wm.Subject), Weight: int(wm.GetWeight())})
+		}
+		if _, err := compileMapping(mp); err == nil { // one the server cannot do is left out
+			a.Mappings = append(a.Mappings, mp)
+		}
+	}
+	a.Limits = &AccountLimits{
+		MaxConnections:   jwtLimit(ac.Limits.Conn),
+		MaxSubscriptions: jwtLimit(ac.Limits.Subs),
+		MaxPayload:       jwtLimit(ac.Limits.Payload),
+		MaxLeafNodes:     jwtLimit(ac.Limits.LeafNodeConn),
+	}
 	js := ac.Limits.JetStreamLimits
 	if js.MemoryStorage != 0 || js.DiskStorage != 0 {
 		a.JetStream = true
-		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0))}
+		a.JetStreamLimits = AccountJSLimits{MaxMemory: max(js.MemoryStorage, 0), MaxStore: max(js.DiskStorage, 0), MaxStreams: int(max(js.Streams, 0)), MaxConsumers: int(max(js.Consumer, 0))}
 	}
 	return a
+}
+
+// jwtLimit is a JWT's count limit as an AccountLimits one: -1 (or any
+// negative) unlimited, others clamped to an int32, as nats-server does.
+func jwtLimit(n int64) int {
+	if n < 0 {
+		return -1
+	}
+	return int(min(n, 1<<31-1))
 }
 
 // verifyJWT checks a CONNECT in operator mode: a user JWT signed by a
@@ -334,7 +366,7 @@ func srcAllowed(src jwt.CIDRList, host string) bool {
 
 // entry is the users entry of a verified user JWT.
 func (om *operatorMode) entry(a *authConfig, uc *jwt.UserClaims, ac *jwt.AccountClaims) *userEntry {
-	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc}
+	u := &userEntry{name: uc.Subject, nkey: true, acc: a.accounts[ac.Subject].acc, nameTag: uc.Name, accTag: ac.Name}
 	// It is closed when its JWT expires, its account's does, or its
 	// connect time range ends (the first of them).
 	earliest := func(t time.Time) {

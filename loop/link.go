@@ -20,6 +20,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/evnats/evnats/router"
 )
@@ -91,6 +92,17 @@ func CheckLeafPassword(given, want string) bool { return checkPassword(given, wa
 // user nkey pub, as a leaf logging in with leafnodes { authorization {
 // nkey } } must send.
 func VerifyLeafNkey(pub, sig string, nonce []byte) bool { return verifyNonce(pub, sig, nonce) }
+
+// AdmitLeaf counts one more leaf node bound to the account, unless its
+// limits (max_leafnodes, an account JWT's leaf) are reached; release
+// gives the place back when the leaf's link ends. Any goroutine.
+func (la *LinkAccount) AdmitLeaf() (release func(), ok bool) {
+	if !admitTo(&la.a.leafs, la.s.live.Load().auth.limitsOf(la.a).MaxLeafNodes) {
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { la.a.leafs.Add(-1) }) }, true
+}
 
 // Name is the account's name.
 func (la *LinkAccount) Name() string { return la.a.name }

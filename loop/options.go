@@ -104,10 +104,17 @@ type Options struct {
 	// Operator mode (jwt.go): the operator JWTs whose keys sign account
 	// JWTs, the resolver (only "MEMORY") and the account JWTs it holds,
 	// by account public key. Users then log in with user JWTs.
-	Operators       []string
-	Resolver        string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
-	ResolverDir     string
-	ResolverPreload map[string]string
+	Operators   []string
+	Resolver    string // "MEMORY", or "full"/"cache": JWTs in ResolverDir, updated over $SYS
+	ResolverDir string
+	// Mappings rewrite subjects published in the global account $G
+	// (the top-level mappings block).
+	Mappings []*Mapping
+	// ResolverAllowDelete lets the operator delete account JWTs from
+	// ResolverDir ($SYS.REQ.CLAIMS.DELETE); they are renamed to
+	// <key>.jwt.deleted unless ResolverHardDelete.
+	ResolverAllowDelete, ResolverHardDelete bool
+	ResolverPreload                         map[string]string
 
 	// JetStream: enabled, where file streams live, sync policy, and the
 	// limits reported to clients (0: unlimited).
@@ -226,13 +233,32 @@ type Account struct {
 	// JetStream must be on), within JetStreamLimits.
 	JetStream       bool
 	JetStreamLimits AccountJSLimits
+	// Limits bound the account's connections, subscriptions and
+	// payloads (nats-server's account limits block, or an account
+	// JWT's); nil: none.
+	Limits *AccountLimits
+	// Mappings rewrite the subjects published in the account.
+	Mappings []*Mapping
 }
+
+// AccountLimits bound one account (-1: unlimited; 0 allows none, as in
+// nats-server): MaxConnections counts its client connections on this
+// server, MaxLeafNodes the leaf nodes bound to it, MaxSubscriptions and
+// MaxPayload hold per connection (the smaller of the account's, the
+// user's and the server's).
+type AccountLimits struct {
+	MaxConnections, MaxSubscriptions, MaxPayload, MaxLeafNodes int
+}
+
+// NoAccountLimits is an AccountLimits that limits nothing.
+var NoAccountLimits = AccountLimits{MaxConnections: -1, MaxSubscriptions: -1, MaxPayload: -1, MaxLeafNodes: -1}
 
 // AccountJSLimits bound one account's JetStream: bytes in memory and file
 // streams, and streams (0: unlimited).
 type AccountJSLimits struct {
 	MaxMemory, MaxStore int64
 	MaxStreams          int
+	MaxConsumers        int // per stream, as nats-server's account max_consumers
 }
 
 // Export makes a stream or a service (exactly one of them, a subject that

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evnats/evnats/codec"
@@ -45,7 +46,7 @@ var reloadable = map[string]bool{
 	"MaxConnections": true, "MaxSubscriptions": true, "MaxPayload": true, "MaxControlLine": true,
 	"PingInterval": true, "MaxPingsOut": true, "AuthTimeout": true,
 	"Token": true, "Username": true, "Password": true, "Users": true,
-	"Accounts": true, "NoAuthUser": true, "ResolverPreload": true,
+	"Accounts": true, "NoAuthUser": true, "Mappings": true, "ResolverPreload": true,
 	"Debug": true, "Trace": true, "LogFile": true, "LogSizeLimit": true, "LogMaxFiles": true,
 	"NoLogTime": true, "LogTimeUTC": true, "Syslog": true, "RemoteSyslog": true,
 	"PidFile": true, "ConfigFile": true, "LogWriter": true, "JetStreamFS": true,
@@ -73,7 +74,8 @@ var configKeys = map[string]string{
 	"AuthTimeout": "authorization timeout", "Token": "authorization token",
 	"Username": "authorization user", "Password": "authorization password",
 	"Users": "authorization users", "Accounts": "accounts", "NoAuthUser": "no_auth_user",
-	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir",
+	"SystemAccount": "system_account", "Operators": "operator", "Resolver": "resolver", "ResolverDir": "resolver dir", "Mappings": "mappings",
+	"ResolverAllowDelete": "resolver allow_delete", "ResolverHardDelete": "resolver hard_delete",
 	"ResolverPreload": "resolver_preload", "Debug": "debug", "Trace": "trace",
 	"LogFile": "log_file", "LogSizeLimit": "log_size_limit", "LogMaxFiles": "logfile_max_num",
 	"NoLogTime": "logtime", "LogTimeUTC": "logtime_utc", "Syslog": "syslog",
@@ -196,6 +198,7 @@ func (s *Server) checkAuthLocked(o *Options) (*authConfig, error) {
 // reloadMu.
 func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 	old := s.live.Swap(liveOf(o, ac))
+	setMappings(ac.accounts)
 	s.liveSrc = *o
 	s.accountSysImports(ac.accounts, ac.sysAcc)
 	// Imports change as one, and only when the configuration changed
@@ -210,9 +213,59 @@ func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 	if !reflect.DeepEqual(old.auth.users, ac.users) || !reflect.DeepEqual(old.auth.nkeys, ac.nkeys) ||
 		old.auth.noAuth != ac.noAuth && !reflect.DeepEqual(old.auth.noAuth, ac.noAuth) ||
 		old.auth.required != ac.required || old.auth.token != ac.token || old.auth.user != ac.user ||
-		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil {
-		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac) })
+		old.auth.pass != ac.pass || old.auth.certMap != ac.certMap || ac.op != nil || old.auth.op != nil ||
+		!reflect.DeepEqual(accountLimits(old.auth), accountLimits(ac)) {
+		kick := s.overConnLimit(ac)
+		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac, kick[c]) })
 	}
+}
+
+// accountLimits is every account's limits in a, by name.
+func accountLimits(a *authConfig) map[string]AccountLimits {
+	m := make(map[string]AccountLimits, len(a.accounts))
+	for name, sp := range a.accounts {
+		m[name] = a.limitsOf(sp.acc)
+	}
+	return m
+}
+
+// overConnLimit picks the connections that are past their account's
+// connection limit in a (a lowered limit): the newest of each account,
+// as nats-server keeps the oldest.
+func (s *Server) overConnLimit(a *authConfig) map[*client]bool {
+	over := false
+	for _, sp := range a.accounts {
+		if max := a.limitsOf(sp.acc).MaxConnections; max >= 0 && sp.acc.conns.Load() > int64(max) {
+			over = true
+		}
+	}
+	if !over {
+		return nil
+	}
+	var mu sync.Mutex
+	byAcc := map[*account][]*client{}
+	s.tr.eachClient(func(c *client) {
+		c.t.outLock()
+		counted := c.accCounted && !c.closed
+		c.t.outUnlock()
+		if counted {
+			mu.Lock()
+			byAcc[c.acc] = append(byAcc[c.acc], c)
+			mu.Unlock()
+		}
+	})
+	kick := map[*client]bool{}
+	for acc, cs := range byAcc {
+		max := a.limitsOf(acc).MaxConnections
+		if max < 0 || len(cs) <= max {
+			continue
+		}
+		sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+		for _, c := range cs[max:] {
+			kick[c] = true
+		}
+	}
+	return kick
 }
 
 // applyAuthLocked takes o's accounts again (a claims update changed the
@@ -273,8 +326,18 @@ func keyName(f string) string {
 // with, and a WebSocket connection under the websocket block's own
 // authorization (which a reload does not change) is left alone. Runs in
 // c's context (eachClient).
-func (c *client) reauthorize(old, a *authConfig) {
-	if c.sharedProto() != nil || !c.connected.Load() || (c.ws != nil && c.ws.srv.auth != nil) {
+func (c *client) reauthorize(old, a *authConfig, kick bool) {
+	if c.sharedProto() != nil || !c.connected.Load() {
+		return
+	}
+	if kick {
+		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		c.closeWithErr(errAccountConns)
+		return
+	}
+	if c.ws != nil && c.ws.srv.auth != nil {
+		c.applyLimits(nil, c.srv.live.Load())
+		c.closeOverSubs()
 		return
 	}
 	c.t.outLock() // deliveries read opts too; a second CONNECT writes it under the lock
@@ -298,6 +361,13 @@ func (c *client) reauthorize(old, a *authConfig) {
 		p = newPermissions(u.perms)
 	}
 	c.perms.Store(p)
+	if u != nil {
+		c.who = u
+	}
+	c.applyLimits(u, c.srv.live.Load())
+	if c.closeOverSubs() {
+		return
+	}
 	c.t.outLock()
 	defer c.t.outUnlock()
 	for _, s := range c.subs {
@@ -307,6 +377,21 @@ func (c *client) reauthorize(old, a *authConfig) {
 			c.t.flushSoon()
 		}
 	}
+}
+
+// closeOverSubs closes c when it holds more subscriptions than its
+// limits now allow (an account's limit lowered), as nats-server does.
+func (c *client) closeOverSubs() bool {
+	max := subsLimit(c.srv.live.Load().maxSubscriptions, c.maxSubs)
+	c.t.outLock()
+	n := len(c.subs)
+	c.t.outUnlock()
+	if max < 0 || n <= max {
+		return false
+	}
+	c.srv.Noticef("client %d (%s): maximum subscriptions exceeded", c.id, c.ip)
+	c.closeWithErr("maximum subscriptions exceeded")
+	return true
 }
 
 // readmit reports whether a client admitted under old still passes a,

@@ -140,3 +140,99 @@ func writeFileAtomic(file string, body []byte) error {
 	}
 	return os.Rename(tmp, file)
 }
+
+// claimsLookup is account pub's JWT in force ($SYS.REQ.ACCOUNT.<pub>.
+// CLAIMS.LOOKUP), "" when the resolver has none.
+func (s *Server) claimsLookup(pub string) string {
+	if op := s.live.Load().auth.op; op != nil {
+		return op.jwts[pub]
+	}
+	return ""
+}
+
+// claimsList is every account the resolver holds ($SYS.REQ.CLAIMS.LIST).
+func (s *Server) claimsList() []string {
+	if op := s.live.Load().auth.op; op != nil {
+		return sortedKeys(op.jwts)
+	}
+	return []string{}
+}
+
+// claimsDelete removes the account JWTs that a delete request names
+// ($SYS.REQ.CLAIMS.DELETE, nats-server's rules): a generic JWT issued by
+// a trusted operator key to itself, listing account public keys in
+// "accounts", never the system account's; the resolver must allow
+// deletes. The files go (renamed to .deleted unless hard_delete) and the
+// accounts are taken again, so their users are disconnected; if the
+// others cannot do without them, the files come back. It returns the
+// request's issuer, the message for a success and an error.
+func (s *Server) claimsDelete(body []byte) (issuer, msg string, err error) {
+	if len(body) > maxAccountJWT {
+		return "", "", errors.New("jwt too large")
+	}
+	gc, err := jwt.DecodeGeneric(strings.TrimSpace(string(body)))
+	if err != nil {
+		return "", "", err
+	}
+	issuer = gc.Subject
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	a := s.live.Load().auth
+	o := s.liveSrc
+	var keys []string
+	switch list, ok := gc.Data["accounts"].([]any); {
+	case a.op == nil || !dirResolver(&o) || !o.ResolverAllowDelete:
+		return issuer, "", errors.New("delete must be enabled in server config")
+	case gc.Subject != gc.Issuer:
+		return issuer, "", errors.New("not self signed")
+	case !a.op.trusted[gc.Issuer]:
+		return issuer, "", errors.New("not trusted")
+	case !ok:
+		return issuer, "", errors.New("malformed request")
+	default:
+		for _, e := range list {
+			k, ok := e.(string)
+			if !ok || !nkeys.IsValidPublicAccountKey(k) { // it names a file
+				return issuer, "", errors.New("malformed request")
+			}
+			if a.sysAcc != nil && k == a.sysAcc.name {
+				return issuer, "", errors.New("not allowed to delete system account")
+			}
+			keys = append(keys, k)
+		}
+	}
+	type moved struct{ file, to string }
+	var done []moved
+	var errs []string
+	for _, k := range keys {
+		file := filepath.Join(o.ResolverDir, k+".jwt")
+		to := file + ".deleted"
+		if o.ResolverHardDelete {
+			to = file + ".deleting"
+		}
+		if err := os.Rename(file, to); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err.Error())
+			}
+			continue
+		}
+		done = append(done, moved{file, to})
+	}
+	if err := s.applyAuthLocked(&o); err != nil {
+		for _, m := range done {
+			_ = os.Rename(m.to, m.file)
+		}
+		return issuer, "", err
+	}
+	for _, m := range done {
+		if o.ResolverHardDelete {
+			_ = os.Remove(m.to)
+		}
+		s.Noticef("account %s: jwt deleted", strings.TrimSuffix(filepath.Base(m.file), ".jwt"))
+	}
+	n := len(keys) - len(errs)
+	if len(errs) > 0 {
+		return issuer, "", fmt.Errorf("deleted %d accounts, failed for %d: %s", n, len(errs), strings.Join(errs, "\n"))
+	}
+	return issuer, fmt.Sprintf("deleted %d accounts", n), nil
+}

@@ -125,6 +125,11 @@ type serverInfo struct {
 	LameDuckMode bool   `json:"ldm,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
 	Nonce        string `json:"nonce,omitempty"`
+	// The INFO answering a client's first PING after CONNECT (protocol
+	// 1): the account it is bound to, with its max_payload.
+	ConnectInfo     bool   `json:"connect_info,omitempty"`
+	RemoteAccount   string `json:"remote_account,omitempty"`
+	IsSystemAccount bool   `json:"acc_is_sys,omitempty"`
 }
 
 // New validates opts and returns a server that is not yet listening.
@@ -203,6 +208,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(liveOf(&opts, ac))
+	setMappings(ac.accounts)
 	s.importUndo = s.installImports(ac.accounts)
 	s.cfgTime.Store(time.Now().UnixNano())
 	if s.opts.ServerName == "" {

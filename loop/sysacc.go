@@ -79,6 +79,7 @@ func (s *Server) startSysHandlers() {
 		return
 	}
 	s.sysReqs = make(chan sysReq, sysReqQueue)
+	s.userInfoImport(sys) // counted as an import (sysImportSubs), not here
 	before := sys.sl.Count()
 	defer func() { s.sysSubs.Store(int32(sys.sl.Count() - before)) }()
 	enqueue := func(endpoint string) InternalHandler {
@@ -114,6 +115,27 @@ func (s *Server) startSysHandlers() {
 		}
 		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.UPDATE", update))
 		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", update))
+		sys.sl.Insert(internalSub("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP", func(subject, reply []byte, _ int, _ []byte) {
+			t := strings.Split(string(subject), ".")
+			if len(reply) == 0 || len(t) != 6 {
+				return
+			}
+			select {
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.LOOKUP", acc: t[3], reply: string(reply)}:
+			default:
+			}
+		}))
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.LIST", enqueue("CLAIMS.LIST")))
+		sys.sl.Insert(internalSub("$SYS.REQ.CLAIMS.DELETE", func(_, reply []byte, hdrLen int, msg []byte) {
+			body := msg
+			if hdrLen >= 0 {
+				body = msg[hdrLen:]
+			}
+			select { // a delete with no reply is still done, as an update is
+			case s.sysReqs <- sysReq{endpoint: "CLAIMS.DELETE", reply: string(reply), body: append([]byte(nil), body...)}:
+			default:
+			}
+		}))
 	}
 	s.accountSysImports(s.live.Load().auth.accounts, sys)
 	for _, e := range sysEndpoints {
@@ -157,6 +179,9 @@ func (s *Server) answerSys() {
 		case r := <-s.sysReqs:
 			if r.endpoint == "CLAIMS.UPDATE" {
 				s.answerClaimsUpdate(sys, r)
+				continue
+			}
+			if s.answerClaims(sys, r) {
 				continue
 			}
 			if r.endpoint == "CONNS" {
@@ -220,6 +245,7 @@ func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *accoun
 	}
 	for _, sp := range accounts {
 		a := sp.acc
+		s.userInfoImport(a)
 		if a == sys || !a.sysImports.CompareAndSwap(false, true) {
 			continue
 		}
@@ -243,10 +269,92 @@ func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *accoun
 
 // sysImportSubs is how many of a's subscriptions are accountSysImports'.
 func sysImportSubs(a *account) int {
+	n := 0
 	if a.sysImports.Load() {
-		return 2
+		n += 2
 	}
-	return 0
+	if a.userInfo.Load() {
+		n++
+	}
+	return n
+}
+
+// userInfoImport gives a's users $SYS.REQ.USER.INFO, as nats-server
+// imports it into every account: who the requester is, its account,
+// permissions and time left. Its handler runs on the requester's own
+// goroutine (the dispatch origin names it), reads the requester's
+// session there and answers into the requester's account.
+func (s *Server) userInfoImport(a *account) {
+	if !a.userInfo.CompareAndSwap(false, true) {
+		return
+	}
+	a.sl.Insert(crossSub("$SYS.REQ.USER.INFO", func(o origin, _, reply []byte, _ int, _ []byte) {
+		c := o.pub
+		if c == nil || len(reply) == 0 {
+			return
+		}
+		b, err := json.Marshal(&sysAPIResponse{Server: s.sysInfo(), Data: c.userInfo()})
+		if err != nil {
+			return
+		}
+		deliverIn(o, c.acc, string(reply), nil, -1, b)
+	}))
+}
+
+// sysUserInfo is nats-server's UserInfo.
+type sysUserInfo struct {
+	UserID      string          `json:"user"`
+	Account     string          `json:"account"`
+	AccountName string          `json:"account_name,omitempty"`
+	UserName    string          `json:"user_name,omitempty"`
+	Permissions *sysPermissions `json:"permissions,omitempty"`
+	Expires     time.Duration   `json:"expires,omitempty"`
+}
+
+// sysPermissions is nats-server's Permissions as JSON.
+type sysPermissions struct {
+	Publish   *sysSubjectPerm `json:"publish"`
+	Subscribe *sysSubjectPerm `json:"subscribe"`
+}
+
+type sysSubjectPerm struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+}
+
+// userInfo is what $SYS.REQ.USER.INFO tells c about itself. Runs in c's
+// context.
+func (c *client) userInfo() *sysUserInfo {
+	ui := &sysUserInfo{UserID: c.user, Account: c.acc.name, AccountName: c.acc.name}
+	if u := c.who; u != nil {
+		ui.UserName = u.nameTag
+		if u.accTag != "" {
+			ui.AccountName = u.accTag
+		}
+	}
+	if p := c.perms.Load(); p != nil {
+		ui.Permissions = &sysPermissions{Publish: &sysSubjectPerm{}, Subscribe: &sysSubjectPerm{}}
+		if p.pub != nil {
+			ui.Permissions.Publish.Allow, ui.Permissions.Publish.Deny = p.pub.Allow, p.pub.Deny
+		}
+		if p.sub != nil {
+			ui.Permissions.Subscribe.Allow, ui.Permissions.Subscribe.Deny = p.sub.Allow, p.sub.Deny
+		}
+	}
+	if exp := c.expires.Load(); exp != 0 {
+		ui.Expires = max(time.Until(time.Unix(0, exp)).Truncate(time.Second), time.Second)
+	}
+	return ui
+}
+
+// sysInfo is the server part of a $SYS answer.
+func (s *Server) sysInfo() *sysServerInfo {
+	info := &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version,
+		JetStream: s.js != nil, Time: time.Now().UTC()}
+	if s.js != nil {
+		info.Flags = 1
+	}
+	return info
 }
 
 // sysFilterMatches applies the filter a ping may carry (nats-server's
@@ -345,6 +453,28 @@ func (c *client) accountEvent(connect bool) {
 	c.srv.deliverMatched(r, subj, "", nil, b)
 }
 
+// answerClaims answers the resolver's lookups, lists and deletes, and
+// reports whether r was one of them.
+func (s *Server) answerClaims(sys *account, r sysReq) bool {
+	switch r.endpoint {
+	case "CLAIMS.LOOKUP": // the JWT itself; empty: none
+		s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, []byte(s.claimsLookup(r.acc)))
+	case "CLAIMS.LIST":
+		b, _ := json.Marshal(&sysAPIResponse{Server: s.sysInfo(), Data: s.claimsList()})
+		s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+	case "CLAIMS.DELETE":
+		issuer, msg, err := s.claimsDelete(r.body)
+		if err != nil {
+			msg = "delete accounts request by " + issuer + " failed"
+			s.Errorf("%s - %v", msg, err)
+		}
+		s.answerClaimStatus(sys, r.reply, "", msg, err)
+	default:
+		return false
+	}
+	return true
+}
+
 // answerClaimsUpdate applies a pushed account JWT and answers as
 // nats-server does (ServerAPIClaimUpdateResponse).
 func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
@@ -352,7 +482,14 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 	if err != nil {
 		s.Errorf("jwt update resulted in error - %s - %v", pub, err)
 	}
-	if r.reply == "" {
+	s.answerClaimStatus(sys, r.reply, pub, "jwt updated", err)
+}
+
+// answerClaimStatus answers a claims update or delete as nats-server
+// does (ServerAPIClaimUpdateResponse): msg with code 200, or err (its
+// description after "jwt update resulted in error" for an update).
+func (s *Server) answerClaimStatus(sys *account, reply, pub, msg string, err error) {
+	if reply == "" {
 		return
 	}
 	type status struct {
@@ -366,11 +503,14 @@ func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 		Data   *status        `json:"data,omitempty"`
 		Error  *status        `json:"error,omitempty"`
 	}{Server: &sysServerInfo{Name: s.opts.ServerName, Host: s.opts.Host, ID: s.id, Version: Version, Time: time.Now().UTC()}}
-	if err == nil {
-		resp.Data = &status{Account: pub, Code: 200, Message: "jwt updated"}
-	} else {
+	switch {
+	case err == nil:
+		resp.Data = &status{Account: pub, Code: 200, Message: msg}
+	case msg == "jwt updated":
 		resp.Error = &status{Account: pub, Code: 500, Description: "jwt update resulted in error - " + err.Error()}
+	default:
+		resp.Error = &status{Account: pub, Code: 500, Description: msg + " - " + err.Error()}
 	}
 	b, _ := json.Marshal(&resp)
-	s.deliverMatched(sys.sl.Match(r.reply), r.reply, "", nil, b)
+	s.deliverMatched(sys.sl.Match(reply), reply, "", nil, b)
 }

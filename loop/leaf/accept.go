@@ -269,6 +269,12 @@ func (r *remote) acceptHandshake(c net.Conn, o *loop.Options, ws bool) error {
 		r.writeErr(c, "Authorization Violation")
 		return fmt.Errorf("leaf bound to unknown account %q", accName)
 	}
+	release, ok := acc.AdmitLeaf()
+	if !ok {
+		r.writeErr(c, "maximum account active connections exceeded")
+		return fmt.Errorf("account %q: maximum leaf node connections exceeded", accName)
+	}
+	defer release()
 	r.acc, r.pub = acc, acc.NewPublisher(r)
 	r.m.watch(acc)
 	_ = c.SetReadDeadline(time.Time{})

@@ -205,3 +205,36 @@ func hubLeafURL(t *testing.T, s *loop.Server, userinfo string) *url.URL {
 	}
 	return u
 }
+
+// TestLeafHubAccountLeafLimit: an account's max_leafnodes bounds the
+// leaves bound to it (nats-server's account limit): with a limit of 1,
+// the second leaf logging in as a user of that account is refused with
+// nats-server's error and keeps retrying; when the first goes, it gets
+// in.
+func TestLeafHubAccountLeafLimit(t *testing.T) {
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		o = twoAccounts(o)
+		lim := loop.NoAccountLimits
+		lim.MaxLeafNodes = 1
+		o.Accounts[0].Limits = &lim
+		hub := startHubEvnats(t, o)
+		leafOf := func() *natsserver.Server {
+			return startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{
+					{URLs: []*url.URL{hubLeafURL(t, hub, "a:a@")}},
+				}}})
+		}
+		first := leafOf()
+		waitFor(t, "first link", func() bool { return first.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
+		second := leafOf()
+		deadline := time.Now().Add(500 * time.Millisecond) // ten of its retries
+		for time.Now().Before(deadline) {
+			if second.NumLeafNodes() != 0 || len(hub.LeafLinks()) != 1 {
+				t.Fatalf("second leaf linked past the account's limit: %d links", len(hub.LeafLinks()))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		first.Shutdown()
+		waitFor(t, "second link once the first is gone", func() bool { return second.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
+	})
+}

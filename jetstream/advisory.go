@@ -210,6 +210,7 @@ func (m *Manager) pauseChanged(c *consumer, prev *time.Time, now time.Time) {
 		return
 	}
 	c.pauseEnds = c.paused(now)
+	m.touch(c) // the pause's end is a deadline
 	m.advisePause(c, cur, now)
 }
 

@@ -1,12 +1,16 @@
 package jetstream
 
-// Concurrency: the Manager goroutine (run) owns every stream, consumer and
-// store. enqueue, called by internal subscription handlers on publishers'
-// goroutines and by held push consumers' resume functions (on whatever
-// goroutine opens the server's flow gate, maybe under a connection's
-// lock), and Stop take mu, which guards queue and stopped (a leaf).
-// Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
-// goroutine and only publish through Host (no Manager state).
+// Concurrency: whoever holds own owns every stream, consumer and store:
+// the Manager goroutine (run) while it handles a batch, a tick or a timer,
+// or a publisher's goroutine that handles a stream publish in place
+// (publishInPlace: the Manager idle, nothing queued). enqueue, called by
+// internal subscription handlers on publishers' goroutines and by held
+// push consumers' resume functions (on whatever goroutine opens the
+// server's flow gate, maybe under a connection's lock), and Stop take mu,
+// which guards queue and stopped (a leaf; taken under own, never the
+// other way). Store Writer callbacks (PubAcks, confirmed double acks) run
+// on the Writer goroutine and only publish through Host (no Manager
+// state).
 
 import (
 	"bytes"
@@ -16,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -74,6 +79,10 @@ type Manager struct {
 	host   Host
 	writer *store.Writer
 
+	// own is held by whoever runs the Manager's state below (see the
+	// top of this file): run, or publishInPlace (TryLock, never waits).
+	own sync.Mutex
+
 	// mu guards queue and stopped; wake has capacity 1.
 	mu      sync.Mutex
 	queue   []request
@@ -81,7 +90,7 @@ type Manager struct {
 	wake    chan struct{}
 	done    chan struct{}
 
-	// Owned by the manager goroutine.
+	// Owned by whoever holds own.
 	streams       map[string]*stream
 	apiTotal      uint64
 	apiErrors     uint64
@@ -94,6 +103,14 @@ type Manager struct {
 	nextSubjectID int
 	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
 	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
+
+	// Consumer timers (timers.go): armed deadlines, earliest first; the
+	// consumers whose steps ran since they were last armed; the one timer
+	// (nil outside run, as in the fake-clock tests) and what it is set for.
+	wakes   wakeHeap
+	touched []*consumer
+	timer   *time.Timer
+	timerAt time.Time
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
@@ -126,7 +143,9 @@ func Start(cfg Config, host Host) (*Manager, error) {
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
 		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "trash"),
 		storeRoots: storeRootsOf(cfg.StoreDir), subjects: newSubjectIndex()}
+	m.own.Lock() // recovery owns the state; run takes over (publishes queue meanwhile)
 	if err := m.recover(); err != nil {
+		m.own.Unlock()
 		m.writer.Close()
 		return nil, err
 	}
@@ -161,6 +180,38 @@ func (m *Manager) enqueue(r request) {
 	m.signal()
 }
 
+// inPlace says whether a stream publish may be handled on its publisher's
+// goroutine when the Manager is idle (publishInPlace); tests turn it off
+// to compare.
+var inPlace atomic.Bool
+
+func init() { inPlace.Store(true) }
+
+// publishInPlace handles a stream publish on the publisher's goroutine
+// and reports true, when the Manager is idle and nothing is queued (so
+// nothing queued earlier is passed): a memory stream's PubAck then leaves
+// with no hop to the Manager goroutine and back, a file stream's goes
+// straight to the store Writer. It never waits: when the Manager is busy
+// it reports false and the caller queues the publish. What a publish
+// does on the Manager (store, pump waiting consumers, feed mirrors)
+// runs here the same, under own.
+func (m *Manager) publishInPlace(r *request) bool {
+	if !inPlace.Load() || !m.own.TryLock() {
+		return false
+	}
+	defer m.own.Unlock()
+	m.mu.Lock()
+	idle := len(m.queue) == 0 && !m.stopped
+	m.mu.Unlock()
+	if !idle {
+		return false
+	}
+	m.handle(r)
+	m.catchUp()
+	m.armTouched(time.Now())
+	return true
+}
+
 func (m *Manager) signal() {
 	select {
 	case m.wake <- struct{}{}:
@@ -170,16 +221,30 @@ func (m *Manager) signal() {
 
 func (m *Manager) run() {
 	defer close(m.done)
-	tick := time.NewTicker(consumerTick)
+	tick := time.NewTicker(streamTick.Load().(time.Duration))
 	defer tick.Stop()
+	m.timer = time.NewTimer(time.Hour)
+	m.timer.Stop()
+	defer m.timer.Stop()
+	m.armTouched(time.Now()) // recovered consumers
+	m.own.Unlock()           // held since Start
 	var batch []request
 	for {
 		select {
 		case <-m.wake:
 		case now := <-tick.C:
-			m.tick(now)
+			m.own.Lock()
+			m.tickStreams(now)
+			m.armTouched(now)
+			m.own.Unlock()
+			continue
+		case now := <-m.timer.C:
+			m.own.Lock()
+			m.fireDueRecovering(now)
+			m.own.Unlock()
 			continue
 		}
+		m.own.Lock() // before taking the queue: nothing may pass what is in it
 		m.mu.Lock()
 		batch, m.queue = m.queue, batch[:0]
 		stopped := m.stopped
@@ -189,7 +254,12 @@ func (m *Manager) run() {
 		}
 		clear(batch)
 		m.catchUp()
-		if stopped {
+		m.armTouched(time.Now())
+		if !stopped {
+			m.own.Unlock()
+			continue
+		}
+		{ // stopped: own stays held, no publish is handled in place again
 			m.unsubAPI()
 			for _, st := range m.streams {
 				for _, u := range st.unsub {
@@ -205,11 +275,23 @@ func (m *Manager) run() {
 	}
 }
 
-// consumerTick is the resolution of consumer timers (expiry, heartbeats,
-// ack wait) and of stream age limits.
-const consumerTick = 50 * time.Millisecond
+// streamTick (a time.Duration) is the resolution of streams' timed work:
+// age and TTL limits, schedules, abandoned batches, mirror and source
+// retries. Consumers do not use it: their timers are armed from their
+// deadlines (timers.go). Tests lengthen it to show that.
+var streamTick atomic.Value
 
+func init() { streamTick.Store(50 * time.Millisecond) }
+
+// tick is the time input for everything: streams' timed work and the
+// consumers whose deadlines are due (the fake-clock tests' step).
 func (m *Manager) tick(now time.Time) {
+	m.tickStreams(now)
+	m.fireDueRecovering(now)
+}
+
+// tickStreams does the streams' timed work.
+func (m *Manager) tickStreams(now time.Time) {
 	defer m.recoverTick()
 	if m.linksBehind = m.tickLinks(now); m.linksBehind {
 		m.signal()
@@ -220,15 +302,14 @@ func (m *Manager) tick(now time.Time) {
 		m.flushOutbox(st) // delete markers' republishes
 		m.abandonBatches(st, now)
 		st.abandonFast(now)
-		for _, c := range st.consumers {
-			if m.inactive(c, now) {
-				m.deleteConsumer(c)
-				m.adviseConsumer(advConsumerDeleted, actionDelete, c)
-				continue
-			}
-			m.tickConsumer(c, now)
-		}
 	}
+}
+
+// fireDueRecovering is fireDue behind the tick's panic guard.
+func (m *Manager) fireDueRecovering(now time.Time) {
+	defer m.resetTimer(now) // after a panic too (deferred calls run last first)
+	defer m.recoverTick()
+	m.fireDue(now)
 }
 
 func (m *Manager) logf(format string, args ...any) {
@@ -448,7 +529,10 @@ func (m *Manager) subscribe(st *stream) {
 	st.unsub = st.unsub[:0]
 	for _, subj := range st.cfg.Subjects {
 		st.unsub = append(st.unsub, m.host.Subscribe(subj, func(subject, reply string, hdr, data []byte) {
-			m.enqueue(request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
+			r := request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
+			if !m.publishInPlace(&r) {
+				m.enqueue(r)
+			}
 		}))
 	}
 }

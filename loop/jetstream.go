@@ -1,8 +1,10 @@
 package loop
 
 // Concurrency: Subscribe and Publish are called from any goroutine (the
-// Manager, store Writer callbacks); Deliver only from the Manager goroutine,
-// since deliverCache takes no lock.
+// Manager, store Writer callbacks); Deliver and Interest only by the
+// holder of the Manager's state (its goroutine, or a publisher's handling
+// a publish in place under the Manager's own mutex, which orders the
+// calls), since deliverCache takes no lock.
 
 import (
 	"fmt"
@@ -14,8 +16,8 @@ import (
 
 // jsHost lets a JetStream manager subscribe and publish inside the server,
 // in its account's subject space (acc; $G for the server's own manager).
-// deliverCache is used only by Deliver, which the manager calls from its
-// own goroutine alone: consumers deliver to the same few inboxes again and
+// deliverCache is used only by Deliver and Interest, which the manager
+// calls only while it holds its state (one at a time): consumers deliver to the same few inboxes again and
 // again, so their matches come from a cache that needs no lock.
 type jsHost struct {
 	s            *Server

@@ -145,6 +145,7 @@ type consumer struct {
 	ackDue, armed time.Time
 	stalled       bool
 	touched       bool
+	startPump     bool // new or recovered: pumped once when armed (timers.go)
 }
 
 // push reports whether the consumer pushes to a deliver subject.

@@ -213,9 +213,13 @@ func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, creat
 	}
 	c.pauseEnds = c.paused(now)
 	st.consumers[name] = c
-	m.touch(c) // its first deadlines (inactive threshold, pause) are armed after the batch
+	c.startPump = true // a push consumer delivers what its stream has at once
+	m.touch(c)         // its first deadlines (inactive threshold, pause) are armed after the batch
 	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+name+".>", func(subject, reply string, hdr, data []byte) {
-		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})
+		r := request{ack: c, subject: subject, reply: reply, data: clone(data)}
+		if !m.handleInPlace(&r) {
+			m.enqueue(r)
+		}
 	})
 	return c
 }

@@ -150,7 +150,11 @@ func Start(cfg Config, host Host) (*Manager, error) {
 		return nil, err
 	}
 	m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) {
-		m.enqueue(request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
+		r := request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
+		if strings.HasPrefix(subject, pullPrefix) && m.handleInPlace(&r) {
+			return // a pull: served at once when the Manager is idle
+		}
+		m.enqueue(r)
 	})
 	go m.run()
 	return m, nil
@@ -180,22 +184,26 @@ func (m *Manager) enqueue(r request) {
 	m.signal()
 }
 
-// inPlace says whether a stream publish may be handled on its publisher's
-// goroutine when the Manager is idle (publishInPlace); tests turn it off
-// to compare.
+// inPlace says whether a stream publish, a pull request or an ack may be
+// handled on its publisher's goroutine when the Manager is idle
+// (handleInPlace); tests turn it off to compare.
 var inPlace atomic.Bool
 
 func init() { inPlace.Store(true) }
 
-// publishInPlace handles a stream publish on the publisher's goroutine
-// and reports true, when the Manager is idle and nothing is queued (so
-// nothing queued earlier is passed): a memory stream's PubAck then leaves
-// with no hop to the Manager goroutine and back, a file stream's goes
-// straight to the store Writer. It never waits: when the Manager is busy
-// it reports false and the caller queues the publish. What a publish
-// does on the Manager (store, pump waiting consumers, feed mirrors)
-// runs here the same, under own.
-func (m *Manager) publishInPlace(r *request) bool {
+// pullPrefix starts the subject of a pull request (MSG.NEXT).
+const pullPrefix = "$JS.API.CONSUMER.MSG.NEXT."
+
+// handleInPlace handles r on the publisher's goroutine and reports true,
+// when the Manager is idle and nothing is queued (so nothing queued
+// earlier is passed). It is for what is frequent and quick: a stream
+// publish (a memory stream's PubAck then leaves with no hop to the
+// Manager goroutine and back, a file stream's goes straight to the store
+// Writer), a pull request, an ack. It never waits: when the Manager is
+// busy it reports false and the caller queues r. What r does on the
+// Manager (store, pump consumers, feed mirrors, deliver) runs here the
+// same, under own.
+func (m *Manager) handleInPlace(r *request) bool {
 	if !inPlace.Load() || !m.own.TryLock() {
 		return false
 	}
@@ -297,11 +305,15 @@ func (m *Manager) tickStreams(now time.Time) {
 		m.signal()
 	}
 	for _, st := range m.streams {
+		last := st.store.State().LastSeq
 		st.expire(now)
 		m.fireSchedules(st, now)
 		m.flushOutbox(st) // delete markers' republishes
 		m.abandonBatches(st, now)
 		st.abandonFast(now)
+		if now := st.store.State().LastSeq; now > last {
+			m.stored(st, last+1, now, time.Now()) // delete markers: consumers waiting for them
+		}
 	}
 }
 
@@ -530,7 +542,7 @@ func (m *Manager) subscribe(st *stream) {
 	for _, subj := range st.cfg.Subjects {
 		st.unsub = append(st.unsub, m.host.Subscribe(subj, func(subject, reply string, hdr, data []byte) {
 			r := request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
-			if !m.publishInPlace(&r) {
+			if !m.handleInPlace(&r) {
 				m.enqueue(r)
 			}
 		}))

@@ -69,11 +69,16 @@ func (m *Manager) live(c *consumer) bool {
 
 // armTouched arms the touched consumers' next deadlines and the timer.
 func (m *Manager) armTouched(now time.Time) {
-	for i, c := range m.touched {
+	for i := 0; i < len(m.touched); i++ { // a pump below may touch c again: appended, seen
+		c := m.touched[i]
 		m.touched[i] = nil
 		c.touched = false
 		if !m.live(c) {
 			continue
+		}
+		if c.startPump {
+			c.startPump = false
+			m.pump(c, now) // a new or recovered consumer, after its create's reply
 		}
 		if w := c.wakeAt(now); !w.IsZero() && (c.armed.IsZero() || w.Before(c.armed)) {
 			c.armed = w

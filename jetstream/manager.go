@@ -50,6 +50,17 @@ type Host interface {
 	Interest(subject string) bool
 }
 
+// ClientHost is a Host that also says who sent an API request, for the
+// audit advisory (nats-server's ClientInfo). The Manager subscribes the
+// API through it when the host has it. fn's client is nil when unknown
+// and for pull requests (IsPull), which are not audited; fn may keep it.
+type ClientHost interface {
+	SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *ClientInfo)) func()
+}
+
+// IsPull reports whether an API subject is a pull request (MSG.NEXT).
+func IsPull(subject string) bool { return strings.HasPrefix(subject, pullPrefix) }
+
 // Config configures a Manager.
 type Config struct {
 	StoreDir   string           // root for file streams and stream configs
@@ -115,10 +126,11 @@ type Manager struct {
 
 // request is one message for the manager: an API call or a publish to a stream.
 type request struct {
-	st      *stream   // set for a publish to a stream
-	ack     *consumer // set for an ack to a consumer
-	resume  *consumer // set when a held push consumer's destination drained
-	run     func()    // set for a monitoring question (usage.go), run as is
+	st      *stream     // set for a publish to a stream
+	ack     *consumer   // set for an ack to a consumer
+	resume  *consumer   // set when a held push consumer's destination drained
+	run     func()      // set for a monitoring question (usage.go), run as is
+	client  *ClientInfo // who sent an API request, when the host says (audit advisory)
 	subject string
 	reply   string
 	hdr     []byte
@@ -149,13 +161,18 @@ func Start(cfg Config, host Host) (*Manager, error) {
 		m.writer.Close()
 		return nil, err
 	}
-	m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) {
-		r := request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
-		if strings.HasPrefix(subject, pullPrefix) && m.handleInPlace(&r) {
+	api := func(subject, reply string, hdr, data []byte, client *ClientInfo) {
+		r := request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data), client: client}
+		if IsPull(subject) && m.handleInPlace(&r) {
 			return // a pull: served at once when the Manager is idle
 		}
 		m.enqueue(r)
-	})
+	}
+	if ch, ok := host.(ClientHost); ok {
+		m.unsubAPI = ch.SubscribeAPI("$JS.API.>", api)
+	} else {
+		m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) { api(subject, reply, hdr, data, nil) })
+	}
 	go m.run()
 	return m, nil
 }

@@ -40,6 +40,42 @@ func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, d
 	return func() { sl.Remove(sub) }
 }
 
+// SubscribeAPI is Subscribe for the $JS.API: fn also gets who sent each
+// request but a pull (jetstream.ClientHost), read on the publisher's
+// goroutine, which owns its connection.
+func (h *jsHost) SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *jetstream.ClientInfo)) func() {
+	sub := internalSub(subject, nil)
+	sub.Owner.internal = func(subj, reply []byte, hdrLen int, msg []byte) {} // never called: cross is
+	sub.Owner.cross = func(o origin, subj, reply []byte, hdrLen int, msg []byte) {
+		var hdr []byte
+		data := msg
+		if hdrLen >= 0 {
+			hdr, data = msg[:hdrLen], msg[hdrLen:]
+		}
+		s := string(subj)
+		var ci *jetstream.ClientInfo
+		if o.pub != nil && !jetstream.IsPull(s) {
+			ci = o.pub.clientInfo()
+		}
+		fn(s, string(reply), hdr, data, ci)
+	}
+	sl := h.acc.sl
+	sl.Insert(sub)
+	return func() { sl.Remove(sub) }
+}
+
+// clientInfo is c as nats-server describes a client in advisories. Runs
+// in c's context.
+func (c *client) clientInfo() *jetstream.ClientInfo {
+	start := c.start.UTC()
+	ci := &jetstream.ClientInfo{Start: &start, Host: c.ip, ID: c.id, User: c.user, Name: c.opts.Name,
+		Lang: c.opts.Lang, Version: c.opts.Version, Server: c.srv.opts.ServerName, Kind: "Client", Type: "nats"}
+	if c.acc != nil {
+		ci.Account = c.acc.name
+	}
+	return ci
+}
+
 func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 	h.s.deliverMatched(h.acc.sl.Match(subject), subject, reply, hdr, data)
 }

@@ -532,7 +532,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 			return nil, err
 		}
 		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer,
-			Compress: cfg.Compression == "s2"})
+			Compress: cfg.Compression == "s2", NoSyncAlways: st.asyncAck()})
 		if err != nil {
 			return nil, err
 		}

@@ -53,13 +53,17 @@ type Host interface {
 // ClientHost is a Host that also says who sent an API request, for the
 // audit advisory (nats-server's ClientInfo). The Manager subscribes the
 // API through it when the host has it. fn's client is nil when unknown
-// and for pull requests (IsPull), which are not audited; fn may keep it.
+// and for pulls and direct gets (Unaudited); fn may keep it.
 type ClientHost interface {
 	SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *ClientInfo)) func()
 }
 
-// IsPull reports whether an API subject is a pull request (MSG.NEXT).
-func IsPull(subject string) bool { return strings.HasPrefix(subject, pullPrefix) }
+// Unaudited reports whether an API subject is a pull request (MSG.NEXT)
+// or a direct get: frequent, quick, and (as nats-server's) without an
+// audit advisory.
+func Unaudited(subject string) bool {
+	return strings.HasPrefix(subject, pullPrefix) || strings.HasPrefix(subject, directPrefix)
+}
 
 // Config configures a Manager.
 type Config struct {
@@ -163,8 +167,8 @@ func Start(cfg Config, host Host) (*Manager, error) {
 	}
 	api := func(subject, reply string, hdr, data []byte, client *ClientInfo) {
 		r := request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data), client: client}
-		if IsPull(subject) && m.handleInPlace(&r) {
-			return // a pull: served at once when the Manager is idle
+		if Unaudited(subject) && m.handleInPlace(&r) {
+			return // a pull or direct get: served at once when the Manager is idle
 		}
 		m.enqueue(r)
 	}
@@ -201,22 +205,26 @@ func (m *Manager) enqueue(r request) {
 	m.signal()
 }
 
-// inPlace says whether a stream publish, a pull request or an ack may be
-// handled on its publisher's goroutine when the Manager is idle
-// (handleInPlace; a publish only to a memory stream); tests turn it off
-// to compare.
+// inPlace says whether a stream publish, a pull request, a direct get or
+// an ack may be handled on its publisher's goroutine when the Manager is
+// idle (handleInPlace; a publish only to a memory stream); tests turn it
+// off to compare.
 var inPlace atomic.Bool
 
 func init() { inPlace.Store(true) }
 
-// pullPrefix starts the subject of a pull request (MSG.NEXT).
-const pullPrefix = "$JS.API.CONSUMER.MSG.NEXT."
+// pullPrefix and directPrefix start the subjects of a pull request
+// (MSG.NEXT) and a direct get.
+const (
+	pullPrefix   = "$JS.API.CONSUMER.MSG.NEXT."
+	directPrefix = "$JS.API.DIRECT.GET."
+)
 
 // handleInPlace handles r on the publisher's goroutine and reports true,
 // when the Manager is idle and nothing is queued (so nothing queued
 // earlier is passed). It is for what is frequent and quick: a publish to
 // a memory stream (its PubAck then leaves with no hop to the Manager
-// goroutine and back), a pull request, an ack. It never waits: when the Manager is
+// goroutine and back), a pull request, a direct get, an ack. It never waits: when the Manager is
 // busy it reports false and the caller queues r. What r does on the
 // Manager (store, pump consumers, feed mirrors, deliver) runs here the
 // same, under own.

@@ -41,7 +41,7 @@ func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, d
 }
 
 // SubscribeAPI is Subscribe for the $JS.API: fn also gets who sent each
-// request but a pull (jetstream.ClientHost), read on the publisher's
+// request but pulls and direct gets (jetstream.ClientHost), read on the publisher's
 // goroutine, which owns its connection.
 func (h *jsHost) SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *jetstream.ClientInfo)) func() {
 	sub := internalSub(subject, nil)
@@ -54,7 +54,7 @@ func (h *jsHost) SubscribeAPI(subject string, fn func(subject, reply string, hdr
 		}
 		s := string(subj)
 		var ci *jetstream.ClientInfo
-		if o.pub != nil && !jetstream.IsPull(s) {
+		if o.pub != nil && !jetstream.Unaudited(s) {
 			ci = o.pub.clientInfo()
 		}
 		fn(s, string(reply), hdr, data, ci)

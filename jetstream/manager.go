@@ -425,7 +425,7 @@ func (m *Manager) publish(r *request) {
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
-		m.host.Publish(reply, "", nil, mustJSON(ack))
+		m.host.Publish(reply, "", nil, pubAckJSON(ack))
 	}
 	async := st.asyncAck()
 	if async {
@@ -433,7 +433,7 @@ func (m *Manager) publish(r *request) {
 	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
 	if async && res.pending && reply != "" {
-		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
+		m.host.Publish(reply, "", nil, pubAckJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
 	}
 	if res.ack != nil && reply != "" {
 		m.public(res.ack.Error)

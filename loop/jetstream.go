@@ -23,7 +23,8 @@ type jsHost struct {
 	s            *Server
 	acc          *account
 	deliverCache *matchCache
-	toBuf        []byte // Deliver's inbox subject as bytes, reused
+	toBuf        []byte      // Deliver's inbox subject as bytes, reused
+	bufs         deliverBufs // Deliver's message as bytes, reused
 }
 
 func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
@@ -86,7 +87,7 @@ func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool {
 	h.toBuf = append(h.toBuf[:0], to...)
 	r := h.deliverCache.Match(h.toBuf)
-	h.s.deliverMatchedTo(r, to, subject, reply, hdr, data)
+	h.s.deliverMatchedBufs(r, to, subject, reply, hdr, data, &h.bufs)
 	return resume == nil || !h.s.holdInternal(r, resume)
 }
 

@@ -2,8 +2,8 @@ package jetstream
 
 // Concurrency: whoever holds own owns every stream, consumer and store:
 // the Manager goroutine (run) while it handles a batch, a tick or a timer,
-// or a publisher's goroutine that handles a stream publish in place
-// (publishInPlace: the Manager idle, nothing queued). enqueue, called by
+// Start while it recovers, or a publisher's goroutine that handles a
+// request in place (handleInPlace: the Manager idle, nothing queued). enqueue, called by
 // internal subscription handlers on publishers' goroutines and by held
 // push consumers' resume functions (on whatever goroutine opens the
 // server's flow gate, maybe under a connection's lock), and Stop take mu,
@@ -95,7 +95,8 @@ type Manager struct {
 	writer *store.Writer
 
 	// own is held by whoever runs the Manager's state below (see the
-	// top of this file): run, or publishInPlace (TryLock, never waits).
+	// top of this file): run, Start, or handleInPlace (TryLock, never
+	// waits).
 	own sync.Mutex
 
 	// mu guards queue and stopped; wake has capacity 1.

@@ -73,17 +73,34 @@ type consumerActionAdvisory struct {
 	Domain   string `json:"domain,omitempty"`
 }
 
-// apiAuditAdvisory reports one answered API request. Client is null:
-// evnats' internal subscriptions do not see who sent a request
-// (nats-server fills in the connection's ClientInfo).
+// apiAuditAdvisory reports one answered API request, with the client
+// that sent it as nats-server's (null when the server does not know it:
+// a request that came over a link or an import).
 type apiAuditAdvisory struct {
 	typedEvent
-	Server   string    `json:"server"`
-	Client   *struct{} `json:"client"`
-	Subject  string    `json:"subject"`
-	Request  string    `json:"request,omitempty"`
-	Response string    `json:"response"`
-	Domain   string    `json:"domain,omitempty"`
+	Server   string      `json:"server"`
+	Client   *ClientInfo `json:"client"`
+	Subject  string      `json:"subject"`
+	Request  string      `json:"request,omitempty"`
+	Response string      `json:"response"`
+	Domain   string      `json:"domain,omitempty"`
+}
+
+// ClientInfo is nats-server's ClientInfo in advisories (its JSON names),
+// the fields evnats knows: who sent an API request.
+type ClientInfo struct {
+	Start   *time.Time    `json:"start,omitempty"`
+	Host    string        `json:"host,omitempty"`
+	ID      uint64        `json:"id,omitempty"`
+	Account string        `json:"acc,omitempty"`
+	User    string        `json:"user,omitempty"`
+	Name    string        `json:"name,omitempty"`
+	Lang    string        `json:"lang,omitempty"`
+	Version string        `json:"ver,omitempty"`
+	RTT     time.Duration `json:"rtt,omitempty"`
+	Server  string        `json:"server,omitempty"`
+	Kind    string        `json:"kind,omitempty"`
+	Type    string        `json:"client_type,omitempty"`
 }
 
 type maxDeliverAdvisory struct {
@@ -141,7 +158,7 @@ func (m *Manager) adviseConsumer(prefix, action string, c *consumer) {
 // adviseAudit reports an answered API request.
 func (m *Manager) adviseAudit(r *request, resp []byte) {
 	m.advise(advAPIAudit, func() any {
-		return apiAuditAdvisory{typedEvent: event(typeAPIAudit), Domain: m.cfg.Domain, Server: m.cfg.ServerName, Subject: r.subject,
+		return apiAuditAdvisory{typedEvent: event(typeAPIAudit), Domain: m.cfg.Domain, Server: m.cfg.ServerName, Client: r.client, Subject: r.subject,
 			Request: string(r.data), Response: string(resp)}
 	})
 }
@@ -210,6 +227,7 @@ func (m *Manager) pauseChanged(c *consumer, prev *time.Time, now time.Time) {
 		return
 	}
 	c.pauseEnds = c.paused(now)
+	m.touch(c) // the pause's end is a deadline
 	m.advisePause(c, cur, now)
 }
 

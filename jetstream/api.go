@@ -5,6 +5,7 @@ package jetstream
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -245,4 +246,32 @@ func mustJSON(v any) []byte {
 		panic(err) // only our own types are marshalled
 	}
 	return b
+}
+
+// pubAckJSON is mustJSON(ack) for the ack of every plain publish
+// ({"stream":..,"seq":..[,"domain":..]}) without encoding/json's
+// reflection: one allocation. Anything else, or a name json.Marshal would
+// escape, goes through mustJSON, so the bytes are always json.Marshal's.
+func pubAckJSON(ack *PubAck) []byte {
+	if ack.Error != nil || ack.Duplicate || ack.Batch != "" || ack.Count != 0 || ack.Value != "" ||
+		!plainJSON(ack.Stream) || !plainJSON(ack.Domain) {
+		return mustJSON(ack)
+	}
+	b := make([]byte, 0, 56+len(ack.Stream)+len(ack.Domain)) // the fixed text and 20 digits
+	b = append(append(append(b, `{"stream":"`...), ack.Stream...), `","seq":`...)
+	b = strconv.AppendUint(b, ack.Seq, 10)
+	if ack.Domain != "" {
+		b = append(append(append(b, `,"domain":"`...), ack.Domain...), '"')
+	}
+	return append(b, '}')
+}
+
+// plainJSON reports whether json.Marshal writes s between quotes as is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -136,6 +136,16 @@ type consumer struct {
 	// fx is what the state machine's steps ask of the Manager until it
 	// performs them (consumer_core.go).
 	fx effects
+
+	// Timers (timers.go): ackDue is at or before every pending ack
+	// deadline (exact after a tick); stalled says the last pump could not
+	// deliver for want of a subscriber or an eligible request; armed is
+	// the deadline c has in the Manager's heap (zero: none); touched says
+	// c is in the Manager's list to arm.
+	ackDue, armed time.Time
+	stalled       bool
+	touched       bool
+	startPump     bool // new or recovered: pumped once when armed (timers.go)
 }
 
 // push reports whether the consumer pushes to a deliver subject.
@@ -388,10 +398,11 @@ func (c *consumer) numPending() uint64 {
 // consumer picks each delivery (nextDelivery), the Manager hands it to the
 // host and feeds back whether the destination is full (delivered).
 func (m *Manager) pump(c *consumer, now time.Time) {
+	c.stalled = false
 	for {
 		interest := true
 		if c.push() && len(c.waiting) > 0 {
-			interest = m.host.Interest(c.waiting[0].reply) // nobody subscribes yet: the tick tries again
+			interest = m.host.Interest(c.waiting[0].reply) // nobody subscribes yet: polled (timers.go)
 		}
 		d, ok := c.nextDelivery(now, interest)
 		if !ok {
@@ -425,7 +436,11 @@ type delivery struct {
 // max_ack_pending, paused, held, or (interest false) nobody subscribes to
 // a push consumer's deliver subject.
 func (c *consumer) nextDelivery(now time.Time, interest bool) (d delivery, ok bool) {
-	if len(c.waiting) == 0 || c.held || c.paused(now) || !interest {
+	if len(c.waiting) == 0 || c.held || c.paused(now) {
+		return d, false
+	}
+	if !interest {
+		c.stalled = true // nobody subscribes yet: polled (timers.go)
 		return d, false
 	}
 	if c.cfg.AckPolicy != "none" && c.cfg.MaxAckPending > 0 && len(c.pending) >= c.cfg.MaxAckPending && len(c.redeliv) == 0 {
@@ -439,7 +454,8 @@ func (c *consumer) nextDelivery(now time.Time, interest bool) (d delivery, ok bo
 	i := c.pickRequest(size, now)
 	if i < 0 {
 		c.requeue(msg, redelivery)
-		return d, false // no request may take it now: a later pull, ack or tick retries
+		c.stalled = true
+		return d, false // no request may take it now: a later pull, ack or poll retries
 	}
 	req := c.waiting[i]
 	d = c.deliver(req, msg, redelivery, now)
@@ -492,8 +508,11 @@ func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, no
 		deliveries = p.deliveries
 		p.dseq = c.dseq
 		p.deadline = now.Add(c.ackWait(p.deliveries))
+		c.noteDue(p.deadline)
 	} else if c.cfg.AckPolicy != "none" {
-		c.pending[msg.Seq] = &pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
+		p := &pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
+		c.pending[msg.Seq] = p
+		c.noteDue(p.deadline)
 	}
 	if c.cfg.AckPolicy == "none" {
 		c.ackFloor = SequenceInfo{Consumer: c.dseq, Stream: msg.Seq}

@@ -171,6 +171,7 @@ func (m *Manager) consumerCreate(streamName, name, filter string, kind int, body
 		}
 		old.cfg = cfg // update: the mutable fields take effect (writeMeta writes c.cfg)
 		old.filters = filtersOf(cfg)
+		m.touch(old) // its deadlines (inactive threshold) may have moved
 		if old.log != nil {
 			if err := old.writeMeta(); err != nil {
 				old.cfg, old.filters = prevCfg, prevFilters // not persisted: nothing changed
@@ -213,8 +214,13 @@ func (m *Manager) newConsumer(st *stream, name string, cfg ConsumerConfig, creat
 	}
 	c.pauseEnds = c.paused(now)
 	st.consumers[name] = c
+	c.startPump = true // a push consumer delivers what its stream has at once
+	m.touch(c)         // its first deadlines (inactive threshold, pause) are armed after the batch
 	c.unsub = m.host.Subscribe("$JS.ACK."+st.cfg.Name+"."+name+".>", func(subject, reply string, hdr, data []byte) {
-		m.enqueue(request{ack: c, subject: subject, reply: reply, data: clone(data)})
+		r := request{ack: c, subject: subject, reply: reply, data: clone(data)}
+		if !m.handleInPlace(&r) {
+			m.enqueue(r)
+		}
 	})
 	return c
 }

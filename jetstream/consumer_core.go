@@ -27,7 +27,7 @@ package jetstream
 // (NAK, MAX_DELIVERIES, PINNED, UNPINNED, a pause that ran out), "pump"
 // (deliver what may be delivered now: the Manager takes nextDelivery's
 // deliveries to Host.Deliver), and the next deadline the consumer waits
-// for (wake: the timer to arm; the Manager's 50 ms tick stands for it).
+// for (wake: the timer to arm, see timers.go).
 // State to persist is the consumer log's records (consumer_log.go), which
 // the steps append through c.log to the store Writer's queue.
 
@@ -124,6 +124,7 @@ func (c *consumer) tick(now time.Time) {
 	if len(c.waiting) > 0 {
 		c.fx.pump = true
 	}
+	c.ackDue = c.pendingDue()
 	c.fx.wake = c.nextDeadline(now)
 }
 
@@ -157,6 +158,7 @@ func (c *consumer) nak(sseq uint64, delay time.Duration, now time.Time) {
 	}
 	c.fx.naked = append(c.fx.naked, pendingNote{sseq, p.dseq, p.deliveries})
 	p.deadline = now.Add(delay)
+	c.noteDue(p.deadline)
 	switch {
 	case delay > 0: // due at the deadline, not before, even if queued
 		c.redeliv = slices.DeleteFunc(c.redeliv, func(q uint64) bool { return q == sseq })
@@ -171,6 +173,7 @@ func (c *consumer) progress(sseq uint64, now time.Time) {
 	c.active = now
 	if p := c.pending[sseq]; p != nil {
 		p.deadline = now.Add(c.ackWait(p.deliveries))
+		c.noteDue(p.deadline)
 	}
 }
 
@@ -255,6 +258,7 @@ func (m *Manager) emit(c *consumer, now time.Time) {
 	pump := c.fx.pump
 	fx := c.ready()
 	c.fx.pump = pump
+	m.touch(c) // its deadlines may have moved: armed after the batch
 	for _, s := range fx.statuses {
 		m.host.Publish(s.to, s.reply, s.hdr, nil)
 	}

@@ -161,6 +161,7 @@ func (c *consumer) replay(now time.Time) {
 	}
 	for _, p := range c.pending {
 		p.deadline = now.Add(c.ackWait(p.deliveries)) // unacked: redelivered after ack wait
+		c.noteDue(p.deadline)
 	}
 	c.next = max(c.next, 1) // a damaged snapshot may say 0
 	c.advanceAckFloor()

@@ -36,3 +36,18 @@ func SetMaxStagedBytes(n int64) (restore func()) {
 	old := maxStagedBytes.Swap(n)
 	return func() { maxStagedBytes.Store(old) }
 }
+
+// SetStreamTick changes the interval of the streams' timed work for
+// Managers started afterwards, until the returned function is called.
+// Not for parallel tests.
+func SetStreamTick(d time.Duration) (restore func()) {
+	old := streamTick.Swap(d)
+	return func() { streamTick.Store(old) }
+}
+
+// SetPublishInPlace turns handling stream publishes on their publishers'
+// goroutines on or off until the returned function is called.
+func SetPublishInPlace(on bool) (restore func()) {
+	old := inPlace.Swap(on)
+	return func() { inPlace.Store(old) }
+}

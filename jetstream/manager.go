@@ -1,12 +1,16 @@
 package jetstream
 
-// Concurrency: the Manager goroutine (run) owns every stream, consumer and
-// store. enqueue, called by internal subscription handlers on publishers'
-// goroutines and by held push consumers' resume functions (on whatever
-// goroutine opens the server's flow gate, maybe under a connection's
-// lock), and Stop take mu, which guards queue and stopped (a leaf).
-// Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
-// goroutine and only publish through Host (no Manager state).
+// Concurrency: whoever holds own owns every stream, consumer and store:
+// the Manager goroutine (run) while it handles a batch, a tick or a timer,
+// Start while it recovers, or a publisher's goroutine that handles a
+// request in place (handleInPlace: the Manager idle, nothing queued). enqueue, called by
+// internal subscription handlers on publishers' goroutines and by held
+// push consumers' resume functions (on whatever goroutine opens the
+// server's flow gate, maybe under a connection's lock), and Stop take mu,
+// which guards queue and stopped (a leaf; taken under own, never the
+// other way). Store Writer callbacks (PubAcks, confirmed double acks) run
+// on the Writer goroutine and only publish through Host (no Manager
+// state).
 
 import (
 	"bytes"
@@ -16,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
@@ -43,6 +48,21 @@ type Host interface {
 	// message delivered to nobody would be lost). Called by the Manager
 	// goroutine only, like Deliver.
 	Interest(subject string) bool
+}
+
+// ClientHost is a Host that also says who sent an API request, for the
+// audit advisory (nats-server's ClientInfo). The Manager subscribes the
+// API through it when the host has it. fn's client is nil when unknown
+// and for pulls and direct gets (Unaudited); fn may keep it.
+type ClientHost interface {
+	SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *ClientInfo)) func()
+}
+
+// Unaudited reports whether an API subject is a pull request (MSG.NEXT)
+// or a direct get: frequent, quick, and (as nats-server's) without an
+// audit advisory.
+func Unaudited(subject string) bool {
+	return strings.HasPrefix(subject, pullPrefix) || strings.HasPrefix(subject, directPrefix)
 }
 
 // Config configures a Manager.
@@ -77,6 +97,11 @@ type Manager struct {
 	host   Host
 	writer *store.Writer
 
+	// own is held by whoever runs the Manager's state below (see the
+	// top of this file): run, Start, or handleInPlace (TryLock, never
+	// waits).
+	own sync.Mutex
+
 	// mu guards queue and stopped; wake has capacity 1.
 	mu      sync.Mutex
 	queue   []request
@@ -84,7 +109,7 @@ type Manager struct {
 	wake    chan struct{}
 	done    chan struct{}
 
-	// Owned by the manager goroutine.
+	// Owned by whoever holds own.
 	streams       map[string]*stream
 	apiTotal      uint64
 	apiErrors     uint64
@@ -97,14 +122,23 @@ type Manager struct {
 	nextSubjectID int
 	linksBehind   bool          // a mirror or source has more to copy (mirror.go: catchUp)
 	subjects      *subjectIndex // every stream's subjects, as subscribed (subscribe, deleteStream)
+
+	// Consumer timers (timers.go): armed deadlines, earliest first; the
+	// consumers whose steps ran since they were last armed; the one timer
+	// (nil outside run, as in the fake-clock tests) and what it is set for.
+	wakes   wakeHeap
+	touched []*consumer
+	timer   *time.Timer
+	timerAt time.Time
 }
 
 // request is one message for the manager: an API call or a publish to a stream.
 type request struct {
-	st      *stream   // set for a publish to a stream
-	ack     *consumer // set for an ack to a consumer
-	resume  *consumer // set when a held push consumer's destination drained
-	run     func()    // set for a monitoring question (usage.go), run as is
+	st      *stream     // set for a publish to a stream
+	ack     *consumer   // set for an ack to a consumer
+	resume  *consumer   // set when a held push consumer's destination drained
+	run     func()      // set for a monitoring question (usage.go), run as is
+	client  *ClientInfo // who sent an API request, when the host says (audit advisory)
 	subject string
 	reply   string
 	hdr     []byte
@@ -129,13 +163,24 @@ func Start(cfg Config, host Host) (*Manager, error) {
 		wake: make(chan struct{}, 1), done: make(chan struct{}), streams: make(map[string]*stream),
 		streamsDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "streams"), trashDir: filepath.Join(cfg.StoreDir, "jetstream", cfg.Account, "trash"),
 		storeRoots: storeRootsOf(cfg.StoreDir), subjects: newSubjectIndex()}
+	m.own.Lock() // recovery owns the state; run takes over (publishes queue meanwhile)
 	if err := m.recover(); err != nil {
+		m.own.Unlock()
 		m.writer.Close()
 		return nil, err
 	}
-	m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) {
-		m.enqueue(request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
-	})
+	api := func(subject, reply string, hdr, data []byte, client *ClientInfo) {
+		r := request{subject: subject, reply: reply, hdr: clone(hdr), data: clone(data), client: client}
+		if Unaudited(subject) && m.handleInPlace(&r) {
+			return // a pull or direct get: served at once when the Manager is idle
+		}
+		m.enqueue(r)
+	}
+	if ch, ok := host.(ClientHost); ok {
+		m.unsubAPI = ch.SubscribeAPI("$JS.API.>", api)
+	} else {
+		m.unsubAPI = host.Subscribe("$JS.API.>", func(subject, reply string, hdr, data []byte) { api(subject, reply, hdr, data, nil) })
+	}
 	go m.run()
 	return m, nil
 }
@@ -164,6 +209,46 @@ func (m *Manager) enqueue(r request) {
 	m.signal()
 }
 
+// inPlace says whether a stream publish, a pull request, a direct get or
+// an ack may be handled on its publisher's goroutine when the Manager is
+// idle (handleInPlace; a publish only to a memory stream); tests turn it
+// off to compare.
+var inPlace atomic.Bool
+
+func init() { inPlace.Store(true) }
+
+// pullPrefix and directPrefix start the subjects of a pull request
+// (MSG.NEXT) and a direct get.
+const (
+	pullPrefix   = "$JS.API.CONSUMER.MSG.NEXT."
+	directPrefix = "$JS.API.DIRECT.GET."
+)
+
+// handleInPlace handles r on the publisher's goroutine and reports true,
+// when the Manager is idle and nothing is queued (so nothing queued
+// earlier is passed). It is for what is frequent and quick: a publish to
+// a memory stream (its PubAck then leaves with no hop to the Manager
+// goroutine and back), a pull request, a direct get, an ack. It never waits: when the Manager is
+// busy it reports false and the caller queues r. What r does on the
+// Manager (store, pump consumers, feed mirrors, deliver) runs here the
+// same, under own.
+func (m *Manager) handleInPlace(r *request) bool {
+	if !inPlace.Load() || !m.own.TryLock() {
+		return false
+	}
+	defer m.own.Unlock()
+	m.mu.Lock()
+	idle := len(m.queue) == 0 && !m.stopped
+	m.mu.Unlock()
+	if !idle {
+		return false
+	}
+	m.handle(r)
+	m.catchUp()
+	m.armTouched(time.Now())
+	return true
+}
+
 func (m *Manager) signal() {
 	select {
 	case m.wake <- struct{}{}:
@@ -173,16 +258,30 @@ func (m *Manager) signal() {
 
 func (m *Manager) run() {
 	defer close(m.done)
-	tick := time.NewTicker(consumerTick)
+	tick := time.NewTicker(streamTick.Load().(time.Duration))
 	defer tick.Stop()
+	m.timer = time.NewTimer(time.Hour)
+	m.timer.Stop()
+	defer m.timer.Stop()
+	m.armTouched(time.Now()) // recovered consumers
+	m.own.Unlock()           // held since Start
 	var batch []request
 	for {
 		select {
 		case <-m.wake:
 		case now := <-tick.C:
-			m.tick(now)
+			m.own.Lock()
+			m.tickStreams(now)
+			m.armTouched(now)
+			m.own.Unlock()
+			continue
+		case now := <-m.timer.C:
+			m.own.Lock()
+			m.fireDueRecovering(now)
+			m.own.Unlock()
 			continue
 		}
+		m.own.Lock() // before taking the queue: nothing may pass what is in it
 		m.mu.Lock()
 		batch, m.queue = m.queue, batch[:0]
 		stopped := m.stopped
@@ -192,7 +291,12 @@ func (m *Manager) run() {
 		}
 		clear(batch)
 		m.catchUp()
-		if stopped {
+		m.armTouched(time.Now())
+		if !stopped {
+			m.own.Unlock()
+			continue
+		}
+		{ // stopped: own stays held, no publish is handled in place again
 			m.unsubAPI()
 			for _, st := range m.streams {
 				for _, u := range st.unsub {
@@ -208,30 +312,45 @@ func (m *Manager) run() {
 	}
 }
 
-// consumerTick is the resolution of consumer timers (expiry, heartbeats,
-// ack wait) and of stream age limits.
-const consumerTick = 50 * time.Millisecond
+// streamTick (a time.Duration) is the resolution of streams' timed work:
+// age and TTL limits, schedules, abandoned batches, mirror and source
+// retries. Consumers do not use it: their timers are armed from their
+// deadlines (timers.go). Tests lengthen it to show that.
+var streamTick atomic.Value
 
+func init() { streamTick.Store(50 * time.Millisecond) }
+
+// tick is the time input for everything: streams' timed work and the
+// consumers whose deadlines are due (the fake-clock tests' step).
 func (m *Manager) tick(now time.Time) {
+	m.tickStreams(now)
+	m.fireDueRecovering(now)
+}
+
+// tickStreams does the streams' timed work.
+func (m *Manager) tickStreams(now time.Time) {
 	defer m.recoverTick()
 	if m.linksBehind = m.tickLinks(now); m.linksBehind {
 		m.signal()
 	}
 	for _, st := range m.streams {
+		last := st.store.State().LastSeq
 		st.expire(now)
 		m.fireSchedules(st, now)
 		m.flushOutbox(st) // delete markers' republishes
 		m.abandonBatches(st, now)
 		st.abandonFast(now)
-		for _, c := range st.consumers {
-			if m.inactive(c, now) {
-				m.deleteConsumer(c)
-				m.adviseConsumer(advConsumerDeleted, actionDelete, c)
-				continue
-			}
-			m.tickConsumer(c, now)
+		if now := st.store.State().LastSeq; now > last {
+			m.stored(st, last+1, now, time.Now()) // delete markers: consumers waiting for them
 		}
 	}
+}
+
+// fireDueRecovering is fireDue behind the tick's panic guard.
+func (m *Manager) fireDueRecovering(now time.Time) {
+	defer m.resetTimer(now) // after a panic too (deferred calls run last first)
+	defer m.recoverTick()
+	m.fireDue(now)
 }
 
 func (m *Manager) logf(format string, args ...any) {
@@ -310,7 +429,7 @@ func (m *Manager) publish(r *request) {
 		if err != nil {
 			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
 		}
-		m.host.Publish(reply, "", nil, mustJSON(ack))
+		m.host.Publish(reply, "", nil, pubAckJSON(ack))
 	}
 	async := st.asyncAck()
 	if async {
@@ -318,7 +437,7 @@ func (m *Manager) publish(r *request) {
 	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
 	if async && res.pending && reply != "" {
-		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
+		m.host.Publish(reply, "", nil, pubAckJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
 	}
 	if res.ack != nil && reply != "" {
 		if res.ack.Error == nil {
@@ -428,7 +547,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 			return nil, err
 		}
 		fs, err := store.OpenFileStore(store.FileStoreConfig{FS: m.cfg.FS, Dir: filepath.Join(st.dir, "msgs"), Writer: m.writer,
-			Compress: cfg.Compression == "s2"})
+			Compress: cfg.Compression == "s2", NoSyncAlways: st.asyncAck()})
 		if err != nil {
 			return nil, err
 		}
@@ -452,9 +571,16 @@ func (m *Manager) subscribe(st *stream) {
 		u()
 	}
 	st.unsub = st.unsub[:0]
+	memory := st.cfg.Storage == "memory"
 	for _, subj := range st.cfg.Subjects {
 		st.unsub = append(st.unsub, m.host.Subscribe(subj, func(subject, reply string, hdr, data []byte) {
-			m.enqueue(request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)})
+			r := request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
+			// A file stream's publishes queue: the Manager hands them to the
+			// Writer in batches, which pipelined publishers need (measured:
+			// in place, BenchmarkAsyncPublish took up to twice as long).
+			if !memory || !m.handleInPlace(&r) {
+				m.enqueue(r)
+			}
 		}))
 	}
 }

@@ -11,7 +11,11 @@ import (
 // it as soon as the write is queued to the store's Writer goroutine, so a
 // publisher does not wait for the write, and what was acknowledged but not
 // yet written is lost if the process is killed. The Writer still writes
-// and syncs an async stream's records in order with everyone else's.
+// an async stream's records in order with everyone else's, but never
+// fsyncs them one by one: as nats-server (stream.go: an async persist
+// mode sets the file store's SyncAlways false), sync_always does not
+// apply to an async stream, whose blocks the interval's sync rounds
+// make durable (store.FileStoreConfig.NoSyncAlways).
 const persistAsync PersistMode = "async"
 
 // PersistMode is a stream's persist_mode: "" (nats-server's "default",

@@ -89,3 +89,19 @@ func TestFeatureHeaderRulesAllocateNothing(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// TestPubAckJSON checks pubAckJSON writes json.Marshal's bytes for plain
+// acks, escaped names, domains and the fields it leaves to json.Marshal.
+func TestPubAckJSON(t *testing.T) {
+	for _, a := range []PubAck{{Stream: "S", Seq: 1}, {Stream: "ORDERS", Seq: 18446744073709551615, Domain: "hub"},
+		{Stream: "a<b", Seq: 2}, {Stream: "é", Seq: 3}, {Stream: `q"`, Seq: 4, Domain: "d&"}, {Stream: "S", Seq: 5, Duplicate: true},
+		{Stream: "S", Seq: 6, Value: "10"}, {Stream: "S", Seq: 7, Batch: "b", Count: 2}, {Stream: "S", Error: newErr(errInsufficient)}, {}} {
+		if got, want := string(pubAckJSON(&a)), string(mustJSON(&a)); got != want {
+			t.Errorf("pubAckJSON %+v = %s, want %s", a, got, want)
+		}
+	}
+	a := &PubAck{Stream: "S", Seq: 9, Domain: "d"}
+	if n := testing.AllocsPerRun(100, func() { pubAckJSON(a) }); n != 1 {
+		t.Errorf("%v allocations, want 1", n)
+	}
+}

@@ -79,22 +79,39 @@ func (s *Server) deliverMatched(r *matchResult, subject, reply string, hdr, data
 // (a JetStream delivery shown under the stream's subject crosses on the
 // consumer's inbox).
 func (s *Server) deliverMatchedTo(r *matchResult, to, subject, reply string, hdr, data []byte) {
+	var b deliverBufs
+	s.deliverMatchedBufs(r, to, subject, reply, hdr, data, &b)
+}
+
+// deliverBufs holds the byte forms of a server-originated message that
+// deliverMatchedBufs builds; a caller that delivers one message at a time
+// from one goroutine (a JetStream Manager's deliveries) keeps one to reuse,
+// since dispatch copies what it keeps.
+type deliverBufs struct {
+	subject, reply, to, msg []byte
+}
+
+// deliverMatchedBufs is deliverMatchedTo building the message in b.
+func (s *Server) deliverMatchedBufs(r *matchResult, to, subject, reply string, hdr, data []byte, b *deliverBufs) {
 	msg := data
 	hdrLen := -1
 	if len(hdr) > 0 {
-		msg = append(append(make([]byte, 0, len(hdr)+len(data)), hdr...), data...)
+		b.msg = append(append(b.msg[:0], hdr...), data...)
+		msg = b.msg
 		hdrLen = len(hdr)
 	}
 	s.shard(0).inMsgs.Add(1)
 	s.shard(0).inBytes.Add(int64(len(msg)))
-	subj, rep := []byte(subject), []byte(reply)
+	b.subject = append(b.subject[:0], subject...)
+	b.reply = append(b.reply[:0], reply...)
 	var o origin // goroutine transport: subscribers are locked in turn
 	if g, ok := s.tr.(*gnetTransport); ok {
 		o.inj = g // gnet: through the loops' inboxes
 	}
-	d := delivery{origin: o, subject: subj, reply: rep, hdrLen: hdrLen, msg: msg}
+	d := delivery{origin: o, subject: b.subject, reply: b.reply, hdrLen: hdrLen, msg: msg}
 	if to != "" && to != subject {
-		d.linkTo = []byte(to)
+		b.to = append(b.to[:0], to...)
+		d.linkTo = b.to
 	}
 	d.dispatch(r)
 }

@@ -1,8 +1,10 @@
 package loop
 
 // Concurrency: Subscribe and Publish are called from any goroutine (the
-// Manager, store Writer callbacks); Deliver only from the Manager goroutine,
-// since deliverCache takes no lock.
+// Manager, store Writer callbacks); Deliver and Interest only by the
+// holder of the Manager's state (its goroutine, or a publisher's handling
+// a publish in place under the Manager's own mutex, which orders the
+// calls), since deliverCache takes no lock.
 
 import (
 	"fmt"
@@ -14,14 +16,15 @@ import (
 
 // jsHost lets a JetStream manager subscribe and publish inside the server,
 // in its account's subject space (acc; $G for the server's own manager).
-// deliverCache is used only by Deliver, which the manager calls from its
-// own goroutine alone: consumers deliver to the same few inboxes again and
+// deliverCache is used only by Deliver and Interest, which the manager
+// calls only while it holds its state (one at a time): consumers deliver to the same few inboxes again and
 // again, so their matches come from a cache that needs no lock.
 type jsHost struct {
 	s            *Server
 	acc          *account
 	deliverCache *matchCache
-	toBuf        []byte // Deliver's inbox subject as bytes, reused
+	toBuf        []byte      // Deliver's inbox subject as bytes, reused
+	bufs         deliverBufs // Deliver's message as bytes, reused
 }
 
 func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
@@ -38,6 +41,42 @@ func (h *jsHost) Subscribe(subject string, fn func(subject, reply string, hdr, d
 	return func() { sl.Remove(sub) }
 }
 
+// SubscribeAPI is Subscribe for the $JS.API: fn also gets who sent each
+// request but pulls and direct gets (jetstream.ClientHost), read on the publisher's
+// goroutine, which owns its connection.
+func (h *jsHost) SubscribeAPI(subject string, fn func(subject, reply string, hdr, data []byte, client *jetstream.ClientInfo)) func() {
+	sub := internalSub(subject, nil)
+	sub.Owner.internal = func(subj, reply []byte, hdrLen int, msg []byte) {} // never called: cross is
+	sub.Owner.cross = func(o origin, subj, reply []byte, hdrLen int, msg []byte) {
+		var hdr []byte
+		data := msg
+		if hdrLen >= 0 {
+			hdr, data = msg[:hdrLen], msg[hdrLen:]
+		}
+		s := string(subj)
+		var ci *jetstream.ClientInfo
+		if o.pub != nil && !jetstream.Unaudited(s) {
+			ci = o.pub.clientInfo()
+		}
+		fn(s, string(reply), hdr, data, ci)
+	}
+	sl := h.acc.sl
+	sl.Insert(sub)
+	return func() { sl.Remove(sub) }
+}
+
+// clientInfo is c as nats-server describes a client in advisories. Runs
+// in c's context.
+func (c *client) clientInfo() *jetstream.ClientInfo {
+	start := c.start.UTC()
+	ci := &jetstream.ClientInfo{Start: &start, Host: c.ip, ID: c.id, User: c.user, Name: c.opts.Name,
+		Lang: c.opts.Lang, Version: c.opts.Version, Server: c.srv.opts.ServerName, Kind: "Client", Type: "nats"}
+	if c.acc != nil {
+		ci.Account = c.acc.name
+	}
+	return ci
+}
+
 func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 	h.s.deliverMatched(h.acc.sl.Match(subject), subject, reply, hdr, data)
 }
@@ -48,7 +87,7 @@ func (h *jsHost) Publish(subject, reply string, hdr, data []byte) {
 func (h *jsHost) Deliver(to, subject, reply string, hdr, data []byte, resume func()) bool {
 	h.toBuf = append(h.toBuf[:0], to...)
 	r := h.deliverCache.Match(h.toBuf)
-	h.s.deliverMatchedTo(r, to, subject, reply, hdr, data)
+	h.s.deliverMatchedBufs(r, to, subject, reply, hdr, data, &h.bufs)
 	return resume == nil || !h.s.holdInternal(r, resume)
 }
 

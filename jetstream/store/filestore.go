@@ -34,6 +34,7 @@ type FileStore struct {
 	w        *Writer
 	maxBlock int64
 	compress bool
+	noSync   bool // FileStoreConfig.NoSyncAlways
 
 	blocks []*block // oldest first; the last one takes appends
 	locs   locIndex // where each sequence's record is
@@ -99,6 +100,10 @@ type FileStoreConfig struct {
 	// Compress stores message data s2-compressed (klauspost/compress); the
 	// sizes the store reports stay those of the uncompressed messages.
 	Compress bool
+	// NoSyncAlways: this store's writes are not fsynced one by one under
+	// the Always policy but by the interval's rounds, as nats-server's
+	// persist_mode async turns sync_always off for its stream.
+	NoSyncAlways bool
 }
 
 // OpenFileStore opens (or creates) the store in cfg.Dir and recovers its
@@ -110,7 +115,7 @@ func OpenFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if cfg.MaxBlock <= 0 {
 		cfg.MaxBlock = DefaultMaxBlock
 	}
-	s := &FileStore{fs: cfg.FS, dir: cfg.Dir, w: cfg.Writer, maxBlock: cfg.MaxBlock, compress: cfg.Compress, first: 1,
+	s := &FileStore{fs: cfg.FS, dir: cfg.Dir, w: cfg.Writer, maxBlock: cfg.MaxBlock, compress: cfg.Compress, noSync: cfg.NoSyncAlways, first: 1,
 		last: make(map[string]uint64), cache: make(map[uint64][]byte), readers: make(map[*block]File)}
 	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
@@ -263,7 +268,7 @@ func (s *FileStore) Append(subject string, hdr, data []byte, ts int64, done Done
 func (s *FileStore) queue(rec []byte, done func(error)) (*block, error) {
 	b := s.current(int64(len(rec)))
 	end := b.size + int64(len(rec))
-	err := s.w.submit(writeOp{file: b.name, data: rec, done: func(err error) {
+	err := s.w.submit(writeOp{file: b.name, data: rec, noSync: s.noSync, done: func(err error) {
 		if err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 		} else {
@@ -295,7 +300,7 @@ func (s *FileStore) current(n int64) *block {
 	s.blocks = append(s.blocks, b)
 	first := appendRecord(nil, recCompact, max(s.first, 1), time.Now().UnixNano(), "", nil, nil)
 	end := int64(len(first))
-	if s.w.submit(writeOp{file: b.name, data: first, done: func(err error) {
+	if s.w.submit(writeOp{file: b.name, data: first, noSync: s.noSync, done: func(err error) {
 		if err == nil {
 			b.written.Store(end)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -344,3 +345,50 @@ func TestCompressedStoreIsSmallerAndRecovers(t *testing.T) {
 		t.Fatalf("load compressed: %v", err)
 	}
 }
+
+// TestNoSyncAlways: under the Always policy a store opened with
+// NoSyncAlways (a persist_mode async stream) is not fsynced per append,
+// while a plain store is; the interval round syncs it later.
+func TestNoSyncAlways(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		fsys := &syncCounter{FS: OSFS{}}
+		w := NewWriter(fsys, SyncPolicy{Always: true, Interval: time.Hour})
+		s, err := OpenFileStore(FileStoreConfig{FS: fsys, Dir: t.TempDir(), Writer: w, NoSyncAlways: noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			if _, err := s.Append("a", nil, []byte("x"), 0, func(uint64, error) {}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		flush(t, s)
+		got := fsys.syncs.Load()
+		if noSync && got != 0 || !noSync && got == 0 {
+			t.Errorf("NoSyncAlways %v: %d fsyncs", noSync, got)
+		}
+		_ = s.Close()
+		_ = w.Close()
+	}
+}
+
+// syncCounter counts file fsyncs.
+type syncCounter struct {
+	FS
+	syncs atomic.Int64
+}
+
+func (c *syncCounter) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := c.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &countedFile{File: f, n: &c.syncs}, nil
+}
+
+type countedFile struct {
+	File
+	n *atomic.Int64
+}
+
+func (f *countedFile) Sync() error { f.n.Add(1); return f.File.Sync() }

@@ -64,6 +64,7 @@ type writeOp struct {
 	file   string
 	data   []byte      // appended to file
 	remove bool        // delete file instead
+	noSync bool        // not synced under Always: the interval's rounds sync it (FileStoreConfig.NoSyncAlways)
 	forget string      // with no file: close every file whose name starts with this
 	done   func(error) // called after the write (and sync, per policy)
 }
@@ -213,7 +214,7 @@ func (w *Writer) perform(batch []writeOp) {
 			j++
 		}
 		err := w.write(op.file, batch[i:j])
-		if err == nil && w.policy.Always {
+		if err == nil && w.policy.Always && !op.noSync {
 			err = w.files[op.file].Sync()
 			delete(w.dirty, op.file)
 			if err == nil {

@@ -335,16 +335,19 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 		return
 	}
 	count := len(res.commit)
-	first, last, e := st.commitAtomic(res.commit, now, func(seq uint64, err error) {
-		if reply == "" {
-			return
+	var done store.DoneFunc
+	if reply != "" {
+		done = st.durable
+	}
+	first, last, e := st.commitAtomic(res.commit, now, done)
+	if e == nil && reply != "" {
+		w := ackWait{seq: last, reply: reply, batch: id, count: uint64(count)}
+		if done != nil {
+			st.acks.push(w)
+		} else { // a memory store: durable at once
+			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: last, Batch: id, Count: w.count}))
 		}
-		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count)}
-		if err != nil {
-			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
-		}
-		m.host.Publish(reply, "", nil, mustJSON(ack))
-	})
+	}
 	if e != nil {
 		answer(e)
 		return

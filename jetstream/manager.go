@@ -5,8 +5,10 @@ package jetstream
 // goroutines and by held push consumers' resume functions (on whatever
 // goroutine opens the server's flow gate, maybe under a connection's
 // lock), and Stop take mu, which guards queue and stopped (a leaf).
-// Store Writer callbacks (PubAcks, confirmed double acks) run on the Writer
-// goroutine and only publish through Host (no Manager state).
+// Store Writer callbacks run on the Writer goroutine: a stream's and a fast
+// batch's post their completion to the queue (enqueueDone), where the
+// Manager encodes and publishes the PubAcks; a consumer's confirmed double
+// ack only publishes through Host (no Manager state).
 
 import (
 	"bytes"
@@ -98,10 +100,17 @@ type Manager struct {
 
 // request is one message for the manager: an API call or a publish to a stream.
 type request struct {
-	st      *stream   // set for a publish to a stream
-	ack     *consumer // set for an ack to a consumer
-	resume  *consumer // set when a held push consumer's destination drained
-	run     func()    // set for a monitoring question (usage.go), run as is
+	st     *stream   // set for a publish to a stream
+	ack    *consumer // set for an ack to a consumer
+	resume *consumer // set when a held push consumer's destination drained
+	run    func()    // set for a monitoring question (usage.go), run as is
+	// durable or fast is set for a store's completion of message seq
+	// (err: its write failed): a stream's (stream_core.go: completed) or
+	// a fast batch's (fastDone, with reply).
+	durable *stream
+	fast    *durableTail
+	seq     uint64
+	err     error
 	subject string
 	reply   string
 	hdr     []byte
@@ -161,6 +170,16 @@ func (m *Manager) enqueue(r request) {
 	m.signal()
 }
 
+// enqueueDone queues a store's completion, from the Writer goroutine. It
+// is queued after Stop too: run serves what the Writer completes while it
+// closes.
+func (m *Manager) enqueueDone(r request) {
+	m.mu.Lock()
+	m.queue = append(m.queue, r)
+	m.mu.Unlock()
+	m.signal()
+}
+
 func (m *Manager) signal() {
 	select {
 	case m.wake <- struct{}{}:
@@ -197,6 +216,14 @@ func (m *Manager) run() {
 				}
 			}
 			m.writer.Close()
+			m.mu.Lock()
+			batch, m.queue = m.queue, nil
+			m.mu.Unlock()
+			for i := range batch { // what the Writer completed while closing
+				if batch[i].durable != nil || batch[i].fast != nil {
+					m.handle(&batch[i])
+				}
+			}
 			for _, st := range m.streams {
 				st.store.Close()
 			}
@@ -241,6 +268,14 @@ func (m *Manager) handle(r *request) {
 	defer m.recoverRequest(r)
 	if r.st != nil {
 		m.publish(r)
+		return
+	}
+	if r.durable != nil {
+		m.completed(r)
+		return
+	}
+	if r.fast != nil {
+		m.fastDone(r.reply, r.fast, r.seq, r.err)
 		return
 	}
 	if r.ack != nil {
@@ -299,23 +334,17 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	done := func(seq uint64, val string, err error) {
-		if reply == "" {
-			return
-		}
-		ack := &PubAck{Stream: name, Seq: seq, Value: val, Domain: m.cfg.Domain}
-		if err != nil {
-			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
-		}
-		m.host.Publish(reply, "", nil, mustJSON(ack))
-	}
-	async := st.asyncAck()
-	if async {
-		done = nil // acked below, before the Writer has written it (persist.go)
+	var done store.DoneFunc
+	if reply != "" && !st.asyncAck() {
+		done = st.durable // nil for a memory store: acked below, as async_persist is (persist.go)
 	}
 	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
-	if async && res.pending && reply != "" {
-		m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
+	if res.pending && reply != "" {
+		if done != nil {
+			st.acks.push(ackWait{seq: res.seq, reply: reply, val: res.val})
+		} else {
+			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
+		}
 	}
 	if res.ack != nil && reply != "" {
 		m.public(res.ack.Error)
@@ -427,6 +456,9 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 			return nil, err
 		}
 		st.store = fs
+	}
+	if st.dir != "" {
+		st.durable = m.durableFor(st)
 	}
 	st.recount()
 	st.indexTTLs()

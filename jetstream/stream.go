@@ -49,6 +49,12 @@ type stream struct {
 	feeding    bool      // feed is copying from this stream: it does not recur
 
 	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	// durable is a file store's completion for appends whose PubAck waits
+	// (nil for a memory store, durable at once): it posts the Writer's
+	// answer to the Manager's queue, where it releases acks, which holds
+	// the PubAcks waiting for it in sequence order (stream_core.go).
+	durable store.DoneFunc
+	acks    ackQueue
 	// ingest and republish are the compiled subject_transform and
 	// republish transforms (stream_transform.go); outbox holds what
 	// stores queued for the Manager to publish (republish.go).
@@ -73,14 +79,12 @@ type publishResult struct {
 	val     string // with pending: a counter's new total
 }
 
-// storedFunc is told a stored message's sequence once its append is
-// durable, or why it failed, with a counter's new total ("" for others).
-type storedFunc func(seq uint64, val string, err error)
-
-// store applies the publish rules and appends the message. done is called
-// once the append is durable (possibly on the store's writer goroutine).
-// sourced marks a source's copy, which counters treat apart.
-func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done storedFunc) publishResult {
+// store applies the publish rules and appends the message. done (nil for
+// none) is the store's completion: a memory store calls it before Append
+// returns, a file store from its Writer goroutine once the append is
+// durable (st.durable posts it back to the Manager's queue). sourced marks
+// a source's copy, which counters treat apart.
+func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done store.DoneFunc) publishResult {
 	name := st.cfg.Name
 	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
 	msgID := headerValue(hdr, hdrMsgID)
@@ -161,11 +165,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 		}
 	}
 	rp := st.planRepublish(subject)
-	var appended store.DoneFunc
-	if done != nil {
-		appended = func(seq uint64, err error) { done(seq, val, err) }
-	}
-	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), appended)
+	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
 	if err != nil {
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}

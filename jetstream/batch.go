@@ -277,11 +277,12 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
 		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now, false)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
-			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
-			st.lastMsgID = id
+			st.rememberID(id, seq, now)
 		}
 		st.enforceLimits(m.Subject)
 	}
+	st.noteStored(first)
+	st.noteStored(first + uint64(len(msgs)) - 1)
 	return first, first + uint64(len(msgs)) - 1, nil
 }
 
@@ -339,7 +340,7 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 	if reply != "" {
 		done = st.durable
 	}
-	first, last, e := st.commitAtomic(res.commit, now, done)
+	_, last, e := st.commitAtomic(res.commit, now, done)
 	if e == nil && reply != "" {
 		w := ackWait{seq: last, reply: reply, batch: id, count: uint64(count)}
 		if done != nil {
@@ -352,5 +353,5 @@ func (m *Manager) publishAtomic(r *request, reply, id string) {
 		answer(e)
 		return
 	}
-	m.stored(st, first, last, now)
+	m.afterStore(st, now)
 }

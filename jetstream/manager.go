@@ -242,9 +242,8 @@ func (m *Manager) tick(now time.Time) {
 		m.signal()
 	}
 	for _, st := range m.streams {
-		st.expire(now)
-		m.fireSchedules(st, now)
-		m.flushOutbox(st) // delete markers' republishes
+		st.tick(now)
+		m.afterStore(st, now) // delete markers and schedules' messages
 		m.abandonBatches(st, now)
 		st.abandonFast(now)
 		for _, c := range st.consumers {
@@ -334,31 +333,27 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	var done store.DoneFunc
-	if reply != "" && !st.asyncAck() {
-		done = st.durable // nil for a memory store: acked below, as async_persist is (persist.go)
-	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
-	if res.pending && reply != "" {
-		if done != nil {
-			st.acks.push(ackWait{seq: res.seq, reply: reply, val: res.val})
-		} else {
-			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
-		}
-	}
-	if res.ack != nil && reply != "" {
-		m.public(res.ack.Error)
-		m.host.Publish(reply, "", nil, mustJSON(res.ack))
-	}
-	if res.pending {
-		m.afterStore(st, time.Now())
-	}
+	now := time.Now()
+	st.publish(r.subject, reply, r.hdr, r.data, now)
+	m.afterStore(st, now)
 }
 
-// afterStore is stored for the one message just appended to st.
+// afterStore performs what st's steps recorded (stream_core.go): the
+// PubAcks to send now, then what the messages they stored make possible
+// (stored), or, when they stored none, the republishes they queued.
 func (m *Manager) afterStore(st *stream, now time.Time) {
-	last := st.store.State().LastSeq
-	m.stored(st, last, last, now)
+	fx := st.ready()
+	for i := range fx.acks {
+		a := &fx.acks[i]
+		m.public(a.ack.Error)
+		m.host.Publish(a.to, "", nil, mustJSON(&a.ack))
+	}
+	clear(fx.acks)
+	if fx.last != 0 {
+		m.stored(st, fx.first, fx.last, now)
+	} else {
+		m.flushOutbox(st)
+	}
 }
 
 // stored serves what the messages first..last just stored in st make
@@ -457,6 +452,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 		}
 		st.store = fs
 	}
+	st.domain = m.cfg.Domain
 	if st.dir != "" {
 		st.durable = m.durableFor(st)
 	}

@@ -314,6 +314,7 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 		return newErr(errStoreFailed, "err", m.publicErr(err))
 	}
 	d.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
+	d.noteStored(msg.Seq)
 	if d.cfg.AllowMsgTTL { // expires at the origin's time plus its TTL, as in nats-server
 		if ttl, ok := msgTTL(msg.Hdr); ok {
 			d.trackTTL(msg.Seq, msg.Time, ttl)

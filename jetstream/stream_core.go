@@ -1,84 +1,336 @@
 package jetstream
 
 // Concurrency: runs on the JetStream Manager goroutine only, which owns
-// streams, consumers and their stores; no locks. The one exception is
-// stream.durable, which the store's Writer goroutine calls: it only posts
-// to the Manager's queue (Manager.enqueueDone).
+// streams, consumers and their stores; no locks.
 
-import "github.com/evnats/evnats/jetstream/store"
+// The stream as a state machine, in the manner of etcd's raft package and
+// of the consumer's (consumer_core.go): a step takes one input and the
+// current time (it reads no clock, arms no timer, starts no goroutine),
+// changes the stream's state and store and records what it asks of the
+// world in st.fx; the Manager then performs those effects
+// (Manager.afterStore) and clears them. Tests drive the steps with a fake
+// clock and a memory store (stream_core_test.go). docs/JETSTREAM.md
+// ("Stream state machine") has the table of inputs and effects.
+//
+// Inputs and their steps:
+//
+//	a client's publish            st.publish(subject, reply, hdr, data, now)
+//	a copy, marker or firing      st.storeMsg(subject, hdr, data, now, sourced, done)
+//	the time                      st.tick(now)
+//
+// Effects (streamEffects): PubAcks to send now (a refusal, a duplicate,
+// a memory stream's or an async_persist stream's ack); the range of
+// sequences stored, which the Manager serves to consumers, to the streams
+// that copy this one and to interest retention (Manager.stored);
+// republishes (st.outbox, republish.go); and the next deadline the stream
+// waits for (wake: max_age, a TTL, the duplicate window, a schedule; the
+// Manager's tick stands for it today). What to store and remove the steps
+// do to the store themselves; a file store's writes go to the Writer,
+// whose completions release the acks waiting in st.acks (stream_acks.go).
+//
+// The Manager keeps what needs more than one stream: the account's
+// storage limits (overLimit), atomic and fast batches' staging, the copy
+// of mirrors and sources, consumers.
 
-// PubAcks that wait for their message to be durable. A file store's
-// append is durable once the Writer has written it (and synced it, per
-// policy); the Writer then calls the stream's durable function, which
-// posts the answer back to the Manager's queue, and the Manager, on its
-// own goroutine, encodes the PubAcks it releases and publishes them. The
-// shared Writer goroutine so does no JSON encoding and no routing, and
-// publishing an ack allocates no closure: what the ack says waits here, in
-// sequence order, as data.
+import (
+	"strconv"
+	"time"
 
-// ackWait is a PubAck to send once message seq is durable.
-type ackWait struct {
-	seq   uint64 // the message (an atomic batch: its last) that must be durable first
-	reply string
-	val   string // a counter's new total
-	batch string // an atomic batch's id, with count its size
-	count uint64
+	"github.com/evnats/evnats/jetstream/store"
+)
+
+// streamEffects is what a stream's steps since the last perform ask of
+// the Manager.
+type streamEffects struct {
+	acks        []pubReply // PubAcks to send now, in order
+	first, last uint64     // the sequences stored (0: none)
+	wake        time.Time  // the earliest deadline waited for; zero: none
 }
 
-// ackQueue holds the PubAcks waiting for the store, in sequence order (a
-// store completes its appends in order). head is the first still waiting;
-// the slice is reused from the start once it empties, so a steady stream of
-// publishes allocates nothing here.
-type ackQueue struct {
-	q    []ackWait
-	head int
+// pubReply is a PubAck to send to a publish's reply subject.
+type pubReply struct {
+	to  string
+	ack PubAck
 }
 
-func (a *ackQueue) push(w ackWait) { a.q = append(a.q, w) }
-
-// len is how many acks wait.
-func (a *ackQueue) len() int { return len(a.q) - a.head }
-
-// release takes the acks whose message is durable now that seq is, in
-// order, and calls fn for each; fn's error is err for the ack of seq itself
-// (an earlier one's own completion said whether it was written).
-func (a *ackQueue) release(seq uint64, fn func(w *ackWait)) {
-	for a.head < len(a.q) && a.q[a.head].seq <= seq {
-		w := &a.q[a.head]
-		fn(w)
-		*w = ackWait{}
-		a.head++
+// noteStored records that message seq was stored.
+func (st *stream) noteStored(seq uint64) {
+	if st.fx.first == 0 {
+		st.fx.first = seq
 	}
+	st.fx.last = seq
+}
+
+// publish is a client's publish on a stream subject (through the
+// stream's subject transform; reply "" when no ack is wanted): the message
+// is stored or refused, and the PubAck is recorded to send now, or, for
+// a file stream, queued in st.acks until the store's Writer has made the
+// message durable.
+func (st *stream) publish(subject, reply string, hdr, data []byte, now time.Time) {
+	var done store.DoneFunc
+	if reply != "" && !st.asyncAck() {
+		done = st.durable // nil for a memory store: durable at once
+	}
+	res := st.storeMsg(subject, hdr, data, now, false, done)
 	switch {
-	case a.head == len(a.q):
-		a.q, a.head = a.q[:0], 0
-	case a.head > 1024 && a.head > len(a.q)/2: // a long wait: move what is left down
-		n := copy(a.q, a.q[a.head:])
-		clear(a.q[n:])
-		a.q, a.head = a.q[:n], 0
+	case reply == "":
+	case res.ack != nil:
+		st.fx.acks = append(st.fx.acks, pubReply{reply, *res.ack})
+	case done != nil:
+		st.acks.push(ackWait{seq: res.seq, reply: reply, val: res.val})
+	default: // a memory store, or async_persist: acked before the write (persist.go)
+		st.fx.acks = append(st.fx.acks, pubReply{reply, PubAck{Stream: st.cfg.Name, Seq: res.seq, Value: res.val, Domain: st.domain}})
 	}
 }
 
-// durableFor returns a stream's completion function: one per stream, made
-// when it opens, so a publish passes it to the store without allocating.
-func (m *Manager) durableFor(st *stream) store.DoneFunc {
-	return func(seq uint64, err error) { m.enqueueDone(request{durable: st, seq: seq, err: err}) }
+// ready returns the effects recorded since the last call and clears them;
+// the acks' slice is handed back for reuse by the next steps once the
+// caller has sent them (afterStore clears it first).
+func (st *stream) ready() streamEffects {
+	fx := st.fx
+	st.fx = streamEffects{acks: fx.acks[:0]}
+	return fx
 }
 
-// completed is a store completion back on the Manager goroutine: the acks
-// waiting for message seq (and those before it) go out, an error ack for
-// seq itself when its write failed.
-func (m *Manager) completed(r *request) {
-	st := r.durable
+// publishResult is what storing a message decided: an ack to send now
+// (duplicate or error), or nothing when the store's callback will ack.
+type publishResult struct {
+	ack     *PubAck
+	pending bool
+	seq     uint64 // with pending: the sequence given to the message
+	val     string // with pending: a counter's new total
+}
+
+// store applies the publish rules and appends the message. done (nil for
+// none) is the store's completion: a memory store calls it before Append
+// returns, a file store from its Writer goroutine once the append is
+// durable (st.durable posts it back to the Manager's queue). sourced marks
+// a source's copy, which counters treat apart.
+func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done store.DoneFunc) publishResult {
 	name := st.cfg.Name
-	st.acks.release(r.seq, func(w *ackWait) {
-		ack := &PubAck{Stream: name, Seq: w.seq, Value: w.val, Domain: m.cfg.Domain, Batch: w.batch, Count: w.count}
-		if w.batch != "" {
-			ack.Domain = "" // as an atomic batch's ack has always been
+	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
+	msgID := headerValue(hdr, hdrMsgID)
+	if msgID != "" {
+		if d, ok := st.dedupe[msgID]; ok && now.Sub(d.at) < st.cfg.Duplicates {
+			return publishResult{ack: &PubAck{Stream: name, Seq: d.seq, Duplicate: true}}
 		}
-		if r.err != nil && w.seq == r.seq {
-			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(r.err)))}
+	}
+	if st.cfg.Sealed {
+		return fail(newErr(errSealed))
+	}
+	incr, e := st.checkIncr(hdr, data, sourced)
+	if e != nil {
+		return fail(e)
+	}
+	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
+		return fail(newErr(errExpectedStream))
+	}
+	if e := st.ttlDisabled(hdr); e != nil && !sourced { // a copy keeps its TTL; it expires only with allow_msg_ttl
+		return fail(e)
+	}
+	state := st.store.State()
+	if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != state.LastSeq {
+			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(state.LastSeq, 10)))
 		}
-		m.host.Publish(w.reply, "", nil, mustJSON(ack))
-	})
+	}
+	if v := headerValue(hdr, hdrExpectedSubjSeq); v != "" {
+		var last uint64
+		if m, err := st.store.LoadLast(subject); err == nil {
+			last = m.Seq
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != last {
+			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(last, 10)))
+		}
+	}
+	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
+		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
+	}
+	if !sourced {
+		if hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
+			return fail(e)
+		}
+	}
+	rollup := headerValue(hdr, hdrRollup)
+	if e := st.rollupAllowed(rollup); e != nil {
+		return fail(e)
+	}
+	hdr, ttl, e := st.prepareTTL(hdr)
+	if e != nil {
+		return fail(e)
+	}
+	var val string
+	if st.cfg.AllowMsgCounter {
+		prev, e := st.lastCounter(subject)
+		var next *counterState
+		if e == nil {
+			hdr, data, next, e = st.counterMsg(subject, hdr, data, incr, prev)
+		}
+		if e != nil {
+			return fail(e)
+		}
+		val = next.val
+	}
+	size := int64(len(subject) + len(hdr) + len(data))
+	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
+		return fail(newErr(errMsgTooBig))
+	}
+	if st.cfg.Discard == "new" {
+		if st.cfg.MaxMsgs > 0 && int64(state.Msgs) >= st.cfg.MaxMsgs {
+			return fail(newErr(errStoreFailed, "err", "maximum messages exceeded"))
+		}
+		if st.cfg.MaxBytes > 0 && int64(state.Bytes)+size > st.cfg.MaxBytes {
+			return fail(newErr(errStoreFailed, "err", "maximum bytes exceeded"))
+		}
+		if st.cfg.DiscardNewPer && st.cfg.MaxMsgsPerSubject > 0 && int64(st.perSubj[subject]) >= st.cfg.MaxMsgsPerSubject {
+			return fail(newErr(errMaxMsgsPerSubject))
+		}
+	}
+	rp := st.planRepublish(subject)
+	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), done)
+	if err != nil {
+		return fail(newErr(errStoreFailed, "err", err.Error()))
+	}
+	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
+	st.perSubj[subject]++
+	if st.cfg.AllowMsgTTL {
+		st.trackTTL(seq, now.UnixNano(), ttl)
+	}
+	st.applyRollup(rollup, subject, seq)
+	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
+	if msgID != "" {
+		st.rememberID(msgID, seq, now)
+	}
+	st.enforceLimits(subject)
+	st.noteStored(seq)
+	return publishResult{pending: true, seq: seq, val: val}
+}
+
+// rollupAllowed checks a Nats-Rollup header value ("": none).
+func (st *stream) rollupAllowed(rollup string) *APIError {
+	switch {
+	case rollup == "":
+		return nil
+	case !st.cfg.AllowRollup || st.cfg.DenyPurge:
+		return newErr(errRollup, "err", "rollup not permitted")
+	case rollup != "sub" && rollup != "all":
+		return newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup))
+	}
+	return nil
+}
+
+// applyRollup removes what message seq, just stored on subject with this
+// Nats-Rollup value, replaces.
+func (st *stream) applyRollup(rollup, subject string, seq uint64) {
+	switch rollup {
+	case "sub": // this message replaces every earlier one on its subject
+		for {
+			m, err := st.store.LoadNext(subject, 0)
+			if err != nil || m.Seq >= seq {
+				break
+			}
+			st.remove(m.Seq, m.Subject)
+		}
+	case "all": // this message replaces the whole stream
+		_, _ = st.store.Compact(seq)
+		st.recount()
+	}
+}
+
+// enforceLimits discards the oldest messages beyond the stream's limits.
+func (st *stream) enforceLimits(subject string) {
+	if max := st.cfg.MaxMsgsPerSubject; max > 0 && int64(st.perSubj[subject]) > max {
+		for int64(st.perSubj[subject]) > max {
+			m, err := st.store.LoadNext(subject, 0)
+			if err != nil {
+				break
+			}
+			st.remove(m.Seq, m.Subject)
+		}
+	}
+	for {
+		s := st.store.State()
+		over := (st.cfg.MaxMsgs > 0 && int64(s.Msgs) > st.cfg.MaxMsgs) || (st.cfg.MaxBytes > 0 && int64(s.Bytes) > st.cfg.MaxBytes)
+		if !over || s.Msgs == 0 {
+			return
+		}
+		m, err := st.store.LoadNext("", s.FirstSeq)
+		if err != nil {
+			return
+		}
+		st.remove(m.Seq, m.Subject)
+	}
+}
+
+// tick is the time input: ids older than the duplicate window are
+// forgotten, messages past their TTL or max_age go (leaving delete markers
+// where configured), due schedules fire; wake is set to the next deadline.
+func (st *stream) tick(now time.Time) {
+	st.forgetIDs(now)
+	st.expireTTLs(now)
+	if st.cfg.MaxAge > 0 {
+		st.expireAged(now)
+	}
+	st.fireSchedules(now)
+	st.fx.wake = st.nextDeadline(now)
+}
+
+// rememberID records a stored message's Nats-Msg-Id for the duplicate
+// window, and as the stream's last id.
+func (st *stream) rememberID(id string, seq uint64, now time.Time) {
+	st.dedupe[id] = dedupeEntry{seq: seq, at: now}
+	st.lastMsgID = id
+	st.idOrder.push(idAt{id, now})
+}
+
+// forgetIDs forgets the ids stored a duplicate window ago or more, from
+// the front of idOrder: the cost is the ids forgotten, not those kept.
+func (st *stream) forgetIDs(now time.Time) {
+	for st.idOrder.len() > 0 {
+		e := st.idOrder.front()
+		if now.Sub(e.at) < st.cfg.Duplicates {
+			return
+		}
+		if d, ok := st.dedupe[e.id]; ok && now.Sub(d.at) >= st.cfg.Duplicates {
+			delete(st.dedupe, e.id) // not when the id was stored again since
+		}
+		st.idOrder.pop()
+	}
+}
+
+// nextDeadline is the earliest time after now at which a tick would
+// change something: the oldest id leaving the duplicate window, a TTL, the
+// oldest message reaching max_age, a schedule. Zero when none.
+func (st *stream) nextDeadline(now time.Time) time.Time {
+	var at time.Time
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if st.idOrder.len() > 0 {
+		soonest(st.idOrder.front().at.Add(st.cfg.Duplicates))
+	}
+	if len(st.ttls) > 0 && !st.cfg.Sealed {
+		soonest(time.Unix(0, st.ttls[0].at))
+	}
+	if st.cfg.MaxAge > 0 {
+		s := st.store.State()
+		switch {
+		case s.Msgs == 0:
+		case st.ageFrom <= s.FirstSeq:
+			soonest(s.FirstTime.Add(st.cfg.MaxAge))
+		default: // never-expiring messages at the head: the first after them
+			if m, err := st.store.LoadNext("", st.ageFrom); err == nil {
+				soonest(time.Unix(0, m.Time).Add(st.cfg.MaxAge))
+			}
+		}
+	}
+	for _, e := range st.schedules {
+		soonest(time.Unix(0, e.at))
+	}
+	if !at.IsZero() && at.Before(now) {
+		at = now // overdue (a refused firing waits a second; this is the tick that comes next)
+	}
+	return at
 }

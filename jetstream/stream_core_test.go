@@ -346,7 +346,7 @@ func TestStreamTTLAndDeleteMarkerOnAFakeClock(t *testing.T) {
 		headerValue(m.Hdr, "Nats-TTL") != "3s" || len(m.Data) != 0 {
 		t.Fatalf("marker %+v %v", m, err)
 	}
-	if !fx.wake.Equal(t0.Add(5*time.Second)) {
+	if !fx.wake.Equal(t0.Add(5 * time.Second)) {
 		t.Errorf("wake %v", fx.wake.Sub(t0))
 	}
 	if fx := r.at(5 * time.Second); fx.first != 4 {
@@ -378,7 +378,7 @@ func TestStreamDuplicateWindowOnAFakeClock(t *testing.T) {
 	if ack, _ := r.pub("s.a", hdr("Nats-Msg-Id: b"), "4"); !ack.Duplicate || ack.Seq != 2 {
 		t.Fatalf("b inside its window: %+v", ack)
 	}
-	if fx := r.at(13 * time.Second); !fx.wake.Equal(t0.Add(20*time.Second)) {
+	if fx := r.at(13 * time.Second); !fx.wake.Equal(t0.Add(20 * time.Second)) {
 		t.Fatalf("wake %v", fx.wake.Sub(t0))
 	}
 	if _, ok := r.st.dedupe["b"]; ok {

@@ -70,7 +70,8 @@ type Config struct {
 // Manager runs JetStream: it owns every stream and serves the $JS.API on one
 // goroutine. Requests arrive through a queue filled by internal
 // subscriptions; replies leave through Host.Publish. File writes go to the
-// shared store.Writer goroutine, whose callbacks publish the acks.
+// shared store.Writer goroutine, whose completions come back to the queue
+// (enqueueDone), where the Manager publishes the acks they release.
 type Manager struct {
 	cfg    Config
 	host   Host

@@ -286,13 +286,14 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 	return first, first + uint64(len(msgs)) - 1, nil
 }
 
-// abandonBatches drops batches that saw no message for batchTimeout; their
-// next message is answered as an incomplete batch.
-func (m *Manager) abandonBatches(st *stream, now time.Time) {
+// abandonBatches drops batches that saw no message for batchTimeout (part
+// of the time input, stream_core.go: tick); their next message is
+// answered as an incomplete batch, and the Manager sends the advisory.
+func (st *stream) abandonBatches(now time.Time) {
 	for id, b := range st.batches {
 		if now.Sub(b.last) >= batchTimeout {
 			delete(st.batches, id)
-			m.adviseBatchAbandoned(st, id, batchTimedOut)
+			st.fx.abandoned = append(st.fx.abandoned, id)
 		}
 	}
 }

@@ -244,9 +244,7 @@ func (m *Manager) tick(now time.Time) {
 	}
 	for _, st := range m.streams {
 		st.tick(now)
-		m.afterStore(st, now) // delete markers and schedules' messages
-		m.abandonBatches(st, now)
-		st.abandonFast(now)
+		m.afterStore(st, now) // delete markers, schedules' messages, abandoned batches
 		for _, c := range st.consumers {
 			if m.inactive(c, now) {
 				m.deleteConsumer(c)
@@ -340,9 +338,11 @@ func (m *Manager) publish(r *request) {
 }
 
 // afterStore performs what st's steps recorded (stream_core.go): the
-// PubAcks to send now, then what the messages they stored make possible
-// (stored), or, when they stored none, the republishes they queued.
-func (m *Manager) afterStore(st *stream, now time.Time) {
+// PubAcks to send now, BATCH_ABANDONED advisories, then what the messages
+// they stored make possible (stored), or, when they stored none, the
+// republishes they queued. It returns the deadline the steps asked to be
+// woken at (zero: none; the 50 ms tick stands for it today).
+func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
 	fx := st.ready()
 	for i := range fx.acks {
 		a := &fx.acks[i]
@@ -350,11 +350,15 @@ func (m *Manager) afterStore(st *stream, now time.Time) {
 		m.host.Publish(a.to, "", nil, mustJSON(&a.ack))
 	}
 	clear(fx.acks)
+	for _, id := range fx.abandoned {
+		m.adviseBatchAbandoned(st, id, batchTimedOut)
+	}
 	if fx.last != 0 {
 		m.stored(st, fx.first, fx.last, now)
 	} else {
 		m.flushOutbox(st)
 	}
+	return fx.wake
 }
 
 // stored serves what the messages first..last just stored in st make

@@ -44,6 +44,7 @@ import (
 type streamEffects struct {
 	acks        []pubReply // PubAcks to send now, in order
 	first, last uint64     // the sequences stored (0: none)
+	abandoned   []string   // atomic batches dropped for inactivity: BATCH_ABANDONED advisories
 	wake        time.Time  // the earliest deadline waited for; zero: none
 }
 
@@ -264,7 +265,8 @@ func (st *stream) enforceLimits(subject string) {
 
 // tick is the time input: ids older than the duplicate window are
 // forgotten, messages past their TTL or max_age go (leaving delete markers
-// where configured), due schedules fire; wake is set to the next deadline.
+// where configured), due schedules fire, atomic and fast batches idle for
+// batchTimeout are dropped; wake is set to the next deadline.
 func (st *stream) tick(now time.Time) {
 	st.forgetIDs(now)
 	st.expireTTLs(now)
@@ -272,6 +274,8 @@ func (st *stream) tick(now time.Time) {
 		st.expireAged(now)
 	}
 	st.fireSchedules(now)
+	st.abandonBatches(now)
+	st.abandonFast(now)
 	st.fx.wake = st.nextDeadline(now)
 }
 
@@ -300,7 +304,8 @@ func (st *stream) forgetIDs(now time.Time) {
 
 // nextDeadline is the earliest time after now at which a tick would
 // change something: the oldest id leaving the duplicate window, a TTL, the
-// oldest message reaching max_age, a schedule. Zero when none.
+// oldest message reaching max_age, a schedule, a batch's inactivity
+// timeout. Zero when none.
 func (st *stream) nextDeadline(now time.Time) time.Time {
 	var at time.Time
 	soonest := func(t time.Time) {
@@ -328,6 +333,12 @@ func (st *stream) nextDeadline(now time.Time) time.Time {
 	}
 	for _, e := range st.schedules {
 		soonest(time.Unix(0, e.at))
+	}
+	for _, b := range st.batches {
+		soonest(b.last.Add(batchTimeout))
+	}
+	for _, b := range st.fast {
+		soonest(b.last.Add(batchTimeout))
 	}
 	if !at.IsZero() && at.Before(now) {
 		at = now // overdue (a refused firing waits a second; this is the tick that comes next)

@@ -413,3 +413,26 @@ func TestStreamScheduleFiresOnAFakeClock(t *testing.T) {
 		t.Fatalf("at 10s: stored up to %d", fx.last)
 	}
 }
+
+// TestStreamBatchTimeoutOnAFakeClock: an atomic batch that sees no message
+// for batchTimeout is dropped by the time input, which records its
+// BATCH_ABANDONED advisory; wake names the timeout.
+func TestStreamBatchTimeoutOnAFakeClock(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{AllowAtomic: true})
+	res := r.st.stageAtomic("b1", "s.a", hdr("Nats-Batch-Id: b1", "Nats-Batch-Sequence: 1"), []byte("x"), r.now, 0, 0)
+	if res.err != nil || res.commit != nil {
+		t.Fatalf("stage: %+v", res)
+	}
+	r.now = t0.Add(2 * time.Second)
+	r.st.stageAtomic("b1", "s.a", hdr("Nats-Batch-Id: b1", "Nats-Batch-Sequence: 2"), []byte("y"), r.now, 1, 1)
+	if fx := r.at(11 * time.Second); len(fx.abandoned) != 0 || !fx.wake.Equal(t0.Add(12*time.Second)) {
+		t.Fatalf("at 11s: %+v", fx)
+	}
+	fx := r.at(12 * time.Second)
+	if len(fx.abandoned) != 1 || fx.abandoned[0] != "b1" || len(r.st.batches) != 0 || !fx.wake.IsZero() {
+		t.Fatalf("at 12s: %+v, %d batches", fx, len(r.st.batches))
+	}
+	if r.msgs() != 0 {
+		t.Fatalf("an abandoned batch stored %d messages", r.msgs())
+	}
+}

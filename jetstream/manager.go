@@ -265,7 +265,7 @@ func (m *Manager) logf(format string, args ...any) {
 func (m *Manager) handle(r *request) {
 	defer m.recoverRequest(r)
 	if r.st != nil {
-		m.publish(r)
+		m.publish(r, time.Now())
 		return
 	}
 	if r.durable != nil {
@@ -306,8 +306,9 @@ func (m *Manager) handle(r *request) {
 	}
 }
 
-// publish stores a message published on a stream subject and acks it.
-func (m *Manager) publish(r *request) {
+// publish stores a message published on a stream subject at now and acks
+// it: the stream's publish step, then its effects (afterStore).
+func (m *Manager) publish(r *request, now time.Time) {
 	st := r.st
 	if m.streams[st.cfg.Name] != st {
 		return // the stream was deleted after this message was queued
@@ -332,7 +333,6 @@ func (m *Manager) publish(r *request) {
 		m.publishAtomic(r, reply, id)
 		return
 	}
-	now := time.Now()
 	st.publish(r.subject, reply, r.hdr, r.data, now)
 	m.afterStore(st, now)
 }

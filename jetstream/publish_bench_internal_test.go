@@ -143,7 +143,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				r := request{st: st, subject: "b", reply: "_INBOX.r", data: data}
-				m.publish(&r)
+				m.publish(&r, time.Now())
 				if i%256 == 255 {
 					m.drainQueue()
 				}

@@ -6,6 +6,7 @@ package jetstream
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func fileRig(t *testing.T) (*Manager, *clockHost, *stream) {
 func TestWriterCompletionsComeBackToTheManager(t *testing.T) {
 	m, h, st := fileRig(t)
 	for i := range 3 {
-		m.publish(&request{st: st, subject: "f", reply: "r" + string(rune('0'+i)), data: []byte("x")})
+		m.publish(&request{st: st, subject: "f", reply: "r" + string(rune('0'+i)), data: []byte("x")}, t0)
 	}
 	m.writer.Barrier() // every completion has run on the Writer
 	if out := h.take(); len(out) != 0 {
@@ -434,5 +435,62 @@ func TestStreamBatchTimeoutOnAFakeClock(t *testing.T) {
 	}
 	if r.msgs() != 0 {
 		t.Fatalf("an abandoned batch stored %d messages", r.msgs())
+	}
+}
+
+// TestManagerPerformsStreamEffects: the Manager's publish feeds the step
+// and performs its effects on a memory stream: PubAcks as nats-server
+// words them (a duplicate and a refusal carry no domain), none with
+// no_ack, and what was stored goes to a waiting pull at once.
+func TestManagerPerformsStreamEffects(t *testing.T) {
+	r := newClockRig(t, ConsumerConfig{})
+	r.st.domain = "hub" // as addStream sets it from the Manager's config
+	pub := func(subject, reply string, h []byte) []sent {
+		r.m.publish(&request{st: r.st, subject: subject, reply: reply, hdr: h, data: []byte("x")}, r.now)
+		return r.h.take()
+	}
+	r.pull("in.1", `{"batch":5,"expires":60000000000}`)
+	out := pub("s.a", "r1", hdr("Nats-Msg-Id: one"))
+	if len(out) != 2 || out[0].to != "r1" || out[0].data != `{"stream":"S","seq":1,"domain":"hub"}` || out[1].to != "in.1" {
+		t.Fatalf("publish: %+v", out)
+	}
+	if out := pub("s.a", "r2", hdr("Nats-Msg-Id: one")); len(out) != 1 || out[0].data != `{"stream":"S","seq":1,"duplicate":true}` {
+		t.Fatalf("duplicate: %+v", out)
+	}
+	out = pub("s.a", "r3", hdr("Nats-Expected-Last-Sequence: 9"))
+	if len(out) != 1 || out[0].data != `{"stream":"S","seq":0,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"}}` {
+		t.Fatalf("refusal: %+v", out)
+	}
+	r.st.cfg.NoAck = true
+	if out := pub("s.b", "r4", nil); len(out) != 1 || out[0].to != "in.1" {
+		t.Fatalf("no_ack: %+v", out)
+	}
+}
+
+// TestTickStoresAndDeliversDeleteMarker: through the Manager's tick on a
+// fake clock, a TTL expiry's delete marker is stored and delivered to a
+// waiting pull in that same tick.
+func TestTickStoresAndDeliversDeleteMarker(t *testing.T) {
+	r := newClockRig(t, ConsumerConfig{AckPolicy: "none"})
+	r.st.cfg.AllowMsgTTL, r.st.cfg.AllowRollup, r.st.cfg.SubjectDeleteMarkerTTL = true, true, 2*time.Second
+	r.m.publish(&request{st: r.st, subject: "s.k", hdr: hdr("Nats-TTL: 2"), data: []byte("v")}, r.now)
+	if d := deliveries(r.pull("in.1", `{"batch":5,"expires":60000000000}`)); !same(d, []string{"1/1"}) {
+		t.Fatalf("first delivery %v", d)
+	}
+	if out := r.at(2*time.Second - 1); len(deliveries(out)) != 0 {
+		t.Fatalf("before the TTL: %+v", out)
+	}
+	out := r.at(2 * time.Second)
+	var marker *sent
+	for i := range out {
+		if out[i].to == "in.1" && strings.Contains(out[i].hdr, "Nats-Marker-Reason: MaxAge") {
+			marker = &out[i]
+		}
+	}
+	if marker == nil || marker.subject != "s.k" {
+		t.Fatalf("at the TTL, no marker delivered: %+v", out)
+	}
+	if s := r.st.store.State(); s.Msgs != 1 || s.FirstSeq != 2 {
+		t.Fatalf("state %+v", s)
 	}
 }

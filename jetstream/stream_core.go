@@ -16,6 +16,7 @@ package jetstream
 //
 //	a client's publish            st.publish(subject, reply, hdr, data, now)
 //	a copy, marker or firing      st.storeMsg(subject, hdr, data, now, sourced, done)
+//	a mirror's copy               st.mirrorMsg(msg, subject)
 //	the time                      st.tick(now)
 //
 // Effects (streamEffects): PubAcks to send now (a refusal, a duplicate,
@@ -33,6 +34,7 @@ package jetstream
 // of mirrors and sources, consumers.
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -92,6 +94,36 @@ func (st *stream) ready() streamEffects {
 	st.fx = streamEffects{acks: fx.acks[:0]}
 	return fx
 }
+
+// mirrorMsg is a mirror's copy of an origin message, stored under the
+// origin's sequence and time (on subject, after the transforms) without
+// the publish rules, as nats-server's mirrors: one already here (an origin
+// recreated below our position) is skipped.
+func (st *stream) mirrorMsg(msg *store.Msg, subject string) error {
+	sa, ok := st.store.(store.SeqAppender)
+	if !ok {
+		return errNoSeqAppend
+	}
+	if msg.Seq <= st.store.State().LastSeq {
+		return nil
+	}
+	rp := st.planRepublish(subject)
+	if _, err := sa.AppendAt(msg.Seq, subject, msg.Hdr, msg.Data, msg.Time, nil); err != nil {
+		return err
+	}
+	st.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
+	st.noteStored(msg.Seq)
+	if st.cfg.AllowMsgTTL { // expires at the origin's time plus its TTL, as in nats-server
+		if ttl, ok := msgTTL(msg.Hdr); ok {
+			st.trackTTL(msg.Seq, msg.Time, ttl)
+		}
+	}
+	st.perSubj[subject]++
+	st.enforceLimits(subject)
+	return nil
+}
+
+var errNoSeqAppend = errors.New("store can not keep the origin's sequences")
 
 // publishResult is what storing a message decided: an ack to send now
 // (duplicate or error), or nothing when the store's callback will ack.

@@ -17,6 +17,8 @@ package jetstream
 //	a client's publish            st.publish(subject, reply, hdr, data, now)
 //	a copy, marker or firing      st.storeMsg(subject, hdr, data, now, sourced, done)
 //	a mirror's copy               st.mirrorMsg(msg, subject)
+//	a purge                       st.purgeMsgs(req)
+//	a message delete              st.deleteMsg(seq)
 //	the time                      st.tick(now)
 //
 // Effects (streamEffects): PubAcks to send now (a refusal, a duplicate,
@@ -124,6 +126,36 @@ func (st *stream) mirrorMsg(msg *store.Msg, subject string) error {
 }
 
 var errNoSeqAppend = errors.New("store can not keep the origin's sequences")
+
+// purgeMsgs is the purge input: refused (e) on a sealed stream or with
+// deny_purge, else the purge; err is the store's failure, which the
+// Manager words for the client.
+func (st *stream) purgeMsgs(req purgeRequest) (n uint64, e *APIError, err error) {
+	switch {
+	case st.cfg.Sealed:
+		return 0, newErr(errSealed), nil
+	case st.cfg.DenyPurge:
+		return 0, newErr(errStreamPurge, "err", "stream purge not permitted"), nil
+	}
+	n, err = st.purge(req)
+	return n, nil, err
+}
+
+// deleteMsg is the message delete input: refused on a sealed stream or
+// with deny_delete, or when there is no message seq.
+func (st *stream) deleteMsg(seq uint64) *APIError {
+	switch {
+	case st.cfg.Sealed:
+		return newErr(errSealed)
+	case st.cfg.DenyDelete:
+		return newErr(errMsgDelete, "err", errDeleteDenied.Error())
+	}
+	m, err := st.store.Load(seq)
+	if err != nil || !st.remove(seq, m.Subject) {
+		return newErr(errMsgDelete, "err", "no message found")
+	}
+	return nil
+}
 
 // publishResult is what storing a message decided: an ack to send now
 // (duplicate or error), or nothing when the store's callback will ack.

@@ -494,3 +494,40 @@ func TestTickStoresAndDeliversDeleteMarker(t *testing.T) {
 		t.Fatalf("state %+v", s)
 	}
 }
+
+// TestStreamPurgeAndDeleteSteps: the purge and delete inputs' refusals
+// (sealed, deny_purge, deny_delete, no such message) and their effect on
+// the per-subject counts.
+func TestStreamPurgeAndDeleteSteps(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{})
+	for i := range 4 {
+		r.ok("s.a", nil, "x", uint64(i+1))
+	}
+	r.ok("s.b", nil, "y", 5)
+	if e := r.st.deleteMsg(9); e == nil || e.ErrCode != 10057 {
+		t.Fatalf("delete of no message: %v", e)
+	}
+	if e := r.st.deleteMsg(2); e != nil || r.st.perSubj["s.a"] != 3 {
+		t.Fatalf("delete: %v, s.a count %d", e, r.st.perSubj["s.a"])
+	}
+	if n, e, err := r.st.purgeMsgs(purgeRequest{Subject: "s.a", Keep: 1}); e != nil || err != nil || n != 2 || r.st.perSubj["s.a"] != 1 {
+		t.Fatalf("purge keep 1: %d %v %v, s.a count %d", n, e, err, r.st.perSubj["s.a"])
+	}
+	r.st.cfg.DenyPurge, r.st.cfg.DenyDelete = true, true
+	if _, e, _ := r.st.purgeMsgs(purgeRequest{}); e == nil || e.ErrCode != 10110 {
+		t.Fatalf("deny_purge: %v", e)
+	}
+	if e := r.st.deleteMsg(5); e == nil || e.ErrCode != 10057 || e.Description != "message delete not permitted" {
+		t.Fatalf("deny_delete: %v", e)
+	}
+	r.st.cfg.Sealed = true
+	if _, e, _ := r.st.purgeMsgs(purgeRequest{}); e == nil || e.ErrCode != 10109 {
+		t.Fatalf("sealed purge: %v", e)
+	}
+	if e := r.st.deleteMsg(5); e == nil || e.ErrCode != 10109 {
+		t.Fatalf("sealed delete: %v", e)
+	}
+	if r.msgs() != 2 {
+		t.Fatalf("%d msgs", r.msgs())
+	}
+}

@@ -5,10 +5,10 @@ package jetstream
 // goroutines and by held push consumers' resume functions (on whatever
 // goroutine opens the server's flow gate, maybe under a connection's
 // lock), and Stop take mu, which guards queue and stopped (a leaf).
-// Store Writer callbacks run on the Writer goroutine: a stream's and a fast
-// batch's post their completion to the queue (enqueueDone), where the
-// Manager encodes and publishes the PubAcks; a consumer's confirmed double
-// ack only publishes through Host (no Manager state).
+// Store Writer callbacks run on the Writer goroutine and only post their
+// completion to the queue (enqueueDone): a stream's, a fast batch's and a
+// consumer's confirmed double ack; the Manager encodes and publishes the
+// replies.
 
 import (
 	"bytes"
@@ -112,6 +112,7 @@ type request struct {
 	fast    *durableTail
 	seq     uint64
 	err     error
+	confirm string // set for a double ack's reply, once its log record is durable
 	subject string
 	reply   string
 	hdr     []byte
@@ -221,7 +222,7 @@ func (m *Manager) run() {
 			batch, m.queue = m.queue, nil
 			m.mu.Unlock()
 			for i := range batch { // what the Writer completed while closing
-				if batch[i].durable != nil || batch[i].fast != nil {
+				if batch[i].durable != nil || batch[i].fast != nil || batch[i].confirm != "" {
 					m.handle(&batch[i])
 				}
 			}
@@ -274,6 +275,10 @@ func (m *Manager) handle(r *request) {
 	}
 	if r.fast != nil {
 		m.fastDone(r.reply, r.fast, r.seq, r.err)
+		return
+	}
+	if r.confirm != "" {
+		m.host.Publish(r.confirm, "", nil, nil)
 		return
 	}
 	if r.ack != nil {
@@ -420,7 +425,9 @@ func (m *Manager) handleAck(r *request) {
 	}
 	var confirmed func()
 	if reply := r.reply; reply != "" {
-		confirmed = func() { m.host.Publish(reply, "", nil, nil) } // after the ack is on disk
+		// After the ack is on disk: from the Writer's completion, posted
+		// back to the queue, so the Writer routes nothing.
+		confirmed = func() { m.enqueueDone(request{confirm: reply}) }
 	}
 	m.ack(c, sseq, r.data, time.Now(), confirmed)
 	if bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+TERM")) {

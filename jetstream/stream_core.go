@@ -25,15 +25,18 @@ package jetstream
 // a memory stream's or an async_persist stream's ack); the range of
 // sequences stored, which the Manager serves to consumers, to the streams
 // that copy this one and to interest retention (Manager.stored);
-// republishes (st.outbox, republish.go); and the next deadline the stream
-// waits for (wake: max_age, a TTL, the duplicate window, a schedule; the
-// Manager's tick stands for it today). What to store and remove the steps
-// do to the store themselves; a file store's writes go to the Writer,
-// whose completions release the acks waiting in st.acks (stream_acks.go).
+// BATCH_ABANDONED advisories; republishes (st.outbox, republish.go); and
+// the next deadline the stream waits for (wake: max_age, a TTL, the
+// duplicate window, a schedule, a batch's timeout; the Manager's tick
+// stands for it today). What to store and remove the steps do to the
+// store themselves; a file store's writes go to the Writer, whose
+// completions release the acks waiting in st.acks (stream_acks.go). The
+// purge and delete steps return their verdict to the API handler.
 //
-// The Manager keeps what needs more than one stream: the account's
-// storage limits (overLimit), atomic and fast batches' staging, the copy
-// of mirrors and sources, consumers.
+// The Manager keeps what needs more than one stream or the server: the
+// account's storage limits (overLimit), staging atomic and fast batches
+// (batch.go, fastbatch.go), reading a mirror's or source's origin
+// (mirror.go), consumers, and the wording of store errors for clients.
 
 import (
 	"errors"

@@ -335,7 +335,7 @@ func (m *Manager) publish(r *request, now time.Time) {
 		return
 	}
 	if id := headerValue(r.hdr, hdrBatchID); id != "" {
-		m.publishAtomic(r, reply, id)
+		m.publishAtomic(r, reply, id, now)
 		return
 	}
 	st.publish(r.subject, reply, r.hdr, r.data, now)
@@ -343,21 +343,25 @@ func (m *Manager) publish(r *request, now time.Time) {
 }
 
 // afterStore performs what st's steps recorded (stream_core.go): the
-// PubAcks to send now, BATCH_ABANDONED advisories, then what the messages
+// BATCH_ABANDONED advisories, the PubAcks to send now, then what the messages
 // they stored make possible (stored), or, when they stored none, the
 // republishes they queued. It returns the deadline the steps asked to be
 // woken at (zero: none; the 50 ms tick stands for it today).
 func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
 	fx := st.ready()
+	for _, a := range fx.abandoned {
+		m.adviseBatchAbandoned(st, a.id, a.reason)
+	}
 	for i := range fx.acks {
 		a := &fx.acks[i]
+		if a.empty {
+			m.host.Publish(a.to, "", nil, nil)
+			continue
+		}
 		m.public(a.ack.Error)
 		m.host.Publish(a.to, "", nil, mustJSON(&a.ack))
 	}
 	clear(fx.acks)
-	for _, id := range fx.abandoned {
-		m.adviseBatchAbandoned(st, id, batchTimedOut)
-	}
 	if fx.last != 0 {
 		m.stored(st, fx.first, fx.last, now)
 	} else {

@@ -15,6 +15,7 @@ package jetstream
 // Inputs and their steps:
 //
 //	a client's publish            st.publish(subject, reply, hdr, data, now)
+//	an atomic batch's message     st.atomic(id, subject, reply, hdr, data, now, ...)
 //	a copy, marker or firing      st.storeMsg(subject, hdr, data, now, sourced, done)
 //	a mirror's copy               st.mirrorMsg(msg, subject)
 //	a purge                       st.purgeMsgs(req)
@@ -49,16 +50,28 @@ import (
 // streamEffects is what a stream's steps since the last perform ask of
 // the Manager.
 type streamEffects struct {
-	acks        []pubReply // PubAcks to send now, in order
-	first, last uint64     // the sequences stored (0: none)
-	abandoned   []string   // atomic batches dropped for inactivity: BATCH_ABANDONED advisories
-	wake        time.Time  // the earliest deadline waited for; zero: none
+	acks        []pubReply    // PubAcks to send now, in order
+	first, last uint64        // the sequences stored (0: none)
+	abandoned   []abandonNote // atomic batches dropped: BATCH_ABANDONED advisories
+	wake        time.Time     // the earliest deadline waited for; zero: none
 }
 
-// pubReply is a PubAck to send to a publish's reply subject.
+// pubReply is a PubAck to send to a publish's reply subject, or an empty
+// reply (an atomic batch's staged message).
 type pubReply struct {
-	to  string
-	ack PubAck
+	to    string
+	ack   PubAck
+	empty bool
+}
+
+// abandonNote names an atomic batch dropped before its commit and why.
+type abandonNote struct{ id, reason string }
+
+// refuse records a refusal's PubAck, when a reply is wanted.
+func (st *stream) refuse(reply string, e *APIError) {
+	if reply != "" {
+		st.fx.acks = append(st.fx.acks, pubReply{to: reply, ack: PubAck{Stream: st.cfg.Name, Error: e}})
+	}
 }
 
 // noteStored records that message seq was stored.
@@ -83,11 +96,11 @@ func (st *stream) publish(subject, reply string, hdr, data []byte, now time.Time
 	switch {
 	case reply == "":
 	case res.ack != nil:
-		st.fx.acks = append(st.fx.acks, pubReply{reply, *res.ack})
+		st.fx.acks = append(st.fx.acks, pubReply{to: reply, ack: *res.ack})
 	case done != nil:
 		st.acks.push(ackWait{seq: res.seq, reply: reply, val: res.val})
 	default: // a memory store, or async_persist: acked before the write (persist.go)
-		st.fx.acks = append(st.fx.acks, pubReply{reply, PubAck{Stream: st.cfg.Name, Seq: res.seq, Value: res.val, Domain: st.domain}})
+		st.fx.acks = append(st.fx.acks, pubReply{to: reply, ack: PubAck{Stream: st.cfg.Name, Seq: res.seq, Value: res.val, Domain: st.domain}})
 	}
 }
 

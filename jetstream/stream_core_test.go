@@ -430,7 +430,7 @@ func TestStreamBatchTimeoutOnAFakeClock(t *testing.T) {
 		t.Fatalf("at 11s: %+v", fx)
 	}
 	fx := r.at(12 * time.Second)
-	if len(fx.abandoned) != 1 || fx.abandoned[0] != "b1" || len(r.st.batches) != 0 || !fx.wake.IsZero() {
+	if len(fx.abandoned) != 1 || fx.abandoned[0] != (abandonNote{"b1", "timeout"}) || len(r.st.batches) != 0 || !fx.wake.IsZero() {
 		t.Fatalf("at 12s: %+v, %d batches", fx, len(r.st.batches))
 	}
 	if r.msgs() != 0 {
@@ -529,5 +529,40 @@ func TestStreamPurgeAndDeleteSteps(t *testing.T) {
 	}
 	if r.msgs() != 2 {
 		t.Fatalf("%d msgs", r.msgs())
+	}
+}
+
+// TestStreamAtomicBatchStep: staged messages get the empty reply and store
+// nothing; the commit stores the batch (one range) and records its PubAck;
+// a gap refuses the batch with its BATCH_ABANDONED reason.
+func TestStreamAtomicBatchStep(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{AllowAtomic: true})
+	step := func(seq, commit string) streamEffects {
+		lines := []string{"Nats-Batch-Id: b1", "Nats-Batch-Sequence: " + seq}
+		if commit != "" {
+			lines = append(lines, "Nats-Batch-Commit: "+commit)
+		}
+		r.st.atomic("b1", "s.a", "reply", hdr(lines...), []byte("x"), r.now, len(r.st.batches), 0)
+		return r.st.ready()
+	}
+	for _, seq := range []string{"1", "2"} {
+		if fx := step(seq, ""); len(fx.acks) != 1 || !fx.acks[0].empty || fx.last != 0 {
+			t.Fatalf("staging %s: %+v", seq, fx)
+		}
+	}
+	fx := step("3", "1")
+	if len(fx.acks) != 1 || fx.first != 1 || fx.last != 3 {
+		t.Fatalf("commit: %+v", fx)
+	}
+	if a := fx.acks[0].ack; a.Seq != 3 || a.Batch != "b1" || a.Count != 3 || a.Error != nil {
+		t.Fatalf("commit ack %+v", a)
+	}
+	step("1", "")
+	fx = step("3", "")
+	if len(fx.acks) != 1 || fx.acks[0].ack.Error == nil || len(fx.abandoned) != 1 || fx.abandoned[0].reason != "incomplete" {
+		t.Fatalf("gap: %+v", fx)
+	}
+	if r.msgs() != 3 || len(r.st.batches) != 0 {
+		t.Fatalf("%d msgs, %d batches", r.msgs(), len(r.st.batches))
 	}
 }

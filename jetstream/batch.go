@@ -277,21 +277,23 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
 		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now, false)
 		if id := headerValue(m.Hdr, hdrMsgID); id != "" {
-			st.dedupe[id] = dedupeEntry{seq: seq, at: now}
-			st.lastMsgID = id
+			st.rememberID(id, seq, now)
 		}
 		st.enforceLimits(m.Subject)
 	}
+	st.noteStored(first)
+	st.noteStored(first + uint64(len(msgs)) - 1)
 	return first, first + uint64(len(msgs)) - 1, nil
 }
 
-// abandonBatches drops batches that saw no message for batchTimeout; their
-// next message is answered as an incomplete batch.
-func (m *Manager) abandonBatches(st *stream, now time.Time) {
+// abandonBatches drops batches that saw no message for batchTimeout (part
+// of the time input, stream_core.go: tick); their next message is
+// answered as an incomplete batch, and the Manager sends the advisory.
+func (st *stream) abandonBatches(now time.Time) {
 	for id, b := range st.batches {
 		if now.Sub(b.last) >= batchTimeout {
 			delete(st.batches, id)
-			m.adviseBatchAbandoned(st, id, batchTimedOut)
+			st.fx.abandoned = append(st.fx.abandoned, abandonNote{id, batchTimedOut})
 		}
 	}
 }
@@ -308,46 +310,48 @@ func (m *Manager) inflightBatches() (n int, bytes int64) {
 	return n, bytes
 }
 
-// publishAtomic handles a message of an atomic batch.
-func (m *Manager) publishAtomic(r *request, reply, id string) {
-	st := r.st
-	name := st.cfg.Name
-	now := time.Now()
-	answer := func(e *APIError) {
-		if reply != "" {
-			m.public(e)
-			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: e}))
-		}
-	}
+// publishAtomic handles a message of an atomic batch at now: the
+// stream's step with the account's staged batches, then its effects.
+func (m *Manager) publishAtomic(r *request, reply, id string, now time.Time) {
 	inflight, staged := m.inflightBatches()
-	res := st.stageAtomic(id, r.subject, r.hdr, r.data, now, inflight, staged)
+	r.st.atomic(id, r.subject, reply, r.hdr, r.data, now, inflight, staged)
+	m.afterStore(r.st, now)
+}
+
+// atomic is a message of atomic batch id (the input; inflight and staged
+// are the account's batches, which the Manager counts): it is staged
+// (nats-server's empty reply), refused (the batch is dropped, with its
+// BATCH_ABANDONED advisory where nats-server sends one), or it commits
+// the batch, stored as one record, whose PubAck names the last message
+// and the count.
+func (st *stream) atomic(id, subject, reply string, hdr, data []byte, now time.Time, inflight int, staged int64) {
+	res := st.stageAtomic(id, subject, hdr, data, now, inflight, staged)
 	if res.abandoned != "" {
-		m.adviseBatchAbandoned(st, id, res.abandoned)
+		st.fx.abandoned = append(st.fx.abandoned, abandonNote{id, res.abandoned})
 	}
 	switch {
 	case res.err != nil:
-		answer(res.err)
+		st.refuse(reply, res.err)
 		return
 	case res.commit == nil:
 		if reply != "" {
-			m.host.Publish(reply, "", nil, nil) // staged: nats-server's empty reply
+			st.fx.acks = append(st.fx.acks, pubReply{to: reply, empty: true})
 		}
 		return
 	}
-	count := len(res.commit)
-	first, last, e := st.commitAtomic(res.commit, now, func(seq uint64, err error) {
-		if reply == "" {
-			return
-		}
-		ack := &PubAck{Stream: name, Seq: seq, Batch: id, Count: uint64(count), Domain: m.cfg.Domain}
-		if err != nil {
-			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
-		}
-		m.host.Publish(reply, "", nil, mustJSON(ack))
-	})
-	if e != nil {
-		answer(e)
-		return
+	count := uint64(len(res.commit))
+	var done store.DoneFunc
+	if reply != "" {
+		done = st.durable
 	}
-	m.stored(st, first, last, now)
+	_, last, e := st.commitAtomic(res.commit, now, done)
+	switch {
+	case e != nil:
+		st.refuse(reply, e)
+	case reply == "":
+	case done != nil:
+		st.acks.push(ackWait{seq: last, reply: reply, batch: id, count: count})
+	default: // a memory store: durable at once
+		st.fx.acks = append(st.fx.acks, pubReply{to: reply, ack: PubAck{Stream: st.cfg.Name, Seq: last, Batch: id, Count: count}})
+	}
 }

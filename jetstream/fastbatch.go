@@ -1,14 +1,13 @@
 package jetstream
 
 // Concurrency: runs on the JetStream Manager goroutine, like the stream it
-// stores for, except durableTail (see there), which the store's done
-// callbacks on the Writer goroutine share.
+// stores for; the store's done callbacks post to the Manager's queue
+// (Manager.enqueueDone), so durableTail is the Manager's too.
 
 import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -102,11 +101,10 @@ type fastBatch struct {
 }
 
 // durableTail holds replies that may go only once the batch's messages
-// appended so far are durable. Shared by the Manager goroutine, which
-// appends and queues, and the store's Writer goroutine, whose done
-// callbacks release; mu guards every field.
+// appended so far are durable. Owned by the Manager goroutine: it appends
+// and queues, and the store's completions, posted back to its queue,
+// release.
 type durableTail struct {
-	mu       sync.Mutex
 	appended uint64 // the last batch sequence appended
 	durable  uint64 // the last batch sequence the store made durable
 	queued   []queuedReply
@@ -176,25 +174,22 @@ func (st *stream) abandonFast(now time.Time) {
 // whenDurable sends data on reply once every message the batch appended
 // so far is durable: at once if they are, else from the done callback.
 func (m *Manager) whenDurable(reply string, t *durableTail, data []byte) {
-	t.mu.Lock()
 	if t.durable < t.appended {
 		t.queued = append(t.queued, queuedReply{at: t.appended, data: data})
-		t.mu.Unlock()
 		return
 	}
-	t.mu.Unlock()
 	m.host.Publish(reply, "", nil, data)
 }
 
-// fastDone is a fast batch message's store callback (the Writer
-// goroutine): it releases the replies that waited for it.
+// fastDone is a fast batch message's store completion, on the Manager
+// goroutine (posted back by the Writer): it releases the replies that
+// waited for it.
 func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) {
 	if err != nil {
 		e := m.public(newErr(errStoreFailed, "err", m.publicErr(err)))
 		m.host.Publish(reply, "", nil, flowErrJSON(seq, e))
 		return
 	}
-	t.mu.Lock()
 	t.durable = max(t.durable, seq)
 	n := 0
 	for n < len(t.queued) && t.queued[n].at <= t.durable {
@@ -202,7 +197,6 @@ func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) 
 	}
 	ready := t.queued[:n:n]
 	t.queued = t.queued[n:]
-	t.mu.Unlock()
 	for _, q := range ready {
 		m.host.Publish(reply, "", nil, q.data)
 	}
@@ -301,12 +295,14 @@ func (m *Manager) publishFast(r *request) {
 		send(flowAckJSON(0, b.flow)) // the first reply: the flow the client is granted
 	}
 	tail, seq := b.tail, fr.seq
-	res := st.storeMsg(r.subject, r.hdr, r.data, now, false, func(_ uint64, _ string, err error) { m.fastDone(reply, tail, seq, err) })
+	done := func(_ uint64, err error) { m.fastDone(reply, tail, seq, err) } // a memory store: at once
+	if st.durable != nil {
+		done = func(_ uint64, err error) { m.enqueueDone(request{fast: tail, reply: reply, seq: seq, err: err}) }
+	}
+	res := st.storeMsg(r.subject, r.hdr, r.data, now, false, done)
 	switch {
 	case res.pending:
-		tail.mu.Lock()
 		tail.appended = seq
-		tail.mu.Unlock()
 		b.sseq = st.store.State().LastSeq
 		if commit {
 			delete(st.fast, fr.id)

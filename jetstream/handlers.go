@@ -90,15 +90,12 @@ func (m *Manager) api(r *request) []byte {
 				return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 			}
 		}
-		if st.cfg.Sealed {
-			return m.fail(typ, newErr(errSealed))
-		}
-		if st.cfg.DenyPurge {
-			return m.fail(typ, newErr(errStreamPurge, "err", "stream purge not permitted"))
-		}
-		n, err := st.purge(req)
+		n, e, err := st.purgeMsgs(req)
 		if err != nil {
-			return m.fail(typ, newErr(errStreamPurge, "err", m.publicErr(err)))
+			e = newErr(errStreamPurge, "err", m.publicErr(err))
+		}
+		if e != nil {
+			return m.fail(typ, e)
 		}
 		return mustJSON(purgeResponse{apiResponse{Type: typ}, true, n})
 	case "STREAM.MSG.GET":
@@ -108,15 +105,8 @@ func (m *Manager) api(r *request) []byte {
 		if err := json.Unmarshal(r.data, &req); err != nil {
 			return m.fail(typ, newErr(errInvalidJSON, "err", m.publicErr(err)))
 		}
-		if st.cfg.Sealed {
-			return m.fail(typ, newErr(errSealed))
-		}
-		if st.cfg.DenyDelete {
-			return m.fail(typ, newErr(errMsgDelete, "err", errDeleteDenied.Error()))
-		}
-		m2, err := st.store.Load(req.Seq)
-		if err != nil || !st.remove(req.Seq, m2.Subject) {
-			return m.fail(typ, newErr(errMsgDelete, "err", "no message found"))
+		if e := st.deleteMsg(req.Seq); e != nil {
+			return m.fail(typ, e)
 		}
 		return mustJSON(successResponse{apiResponse{Type: typ}, true})
 	}

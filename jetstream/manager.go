@@ -3,14 +3,15 @@ package jetstream
 // Concurrency: whoever holds own owns every stream, consumer and store:
 // the Manager goroutine (run) while it handles a batch, a tick or a timer,
 // Start while it recovers, or a publisher's goroutine that handles a
-// request in place (handleInPlace: the Manager idle, nothing queued). enqueue, called by
-// internal subscription handlers on publishers' goroutines and by held
-// push consumers' resume functions (on whatever goroutine opens the
-// server's flow gate, maybe under a connection's lock), and Stop take mu,
-// which guards queue and stopped (a leaf; taken under own, never the
-// other way). Store Writer callbacks (PubAcks, confirmed double acks) run
-// on the Writer goroutine and only publish through Host (no Manager
-// state).
+// request in place (handleInPlace: the Manager idle, nothing queued).
+// enqueue, called by internal subscription handlers on publishers'
+// goroutines and by held push consumers' resume functions (on whatever
+// goroutine opens the server's flow gate, maybe under a connection's
+// lock), and Stop take mu, which guards queue and stopped (a leaf; taken
+// under own, never the other way). Store Writer callbacks run on the
+// Writer goroutine and only post their completion to the queue
+// (enqueueDone): a stream's, a fast batch's and a consumer's confirmed
+// double ack; the Manager encodes and publishes the replies.
 
 import (
 	"bytes"
@@ -91,7 +92,8 @@ type Config struct {
 // Manager runs JetStream: it owns every stream and serves the $JS.API on one
 // goroutine. Requests arrive through a queue filled by internal
 // subscriptions; replies leave through Host.Publish. File writes go to the
-// shared store.Writer goroutine, whose callbacks publish the acks.
+// shared store.Writer goroutine, whose completions come back to the queue
+// (enqueueDone), where the Manager publishes the acks they release.
 type Manager struct {
 	cfg    Config
 	host   Host
@@ -134,11 +136,19 @@ type Manager struct {
 
 // request is one message for the manager: an API call or a publish to a stream.
 type request struct {
-	st      *stream     // set for a publish to a stream
-	ack     *consumer   // set for an ack to a consumer
-	resume  *consumer   // set when a held push consumer's destination drained
-	run     func()      // set for a monitoring question (usage.go), run as is
-	client  *ClientInfo // who sent an API request, when the host says (audit advisory)
+	st     *stream     // set for a publish to a stream
+	ack    *consumer   // set for an ack to a consumer
+	resume *consumer   // set when a held push consumer's destination drained
+	run    func()      // set for a monitoring question (usage.go), run as is
+	client *ClientInfo // who sent an API request, when the host says (audit advisory)
+	// durable or fast is set for a store's completion of message seq
+	// (err: its write failed): a stream's (stream_core.go: completed) or
+	// a fast batch's (fastDone, with reply).
+	durable *stream
+	fast    *durableTail
+	seq     uint64
+	err     error
+	confirm string // set for a double ack's reply, once its log record is durable
 	subject string
 	reply   string
 	hdr     []byte
@@ -249,6 +259,16 @@ func (m *Manager) handleInPlace(r *request) bool {
 	return true
 }
 
+// enqueueDone queues a store's completion, from the Writer goroutine. It
+// is queued after Stop too: run serves what the Writer completes while it
+// closes.
+func (m *Manager) enqueueDone(r request) {
+	m.mu.Lock()
+	m.queue = append(m.queue, r)
+	m.mu.Unlock()
+	m.signal()
+}
+
 func (m *Manager) signal() {
 	select {
 	case m.wake <- struct{}{}:
@@ -304,6 +324,14 @@ func (m *Manager) run() {
 				}
 			}
 			m.writer.Close()
+			m.mu.Lock()
+			batch, m.queue = m.queue, nil
+			m.mu.Unlock()
+			for i := range batch { // what the Writer completed while closing
+				if batch[i].durable != nil || batch[i].fast != nil || batch[i].confirm != "" {
+					m.handle(&batch[i])
+				}
+			}
 			for _, st := range m.streams {
 				st.store.Close()
 			}
@@ -334,15 +362,8 @@ func (m *Manager) tickStreams(now time.Time) {
 		m.signal()
 	}
 	for _, st := range m.streams {
-		last := st.store.State().LastSeq
-		st.expire(now)
-		m.fireSchedules(st, now)
-		m.flushOutbox(st) // delete markers' republishes
-		m.abandonBatches(st, now)
-		st.abandonFast(now)
-		if now := st.store.State().LastSeq; now > last {
-			m.stored(st, last+1, now, time.Now()) // delete markers: consumers waiting for them
-		}
+		st.tick(now)
+		m.afterStore(st, now) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
 	}
 }
 
@@ -362,7 +383,19 @@ func (m *Manager) logf(format string, args ...any) {
 func (m *Manager) handle(r *request) {
 	defer m.recoverRequest(r)
 	if r.st != nil {
-		m.publish(r)
+		m.publish(r, time.Now())
+		return
+	}
+	if r.durable != nil {
+		m.completed(r)
+		return
+	}
+	if r.fast != nil {
+		m.fastDone(r.reply, r.fast, r.seq, r.err)
+		return
+	}
+	if r.confirm != "" {
+		m.host.Publish(r.confirm, "", nil, nil)
 		return
 	}
 	if r.ack != nil {
@@ -395,8 +428,9 @@ func (m *Manager) handle(r *request) {
 	}
 }
 
-// publish stores a message published on a stream subject and acks it.
-func (m *Manager) publish(r *request) {
+// publish stores a message published on a stream subject at now and acks
+// it: the stream's publish step, then its effects (afterStore).
+func (m *Manager) publish(r *request, now time.Time) {
 	st := r.st
 	if m.streams[st.cfg.Name] != st {
 		return // the stream was deleted after this message was queued
@@ -418,43 +452,42 @@ func (m *Manager) publish(r *request) {
 		return
 	}
 	if id := headerValue(r.hdr, hdrBatchID); id != "" {
-		m.publishAtomic(r, reply, id)
+		m.publishAtomic(r, reply, id, now)
 		return
 	}
-	done := func(seq uint64, val string, err error) {
-		if reply == "" {
-			return
-		}
-		ack := &PubAck{Stream: name, Seq: seq, Value: val, Domain: m.cfg.Domain}
-		if err != nil {
-			ack = &PubAck{Stream: name, Error: m.public(newErr(errStoreFailed, "err", m.publicErr(err)))}
-		}
-		m.host.Publish(reply, "", nil, pubAckJSON(ack))
-	}
-	async := st.asyncAck()
-	if async {
-		done = nil // acked below, before the Writer has written it (persist.go)
-	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, time.Now(), false, done)
-	if async && res.pending && reply != "" {
-		m.host.Publish(reply, "", nil, pubAckJSON(&PubAck{Stream: name, Seq: res.seq, Value: res.val, Domain: m.cfg.Domain}))
-	}
-	if res.ack != nil && reply != "" {
-		if res.ack.Error == nil {
-			res.ack.Domain = m.cfg.Domain // a duplicate's ack, as a stored message's
-		}
-		m.public(res.ack.Error)
-		m.host.Publish(reply, "", nil, mustJSON(res.ack))
-	}
-	if res.pending {
-		m.afterStore(st, time.Now())
-	}
+	st.publish(r.subject, reply, r.hdr, r.data, now)
+	m.afterStore(st, now)
 }
 
-// afterStore is stored for the one message just appended to st.
-func (m *Manager) afterStore(st *stream, now time.Time) {
-	last := st.store.State().LastSeq
-	m.stored(st, last, last, now)
+// afterStore performs what st's steps recorded (stream_core.go): the
+// BATCH_ABANDONED advisories, the PubAcks to send now, then what the messages
+// they stored make possible (stored), or, when they stored none, the
+// republishes they queued. It returns the deadline the steps asked to be
+// woken at (zero: none; the 50 ms tick stands for it today).
+func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
+	fx := st.ready()
+	for _, a := range fx.abandoned {
+		m.adviseBatchAbandoned(st, a.id, a.reason)
+	}
+	for i := range fx.acks {
+		a := &fx.acks[i]
+		if a.empty {
+			m.host.Publish(a.to, "", nil, nil)
+			continue
+		}
+		if a.ack.Error == nil {
+			a.ack.Domain = m.cfg.Domain // a duplicate's and an atomic batch's too, as nats-server
+		}
+		m.public(a.ack.Error)
+		m.host.Publish(a.to, "", nil, pubAckJSON(&a.ack))
+	}
+	clear(fx.acks)
+	if fx.last != 0 {
+		m.stored(st, fx.first, fx.last, now)
+	} else {
+		m.flushOutbox(st)
+	}
+	return fx.wake
 }
 
 // stored serves what the messages first..last just stored in st make
@@ -516,7 +549,9 @@ func (m *Manager) handleAck(r *request) {
 	}
 	var confirmed func()
 	if reply := r.reply; reply != "" {
-		confirmed = func() { m.host.Publish(reply, "", nil, nil) } // after the ack is on disk
+		// After the ack is on disk: from the Writer's completion, posted
+		// back to the queue, so the Writer routes nothing.
+		confirmed = func() { m.enqueueDone(request{confirm: reply}) }
 	}
 	m.ack(c, sseq, r.data, time.Now(), confirmed)
 	if bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("+TERM")) {
@@ -552,6 +587,10 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 			return nil, err
 		}
 		st.store = fs
+	}
+	st.domain = m.cfg.Domain
+	if st.dir != "" {
+		st.durable = m.durableFor(st)
 	}
 	st.recount()
 	st.indexTTLs()

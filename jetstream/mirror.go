@@ -302,25 +302,9 @@ func (m *Manager) copyMsg(d *stream, l *link, msg *store.Msg, subject string, no
 		}
 		return nil
 	}
-	sa, ok := d.store.(store.SeqAppender)
-	if !ok {
-		return newErr(errStoreFailed, "err", "store can not keep the origin's sequences")
+	if e := d.mirrorMsg(msg, subject); e != nil {
+		return newErr(errStoreFailed, "err", m.publicErr(e))
 	}
-	if msg.Seq <= d.store.State().LastSeq {
-		return nil // already here (the origin was recreated below our position)
-	}
-	rp := d.planRepublish(subject)
-	if _, err := sa.AppendAt(msg.Seq, subject, msg.Hdr, msg.Data, msg.Time, nil); err != nil {
-		return newErr(errStoreFailed, "err", m.publicErr(err))
-	}
-	d.queueRepublish(rp, subject, msg.Seq, msg.Time, msg.Hdr, msg.Data)
-	if d.cfg.AllowMsgTTL { // expires at the origin's time plus its TTL, as in nats-server
-		if ttl, ok := msgTTL(msg.Hdr); ok {
-			d.trackTTL(msg.Seq, msg.Time, ttl)
-		}
-	}
-	d.perSubj[subject]++
-	d.enforceLimits(subject)
 	return nil
 }
 

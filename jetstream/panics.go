@@ -22,7 +22,7 @@ func (m *Manager) recoverRequest(r *request) {
 		return
 	}
 	m.logf("jetstream: internal error serving %q: %v\n%s", r.subject, rec, debug.Stack())
-	if r.reply == "" || r.ack != nil {
+	if r.reply == "" || r.ack != nil || r.fast != nil {
 		return
 	}
 	e := newErr(errInternal)

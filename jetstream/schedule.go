@@ -310,8 +310,9 @@ func (st *stream) indexSchedules(now time.Time) {
 }
 
 // fireSchedules stores the messages of the schedules due at now, oldest
-// schedule first, as nats-server orders them.
-func (m *Manager) fireSchedules(st *stream, now time.Time) {
+// schedule first, as nats-server orders them (part of the time input,
+// stream_core.go: tick).
+func (st *stream) fireSchedules(now time.Time) {
 	type due struct {
 		subject string
 		scheduleEntry
@@ -326,22 +327,18 @@ func (m *Manager) fireSchedules(st *stream, now time.Time) {
 		return
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
-	stored := false
 	for _, d := range list {
 		target, hdr, data, ok := st.scheduledMsg(d.subject, d.seq, d.at, now)
 		if !ok {
 			delete(st.schedules, d.subject)
 			continue
 		}
-		if res := st.storeMsg(st.ingestSubject(target), hdr, data, now, true, nil); res.pending {
-			stored = true
-		} else if e, ok := st.schedules[d.subject]; ok && e.seq == d.seq {
-			e.at = now.Add(time.Second).UnixNano() // refused (limits, say): try again in a second
-			st.schedules[d.subject] = e
+		if res := st.storeMsg(st.ingestSubject(target), hdr, data, now, true, nil); !res.pending {
+			if e, ok := st.schedules[d.subject]; ok && e.seq == d.seq {
+				e.at = now.Add(time.Second).UnixNano() // refused (limits, say): try again in a second
+				st.schedules[d.subject] = e
+			}
 		}
-	}
-	if stored {
-		m.afterStore(st, now)
 	}
 }
 

@@ -36,6 +36,7 @@ type stream struct {
 	unsub   []func()
 
 	dedupe    map[string]dedupeEntry
+	idOrder   fifo[idAt] // dedupe's ids in the order stored, for the window's expiry (forgetIDs)
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
 	consumers map[string]*consumer
@@ -49,12 +50,20 @@ type stream struct {
 	feeding    bool      // feed is copying from this stream: it does not recur
 
 	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
+	// durable is a file store's completion for appends whose PubAck waits
+	// (nil for a memory store, durable at once): it posts the Writer's
+	// answer to the Manager's queue, where it releases acks, which holds
+	// the PubAcks waiting for it in sequence order (stream_core.go).
+	durable store.DoneFunc
+	acks    ackQueue
+	domain  string // the server's JetStream domain, in PubAcks
 	// ingest and republish are the compiled subject_transform and
 	// republish transforms (stream_transform.go); outbox holds what
 	// stores queued for the Manager to publish (republish.go).
 	ingest    *transform
 	republish *transform
 	outbox    []outMsg
+	fx        streamEffects            // what its steps ask of the Manager (stream_core.go)
 	schedules map[string]scheduleEntry // by subject (schedule.go)
 	ageFrom   uint64                   // max_age scan start: below it only never-expiring messages remain
 }
@@ -64,180 +73,10 @@ type dedupeEntry struct {
 	at  time.Time
 }
 
-// publishResult is what storing a message decided: an ack to send now
-// (duplicate or error), or nothing when the store's callback will ack.
-type publishResult struct {
-	ack     *PubAck
-	pending bool
-	seq     uint64 // with pending: the sequence given to the message
-	val     string // with pending: a counter's new total
-}
-
-// storedFunc is told a stored message's sequence once its append is
-// durable, or why it failed, with a counter's new total ("" for others).
-type storedFunc func(seq uint64, val string, err error)
-
-// store applies the publish rules and appends the message. done is called
-// once the append is durable (possibly on the store's writer goroutine).
-// sourced marks a source's copy, which counters treat apart.
-func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sourced bool, done storedFunc) publishResult {
-	name := st.cfg.Name
-	fail := func(e *APIError) publishResult { return publishResult{ack: &PubAck{Stream: name, Error: e}} }
-	msgID := headerValue(hdr, hdrMsgID)
-	if msgID != "" {
-		if d, ok := st.dedupe[msgID]; ok && now.Sub(d.at) < st.cfg.Duplicates {
-			return publishResult{ack: &PubAck{Stream: name, Seq: d.seq, Duplicate: true}}
-		}
-	}
-	if st.cfg.Sealed {
-		return fail(newErr(errSealed))
-	}
-	incr, e := st.checkIncr(hdr, data, sourced)
-	if e != nil {
-		return fail(e)
-	}
-	if v := headerValue(hdr, hdrExpectedStream); v != "" && v != name {
-		return fail(newErr(errExpectedStream))
-	}
-	if e := st.ttlDisabled(hdr); e != nil && !sourced { // a copy keeps its TTL; it expires only with allow_msg_ttl
-		return fail(e)
-	}
-	state := st.store.State()
-	if v := headerValue(hdr, hdrExpectedLastSeq); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != state.LastSeq {
-			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(state.LastSeq, 10)))
-		}
-	}
-	if v := headerValue(hdr, hdrExpectedSubjSeq); v != "" {
-		var last uint64
-		if m, err := st.store.LoadLast(subject); err == nil {
-			last = m.Seq
-		}
-		if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != last {
-			return fail(newErr(errWrongLastSeq, "seq", strconv.FormatUint(last, 10)))
-		}
-	}
-	if v := headerValue(hdr, hdrExpectedLastMsgID); v != "" && v != st.lastMsgID {
-		return fail(newErr(errWrongLastMsgID, "id", st.lastMsgID))
-	}
-	if !sourced {
-		if hdr, e = st.checkSchedule(subject, hdr, now); e != nil {
-			return fail(e)
-		}
-	}
-	rollup := headerValue(hdr, hdrRollup)
-	if e := st.rollupAllowed(rollup); e != nil {
-		return fail(e)
-	}
-	hdr, ttl, e := st.prepareTTL(hdr)
-	if e != nil {
-		return fail(e)
-	}
-	var val string
-	if st.cfg.AllowMsgCounter {
-		prev, e := st.lastCounter(subject)
-		var next *counterState
-		if e == nil {
-			hdr, data, next, e = st.counterMsg(subject, hdr, data, incr, prev)
-		}
-		if e != nil {
-			return fail(e)
-		}
-		val = next.val
-	}
-	size := int64(len(subject) + len(hdr) + len(data))
-	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
-		return fail(newErr(errMsgTooBig))
-	}
-	if st.cfg.Discard == "new" {
-		if st.cfg.MaxMsgs > 0 && int64(state.Msgs) >= st.cfg.MaxMsgs {
-			return fail(newErr(errStoreFailed, "err", "maximum messages exceeded"))
-		}
-		if st.cfg.MaxBytes > 0 && int64(state.Bytes)+size > st.cfg.MaxBytes {
-			return fail(newErr(errStoreFailed, "err", "maximum bytes exceeded"))
-		}
-		if st.cfg.DiscardNewPer && st.cfg.MaxMsgsPerSubject > 0 && int64(st.perSubj[subject]) >= st.cfg.MaxMsgsPerSubject {
-			return fail(newErr(errMaxMsgsPerSubject))
-		}
-	}
-	rp := st.planRepublish(subject)
-	var appended store.DoneFunc
-	if done != nil {
-		appended = func(seq uint64, err error) { done(seq, val, err) }
-	}
-	seq, err := st.store.Append(subject, hdr, data, now.UnixNano(), appended)
-	if err != nil {
-		return fail(newErr(errStoreFailed, "err", err.Error()))
-	}
-	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
-	st.perSubj[subject]++
-	if st.cfg.AllowMsgTTL {
-		st.trackTTL(seq, now.UnixNano(), ttl)
-	}
-	st.applyRollup(rollup, subject, seq)
-	st.noteSchedule(seq, subject, hdr, now.UnixNano(), now, false)
-	if msgID != "" {
-		st.dedupe[msgID] = dedupeEntry{seq: seq, at: now}
-		st.lastMsgID = msgID
-	}
-	st.enforceLimits(subject)
-	return publishResult{pending: true, seq: seq, val: val}
-}
-
-// rollupAllowed checks a Nats-Rollup header value ("": none).
-func (st *stream) rollupAllowed(rollup string) *APIError {
-	switch {
-	case rollup == "":
-		return nil
-	case !st.cfg.AllowRollup || st.cfg.DenyPurge:
-		return newErr(errRollup, "err", "rollup not permitted")
-	case rollup != "sub" && rollup != "all":
-		return newErr(errRollup, "err", "rollup value invalid: "+strconv.Quote(rollup))
-	}
-	return nil
-}
-
-// applyRollup removes what message seq, just stored on subject with this
-// Nats-Rollup value, replaces.
-func (st *stream) applyRollup(rollup, subject string, seq uint64) {
-	switch rollup {
-	case "sub": // this message replaces every earlier one on its subject
-		for {
-			m, err := st.store.LoadNext(subject, 0)
-			if err != nil || m.Seq >= seq {
-				break
-			}
-			st.remove(m.Seq, m.Subject)
-		}
-	case "all": // this message replaces the whole stream
-		_, _ = st.store.Compact(seq)
-		st.recount()
-	}
-}
-
-// enforceLimits discards the oldest messages beyond the stream's limits.
-func (st *stream) enforceLimits(subject string) {
-	if max := st.cfg.MaxMsgsPerSubject; max > 0 && int64(st.perSubj[subject]) > max {
-		for int64(st.perSubj[subject]) > max {
-			m, err := st.store.LoadNext(subject, 0)
-			if err != nil {
-				break
-			}
-			st.remove(m.Seq, m.Subject)
-		}
-	}
-	for {
-		s := st.store.State()
-		over := (st.cfg.MaxMsgs > 0 && int64(s.Msgs) > st.cfg.MaxMsgs) || (st.cfg.MaxBytes > 0 && int64(s.Bytes) > st.cfg.MaxBytes)
-		if !over || s.Msgs == 0 {
-			return
-		}
-		m, err := st.store.LoadNext("", s.FirstSeq)
-		if err != nil {
-			return
-		}
-		st.remove(m.Seq, m.Subject)
-	}
+// idAt is an id of the duplicate window and when it was stored.
+type idAt struct {
+	id string
+	at time.Time
 }
 
 // dropIfUninterested removes message seq from an interest stream when no
@@ -271,20 +110,6 @@ func (st *stream) sweepInterest() {
 		}
 		seq = m.Seq
 		st.dropIfUninterested(seq)
-	}
-}
-
-// expire removes messages older than max_age or past their TTL (ttl.go)
-// and forgets old dedupe ids.
-func (st *stream) expire(now time.Time) {
-	for id, d := range st.dedupe {
-		if now.Sub(d.at) >= st.cfg.Duplicates {
-			delete(st.dedupe, id)
-		}
-	}
-	st.expireTTLs(now)
-	if st.cfg.MaxAge > 0 {
-		st.expireAged(now)
 	}
 }
 

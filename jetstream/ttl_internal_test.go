@@ -26,7 +26,7 @@ func TestTTLIndexPruned(t *testing.T) {
 	if n := len(st.ttls); n > 2*10+1024+1 {
 		t.Fatalf("expiry index holds %d entries for 10 messages", n)
 	}
-	st.expire(now.Add(2 * time.Hour))
+	st.tick(now.Add(2 * time.Hour))
 	if s := st.store.State(); s.Msgs != 0 || len(st.ttls) != 0 {
 		t.Fatalf("after the TTL: %d messages, %d index entries", s.Msgs, len(st.ttls))
 	}
@@ -47,7 +47,7 @@ func TestTTLFarFuture(t *testing.T) {
 			t.Fatalf("%s: %+v", v, res.ack)
 		}
 	}
-	st.expire(now.Add(time.Hour))
+	st.tick(now.Add(time.Hour))
 	if n := st.store.State().Msgs; n != 3 {
 		t.Fatalf("%d of 3 far-future messages left after an hour", n)
 	}

@@ -476,7 +476,7 @@ func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
 			continue
 		}
 		if a.ack.Error == nil {
-			a.ack.Domain = m.cfg.Domain // a duplicate's and an atomic batch's too, as nats-server
+			a.ack.Domain = st.domain // a duplicate's and an atomic batch's too, as nats-server
 		}
 		m.public(a.ack.Error)
 		m.host.Publish(a.to, "", nil, pubAckJSON(&a.ack))

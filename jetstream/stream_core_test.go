@@ -440,7 +440,7 @@ func TestStreamBatchTimeoutOnAFakeClock(t *testing.T) {
 
 // TestManagerPerformsStreamEffects: the Manager's publish feeds the step
 // and performs its effects on a memory stream: PubAcks as nats-server
-// words them (a duplicate and a refusal carry no domain), none with
+// words them (a duplicate carries the domain, a refusal none), none with
 // no_ack, and what was stored goes to a waiting pull at once.
 func TestManagerPerformsStreamEffects(t *testing.T) {
 	r := newClockRig(t, ConsumerConfig{})
@@ -454,7 +454,7 @@ func TestManagerPerformsStreamEffects(t *testing.T) {
 	if len(out) != 2 || out[0].to != "r1" || out[0].data != `{"stream":"S","seq":1,"domain":"hub"}` || out[1].to != "in.1" {
 		t.Fatalf("publish: %+v", out)
 	}
-	if out := pub("s.a", "r2", hdr("Nats-Msg-Id: one")); len(out) != 1 || out[0].data != `{"stream":"S","seq":1,"duplicate":true}` {
+	if out := pub("s.a", "r2", hdr("Nats-Msg-Id: one")); len(out) != 1 || out[0].data != `{"stream":"S","seq":1,"duplicate":true,"domain":"hub"}` {
 		t.Fatalf("duplicate: %+v", out)
 	}
 	out = pub("s.a", "r3", hdr("Nats-Expected-Last-Sequence: 9"))

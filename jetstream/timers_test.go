@@ -1,7 +1,6 @@
 package jetstream_test
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -102,52 +101,5 @@ func TestConsumerTimersNeedNoTick(t *testing.T) {
 				t.Fatalf("inactive consumer not deleted: %v", err)
 			}
 		})
-	}
-}
-
-// TestAuditAdvisoryClient checks the API audit advisory names the client
-// that sent the request, as nats-server's ClientInfo.
-func TestAuditAdvisoryClient(t *testing.T) {
-	s := startJS(t, loop.Options{Loops: 2})
-	nc, err := nats.Connect(s.ClientURL(), nats.Name("auditor"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	adv, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.API")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nc.Request("$JS.API.INFO", nil, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	m, err := adv.NextMsg(2 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a struct {
-		Type   string `json:"type"`
-		Client *struct {
-			Start   *time.Time `json:"start"`
-			Host    string     `json:"host"`
-			ID      uint64     `json:"id"`
-			Account string     `json:"acc"`
-			Name    string     `json:"name"`
-			Lang    string     `json:"lang"`
-			Version string     `json:"ver"`
-			Kind    string     `json:"kind"`
-			Type    string     `json:"client_type"`
-		} `json:"client"`
-	}
-	if err := json.Unmarshal(m.Data, &a); err != nil {
-		t.Fatal(err)
-	}
-	c := a.Client
-	if a.Type != "io.nats.jetstream.advisory.v1.api_audit" || c == nil {
-		t.Fatalf("advisory %s", m.Data)
-	}
-	if c.Name != "auditor" || c.Lang != "go" || c.Version == "" || c.Account != "$G" || c.Host != "127.0.0.1" ||
-		c.ID == 0 || c.Start == nil || c.Kind != "Client" || c.Type != "nats" {
-		t.Fatalf("client %s", m.Data)
 	}
 }

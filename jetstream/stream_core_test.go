@@ -6,7 +6,9 @@ package jetstream
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -564,5 +566,78 @@ func TestStreamAtomicBatchStep(t *testing.T) {
 	}
 	if r.msgs() != 3 || len(r.st.batches) != 0 {
 		t.Fatalf("%d msgs, %d batches", r.msgs(), len(r.st.batches))
+	}
+}
+
+// subHost is a clockHost that keeps the handlers subscribed, so a test can
+// publish to a stream as a client would, and tells when a reply arrives on
+// "api". Handlers are registered and replies published on the Manager
+// goroutine, read on the test's: mu guards subs and out.
+type subHost struct {
+	clockHost
+	mu   sync.Mutex
+	subs map[string]func(subject, reply string, hdr, data []byte)
+	api  chan struct{} // closed by the first reply on "api"
+}
+
+func (h *subHost) Publish(subject, reply string, hdr, data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clockHost.Publish(subject, reply, hdr, data)
+	if subject == "api" && h.api != nil {
+		close(h.api)
+		h.api = nil
+	}
+}
+
+func (h *subHost) Subscribe(subject string, fn func(subject, reply string, hdr, data []byte)) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.subs[subject] = fn
+	return func() {}
+}
+
+func (h *subHost) handler(subject string) func(subject, reply string, hdr, data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.subs[subject]
+}
+
+// TestStopServesWriterCompletions: publishes to a file stream queued just
+// before Stop are all acknowledged: the completions the Writer posts while
+// it closes are served after it has.
+func TestStopServesWriterCompletions(t *testing.T) {
+	created := make(chan struct{})
+	h := &subHost{subs: map[string]func(subject, reply string, hdr, data []byte){}, api: created}
+	m, err := Start(Config{StoreDir: t.TempDir()}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.handler("$JS.API.>")("$JS.API.STREAM.CREATE.F", "api", nil, []byte(`{"name":"F","subjects":["f"],"storage":"file"}`))
+	select {
+	case <-created:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply to the stream create")
+	}
+	if h.handler("f") == nil {
+		t.Fatalf("stream not created: %+v", h.out)
+	}
+	const n = 200
+	for i := range n {
+		h.handler("f")("f", "ack."+strconv.Itoa(i), nil, []byte("x"))
+	}
+	m.Stop()
+	acks := 0
+	for _, s := range h.out {
+		if strings.HasPrefix(s.to, "ack.") {
+			var a PubAck
+			if err := json.Unmarshal([]byte(s.data), &a); err != nil || a.Error != nil || s.to != "ack."+strconv.Itoa(int(a.Seq)-1) {
+				t.Fatalf("ack %+v: %v %v", s, err, a.Error)
+			}
+			acks++
+		}
+	}
+	if acks != n {
+		t.Fatalf("%d acks for %d publishes", acks, n)
 	}
 }

@@ -221,17 +221,26 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // Reads: each loop reads a socket into one buffer of readBufferCap bytes
-// (gnet's, shared by the loop's connections), and OnTraffic parses it in
-// pieces of readChunk. A large read buffer takes a fast publisher's input
-// in few syscalls and poll rounds (docs/PERFORMANCE.md, round 14); parsing
-// in pieces keeps flow control as tight as with small reads: once the
-// publisher must wait, the rest of the read stays unparsed in gnet's
-// inbound buffer while reading is paused (at most readBufferCap per paused
-// publisher), so what it passes a gate by is at most one piece.
+// (gnet's, shared by the loop's connections). A large read buffer takes a
+// fast publisher's input in few syscalls and poll rounds (docs/
+// PERFORMANCE.md, round 14). OnTraffic parses it in pieces of a quarter of
+// the flow-control high-water mark (readChunk; the whole read at the
+// defaults) and stops once the publisher has to wait: the rest stays
+// unparsed in gnet's inbound buffer while reading is paused (at most
+// readBufferCap per paused publisher), so a publisher passes a gate by at
+// most a quarter of its mark however small max_pending is, and at the
+// defaults no payload is cut at a piece boundary (which the parser would
+// copy aside).
 const (
 	readBufferCap = 256 << 10
-	readChunk     = 64 << 10
+	minReadChunk  = 16 << 10
 )
+
+// readChunk is how much of a read OnTraffic parses before it checks
+// whether the publisher must wait.
+func (lp *evLoop) readChunk() int {
+	return min(readBufferCap, max(minReadChunk, lp.srv.flowHigh()/4))
+}
 
 // OnTraffic parses what the socket delivered, piece by piece, until the
 // publisher has to wait (flow.go). Slices into gnet's read buffer are valid
@@ -246,9 +255,9 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	lp := gt.lp
 	t0 := time.Now()
 	lp.inTraffic = true
-	done := 0
+	done, chunk := 0, lp.readChunk()
 	for { // at least once: a Wake (TLS records held after the handshake) reads nothing
-		end := min(done+readChunk, len(buf))
+		end := min(done+chunk, len(buf))
 		gt.onRead(buf[done:end])
 		done = end
 		if c := gt.c; done == len(buf) || c.fc.wait != nil || c.closing || c.closed || gt.gone {

@@ -137,14 +137,23 @@ func (t *goTransport) acceptLoop(ln net.Listener, kind int) {
 
 func (t *goTransport) eachClient(fn func(c *client)) {
 	t.mu.Lock()
-	list := make([]*client, 0, len(t.clients))
-	for c := range t.clients {
-		list = append(list, c)
+	list := make([]*goConn, 0, len(t.clients))
+	for _, g := range t.clients {
+		list = append(list, g)
 	}
 	t.mu.Unlock()
-	for _, c := range list {
-		fn(c) // fn takes the client's outLock itself where it writes
+	for _, g := range list {
+		g.readMu.Lock() // as in g's reading context; fn takes outLock itself where it writes
+		fn(g.c)
+		g.readMu.Unlock()
 	}
+}
+
+// onRead parses one read under readMu (see eachClient).
+func (g *goConn) onRead(b []byte) bool {
+	g.readMu.Lock()
+	defer g.readMu.Unlock()
+	return g.c.onRead(b)
 }
 
 func (t *goTransport) stop() {
@@ -177,6 +186,12 @@ type goConn struct {
 	once sync.Once
 
 	inflight int // guarded by mu: bytes the writer took and has not yet written
+
+	// readMu is held by the reader while it parses a read, and by
+	// eachClient around its function, so that function runs as if in the
+	// client's reading context (as a gnet loop runs it), writing the
+	// parser's limits and the client's user safely. Taken before mu.
+	readMu sync.Mutex
 }
 
 // kick closes the connection from another goroutine.
@@ -243,7 +258,7 @@ func (g *goConn) readLoop() {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := g.rw.Read(buf)
-		if n > 0 && (g.closing() || !g.c.onRead(buf[:n])) {
+		if n > 0 && (g.closing() || !g.onRead(buf[:n])) {
 			<-g.done // the writer sends the -ERR, then closes
 			return
 		}

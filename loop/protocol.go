@@ -254,15 +254,21 @@ func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResul
 	return res
 }
 
-// plugInAccount reports whether a plug-in's connection may log in as u:
-// plug-ins (MQTT) serve the global account $G only, so a user of another
-// account is refused rather than let into $G's subjects.
+// plugInAccount binds a plug-in's connection (MQTT) to user u's account
+// (nil: $G), as a NATS CONNECT does, and counts it toward the account's
+// connections. It reports false, and the login is refused, when the
+// account is at max_connections (nats-server refuses such a login as an
+// authorization failure) or the connection is bound already elsewhere.
 func (c *client) plugInAccount(u *userEntry) bool {
-	if u == nil || u.acc == nil || u.acc == c.srv.gacc {
-		return true
+	if !c.joinAccount(u) {
+		c.srv.Noticef("client %d (%s): authorization violation: a second login into another account", c.id, c.ip)
+		return false
 	}
-	c.srv.Noticef("client %d (%s): user %q is in account %q; MQTT serves the global account only", c.id, c.ip, u.name, u.acc.name)
-	return false
+	if !c.countInAccount() {
+		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		return false
+	}
+	return true
 }
 
 // Sub is a connection's or an internal subscription, as plug-ins see it.

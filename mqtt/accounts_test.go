@@ -3,6 +3,8 @@ package mqtt_test
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -187,6 +189,64 @@ func TestMQTTAccountMaxConnections(t *testing.T) {
 				t.Fatal("a freed slot of A does not admit an MQTT client")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestMQTTAccountRestart: with JetStream on, each account's sessions and
+// retained messages survive a restart, still apart: $G's stay where they
+// were (<store>/mqtt/sessions...), another account's go under
+// <store>/mqtt/accounts/<name>/. After the restart A's offline session
+// queues A's messages (not B's), and each account gets only its own
+// retained message.
+func TestMQTTAccountRestart(t *testing.T) {
+	eachTransport(t, func(t *testing.T, o loop.Options) {
+		ao := accountOpts()
+		o.Users, o.Accounts = ao.Users, ao.Accounts
+		o.JetStream, o.StoreDir = true, t.TempDir()
+		s := startMQTT(t, o)
+		for _, u := range []string{"a", "b", "g"} {
+			c := connectMQTT(t, s, "dev", as(u, false, nil))
+			subscribe(t, c, "q/#", 1)
+			wait(t, c.Publish("r/x", 1, true, "kept-"+u))
+			c.Disconnect(100)
+		}
+		s.Shutdown()
+		for _, d := range []string{"mqtt/sessions", "mqtt/accounts/A/sessions", "mqtt/accounts/B/retained"} {
+			if _, err := os.Stat(filepath.Join(o.StoreDir, d)); err != nil {
+				t.Fatalf("store layout: %v", err)
+			}
+		}
+
+		s = startMQTT(t, o)
+		for _, u := range []string{"b2", "a2"} { // A's publish last: the signal for A
+			nc := natsAs(t, s, u)
+			m := nats.NewMsg("q.1")
+			m.Header.Set("Nmqtt-Pub", "1")
+			m.Data = []byte("from-" + u)
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, u := range []string{"a", "b", "g"} {
+			ch := make(chan paho.Message, 100)
+			c := connectMQTT(t, s, "dev", as(u, false, ch))
+			if !c.IsConnected() {
+				t.Fatal("not connected")
+			}
+			switch u {
+			case "a":
+				expect(t, ch, "q/1", "from-a2")
+			case "b":
+				expect(t, ch, "q/1", "from-b2")
+			}
+			r := subscribe(t, c, "r/#", 0)
+			expect(t, r, "r/x", "kept-"+u)
+			expectNone(t, ch)
+			expectNone(t, r)
 		}
 	})
 }

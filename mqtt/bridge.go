@@ -12,7 +12,10 @@ package mqtt
 import (
 	"bytes"
 	"cmp"
+	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,7 @@ import (
 type bridge struct {
 	srv  *loop.Server
 	opts loop.Options // the server's, defaults filled in
+	dir  string       // the MQTT store directory; "" keeps everything in memory
 	g    *space       // the global account's ($G)
 
 	mu     sync.Mutex
@@ -90,24 +94,84 @@ func newBridge(s *loop.Server) (*bridge, error) {
 	if o.JetStream {
 		dir = filepath.Join(o.StoreDir, "mqtt")
 	}
-	p, err := OpenPersister(dir, o.JetStreamFS, o.JetStreamSync)
+	b := &bridge{srv: s, opts: o, dir: dir, holds: make(map[hkey]*hold), wills: make(map[hkey]*delayedWill),
+		spaces: make(map[string]*space)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var err error
+	if b.g, err = b.openSpace(s.GlobalSpace()); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return b, nil
+	}
+	// Accounts with stored sessions: restored now, so that their offline
+	// sessions queue what is published from the start. One no longer
+	// configured (or not resolved yet) is restored at its first client.
+	entries, _ := os.ReadDir(filepath.Join(dir, accountsDir))
+	for _, e := range entries {
+		acc, ok := s.Space(e.Name())
+		if !e.IsDir() || !ok || !safeDirName(e.Name()) {
+			continue
+		}
+		if _, err := b.openSpace(acc); err != nil {
+			b.closeSpaces()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// accountsDir holds, under the MQTT store directory, a directory per
+// account other than $G with its sessions and retained messages (named
+// after the account); $G's are in the MQTT store directory itself, where
+// they were before accounts.
+const accountsDir = "accounts"
+
+// safeDirName reports whether an account name can name a directory: the
+// loader's validation refuses '.', '/' and '\\' already; checked again here,
+// where the name becomes a path.
+func safeDirName(n string) bool {
+	return n != "" && len(n) <= 256 && !strings.ContainsAny(n, "./\\\x00:") && n == filepath.Base(n)
+}
+
+// openSpace opens account acc's persistence and restores its sessions and
+// retained messages. Caller holds mu.
+func (b *bridge) openSpace(acc loop.Space) (*space, error) {
+	dir := b.dir
+	switch {
+	case dir == "":
+	case acc.Global():
+	case safeDirName(acc.Name()):
+		dir = filepath.Join(dir, accountsDir, acc.Name())
+	default:
+		b.srv.Noticef("MQTT account %q: the name cannot name a directory; its sessions and retained messages are kept in memory", acc.Name())
+		dir = ""
+	}
+	p, err := OpenPersister(dir, b.opts.JetStreamFS, b.opts.JetStreamSync)
 	if err != nil {
 		return nil, err
 	}
-	b := &bridge{srv: s, opts: o, holds: make(map[hkey]*hold), wills: make(map[hkey]*delayedWill)}
-	b.g = b.newSpace(s.GlobalSpace(), p)
-	b.spaces = map[string]*space{b.g.acc.Name(): b.g}
 	sessions, retained, err := p.Load()
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
+	sp := b.newSpace(acc, p)
+	b.spaces[acc.Name()] = sp
+	b.restore(sp, sessions, retained)
+	return sp, nil
+}
+
+// restore installs an account's stored sessions and retained messages.
+// Caller holds mu.
+func (b *bridge) restore(sp *space, sessions []*Session, retained []*Retained) {
 	for _, r := range retained {
-		b.g.retained.Restore(r)
+		sp.retained.Restore(r)
 	}
-	if msgs, bytes := b.g.retained.Held(); msgs > b.maxRetainedMsgs() || bytes > b.maxRetainedBytes() {
-		s.Noticef("MQTT: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
-			msgs, bytes)
+	if msgs, bytes := sp.retained.Held(); msgs > b.maxRetainedMsgs() || bytes > b.maxRetainedBytes() {
+		b.srv.Noticef("MQTT account %q: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
+			sp.acc.Name(), msgs, bytes)
 	}
 	now := unixNow()
 	nowMs := time.Now().UnixMilli()
@@ -126,34 +190,40 @@ func newBridge(s *loop.Server) (*bridge, error) {
 			}
 			sess.SetWill(w)
 		}
-		b.journal(b.g, sess)
-		perms := s.UserPerms(sess.Owner()) // the owner's, when users authenticate
+		b.journal(sp, sess)
+		perms := b.srv.UserPerms(sess.Owner()) // the owner's, when users authenticate
 		if perms != nil {
 			b.prune(sess, perms) // permissions may have changed since
 		}
 		b.capSubs(sess) // and max_subscriptions
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
-			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
+			b.srv.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)
 		}
-		h := &hold{sp: b.g, sess: sess, offline: b.offlineSubs(sess, perms)}
-		key := hkey{b.g.acc.Name(), sess.ID}
+		h := &hold{sp: sp, sess: sess, offline: b.offlineSubs(sess, perms)}
+		key := hkey{sp.acc.Name(), sess.ID}
 		b.holds[key] = h
 		if w := sess.pendingWill(); w != nil {
 			// Checked again: the owner's permissions may have changed.
 			if perms == nil || perms.CanPublish([]byte(w.r.Subject)) {
-				w.sp = b.g
+				w.sp = sp
 				b.wills[key] = w
 			} else {
 				sess.SetWill(nil)
 			}
 		}
-		b.g.acc.ReplaceSubs(nil, h.offline)
+		sp.acc.ReplaceSubs(nil, h.offline)
 	}
 	if len(sessions)+len(retained) > 0 {
-		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
+		b.srv.Noticef("MQTT account %q: restored %d sessions and %d retained messages", sp.acc.Name(), len(sessions), len(retained))
 	}
-	return b, nil
+}
+
+// closeSpaces closes every account's persistence (newBridge failing).
+func (b *bridge) closeSpaces() {
+	for _, sp := range b.spaces {
+		sp.persist.Close()
+	}
 }
 
 // newSpace makes account acc's MQTT state over persister p.
@@ -171,13 +241,10 @@ func (b *bridge) spaceOf(acc loop.Space) (*space, error) {
 	if sp := b.spaces[acc.Name()]; sp != nil {
 		return sp, nil
 	}
-	p, err := OpenPersister("", nil, b.opts.JetStreamSync)
-	if err != nil {
-		return nil, err
+	if b.closed {
+		return nil, errors.New("MQTT is shutting down")
 	}
-	sp := b.newSpace(acc, p)
-	b.spaces[acc.Name()] = sp
-	return sp, nil
+	return b.openSpace(acc)
 }
 
 // eachSpace lists the accounts' MQTT states.

@@ -250,3 +250,53 @@ func TestMQTTAccountRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestMQTTAccountHostileClientIDs: no client id lets a client of B reach
+// a session of A, with or without a store: ids that look like paths or
+// name A are B's own (new) sessions, and A's session keeps its queue; the
+// store holds directories for the accounts only.
+func TestMQTTAccountHostileClientIDs(t *testing.T) {
+	o := accountOpts()
+	o.JetStream, o.StoreDir = true, t.TempDir()
+	s := startMQTT(t, o)
+	chA := make(chan paho.Message, 10)
+	a := connectMQTT(t, s, "dev", as("a", false, chA))
+	subscribe(t, a, "q/#", 1)
+	a.Disconnect(100)
+	for _, id := range []string{"dev", "../dev", "../../mqtt/dev", "A/dev", "accounts/A/dev", "A", "..", "$G"} {
+		opts := paho.NewClientOptions().AddBroker(mqttURL(s)).SetClientID(id).SetUsername("b").SetPassword("pb").
+			SetCleanSession(false).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		c := paho.NewClient(opts)
+		ct := c.Connect()
+		if !ct.WaitTimeout(5*time.Second) || ct.Error() != nil {
+			t.Fatalf("id %q: %v", id, ct.Error())
+		}
+		if ct.(*paho.ConnectToken).SessionPresent() {
+			t.Fatalf("B's client %q found a session present", id)
+		}
+		wait(t, c.Subscribe("q/#", 1, nil)) // B's own filter, in B's space
+		c.Disconnect(0)
+	}
+	na := natsAs(t, s, "a2")
+	m := nats.NewMsg("q.1")
+	m.Header.Set("Nmqtt-Pub", "1")
+	m.Data = []byte("for A")
+	if err := na.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	na.Flush()
+	connectMQTT(t, s, "dev", as("a", false, chA))
+	expect(t, chA, "q/1", "for A")
+	s.Shutdown()
+	entries, err := os.ReadDir(filepath.Join(o.StoreDir, "mqtt", "accounts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || names[0] != "A" || names[1] != "B" {
+		t.Fatalf("account directories %q, want A and B", names)
+	}
+}

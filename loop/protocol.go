@@ -13,6 +13,8 @@ package loop
 import (
 	"errors"
 	"time"
+
+	"github.com/nats-io/jwt/v2"
 )
 
 // Protocol is a connection's protocol when it is not NATS: the MQTT
@@ -234,8 +236,15 @@ const (
 func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResult {
 	c := k.c()
 	o := connectOpts{User: user, Pass: pass}
-	if c.srv.live.Load().auth.token != "" {
+	a := c.srv.live.Load().auth
+	if a.token != "" {
 		o.Token = pass
+	}
+	if a.op != nil && isUserJWT(pass) {
+		// In operator mode MQTT carries the user JWT in the password
+		// field, as with nats-server; with no nonce to sign, only a
+		// bearer token's JWT logs in.
+		o.JWT = pass
 	}
 	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
 		if !ok || !c.plugInAccount(u) {
@@ -269,6 +278,12 @@ func (c *client) plugInAccount(u *userEntry) bool {
 		return false
 	}
 	return true
+}
+
+// isUserJWT reports whether s decodes as a user JWT.
+func isUserJWT(s string) bool {
+	_, err := jwt.DecodeUserClaims(s)
+	return err == nil
 }
 
 // Sub is a connection's or an internal subscription, as plug-ins see it.

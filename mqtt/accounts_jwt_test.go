@@ -17,7 +17,8 @@ import (
 // JWT in the password field, as with nats-server: a bearer token's JWT
 // (there is no nonce to sign) of account A puts it in A, where a nats.go
 // client of A (with .creds) meets it and one of B does not. A JWT that is
-// not a bearer token, or allows only STANDARD connections, is refused.
+// not a bearer token, or allows only STANDARD connections, is refused;
+// another user's JWT cannot take over the session.
 func TestMQTTAccountJWT(t *testing.T) {
 	op, _ := nkeys.CreateOperator()
 	opPub, _ := op.PublicKey()
@@ -103,6 +104,13 @@ func TestMQTTAccountJWT(t *testing.T) {
 	}
 	if msg, err := sb.NextMsg(50 * time.Millisecond); err == nil {
 		t.Fatalf("B got A's %q", msg.Data)
+	}
+
+	// Another user of A cannot take the client id's session over: each
+	// user JWT's key is a user.
+	other, _ := user("A", bearer)
+	if err := tryConnect(t, s, "dev", withJWT(other)); err == nil {
+		t.Fatal("another JWT user of A took over the session")
 	}
 
 	notBearer, _ := user("A", nil)

@@ -458,10 +458,11 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 
 // mayHold reports whether c may resume or replace sess: a session belongs
 // to the user that created it when users authenticate (with auth off, or a
-// single user or token, every client is the same principal). A session
-// with no owner recorded (older snapshots) goes to the first user.
+// single user or token, every client is the same principal; in operator
+// mode each user JWT's key is a user). A session with no owner recorded
+// (older snapshots) goes to the first user.
 func (b *bridge) mayHold(c *conn, sess *Session) bool {
-	if !b.srv.HasUsers() {
+	if !b.srv.HasUsers() && c.c.User() == "" {
 		return true
 	}
 	owner := sess.Owner()

@@ -300,3 +300,42 @@ func TestMQTTAccountHostileClientIDs(t *testing.T) {
 		t.Fatalf("account directories %q, want A and B", names)
 	}
 }
+
+// TestMQTTAccountMaxConnectionsReload: a reload lowering an account's
+// max_connections closes its newest connections past it, MQTT ones too.
+func TestMQTTAccountMaxConnectionsReload(t *testing.T) {
+	o := accountOpts()
+	lim := loop.NoAccountLimits
+	lim.MaxConnections = 3
+	o.Accounts[0].Limits = &lim
+	s := startMQTT(t, o)
+	lost := make(chan string, 2)
+	onLost := func(id string) func(*paho.ClientOptions) {
+		return func(po *paho.ClientOptions) {
+			as("a", true, nil)(po)
+			po.SetConnectionLostHandler(func(paho.Client, error) { lost <- id })
+		}
+	}
+	connectMQTT(t, s, "older", onLost("older"))
+	nc := natsAs(t, s, "a2")
+	connectMQTT(t, s, "newest", onLost("newest"))
+	o2 := accountOpts() // the same users and accounts, new structs (the server keeps the first)
+	o2.MQTTPort, o2.Host, o2.Port, o2.StoreDir = -1, "127.0.0.1", -1, s.Options().StoreDir
+	lim2 := loop.NoAccountLimits
+	lim2.MaxConnections = 2
+	o2.Accounts[0].Limits = &lim2
+	if err := s.Reload(o2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-lost:
+		if id != "newest" {
+			t.Fatalf("%s closed, want the newest", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no MQTT connection closed past the lowered max_connections")
+	}
+	if !nc.IsConnected() {
+		t.Fatal("NATS client closed")
+	}
+}

@@ -25,9 +25,10 @@ import (
 )
 
 // bridge is the server-wide MQTT state, the loop.Plugin of the MQTT
-// listener: the sessions by client id, the retained messages and their
-// persistence. Connections live on the loops like NATS clients (see
-// conn.go); only session handover and offline delivery come through here.
+// listener: the sessions by account and client id, and each account's
+// retained messages and persistence (space). Connections live on the
+// loops like NATS clients (see conn.go); only session handover and
+// offline delivery come through here.
 //
 // Locking rule: mu guards holds and every hold's fields; it is taken
 // when a session is attached or released, never per message.

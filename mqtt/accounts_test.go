@@ -339,3 +339,20 @@ func TestMQTTAccountMaxConnectionsReload(t *testing.T) {
 		t.Fatal("NATS client closed")
 	}
 }
+
+// TestMQTTAccountNoAuthUser: an MQTT client without credentials is the
+// no_auth_user, in that user's account, as with nats-server.
+func TestMQTTAccountNoAuthUser(t *testing.T) {
+	o := accountOpts()
+	o.NoAuthUser = "b"
+	s := startMQTT(t, o)
+	m := connectMQTT(t, s, "anon")
+	sb, sa := natsSub(t, natsAs(t, s, "b2"), "t.>"), natsSub(t, natsAs(t, s, "a2"), "t.>")
+	wait(t, m.Publish("t/x", 1, false, "anon"))
+	if msg, err := sb.NextMsg(5 * time.Second); err != nil || string(msg.Data) != "anon" {
+		t.Fatalf("B: %v %v", msg, err)
+	}
+	if msg, err := sa.NextMsg(50 * time.Millisecond); err == nil {
+		t.Fatalf("A got %q", msg.Data)
+	}
+}

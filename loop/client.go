@@ -412,6 +412,12 @@ func (c *client) checkAuth(o *connectOpts, later func(u *userEntry, ok bool)) (*
 	if c.ws != nil {
 		o.connType = jwt.ConnectionTypeWebsocket
 	}
+	if c.proto != nil { // a plug-in's connection: MQTT
+		o.connType = jwt.ConnectionTypeMqtt
+		if c.ws != nil {
+			o.connType = jwt.ConnectionTypeMqttWS
+		}
+	}
 	if !a.isSlow(o) {
 		u, ok := a.verify(o, nonce)
 		return u, result(ok)

@@ -13,6 +13,8 @@ package loop
 import (
 	"errors"
 	"time"
+
+	"github.com/nats-io/jwt/v2"
 )
 
 // Protocol is a connection's protocol when it is not NATS: the MQTT
@@ -234,8 +236,15 @@ const (
 func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResult {
 	c := k.c()
 	o := connectOpts{User: user, Pass: pass}
-	if c.srv.live.Load().auth.token != "" {
+	a := c.srv.live.Load().auth
+	if a.token != "" {
 		o.Token = pass
+	}
+	if a.op != nil && isUserJWT(pass) {
+		// In operator mode MQTT carries the user JWT in the password
+		// field, as with nats-server; with no nonce to sign, only a
+		// bearer token's JWT logs in.
+		o.JWT = pass
 	}
 	u, res := c.checkAuth(&o, func(u *userEntry, ok bool) {
 		if !ok || !c.plugInAccount(u) {
@@ -254,15 +263,27 @@ func (k *Conn) Authenticate(user, pass string, later func(AuthResult)) AuthResul
 	return res
 }
 
-// plugInAccount reports whether a plug-in's connection may log in as u:
-// plug-ins (MQTT) serve the global account $G only, so a user of another
-// account is refused rather than let into $G's subjects.
+// plugInAccount binds a plug-in's connection (MQTT) to user u's account
+// (nil: $G), as a NATS CONNECT does, and counts it toward the account's
+// connections. It reports false, and the login is refused, when the
+// account is at max_connections (nats-server refuses such a login as an
+// authorization failure) or the connection is bound already elsewhere.
 func (c *client) plugInAccount(u *userEntry) bool {
-	if u == nil || u.acc == nil || u.acc == c.srv.gacc {
-		return true
+	if !c.joinAccount(u) {
+		c.srv.Noticef("client %d (%s): authorization violation: a second login into another account", c.id, c.ip)
+		return false
 	}
-	c.srv.Noticef("client %d (%s): user %q is in account %q; MQTT serves the global account only", c.id, c.ip, u.name, u.acc.name)
-	return false
+	if !c.countInAccount() {
+		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		return false
+	}
+	return true
+}
+
+// isUserJWT reports whether s decodes as a user JWT.
+func isUserJWT(s string) bool {
+	_, err := jwt.DecodeUserClaims(s)
+	return err == nil
 }
 
 // Sub is a connection's or an internal subscription, as plug-ins see it.

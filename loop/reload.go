@@ -323,16 +323,26 @@ func keyName(f string) string {
 // reauthorize checks, after a reload changed authorization from old to
 // a, that c may stay, and gives it its user's new permissions. Only NATS
 // connections are checked: an MQTT connection keeps what it logged in
-// with, and a WebSocket connection under the websocket block's own
-// authorization (which a reload does not change) is left alone. Runs in
-// c's context (eachClient).
+// with (but counts toward its account's max_connections, so it may be
+// kicked past a lowered one, without a NATS -ERR), and a WebSocket
+// connection under the websocket block's own authorization (which a
+// reload does not change) is left alone. Runs in c's context (eachClient).
 func (c *client) reauthorize(old, a *authConfig, kick bool) {
-	if c.sharedProto() != nil || !c.connected.Load() {
+	if !c.connected.Load() {
 		return
 	}
+	plugIn := c.sharedProto() != nil
 	if kick {
 		c.srv.Noticef("client %d (%s): account %q: %s", c.id, c.ip, c.acc.name, errAccountConns)
+		if plugIn {
+			c.setReason(closeReason(errAccountConns))
+			c.t.closeConn()
+			return
+		}
 		c.closeWithErr(errAccountConns)
+		return
+	}
+	if plugIn {
 		return
 	}
 	if c.ws != nil && c.ws.srv.auth != nil {

@@ -12,7 +12,10 @@ package mqtt
 import (
 	"bytes"
 	"cmp"
+	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,26 +25,27 @@ import (
 )
 
 // bridge is the server-wide MQTT state, the loop.Plugin of the MQTT
-// listener: the sessions by client id, the retained messages and their
-// persistence. Connections live on the loops like NATS clients (see
-// conn.go); only session handover and offline delivery come through here.
+// listener: the sessions by account and client id, and each account's
+// retained messages and persistence (space). Connections live on the
+// loops like NATS clients (see conn.go); only session handover and
+// offline delivery come through here.
 //
 // Locking rule: mu guards holds and every hold's fields; it is taken
 // when a session is attached or released, never per message.
 type bridge struct {
-	srv      *loop.Server
-	opts     loop.Options // the server's, defaults filled in
-	retained *RetainedSet
-	persist  *Persister
+	srv  *loop.Server
+	opts loop.Options // the server's, defaults filled in
+	dir  string       // the MQTT store directory; "" keeps everything in memory
+	g    *space       // the global account's ($G)
 
 	mu     sync.Mutex
-	holds  map[string]*hold
-	closed bool // the persister is closed: housekeeping saves no more
+	spaces map[string]*space // by account name, $G's too
+	holds  map[hkey]*hold
+	closed bool // the persisters are closed: housekeeping saves no more
 	// wills are MQTT 5 wills waiting out their will delay interval, by
-	// client id; a client that comes back in time cancels its will.
-	wills map[string]*delayedWill
-
-	rr requests // MQTT 5 requests waiting for NATS replies (request.go)
+	// account and client id; a client that comes back in time cancels
+	// its will.
+	wills map[hkey]*delayedWill
 
 	// dropped counts messages discarded because a session was full;
 	// dropLogged is when that was last logged (unix nanoseconds), so a
@@ -52,6 +56,23 @@ type bridge struct {
 	retainDropped, retainLogged atomic.Int64
 }
 
+// space is one account's MQTT state: its retained messages, their and
+// its sessions' persistence, and its MQTT 5 requests. A client logged in
+// as a user of an account has its sessions, retained messages and
+// subscriptions there, apart from every other account's (nats-server keeps
+// an MQTT session manager per account). Made once per account and kept;
+// its fields are set before it is shared and not changed after.
+type space struct {
+	acc      loop.Space
+	retained *RetainedSet
+	persist  *Persister
+	rr       requests // MQTT 5 requests waiting for NATS replies (request.go)
+}
+
+// hkey names a session: its account's name and its client id. The same
+// client id in two accounts is two sessions.
+type hkey struct{ acc, id string }
+
 // hold is a session and the connection holding it (nil while offline).
 // What stands for the session in the sublist is its owner's subscriptions,
 // or while offline the internal ones in offline, which queue its QoS 1/2
@@ -59,6 +80,7 @@ type bridge struct {
 // so a publisher matches either the old subscriptions or the new ones: a
 // handover neither loses nor repeats a message.
 type hold struct {
+	sp      *space
 	sess    *Session
 	owner   *conn
 	offline []*loop.Sub
@@ -73,25 +95,84 @@ func newBridge(s *loop.Server) (*bridge, error) {
 	if o.JetStream {
 		dir = filepath.Join(o.StoreDir, "mqtt")
 	}
-	p, err := OpenPersister(dir, o.JetStreamFS, o.JetStreamSync)
+	b := &bridge{srv: s, opts: o, dir: dir, holds: make(map[hkey]*hold), wills: make(map[hkey]*delayedWill),
+		spaces: make(map[string]*space)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var err error
+	if b.g, err = b.openSpace(s.GlobalSpace()); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return b, nil
+	}
+	// Accounts with stored sessions: restored now, so that their offline
+	// sessions queue what is published from the start. One no longer
+	// configured (or not resolved yet) is restored at its first client.
+	entries, _ := os.ReadDir(filepath.Join(dir, accountsDir))
+	for _, e := range entries {
+		acc, ok := s.Space(e.Name())
+		if !e.IsDir() || !ok || !safeDirName(e.Name()) {
+			continue
+		}
+		if _, err := b.openSpace(acc); err != nil {
+			b.closeSpaces()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// accountsDir holds, under the MQTT store directory, a directory per
+// account other than $G with its sessions and retained messages (named
+// after the account); $G's are in the MQTT store directory itself, where
+// they were before accounts.
+const accountsDir = "accounts"
+
+// safeDirName reports whether an account name can name a directory: the
+// loader's validation refuses '.', '/' and '\\' already; checked again here,
+// where the name becomes a path.
+func safeDirName(n string) bool {
+	return n != "" && len(n) <= 256 && !strings.ContainsAny(n, "./\\\x00:") && n == filepath.Base(n)
+}
+
+// openSpace opens account acc's persistence and restores its sessions and
+// retained messages. Caller holds mu.
+func (b *bridge) openSpace(acc loop.Space) (*space, error) {
+	dir := b.dir
+	switch {
+	case dir == "":
+	case acc.Global():
+	case safeDirName(acc.Name()):
+		dir = filepath.Join(dir, accountsDir, acc.Name())
+	default:
+		b.srv.Noticef("MQTT account %q: the name cannot name a directory; its sessions and retained messages are kept in memory", acc.Name())
+		dir = ""
+	}
+	p, err := OpenPersister(dir, b.opts.JetStreamFS, b.opts.JetStreamSync)
 	if err != nil {
 		return nil, err
 	}
-	b := &bridge{srv: s, opts: o, retained: NewRetainedSet(), persist: p, holds: make(map[string]*hold),
-		wills: make(map[string]*delayedWill)}
-	b.rr.init(b)
-	b.retained.SetLimits(o.MQTTMaxRetainedMsgs, o.MQTTMaxRetainedBytes)
 	sessions, retained, err := p.Load()
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
+	sp := b.newSpace(acc, p)
+	b.spaces[acc.Name()] = sp
+	b.restore(sp, sessions, retained)
+	return sp, nil
+}
+
+// restore installs an account's stored sessions and retained messages.
+// Caller holds mu.
+func (b *bridge) restore(sp *space, sessions []*Session, retained []*Retained) {
 	for _, r := range retained {
-		b.retained.Restore(r)
+		sp.retained.Restore(r)
 	}
-	if msgs, bytes := b.retained.Held(); msgs > b.maxRetainedMsgs() || bytes > b.maxRetainedBytes() {
-		s.Noticef("MQTT: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
-			msgs, bytes)
+	if msgs, bytes := sp.retained.Held(); msgs > b.maxRetainedMsgs() || bytes > b.maxRetainedBytes() {
+		b.srv.Noticef("MQTT account %q: restored %d retained messages (%d bytes), above the retained limits; new ones are not kept until fewer are held",
+			sp.acc.Name(), msgs, bytes)
 	}
 	now := unixNow()
 	nowMs := time.Now().UnixMilli()
@@ -110,32 +191,72 @@ func newBridge(s *loop.Server) (*bridge, error) {
 			}
 			sess.SetWill(w)
 		}
-		b.journal(sess)
-		perms := s.UserPerms(sess.Owner()) // the owner's, when users authenticate
+		b.journal(sp, sess)
+		perms := b.srv.UserPerms(sess.Owner()) // the owner's, when users authenticate
 		if perms != nil {
 			b.prune(sess, perms) // permissions may have changed since
 		}
 		b.capSubs(sess) // and max_subscriptions
 		if msgs, bytes := sess.Held(); msgs > b.maxMsgs() || bytes > b.maxBytes() {
-			s.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
+			b.srv.Noticef("MQTT session %q: restored %d messages (%d bytes), above the session limits; new ones are discarded until it drains",
 				sess.ID, msgs, bytes)
 		}
-		h := &hold{sess: sess, offline: b.offlineSubs(sess, perms)}
-		b.holds[sess.ID] = h
+		h := &hold{sp: sp, sess: sess, offline: b.offlineSubs(sess, perms)}
+		key := hkey{sp.acc.Name(), sess.ID}
+		b.holds[key] = h
 		if w := sess.pendingWill(); w != nil {
 			// Checked again: the owner's permissions may have changed.
 			if perms == nil || perms.CanPublish([]byte(w.r.Subject)) {
-				b.wills[sess.ID] = w
+				w.sp = sp
+				b.wills[key] = w
 			} else {
 				sess.SetWill(nil)
 			}
 		}
-		s.ReplaceSubs(nil, h.offline)
+		sp.acc.ReplaceSubs(nil, h.offline)
 	}
 	if len(sessions)+len(retained) > 0 {
-		s.Noticef("MQTT: restored %d sessions and %d retained messages", len(sessions), len(retained))
+		b.srv.Noticef("MQTT account %q: restored %d sessions and %d retained messages", sp.acc.Name(), len(sessions), len(retained))
 	}
-	return b, nil
+}
+
+// closeSpaces closes every account's persistence (newBridge failing).
+func (b *bridge) closeSpaces() {
+	for _, sp := range b.spaces {
+		sp.persist.Close()
+	}
+}
+
+// newSpace makes account acc's MQTT state over persister p.
+func (b *bridge) newSpace(acc loop.Space, p *Persister) *space {
+	sp := &space{acc: acc, retained: NewRetainedSet(), persist: p}
+	sp.retained.SetLimits(b.opts.MQTTMaxRetainedMsgs, b.opts.MQTTMaxRetainedBytes)
+	sp.rr.init(b, sp)
+	return sp
+}
+
+// spaceOf returns account acc's MQTT state, made at its first client.
+func (b *bridge) spaceOf(acc loop.Space) (*space, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sp := b.spaces[acc.Name()]; sp != nil {
+		return sp, nil
+	}
+	if b.closed {
+		return nil, errors.New("MQTT is shutting down")
+	}
+	return b.openSpace(acc)
+}
+
+// eachSpace lists the accounts' MQTT states.
+func (b *bridge) eachSpace() []*space {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*space, 0, len(b.spaces))
+	for _, sp := range b.spaces {
+		out = append(out, sp)
+	}
+	return out
 }
 
 func init() {
@@ -151,8 +272,10 @@ func (b *bridge) NewConn(c *loop.Conn) loop.Protocol { return newConn(c, b) }
 func (b *bridge) Housekeep() {
 	now := unixNow()
 	b.expire(now)
-	b.retained.Expire(now, func(subject string) { _ = b.persist.DeleteRetained(subject) })
-	b.rr.sweep(now)
+	for _, sp := range b.eachSpace() {
+		sp.retained.Expire(now, func(subject string) { _ = sp.persist.DeleteRetained(subject) })
+		sp.rr.sweep(now)
+	}
 	b.saveDirty(false)
 }
 
@@ -160,28 +283,28 @@ func (b *bridge) Housekeep() {
 // publishes the wills that are due.
 func (b *bridge) expire(now int64) {
 	var due []*delayedWill
-	var ended []*Session
+	var ended []*hold
 	b.mu.Lock()
 	for id, h := range b.holds {
 		if h.owner == nil && h.sess.Expired(now) {
-			b.srv.ReplaceSubs(h.offline, nil)
+			h.sp.acc.ReplaceSubs(h.offline, nil)
 			delete(b.holds, id)
-			ended = append(ended, h.sess)
-			_ = b.persist.DeleteSession(h.sess)
+			ended = append(ended, h)
+			_ = h.sp.persist.DeleteSession(h.sess)
 			if w := b.wills[id]; w != nil {
 				w.due = 1 // the session ended first: due now
 			}
 		}
 	}
 	nowMs := time.Now().UnixMilli()
-	var kept []*Session // sessions whose will is published: saved without it
+	var kept []*hold // sessions whose will is published: saved without it
 	for id, w := range b.wills {
 		if nowMs >= w.due {
 			due = append(due, w)
 			delete(b.wills, id)
 			if h := b.holds[id]; h != nil {
 				h.sess.SetWill(nil)
-				kept = append(kept, h.sess)
+				kept = append(kept, h)
 			}
 		}
 	}
@@ -192,16 +315,16 @@ func (b *bridge) expire(now int64) {
 	}
 	// Saved after publishing: a crash in between publishes the will
 	// again after the restart rather than never.
-	for _, sess := range kept {
+	for _, h := range kept {
 		if closed {
 			break
 		}
-		if err := b.persist.SaveSession(sess, false); err != nil {
-			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
+		if err := h.sp.persist.SaveSession(h.sess, false); err != nil {
+			b.srv.Errorf("MQTT: saving session %q: %v", h.sess.ID, err)
 		}
 	}
-	for _, sess := range ended {
-		b.redeliverShared(sess)
+	for _, h := range ended {
+		b.redeliverShared(h.sp, h.sess)
 	}
 }
 
@@ -212,19 +335,19 @@ func (b *bridge) Close() { b.close() }
 // journal sets a persistent session's limits and, with a store directory,
 // makes it record each message it queues as it arrives and remove the
 // record once the message is acknowledged.
-func (b *bridge) journal(sess *Session) {
+func (b *bridge) journal(sp *space, sess *Session) {
 	sess.SetLimits(b.maxMsgs(), b.maxBytes())
-	if !b.persist.Durable() {
+	if !sp.persist.Durable() {
 		return
 	}
 	sess.SetJournal(func(m *Msg) uint64 {
-		seq, err := b.persist.JournalQueued(sess.ID, m)
+		seq, err := sp.persist.JournalQueued(sess.ID, m)
 		if err != nil {
 			b.srv.Errorf("MQTT: journaling a message for session %q: %v", sess.ID, err)
 		}
 		return seq
 	}, func(seq uint64) {
-		if err := b.persist.ForgetQueued(seq); err != nil {
+		if err := sp.persist.ForgetQueued(seq); err != nil {
 			b.srv.Errorf("MQTT: removing a delivered message of session %q: %v", sess.ID, err)
 		}
 	})
@@ -274,13 +397,15 @@ func (h *hold) routed() []*loop.Sub {
 // into the session's queue (see conn.deliver). It reports ok false,
 // touching nothing, when the session belongs to another user.
 func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *Session, present, ok bool) {
+	sp := c.sp
+	key := hkey{sp.acc.Name(), id}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	h := b.holds[id]
+	h := b.holds[key]
 	if h != nil && !b.mayHold(c, h.sess) {
 		return nil, false, false
 	}
-	delete(b.wills, id) // back within the will delay: no will
+	delete(b.wills, key) // back within the will delay: no will
 	if h != nil {
 		h.sess.SetWill(nil)
 	}
@@ -292,18 +417,18 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 	present = h != nil && !cleanStart && !h.sess.Clean
 	if !present {
 		if h != nil {
-			b.srv.ReplaceSubs(h.routed(), nil)
+			sp.acc.ReplaceSubs(h.routed(), nil)
 			if !h.sess.Clean {
-				_ = b.persist.DeleteSession(h.sess)
+				_ = sp.persist.DeleteSession(h.sess)
 			}
 		}
-		h = &hold{sess: NewSession(id, !persistent)}
+		h = &hold{sp: sp, sess: NewSession(id, !persistent)}
 		if !persistent {
 			h.sess.SetLimits(b.maxMsgs(), b.maxBytes())
 		} else {
-			b.journal(h.sess)
+			b.journal(sp, h.sess)
 		}
-		b.holds[id] = h
+		b.holds[key] = h
 	}
 	c.sess = h.sess
 	if user := c.c.User(); user != "" {
@@ -314,7 +439,7 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 		for filter, opts := range h.sess.Subs() {
 			c.addFilter(filter, opts, h.sess.SubID(filter))
 		}
-		b.srv.ReplaceSubs(h.routed(), c.routed())
+		sp.acc.ReplaceSubs(h.routed(), c.routed())
 		h.offline = nil
 	}
 	h.owner = c
@@ -334,10 +459,11 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 
 // mayHold reports whether c may resume or replace sess: a session belongs
 // to the user that created it when users authenticate (with auth off, or a
-// single user or token, every client is the same principal). A session
-// with no owner recorded (older snapshots) goes to the first user.
+// single user or token, every client is the same principal; in operator
+// mode each user JWT's key is a user). A session with no owner recorded
+// (older snapshots) goes to the first user.
 func (b *bridge) mayHold(c *conn, sess *Session) bool {
-	if !b.srv.HasUsers() {
+	if !b.srv.HasUsers() && c.c.User() == "" {
 		return true
 	}
 	owner := sess.Owner()
@@ -410,7 +536,7 @@ func (b *bridge) subscribe(c *conn, filter string, opts byte, subID uint32) {
 	}
 	old := c.filterSubs(filter)
 	c.addFilter(filter, opts, subID)
-	b.srv.ReplaceSubs(old, c.filterSubs(filter))
+	c.sp.acc.ReplaceSubs(old, c.filterSubs(filter))
 }
 
 // unsubscribe removes filter from c's session, if c still holds it.
@@ -420,14 +546,14 @@ func (b *bridge) unsubscribe(c *conn, filter string) {
 	if !b.holding(c) {
 		return
 	}
-	b.srv.ReplaceSubs(c.filterSubs(filter), nil)
+	c.sp.acc.ReplaceSubs(c.filterSubs(filter), nil)
 	c.dropFilter(filter)
 	c.sess.Unsubscribe(filter)
 }
 
 // holding reports whether c holds its session. Caller holds mu.
 func (b *bridge) holding(c *conn) bool {
-	h := b.holds[c.sess.ID]
+	h := b.holds[c.key()]
 	return h != nil && h.owner == c && !c.handedOver.Load()
 }
 
@@ -438,22 +564,24 @@ func (b *bridge) holding(c *conn) bool {
 // w, when not nil, is the client's will: one with a delay (due set) waits
 // in wills unless the session ends now, which makes it due at once.
 func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
+	key := c.key()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	h := b.holds[sess.ID]
+	h := b.holds[key]
 	if h == nil || h.owner != c {
 		return false
 	}
+	sp := h.sp
 	c.handedOver.Store(true)
 	online := c.routed()
 	h.owner = nil
 	// The armed will goes: published now, pending below, or dropped.
 	sess.SetWill(nil)
 	if sess.Clean || sess.Expiry() == 0 { // MQTT 5: expiry interval 0 ends it with the connection
-		b.srv.ReplaceSubs(online, nil)
-		delete(b.holds, sess.ID)
+		sp.acc.ReplaceSubs(online, nil)
+		delete(b.holds, key)
 		if !sess.Clean {
-			_ = b.persist.DeleteSession(sess)
+			_ = sp.persist.DeleteSession(sess)
 		}
 		if w != nil {
 			w.due = 0
@@ -461,13 +589,13 @@ func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 		return true
 	}
 	if w != nil && w.due != 0 {
-		b.wills[sess.ID] = w
+		b.wills[key] = w
 		sess.SetWill(w) // in the snapshot saved below
 	}
 	sess.SetOffline(unixNow())
 	h.offline = b.offlineSubs(sess, c.c.Perms())
-	b.srv.ReplaceSubs(online, h.offline)
-	if err := b.persist.SaveSession(sess, true); err != nil {
+	sp.acc.ReplaceSubs(online, h.offline)
+	if err := sp.persist.SaveSession(sess, true); err != nil {
 		b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
 	}
 	return true
@@ -532,61 +660,66 @@ func (b *bridge) saveDirty(force bool) {
 		b.mu.Unlock()
 		return
 	}
-	sessions := make([]*Session, 0, len(b.holds))
+	bySpace := make(map[*space][]*Session, len(b.spaces))
+	for _, sp := range b.spaces {
+		bySpace[sp] = nil // compacted even with no session left
+	}
 	for _, h := range b.holds {
 		if !h.sess.Clean {
-			sessions = append(sessions, h.sess)
+			bySpace[h.sp] = append(bySpace[h.sp], h.sess)
 		}
 	}
 	b.mu.Unlock()
-	b.persist.CompactQueued(sessions)
-	for _, sess := range sessions {
-		if err := b.persist.SaveSession(sess, force); err != nil {
-			b.srv.Errorf("MQTT: saving session %q: %v", sess.ID, err)
+	for sp, sessions := range bySpace {
+		sp.persist.CompactQueued(sessions)
+		for _, sess := range sessions {
+			if err := sp.persist.SaveSession(sess, force); err != nil {
+				b.srv.Errorf("MQTT: saving session %q of account %q: %v", sess.ID, sp.acc.Name(), err)
+			}
 		}
 	}
 }
 
 // setRetained stores (or, with an empty payload, clears) a topic's retained
 // message.
-func (b *bridge) setRetained(topic, subject string, qos byte, payload []byte) {
-	b.setRetained5(topic, subject, qos, nil, payload)
+func (b *bridge) setRetained(sp *space, topic, subject string, qos byte, payload []byte) {
+	b.setRetained5(sp, topic, subject, qos, nil, payload)
 }
 
 // setRetained5 is setRetained keeping the message's header block (MQTT 5
 // properties; nil for 3.1.1).
-func (b *bridge) setRetained5(topic, subject string, qos byte, hdr, payload []byte) {
+func (b *bridge) setRetained5(sp *space, topic, subject string, qos byte, hdr, payload []byte) {
 	if len(payload) == 0 {
-		if b.retained.Clear(subject) {
-			_ = b.persist.DeleteRetained(subject)
+		if sp.retained.Clear(subject) {
+			_ = sp.persist.DeleteRetained(subject)
 		}
 		return
 	}
 	r := &Retained{Topic: topic, Subject: subject, QoS: qos, Payload: bytes.Clone(payload), Hdr: bytes.Clone(hdr),
 		Expires: headerExpires(hdr)}
-	stored, cleared := b.retained.Set(r)
+	stored, cleared := sp.retained.Set(r)
 	if !stored {
 		if cleared {
-			_ = b.persist.DeleteRetained(subject)
+			_ = sp.persist.DeleteRetained(subject)
 		}
-		b.retainFull(topic, len(payload))
+		b.retainFull(sp, topic, len(payload))
 		return
 	}
-	if err := b.persist.SaveRetained(r); err != nil {
+	if err := sp.persist.SaveRetained(r); err != nil {
 		b.srv.Errorf("MQTT: saving retained message of %q: %v", topic, err)
 	}
 }
 
 // retainFull counts a retained message not kept because the retained set
 // is full and logs it, at most once a second for the whole server.
-func (b *bridge) retainFull(topic string, size int) {
+func (b *bridge) retainFull(sp *space, topic string, size int) {
 	n := b.retainDropped.Add(1)
 	now := time.Now().UnixNano()
 	last := b.retainLogged.Load()
 	if now-last < int64(time.Second) || !b.retainLogged.CompareAndSwap(last, now) {
 		return
 	}
-	msgs, bytes := b.retained.Held()
+	msgs, bytes := sp.retained.Held()
 	b.srv.Noticef("MQTT: retained messages full (%d messages, %d bytes; limits %d and %d): not retaining %d bytes on %q (%d so far)",
 		msgs, bytes, b.maxRetainedMsgs(), b.maxRetainedBytes(), size, topic, n)
 }
@@ -596,8 +729,10 @@ func (b *bridge) close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
-	if err := b.persist.Close(); err != nil {
-		b.srv.Errorf("MQTT: closing the session store: %v", err)
+	for _, sp := range b.eachSpace() {
+		if err := sp.persist.Close(); err != nil {
+			b.srv.Errorf("MQTT: closing the session store of account %q: %v", sp.acc.Name(), err)
+		}
 	}
 }
 
@@ -605,6 +740,7 @@ func (b *bridge) close() {
 // milliseconds; 0: at once), unless its client comes back first. Guarded by bridge.mu
 // while in wills.
 type delayedWill struct {
+	sp     *space    // the account it is published in
 	r      *Retained // topic, subject, QoS, payload, header block (nil: 3.1.1)
 	retain bool
 	due    int64
@@ -622,15 +758,15 @@ func (b *bridge) publishWill(w *delayedWill) {
 		hdr = append([]byte(mqttHeaderPrefix), '0'+r.QoS, '\r', '\n', '\r', '\n')
 	}
 	if w.retain {
-		b.setRetained5(r.Topic, r.Subject, r.QoS, r.Hdr, r.Payload)
+		b.setRetained5(w.sp, r.Topic, r.Subject, r.QoS, r.Hdr, r.Payload)
 	}
-	b.srv.PublishInternal(r.Subject, "", hdr, r.Payload)
+	b.srv.PublishInternalIn(w.sp.acc, r.Subject, "", hdr, r.Payload)
 }
 
 // redeliverShared gives the QoS 1/2 messages a shared subscription left
 // unacknowledged in sess, whose client has left for good, to another
 // member of their group (MQTT or NATS), if one is left.
-func (b *bridge) redeliverShared(sess *Session) {
+func (b *bridge) redeliverShared(sp *space, sess *Session) {
 	msgs := sess.Unacked()
 	if len(msgs) == 0 {
 		return
@@ -645,7 +781,7 @@ func (b *bridge) redeliverShared(sess *Session) {
 		if hdr == nil {
 			hdr = append([]byte(mqttHeaderPrefix), '0'+msg.QoS, '\r', '\n', '\r', '\n')
 		}
-		if b.srv.PublishToQueue(subject, msg.Group, hdr, msg.Payload) {
+		if b.srv.PublishToQueueIn(sp.acc, subject, msg.Group, hdr, msg.Payload) {
 			n++
 		}
 	}
@@ -693,7 +829,10 @@ func (b *bridge) Stats() loop.MQTTStats {
 		}
 	}
 	b.mu.Unlock()
-	msgs, bytes := b.retained.Held()
-	st.Retained, st.RetainedBytes = msgs, int64(bytes)
+	for _, sp := range b.eachSpace() {
+		msgs, bytes := sp.retained.Held()
+		st.Retained += msgs
+		st.RetainedBytes += int64(bytes)
+	}
 	return st
 }

@@ -32,6 +32,7 @@ type conn struct {
 	b      *bridge
 	parser *mcodec.Parser
 	sess   *Session // nil before CONNECT
+	sp     *space   // its account's MQTT state, set at CONNECT with sess
 
 	keepAlive    time.Duration
 	lastRecv     atomic.Int64 // unix nanoseconds of the last packet
@@ -180,6 +181,11 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 	} else if !ok {
 		return refuse(mcodec.RefusedNotAuthorized, "authorization violation")
 	}
+	sp, err := m.b.spaceOf(c.Space()) // the login bound c to its user's account
+	if err != nil {
+		return refuse(mcodec.RefusedServerUnavailable, "account "+strconv.Quote(c.Space().Name())+": "+err.Error())
+	}
+	m.sp = sp
 	if cn.WillFlag {
 		subject, err := TopicToSubject(string(cn.WillTopic), false)
 		if err != nil {
@@ -205,14 +211,14 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 		return refuse(mcodec.RefusedNotAuthorized, "client id "+strconv.Quote(id)+" belongs to another user's session")
 	}
 	sess.SetV5(v5, expiry, int(cn.Props.ReceiveMaximum))
-	if m.will != nil && v5 && persistent && m.b.persist.Durable() {
+	if m.will != nil && v5 && persistent && m.sp.persist.Durable() {
 		// Armed in the session's record, queued for writing before CONNACK:
 		// a server killed while an MQTT 5 client is connected publishes
 		// its will after the restart once its delay has passed, unless
 		// the client is back by then (a 3.1.1 client's is lost, as with
 		// nats-server).
-		sess.SetWill(&delayedWill{r: m.will, retain: m.willRetain, delay: m.willDelay})
-		if err := m.b.persist.SaveSession(sess, false); err != nil {
+		sess.SetWill(&delayedWill{sp: m.sp, r: m.will, retain: m.willRetain, delay: m.willDelay})
+		if err := m.sp.persist.SaveSession(sess, false); err != nil {
 			c.Server().Errorf("MQTT: saving session %q: %v", id, err)
 		}
 	}
@@ -406,7 +412,7 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 		c.Close()
 		return errClose{}
 	}
-	writes := m.b.persist.Writes()
+	writes := m.sp.persist.Writes()
 	deliver := true
 	reason := byte(0)
 	if p.QoS == 2 {
@@ -435,7 +441,7 @@ func (m *conn) MQTTPublish(p *mcodec.Publish) error {
 	}
 	if deliver {
 		if p.Retain {
-			m.b.setRetained(string(p.Topic), string(subject), p.QoS, p.Payload)
+			m.b.setRetained(m.sp, string(p.Topic), string(subject), p.QoS, p.Payload)
 		}
 		m.pubBuf = append(append(m.pubBuf[:0], mqttHeaderPrefix...), '0'+p.QoS, '\r', '\n', '\r', '\n')
 		hdrLen := len(m.pubBuf)
@@ -465,7 +471,7 @@ func (m *conn) ack(kind byte, id uint16, writesBefore uint64) {
 func (m *conn) ackReason(kind byte, id uint16, reason byte, writesBefore uint64) {
 	c := m.c
 	c.Lock()
-	if m.b.persist.Writes() == writesBefore && len(m.held) == 0 {
+	if m.sp.persist.Writes() == writesBefore && len(m.held) == 0 {
 		c.Write(mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil))
 		c.FlushSoon()
 		c.Unlock()
@@ -476,7 +482,7 @@ func (m *conn) ackReason(kind byte, id uint16, reason byte, writesBefore uint64)
 	m.heldTotal += uint64(len(m.held) - n)
 	upto := m.heldTotal
 	c.Unlock()
-	m.b.persist.AfterWrites(func() { c.Run(func() { m.release(upto) }) })
+	m.sp.persist.AfterWrites(func() { c.Run(func() { m.release(upto) }) })
 }
 
 // release sends the held acks up to byte upto. Caller holds outLock.
@@ -611,7 +617,7 @@ func (m *conn) MQTTSubscribe(id uint16, subs []mcodec.Subscription) error {
 			continue // MQTT 5 retain handling: never, or only for a new subscription
 		}
 		subjects, _ := FilterSubjects(filter)
-		for _, r := range m.b.retained.Match(subjects, SkipsDollarTopics(filter)) {
+		for _, r := range m.sp.retained.Match(subjects, SkipsDollarTopics(filter)) {
 			if !c.Perms().CanSubscribe(r.Subject) {
 				continue
 			}
@@ -803,7 +809,7 @@ func (m *conn) Close() {
 	}
 	var w *delayedWill
 	if m.will != nil && !m.disconnected && !m.c.Server().ShuttingDown() && m.c.Perms().CanPublish([]byte(m.will.Subject)) {
-		w = &delayedWill{r: m.will, retain: m.willRetain}
+		w = &delayedWill{sp: m.sp, r: m.will, retain: m.willRetain}
 		if m.willDelay > 0 {
 			w.due = time.Now().UnixMilli() + 1000*int64(min(m.willDelay, m.expiry))
 		}
@@ -816,7 +822,7 @@ func (m *conn) Close() {
 		m.b.publishWill(w)
 	}
 	if held && (m.sess.Clean || m.sess.Expiry() == 0) {
-		m.b.redeliverShared(m.sess)
+		m.b.redeliverShared(m.sp, m.sess)
 	}
 }
 
@@ -828,6 +834,9 @@ func (m *conn) sendCopy(s *loop.Sub, topic string, hdr, msg []byte, qos byte) (*
 	}
 	return m.sess.SendCopy5(topic, hdr, msg, qos)
 }
+
+// key names the connection's session among every account's. Set at CONNECT.
+func (m *conn) key() hkey { return hkey{m.sp.acc.Name(), m.sess.ID} }
 
 // errClose stops the parse after the connection has been told to close.
 type errClose struct{}

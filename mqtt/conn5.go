@@ -132,7 +132,7 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) byte {
 		// allowed to publish there as well as to receive its replies.
 		rs, err := TopicToSubject(string(p.Props.ResponseTopic), false)
 		if err == nil && mcodec.ValidTopicName(p.Props.ResponseTopic) && c.Perms().CanSubscribe(rs) && c.Perms().CanPublish([]byte(rs)) {
-			r, ok := m.b.rr.replySubject(m.sess.ID, rs, p.Props.CorrelationData)
+			r, ok := m.sp.rr.replySubject(m.sess.ID, rs, p.Props.CorrelationData)
 			if !ok {
 				return mcodec.ReasonQuotaExceeded
 			}
@@ -142,7 +142,7 @@ func (m *conn) publish5(p *mcodec.Publish, subject []byte) byte {
 	m.pubBuf = m.pubHeader(m.pubBuf[:0], p.QoS, &p.Props, p.Retain)
 	hdrLen := len(m.pubBuf)
 	if p.Retain {
-		m.b.setRetained5(string(p.Topic), string(subject), p.QoS, m.pubBuf, p.Payload)
+		m.b.setRetained5(m.sp, string(p.Topic), string(subject), p.QoS, m.pubBuf, p.Payload)
 	}
 	m.pubBuf = append(m.pubBuf, p.Payload...)
 	c.CountIn(len(p.Payload))

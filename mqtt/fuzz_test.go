@@ -101,7 +101,7 @@ func FuzzMQTTSession(f *testing.F) {
 		clean := m.sess == nil || m.sess.Clean
 		tc.End()
 		n := s.NumSubscriptions()
-		if m.b.rr.sub != nil {
+		if m.b.g.rr.sub != nil {
 			n-- // the server's, for replies to MQTT 5 requests, made on the first
 		}
 		if clean && n != 0 {

@@ -56,6 +56,7 @@ type clientRequests struct{ n, bytes int }
 // Locking rule: mu guards pending, bytes and byClient.
 type requests struct {
 	b        *bridge
+	sp       *space    // the account its requests and replies are in
 	once     sync.Once // subscribes requestPrefix on the first request
 	sub      *loop.Sub // that subscription, set once (by once)
 	mu       sync.Mutex
@@ -67,8 +68,8 @@ type requests struct {
 	refused, logged atomic.Int64
 }
 
-func (r *requests) init(b *bridge) {
-	r.b = b
+func (r *requests) init(b *bridge, sp *space) {
+	r.b, r.sp = b, sp
 	r.pending = make(map[string]*pendingRequest)
 	r.byClient = make(map[string]*clientRequests)
 }
@@ -84,7 +85,7 @@ func (r *requests) replySubject(client, subject string, corr []byte) (string, bo
 	}
 	r.once.Do(func() {
 		r.sub = r.b.srv.NewInternalSub(requestPrefix+"*", nil, 0, r.reply)
-		r.b.srv.ReplaceSubs(nil, []*loop.Sub{r.sub})
+		r.sp.acc.ReplaceSubs(nil, []*loop.Sub{r.sub})
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -147,7 +148,7 @@ func (r *requests) reply(subject, _ []byte, hdrLen int, msg []byte) {
 		out = append(append(append(append(out, k...), ':'), v...), '\r', '\n')
 	})
 	out = append(out, '\r', '\n')
-	r.b.srv.PublishInternal(p.subject, "", out, payload)
+	r.b.srv.PublishInternalIn(r.sp.acc, p.subject, "", out, payload)
 }
 
 // sweep forgets requests past their time.

@@ -334,8 +334,8 @@ func (s *Server) Shutdown() {
 	if s.mqtt != nil {
 		s.mqtt.Close() // after every connection released its session
 	}
+	s.Noticef("server shut down") // before done: main exits when done closes
 	close(s.done)
-	s.Noticef("server shut down")
 }
 
 // shuttingDown reports whether Shutdown has begun.

@@ -274,10 +274,17 @@ func checkMetrics(t *testing.T, s *loop.Server) {
 				metricSum(fams, "evnats_loop_reads_total", nil))
 		}
 	}
-	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "process_resident_memory_bytes",
+		"process_virtual_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("no %s", name)
 		}
+	}
+	if f := fams["process_open_fds"]; f != nil && f.GetMetric()[0].GetGauge().GetValue() < 3 {
+		t.Errorf("process_open_fds %v: fewer than the listeners and this connection", f.GetMetric()[0].GetGauge().GetValue())
+	}
+	if f := fams["process_resident_memory_bytes"]; f != nil && f.GetMetric()[0].GetGauge().GetValue() < 1<<20 {
+		t.Errorf("process_resident_memory_bytes %v", f.GetMetric()[0].GetGauge().GetValue())
 	}
 }
 

@@ -1,9 +1,6 @@
 package monitor
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -52,17 +49,6 @@ func cpuTime() time.Duration {
 
 // RSS is the process's resident memory in bytes (Linux /proc), or 0.
 func RSS() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
+	_, rss, _ := statm()
+	return rss
 }

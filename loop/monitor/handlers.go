@@ -38,8 +38,7 @@ type Monitor struct {
 func New(src Source) *Monitor {
 	m := &Monitor{src: src, mux: http.NewServeMux(), reqs: make(map[string]uint64)}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(m), collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(m), collectors.NewGoCollector(), newProcessCollector())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	h := map[string]http.HandlerFunc{
 		"/varz":           m.varz,

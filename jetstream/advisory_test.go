@@ -123,6 +123,9 @@ func advisoryScenario(t *testing.T, url string) []string {
 	if err := js.DeleteStream(c, "S"); err != nil {
 		t.Fatal(err)
 	}
+	// nats-server stops a deleted stream's consumers, and sends their
+	// advisories, on its own goroutines: wait for E's before going on.
+	await("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.E")
 	if _, err := js.Stream(c, "NOPE"); err == nil {
 		t.Fatal("no error for a missing stream")
 	}

@@ -343,7 +343,7 @@ func TestOriginCreatedLater(t *testing.T) {
 
 // TestMirrorSourceConfigRules: the configs nats-server refuses are refused
 // with its codes (checked against an in-process nats-server), and what
-// evnats lacks (external, consumer, mapping functions) is refused rather
+// evnats lacks (external, consumer) is refused rather
 // than dropped.
 func TestMirrorSourceConfigRules(t *testing.T) {
 	cases := []struct {
@@ -366,7 +366,7 @@ func TestMirrorSourceConfigRules(t *testing.T) {
 		{"bad transform dest", `{"name":"X","mirror":{"name":"O","subject_transforms":[{"src":"o.*","dest":"p.{{wildcard(2)}}"}]}}`, 10154, false},
 		{"mirror smaller max msg size", `{"name":"X","max_msg_size":10,"mirror":{"name":"O"}}`, 10030, false},
 		{"start seq and time", `{"name":"X","mirror":{"name":"O","opt_start_seq":2,"opt_start_time":"2024-01-01T00:00:00Z"}}`, 10032, true},
-		{"unsupported mapping", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"{{partition(3,1)}}"}]}]}`, 10146, true},
+		{"unknown mapping function", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"{{partition(3,1)}}.{{nosuch(1)}}"}]}]}`, 10146, false},
 		{"external", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API","deliver":""}}}`, 10052, true},
 		{"source consumer", `{"name":"X","sources":[{"name":"O","consumer":{"name":"c","deliver_subject":"d"}}]}`, 10052, true},
 	}

@@ -284,10 +284,15 @@ func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[s
 }
 
 // wildDest is a transform destination as a filter: each token that
-// takes a part of the subject ("{{wildcard(1)}}", "$1") matches any.
+// takes a part of the subject ("{{wildcard(1)}}", "$1") matches any, and
+// a function that may make several tokens (split, slice) matches the rest.
 func wildDest(dest string) string {
 	t := strings.Split(dest, ".")
 	for i, tok := range t {
+		low := strings.ToLower(tok)
+		if strings.Contains(low, "{{") && (strings.Contains(low, "split") || strings.Contains(low, "slice")) {
+			return strings.Join(append(t[:i], ">"), ".")
+		}
 		if strings.Contains(tok, "{{") || strings.HasPrefix(tok, "$") {
 			t[i] = "*"
 		}

@@ -4,10 +4,8 @@ package jetstream
 // on the JetStream Manager goroutine only, which owns streams; no locks.
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/evnats/evnats/router"
+	subjtr "github.com/evnats/evnats/router/transform"
 )
 
 // Stream-level subject transforms, as nats-server's: subject_transform
@@ -15,91 +13,21 @@ import (
 // batches, source and mirror copies) before anything else looks at it; a
 // subject its source does not match is kept. Republish (republish.go)
 // goes through the same kind of transform. Both follow nats-server's
-// stricter rules for these (no "*" in the destination, a ">" on both sides
-// or neither), and evnats has only the wildcard mapping function.
-
-// knownMappingFunctions are nats-server's mapping functions: one of these
-// evnats lacks is refused as unsupported, any other as unknown.
-var knownMappingFunctions = []string{"partition", "wildcard", "splitfromleft", "splitfromright",
-	"slicefromleft", "slicefromright", "split", "left", "right", "random"}
+// rules (no "*" in the destination, a ">" on both sides or neither) and
+// have its mapping functions (router/transform).
 
 // streamTransform compiles a stream-level transform; on failure it returns
 // nats-server's reason (the text after "stream transform: ").
 func streamTransform(src, dest string) (*transform, string) {
-	if src == "" {
-		src = ">"
-	}
-	const bad = "invalid mapping destination: "
-	toks := strings.Split(dest, ".")
-	for i, tok := range toks {
-		switch {
-		case tok == "" || i > 0 && toks[i-1] == ">":
-			return nil, bad + "invalid transform" + inToken(tok)
-		case strings.HasPrefix(tok, "{{") && strings.HasSuffix(tok, "}}") && len(tok) > 4:
-			name, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tok[2:len(tok)-2])), "(")
-			name = strings.TrimSpace(name)
-			if !contains(knownMappingFunctions, name) {
-				return nil, bad + "unknown function" + inToken(tok)
-			}
-			if name != "wildcard" {
-				return nil, "mapping function " + tok + " is not supported by this server"
-			}
-		case strings.ContainsAny(tok, "\t\n\f\r "):
-			return nil, bad + "invalid transform"
-		}
-	}
-	if !router.ValidSubject(src) || !router.ValidSubject(dest) ||
-		strings.HasSuffix("."+src, ".>") != strings.HasSuffix("."+dest, ".>") || contains(toks, "*") {
-		return nil, "invalid subject"
-	}
-	stars := 0
-	for _, tok := range strings.Split(src, ".") {
-		stars += btoi(tok == "*")
-	}
-	for _, tok := range toks {
-		if n, ok := wildcardRef(tok); ok && (n < 1 || n > stars) {
-			return nil, bad + "wildcard index out of range in " + tok + indexSuffix(n, stars, strings.HasSuffix("."+src, ".>"))
-		}
-	}
-	t, err := compileTransform(SubjectTransformConfig{Source: src, Destination: dest})
+	src = orAll(src)
+	tr, err := subjtr.New(src, dest)
 	if err != nil {
 		return nil, err.Error()
 	}
-	return &t, ""
-}
-
-func inToken(tok string) string {
-	if tok == "" {
-		return ""
+	if tr == nil {
+		return &transform{src: src}, ""
 	}
-	return " in " + tok
-}
-
-// indexSuffix is how nats-server names the index out of range, which it
-// leaves out when the source has no wildcard at all.
-func indexSuffix(n, stars int, fwc bool) string {
-	if stars == 0 && !fwc {
-		return ""
-	}
-	return ": [" + strconv.Itoa(n) + "]"
-}
-
-// wildcardRef reads a "$n" or "{{wildcard(n)}}" token.
-func wildcardRef(tok string) (int, bool) {
-	if rest, ok := strings.CutPrefix(tok, "$"); ok {
-		n, err := strconv.Atoi(rest)
-		return n, err == nil
-	}
-	return wildcardFunc(tok)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return &transform{src: src, tr: tr}, ""
 }
 
 // subjectTransformRules checks a stream's subject_transform as nats-server

@@ -33,6 +33,9 @@ func transformScenario(t *testing.T, url string) []string {
 		{Source: "a.>", Destination: "x"},
 		{Source: "a.b", Destination: "x.>"},
 		{Source: "a.*", Destination: "x y"},
+		{Source: "a.*", Destination: "x.{{partition(x)}}"},
+		{Source: "a.*", Destination: "x.{{split(1)}}"},
+		{Source: "a.*", Destination: "x.{{left(2,1)}}"},
 	} {
 		_, err := js.CreateStream(c, jetstream.StreamConfig{Name: fmt.Sprint("BAD", i), Subjects: []string{"a.>"}, SubjectTransform: &tc})
 		var apiErr *jetstream.APIError
@@ -43,6 +46,10 @@ func transformScenario(t *testing.T, url string) []string {
 	}
 	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "T", Subjects: []string{"in.>", "other"},
 		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "in.*.*", Destination: "out.{{wildcard(2)}}.$1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "F", Subjects: []string{"f.>"},
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "f.*.*", Destination: "g.{{partition(5,1)}}.{{splitFromLeft(2,2)}}.{{SliceFromRight(1,2)}}"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "SRC", Subjects: []string{"s.>"}}); err != nil {
@@ -63,7 +70,7 @@ func transformScenario(t *testing.T, url string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, subj := range []string{"in.a.b", "in.x", "in.a.b.c", "other", "s.1", "s.2.3", "imp.k"} {
+	for _, subj := range []string{"in.a.b", "in.x", "in.a.b.c", "other", "s.1", "s.2.3", "imp.k", "f.k1.abcd", "f.key2.xy"} {
 		if _, err := js.Publish(c, subj, []byte(subj)); err != nil {
 			t.Fatalf("publish %s: %v", subj, err)
 		}
@@ -84,7 +91,7 @@ func transformScenario(t *testing.T, url string) []string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, name := range []string{"T", "AGG", "IMP"} {
+	for _, name := range []string{"T", "AGG", "IMP", "F"} {
 		st, err := js.Stream(c, name)
 		if err != nil {
 			t.Fatal(err)
@@ -108,20 +115,12 @@ func TestSubjectTransformDifferential(t *testing.T) {
 	differential(t, transformScenario)
 }
 
-// TestSubjectTransformUnsupportedFunction: the mapping functions evnats
-// lacks are refused by name rather than stored and ignored, and an update
-// that adds a transform applies it to what comes after (atomic batches
-// too).
-func TestSubjectTransformUnsupportedFunction(t *testing.T) {
+// TestSubjectTransformUpdate: an update that adds a transform applies it
+// to what comes after (atomic batches too).
+func TestSubjectTransformUpdate(t *testing.T) {
 	s := startJS(t, loop.Options{})
 	nc, js := connectJS(t, s)
 	c := ctx(t)
-	_, err := js.CreateStream(c, jetstream.StreamConfig{Name: "P", Subjects: []string{"p.*"},
-		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "p.*", Destination: "q.{{partition(3,1)}}"}})
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10156 || !strings.Contains(apiErr.Description, "not supported") {
-		t.Fatalf("partition: %v", err)
-	}
 	cfg := jetstream.StreamConfig{Name: "U", Subjects: []string{"u.>"}, AllowAtomicPublish: true}
 	if _, err := js.CreateStream(c, cfg); err != nil {
 		t.Fatal(err)

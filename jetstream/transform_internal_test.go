@@ -16,6 +16,8 @@ func TestSubjectTransform(t *testing.T) {
 		{"a.>", "b.>", "a.x.y.z", "b.x.y.z", true},
 		{"a.*.>", "{{ Wildcard( 1 ) }}.rest.>", "a.x.y.z", "x.rest.y.z", true},
 		{">", ">", "q", "q", true},
+		{"a.*", "{{partition(3,1)}}.{{splitFromLeft(1,1)}}", "a.xy", "1.x.y", true},
+		{"a.*", "b.{{split(1,-)}}", "a.--", "", false}, // nothing left: not copied
 	}
 	for _, tc := range cases {
 		tr, err := compileTransform(SubjectTransformConfig{Source: tc.src, Destination: tc.dest})
@@ -33,7 +35,8 @@ func TestSubjectTransform(t *testing.T) {
 		{Source: "a.*", Destination: "b.*.*"},
 		{Source: "a.*", Destination: "b.>"},
 		{Source: "a.>", Destination: "b.>.c"},
-		{Source: "a.*", Destination: "{{partition(3,1)}}"},
+		{Source: "a.*", Destination: "{{partition(3,2)}}"},
+		{Source: "a.*", Destination: "{{nosuch(1)}}"},
 		{Source: "a..b", Destination: "c"},
 		{Source: "a.*", Destination: "b..c"},
 		{Source: "a.*", Destination: "b.{{wildcard(x)}}"},

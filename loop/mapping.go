@@ -9,13 +9,11 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/evnats/evnats/router"
+	"github.com/evnats/evnats/router/transform"
 )
 
 // Mapping rewrites the subject of messages published in an account
@@ -28,11 +26,10 @@ type Mapping struct {
 	Dests  []MappingDest
 }
 
-// MappingDest is one destination of a Mapping: a subject made of
-// literal tokens, "$n" or "{{wildcard(n)}}" (what Source's n-th "*"
-// matched), "{{partition(p, n...)}}" (a hash of the named wildcards'
-// tokens, or of the whole subject, modulo p) and, where Source ends in
-// ">", a last ">".
+// MappingDest is one destination of a Mapping: a subject in nats-server's
+// destination syntax ("$n", a final ">" and the mapping functions of
+// router/transform: wildcard, partition, split, slice, left, right,
+// random).
 type MappingDest struct {
 	Subject string
 	Weight  int // percent; 0 is 100
@@ -51,18 +48,7 @@ type compiledMapping struct {
 
 type compiledDest struct {
 	weight int
-	toks   []destTok
-}
-
-// destTok is one token of a destination: a literal, a wildcard's token
-// (wc, 1-based), the rest (">"), or a hash partition into part buckets
-// of the wildcards in args (all tokens when none).
-type destTok struct {
-	lit  string
-	wc   int
-	rest bool
-	part int
-	args []int
+	tr     *transform.Transform
 }
 
 var errBadMapping = errors.New("invalid mapping")
@@ -96,16 +82,9 @@ func compileMapping(m *Mapping) (*compiledMapping, error) {
 	if len(m.Dests) == 0 {
 		return nil, fmt.Errorf("%w: %q has no destination", errBadMapping, m.Source)
 	}
-	stoks := strings.Split(m.Source, ".")
-	stars := 0
-	for _, t := range stoks {
-		if t == "*" {
-			stars++
-		}
-	}
-	fwc := stoks[len(stoks)-1] == ">"
 	cm := &compiledMapping{src: m.Source}
 	total := 0
+	seen := map[string]bool{}
 	for _, d := range m.Dests {
 		w := d.Weight
 		if w == 0 {
@@ -114,76 +93,24 @@ func compileMapping(m *Mapping) (*compiledMapping, error) {
 		if w < 0 || w > 100 {
 			return nil, fmt.Errorf("%w: %q: weight %d%% is not a percentage", errBadMapping, m.Source, d.Weight)
 		}
-		total += w
-		cd := compiledDest{weight: w}
-		dtoks := strings.Split(d.Subject, ".")
-		for i, tok := range dtoks {
-			var dt destTok
-			switch {
-			case tok == "":
-				return nil, fmt.Errorf("%w: destination %q has an empty token", errBadMapping, d.Subject)
-			case tok == ">":
-				if !fwc || i != len(dtoks)-1 {
-					return nil, fmt.Errorf("%w: destination %q has a '>' the source %q does not end with", errBadMapping, d.Subject, m.Source)
-				}
-				dt.rest = true
-			case tok == "*":
-				return nil, fmt.Errorf("%w: destination %q: use $n or {{wildcard(n)}} for the source's wildcards", errBadMapping, d.Subject)
-			case strings.HasPrefix(tok, "$"):
-				n, err := strconv.Atoi(tok[1:])
-				if err != nil {
-					return nil, fmt.Errorf("%w: bad wildcard reference %q", errBadMapping, tok)
-				}
-				dt.wc = n
-			case strings.Contains(tok, "{{") || strings.Contains(tok, "}}"):
-				name, args, ok := mappingFunc(tok)
-				switch {
-				case ok && name == "wildcard" && len(args) == 1:
-					dt.wc = args[0]
-				case ok && name == "partition" && len(args) >= 1 && args[0] > 0:
-					dt.part, dt.args = args[0], args[1:]
-				default:
-					return nil, fmt.Errorf("%w: mapping function %q is not supported", errBadMapping, tok)
-				}
-			default:
-				dt.lit = tok
-			}
-			for _, n := range append([]int{dt.wc}, dt.args...) {
-				if n != 0 && (n < 1 || n > stars) || dt.wc < 0 {
-					return nil, fmt.Errorf("%w: destination %q refers to wildcard %d, the source %q has %d", errBadMapping, d.Subject, n, m.Source, stars)
-				}
-			}
-			cd.toks = append(cd.toks, dt)
+		if seen[d.Subject] {
+			return nil, fmt.Errorf("%w: %q: duplicate entry for %q", errBadMapping, m.Source, d.Subject)
 		}
-		cm.dests = append(cm.dests, cd)
+		seen[d.Subject] = true
+		total += w
+		tr, err := transform.New(m.Source, d.Subject)
+		if err == nil && tr == nil {
+			err = transform.ErrBadSubject
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q -> %q: %v", errBadMapping, m.Source, d.Subject, err)
+		}
+		cm.dests = append(cm.dests, compiledDest{weight: w, tr: tr})
 	}
 	if total > 100 {
 		return nil, fmt.Errorf("%w: %q: weights add up to %d%%, more than 100%%", errBadMapping, m.Source, total)
 	}
 	return cm, nil
-}
-
-// mappingFunc parses "{{name(a, b, ...)}}" with integer arguments.
-func mappingFunc(tok string) (name string, args []int, ok bool) {
-	s, ok1 := strings.CutPrefix(tok, "{{")
-	s, ok2 := strings.CutSuffix(s, "}}")
-	if !ok1 || !ok2 {
-		return "", nil, false
-	}
-	s = strings.TrimSpace(s)
-	open := strings.IndexByte(s, '(')
-	if open < 0 || !strings.HasSuffix(s, ")") {
-		return "", nil, false
-	}
-	name = strings.ToLower(strings.TrimSpace(s[:open]))
-	for _, a := range strings.Split(s[open+1:len(s)-1], ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(a))
-		if err != nil {
-			return "", nil, false
-		}
-		args = append(args, n)
-	}
-	return name, args, true
 }
 
 // apply returns the subject a message published on subject goes to, and
@@ -215,47 +142,11 @@ func (ms *mappingSet) apply(subject []byte) ([]byte, bool) {
 			return subject, false // the share the weights leave
 		}
 	}
-	return d.build(m.src, subject), true
-}
-
-// build makes the destination subject for subject, which src matches.
-func (d *compiledDest) build(src string, subject []byte) []byte {
-	stoks := strings.Split(src, ".")
-	toks := strings.Split(string(subject), ".")
-	var stars []string
-	rest := ""
-	for i, t := range stoks {
-		switch t {
-		case "*":
-			stars = append(stars, toks[i])
-		case ">":
-			rest = strings.Join(toks[i:], ".")
-		}
+	out, ok := d.tr.Append(make([]byte, 0, len(subject)+16), subject)
+	if !ok {
+		return subject, false // a function left an empty token: keep the subject
 	}
-	out := make([]byte, 0, len(subject)+16)
-	for i, t := range d.toks {
-		if i > 0 {
-			out = append(out, '.')
-		}
-		switch {
-		case t.rest:
-			out = append(out, rest...)
-		case t.wc > 0:
-			out = append(out, stars[t.wc-1]...)
-		case t.part > 0:
-			h := fnv.New32a()
-			if len(t.args) == 0 {
-				_, _ = h.Write(subject)
-			}
-			for _, n := range t.args {
-				_, _ = h.Write([]byte(stars[n-1]))
-			}
-			out = strconv.AppendUint(out, uint64(h.Sum32()%uint32(t.part)), 10)
-		default:
-			out = append(out, t.lit...)
-		}
-	}
-	return out
+	return out, true
 }
 
 // setMappings points each account at its compiled mappings.

@@ -23,6 +23,9 @@ accounts {
       "orders.*.*": "routed.$2.{{wildcard(1)}}"
       "part.*": "p.{{partition(3,1)}}.{{wildcard(1)}}"
       "all.>": "every.>"
+      "sl.*": "sl.{{splitFromLeft(1,2)}}"
+      "sp.*": "{{split(1,-)}}.sp"
+      "sr.*.*": "{{SliceFromRight(2,2)}}.{{left(1,1)}}.{{right(1,1)}}"
       "split": [ {destination: "s1", weight: 50%}, {destination: "s2", weight: 50} ]
       "some": [ {destination: "kept", weight: 30} ]
     }
@@ -33,7 +36,7 @@ accounts {
 
 // TestAccountMappingsDifferential: mappings in an account (and the top
 // level's, for $G) rewrite what its users publish as nats-server does
-// (wildcards, partition, '>', weighted splits, a weight under 100 that
+// (wildcards, partition, split and slice functions, '>', weighted splits, a weight under 100 that
 // keeps the rest), compared with an in-process nats-server on the same
 // file; nothing a mapping rewrites reaches another account.
 func TestAccountMappingsDifferential(t *testing.T) {
@@ -68,7 +71,7 @@ func mappingScenario(t *testing.T, url string) []string {
 		nc.Flush()
 		subs[name] = sub
 	}
-	for _, subj := range []string{"orders.eu.42", "part.k1", "part.k2", "part.k3", "part.k4", "part.k5", "all.x.y", "plain"} {
+	for _, subj := range []string{"orders.eu.42", "part.k1", "part.k2", "part.k3", "part.k4", "part.k5", "all.x.y", "plain", "sl.abcd", "sp.a-b-c", "sr.xyz.abcde"} {
 		a.Publish(subj, nil)
 	}
 	g.Publish("g.7", nil)
@@ -102,7 +105,7 @@ func mappingScenario(t *testing.T, url string) []string {
 		sort.Strings(out)
 		return out
 	}
-	out := counts("a", 8+400)
+	out := counts("a", 11+400)
 	out = append(out, counts("g", 1)...)
 	if m, err := subs["b"].NextMsg(100 * time.Millisecond); err == nil {
 		out = append(out, "b got "+m.Subject)

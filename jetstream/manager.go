@@ -329,6 +329,7 @@ func (m *Manager) run() {
 				for _, u := range st.unsub {
 					u()
 				}
+				m.stopLinks(st)
 			}
 			m.writer.Close()
 			m.mu.Lock()
@@ -729,6 +730,7 @@ func (m *Manager) deleteStream(st *stream) error {
 	for _, u := range st.unsub {
 		u()
 	}
+	m.stopLinks(st)
 	delete(m.streams, st.cfg.Name) // first: consumers' files now go with the stream's (closeLog)
 	m.subjects.set(st.cfg.Name, nil)
 	for _, c := range st.consumers {

@@ -57,10 +57,14 @@ type link struct {
 	last   time.Time   // last time the origin was there to copy from; zero: never
 	err    *APIError   // why copying is not progressing, for stream info
 	ident  string      // the origin incarnation copied from (stream.identity); "": not known yet
+	ext    *extLink    // set when the origin is in another domain or account (external.go)
 }
 
 func newLink(cfg StreamSource, mirror bool) *link {
 	l := &link{cfg: cfg, mirror: mirror, iname: cfg.iname(), filter: cfg.FilterSubject}
+	if cfg.External != nil {
+		l.ext = &extLink{cfg: *cfg.External}
+	}
 	for _, tc := range cfg.SubjectTransforms {
 		t, err := compileTransform(tc)
 		if err != nil {
@@ -106,8 +110,11 @@ func (m *Manager) setLinks(st *stream) {
 	add := func(cfg StreamSource, mirror bool) {
 		nl := newLink(cfg, mirror)
 		for _, o := range old {
-			if o.mirror == mirror && o.iname == nl.iname {
+			if o.mirror == mirror && o.iname == nl.iname && (o.ext == nil) == (nl.ext == nil) {
 				nl.next, nl.copied, nl.lag, nl.last, nl.ident = o.next, o.copied, o.lag, o.last, o.ident
+				if o.ext != nil && !o.ext.closed {
+					nl.ext, o.ext = o.ext, nil // the running consumer goes on
+				}
 			}
 		}
 		if nl.next == 0 {
@@ -123,8 +130,24 @@ func (m *Manager) setLinks(st *stream) {
 			add(*s, false)
 		}
 	}
+	for _, o := range old {
+		m.stopExternal(o)
+	}
 	st.resumeSources(fresh)
 	m.rewire()
+	for _, l := range st.links {
+		if l.ext != nil {
+			m.startExternal(st, l)
+		}
+	}
+}
+
+// stopLinks ends st's external links, when st is deleted or the
+// Manager stops.
+func (m *Manager) stopLinks(st *stream) {
+	for _, l := range st.links {
+		m.stopExternal(l)
+	}
 }
 
 // resumeSources places new source links after the newest message each one
@@ -162,7 +185,7 @@ func (m *Manager) rewire() {
 	for _, d := range m.streams {
 		for _, l := range d.links {
 			o := m.streams[l.cfg.Name]
-			if o == nil || o == d {
+			if o == nil || o == d || l.ext != nil {
 				continue
 			}
 			if n := len(o.feeds); n == 0 || o.feeds[n-1] != d {
@@ -183,7 +206,7 @@ func (m *Manager) feed(origin *stream, now time.Time) {
 	defer func() { origin.feeding = false }()
 	for _, d := range origin.feeds {
 		for _, l := range d.links {
-			if l.cfg.Name == origin.cfg.Name {
+			if l.cfg.Name == origin.cfg.Name && l.ext == nil {
 				m.pull(d, l, now, linkStep)
 			}
 		}
@@ -206,7 +229,7 @@ func (m *Manager) tickLinks(now time.Time) (behind bool) {
 			}
 			n := m.pull(d, l, now, min(budget, linkStep))
 			budget -= n
-			behind = behind || l.lag > 0 && l.err == nil && !d.cfg.Sealed // else nothing would progress
+			behind = behind || l.ext == nil && l.lag > 0 && l.err == nil && !d.cfg.Sealed // else nothing would progress
 		}
 	}
 	return behind && !linkPaced.Load()
@@ -227,6 +250,9 @@ func (m *Manager) catchUp() {
 // them, and returns how many it read; with no budget it only refreshes
 // l's error and lag.
 func (m *Manager) pull(d *stream, l *link, now time.Time, budget int) int {
+	if l.ext != nil {
+		return 0 // its origin consumer delivers (external.go)
+	}
 	o := m.streams[l.cfg.Name]
 	if o == nil || o == d {
 		l.err = newErr(errStreamNotFound) // as nats-server shows it, retried every tick
@@ -357,7 +383,7 @@ func (l *link) setupErr(text string) *APIError {
 
 // info is l's state for stream info.
 func (l *link) info(now time.Time) *StreamSourceInfo {
-	si := &StreamSourceInfo{Name: l.cfg.Name, Lag: l.lag, Active: -1, Error: l.err, FilterSubject: l.cfg.FilterSubject,
+	si := &StreamSourceInfo{Name: l.cfg.Name, External: l.cfg.External, Lag: l.lag, Active: -1, Error: l.err, FilterSubject: l.cfg.FilterSubject,
 		SubjectTransforms: l.cfg.SubjectTransforms}
 	if !l.last.IsZero() {
 		si.Active = now.Sub(l.last)

@@ -343,13 +343,13 @@ func TestOriginCreatedLater(t *testing.T) {
 
 // TestMirrorSourceConfigRules: the configs nats-server refuses are refused
 // with its codes (checked against an in-process nats-server), and what
-// evnats lacks (external, consumer) is refused rather
+// evnats lacks (consumer) is refused rather
 // than dropped.
 func TestMirrorSourceConfigRules(t *testing.T) {
 	cases := []struct {
 		name, body string
 		code       int
-		evnatsOnly bool // nats-server accepts it; evnats does not implement it
+		evnatsOnly bool // nats-server accepts it; evnats does not implement it, or refuses what would store its own deliveries
 	}{
 		{"itself", `{"name":"X","mirror":{"name":"X"}}`, 10052, false},
 		{"source cycle", `{"name":"A","subjects":["a"],"sources":[{"name":"B"}]}`, 10052, false},
@@ -367,7 +367,10 @@ func TestMirrorSourceConfigRules(t *testing.T) {
 		{"mirror smaller max msg size", `{"name":"X","max_msg_size":10,"mirror":{"name":"O"}}`, 10030, false},
 		{"start seq and time", `{"name":"X","mirror":{"name":"O","opt_start_seq":2,"opt_start_time":"2024-01-01T00:00:00Z"}}`, 10032, true},
 		{"unknown mapping function", `{"name":"X","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"{{partition(3,1)}}.{{nosuch(1)}}"}]}]}`, 10146, false},
-		{"external", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API","deliver":""}}}`, 10052, true},
+		{"external api overlap", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.API","deliver":""}}}`, 10021, false},
+		{"external api wildcard", `{"name":"X","sources":[{"name":"O","external":{"api":"$JS.*.API","deliver":""}}]}`, 10052, false},
+		{"external deliver wildcard", `{"name":"X","sources":[{"name":"O","external":{"api":"$JS.hub.API","deliver":"d.*"}}]}`, 10024, false},
+		{"external deliver overlap", `{"name":"X","subjects":["x.>"],"sources":[{"name":"O","external":{"api":"$JS.hub.API","deliver":"x"}}]}`, 10022, true},
 		{"source consumer", `{"name":"X","sources":[{"name":"O","consumer":{"name":"c","deliver_subject":"d"}}]}`, 10052, true},
 	}
 	for _, server := range []string{"nats-server", "evnats"} {
@@ -395,9 +398,9 @@ func TestMirrorSourceConfigRules(t *testing.T) {
 			if server != "evnats" {
 				return
 			}
-			r := apiCall(t, nc, "$JS.API.STREAM.CREATE.X", `{"name":"X","mirror":{"name":"O","external":{"api":"$JS.hub.API"}}}`)
-			if r.Error == nil || !strings.Contains(r.Error.Description, "mirror.external") {
-				t.Fatalf("external: %+v", r.Error)
+			r := apiCall(t, nc, "$JS.API.STREAM.CREATE.X", `{"name":"X","sources":[{"name":"O","consumer":{"name":"c"}}]}`)
+			if r.Error == nil || !strings.Contains(r.Error.Description, "sources.consumer") {
+				t.Fatalf("consumer: %+v", r.Error)
 			}
 			names := apiCall(t, nc, "$JS.API.STREAM.NAMES", "")
 			if names.Error != nil || names.Total != 2 {

@@ -19,11 +19,12 @@ import (
 // carries. The copying itself is in mirror.go.
 
 // StreamSource names an origin stream that a mirror or a source copies,
-// and which of its messages. nats-server's "external" (another domain's
-// API prefix) and "consumer" (a durable on the origin) are refused by
-// sourceFields: every origin here is a stream on this server.
+// and which of its messages: a stream on this server, or with External
+// one in another domain or account (external.go). nats-server's
+// "consumer" (a durable on the origin) is refused by sourceFields.
 type StreamSource struct {
 	Name              string                   `json:"name"`
+	External          *ExternalStream          `json:"external,omitempty"`
 	OptStartSeq       uint64                   `json:"opt_start_seq,omitempty"`
 	OptStartTime      *time.Time               `json:"opt_start_time,omitempty"`
 	FilterSubject     string                   `json:"filter_subject,omitempty"`
@@ -34,6 +35,7 @@ type StreamSource struct {
 // Active is the time since the last message copied, -1 before any.
 type StreamSourceInfo struct {
 	Name              string                   `json:"name"`
+	External          *ExternalStream          `json:"external,omitempty"`
 	Lag               uint64                   `json:"lag"`
 	Seq               uint64                   `json:"seq,omitempty"`
 	Active            time.Duration            `json:"active"`
@@ -68,6 +70,9 @@ var (
 	errSourceMsgSize      = errDef{400, 10046, "stream source must have max message size >= target"}
 	errStreamCreate       = errDef{500, 10049, "{err}"}
 	errMirrorSetup        = errDef{500, 10029, "{err}"}
+	errExtAPIOverlap      = errDef{400, 10021, "stream external api prefix {prefix} must not overlap with {subject}"}
+	errExtDeliverOverlap  = errDef{400, 10022, "stream external delivery prefix {prefix} overlaps with stream subject {subject}"}
+	errExtDeliverSubj     = errDef{400, 10024, "stream external delivery prefix {prefix} must not contain wildcards"}
 	errSourceSetup        = errDef{500, 10045, "{err}"}
 )
 
@@ -132,6 +137,9 @@ func copyRules(cfg *StreamConfig) *APIError {
 		if mr.FilterSubject != "" && !router.ValidSubject(mr.FilterSubject) {
 			return newErr(errStreamCreate, "err", "subject filter '"+mr.FilterSubject+"' for the mirror: invalid subject")
 		}
+		if e := externalRules(mr.External, cfg.Subjects); e != nil {
+			return e
+		}
 	}
 	seen := make(map[string]bool)
 	for _, src := range cfg.Sources {
@@ -151,6 +159,9 @@ func copyRules(cfg *StreamConfig) *APIError {
 		}
 		if src.FilterSubject != "" && !router.ValidSubject(src.FilterSubject) {
 			return newErr(errStreamCreate, "err", "subject filter '"+src.FilterSubject+"' for the source: invalid subject")
+		}
+		if e := externalRules(src.External, cfg.Subjects); e != nil {
+			return e
 		}
 	}
 	return nil
@@ -208,11 +219,14 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 	sizeOK := func(o *StreamConfig) bool {
 		return o == nil || o == cfg || cfg.MaxMsgSize <= 0 || o.MaxMsgSize <= 0 || cfg.MaxMsgSize >= o.MaxMsgSize
 	}
-	if mr := cfg.Mirror; mr != nil && !sizeOK(lookup(mr.Name)) {
+	// An external origin is in another domain or account: it is not
+	// looked up here, and a cycle through it cannot be seen (nor does
+	// nats-server look).
+	if mr := cfg.Mirror; mr != nil && mr.External == nil && !sizeOK(lookup(mr.Name)) {
 		return newErr(errMirrorMsgSize)
 	}
 	for _, src := range cfg.Sources {
-		if !sizeOK(lookup(src.Name)) {
+		if src.External == nil && !sizeOK(lookup(src.Name)) {
 			return newErr(errSourceMsgSize)
 		}
 	}
@@ -224,6 +238,9 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 		queue = queue[1:]
 		visited[c.Name] = true
 		for _, src := range c.Sources {
+			if src.External != nil {
+				continue
+			}
 			if visited[src.Name] {
 				if src.FilterSubject == "" || collidesAny(src.FilterSubject, heldSubjects(c, lookup, map[string]bool{})) {
 					return cycle
@@ -232,7 +249,7 @@ func (m *Manager) originRules(cfg *StreamConfig) *APIError {
 				queue = append(queue, o)
 			}
 		}
-		if mr := c.Mirror; mr != nil {
+		if mr := c.Mirror; mr != nil && mr.External == nil {
 			if visited[mr.Name] {
 				return cycle
 			}
@@ -266,6 +283,7 @@ func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[s
 			}
 		case s.FilterSubject != "":
 			held = append(held, s.FilterSubject)
+		case s.External != nil: // another domain's subjects are not known here
 		default:
 			if o := lookup(s.Name); o != nil {
 				held = append(held, heldSubjects(o, lookup, seen)...)
@@ -314,6 +332,10 @@ func mirrorUpdateRules(old, cfg *StreamConfig) *APIError {
 // ">" for an empty filter or destination. Sourced messages carry it in
 // their header, which is how a restart finds where each source stopped.
 func (s *StreamSource) iname() string {
+	name := s.Name
+	if s.External != nil {
+		name += ":" + extHash(s.External.APIPrefix)
+	}
 	src, dest := orAll(s.FilterSubject), ">"
 	if len(s.SubjectTransforms) > 0 {
 		var srcs, dests []string
@@ -322,7 +344,7 @@ func (s *StreamSource) iname() string {
 		}
 		src, dest = strings.Join(srcs, "\f"), strings.Join(dests, "\f")
 	}
-	return s.Name + " " + src + " " + dest
+	return name + " " + src + " " + dest
 }
 
 // sourceHeaderValue is the Nats-Stream-Source value for origin message seq
@@ -371,7 +393,12 @@ func (st *stream) identity() string {
 }
 
 func identityOf(created time.Time) string {
-	sum := sha256.Sum256([]byte(created.UTC().Format(time.RFC3339Nano)))
+	return hash8(created.UTC().Format(time.RFC3339Nano))
+}
+
+// hash8 is eight base-62 digits of the SHA-256 of s.
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	var b [8]byte
 	for i := range b {
 		b[i] = identDigits[int(sum[i])%len(identDigits)]

@@ -158,12 +158,15 @@ func (la *LinkAccount) Watch(fn func(subject, queue string, src Link, added bool
 // kept from link peers: the reserved subjects, except those a peer must
 // reach for JetStream here to be usable from across the link, as
 // nats-server shows them: acknowledgements and flow control ($JS.ACK.,
-// $JS.FC.) and the domain-prefixed API ($JS.<domain>.API.>).
+// $JS.FC.), the domain-prefixed API ($JS.<domain>.API.>), and the
+// deliveries of the consumers this server's mirrors and sources of
+// another domain's streams create there ($JS.M., $JS.S.).
 func (s *Server) hiddenSubject(subject string) bool {
 	if !reservedSubject(subject) || s.js == nil {
 		return reservedSubject(subject)
 	}
-	if strings.HasPrefix(subject, "$JS.ACK.") || strings.HasPrefix(subject, "$JS.FC.") {
+	if strings.HasPrefix(subject, "$JS.ACK.") || strings.HasPrefix(subject, "$JS.FC.") ||
+		strings.HasPrefix(subject, "$JS.S.") || strings.HasPrefix(subject, "$JS.M.") {
 		return false
 	}
 	p := s.jsDomainPrefix()

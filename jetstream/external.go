@@ -333,7 +333,7 @@ func parseAckReply(reply string) (sseq, dseq uint64, ts int64, pending uint64, o
 		}
 		v[i] = n
 	}
-	if v[0] == 0 || v[1] == 0 || v[2] > 1<<63-1 {
+	if v[0] == 0 || v[1] == 0 || v[0] >= 1<<62 || v[1] >= 1<<62 || v[2] > 1<<63-1 { // sequences that cannot wrap when counted on
 		return 0, 0, 0, 0, false
 	}
 	return v[0], v[1], int64(v[2]), v[3], true

@@ -131,18 +131,28 @@ func (e *expo) start(m metric, values []string) {
 		e.b = append(e.b, '\n')
 	}
 	e.b = append(e.b, m.name...)
-	if len(values) > 0 {
-		for i, v := range values {
-			if i == 0 {
-				e.b = append(e.b, '{')
-			} else {
-				e.b = append(e.b, ',')
+	// Labels in name order, as client_golang writes them: the next one
+	// is the least name after the last written (a handful per metric).
+	last := ""
+	for k := range values {
+		i := -1
+		for j, l := range m.labels[:len(values)] {
+			if l > last && (i < 0 || l < m.labels[i]) {
+				i = j
 			}
-			e.b = append(e.b, m.labels[i]...)
-			e.b = append(e.b, `="`...)
-			e.b = appendEscaped(e.b, v, true)
-			e.b = append(e.b, '"')
 		}
+		if k == 0 {
+			e.b = append(e.b, '{')
+		} else {
+			e.b = append(e.b, ',')
+		}
+		last = m.labels[i]
+		e.b = append(e.b, last...)
+		e.b = append(e.b, `="`...)
+		e.b = appendEscaped(e.b, values[i], true)
+		e.b = append(e.b, '"')
+	}
+	if len(values) > 0 {
 		e.b = append(e.b, '}')
 	}
 	e.b = append(e.b, ' ')

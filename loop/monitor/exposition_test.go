@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -250,4 +252,31 @@ func (c *refCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mLeafOutBytes, float64(l.OutBytes), lb...)
 		gauge(mLeafSubs, float64(l.NumSubs), lb...)
 	}
+}
+
+// TestStatmFresh: the statm file held open reads afresh: the resident
+// size follows memory the process touches, and matches a fresh open.
+func TestStatmFresh(t *testing.T) {
+	_, before, ok := statm()
+	if !ok {
+		t.Skip("no /proc/self/statm")
+	}
+	big := make([]byte, 64<<20)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	_, after, _ := statm()
+	if after < before+32<<20 {
+		t.Fatalf("rss %d after touching 64 MiB, %d before", after, before)
+	}
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	v, _ := strconv.ParseInt(f[0], 10, 64)
+	if vs, _, _ := statm(); vs-v*int64(os.Getpagesize()) > 64<<20 || v*int64(os.Getpagesize())-vs > 64<<20 {
+		t.Errorf("vsize %d, /proc says %d pages", vs, v) // the runtime may map an arena between the reads
+	}
+	runtime.KeepAlive(big)
 }

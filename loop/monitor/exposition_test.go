@@ -280,3 +280,15 @@ func TestStatmFresh(t *testing.T) {
 	}
 	runtime.KeepAlive(big)
 }
+
+// BenchmarkRuntimeRender is the once-a-second rendering of the go_ and
+// process_ families that /metrics reuses in between.
+func BenchmarkRuntimeRender(b *testing.B) {
+	r := newRuntimeMetrics()
+	var buf []byte
+	b.ReportAllocs()
+	for range b.N {
+		r.at = time.Time{}
+		buf = r.appendTo(buf[:0])
+	}
+}

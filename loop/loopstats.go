@@ -76,6 +76,9 @@ func (lp *evLoop) publishMon() {
 // often than that, an idle one sleeps until woken.
 const pubWait = 2 * time.Millisecond
 
+// idleTimeout bounds the wait for a task sent to an idle loop.
+const idleTimeout = 5 * time.Second
+
 // loopStats reads every bound loop's counters, each copied by its loop.
 func (t *gnetTransport) loopStats() []monitor.LoopStat {
 	t.bindMu.Lock()
@@ -131,7 +134,15 @@ func (t *gnetTransport) loopStats() []monitor.LoopStat {
 	}
 	for _, i := range idle {
 		p := &bound[i].mon.pub
-		<-p.done
+		select {
+		case <-p.done:
+		case <-time.After(idleTimeout): // a loop stopping with the task queued
+			if p.want.CompareAndSwap(true, false) {
+				p.snap = monitor.LoopStat{Index: bound[i].idx}
+			} else {
+				<-p.done // the loop is answering: take it, or the next scrape would read it
+			}
+		}
 		out[i] = p.snap
 	}
 	for i := range out {

@@ -46,7 +46,7 @@ func main() {
 		loopList   = flag.String("loops", "", "comma-separated loop counts for -loops-sweep (default 1..max-loops)")
 		also       = flag.String("also", "", "NAME=BINARY[,...]: more servers in the same rounds (say, evnats built from main)")
 		tlsCA      = flag.String("tlsca", "", "with -url tls://...: the CA file that signs the running server's certificate")
-		scrape     = flag.Duration("scrape", 0, "add an evnats-scraped column: evnats with /varz, /connz and /metrics fetched this often (say 100ms)")
+		scrape     = flag.Duration("scrape", 0, "add an evnats-scraped column: evnats with /varz, /connz and /metrics fetched this often (say 100ms); with -also, a NAME-scraped column for each of those too")
 		cli        = flag.String("natscli", "", "nats binary for the natscli rows; empty: build natscli "+natscliVersion+" into -bin; off: skip those rows")
 	)
 	flag.Parse()
@@ -92,6 +92,9 @@ func main() {
 	for _, kv := range strings.Split(*also, ",") {
 		if name, path, ok := strings.Cut(kv, "="); ok {
 			servers = append(servers, serverKind{Name: name, Bin: path})
+			if *scrape > 0 { // the other build scraped too, to compare scrape costs
+				servers = append(servers, serverKind{Name: name + "-scraped", Bin: path, Scrape: *scrape})
+			}
 		}
 	}
 	if hasMQTT(selected) || *sessions != "" {

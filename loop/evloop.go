@@ -101,6 +101,7 @@ func (lp *evLoop) scheduleFlush() {
 // writes every dirty client's output with one writev each.
 func (lp *evLoop) flush() {
 	t0 := time.Now()
+	defer lp.publishMon()
 	defer lp.mon.flushed(t0)
 	lp.flushScheduled = false
 	lp.sendBatches()

@@ -282,6 +282,7 @@ func (t *gnetTransport) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	lp.mon.reads++
 	lp.mon.busy += time.Since(t0)
+	lp.publishMon()
 	return gnet.None
 }
 

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,9 +16,6 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/router"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Endpoints are the paths served, as nats-server names them.
@@ -29,6 +27,8 @@ type Monitor struct {
 	src Source
 	mux *http.ServeMux
 	cpu cpuSampler
+	// runtime renders /metrics' go_ and process_ families (exposition.go).
+	runtime *runtimeMetrics
 
 	mu   sync.Mutex        // guards reqs
 	reqs map[string]uint64 // requests per endpoint (/varz http_req_stats)
@@ -36,10 +36,7 @@ type Monitor struct {
 
 // New returns a Monitor reading src.
 func New(src Source) *Monitor {
-	m := &Monitor{src: src, mux: http.NewServeMux(), reqs: make(map[string]uint64)}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(m), collectors.NewGoCollector(), newProcessCollector())
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m := &Monitor{src: src, mux: http.NewServeMux(), reqs: make(map[string]uint64), runtime: newRuntimeMetrics()}
 	h := map[string]http.HandlerFunc{
 		"/varz":           m.varz,
 		"/connz":          m.connz,
@@ -53,7 +50,7 @@ func New(src Source) *Monitor {
 		"/gatewayz":       m.gatewayz,
 		"/leafz":          m.leafz,
 		"/expvarz":        expvarz,
-		"/metrics":        metrics.ServeHTTP,
+		"/metrics":        m.metrics,
 		"/loopz":          m.loopz,
 		"/":               m.root,
 	}
@@ -369,11 +366,31 @@ func (m *Monitor) leafz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, &Leafz{ID: m.src.Varz().ID, Now: time.Now().UTC(), NumLeafs: len(ls), Leafs: ls})
 }
 
+// jsonWriter is an indenting encoder with its buffer, kept in jsonPool so
+// that a scrape reuses the buffers of the one before.
+type jsonWriter struct {
+	buf bytes.Buffer
+	enc *json.Encoder // writes into buf
+}
+
+var jsonPool = sync.Pool{New: func() any {
+	j := &jsonWriter{}
+	j.enc = json.NewEncoder(&j.buf)
+	j.enc.SetIndent("", "  ")
+	return j
+}}
+
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	j := jsonPool.Get().(*jsonWriter)
+	j.buf.Reset()
+	_ = j.enc.Encode(v)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(j.buf.Len()))
+	_, _ = w.Write(j.buf.Bytes())
+	if j.buf.Cap() <= 1<<20 { // a huge /connz is not kept
+		jsonPool.Put(j)
+	}
 }
 
 // badRequest answers as nats-server does for a malformed parameter.

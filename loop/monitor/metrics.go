@@ -2,22 +2,27 @@ package monitor
 
 import (
 	"strconv"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"strings"
 )
 
-// collector is /metrics: a prometheus.Collector that reads the Source on
-// each scrape, so counting costs the message path nothing beyond the
-// counters the server keeps anyway (per-loop shards and loop-owned
-// fields, see docs/ARCHITECTURE.md "Monitoring").
-type collector struct {
-	m     *Monitor
-	descs []*prometheus.Desc
-}
+// The evnats_ metrics are written straight into the response buffer
+// (exposition.go) from what the Source reports on each scrape, so
+// counting costs the message path nothing beyond the counters the server
+// keeps anyway (per-loop shards and loop-owned fields, see
+// docs/ARCHITECTURE.md "Monitoring"), and a scrape allocates little.
 
 type metric struct {
 	name, help string
 	labels     []string
+}
+
+// kind is the metric's Prometheus type: every counter's name ends in
+// _total, as the naming conventions ask.
+func (m metric) kind() string {
+	if strings.HasSuffix(m.name, "_total") {
+		return "counter"
+	}
+	return "gauge"
 }
 
 var (
@@ -95,104 +100,112 @@ func MetricNames() []string {
 	return names
 }
 
-var descs = func() map[string]*prometheus.Desc {
-	d := make(map[string]*prometheus.Desc, len(Metrics))
-	for _, m := range Metrics {
-		d[m.name] = prometheus.NewDesc(m.name, m.help, m.labels, nil)
-	}
-	return d
-}()
-
-func newCollector(m *Monitor) *collector { return &collector{m: m} }
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range descs {
-		ch <- d
-	}
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	emit := func(m metric, t prometheus.ValueType, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(descs[m.name], t, v, labels...)
-	}
-	gauge := func(m metric, v float64, labels ...string) { emit(m, prometheus.GaugeValue, v, labels...) }
-	counter := func(m metric, v float64, labels ...string) { emit(m, prometheus.CounterValue, v, labels...) }
-
-	src := c.m.src
+// appendMetrics appends every evnats_ metric family in the text
+// exposition format, each family's samples together.
+func (m *Monitor) appendMetrics(b []byte) []byte {
+	e := expo{b: b}
+	src := m.src
 	v := src.Varz()
-	gauge(mInfo, 1, v.ID, v.Name, v.Version, v.IO)
-	gauge(mStart, float64(v.Start.UnixNano())/1e9)
-	gauge(mCfgLoad, float64(v.ConfigLoadTime.UnixNano())/1e9)
-	gauge(mConns, float64(v.Connections))
-	counter(mTotalConns, float64(v.TotalConnections))
-	gauge(mSubs, float64(v.Subscriptions))
-	counter(mInMsgs, float64(v.InMsgs))
-	counter(mOutMsgs, float64(v.OutMsgs))
-	counter(mInBytes, float64(v.InBytes))
-	counter(mOutBytes, float64(v.OutBytes))
-	counter(mSlow, float64(v.SlowConsumers))
-	counter(mStale, float64(v.StaleConnections))
-	gauge(mMaxConns, float64(v.MaxConn))
-	gauge(mMaxPayload, float64(v.MaxPayload))
+	e.float(mInfo, 1, v.ID, v.Name, v.Version, v.IO)
+	e.float(mStart, float64(v.Start.UnixNano())/1e9)
+	e.float(mCfgLoad, float64(v.ConfigLoadTime.UnixNano())/1e9)
+	e.int(mConns, int64(v.Connections))
+	e.uint(mTotalConns, v.TotalConnections)
+	e.uint(mSubs, uint64(v.Subscriptions))
+	e.int(mInMsgs, v.InMsgs)
+	e.int(mOutMsgs, v.OutMsgs)
+	e.int(mInBytes, v.InBytes)
+	e.int(mOutBytes, v.OutBytes)
+	e.int(mSlow, v.SlowConsumers)
+	e.int(mStale, v.StaleConnections)
+	e.int(mMaxConns, int64(v.MaxConn))
+	e.int(mMaxPayload, int64(v.MaxPayload))
 
-	for _, l := range src.Loops() {
-		i := strconv.Itoa(l.Index)
-		gauge(mLoopConns, float64(l.Conns), i)
-		counter(mLoopReads, float64(l.Reads), i)
-		counter(mLoopFlushes, float64(l.Flushes), i)
-		counter(mLoopWritev, float64(l.Writevs), i)
-		counter(mLoopIovecs, float64(l.Iovecs), i)
-		counter(mLoopBatches, float64(l.InboxBatches), i)
-		counter(mLoopBatchMsgs, float64(l.InboxMsgs), i)
-		counter(mLoopBusy, l.Busy.Seconds(), i)
-		counter(mLoopIn, float64(l.InMsgs), i)
-		counter(mLoopOut, float64(l.OutMsgs), i)
+	loops := src.Loops()
+	var idx [16]byte
+	perLoop := func(mt metric, f func(l *LoopStat) uint64) {
+		for i := range loops {
+			e.uint(mt, f(&loops[i]), string(strconv.AppendInt(idx[:0], int64(loops[i].Index), 10)))
+		}
 	}
+	perLoop(mLoopConns, func(l *LoopStat) uint64 { return uint64(l.Conns) })
+	perLoop(mLoopReads, func(l *LoopStat) uint64 { return l.Reads })
+	perLoop(mLoopFlushes, func(l *LoopStat) uint64 { return l.Flushes })
+	perLoop(mLoopWritev, func(l *LoopStat) uint64 { return l.Writevs })
+	perLoop(mLoopIovecs, func(l *LoopStat) uint64 { return l.Iovecs })
+	perLoop(mLoopBatches, func(l *LoopStat) uint64 { return l.InboxBatches })
+	perLoop(mLoopBatchMsgs, func(l *LoopStat) uint64 { return l.InboxMsgs })
+	for i := range loops {
+		e.float(mLoopBusy, loops[i].Busy.Seconds(), string(strconv.AppendInt(idx[:0], int64(loops[i].Index), 10)))
+	}
+	perLoop(mLoopIn, func(l *LoopStat) uint64 { return uint64(l.InMsgs) })
+	perLoop(mLoopOut, func(l *LoopStat) uint64 { return uint64(l.OutMsgs) })
 
 	if u := src.JetStream(true, false); u == nil {
-		gauge(mJSEnabled, 0)
+		e.int(mJSEnabled, 0)
 	} else {
-		gauge(mJSEnabled, 1)
-		counter(mJSAPI, float64(u.Stats.API.Total))
-		counter(mJSAPIErr, float64(u.Stats.API.Errors))
-		gauge(mJSMem, float64(u.Stats.Memory))
-		gauge(mJSStore, float64(u.Stats.Store))
-		gauge(mJSStreams, float64(len(u.Streams)))
-		for _, s := range u.Streams {
-			gauge(mStMsgs, float64(s.Msgs), s.Name, s.Storage)
-			gauge(mStBytes, float64(s.Bytes), s.Name, s.Storage)
-			gauge(mStConsumers, float64(s.NumConsumers), s.Name)
-			var pend, ack, red float64
-			for _, co := range s.Consumers {
-				pend += float64(co.Pending)
-				ack += float64(co.AckPending)
-				red += float64(co.Redelivered)
-				gauge(mCoPending, float64(co.Pending), s.Name, co.Name)
-				gauge(mCoAckPending, float64(co.AckPending), s.Name, co.Name)
-				gauge(mCoRedeliv, float64(co.Redelivered), s.Name, co.Name)
-				gauge(mCoWaiting, float64(co.Waiting), s.Name, co.Name)
-			}
-			gauge(mStPending, pend, s.Name)
-			gauge(mStAckPending, ack, s.Name)
-			gauge(mStRedelivered, red, s.Name)
+		e.int(mJSEnabled, 1)
+		e.int(mJSAPI, int64(u.Stats.API.Total))
+		e.int(mJSAPIErr, int64(u.Stats.API.Errors))
+		e.uint(mJSMem, u.Stats.Memory)
+		e.uint(mJSStore, u.Stats.Store)
+		e.int(mJSStreams, int64(len(u.Streams)))
+		ss := u.Streams
+		for _, s := range ss {
+			e.uint(mStMsgs, s.Msgs, s.Name, s.Storage)
 		}
+		for _, s := range ss {
+			e.uint(mStBytes, s.Bytes, s.Name, s.Storage)
+		}
+		for _, s := range ss {
+			e.int(mStConsumers, int64(s.NumConsumers), s.Name)
+		}
+		sum := func(mt metric, f func(c *ConsumerUsage) int64) {
+			for _, s := range ss {
+				var n int64
+				for i := range s.Consumers {
+					n += f(&s.Consumers[i])
+				}
+				e.int(mt, n, s.Name)
+			}
+		}
+		each := func(mt metric, f func(c *ConsumerUsage) int64) {
+			for _, s := range ss {
+				for i := range s.Consumers {
+					e.int(mt, f(&s.Consumers[i]), s.Name, s.Consumers[i].Name)
+				}
+			}
+		}
+		pending := func(c *ConsumerUsage) int64 { return int64(c.Pending) }
+		ackPending := func(c *ConsumerUsage) int64 { return int64(c.AckPending) }
+		redelivered := func(c *ConsumerUsage) int64 { return int64(c.Redelivered) }
+		sum(mStPending, pending)
+		sum(mStAckPending, ackPending)
+		sum(mStRedelivered, redelivered)
+		each(mCoPending, pending)
+		each(mCoAckPending, ackPending)
+		each(mCoRedeliv, redelivered)
+		each(mCoWaiting, func(c *ConsumerUsage) int64 { return int64(c.Waiting) })
 	}
 
 	if mq, ok := src.MQTT(); ok {
-		gauge(mMQTTSessions, float64(mq.Sessions))
-		gauge(mMQTTConns, float64(mq.Connected))
-		gauge(mMQTTRetained, float64(mq.Retained))
-		gauge(mMQTTRetBytes, float64(mq.RetainedBytes))
+		e.int(mMQTTSessions, int64(mq.Sessions))
+		e.int(mMQTTConns, int64(mq.Connected))
+		e.int(mMQTTRetained, int64(mq.Retained))
+		e.int(mMQTTRetBytes, mq.RetainedBytes)
 	}
 
 	leafs := src.Leafs(false, "")
-	gauge(mLeafs, float64(len(leafs)))
-	for _, l := range leafs {
-		lb := []string{strconv.FormatUint(l.ID, 10), l.Name, l.Account, strconv.FormatBool(l.IsSpoke)}
-		counter(mLeafInMsgs, float64(l.InMsgs), lb...)
-		counter(mLeafOutMsgs, float64(l.OutMsgs), lb...)
-		counter(mLeafInBytes, float64(l.InBytes), lb...)
-		counter(mLeafOutBytes, float64(l.OutBytes), lb...)
-		gauge(mLeafSubs, float64(l.NumSubs), lb...)
+	e.int(mLeafs, int64(len(leafs)))
+	perLeaf := func(mt metric, f func(l *LeafInfo) int64) {
+		for _, l := range leafs {
+			e.int(mt, f(l), strconv.FormatUint(l.ID, 10), l.Name, l.Account, strconv.FormatBool(l.IsSpoke))
+		}
 	}
+	perLeaf(mLeafInMsgs, func(l *LeafInfo) int64 { return l.InMsgs })
+	perLeaf(mLeafOutMsgs, func(l *LeafInfo) int64 { return l.OutMsgs })
+	perLeaf(mLeafInBytes, func(l *LeafInfo) int64 { return l.InBytes })
+	perLeaf(mLeafOutBytes, func(l *LeafInfo) int64 { return l.OutBytes })
+	perLeaf(mLeafSubs, func(l *LeafInfo) int64 { return int64(l.NumSubs) })
+	return e.b
 }

@@ -1,9 +1,9 @@
 package monitor
 
 import (
+	"io"
 	"os"
-	"strconv"
-	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,21 +58,45 @@ func (p *processCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// statmFile is /proc/self/statm, opened once: each scrape reads it with
+// one pread from offset 0, which has the kernel write it afresh.
+var statmFile = sync.OnceValue(func() *os.File {
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return nil
+	}
+	return f
+})
+
 // statm is the process's virtual and resident size in bytes (Linux /proc).
 func statm() (vsize, rss int64, ok bool) {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
+	f := statmFile()
+	if f == nil {
 		return 0, 0, false
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
+	var buf [128]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 || err != nil && err != io.EOF {
 		return 0, 0, false
 	}
-	v, err1 := strconv.ParseInt(f[0], 10, 64)
-	r, err2 := strconv.ParseInt(f[1], 10, 64)
-	if err1 != nil || err2 != nil {
+	v, rest, ok1 := leadingInt(buf[:n])
+	r, _, ok2 := leadingInt(rest)
+	if !ok1 || !ok2 {
 		return 0, 0, false
 	}
 	page := int64(os.Getpagesize())
 	return v * page, r * page, true
+}
+
+// leadingInt parses the decimal number at the start of b, after spaces,
+// and returns what follows it.
+func leadingInt(b []byte) (v int64, rest []byte, ok bool) {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 19; i++ {
+		v = v*10 + int64(b[i]-'0')
+	}
+	return v, b[i:], i > 0
 }

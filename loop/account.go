@@ -67,6 +67,14 @@ type account struct {
 	maps     atomic.Pointer[mappingSet]
 	nextResp atomic.Uint64
 
+	// mapInterest are internal subscriptions on the sources of maps that
+	// do nothing themselves: they show link peers (leaf nodes) that this
+	// server wants what it maps, as nats-server sends mapping sources to
+	// its leaves; mapSubs counts them, left out of the account's
+	// subscriptions. Written by setMappings only (New, or under reloadMu).
+	mapInterest []*routerSub
+	mapSubs     atomic.Int32
+
 	// conns counts the account's client connections (NATS and
 	// WebSocket) from their first CONNECT until they end, leafs the leaf
 	// nodes bound to it: what its limits are checked against (admit).
@@ -503,6 +511,11 @@ func (s *Server) installImports(specs map[string]*accountSpec) []func() {
 			})
 			sub := crossSub(from, func(o origin, subject, reply []byte, hdrLen int, msg []byte) {
 				target := mapSubject(string(subject), from, to)
+				if ms := svc.maps.Load(); ms != nil { // the service account's mappings, as nats-server
+					if t, ok := ms.apply([]byte(target)); ok {
+						target = string(t)
+					}
+				}
 				r := svc.sl.Match(target)
 				if r.Empty() {
 					// As nats-server: a requester that asked for it hears

@@ -187,19 +187,20 @@ func reservedSubject(subject string) bool {
 type LinkPublisher struct {
 	s     *Server
 	l     Link
+	acc   *account
 	cache *router.Cache[*subscription]
 }
 
 // NewLinkPublisher returns the publisher for messages arriving over l
 // into the global account.
 func (s *Server) NewLinkPublisher(l Link) *LinkPublisher {
-	return &LinkPublisher{s: s, l: l, cache: router.NewCache(s.sl, 1024)}
+	return &LinkPublisher{s: s, l: l, acc: s.gacc, cache: router.NewCache(s.sl, 1024)}
 }
 
 // NewPublisher returns the publisher for messages arriving over l into
 // the account.
 func (la *LinkAccount) NewPublisher(l Link) *LinkPublisher {
-	return &LinkPublisher{s: la.s, l: l, cache: router.NewCache(la.a.sl, 1024)}
+	return &LinkPublisher{s: la.s, l: l, acc: la.a, cache: router.NewCache(la.a.sl, 1024)}
 }
 
 // Publish delivers a message from the peer to local subscribers: every
@@ -208,6 +209,9 @@ func (la *LinkAccount) NewPublisher(l Link) *LinkPublisher {
 // for a local publish, never the link it came from. msg holds headers then
 // payload when hdrLen >= 0. Slices are not kept.
 func (p *LinkPublisher) Publish(subject, reply []byte, hdrLen int, msg []byte, queues [][]byte) {
+	if ms := p.acc.maps.Load(); ms != nil { // a leaf's messages are mapped as a client's, as nats-server
+		subject, _ = ms.apply(subject)
+	}
 	r := p.cache.Match(subject)
 	if r.Empty() {
 		return

@@ -149,9 +149,36 @@ func (ms *mappingSet) apply(subject []byte) ([]byte, bool) {
 	return out, true
 }
 
-// setMappings points each account at its compiled mappings.
+// setMappings points each account at its compiled mappings, and shows
+// their sources to link peers.
 func setMappings(specs map[string]*accountSpec) {
 	for _, sp := range specs {
-		sp.acc.maps.Store(sp.maps)
+		a := sp.acc
+		a.maps.Store(sp.maps)
+		for _, sub := range a.mapInterest {
+			a.sl.Remove(sub)
+		}
+		a.mapInterest = a.mapInterest[:0]
+		if sp.maps != nil {
+			for _, src := range sp.maps.sources() {
+				sub := internalSub(src, func([]byte, []byte, int, []byte) {})
+				a.sl.Insert(sub)
+				a.mapInterest = append(a.mapInterest, sub)
+			}
+		}
+		a.mapSubs.Store(int32(len(a.mapInterest)))
 	}
+}
+
+// sources are the subjects the set maps, in order.
+func (ms *mappingSet) sources() []string {
+	var out []string
+	for src := range ms.exact {
+		out = append(out, src)
+	}
+	sort.Strings(out)
+	for _, w := range ms.wild {
+		out = append(out, w.src)
+	}
+	return out
 }

@@ -150,3 +150,53 @@ func TestOperatorAccountMappings(t *testing.T) {
 		noMsg(t, other, osub)
 	})
 }
+
+const importMappingConf = `
+accounts {
+  A {
+    users = [ {user: a, password: a} ]
+    exports = [ {service: "svc.>"} ]
+    mappings { "svc.old": "svc.new" }
+  }
+  B {
+    users = [ {user: b, password: b} ]
+    imports = [ {service: {account: A, subject: "svc.>"}} ]
+  }
+}
+`
+
+// TestServiceImportMappedDifferential: a request that enters an account
+// through a service import is mapped by that account's mappings, as
+// nats-server does: B asks svc.old, A's responder hears it on svc.new.
+func TestServiceImportMappedDifferential(t *testing.T) {
+	scenario := func(t *testing.T, url string) string {
+		a, err := nats.Connect(url, nats.UserInfo("a", "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if _, err := a.Subscribe("svc.*", func(m *nats.Msg) { m.Respond([]byte(m.Subject)) }); err != nil {
+			t.Fatal(err)
+		}
+		a.Flush()
+		b, err := nats.Connect(url, nats.UserInfo("b", "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		m, err := b.Request("svc.old", nil, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m.Data)
+	}
+	want := scenario(t, startNatsServer(t, importMappingConf).ClientURL())
+	if want != "svc.new" {
+		t.Fatalf("nats-server answered on %q", want)
+	}
+	looptest.Each(t, loop.Options{}, func(t *testing.T, o loop.Options) {
+		if got := scenario(t, startFromFile(t, o, importMappingConf).s.ClientURL()); got != want {
+			t.Fatalf("evnats answered on %q, nats-server on %q", got, want)
+		}
+	})
+}

@@ -267,9 +267,10 @@ func (s *Server) accountSysImports(accounts map[string]*accountSpec, sys *accoun
 	}
 }
 
-// sysImportSubs is how many of a's subscriptions are accountSysImports'.
+// sysImportSubs is how many of a's subscriptions are the server's own:
+// accountSysImports' and the mapping sources shown to links.
 func sysImportSubs(a *account) int {
-	n := 0
+	n := int(a.mapSubs.Load())
 	if a.sysImports.Load() {
 		n += 2
 	}

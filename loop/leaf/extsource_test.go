@@ -116,3 +116,59 @@ func sourceLeafScenario(t *testing.T, hub *loop.Server, leafURL string) {
 	publish(50)
 	check()
 }
+
+// TestLeafMessagesMapped: a hub's account mappings apply to what its
+// leaves publish, as to its own clients' (nats-server maps a leaf's
+// messages too), and their sources are interest the hub shows the leaf:
+// a leaf publish on in.7 reaches a hub subscriber of out.7 with nobody
+// subscribed to in.7 anywhere. Checked against a nats-server hub.
+func TestLeafMessagesMapped(t *testing.T) {
+	for _, kind := range []string{"nats-server", "evnats"} {
+		t.Run(kind+" hub", func(t *testing.T) {
+			var hubClient string
+			var leafTo *url.URL
+			if kind == "nats-server" {
+				ho := hubOpts()
+				ho.Accounts = []*natsserver.Account{natsserver.NewAccount("$G")}
+				if err := ho.Accounts[0].AddMapping("in.*", "out.$1"); err != nil {
+					t.Fatal(err)
+				}
+				hub := startHub(t, ho)
+				hubClient, leafTo = hubURL(hub), mustURL(t, leafURL(ho, ""))
+			} else {
+				hub := startHubEvnats(t, loop.Options{Mappings: []*loop.Mapping{{Source: "in.*", Dests: []loop.MappingDest{{Subject: "out.$1"}}}}})
+				hubClient, leafTo = hub.ClientURL(), hubLeafURL(t, hub, "")
+			}
+			hnc := connect(t, hubClient)
+			sub, err := hnc.SubscribeSync("out.*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hnc.Flush()
+			lo := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond,
+					Remotes: []*natsserver.RemoteLeafOpts{{URLs: []*url.URL{leafTo}}}}}
+			leaf := startHub(t, lo)
+			lnc := connect(t, leaf.ClientURL())
+			waitFor(t, "the mapping's source at the leaf", func() bool {
+				return leaf.GlobalAccount().SubscriptionInterest("in.7")
+			})
+			if err := lnc.Publish("in.7", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			m, err := sub.NextMsg(5 * time.Second)
+			if err != nil || m.Subject != "out.7" {
+				t.Fatalf("got %v %v", m, err)
+			}
+		})
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nats-io/jwt/v2"
 	"net"
 	"strings"
 	"sync"
@@ -415,4 +416,54 @@ func TestAccountLimitsReload(t *testing.T) {
 			t.Fatalf("after the reload m went to %s, want two", m.Subject)
 		}
 	})
+}
+
+// TestOperatorImportExportLimits: an account JWT with more imports or
+// exports than its own limits allow, or wildcard exports it may not
+// have, is refused as nats-server refuses it (the jwt package's
+// validation): pushed, the update answers "jwt validation failed" and
+// the JWT in force stays; preloaded, the account is not loaded.
+func TestOperatorImportExportLimits(t *testing.T) {
+	op := newOpSetup(t)
+	dir := t.TempDir()
+	conf := strings.Replace(op.conf(), "resolver: MEMORY", "resolver: {type: full, dir: \""+dir+"\"}", 1)
+	conf = strings.Replace(conf, "jetstream: enabled\n", "", 1)
+	s := startFromFile(t, loop.Options{}, conf).s
+	sysCreds, _ := creds(t, op.sys, nil)
+	sys := connect(t, s, nats.UserCredentials(sysCreds))
+	for _, tc := range []struct {
+		name string
+		edit func(*jwt.AccountClaims)
+		want string
+	}{
+		{"exports", func(c *jwt.AccountClaims) { c.Limits.Exports = 0 }, "more exports than allowed"},
+		{"wildcard exports", func(c *jwt.AccountClaims) { c.Limits.Exports, c.Limits.WildcardExports = 5, false }, "wildcard exports that are not allowed"},
+		{"imports", func(c *jwt.AccountClaims) {
+			c.Imports.Add(&jwt.Import{Account: op.bPub, Subject: "x", Type: jwt.Stream})
+			c.Limits.Imports = 0
+		}, "more imports than allowed"},
+	} {
+		ac := jwt.NewAccountClaims(op.aPub)
+		ac.Exports.Add(&jwt.Export{Subject: "events.>", Type: jwt.Stream})
+		tc.edit(ac)
+		tok, err := ac.Encode(op.op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := sys.Request("$SYS.REQ.ACCOUNT."+op.aPub+".CLAIMS.UPDATE", []byte(tok), 5*time.Second)
+		if err != nil || !strings.Contains(string(m.Data), "jwt validation failed") || !strings.Contains(string(m.Data), tc.want) {
+			t.Fatalf("%s: %s %v", tc.name, m.Data, err)
+		}
+		// The account in force still exports events.>.
+		if m, err := sys.Request("$SYS.REQ.ACCOUNT."+op.aPub+".CLAIMS.LOOKUP", nil, 5*time.Second); err != nil || string(m.Data) != op.jwts[op.aPub] {
+			t.Fatalf("%s: the JWT in force changed: %v", tc.name, err)
+		}
+		// Preloaded, the account is not loaded (nats-server warns and
+		// cannot fetch it): its users cannot log in.
+		op2 := *op
+		op2.jwts = map[string]string{op.aPub: tok, op.sysPub: op.jwts[op.sysPub]}
+		s2 := startFromFile(t, loop.Options{}, strings.Replace(op2.conf(), "jetstream: enabled\n", "", 1)).s
+		aCreds, _ := creds(t, op.a, nil)
+		wantAuthViolation(t, s2, tc.name+" preloaded", nats.UserCredentials(aCreds))
+	}
 }

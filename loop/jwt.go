@@ -25,6 +25,10 @@ type operatorMode struct {
 	trusted  map[string]bool
 	accounts map[string]*jwt.AccountClaims
 	jwts     map[string]string // the account JWTs in force, as given
+	// invalid are preloaded account JWTs the jwt package's validation
+	// blocks, with why: not loaded (their users cannot log in), logged
+	// at start as nats-server warns of them.
+	invalid map[string]error
 }
 
 // loadOperator checks o's operator JWTs and the resolver's preloaded
@@ -94,6 +98,14 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		case ac.Expires > 0 && ac.Expires < now:
 			return nil, nil, fmt.Errorf("loop: resolver_preload %q: account JWT expired", pub)
 		}
+		if err := validClaims(ac); err != nil {
+			if om.invalid == nil {
+				om.invalid = map[string]error{}
+			}
+			om.invalid[pub] = err
+			delete(jwts, pub)
+			continue
+		}
 		om.accounts[pub] = ac
 	}
 	om.jwts = jwts
@@ -103,6 +115,25 @@ func loadOperator(o *Options) (*operatorMode, []*Account, error) {
 		accs = append(accs, acc)
 	}
 	return om, accs, nil
+}
+
+// claimsInvalid is an account JWT the jwt package's own validation
+// blocks: more imports or exports than its limits allow, a bad export or
+// import, a revocation or mapping it cannot hold. nats-server refuses
+// such a JWT from the resolver and from a claims update alike.
+type claimsInvalid struct{ errs []error }
+
+func (e *claimsInvalid) Error() string { return fmt.Sprintf("validation errors: %v", e.errs) }
+
+// validClaims runs the jwt package's validation of ac, as nats-server's
+// claimValidate does.
+func validClaims(ac *jwt.AccountClaims) error {
+	vr := jwt.CreateValidationResults()
+	ac.Validate(vr)
+	if vr.IsBlocking(false) {
+		return &claimsInvalid{vr.Errors()}
+	}
+	return nil
 }
 
 // importAllowed reports whether account importer may have import im: an

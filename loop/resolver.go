@@ -54,7 +54,7 @@ func readResolverDir(dir string, jwts map[string]string, trusted map[string]bool
 		}
 		tok := strings.TrimSpace(string(b))
 		ac, err := jwt.DecodeAccountClaims(tok)
-		if err != nil || ac.Subject != pub || !trusted[ac.Issuer] || !validNow(&ac.ClaimsData, time.Now().Unix()) {
+		if err != nil || ac.Subject != pub || !trusted[ac.Issuer] || !validNow(&ac.ClaimsData, time.Now().Unix()) || validClaims(ac) != nil {
 			continue
 		}
 		if cur, ok := jwts[pub]; ok && issuedAt(cur) > issuedAt(tok) {
@@ -86,6 +86,9 @@ func (s *Server) claimsUpdate(want string, body []byte) (string, error) {
 		return "n/a", err
 	}
 	pub := ac.Subject
+	if err := validClaims(ac); err != nil {
+		return pub, err
+	}
 	if !nkeys.IsValidPublicAccountKey(pub) { // it names a file
 		return "n/a", errors.New("not an account public key")
 	}

@@ -207,6 +207,11 @@ func New(opts Options) (*Server, error) {
 	if s.log, err = newLogger(&opts); err != nil {
 		return nil, err
 	}
+	if ac.op != nil {
+		for _, pub := range sortedKeys(ac.op.invalid) {
+			s.Warnf("Account [%s] has validation issues, not loaded: %v", pub, ac.op.invalid[pub])
+		}
+	}
 	s.live.Store(liveOf(&opts, ac))
 	setMappings(ac.accounts)
 	s.importUndo = s.installImports(ac.accounts)

@@ -10,6 +10,7 @@ package loop
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -480,6 +481,12 @@ func (s *Server) answerClaims(sys *account, r sysReq) bool {
 // nats-server does (ServerAPIClaimUpdateResponse).
 func (s *Server) answerClaimsUpdate(sys *account, r sysReq) {
 	pub, err := s.claimsUpdate(r.acc, r.body)
+	var verr *claimsInvalid
+	if errors.As(err, &verr) {
+		s.Errorf("jwt validation failed - %s - %v", pub, err)
+		s.answerClaimStatus(sys, r.reply, pub, "jwt validation failed", err)
+		return
+	}
 	if err != nil {
 		s.Errorf("jwt update resulted in error - %s - %v", pub, err)
 	}

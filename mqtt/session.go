@@ -91,7 +91,7 @@ type Session struct {
 	inflight    []*Msg          // sent, in send order
 	queue       []*Msg          // waiting for a free packet id
 	nextID      uint16
-	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
+	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL; nil until the first
 	maxInflight int
 	// held and heldBytes count the messages inflight and queued; past
 	// maxMsgs or maxBytes new ones are discarded.
@@ -240,7 +240,7 @@ func (s *Session) SetSubID(filter string, id uint32) {
 
 // NewSession returns an empty session.
 func NewSession(id string, clean bool) *Session {
-	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
+	return &Session{ID: id, Clean: clean, subs: make(map[string]byte),
 		maxInflight: DefaultMaxInflight, maxMsgs: DefaultMaxQueueMsgs, maxBytes: DefaultMaxQueueBytes,
 		expiry: ExpiryNever}
 }
@@ -637,6 +637,9 @@ func (s *Session) IncomingQoS2(id uint16, limit int) (isNew, ok bool) {
 	if limit > 0 && len(s.qos2In) >= limit {
 		return false, false
 	}
+	if s.qos2In == nil {
+		s.qos2In = make(map[uint16]struct{}) // made for the first QoS 2 publish
+	}
 	s.qos2In[id] = struct{}{}
 	s.dirty = true
 	return true, true
@@ -744,6 +747,9 @@ func restoreSession(b []byte) (*Session, error) {
 		s.queue = append(s.queue, m)
 	}
 	for _, id := range snap.QoS2In {
+		if s.qos2In == nil {
+			s.qos2In = make(map[uint16]struct{})
+		}
 		s.qos2In[id] = struct{}{}
 	}
 	return s, nil

@@ -301,7 +301,7 @@ func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
 	}
 	if qos == 0 {
 		m.writePublish5(r.Topic, r.Payload, 0, true, false, 0)
-	} else if pm, _ := m.sess.Send5(r.Topic, r.Hdr, r.Payload, qos); pm != nil {
+	} else if pm, _ := m.sess.Send5(r.Topic, r.Hdr, r.Payload, qos, r.Expires); pm != nil { // queued: keeps the end it has
 		m.writePublish5(r.Topic, r.Payload, qos, true, false, pm.ID)
 	}
 }

@@ -87,8 +87,8 @@ type conn struct {
 const maxMQTTClientID = 1024
 
 func newConn(c *loop.Conn, b *bridge) *conn {
-	// scratch grows on first use: a connection that only subscribes needs
-	// a few bytes of it, not 256.
+	// scratch grows on first use (every use keeps what it grew to): a
+	// connection that only subscribes needs a few bytes of it, not 256.
 	m := &conn{c: c, b: b, filters: make(map[string][]*loop.Sub)}
 	m.parser = mcodec.NewParser(m)
 	m.parser.MaxPacket = m.b.opts.MaxPayload + 64<<10 // payload plus topic and header room (and MQTT 5 properties)
@@ -232,7 +232,8 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 	if v5 {
 		c.Write(m.connack5(present, assigned, id))
 	} else {
-		c.Write(mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted))
+		m.scratch = mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted)
+		c.Write(m.scratch)
 	}
 	m.writeSessionMsgs(sess.Resume(), true)
 	c.FlushSoon()
@@ -260,7 +261,8 @@ func (m *conn) writeSessionMsgs(msgs []*Msg, resend bool) {
 func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 	c := m.c
 	if msg.Released {
-		c.Write(mcodec.AppendAck(m.scratch[:0], mcodec.PUBREL, msg.ID))
+		m.scratch = mcodec.AppendAck(m.scratch[:0], mcodec.PUBREL, msg.ID)
+		c.Write(m.scratch)
 		return true
 	}
 	if m.v5 {
@@ -474,7 +476,8 @@ func (m *conn) ackReason(kind byte, id uint16, reason byte, writesBefore uint64)
 	c := m.c
 	c.Lock()
 	if m.sp.persist.Writes() == writesBefore && len(m.held) == 0 {
-		c.Write(mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil))
+		m.scratch = mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil) // kept: it grows once
+		c.Write(m.scratch)
 		c.FlushSoon()
 		c.Unlock()
 		return

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -108,7 +107,7 @@ func dialMQTT5(addr, id string, onMsg func()) (*paho5.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := paho5.ClientConfig{ClientID: id, Conn: bufferedConn{conn, bufio.NewReaderSize(conn, 64<<10)}}
+	cfg := paho5.ClientConfig{ClientID: id, Conn: conn}
 	if onMsg != nil {
 		cfg.OnPublishReceived = []func(paho5.PublishReceived) (bool, error){
 			func(paho5.PublishReceived) (bool, error) { onMsg(); return true, nil },
@@ -166,16 +165,3 @@ func runMQTT5(r row, tg target, w *window, n int, qos byte) (sample, error) {
 	w.Stop()
 	return sample{Msgs: int64(n), Bytes: int64(n * r.Payload)}, nil
 }
-
-// bufferedConn reads through a bufio.Reader: paho.golang reads each packet
-// straight from its net.Conn (the type byte, each length byte, the body:
-// three reads per small PUBLISH), which makes its subscriber, not the
-// broker, the bottleneck of the MQTT 5 rows. Buffered, it reads what the
-// broker sent in one call, as paho.mqtt.golang (the 3.1.1 rows) does. The
-// same for every broker.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }

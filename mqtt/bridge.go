@@ -41,7 +41,13 @@ type bridge struct {
 	mu     sync.Mutex
 	spaces map[string]*space // by account name, $G's too
 	holds  map[hkey]*hold
-	closed bool // the persisters are closed: housekeeping saves no more
+	// expiring are the holds whose client is away and whose session has
+	// an expiry interval (MQTT 5, or a restored one): all that expire
+	// looks at once a second, so 3.1.1 persistent sessions (no expiry)
+	// cost the housekeeping nothing, and mu is not held for a scan of
+	// every session.
+	expiring map[hkey]*hold
+	closed   bool // the persisters are closed: housekeeping saves no more
 	// wills are MQTT 5 wills waiting out their will delay interval, by
 	// account and client id; a client that comes back in time cancels
 	// its will.
@@ -96,7 +102,8 @@ func newBridge(s *loop.Server) (*bridge, error) {
 		dir = filepath.Join(o.StoreDir, "mqtt")
 	}
 	b := &bridge{srv: s, opts: o, dir: dir, holds: make(map[hkey]*hold), wills: make(map[hkey]*delayedWill),
-		spaces: make(map[string]*space)}
+		expiring: make(map[hkey]*hold),
+		spaces:   make(map[string]*space)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var err error
@@ -204,6 +211,9 @@ func (b *bridge) restore(sp *space, sessions []*Session, retained []*Retained) {
 		h := &hold{sp: sp, sess: sess, offline: b.offlineSubs(sess, perms)}
 		key := hkey{sp.acc.Name(), sess.ID}
 		b.holds[key] = h
+		if sess.Expiry() != ExpiryNever {
+			b.expiring[key] = h
+		}
 		if w := sess.pendingWill(); w != nil {
 			// Checked again: the owner's permissions may have changed.
 			if perms == nil || perms.CanPublish([]byte(w.r.Subject)) {
@@ -285,10 +295,11 @@ func (b *bridge) expire(now int64) {
 	var due []*delayedWill
 	var ended []*hold
 	b.mu.Lock()
-	for id, h := range b.holds {
+	for id, h := range b.expiring {
 		if h.owner == nil && h.sess.Expired(now) {
 			h.sp.acc.ReplaceSubs(h.offline, nil)
 			delete(b.holds, id)
+			delete(b.expiring, id)
 			ended = append(ended, h)
 			_ = h.sp.persist.DeleteSession(h.sess)
 			if w := b.wills[id]; w != nil {
@@ -405,7 +416,8 @@ func (b *bridge) attach(c *conn, id string, cleanStart, persistent bool) (sess *
 	if h != nil && !b.mayHold(c, h.sess) {
 		return nil, false, false
 	}
-	delete(b.wills, key) // back within the will delay: no will
+	delete(b.wills, key)    // back within the will delay: no will
+	delete(b.expiring, key) // held again (or replaced below)
 	if h != nil {
 		h.sess.SetWill(nil)
 	}
@@ -593,6 +605,9 @@ func (b *bridge) release(c *conn, sess *Session, w *delayedWill) bool {
 		sess.SetWill(w) // in the snapshot saved below
 	}
 	sess.SetOffline(unixNow())
+	if sess.Expiry() != ExpiryNever {
+		b.expiring[key] = h
+	}
 	h.offline = b.offlineSubs(sess, c.c.Perms())
 	sp.acc.ReplaceSubs(online, h.offline)
 	if err := sp.persist.SaveSession(sess, true); err != nil {

@@ -68,14 +68,14 @@ type conn struct {
 	// reading goroutine; aliasOut, props, oprops, corr and subIDs are
 	// guarded by Lock (deliveries read them).
 	v5            bool
-	expiry        uint32            // session expiry interval from CONNECT
-	maxOut        int               // the client's maximum packet size (0: none)
-	aliasIn       map[uint16][]byte // the client's topic aliases
-	aliasBytes    int               // the bytes of the topics in aliasIn
-	aliasOutMax   uint16            // the client's topic alias maximum
-	aliasOut      map[string]uint16 // aliases given to topics sent
-	aliasOutBytes int               // the bytes of the topics in aliasOut
-	props         mcodec.Properties // of the PUBLISH being formatted
+	expiry        uint32             // session expiry interval from CONNECT
+	maxOut        int                // the client's maximum packet size (0: none)
+	aliasIn       map[uint16][]byte  // the client's topic aliases
+	aliasBytes    int                // the bytes of the topics in aliasIn
+	aliasOutMax   uint16             // the client's topic alias maximum
+	aliasOut      map[string]uint16  // aliases given to topics sent
+	aliasOutBytes int                // the bytes of the topics in aliasOut
+	props         *mcodec.Properties // of the PUBLISH being formatted; made by setup5
 	oprops        outProps
 	corr          []byte            // decoded correlation data of that PUBLISH
 	subIDs        map[string]uint32 // filter -> subscription identifier
@@ -87,7 +87,9 @@ type conn struct {
 const maxMQTTClientID = 1024
 
 func newConn(c *loop.Conn, b *bridge) *conn {
-	m := &conn{c: c, b: b, filters: make(map[string][]*loop.Sub), scratch: make([]byte, 0, 256)}
+	// scratch grows on first use (every use keeps what it grew to): a
+	// connection that only subscribes needs a few bytes of it, not 256.
+	m := &conn{c: c, b: b, filters: make(map[string][]*loop.Sub)}
 	m.parser = mcodec.NewParser(m)
 	m.parser.MaxPacket = m.b.opts.MaxPayload + 64<<10 // payload plus topic and header room (and MQTT 5 properties)
 	m.lastRecv.Store(time.Now().UnixNano())
@@ -230,7 +232,8 @@ func (m *conn) MQTTConnect(cn *mcodec.Connect) error {
 	if v5 {
 		c.Write(m.connack5(present, assigned, id))
 	} else {
-		c.Write(mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted))
+		m.scratch = mcodec.AppendConnack(m.scratch[:0], present, mcodec.Accepted)
+		c.Write(m.scratch)
 	}
 	m.writeSessionMsgs(sess.Resume(), true)
 	c.FlushSoon()
@@ -258,7 +261,8 @@ func (m *conn) writeSessionMsgs(msgs []*Msg, resend bool) {
 func (m *conn) writeSessionMsg(msg *Msg, resend bool) bool {
 	c := m.c
 	if msg.Released {
-		c.Write(mcodec.AppendAck(m.scratch[:0], mcodec.PUBREL, msg.ID))
+		m.scratch = mcodec.AppendAck(m.scratch[:0], mcodec.PUBREL, msg.ID)
+		c.Write(m.scratch)
 		return true
 	}
 	if m.v5 {
@@ -472,7 +476,8 @@ func (m *conn) ackReason(kind byte, id uint16, reason byte, writesBefore uint64)
 	c := m.c
 	c.Lock()
 	if m.sp.persist.Writes() == writesBefore && len(m.held) == 0 {
-		c.Write(mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil))
+		m.scratch = mcodec.AppendAck5(m.scratch[:0], kind, id, reason, nil) // kept: it grows once
+		c.Write(m.scratch)
 		c.FlushSoon()
 		c.Unlock()
 		return

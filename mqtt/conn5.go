@@ -34,6 +34,7 @@ const maxAliasOut = 1024
 // setup5 takes an MQTT 5 CONNECT's session expiry, limits and aliases.
 func (m *conn) setup5(cn *mcodec.Connect) {
 	m.v5 = true
+	m.props = new(mcodec.Properties)
 	m.expiry = cn.Props.SessionExpiry // absent: 0, the session ends with the connection
 	m.maxOut = int(cn.Props.MaximumPacketSize)
 	m.aliasOutMax = min(cn.Props.TopicAliasMaximum, maxAliasOut)
@@ -224,7 +225,7 @@ func filterOf(s *loop.Sub) []byte {
 // properties the header block carries, the response topic from the reply
 // subject, the subscription identifier. Caller holds Lock.
 func (m *conn) buildProps(hdr, reply []byte, subID uint32, expires int64, stored bool) {
-	m.corr = propsFromHeaders(&m.props, hdr, m.corr[:0], expires, &m.oprops, stored)
+	m.corr = propsFromHeaders(m.props, hdr, m.corr[:0], expires, &m.oprops, stored)
 	if len(reply) > 0 {
 		if t := SubjectToTopic(string(reply)); len(t) < 1<<16 { // a topic's length is 2 bytes
 			m.props.Set(mcodec.PropResponseTopic)
@@ -247,13 +248,13 @@ func (m *conn) fits(topic string, n int, qos byte) bool {
 		return true
 	}
 	if m.aliasOutMax == 0 {
-		return mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+		return mcodec.PublishSize5(len(topic), n, qos, m.props) <= m.maxOut
 	}
 	// writePublish5 may add a topic alias (3 bytes, and the property
 	// list's length may take one more): counted with the topic, at worst.
 	present := m.props.Present
 	m.props.Set(mcodec.PropTopicAlias)
-	ok := mcodec.PublishSize5(len(topic), n, qos, &m.props) <= m.maxOut
+	ok := mcodec.PublishSize5(len(topic), n, qos, m.props) <= m.maxOut
 	m.props.Present = present
 	return ok
 }
@@ -284,7 +285,7 @@ func (m *conn) writePublish5(topic string, payload []byte, qos byte, retain, dup
 			m.props.TopicAlias = a
 		}
 	}
-	m.scratch = mcodec.AppendPublishHeader5(m.scratch[:0], sent, len(payload), qos, retain, dup, id, &m.props)
+	m.scratch = mcodec.AppendPublishHeader5(m.scratch[:0], sent, len(payload), qos, retain, dup, id, m.props)
 	c.Write(m.scratch)
 	m.trimScratch()
 	c.Write(payload)
@@ -300,7 +301,7 @@ func (m *conn) writeRetained5(r *Retained, qos byte, subID uint32) {
 	}
 	if qos == 0 {
 		m.writePublish5(r.Topic, r.Payload, 0, true, false, 0)
-	} else if pm, _ := m.sess.Send5(r.Topic, r.Hdr, r.Payload, qos); pm != nil {
+	} else if pm, _ := m.sess.Send5(r.Topic, r.Hdr, r.Payload, qos, r.Expires); pm != nil { // queued: keeps the end it has
 		m.writePublish5(r.Topic, r.Payload, qos, true, false, pm.ID)
 	}
 }

@@ -256,7 +256,10 @@ func TestMQTT5MaxPacketSizeCountsAlias(t *testing.T) {
 // hold counts their response topics (up to 64 KiB each), not only their
 // correlation data: 100,000 requests with 64 KiB topics and 1 byte of
 // correlation data would hold 6.4 GB for two minutes. Past the bound a
-// request gets its response topic's subject as reply subject.
+// request gets its response topic's subject as reply subject, or, when a
+// client holds more entries than it, one made by forgetting that client's
+// oldest: replying to every request that got an entry finds at most
+// 16 MiB of them still held.
 func TestMQTT5RequestBytesCountTopics(t *testing.T) {
 	s := startMQTT(t, loop.Options{})
 	nc := connectNATS(t, s)
@@ -266,6 +269,8 @@ func TestMQTT5RequestBytesCountTopics(t *testing.T) {
 	}
 	nc.Flush()
 	topic := "r/" + strings.Repeat("t", 64000)
+	replies := connect5(t, s.MQTTAddr().String(), nil)
+	replies.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "r/#", QoS: 0}}})
 	// 19.2 MB of response topics from 20 clients, each within its own
 	// share (1 MiB, TestMQTT5RequestTableShare).
 	const clients, each = 20, 15
@@ -285,10 +290,26 @@ func TestMQTT5RequestBytesCountTopics(t *testing.T) {
 		}
 		if strings.HasPrefix(m.Reply, "$MQTT.rr.") {
 			inbox++
+			if err := nc.Publish(m.Reply, []byte("re")); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if inbox*len(topic) > 16<<20 {
-		t.Fatalf("%d requests wait with %d bytes of response topics", inbox, inbox*len(topic))
+	nc.Flush()
+	held := 0
+	for done := false; !done; {
+		select {
+		case m := <-replies.msgs:
+			if m.Properties == nil || string(m.Properties.CorrelationData) != "c" {
+				t.Fatalf("reply without its correlation data: %+v", m.Properties)
+			}
+			held++
+		case <-time.After(500 * time.Millisecond):
+			done = true
+		}
+	}
+	if held == 0 || held*len(topic) > 16<<20 {
+		t.Fatalf("%d of %d requests with an entry still held, %d bytes of response topics", held, inbox, held*len(topic))
 	}
 }
 
@@ -406,6 +427,41 @@ func TestMQTT5RequestTableShare(t *testing.T) {
 		Properties: &paho5.PublishProperties{ResponseTopic: "fair/r", CorrelationData: []byte("c-fair")}})
 	if m := fair.next(t); string(m.Payload) != "hi" || m.Properties == nil || string(m.Properties.CorrelationData) != "c-fair" {
 		t.Fatalf("fair client's reply: %q %+v", m.Payload, m.Properties)
+	}
+}
+
+// TestMQTT5RequestTableFullOfHogs: ten client ids, each within its share,
+// fill the request table (100,000 entries nobody answers); a request from
+// another client still gets its reply with its correlation data, its entry
+// made by forgetting the oldest one of the client holding the most.
+func TestMQTT5RequestTableFullOfHogs(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	nc := connectNATS(t, s)
+	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	addr := s.MQTTAddr().String()
+	for h := range 10 {
+		id := fmt.Sprintf("hog%d", h)
+		hog := connect5(t, addr, &paho5.Connect{ClientID: id, CleanStart: true})
+		props := &paho5.PublishProperties{ResponseTopic: id + "/r", CorrelationData: []byte("h")}
+		for range 10_000 {
+			if _, err := hog.Client.Publish(context.Background(), &paho5.Publish{Topic: "void/x", Properties: props}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Acknowledged after the QoS 0 ones before it: all are in the table.
+		if r := hog.pub(t, &paho5.Publish{Topic: "void/x", QoS: 1}); r.ReasonCode >= 0x80 {
+			t.Fatalf("%s: reason %#x", id, r.ReasonCode)
+		}
+	}
+	fair := connect5(t, addr, nil)
+	fair.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "fair/r", QoS: 1}}})
+	fair.pub(t, &paho5.Publish{Topic: "svc/echo", QoS: 1, Payload: []byte("hi"),
+		Properties: &paho5.PublishProperties{ResponseTopic: "fair/r", CorrelationData: []byte("c-fair")}})
+	if m := fair.next(t); string(m.Payload) != "hi" || m.Properties == nil || string(m.Properties.CorrelationData) != "c-fair" {
+		t.Fatalf("fair client's reply in a full table: %q %+v", m.Payload, m.Properties)
 	}
 }
 

@@ -523,3 +523,25 @@ func TestMQTTSharedRedelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestMQTT5OfflineSessionExpires: a session whose client left with an
+// expiry interval of 1 s ends by itself once it has passed (housekeeping,
+// once a second; nothing reconnects to look), the second time too (it
+// is watched again after its client came back and left); a 3.1.1
+// persistent session next to it stays.
+func TestMQTT5OfflineSessionExpires(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	addr := s.MQTTAddr().String()
+	keep := dialRaw(t, s)
+	keep.connect("kept311", false, 0)
+	keep.subscribe(1, "k/#", 1)
+	keep.send([]byte{0xe0, 0}) // DISCONNECT
+	keep.expectClosed()
+	for range 2 {
+		c := connect5(t, addr, &paho5.Connect{ClientID: "exp1", Properties: &paho5.ConnectProperties{SessionExpiryInterval: u32(1)}})
+		c.sub(t, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "e/#", QoS: 1}}})
+		c.Disconnect(&paho5.Disconnect{})
+		waitMQTT(t, s, func(st mqttStat) bool { return st.Connected == 0 && st.Sessions == 2 })
+		waitMQTT(t, s, func(st mqttStat) bool { return st.Sessions == 1 }) // within 10 s
+	}
+}

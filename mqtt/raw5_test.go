@@ -2,8 +2,10 @@ package mqtt_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evnats/evnats/loop"
 	mcodec "github.com/evnats/evnats/mqtt/codec"
@@ -307,5 +309,84 @@ func (r *rawMQTT) expectAck5(kind byte, id uint16) {
 	typ, _, b := r.read()
 	if typ != kind || len(b) < 2 || uint16(b[0])<<8|uint16(b[1]) != id {
 		r.t.Fatalf("want ack type %d id %d, got type %d % x", kind, id, typ, b)
+	}
+}
+
+// messageExpiry5 returns the Message Expiry Interval of an MQTT 5 PUBLISH
+// body at QoS 1 or 2 (false when it has none).
+func messageExpiry5(t *testing.T, b []byte) (uint32, bool) {
+	t.Helper()
+	n := int(b[0])<<8 | int(b[1])
+	b = b[2+n+2:] // topic, packet id
+	size, used := 0, 0
+	for mult := 1; ; mult *= 128 {
+		size += int(b[used]&0x7f) * mult
+		used++
+		if b[used-1]&0x80 == 0 {
+			break
+		}
+	}
+	props := b[used : used+size]
+	for len(props) > 0 {
+		id := props[0]
+		props = props[1:]
+		switch id {
+		case mcodec.PropMessageExpiry:
+			return binary.BigEndian.Uint32(props), true
+		case mcodec.PropPayloadFormat:
+			props = props[1:]
+		case mcodec.PropTopicAlias:
+			props = props[2:]
+		case mcodec.PropSubscriptionID:
+			for props[0]&0x80 != 0 {
+				props = props[1:]
+			}
+			props = props[1:]
+		default:
+			t.Fatalf("unexpected property %#x in % x", id, b)
+		}
+	}
+	return 0, false
+}
+
+// TestMQTT5RetainedQueuedKeepsExpiry: retained QoS 1 messages sent on
+// SUBSCRIBE past the client's Receive Maximum wait in the session's queue;
+// when one is sent later it carries the time its expiry interval has left,
+// counted from when it was published, not the whole interval again from
+// the SUBSCRIBE.
+func TestMQTT5RetainedQueuedKeepsExpiry(t *testing.T) {
+	s := startMQTT(t, loop.Options{})
+	pub := dialRaw(t, s)
+	pub.connect5("rq-pub", props5())
+	for i, topic := range []string{"rq/a", "rq/b"} {
+		id := uint16(i + 1)
+		body := append(str(nil, topic), 0, byte(id))
+		body = append(body, props5(mcodec.PropMessageExpiry, 0, 0, 0, 100)...)
+		pub.send(packet(mcodec.PUBLISH<<4|1<<1|1, append(body, "kept"...)))
+		pub.expectAck5(mcodec.PUBACK, id)
+	}
+	published := time.Now()
+	// The remaining time is in whole seconds: past one, a message that
+	// kept its end says at most 99.
+	time.Sleep(time.Until(published.Add(1100 * time.Millisecond)))
+
+	sub := dialRaw(t, s)
+	sub.connect5("rq-sub", props5(mcodec.PropReceiveMaximum, 0, 1))
+	sub.send(packet(mcodec.SUBSCRIBE<<4|2, append(append([]byte{0, 1}, props5()...), append(str(nil, "rq/#"), 1)...)))
+	for seen := 0; seen < 2; {
+		typ, _, b := sub.read()
+		switch typ {
+		case mcodec.SUBACK:
+		case mcodec.PUBLISH:
+			seen++
+			left, ok := messageExpiry5(t, b)
+			if !ok || left > 99 || left < 90 {
+				t.Fatalf("retained message %d: expiry interval %d (present %v), want the time left, at most 99", seen, left, ok)
+			}
+			n := int(b[0])<<8 | int(b[1])
+			sub.ack(mcodec.PUBACK, uint16(b[2+n])<<8|uint16(b[3+n])) // lets the queued one go
+		default:
+			t.Fatalf("unexpected packet type %d % x", typ, b)
+		}
 	}
 }

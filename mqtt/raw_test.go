@@ -18,6 +18,7 @@ type rawMQTT struct {
 	t    *testing.T
 	conn net.Conn
 	r    *bufio.Reader
+	wait time.Duration // how long a read waits; 0: 5 s
 }
 
 func dialRaw(t *testing.T, s *loop.Server) *rawMQTT {
@@ -107,7 +108,11 @@ func (r *rawMQTT) read() (typ, flags byte, body []byte) {
 }
 
 func (r *rawMQTT) tryRead() (typ, flags byte, body []byte, err error) {
-	r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	wait := r.wait
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	r.conn.SetReadDeadline(time.Now().Add(wait))
 	first, err := r.r.ReadByte()
 	if err != nil {
 		return 0, 0, nil, err

@@ -38,6 +38,9 @@ const (
 	// is dropped).
 	maxClientRequests     = 10_000
 	maxClientRequestBytes = 1 << 20
+	// maxEvictions bounds the entries one request evicts to fit (see
+	// requests.evict).
+	maxEvictions = 8
 )
 
 // pendingRequest is where replies to one request go.
@@ -48,8 +51,14 @@ type pendingRequest struct {
 	client  string // the requester's client id
 }
 
-// clientRequests is one client id's share of the pending requests.
-type clientRequests struct{ n, bytes int }
+// clientRequests is one client id's share of the pending requests: how
+// many and their bytes, and their tokens, oldest first from head (every
+// entry waits requestTTL, so the oldest ends first).
+type clientRequests struct {
+	n, bytes int
+	tokens   []string
+	head     int
+}
 
 // requests are the MQTT 5 requests waiting for replies.
 //
@@ -63,6 +72,10 @@ type requests struct {
 	pending  map[string]*pendingRequest
 	bytes    int                        // response topics and correlation data held in pending
 	byClient map[string]*clientRequests // each client id's share of pending
+	// noVictim is set when a full table had no holder to evict from (see
+	// evict), so that full requests do not rescan byClient until the next
+	// sweep.
+	noVictim bool
 	// refused counts requests refused past a client's share; logged is
 	// when that was last logged (unix nanoseconds): a line a second.
 	refused, logged atomic.Int64
@@ -95,8 +108,14 @@ func (r *requests) replySubject(client, subject string, corr []byte) (string, bo
 		r.refuse(client, cr)
 		return "", false
 	}
-	if len(r.pending) >= maxRequests || r.bytes+size > maxRequestBytes {
-		return subject, true
+	// A full table makes room from the client holding the most entries,
+	// when that is more than this one would hold: ten client ids at their
+	// share fill the table, and would otherwise leave every other
+	// requester without correlation data for two minutes.
+	for evicted := 0; len(r.pending) >= maxRequests || r.bytes+size > maxRequestBytes; evicted++ {
+		if evicted == maxEvictions || !r.evict(cr) {
+			return subject, true
+		}
 	}
 	if cr == nil {
 		cr = &clientRequests{}
@@ -107,7 +126,55 @@ func (r *requests) replySubject(client, subject string, corr []byte) (string, bo
 	r.bytes += size
 	cr.n++
 	cr.bytes += size
+	cr.tokens = append(cr.tokens, token)
 	return requestPrefix + token, true
+}
+
+// evict forgets the oldest entry of the client holding the most, if that
+// client holds at least two more than requester (nil: a client with
+// none); it reports false when there is none. Caller holds mu.
+func (r *requests) evict(requester *clientRequests) bool {
+	if r.noVictim {
+		return false
+	}
+	have := 0
+	if requester != nil {
+		have = requester.n
+	}
+	var victim *clientRequests
+	var victimID string
+	for id, cr := range r.byClient {
+		if victim == nil || cr.n > victim.n {
+			victim, victimID = cr, id
+		}
+	}
+	if victim == nil || victim.n <= have+1 {
+		r.noVictim = true // until the next sweep
+		return false
+	}
+	r.forgetOldest(victimID, victim)
+	return true
+}
+
+// forgetOldest removes cr's oldest entry. Caller holds mu.
+func (r *requests) forgetOldest(client string, cr *clientRequests) {
+	token := cr.tokens[cr.head]
+	cr.tokens[cr.head] = ""
+	cr.head++
+	if p := r.pending[token]; p != nil {
+		delete(r.pending, token)
+		size := len(p.subject) + len(p.corr)
+		r.bytes -= size
+		cr.bytes -= size
+	}
+	if cr.n--; cr.n == 0 {
+		delete(r.byClient, client)
+		return
+	}
+	if cr.head > len(cr.tokens)/2 { // let go of the popped half
+		cr.tokens = append(cr.tokens[:0:0], cr.tokens[cr.head:]...)
+		cr.head = 0
+	}
 }
 
 // refuse counts and logs (a line a second) a request refused because
@@ -151,21 +218,17 @@ func (r *requests) reply(subject, _ []byte, hdrLen int, msg []byte) {
 	r.b.srv.PublishInternalIn(r.sp.acc, p.subject, "", out, payload)
 }
 
-// sweep forgets requests past their time.
+// sweep forgets requests past their time: each client's oldest first.
 func (r *requests) sweep(now int64) {
 	r.mu.Lock()
-	for t, p := range r.pending {
-		if now >= p.expires {
-			delete(r.pending, t)
-			size := len(p.subject) + len(p.corr)
-			r.bytes -= size
-			if cr := r.byClient[p.client]; cr != nil {
-				if cr.n--; cr.n == 0 {
-					delete(r.byClient, p.client)
-				} else {
-					cr.bytes -= size
-				}
+	r.noVictim = false
+	for client, cr := range r.byClient {
+		for cr.n > 0 {
+			p := r.pending[cr.tokens[cr.head]]
+			if p != nil && now < p.expires {
+				break
 			}
+			r.forgetOldest(client, cr)
 		}
 	}
 	r.mu.Unlock()

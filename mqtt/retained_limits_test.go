@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evnats/evnats/loop"
 	"github.com/evnats/evnats/loop/looptest"
@@ -261,6 +262,9 @@ func TestMQTTRetainedManyFilters(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		r := dialRaw(t, s)
 		r.connect("", true, 0)
+		// 50,000 filters take seconds under -race on a loaded box (up to
+		// 10 s seen): this test is about memory, not time.
+		r.wait = time.Minute
 		r.send(subscribe)
 		r.expectClosed()
 		runtime.ReadMemStats(&after)

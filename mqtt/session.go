@@ -91,7 +91,7 @@ type Session struct {
 	inflight    []*Msg          // sent, in send order
 	queue       []*Msg          // waiting for a free packet id
 	nextID      uint16
-	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL
+	qos2In      map[uint16]struct{} // incoming QoS 2 ids delivered, awaiting PUBREL; nil until the first
 	maxInflight int
 	// held and heldBytes count the messages inflight and queued; past
 	// maxMsgs or maxBytes new ones are discarded.
@@ -240,7 +240,7 @@ func (s *Session) SetSubID(filter string, id uint32) {
 
 // NewSession returns an empty session.
 func NewSession(id string, clean bool) *Session {
-	return &Session{ID: id, Clean: clean, subs: make(map[string]byte), qos2In: make(map[uint16]struct{}),
+	return &Session{ID: id, Clean: clean, subs: make(map[string]byte),
 		maxInflight: DefaultMaxInflight, maxMsgs: DefaultMaxQueueMsgs, maxBytes: DefaultMaxQueueBytes,
 		expiry: ExpiryNever}
 }
@@ -381,9 +381,11 @@ func (s *Session) Send(topic string, payload []byte, qos byte) (m *Msg, dropped 
 }
 
 // Send5 is Send for a message with its header block (MQTT 5 properties),
-// which the session keeps (hdr must be a copy, or nil).
-func (s *Session) Send5(topic string, hdr, payload []byte, qos byte) (m *Msg, dropped bool) {
-	return s.send(topic, "", hdr, payload, qos, false)
+// which the session keeps (hdr must be a copy, or nil). expires, when not
+// 0, is when the message's expiry interval ends (a retained message keeps
+// the end it was stored with); 0 counts the header's interval from now.
+func (s *Session) Send5(topic string, hdr, payload []byte, qos byte, expires int64) (m *Msg, dropped bool) {
+	return s.sendExpiring(topic, "", hdr, payload, qos, false, expires)
 }
 
 // SendCopy is Send for a payload the caller does not own (a routed
@@ -431,6 +433,10 @@ func (s *Session) Unacked() []*Msg {
 }
 
 func (s *Session) send(topic, group string, hdr, payload []byte, qos byte, clone bool) (m *Msg, dropped bool) {
+	return s.sendExpiring(topic, group, hdr, payload, qos, clone, 0)
+}
+
+func (s *Session) sendExpiring(topic, group string, hdr, payload []byte, qos byte, clone bool, expires int64) (m *Msg, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fullFor(topic, payload) {
@@ -440,7 +446,10 @@ func (s *Session) send(topic, group string, hdr, payload []byte, qos byte, clone
 		payload = bytes.Clone(payload)
 		hdr = bytes.Clone(hdr)
 	}
-	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: headerExpires(hdr), Group: group}
+	if expires == 0 {
+		expires = headerExpires(hdr)
+	}
+	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: expires, Group: group}
 	s.hold(m)
 	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
 		s.dirty = true
@@ -637,6 +646,9 @@ func (s *Session) IncomingQoS2(id uint16, limit int) (isNew, ok bool) {
 	if limit > 0 && len(s.qos2In) >= limit {
 		return false, false
 	}
+	if s.qos2In == nil {
+		s.qos2In = make(map[uint16]struct{}) // made for the first QoS 2 publish
+	}
 	s.qos2In[id] = struct{}{}
 	s.dirty = true
 	return true, true
@@ -744,6 +756,9 @@ func restoreSession(b []byte) (*Session, error) {
 		s.queue = append(s.queue, m)
 	}
 	for _, id := range snap.QoS2In {
+		if s.qos2In == nil {
+			s.qos2In = make(map[uint16]struct{})
+		}
 		s.qos2In[id] = struct{}{}
 	}
 	return s, nil

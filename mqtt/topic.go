@@ -20,35 +20,37 @@ var ErrTopicChars = errors.New("mqtt: topic contains whitespace or DEL")
 func TopicToSubject(topic string, wildcards bool) (string, error) {
 	var b strings.Builder
 	b.Grow(len(topic) + 4)
-	for i, level := range strings.Split(topic, "/") {
-		if i > 0 {
+	for first := true; ; first = false { // level by level, without a split's slice
+		level, rest, more := strings.Cut(topic, "/")
+		topic = rest
+		if !first {
 			b.WriteByte('.')
 		}
 		switch {
 		case level == "":
 			b.WriteByte('/')
-			continue
 		case wildcards && level == "+":
 			b.WriteByte('*')
-			continue
 		case wildcards && level == "#":
 			b.WriteByte('>')
-			continue
-		}
-		for j := 0; j < len(level); j++ {
-			switch c := level[j]; c {
-			case ' ', '\t', '\n', '\r', '\f', 0x7f:
-				return "", ErrTopicChars
-			case '.':
-				b.WriteString("//")
-			case '+', '#':
-				return "", errors.New("mqtt: wildcard inside a topic level")
-			default:
-				b.WriteByte(c)
+		default:
+			for j := 0; j < len(level); j++ {
+				switch c := level[j]; c {
+				case ' ', '\t', '\n', '\r', '\f', 0x7f:
+					return "", ErrTopicChars
+				case '.':
+					b.WriteString("//")
+				case '+', '#':
+					return "", errors.New("mqtt: wildcard inside a topic level")
+				default:
+					b.WriteByte(c)
+				}
 			}
 		}
+		if !more {
+			return b.String(), nil
+		}
 	}
-	return b.String(), nil
 }
 
 // SubjectToTopic maps a NATS subject back to the MQTT topic a subscriber

@@ -7,6 +7,7 @@ package codec
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 	"unicode/utf8"
 
 	ncodec "github.com/evnats/evnats/codec"
@@ -26,13 +27,37 @@ type Parser struct {
 	suspended bool
 	subs      []Subscription
 	filters   [][]byte
-	conn      Connect
-	pub       Publish
+	// The packets' structs are not kept in the parser itself, which every
+	// connection has: CONNECT, DISCONNECT and AUTH (once a connection, or
+	// rare) borrow one from a pool for the handler's call; pub and props
+	// are made when a connection first needs them and kept (a connection
+	// that never publishes carries no Publish). A connection that only
+	// subscribes costs a 128-byte parser, not 2.3 KB.
+	pub *Publish
 	// level is the protocol level of CONNECT, once read (5: MQTT 5 packets).
 	level byte
-	disc  Disconnect
-	auth  Auth
-	props Properties // of SUBSCRIBE and UNSUBSCRIBE
+	props *Properties // of SUBSCRIBE, UNSUBSCRIBE and MQTT 5 acks
+}
+
+var (
+	connectPool    = sync.Pool{New: func() any { return new(Connect) }}
+	disconnectPool = sync.Pool{New: func() any { return new(Disconnect) }}
+	authPool       = sync.Pool{New: func() any { return new(Auth) }}
+)
+
+// properties returns the parser's kept Properties, made on first use.
+func (p *Parser) properties() *Properties {
+	if p.props == nil {
+		p.props = new(Properties)
+	}
+	return p.props
+}
+
+// resetProps drops what the kept Properties point at (the read buffer).
+func (p *Parser) resetProps() {
+	if p.props != nil {
+		p.props.Reset()
+	}
 }
 
 // Level returns the protocol level the client's CONNECT named (0 before it
@@ -167,13 +192,16 @@ func (p *Parser) packet(first byte, body []byte) error {
 		if p.connected {
 			return ErrSecondConnect
 		}
-		if err := p.connect(body); err != nil {
+		c := connectPool.Get().(*Connect)
+		defer func() {
+			*c = Connect{} // its fields point into the read buffer
+			connectPool.Put(c)
+		}()
+		if err := p.connect(c, body); err != nil {
 			return err
 		}
 		p.connected = true
-		err := p.h.MQTTConnect(&p.conn)
-		p.conn = Connect{} // its fields point into the read buffer
-		return err
+		return p.h.MQTTConnect(c)
 	case PUBLISH:
 		return p.publish(flags, body)
 	case PUBACK, PUBREC, PUBCOMP, PUBREL:
@@ -201,9 +229,11 @@ func (p *Parser) packet(first byte, body []byte) error {
 		if flags != 0 {
 			return ErrFlags
 		}
-		d := &p.disc
-		d.Reason = 0
-		d.Props.Reset()
+		d := disconnectPool.Get().(*Disconnect)
+		defer func() {
+			*d = Disconnect{}
+			disconnectPool.Put(d)
+		}()
 		if !p.v5() && len(body) != 0 {
 			return ErrTruncated
 		}
@@ -227,9 +257,11 @@ func (p *Parser) packet(first byte, body []byte) error {
 		if flags != 0 {
 			return ErrFlags
 		}
-		a := &p.auth
-		a.Reason = 0
-		a.Props.Reset()
+		a := authPool.Get().(*Auth)
+		defer func() {
+			*a = Auth{}
+			authPool.Put(a)
+		}()
 		if len(body) > 0 {
 			r := reader{b: body}
 			a.Reason = r.u8()
@@ -259,7 +291,7 @@ func (p *Parser) ack(kind byte, body []byte) error {
 		r := reader{b: body[2:]}
 		reason = r.u8()
 		if len(r.b) > 0 {
-			if err := r.properties(kind, &p.props); err != nil {
+			if err := r.properties(kind, p.properties()); err != nil {
 				return err
 			}
 		}
@@ -308,7 +340,7 @@ func (r *reader) bytes() []byte {
 	return v
 }
 
-func (p *Parser) connect(body []byte) error {
+func (p *Parser) connect(c *Connect, body []byte) error {
 	r := reader{b: body}
 	name := r.bytes()
 	level := r.u8()
@@ -321,10 +353,7 @@ func (p *Parser) connect(body []byte) error {
 		return ErrProtocolName
 	}
 	p.level = level
-	c := &p.conn
-	c.Props.Reset()
-	c.WillProps.Reset()
-	props, willProps := c.Props, c.WillProps // keep their lists' capacity
+	props, willProps := c.Props, c.WillProps // keep their lists' capacity (empty: from the pool)
 	*c = Connect{ProtocolName: string(name), Level: level, KeepAlive: keep,
 		CleanSession: flags&0x02 != 0, WillFlag: flags&0x04 != 0,
 		WillQoS: flags >> 3 & 0x03, WillRetain: flags&0x20 != 0,
@@ -371,7 +400,10 @@ func (p *Parser) connect(body []byte) error {
 }
 
 func (p *Parser) publish(flags byte, body []byte) error {
-	pub := &p.pub
+	if p.pub == nil {
+		p.pub = new(Publish)
+	}
+	pub := p.pub
 	pub.Dup, pub.QoS, pub.Retain = flags&0x08 != 0, flags>>1&0x03, flags&0x01 != 0
 	pub.PacketID = 0
 	if pub.QoS > 2 || (pub.QoS == 0 && pub.Dup) {
@@ -459,14 +491,15 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 	}
 	var subID uint32
 	if p.v5() {
-		if err := r.properties(SUBSCRIBE, &p.props); err != nil {
+		props := p.properties()
+		if err := r.properties(SUBSCRIBE, props); err != nil {
 			return err
 		}
-		if len(p.props.SubIDs) > 1 {
+		if len(props.SubIDs) > 1 {
 			return ErrPropertyDup
 		}
-		if len(p.props.SubIDs) == 1 {
-			subID = p.props.SubIDs[0]
+		if len(props.SubIDs) == 1 {
+			subID = props.SubIDs[0]
 		}
 	}
 	p.subs = p.subs[:0]
@@ -503,7 +536,7 @@ func (p *Parser) subscribe(flags byte, body []byte) error {
 		return ErrEmptySubscribe
 	}
 	err = p.h.MQTTSubscribe(id, p.subs)
-	p.props.Reset() // its values point into the read buffer
+	p.resetProps() // its values point into the read buffer
 	clear(p.subs)
 	if cap(p.subs) > keptListCap {
 		p.subs = nil
@@ -517,7 +550,7 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 		return err
 	}
 	if p.v5() {
-		if err := r.properties(UNSUBSCRIBE, &p.props); err != nil {
+		if err := r.properties(UNSUBSCRIBE, p.properties()); err != nil {
 			return err
 		}
 	}
@@ -536,7 +569,7 @@ func (p *Parser) unsubscribe(flags byte, body []byte) error {
 		return ErrEmptySubscribe
 	}
 	err = p.h.MQTTUnsubscribe(id, p.filters)
-	p.props.Reset() // its values point into the read buffer
+	p.resetProps() // its values point into the read buffer
 	clear(p.filters)
 	if cap(p.filters) > keptListCap {
 		p.filters = nil

@@ -262,7 +262,7 @@ func TestPropertyListsNotKept(t *testing.T) {
 		if err := p.Parse(pkt); err != nil {
 			t.Fatal(err)
 		}
-		if n := max(cap(p.pub.Props.User), cap(p.props.User)); n > keptListCap {
+		if n := max(cap(p.pub.Props.User), cap(p.properties().User)); n > keptListCap {
 			t.Fatalf("packet %d: the parser keeps a list of %d user properties", i, n)
 		}
 		if len(p.props.User) != 0 {

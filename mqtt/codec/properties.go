@@ -173,8 +173,14 @@ func (p *Properties) Clone() Properties {
 // Reset empties p, keeping the capacity of its repeatable lists unless
 // one packet grew them past keptListCap entries: a 1 MB packet of empty
 // user properties makes a list ten times its size, which a connection
-// must not keep.
+// must not keep. Every field is set with its Present bit (the decoder
+// and the broker's builders do so), so with no bit and empty lists there
+// is nothing to clear: the common packet without properties (twice per
+// MQTT 5 message, parse and delivery) skips zeroing 300 bytes.
 func (p *Properties) Reset() {
+	if p.Present == 0 && len(p.User) == 0 && len(p.SubIDs) == 0 {
+		return
+	}
 	user, subs := p.User[:0], p.SubIDs[:0]
 	clear(p.User)
 	if cap(user) > keptListCap {

@@ -218,6 +218,15 @@ func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 		kick := s.overConnLimit(ac)
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac, kick[c]) })
 	}
+	if t, ok := s.leaf.(interface{ TrimLeaves(limit func(account string) int) }); ok &&
+		!reflect.DeepEqual(accountLimits(old.auth), accountLimits(ac)) {
+		t.TrimLeaves(func(name string) int {
+			if sp := ac.accounts[name]; sp != nil {
+				return ac.limitsOf(sp.acc).MaxLeafNodes
+			}
+			return -1
+		})
+	}
 }
 
 // accountLimits is every account's limits in a, by name.

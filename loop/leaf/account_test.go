@@ -238,3 +238,44 @@ func TestLeafHubAccountLeafLimit(t *testing.T) {
 		waitFor(t, "second link once the first is gone", func() bool { return second.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
 	})
 }
+
+// TestLeafHubAccountLeafLimitLowered: a reload that lowers an account's
+// max_leafnodes closes its newest leaf links past the new limit, keeping
+// the oldest, as nats-server; the one closed is refused while it tries
+// to come back.
+func TestLeafHubAccountLeafLimitLowered(t *testing.T) {
+	lim := loop.NoAccountLimits
+	lim.MaxLeafNodes = 2
+	o := twoAccounts(loop.Options{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), LeafHost: "127.0.0.1", LeafPort: -1, LogWriter: testLog{}})
+	o.Accounts[0].Limits = &lim
+	hub := looptest.Start(t, o)
+	leafOf := func() *natsserver.Server {
+		return startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+			LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{
+				{URLs: []*url.URL{hubLeafURL(t, hub, "a:a@")}},
+			}}})
+	}
+	first := leafOf()
+	waitFor(t, "first link", func() bool { return first.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
+	second := leafOf()
+	waitFor(t, "second link", func() bool { return second.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 2 })
+	firstID := hub.LeafLinks()[0].ID
+	for _, l := range hub.LeafLinks() {
+		firstID = min(firstID, l.ID)
+	}
+	lower := lim
+	lower.MaxLeafNodes = 1
+	o2 := twoAccounts(o)
+	o2.Accounts[0].Limits = &lower
+	if err := hub.Reload(o2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the newer link closed", func() bool { return second.NumLeafNodes() == 0 && len(hub.LeafLinks()) == 1 })
+	deadline := time.Now().Add(500 * time.Millisecond) // ten of its retries
+	for time.Now().Before(deadline) {
+		if links := hub.LeafLinks(); len(links) != 1 || links[0].ID != firstID || first.NumLeafNodes() != 1 {
+			t.Fatalf("after lowering: %+v", links)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"net"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/evnats/evnats/loop"
@@ -234,6 +235,45 @@ func (m *manager) snapshotLocked(b []byte, r *remote) []byte {
 
 // Links describes the links that are up (loop.Server.LeafLinks).
 // With subs, each link's subscriptions (the peer's interest) are listed.
+// TrimLeaves closes the newest leaf links bound to each account past
+// limit(account) (a lowered max_leafnodes), as nats-server keeps the
+// oldest; a closed leaf that comes back is refused while the account is
+// full. Called by the server after a reload or claims update.
+func (m *manager) TrimLeaves(limit func(account string) int) {
+	m.mu.Lock()
+	links := append([]*remote(nil), m.links...)
+	m.mu.Unlock()
+	type linked struct {
+		r   *remote
+		cid uint64
+	}
+	byAcc := map[string][]linked{}
+	for _, r := range links {
+		r.mu.Lock()
+		up, cid := r.mu.up && r.mu.conn != nil, r.mu.cid
+		r.mu.Unlock()
+		if r.accepted && up && r.acc != nil {
+			byAcc[r.acc.Name()] = append(byAcc[r.acc.Name()], linked{r, cid})
+		}
+	}
+	for acc, ls := range byAcc {
+		max := limit(acc)
+		if max < 0 || len(ls) <= max {
+			continue
+		}
+		sort.Slice(ls, func(i, j int) bool { return ls[i].cid < ls[j].cid })
+		for _, l := range ls[max:] {
+			l.r.mu.Lock()
+			conn, peer := l.r.mu.conn, l.r.mu.peer
+			l.r.mu.Unlock()
+			if conn != nil {
+				m.s.Noticef("Leafnode connection %q closed: account %q: maximum account active connections exceeded", peer, acc)
+				conn.Close()
+			}
+		}
+	}
+}
+
 func (m *manager) Links(subs bool) []loop.LeafLink {
 	m.mu.Lock()
 	links := append([]*remote(nil), m.links...)

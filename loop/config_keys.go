@@ -609,9 +609,13 @@ func (w *cfgWalker) leafRemoteBlock(r *LeafRemote) block {
 	alias(k, setSubjects(&r.DenyImports), "deny_imports", "deny_import")
 	alias(k, setSubjects(&r.DenyExports), "deny_exports", "deny_export")
 	alias(k, setCompression(&r.Compression), "compression")
+	k["ws_no_masking"] = func(v any) error {
+		no, err := boolean(v)
+		r.WSMasking = !no
+		return err
+	}
 	return block{path: "leafnodes.remotes", keys: k, native: []string{
-		"hub", "ws_compression",
-		"ws_no_masking", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
+		"hub", "ws_compression", "signature_handler", "jetstream_cluster_migrate", "no_randomize",
 		"disabled", "proxy", "request_isolation", "local_isolation",
 	}}
 }

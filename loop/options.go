@@ -466,4 +466,10 @@ type LeafRemote struct {
 	DenyImports, DenyExports []string
 	// FirstInfoTimeout bounds the wait for the hub's first INFO (0: 1s).
 	FirstInfoTimeout time.Duration
+	// WSMasking makes a ws:// or wss:// link mask the frames it sends
+	// (remote { ws_no_masking: false }). By default evnats asks the hub
+	// for unmasked frames (nats-server's Nats-No-Masking header), which a
+	// hub on a trusted link saves a pass over every byte; nats-server's
+	// leaf asks only with ws_no_masking: true.
+	WSMasking bool
 }

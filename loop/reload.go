@@ -218,7 +218,9 @@ func (s *Server) swapAuthLocked(o *Options, ac *authConfig) {
 		kick := s.overConnLimit(ac)
 		s.tr.eachClient(func(c *client) { c.reauthorize(old.auth, ac, kick[c]) })
 	}
-	if t, ok := s.leaf.(interface{ TrimLeaves(limit func(account string) int) }); ok &&
+	if t, ok := s.leaf.(interface {
+		TrimLeaves(limit func(account string) int)
+	}); ok &&
 		!reflect.DeepEqual(accountLimits(old.auth), accountLimits(ac)) {
 		t.TrimLeaves(func(name string) int {
 			if sp := ac.accounts[name]; sp != nil {

@@ -243,7 +243,7 @@ func (r *remote) attempt(u *url.URL) (up bool, err error) {
 				return false, err
 			}
 		}
-		if wc, err = wsUpgrade(wc, u); err != nil {
+		if wc, err = wsUpgrade(wc, u, r.cfg.WSMasking); err != nil {
 			return false, err
 		}
 		_ = c.SetDeadline(time.Time{})

@@ -55,15 +55,20 @@ func wsAcceptKey(key string) string {
 
 // wsUpgrade asks the hub behind c (TLS already done for wss) to upgrade
 // to a WebSocket at u's path joined with /leafnode, within the read
-// deadline set on c. It asks for unmasked frames (nats-server's
-// Nats-No-Masking header); a hub that does not agree gets masked ones.
-func wsUpgrade(c net.Conn, u *url.URL) (net.Conn, error) {
+// deadline set on c. Unless mask, it asks for unmasked frames
+// (nats-server's Nats-No-Masking header); a hub that does not agree gets
+// masked ones.
+func wsUpgrade(c net.Conn, u *url.URL, mask bool) (net.Conn, error) {
 	var kb [16]byte
 	_, _ = rand.Read(kb[:])
 	key := base64.StdEncoding.EncodeToString(kb[:])
 	p := path.Join("/", u.EscapedPath(), wsPath)
 	req := "GET " + p + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" + wsNoMaskHeader + ": true\r\n\r\n"
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
+	if !mask {
+		req += wsNoMaskHeader + ": true\r\n"
+	}
+	req += "\r\n"
 	_ = c.SetWriteDeadline(time.Now().Add(writeDeadline))
 	if _, err := io.WriteString(c, req); err != nil {
 		return nil, fmt.Errorf("websocket upgrade: %w", err)
@@ -80,7 +85,7 @@ func wsUpgrade(c net.Conn, u *url.URL) (net.Conn, error) {
 		resp.Header.Get("Sec-Websocket-Accept") != wsAcceptKey(key) {
 		return nil, fmt.Errorf("invalid websocket connection (%s)", resp.Status)
 	}
-	return &wsClient{Conn: c, br: br, dst: c, mask: resp.Header.Get(wsNoMaskHeader) != "true"}, nil
+	return &wsClient{Conn: c, br: br, dst: c, mask: mask || resp.Header.Get(wsNoMaskHeader) != "true"}, nil
 }
 
 // compress puts s2 below the frames, as nats-server layers them when a

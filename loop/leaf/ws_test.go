@@ -87,8 +87,8 @@ func TestLeafWebSocket(t *testing.T) {
 	f := tlstest.New(t)
 	for _, c := range []struct {
 		name, comp string
-		tls        bool
-	}{{"ws", "off", false}, {"ws-s2", "s2_fast", false}, {"wss", "off", true}} {
+		tls, mask  bool
+	}{{"ws", "off", false, false}, {"ws-s2", "s2_fast", false, false}, {"wss", "off", true, false}, {"ws-masked", "off", false, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			var files *tlstest.Files
 			scheme := "ws"
@@ -98,7 +98,7 @@ func TestLeafWebSocket(t *testing.T) {
 			}
 			hub, ho := wsHub(t, files, c.comp)
 			u := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ho.Websocket.Port)
-			leaf := startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{u}, TLS: to, Compression: c.comp}}})
+			leaf := startLeaf(t, loop.Options{LeafRemotes: []loop.LeafRemote{{URLs: []string{u}, TLS: to, Compression: c.comp, WSMasking: c.mask}}})
 			waitLinked(t, hub, 1, leaf)
 			wsRoundTrip(t, hubURL(hub), leaf.ClientURL(), nil)
 			if ll := leaf.LeafLinks(); len(ll) != 1 || (c.comp == "s2_fast") != (ll[0].Compression == "s2_fast") {
@@ -108,12 +108,17 @@ func TestLeafWebSocket(t *testing.T) {
 	}
 }
 
-// TestLeafWebSocketConfig: ws:// and wss:// remotes are taken; one remote
-// may not mix them with other URLs (nats-server's start-time error).
+// TestLeafWebSocketConfig: ws:// and wss:// remotes are taken, with
+// ws_no_masking; one remote may not mix them with other URLs
+// (nats-server's start-time error).
 func TestLeafWebSocketConfig(t *testing.T) {
 	o, err := applyConf(t, `leafnodes { remotes = [ { urls: ["ws://hub1:8080", "wss://hub2"] } ] }`)
-	if err != nil || len(o.LeafRemotes) != 1 || len(o.LeafRemotes[0].URLs) != 2 {
+	if err != nil || len(o.LeafRemotes) != 1 || len(o.LeafRemotes[0].URLs) != 2 || o.LeafRemotes[0].WSMasking {
 		t.Fatalf("%v %+v", err, o)
+	}
+	o, err = applyConf(t, `leafnodes { remotes = [ { url: "ws://hub1:8080", ws_no_masking: false } ] }`)
+	if err != nil || !o.LeafRemotes[0].WSMasking {
+		t.Fatalf("ws_no_masking false: %v %+v", err, o)
 	}
 	bad := loop.Options{Port: -1, LogWriter: testLog{}, LeafRemotes: []loop.LeafRemote{{URLs: []string{"ws://127.0.0.1:1", "nats-leaf://127.0.0.1:2"}}}}
 	s, err := loop.New(bad)

@@ -106,6 +106,15 @@ func sourceLeafScenario(t *testing.T, hub *loop.Server, leafURL string) {
 		}
 	}
 	check()
+	// An update of the sourcing stream keeps its source going on from
+	// where it was.
+	cfg := agg.CachedInfo().Config
+	cfg.Description = "all sites"
+	if agg, err = hjs.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publish(20)
+	check()
 	// The origin loses the links' consumers: nothing is delivered until
 	// the links see the silence and create them again.
 	for name := range site.ConsumerNames(ctx).Name() {

@@ -132,6 +132,10 @@ type Manager struct {
 	touched []*consumer
 	timer   *time.Timer
 	timerAt time.Time
+
+	// dirtyLogs are the consumer logs with events of the current step,
+	// written when it ends (consumer_log.go: flushLogs).
+	dirtyLogs []*consumerLog
 }
 
 // request is one message for the manager: an API call or a publish to a stream.

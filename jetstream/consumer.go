@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/evnats/evnats/jetstream/store"
 	"github.com/evnats/evnats/router"
@@ -422,6 +423,7 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 // to the request's inbox, shown under the stream subject with the ack
 // subject as reply.
 type delivery struct {
+	// reply aliases the consumer's ackBuf: valid until its next delivery.
 	to, subject, reply string
 	hdr, data          []byte
 	seq                uint64
@@ -529,7 +531,9 @@ func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, no
 		b = strconv.AppendUint(append(b, '.'), n, 10)
 	}
 	c.ackBuf = b
-	d := delivery{to: req.reply, subject: msg.Subject, reply: string(b), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
+	// The reply aliases ackBuf (no string per delivery): pump hands d to
+	// Host.Deliver, which copies it, before the next delivery reuses it.
+	d := delivery{to: req.reply, subject: msg.Subject, reply: unsafe.String(unsafe.SliceData(b), len(b)), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
 	d.hdr, d.data = c.pinHeader(msg.Hdr), msg.Data
 	if c.cfg.HeadersOnly {
 		d.hdr = appendHeader(d.hdr, "Nats-Msg-Size", strconv.Itoa(len(d.data)))

@@ -627,13 +627,10 @@ func (m *Manager) subscribe(st *stream) {
 	for _, subj := range st.cfg.Subjects {
 		st.unsub = append(st.unsub, m.host.Subscribe(subj, func(subject, reply string, hdr, data []byte) {
 			r := request{st: st, subject: subject, reply: reply, hdr: clone(hdr), data: clone(data)}
-			// A file stream's publishes queue while the Writer is busy: the
-			// Manager hands them to it in batches, which pipelined
-			// publishers need (measured: always in place,
-			// BenchmarkAsyncPublish took up to twice as long). With the
-			// Writer idle (a publisher waiting for each PubAck, a KV put)
-			// one goes in place, a hop to the Manager fewer.
-			if !(memory || m.writer.Idle()) || !m.handleInPlace(&r) {
+			// A file stream's publishes queue: the Manager hands them to the
+			// Writer in batches, which pipelined publishers need (measured:
+			// in place, BenchmarkAsyncPublish took up to twice as long).
+			if !memory || !m.handleInPlace(&r) {
 				m.enqueue(r)
 			}
 		}))

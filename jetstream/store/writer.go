@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -43,10 +42,6 @@ type Writer struct {
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
-
-	// unfinished counts the ops submitted whose done has not run yet
-	// (atomic: submitters add, the writer goroutine subtracts); Idle.
-	unfinished atomic.Int64
 
 	// syncs hands the interval policy's fsyncs to the syncer goroutine, so a
 	// slow fsync (a second of dirty data) never holds up the writes and acks
@@ -96,7 +91,6 @@ func (w *Writer) submit(ops ...writeOp) error {
 		return ErrClosed
 	}
 	w.queue = append(w.queue, ops...)
-	w.unfinished.Add(int64(len(ops)))
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -104,11 +98,6 @@ func (w *Writer) submit(ops ...writeOp) error {
 	}
 	return nil
 }
-
-// Idle reports whether every op submitted so far has been performed and
-// its done has run: a store's owner may then hand it a lone write at once
-// rather than wait to gather a batch (a publisher waiting for each ack).
-func (w *Writer) Idle() bool { return w.unfinished.Load() == 0 }
 
 // Notify calls fn on the writer goroutine once every write queued before it
 // has been performed (and synced, per policy); it does not wait. After
@@ -184,7 +173,6 @@ func (w *Writer) run() {
 		closed := w.closed
 		w.mu.Unlock()
 		w.perform(batch)
-		w.unfinished.Add(-int64(len(batch)))
 		clear(batch)
 		if closed {
 			w.mu.Lock()

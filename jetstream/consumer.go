@@ -132,7 +132,8 @@ type consumer struct {
 	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
 
-	ackBuf []byte // formats deliveries' ack subjects
+	ackBuf []byte    // formats deliveries' ack subjects
+	peek   store.Msg // the message nextMsg lent from the store (loadNext)
 
 	// fx is what the state machine's steps ask of the Manager until it
 	// performs them (consumer_core.go).
@@ -365,9 +366,9 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 			return msg, false, true
 		}
 	}
-	msg, err := c.st.store.LoadNext(c.singleFilter(), c.next)
+	msg, err := c.loadNext(c.next)
 	for err == nil && !c.matches(msg.Subject) {
-		msg, err = c.st.store.LoadNext(c.singleFilter(), msg.Seq+1)
+		msg, err = c.loadNext(msg.Seq + 1)
 	}
 	if err != nil {
 		c.next = max(c.next, c.st.store.State().LastSeq+1)
@@ -375,6 +376,20 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 	}
 	c.next = msg.Seq + 1
 	return msg, false, true
+}
+
+// loadNext is the store's next message at or after seq through the
+// consumer's single filter, lent (c.peek, no copy) when the store can:
+// the delivery made of it is handed to Host.Deliver, which copies it,
+// before the store is read again.
+func (c *consumer) loadNext(seq uint64) (*store.Msg, error) {
+	if p, ok := c.st.store.(store.Peeker); ok {
+		if err := p.PeekNext(c.singleFilter(), seq, &c.peek); err != nil {
+			return nil, err
+		}
+		return &c.peek, nil
+	}
+	return c.st.store.LoadNext(c.singleFilter(), seq)
 }
 
 // singleFilter is the store-side filter when there is exactly one.

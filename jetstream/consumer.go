@@ -132,8 +132,9 @@ type consumer struct {
 	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
 
-	ackBuf []byte    // formats deliveries' ack subjects
-	peek   store.Msg // the message nextMsg lent from the store (loadNext)
+	ackBuf []byte        // formats deliveries' ack subjects
+	peek   store.Msg     // the message nextMsg lent from the store (loadNext)
+	spare  []*pendingAck // settled, for reuse (newPending)
 
 	// fx is what the state machine's steps ask of the Manager until it
 	// performs them (consumer_core.go).
@@ -163,6 +164,22 @@ type pendingAck struct {
 	deliveries int
 	deadline   time.Time
 	exceeded   bool // its max-deliveries advisory went out (advisory.go)
+}
+
+// maxSpareAcks bounds the settled pendingAcks a consumer keeps for reuse.
+const maxSpareAcks = 1024
+
+// newPending returns a pendingAck for a delivery, a settled one when there
+// is one: no allocation per message in steady state. settle recycles them;
+// nothing keeps a pendingAck past its removal from pending.
+func (c *consumer) newPending() *pendingAck {
+	if n := len(c.spare); n > 0 {
+		p := c.spare[n-1]
+		c.spare[n-1] = nil
+		c.spare = c.spare[:n-1]
+		return p
+	}
+	return new(pendingAck)
 }
 
 // pullRequest is one waiting MSG.NEXT request.
@@ -527,7 +544,8 @@ func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, no
 		p.deadline = now.Add(c.ackWait(p.deliveries))
 		c.noteDue(p.deadline)
 	} else if c.cfg.AckPolicy != "none" {
-		p := &pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
+		p := c.newPending()
+		*p = pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
 		c.pending[msg.Seq] = p
 		c.noteDue(p.deadline)
 	}
@@ -737,10 +755,15 @@ func (c *consumer) applyAck(sseq uint64) {
 // delivered to this consumer, or settled already) changes nothing: acks are
 // plain subjects any client can publish to.
 func (c *consumer) settle(sseq uint64) {
-	if _, ok := c.pending[sseq]; !ok {
+	p, ok := c.pending[sseq]
+	if !ok {
 		return
 	}
 	delete(c.pending, sseq)
+	if len(c.spare) < maxSpareAcks { // reused by the next delivery (newPending)
+		*p = pendingAck{}
+		c.spare = append(c.spare, p)
+	}
 	if c.st.recovering {
 		return // replaying a log: the stream already reflects these acks
 	}

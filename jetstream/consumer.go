@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/evnats/evnats/jetstream/store"
 	"github.com/evnats/evnats/router"
@@ -131,7 +132,9 @@ type consumer struct {
 	// advisory that says it ended (consumer_core.go: tick).
 	pauseEnds bool
 
-	ackBuf []byte // formats deliveries' ack subjects
+	ackBuf []byte        // formats deliveries' ack subjects
+	peek   store.Msg     // the message nextMsg lent from the store (loadNext)
+	spare  []*pendingAck // settled, for reuse (newPending)
 
 	// fx is what the state machine's steps ask of the Manager until it
 	// performs them (consumer_core.go).
@@ -161,6 +164,22 @@ type pendingAck struct {
 	deliveries int
 	deadline   time.Time
 	exceeded   bool // its max-deliveries advisory went out (advisory.go)
+}
+
+// maxSpareAcks bounds the settled pendingAcks a consumer keeps for reuse.
+const maxSpareAcks = 1024
+
+// newPending returns a pendingAck for a delivery, a settled one when there
+// is one: no allocation per message in steady state. settle recycles them;
+// nothing keeps a pendingAck past its removal from pending.
+func (c *consumer) newPending() *pendingAck {
+	if n := len(c.spare); n > 0 {
+		p := c.spare[n-1]
+		c.spare[n-1] = nil
+		c.spare = c.spare[:n-1]
+		return p
+	}
+	return new(pendingAck)
 }
 
 // pullRequest is one waiting MSG.NEXT request.
@@ -364,9 +383,9 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 			return msg, false, true
 		}
 	}
-	msg, err := c.st.store.LoadNext(c.singleFilter(), c.next)
+	msg, err := c.loadNext(c.next)
 	for err == nil && !c.matches(msg.Subject) {
-		msg, err = c.st.store.LoadNext(c.singleFilter(), msg.Seq+1)
+		msg, err = c.loadNext(msg.Seq + 1)
 	}
 	if err != nil {
 		c.next = max(c.next, c.st.store.State().LastSeq+1)
@@ -374,6 +393,20 @@ func (c *consumer) nextMsg() (m *store.Msg, redelivery bool, ok bool) {
 	}
 	c.next = msg.Seq + 1
 	return msg, false, true
+}
+
+// loadNext is the store's next message at or after seq through the
+// consumer's single filter, lent (c.peek, no copy) when the store can:
+// the delivery made of it is handed to Host.Deliver, which copies it,
+// before the store is read again.
+func (c *consumer) loadNext(seq uint64) (*store.Msg, error) {
+	if p, ok := c.st.store.(store.Peeker); ok {
+		if err := p.PeekNext(c.singleFilter(), seq, &c.peek); err != nil {
+			return nil, err
+		}
+		return &c.peek, nil
+	}
+	return c.st.store.LoadNext(c.singleFilter(), seq)
 }
 
 // singleFilter is the store-side filter when there is exactly one.
@@ -422,6 +455,7 @@ func (m *Manager) pump(c *consumer, now time.Time) {
 // to the request's inbox, shown under the stream subject with the ack
 // subject as reply.
 type delivery struct {
+	// reply aliases the consumer's ackBuf: valid until its next delivery.
 	to, subject, reply string
 	hdr, data          []byte
 	seq                uint64
@@ -510,7 +544,8 @@ func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, no
 		p.deadline = now.Add(c.ackWait(p.deliveries))
 		c.noteDue(p.deadline)
 	} else if c.cfg.AckPolicy != "none" {
-		p := &pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
+		p := c.newPending()
+		*p = pendingAck{dseq: c.dseq, deliveries: 1, deadline: now.Add(c.ackWait(1))}
 		c.pending[msg.Seq] = p
 		c.noteDue(p.deadline)
 	}
@@ -529,7 +564,9 @@ func (c *consumer) deliver(req *pullRequest, msg *store.Msg, redelivery bool, no
 		b = strconv.AppendUint(append(b, '.'), n, 10)
 	}
 	c.ackBuf = b
-	d := delivery{to: req.reply, subject: msg.Subject, reply: string(b), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
+	// The reply aliases ackBuf (no string per delivery): pump hands d to
+	// Host.Deliver, which copies it, before the next delivery reuses it.
+	d := delivery{to: req.reply, subject: msg.Subject, reply: unsafe.String(unsafe.SliceData(b), len(b)), seq: msg.Seq, ackNone: c.cfg.AckPolicy == "none"}
 	d.hdr, d.data = c.pinHeader(msg.Hdr), msg.Data
 	if c.cfg.HeadersOnly {
 		d.hdr = appendHeader(d.hdr, "Nats-Msg-Size", strconv.Itoa(len(d.data)))
@@ -718,10 +755,15 @@ func (c *consumer) applyAck(sseq uint64) {
 // delivered to this consumer, or settled already) changes nothing: acks are
 // plain subjects any client can publish to.
 func (c *consumer) settle(sseq uint64) {
-	if _, ok := c.pending[sseq]; !ok {
+	p, ok := c.pending[sseq]
+	if !ok {
 		return
 	}
 	delete(c.pending, sseq)
+	if len(c.spare) < maxSpareAcks { // reused by the next delivery (newPending)
+		*p = pendingAck{}
+		c.spare = append(c.spare, p)
+	}
 	if c.st.recovering {
 		return // replaying a log: the stream already reflects these acks
 	}

@@ -38,7 +38,7 @@ func (h *clockHost) Publish(subject, reply string, hdr, data []byte) {
 	h.out = append(h.out, sent{to: subject, subject: subject, reply: reply, hdr: string(hdr), data: string(data)})
 }
 func (h *clockHost) Deliver(to, subject, reply string, hdr, data []byte, _ func()) bool {
-	h.out = append(h.out, sent{to: to, subject: subject, reply: reply, hdr: string(hdr), data: string(data)})
+	h.out = append(h.out, sent{to: to, subject: subject, reply: strings.Clone(reply), hdr: string(hdr), data: string(data)})
 	if h.full > 0 {
 		h.full--
 		return h.full > 0

@@ -26,6 +26,15 @@ type consumerLog struct {
 	// meta.json: that file is durable before the create is acknowledged,
 	// the log's first snapshot only per the sync policy.
 	start *consumerSnapshot
+
+	// The events of the current Manager step, written as one evBatch
+	// record when it ends (Manager.flushLogs), and the dones (double
+	// acks' confirmations) that wait for that record. queued: l is in
+	// *dirty, the Manager's list to flush.
+	buf    []byte
+	dones  []func()
+	queued bool
+	dirty  *[]*consumerLog
 }
 
 // Event kinds, stored as the record subject.
@@ -34,6 +43,9 @@ const (
 	evDelivered = "D"
 	evAck       = "A" // also +TERM: the message is done either way
 	evDropped   = "X" // given up on after max_deliver: leaves pending, acks nothing else
+	// evBatch holds the events of one Manager step, each its kind's byte
+	// and payload (D: 20 bytes, A and X: 8), in order.
+	evBatch = "B"
 )
 
 const snapshotEvery = 4096
@@ -84,7 +96,7 @@ func (m *Manager) createLog(c *consumer) error {
 		return err
 	}
 	start := c.state()
-	c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: &start}
+	c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: &start, dirty: &m.dirtyLogs}
 	if err := c.writeMeta(); err != nil {
 		c.log = nil
 		return err
@@ -134,28 +146,16 @@ func (c *consumer) replay(now time.Time) {
 				continue
 			}
 			c.restore(&s)
-		case evDelivered:
-			if len(m.Data) < 20 {
-				continue
-			}
-			sseq := binary.LittleEndian.Uint64(m.Data)
-			dseq := binary.LittleEndian.Uint64(m.Data[8:])
-			n := int(binary.LittleEndian.Uint32(m.Data[16:]))
-			c.dseq = max(c.dseq, dseq)
-			c.next = max(c.next, sseq+1)
-			if c.cfg.AckPolicy != "none" {
-				c.pending[sseq] = &pendingAck{dseq: dseq, deliveries: n}
-			}
-			if n == 2 {
-				c.redelivN++
-			}
-		case evAck:
-			if len(m.Data) >= 8 {
-				c.applyAck(binary.LittleEndian.Uint64(m.Data))
-			}
-		case evDropped:
-			if len(m.Data) >= 8 {
-				delete(c.pending, binary.LittleEndian.Uint64(m.Data))
+		case evDelivered, evAck, evDropped:
+			c.replayEvent(m.Subject[0], m.Data) // written one per record before evBatch
+		case evBatch:
+			for b := m.Data; len(b) > 0; {
+				n := eventSize(b[0])
+				if n == 0 || len(b) < 1+n {
+					break // not one this store wrote
+				}
+				c.replayEvent(b[0], b[1:1+n])
+				b = b[1+n:]
 			}
 		}
 	}
@@ -168,16 +168,52 @@ func (c *consumer) replay(now time.Time) {
 	c.snapshot()
 }
 
+// eventSize is the payload size of an event kind; 0 for an unknown one.
+func eventSize(kind byte) int {
+	switch kind {
+	case evDelivered[0]:
+		return 20
+	case evAck[0], evDropped[0]:
+		return 8
+	}
+	return 0
+}
+
+// replayEvent applies one logged event to the consumer's state.
+func (c *consumer) replayEvent(kind byte, data []byte) {
+	if len(data) < eventSize(kind) {
+		return
+	}
+	switch kind {
+	case evDelivered[0]:
+		sseq := binary.LittleEndian.Uint64(data)
+		dseq := binary.LittleEndian.Uint64(data[8:])
+		n := int(binary.LittleEndian.Uint32(data[16:]))
+		c.dseq = max(c.dseq, dseq)
+		c.next = max(c.next, sseq+1)
+		if c.cfg.AckPolicy != "none" {
+			c.pending[sseq] = &pendingAck{dseq: dseq, deliveries: n}
+		}
+		if n == 2 {
+			c.redelivN++
+		}
+	case evAck[0]:
+		c.applyAck(binary.LittleEndian.Uint64(data))
+	case evDropped[0]:
+		delete(c.pending, binary.LittleEndian.Uint64(data))
+	}
+}
+
 // logDelivered records a delivery.
 func (c *consumer) logDelivered(sseq, dseq uint64, deliveries int) {
 	if c.log == nil {
 		return
 	}
-	var b [20]byte
-	binary.LittleEndian.PutUint64(b[:], sseq)
+	b := c.log.event(evDelivered[0], 20)
+	binary.LittleEndian.PutUint64(b, sseq)
 	binary.LittleEndian.PutUint64(b[8:], dseq)
 	binary.LittleEndian.PutUint32(b[16:], uint32(deliveries))
-	c.append(evDelivered, b[:], nil)
+	c.counted()
 }
 
 // logAck records an ack (or term); done runs once it is durable.
@@ -188,9 +224,11 @@ func (c *consumer) logAck(sseq uint64, done func()) {
 		}
 		return
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sseq)
-	c.append(evAck, b[:], done)
+	binary.LittleEndian.PutUint64(c.log.event(evAck[0], 8), sseq)
+	if done != nil {
+		c.log.dones = append(c.log.dones, done)
+	}
+	c.counted()
 }
 
 // logDropped records a delivery given up on after max_deliver.
@@ -198,22 +236,78 @@ func (c *consumer) logDropped(sseq uint64) {
 	if c.log == nil {
 		return
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sseq)
-	c.append(evDropped, b[:], nil)
+	binary.LittleEndian.PutUint64(c.log.event(evDropped[0], 8), sseq)
+	c.counted()
 }
 
-func (c *consumer) append(kind string, data []byte, done func()) {
-	var cb store.DoneFunc
-	if done != nil {
-		cb = func(uint64, error) { done() }
+// event appends an event of kind with an n-byte payload to the buffer the
+// Manager writes at the end of its step (flushLogs) and returns the
+// payload to fill.
+func (l *consumerLog) event(kind byte, n int) []byte {
+	if !l.queued {
+		l.queued = true
+		*l.dirty = append(*l.dirty, l)
 	}
-	if _, err := c.log.fs.Append(kind, nil, data, 0, cb); err != nil && done != nil {
-		done()
-	}
+	at := len(l.buf) + 1
+	l.buf = append(append(l.buf, kind), make([]byte, n)...)
+	return l.buf[at:]
+}
+
+// counted counts an event toward the next snapshot.
+func (c *consumer) counted() {
 	if c.log.events++; c.log.events >= snapshotEvery {
 		c.snapshot()
 	}
+}
+
+// flush writes the buffered events as one batch record; their dones run
+// once it is durable (or at once when it cannot be written).
+func (l *consumerLog) flush() {
+	l.queued = false
+	if len(l.buf) == 0 || l.fs == nil {
+		l.finish()
+		return
+	}
+	_, err := l.fs.Append(evBatch, nil, l.buf, 0, l.doneFunc())
+	l.buf = l.buf[:0]
+	if err != nil {
+		l.finish()
+	}
+}
+
+// doneFunc takes the waiting dones into the callback of the record that
+// makes them durable; nil when none wait.
+func (l *consumerLog) doneFunc() store.DoneFunc {
+	if len(l.dones) == 0 {
+		return nil
+	}
+	dones := append([]func(){}, l.dones...)
+	clear(l.dones)
+	l.dones = l.dones[:0]
+	return func(uint64, error) {
+		for _, d := range dones {
+			d()
+		}
+	}
+}
+
+// finish runs the waiting dones now (nothing to wait for).
+func (l *consumerLog) finish() {
+	if cb := l.doneFunc(); cb != nil {
+		cb(0, nil)
+	}
+}
+
+// flushLogs writes each consumer log's events of this step as one record:
+// at the end of every step that owned the state (timers.go: armTouched),
+// so a batch of acks or a pump's deliveries is one Writer op, not one per
+// message.
+func (m *Manager) flushLogs() {
+	for i, l := range m.dirtyLogs {
+		l.flush()
+		m.dirtyLogs[i] = nil
+	}
+	m.dirtyLogs = m.dirtyLogs[:0]
 }
 
 // state is the consumer's position as a snapshot records it.
@@ -226,14 +320,18 @@ func (c *consumer) state() consumerSnapshot {
 	return s
 }
 
-// snapshot writes the whole state and drops the events before it.
+// snapshot writes the whole state and drops the events before it; the
+// buffered ones are in it, and their dones wait for it.
 func (c *consumer) snapshot() {
 	if c.log == nil {
 		return
 	}
-	seq, err := c.log.fs.Append(evSnapshot, nil, mustJSON(c.state()), 0, nil)
+	c.log.buf = c.log.buf[:0]
+	seq, err := c.log.fs.Append(evSnapshot, nil, mustJSON(c.state()), 0, c.log.doneFunc())
 	if err == nil {
 		_, _ = c.log.fs.Compact(seq)
+	} else {
+		c.log.finish()
 	}
 	c.log.events = 0
 }
@@ -245,6 +343,8 @@ func (m *Manager) closeLog(c *consumer, remove bool) error {
 	if c.log == nil {
 		return nil
 	}
+	c.log.buf = c.log.buf[:0] // the consumer goes: its events with it
+	c.log.finish()
 	if c.log.fs != nil {
 		c.log.fs.Close()
 	}
@@ -290,7 +390,7 @@ func (m *Manager) recoverConsumers(st *stream, now time.Time) error {
 			meta.Config.Name = name // written before creates set it, as nats-server does
 		}
 		c := m.newConsumer(st, name, meta.Config, meta.Created, now)
-		c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: meta.Start}
+		c.log = &consumerLog{dir: dir, files: m.cfg.FS, start: meta.Start, dirty: &m.dirtyLogs}
 		if err := m.openLog(c); err != nil {
 			return err
 		}

@@ -38,6 +38,8 @@ type Host interface {
 	Publish(subject, reply string, hdr, data []byte)
 	// Deliver sends a message to the subscribers of to, showing it under
 	// subject (a consumer delivers a stream message on a request's inbox).
+	// It must copy what it keeps: reply (the ack subject) is reused by
+	// the consumer's next delivery.
 	// With resume set (a push consumer) it reports false when a
 	// destination is over its flow-control high-water mark: the message
 	// was delivered, the caller should deliver no more to `to` until
@@ -132,6 +134,10 @@ type Manager struct {
 	touched []*consumer
 	timer   *time.Timer
 	timerAt time.Time
+
+	// dirtyLogs are the consumer logs with events of the current step,
+	// written when it ends (consumer_log.go: flushLogs).
+	dirtyLogs []*consumerLog
 }
 
 // request is one message for the manager: an API call or a publish to a stream.

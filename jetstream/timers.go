@@ -86,6 +86,7 @@ func (m *Manager) armTouched(now time.Time) {
 		}
 	}
 	m.touched = m.touched[:0]
+	m.flushLogs()
 	m.resetTimer(now)
 }
 

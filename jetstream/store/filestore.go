@@ -348,32 +348,62 @@ func (s *FileStore) check() error {
 
 // Load implements Store.
 func (s *FileStore) Load(seq uint64) (*Msg, error) {
-	if err := s.readable(); err != nil {
+	m := new(Msg)
+	if err := s.load(seq, m, false); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// PeekNext implements Peeker.
+func (s *FileStore) PeekNext(filter string, seq uint64, m *Msg) error {
+	for q, l, ok := s.locs.next(max(seq, s.first)); ok; q, l, ok = s.locs.next(q + 1) {
+		if filter == "" || router.SubjectMatches(filter, l.subject) {
+			return s.load(q, m, true)
+		}
+	}
+	return ErrNotFound
+}
+
+// load reads seq into m: copies, or with view its header and data where
+// they lie (the write cache or the read-ahead buffer), capped.
+func (s *FileStore) load(seq uint64, m *Msg, view bool) error {
+	if err := s.readable(); err != nil {
+		return err
 	}
 	l := s.loc(seq)
 	if l == nil {
-		return nil, ErrNotFound
+		return ErrNotFound
 	}
 	rec, ok := s.cache[seq]
 	if !ok {
 		var err error
 		if rec, err = s.read(l); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	r, n := decodeRecord(rec)
 	if n == 0 || r.seq != seq || (r.kind != recMsg && r.kind != recMsgS2) {
-		return nil, fmt.Errorf("%w: sequence %d in %s", ErrCorrupt, seq, l.blk.name)
+		return fmt.Errorf("%w: sequence %d in %s", ErrCorrupt, seq, l.blk.name)
 	}
-	data := clone(r.data)
+	hdr, data := r.hdr[:len(r.hdr):len(r.hdr)], r.data[:len(r.data):len(r.data)]
+	if !view {
+		hdr, data = clone(hdr), clone(data)
+	}
+	if len(hdr) == 0 {
+		hdr = nil
+	}
+	if len(data) == 0 {
+		data = nil
+	}
 	if r.kind == recMsgS2 {
 		var err error
 		if data, err = s2.Decode(nil, r.data); err != nil {
-			return nil, fmt.Errorf("%w: sequence %d in %s: %v", ErrCorrupt, seq, l.blk.name, err)
+			return fmt.Errorf("%w: sequence %d in %s: %v", ErrCorrupt, seq, l.blk.name, err)
 		}
 	}
-	return &Msg{Seq: seq, Subject: l.subject, Hdr: clone(r.hdr), Data: data, Time: r.ts}, nil
+	*m = Msg{Seq: seq, Subject: l.subject, Hdr: hdr, Data: data, Time: r.ts}
+	return nil
 }
 
 // readAhead is how much a read from a block file fetches: consumers load

@@ -57,6 +57,15 @@ type State struct {
 // result to the owner instead.
 type DoneFunc func(seq uint64, err error)
 
+// Peeker is a Store that can lend a message instead of copying it.
+type Peeker interface {
+	// PeekNext is LoadNext into m, whose Hdr and Data may be views of the
+	// store's buffers: valid until the store's next call, capped so that
+	// an append to them copies. For a reader that uses the message at once
+	// (a consumer's delivery, which the host copies).
+	PeekNext(filter string, seq uint64, m *Msg) error
+}
+
 // Store is the storage of one stream.
 type Store interface {
 	// Append stores a message under the next sequence and returns it. done

@@ -59,11 +59,42 @@ var bigSizes = func() []int {
 
 const bigClasses = 17 // len(bigSizes)
 
-// bigKeep is how many buffers of a class a loop keeps free, and bigDepot 4x
-// that: about 1 MiB a class (at least 2 buffers). Half of bigKeep move at
-// once between a loop and the depot, so in steady state a loop takes the
-// depot's lock once per bigKeep/2 forwarded (or released) buffers.
-func bigKeep(class int) int { return max(2, (1<<20)/bigSizes[class]) }
+// Free buffers are kept by bytes: a loop keeps up to bigLoopKeep of them,
+// the depot up to bigDepotKeep; what is past both goes to the GC. They move
+// between a loop and the depot bigMoveBytes at a time (at least one
+// buffer), so in steady state a loop takes the depot's lock once per that
+// many bytes forwarded or released. The budgets cover what flow control
+// lets one subscriber hold (its high-water mark, 8 MiB by default, plus
+// what waits in an inbox), so a steady stream to it reuses its buffers
+// instead of allocating and collecting them; the chunk pools keep about as
+// much (outbuf.go: maxPooledChunks).
+const (
+	bigLoopKeep  = 8 << 20
+	bigDepotKeep = 16 << 20
+	bigMoveBytes = 1 << 20
+)
+
+// bigFree is a set of free buffers by class with their total size.
+type bigFree struct {
+	lists [bigClasses][]*bigBuf
+	bytes int
+}
+
+// move takes up to k buffers of class cl from f into t (t nil: drops them).
+func (f *bigFree) move(t *bigFree, cl, k int) {
+	l := f.lists[cl]
+	k = min(k, len(l))
+	if t != nil {
+		t.lists[cl] = append(t.lists[cl], l[len(l)-k:]...)
+		t.bytes += k * bigSizes[cl]
+	}
+	clear(l[len(l)-k:])
+	f.lists[cl] = l[:len(l)-k]
+	f.bytes -= k * bigSizes[cl]
+}
+
+// bigMove is how many buffers of class cl move at once.
+func bigMove(cl int) int { return max(1, bigMoveBytes/bigSizes[cl]) }
 
 // bigClass returns the smallest class that holds n bytes, or -1.
 func bigClass(n int) int {
@@ -75,11 +106,11 @@ func bigClass(n int) int {
 	return -1
 }
 
-// bigDepot is where loops leave the buffers they free beyond bigKeep and
-// take more when they run out. Locking rule: mu guards free.
+// bigDepot is where loops leave the buffers they free beyond bigLoopKeep
+// and take more when they run out. Locking rule: mu guards free.
 var bigDepot struct {
 	mu   sync.Mutex
-	free [bigClasses][]*bigBuf
+	free bigFree
 }
 
 // getBig returns a free buffer of at least n bytes, or nil when n is past
@@ -89,20 +120,16 @@ func (p *chunkPool) getBig(n int) *bigBuf {
 	if cl < 0 {
 		return nil
 	}
-	free := &p.big[cl]
-	if len(*free) == 0 {
+	if len(p.big.lists[cl]) == 0 {
 		bigDepot.mu.Lock()
-		d := &bigDepot.free[cl]
-		k := min(len(*d), max(1, bigKeep(cl)/2))
-		*free = append(*free, (*d)[len(*d)-k:]...)
-		clear((*d)[len(*d)-k:])
-		*d = (*d)[:len(*d)-k]
+		bigDepot.free.move(&p.big, cl, bigMove(cl))
 		bigDepot.mu.Unlock()
 	}
-	if n := len(*free); n > 0 {
-		bb := (*free)[n-1]
-		(*free)[n-1] = nil
-		*free = (*free)[:n-1]
+	if l := p.big.lists[cl]; len(l) > 0 {
+		bb := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.big.lists[cl] = l[:len(l)-1]
+		p.big.bytes -= bigSizes[cl]
 		return bb
 	}
 	return &bigBuf{b: make([]byte, bigSizes[cl]), class: int8(cl)}
@@ -115,20 +142,19 @@ func (bb *bigBuf) release(p *chunkPool) {
 		return
 	}
 	cl := int(bb.class)
-	free := &p.big[cl]
-	*free = append(*free, bb)
-	keep := bigKeep(cl)
-	if len(*free) <= keep {
+	p.big.lists[cl] = append(p.big.lists[cl], bb)
+	p.big.bytes += bigSizes[cl]
+	if p.big.bytes <= bigLoopKeep {
 		return
 	}
-	k := max(1, keep/2)
+	k := bigMove(cl)
 	bigDepot.mu.Lock()
-	d := &bigDepot.free[cl]
-	room := max(0, 4*keep-len(*d))
-	*d = append(*d, (*free)[len(*free)-min(k, room):]...)
+	if bigDepot.free.bytes+k*bigSizes[cl] <= bigDepotKeep {
+		p.big.move(&bigDepot.free, cl, k)
+	} else {
+		p.big.move(nil, cl, k)
+	}
 	bigDepot.mu.Unlock()
-	clear((*free)[len(*free)-k:]) // what the depot had no room for goes to the GC
-	*free = (*free)[:len(*free)-k]
 }
 
 // fill copies msg into bb after the room for a line and CRLF after it; bb

@@ -98,7 +98,7 @@ func pubLine(subject string, payload []byte) []byte {
 // freeBigs counts the big buffers free in p.
 func freeBigs(p *chunkPool) int {
 	n := 0
-	for _, l := range p.big {
+	for _, l := range p.big.lists {
 		n += len(l)
 	}
 	return n
@@ -164,7 +164,7 @@ func TestHopByReference(t *testing.T) {
 	if n := freeBigs(&h.lp1.pool); n != 6 {
 		t.Errorf("%d big buffers free on the destination loop, want 6", n)
 	}
-	for _, l := range h.lp1.pool.big {
+	for _, l := range h.lp1.pool.big.lists {
 		for _, bb := range l {
 			if bb.refs != 0 {
 				t.Fatalf("a free buffer holds %d references", bb.refs)

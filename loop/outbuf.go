@@ -29,7 +29,7 @@ type chunkPool struct {
 
 	// big are free forwarded-payload buffers by size class (bigbuf.go);
 	// gnet loops' pools only, owned by the loop, not guarded by mu.
-	big [bigClasses][]*bigBuf
+	big bigFree
 }
 
 const maxPooledChunks = 1024

@@ -19,11 +19,14 @@ import "sync"
 // one copy per message too; the batch path made two (docs/PERFORMANCE.md,
 // "Large payloads across loops").
 //
-// bigMin is where by reference costs less CPU than the second copy; below
-// it the copy is cheaper than a buffer of its own (BenchmarkHop). A
-// variable so that tests and benchmarks can turn the path off; set only
-// before a server starts.
-var bigMin = 4 << 10
+// bigMin is where by reference costs less server CPU than the second copy.
+// Measured with `go run ./bench` on 1:1 rows against the copying build in
+// the same rounds (docs/PERFORMANCE.md, round 16): 16 KiB 0.91x the CPU
+// per message, 8 KiB level, 4 KiB 1.24x (a buffer of its own and an iovec
+// per message cost more than copying 4 KiB into 64 KiB chunks). A
+// variable so that tests and benchmarks can move it; set only before a
+// server starts.
+var bigMin = 16 << 10
 
 // bigBuf is one forwarded payload. Layout: b[:off] is room for a MSG line,
 // b[off:end-2] the payload, b[end-2:end] CRLF. Owned by the forwarding

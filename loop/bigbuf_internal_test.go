@@ -180,7 +180,8 @@ func TestHopLineTooLong(t *testing.T) {
 	h := newHop(t, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB foo "+sid+"\r\n")
 	st := h.subs[0]
 	st.keep = true
-	payload := bytes.Repeat([]byte("p"), bigSizes[0]-2-300) // an 8 KiB buffer, 300 bytes of room
+	size := bigSizes[bigClass(bigMin+400)]
+	payload := bytes.Repeat([]byte("p"), size-2-300) // fills a buffer but for 300 bytes of room
 	h.step(pubLine("foo", payload))
 	want := append([]byte("MSG foo "+sid+" "+strconv.Itoa(len(payload))+"\r\n"), payload...)
 	want = append(want, "\r\n"...)

@@ -181,6 +181,10 @@ type client struct {
 	dirty   bool                     // out: queued for flush (gnet: on lp.dirty)
 	closing bool                     // out: close once flushed
 	scratch []byte                   // out: formatting space for control lines
+	// outRef: its output may borrow forwarded payloads (outBuf.addRef): a
+	// plaintext NATS connection on a gnet loop, whose flush writes
+	// straight from its chunks. Set at accept.
+	outRef bool
 
 	fc flowState // flow control (flow.go)
 }
@@ -605,7 +609,7 @@ func (c *client) noResponders(subject, reply []byte) {
 			hdr = append(hdr, subject...)
 			hdr = append(hdr, "\r\n\r\n"...)
 			c.t.outLock()
-			c.deliver(s, reply, nil, len(hdr), hdr)
+			c.deliver(s, reply, nil, len(hdr), hdr, nil)
 			c.t.outUnlock()
 			return
 		}
@@ -766,7 +770,7 @@ func (c *client) ProcessPong() error {
 // or c cut as slow, so a queue group tries another member). The caller
 // holds c's outLock (on an event loop: runs on c's loop). msg holds headers
 // then payload when hdrLen >= 0.
-func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte) bool {
+func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg []byte, big *bigBuf) bool {
 	if s.denies(subject) {
 		return false
 	}
@@ -779,16 +783,26 @@ func (c *client) deliver(s *subscription, subject, reply []byte, hdrLen int, msg
 	}
 	s.delivered++
 	if hdrLen >= 0 && !c.opts.Headers {
-		msg, hdrLen = msg[hdrLen:], -1 // a client without header support gets the payload only
+		msg, hdrLen, big = msg[hdrLen:], -1, nil // a client without header support gets the payload only
 	}
 	if hdrLen >= 0 {
 		c.scratch = codec.AppendHMsgHead(c.scratch[:0], subject, s.SID, reply, hdrLen, len(msg))
 	} else {
 		c.scratch = codec.AppendMsgHead(c.scratch[:0], subject, s.SID, reply, len(msg))
 	}
-	c.out.write(c.scratch)
-	c.out.write(msg)
-	c.out.write(codec.CRLF)
+	if big != nil && c.outRef && !big.head && len(c.scratch) <= big.off {
+		// The line goes in front of the payload and the output borrows
+		// both (bigbuf.go); the first subscriber on this loop only, as
+		// the room holds one line.
+		start := big.off - len(c.scratch)
+		copy(big.b[start:], c.scratch)
+		big.head = true
+		c.out.addRef(big.b[start:big.end], big)
+	} else {
+		c.out.write(c.scratch)
+		c.out.write(msg)
+		c.out.write(codec.CRLF)
+	}
 	if c.lp != nil {
 		c.pend.outMsgs++
 		c.pend.outBytes += int64(len(msg))

@@ -60,6 +60,7 @@ type delivery struct {
 	subject, reply []byte
 	hdrLen         int
 	msg            []byte
+	big            *bigBuf // msg lies in it (a drained large payload): plaintext subscribers borrow it
 
 	// Links (link.go): from is the link the message came over (never sent
 	// back there); when filterQ, only queue groups named in onlyQ get it;
@@ -191,7 +192,7 @@ func (d *delivery) deliverHere(s *subscription) bool {
 	if d.lp == nil { // goroutine transport: c's output is shared with its writer
 		c.t.outLock()
 	}
-	ok := c.deliver(s, d.subject, d.reply, d.hdrLen, d.msg)
+	ok := c.deliver(s, d.subject, d.reply, d.hdrLen, d.msg, d.big)
 	if d.lp == nil {
 		c.t.outUnlock()
 	}

@@ -217,6 +217,7 @@ func (t *gnetTransport) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	default:
 		c.greet()
 	}
+	c.outRef = gt.tls == nil && c.ws == nil && c.proto == nil
 	return nil, gnet.None
 }
 

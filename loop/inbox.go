@@ -21,19 +21,27 @@ const (
 )
 
 // batch carries messages from one loop to another: each message is copied
-// once into buf, whatever the number of subscribers it reaches there.
+// once into buf (a large payload into a bigBuf of its own, bigbuf.go),
+// whatever the number of subscribers it reaches there.
 // Owned by the sending loop until pushed, then by the receiving loop.
 type batch struct {
-	buf  []byte
-	msgs []fwdMsg
+	buf      []byte
+	msgs     []fwdMsg
+	bigBytes int // payload bytes in the msgs' bigBufs
 }
 
+// size is what the batch holds, for the early hand-over and the inbox's
+// flow-control count.
+func (b *batch) size() int { return len(b.buf) + b.bigBytes }
+
 // fwdMsg is one forwarded message; its byte fields are offsets into buf.
+// When big is set the message is big's payload (msgEnd == replyEnd).
 type fwdMsg struct {
 	subs                      []*routerSub // plain: all owned by the receiving loop; queue: the group
 	q                         qpick        // queue: subs[q.pick] is owned by the receiving loop
 	subjEnd, replyEnd, msgEnd int
 	hdrLen                    int
+	big                       *bigBuf
 }
 
 // batchFree recycles batches between loops without allocating; sync.Pool
@@ -57,6 +65,7 @@ func getBatch() *batch {
 
 func putBatch(b *batch) {
 	b.buf = b.buf[:0]
+	b.bigBytes = 0
 	clear(b.msgs)
 	b.msgs = b.msgs[:0]
 	if cap(b.buf) > 4*batchCap {
@@ -102,9 +111,13 @@ func (lp *evLoop) forward(dst int, subs []*routerSub, qp qpick, subject, reply [
 		b = getBatch()
 		lp.out[dst] = b
 	}
-	b.add(subs, qp, subject, reply, hdrLen, msg)
+	if len(msg) >= bigMin {
+		b.addBig(&lp.pool, subs, qp, subject, reply, hdrLen, msg)
+	} else {
+		b.add(subs, qp, subject, reply, hdrLen, msg)
+	}
 	switch {
-	case len(b.buf) >= maxBatchBytes:
+	case b.size() >= maxBatchBytes:
 		lp.sendBatch(dst)
 	case lp.inTraffic:
 		lp.forwarded = true // OnTraffic sends it when the read is done
@@ -121,6 +134,23 @@ func (b *batch) add(subs []*routerSub, qp qpick, subject, reply []byte, hdrLen i
 	replyEnd := len(b.buf)
 	b.buf = append(b.buf, msg...)
 	b.msgs = append(b.msgs, fwdMsg{subs: subs, q: qp, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: len(b.buf), hdrLen: hdrLen})
+}
+
+// addBig adds one message whose payload goes into a bigBuf from pool (the
+// forwarding loop's), or into the batch when it is too large for one.
+func (b *batch) addBig(pool *chunkPool, subs []*routerSub, qp qpick, subject, reply []byte, hdrLen int, msg []byte) {
+	bb := pool.getBig(len(msg) + 2 + len(subject) + len(reply) + bigHeadRoom)
+	if bb == nil {
+		b.add(subs, qp, subject, reply, hdrLen, msg)
+		return
+	}
+	bb.fill(msg)
+	b.buf = append(b.buf, subject...)
+	subjEnd := len(b.buf)
+	b.buf = append(b.buf, reply...)
+	replyEnd := len(b.buf)
+	b.bigBytes += len(msg)
+	b.msgs = append(b.msgs, fwdMsg{subs: subs, q: qp, subjEnd: subjEnd, replyEnd: replyEnd, msgEnd: replyEnd, hdrLen: hdrLen, big: bb})
 }
 
 // sendBatches pushes every batch built this tick.
@@ -158,7 +188,7 @@ func (lp *evLoop) drain() {
 	d := delivery{origin: origin{lp: lp}}
 	lp.mon.batches += uint64(len(batches))
 	for _, b := range batches {
-		n += len(b.buf)
+		n += b.size()
 		lp.mon.batchMsgs += uint64(len(b.msgs))
 		for i := range b.msgs {
 			m := &b.msgs[i]
@@ -169,6 +199,9 @@ func (lp *evLoop) drain() {
 			d.subject = b.buf[start:m.subjEnd]
 			d.reply = b.buf[m.subjEnd:m.replyEnd]
 			d.msg = b.buf[m.replyEnd:m.msgEnd]
+			if d.big = m.big; d.big != nil {
+				d.msg = d.big.payload()
+			}
 			d.hdrLen = m.hdrLen
 			if m.q.left > 0 {
 				d.queue(m.subs, m.q)
@@ -179,6 +212,10 @@ func (lp *evLoop) drain() {
 			}
 			if d.lk.l != nil {
 				d.flushLink()
+			}
+			if d.big != nil {
+				d.big.release(&lp.pool) // the batch's reference
+				d.big = nil
 			}
 		}
 		putBatch(b)

@@ -184,7 +184,7 @@ func (t *gnetTransport) inject(dst int, subs []*routerSub, qp qpick, subject, re
 // receive queues b in the loop's inbox and wakes the loop if it is not
 // already due to drain. Safe for concurrent use.
 func (lp *evLoop) receive(b *batch) {
-	n := len(b.buf) // b belongs to this loop once pushed
+	n := b.size() // b belongs to this loop once pushed
 	lp.inbox.mu.Lock()
 	lp.inbox.batches = append(lp.inbox.batches, b)
 	lp.inbox.mu.Unlock()

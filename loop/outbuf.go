@@ -1,10 +1,11 @@
 package loop
 
 // Concurrency: an outBuf is guarded as its client's "out" fields (its loop,
-// or outLock). chunkPool.mu guards the free lists: one pool per gnet loop
-// (uncontended), one shared by the goroutine transport, taken under a
+// or outLock). chunkPool.mu guards the free chunk lists: one pool per gnet
+// loop (uncontended), one shared by the goroutine transport, taken under a
 // client's outLock (write, reset) and by writers after a write (put); a
-// leaf.
+// leaf. chunkPool.big (bigbuf.go) is used only by a gnet loop's own pool,
+// on that loop, without the lock.
 
 import (
 	"math"
@@ -25,6 +26,10 @@ const (
 type chunkPool struct {
 	mu           sync.Mutex
 	small, large [][]byte
+
+	// big are free forwarded-payload buffers by size class (bigbuf.go);
+	// gnet loops' pools only, owned by the loop, not guarded by mu.
+	big bigFree
 }
 
 const maxPooledChunks = 1024
@@ -66,12 +71,23 @@ func (p *chunkPool) put(chunks [][]byte) {
 // outBuf is a connection's pending output as a list of chunks, written with
 // one writev per flush. Messages are copied in once; chunks go back to the
 // pools after the write. Owned as the client's "out" fields are.
+//
+// A chunk may be borrowed instead: a forwarded large payload with its MSG
+// line (addRef, bigbuf.go), referenced rather than copied and released
+// once written. Only peek/consume (a plaintext gnet connection's direct
+// writes) and reset see borrowed chunks; the other readers (take,
+// takeBytes, unwrite) copy them into pooled chunks first (ownAll), which
+// happens only for a closing connection's last write.
 type outBuf struct {
 	pool   *chunkPool
 	chunks [][]byte
-	head   int // bytes of chunks[0] already written (peek/consume)
-	size   int // bytes pending, head excluded
-	total  int // bytes ever written; total-size-(transport pending) went out
+	// refs[i] is the buffer chunks[i] borrows, nil for a pooled chunk;
+	// kept beside chunks only while nrefs > 0, empty otherwise.
+	refs  []*bigBuf
+	nrefs int
+	head  int // bytes of chunks[0] already written (peek/consume)
+	size  int // bytes pending, head excluded
+	total int // bytes ever written; total-size-(transport pending) went out
 }
 
 // write appends p, spilling into new chunks as they fill.
@@ -81,13 +97,59 @@ func (o *outBuf) write(p []byte) {
 	for len(p) > 0 {
 		n := len(o.chunks)
 		if n == 0 || len(o.chunks[n-1]) == cap(o.chunks[n-1]) {
-			o.chunks = append(o.chunks, o.pool.get(n))
+			i := n
+			if o.nrefs > 0 {
+				if o.refs[n-1] != nil {
+					i = 0 // after a borrowed chunk, a small one: often just the next MSG line
+				}
+				o.refs = append(o.refs, nil)
+			}
+			o.chunks = append(o.chunks, o.pool.get(i))
 			n++
 		}
 		last := o.chunks[n-1]
 		k := copy(last[len(last):cap(last)], p)
 		o.chunks[n-1] = last[:len(last)+k]
 		p = p[k:]
+	}
+}
+
+// addRef appends b, which lies in bb, as a borrowed chunk: bb gets one
+// more reference, dropped when b has been written or dropped. Nothing is
+// written into b afterwards (its capacity is cut to its length).
+func (o *outBuf) addRef(b []byte, bb *bigBuf) {
+	if o.nrefs == 0 {
+		for range o.chunks {
+			o.refs = append(o.refs, nil)
+		}
+	}
+	o.chunks = append(o.chunks, b[:len(b):len(b)])
+	o.refs = append(o.refs, bb)
+	o.nrefs++
+	bb.refs++
+	o.size += len(b)
+	o.total += len(b)
+}
+
+// ownAll copies the borrowed chunks into pooled ones and releases them, for
+// the readers that hand chunks to the pool themselves. Rare (a closing
+// connection's last write), so it may allocate.
+func (o *outBuf) ownAll() {
+	chunks, refs, head, size, total := o.chunks, o.refs, o.head, o.size, o.total
+	o.chunks, o.refs, o.nrefs, o.head, o.size = nil, nil, 0, 0, 0
+	for i, b := range chunks {
+		if i == 0 {
+			b = b[head:]
+		}
+		o.write(b)
+	}
+	o.size, o.total = size, total
+	for i, b := range chunks {
+		if refs[i] != nil {
+			refs[i].release(o.pool)
+		} else {
+			o.pool.put([][]byte{b})
+		}
 	}
 }
 
@@ -100,6 +162,9 @@ func (o *outBuf) Write(p []byte) (int, error) {
 // unwrite drops the last n (<= size) bytes written, handing chunks left
 // empty back to the pool.
 func (o *outBuf) unwrite(n int) {
+	if o.nrefs > 0 {
+		o.ownAll()
+	}
 	o.size -= n
 	o.total -= n
 	for n > 0 {
@@ -133,6 +198,9 @@ func (o *outBuf) takeN(dst [][]byte, max int) [][]byte {
 // that the part taken never shares memory with the rest once the writer
 // gives it back to the pool.
 func (o *outBuf) takeBytes(dst [][]byte, maxBytes, maxChunks int) ([][]byte, int) {
+	if o.nrefs > 0 {
+		o.ownAll()
+	}
 	if o.head > 0 {
 		// Part written by peek/consume: the rest goes; the chunk, resliced,
 		// is not pooled (rare: a direct write cut short, then a close).
@@ -185,6 +253,9 @@ func (o *outBuf) consume(n int) {
 		done++
 	}
 	if done > 0 {
+		if o.nrefs > 0 {
+			o.release(done)
+		}
 		o.pool.put(o.chunks[:done])
 		rest := copy(o.chunks, o.chunks[done:])
 		clear(o.chunks[rest:])
@@ -192,8 +263,31 @@ func (o *outBuf) consume(n int) {
 	}
 }
 
+// release lets go of the borrowed chunks among the first n, leaving nil in
+// their place for pool.put to skip, and drops those n from refs.
+func (o *outBuf) release(n int) {
+	for i, bb := range o.refs[:n] {
+		if bb != nil {
+			bb.release(o.pool)
+			o.chunks[i] = nil
+			o.nrefs--
+		}
+	}
+	if o.nrefs == 0 {
+		clear(o.refs)
+		o.refs = o.refs[:0]
+		return
+	}
+	rest := copy(o.refs, o.refs[n:])
+	clear(o.refs[rest:])
+	o.refs = o.refs[:rest]
+}
+
 // reset drops everything pending.
 func (o *outBuf) reset() {
+	if o.nrefs > 0 {
+		o.release(len(o.chunks))
+	}
 	o.pool.put(o.chunks)
 	clear(o.chunks)
 	o.chunks = o.chunks[:0]

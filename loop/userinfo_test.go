@@ -44,7 +44,28 @@ func userInfo(t *testing.T, nc *nats.Conn) map[string]any {
 		t.Fatalf("USER.INFO without server: %s", m.Data)
 	}
 	delete(resp, "server")
+	sortLists(resp)
 	return resp
+}
+
+// sortLists sorts every list of strings in v: nats-server builds a
+// permission list's order from a map, so it varies from run to run.
+func sortLists(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			sortLists(e)
+		}
+	case []any:
+		for _, e := range x {
+			sortLists(e)
+		}
+		sort.SliceStable(x, func(i, j int) bool {
+			a, aok := x[i].(string)
+			b, bok := x[j].(string)
+			return aok && bok && a < b
+		})
+	}
 }
 
 // TestUserInfoDifferential: $SYS.REQ.USER.INFO answers any user with its

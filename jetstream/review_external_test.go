@@ -1,0 +1,124 @@
+package jetstream_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Attacks found by a hostile review of external sources and subject
+// transforms. Each origin here is this server itself, reached through its
+// own domain's API prefix ($JS.hub.API), which is an ordinary external
+// origin as far as the link is concerned.
+
+func waitUntil(t *testing.T, what string, d time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	st, err := js.Stream(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().State.Msgs
+}
+
+// TestReviewExternalSourceSurvivesUpdate: a stream update that keeps an
+// external source hands the running link to the new link struct, but the
+// delivery subscription and health timer still point at the old one, so
+// every later delivery is dropped and the source never copies again.
+func TestReviewExternalSourceSurvivesUpdate(t *testing.T) {
+	s := startJS(t, loop.Options{JetStreamDomain: "hub", StoreDir: t.TempDir()})
+	_, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"o.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := jetstream.StreamConfig{Name: "AGG", Sources: []*jetstream.StreamSource{{Name: "ORIGIN",
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}}}
+	if _, err := js.CreateStream(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := js.Publish(ctx(t), "o.x", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "3 sourced messages", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") == 3 })
+	cfg.Description = "updated"
+	if _, err := js.UpdateStream(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := js.Publish(ctx(t), "o.x", fmt.Appendf(nil, "%d", 3+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "6 sourced messages after the update", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") == 6 })
+}
+
+// TestReviewExternalSourceStoreFailureBacksOff: a message the sourcing
+// stream cannot store (over its max_msg_size) makes the link recreate its
+// origin consumer at once, which redelivers the same message at once: a
+// tight create/fail loop against the origin, without end. nats-server
+// retries a failed source with a backoff.
+func TestReviewExternalSourceStoreFailureBacksOff(t *testing.T) {
+	s := startJS(t, loop.Options{JetStreamDomain: "hub", StoreDir: t.TempDir()})
+	nc, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"o.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx(t), "o.x", []byte(strings.Repeat("x", 200))); err != nil {
+		t.Fatal(err)
+	}
+	var creates atomic.Int64
+	if _, err := nc.Subscribe("$JS.hub.API.CONSUMER.CREATE.>", func(*nats.Msg) { creates.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "AGG", MaxMsgSize: 16, Sources: []*jetstream.StreamSource{{Name: "ORIGIN",
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // counting what happens in a while: no signal to wait on
+	if n := creates.Load(); n > 10 {
+		t.Fatalf("%d consumer creates at the origin in 3 s for one message that cannot be stored", n)
+	}
+}
+
+// TestReviewTransformOutputBounded: a stream subject_transform whose
+// destination repeats "$1" many times (any user with JetStream access can
+// send one) turns one publish into a subject of tokens x token bytes: tens
+// of MB allocated for one message, a GB with a 1 MB request. The result
+// can never be stored (subjects are at most 64 KB), so building it must
+// stop early.
+func TestReviewTransformOutputBounded(t *testing.T) {
+	s := startJS(t, loop.Options{StoreDir: t.TempDir()})
+	nc, js := connectJS(t, s)
+	dest := "d." + strings.TrimSuffix(strings.Repeat("$1.", 20000), ".")
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "T", Subjects: []string{"t.*"}, Storage: jetstream.MemoryStorage,
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "t.*", Destination: dest}}); err != nil {
+		t.Skipf("refused (fine): %v", err)
+	}
+	subj := "t." + strings.Repeat("x", 3000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _ = nc.Request(subj, nil, 5*time.Second)
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Fatalf("one publish allocated %d MB in the server", d>>20)
+	}
+}

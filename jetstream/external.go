@@ -130,6 +130,22 @@ func (m *Manager) current(d *stream, l *link) bool {
 	return false
 }
 
+// extLinkOf is the link of d that holds e now: a stream update hands a
+// running consumer (e) to the new link that replaces the old, so the
+// callbacks armed for it look the link up rather than keep the old one.
+// nil when e's link went away.
+func (m *Manager) extLinkOf(d *stream, e *extLink) *link {
+	if m.streams[d.cfg.Name] != d || e.closed {
+		return nil
+	}
+	for _, x := range d.links {
+		if x.ext == e {
+			return x
+		}
+	}
+	return nil
+}
+
 // checkExternal is the link's health check: create the consumer when
 // there is none (or a create went unanswered), recreate it after
 // silence, then look again in extCheck.
@@ -146,7 +162,11 @@ func (m *Manager) checkExternal(d *stream, l *link) {
 		m.createExtConsumer(d, l, now)
 	}
 	e.timer = time.AfterFunc(extCheck, func() {
-		m.enqueue(request{run: func() { m.checkExternal(d, l) }})
+		m.enqueue(request{run: func() {
+			if l := m.extLinkOf(d, e); l != nil {
+				m.checkExternal(d, l)
+			}
+		}})
 	})
 }
 
@@ -219,7 +239,11 @@ func (m *Manager) createExtConsumer(d *stream, l *link, now time.Time) {
 	e.unsub = m.host.Subscribe(deliver, func(subject, reply string, hdr, data []byte) {
 		subject, reply = strings.Clone(subject), strings.Clone(reply)
 		hdr, data = append([]byte(nil), hdr...), append([]byte(nil), data...)
-		m.enqueue(request{run: func() { m.externalMsg(d, l, deliver, subject, reply, hdr, data) }})
+		m.enqueue(request{run: func() {
+			if l := m.extLinkOf(d, e); l != nil {
+				m.externalMsg(d, l, deliver, subject, reply, hdr, data)
+			}
+		}})
 	})
 	inbox := "_INBOX." + newPinID()
 	var unsubReply func()
@@ -227,7 +251,9 @@ func (m *Manager) createExtConsumer(d *stream, l *link, now time.Time) {
 		hdr, data = append([]byte(nil), hdr...), append([]byte(nil), data...)
 		m.enqueue(request{run: func() {
 			unsubReply()
-			m.externalCreated(d, l, deliver, hdr, data)
+			if l := m.extLinkOf(d, e); l != nil {
+				m.externalCreated(d, l, deliver, hdr, data)
+			}
 		}})
 	})
 	m.host.Publish(e.cfg.APIPrefix+".CONSUMER.CREATE."+l.cfg.Name+"."+token, inbox, nil, body)
@@ -297,7 +323,10 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 		msg := &store.Msg{Subject: subject, Seq: sseq, Time: ts, Hdr: hdr, Data: data}
 		if err := m.copyMsg(d, l, msg, subj, now); err != nil {
 			l.err = m.public(err)
-			m.createExtConsumer(d, l, now) // from the message that failed, once the cause is gone
+			// The next health check (extCheck) creates the consumer again,
+			// from the message that failed: recreating it at once would
+			// have the origin redeliver that message at once, without end.
+			m.dropExtConsumer(l)
 			return
 		}
 		l.err = nil

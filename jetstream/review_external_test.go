@@ -1,7 +1,9 @@
 package jetstream_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -120,5 +122,65 @@ func TestReviewTransformOutputBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
 		t.Fatalf("one publish allocated %d MB in the server", d>>20)
+	}
+}
+
+// TestReviewExternalOriginStalledHeader: an origin (here a user allowed
+// only to answer the origin API and publish to the link's deliveries)
+// sends a heartbeat whose Nats-Consumer-Stalled header names
+// $JS.API.STREAM.DELETE.VICTIM; the link publishes to it with the
+// server's own rights, and a stream the origin could never touch is
+// deleted. Flow-control replies and stalled subjects should be the
+// origin's $JS.FC. subjects only.
+func TestReviewExternalOriginStalledHeader(t *testing.T) {
+	s := startJS(t, loop.Options{StoreDir: t.TempDir(), Users: []*loop.User{
+		{Username: "admin", Password: "a"},
+		{Username: "origin", Password: "o", Permissions: &loop.Permissions{
+			Publish:   &loop.SubjectPermission{Allow: []string{"$JS.S.>", "_INBOX.>"}},
+			Subscribe: &loop.SubjectPermission{Allow: []string{"$JS.fake.API.>"}},
+		}},
+	}})
+	admin, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	js, _ := jetstream.New(admin)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "VICTIM", Subjects: []string{"v.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	origin, err := nats.Connect(s.ClientURL(), nats.UserInfo("origin", "o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer origin.Close()
+	raw, err := net.Dial("tcp", strings.TrimPrefix(s.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprintf(raw, "CONNECT {\"user\":\"origin\",\"pass\":\"o\",\"headers\":true,\"verbose\":false,\"protocol\":1}\r\n")
+	if _, err := origin.Subscribe("$JS.fake.API.CONSUMER.CREATE.>", func(m *nats.Msg) {
+		var req struct {
+			Config struct {
+				Deliver string `json:"deliver_subject"`
+			} `json:"config"`
+		}
+		_ = json.Unmarshal(m.Data, &req)
+		m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.consumer_create_response"}`))
+		origin.Flush()
+		hdr := "NATS/1.0 100 Idle Heartbeat\r\nNats-Consumer-Stalled: $JS.API.STREAM.DELETE.VICTIM\r\n\r\n"
+		fmt.Fprintf(raw, "HPUB %s %d %d\r\n%s\r\n", req.Config.Deliver, len(hdr), len(hdr), hdr)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	origin.Flush()
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "AGG", Sources: []*jetstream.StreamSource{{Name: "ORIGIN",
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.fake.API"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the attack has no signal of its own; give it time to land
+	if _, err := js.Stream(ctx(t), "VICTIM"); err != nil {
+		t.Fatalf("VICTIM after the origin's heartbeat: %v", err)
 	}
 }

@@ -298,10 +298,14 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 				return
 			}
 		}
-		if v := headerValue(hdr, "Nats-Consumer-Stalled"); v != "" {
+		// Answers go to the origin's flow-control subjects only: the
+		// link publishes with this server's rights, and an origin (or
+		// whoever can publish to the deliver subject) that named
+		// $JS.API.STREAM.DELETE.<stream> would have it deleted.
+		if v := headerValue(hdr, "Nats-Consumer-Stalled"); isFlowControlSubject(v) {
 			m.host.Publish(v, "", nil, nil)
 		}
-		if reply != "" { // flow control: everything before it is stored
+		if isFlowControlSubject(reply) { // flow control: everything before it is stored
 			m.host.Publish(reply, "", nil, nil)
 		}
 		return
@@ -333,6 +337,12 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 		m.afterStore(d, now)
 	}
 	l.next, l.copied = sseq+1, sseq
+}
+
+// isFlowControlSubject reports whether s is a literal $JS.FC. subject,
+// where an origin consumer waits for flow-control answers.
+func isFlowControlSubject(s string) bool {
+	return strings.HasPrefix(s, "$JS.FC.") && router.ValidLiteralSubject(s)
 }
 
 // parseAckReply reads the origin sequence, consumer sequence, time and

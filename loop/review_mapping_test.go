@@ -1,0 +1,53 @@
+package loop_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats.go"
+)
+
+// Two accounts whose service imports do not overlap (no cycle by
+// subject, so the configuration is accepted), but whose mappings turn
+// each import's target into the other's source: A imports x from B, B
+// maps x to y, B imports y from A, A maps y to x.
+const importMappingCycleConf = `
+accounts {
+  A {
+    users = [ {user: a, password: a} ]
+    exports = [ {service: "y"} ]
+    imports = [ {service: {account: B, subject: "x"}} ]
+    mappings { "y": "x" }
+  }
+  B {
+    users = [ {user: b, password: b} ]
+    exports = [ {service: "x"} ]
+    imports = [ {service: {account: A, subject: "y"}} ]
+    mappings { "x": "y" }
+  }
+}
+`
+
+// TestReviewImportMappingCycle: one publish on x in A goes round the two
+// accounts for ever (each hop a nested call: the server dies of a stack
+// overflow, which no recover catches). The server must stay up.
+func TestReviewImportMappingCycle(t *testing.T) {
+	s := startFromFile(t, loop.Options{}, importMappingCycleConf).s
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("a", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("x", []byte("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("server after one publish: %v", err)
+	}
+	other, err := nats.Connect(s.ClientURL(), nats.UserInfo("b", "b"))
+	if err != nil {
+		t.Fatalf("server after one publish: %v", err)
+	}
+	other.Close()
+}

@@ -33,8 +33,17 @@ accounts {
 // accounts for ever (each hop a nested call: the server dies of a stack
 // overflow, which no recover catches). The server must stay up.
 func TestReviewImportMappingCycle(t *testing.T) {
-	s := startFromFile(t, loop.Options{}, importMappingCycleConf).s
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("a", "a"))
+	t.Run("nats-server", func(t *testing.T) {
+		ns := startNatsServer(t, importMappingCycleConf)
+		publishSurvives(t, ns.ClientURL())
+	})
+	t.Run("evnats", func(t *testing.T) {
+		publishSurvives(t, startFromFile(t, loop.Options{}, importMappingCycleConf).s.ClientURL())
+	})
+}
+
+func publishSurvives(t *testing.T, url string) {
+	nc, err := nats.Connect(url, nats.UserInfo("a", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +54,7 @@ func TestReviewImportMappingCycle(t *testing.T) {
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatalf("server after one publish: %v", err)
 	}
-	other, err := nats.Connect(s.ClientURL(), nats.UserInfo("b", "b"))
+	other, err := nats.Connect(url, nats.UserInfo("b", "b"))
 	if err != nil {
 		t.Fatalf("server after one publish: %v", err)
 	}

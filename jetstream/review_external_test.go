@@ -184,3 +184,50 @@ func TestReviewExternalOriginStalledHeader(t *testing.T) {
 		t.Fatalf("VICTIM after the origin's heartbeat: %v", err)
 	}
 }
+
+// TestReviewExternalSourceResumesAfterRestart: a server restart resumes
+// an external source after the last origin message it stored (read back
+// from Nats-Stream-Source), copying nothing twice and losing nothing;
+// also after the origin's consumers are gone.
+func TestReviewExternalSourceResumesAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	o := loop.Options{JetStreamDomain: "hub", StoreDir: dir, Port: freePort(t)}
+	s := startJS(t, o)
+	_, js := connectJS(t, s)
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"o.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "AGG", Sources: []*jetstream.StreamSource{{Name: "ORIGIN",
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx(t), "o.x", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "5 sourced messages", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") == 5 })
+	s.Shutdown()
+	s = startJS(t, o)
+	_, js = connectJS(t, s)
+	for i := range 2 {
+		if _, err := js.Publish(ctx(t), "o.x", fmt.Appendf(nil, "%d", 5+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "7 sourced messages after the restart", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") >= 7 })
+	time.Sleep(1500 * time.Millisecond) // anything copied twice would arrive in this time
+	st, _ := js.Stream(ctx(t), "AGG")
+	for seq := uint64(1); seq <= st.CachedInfo().State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx(t), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Data) != fmt.Sprint(seq-1) {
+			t.Fatalf("AGG %d holds %q (%d messages in all)", seq, m.Data, st.CachedInfo().State.Msgs)
+		}
+	}
+	if n := streamMsgs(t, js, "AGG"); n != 7 {
+		t.Fatalf("%d messages, want 7", n)
+	}
+}

@@ -231,3 +231,26 @@ func TestReviewExternalSourceResumesAfterRestart(t *testing.T) {
 		t.Fatalf("%d messages, want 7", n)
 	}
 }
+
+// TestReviewExternalUnansweredCreateLeaksNoSubscription: a link whose
+// origin never answers sends its consumer create again every 5 s, each
+// time with a new reply inbox; the old inbox subscriptions are never
+// removed, so an unreachable origin grows the server's subscriptions
+// without bound (one per source per 5 s, for ever).
+func TestReviewExternalUnansweredCreateLeaksNoSubscription(t *testing.T) {
+	s := startJS(t, loop.Options{StoreDir: t.TempDir()})
+	_, js := connectJS(t, s)
+	var srcs []*jetstream.StreamSource
+	for i := range 50 {
+		srcs = append(srcs, &jetstream.StreamSource{Name: fmt.Sprintf("O%d", i), External: &jetstream.ExternalStream{APIPrefix: "$JS.nowhere.API"}})
+	}
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "AGG", Sources: srcs}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the first creates are out
+	before := s.NumSubscriptions()
+	time.Sleep(5 * time.Second) // one more create per link (no signal: the origin is silent by design)
+	if after := s.NumSubscriptions(); after > before+5 {
+		t.Fatalf("subscriptions grew from %d to %d in 5 s with an unreachable origin", before, after)
+	}
+}

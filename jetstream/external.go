@@ -52,6 +52,7 @@ type extLink struct {
 	seen     time.Time // last message or heartbeat from the origin
 	dseq     uint64    // last consumer sequence stored
 	unsub    func()
+	unsubRep func() // the create's reply inbox, until it is answered
 	timer    *time.Timer
 	closed   bool
 }
@@ -109,6 +110,10 @@ func (m *Manager) dropExtConsumer(l *link) {
 	if e.unsub != nil {
 		e.unsub()
 		e.unsub = nil
+	}
+	if e.unsubRep != nil { // a create nobody answered: its inbox goes too
+		e.unsubRep()
+		e.unsubRep = nil
 	}
 	if e.consumer != "" && e.created {
 		m.host.Publish(e.cfg.APIPrefix+".CONSUMER.DELETE."+l.cfg.Name+"."+e.consumer, "", nil, nil)
@@ -250,12 +255,19 @@ func (m *Manager) createExtConsumer(d *stream, l *link, now time.Time) {
 	unsubReply = m.host.Subscribe(inbox, func(_, _ string, hdr, data []byte) {
 		hdr, data = append([]byte(nil), hdr...), append([]byte(nil), data...)
 		m.enqueue(request{run: func() {
-			unsubReply()
+			if e.deliver != deliver { // dropped (and unsubscribed) since
+				return
+			}
+			if e.unsubRep != nil {
+				e.unsubRep()
+				e.unsubRep = nil
+			}
 			if l := m.extLinkOf(d, e); l != nil {
 				m.externalCreated(d, l, deliver, hdr, data)
 			}
 		}})
 	})
+	e.unsubRep = unsubReply
 	m.host.Publish(e.cfg.APIPrefix+".CONSUMER.CREATE."+l.cfg.Name+"."+token, inbox, nil, body)
 }
 

@@ -254,3 +254,41 @@ func TestReviewExternalUnansweredCreateLeaksNoSubscription(t *testing.T) {
 		t.Fatalf("subscriptions grew from %d to %d in 5 s with an unreachable origin", before, after)
 	}
 }
+
+// TestReviewExternalDeliverPrefixUpdate: an update that changes only an
+// external source's deliver prefix keeps the link (same identity) and
+// with it the running consumer and the old prefix, for good: the new
+// prefix is never used.
+func TestReviewExternalDeliverPrefixUpdate(t *testing.T) {
+	s := startJS(t, loop.Options{JetStreamDomain: "hub", StoreDir: t.TempDir()})
+	_, js := connectJS(t, s)
+	origin, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"o.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := jetstream.StreamConfig{Name: "AGG", Sources: []*jetstream.StreamSource{{Name: "ORIGIN",
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API", DeliverPrefix: "dp1"}}}}
+	if _, err := js.CreateStream(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx(t), "o.x", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "1 sourced message", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") == 1 })
+	cfg.Sources[0].External.DeliverPrefix = "dp2"
+	if _, err := js.UpdateStream(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx(t), "o.x", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "2 sourced messages", 10*time.Second, func() bool { return streamMsgs(t, js, "AGG") == 2 })
+	waitUntil(t, "the origin consumer on the new prefix", 10*time.Second, func() bool {
+		for ci := range origin.ListConsumers(ctx(t)).Info() {
+			if strings.HasPrefix(ci.Config.DeliverSubject, "dp2.") {
+				return true
+			}
+		}
+		return false
+	})
+}

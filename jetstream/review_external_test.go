@@ -292,3 +292,45 @@ func TestReviewExternalDeliverPrefixUpdate(t *testing.T) {
 		return false
 	})
 }
+
+// TestReviewRepublishCycleThroughFunction: the republish cycle check
+// compares the destination as written with the stream's subjects, so a
+// destination whose mapping function yields a stream subject
+// ("a.{{random(1)}}" is always a.0) passes it; each republished message
+// is taken in again and republished again, for ever.
+func TestReviewRepublishCycleThroughFunction(t *testing.T) {
+	// nats-server 2.12 has the same hole (its check is the same literal
+	// compare): its run is only logged.
+	t.Run("nats-server", func(t *testing.T) { republishCycle(t, startReferenceJS(t), t.Logf) })
+	t.Run("evnats", func(t *testing.T) {
+		republishCycle(t, startJS(t, loop.Options{StoreDir: t.TempDir()}).ClientURL(), t.Errorf)
+	})
+}
+
+func republishCycle(t *testing.T, url string, report func(string, ...any)) {
+	nc, js := dial(t, url)
+	for _, rp := range []struct {
+		subjects  []string
+		src, dest string
+	}{
+		{[]string{"a.0"}, "a.0", "a.{{random(1)}}"},
+		{[]string{"b.*"}, "b.*", "{{wildcard(1)}}.{{wildcard(1)}}"},
+	} {
+		name := strings.ToUpper(rp.subjects[0][:1])
+		_, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: name, Subjects: rp.subjects, Storage: jetstream.MemoryStorage,
+			RePublish: &jetstream.RePublish{Source: rp.src, Destination: rp.dest}})
+		if err != nil {
+			t.Logf("%s refused: %v", rp.dest, err)
+			continue // refused: no cycle possible
+		}
+		subj := strings.ReplaceAll(rp.subjects[0], "*", "b")
+		if _, err := js.Publish(ctx(t), subj, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush()
+		time.Sleep(time.Second) // a cycle shows as messages that keep coming
+		if n := streamMsgs(t, js, name); n != 1 {
+			report("%s with republish %s -> %s: %d messages after one publish", name, rp.src, rp.dest, n)
+		}
+	}
+}

@@ -334,3 +334,27 @@ func republishCycle(t *testing.T, url string, report func(string, ...any)) {
 		}
 	}
 }
+
+// TestReviewPartitionArgsCPU: a subject_transform partition that names
+// the same wildcard a few hundred thousand times (a 600 KB stream
+// create) hashes the token that many times for every message, on the
+// publisher's event loop: seconds of CPU per publish.
+func TestReviewPartitionArgsCPU(t *testing.T) {
+	s := startJS(t, loop.Options{StoreDir: t.TempDir()})
+	_, js := connectJS(t, s)
+	dest := "p.{{partition(3," + strings.Repeat("1,", 200000) + "1)}}"
+	if _, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "P", Subjects: []string{"t.*"}, Storage: jetstream.MemoryStorage,
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "t.*", Destination: dest}}); err != nil {
+		t.Skipf("refused (fine): %v", err)
+	}
+	subj := "t." + strings.Repeat("x", 3000)
+	start := time.Now()
+	for range 3 {
+		if _, err := js.Publish(ctx(t), subj, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("3 publishes took %v", d)
+	}
+}

@@ -158,10 +158,14 @@ func New(src, dest string) (*Transform, error) {
 	}
 	t.identity = src == ">" && len(dtoks) == 0
 	hasWildcards := len(starAt) > 0 || t.srcFwc
+	work := 0
 	for _, tok := range dtoks {
 		d, idx, err := parseToken(tok)
 		if err != nil {
 			return nil, err
+		}
+		if work += max(1, len(idx)); work > MaxWork {
+			return nil, &tokenError{errTooManyArgs, "destination: more than " + strconv.Itoa(MaxWork) + " tokens and arguments"}
 		}
 		switch {
 		case d.fn == literal || d.fn == random:
@@ -332,6 +336,14 @@ func (t *Transform) Apply(subject string) (string, bool) {
 
 // maxStackTokens bounds the token table Append keeps on the stack.
 const maxStackTokens = 32
+
+// MaxWork bounds a destination's tokens, a partition counting the wildcards it
+// names: each is a copy or a hash of up to the whole subject for every
+// message, so a destination repeating "$1" or a partition naming one
+// wildcard 100,000 times (both fit in one API request) cost a publish
+// seconds of CPU. No real destination comes near it; nats-server has no
+// such bound.
+const MaxWork = 256
 
 // MaxResult is the longest subject Append builds: a destination that
 // repeats a token ("$1.$1.$1...") multiplies the subject's length by its

@@ -60,3 +60,36 @@ func publishSurvives(t *testing.T, url string) {
 	}
 	other.Close()
 }
+
+// A mapping that sends 1% of foo to bar and keeps the rest on foo.
+const partialMappingConf = `
+mappings { "foo": [ {destination: "bar", weight: 1%} ] }
+`
+
+// TestReviewMappingSourceNoResponders: the internal subscription that
+// shows a mapping's source to leaves is a subscriber too: a request on a
+// subject the mapping leaves alone (the 99% share) gets no 503 no
+// responders but waits for its timeout, where nats-server answers 503.
+func TestReviewMappingSourceNoResponders(t *testing.T) {
+	request := func(t *testing.T, url string) error {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		var last error
+		for range 5 { // 1% goes to bar, which has no responder either
+			_, last = nc.Request("foo", nil, time.Second)
+			if last != nats.ErrNoResponders {
+				return last
+			}
+		}
+		return last
+	}
+	if err := request(t, startNatsServer(t, partialMappingConf).ClientURL()); err != nats.ErrNoResponders {
+		t.Fatalf("nats-server: %v", err)
+	}
+	if err := request(t, startFromFile(t, loop.Options{}, partialMappingConf).s.ClientURL()); err != nats.ErrNoResponders {
+		t.Fatalf("evnats: %v, nats-server: no responders", err)
+	}
+}

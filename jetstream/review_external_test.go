@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -357,4 +358,50 @@ func TestReviewPartitionArgsCPU(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("3 publishes took %v", d)
 	}
+}
+
+// TestReviewExternalSelfSource: a stream that sources itself through its
+// own domain's API prefix copies each message it stores back into itself,
+// for ever: one publish, unbounded growth. A local self-source is
+// refused; the external one should not copy without end either.
+func TestReviewExternalSelfSource(t *testing.T) {
+	t.Run("nats-server", func(t *testing.T) {
+		ns := startReferenceJSDomain(t, "hub")
+		selfSource(t, ns, t.Logf)
+	})
+	t.Run("evnats", func(t *testing.T) {
+		selfSource(t, startJS(t, loop.Options{JetStreamDomain: "hub", StoreDir: t.TempDir()}).ClientURL(), t.Errorf)
+	})
+}
+
+func selfSource(t *testing.T, url string, report func(string, ...any)) {
+	_, js := dial(t, url)
+	_, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "SELF", Subjects: []string{"self.>"}, Storage: jetstream.MemoryStorage,
+		Sources: []*jetstream.StreamSource{{Name: "SELF", External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}}})
+	if err != nil {
+		t.Logf("refused: %v", err)
+		return
+	}
+	if _, err := js.Publish(ctx(t), "self.x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // growth has no signal; look after a while
+	if n := streamMsgs(t, js, "SELF"); n > 2 {
+		report("%d messages in SELF after one publish", n)
+	}
+}
+
+func startReferenceJSDomain(t *testing.T, domain string) string {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir(), JetStreamDomain: domain}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns.ClientURL()
 }

@@ -335,7 +335,7 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 	if d.cfg.Sealed {
 		return
 	}
-	if subj, ok := l.subject(subject); ok {
+	if subj, ok := l.subject(subject); ok && (l.mirror || !l.ownCopy(hdr)) {
 		msg := &store.Msg{Subject: subject, Seq: sseq, Time: ts, Hdr: hdr, Data: data}
 		if err := m.copyMsg(d, l, msg, subj, now); err != nil {
 			l.err = m.public(err)
@@ -355,6 +355,19 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 // where an origin consumer waits for flow-control answers.
 func isFlowControlSubject(s string) bool {
 	return strings.HasPrefix(s, "$JS.FC.") && router.ValidLiteralSubject(s)
+}
+
+// ownCopy reports whether an origin message is one this link copied: its
+// Nats-Stream-Source names the link. A stream that sources itself through
+// an external prefix (its own domain's API) would otherwise copy each
+// copy again, without end, from a single publish.
+func (l *link) ownCopy(hdr []byte) bool {
+	v := headerValue(hdr, hdrStreamSource)
+	if v == "" {
+		return false
+	}
+	in, _, _, ok := parseSourceHeader(v)
+	return ok && in == l.iname
 }
 
 // parseAckReply reads the origin sequence, consumer sequence, time and

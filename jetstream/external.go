@@ -52,6 +52,7 @@ type extLink struct {
 	seen     time.Time // last message or heartbeat from the origin
 	dseq     uint64    // last consumer sequence stored
 	unsub    func()
+	unsubRep func() // the create's reply inbox, until it is answered
 	timer    *time.Timer
 	closed   bool
 }
@@ -110,6 +111,10 @@ func (m *Manager) dropExtConsumer(l *link) {
 		e.unsub()
 		e.unsub = nil
 	}
+	if e.unsubRep != nil { // a create nobody answered: its inbox goes too
+		e.unsubRep()
+		e.unsubRep = nil
+	}
 	if e.consumer != "" && e.created {
 		m.host.Publish(e.cfg.APIPrefix+".CONSUMER.DELETE."+l.cfg.Name+"."+e.consumer, "", nil, nil)
 	}
@@ -130,6 +135,22 @@ func (m *Manager) current(d *stream, l *link) bool {
 	return false
 }
 
+// extLinkOf is the link of d that holds e now: a stream update hands a
+// running consumer (e) to the new link that replaces the old, so the
+// callbacks armed for it look the link up rather than keep the old one.
+// nil when e's link went away.
+func (m *Manager) extLinkOf(d *stream, e *extLink) *link {
+	if m.streams[d.cfg.Name] != d || e.closed {
+		return nil
+	}
+	for _, x := range d.links {
+		if x.ext == e {
+			return x
+		}
+	}
+	return nil
+}
+
 // checkExternal is the link's health check: create the consumer when
 // there is none (or a create went unanswered), recreate it after
 // silence, then look again in extCheck.
@@ -146,7 +167,11 @@ func (m *Manager) checkExternal(d *stream, l *link) {
 		m.createExtConsumer(d, l, now)
 	}
 	e.timer = time.AfterFunc(extCheck, func() {
-		m.enqueue(request{run: func() { m.checkExternal(d, l) }})
+		m.enqueue(request{run: func() {
+			if l := m.extLinkOf(d, e); l != nil {
+				m.checkExternal(d, l)
+			}
+		}})
 	})
 }
 
@@ -219,17 +244,30 @@ func (m *Manager) createExtConsumer(d *stream, l *link, now time.Time) {
 	e.unsub = m.host.Subscribe(deliver, func(subject, reply string, hdr, data []byte) {
 		subject, reply = strings.Clone(subject), strings.Clone(reply)
 		hdr, data = append([]byte(nil), hdr...), append([]byte(nil), data...)
-		m.enqueue(request{run: func() { m.externalMsg(d, l, deliver, subject, reply, hdr, data) }})
+		m.enqueue(request{run: func() {
+			if l := m.extLinkOf(d, e); l != nil {
+				m.externalMsg(d, l, deliver, subject, reply, hdr, data)
+			}
+		}})
 	})
 	inbox := "_INBOX." + newPinID()
 	var unsubReply func()
 	unsubReply = m.host.Subscribe(inbox, func(_, _ string, hdr, data []byte) {
 		hdr, data = append([]byte(nil), hdr...), append([]byte(nil), data...)
 		m.enqueue(request{run: func() {
-			unsubReply()
-			m.externalCreated(d, l, deliver, hdr, data)
+			if e.deliver != deliver { // dropped (and unsubscribed) since
+				return
+			}
+			if e.unsubRep != nil {
+				e.unsubRep()
+				e.unsubRep = nil
+			}
+			if l := m.extLinkOf(d, e); l != nil {
+				m.externalCreated(d, l, deliver, hdr, data)
+			}
 		}})
 	})
+	e.unsubRep = unsubReply
 	m.host.Publish(e.cfg.APIPrefix+".CONSUMER.CREATE."+l.cfg.Name+"."+token, inbox, nil, body)
 }
 
@@ -272,10 +310,14 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 				return
 			}
 		}
-		if v := headerValue(hdr, "Nats-Consumer-Stalled"); v != "" {
+		// Answers go to the origin's flow-control subjects only: the
+		// link publishes with this server's rights, and an origin (or
+		// whoever can publish to the deliver subject) that named
+		// $JS.API.STREAM.DELETE.<stream> would have it deleted.
+		if v := headerValue(hdr, "Nats-Consumer-Stalled"); isFlowControlSubject(v) {
 			m.host.Publish(v, "", nil, nil)
 		}
-		if reply != "" { // flow control: everything before it is stored
+		if isFlowControlSubject(reply) { // flow control: everything before it is stored
 			m.host.Publish(reply, "", nil, nil)
 		}
 		return
@@ -293,17 +335,39 @@ func (m *Manager) externalMsg(d *stream, l *link, deliver, subject, reply string
 	if d.cfg.Sealed {
 		return
 	}
-	if subj, ok := l.subject(subject); ok {
+	if subj, ok := l.subject(subject); ok && (l.mirror || !l.ownCopy(hdr)) {
 		msg := &store.Msg{Subject: subject, Seq: sseq, Time: ts, Hdr: hdr, Data: data}
 		if err := m.copyMsg(d, l, msg, subj, now); err != nil {
 			l.err = m.public(err)
-			m.createExtConsumer(d, l, now) // from the message that failed, once the cause is gone
+			// The next health check (extCheck) creates the consumer again,
+			// from the message that failed: recreating it at once would
+			// have the origin redeliver that message at once, without end.
+			m.dropExtConsumer(l)
 			return
 		}
 		l.err = nil
 		m.afterStore(d, now)
 	}
 	l.next, l.copied = sseq+1, sseq
+}
+
+// isFlowControlSubject reports whether s is a literal $JS.FC. subject,
+// where an origin consumer waits for flow-control answers.
+func isFlowControlSubject(s string) bool {
+	return strings.HasPrefix(s, "$JS.FC.") && router.ValidLiteralSubject(s)
+}
+
+// ownCopy reports whether an origin message is one this link copied: its
+// Nats-Stream-Source names the link. A stream that sources itself through
+// an external prefix (its own domain's API) would otherwise copy each
+// copy again, without end, from a single publish.
+func (l *link) ownCopy(hdr []byte) bool {
+	v := headerValue(hdr, hdrStreamSource)
+	if v == "" {
+		return false
+	}
+	in, _, _, ok := parseSourceHeader(v)
+	return ok && in == l.iname
 }
 
 // parseAckReply reads the origin sequence, consumer sequence, time and

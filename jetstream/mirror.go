@@ -112,6 +112,9 @@ func (m *Manager) setLinks(st *stream) {
 		for _, o := range old {
 			if o.mirror == mirror && o.iname == nl.iname && (o.ext == nil) == (nl.ext == nil) {
 				nl.next, nl.copied, nl.lag, nl.last, nl.ident = o.next, o.copied, o.lag, o.last, o.ident
+				if o.ext != nil && !o.ext.closed && nl.ext != nil && o.ext.cfg == nl.ext.cfg {
+					nl.ext, o.ext = o.ext, nil // the running consumer goes on
+				} // else (a new deliver prefix) the old stops, the new starts where it was
 			}
 		}
 		if nl.next == 0 {

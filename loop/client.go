@@ -98,6 +98,10 @@ type subscription struct {
 	// dispatch (origin.pub), so no header a client could forge decides it.
 	noLocal bool
 
+	// shownOnly: a mapping source shown to link peers (mapping.go); it
+	// takes nothing, so a request it alone matches has no responders.
+	shownOnly bool
+
 	// quota, for a queue member with a limit, is 1 + how many more
 	// messages publishers may pick it for (0: no limit), so that publishers
 	// on other loops stop picking it before it unsubscribes (dispatch.go).
@@ -594,6 +598,21 @@ func (c *client) routeMsg(subject, reply []byte, hdrLen int, msg []byte) bool {
 		return false
 	}
 	dispatch(origin{pub: c, lp: c.lp}, r, subject, reply, hdrLen, msg)
+	return len(reply) == 0 || !onlyShown(r)
+}
+
+// onlyShown reports whether r's only matches are mapping sources shown to
+// link peers: nobody here takes the message (a request left on its
+// subject by a mapping's weights has no responders, as in nats-server).
+func onlyShown(r *matchResult) bool {
+	if len(r.Queues) > 0 {
+		return false
+	}
+	for _, rs := range r.Plain {
+		if !rs.Owner.shownOnly {
+			return false
+		}
+	}
 	return true
 }
 

@@ -39,7 +39,17 @@ type origin struct {
 	pub *client        // the publisher; nil when the server publishes or a loop drains
 	lp  *evLoop        // the loop dispatch runs on (gnet)
 	inj *gnetTransport // the server publishes from outside the loops (gnet)
+	// hops counts the imports the message crossed to get here: imports
+	// that do not overlap by subject pass config checks, yet mappings can
+	// turn each one's target into another's source and send a message
+	// round two accounts for ever (a nested call per hop: a fatal stack
+	// overflow). Past maxCrossHops the message goes no further, as
+	// nats-server drops a message that comes back to an import it took.
+	hops uint8
 }
+
+// maxCrossHops bounds the chain of imports one message may cross.
+const maxCrossHops = 16
 
 // qpick is a queue-group delivery in flight: member pick of the group is
 // tried, then the next ones that take the message, left in all at most.
@@ -179,7 +189,12 @@ func (d *delivery) deliverHere(s *subscription) bool {
 		}
 		d.readied() // JetStream's manager, $SYS answers
 		if s.cross != nil {
-			s.cross(d.origin, d.subject, d.reply, d.hdrLen, d.msg)
+			if d.origin.hops >= maxCrossHops {
+				return false
+			}
+			o := d.origin
+			o.hops++
+			s.cross(o, d.subject, d.reply, d.hdrLen, d.msg)
 			return true
 		}
 		s.internal(d.subject, d.reply, d.hdrLen, d.msg)

@@ -162,6 +162,7 @@ func setMappings(specs map[string]*accountSpec) {
 		if sp.maps != nil {
 			for _, src := range sp.maps.sources() {
 				sub := internalSub(src, func([]byte, []byte, int, []byte) {})
+				sub.Owner.shownOnly = true
 				a.sl.Insert(sub)
 				a.mapInterest = append(a.mapInterest, sub)
 			}

@@ -158,10 +158,14 @@ func New(src, dest string) (*Transform, error) {
 	}
 	t.identity = src == ">" && len(dtoks) == 0
 	hasWildcards := len(starAt) > 0 || t.srcFwc
+	work := 0
 	for _, tok := range dtoks {
 		d, idx, err := parseToken(tok)
 		if err != nil {
 			return nil, err
+		}
+		if work += max(1, len(idx)); work > MaxWork {
+			return nil, &tokenError{errTooManyArgs, "destination: more than " + strconv.Itoa(MaxWork) + " tokens and arguments"}
 		}
 		switch {
 		case d.fn == literal || d.fn == random:
@@ -333,10 +337,25 @@ func (t *Transform) Apply(subject string) (string, bool) {
 // maxStackTokens bounds the token table Append keeps on the stack.
 const maxStackTokens = 32
 
+// MaxWork bounds a destination's tokens, a partition counting the wildcards it
+// names: each is a copy or a hash of up to the whole subject for every
+// message, so a destination repeating "$1" or a partition naming one
+// wildcard 100,000 times (both fit in one API request) cost a publish
+// seconds of CPU. No real destination comes near it; nats-server has no
+// such bound.
+const MaxWork = 256
+
+// MaxResult is the longest subject Append builds: a destination that
+// repeats a token ("$1.$1.$1...") multiplies the subject's length by its
+// token count, so an unchecked one turns a 4 KB subject into hundreds of
+// MB. Nothing longer can be stored (JetStream records hold a 16-bit
+// subject length) and no client can publish one.
+const MaxResult = 1<<16 - 1
+
 // Append appends the transformed subject to dst. It reports false, with
 // dst unchanged, when the source does not match subject or the result
 // would not be a valid literal subject (a split that leaves an empty
-// token).
+// token) or would be longer than MaxResult.
 func (t *Transform) Append(dst, subject []byte) ([]byte, bool) {
 	var stack [maxStackTokens]span
 	spans := tokenize(subject, stack[:0])
@@ -355,6 +374,9 @@ func (t *Transform) Append(dst, subject []byte) ([]byte, bool) {
 			dst = append(dst, '.')
 		}
 		dst = t.toks[i].append(dst, subject, spans)
+		if len(dst)-start > MaxResult { // one token adds at most twice the subject
+			return dst[:start], false
+		}
 	}
 	if t.destFwc {
 		if len(t.toks) > 0 {
@@ -362,7 +384,7 @@ func (t *Transform) Append(dst, subject []byte) ([]byte, bool) {
 		}
 		dst = append(dst, subject[spans[len(t.srcToks)-1].start:]...)
 	}
-	if !router.ValidLiteralSubject(dst[start:]) {
+	if len(dst)-start > MaxResult || !router.ValidLiteralSubject(dst[start:]) {
 		return dst[:start], false
 	}
 	return dst, true

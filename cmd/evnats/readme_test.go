@@ -271,9 +271,12 @@ func runBlock(t *testing.T, b readmeBlock, bin, toolDir, runArgs string) {
 			t.Fatalf("README block at line %d runs %q before any server: start one in the block or say how in an example directive", b.line, cmd)
 		}
 		if background {
-			before := subscriptions(t, mon)
+			// Ready once a connection newer than every one open now holds a
+			// subscription (a count of all subscriptions could miss it while
+			// an earlier command's connection is still going away).
+			before := maxCID(t, mon)
 			p := start(rewrite(cmd), want)
-			waitFor(t, p, p.line, func() bool { return subscriptions(t, mon) > before })
+			waitFor(t, p, p.line, func() bool { return newSubscriber(t, mon, before) })
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -338,17 +341,44 @@ func waitHealthy(t *testing.T, p *bgProc, mon string) {
 	})
 }
 
-func subscriptions(t *testing.T, mon string) int {
-	r, err := http.Get("http://127.0.0.1:" + mon + "/varz")
+// conns lists the open connections' ids and subscription counts (/connz).
+func conns(t *testing.T, mon string) map[uint64]int {
+	r, err := http.Get("http://127.0.0.1:" + mon + "/connz?limit=100000")
 	if err != nil {
-		t.Fatalf("varz: %v", err)
+		t.Fatalf("connz: %v", err)
 	}
 	defer r.Body.Close()
 	var v struct {
-		Subscriptions int `json:"subscriptions"`
+		Conns []struct {
+			CID  uint64 `json:"cid"`
+			Subs int    `json:"subscriptions"`
+		} `json:"connections"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
-		t.Fatalf("varz: %v", err)
+		t.Fatalf("connz: %v", err)
 	}
-	return v.Subscriptions
+	out := map[uint64]int{}
+	for _, c := range v.Conns {
+		out[c.CID] = c.Subs
+	}
+	return out
+}
+
+func maxCID(t *testing.T, mon string) uint64 {
+	var m uint64
+	for cid := range conns(t, mon) {
+		m = max(m, cid)
+	}
+	return m
+}
+
+// newSubscriber reports whether a connection with an id above after
+// holds a subscription.
+func newSubscriber(t *testing.T, mon string, after uint64) bool {
+	for cid, n := range conns(t, mon) {
+		if cid > after && n > 0 {
+			return true
+		}
+	}
+	return false
 }

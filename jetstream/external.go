@@ -121,18 +121,11 @@ func (m *Manager) dropExtConsumer(l *link) {
 	e.deliver, e.consumer, e.created = "", "", false
 }
 
-// current reports whether l is still one of d's links and d still the
-// stream of its name: queued work for a link that went away is dropped.
+// current reports whether l is still one of d's links, holding its
+// consumer, and d still the stream of its name: queued work for a link
+// that went away is dropped.
 func (m *Manager) current(d *stream, l *link) bool {
-	if m.streams[d.cfg.Name] != d || l.ext == nil || l.ext.closed {
-		return false
-	}
-	for _, x := range d.links {
-		if x == l {
-			return true
-		}
-	}
-	return false
+	return l.ext != nil && m.extLinkOf(d, l.ext) == l
 }
 
 // extLinkOf is the link of d that holds e now: a stream update hands a

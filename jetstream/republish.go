@@ -6,11 +6,11 @@ package jetstream
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/evnats/evnats/jetstream/store"
 	"github.com/evnats/evnats/router"
+	subjtr "github.com/evnats/evnats/router/transform"
 )
 
 // Republish, as nats-server's: every message a stream stores on a subject
@@ -77,7 +77,11 @@ func republishRules(cfg *StreamConfig) *APIError {
 	if rp.Destination == "" {
 		return nil // as nats-server: accepted, and nothing is republished
 	}
-	shape := destinationShape(rp.Destination)
+	// As written, and as what $n and functions can make: a destination whose
+	// function yields a stream subject ("a.{{random(1)}}" is always a.0)
+	// would republish into its own stream for ever; nats-server checks it
+	// only as written.
+	shape := subjtr.Shape(rp.Destination)
 	for _, s := range cfg.Subjects {
 		if router.SubjectsCollide(rp.Destination, s) || router.SubjectsCollide(shape, s) {
 			return newErr(errStreamConfig, "err", "stream configuration for republish destination forms a cycle")
@@ -87,28 +91,6 @@ func republishRules(cfg *StreamConfig) *APIError {
 		return newErr(errStreamConfig, "err", "stream configuration for republish with transform from '"+rp.Source+"' to '"+rp.Destination+"' not valid")
 	}
 	return nil
-}
-
-// destinationShape is what a transform destination can produce, as a
-// subject pattern: "$n" and a mapping function are any one token ("*"),
-// a function that may split a token into several stands for any rest
-// (">"). Checking the destination only as written lets one whose
-// function yields a stream subject ("a.{{random(1)}}" is always a.0)
-// republish into its own stream for ever; nats-server checks it only
-// as written.
-func destinationShape(dest string) string {
-	toks := strings.Split(dest, ".")
-	for i, tok := range toks {
-		lower := strings.ToLower(tok)
-		switch {
-		case strings.HasPrefix(tok, "{{") && (strings.Contains(lower, "split") || strings.Contains(lower, "slice")):
-			toks[i] = ">"
-			return strings.Join(toks[:i+1], ".")
-		case strings.HasPrefix(tok, "{{"), len(tok) > 1 && tok[0] == '$' && strings.Trim(tok[1:], "0123456789") == "":
-			toks[i] = "*"
-		}
-	}
-	return strings.Join(toks, ".")
 }
 
 // planRepublish is called before a message is appended on subject.

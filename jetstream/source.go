@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/router"
+	subjtr "github.com/evnats/evnats/router/transform"
 )
 
 // Mirrors and sources: the config a client sends, the rules nats-server
@@ -279,7 +280,7 @@ func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[s
 		switch {
 		case len(s.SubjectTransforms) > 0:
 			for _, t := range s.SubjectTransforms {
-				held = append(held, wildDest(orAll(t.Destination)))
+				held = append(held, subjtr.Shape(orAll(t.Destination)))
 			}
 		case s.FilterSubject != "":
 			held = append(held, s.FilterSubject)
@@ -299,23 +300,6 @@ func heldSubjects(c *StreamConfig, lookup func(string) *StreamConfig, seen map[s
 		}
 	}
 	return held
-}
-
-// wildDest is a transform destination as a filter: each token that
-// takes a part of the subject ("{{wildcard(1)}}", "$1") matches any, and
-// a function that may make several tokens (split, slice) matches the rest.
-func wildDest(dest string) string {
-	t := strings.Split(dest, ".")
-	for i, tok := range t {
-		low := strings.ToLower(tok)
-		if strings.Contains(low, "{{") && (strings.Contains(low, "split") || strings.Contains(low, "slice")) {
-			return strings.Join(append(t[:i], ">"), ".")
-		}
-		if strings.Contains(tok, "{{") || strings.HasPrefix(tok, "$") {
-			t[i] = "*"
-		}
-	}
-	return strings.Join(t, ".")
 }
 
 // mirrorUpdateRules refuses a change to a mirror's config, as nats-server;

@@ -531,3 +531,25 @@ func indexOf(b []byte, sep string) int {
 	}
 	return -1
 }
+
+// Shape is dest as a filter that matches every subject dest can produce
+// (whether or not it would compile): a token taken from the subject or
+// made by a function is "*", and a function that can make several tokens
+// (split, splitFrom*, sliceFrom*) ends the filter with ">". Cycle checks
+// compare it with a stream's subjects.
+func Shape(dest string) string {
+	toks := strings.Split(dest, ".")
+	for i, tok := range toks {
+		d, _, err := parseToken(tok)
+		switch {
+		case err == nil && d.fn == literal:
+		case err == nil && (d.fn == split || d.fn == splitFromLeft || d.fn == splitFromRight ||
+			d.fn == sliceFromLeft || d.fn == sliceFromRight):
+			toks[i] = ">"
+			return strings.Join(toks[:i+1], ".")
+		default:
+			toks[i] = "*"
+		}
+	}
+	return strings.Join(toks, ".")
+}

@@ -172,3 +172,24 @@ func FuzzTransform(f *testing.F) {
 		}
 	})
 }
+
+// TestShape: a destination as the filter of what it can produce.
+func TestShape(t *testing.T) {
+	for dest, want := range map[string]string{
+		"a.b":                         "a.b",
+		"a.$1.c":                      "a.*.c",
+		"a.$x":                        "a.$x",
+		"a.{{wildcard(1)}}.>":         "a.*.>",
+		"a.{{random(3)}}.b":           "a.*.b",
+		"a.{{partition(3,1)}}":        "a.*",
+		"a.{{split(1,-)}}.b":          "a.>",
+		"a.{{SliceFromLeft(1,2)}}.b":  "a.>",
+		"a.{{splitFromRight(1,2)}}.b": "a.>",
+		"a.{{nosuch(1)}}.b":           "a.*.b",
+		">":                           ">",
+	} {
+		if got := Shape(dest); got != want {
+			t.Errorf("Shape(%q) = %q, want %q", dest, got, want)
+		}
+	}
+}

@@ -45,6 +45,10 @@ func SetStreamTick(d time.Duration) (restore func()) {
 	return func() { streamTick.Store(old) }
 }
 
+// StreamTicks is how many times any Manager in this process has run its
+// streams' timed work.
+func StreamTicks() uint64 { return streamTicks.Load() }
+
 // SetPublishInPlace turns handling stream publishes on their publishers'
 // goroutines on or off until the returned function is called.
 func SetPublishInPlace(on bool) (restore func()) {

@@ -135,6 +135,13 @@ type Manager struct {
 	timer   *time.Timer
 	timerAt time.Time
 
+	// Streams' timed work (timers.go: armStreams): when tickStreams is
+	// next due (zero: nothing waits), the streams stepped since their
+	// deadline was last computed, and whether links changed since.
+	streamsAt      time.Time
+	touchedStreams []*stream
+	linksChanged   bool
+
 	// dirtyLogs are the consumer logs with events of the current step,
 	// written when it ends (consumer_log.go: flushLogs).
 	dirtyLogs []*consumerLog
@@ -291,23 +298,15 @@ func (m *Manager) signal() {
 
 func (m *Manager) run() {
 	defer close(m.done)
-	tick := time.NewTicker(streamTick.Load().(time.Duration))
-	defer tick.Stop()
 	m.timer = time.NewTimer(time.Hour)
 	m.timer.Stop()
 	defer m.timer.Stop()
-	m.armTouched(time.Now()) // recovered consumers
+	m.armTouched(time.Now()) // recovered streams and consumers
 	m.own.Unlock()           // held since Start
 	var batch []request
 	for {
 		select {
 		case <-m.wake:
-		case now := <-tick.C:
-			m.own.Lock()
-			m.tickStreams(now)
-			m.armTouched(now)
-			m.own.Unlock()
-			continue
 		case now := <-m.timer.C:
 			m.own.Lock()
 			m.fireDueRecovering(now)
@@ -354,13 +353,22 @@ func (m *Manager) run() {
 	}
 }
 
-// streamTick (a time.Duration) is the resolution of streams' timed work:
-// age and TTL limits, schedules, abandoned batches, mirror and source
-// retries. Consumers do not use it: their timers are armed from their
-// deadlines (timers.go). Tests lengthen it to show that.
+// streamTick (a time.Duration) is how often streams' timed work runs
+// while it cannot wait for a deadline: a link whose origin is missing or
+// whose copy failed retries this often, and so does work left overdue
+// (armStreams). Everything else waits for its deadline. Tests lengthen it.
 var streamTick atomic.Value
 
 func init() { streamTick.Store(50 * time.Millisecond) }
+
+// streamTicks counts tickStreams runs in this process (tests check that
+// an idle server does not wake).
+var streamTicks atomic.Uint64
+
+// linkRefresh is how often links are looked at when nothing else is due,
+// so that a link's lag and "active" in stream info stay current (as
+// nats-server's sources report within their health check interval).
+const linkRefresh = time.Second
 
 // tick is the time input for everything: streams' timed work and the
 // consumers whose deadlines are due (the fake-clock tests' step).
@@ -369,16 +377,30 @@ func (m *Manager) tick(now time.Time) {
 	m.fireDueRecovering(now)
 }
 
-// tickStreams does the streams' timed work.
+// tickStreams does the streams' timed work and arms the next: the
+// earliest deadline the streams' steps return (stream_core.go:
+// nextDeadline) and the links' next look.
 func (m *Manager) tickStreams(now time.Time) {
+	streamTicks.Add(1)
+	m.streamsAt = now.Add(streamTick.Load().(time.Duration)) // if a step panics below
 	defer m.recoverTick()
 	if m.linksBehind = m.tickLinks(now); m.linksBehind {
 		m.signal()
 	}
+	var next time.Time
 	for _, st := range m.streams {
 		st.tick(now)
-		m.afterStore(st, now) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
+		next = earliest(next, m.afterStore(st, now)) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
 	}
+	for _, st := range m.touchedStreams { // their deadlines were just computed
+		st.touched = false
+	}
+	m.touchedStreams = m.touchedStreams[:0]
+	next = earliest(next, m.linksDue(now))
+	if !next.IsZero() && !next.After(now) {
+		next = now.Add(streamTick.Load().(time.Duration)) // still overdue: work the steps left for later
+	}
+	m.streamsAt = next
 }
 
 // fireDueRecovering is fireDue behind the tick's panic guard.
@@ -477,8 +499,10 @@ func (m *Manager) publish(r *request, now time.Time) {
 // BATCH_ABANDONED advisories, the PubAcks to send now, then what the messages
 // they stored make possible (stored), or, when they stored none, the
 // republishes they queued. It returns the deadline the steps asked to be
-// woken at (zero: none; the 50 ms tick stands for it today).
+// woken at, which only the time input computes (zero: none; after other
+// steps armStreams computes it for the streams touchStream marks).
 func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
+	m.touchStream(st)
 	fx := st.ready()
 	for _, a := range fx.abandoned {
 		m.adviseBatchAbandoned(st, a.id, a.reason)

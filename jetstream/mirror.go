@@ -134,6 +134,7 @@ func (m *Manager) setLinks(st *stream) {
 		m.stopExternal(o)
 	}
 	st.resumeSources(fresh)
+	m.touchStream(st) // a new or changed config: its deadlines again
 	m.rewire()
 	for _, l := range st.links {
 		if l.ext != nil {
@@ -179,6 +180,7 @@ func (st *stream) resumeSources(links []*link) {
 // rewire recomputes which streams copy from each stream, after streams
 // or their links changed.
 func (m *Manager) rewire() {
+	m.linksChanged = true // looked at once, at once (armStreams)
 	for _, st := range m.streams {
 		st.feeds = st.feeds[:0]
 	}

@@ -48,6 +48,7 @@ type stream struct {
 	links      []*link   // its mirror or sources (mirror.go)
 	feeds      []*stream // the streams with a link to this one, set by rewire
 	feeding    bool      // feed is copying from this stream: it does not recur
+	touched    bool      // in Manager.touchedStreams (timers.go: armStreams)
 
 	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
 	// durable is a file store's completion for appends whose PubAck waits

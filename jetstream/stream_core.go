@@ -28,8 +28,8 @@ package jetstream
 // that copy this one and to interest retention (Manager.stored);
 // BATCH_ABANDONED advisories; republishes (st.outbox, republish.go); and
 // the next deadline the stream waits for (wake: max_age, a TTL, the
-// duplicate window, a schedule, a batch's timeout; the Manager's tick
-// stands for it today). What to store and remove the steps do to the
+// duplicate window, a schedule, a batch's timeout; the Manager arms its
+// timer to it: timers.go, armStreams). What to store and remove the steps do to the
 // store themselves; a file store's writes go to the Writer, whose
 // completions release the acks waiting in st.acks (stream_acks.go). The
 // purge and delete steps return their verdict to the API handler.

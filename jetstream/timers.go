@@ -3,7 +3,7 @@ package jetstream
 // Concurrency: runs on the Manager goroutine only (run, tick and the
 // handlers it calls); no locks. The time.Timer's channel is read by run.
 
-// Consumer timers. A consumer's state machine knows when it next has
+// Consumer and stream timers. A consumer's state machine knows when it next has
 // something to do (consumer_core.go: nextDeadline, effects.wake): a pull
 // request's expiry or heartbeat, an ack wait, the end of a pause or pin,
 // the inactive threshold. The Manager keeps one heap of those deadlines
@@ -86,17 +86,80 @@ func (m *Manager) armTouched(now time.Time) {
 		}
 	}
 	m.touched = m.touched[:0]
+	m.armStreams(now)
 	m.flushLogs()
 	m.resetTimer(now)
+}
+
+// touchStream marks st for arming once the current batch is done: every
+// stream step's effects pass through afterStore, which calls it, and so
+// do a stream's creation, recovery and update (setLinks).
+func (m *Manager) touchStream(st *stream) {
+	if !st.touched {
+		st.touched = true
+		m.touchedStreams = append(m.touchedStreams, st)
+	}
+}
+
+// armStreams brings streamsAt forward to the touched streams' next
+// deadlines. A step can only make a stream's deadline earlier by adding
+// something that waits (an id, a TTL, a first message under max_age, a
+// schedule, a batch) or by a new config; one that moves it later (an
+// expiry, a purge) costs at most one early tick, which computes all of
+// them again (tickStreams). Changed links are looked at once, at once.
+func (m *Manager) armStreams(now time.Time) {
+	for i, st := range m.touchedStreams {
+		m.touchedStreams[i] = nil
+		st.touched = false
+		if m.streams[st.cfg.Name] == st {
+			m.streamsAt = earliest(m.streamsAt, st.nextDeadline(now))
+		}
+	}
+	m.touchedStreams = m.touchedStreams[:0]
+	if m.linksChanged {
+		m.linksChanged = false
+		m.streamsAt = earliest(m.streamsAt, now)
+	}
+}
+
+// linksDue is when the links next need a look: after streamTick while
+// one is failing (its origin missing, a copy refused) or, in tests that
+// pace them, behind; after linkRefresh while any exists; zero without
+// links.
+func (m *Manager) linksDue(now time.Time) time.Time {
+	some := false
+	for _, st := range m.streams {
+		for _, l := range st.links {
+			if l.err != nil || m.linksBehind && linkPaced.Load() {
+				return now.Add(streamTick.Load().(time.Duration))
+			}
+			some = true
+		}
+	}
+	if some {
+		return now.Add(linkRefresh)
+	}
+	return time.Time{}
+}
+
+// earliest is the earlier of two deadlines, zero standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // resetTimer arms the timer for the earliest deadline when it is not
 // already armed for it or earlier.
 func (m *Manager) resetTimer(now time.Time) {
-	if len(m.wakes) == 0 || m.timer == nil {
+	at := m.streamsAt
+	if len(m.wakes) > 0 {
+		at = earliest(at, m.wakes[0].at)
+	}
+	if at.IsZero() || m.timer == nil {
 		return
 	}
-	at := m.wakes[0].at
 	if !m.timerAt.IsZero() && !at.Before(m.timerAt) {
 		return
 	}
@@ -110,6 +173,9 @@ func (m *Manager) resetTimer(now time.Time) {
 func (m *Manager) fireDue(now time.Time) {
 	m.armTouched(now) // steps taken outside run's batches (tests' rigs)
 	m.timerAt = time.Time{}
+	if m.timer != nil && !m.streamsAt.IsZero() && !m.streamsAt.After(now) {
+		m.tickStreams(now) // run's timer stands for the streams' deadlines too
+	}
 	for len(m.wakes) > 0 && !m.wakes[0].at.After(now) {
 		e := heap.Pop(&m.wakes).(wakeEntry)
 		c := e.c

@@ -1,7 +1,8 @@
 package jetstream
 
 // Concurrency: runs on the JetStream Manager goroutine, like the stream it
-// stores for; the store's done callbacks post to the Manager's queue
+// stores for (fastPublish is one of the stream's steps, stream_core.go);
+// the store's done callbacks post to the Manager's queue
 // (Manager.enqueueDone), so durableTail is the Manager's too.
 
 import (
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/evnats/evnats/jetstream/store"
 )
 
 // Fast batch publish (nats-server 2.14, API level 4, allow_batched): the
@@ -172,13 +175,51 @@ func (st *stream) abandonFast(now time.Time) {
 }
 
 // whenDurable sends data on reply once every message the batch appended
-// so far is durable: at once if they are, else from the done callback.
-func (m *Manager) whenDurable(reply string, t *durableTail, data []byte) {
+// so far is durable: now (an effect) if they are, else from the store's
+// completion (Manager.fastDone).
+func (st *stream) whenDurable(reply string, t *durableTail, data []byte) {
 	if t.durable < t.appended {
 		t.queued = append(t.queued, queuedReply{at: t.appended, data: data})
 		return
 	}
-	m.host.Publish(reply, "", nil, data)
+	st.fx.fast = append(st.fx.fast, fastSend{to: reply, data: data})
+}
+
+// fastSend is a reply a fast batch's step asks the Manager to send, in
+// the order the step made them: data as it is, or a PubAck or a flow
+// error whose error the Manager words for clients first (Manager.public).
+type fastSend struct {
+	to      string
+	data    []byte
+	ack     *PubAck
+	seq     uint64    // the batch sequence flowErr is about
+	flowErr *APIError // a message that was not stored: {"type":"err",...}
+}
+
+// sendFast performs a fast batch step's replies (afterStore).
+func (m *Manager) sendFast(sends []fastSend) {
+	for i := range sends {
+		f := &sends[i]
+		data := f.data
+		switch {
+		case f.ack != nil:
+			m.public(f.ack.Error)
+			data = mustJSON(f.ack)
+		case f.flowErr != nil:
+			data = flowErrJSON(f.seq, m.public(f.flowErr))
+		}
+		m.host.Publish(f.to, "", nil, data)
+	}
+	clear(sends)
+}
+
+// fastDurableFor returns a file stream's completion maker for fast batch
+// messages: each completion posts back to the Manager's queue, where
+// fastDone releases the replies that waited for it.
+func (m *Manager) fastDurableFor() func(reply string, t *durableTail, seq uint64) store.DoneFunc {
+	return func(reply string, t *durableTail, seq uint64) store.DoneFunc {
+		return func(_ uint64, err error) { m.enqueueDone(request{fast: t, reply: reply, seq: seq, err: err}) }
+	}
 }
 
 // fastDone is a fast batch message's store completion, on the Manager
@@ -202,22 +243,33 @@ func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) 
 	}
 }
 
-// publishFast handles a message whose reply subject ends in .$FI, with
-// nats-server's checks in its order.
+// publishFast handles a message whose reply subject ends in .$FI: the
+// stream's step (fastPublish), then its effects.
 func (m *Manager) publishFast(r *request) {
-	st, reply := r.st, r.reply
+	now := time.Now()
+	r.st.fastPublish(r.reply, r.subject, r.hdr, r.data, now, m.inflightFast())
+	m.afterStore(r.st, now)
+}
+
+// fastPublish is the step for a fast batch's message, with nats-server's
+// checks in its order; inflight is the number of fast batches in progress
+// in every stream (the server-wide limit is the Manager's to count). It
+// stores the message, keeps the batch's state and records its replies in
+// st.fx.fast, or, for replies that wait for the store, in the batch's
+// durable tail.
+func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.Time, inflight int) {
 	name := st.cfg.Name
 	canRespond := !st.cfg.NoAck
 	refuse := func(e *APIError) {
 		if canRespond {
-			m.host.Publish(reply, "", nil, mustJSON(&PubAck{Stream: name, Error: m.public(e)}))
+			st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &PubAck{Stream: name, Error: e}})
 		}
 	}
 	if st.cfg.Sealed {
 		refuse(newErr(errSealed))
 		return
 	}
-	if st.cfg.MaxMsgSize > 0 && int64(len(r.hdr)+len(r.data)) > int64(st.cfg.MaxMsgSize) {
+	if st.cfg.MaxMsgSize > 0 && int64(len(hdr)+len(data)) > int64(st.cfg.MaxMsgSize) {
 		refuse(newErr(errMsgTooBig))
 		return
 	}
@@ -234,10 +286,9 @@ func (m *Manager) publishFast(r *request) {
 		refuse(newErr(errFastBatchID))
 		return
 	}
-	now := time.Now()
 	b := st.fast[fr.id]
 	if b != nil && now.Sub(b.last) >= batchTimeout {
-		delete(st.fast, fr.id) // abandoned; the tick had not got to it yet
+		delete(st.fast, fr.id) // abandoned; the time input had not got to it yet
 		b = nil
 	}
 	if b == nil {
@@ -245,7 +296,7 @@ func (m *Manager) publishFast(r *request) {
 			refuse(newErr(errFastUnknown))
 			return
 		}
-		if len(st.fast)+1 > maxFastInflightPerStream || m.inflightFast()+1 > maxFastInflightTotal {
+		if len(st.fast)+1 > maxFastInflightPerStream || inflight+1 > maxFastInflightTotal {
 			refuse(newErr(errFastInflight))
 			return
 		}
@@ -259,14 +310,14 @@ func (m *Manager) publishFast(r *request) {
 		st.fast[fr.id] = b
 	}
 	b.last = now
-	send := func(data []byte) { m.host.Publish(reply, "", nil, data) }
-	ack := func() { m.whenDurable(reply, b.tail, flowAckJSON(b.fseq, b.flow)) }
+	send := func(data []byte) { st.fx.fast = append(st.fx.fast, fastSend{to: reply, data: data}) }
+	ack := func() { st.whenDurable(reply, b.tail, flowAckJSON(b.fseq, b.flow)) }
 
 	if fr.op == fastOpPing { // the client heard nothing for a while: say where the batch is
 		if fr.seq > b.lseq {
 			send(flowGapJSON(b.lseq+1, fr.seq+1))
 			if !b.gapOK {
-				m.endFast(st, fr.id, b, reply)
+				st.endFast(fr.id, b, reply)
 				return
 			}
 			b.lseq = fr.seq
@@ -280,14 +331,14 @@ func (m *Manager) publishFast(r *request) {
 		send(flowGapJSON(b.lseq, fr.seq))
 		if !b.gapOK || fr.seq < b.lseq { // lost messages in fail mode, or one seen twice
 			b.lseq--
-			m.endFast(st, fr.id, b, reply)
+			st.endFast(fr.id, b, reply)
 			return
 		}
 		b.lseq = fr.seq
 	}
 	if fr.op == fastOpCommitEOB { // the marker is no message
 		b.lseq--
-		m.endFast(st, fr.id, b, reply)
+		st.endFast(fr.id, b, reply)
 		return
 	}
 	commit := fr.op == fastOpCommit
@@ -295,24 +346,26 @@ func (m *Manager) publishFast(r *request) {
 		send(flowAckJSON(0, b.flow)) // the first reply: the flow the client is granted
 	}
 	tail, seq := b.tail, fr.seq
-	done := func(_ uint64, err error) { m.fastDone(reply, tail, seq, err) } // a memory store: at once
-	if st.durable != nil {
-		done = func(_ uint64, err error) { m.enqueueDone(request{fast: tail, reply: reply, seq: seq, err: err}) }
+	var done store.DoneFunc // a memory store: durable at once
+	if st.fastDurable != nil {
+		done = st.fastDurable(reply, tail, seq)
 	}
-	res := st.storeMsg(r.subject, r.hdr, r.data, now, false, done)
+	res := st.storeMsg(subject, hdr, data, now, false, done)
 	switch {
 	case res.pending:
 		tail.appended = seq
+		if done == nil {
+			tail.durable = seq
+		}
 		b.sseq = st.store.State().LastSeq
 		if commit {
 			delete(st.fast, fr.id)
 			if canRespond {
-				m.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: m.cfg.Domain}))
+				st.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: st.domain}))
 			}
 		} else if b.flowDue(len(st.fast)) {
 			ack()
 		}
-		m.afterStore(st, now)
 	case res.ack.Duplicate && !commit: // skipped, but counts as taken
 		if b.flowDue(len(st.fast)) {
 			ack()
@@ -323,24 +376,24 @@ func (m *Manager) publishFast(r *request) {
 			res.ack.Batch, res.ack.Count = fr.id, seq
 		}
 		if canRespond {
-			m.public(res.ack.Error)
-			send(mustJSON(res.ack))
+			a := *res.ack
+			st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &a})
 		}
 	default:
 		if !res.ack.Duplicate {
-			send(flowErrJSON(seq, m.public(res.ack.Error)))
+			st.fx.fast = append(st.fx.fast, fastSend{to: reply, seq: seq, flowErr: res.ack.Error})
 			if b.gapOK && !commit {
 				return // the batch goes on without it
 			}
 			b.lseq--
 		}
-		m.endFast(st, fr.id, b, reply)
+		st.endFast(fr.id, b, reply)
 	}
 }
 
 // endFast ends a batch before or without a stored commit: its PubAck
 // names the last stored message and counts the batch sequences taken.
-func (m *Manager) endFast(st *stream, id string, b *fastBatch, reply string) {
+func (st *stream) endFast(id string, b *fastBatch, reply string) {
 	delete(st.fast, id)
-	m.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq, Domain: m.cfg.Domain}))
+	st.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq, Domain: st.domain}))
 }

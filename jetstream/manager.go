@@ -504,6 +504,7 @@ func (m *Manager) publish(r *request, now time.Time) {
 func (m *Manager) afterStore(st *stream, now time.Time) (wake time.Time) {
 	m.touchStream(st)
 	fx := st.ready()
+	m.sendFast(fx.fast)
 	for _, a := range fx.abandoned {
 		m.adviseBatchAbandoned(st, a.id, a.reason)
 	}
@@ -629,6 +630,7 @@ func (m *Manager) addStream(cfg StreamConfig, created time.Time) (*stream, error
 	st.domain = m.cfg.Domain
 	if st.dir != "" {
 		st.durable = m.durableFor(st)
+		st.fastDurable = m.fastDurableFor()
 	}
 	st.recount()
 	st.indexTTLs()

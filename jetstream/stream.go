@@ -57,7 +57,11 @@ type stream struct {
 	// the PubAcks waiting for it in sequence order (stream_core.go).
 	durable store.DoneFunc
 	acks    ackQueue
-	domain  string // the server's JetStream domain, in PubAcks
+	// fastDurable makes a file store's completion for a fast batch's
+	// message (nil for a memory store): it posts to the Manager's queue,
+	// where fastDone releases the batch's replies that wait for it.
+	fastDurable func(reply string, t *durableTail, seq uint64) store.DoneFunc
+	domain      string // the server's JetStream domain, in PubAcks
 	// ingest and republish are the compiled subject_transform and
 	// republish transforms (stream_transform.go); outbox holds what
 	// stores queued for the Manager to publish (republish.go).

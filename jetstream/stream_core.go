@@ -16,6 +16,7 @@ package jetstream
 //
 //	a client's publish            st.publish(subject, reply, hdr, data, now)
 //	an atomic batch's message     st.atomic(id, subject, reply, hdr, data, now, ...)
+//	a fast batch's message        st.fastPublish(reply, subject, hdr, data, now, inflight)
 //	a copy, marker or firing      st.storeMsg(subject, hdr, data, now, sourced, done)
 //	a mirror's copy               st.mirrorMsg(msg, subject)
 //	a purge                       st.purgeMsgs(req)
@@ -51,6 +52,7 @@ import (
 // the Manager.
 type streamEffects struct {
 	acks        []pubReply    // PubAcks to send now, in order
+	fast        []fastSend    // a fast batch step's replies to send now, in order (fastbatch.go)
 	first, last uint64        // the sequences stored (0: none)
 	abandoned   []abandonNote // atomic batches dropped: BATCH_ABANDONED advisories
 	wake        time.Time     // the earliest deadline waited for; zero: none
@@ -109,7 +111,7 @@ func (st *stream) publish(subject, reply string, hdr, data []byte, now time.Time
 // caller has sent them (afterStore clears it first).
 func (st *stream) ready() streamEffects {
 	fx := st.fx
-	st.fx = streamEffects{acks: fx.acks[:0]}
+	st.fx = streamEffects{acks: fx.acks[:0], fast: fx.fast[:0]}
 	return fx
 }
 

@@ -641,3 +641,61 @@ func TestStopServesWriterCompletions(t *testing.T) {
 		t.Fatalf("%d acks for %d publishes", acks, n)
 	}
 }
+
+// TestStreamFastBatchStep drives a fast batch through the stream's step
+// on a fake clock: the first reply grants the flow, flow acks follow every
+// flow messages, the commit's PubAck counts the batch; a gap in "fail"
+// mode ends the batch with a gap report and a PubAck naming the last
+// stored message; an idle batch is dropped by the time input and its next
+// message is answered as an unknown batch.
+func TestStreamFastBatchStep(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{AllowBatched: true})
+	step := func(id string, seq uint64, op int) []fastSend {
+		reply := "_INBOX.x." + id + ".2.fail." + strconv.FormatUint(seq, 10) + "." + strconv.Itoa(op) + ".$FI"
+		r.st.fastPublish(reply, "s.a", nil, []byte("x"), r.now, len(r.st.fast))
+		return append([]fastSend(nil), r.st.ready().fast...)
+	}
+	body := func(f fastSend) string {
+		if f.ack != nil {
+			return string(mustJSON(f.ack))
+		}
+		return string(f.data)
+	}
+	want := func(got []fastSend, bodies ...string) {
+		t.Helper()
+		if len(got) != len(bodies) {
+			t.Fatalf("replies %d, want %d: %+v", len(got), len(bodies), got)
+		}
+		for i, b := range bodies {
+			if body(got[i]) != b {
+				t.Fatalf("reply %d: %s, want %s", i, body(got[i]), b)
+			}
+		}
+	}
+	want(step("b1", 1, fastOpStart), `{"type":"ack","seq":0,"msgs":2}`)
+	want(step("b1", 2, fastOpAppend), `{"type":"ack","seq":2,"msgs":2}`)
+	want(step("b1", 3, fastOpAppend))
+	want(step("b1", 4, fastOpCommit), `{"stream":"S","seq":4,"batch":"b1","count":4}`)
+	if len(r.st.fast) != 0 || r.msgs() != 4 {
+		t.Fatalf("after the commit: %d batches, %d msgs", len(r.st.fast), r.msgs())
+	}
+
+	want(step("b2", 1, fastOpStart), `{"type":"ack","seq":0,"msgs":2}`)
+	want(step("b2", 3, fastOpAppend), `{"type":"gap","last_seq":2,"seq":3}`, `{"stream":"S","seq":5,"batch":"b2","count":1}`)
+	if len(r.st.fast) != 0 || r.msgs() != 5 {
+		t.Fatalf("after the gap: %d batches, %d msgs", len(r.st.fast), r.msgs())
+	}
+
+	want(step("b3", 1, fastOpStart), `{"type":"ack","seq":0,"msgs":2}`)
+	if fx := r.at(batchTimeout - time.Nanosecond); len(r.st.fast) != 1 || !fx.wake.Equal(t0.Add(batchTimeout)) {
+		t.Fatalf("before the timeout: %d batches, wake %v", len(r.st.fast), fx.wake)
+	}
+	r.at(batchTimeout)
+	if len(r.st.fast) != 0 {
+		t.Fatal("an idle fast batch was kept past its timeout")
+	}
+	got := step("b3", 2, fastOpAppend)
+	if len(got) != 1 || got[0].ack == nil || got[0].ack.Error == nil || got[0].ack.Error.ErrCode != 10208 {
+		t.Fatalf("a message of a dropped batch: %+v", got)
+	}
+}

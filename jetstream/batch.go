@@ -110,6 +110,7 @@ func (st *stream) stageAtomic(id, subject string, hdr, data []byte, now time.Tim
 			st.batches = make(map[string]*atomicBatch)
 		}
 		st.batches[id] = b
+		st.hintWait(now.Add(batchTimeout))
 	}
 	abandon := func(e *APIError, reason string) stageResult {
 		delete(st.batches, id)

@@ -308,6 +308,7 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 			b.flow = 1 // others publish too: start slow, flowDue widens
 		}
 		st.fast[fr.id] = b
+		st.hintWait(now.Add(batchTimeout))
 	}
 	b.last = now
 	send := func(data []byte) { st.fx.fast = append(st.fx.fast, fastSend{to: reply, data: data}) }

@@ -257,6 +257,7 @@ func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64,
 	}
 	if at, _, e := scheduleOf(hdr, ts, now); e == nil && !at.IsZero() {
 		st.schedules[subject] = scheduleEntry{seq: seq, at: unixNanos(at)}
+		st.hintWait(at)
 	} else if scheduler == "" {
 		delete(st.schedules, subject) // a plain message replaced the subject's schedule
 	}
@@ -265,6 +266,7 @@ func (st *stream) noteSchedule(seq uint64, subject string, hdr []byte, ts int64,
 			if e, ok := st.schedules[scheduler]; ok {
 				e.at = unixNanos(t)
 				st.schedules[scheduler] = e
+				st.hintWait(t)
 			}
 		}
 	}

@@ -49,6 +49,7 @@ type stream struct {
 	feeds      []*stream // the streams with a link to this one, set by rewire
 	feeding    bool      // feed is copying from this stream: it does not recur
 	touched    bool      // in Manager.touchedStreams (timers.go: armStreams)
+	waitHint   time.Time // a lower bound of the deadlines schedules and batches got since the last tick (armDeadline)
 
 	ttls ttlIndex // expiries of messages with a Nats-TTL (ttl.go)
 	// durable is a file store's completion for appends whose PubAck waits

@@ -387,43 +387,67 @@ func (st *stream) forgetIDs(now time.Time) {
 // nextDeadline is the earliest time after now at which a tick would
 // change something: the oldest id leaving the duplicate window, a TTL, the
 // oldest message reaching max_age, a schedule, a batch's inactivity
-// timeout. Zero when none.
+// timeout. Zero when none. It scans the schedules and batches: the time
+// input's, not every step's (armDeadline).
 func (st *stream) nextDeadline(now time.Time) time.Time {
-	var at time.Time
-	soonest := func(t time.Time) {
-		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
-			at = t
-		}
+	at := st.headDeadline()
+	for _, e := range st.schedules {
+		at = earliest(at, time.Unix(0, e.at))
 	}
+	for _, b := range st.batches {
+		at = earliest(at, b.last.Add(batchTimeout))
+	}
+	for _, b := range st.fast {
+		at = earliest(at, b.last.Add(batchTimeout))
+	}
+	st.waitHint = time.Time{} // what it stood for is counted above
+	return overdue(at, now)
+}
+
+// armDeadline is a lower bound of nextDeadline for arming after any step
+// (Manager.armStreams), at a cost that does not grow with the stream's
+// schedules or batches: those are stood for by waitHint, the earliest
+// deadline one was given since the last time input (hintWait). A bound
+// that comes early costs one tick, which computes exactly.
+func (st *stream) armDeadline(now time.Time) time.Time {
+	return overdue(earliest(st.headDeadline(), st.waitHint), now)
+}
+
+// hintWait notes that a schedule or a batch now waits until t.
+func (st *stream) hintWait(t time.Time) {
+	st.waitHint = earliest(st.waitHint, t)
+}
+
+// headDeadline is the part of nextDeadline that the heads of the stream's
+// orders give: the oldest id, the next TTL, the oldest message's max_age.
+func (st *stream) headDeadline() time.Time {
+	var at time.Time
 	if st.idOrder.len() > 0 {
-		soonest(st.idOrder.front().at.Add(st.cfg.Duplicates))
+		at = st.idOrder.front().at.Add(st.cfg.Duplicates)
 	}
 	if len(st.ttls) > 0 && !st.cfg.Sealed {
-		soonest(time.Unix(0, st.ttls[0].at))
+		at = earliest(at, time.Unix(0, st.ttls[0].at))
 	}
 	if st.cfg.MaxAge > 0 {
 		s := st.store.State()
 		switch {
 		case s.Msgs == 0:
 		case st.ageFrom <= s.FirstSeq:
-			soonest(s.FirstTime.Add(st.cfg.MaxAge))
+			at = earliest(at, s.FirstTime.Add(st.cfg.MaxAge))
 		default: // never-expiring messages at the head: the first after them
 			if m, err := st.store.LoadNext("", st.ageFrom); err == nil {
-				soonest(time.Unix(0, m.Time).Add(st.cfg.MaxAge))
+				at = earliest(at, time.Unix(0, m.Time).Add(st.cfg.MaxAge))
 			}
 		}
 	}
-	for _, e := range st.schedules {
-		soonest(time.Unix(0, e.at))
-	}
-	for _, b := range st.batches {
-		soonest(b.last.Add(batchTimeout))
-	}
-	for _, b := range st.fast {
-		soonest(b.last.Add(batchTimeout))
-	}
+	return at
+}
+
+// overdue is at, or now when at has passed (a refused firing waits a
+// second; this is the tick that comes next).
+func overdue(at, now time.Time) time.Time {
 	if !at.IsZero() && at.Before(now) {
-		at = now // overdue (a refused firing waits a second; this is the tick that comes next)
+		return now
 	}
 	return at
 }

@@ -699,3 +699,55 @@ func TestStreamFastBatchStep(t *testing.T) {
 		t.Fatalf("a message of a dropped batch: %+v", got)
 	}
 }
+
+// TestArmDeadlineNeverLate: the bound armed after each step (armDeadline,
+// which scans no schedules or batches) is never later than the exact next
+// deadline: a schedule, an atomic and a fast batch each bring it forward
+// as they are added, and the time input computes it exactly again.
+func TestArmDeadlineNeverLate(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{AllowMsgSchedules: true, AllowAtomic: true, AllowBatched: true})
+	var armed time.Time // as the Manager's streamsAt: the last tick's wake, brought forward by steps
+	check := func(what string) {
+		t.Helper()
+		armed = earliest(armed, r.st.armDeadline(r.now))
+		hint := r.st.waitHint
+		exact := r.st.nextDeadline(r.now)
+		r.st.waitHint = hint
+		if exact.IsZero() != armed.IsZero() || armed.After(exact) {
+			t.Fatalf("%s: armed %v, next deadline %v", what, armed.Sub(t0), exact.Sub(t0))
+		}
+	}
+	check("empty")
+	r.ok("s.sched", hdr("Nats-Schedule: @every 5s", "Nats-Schedule-Target: s.out"), "tick", 1)
+	check("a schedule")
+	armed = r.at(5 * time.Second).wake
+	if !r.st.waitHint.IsZero() {
+		t.Fatal("the time input left the hint")
+	}
+	check("after its firing")
+	r.now = t0.Add(6 * time.Second)
+	r.st.stageAtomic("b1", "s.a", hdr("Nats-Batch-Id: b1", "Nats-Batch-Sequence: 1"), []byte("x"), r.now, 0, 0)
+	r.st.ready()
+	check("an atomic batch")
+	r.st.fastPublish("_INBOX.x.f1.10.ok.1.0.$FI", "s.a", nil, []byte("x"), r.now, 0)
+	r.st.ready()
+	check("a fast batch")
+	if !armed.Equal(t0.Add(10 * time.Second)) {
+		t.Fatalf("armed for %v, want the schedule's 10s (the batches time out at 16s)", armed.Sub(t0))
+	}
+}
+
+// BenchmarkArmDeadline is the arming bound's cost with 10,000 schedules
+// waiting: it does not grow with them.
+func BenchmarkArmDeadline(b *testing.B) {
+	r := newStreamRig(&testing.T{}, StreamConfig{AllowMsgSchedules: true})
+	for i := range 10_000 {
+		r.st.publish("s.sched."+strconv.Itoa(i), "", hdr("Nats-Schedule: @every 1h", "Nats-Schedule-Target: s.out"), nil, r.now)
+		r.st.ready()
+	}
+	r.st.tick(r.now)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.st.armDeadline(r.now)
+	}
+}

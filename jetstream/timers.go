@@ -112,7 +112,7 @@ func (m *Manager) armStreams(now time.Time) {
 		m.touchedStreams[i] = nil
 		st.touched = false
 		if m.streams[st.cfg.Name] == st {
-			m.streamsAt = earliest(m.streamsAt, st.nextDeadline(now))
+			m.streamsAt = earliest(m.streamsAt, st.armDeadline(now))
 		}
 	}
 	m.touchedStreams = m.touchedStreams[:0]

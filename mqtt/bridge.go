@@ -286,7 +286,7 @@ func (b *bridge) Housekeep() {
 		sp.retained.Expire(now, func(subject string) { _ = sp.persist.DeleteRetained(subject) })
 		sp.rr.sweep(now)
 	}
-	b.saveDirty(false)
+	b.saveDirty()
 }
 
 // expire ends the offline sessions whose expiry interval has passed and
@@ -343,11 +343,13 @@ func (b *bridge) expire(now int64) {
 // has released its session.
 func (b *bridge) Close() { b.close() }
 
-// journal sets a persistent session's limits and, with a store directory,
+// journal sets a persistent session's limits, lists it for the
+// housekeeping's save whenever it changes and, with a store directory,
 // makes it record each message it queues as it arrives and remove the
 // record once the message is acknowledged.
 func (b *bridge) journal(sp *space, sess *Session) {
 	sess.SetLimits(b.maxMsgs(), b.maxBytes())
+	sess.SetDirtyHook(sp.persist.ListDirty)
 	if !sp.persist.Durable() {
 		return
 	}
@@ -667,32 +669,37 @@ func (b *bridge) offlineSubs(sess *Session, perms *loop.Perms) []*loop.Sub {
 	return subs
 }
 
-// saveDirty persists every persistent session that changed; the server's
+// saveDirty persists every persistent session that changed: those its
+// space's persister listed as they changed (Persister.SaveDirty), so a
+// second with few changes costs little however many sessions there are,
+// and mu is not held for a walk over all of them. The server's
 // housekeeping calls it once a second, and shutdown once more.
-func (b *bridge) saveDirty(force bool) {
+func (b *bridge) saveDirty() {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
 		return
 	}
-	bySpace := make(map[*space][]*Session, len(b.spaces))
-	for _, sp := range b.spaces {
-		bySpace[sp] = nil // compacted even with no session left
+	for _, sp := range b.eachSpace() {
+		sp.persist.CompactQueued(func() []*Session { return b.sessionsOf(sp) })
+		sp.persist.SaveDirty(func(sess *Session, err error) {
+			b.srv.Errorf("MQTT: saving session %q of account %q: %v", sess.ID, sp.acc.Name(), err)
+		})
 	}
+}
+
+// sessionsOf lists space sp's persistent sessions.
+func (b *bridge) sessionsOf(sp *space) []*Session {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*Session
 	for _, h := range b.holds {
-		if !h.sess.Clean {
-			bySpace[h.sp] = append(bySpace[h.sp], h.sess)
+		if h.sp == sp && !h.sess.Clean {
+			out = append(out, h.sess)
 		}
 	}
-	b.mu.Unlock()
-	for sp, sessions := range bySpace {
-		sp.persist.CompactQueued(sessions)
-		for _, sess := range sessions {
-			if err := sp.persist.SaveSession(sess, force); err != nil {
-				b.srv.Errorf("MQTT: saving session %q of account %q: %v", sess.ID, sp.acc.Name(), err)
-			}
-		}
-	}
+	return out
 }
 
 // setRetained stores (or, with an empty payload, clears) a topic's retained
@@ -740,7 +747,7 @@ func (b *bridge) retainFull(sp *space, topic string, size int) {
 }
 
 func (b *bridge) close() {
-	b.saveDirty(false)
+	b.saveDirty()
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()

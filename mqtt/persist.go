@@ -41,6 +41,13 @@ type Persister struct {
 	retSeq   map[string]uint64
 	writes   atomic.Uint64 // file records queued that a client's ack may wait for
 	appended uint64        // queued records appended since CompactQueued last looked
+
+	// dirtyMu guards dirty: the persistent sessions that changed since
+	// the housekeeping last saved them (Session.markDirty lists each
+	// once), so that it saves those without looking at every session.
+	// A leaf lock, taken under Session.mu.
+	dirtyMu sync.Mutex
+	dirty   []*Session
 }
 
 // OpenPersister opens the stores in dir, or memory stores when dir is "".
@@ -201,6 +208,48 @@ func (p *Persister) SaveSession(s *Session, force bool) error {
 	return replace(p.sessions, p.sessSeq, s.ID, snap)
 }
 
+// ListDirty lists s for the next SaveDirty; it is Session.onDirty for the
+// persistent sessions stored here, called with s.mu held.
+func (p *Persister) ListDirty(s *Session) {
+	p.dirtyMu.Lock()
+	p.dirty = append(p.dirty, s)
+	p.dirtyMu.Unlock()
+}
+
+// SaveDirty stores a snapshot of each listed session that changed since its
+// last one, unless it was deleted since; fail reports a failed save. Its
+// cost follows the sessions that changed, not all there are.
+func (p *Persister) SaveDirty(fail func(*Session, error)) {
+	p.dirtyMu.Lock()
+	list := p.dirty
+	p.dirty = nil
+	p.dirtyMu.Unlock()
+	for _, s := range list {
+		if err := p.saveListed(s); err != nil {
+			fail(s, err)
+		}
+	}
+}
+
+// saveListed is SaveSession for a session SaveDirty took off the list:
+// unlisted under its lock before the snapshot, so a change after it lists
+// the session again.
+func (p *Persister) saveListed(s *Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listed = false
+	if s.onDirty == nil {
+		return nil // deleted
+	}
+	snap := s.snapshot(false)
+	if snap == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return replace(p.sessions, p.sessSeq, s.ID, snap)
+}
+
 // Durable reports whether the persister writes files; in memory, sessions
 // journal nothing (a restart loses them anyway).
 func (p *Persister) Durable() bool { return p.writer != nil }
@@ -306,8 +355,9 @@ var compactSlack uint64 = 1 << 16
 // the oldest sequence forever. When the span is more than twice the records
 // (plus compactSlack), each session holding a record in the older half has
 // all its records appended again, in order, each naming the one it
-// replaces, which is then removed. The housekeeping calls it once a second.
-func (p *Persister) CompactQueued(sessions []*Session) {
+// replaces, which is then removed. The housekeeping calls it once a second;
+// sessions lists the persistent sessions, called only when records move.
+func (p *Persister) CompactQueued(sessions func() []*Session) {
 	if p.writer == nil {
 		return
 	}
@@ -324,7 +374,7 @@ func (p *Persister) CompactQueued(sessions []*Session) {
 		return
 	}
 	below := st.FirstSeq + span/2
-	for _, s := range sessions {
+	for _, s := range sessions() {
 		p.moveQueued(s, below)
 	}
 }
@@ -352,7 +402,7 @@ func (p *Persister) moveQueued(s *Session, below uint64) {
 			m.Seq = seq
 		}
 	}
-	s.dirty = true // the snapshot names inflight messages by record
+	s.markDirty() // the snapshot names inflight messages by record
 }
 
 // ForgetQueued removes a queued message's record: acknowledged or dropped.
@@ -390,7 +440,7 @@ func (p *Persister) AfterWrites(fn func()) {
 func (p *Persister) DeleteSession(s *Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.journal, s.forget = nil, nil
+	s.journal, s.forget, s.onDirty = nil, nil, nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, list := range [][]*Msg{s.inflight, s.queue} {

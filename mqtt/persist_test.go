@@ -217,11 +217,11 @@ func TestQueuedStoreSpanFollowsWhatIsHeld(t *testing.T) {
 			busy.Acked(m.ID)
 		}
 		if i%500 == 0 {
-			p.CompactQueued([]*Session{stuck, busy})
+			p.CompactQueued(func() []*Session { return []*Session{stuck, busy} })
 		}
 	}
 	busy.Enqueue("b", []byte("last"), 1)
-	p.CompactQueued([]*Session{stuck, busy})
+	p.CompactQueued(func() []*Session { return []*Session{stuck, busy} })
 	st := p.queued.State()
 	if span := st.LastSeq - st.FirstSeq + 1; st.Msgs != 3 || span > 2*st.Msgs+compactSlack+500 {
 		t.Fatalf("%d records over a span of %d sequences", st.Msgs, span)
@@ -258,5 +258,71 @@ func TestMovedRecordReplacesOnce(t *testing.T) {
 	_, got := crashAndReopen(t, p, dir)
 	if q := queued(got["dev"]); fmt.Sprint(q) != "[1 2]" {
 		t.Fatalf("queued %v", q)
+	}
+}
+
+// The housekeeping saves the sessions listed as they changed: one listed
+// once however often it changes, each saved with its latest state, none
+// once deleted, and an unchanged one not looked at.
+func TestSaveDirtyListsChangedSessions(t *testing.T) {
+	dir := t.TempDir()
+	p, err := OpenPersister(dir, nil, store.SyncPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []*Session
+	for _, id := range []string{"quiet", "busy", "gone"} {
+		s := NewSession(id, false)
+		s.SetDirtyHook(p.ListDirty)
+		journalTo(t, p, s)
+		s.Subscribe(id+"/a", 1)
+		sessions = append(sessions, s)
+	}
+	p.SaveDirty(func(s *Session, err error) { t.Fatal(s.ID, err) })
+	if n := len(p.dirty); n != 0 {
+		t.Fatalf("%d sessions still listed after a save", n)
+	}
+	busy, gone := sessions[1], sessions[2]
+	busy.Subscribe("busy/b", 1)
+	busy.Subscribe("busy/c", 0)
+	gone.Subscribe("gone/b", 1)
+	if n := len(p.dirty); n != 2 {
+		t.Fatalf("%d sessions listed, want busy and gone once each", n)
+	}
+	if err := p.DeleteSession(gone); err != nil {
+		t.Fatal(err)
+	}
+	p.SaveDirty(func(s *Session, err error) { t.Fatal(s.ID, err) })
+	_, got := crashAndReopen(t, p, dir)
+	if len(got) != 2 || got["gone"] != nil {
+		t.Fatalf("restored %v, want quiet and busy", got)
+	}
+	if subs := got["busy"].Subs(); len(subs) != 3 || subs["busy/c"] != 0 {
+		t.Fatalf("busy restored with %v", subs)
+	}
+	if subs := got["quiet"].Subs(); len(subs) != 1 {
+		t.Fatalf("quiet restored with %v", subs)
+	}
+}
+
+// BenchmarkSaveDirtyIdle is a housekeeping save with 100,000 persistent
+// sessions of which one changed.
+func BenchmarkSaveDirtyIdle(b *testing.B) {
+	p, err := OpenPersister("", nil, store.SyncPolicy{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var one *Session
+	for i := 0; i < 100_000; i++ {
+		s := NewSession(fmt.Sprint("s", i), false)
+		s.SetDirtyHook(p.ListDirty)
+		s.Subscribe("a/b", 1)
+		one = s
+	}
+	p.SaveDirty(func(s *Session, err error) { b.Fatal(err) })
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		one.Subscribe(fmt.Sprint("x/", i%2), 1)
+		p.SaveDirty(func(s *Session, err error) { b.Fatal(err) })
 	}
 }

@@ -98,6 +98,12 @@ type Session struct {
 	held, heldBytes   int
 	maxMsgs, maxBytes int
 	dirty             bool // the snapshot changed (the queue is not in it)
+	// onDirty, set for a persistent session (bridge.journal), lists it
+	// for the next housekeeping save when it becomes dirty; listed says
+	// it is on that list. DeleteSession clears onDirty: a session no
+	// longer held is never saved again.
+	onDirty func(*Session)
+	listed  bool
 	// unsent is how many inflight messages, the last ones, Resume held
 	// back because the client's window (its receive maximum) is smaller
 	// than what was inflight: acks send them before any queued one.
@@ -138,7 +144,7 @@ func (s *Session) SetWill(w *delayedWill) {
 		c := *w
 		s.will = &c
 	}
-	s.dirty = true
+	s.markDirty()
 }
 
 // pendingWill returns a copy of the will recorded by SetWill, or nil.
@@ -158,7 +164,7 @@ func (s *Session) pendingWill() *delayedWill {
 func (s *Session) SetV5(v5 bool, expiry uint32, receiveMax int) {
 	s.mu.Lock()
 	if s.v5 != v5 || s.expiry != expiry {
-		s.dirty = true
+		s.markDirty()
 	}
 	s.v5, s.expiry = v5, expiry
 	s.maxInflight = min(cmp.Or(receiveMax, DefaultMaxInflight), DefaultMaxInflight)
@@ -185,7 +191,7 @@ func (s *Session) SetExpiry(expiry uint32) {
 	s.mu.Lock()
 	if s.expiry != expiry {
 		s.expiry = expiry
-		s.dirty = true
+		s.markDirty()
 	}
 	s.mu.Unlock()
 }
@@ -194,7 +200,7 @@ func (s *Session) SetExpiry(expiry uint32) {
 func (s *Session) SetOffline(now int64) {
 	s.mu.Lock()
 	s.offlineSince = now
-	s.dirty = true
+	s.markDirty()
 	s.mu.Unlock()
 }
 
@@ -227,7 +233,7 @@ func (s *Session) SetSubID(filter string, id uint32) {
 	if id == 0 {
 		if _, ok := s.subIDs[filter]; ok {
 			delete(s.subIDs, filter)
-			s.dirty = true
+			s.markDirty()
 		}
 		return
 	}
@@ -235,7 +241,7 @@ func (s *Session) SetSubID(filter string, id uint32) {
 		s.subIDs = make(map[string]uint32)
 	}
 	s.subIDs[filter] = id
-	s.dirty = true
+	s.markDirty()
 }
 
 // NewSession returns an empty session.
@@ -298,7 +304,7 @@ func (s *Session) SetOwner(user string) {
 	s.mu.Lock()
 	if s.owner != user {
 		s.owner = user
-		s.dirty = true
+		s.markDirty()
 	}
 	s.mu.Unlock()
 }
@@ -331,7 +337,7 @@ func (s *Session) Prune(keepFilter, keepTopic func(string) bool) (filters []stri
 	s.inflight = keep(s.inflight)
 	s.queue = keep(s.queue)
 	if len(filters) > 0 || msgs > 0 {
-		s.dirty = true
+		s.markDirty()
 	}
 	return filters, msgs
 }
@@ -347,7 +353,7 @@ func (s *Session) SortedFilters() []string {
 func (s *Session) Subscribe(filter string, qos byte) {
 	s.mu.Lock()
 	s.subs[filter] = qos
-	s.dirty = true
+	s.markDirty()
 	s.mu.Unlock()
 }
 
@@ -356,7 +362,7 @@ func (s *Session) Unsubscribe(filter string) {
 	s.mu.Lock()
 	delete(s.subs, filter)
 	delete(s.subIDs, filter)
-	s.dirty = true
+	s.markDirty()
 	s.mu.Unlock()
 }
 
@@ -452,7 +458,7 @@ func (s *Session) sendExpiring(topic, group string, hdr, payload []byte, qos byt
 	m = &Msg{Topic: topic, QoS: qos, Payload: payload, Hdr: hdr, Expires: expires, Group: group}
 	s.hold(m)
 	if len(s.inflight) < s.maxInflight && len(s.queue) == 0 {
-		s.dirty = true
+		s.markDirty()
 		s.assign(m)
 		return m, false
 	}
@@ -497,6 +503,27 @@ func (s *Session) enqueueMsg(topic string, hdr, payload []byte, qos byte, clone 
 	return true
 }
 
+// markDirty records that the snapshot changed and lists the session for
+// the housekeeping's save once. Caller holds mu.
+func (s *Session) markDirty() {
+	s.dirty = true
+	if !s.listed && s.onDirty != nil {
+		s.listed = true
+		s.onDirty(s)
+	}
+}
+
+// SetDirtyHook sets the function that lists the session for saving when it
+// becomes dirty (see Persister.SaveDirty); it is listed now if it already is.
+func (s *Session) SetDirtyHook(fn func(*Session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onDirty = fn
+	if s.dirty {
+		s.markDirty()
+	}
+}
+
 // SetJournal sets the functions that record each queued message and
 // remove its record, and records the queued messages that have none (read
 // from an earlier version's snapshot).
@@ -520,7 +547,7 @@ func (s *Session) SetJournal(journal func(*Msg) uint64, forget func(seq uint64))
 		}
 		m.Seq = journal(m)
 	}
-	s.dirty = true // the next snapshot leaves them out
+	s.markDirty() // the next snapshot leaves them out
 }
 
 // enqueue queues m, journaling it. Caller holds mu.
@@ -570,7 +597,7 @@ func (s *Session) Acked(id uint16) []*Msg {
 	}
 	s.release(s.inflight[i])
 	s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
-	s.dirty = true
+	s.markDirty()
 	var out []*Msg
 	for s.unsent > 0 && len(s.inflight)-s.unsent < s.maxInflight {
 		m := s.inflight[len(s.inflight)-s.unsent]
@@ -595,13 +622,13 @@ func (s *Session) refill() []*Msg {
 			}
 			if m.expired(now) { // its message expiry interval ran out while queued
 				s.release(m)
-				s.dirty = true
+				s.markDirty()
 				continue
 			}
 		}
 		s.assign(m)
 		out = append(out, m)
-		s.dirty = true
+		s.markDirty()
 	}
 	return out
 }
@@ -615,7 +642,7 @@ func (s *Session) Received(id uint16) {
 		s.heldBytes -= len(m.Payload)
 		m.Released = true
 		m.Payload = nil // never sent again
-		s.dirty = true
+		s.markDirty()
 	}
 	s.mu.Unlock()
 }
@@ -650,7 +677,7 @@ func (s *Session) IncomingQoS2(id uint16, limit int) (isNew, ok bool) {
 		s.qos2In = make(map[uint16]struct{}) // made for the first QoS 2 publish
 	}
 	s.qos2In[id] = struct{}{}
-	s.dirty = true
+	s.markDirty()
 	return true, true
 }
 
@@ -658,7 +685,7 @@ func (s *Session) IncomingQoS2(id uint16, limit int) (isNew, ok bool) {
 func (s *Session) Release(id uint16) {
 	s.mu.Lock()
 	delete(s.qos2In, id)
-	s.dirty = true
+	s.markDirty()
 	s.mu.Unlock()
 }
 

@@ -387,15 +387,20 @@ func (m *Manager) tickStreams(now time.Time) {
 	if m.linksBehind = m.tickLinks(now); m.linksBehind {
 		m.signal()
 	}
+	// Every stream's deadline is computed below: what was touched before
+	// needs no arming. What is touched during the round stays touched for
+	// armStreams: a stream ticked earlier in the round may be stepped by a
+	// later one's effects (a source's copy of a schedule's firing, feed).
+	for _, st := range m.touchedStreams {
+		st.touched = false
+	}
+	clear(m.touchedStreams)
+	m.touchedStreams = m.touchedStreams[:0]
 	var next time.Time
 	for _, st := range m.streams {
 		st.tick(now)
 		next = earliest(next, m.afterStore(st, now)) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
 	}
-	for _, st := range m.touchedStreams { // their deadlines were just computed
-		st.touched = false
-	}
-	m.touchedStreams = m.touchedStreams[:0]
 	next = earliest(next, m.linksDue(now))
 	if !next.IsZero() && !next.After(now) {
 		next = now.Add(streamTick.Load().(time.Duration)) // still overdue: work the steps left for later

@@ -387,20 +387,27 @@ func (m *Manager) tickStreams(now time.Time) {
 	if m.linksBehind = m.tickLinks(now); m.linksBehind {
 		m.signal()
 	}
-	// Every stream's deadline is computed below: what was touched before
-	// needs no arming. What is touched during the round stays touched for
-	// armStreams: a stream ticked earlier in the round may be stepped by a
-	// later one's effects (a source's copy of a schedule's firing, feed).
-	for _, st := range m.touchedStreams {
-		st.touched = false
-	}
-	clear(m.touchedStreams)
-	m.touchedStreams = m.touchedStreams[:0]
 	var next time.Time
 	for _, st := range m.streams {
 		st.tick(now)
 		next = earliest(next, m.afterStore(st, now)) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
+		st.touched = false                           // its deadline was just computed
 	}
+	// A stream stepped after its own tick in this round (a source's copy of
+	// a later stream's schedule firing: feed) is touched again and stays
+	// for armStreams; the others' deadlines are in next.
+	keep := m.touchedStreams[:0]
+	for _, st := range m.touchedStreams {
+		if st.touched {
+			st.touched = false // once in keep, however often it was touched
+			keep = append(keep, st)
+		}
+	}
+	for _, st := range keep {
+		st.touched = true
+	}
+	clear(m.touchedStreams[len(keep):])
+	m.touchedStreams = keep
 	next = earliest(next, m.linksDue(now))
 	if !next.IsZero() && !next.After(now) {
 		next = now.Add(streamTick.Load().(time.Duration)) // still overdue: work the steps left for later

@@ -352,6 +352,17 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		done = st.fastDurable(reply, tail, seq)
 	}
 	res := st.storeMsg(subject, hdr, data, now, false, done)
+	if !res.pending && res.ack.Duplicate { // skipped, but counts as taken: a commit's too
+		if b.flowDue(len(st.fast)) {
+			ack()
+		}
+		if !commit {
+			return
+		}
+	}
+	// The batch's own answers (the commit's PubAck, a first message's
+	// refusal) go on a no_ack stream too, as nats-server's do; only the
+	// refusals before a batch exists and the first flow ack heed no_ack.
 	switch {
 	case res.pending:
 		tail.appended = seq
@@ -361,14 +372,8 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		b.sseq = st.store.State().LastSeq
 		if commit {
 			delete(st.fast, fr.id)
-			if canRespond {
-				st.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: st.domain}))
-			}
+			st.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: st.domain}))
 		} else if b.flowDue(len(st.fast)) {
-			ack()
-		}
-	case res.ack.Duplicate && !commit: // skipped, but counts as taken
-		if b.flowDue(len(st.fast)) {
 			ack()
 		}
 	case !b.gapOK && b.lseq == 1: // the first message failed: answered as a single publish
@@ -376,10 +381,8 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		if res.ack.Duplicate {
 			res.ack.Batch, res.ack.Count = fr.id, seq
 		}
-		if canRespond {
-			a := *res.ack
-			st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &a})
-		}
+		a := *res.ack
+		st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &a})
 	default:
 		if !res.ack.Duplicate {
 			st.fx.fast = append(st.fx.fast, fastSend{to: reply, seq: seq, flowErr: res.ack.Error})

@@ -63,7 +63,7 @@ func fastScript(t *testing.T, nc *nats.Conn, subject, id, gap string, flow int, 
 }
 
 // fastSubjects are the streams fastScenarios runs each batch on.
-var fastSubjects = []string{"fm", "fn"}
+var fastSubjects = []string{"fm", "ff", "fn"}
 
 func fastScenarios(t *testing.T, url string) map[string][]map[string]any {
 	t.Helper()
@@ -108,7 +108,7 @@ func fastScenarios(t *testing.T, url string) map[string][]map[string]any {
 // TestFastBatchDifferential runs the same raw fast batches against
 // nats-server and evnats and compares every reply on the batch inbox:
 // flow acks, gap and error reports and the final PubAck, in order, on
-// memory and no_ack streams, with gaps, pings, duplicates, a refused
+// memory, file and no_ack streams, with gaps, pings, duplicates, a refused
 // commit, a repeated sequence and a full stream. The batches' messages
 // are sent without waiting, as a fast publisher does.
 func TestFastBatchDifferential(t *testing.T) {

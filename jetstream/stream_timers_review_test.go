@@ -69,3 +69,36 @@ func TestSourceCopyDuringTickIsArmed(t *testing.T) {
 		armedLate(t, m, now, "trial "+strconv.Itoa(trial)+", after the firing")
 	}
 }
+
+// TestArmDeadlineAfterNeverHead: arming after a step (armDeadline) with a
+// "Nats-TTL: never" message at the head of a max_age stream looks at the
+// first message after it; when many messages after it were removed by
+// other means (deletes, limits, a KV's history), that look must not walk
+// the removed sequences again on every publish.
+func TestArmDeadlineAfterNeverHead(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{MaxAge: time.Hour, AllowMsgTTL: true})
+	r.ok("s.never", hdr("Nats-TTL: never"), "x", 1)
+	r.at(time.Hour + time.Second) // the never message is passed over: ageFrom 2
+	const n = 200_000
+	for range n {
+		r.st.publish("s.a", "", nil, nil, r.now)
+		r.st.ready()
+	}
+	for seq := uint64(2); seq <= n; seq++ { // all but the last
+		r.st.remove(seq, "s.a")
+	}
+	r.st.armDeadline(r.now) // the first walks the gap once
+	start := time.Now()
+	const arms = 100
+	var at time.Time
+	for range arms {
+		at = r.st.armDeadline(r.now)
+	}
+	per := time.Since(start) / arms
+	if want := r.now.Add(time.Hour); !at.Equal(want) {
+		t.Fatalf("armed for %v, want %v", at.Sub(t0), want.Sub(t0))
+	}
+	if per > 500*time.Microsecond { // O(1): well under; walking the gap: milliseconds
+		t.Fatalf("arming took %v per step with %d removed sequences after the head", per, n)
+	}
+}

@@ -307,9 +307,13 @@ func (m *Manager) run() {
 	for {
 		select {
 		case <-m.wake:
-		case now := <-m.timer.C:
+		case <-m.timer.C:
+			// Not the channel's time: that is when the timer was due, which
+			// may be long past when run gets to it (a busy batch, a loaded
+			// CPU). Due work is due at the time it is done; a tick at the old
+			// time left links no budget (tickLinks: linkSlice from now).
 			m.own.Lock()
-			m.fireDueRecovering(now)
+			m.fireDueRecovering(time.Now())
 			m.own.Unlock()
 			continue
 		}

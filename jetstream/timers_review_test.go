@@ -115,3 +115,36 @@ func TestStreamDeadlinesAfterChanges(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling: a firing sends nothing a client sees
 	}
 }
+
+// TestLateTimerDoesNotDrift: when the Manager is busy as a deadline
+// passes, the timed work it does afterwards is done at the time it runs,
+// not at the time the timer was due (what the timer's channel carries):
+// a second message whose max_age passed during the busy spell goes with
+// the first, not a whole late spell after it.
+func TestLateTimerDoesNotDrift(t *testing.T) {
+	s := startJS(t, loop.Options{})
+	nc, js := connectJS(t, s)
+	c := ctx(t)
+	st, err := js.CreateStream(c, njs.StreamConfig{Name: "LATE", Subjects: []string{"late.>"}, Storage: njs.MemoryStorage, MaxAge: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if _, err := js.Publish(c, "late.a", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the second message's max_age comes half a second after the first's
+	if _, err := js.Publish(c, "late.b", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(t0.Add(900 * time.Millisecond))) // just before the first expires
+	defer jetstream.SetAPIHandlerDelay("$JS.API.INFO", 1100*time.Millisecond)()
+	if _, err := nc.Request("$JS.API.INFO", nil, 5*time.Second); err != nil { // holds the Manager past both deadlines
+		t.Fatal(err)
+	}
+	busyEnd := time.Now()
+	waitGone(t, st, 2, 5*time.Second)
+	if late := time.Since(busyEnd); late > 300*time.Millisecond {
+		t.Fatalf("the second message went %v after the Manager was free again; both were due", late)
+	}
+}

@@ -55,3 +55,15 @@ func SetPublishInPlace(on bool) (restore func()) {
 	old := inPlace.Swap(on)
 	return func() { inPlace.Store(old) }
 }
+
+// SetAPIHandlerDelay makes every API request on subject hold the
+// Manager for d inside its handler until the returned function is called.
+func SetAPIHandlerDelay(subject string, d time.Duration) (restore func()) {
+	h := func(s string) {
+		if s == subject {
+			time.Sleep(d)
+		}
+	}
+	testHook.Store(&h)
+	return func() { testHook.Store(nil) }
+}

@@ -104,18 +104,25 @@ type fastBatch struct {
 }
 
 // durableTail holds replies that may go only once the batch's messages
-// appended so far are durable. Owned by the Manager goroutine: it appends
-// and queues, and the store's completions, posted back to its queue,
-// release.
+// appended so far are durable, and the replies after them, which wait
+// behind them so that the batch's replies leave in the order its steps
+// made them (a gap report never passes the flow ack before it, a
+// refusal of a message after the batch ended never passes its PubAck).
+// Owned by the Manager goroutine: it appends and queues, and the store's
+// completions, posted back to its queue, release.
 type durableTail struct {
 	appended uint64 // the last batch sequence appended
 	durable  uint64 // the last batch sequence the store made durable
 	queued   []queuedReply
+	// Set when the batch ended with replies still queued: its stream
+	// keeps the tail in fastEnded under id until they are sent.
+	ended *stream
+	id    string
 }
 
 type queuedReply struct {
-	at   uint64 // batch sequence that must be durable first
-	data []byte
+	at uint64 // batch sequence that must be durable first
+	f  fastSend
 }
 
 // JSON bodies of the flow messages, as nats-server words them.
@@ -179,10 +186,33 @@ func (st *stream) abandonFast(now time.Time) {
 // completion (Manager.fastDone).
 func (st *stream) whenDurable(reply string, t *durableTail, data []byte) {
 	if t.durable < t.appended {
-		t.queued = append(t.queued, queuedReply{at: t.appended, data: data})
+		t.queued = append(t.queued, queuedReply{at: t.appended, f: fastSend{to: reply, data: data}})
 		return
 	}
-	st.fx.fast = append(st.fx.fast, fastSend{to: reply, data: data})
+	st.inOrder(t, fastSend{to: reply, data: data})
+}
+
+// inOrder sends f now (an effect) unless replies of the batch wait for
+// the store: then it waits behind them.
+func (st *stream) inOrder(t *durableTail, f fastSend) {
+	if n := len(t.queued); n > 0 {
+		t.queued = append(t.queued, queuedReply{at: t.queued[n-1].at, f: f})
+		return
+	}
+	st.fx.fast = append(st.fx.fast, f)
+}
+
+// ended keeps the tail of batch id, which ended with replies queued, so
+// that a later message of that id is answered after them.
+func (st *stream) ended(id string, t *durableTail) {
+	if len(t.queued) == 0 {
+		return
+	}
+	if st.fastEnded == nil {
+		st.fastEnded = make(map[string]*durableTail)
+	}
+	t.ended, t.id = st, id
+	st.fastEnded[id] = t
 }
 
 // fastSend is a reply a fast batch's step asks the Manager to send, in
@@ -238,8 +268,13 @@ func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) 
 	}
 	ready := t.queued[:n:n]
 	t.queued = t.queued[n:]
-	for _, q := range ready {
-		m.host.Publish(reply, "", nil, q.data)
+	sends := make([]fastSend, len(ready))
+	for i, q := range ready {
+		sends[i] = q.f
+	}
+	m.sendFast(sends)
+	if len(t.queued) == 0 && t.ended != nil && t.ended.fastEnded[t.id] == t {
+		delete(t.ended.fastEnded, t.id)
 	}
 }
 
@@ -264,6 +299,13 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		if canRespond {
 			st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &PubAck{Stream: name, Error: e}})
 		}
+	}
+	refuseAfter := func(id string, e *APIError) { // after what batch id still has queued
+		if t := st.fastEnded[id]; t != nil && canRespond {
+			st.inOrder(t, fastSend{to: reply, ack: &PubAck{Stream: name, Error: e}})
+			return
+		}
+		refuse(e)
 	}
 	if st.cfg.Sealed {
 		refuse(newErr(errSealed))
@@ -293,7 +335,7 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 	}
 	if b == nil {
 		if fr.seq != 1 || fr.op == fastOpPing {
-			refuse(newErr(errFastUnknown))
+			refuseAfter(fr.id, newErr(errFastUnknown))
 			return
 		}
 		if len(st.fast)+1 > maxFastInflightPerStream || inflight+1 > maxFastInflightTotal {
@@ -311,7 +353,7 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		st.hintWait(now.Add(batchTimeout))
 	}
 	b.last = now
-	send := func(data []byte) { st.fx.fast = append(st.fx.fast, fastSend{to: reply, data: data}) }
+	send := func(data []byte) { st.inOrder(b.tail, fastSend{to: reply, data: data}) }
 	ack := func() { st.whenDurable(reply, b.tail, flowAckJSON(b.fseq, b.flow)) }
 
 	if fr.op == fastOpPing { // the client heard nothing for a while: say where the batch is
@@ -352,6 +394,17 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		done = st.fastDurable(reply, tail, seq)
 	}
 	res := st.storeMsg(subject, hdr, data, now, false, done)
+	if !res.pending && res.ack.Duplicate { // skipped, but counts as taken: a commit's too
+		if b.flowDue(len(st.fast)) {
+			ack()
+		}
+		if !commit {
+			return
+		}
+	}
+	// The batch's own answers (the commit's PubAck, a first message's
+	// refusal) go on a no_ack stream too, as nats-server's do; only the
+	// refusals before a batch exists and the first flow ack heed no_ack.
 	switch {
 	case res.pending:
 		tail.appended = seq
@@ -361,14 +414,9 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		b.sseq = st.store.State().LastSeq
 		if commit {
 			delete(st.fast, fr.id)
-			if canRespond {
-				st.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: st.domain}))
-			}
+			st.whenDurable(reply, tail, mustJSON(&PubAck{Stream: name, Seq: b.sseq, Batch: fr.id, Count: seq, Domain: st.domain}))
+			st.ended(fr.id, tail)
 		} else if b.flowDue(len(st.fast)) {
-			ack()
-		}
-	case res.ack.Duplicate && !commit: // skipped, but counts as taken
-		if b.flowDue(len(st.fast)) {
 			ack()
 		}
 	case !b.gapOK && b.lseq == 1: // the first message failed: answered as a single publish
@@ -376,13 +424,12 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 		if res.ack.Duplicate {
 			res.ack.Batch, res.ack.Count = fr.id, seq
 		}
-		if canRespond {
-			a := *res.ack
-			st.fx.fast = append(st.fx.fast, fastSend{to: reply, ack: &a})
-		}
+		a := *res.ack
+		st.inOrder(tail, fastSend{to: reply, ack: &a})
+		st.ended(fr.id, tail)
 	default:
 		if !res.ack.Duplicate {
-			st.fx.fast = append(st.fx.fast, fastSend{to: reply, seq: seq, flowErr: res.ack.Error})
+			st.inOrder(tail, fastSend{to: reply, seq: seq, flowErr: res.ack.Error})
 			if b.gapOK && !commit {
 				return // the batch goes on without it
 			}
@@ -397,4 +444,5 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 func (st *stream) endFast(id string, b *fastBatch, reply string) {
 	delete(st.fast, id)
 	st.whenDurable(reply, b.tail, mustJSON(&PubAck{Stream: st.cfg.Name, Seq: b.sseq, Batch: id, Count: b.lseq, Domain: st.domain}))
+	st.ended(id, b.tail)
 }

@@ -307,9 +307,13 @@ func (m *Manager) run() {
 	for {
 		select {
 		case <-m.wake:
-		case now := <-m.timer.C:
+		case <-m.timer.C:
+			// Not the channel's time: that is when the timer was due, which
+			// may be long past when run gets to it (a busy batch, a loaded
+			// CPU). Due work is due at the time it is done; a tick at the old
+			// time left links no budget (tickLinks: linkSlice from now).
 			m.own.Lock()
-			m.fireDueRecovering(now)
+			m.fireDueRecovering(time.Now())
 			m.own.Unlock()
 			continue
 		}
@@ -391,11 +395,23 @@ func (m *Manager) tickStreams(now time.Time) {
 	for _, st := range m.streams {
 		st.tick(now)
 		next = earliest(next, m.afterStore(st, now)) // delete markers (consumers waiting for them), schedules' messages, abandoned batches
+		st.touched = false                           // its deadline was just computed
 	}
-	for _, st := range m.touchedStreams { // their deadlines were just computed
-		st.touched = false
+	// A stream stepped after its own tick in this round (a source's copy of
+	// a later stream's schedule firing: feed) is touched again and stays
+	// for armStreams; the others' deadlines are in next.
+	keep := m.touchedStreams[:0]
+	for _, st := range m.touchedStreams {
+		if st.touched {
+			st.touched = false // once in keep, however often it was touched
+			keep = append(keep, st)
+		}
 	}
-	m.touchedStreams = m.touchedStreams[:0]
+	for _, st := range keep {
+		st.touched = true
+	}
+	clear(m.touchedStreams[len(keep):])
+	m.touchedStreams = keep
 	next = earliest(next, m.linksDue(now))
 	if !next.IsZero() && !next.After(now) {
 		next = now.Add(streamTick.Load().(time.Duration)) // still overdue: work the steps left for later

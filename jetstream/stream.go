@@ -42,6 +42,7 @@ type stream struct {
 	consumers map[string]*consumer
 	batches   map[string]*atomicBatch // staged atomic batches by id (batch.go)
 	fast      map[string]*fastBatch   // fast batches in progress by id (fastbatch.go)
+	fastEnded map[string]*durableTail // ended fast batches whose replies wait for the store, by id
 	// recovering is set while durable consumers replay their logs, so acks
 	// being replayed do not apply retention a second time.
 	recovering bool

@@ -436,6 +436,9 @@ func (st *stream) headDeadline() time.Time {
 			at = earliest(at, s.FirstTime.Add(st.cfg.MaxAge))
 		default: // never-expiring messages at the head: the first after them
 			if m, err := st.store.LoadNext("", st.ageFrom); err == nil {
+				// What LoadNext passed over is gone: the next look (every
+				// step's arming) starts at m, not over the gap again.
+				st.ageFrom = m.Seq
 				at = earliest(at, time.Unix(0, m.Time).Add(st.cfg.MaxAge))
 			}
 		}

@@ -130,7 +130,8 @@ func (m *Manager) linksDue(now time.Time) time.Time {
 	some := false
 	for _, st := range m.streams {
 		for _, l := range st.links {
-			if l.err != nil || m.linksBehind && linkPaced.Load() {
+			paced := linkPaced.Load() && l.ext == nil && l.lag > 0 && !st.cfg.Sealed // tickLinks reports no paced link behind
+			if l.err != nil || paced {
 				return now.Add(streamTick.Load().(time.Duration))
 			}
 			some = true

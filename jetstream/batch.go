@@ -273,7 +273,7 @@ func (st *stream) commitAtomic(msgs []store.BatchMsg, now time.Time, done store.
 			}
 			st.queueRepublish(plans[i], m.Subject, seq, now.UnixNano(), m.Hdr, m.Data)
 		}
-		st.perSubj[m.Subject]++
+		st.countSubject(m.Subject, seq)
 		st.trackTTL(seq, now.UnixNano(), ttls[i])
 		st.applyRollup(headerValue(m.Hdr, hdrRollup), m.Subject, seq)
 		st.noteSchedule(seq, m.Subject, m.Hdr, now.UnixNano(), now, false)

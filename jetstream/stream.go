@@ -39,6 +39,12 @@ type stream struct {
 	idOrder   fifo[idAt] // dedupe's ids in the order stored, for the window's expiry (forgetIDs)
 	lastMsgID string
 	perSubj   map[string]uint64 // message count per subject, for max_msgs_per_subject
+	// subjFirst is, with max_msgs_per_subject set, a sequence at or below
+	// each subject's oldest message (removals only raise the oldest), so
+	// that enforceLimits finds the message to drop without walking the
+	// stream from its start: a KV bucket's update used to cost a walk over
+	// every message or gap before the key's previous revision.
+	subjFirst map[string]uint64
 	consumers map[string]*consumer
 	batches   map[string]*atomicBatch // staged atomic batches by id (batch.go)
 	fast      map[string]*fastBatch   // fast batches in progress by id (fastbatch.go)
@@ -125,6 +131,7 @@ func (st *stream) remove(seq uint64, subject string) bool {
 	if ok {
 		if st.perSubj[subject]--; st.perSubj[subject] == 0 {
 			delete(st.perSubj, subject)
+			delete(st.subjFirst, subject)
 		}
 	}
 	return ok
@@ -176,13 +183,25 @@ func (st *stream) purge(req purgeRequest) (uint64, error) {
 // recount rebuilds the per-subject counts from the store.
 func (st *stream) recount() {
 	st.perSubj = make(map[string]uint64)
+	st.subjFirst = nil
 	for seq := uint64(0); ; seq++ {
 		m, err := st.store.LoadNext("", seq)
 		if err != nil {
 			return
 		}
 		seq = m.Seq
-		st.perSubj[m.Subject]++
+		st.countSubject(m.Subject, seq)
+	}
+}
+
+// countSubject counts a message stored as seq on subject, noting seq as
+// the subject's oldest when it is its only one.
+func (st *stream) countSubject(subject string, seq uint64) {
+	if st.perSubj[subject]++; st.perSubj[subject] == 1 && st.cfg.MaxMsgsPerSubject > 0 {
+		if st.subjFirst == nil {
+			st.subjFirst = make(map[string]uint64)
+		}
+		st.subjFirst[subject] = seq
 	}
 }
 

@@ -138,7 +138,7 @@ func (st *stream) mirrorMsg(msg *store.Msg, subject string) error {
 			st.trackTTL(msg.Seq, msg.Time, ttl)
 		}
 	}
-	st.perSubj[subject]++
+	st.countSubject(subject, msg.Seq)
 	st.enforceLimits(subject)
 	return nil
 }
@@ -275,7 +275,7 @@ func (st *stream) storeMsg(subject string, hdr, data []byte, now time.Time, sour
 		return fail(newErr(errStoreFailed, "err", err.Error()))
 	}
 	st.queueRepublish(rp, subject, seq, now.UnixNano(), hdr, data)
-	st.perSubj[subject]++
+	st.countSubject(subject, seq)
 	if st.cfg.AllowMsgTTL {
 		st.trackTTL(seq, now.UnixNano(), ttl)
 	}
@@ -320,15 +320,34 @@ func (st *stream) applyRollup(rollup, subject string, seq uint64) {
 	}
 }
 
+// raiseFirst notes that subject's oldest message is now at or above from
+// (its older ones are gone); with one message left that is its newest,
+// which the store knows at once.
+func (st *stream) raiseFirst(subject string, from uint64) {
+	if st.perSubj[subject] == 0 {
+		return // remove forgot it
+	}
+	if st.subjFirst == nil {
+		st.subjFirst = make(map[string]uint64)
+	}
+	if st.perSubj[subject] == 1 {
+		if m, err := st.store.LoadLast(subject); err == nil {
+			from = m.Seq
+		}
+	}
+	st.subjFirst[subject] = from
+}
+
 // enforceLimits discards the oldest messages beyond the stream's limits.
 func (st *stream) enforceLimits(subject string) {
 	if max := st.cfg.MaxMsgsPerSubject; max > 0 && int64(st.perSubj[subject]) > max {
 		for int64(st.perSubj[subject]) > max {
-			m, err := st.store.LoadNext(subject, 0)
+			m, err := st.store.LoadNext(subject, st.subjFirst[subject])
 			if err != nil {
 				break
 			}
 			st.remove(m.Seq, m.Subject)
+			st.raiseFirst(subject, m.Seq+1)
 		}
 	}
 	for {

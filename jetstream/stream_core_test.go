@@ -751,3 +751,57 @@ func BenchmarkArmDeadline(b *testing.B) {
 		r.st.armDeadline(r.now)
 	}
 }
+
+// TestPerSubjectLimitFindsOldestAtOnce: with max_msgs_per_subject 1 (a KV
+// bucket), an update drops the key's previous revision without walking
+// the stream from its start: the store is asked for the subject at its
+// oldest message, not at sequence 0, and what is kept is right.
+func TestPerSubjectLimitFindsOldestAtOnce(t *testing.T) {
+	r := newStreamRig(t, StreamConfig{MaxMsgsPerSubject: 1})
+	cs := &countingStore{Store: r.st.store}
+	r.st.store = cs
+	r.ok("s.old", nil, "kept", 1)
+	for i := range 1000 {
+		r.ok("s.hot", nil, strconv.Itoa(i), uint64(i+2))
+	}
+	if cs.fromZero > 0 {
+		t.Fatalf("%d of the per-subject drops looked for the oldest from sequence 0", cs.fromZero)
+	}
+	if r.msgs() != 2 {
+		t.Fatalf("%d messages kept, want 2", r.msgs())
+	}
+	if m, err := r.st.store.LoadLast("s.hot"); err != nil || string(m.Data) != "999" || m.Seq != 1001 {
+		t.Fatalf("s.hot: %+v %v", m, err)
+	}
+	if m, err := r.st.store.Load(1); err != nil || string(m.Data) != "kept" {
+		t.Fatalf("s.old: %+v %v", m, err)
+	}
+}
+
+// countingStore counts LoadNext calls for a literal subject from sequence 0.
+type countingStore struct {
+	store.Store
+	fromZero int
+}
+
+func (c *countingStore) LoadNext(filter string, seq uint64) (*store.Msg, error) {
+	if filter != "" && seq == 0 {
+		c.fromZero++
+	}
+	return c.Store.LoadNext(filter, seq)
+}
+
+// BenchmarkKVUpdate is an update of one hot key in a memory bucket
+// (max_msgs_per_subject 1) that also holds an old key: its cost does not
+// grow with the updates before it.
+func BenchmarkKVUpdate(b *testing.B) {
+	r := newStreamRig(&testing.T{}, StreamConfig{MaxMsgsPerSubject: 1})
+	r.st.publish("s.old", "", nil, []byte("x"), r.now)
+	r.st.ready()
+	data := []byte("value")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.st.publish("s.hot", "", nil, data, r.now)
+		r.st.ready()
+	}
+}

@@ -59,11 +59,14 @@ type fastReply struct {
 // its tokens do not form the pattern.
 func parseFastReply(reply string) (fr fastReply, ok bool) {
 	rest, _ := strings.CutSuffix(reply, fastSuffix)
-	t := strings.Split(rest, ".")
-	if len(t) < 6 { // an inbox token, then the five the batch needs
-		return fr, false
+	var t [5]string // the last five tokens, cut from the end: no allocation per message
+	for i := len(t) - 1; i >= 0; i-- {
+		j := strings.LastIndexByte(rest, '.')
+		if j < 0 { // an inbox token, then the five the batch needs
+			return fr, false
+		}
+		t[i], rest = rest[j+1:], rest[:j]
 	}
-	t = t[len(t)-5:]
 	op, err := strconv.Atoi(t[4])
 	if err != nil || op < fastOpStart || op > fastOpPing || strings.TrimLeft(t[4], "0123456789") != "" {
 		return fr, false

@@ -33,3 +33,12 @@ func TestParseFastReply(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFastReplyAllocs: reading a fast batch's reply subject
+// allocates nothing (it runs for every message of a batch).
+func TestParseFastReplyAllocs(t *testing.T) {
+	reply := "_INBOX.abcdef.batch-1.100.ok.42.1.$FI"
+	if n := testing.AllocsPerRun(100, func() { parseFastReply(reply) }); n != 0 {
+		t.Fatalf("%v allocations per parse", n)
+	}
+}

@@ -184,11 +184,22 @@ func (t *gnetTransport) inject(dst int, subs []*routerSub, qp qpick, subject, re
 // receive queues b in the loop's inbox and wakes the loop if it is not
 // already due to drain. Safe for concurrent use.
 func (lp *evLoop) receive(b *batch) {
-	n := b.size() // b belongs to this loop once pushed
+	n, sink := b.size(), b.sink // b belongs to this loop once pushed
 	lp.inbox.mu.Lock()
 	lp.inbox.batches = append(lp.inbox.batches, b)
 	lp.inbox.mu.Unlock()
 	lp.queued(n)
+	// Every message goes to one client whose socket is full: the loop
+	// cannot write them before that client's OnWritable, which drains the
+	// inbox first, so waking it now (an eventfd write and a loop wakeup)
+	// would buy nothing. The flag is read after the push and cleared by the
+	// loop before it drains, so either that drain sees the batch or this
+	// load sees the flag cleared and wakes. Bounded: past the low-water
+	// mark of waiting bytes (or with the inbox gate closed) the loop is
+	// woken as usual.
+	if sink != nil && sink.fc.sockFull.Load() && lp.inbox.bytes.Load() < int64(lp.srv.flowLow()) && !lp.inbox.gate.closed() {
+		return
+	}
 	lp.wake()
 }
 

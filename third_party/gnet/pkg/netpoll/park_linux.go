@@ -45,6 +45,14 @@ import (
 type parker struct {
 	f  *os.File
 	rc syscall.RawConn
+
+	// One poll's arguments and results, so that waiting allocates nothing
+	// (the poll func is made once). Poller goroutine only.
+	poll   func(uintptr) bool
+	epfd   int
+	events []unix.EpollEvent
+	n      int
+	err    error
 }
 
 // openParker registers a duplicate of epfd with the runtime's poller; nil
@@ -69,23 +77,31 @@ func openParker(epfd int) *parker {
 		_ = f.Close()
 		return nil
 	}
-	return &parker{f: f, rc: rc}
+	pk := &parker{f: f, rc: rc, epfd: epfd}
+	pk.poll = pk.pollOnce
+	return pk
+}
+
+// pollOnce is the RawConn.Read callback: true (stop) when the poll found
+// events or failed, false (park until readable) when it found none.
+func (pk *parker) pollOnce(uintptr) bool {
+	for {
+		pk.n, pk.err = unix.EpollWait(pk.epfd, pk.events, 0)
+		if pk.err != unix.EINTR {
+			return pk.n != 0 || pk.err != nil
+		}
+	}
 }
 
 // wait polls epfd into events without blocking, and parks the goroutine in
 // the runtime's poller until epfd has events when it found none. ok is
 // false when the runtime's poller failed it (the poller then blocks in
 // epoll_wait instead).
-func (pk *parker) wait(epfd int, events []unix.EpollEvent) (n int, err error, ok bool) {
-	rerr := pk.rc.Read(func(uintptr) bool {
-		for {
-			n, err = unix.EpollWait(epfd, events, 0)
-			if err != unix.EINTR {
-				return n != 0 || err != nil
-			}
-		}
-	})
-	return n, err, rerr == nil
+func (pk *parker) wait(events []unix.EpollEvent) (n int, err error, ok bool) {
+	pk.events = events
+	rerr := pk.rc.Read(pk.poll)
+	pk.events = nil
+	return pk.n, pk.err, rerr == nil
 }
 
 func (pk *parker) close() {

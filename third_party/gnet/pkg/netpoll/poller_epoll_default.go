@@ -126,7 +126,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 		var err error
 		parked := false
 		if msec < 0 && p.park != nil { // evnats patch 6
-			if n, err, parked = p.park.wait(p.fd, el.events); !parked {
+			if n, err, parked = p.park.wait(el.events); !parked {
 				p.park.close()
 				p.park = nil
 			}

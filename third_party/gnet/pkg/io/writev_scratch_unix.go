@@ -23,7 +23,7 @@ import (
 )
 
 // WritevScratch is Writev with the iovec array kept in *scratch and reused
-// (evnats patch 7): unix.Writev makes a new one per call once there are more
+// (evnats patch 6): unix.Writev makes a new one per call once there are more
 // than a handful of buffers, an allocation per write of a loop that writes
 // hundreds of buffers at once. Empty buffers are left out. The scratch holds
 // no references after the call.

@@ -40,7 +40,6 @@ type Poller struct {
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
 	yielded                     yieldList            // evnats patch 3: work to run once per round
-	park                        *parker              // evnats patch 6: waits in the runtime's poller; nil: blocks in epoll_wait
 }
 
 // OpenPoller instantiates a poller.
@@ -66,14 +65,11 @@ func OpenPoller() (poller *Poller, err error) {
 	poller.asyncTaskQueue = queue.NewSliceQueue()       // evnats patch 2
 	poller.urgentAsyncTaskQueue = queue.NewSliceQueue() // evnats patch 2
 	poller.highPriorityEventsThreshold = MaxPollEventsCap
-	poller.park = openParker(poller.fd) // evnats patch 6
 	return
 }
 
 // Close closes the poller.
 func (p *Poller) Close() error {
-	p.park.close()
-	p.park = nil
 	_ = unix.Close(p.efd)
 	return os.NewSyscallError("close", unix.Close(p.fd))
 }
@@ -122,18 +118,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 
 	msec := -1
 	for {
-		var n int
-		var err error
-		parked := false
-		if msec < 0 && p.park != nil { // evnats patch 6
-			if n, err, parked = p.park.wait(el.events); !parked {
-				p.park.close()
-				p.park = nil
-			}
-		}
-		if !parked {
-			n, err = unix.EpollWait(p.fd, el.events, msec)
-		}
+		n, err := unix.EpollWait(p.fd, el.events, msec)
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			if p.yielded.empty() {
 				msec = -1

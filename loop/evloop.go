@@ -52,6 +52,7 @@ type evLoop struct {
 
 	inbox     inbox
 	drainTask gnet.Runnable
+	draining  bool // drain is running (OnWritable drains too, never nested)
 
 	mon loopCounters // what /metrics shows of the loop (loopstats.go)
 

@@ -185,8 +185,14 @@ type flowState struct {
 	// gate.state is read by publishers on other loops for every message:
 	// keep it off the cache lines the owner writes per message (scratch,
 	// out) and per pause (the publisher fields below).
-	_        [cacheLine]byte
-	gate     flowGate
+	_    [cacheLine]byte
+	gate flowGate
+	// sockFull (gnet, plaintext): a direct write left output waiting and
+	// OnWritable will follow, which drains the loop's inbox first; another
+	// loop forwarding only to this client may then push its batch without
+	// waking the loop (inbox.go: receive). Written by the owning loop on
+	// each transition, read once per batch by the others.
+	sockFull atomic.Bool
 	_        [cacheLine]byte
 	lastAcc  int       // bytes accepted by the socket at the last progress
 	lastProg time.Time // when accepted bytes last grew

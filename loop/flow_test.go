@@ -433,3 +433,29 @@ func TestFlowOptionsEffect(t *testing.T) {
 		}
 	})
 }
+
+// TestHeldBatchesFollowOnWritable: with publisher and subscriber on
+// different loops, batches for a subscriber whose socket is full are left
+// in its loop's inbox without a wakeup (inbox.go: receive); they must reach
+// it once it reads again, also the last ones, after which nothing else
+// happens on that loop.
+func TestHeldBatchesFollowOnWritable(t *testing.T) {
+	const n, size = 400, 16 << 10 // 6.4 MB: past the kernel's buffers, below the high-water mark
+	s := startServer(t, loop.Options{Loops: 2})
+	// Loops take connections in turn: the subscriber lands on one loop,
+	// the publisher on the other.
+	rc := dialRaw(t, s)
+	if tc, ok := rc.nc.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(64 << 10)
+	}
+	rc.send("CONNECT {\"verbose\":false}\r\nSUB held 1\r\nPING\r\n")
+	rc.expect("PONG")
+	publishN(t, connect(t, s), "held", n, size) // all processed: the subscriber has read nothing
+	per := len(fmt.Sprintf("MSG held 1 %d\r\n", size)) + size + 2
+	want := n * per
+	_ = rc.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.CopyN(io.Discard, rc.r, int64(want))
+	if err != nil {
+		t.Fatalf("subscriber read %d of %d bytes (%d of %d messages): %v", got, want, got/int64(per), n, err)
+	}
+}

@@ -295,6 +295,13 @@ func (t *gnetTransport) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	gt.gone = true
+	if gt.c.fc.sockFull.Load() {
+		// Batches held back for its OnWritable (receive) are drained now.
+		gt.c.fc.sockFull.Store(false)
+		if gt.lp.inbox.bytes.Load() > 0 {
+			gt.lp.wake()
+		}
+	}
 	if gt.tls != nil {
 		gt.tls.closed()
 	}
@@ -471,7 +478,9 @@ func (g *gnetConn) flushDirect(iov [][]byte) [][]byte {
 		if err != nil {
 			break
 		}
-		g.full = n < want
+		if g.full = n < want; g.full {
+			g.c.fc.sockFull.Store(true) // inbox.go: receive
+		}
 	}
 	clear(iov) // no references to pooled chunks
 	return iov[:0]
@@ -486,6 +495,15 @@ func (t *gnetTransport) OnWritable(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	gt.full = false
+	if gt.c.fc.sockFull.Load() {
+		// Batches for this client may wait in the inbox unannounced
+		// (receive): clear the flag, then take them (the drain's flush
+		// writes this client too).
+		gt.c.fc.sockFull.Store(false)
+		if gt.lp.inbox.bytes.Load() > 0 && !gt.lp.draining {
+			gt.lp.drain()
+		}
+	}
 	if gt.c.closing {
 		gt.flushSoon()
 		return gnet.None

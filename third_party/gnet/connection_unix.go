@@ -460,7 +460,7 @@ func (c *conn) WritevSome(bs [][]byte) (int, error) {
 	for _, b := range bs {
 		total += len(b)
 	}
-	n, err := gio.Writev(c.fd, bs)
+	n, err := gio.WritevScratch(c.fd, bs, &c.loop.iovecs) // evnats patch 6: no allocation
 	switch {
 	case err == unix.EAGAIN:
 		n, err = 0, nil

@@ -72,15 +72,7 @@ var fastSubjects = []string{"fm", "ff", "fn"}
 
 func fastScenarios(t *testing.T, url string) map[string][]map[string]any {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := dial(t, url)
 	c := ctx(t)
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: "FM", Subjects: []string{"fm"}, Storage: jetstream.MemoryStorage, AllowBatchPublish: true},

@@ -37,15 +37,7 @@ func startReferenceJS(t *testing.T) string {
 // info and a consumer info.
 func infoScenario(t *testing.T, url string) (account, stream, pull, push map[string]any) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := dial(t, url)
 	st, err := js.CreateStream(ctx(t), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)

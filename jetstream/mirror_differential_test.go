@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/evnats/evnats/loop"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -16,15 +15,7 @@ import (
 // raw stream infos once the copies are done.
 func mirrorScenario(t *testing.T, url string) map[string]map[string]any {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := dial(t, url)
 	c := ctx(t)
 	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"orders.*"}}); err != nil {
 		t.Fatal(err)

@@ -285,17 +285,19 @@ func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) 
 // stream's step (fastPublish), then its effects.
 func (m *Manager) publishFast(r *request) {
 	now := time.Now()
-	r.st.fastPublish(r.reply, r.subject, r.hdr, r.data, now, m.inflightFast())
+	r.st.fastPublish(r.reply, r.subject, r.hdr, r.data, now, m.inflightFast)
 	m.afterStore(r.st, now)
 }
 
 // fastPublish is the step for a fast batch's message, with nats-server's
-// checks in its order; inflight is the number of fast batches in progress
-// in every stream (the server-wide limit is the Manager's to count). It
+// checks in its order; inflight counts the fast batches in progress in
+// every stream (the server-wide limit is the Manager's to count), called
+// only when a batch starts: a scan of the streams per message would cost
+// every batch's message the server's stream count. It
 // stores the message, keeps the batch's state and records its replies in
 // st.fx.fast, or, for replies that wait for the store, in the batch's
 // durable tail.
-func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.Time, inflight int) {
+func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.Time, inflight func() int) {
 	name := st.cfg.Name
 	canRespond := !st.cfg.NoAck
 	refuse := func(e *APIError) {
@@ -341,7 +343,7 @@ func (st *stream) fastPublish(reply, subject string, hdr, data []byte, now time.
 			refuseAfter(fr.id, newErr(errFastUnknown))
 			return
 		}
-		if len(st.fast)+1 > maxFastInflightPerStream || inflight+1 > maxFastInflightTotal {
+		if len(st.fast)+1 > maxFastInflightPerStream || inflight()+1 > maxFastInflightTotal {
 			refuse(newErr(errFastInflight))
 			return
 		}

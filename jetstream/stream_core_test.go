@@ -652,7 +652,7 @@ func TestStreamFastBatchStep(t *testing.T) {
 	r := newStreamRig(t, StreamConfig{AllowBatched: true})
 	step := func(id string, seq uint64, op int) []fastSend {
 		reply := "_INBOX.x." + id + ".2.fail." + strconv.FormatUint(seq, 10) + "." + strconv.Itoa(op) + ".$FI"
-		r.st.fastPublish(reply, "s.a", nil, []byte("x"), r.now, len(r.st.fast))
+		r.st.fastPublish(reply, "s.a", nil, []byte("x"), r.now, func() int { return len(r.st.fast) })
 		return append([]fastSend(nil), r.st.ready().fast...)
 	}
 	body := func(f fastSend) string {
@@ -729,7 +729,7 @@ func TestArmDeadlineNeverLate(t *testing.T) {
 	r.st.stageAtomic("b1", "s.a", hdr("Nats-Batch-Id: b1", "Nats-Batch-Sequence: 1"), []byte("x"), r.now, 0, 0)
 	r.st.ready()
 	check("an atomic batch")
-	r.st.fastPublish("_INBOX.x.f1.10.ok.1.0.$FI", "s.a", nil, []byte("x"), r.now, 0)
+	r.st.fastPublish("_INBOX.x.f1.10.ok.1.0.$FI", "s.a", nil, []byte("x"), r.now, func() int { return 0 })
 	r.st.ready()
 	check("a fast batch")
 	if !armed.Equal(t0.Add(10 * time.Second)) {

@@ -259,23 +259,30 @@ func (m *Manager) fastDurableFor() func(reply string, t *durableTail, seq uint64
 // goroutine (posted back by the Writer): it releases the replies that
 // waited for it.
 func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) {
+	n := 0
 	if err != nil {
 		e := m.public(newErr(errStoreFailed, "err", m.publicErr(err)))
 		m.host.Publish(reply, "", nil, flowErrJSON(seq, e))
-		return
+		// What waited for seq would say it is stored: never sent, and
+		// not kept for ever (nothing else releases it).
+		for n < len(t.queued) && t.queued[n].at <= seq {
+			n++
+		}
+		clear(t.queued[:n])
+		t.queued = t.queued[n:]
+	} else {
+		t.durable = max(t.durable, seq)
+		for n < len(t.queued) && t.queued[n].at <= t.durable {
+			n++
+		}
+		ready := t.queued[:n:n]
+		t.queued = t.queued[n:]
+		sends := make([]fastSend, len(ready))
+		for i, q := range ready {
+			sends[i] = q.f
+		}
+		m.sendFast(sends)
 	}
-	t.durable = max(t.durable, seq)
-	n := 0
-	for n < len(t.queued) && t.queued[n].at <= t.durable {
-		n++
-	}
-	ready := t.queued[:n:n]
-	t.queued = t.queued[n:]
-	sends := make([]fastSend, len(ready))
-	for i, q := range ready {
-		sends[i] = q.f
-	}
-	m.sendFast(sends)
 	if len(t.queued) == 0 && t.ended != nil && t.ended.fastEnded[t.id] == t {
 		delete(t.ended.fastEnded, t.id)
 	}

@@ -805,3 +805,25 @@ func BenchmarkKVUpdate(b *testing.B) {
 		r.st.ready()
 	}
 }
+
+// TestFastDoneErrorForgetsWhatWaitedForIt: when the store fails a fast
+// batch's message, the error goes out, what was released before it went
+// out, and the replies that waited for that message (they would say it is
+// stored) are dropped with the ended batch's tail instead of kept for ever.
+func TestFastDoneErrorForgetsWhatWaitedForIt(t *testing.T) {
+	h := &clockHost{}
+	m := &Manager{host: h}
+	st := &stream{cfg: StreamConfig{Name: "F"}}
+	tail := &durableTail{appended: 2, ended: st, id: "b1",
+		queued: []queuedReply{{at: 1, f: fastSend{to: "r", data: []byte("ack1")}}, {at: 2, f: fastSend{to: "r", data: []byte("final")}}}}
+	st.fastEnded = map[string]*durableTail{"b1": tail}
+	m.fastDone("r", tail, 1, nil)
+	m.fastDone("r", tail, 2, errors.New("disk full"))
+	out := h.take()
+	if len(out) != 2 || string(out[0].data) != "ack1" || !strings.Contains(string(out[1].data), `"type":"err","seq":2`) {
+		t.Fatalf("sent %+v", out)
+	}
+	if len(tail.queued) != 0 || len(st.fastEnded) != 0 {
+		t.Fatalf("kept %d replies, %d ended batches", len(tail.queued), len(st.fastEnded))
+	}
+}

@@ -253,29 +253,13 @@ func TestOutBufBorrowed(t *testing.T) {
 			o.reset()
 			in = append([]byte(nil), in...)
 		default:
-			iov := o.peek(nil)
-			avail := 0
-			for _, b := range iov {
-				avail += len(b)
-			}
-			n := rng.IntN(avail + 1)
-			k := n
-			for _, b := range iov {
-				m := min(k, len(b))
-				out = append(out, b[:m]...)
-				k -= m
-			}
-			o.consume(n)
+			out = writeSome(o, rng, out)
 		}
 		if o.size != len(in)-len(out) {
 			t.Fatalf("round %d: size %d, pending %d", round, o.size, len(in)-len(out))
 		}
 	}
-	for o.size > 0 {
-		b := bytes.Join(o.peek(nil), nil)
-		out = append(out, b...)
-		o.consume(len(b))
-	}
+	out = drainOut(o, out)
 	if !bytes.Equal(in, out) {
 		t.Fatalf("%d bytes in, %d out, or out of order", len(in), len(out))
 	}

@@ -33,29 +33,13 @@ func TestOutBufPeekConsume(t *testing.T) {
 				out = append(out, b...)
 			}
 		} else {
-			iov := o.peek(nil)
-			avail := 0
-			for _, b := range iov {
-				avail += len(b)
-			}
-			n := rng.IntN(avail + 1)
-			k := n
-			for _, b := range iov {
-				m := min(k, len(b))
-				out = append(out, b[:m]...)
-				k -= m
-			}
-			o.consume(n)
+			out = writeSome(o, rng, out)
 		}
 		if o.size != len(in)-len(out) {
 			t.Fatalf("round %d: size %d after a write, pending %d", round, o.size, len(in)-len(out))
 		}
 	}
-	for o.size > 0 {
-		b := bytes.Join(o.peek(nil), nil)
-		out = append(out, b...)
-		o.consume(len(b))
-	}
+	out = drainOut(o, out)
 	if len(o.chunks) != 0 || o.head != 0 {
 		t.Fatalf("drained, yet %d chunks (head %d) left", len(o.chunks), o.head)
 	}
@@ -65,4 +49,33 @@ func TestOutBufPeekConsume(t *testing.T) {
 	if len(pool.large) == 0 {
 		t.Fatal("consumed chunks never went back to the pool")
 	}
+}
+
+// writeSome is a socket taking a random part of what o would write: the
+// part is appended to out and consumed from o.
+func writeSome(o *outBuf, rng *rand.Rand, out []byte) []byte {
+	iov := o.peek(nil)
+	avail := 0
+	for _, b := range iov {
+		avail += len(b)
+	}
+	n := rng.IntN(avail + 1)
+	k := n
+	for _, b := range iov {
+		m := min(k, len(b))
+		out = append(out, b[:m]...)
+		k -= m
+	}
+	o.consume(n)
+	return out
+}
+
+// drainOut writes everything left in o to out.
+func drainOut(o *outBuf, out []byte) []byte {
+	for o.size > 0 {
+		b := bytes.Join(o.peek(nil), nil)
+		out = append(out, b...)
+		o.consume(len(b))
+	}
+	return out
 }

@@ -401,12 +401,7 @@ func TestMQTT5NoLocalNotForgeable(t *testing.T) {
 // gets PUBACK 0x97 (Quota exceeded) for those past its share, and another
 // client's request still gets its reply with its correlation data.
 func TestMQTT5RequestTableShare(t *testing.T) {
-	s := startMQTT(t, loop.Options{})
-	nc := connectNATS(t, s)
-	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
+	s := startEchoService(t)
 	addr := s.MQTTAddr().String()
 	hog := connect5(t, addr, &paho5.Connect{ClientID: "hog", CleanStart: true})
 	props := &paho5.PublishProperties{ResponseTopic: "hog/r", CorrelationData: []byte("h")}
@@ -435,12 +430,7 @@ func TestMQTT5RequestTableShare(t *testing.T) {
 // another client still gets its reply with its correlation data, its entry
 // made by forgetting the oldest one of the client holding the most.
 func TestMQTT5RequestTableFullOfHogs(t *testing.T) {
-	s := startMQTT(t, loop.Options{})
-	nc := connectNATS(t, s)
-	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
+	s := startEchoService(t)
 	addr := s.MQTTAddr().String()
 	for h := range 10 {
 		id := fmt.Sprintf("hog%d", h)
@@ -520,4 +510,19 @@ func TestMQTT5RetainedMessageExpiry(t *testing.T) {
 	if m := got()["rx/short"]; m != nil {
 		t.Fatalf("rx/short back after a restart: %q", m.Payload)
 	}
+}
+
+// startEchoService starts a server with MQTT and a NATS service on
+// svc.echo that replies with what it gets.
+func startEchoService(t *testing.T) *loop.Server {
+	t.Helper()
+	s := startMQTT(t, loop.Options{})
+	nc := connectNATS(t, s)
+	if _, err := nc.Subscribe("svc.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

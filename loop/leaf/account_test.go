@@ -218,12 +218,7 @@ func TestLeafHubAccountLeafLimit(t *testing.T) {
 		lim.MaxLeafNodes = 1
 		o.Accounts[0].Limits = &lim
 		hub := startHubEvnats(t, o)
-		leafOf := func() *natsserver.Server {
-			return startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-				LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{
-					{URLs: []*url.URL{hubLeafURL(t, hub, "a:a@")}},
-				}}})
-		}
+		leafOf := func() *natsserver.Server { return leafOfA(t, hub) }
 		first := leafOf()
 		waitFor(t, "first link", func() bool { return first.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
 		second := leafOf()
@@ -249,12 +244,7 @@ func TestLeafHubAccountLeafLimitLowered(t *testing.T) {
 	o := twoAccounts(loop.Options{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), LeafHost: "127.0.0.1", LeafPort: -1, LogWriter: testLog{}})
 	o.Accounts[0].Limits = &lim
 	hub := looptest.Start(t, o)
-	leafOf := func() *natsserver.Server {
-		return startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-			LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{
-				{URLs: []*url.URL{hubLeafURL(t, hub, "a:a@")}},
-			}}})
-	}
+	leafOf := func() *natsserver.Server { return leafOfA(t, hub) }
 	first := leafOf()
 	waitFor(t, "first link", func() bool { return first.NumLeafNodes() == 1 && len(hub.LeafLinks()) == 1 })
 	second := leafOf()
@@ -278,4 +268,14 @@ func TestLeafHubAccountLeafLimitLowered(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// leafOfA starts a nats-server leaf whose one remote links to hub as user
+// a (account A), retrying every 50 ms.
+func leafOfA(t *testing.T, hub *loop.Server) *natsserver.Server {
+	t.Helper()
+	return startHub(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		LeafNode: natsserver.LeafNodeOpts{ReconnectInterval: 50 * time.Millisecond, Remotes: []*natsserver.RemoteLeafOpts{
+			{URLs: []*url.URL{hubLeafURL(t, hub, "a:a@")}},
+		}}})
 }

@@ -232,18 +232,22 @@ type fastSend struct {
 // sendFast performs a fast batch step's replies (afterStore).
 func (m *Manager) sendFast(sends []fastSend) {
 	for i := range sends {
-		f := &sends[i]
-		data := f.data
-		switch {
-		case f.ack != nil:
-			m.public(f.ack.Error)
-			data = mustJSON(f.ack)
-		case f.flowErr != nil:
-			data = flowErrJSON(f.seq, m.public(f.flowErr))
-		}
-		m.host.Publish(f.to, "", nil, data)
+		m.sendOneFast(&sends[i])
 	}
 	clear(sends)
+}
+
+// sendOneFast sends one fast batch reply.
+func (m *Manager) sendOneFast(f *fastSend) {
+	data := f.data
+	switch {
+	case f.ack != nil:
+		m.public(f.ack.Error)
+		data = mustJSON(f.ack)
+	case f.flowErr != nil:
+		data = flowErrJSON(f.seq, m.public(f.flowErr))
+	}
+	m.host.Publish(f.to, "", nil, data)
 }
 
 // fastDurableFor returns a file stream's completion maker for fast batch
@@ -275,13 +279,11 @@ func (m *Manager) fastDone(reply string, t *durableTail, seq uint64, err error) 
 		for n < len(t.queued) && t.queued[n].at <= t.durable {
 			n++
 		}
-		ready := t.queued[:n:n]
-		t.queued = t.queued[n:]
-		sends := make([]fastSend, len(ready))
-		for i, q := range ready {
-			sends[i] = q.f
+		for i := range n {
+			m.sendOneFast(&t.queued[i].f)
 		}
-		m.sendFast(sends)
+		clear(t.queued[:n])
+		t.queued = t.queued[n:]
 	}
 	if len(t.queued) == 0 && t.ended != nil && t.ended.fastEnded[t.id] == t {
 		delete(t.ended.fastEnded, t.id)

@@ -197,7 +197,9 @@ func (st *stream) recount() {
 // countSubject counts a message stored as seq on subject, noting seq as
 // the subject's oldest when it is its only one.
 func (st *stream) countSubject(subject string, seq uint64) {
-	if st.perSubj[subject]++; st.perSubj[subject] == 1 && st.cfg.MaxMsgsPerSubject > 0 {
+	n := st.perSubj[subject] + 1
+	st.perSubj[subject] = n
+	if n == 1 && st.cfg.MaxMsgsPerSubject > 0 {
 		if st.subjFirst == nil {
 			st.subjFirst = make(map[string]uint64)
 		}
